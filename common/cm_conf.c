@@ -1,0 +1,690 @@
+// SPDX-License-Identifier: MIT
+// cm_conf: binds a YAML document to C structs through field tables.
+#include "cm_conf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+// Loader state: the document, where errors go, and a budget of node
+// visits so that alias-heavy documents ("billion laughs") stay bounded.
+struct loader {
+	yaml_document_t *doc;
+	const char *name;
+	char *err;
+	size_t errlen;
+	long visits;
+};
+
+static void *
+at(void *base, size_t off)
+{
+	return (char *)base + off;
+}
+
+int
+cm_conf_errf(char *err, size_t errlen, const char *name, int line,
+    const char *key, const char *fmt, ...)
+{
+	char msg[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (err != NULL && errlen > 0) {
+		if (line > 0)
+			snprintf(err, errlen, "%s:%d: %s: %s", name, line,
+			    key != NULL && key[0] ? key : "(top)", msg);
+		else
+			snprintf(err, errlen, "%s: %s: %s", name,
+			    key != NULL && key[0] ? key : "(top)", msg);
+	}
+	return -EINVAL;
+}
+
+static int
+node_line(const yaml_node_t *n)
+{
+	return n != NULL ? (int)n->start_mark.line + 1 : 0;
+}
+
+static const char *
+scalar(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+// A plain "~", "null" or empty scalar stands for "not set".
+static bool
+is_null(const yaml_node_t *n)
+{
+	const char *s;
+
+	if (n->type != YAML_SCALAR_NODE ||
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	s = scalar(n);
+	return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0;
+}
+
+int
+cm_duration_parse(const char *s, int64_t *ret_ms)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		{ "d", 86400000 },
+	};
+	int64_t total = 0;
+	const char *p = s;
+
+	if (s == NULL || *s == '\0')
+		return -EINVAL;
+	while (*p != '\0') {
+		char *end;
+		long long v;
+		size_t i, ulen = 0;
+
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		errno = 0;
+		v = strtoll(p, &end, 10);
+		if (errno != 0 || v > INT32_MAX)
+			return -ERANGE;
+		p = end;
+		if (*p == '\0') {
+			if (p == s + strlen(s) && total == 0 && end != s) {
+				// a bare number means seconds
+				*ret_ms = (int64_t)v * 1000;
+				return 0;
+			}
+			return -EINVAL;
+		}
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			ulen = strlen(units[i].unit);
+			if (strncmp(p, units[i].unit, ulen) == 0 &&
+			    (p[ulen] == '\0' || (p[ulen] >= '0' && p[ulen] <= '9')))
+				break;
+		}
+		if (i == sizeof(units) / sizeof(units[0]))
+			return -EINVAL;
+		if ((int64_t)v > (INT64_MAX - total) / units[i].ms)
+			return -ERANGE;
+		total += (int64_t)v * units[i].ms;
+		p += ulen;
+	}
+	*ret_ms = total;
+	return 0;
+}
+
+int
+cm_size_parse(const char *s, int64_t *ret_bytes)
+{
+	static const struct {
+		const char *unit;
+		int64_t mul;
+	} units[] = {
+		{ "", 1 }, { "B", 1 }, { "KiB", 1024 }, { "MiB", 1024 * 1024 },
+		{ "GiB", 1024LL * 1024 * 1024 }, { "kB", 1000 },
+		{ "MB", 1000 * 1000 }, { "GB", 1000LL * 1000 * 1000 },
+	};
+	char *end;
+	long long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0)
+		return -ERANGE;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) != 0)
+			continue;
+		if (v > INT64_MAX / units[i].mul)
+			return -ERANGE;
+		*ret_bytes = (int64_t)v * units[i].mul;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+const char *
+cm_strmap_get(const struct cm_strmap *m, const char *key)
+{
+	for (size_t i = 0; m != NULL && i < m->n; i++)
+		if (strcmp(m->keys[i], key) == 0)
+			return m->vals[i];
+	return NULL;
+}
+
+static const char *const type_names[] = {
+	[CM_CONF_STR] = "string",
+	[CM_CONF_INT] = "integer",
+	[CM_CONF_BOOL] = "boolean",
+	[CM_CONF_DURATION] = "duration",
+	[CM_CONF_SIZE] = "size",
+	[CM_CONF_ENUM] = "string",
+	[CM_CONF_STRLIST] = "list of strings",
+	[CM_CONF_STRMAP] = "map of strings",
+	[CM_CONF_STRUCT] = "map",
+	[CM_CONF_LIST] = "list of maps",
+};
+
+static int bind_struct(struct loader *l, void *obj,
+    const struct cm_conf_field *tbl, yaml_node_t *map, const char *path);
+static void free_struct(void *obj, const struct cm_conf_field *tbl);
+
+static int
+check_range(struct loader *l, const struct cm_conf_field *f, int64_t v,
+    int line, const char *path)
+{
+	if (f->min < f->max && (v < f->min || v > f->max))
+		return cm_conf_errf(l->err, l->errlen, l->name, line, path,
+		    "%" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]",
+		    v, f->min, f->max);
+	return 0;
+}
+
+// Binds a scalar text (from the document or a default) to a field.
+static int
+bind_scalar_text(struct loader *l, void *obj, const struct cm_conf_field *f,
+    const char *s, int line, const char *path)
+{
+	int64_t v;
+	char *end;
+	int rv;
+
+	switch (f->type) {
+	case CM_CONF_STR: {
+		char *dup = strdup(s);
+
+		if (dup == NULL)
+			return -ENOMEM;
+		free(*(char **)at(obj, f->off));
+		*(char **)at(obj, f->off) = dup;
+		return 0;
+	}
+	case CM_CONF_INT:
+		errno = 0;
+		v = strtoll(s, &end, 10);
+		if (s[0] == '\0' || *end != '\0' || errno != 0)
+			return cm_conf_errf(l->err, l->errlen, l->name, line,
+			    path, "expected an integer, got \"%s\"", s);
+		rv = check_range(l, f, v, line, path);
+		if (rv == 0)
+			*(int64_t *)at(obj, f->off) = v;
+		return rv;
+	case CM_CONF_BOOL:
+		if (strcmp(s, "true") == 0)
+			*(bool *)at(obj, f->off) = true;
+		else if (strcmp(s, "false") == 0)
+			*(bool *)at(obj, f->off) = false;
+		else
+			return cm_conf_errf(l->err, l->errlen, l->name, line,
+			    path, "expected true or false, got \"%s\"", s);
+		return 0;
+	case CM_CONF_DURATION:
+	case CM_CONF_SIZE:
+		rv = f->type == CM_CONF_DURATION ? cm_duration_parse(s, &v) :
+		    cm_size_parse(s, &v);
+		if (rv < 0)
+			return cm_conf_errf(l->err, l->errlen, l->name, line,
+			    path, "expected a %s (%s), got \"%s\"",
+			    type_names[f->type],
+			    f->type == CM_CONF_DURATION ? "e.g. 500ms, 30s, 5m, 1h" :
+			    "e.g. 4096, 64KiB, 1MiB", s);
+		rv = check_range(l, f, v, line, path);
+		if (rv == 0)
+			*(int64_t *)at(obj, f->off) = v;
+		return rv;
+	case CM_CONF_ENUM:
+		for (int i = 0; f->choices[i] != NULL; i++) {
+			if (strcmp(s, f->choices[i]) == 0) {
+				*(int *)at(obj, f->off) = i;
+				return 0;
+			}
+		}
+		{
+			char list[256] = "";
+			size_t o = 0;
+
+			for (int i = 0; f->choices[i] != NULL && o < sizeof(list); i++)
+				o += (size_t)snprintf(list + o, sizeof(list) - o,
+				    "%s%s", i ? ", " : "", f->choices[i]);
+			return cm_conf_errf(l->err, l->errlen, l->name, line,
+			    path, "unknown value \"%s\" (expected one of: %s)",
+			    s, list);
+		}
+	default:
+		return cm_conf_errf(l->err, l->errlen, l->name, line, path,
+		    "expected a %s, got a scalar", type_names[f->type]);
+	}
+}
+
+static yaml_node_t *
+node_get(struct loader *l, int id)
+{
+	l->visits++;
+	return yaml_document_get_node(l->doc, id);
+}
+
+static int
+expect(struct loader *l, yaml_node_t *n, yaml_node_type_t t,
+    const struct cm_conf_field *f, const char *path)
+{
+	static const char *const kinds[] = {
+		[YAML_SCALAR_NODE] = "a scalar",
+		[YAML_SEQUENCE_NODE] = "a list",
+		[YAML_MAPPING_NODE] = "a map",
+	};
+
+	if (n->type == t)
+		return 0;
+	return cm_conf_errf(l->err, l->errlen, l->name, node_line(n), path,
+	    "expected a %s, got %s", type_names[f->type],
+	    n->type <= YAML_MAPPING_NODE && kinds[n->type] ? kinds[n->type] :
+	    "nothing");
+}
+
+static int
+bind_strlist(struct loader *l, struct cm_strlist *sl,
+    const struct cm_conf_field *f, yaml_node_t *n, const char *path)
+{
+	yaml_node_item_t *it;
+	size_t cap;
+	int rv;
+
+	rv = expect(l, n, YAML_SEQUENCE_NODE, f, path);
+	if (rv < 0)
+		return rv;
+	cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	sl->v = calloc(cap + 1, sizeof(char *));
+	if (sl->v == NULL)
+		return -ENOMEM;
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+	    it++) {
+		yaml_node_t *e = node_get(l, *it);
+		char epath[256];
+
+		snprintf(epath, sizeof(epath), "%s[%zu]", path, sl->n);
+		if (e == NULL || e->type != YAML_SCALAR_NODE)
+			return cm_conf_errf(l->err, l->errlen, l->name,
+			    node_line(e ? e : n), epath, "expected a string");
+		sl->v[sl->n] = strdup(scalar(e));
+		if (sl->v[sl->n] == NULL)
+			return -ENOMEM;
+		sl->n++;
+	}
+	return 0;
+}
+
+static int
+bind_strmap(struct loader *l, struct cm_strmap *sm,
+    const struct cm_conf_field *f, yaml_node_t *n, const char *path)
+{
+	yaml_node_pair_t *p;
+	size_t cap;
+	int rv;
+
+	rv = expect(l, n, YAML_MAPPING_NODE, f, path);
+	if (rv < 0)
+		return rv;
+	cap = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	sm->keys = calloc(cap + 1, sizeof(char *));
+	sm->vals = calloc(cap + 1, sizeof(char *));
+	if (sm->keys == NULL || sm->vals == NULL)
+		return -ENOMEM;
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = node_get(l, p->key), *v = node_get(l, p->value);
+		char epath[256];
+
+		if (k == NULL || v == NULL || k->type != YAML_SCALAR_NODE)
+			return cm_conf_errf(l->err, l->errlen, l->name,
+			    node_line(k ? k : n), path, "keys must be strings");
+		snprintf(epath, sizeof(epath), "%s.%s", path, scalar(k));
+		if (v->type != YAML_SCALAR_NODE)
+			return cm_conf_errf(l->err, l->errlen, l->name,
+			    node_line(v), epath, "expected a string value");
+		if (cm_strmap_get(sm, scalar(k)) != NULL)
+			return cm_conf_errf(l->err, l->errlen, l->name,
+			    node_line(k), epath, "duplicate key");
+		sm->keys[sm->n] = strdup(scalar(k));
+		sm->vals[sm->n] = strdup(scalar(v));
+		if (sm->keys[sm->n] == NULL || sm->vals[sm->n] == NULL) {
+			sm->n++; // so that free releases the partial pair
+			return -ENOMEM;
+		}
+		sm->n++;
+	}
+	return 0;
+}
+
+static void
+set_line(void *obj, const struct cm_conf_field *f, int line)
+{
+	if (f->line_off > 0)
+		*(int *)at(obj, f->line_off - 1) = line;
+}
+
+// Applies the defaults of a table (recursing into nested structs).
+static int
+apply_defaults(struct loader *l, void *obj, const struct cm_conf_field *tbl,
+    const char *path)
+{
+	int rv;
+
+	for (const struct cm_conf_field *f = tbl; f->key != NULL; f++) {
+		char fpath[256];
+
+		snprintf(fpath, sizeof(fpath), "%s%s%s", path, path[0] ? "." : "",
+		    f->key);
+		if (f->type == CM_CONF_STRUCT) {
+			rv = apply_defaults(l, at(obj, f->off), f->sub, fpath);
+			if (rv < 0)
+				return rv;
+			continue;
+		}
+		if (f->def == NULL)
+			continue;
+		rv = bind_scalar_text(l, obj, f, f->def, 0, fpath);
+		if (rv < 0)
+			return rv;
+	}
+	return 0;
+}
+
+static int
+bind_list(struct loader *l, struct cm_list *list,
+    const struct cm_conf_field *f, yaml_node_t *n, const char *path)
+{
+	yaml_node_item_t *it;
+	size_t cap;
+	int rv;
+
+	rv = expect(l, n, YAML_SEQUENCE_NODE, f, path);
+	if (rv < 0)
+		return rv;
+	cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	list->v = calloc(cap + 1, f->elem_size);
+	if (list->v == NULL)
+		return -ENOMEM;
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+	    it++) {
+		yaml_node_t *e = node_get(l, *it);
+		void *elem = (char *)list->v + list->n * f->elem_size;
+		char epath[256];
+
+		snprintf(epath, sizeof(epath), "%s[%zu]", path, list->n);
+		list->n++; // counted first: free releases a partial element
+		if (e == NULL)
+			return -EINVAL;
+		set_line(elem, f, node_line(e));
+		rv = apply_defaults(l, elem, f->sub, epath);
+		if (rv == 0)
+			rv = bind_struct(l, elem, f->sub, e, epath);
+		if (rv < 0)
+			return rv;
+	}
+	return 0;
+}
+
+static int
+bind_field(struct loader *l, void *obj, const struct cm_conf_field *f,
+    yaml_node_t *v, const char *path)
+{
+	int rv;
+
+	switch (f->type) {
+	case CM_CONF_STRLIST:
+		return bind_strlist(l, at(obj, f->off), f, v, path);
+	case CM_CONF_STRMAP:
+		return bind_strmap(l, at(obj, f->off), f, v, path);
+	case CM_CONF_LIST:
+		return bind_list(l, at(obj, f->off), f, v, path);
+	case CM_CONF_STRUCT:
+		set_line(at(obj, f->off), f, node_line(v));
+		return bind_struct(l, at(obj, f->off), f->sub, v, path);
+	default:
+		rv = expect(l, v, YAML_SCALAR_NODE, f, path);
+		if (rv < 0)
+			return rv;
+		return bind_scalar_text(l, obj, f, scalar(v), node_line(v), path);
+	}
+}
+
+static int
+bind_struct(struct loader *l, void *obj, const struct cm_conf_field *tbl,
+    yaml_node_t *map, const char *path)
+{
+	yaml_node_pair_t *p;
+	size_t nfields = 0;
+	int rv, depth = 0;
+
+	for (const char *c = path; *c; c++)
+		depth += (*c == '.' || *c == '[');
+	if (depth > CM_CONF_MAX_DEPTH || l->visits > CM_CONF_MAX_NODES)
+		return cm_conf_errf(l->err, l->errlen, l->name, node_line(map),
+		    path, "document too deep or too large");
+	if (map->type != YAML_MAPPING_NODE)
+		return cm_conf_errf(l->err, l->errlen, l->name, node_line(map),
+		    path, "expected a map");
+	while (tbl[nfields].key != NULL)
+		nfields++;
+
+	bool seen[nfields + 1];
+
+	memset(seen, 0, sizeof(seen));
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	    p++) {
+		yaml_node_t *k = node_get(l, p->key), *v = node_get(l, p->value);
+		char fpath[256];
+		size_t i;
+
+		if (k == NULL || v == NULL || k->type != YAML_SCALAR_NODE)
+			return cm_conf_errf(l->err, l->errlen, l->name,
+			    node_line(map), path, "keys must be strings");
+		snprintf(fpath, sizeof(fpath), "%s%s%s", path,
+		    path[0] ? "." : "", scalar(k));
+		for (i = 0; i < nfields; i++)
+			if (strcmp(tbl[i].key, scalar(k)) == 0)
+				break;
+		if (i == nfields)
+			return cm_conf_errf(l->err, l->errlen, l->name,
+			    node_line(k), fpath, "unknown key");
+		if (seen[i])
+			return cm_conf_errf(l->err, l->errlen, l->name,
+			    node_line(k), fpath, "duplicate key");
+		seen[i] = true;
+		if (is_null(v)) {
+			seen[i] = tbl[i].def != NULL; // null = "use default"
+			continue;
+		}
+		rv = bind_field(l, obj, &tbl[i], v, fpath);
+		if (rv < 0)
+			return rv;
+	}
+	for (size_t i = 0; i < nfields; i++) {
+		char fpath[256];
+
+		if (!tbl[i].required || seen[i])
+			continue;
+		snprintf(fpath, sizeof(fpath), "%s%s%s", path,
+		    path[0] ? "." : "", tbl[i].key);
+		return cm_conf_errf(l->err, l->errlen, l->name, node_line(map),
+		    fpath, "required key is missing");
+	}
+	return 0;
+}
+
+static void
+free_field(void *obj, const struct cm_conf_field *f)
+{
+	switch (f->type) {
+	case CM_CONF_STR:
+		free(*(char **)at(obj, f->off));
+		break;
+	case CM_CONF_STRLIST: {
+		struct cm_strlist *sl = at(obj, f->off);
+
+		for (size_t i = 0; i < sl->n; i++)
+			free(sl->v[i]);
+		free(sl->v);
+		break;
+	}
+	case CM_CONF_STRMAP: {
+		struct cm_strmap *sm = at(obj, f->off);
+
+		for (size_t i = 0; i < sm->n; i++) {
+			free(sm->keys[i]);
+			free(sm->vals[i]);
+		}
+		free(sm->keys);
+		free(sm->vals);
+		break;
+	}
+	case CM_CONF_STRUCT:
+		free_struct(at(obj, f->off), f->sub);
+		break;
+	case CM_CONF_LIST: {
+		struct cm_list *list = at(obj, f->off);
+
+		for (size_t i = 0; i < list->n; i++)
+			free_struct((char *)list->v + i * f->elem_size, f->sub);
+		free(list->v);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void
+free_struct(void *obj, const struct cm_conf_field *tbl)
+{
+	for (const struct cm_conf_field *f = tbl; f->key != NULL; f++)
+		free_field(obj, f);
+}
+
+void
+cm_conf_free(void *obj, const struct cm_conf_field *tbl)
+{
+	size_t size = 0;
+
+	if (obj == NULL)
+		return;
+	free_struct(obj, tbl);
+	// Zero the members we know of (the struct size is unknown here).
+	for (const struct cm_conf_field *f = tbl; f->key != NULL; f++) {
+		static const size_t sizes[] = {
+			[CM_CONF_STR] = sizeof(char *),
+			[CM_CONF_INT] = sizeof(int64_t),
+			[CM_CONF_BOOL] = sizeof(bool),
+			[CM_CONF_DURATION] = sizeof(int64_t),
+			[CM_CONF_SIZE] = sizeof(int64_t),
+			[CM_CONF_ENUM] = sizeof(int),
+			[CM_CONF_STRLIST] = sizeof(struct cm_strlist),
+			[CM_CONF_STRMAP] = sizeof(struct cm_strmap),
+			[CM_CONF_LIST] = sizeof(struct cm_list),
+		};
+
+		if (f->type == CM_CONF_STRUCT)
+			continue; // nested members were freed; leave bytes
+		size = sizes[f->type];
+		memset(at(obj, f->off), 0, size);
+	}
+}
+
+int
+cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
+    const char *text, size_t len, char *err, size_t errlen)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	struct loader l = { .doc = &doc, .name = name, .err = err,
+		.errlen = errlen };
+	yaml_node_t *root;
+	int rv;
+
+	if (len > CM_CONF_MAX_FILE)
+		return cm_conf_errf(err, errlen, name, 0, NULL,
+		    "file is larger than %d bytes", CM_CONF_MAX_FILE);
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		rv = cm_conf_errf(err, errlen, name,
+		    (int)parser.problem_mark.line + 1, NULL, "YAML syntax: %s%s%s",
+		    parser.problem ? parser.problem : "parse error",
+		    parser.context ? " " : "", parser.context ? parser.context : "");
+		yaml_parser_delete(&parser);
+		return rv;
+	}
+	root = yaml_document_get_root_node(&doc);
+	rv = apply_defaults(&l, out, tbl, "");
+	if (rv == 0 && root == NULL)
+		rv = cm_conf_errf(err, errlen, name, 0, NULL, "empty document");
+	if (rv == 0)
+		rv = bind_struct(&l, out, tbl, root, "");
+	if (rv == -ENOMEM)
+		cm_conf_errf(err, errlen, name, 0, NULL, "out of memory");
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	if (rv < 0)
+		cm_conf_free(out, tbl);
+	return rv;
+}
+
+int
+cm_conf_load(void *out, const struct cm_conf_field *tbl, const char *path,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	FILE *f;
+	char *text;
+	size_t n;
+	int rv;
+
+	f = fopen(path, "rbe");
+	if (f == NULL) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return rv;
+	}
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > CM_CONF_MAX_FILE) {
+		fclose(f);
+		return cm_conf_errf(err, errlen, path, 0, NULL,
+		    "not a regular file of at most %d bytes", CM_CONF_MAX_FILE);
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (text == NULL) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	n = fread(text, 1, (size_t)st.st_size, f);
+	fclose(f);
+	rv = cm_conf_load_mem(out, tbl, path, text, n, err, errlen);
+	free(text);
+	return rv;
+}
+
+void
+cm_conf_print_reference(const struct cm_conf_field *tbl, int indent)
+{
+	for (const struct cm_conf_field *f = tbl; f->key != NULL; f++) {
+		printf("%*s%-22s %-15s %-10s %s\n", indent, "", f->key,
+		    type_names[f->type], f->required ? "required" :
+		    f->def ? f->def : "-", f->help ? f->help : "");
+		if (f->sub != NULL)
+			cm_conf_print_reference(f->sub, indent + 2);
+	}
+}

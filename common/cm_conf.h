@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+// cm_conf: YAML configuration bound to C structs through declarative
+// field tables. One table per struct names each key, its type, its offset,
+// whether it is required, its default and a one-line description. The
+// loader rejects unknown keys, duplicate keys, wrong types, out-of-range
+// numbers and missing required keys, with "file:line: path.to.key: reason".
+//
+// Everything the loader allocates inside the target struct is released by
+// cm_conf_free() with the same table.
+#ifndef CM_CONF_H
+#define CM_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CM_CONF_MAX_FILE (1024 * 1024) // bytes; larger files are refused
+#define CM_CONF_MAX_DEPTH 32
+#define CM_CONF_MAX_NODES 100000
+
+enum cm_conf_type {
+	CM_CONF_STR,	  // char *, owned
+	CM_CONF_INT,	  // int64_t
+	CM_CONF_BOOL,	  // bool
+	CM_CONF_DURATION, // int64_t milliseconds: "250ms" "5s" "5m" "1h30m"
+	CM_CONF_SIZE,	  // int64_t bytes: "4096" "64KiB" "1MiB" "1GiB"
+	CM_CONF_ENUM,	  // int: index into .choices
+	CM_CONF_STRLIST,  // struct cm_strlist
+	CM_CONF_STRMAP,	  // struct cm_strmap (keys kept in file order)
+	CM_CONF_STRUCT,	  // nested struct described by .sub
+	CM_CONF_LIST,	  // struct cm_list of .elem_size structs (.sub)
+};
+
+struct cm_strlist {
+	char **v;
+	size_t n;
+};
+
+struct cm_strmap {
+	char **keys;
+	char **vals;
+	size_t n;
+};
+
+struct cm_list {
+	void *v; // array of n elements of the field's elem_size
+	size_t n;
+};
+
+struct cm_conf_field {
+	const char *key;
+	enum cm_conf_type type;
+	size_t off;
+	bool required;
+	const char *def;		     // default, as YAML scalar text
+	int64_t min, max;		     // numeric bounds, used if min < max
+	const char *const *choices;	     // ENUM: NULL-terminated names
+	const struct cm_conf_field *sub;     // STRUCT and LIST
+	size_t elem_size;		     // LIST
+	size_t line_off;		     // STRUCT/LIST: CM_CONF_LINE()
+	const char *help;
+};
+
+// For .line_off: the loader stores the source line of the struct's YAML
+// mapping into this int member (encoded +1 so 0 means "none").
+#define CM_CONF_LINE(type, member) (offsetof(type, member) + 1)
+
+// Loads `path` into `out` (zeroed first, then defaults applied) using
+// `tbl`, terminated by an entry with key NULL. Returns 0, or a negative
+// errno with a message in `err` ("file:line: key: reason"). On failure
+// whatever was allocated is freed and `out` is zeroed.
+int cm_conf_load(void *out, const struct cm_conf_field *tbl, const char *path,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+// Same, from memory; `name` is used in messages in place of a path.
+int cm_conf_load_mem(void *out, const struct cm_conf_field *tbl,
+    const char *name, const char *text, size_t len, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+// Frees what the loader allocated in `obj` and zeroes it. NULL-safe.
+void cm_conf_free(void *obj, const struct cm_conf_field *tbl);
+
+// Writes "name:line: key: <fmt>" into err (for checks done after loading)
+// and returns -EINVAL.
+int cm_conf_errf(char *err, size_t errlen, const char *name, int line,
+    const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+// Scalar parsers shared with the command line. Return 0 or -EINVAL/-ERANGE.
+int cm_duration_parse(const char *s, int64_t *ret_ms);
+int cm_size_parse(const char *s, int64_t *ret_bytes);
+
+// Looks up `key` in a string map; NULL when absent. Borrowed pointer.
+const char *cm_strmap_get(const struct cm_strmap *m, const char *key);
+
+// Prints the table as an indented key reference ("key  type  default  help")
+// for --help-config and the README.
+void cm_conf_print_reference(const struct cm_conf_field *tbl, int indent);
+
+#endif

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+// coord_alert: Alertmanager webhook notifications (version 4) as parsed
+// structs, and the parser. See ../shared API facts: each POST lists every
+// current alert of its group; state is per alert (its own "status"), never
+// the top-level status; endsAt of a firing alert is Go's zero time.
+#ifndef COORD_ALERT_H
+#define COORD_ALERT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct coord_kv {
+	char *key;
+	char *val;
+};
+
+// A label set or annotation set, sorted by key, keys unique.
+struct coord_kvs {
+	struct coord_kv *v;
+	size_t n;
+};
+
+struct coord_alert {
+	bool firing;		 // the alert's own status
+	struct coord_kvs labels;
+	struct coord_kvs annotations;
+	int64_t starts_ms;	 // epoch ms; CM_TIME_NONE if absent/zero
+	int64_t ends_ms;	 // CM_TIME_NONE = no end known
+	char *generator_url;	 // may be ""
+	char *fingerprint;	 // as sent, may be ""
+};
+
+struct coord_notification {
+	char *version;		 // always "4" after a successful parse
+	char *receiver;
+	char *status;		 // "firing" or "resolved" (informational)
+	char *group_key;
+	char *external_url;
+	int64_t truncated_alerts;
+	struct coord_kvs group_labels;
+	struct coord_kvs common_labels;
+	struct coord_kvs common_annotations;
+	struct coord_alert *alerts;
+	size_t n_alerts;
+};
+
+// Bounds for one webhook body; every one configurable (coordinator
+// config "limits:"), each breach a 4xx with a reason.
+struct coord_webhook_limits {
+	size_t max_body;	 // bytes (413 when exceeded)
+	size_t max_alerts;	 // alerts per notification (413)
+	size_t max_labels;	 // labels or annotations per alert (400)
+	size_t max_name_len;	 // label name length (400)
+	size_t max_value_len;	 // label value length (400)
+	size_t max_annotation_len; // annotation value length (400)
+};
+
+extern const struct coord_webhook_limits coord_webhook_default_limits;
+
+// Parses a webhook body (need not be NUL-terminated). On success returns 0
+// and *ret (free with coord_notification_free). On failure returns
+// -EINVAL (malformed JSON, wrong types, bad timestamps, version != "4",
+// invalid label names, non-UTF-8) or -E2BIG (a size limit: body, alerts,
+// labels, lengths) and writes a reason naming the field into err, e.g.
+// "alerts[2].startsAt: not an RFC 3339 time". Unknown keys are ignored.
+// Pure function; any thread.
+int coord_webhook_parse(struct coord_notification **ret, const char *body,
+    size_t len, const struct coord_webhook_limits *lim, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
+void coord_notification_free(struct coord_notification *n);
+
+// Label value or NULL. Borrowed from the alert.
+const char *coord_kvs_get(const struct coord_kvs *kvs, const char *key);
+
+// Deep copy of one alert / release of one (for handing alerts to the
+// engine independently of their notification). copy returns NULL on ENOMEM.
+struct coord_alert *coord_alert_dup(const struct coord_alert *a);
+void coord_alert_free(struct coord_alert *a);
+
+// The alert's identity for deduplication: a 64-bit FNV-1a hash over the
+// sorted label set with the labels named in `ignore` (replica labels such
+// as "prometheus_replica") left out. Equal for the copies an HA pair of
+// Alertmanagers or Prometheus replicas deliver; fingerprint and
+// externalURL play no part.
+uint64_t coord_alert_identity(const struct coord_alert *a,
+    const char *const *ignore, size_t n_ignore);
+
+#endif

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+// coord_rules: remediation rules. A rule matches alerts by label matchers
+// in Alertmanager's syntax and yields an ordered list of actions whose
+// target and parameters are templated from the alert's labels.
+//
+// Config (YAML, under "rules:" of the coordinator config):
+//
+//   - name: demo-high-error-rate
+//     matchers:                       # all must match (AND)
+//       - alertname = "HighErrorRate" # = != =~ !~ ; regexes are anchored
+//       - service =~ "demo-.*"        # like Alertmanager's
+//     cooldown: 5m                    # same action+target not repeated
+//     max_attempts: 2                 # actions per incident, then escalate
+//     continue: false                 # keep matching later rules
+//     actions:
+//       - type: restart               # restart scale_up scale_down
+//                                     # switch_traffic rollback
+//                                     # clear_cache reload_config notify
+//         service: "{{ service }}"    # templated from labels
+//         instance: "{{ instance }}"  # optional: "" = whole service
+//         timeout: 300s
+//         retries: 3
+//         params: { replicas: "2" }   # values templated too
+//
+// A template is literal text with {{ label }} placeholders (spaces
+// optional). A placeholder naming a label the alert lacks is an error
+// (the alert is recorded as "template-error", nothing runs). A rendered
+// value must be 1..253 bytes of [A-Za-z0-9._:/@-], must not contain "..",
+// and must not start with "/" or "-": alert text never reaches a shell or
+// an unvalidated API path.
+#ifndef COORD_RULES_H
+#define COORD_RULES_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cm_conf.h"
+#include "coord_alert.h"
+
+enum coord_action_type {
+	COORD_ACT_RESTART,
+	COORD_ACT_SCALE_UP,
+	COORD_ACT_SCALE_DOWN,
+	COORD_ACT_SWITCH_TRAFFIC,
+	COORD_ACT_ROLLBACK,
+	COORD_ACT_CLEAR_CACHE,
+	COORD_ACT_RELOAD_CONFIG,
+	COORD_ACT_NOTIFY,
+	COORD_ACT__COUNT,
+};
+
+// Wire/config name ("restart", "scale_up", ...) and back (-1 if unknown).
+const char *coord_action_name(enum coord_action_type t);
+int coord_action_parse(const char *s);
+
+// As loaded from YAML by the tables below (strings owned by cm_conf).
+struct coord_action_conf {
+	int line;
+	int type; // enum coord_action_type (CM_CONF_ENUM)
+	char *service;
+	char *instance;
+	int64_t timeout_ms;
+	int64_t retries;
+	struct cm_strmap params;
+};
+
+struct coord_rule_conf {
+	int line;
+	char *name;
+	struct cm_strlist matchers;
+	int64_t cooldown_ms;
+	int64_t max_attempts;
+	bool cont;
+	struct cm_list actions; // of struct coord_action_conf
+};
+
+// cm_conf table for one rule (use as .sub of a CM_CONF_LIST with
+// .elem_size = sizeof(struct coord_rule_conf)).
+extern const struct cm_conf_field coord_rule_fields[];
+
+enum coord_match_op { COORD_MATCH_EQ, COORD_MATCH_NE, COORD_MATCH_RE,
+	COORD_MATCH_NRE };
+
+struct coord_matcher {
+	char *name;
+	enum coord_match_op op;
+	char *value;
+	regex_t re; // compiled "^(?:value)$" for RE/NRE
+};
+
+struct coord_rule {
+	const struct coord_rule_conf *conf; // borrowed from the config
+	struct coord_matcher *matchers;
+	size_t n_matchers;
+};
+
+struct coord_rules {
+	struct coord_rule *v;
+	size_t n;
+};
+
+// Parses one matcher string ('name = "value"', 'name=~"re"', unquoted
+// values allowed). Returns 0 or -EINVAL with a reason in err.
+int coord_matcher_parse(struct coord_matcher *m, const char *s, char *err,
+    size_t errlen);
+void coord_matcher_clear(struct coord_matcher *m);
+
+// Compiles the rule list of the config. Borrows `confs` (must outlive the
+// result). Errors name the file and line of the rule: "file:12:
+// rules[0].matchers[1]: ...". Returns 0 or -EINVAL.
+int coord_rules_compile(struct coord_rules *ret, const struct cm_list *confs,
+    const char *file, char *err, size_t errlen);
+void coord_rules_clear(struct coord_rules *rules);
+
+// True if every matcher of the rule matches the alert's labels (a missing
+// label matches as "", as in Alertmanager).
+bool coord_rule_matches(const struct coord_rule *r, const struct coord_alert *a);
+
+// One planned action, rendered for one alert.
+struct coord_plan {
+	enum coord_action_type type;
+	const struct coord_rule *rule;	     // borrowed
+	const struct coord_action_conf *act; // borrowed
+	size_t step;			     // index in the rule's actions
+	char *service;			     // rendered, owned
+	char *instance;			     // rendered, owned, may be ""
+	struct cm_strmap params;	     // rendered, owned
+};
+
+// Renders `tmpl` against the alert's labels into a new string (free()).
+// Returns 0, -EINVAL (unknown label, invalid result; reason in err) or
+// -ENOMEM.
+int coord_template_render(char **ret, const char *tmpl,
+    const struct coord_alert *a, char *err, size_t errlen);
+
+// Renders every action of `r` for `a` into *ret (array of *ret_n plans,
+// free with coord_plans_free). Returns 0 or the first render error.
+int coord_rule_plan(const struct coord_rule *r, const struct coord_alert *a,
+    struct coord_plan **ret, size_t *ret_n, char *err, size_t errlen);
+void coord_plans_free(struct coord_plan *p, size_t n);
+
+#endif

@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: MIT
+// Tests for cm_conf: typed binding, defaults, and errors with file:line.
+#include <errno.h>
+#include <stdlib.h>
+
+#include "cm_conf.h"
+#include "tt.h"
+
+struct probe {
+	int line;
+	char *path;
+	int64_t period_ms;
+};
+
+struct svc {
+	int line;
+	char *name;
+	int64_t instances;
+	struct cm_strlist command;
+	struct cm_strmap env;
+	struct probe probe;
+	int kind;
+};
+
+struct top {
+	char *node;
+	bool verbose;
+	int64_t max_body;
+	struct cm_list services;
+};
+
+static const char *const kinds[] = { "process", "kubernetes", NULL };
+
+static const struct cm_conf_field probe_fields[] = {
+	{ .key = "path", .type = CM_CONF_STR, .off = offsetof(struct probe, path),
+	  .def = "/healthz" },
+	{ .key = "period", .type = CM_CONF_DURATION,
+	  .off = offsetof(struct probe, period_ms), .def = "2s",
+	  .min = 100, .max = 3600000 },
+	{ 0 },
+};
+
+static const struct cm_conf_field svc_fields[] = {
+	{ .key = "name", .type = CM_CONF_STR, .off = offsetof(struct svc, name),
+	  .required = true },
+	{ .key = "instances", .type = CM_CONF_INT,
+	  .off = offsetof(struct svc, instances), .def = "1", .min = 1, .max = 64 },
+	{ .key = "command", .type = CM_CONF_STRLIST,
+	  .off = offsetof(struct svc, command), .required = true },
+	{ .key = "env", .type = CM_CONF_STRMAP, .off = offsetof(struct svc, env) },
+	{ .key = "probe", .type = CM_CONF_STRUCT, .off = offsetof(struct svc, probe),
+	  .sub = probe_fields, .line_off = CM_CONF_LINE(struct probe, line) },
+	{ .key = "kind", .type = CM_CONF_ENUM, .off = offsetof(struct svc, kind),
+	  .choices = kinds, .def = "process" },
+	{ 0 },
+};
+
+static const struct cm_conf_field top_fields[] = {
+	{ .key = "node", .type = CM_CONF_STR, .off = offsetof(struct top, node),
+	  .required = true },
+	{ .key = "verbose", .type = CM_CONF_BOOL, .off = offsetof(struct top, verbose),
+	  .def = "false" },
+	{ .key = "max_body", .type = CM_CONF_SIZE,
+	  .off = offsetof(struct top, max_body), .def = "1MiB" },
+	{ .key = "services", .type = CM_CONF_LIST,
+	  .off = offsetof(struct top, services), .sub = svc_fields,
+	  .elem_size = sizeof(struct svc), .line_off = CM_CONF_LINE(struct svc, line) },
+	{ 0 },
+};
+
+static int
+load(struct top *t, const char *yaml, char *err, size_t n)
+{
+	memset(t, 0, sizeof(*t));
+	err[0] = '\0';
+	return cm_conf_load_mem(t, top_fields, "t.yaml", yaml, strlen(yaml), err, n);
+}
+
+static void
+test_full_document(void)
+{
+	struct top t;
+	char err[512];
+	struct svc *s;
+	int rv;
+
+	rv = load(&t,
+	    "node: node-a\n"
+	    "verbose: true\n"
+	    "services:\n"
+	    "  - name: web\n"
+	    "    instances: 3\n"
+	    "    command: [/bin/web, --port, '{port}']\n"
+	    "    env: { A: '1', B: two }\n"
+	    "    probe: { period: 500ms }\n"
+	    "  - name: db\n"
+	    "    command: [/bin/db]\n"
+	    "    kind: kubernetes\n",
+	    err, sizeof(err));
+	CHECK_INT(rv, 0);
+	CHECK_STR(t.node, "node-a");
+	CHECK(t.verbose);
+	CHECK_INT(t.max_body, 1024 * 1024);
+	CHECK_INT(t.services.n, 2);
+	s = t.services.v;
+	CHECK_STR(s[0].name, "web");
+	CHECK_INT(s[0].line, 4);
+	CHECK_INT(s[0].instances, 3);
+	CHECK_INT(s[0].command.n, 3);
+	CHECK_STR(s[0].command.v[2], "{port}");
+	CHECK_STR(cm_strmap_get(&s[0].env, "B"), "two");
+	CHECK(cm_strmap_get(&s[0].env, "C") == NULL);
+	CHECK_INT(s[0].probe.period_ms, 500);
+	CHECK_STR(s[0].probe.path, "/healthz");
+	CHECK_INT(s[0].probe.line, 8);
+	CHECK_INT(s[0].kind, 0);
+	CHECK_INT(s[1].instances, 1);
+	CHECK_INT(s[1].probe.period_ms, 2000);
+	CHECK_INT(s[1].kind, 1);
+	cm_conf_free(&t, top_fields);
+	CHECK(t.node == NULL);
+	CHECK(t.services.v == NULL);
+}
+
+static void
+check_error(const char *yaml, const char *want)
+{
+	struct top t;
+	char err[512];
+	int rv;
+
+	rv = load(&t, yaml, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, want);
+	CHECK(t.node == NULL && t.services.v == NULL);
+}
+
+static void
+test_errors_name_file_line_key(void)
+{
+	check_error("node: a\nbogus: 1\n", "t.yaml:2: bogus: unknown key");
+	check_error("verbose: true\n", "t.yaml:1: node: required key is missing");
+	check_error("node: a\nverbose: yes please\n",
+	    "t.yaml:2: verbose: expected true or false");
+	check_error("node: a\nnode: b\n", "t.yaml:2: node: duplicate key");
+	check_error("node: a\nservices:\n  - name: x\n    command: [a]\n"
+	    "    instances: 65\n",
+	    "t.yaml:5: services[0].instances: 65 is out of range [1, 64]");
+	check_error("node: a\nservices:\n  - name: x\n    command: [a]\n"
+	    "    instances: three\n",
+	    "services[0].instances: expected an integer");
+	check_error("node: a\nservices:\n  - name: x\n",
+	    "t.yaml:3: services[0].command: required key is missing");
+	check_error("node: a\nservices:\n  - name: x\n    command: [a]\n"
+	    "    kind: docker\n",
+	    "services[0].kind: unknown value \"docker\" (expected one of: "
+	    "process, kubernetes)");
+	check_error("node: a\nservices:\n  - name: x\n    command: [a]\n"
+	    "    probe: { period: 10 parsecs }\n",
+	    "t.yaml:5: services[0].probe.period: expected a duration");
+	check_error("node: a\nservices: {a: 1}\n",
+	    "t.yaml:2: services: expected a list of maps, got a map");
+	check_error("node: [a, b]\n", "t.yaml:1: node: expected a string, got a list");
+	check_error("node: a\n  bad indent: [\n", "t.yaml:");
+	check_error("node: a\nservices:\n  - name: x\n    command: [a]\n"
+	    "    env: { A: 1, A: 2 }\n", "services[0].env.A: duplicate key");
+	check_error("", "empty document");
+	check_error("- a\n- b\n", "expected a map");
+}
+
+static void
+test_alias_bomb_is_bounded(void)
+{
+	// Each level references the previous one ten times: 10^9 leaves if
+	// expanded. The loader must stop at its visit budget.
+	char yaml[4096];
+	size_t o = 0;
+
+	o += (size_t)snprintf(yaml + o, sizeof(yaml) - o,
+	    "node: a\nservices:\n  - name: x\n    command: &l0 [a,a,a,a,a,a,a,a,a,a]\n");
+	for (int i = 1; i < 9; i++)
+		o += (size_t)snprintf(yaml + o, sizeof(yaml) - o,
+		    "  - name: y%d\n    command: &l%d [*l%d,*l%d,*l%d,*l%d,*l%d,"
+		    "*l%d,*l%d,*l%d,*l%d,*l%d]\n", i, i, i - 1, i - 1, i - 1,
+		    i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+	check_error(yaml, "services[1].command[0]: expected a string");
+}
+
+static void
+test_duration_and_size_parsers(void)
+{
+	int64_t v;
+
+	CHECK_INT(cm_duration_parse("1h30m", &v), 0);
+	CHECK_INT(v, 5400000);
+	CHECK_INT(cm_duration_parse("250ms", &v), 0);
+	CHECK_INT(v, 250);
+	CHECK_INT(cm_duration_parse("45", &v), 0);
+	CHECK_INT(v, 45000);
+	CHECK_INT(cm_duration_parse("2d", &v), 0);
+	CHECK_INT(v, 172800000);
+	CHECK_INT(cm_duration_parse("", &v), -EINVAL);
+	CHECK_INT(cm_duration_parse("-5s", &v), -EINVAL);
+	CHECK_INT(cm_duration_parse("5 s", &v), -EINVAL);
+	CHECK_INT(cm_duration_parse("5sm", &v), -EINVAL);
+	CHECK_INT(cm_duration_parse("99999999999h", &v), -ERANGE);
+	CHECK_INT(cm_size_parse("64KiB", &v), 0);
+	CHECK_INT(v, 65536);
+	CHECK_INT(cm_size_parse("2MB", &v), 0);
+	CHECK_INT(v, 2000000);
+	CHECK_INT(cm_size_parse("1TiB", &v), -EINVAL);
+	CHECK_INT(cm_size_parse("-1", &v), -EINVAL);
+	CHECK_INT(cm_size_parse("99999999999999GiB", &v), -ERANGE);
+}
+
+static void
+test_null_means_default(void)
+{
+	struct top t;
+	char err[512];
+
+	CHECK_INT(load(&t, "node: a\nverbose: ~\nmax_body:\n", err, sizeof(err)), 0);
+	CHECK(!t.verbose);
+	CHECK_INT(t.max_body, 1024 * 1024);
+	cm_conf_free(&t, top_fields);
+	check_error("node: null\n", "t.yaml:1: node: required key is missing");
+}
+
+static void
+test_file_errors(void)
+{
+	struct top t;
+	char err[512];
+
+	memset(&t, 0, sizeof(t));
+	CHECK_INT(cm_conf_load(&t, top_fields, "/nonexistent/x.yaml", err,
+	    sizeof(err)), -ENOENT);
+	CHECK_HAS(err, "/nonexistent/x.yaml: cannot open");
+	CHECK(cm_conf_load(&t, top_fields, "/", err, sizeof(err)) < 0);
+	CHECK_HAS(err, "not a regular file");
+}
+
+static const struct tt_case cases[] = {
+	{ "binds a full document with defaults and lines", test_full_document },
+	{ "errors name file, line and key", test_errors_name_file_line_key },
+	{ "alias expansion is bounded", test_alias_bomb_is_bounded },
+	{ "duration and size parsers", test_duration_and_size_parsers },
+	{ "null scalars mean the default", test_null_means_default },
+	{ "file errors", test_file_errors },
+	{ NULL, NULL },
+};
+
+TT_MAIN(cases)
