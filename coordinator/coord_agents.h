@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// coord_agents: the agent registry and the coordinator's side of the
+// agent channel. Agents dial `agent_listen` (nng rep) to register and
+// heartbeat; the coordinator dials each agent's command address (nng req)
+// to send commands. An agent silent for `lost_after_ms` is marked lost:
+// commands for it fail fast with a clear reason.
+#ifndef COORD_AGENTS_H
+#define COORD_AGENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_msg.h"
+
+struct coord_agents;
+
+// Starts listening. Returns 0 or a negative errno with a reason in err.
+int coord_agents_start(struct coord_agents **ret, const char *listen_url,
+    int64_t lost_after_ms, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+// Stops the server, fails pending commands with -ECANCELED, frees all.
+void coord_agents_stop(struct coord_agents *a);
+
+// Where a target runs: one agent and the instance there.
+struct coord_target {
+	char node[CM_NAME_MAX];
+	char service[CM_NAME_MAX];
+	char instance[CM_NAME_MAX]; // the agent's instance name
+	bool lost;
+};
+
+// Finds instances of `service`: `instance` may be an instance name
+// ("demo-a-0") or its address ("127.0.0.1:18081", Prometheus' instance
+// label); "" means every instance of the service (one target per agent,
+// with instance ""). Fills up to `max` targets. Returns the number found
+// (0 = nobody hosts it). Thread-safe.
+size_t coord_agents_resolve(struct coord_agents *a, const char *service,
+    const char *instance, struct coord_target *ret, size_t max);
+
+// Called once when a command finished: rv 0 with the agent's reply, or
+// rv < 0 (-ETIMEDOUT, -ENOENT unknown node, -EHOSTDOWN lost agent,
+// -EBADMSG bad reply, -ECANCELED shutdown) with reply NULL. Runs on an
+// nng thread; must not block for long.
+typedef void (*coord_agents_done_fn)(int rv, const struct cm_msg_reply *reply,
+    void *arg);
+
+// Sends `cmd` to `node` asynchronously. Returns 0 (done will be called),
+// or a negative errno (done will not be called).
+int coord_agents_command(struct coord_agents *a, const char *node,
+    const struct cm_msg_command *cmd, int64_t timeout_ms,
+    coord_agents_done_fn done, void *arg);
+
+// JSON array of agents for GET /api/v1/agents (free()). NULL on ENOMEM.
+char *coord_agents_json(struct coord_agents *a);
+
+void coord_agents_counts(struct coord_agents *a, int64_t *registered,
+    int64_t *lost);
+
+// Re-evaluates lost agents (call about once a second).
+void coord_agents_tick(struct coord_agents *a);
+
+#endif

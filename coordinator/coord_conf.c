@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+// coord_conf: coordinator configuration tables and validation.
+#include "coord_conf.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+
+#define F(k, t, m, ...) { .key = k, .type = t, \
+	.off = offsetof(struct coord_conf, m), __VA_ARGS__ }
+#define L(k, m, d, lo, hi, h) { .key = k, .type = CM_CONF_INT, \
+	.off = offsetof(struct coord_limits_conf, m), .def = d, .min = lo, \
+	.max = hi, .help = h }
+
+static const struct cm_conf_field limits_fields[] = {
+	{ .key = "max_body", .type = CM_CONF_SIZE,
+	  .off = offsetof(struct coord_limits_conf, max_body), .def = "1MiB",
+	  .min = 1024, .max = 64 * 1024 * 1024,
+	  .help = "largest webhook body accepted (413 above)" },
+	L("max_alerts", max_alerts, "1000", 1, 100000, "alerts per webhook (413 above)"),
+	L("max_labels", max_labels, "64", 1, 1024, "labels or annotations per alert"),
+	L("max_value_len", max_value_len, "1024", 16, 65536, "label value bytes"),
+	L("max_annotation_len", max_annotation_len, "8192", 16, 1048576,
+	    "annotation value bytes"),
+	L("queue", queue, "20000", 16, 1000000,
+	    "alerts accepted but not yet decided (503 above)"),
+	{ 0 },
+};
+
+const struct cm_conf_field coord_conf_fields[] = {
+	F("listen", CM_CONF_STR, listen, .def = "127.0.0.1:9870",
+	    .help = "HTTP address: webhook, API, /metrics, /health"),
+	F("agent_listen", CM_CONF_STR, agent_listen,
+	    .def = "tcp://127.0.0.1:9871",
+	    .help = "nng URL where agents register and heartbeat"),
+	F("journal", CM_CONF_STR, journal,
+	    .def = "/var/lib/reflex/journal.db", .help = "SQLite journal path"),
+	F("log_level", CM_CONF_STR, log_level, .def = "info",
+	    .help = "err, warn, notice, info or debug"),
+	F("journal_sync_full", CM_CONF_BOOL, journal_sync_full, .def = "true",
+	    .help = "fsync every group commit (false: only at checkpoints)"),
+	F("retention", CM_CONF_DURATION, retention_ms, .def = "720h",
+	    .help = "journal rows older than this are deleted (0 keeps all)"),
+	F("agent_lost_after", CM_CONF_DURATION, agent_lost_after_ms,
+	    .def = "30s", .min = 1000, .max = 86400000,
+	    .help = "an agent silent this long is marked lost"),
+	F("replica_labels", CM_CONF_STRLIST, replica_labels,
+	    .help = "labels ignored when recognising duplicate alerts "
+	    "(default: prometheus_replica, replica)"),
+	F("limits", CM_CONF_STRUCT, limits, .sub = limits_fields),
+	{ .key = "rules", .type = CM_CONF_LIST,
+	  .off = offsetof(struct coord_conf, rules), .sub = coord_rule_fields,
+	  .elem_size = sizeof(struct coord_rule_conf),
+	  .line_off = CM_CONF_LINE(struct coord_rule_conf, line),
+	  .help = "remediation rules, matched in order" },
+	{ 0 },
+};
+
+static const char *const default_replica_labels[] = {
+	"prometheus_replica", "replica",
+};
+
+// Prometheus label name: [a-zA-Z_][a-zA-Z0-9_]*
+static bool
+is_label_name(const char *s)
+{
+	if (s[0] == '\0' || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+static int
+validate(struct coord_conf *c, char *err, size_t errlen)
+{
+	int level;
+
+	if (cm_log_level_parse(c->log_level, &level) < 0)
+		return cm_conf_errf(err, errlen, c->path, 0, "log_level",
+		    "unknown level \"%s\"", c->log_level);
+	if (strncmp(c->agent_listen, "tcp://", 6) != 0 &&
+	    strncmp(c->agent_listen, "ipc://", 6) != 0)
+		return cm_conf_errf(err, errlen, c->path, 0, "agent_listen",
+		    "expected a tcp:// or ipc:// URL, got \"%s\"", c->agent_listen);
+	if (strchr(c->listen, '/') != NULL || strchr(c->listen, ':') == NULL)
+		return cm_conf_errf(err, errlen, c->path, 0, "listen",
+		    "expected host:port, got \"%s\"", c->listen);
+	for (size_t i = 0; i < c->replica_labels.n; i++)
+		if (!is_label_name(c->replica_labels.v[i]))
+			return cm_conf_errf(err, errlen, c->path, 0,
+			    "replica_labels", "\"%s\" is not a label name",
+			    c->replica_labels.v[i]);
+	return 0;
+}
+
+int
+coord_conf_load(struct coord_conf *c, const char *path, char *err,
+    size_t errlen)
+{
+	int rv;
+
+	memset(c, 0, sizeof(*c));
+	rv = cm_conf_load(c, coord_conf_fields, path, err, errlen);
+	if (rv < 0)
+		return rv;
+	c->path = strdup(path);
+	if (c->path == NULL) {
+		coord_conf_free(c);
+		return -ENOMEM;
+	}
+	rv = validate(c, err, errlen);
+	if (rv == 0)
+		rv = coord_rules_compile(&c->compiled, &c->rules, path, err,
+		    errlen);
+	if (rv < 0) {
+		coord_conf_free(c);
+		return rv;
+	}
+	c->wl = (struct coord_webhook_limits){
+		.max_body = (size_t)c->limits.max_body,
+		.max_alerts = (size_t)c->limits.max_alerts,
+		.max_labels = (size_t)c->limits.max_labels,
+		.max_name_len = 128,
+		.max_value_len = (size_t)c->limits.max_value_len,
+		.max_annotation_len = (size_t)c->limits.max_annotation_len,
+	};
+	if (c->replica_labels.n > 0) {
+		c->ignore_labels = (const char **)c->replica_labels.v;
+		c->n_ignore_labels = c->replica_labels.n;
+	} else {
+		c->ignore_labels = (const char **)default_replica_labels;
+		c->n_ignore_labels = 2;
+	}
+	return 0;
+}
+
+void
+coord_conf_free(struct coord_conf *c)
+{
+	if (c == NULL)
+		return;
+	coord_rules_clear(&c->compiled);
+	free(c->path);
+	cm_conf_free(c, coord_conf_fields);
+	memset(c, 0, sizeof(*c));
+}

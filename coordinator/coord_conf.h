@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+// coord_conf: the coordinator's configuration file (YAML).
+#ifndef COORD_CONF_H
+#define COORD_CONF_H
+
+#include <stdint.h>
+
+#include "cm_conf.h"
+#include "coord_alert.h"
+#include "coord_rules.h"
+
+struct coord_limits_conf {
+	int64_t max_body;
+	int64_t max_alerts;
+	int64_t max_labels;
+	int64_t max_value_len;
+	int64_t max_annotation_len;
+	int64_t queue;		// alerts waiting for the engine
+};
+
+struct coord_conf {
+	char *listen;		// HTTP: "127.0.0.1:9870"
+	char *agent_listen;	// nng URL agents register at
+	char *journal;		// SQLite path
+	char *log_level;
+	bool journal_sync_full;
+	int64_t retention_ms;
+	int64_t agent_lost_after_ms;
+	int64_t heartbeat_expect_ms;
+	struct cm_strlist replica_labels;
+	struct coord_limits_conf limits;
+	struct cm_list rules;	// of struct coord_rule_conf
+
+	// Derived after loading (not from YAML):
+	char *path;			   // owned copy of the file name
+	struct coord_webhook_limits wl;
+	struct coord_rules compiled;
+	const char **ignore_labels;	   // replica labels, borrowed strs
+	size_t n_ignore_labels;
+};
+
+extern const struct cm_conf_field coord_conf_fields[];
+
+// Loads and validates `path` (including compiling the rules). Returns 0
+// or a negative errno with "file:line: key: reason" in err. On success
+// release with coord_conf_free.
+int coord_conf_load(struct coord_conf *c, const char *path, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+void coord_conf_free(struct coord_conf *c);
+
+#endif

@@ -1,0 +1,1093 @@
+// SPDX-License-Identifier: MIT
+// coord_engine: the decision loop (see coord_engine.h).
+#include "coord_engine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "cm_time.h"
+#include "coord_metrics.h"
+
+#define HASH_BUCKETS 4096
+#define MAX_TARGETS 64
+#define RETRY_BASE_MS 1000
+#define RETRY_MAX_MS 30000
+#define REBUILD_WINDOW_MS (24LL * 3600 * 1000)
+#define INCIDENT_KEEP_CLOSED_MS (3600LL * 1000)
+#define INCIDENT_KEEP_IDLE_MS (24LL * 3600 * 1000)
+
+// An incident: one alert identity from its first firing to its resolve.
+struct incident {
+	struct incident *next; // hash chain
+	uint64_t identity;
+	int64_t start_ms;      // startsAt of the alert that opened it
+	int64_t last_action_id;
+	int64_t last_action_mono; // 0 = never acted
+	int64_t closed_mono;
+	int64_t touched_mono;
+	int attempts;	       // runs started for this incident
+	bool open;
+	bool busy;	       // a run is in progress
+	bool escalated;
+};
+
+// Last use of one action on one target ("rule|type|service|instance").
+struct cooldown {
+	struct cooldown *next;
+	uint64_t hash;
+	char *key;
+	int64_t until_mono;
+	int64_t action_id;
+};
+
+// The execution of one rule's actions for one alert, step by step and,
+// within a step, target by target.
+struct run {
+	struct run *next;
+	struct coord_engine *e;
+	struct incident *inc;
+	struct coord_alert *alert; // owned
+	int64_t alert_id;
+	int64_t received_mono;
+	struct coord_plan *plans;  // owned
+	size_t n_plans, step;
+	struct coord_target targets[MAX_TARGETS];
+	size_t n_targets, t_idx;
+	int64_t action_id;
+	int attempt;		   // try of the current target, 1-based
+	int64_t started_mono;	   // of the current try
+	int64_t retry_at_mono;	   // 0 = not waiting for a retry
+	bool first_ack_seen;
+};
+
+enum ev_kind { EV_ALERT, EV_DONE };
+
+struct ev {
+	struct ev *next;
+	enum ev_kind kind;
+	struct coord_alert *alert; // EV_ALERT, owned
+	int64_t alert_id;
+	uint64_t identity;
+	int64_t received_mono;
+	struct run *run;	   // EV_DONE
+	int rv;
+	bool has_reply;
+	struct cm_msg_reply reply;
+};
+
+struct coord_engine {
+	struct coord_engine_deps d;
+	pthread_t thread;
+	pthread_mutex_t mu; // guards the queue and the counters below
+	pthread_cond_t cv;
+	struct ev *head, *tail;
+	int64_t queued;
+	int64_t in_flight;
+	bool stopping;
+	bool started;
+
+	// Owned by the engine thread only:
+	struct incident *incidents[HASH_BUCKETS];
+	struct cooldown *cooldowns[HASH_BUCKETS];
+	struct run *runs;
+	int64_t last_prune_mono;
+};
+
+static uint64_t
+fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+// ---- queue ---------------------------------------------------------------
+
+static void
+enqueue(struct coord_engine *e, struct ev *ev)
+{
+	pthread_mutex_lock(&e->mu);
+	if (e->tail != NULL)
+		e->tail->next = ev;
+	else
+		e->head = ev;
+	e->tail = ev;
+	if (ev->kind == EV_ALERT)
+		e->queued++;
+	pthread_cond_signal(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void
+ev_free(struct ev *ev)
+{
+	if (ev == NULL)
+		return;
+	coord_alert_free(ev->alert);
+	free(ev);
+}
+
+bool
+coord_engine_full(struct coord_engine *e)
+{
+	bool full;
+
+	pthread_mutex_lock(&e->mu);
+	full = e->queued >= e->d.conf->limits.queue;
+	pthread_mutex_unlock(&e->mu);
+	return full;
+}
+
+void
+coord_engine_counts(struct coord_engine *e, int64_t *queued, int64_t *in_flight)
+{
+	pthread_mutex_lock(&e->mu);
+	*queued = e->queued;
+	*in_flight = e->in_flight;
+	pthread_mutex_unlock(&e->mu);
+}
+
+static int
+push_alert(struct coord_engine *e, struct coord_alert *a, int64_t id,
+    uint64_t identity, int64_t received_mono)
+{
+	struct ev *ev = calloc(1, sizeof(*ev));
+
+	if (ev == NULL)
+		return -ENOMEM;
+	ev->kind = EV_ALERT;
+	ev->alert = a;
+	ev->alert_id = id;
+	ev->identity = identity;
+	ev->received_mono = received_mono;
+	enqueue(e, ev);
+	return 0;
+}
+
+int
+coord_engine_push(struct coord_engine *e, const struct coord_notification *n,
+    const int64_t *ids, const uint64_t *identities, int64_t received_mono)
+{
+	for (size_t i = 0; i < n->n_alerts; i++) {
+		struct coord_alert *a = coord_alert_dup(&n->alerts[i]);
+
+		if (a == NULL || push_alert(e, a, ids[i], identities[i],
+		    received_mono) < 0) {
+			// Stored as pending in the journal: the next start
+			// replays it. Nothing is lost, only delayed.
+			coord_alert_free(a);
+			cm_err("engine.enqueue_failed", "alert_id=%" PRId64, ids[i]);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+// ---- incidents and cooldowns ---------------------------------------------
+
+static struct incident *
+incident_find(struct coord_engine *e, uint64_t identity)
+{
+	struct incident *i = e->incidents[identity % HASH_BUCKETS];
+
+	while (i != NULL && i->identity != identity)
+		i = i->next;
+	return i;
+}
+
+static struct incident *
+incident_get(struct coord_engine *e, uint64_t identity)
+{
+	struct incident *i = incident_find(e, identity);
+
+	if (i != NULL)
+		return i;
+	i = calloc(1, sizeof(*i));
+	if (i == NULL)
+		return NULL;
+	i->identity = identity;
+	i->next = e->incidents[identity % HASH_BUCKETS];
+	e->incidents[identity % HASH_BUCKETS] = i;
+	return i;
+}
+
+static struct cooldown *
+cooldown_find(struct coord_engine *e, const char *key)
+{
+	uint64_t h = fnv1a(key);
+	struct cooldown *c = e->cooldowns[h % HASH_BUCKETS];
+
+	while (c != NULL && (c->hash != h || strcmp(c->key, key) != 0))
+		c = c->next;
+	return c;
+}
+
+static void
+cooldown_set(struct coord_engine *e, const char *key, int64_t until_mono,
+    int64_t action_id)
+{
+	struct cooldown *c = cooldown_find(e, key);
+
+	if (c == NULL) {
+		c = calloc(1, sizeof(*c));
+		if (c == NULL || (c->key = strdup(key)) == NULL) {
+			free(c);
+			return; // worst case: a later duplicate is not held back
+		}
+		c->hash = fnv1a(key);
+		c->next = e->cooldowns[c->hash % HASH_BUCKETS];
+		e->cooldowns[c->hash % HASH_BUCKETS] = c;
+	}
+	if (until_mono > c->until_mono) {
+		c->until_mono = until_mono;
+		c->action_id = action_id;
+	}
+}
+
+static void
+action_key(char *buf, size_t n, const char *rule, const char *type,
+    const char *service, const char *instance)
+{
+	snprintf(buf, n, "%s|%s|%s|%s", rule, type, service, instance);
+}
+
+// Frees incidents closed an hour ago or idle for a day, and expired
+// cooldowns, so memory stays bounded under any alert volume.
+static void
+prune(struct coord_engine *e, int64_t now)
+{
+	if (now - e->last_prune_mono < 60000)
+		return;
+	e->last_prune_mono = now;
+	for (size_t b = 0; b < HASH_BUCKETS; b++) {
+		struct incident **ip = &e->incidents[b];
+		struct cooldown **cp = &e->cooldowns[b];
+
+		while (*ip != NULL) {
+			struct incident *i = *ip;
+
+			if (!i->busy && ((!i->open &&
+			    now - i->closed_mono > INCIDENT_KEEP_CLOSED_MS) ||
+			    now - i->touched_mono > INCIDENT_KEEP_IDLE_MS)) {
+				*ip = i->next;
+				free(i);
+			} else {
+				ip = &i->next;
+			}
+		}
+		while (*cp != NULL) {
+			struct cooldown *c = *cp;
+
+			if (c->until_mono < now) {
+				*cp = c->next;
+				free(c->key);
+				free(c);
+			} else {
+				cp = &c->next;
+			}
+		}
+	}
+}
+
+// ---- decisions -----------------------------------------------------------
+
+static void
+decide(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
+    const char *detail)
+{
+	const char *outcome = coord_decision_name(d);
+	char buf[32];
+	int rv;
+
+	coord_metrics_decision(d);
+	// The journal spells outcomes with dashes ("no-rule").
+	snprintf(buf, sizeof(buf), "%s", outcome);
+	for (char *p = buf; *p; p++)
+		if (*p == '_')
+			*p = '-';
+	rv = coord_journal_alert_done(e->d.journal, alert_id, buf, detail);
+	if (rv < 0)
+		cm_err("engine.journal_failed", "alert_id=%" PRId64 " rv=%d",
+		    alert_id, rv);
+	cm_info("engine.decision", "alert_id=%" PRId64 " result=%s detail=%s",
+	    alert_id, buf, cm_q(detail));
+}
+
+static bool
+dispatchable(enum coord_action_type t)
+{
+	return t == COORD_ACT_RESTART || t == COORD_ACT_CLEAR_CACHE ||
+	    t == COORD_ACT_RELOAD_CONFIG;
+}
+
+// Collects the plans of the first matching rule, and of later ones while
+// the matched rules say "continue". Returns 0 with *ret_n == 0 when no
+// rule matched; -EINVAL on a template error (reason in err).
+static int
+plan_for(struct coord_engine *e, const struct coord_alert *a,
+    struct coord_plan **ret, size_t *ret_n, char *err, size_t errlen)
+{
+	const struct coord_rules *rules = &e->d.conf->compiled;
+	struct coord_plan *all = NULL;
+	size_t n_all = 0;
+
+	for (size_t i = 0; i < rules->n; i++) {
+		struct coord_plan *p, *grown;
+		size_t n;
+		int rv;
+
+		if (!coord_rule_matches(&rules->v[i], a))
+			continue;
+		rv = coord_rule_plan(&rules->v[i], a, &p, &n, err, errlen);
+		if (rv < 0) {
+			coord_plans_free(all, n_all);
+			return rv;
+		}
+		grown = realloc(all, (n_all + n) * sizeof(*all));
+		if (grown == NULL) {
+			coord_plans_free(p, n);
+			coord_plans_free(all, n_all);
+			return -ENOMEM;
+		}
+		all = grown;
+		memcpy(all + n_all, p, n * sizeof(*p));
+		n_all += n;
+		free(p); // elements moved into `all`
+		if (!rules->v[i].conf->cont)
+			break;
+	}
+	*ret = all;
+	*ret_n = n_all;
+	return 0;
+}
+
+static void run_step(struct run *r);
+static void dispatch_target(struct run *r);
+
+static void
+run_free(struct run *r)
+{
+	coord_plans_free(r->plans, r->n_plans);
+	coord_alert_free(r->alert);
+	free(r);
+}
+
+static void
+run_unlink(struct coord_engine *e, struct run *r)
+{
+	for (struct run **p = &e->runs; *p != NULL; p = &(*p)->next) {
+		if (*p == r) {
+			*p = r->next;
+			return;
+		}
+	}
+}
+
+static void
+run_finish(struct run *r, bool ok, const char *why)
+{
+	struct coord_engine *e = r->e;
+
+	r->inc->busy = false;
+	cm_log(ok ? CM_LOG_INFO : CM_LOG_WARN, "engine.run_done",
+	    "alert_id=%" PRId64 " rule=%s ok=%d attempt=%d detail=%s",
+	    r->alert_id, cm_q(r->plans[0].rule->conf->name), ok,
+	    r->inc->attempts, cm_q(why));
+	run_unlink(e, r);
+	run_free(r);
+}
+
+static const char *
+alertname(const struct coord_alert *a)
+{
+	const char *n = coord_kvs_get(&a->labels, "alertname");
+
+	return n != NULL ? n : "";
+}
+
+// Records a step that cannot run (unsupported, nobody hosts it) as a
+// refused/failed action row, so the journal shows what was skipped.
+static void
+record_unrunnable(struct run *r, const struct coord_plan *p, const char *state,
+    enum coord_outcome o, const char *detail)
+{
+	struct coord_action_rec rec = {
+		.alert_id = r->alert_id,
+		.identity = r->inc->identity,
+		.incident_start_ms = r->inc->start_ms,
+		.rule = p->rule->conf->name,
+		.type = coord_action_name(p->type),
+		.service = p->service,
+		.instance = p->instance,
+		.state = state,
+		.detail = detail,
+		.attempt = 1,
+		.created_ms = cm_now_ms(),
+	};
+
+	(void)coord_journal_action_insert(r->e->d.journal, &rec);
+	coord_metrics_action(p->type, o);
+}
+
+static void
+run_step(struct run *r)
+{
+	const struct coord_plan *p;
+	char detail[512];
+
+	if (r->step >= r->n_plans) {
+		run_finish(r, true, "all steps succeeded");
+		return;
+	}
+	p = &r->plans[r->step];
+	if (!dispatchable(p->type)) {
+		snprintf(detail, sizeof(detail),
+		    "%s is not available in the process runtime",
+		    coord_action_name(p->type));
+		record_unrunnable(r, p, "refused", COORD_OUT_REFUSED, detail);
+		run_finish(r, false, detail);
+		return;
+	}
+	r->n_targets = coord_agents_resolve(r->e->d.agents, p->service,
+	    p->instance, r->targets, MAX_TARGETS);
+	if (r->n_targets == 0) {
+		snprintf(detail, sizeof(detail),
+		    "no registered agent runs service %s instance %s",
+		    p->service, p->instance[0] ? p->instance : "(all)");
+		record_unrunnable(r, p, "failed", COORD_OUT_FAILED, detail);
+		run_finish(r, false, detail);
+		return;
+	}
+	r->t_idx = 0;
+	r->attempt = 1;
+	dispatch_target(r);
+}
+
+static void handle_done(struct coord_engine *e, struct run *r, int rv,
+    const struct cm_msg_reply *reply);
+
+static void
+command_done(int rv, const struct cm_msg_reply *reply, void *arg)
+{
+	struct run *r = arg;
+	struct ev *ev = calloc(1, sizeof(*ev));
+
+	if (ev == NULL) {
+		// Without memory we cannot hand the result over; the run stays
+		// busy and the in-flight row tells the operator.
+		cm_err("engine.done_lost", "action_id=%" PRId64, r->action_id);
+		return;
+	}
+	ev->kind = EV_DONE;
+	ev->run = r;
+	ev->rv = rv;
+	if (reply != NULL) {
+		ev->has_reply = true;
+		ev->reply = *reply;
+		ev->reply.json = NULL; // not needed; owned by the sender
+	}
+	enqueue(r->e, ev);
+}
+
+static int64_t
+action_timeout_ms(const struct coord_plan *p)
+{
+	return p->act->timeout_ms > 0 ? p->act->timeout_ms :
+	    coord_action_default_timeout_ms(p->type);
+}
+
+static void
+dispatch_target(struct run *r)
+{
+	struct coord_engine *e = r->e;
+	const struct coord_plan *p = &r->plans[r->step];
+	const struct coord_target *t = &r->targets[r->t_idx];
+	struct cm_msg_command cmd = { 0 };
+	char key[512];
+	int rv;
+
+	if (r->attempt == 1) {
+		struct coord_action_rec rec = {
+			.alert_id = r->alert_id,
+			.identity = r->inc->identity,
+			.incident_start_ms = r->inc->start_ms,
+			.rule = p->rule->conf->name,
+			.type = coord_action_name(p->type),
+			.service = p->service,
+			.instance = t->instance[0] ? t->instance : p->instance,
+			.node = t->node,
+			.state = "dispatched",
+			.detail = "sent to agent",
+			.attempt = 1,
+			.created_ms = cm_now_ms(),
+		};
+
+		// Write-ahead: the row exists before the command leaves, so a
+		// crash can never hide an action that ran.
+		rv = coord_journal_action_insert(e->d.journal, &rec);
+		if (rv < 0) {
+			cm_err("engine.journal_failed", "alert_id=%" PRId64
+			    " rv=%d", r->alert_id, rv);
+			run_finish(r, false, "journal not writable: action not sent");
+			return;
+		}
+		r->action_id = rec.id;
+		r->inc->last_action_id = rec.id;
+		action_key(key, sizeof(key), p->rule->conf->name,
+		    coord_action_name(p->type), p->service, rec.instance);
+		cooldown_set(e, key, cm_mono_ms() + p->rule->conf->cooldown_ms,
+		    rec.id);
+	} else {
+		char d[64];
+
+		snprintf(d, sizeof(d), "attempt %d sent to agent", r->attempt);
+		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		    "dispatched", d, cm_now_ms());
+	}
+
+	cmd.action_id = (uint64_t)r->action_id;
+	snprintf(cmd.action, sizeof(cmd.action), "%s", coord_action_name(p->type));
+	snprintf(cmd.service, sizeof(cmd.service), "%s", p->service);
+	snprintf(cmd.instance, sizeof(cmd.instance), "%s", t->instance);
+	snprintf(cmd.reason, sizeof(cmd.reason), "alert %s (journal alert %"
+	    PRId64 "), rule %s", alertname(r->alert), r->alert_id,
+	    p->rule->conf->name);
+	cmd.timeout_ms = (uint32_t)action_timeout_ms(p);
+	r->started_mono = cm_mono_ms();
+
+	pthread_mutex_lock(&e->mu);
+	e->in_flight++;
+	pthread_mutex_unlock(&e->mu);
+	cm_info("engine.dispatch", "action_id=%" PRId64 " type=%s node=%s "
+	    "service=%s instance=%s attempt=%d", r->action_id, cmd.action,
+	    cm_q(t->node), cm_q(cmd.service), cm_q(cmd.instance), r->attempt);
+	if (t->lost)
+		rv = -EHOSTDOWN;
+	else
+		rv = coord_agents_command(e->d.agents, t->node, &cmd,
+		    action_timeout_ms(p), command_done, r);
+	if (rv < 0)
+		handle_done(e, r, rv, NULL);
+}
+
+static int64_t
+backoff_ms(int attempt)
+{
+	int64_t ms = RETRY_BASE_MS;
+
+	for (int i = 2; i < attempt && ms < RETRY_MAX_MS; i++)
+		ms *= 2;
+	return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
+}
+
+static void
+handle_done(struct coord_engine *e, struct run *r, int rv,
+    const struct cm_msg_reply *reply)
+{
+	const struct coord_plan *p = &r->plans[r->step];
+	int64_t now = cm_mono_ms();
+	bool ok = rv == 0 && reply != NULL && reply->ok;
+	char detail[CM_TEXT_MAX + 128];
+
+	pthread_mutex_lock(&e->mu);
+	e->in_flight--;
+	pthread_mutex_unlock(&e->mu);
+	coord_metrics_action_duration((double)(now - r->started_mono) / 1000.0);
+
+	if (reply != NULL)
+		snprintf(detail, sizeof(detail), "%s", reply->message);
+	else if (rv == -EHOSTDOWN)
+		snprintf(detail, sizeof(detail), "agent on node %s is lost "
+		    "(no heartbeat)", r->targets[r->t_idx].node);
+	else
+		snprintf(detail, sizeof(detail), "%s", strerror(-rv));
+
+	if (ok) {
+		if (!r->first_ack_seen) {
+			r->first_ack_seen = true;
+			coord_metrics_alert_to_action(
+			    (double)(now - r->received_mono) / 1000.0);
+		}
+		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		    "succeeded", detail, cm_now_ms());
+		coord_metrics_action(p->type, COORD_OUT_SUCCEEDED);
+		cm_info("engine.action_done", "action_id=%" PRId64
+		    " outcome=succeeded detail=%s", r->action_id, cm_q(detail));
+		if (++r->t_idx < r->n_targets) {
+			r->attempt = 1;
+			dispatch_target(r);
+		} else {
+			r->step++;
+			run_step(r);
+		}
+		return;
+	}
+
+	if (r->attempt <= p->act->retries && rv != -ECANCELED) {
+		int64_t wait = backoff_ms(r->attempt + 1);
+		char d[CM_TEXT_MAX + 160];
+
+		snprintf(d, sizeof(d), "attempt %d failed: %s; retrying in %lld ms",
+		    r->attempt, detail, (long long)wait);
+		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		    "retrying", d, cm_now_ms());
+		cm_warn("engine.action_retry", "action_id=%" PRId64 " detail=%s",
+		    r->action_id, cm_q(d));
+		r->attempt++;
+		r->retry_at_mono = now + wait;
+		return;
+	}
+	{
+		bool timed_out = rv == -ETIMEDOUT;
+		const char *state = timed_out ? "timeout" : "failed";
+
+		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		    state, detail, cm_now_ms());
+		coord_metrics_action(p->type, timed_out ? COORD_OUT_TIMEOUT :
+		    COORD_OUT_FAILED);
+		cm_warn("engine.action_done", "action_id=%" PRId64
+		    " outcome=%s detail=%s", r->action_id, state, cm_q(detail));
+		run_finish(r, false, detail);
+	}
+}
+
+// Starts a run for `inc` and takes `a` and `plans`.
+static void
+start_run(struct coord_engine *e, struct incident *inc, struct coord_alert *a,
+    int64_t alert_id, int64_t received_mono, struct coord_plan *plans,
+    size_t n_plans)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	char detail[512];
+
+	if (r == NULL) {
+		coord_plans_free(plans, n_plans);
+		coord_alert_free(a);
+		decide(e, alert_id, COORD_DEC_REFUSED, "out of memory");
+		return;
+	}
+	r->e = e;
+	r->inc = inc;
+	r->alert = a;
+	r->alert_id = alert_id;
+	r->received_mono = received_mono;
+	r->plans = plans;
+	r->n_plans = n_plans;
+	r->next = e->runs;
+	e->runs = r;
+	inc->busy = true;
+	inc->attempts++;
+	inc->last_action_mono = cm_mono_ms();
+	snprintf(detail, sizeof(detail), "rule %s, attempt %d: %s %s/%s%s",
+	    plans[0].rule->conf->name, inc->attempts,
+	    coord_action_name(plans[0].type), plans[0].service,
+	    plans[0].instance[0] ? plans[0].instance : "*",
+	    n_plans > 1 ? " (+more steps)" : "");
+	decide(e, alert_id, COORD_DEC_ACTED, detail);
+	run_step(r);
+}
+
+// First step's targets must exist before an attempt is spent on them.
+static bool
+first_step_hosted(struct coord_engine *e, const struct coord_plan *p,
+    char *detail, size_t n)
+{
+	struct coord_target t[1];
+
+	if (!dispatchable(p->type))
+		return true; // recorded as refused by run_step
+	if (coord_agents_resolve(e->d.agents, p->service, p->instance, t, 1) > 0)
+		return true;
+	snprintf(detail, n, "no registered agent runs service %s instance %s",
+	    p->service, p->instance[0] ? p->instance : "(all)");
+	return false;
+}
+
+static bool
+in_cooldown(struct coord_engine *e, const struct coord_plan *plans,
+    size_t n, char *detail, size_t dn)
+{
+	int64_t now = cm_mono_ms();
+
+	for (size_t i = 0; i < n; i++) {
+		char key[512];
+		struct cooldown *c;
+
+		action_key(key, sizeof(key), plans[i].rule->conf->name,
+		    coord_action_name(plans[i].type), plans[i].service,
+		    plans[i].instance);
+		c = cooldown_find(e, key);
+		if (c != NULL && c->until_mono > now) {
+			snprintf(detail, dn, "%s on %s/%s already done by action %"
+			    PRId64 " within the cooldown (%lld s left)",
+			    coord_action_name(plans[i].type), plans[i].service,
+			    plans[i].instance[0] ? plans[i].instance : "*",
+			    c->action_id, (long long)((c->until_mono - now) / 1000));
+			return true;
+		}
+	}
+	return false;
+}
+
+static void
+handle_resolved(struct coord_engine *e, struct ev *ev)
+{
+	struct incident *inc = incident_find(e, ev->identity);
+	char detail[256];
+
+	if (inc != NULL && inc->open) {
+		inc->open = false;
+		inc->closed_mono = cm_mono_ms();
+		snprintf(detail, sizeof(detail), "closed the incident after %d "
+		    "attempt(s); last action %" PRId64, inc->attempts,
+		    inc->last_action_id);
+	} else {
+		snprintf(detail, sizeof(detail), "no open incident");
+	}
+	decide(e, ev->alert_id, COORD_DEC_RESOLVED, detail);
+}
+
+static void
+handle_alert(struct coord_engine *e, struct ev *ev)
+{
+	struct incident *inc = incident_find(e, ev->identity);
+	struct coord_plan *plans = NULL;
+	size_t n_plans = 0;
+	int64_t now = cm_mono_ms();
+	char detail[512];
+	int rv;
+
+	coord_metrics_alert(ev->alert->firing);
+	if (!ev->alert->firing) {
+		handle_resolved(e, ev);
+		return;
+	}
+	if (inc != NULL && inc->open) {
+		inc->touched_mono = now;
+		if (inc->busy) {
+			snprintf(detail, sizeof(detail), "incident in progress "
+			    "(action %" PRId64 ")", inc->last_action_id);
+			decide(e, ev->alert_id, COORD_DEC_DUPLICATE, detail);
+			return;
+		}
+	}
+
+	rv = plan_for(e, ev->alert, &plans, &n_plans, detail, sizeof(detail));
+	if (rv < 0) {
+		decide(e, ev->alert_id, COORD_DEC_TEMPLATE_ERROR, detail);
+		return;
+	}
+	if (n_plans == 0) {
+		decide(e, ev->alert_id, COORD_DEC_NO_RULE, "no rule matched");
+		return;
+	}
+
+	if (inc != NULL && inc->open) {
+		const struct coord_rule_conf *rc = plans[0].rule->conf;
+
+		if (now - inc->last_action_mono < rc->cooldown_ms) {
+			snprintf(detail, sizeof(detail), "repeat of an incident "
+			    "handled by action %" PRId64 " (cooldown %lld s left)",
+			    inc->last_action_id, (long long)((rc->cooldown_ms -
+			    (now - inc->last_action_mono)) / 1000));
+			decide(e, ev->alert_id, COORD_DEC_DUPLICATE, detail);
+		} else if (inc->attempts >= rc->max_attempts) {
+			if (!inc->escalated) {
+				inc->escalated = true;
+				snprintf(detail, sizeof(detail), "still firing after "
+				    "%d attempt(s) (last action %" PRId64 "): "
+				    "needs a person", inc->attempts,
+				    inc->last_action_id);
+				cm_warn("engine.escalate", "alert_id=%" PRId64
+				    " alertname=%s detail=%s", ev->alert_id,
+				    cm_q(alertname(ev->alert)), cm_q(detail));
+				decide(e, ev->alert_id, COORD_DEC_ESCALATED, detail);
+			} else {
+				decide(e, ev->alert_id, COORD_DEC_DUPLICATE,
+				    "already escalated");
+			}
+		} else if (!first_step_hosted(e, &plans[0], detail,
+		    sizeof(detail))) {
+			decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
+		} else {
+			start_run(e, inc, ev->alert, ev->alert_id,
+			    ev->received_mono, plans, n_plans);
+			ev->alert = NULL;
+			return;
+		}
+		coord_plans_free(plans, n_plans);
+		return;
+	}
+
+	if (in_cooldown(e, plans, n_plans, detail, sizeof(detail))) {
+		decide(e, ev->alert_id, COORD_DEC_COOLDOWN, detail);
+	} else if (!first_step_hosted(e, &plans[0], detail, sizeof(detail))) {
+		decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
+	} else {
+		inc = incident_get(e, ev->identity);
+		if (inc == NULL) {
+			decide(e, ev->alert_id, COORD_DEC_REFUSED, "out of memory");
+			coord_plans_free(plans, n_plans);
+			return;
+		}
+		inc->open = true;
+		inc->attempts = 0;
+		inc->escalated = false;
+		inc->start_ms = ev->alert->starts_ms;
+		inc->touched_mono = now;
+		start_run(e, inc, ev->alert, ev->alert_id, ev->received_mono,
+		    plans, n_plans);
+		ev->alert = NULL;
+		return;
+	}
+	coord_plans_free(plans, n_plans);
+}
+
+// ---- loop ----------------------------------------------------------------
+
+static int64_t
+next_deadline(struct coord_engine *e, int64_t now)
+{
+	int64_t d = now + 1000; // agent liveness tick
+
+	for (struct run *r = e->runs; r != NULL; r = r->next)
+		if (r->retry_at_mono > 0 && r->retry_at_mono < d)
+			d = r->retry_at_mono;
+	return d;
+}
+
+static void
+fire_timers(struct coord_engine *e, int64_t now)
+{
+	struct run *r = e->runs;
+
+	while (r != NULL) {
+		struct run *next = r->next; // r may finish and be freed
+
+		if (r->retry_at_mono > 0 && r->retry_at_mono <= now) {
+			r->retry_at_mono = 0;
+			dispatch_target(r);
+		}
+		r = next;
+	}
+}
+
+static void *
+engine_main(void *arg)
+{
+	struct coord_engine *e = arg;
+	int64_t last_tick = 0;
+
+	for (;;) {
+		struct ev *ev;
+		int64_t now = cm_mono_ms(), deadline = next_deadline(e, now);
+		struct timespec ts;
+
+		pthread_mutex_lock(&e->mu);
+		while (e->head == NULL && !e->stopping && cm_mono_ms() < deadline) {
+			int64_t wait = deadline - cm_mono_ms();
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += wait / 1000;
+			ts.tv_nsec += (wait % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+		}
+		if (e->stopping) {
+			pthread_mutex_unlock(&e->mu);
+			break;
+		}
+		ev = e->head;
+		if (ev != NULL) {
+			e->head = ev->next;
+			if (e->head == NULL)
+				e->tail = NULL;
+			if (ev->kind == EV_ALERT)
+				e->queued--;
+		}
+		pthread_mutex_unlock(&e->mu);
+
+		if (ev != NULL && ev->kind == EV_ALERT)
+			handle_alert(e, ev);
+		else if (ev != NULL)
+			handle_done(e, ev->run, ev->rv,
+			    ev->has_reply ? &ev->reply : NULL);
+		ev_free(ev);
+
+		now = cm_mono_ms();
+		fire_timers(e, now);
+		if (now - last_tick >= 1000) {
+			last_tick = now;
+			coord_agents_tick(e->d.agents);
+			prune(e, now);
+		}
+	}
+	return NULL;
+}
+
+// ---- startup -------------------------------------------------------------
+
+struct rebuild {
+	struct coord_engine *e;
+	int64_t now_ms, now_mono;
+	int interrupted;
+	int64_t last_alert_id_seen; // to count runs per incident
+};
+
+static void
+rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
+    void *arg)
+{
+	struct rebuild *rb = arg;
+	struct coord_engine *e = rb->e;
+	struct incident *inc = incident_get(e, rec->identity);
+	int64_t mono = rb->now_mono - (rb->now_ms - rec->created_ms);
+	const struct coord_rule_conf *rc = NULL;
+	char key[512];
+
+	(void)updated_ms;
+	if (inc == NULL)
+		return;
+	// A run spans several rows (one per target and step), all created
+	// for the same triggering alert: count runs by alert.
+	if (inc->last_action_id == 0 || rec->alert_id != rb->last_alert_id_seen)
+		inc->attempts++;
+	rb->last_alert_id_seen = rec->alert_id;
+	inc->open = true;
+	inc->start_ms = rec->incident_start_ms;
+	inc->last_action_id = rec->id;
+	inc->last_action_mono = mono;
+	inc->touched_mono = rb->now_mono;
+	for (size_t i = 0; i < e->d.conf->compiled.n; i++)
+		if (strcmp(e->d.conf->compiled.v[i].conf->name, rec->rule) == 0)
+			rc = e->d.conf->compiled.v[i].conf;
+	if (rc != NULL) {
+		action_key(key, sizeof(key), rec->rule, rec->type, rec->service,
+		    rec->instance);
+		cooldown_set(e, key, mono + rc->cooldown_ms, rec->id);
+	}
+	if (strcmp(rec->state, "dispatched") == 0 ||
+	    strcmp(rec->state, "retrying") == 0) {
+		// The outcome was lost with the previous process. The agent
+		// may or may not have acted; the cooldown above keeps us from
+		// acting twice, and a still-firing alert retries after it.
+		(void)coord_journal_action_update(e->d.journal, rec->id,
+		    "interrupted", "coordinator restarted while the action was "
+		    "in flight; outcome unknown", rb->now_ms);
+		rb->interrupted++;
+	}
+}
+
+static void
+replay_alert(int64_t id, uint64_t identity, int64_t received_ms,
+    struct coord_alert *alert, void *arg)
+{
+	struct coord_engine *e = arg;
+
+	(void)received_ms;
+	if (push_alert(e, alert, id, identity, cm_mono_ms()) < 0)
+		coord_alert_free(alert);
+}
+
+int
+coord_engine_start(struct coord_engine **ret,
+    const struct coord_engine_deps *deps)
+{
+	struct coord_engine *e = calloc(1, sizeof(*e));
+	struct rebuild rb;
+	pthread_condattr_t ca;
+	int rv;
+
+	if (e == NULL)
+		return -ENOMEM;
+	e->d = *deps;
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	rb = (struct rebuild){ .e = e, .now_ms = cm_now_ms(),
+		.now_mono = cm_mono_ms() };
+	rv = coord_journal_scan_actions(e->d.journal,
+	    rb.now_ms - REBUILD_WINDOW_MS, rebuild_action, &rb);
+	if (rv == 0)
+		rv = coord_journal_replay_pending(e->d.journal, replay_alert, e);
+	if (rv < 0) {
+		coord_engine_free(e);
+		return rv;
+	}
+	cm_info("engine.resumed", "queued=%lld interrupted_actions=%d",
+	    (long long)e->queued, rb.interrupted);
+	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+		coord_engine_free(e);
+		return -EAGAIN;
+	}
+	e->started = true;
+	*ret = e;
+	return 0;
+}
+
+void
+coord_engine_stop(struct coord_engine *e)
+{
+	if (e == NULL || !e->started)
+		return;
+	pthread_mutex_lock(&e->mu);
+	e->stopping = true;
+	pthread_cond_signal(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+	pthread_join(e->thread, NULL);
+	e->started = false;
+}
+
+void
+coord_engine_free(struct coord_engine *e)
+{
+	if (e == NULL)
+		return;
+	coord_engine_stop(e);
+	while (e->head != NULL) {
+		struct ev *ev = e->head;
+
+		e->head = ev->next;
+		ev_free(ev);
+	}
+	while (e->runs != NULL) {
+		struct run *r = e->runs;
+
+		e->runs = r->next;
+		run_free(r);
+	}
+	for (size_t b = 0; b < HASH_BUCKETS; b++) {
+		while (e->incidents[b] != NULL) {
+			struct incident *i = e->incidents[b];
+
+			e->incidents[b] = i->next;
+			free(i);
+		}
+		while (e->cooldowns[b] != NULL) {
+			struct cooldown *c = e->cooldowns[b];
+
+			e->cooldowns[b] = c->next;
+			free(c->key);
+			free(c);
+		}
+	}
+	pthread_cond_destroy(&e->cv);
+	pthread_mutex_destroy(&e->mu);
+	free(e);
+}

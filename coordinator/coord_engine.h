@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+// coord_engine: decides what to do about each alert and drives the
+// resulting actions to an outcome.
+//
+// One engine thread owns all decision state (incidents, cooldowns, runs),
+// so no decision races another. Work arrives through a queue: committed
+// alerts from the webhook (coord_engine_push) and completions of agent
+// commands (posted by their callbacks). The webhook thread never waits for
+// the engine, and the engine never waits for an agent.
+//
+// Per alert: a resolved alert closes its incident and never acts. A firing
+// alert belongs to an incident, keyed by its identity (labels minus the
+// replica labels); while that incident is open, repeats of it (group
+// re-sends, HA duplicates) start nothing new, except a further attempt
+// once the rule's cooldown has passed and while attempts remain; when
+// they are spent, the incident is escalated once and then stays quiet.
+#ifndef COORD_ENGINE_H
+#define COORD_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coord_agents.h"
+#include "coord_alert.h"
+#include "coord_conf.h"
+#include "coord_journal.h"
+
+struct coord_engine;
+
+// Borrowed collaborators; they must outlive the engine.
+struct coord_engine_deps {
+	const struct coord_conf *conf;
+	struct coord_journal *journal;
+	struct coord_agents *agents;
+};
+
+// Rebuilds state from the journal (recent actions; alerts still pending
+// are queued again) and starts the engine thread.
+int coord_engine_start(struct coord_engine **ret,
+    const struct coord_engine_deps *deps) __attribute__((warn_unused_result));
+
+// Stops the engine thread (queued work stays queued, and is found pending
+// in the journal at the next start). Call before stopping the agents.
+void coord_engine_stop(struct coord_engine *e);
+
+// Frees the engine and whatever is still queued; after coord_agents_stop.
+void coord_engine_free(struct coord_engine *e);
+
+// True when the queue is at its configured bound: answer 503.
+bool coord_engine_full(struct coord_engine *e);
+
+// Queues the alerts of a committed notification. Copies what it needs
+// (the caller keeps `n`). ids[i] is the journal id of n->alerts[i].
+// Never blocks; any thread. Returns 0 or -ENOMEM.
+int coord_engine_push(struct coord_engine *e,
+    const struct coord_notification *n, const int64_t *ids,
+    const uint64_t *identities, int64_t received_mono);
+
+// Sampled for /metrics and /health.
+void coord_engine_counts(struct coord_engine *e, int64_t *queued,
+    int64_t *in_flight);
+
+#endif

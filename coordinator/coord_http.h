@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+// coord_http: the coordinator's HTTP server (nng): the Alertmanager
+// webhook, the read API, /metrics and the health endpoints.
+//
+//   POST /api/v1/alerts, /webhook/alert   Alertmanager webhook (v4)
+//   GET  /api/v1/actions?service=&alertname=&state=&since=&limit=
+//   GET  /api/v1/agents
+//   GET  /metrics                          Prometheus text format
+//   GET  /health                           healthy|degraded|unhealthy + reasons
+//   GET  /healthz, /readyz                 liveness / readiness
+//
+// The webhook answers as soon as the alerts are committed to the journal
+// (200), never after an action: 400 for a malformed body, 413 for one
+// over a limit, 503 only when the alerts could not be queued or stored
+// (Alertmanager then retries, and deduplication absorbs the retry).
+#ifndef COORD_HTTP_H
+#define COORD_HTTP_H
+
+#include "coord_agents.h"
+#include "coord_conf.h"
+#include "coord_engine.h"
+#include "coord_journal.h"
+
+struct coord_http;
+
+// Borrowed collaborators; they must outlive the server.
+struct coord_http_deps {
+	const struct coord_conf *conf;
+	struct coord_journal *journal;
+	struct coord_agents *agents;
+	struct coord_engine *engine;
+};
+
+int coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+// Stops accepting and waits for requests in progress. NULL-safe.
+void coord_http_stop(struct coord_http *h);
+
+#endif

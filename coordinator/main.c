@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: MIT
+// reflex-coordinator: receives Alertmanager webhooks and heals services.
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "coord_agents.h"
+#include "coord_conf.h"
+#include "coord_engine.h"
+#include "coord_http.h"
+#include "coord_journal.h"
+
+#define DEFAULT_CONFIG "/etc/reflex/coordinator.yaml"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: reflex-coordinator [-c FILE] [-v]... [--check-config]\n"
+	    "       reflex-coordinator --help-config\n"
+	    "\n"
+	    "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
+	    "  -v, --verbose       more logging (repeat for debug)\n"
+	    "      --check-config  validate the configuration and exit\n"
+	    "      --help-config   print every configuration key and exit\n");
+}
+
+struct app {
+	struct coord_conf conf;
+	struct coord_journal *journal;
+	struct coord_agents *agents;
+	struct coord_engine *engine;
+	struct coord_http *http;
+};
+
+static void
+app_stop(struct app *a)
+{
+	// Intake first, then decisions, then the agent channel (its pending
+	// callbacks post into the stopped engine), then storage.
+	coord_http_stop(a->http);
+	coord_engine_stop(a->engine);
+	coord_agents_stop(a->agents);
+	coord_engine_free(a->engine);
+	coord_journal_close(a->journal);
+	coord_conf_free(&a->conf);
+}
+
+static int
+app_run(struct app *a)
+{
+	struct coord_journal_opts jo = {
+		.sync_full = a->conf.journal_sync_full,
+		.retention_ms = a->conf.retention_ms,
+		.max_batch = 512,
+	};
+	struct coord_engine_deps ed;
+	struct coord_http_deps hd;
+	char err[512];
+	sigset_t set;
+	int rv, sig;
+
+	// Signals are taken by sigwait below, never by a worker thread.
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rv = coord_journal_open(&a->journal, a->conf.journal, &jo, err, sizeof(err));
+	if (rv < 0)
+		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.journal_failed",
+		    "path=%s reason=%s", cm_q(a->conf.journal), cm_q(err));
+	rv = coord_agents_start(&a->agents, a->conf.agent_listen,
+	    a->conf.agent_lost_after_ms, err, sizeof(err));
+	if (rv < 0)
+		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.agents_failed",
+		    "reason=%s", cm_q(err));
+	ed = (struct coord_engine_deps){ .conf = &a->conf,
+		.journal = a->journal, .agents = a->agents };
+	rv = coord_engine_start(&a->engine, &ed);
+	if (rv < 0)
+		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.engine_failed",
+		    "rv=%d", rv);
+	hd = (struct coord_http_deps){ .conf = &a->conf, .journal = a->journal,
+		.agents = a->agents, .engine = a->engine };
+	rv = coord_http_start(&a->http, &hd, err, sizeof(err));
+	if (rv < 0)
+		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.http_failed",
+		    "reason=%s", cm_q(err));
+	cm_notice("coordinator.started", "listen=%s agent_listen=%s journal=%s "
+	    "rules=%zu", cm_q(a->conf.listen), cm_q(a->conf.agent_listen),
+	    cm_q(a->conf.journal), a->conf.compiled.n);
+	sigwait(&set, &sig);
+	cm_notice("coordinator.stopping", "signal=%d", sig);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "help-config", no_argument, NULL, 'H' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *path = DEFAULT_CONFIG;
+	bool check = false;
+	int verbose = 0, opt, rv, level;
+	struct app a = { 0 };
+	char err[512];
+
+	cm_log_set_component("coordinator");
+	while ((opt = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'H':
+			cm_conf_print_reference(coord_conf_fields, 0);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "reflex-coordinator: unexpected argument \"%s\"\n",
+		    argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	rv = coord_conf_load(&a.conf, path, err, sizeof(err));
+	if (rv < 0) {
+		fprintf(stderr, "reflex-coordinator: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: ok (%zu rules)\n", path, a.conf.compiled.n);
+		coord_conf_free(&a.conf);
+		return 0;
+	}
+	if (cm_log_level_parse(a.conf.log_level, &level) == 0)
+		cm_log_set_level(level + verbose);
+	rv = app_run(&a);
+	app_stop(&a);
+	return rv < 0 ? 1 : 0;
+}
