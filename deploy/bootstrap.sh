@@ -1,0 +1,37 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Installs what reflex needs on Debian bookworm (only what is missing) and
+# builds it. Safe to run again. Usage: deploy/bootstrap.sh [BUILD_DIR [MESON_ARGS...]]
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-build}
+[ $# -gt 0 ] && shift
+
+packages="meson ninja-build pkg-config gcc libnng-dev libmsgpack-dev
+libcurl4-openssl-dev libcjson-dev libyaml-dev libsqlite3-dev sqlite3
+prometheus prometheus-alertmanager python3 curl"
+
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+        missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "reflex: installing:$missing"
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # The packaged Prometheus and Alertmanager services are not wanted:
+    # reflex's demo and tests start their own on 127.0.0.1.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends $missing
+fi
+
+cd "$top"
+if [ -f "$build/build.ninja" ]; then
+    meson setup --reconfigure "$build" "$@" >/dev/null
+else
+    meson setup "$build" "$@" >/dev/null
+fi
+ninja -C "$build"

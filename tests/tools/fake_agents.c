@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+// fake-agents: simulates reflex agents for coordinator tests and
+// benchmarks. Each simulated agent registers its workloads, heartbeats,
+// and answers commands (ok, or failure with --fail), printing every
+// command it receives as one JSON line on stdout:
+//
+//   {"node":"node-0","action":"restart","service":"svc-a","instance":"svc-a-0","action_id":3}
+//
+// usage: fake-agents --coordinator URL --port PORT [--count N]
+//            --workload SERVICE:INSTANCE:ADDR... [--fail] [--delay-ms MS]
+//            [--heartbeat-ms MS] [--node-prefix P]
+// Agent i listens on tcp://127.0.0.1:(PORT+i) and hosts every --workload
+// (with "{i}" in SERVICE, INSTANCE or ADDR replaced by i).
+#include <errno.h>
+#include <getopt.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_msg.h"
+
+#define MAX_WL 64
+
+struct fake {
+	char node[CM_NAME_MAX];
+	char url[CM_ADDR_MAX];
+	nng_socket rep, req;
+	nng_aio *aio;
+	bool replying;
+	struct cm_workload wl[MAX_WL];
+	size_t n_wl;
+	bool registered;
+	uint64_t seq;
+};
+
+static struct fake *fakes;
+static int count = 1, delay_ms, heartbeat_ms = 1000;
+static bool fail;
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool stop;
+
+static void
+subst(char *dst, size_t n, const char *src, int i)
+{
+	const char *p = strstr(src, "{i}");
+
+	if (p == NULL) {
+		snprintf(dst, n, "%s", src);
+		return;
+	}
+	snprintf(dst, n, "%.*s%d%s", (int)(p - src), src, i, p + 3);
+}
+
+static int
+send_msg(nng_socket s, const struct cm_msg *m)
+{
+	void *buf;
+	size_t len;
+	int rv = cm_msg_encode(m, &buf, &len);
+
+	if (rv < 0)
+		return rv;
+	rv = nng_send(s, buf, len, 0);
+	free(buf);
+	return rv;
+}
+
+static void
+on_cmd(void *arg)
+{
+	struct fake *f = arg;
+	struct cm_msg m, r = { .version = CM_PROTO_VERSION, .type = CM_MSG_REPLY };
+	char err[256];
+	nng_msg *msg;
+	int rv;
+
+	if (nng_aio_result(f->aio) != 0)
+		return;
+	if (f->replying) { // a reply went out; wait for the next request
+		f->replying = false;
+		nng_recv_aio(f->rep, f->aio);
+		return;
+	}
+	msg = nng_aio_get_msg(f->aio);
+	rv = cm_msg_decode(&m, nng_msg_body(msg), nng_msg_len(msg), err,
+	    sizeof(err));
+	nng_msg_free(msg);
+	if (rv == 0 && m.type == CM_MSG_COMMAND) {
+		pthread_mutex_lock(&out_mu);
+		printf("{\"node\":\"%s\",\"action\":\"%s\",\"service\":\"%s\","
+		    "\"instance\":\"%s\",\"action_id\":%llu}\n", f->node,
+		    m.u.cmd.action, m.u.cmd.service, m.u.cmd.instance,
+		    (unsigned long long)m.u.cmd.action_id);
+		fflush(stdout);
+		pthread_mutex_unlock(&out_mu);
+		r.id = m.id;
+		r.u.reply.ok = !fail;
+		r.u.reply.code = fail ? -EIO : 0;
+		snprintf(r.u.reply.message, sizeof(r.u.reply.message), "%s %s/%s %s",
+		    m.u.cmd.action, m.u.cmd.service, m.u.cmd.instance,
+		    fail ? "failed (simulated)" : "done (simulated)");
+	} else {
+		r.u.reply.ok = false;
+		r.u.reply.code = rv < 0 ? rv : -EPROTO;
+		snprintf(r.u.reply.message, sizeof(r.u.reply.message), "%s",
+		    rv < 0 ? err : "not a command");
+	}
+	if (rv == 0)
+		cm_msg_clear(&m);
+	if (delay_ms > 0)
+		nng_msleep((nng_duration)delay_ms);
+	{
+		void *buf;
+		size_t len;
+
+		if (cm_msg_encode(&r, &buf, &len) < 0 ||
+		    nng_msg_alloc(&msg, 0) != 0) {
+			nng_recv_aio(f->rep, f->aio);
+			return;
+		}
+		nng_msg_append(msg, buf, len);
+		free(buf);
+	}
+	f->replying = true;
+	nng_aio_set_msg(f->aio, msg);
+	nng_send_aio(f->rep, f->aio);
+}
+
+static bool
+exchange(struct fake *f, const struct cm_msg *m, struct cm_msg *reply)
+{
+	char err[256];
+	void *buf = NULL;
+	size_t len;
+
+	if (send_msg(f->req, m) != 0)
+		return false;
+	if (nng_recv(f->req, &buf, &len, NNG_FLAG_ALLOC) != 0)
+		return false;
+	if (cm_msg_decode(reply, buf, len, err, sizeof(err)) < 0) {
+		nng_free(buf, len);
+		return false;
+	}
+	nng_free(buf, len);
+	return true;
+}
+
+static void
+beat(struct fake *f)
+{
+	struct cm_msg m = { .version = CM_PROTO_VERSION, .id = ++f->seq }, r;
+
+	if (!f->registered) {
+		m.type = CM_MSG_REGISTER;
+		snprintf(m.u.reg.node, sizeof(m.u.reg.node), "%s", f->node);
+		snprintf(m.u.reg.addr, sizeof(m.u.reg.addr), "%s", f->url);
+		snprintf(m.u.reg.runtime, sizeof(m.u.reg.runtime), "process");
+		m.u.reg.workloads = f->wl;
+		m.u.reg.n_workloads = f->n_wl;
+	} else {
+		m.type = CM_MSG_HEARTBEAT;
+		snprintf(m.u.hb.node, sizeof(m.u.hb.node), "%s", f->node);
+		m.u.hb.seq = f->seq;
+	}
+	if (!exchange(f, &m, &r))
+		return;
+	if (r.type == CM_MSG_REPLY)
+		f->registered = r.u.reply.ok;
+	cm_msg_clear(&r);
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&stop, true);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "coordinator", required_argument, NULL, 'c' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "fail", no_argument, NULL, 'f' },
+		{ "delay-ms", required_argument, NULL, 'd' },
+		{ "heartbeat-ms", required_argument, NULL, 'b' },
+		{ "node-prefix", required_argument, NULL, 'P' },
+		{ 0 },
+	};
+	const char *coord = NULL, *prefix = "node-", *wls[MAX_WL];
+	int port = 0, opt, n_wls = 0;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': coord = optarg; break;
+		case 'p': port = atoi(optarg); break;
+		case 'n': count = atoi(optarg); break;
+		case 'w':
+			if (n_wls < MAX_WL)
+				wls[n_wls++] = optarg;
+			break;
+		case 'f': fail = true; break;
+		case 'd': delay_ms = atoi(optarg); break;
+		case 'b': heartbeat_ms = atoi(optarg); break;
+		case 'P': prefix = optarg; break;
+		default: return 2;
+		}
+	}
+	if (coord == NULL || port <= 0 || count < 1 || count > 20000 ||
+	    heartbeat_ms < 10) {
+		fprintf(stderr, "fake-agents: need --coordinator and --port\n");
+		return 2;
+	}
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	fakes = calloc((size_t)count, sizeof(*fakes));
+	for (int i = 0; i < count; i++) {
+		struct fake *f = &fakes[i];
+
+		snprintf(f->node, sizeof(f->node), "%s%d", prefix, i);
+		snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", port + i);
+		for (int k = 0; k < n_wls; k++) {
+			char tmp[3 * CM_ADDR_MAX], *svc = tmp, *inst, *addr;
+
+			subst(tmp, sizeof(tmp), wls[k], i);
+			inst = strchr(svc, ':');
+			addr = inst ? strchr(inst + 1, ':') : NULL;
+			if (inst == NULL || addr == NULL) {
+				fprintf(stderr, "fake-agents: --workload S:I:ADDR\n");
+				return 2;
+			}
+			*inst++ = '\0';
+			*addr++ = '\0';
+			snprintf(f->wl[k].service, CM_NAME_MAX, "%s", svc);
+			snprintf(f->wl[k].instance, CM_NAME_MAX, "%s", inst);
+			snprintf(f->wl[k].addr, CM_ADDR_MAX, "%s", addr);
+			f->wl[k].healthy = true;
+		}
+		f->n_wl = (size_t)n_wls;
+		if (nng_rep0_open(&f->rep) != 0 ||
+		    nng_listen(f->rep, f->url, NULL, 0) != 0 ||
+		    nng_aio_alloc(&f->aio, on_cmd, f) != 0 ||
+		    nng_req0_open(&f->req) != 0) {
+			fprintf(stderr, "fake-agents: cannot listen on %s\n", f->url);
+			return 1;
+		}
+		nng_socket_set_ms(f->req, NNG_OPT_SENDTIMEO, 1000);
+		nng_socket_set_ms(f->req, NNG_OPT_RECVTIMEO, 1000);
+		nng_dial(f->req, coord, NULL, NNG_FLAG_NONBLOCK);
+		nng_recv_aio(f->rep, f->aio);
+	}
+	fprintf(stderr, "fake-agents: %d agents up\n", count);
+	while (!atomic_load(&stop)) {
+		for (int i = 0; i < count && !atomic_load(&stop); i++)
+			beat(&fakes[i]);
+		for (int t = 0; t < heartbeat_ms && !atomic_load(&stop); t += 10)
+			nng_msleep(10);
+	}
+	for (int i = 0; i < count; i++) {
+		nng_close(fakes[i].rep);
+		nng_close(fakes[i].req);
+		nng_aio_free(fakes[i].aio);
+	}
+	free(fakes);
+	return 0;
+}
