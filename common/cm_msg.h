@@ -113,6 +113,11 @@ struct cm_msg {
 // Encodes `m` into a new buffer. On success returns 0 and *ret_buf (free
 // with free()) and *ret_len; -EINVAL if a field does not fit the limits,
 // -ENOMEM on allocation failure. Never blocks; any thread.
+// Clarifications: the encoder applies exactly the field rules the decoder
+// applies (see the schema at the top of cm_msg.c), always writes
+// CM_PROTO_VERSION whatever m->version holds, and returns -EMSGSIZE when
+// the encoded frame would exceed CM_MSG_MAX_FRAME (possible with many
+// long workloads or a big reply json). Borrows m.
 int cm_msg_encode(const struct cm_msg *m, void **ret_buf, size_t *ret_len)
     __attribute__((warn_unused_result));
 
@@ -121,6 +126,16 @@ int cm_msg_encode(const struct cm_msg *m, void **ret_buf, size_t *ret_len)
 // -EBADMSG malformed, -EPROTO bad version or type, -EINVAL bad field) and
 // writes a one-line reason into err; *m is left cleared. Borrows buf.
 int cm_msg_decode(struct cm_msg *m, const void *buf, size_t len, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
+// The first, allocation-free stage of cm_msg_decode: walks the raw bytes
+// of one frame checking that it is exactly one well-formed msgpack object
+// (every length and element count within the bytes left, nesting at most
+// CM_MSG_MAX_DEPTH containers, no 0xc1 byte, no trailing bytes). Returns 0,
+// -EMSGSIZE when len > CM_MSG_MAX_FRAME, or -EBADMSG (also for an empty
+// frame) with a one-line reason in err (may be NULL). Knows nothing of the
+// reflex schema. Borrows buf; pure; any thread.
+int cm_msg_check_frame(const void *buf, size_t len, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 
 // Frees what decode allocated inside m (workloads, json) and zeroes it.

@@ -18,11 +18,13 @@ int64_t cm_mono_ms(void);
 // Parses RFC 3339 ("2026-12-04T17:47:17.113904445+08:00", 1-9 fraction
 // digits, "Z" or +hh:mm offset) into epoch milliseconds, fraction
 // truncated. Years 1..9999; the Go zero time gives CM_TIME_NONE. Returns
-// 0 or -EINVAL.
+// 0 or -EINVAL. Lowercase "t"/"z" are accepted (RFC 3339 5.6); see
+// cm_time.c for the exact grammar. Pure; any thread.
 int cm_time_parse(const char *s, int64_t *ret_ms);
 
 // Formats epoch ms as "2026-12-04T10:00:00.123Z" into buf (>= 32 bytes).
-// CM_TIME_NONE formats as "". Returns buf.
+// CM_TIME_NONE formats as "", and so does any instant outside years
+// 1..9999 UTC. Returns buf. Pure; any thread.
 char *cm_time_format(int64_t ms, char *buf, size_t n);
 
 #endif
