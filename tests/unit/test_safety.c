@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: MIT
+// Table-driven tests of every safety check: what passes, what blocks, and
+// the reason with the numbers compared.
+#include <stdlib.h>
+
+#include "coord_safety.h"
+#include "tt.h"
+
+#define MIN 60000LL
+#define T0 1796378400000LL // 2026-12-04T10:00:00Z
+
+static struct coord_safety_conf
+defaults(void)
+{
+	struct coord_safety_conf c;
+	char err[256];
+
+	memset(&c, 0, sizeof(c));
+	// Defaults come from the table, as in a real config.
+	if (cm_conf_load_mem(&c, coord_safety_fields, "t", "{}", 2, err,
+	    sizeof(err)) != 0)
+		printf("# %s\n", err);
+	return c;
+}
+
+static struct coord_safety_req
+restart(const char *svc, const char *inst, uint64_t id, int64_t n)
+{
+	return (struct coord_safety_req){ .type = COORD_ACT_RESTART,
+		.service = svc, .instance = inst, .identity = id,
+		.service_instances = n };
+}
+
+static void
+test_defaults_match_the_issue(void)
+{
+	struct coord_safety_conf c = defaults();
+
+	CHECK_INT(c.blast_percent, 25);
+	CHECK_INT(c.flap_max, 3);
+	CHECK_INT(c.flap_window_ms, 60 * MIN);
+	CHECK_INT(c.breaker_success_percent, 95);
+	CHECK_INT(c.dependency_policy, COORD_DEP_SKIP);
+	cm_conf_free(&c, coord_safety_fields);
+}
+
+static void
+test_critical_needs_force(void)
+{
+	struct coord_safety_conf c = defaults();
+	char *crit[] = { "db" };
+	struct coord_safety *s;
+	struct coord_verdict v;
+	struct coord_safety_req r = restart("db", "db-0", 1, 4);
+
+	c.critical_services = (struct cm_strlist){ crit, 1 };
+	s = coord_safety_new(&c);
+	coord_safety_check(s, &r, T0, &v);
+	CHECK(!v.allow);
+	CHECK_STR(v.check, "critical");
+	CHECK_HAS(v.reason, "force: true");
+	r.force = true;
+	coord_safety_check(s, &r, T0, &v);
+	CHECK(v.allow);
+	r = restart("web", "web-0", 2, 4);
+	coord_safety_check(s, &r, T0, &v);
+	CHECK(v.allow);
+	coord_safety_free(s);
+	c.critical_services = (struct cm_strlist){ 0 };
+	cm_conf_free(&c, coord_safety_fields);
+}
+
+static void
+test_rate_limits(void)
+{
+	static const struct {
+		const char *name;
+		int64_t global_max, service_max, n_prior;
+		const char *prior_svc;
+		int64_t gap_ms;
+		bool allow;
+		const char *check, *reason;
+	} rows[] = {
+		{ "under both", 5, 3, 2, "web", 0, true, "", "" },
+		{ "service full", 5, 3, 3, "web", 0, false, "rate_service",
+		  "3 actions on web within 600 s, limit 3" },
+		{ "other service fills global", 5, 3, 5, "api", 0, false,
+		  "rate_global", "5 actions within 600 s, limit 5" },
+		{ "window passed", 5, 3, 3, "web", 11 * MIN, true, "", "" },
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct coord_safety_conf c = defaults();
+		struct coord_safety *s;
+		struct coord_verdict v;
+		struct coord_safety_req r;
+
+		c.global_max = rows[i].global_max;
+		c.service_max = rows[i].service_max;
+		c.blast_percent = 100;
+		s = coord_safety_new(&c);
+		for (int64_t k = 0; k < rows[i].n_prior; k++) {
+			char inst[16];
+
+			snprintf(inst, sizeof(inst), "i%lld", (long long)k);
+			r = restart(rows[i].prior_svc, inst, 100 + (uint64_t)k, 10);
+			coord_safety_started(s, &r, T0 + k);
+			coord_safety_finished(s, rows[i].prior_svc, true, 10, T0 + k);
+		}
+		r = restart("web", "w9", 1, 10);
+		coord_safety_check(s, &r, T0 + 100 + rows[i].gap_ms, &v);
+		printf("# row: %s\n", rows[i].name);
+		CHECK_INT(v.allow, rows[i].allow);
+		CHECK_STR(v.check, rows[i].check);
+		CHECK_HAS(v.reason, rows[i].reason);
+		coord_safety_free(s);
+		cm_conf_free(&c, coord_safety_fields);
+	}
+}
+
+static void
+test_concurrency(void)
+{
+	struct coord_safety_conf c = defaults();
+	struct coord_safety *s;
+	struct coord_verdict v;
+	struct coord_safety_req r = restart("a", "", 1, 1);
+
+	c.max_concurrent = 2;
+	s = coord_safety_new(&c);
+	coord_safety_started(s, &r, T0);
+	r.service = "b";
+	coord_safety_started(s, &r, T0);
+	r.service = "c";
+	coord_safety_check(s, &r, T0, &v);
+	CHECK_STR(v.check, "concurrency");
+	CHECK_HAS(v.reason, "2 actions in flight, limit 2");
+	coord_safety_finished(s, "a", true, 5, T0 + 5);
+	coord_safety_check(s, &r, T0 + 5, &v);
+	CHECK(v.allow);
+	coord_safety_free(s);
+	cm_conf_free(&c, coord_safety_fields);
+}
+
+static void
+test_blast_radius(void)
+{
+	static const struct {
+		int64_t instances, percent, prior;
+		bool allow;
+	} rows[] = {
+		{ 4, 25, 0, true },   // 1 of 4 = 25 %
+		{ 4, 25, 1, false },  // 2 of 4 > 25 %
+		{ 2, 25, 0, true },   // at least one is always allowed
+		{ 2, 25, 1, false },
+		{ 50, 25, 12, false }, // 13 of 50 > 12 allowed
+		{ 50, 25, 11, true },
+		{ 10, 100, 9, true },
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct coord_safety_conf c = defaults();
+		struct coord_safety *s;
+		struct coord_verdict v;
+		struct coord_safety_req r;
+
+		c.blast_percent = rows[i].percent;
+		c.service_max = 1000;
+		c.global_max = 1000;
+		c.max_concurrent = 1000;
+		s = coord_safety_new(&c);
+		for (int64_t k = 0; k < rows[i].prior; k++) {
+			char inst[16];
+
+			snprintf(inst, sizeof(inst), "web-%lld", (long long)k);
+			r = restart("web", inst, (uint64_t)k + 1, rows[i].instances);
+			coord_safety_started(s, &r, T0);
+		}
+		r = restart("web", "web-99", 999, rows[i].instances);
+		coord_safety_check(s, &r, T0 + 1000, &v);
+		printf("# row %zu\n", i);
+		CHECK_INT(v.allow, rows[i].allow);
+		if (!rows[i].allow) {
+			CHECK_STR(v.check, "blast_radius");
+			CHECK_HAS(v.reason, "instances of web restarted");
+		}
+		// The same instance again is not a new one.
+		if (rows[i].prior > 0) {
+			r.instance = "web-0";
+			coord_safety_check(s, &r, T0 + 1000, &v);
+			CHECK(v.allow || strcmp(v.check, "blast_radius") != 0 ||
+			    rows[i].prior > rows[i].instances * rows[i].percent / 100);
+		}
+		coord_safety_free(s);
+		cm_conf_free(&c, coord_safety_fields);
+	}
+}
+
+static void
+test_dependencies(void)
+{
+	struct coord_safety_conf c = defaults();
+	char *deps[] = { "db", "cache" }, *svc = "api";
+	struct coord_dependency_conf d = { .service = svc,
+		.depends_on = { deps, 2 } };
+	struct coord_safety *s;
+	struct coord_verdict v;
+	struct coord_safety_req r = restart("api", "api-0", 1, 4);
+
+	c.dependencies = (struct cm_list){ &d, 1 };
+	s = coord_safety_new(&c);
+	coord_safety_check(s, &r, T0, &v);
+	CHECK(v.allow);
+	coord_safety_alerting(s, "db", 77, true, false, T0);
+	coord_safety_check(s, &r, T0, &v);
+	CHECK_STR(v.check, "dependency");
+	CHECK_HAS(v.reason, "api depends on db, which is alerting");
+	CHECK(!v.wait);
+	coord_safety_alerting(s, "db", 77, false, false, T0 + 10);
+	coord_safety_check(s, &r, T0 + 10, &v);
+	CHECK(v.allow);
+	c.dependency_policy = COORD_DEP_WAIT;
+	r = restart("db", "db-0", 78, 2);
+	coord_safety_started(s, &r, T0 + 20);
+	r = restart("api", "api-0", 1, 4);
+	coord_safety_check(s, &r, T0 + 20, &v);
+	CHECK_STR(v.check, "dependency");
+	CHECK_HAS(v.reason, "being remediated");
+	CHECK(v.wait);
+	coord_safety_free(s);
+	c.dependencies = (struct cm_list){ 0 };
+	cm_conf_free(&c, coord_safety_fields);
+}
+
+static void
+test_flapping(void)
+{
+	struct coord_safety_conf c = defaults();
+	struct coord_safety *s = coord_safety_new(&c);
+	struct coord_verdict v;
+	struct coord_safety_req r = restart("web", "web-0", 42, 8);
+
+	for (int k = 0; k < 3; k++) {
+		coord_safety_check(s, &r, T0 + k * 10 * MIN, &v);
+		CHECK(v.allow);
+		coord_safety_alerting(s, "web", 42, true, false, T0 + k * 10 * MIN);
+		coord_safety_alerting(s, "web", 42, false, true,
+		    T0 + k * 10 * MIN + MIN);
+	}
+	coord_safety_check(s, &r, T0 + 35 * MIN, &v);
+	CHECK_STR(v.check, "flapping");
+	CHECK_HAS(v.reason, "loop: this target went fire, fix, resolve 3 times "
+	    "within 3600 s (limit 3)");
+	// Resolves without an action taken are not cycles of a fix.
+	coord_safety_alerting(s, "web", 43, true, false, T0);
+	coord_safety_alerting(s, "web", 43, false, false, T0 + 1);
+	r.identity = 43;
+	coord_safety_check(s, &r, T0 + 35 * MIN, &v);
+	CHECK(v.allow);
+	// An hour later the first cycle left the window.
+	r.identity = 42;
+	coord_safety_check(s, &r, T0 + 62 * MIN, &v);
+	CHECK(v.allow);
+	coord_safety_free(s);
+	cm_conf_free(&c, coord_safety_fields);
+}
+
+static void
+test_breaker_on_success_rate_and_cool_off(void)
+{
+	struct coord_safety_conf c = defaults();
+	struct coord_safety *s = coord_safety_new(&c);
+	struct coord_breaker_state b;
+	struct coord_verdict v;
+	struct coord_safety_req r = restart("web", "", 1, 8);
+
+	for (int k = 0; k < 4; k++)
+		coord_safety_finished(s, "web", k != 0, 1000, T0 + k);
+	coord_safety_breaker(s, T0 + 10, &b);
+	CHECK(!b.open); // 4 < min_actions 5
+	coord_safety_finished(s, "web", true, 1000, T0 + 5);
+	coord_safety_breaker(s, T0 + 10, &b);
+	CHECK(b.open); // 4 of 5 = 80 % < 95 %
+	CHECK_HAS(b.reason, "success rate 80% (4 of 5 actions within 1800 s) "
+	    "is below 95%");
+	coord_safety_check(s, &r, T0 + 10, &v);
+	CHECK_STR(v.check, "breaker");
+	coord_safety_check(s, &r, T0 + 31 * MIN, &v);
+	CHECK(v.allow); // cool-off passed
+	coord_safety_free(s);
+	cm_conf_free(&c, coord_safety_fields);
+}
+
+static void
+test_breaker_on_slow_actions(void)
+{
+	struct coord_safety_conf c = defaults();
+	struct coord_safety *s = coord_safety_new(&c);
+	struct coord_breaker_state b;
+
+	for (int k = 0; k < 5; k++)
+		coord_safety_finished(s, "web", true, 11 * MIN, T0 + k);
+	coord_safety_breaker(s, T0 + 10, &b);
+	CHECK(b.open);
+	CHECK_HAS(b.reason, "average action time 660 s over 5 actions is above 600 s");
+	coord_safety_free(s);
+	cm_conf_free(&c, coord_safety_fields);
+}
+
+static void
+test_operator_pause_and_resume(void)
+{
+	struct coord_safety_conf c = defaults();
+	struct coord_safety *s = coord_safety_new(&c);
+	struct coord_verdict v;
+	struct coord_safety_req r = restart("web", "", 1, 8);
+
+	coord_safety_pause(s, "alice", T0);
+	coord_safety_check(s, &r, T0 + 365LL * 24 * 60 * MIN, &v);
+	CHECK_STR(v.check, "breaker");
+	CHECK_HAS(v.reason, "paused by alice");
+	coord_safety_resume(s, T0);
+	coord_safety_check(s, &r, T0, &v);
+	CHECK(v.allow);
+	coord_safety_free(s);
+	cm_conf_free(&c, coord_safety_fields);
+}
+
+// C07: 48 of 240 targets report down within 30 s. The breaker must open
+// while the first delivery is being counted, before any restart.
+static void
+test_c07_storm_opens_breaker_before_acting(void)
+{
+	struct coord_safety_conf c = defaults();
+	struct coord_safety *s = coord_safety_new(&c);
+	struct coord_breaker_state b;
+	bool open = false;
+	int counted = 0;
+
+	c.global_max = 5; // policy max_actions_per_10m
+	for (uint64_t k = 0; k < 48 && !open; k++) {
+		open = coord_safety_demand(s, 0x7000 + k, 240, T0 + (int64_t)k);
+		counted++;
+	}
+	coord_safety_breaker(s, T0 + 100, &b);
+	CHECK(b.open);
+	CHECK(counted <= 16); // within the first of three deliveries
+	CHECK_HAS(b.reason, "alert storm");
+	coord_safety_free(s);
+	cm_conf_free(&c, coord_safety_fields);
+
+	// The share alone (no small budget): 25 of 240 > 10 %.
+	c = defaults();
+	c.global_max = 1000;
+	s = coord_safety_new(&c);
+	for (uint64_t k = 0; k < 25; k++)
+		open = coord_safety_demand(s, 0x8000 + k, 240, T0);
+	CHECK(open);
+	coord_safety_breaker(s, T0, &b);
+	CHECK_HAS(b.reason, "25 of 240 known targets (10%) alerting within 60 s, "
+	    "above 10%");
+	coord_safety_free(s);
+	cm_conf_free(&c, coord_safety_fields);
+
+	// A few alerts in a big fleet are no storm.
+	c = defaults();
+	s = coord_safety_new(&c);
+	for (uint64_t k = 0; k < 3; k++)
+		open = coord_safety_demand(s, 0x9000 + k, 240, T0);
+	CHECK(!open);
+	coord_safety_free(s);
+	cm_conf_free(&c, coord_safety_fields);
+}
+
+static const struct tt_case cases[] = {
+	{ "defaults match the issue", test_defaults_match_the_issue },
+	{ "critical services need force", test_critical_needs_force },
+	{ "global and per-service rate limits", test_rate_limits },
+	{ "concurrency limit", test_concurrency },
+	{ "blast radius share with at least one", test_blast_radius },
+	{ "dependencies: skip or wait", test_dependencies },
+	{ "flapping loop detection", test_flapping },
+	{ "breaker on success rate, cool-off", test_breaker_on_success_rate_and_cool_off },
+	{ "breaker on slow actions", test_breaker_on_slow_actions },
+	{ "operator pause and resume", test_operator_pause_and_resume },
+	{ "C07 storm opens the breaker before acting",
+	  test_c07_storm_opens_breaker_before_acting },
+	{ NULL, NULL },
+};
+
+TT_MAIN(cases)
