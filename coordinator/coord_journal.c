@@ -1,1 +1,1585 @@
-// placeholder: being written
+// SPDX-License-Identifier: MIT
+// coord_journal: the durable alert/action journal in SQLite with group commit.
+//
+// One writer thread owns the write connection. Every write (asynchronous
+// alert submissions and the blocking writes) is an `op` on one FIFO queue;
+// the writer takes everything queued (bounded by max_batch alerts), runs
+// it in ONE transaction, then completes each op in order. A failed
+// transaction is rolled back whole and every op of it gets the error.
+#include "coord_journal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "cm_log.h"
+#include "cm_time.h"
+
+// PRAGMA user_version of the schema below. A later build that changes the
+// schema migrates from each older version in create_schema().
+#define SCHEMA_VERSION 1
+
+#define DEFAULT_MAX_BATCH 512
+#define DEFAULT_MAX_QUEUE 8192
+#define DEFAULT_RETENTION_INTERVAL_MS 60000
+#define MAX_OPS_PER_BATCH 1024	// queued ops (of any kind) per batch
+#define RETENTION_ROWS 1000	// rows per table per retention pass
+#define BUSY_TIMEOUT_MS 5000
+#define READ_PAGE 128		// rows read per lock hold (replay, scan)
+#define QUERY_DEFAULT_LIMIT 100
+#define QUERY_MAX_LIMIT 1000
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS alerts("
+	" id INTEGER PRIMARY KEY,"
+	" received_ms INTEGER NOT NULL,"
+	" identity INTEGER NOT NULL,"	// uint64 stored as its int64 bits
+	" fingerprint TEXT NOT NULL,"
+	" status TEXT NOT NULL CHECK(status IN ('firing', 'resolved')),"
+	" starts_ms INTEGER,"		// NULL = unknown
+	" ends_ms INTEGER,"		// NULL = no end known
+	" alertname TEXT,"
+	" labels TEXT NOT NULL,"	// JSON object
+	" annotations TEXT NOT NULL,"	// JSON object
+	" generator_url TEXT NOT NULL,"
+	" receiver TEXT,"
+	" group_key TEXT,"
+	" outcome TEXT NOT NULL DEFAULT 'pending',"
+	" detail TEXT,"
+	" done_ms INTEGER);"
+	"CREATE INDEX IF NOT EXISTS alerts_pending ON alerts(id)"
+	" WHERE outcome = 'pending';"
+	"CREATE INDEX IF NOT EXISTS alerts_received ON alerts(received_ms);"
+	"CREATE TABLE IF NOT EXISTS actions("
+	" id INTEGER PRIMARY KEY,"
+	" alert_id INTEGER NOT NULL,"
+	" identity INTEGER NOT NULL,"
+	" incident_start_ms INTEGER NOT NULL,"
+	" rule TEXT NOT NULL,"
+	" type TEXT NOT NULL,"
+	" service TEXT NOT NULL,"
+	" instance TEXT NOT NULL,"
+	" node TEXT,"
+	" state TEXT NOT NULL,"
+	" detail TEXT,"
+	" attempt INTEGER NOT NULL,"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS actions_created ON actions(created_ms);"
+	"CREATE INDEX IF NOT EXISTS actions_service"
+	" ON actions(service, created_ms);"
+	"CREATE INDEX IF NOT EXISTS actions_state"
+	" ON actions(state, created_ms);";
+
+// Statements of the write connection, prepared once.
+enum {
+	W_BEGIN,
+	W_COMMIT,
+	W_ROLLBACK,
+	W_ALERT_INSERT,
+	W_ALERT_DONE,
+	W_ACTION_INSERT,
+	W_ACTION_UPDATE,
+	W_RETAIN_ALERTS,
+	W_RETAIN_ACTIONS,
+	W_COUNT,
+};
+
+static const char *const wsql[W_COUNT] = {
+	[W_BEGIN] = "BEGIN IMMEDIATE",
+	[W_COMMIT] = "COMMIT",
+	[W_ROLLBACK] = "ROLLBACK",
+	[W_ALERT_INSERT] = "INSERT INTO alerts(received_ms, identity,"
+	    " fingerprint, status, starts_ms, ends_ms, alertname, labels,"
+	    " annotations, generator_url, receiver, group_key)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[W_ALERT_DONE] = "UPDATE alerts SET outcome = ?2, detail = ?3,"
+	    " done_ms = ?4 WHERE id = ?1",
+	[W_ACTION_INSERT] = "INSERT INTO actions(alert_id, identity,"
+	    " incident_start_ms, rule, type, service, instance, node, state,"
+	    " detail, attempt, created_ms, updated_ms)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+	[W_ACTION_UPDATE] = "UPDATE actions SET state = ?2,"
+	    " detail = COALESCE(?3, detail), updated_ms = ?4 WHERE id = ?1",
+	[W_RETAIN_ALERTS] = "DELETE FROM alerts WHERE id IN (SELECT id FROM"
+	    " alerts WHERE received_ms < ?1 LIMIT ?2)",
+	[W_RETAIN_ACTIONS] = "DELETE FROM actions WHERE id IN (SELECT id FROM"
+	    " actions WHERE created_ms < ?1 LIMIT ?2)",
+};
+
+// Statements of the read connection, prepared once, used under rlock.
+enum {
+	R_PENDING,
+	R_ACTIONS,
+	R_COUNT,
+};
+
+static const char *const rsql[R_COUNT] = {
+	[R_PENDING] = "SELECT id, identity, received_ms, fingerprint, status,"
+	    " starts_ms, ends_ms, labels, annotations, generator_url"
+	    " FROM alerts WHERE outcome = 'pending' AND id > ?1"
+	    " ORDER BY id LIMIT ?2",
+	[R_ACTIONS] = "SELECT id, alert_id, identity, incident_start_ms,"
+	    " rule, type, service, instance, node, state, detail, attempt,"
+	    " created_ms, updated_ms FROM actions"
+	    " WHERE created_ms >= ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+};
+
+enum op_kind {
+	OP_ALERTS,		// asynchronous: callback on completion
+	OP_ALERT_DONE,		// the rest block their caller
+	OP_ACTION_INSERT,
+	OP_ACTION_UPDATE,
+	OP_RETAIN,		// always runs alone
+};
+
+struct op {
+	struct op *next;
+	enum op_kind kind;
+	int rv;
+	bool done;		// blocking ops: set under j->lock
+	union {
+		struct {
+			struct coord_alert_rec *recs;
+			size_t n;
+			coord_journal_done_fn fn;
+			void *arg;
+		} alerts;
+		struct {
+			int64_t id;
+			const char *outcome;
+			const char *detail;
+			int64_t now_ms;
+		} alert_done;
+		struct coord_action_rec *action;
+		struct {
+			int64_t id;
+			const char *state;
+			const char *detail;
+			int64_t now_ms;
+		} update;
+		int64_t deleted;	// OP_RETAIN result
+	} u;
+};
+
+struct coord_journal {
+	char *path;
+	char *wal_path;		// NULL for an in-memory journal
+	bool shared;		// one connection: reads share the writer's
+	size_t max_batch;
+	size_t max_queue;
+	int64_t retention_ms;
+	int64_t retention_interval_ms;
+
+	sqlite3 *wdb;		// writer thread only (after open)
+	sqlite3_stmt *w[W_COUNT];
+	int64_t last_retain_mono; // writer thread only
+	bool retain_more;	  // writer thread only
+
+	pthread_mutex_t rlock;	// guards rdb and r[]
+	sqlite3 *rdb;		// == wdb when shared
+	sqlite3_stmt *r[R_COUNT];
+
+	pthread_mutex_t lock;	// guards everything below
+	pthread_cond_t wake;	// writer: work queued or stop
+	pthread_cond_t opdone;	// blocked callers: an op completed
+	struct op *head, *tail;
+	size_t queued;		// alerts in the queue
+	bool stop;
+	bool started;
+	pthread_t writer;
+	int64_t n_alerts, n_actions;
+	int64_t commits, commit_errors;
+	int64_t failing;	// consecutive failed commits
+};
+
+// SQLite result code -> negative errno.
+static int
+sql_errno(sqlite3 *db, int rc)
+{
+	int e;
+
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CONSTRAINT:
+	case SQLITE_MISMATCH:
+	case SQLITE_RANGE:
+	case SQLITE_NOTADB:
+		return -EINVAL;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_CANTOPEN:
+		e = db != NULL ? sqlite3_system_errno(db) : 0;
+		return e > 0 ? -e : -EIO;
+	default:
+		return -EIO;
+	}
+}
+
+static int64_t
+u64_to_i64(uint64_t u)
+{
+	int64_t i;
+
+	memcpy(&i, &u, sizeof(i));
+	return i;
+}
+
+static uint64_t
+i64_to_u64(int64_t i)
+{
+	uint64_t u;
+
+	memcpy(&u, &i, sizeof(u));
+	return u;
+}
+
+static void
+bind_time(sqlite3_stmt *st, int idx, int64_t ms)
+{
+	if (ms == CM_TIME_NONE)
+		sqlite3_bind_null(st, idx);
+	else
+		sqlite3_bind_int64(st, idx, ms);
+}
+
+// Binds a borrowed string (NULL binds SQL NULL). Callers reset and clear
+// the bindings before the string goes away.
+static void
+bind_str(sqlite3_stmt *st, int idx, const char *s)
+{
+	sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
+}
+
+// Steps a statement that returns no row; resets it and clears bindings.
+// Returns 0 or a negative errno.
+static int
+step_done(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc;
+
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return 0;
+	return sql_errno(db, rc);
+}
+
+// Runs a PRAGMA (or any one-row query) and copies its first column.
+static int
+query_text(sqlite3 *db, const char *sql, char *buf, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *t;
+	int rc;
+
+	buf[0] = '\0';
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_errno(db, rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		t = sqlite3_column_text(st, 0);
+		snprintf(buf, n, "%s", t != NULL ? (const char *)t : "");
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return sql_errno(db, rc);
+}
+
+static int
+query_int(sqlite3 *db, const char *sql, int64_t *ret)
+{
+	char buf[32];
+	int rv;
+
+	rv = query_text(db, sql, buf, sizeof(buf));
+	if (rv == 0)
+		*ret = strtoll(buf, NULL, 10);
+	return rv;
+}
+
+// ---- opening -----------------------------------------------------------
+
+static int
+fail_open(struct coord_journal *j, sqlite3 *db, int rv, const char *what,
+    char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s: %s", j->path, what,
+	    db != NULL ? sqlite3_errmsg(db) : strerror(-rv));
+	return rv;
+}
+
+static int
+open_conn(struct coord_journal *j, sqlite3 **ret, bool create, char *err,
+    size_t errlen)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
+	int rc, rv;
+
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(j->shared ? ":memory:" : j->path, ret, flags,
+	    NULL);
+	if (rc != SQLITE_OK) {
+		rv = sql_errno(*ret, rc);
+		if (rv == 0)
+			rv = -EIO;
+		fail_open(j, *ret, rv, "cannot open", err, errlen);
+		sqlite3_close(*ret);
+		*ret = NULL;
+		return rv;
+	}
+	sqlite3_extended_result_codes(*ret, 1);
+	sqlite3_busy_timeout(*ret, BUSY_TIMEOUT_MS);
+	return 0;
+}
+
+static int
+set_pragmas(struct coord_journal *j, const struct coord_journal_opts *o,
+    char *err, size_t errlen)
+{
+	char mode[16], sql[64];
+	int64_t page_size = 0;
+	int rv;
+
+	rv = query_text(j->wdb, "PRAGMA journal_mode=WAL", mode, sizeof(mode));
+	if (rv < 0)
+		return fail_open(j, j->wdb, rv, "journal_mode", err, errlen);
+	if (!j->shared && strcmp(mode, "wal") != 0)
+		cm_warn("journal.no_wal", "path=%s mode=%s", cm_q(j->path),
+		    cm_q(mode));
+	snprintf(sql, sizeof(sql), "PRAGMA synchronous=%s",
+	    o->sync_full ? "FULL" : "NORMAL");
+	rv = sqlite3_exec(j->wdb, sql, NULL, NULL, NULL);
+	if (rv != SQLITE_OK)
+		return fail_open(j, j->wdb, sql_errno(j->wdb, rv),
+		    "synchronous", err, errlen);
+	if (o->max_bytes <= 0)
+		return 0;
+	rv = query_int(j->wdb, "PRAGMA page_size", &page_size);
+	if (rv < 0 || page_size <= 0)
+		return fail_open(j, j->wdb, rv < 0 ? rv : -EIO, "page_size",
+		    err, errlen);
+	// SQLite keeps the limit at the current size if that is larger.
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%lld",
+	    (long long)(o->max_bytes / page_size > 1 ?
+	    o->max_bytes / page_size : 1));
+	rv = query_text(j->wdb, sql, mode, sizeof(mode));
+	if (rv < 0)
+		return fail_open(j, j->wdb, rv, "max_page_count", err,
+		    errlen);
+	return 0;
+}
+
+static int
+create_schema(struct coord_journal *j, char *err, size_t errlen)
+{
+	int64_t version = 0;
+	char sql[64];
+	int rc, rv;
+
+	rv = query_int(j->wdb, "PRAGMA user_version", &version);
+	if (rv < 0)
+		return fail_open(j, j->wdb, rv, "read schema version", err,
+		    errlen);
+	if (version > SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %lld is newer than "
+		    "this build's (%d)", j->path, (long long)version,
+		    SCHEMA_VERSION);
+		return -ENOTSUP;
+	}
+	if (version == SCHEMA_VERSION)
+		return 0;
+	// Version 0: a new file. Later versions migrate here, step by step.
+	rc = sqlite3_exec(j->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(j->wdb, schema_sql, NULL, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d",
+		    SCHEMA_VERSION);
+		rc = sqlite3_exec(j->wdb, sql, NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(j->wdb, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		rv = fail_open(j, j->wdb, sql_errno(j->wdb, rc),
+		    "create schema", err, errlen);
+		if (!sqlite3_get_autocommit(j->wdb))
+			(void)sqlite3_exec(j->wdb, "ROLLBACK", NULL, NULL,
+			    NULL);
+		return rv;
+	}
+	return 0;
+}
+
+static int
+prepare_all(struct coord_journal *j, char *err, size_t errlen)
+{
+	int i, rc;
+
+	for (i = 0; i < W_COUNT; i++) {
+		rc = sqlite3_prepare_v3(j->wdb, wsql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &j->w[i], NULL);
+		if (rc != SQLITE_OK)
+			return fail_open(j, j->wdb, sql_errno(j->wdb, rc),
+			    "prepare", err, errlen);
+	}
+	for (i = 0; i < R_COUNT; i++) {
+		rc = sqlite3_prepare_v3(j->rdb, rsql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &j->r[i], NULL);
+		if (rc != SQLITE_OK)
+			return fail_open(j, j->rdb, sql_errno(j->rdb, rc),
+			    "prepare", err, errlen);
+	}
+	return 0;
+}
+
+static void *writer_main(void *arg);
+
+static int
+init_journal(struct coord_journal *j, const char *path,
+    const struct coord_journal_opts *o)
+{
+	j->path = strdup(path);
+	if (j->path == NULL)
+		return -ENOMEM;
+	j->shared = strcmp(path, ":memory:") == 0 || path[0] == '\0';
+	if (!j->shared && asprintf(&j->wal_path, "%s-wal", path) < 0) {
+		j->wal_path = NULL;
+		return -ENOMEM;
+	}
+	j->max_batch = o->max_batch > 0 ? o->max_batch : DEFAULT_MAX_BATCH;
+	j->max_queue = o->max_queue > 0 ? o->max_queue : DEFAULT_MAX_QUEUE;
+	j->retention_ms = o->retention_ms > 0 ? o->retention_ms : 0;
+	j->retention_interval_ms = o->retention_interval_ms > 0 ?
+	    o->retention_interval_ms : DEFAULT_RETENTION_INTERVAL_MS;
+	// The first automatic pass comes one interval after opening, so a
+	// restart does not add a large delete to the first webhook's commit.
+	j->last_retain_mono = cm_mono_ms();
+	return 0;
+}
+
+int
+coord_journal_open(struct coord_journal **ret, const char *path,
+    const struct coord_journal_opts *opts, char *err, size_t errlen)
+{
+	static const struct coord_journal_opts defaults = {
+		.sync_full = true,
+	};
+	struct coord_journal *j;
+	int rv;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (ret == NULL || path == NULL) {
+		snprintf(err, errlen, "no path");
+		return -EINVAL;
+	}
+	*ret = NULL;
+	if (opts == NULL)
+		opts = &defaults;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&j->rlock, NULL);
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->wake, NULL);
+	pthread_cond_init(&j->opdone, NULL);
+
+	rv = init_journal(j, path, opts);
+	if (rv < 0) {
+		snprintf(err, errlen, "%s", strerror(-rv));
+		goto fail;
+	}
+	rv = open_conn(j, &j->wdb, true, err, errlen);
+	if (rv < 0)
+		goto fail;
+	rv = set_pragmas(j, opts, err, errlen);
+	if (rv < 0)
+		goto fail;
+	rv = create_schema(j, err, errlen);
+	if (rv < 0)
+		goto fail;
+	if (j->shared) {
+		j->rdb = j->wdb;
+	} else {
+		rv = open_conn(j, &j->rdb, false, err, errlen);
+		if (rv < 0)
+			goto fail;
+		(void)sqlite3_exec(j->rdb, "PRAGMA query_only=1", NULL, NULL,
+		    NULL);
+	}
+	rv = prepare_all(j, err, errlen);
+	if (rv < 0)
+		goto fail;
+	rv = query_int(j->wdb, "SELECT count(*) FROM alerts", &j->n_alerts);
+	if (rv == 0)
+		rv = query_int(j->wdb, "SELECT count(*) FROM actions",
+		    &j->n_actions);
+	if (rv < 0) {
+		fail_open(j, j->wdb, rv, "count rows", err, errlen);
+		goto fail;
+	}
+	rv = -pthread_create(&j->writer, NULL, writer_main, j);
+	if (rv < 0) {
+		snprintf(err, errlen, "writer thread: %s", strerror(-rv));
+		goto fail;
+	}
+	j->started = true;
+	cm_info("journal.open", "path=%s alerts=%lld actions=%lld sync=%s",
+	    cm_q(path), (long long)j->n_alerts, (long long)j->n_actions,
+	    opts->sync_full ? "full" : "normal");
+	*ret = j;
+	return 0;
+fail:
+	coord_journal_close(j);
+	return rv;
+}
+
+void
+coord_journal_close(struct coord_journal *j)
+{
+	int i;
+
+	if (j == NULL)
+		return;
+	if (j->started) {
+		pthread_mutex_lock(&j->lock);
+		j->stop = true;
+		pthread_cond_signal(&j->wake);
+		pthread_mutex_unlock(&j->lock);
+		pthread_join(j->writer, NULL);
+	}
+	for (i = 0; i < W_COUNT; i++)
+		sqlite3_finalize(j->w[i]);
+	for (i = 0; i < R_COUNT; i++)
+		sqlite3_finalize(j->r[i]);
+	if (j->rdb != NULL && j->rdb != j->wdb)
+		sqlite3_close(j->rdb);
+	sqlite3_close(j->wdb);
+	pthread_cond_destroy(&j->opdone);
+	pthread_cond_destroy(&j->wake);
+	pthread_mutex_destroy(&j->lock);
+	pthread_mutex_destroy(&j->rlock);
+	free(j->wal_path);
+	free(j->path);
+	free(j);
+}
+
+// ---- the writer --------------------------------------------------------
+
+static const char *
+kvs_find(const struct coord_kvs *kvs, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < kvs->n; i++)
+		if (strcmp(kvs->v[i].key, key) == 0)
+			return kvs->v[i].val;
+	return NULL;
+}
+
+// Returns new JSON object text (free with cJSON_free) or NULL on ENOMEM.
+static char *
+kvs_to_json(const struct coord_kvs *kvs)
+{
+	cJSON *o;
+	char *s = NULL;
+	size_t i;
+
+	o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	for (i = 0; i < kvs->n; i++)
+		if (cJSON_AddStringToObject(o, kvs->v[i].key,
+		    kvs->v[i].val) == NULL)
+			goto out;
+	s = cJSON_PrintUnformatted(o);
+out:
+	cJSON_Delete(o);
+	return s;
+}
+
+static int
+insert_alert(struct coord_journal *j, struct coord_alert_rec *rec)
+{
+	sqlite3_stmt *st = j->w[W_ALERT_INSERT];
+	const struct coord_alert *a = rec->alert;
+	char *labels, *annotations;
+	int rv = -ENOMEM;
+
+	labels = kvs_to_json(&a->labels);
+	annotations = kvs_to_json(&a->annotations);
+	if (labels == NULL || annotations == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, rec->received_ms);
+	sqlite3_bind_int64(st, 2, u64_to_i64(rec->identity));
+	bind_str(st, 3, a->fingerprint != NULL ? a->fingerprint : "");
+	bind_str(st, 4, a->firing ? "firing" : "resolved");
+	bind_time(st, 5, a->starts_ms);
+	bind_time(st, 6, a->ends_ms);
+	bind_str(st, 7, kvs_find(&a->labels, "alertname"));
+	bind_str(st, 8, labels);
+	bind_str(st, 9, annotations);
+	bind_str(st, 10, a->generator_url != NULL ? a->generator_url : "");
+	bind_str(st, 11, rec->receiver);
+	bind_str(st, 12, rec->group_key);
+	rv = step_done(j->wdb, st);
+	if (rv == 0)
+		rec->id = sqlite3_last_insert_rowid(j->wdb);
+out:
+	cJSON_free(labels);
+	cJSON_free(annotations);
+	return rv;
+}
+
+static int
+insert_action(struct coord_journal *j, struct coord_action_rec *r)
+{
+	sqlite3_stmt *st = j->w[W_ACTION_INSERT];
+	int rv;
+
+	sqlite3_bind_int64(st, 1, r->alert_id);
+	sqlite3_bind_int64(st, 2, u64_to_i64(r->identity));
+	sqlite3_bind_int64(st, 3, r->incident_start_ms);
+	bind_str(st, 4, r->rule);
+	bind_str(st, 5, r->type);
+	bind_str(st, 6, r->service);
+	bind_str(st, 7, r->instance);
+	bind_str(st, 8, r->node);
+	bind_str(st, 9, r->state);
+	bind_str(st, 10, r->detail);
+	sqlite3_bind_int(st, 11, r->attempt);
+	sqlite3_bind_int64(st, 12, r->created_ms);
+	rv = step_done(j->wdb, st);
+	if (rv == 0)
+		r->id = sqlite3_last_insert_rowid(j->wdb);
+	return rv;
+}
+
+// Runs one op inside the batch transaction. A negative return is a
+// database failure that dooms the whole batch; an op's own result (e.g.
+// -ENOENT) goes to op->rv. Counts inserted rows into *added.
+static int
+exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int rv = 0;
+
+	op->rv = 0;
+	switch (op->kind) {
+	case OP_ALERTS:
+		for (i = 0; i < op->u.alerts.n && rv == 0; i++)
+			rv = insert_alert(j, &op->u.alerts.recs[i]);
+		if (rv == 0)
+			added[0] += (int64_t)op->u.alerts.n;
+		break;
+	case OP_ALERT_DONE:
+		st = j->w[W_ALERT_DONE];
+		sqlite3_bind_int64(st, 1, op->u.alert_done.id);
+		bind_str(st, 2, op->u.alert_done.outcome);
+		bind_str(st, 3, op->u.alert_done.detail);
+		sqlite3_bind_int64(st, 4, op->u.alert_done.now_ms);
+		rv = step_done(j->wdb, st);
+		if (rv == 0 && sqlite3_changes(j->wdb) == 0)
+			op->rv = -ENOENT;
+		break;
+	case OP_ACTION_INSERT:
+		rv = insert_action(j, op->u.action);
+		if (rv == 0)
+			added[1]++;
+		break;
+	case OP_ACTION_UPDATE:
+		st = j->w[W_ACTION_UPDATE];
+		sqlite3_bind_int64(st, 1, op->u.update.id);
+		bind_str(st, 2, op->u.update.state);
+		bind_str(st, 3, op->u.update.detail);
+		sqlite3_bind_int64(st, 4, op->u.update.now_ms);
+		rv = step_done(j->wdb, st);
+		if (rv == 0 && sqlite3_changes(j->wdb) == 0)
+			op->rv = -ENOENT;
+		break;
+	case OP_RETAIN:
+		break;	// never batched (see take_batch)
+	}
+	return rv;
+}
+
+// Takes the next batch off the queue (j->lock held): everything queued up
+// to max_batch alerts and MAX_OPS_PER_BATCH ops, at least one op. A
+// retention op always forms a batch of its own.
+static struct op *
+take_batch(struct coord_journal *j)
+{
+	struct op *first = j->head, *last = NULL, *o;
+	size_t alerts = 0, nops = 0, na;
+
+	for (o = j->head; o != NULL; o = o->next) {
+		na = o->kind == OP_ALERTS ? o->u.alerts.n : 0;
+		if (nops > 0 && (o->kind == OP_RETAIN ||
+		    alerts + na > j->max_batch || nops >= MAX_OPS_PER_BATCH))
+			break;
+		alerts += na;
+		nops++;
+		last = o;
+		if (o->kind == OP_RETAIN)
+			break;
+	}
+	j->head = last->next;
+	if (j->head == NULL)
+		j->tail = NULL;
+	last->next = NULL;
+	j->queued -= alerts;
+	return first;
+}
+
+// Runs the transaction of one batch. Returns 0 or the negative errno of
+// the first failure (the transaction is then rolled back); `why` gets
+// SQLite's message.
+static int
+commit_batch(struct coord_journal *j, struct op *batch, int64_t added[2],
+    char *why, size_t whylen)
+{
+	struct op *o;
+	int rv;
+
+	rv = step_done(j->wdb, j->w[W_BEGIN]);
+	for (o = batch; o != NULL && rv == 0; o = o->next)
+		rv = exec_op(j, o, added);
+	if (rv == 0)
+		rv = step_done(j->wdb, j->w[W_COMMIT]);
+	if (rv == 0)
+		return 0;
+	snprintf(why, whylen, "%s", sqlite3_errmsg(j->wdb));
+	if (!sqlite3_get_autocommit(j->wdb) &&
+	    step_done(j->wdb, j->w[W_ROLLBACK]) < 0)
+		cm_err("journal.rollback_failed", "err=%s",
+		    cm_q(sqlite3_errmsg(j->wdb)));
+	return rv;
+}
+
+static void
+note_result(struct coord_journal *j, int rv, const int64_t added[2],
+    size_t nops, const char *why)
+{
+	int64_t failing;
+
+	pthread_mutex_lock(&j->lock);
+	if (rv == 0) {
+		j->commits++;
+		j->n_alerts += added[0];
+		j->n_actions += added[1];
+	} else {
+		j->commit_errors++;
+	}
+	failing = j->failing;
+	j->failing = rv == 0 ? 0 : failing + 1;
+	pthread_mutex_unlock(&j->lock);
+
+	if (rv == 0 && failing > 0) {
+		cm_notice("journal.recovered", "failed_commits=%lld",
+		    (long long)failing);
+	} else if (rv < 0 && (failing & (failing + 1)) == 0) {
+		// Logged on the 1st, 2nd, 4th, 8th ... consecutive failure.
+		cm_err("journal.commit_failed", "err=%s errno=%d ops=%zu "
+		    "consecutive=%lld", cm_q(why), -rv, nops,
+		    (long long)failing + 1);
+	}
+}
+
+// Completes each op in queue order: callbacks for submissions, a wakeup
+// for blocked callers. A blocked caller's op lives on its stack: once
+// `done` is set under the lock it may be gone.
+static void
+complete_batch(struct coord_journal *j, struct op *batch, int rv)
+{
+	struct op *o, *next;
+	size_t i;
+
+	for (o = batch; o != NULL; o = next) {
+		next = o->next;
+		if (rv < 0) {
+			o->rv = rv;
+			if (o->kind == OP_ALERTS)
+				for (i = 0; i < o->u.alerts.n; i++)
+					o->u.alerts.recs[i].id = 0;
+			else if (o->kind == OP_ACTION_INSERT)
+				o->u.action->id = 0;
+		}
+		if (o->kind == OP_ALERTS) {
+			o->u.alerts.fn(o->rv, o->u.alerts.recs, o->u.alerts.n,
+			    o->u.alerts.arg);
+			free(o);
+			continue;
+		}
+		pthread_mutex_lock(&j->lock);
+		o->done = true;
+		pthread_cond_broadcast(&j->opdone);
+		pthread_mutex_unlock(&j->lock);
+	}
+}
+
+static void
+run_batch(struct coord_journal *j, struct op *batch)
+{
+	int64_t added[2] = { 0, 0 };
+	char why[256] = "";
+	size_t nops = 0;
+	struct op *o;
+	int rv;
+
+	for (o = batch; o != NULL; o = o->next)
+		nops++;
+	if (j->shared)
+		pthread_mutex_lock(&j->rlock);
+	rv = commit_batch(j, batch, added, why, sizeof(why));
+	if (j->shared)
+		pthread_mutex_unlock(&j->rlock);
+	note_result(j, rv, added, nops, why);
+	complete_batch(j, batch, rv);
+}
+
+// One retention transaction: deletes at most RETENTION_ROWS alerts and as
+// many actions older than the retention. Returns rows deleted or -errno;
+// *more tells whether a table may hold more old rows.
+static int64_t
+retain_pass(struct coord_journal *j, bool *more)
+{
+	int64_t cutoff = cm_now_ms() - j->retention_ms, na = 0, nb = 0;
+	int rv;
+
+	*more = false;
+	if (j->shared)
+		pthread_mutex_lock(&j->rlock);
+	rv = step_done(j->wdb, j->w[W_BEGIN]);
+	if (rv == 0) {
+		sqlite3_bind_int64(j->w[W_RETAIN_ALERTS], 1, cutoff);
+		sqlite3_bind_int(j->w[W_RETAIN_ALERTS], 2, RETENTION_ROWS);
+		rv = step_done(j->wdb, j->w[W_RETAIN_ALERTS]);
+		na = sqlite3_changes(j->wdb);
+	}
+	if (rv == 0) {
+		sqlite3_bind_int64(j->w[W_RETAIN_ACTIONS], 1, cutoff);
+		sqlite3_bind_int(j->w[W_RETAIN_ACTIONS], 2, RETENTION_ROWS);
+		rv = step_done(j->wdb, j->w[W_RETAIN_ACTIONS]);
+		nb = sqlite3_changes(j->wdb);
+	}
+	if (rv == 0)
+		rv = step_done(j->wdb, j->w[W_COMMIT]);
+	if (rv < 0) {
+		cm_warn("journal.retention_failed", "err=%s",
+		    cm_q(sqlite3_errmsg(j->wdb)));
+		if (!sqlite3_get_autocommit(j->wdb))
+			(void)step_done(j->wdb, j->w[W_ROLLBACK]);
+	}
+	if (j->shared)
+		pthread_mutex_unlock(&j->rlock);
+	if (rv < 0)
+		return rv;
+	pthread_mutex_lock(&j->lock);
+	j->n_alerts -= na;
+	j->n_actions -= nb;
+	pthread_mutex_unlock(&j->lock);
+	*more = na == RETENTION_ROWS || nb == RETENTION_ROWS;
+	if (na + nb > 0)
+		cm_debug("journal.retention", "alerts=%lld actions=%lld",
+		    (long long)na, (long long)nb);
+	return na + nb;
+}
+
+// After a batch (or when idle with a backlog): one bounded pass when the
+// interval has passed since the last one.
+static void
+maybe_retain(struct coord_journal *j)
+{
+	int64_t now = cm_mono_ms();
+
+	if (j->retention_ms <= 0)
+		return;
+	if (!j->retain_more &&
+	    now - j->last_retain_mono < j->retention_interval_ms)
+		return;
+	j->last_retain_mono = now;
+	if (retain_pass(j, &j->retain_more) < 0)
+		j->retain_more = false;
+}
+
+// OP_RETAIN: passes until nothing old is left.
+static void
+run_retain_op(struct coord_journal *j, struct op *op)
+{
+	int64_t n, total = 0;
+	bool more = j->retention_ms > 0;
+
+	op->rv = 0;
+	while (more) {
+		n = retain_pass(j, &more);
+		if (n < 0) {
+			op->rv = (int)n;
+			break;
+		}
+		total += n;
+	}
+	j->retain_more = false;
+	op->u.deleted = total;
+	complete_batch(j, op, 0);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct coord_journal *j = arg;
+	struct op *batch;
+
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		while (j->head == NULL && !j->stop && !j->retain_more)
+			pthread_cond_wait(&j->wake, &j->lock);
+		if (j->head == NULL && j->stop) {
+			pthread_mutex_unlock(&j->lock);
+			break;
+		}
+		batch = j->head != NULL ? take_batch(j) : NULL;
+		pthread_mutex_unlock(&j->lock);
+		if (batch != NULL && batch->kind == OP_RETAIN)
+			run_retain_op(j, batch);
+		else if (batch != NULL)
+			run_batch(j, batch);
+		maybe_retain(j);
+	}
+	return NULL;
+}
+
+static void
+enqueue(struct coord_journal *j, struct op *op)
+{
+	op->next = NULL;
+	if (j->tail != NULL)
+		j->tail->next = op;
+	else
+		j->head = op;
+	j->tail = op;
+	pthread_cond_signal(&j->wake);
+}
+
+// Queues a blocking op and waits until the writer completed it.
+static int
+run_blocking(struct coord_journal *j, struct op *op)
+{
+	int rv;
+
+	pthread_mutex_lock(&j->lock);
+	if (j->started && pthread_equal(pthread_self(), j->writer)) {
+		rv = -EDEADLK;
+	} else if (j->stop) {
+		rv = -ESHUTDOWN;
+	} else {
+		enqueue(j, op);
+		while (!op->done)
+			pthread_cond_wait(&j->opdone, &j->lock);
+		rv = op->rv;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return rv;
+}
+
+// ---- the write API -----------------------------------------------------
+
+int
+coord_journal_submit_alerts(struct coord_journal *j,
+    struct coord_alert_rec *recs, size_t n, coord_journal_done_fn done,
+    void *arg)
+{
+	struct op *op;
+	size_t i;
+	int rv = 0;
+
+	if (j == NULL || done == NULL || (n > 0 && recs == NULL))
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (recs[i].alert == NULL)
+			return -EINVAL;
+	op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return -ENOMEM;
+	op->kind = OP_ALERTS;
+	op->u.alerts.recs = recs;
+	op->u.alerts.n = n;
+	op->u.alerts.fn = done;
+	op->u.alerts.arg = arg;
+
+	pthread_mutex_lock(&j->lock);
+	if (j->stop || n > j->max_queue - j->queued) {
+		rv = -EAGAIN;
+	} else {
+		j->queued += n;
+		enqueue(j, op);
+	}
+	pthread_mutex_unlock(&j->lock);
+	if (rv < 0)
+		free(op);
+	return rv;
+}
+
+int
+coord_journal_alert_done(struct coord_journal *j, int64_t alert_id,
+    const char *outcome, const char *detail)
+{
+	struct op op = { .kind = OP_ALERT_DONE };
+
+	if (j == NULL || outcome == NULL)
+		return -EINVAL;
+	op.u.alert_done.id = alert_id;
+	op.u.alert_done.outcome = outcome;
+	op.u.alert_done.detail = detail;
+	op.u.alert_done.now_ms = cm_now_ms();
+	return run_blocking(j, &op);
+}
+
+int
+coord_journal_action_insert(struct coord_journal *j,
+    struct coord_action_rec *rec)
+{
+	struct op op = { .kind = OP_ACTION_INSERT };
+
+	if (j == NULL || rec == NULL || rec->rule == NULL ||
+	    rec->type == NULL || rec->service == NULL ||
+	    rec->instance == NULL || rec->state == NULL)
+		return -EINVAL;
+	op.u.action = rec;
+	return run_blocking(j, &op);
+}
+
+int
+coord_journal_action_update(struct coord_journal *j, int64_t id,
+    const char *state, const char *detail, int64_t now_ms)
+{
+	struct op op = { .kind = OP_ACTION_UPDATE };
+
+	if (j == NULL || state == NULL)
+		return -EINVAL;
+	op.u.update.id = id;
+	op.u.update.state = state;
+	op.u.update.detail = detail;
+	op.u.update.now_ms = now_ms;
+	return run_blocking(j, &op);
+}
+
+int
+coord_journal_retain_now(struct coord_journal *j, int64_t *ret_deleted)
+{
+	struct op op = { .kind = OP_RETAIN };
+	int rv;
+
+	if (ret_deleted != NULL)
+		*ret_deleted = 0;
+	if (j == NULL)
+		return -EINVAL;
+	rv = run_blocking(j, &op);
+	if (rv == 0 && ret_deleted != NULL)
+		*ret_deleted = op.u.deleted;
+	return rv;
+}
+
+// ---- reads -------------------------------------------------------------
+
+// Returns a new copy of a text column, "" for NULL when `empty`, else
+// NULL. *nomem is set when the copy failed.
+static char *
+col_dup(sqlite3_stmt *st, int col, bool empty, bool *nomem)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	char *s;
+
+	if (t == NULL && !empty)
+		return NULL;
+	s = strdup(t != NULL ? (const char *)t : "");
+	if (s == NULL)
+		*nomem = true;
+	return s;
+}
+
+static int64_t
+col_time(sqlite3_stmt *st, int col)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return CM_TIME_NONE;
+	return sqlite3_column_int64(st, col);
+}
+
+static int
+kv_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct coord_kv *)a)->key,
+	    ((const struct coord_kv *)b)->key);
+}
+
+static void
+kvs_clear(struct coord_kvs *kvs)
+{
+	size_t i;
+
+	for (i = 0; i < kvs->n; i++) {
+		free(kvs->v[i].key);
+		free(kvs->v[i].val);
+	}
+	free(kvs->v);
+	kvs->v = NULL;
+	kvs->n = 0;
+}
+
+// Decodes a stored JSON object of strings into a sorted kvs. Returns 0,
+// -EINVAL (not such an object, duplicate keys) or -ENOMEM.
+static int
+kvs_from_json(const char *text, struct coord_kvs *out)
+{
+	const cJSON *it;
+	cJSON *o;
+	size_t n = 0, i;
+	int rv = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	o = text != NULL ? cJSON_Parse(text) : NULL;
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return -EINVAL;
+	}
+	cJSON_ArrayForEach(it, o)
+		n++;
+	if (n > 0) {
+		out->v = calloc(n, sizeof(*out->v));
+		if (out->v == NULL)
+			rv = -ENOMEM;
+	}
+	cJSON_ArrayForEach(it, o) {
+		if (rv < 0)
+			break;
+		if (!cJSON_IsString(it) || it->string == NULL) {
+			rv = -EINVAL;
+			break;
+		}
+		out->v[out->n].key = strdup(it->string);
+		out->v[out->n].val = strdup(it->valuestring);
+		out->n++;
+		if (out->v[out->n - 1].key == NULL ||
+		    out->v[out->n - 1].val == NULL)
+			rv = -ENOMEM;
+	}
+	cJSON_Delete(o);
+	if (rv == 0 && out->n > 1) {
+		qsort(out->v, out->n, sizeof(*out->v), kv_cmp);
+		for (i = 1; i < out->n && rv == 0; i++)
+			if (strcmp(out->v[i - 1].key, out->v[i].key) == 0)
+				rv = -EINVAL;
+	}
+	if (rv < 0)
+		kvs_clear(out);
+	return rv;
+}
+
+// Builds a new alert from an R_PENDING row, laid out as coord_alert_dup
+// does (every string and both kv arrays malloc'd) so coord_alert_free
+// releases it. Returns 0, -EINVAL (row cannot be decoded) or -ENOMEM.
+static int
+row_to_alert(sqlite3_stmt *st, struct coord_alert **ret)
+{
+	struct coord_alert *a;
+	bool nomem = false;
+	const char *status;
+	int rv;
+
+	*ret = NULL;
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return -ENOMEM;
+	a->fingerprint = col_dup(st, 3, true, &nomem);
+	status = (const char *)sqlite3_column_text(st, 4);
+	a->firing = status != NULL && strcmp(status, "firing") == 0;
+	a->starts_ms = col_time(st, 5);
+	a->ends_ms = col_time(st, 6);
+	a->generator_url = col_dup(st, 9, true, &nomem);
+	rv = nomem ? -ENOMEM : 0;
+	if (rv == 0)
+		rv = kvs_from_json((const char *)sqlite3_column_text(st, 7),
+		    &a->labels);
+	if (rv == 0)
+		rv = kvs_from_json((const char *)sqlite3_column_text(st, 8),
+		    &a->annotations);
+	if (rv < 0) {
+		coord_alert_free(a);
+		return rv;
+	}
+	*ret = a;
+	return 0;
+}
+
+struct pending_row {
+	int64_t id;
+	uint64_t identity;
+	int64_t received_ms;
+	struct coord_alert *alert;
+};
+
+// Reads up to READ_PAGE pending alerts with id > after (rlock held).
+// Undecodable rows are logged and skipped (their id still advances
+// *last). Returns rows read or -errno.
+static int
+read_pending_page(struct coord_journal *j, int64_t after,
+    struct pending_row *rows, int64_t *last)
+{
+	sqlite3_stmt *st = j->r[R_PENDING];
+	struct pending_row *r;
+	int n = 0, rc, rv = 0;
+
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int(st, 2, READ_PAGE);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = &rows[n];
+		r->id = sqlite3_column_int64(st, 0);
+		r->identity = i64_to_u64(sqlite3_column_int64(st, 1));
+		r->received_ms = sqlite3_column_int64(st, 2);
+		*last = r->id;
+		rv = row_to_alert(st, &r->alert);
+		if (rv == -EINVAL) {
+			cm_warn("journal.replay_skip", "id=%lld reason=%s",
+			    (long long)r->id, "undecodable labels");
+			rv = 0;
+			continue;
+		}
+		if (rv < 0)
+			break;
+		n++;
+	}
+	if (rv == 0 && rc != SQLITE_DONE)
+		rv = sql_errno(j->rdb, rc);
+	sqlite3_reset(st);
+	if (rv < 0) {
+		while (n > 0)
+			coord_alert_free(rows[--n].alert);
+		return rv;
+	}
+	return n;
+}
+
+int
+coord_journal_replay_pending(struct coord_journal *j,
+    coord_journal_alert_fn fn, void *arg)
+{
+	struct pending_row rows[READ_PAGE];
+	int64_t after = 0, last;
+	int n, i;
+
+	if (j == NULL || fn == NULL)
+		return -EINVAL;
+	for (;;) {
+		last = after;
+		pthread_mutex_lock(&j->rlock);
+		n = read_pending_page(j, after, rows, &last);
+		pthread_mutex_unlock(&j->rlock);
+		if (n < 0)
+			return n;
+		for (i = 0; i < n; i++)
+			fn(rows[i].id, rows[i].identity, rows[i].received_ms,
+			    rows[i].alert, arg);
+		if (last == after)
+			return 0;
+		after = last;
+	}
+}
+
+#define ACTION_STRS 7
+
+struct action_row {
+	struct coord_action_rec rec;
+	int64_t updated_ms;
+	// rule, type, service, instance, node, state, detail:
+	char *s[ACTION_STRS];
+};
+
+static void
+action_row_clear(struct action_row *r)
+{
+	int i;
+
+	for (i = 0; i < ACTION_STRS; i++)
+		free(r->s[i]);
+}
+
+// Reads up to READ_PAGE actions (rlock held). Returns rows or -errno.
+static int
+read_actions_page(struct coord_journal *j, int64_t since, int64_t after,
+    struct action_row *rows)
+{
+	sqlite3_stmt *st = j->r[R_ACTIONS];
+	struct action_row *r;
+	bool nomem = false;
+	int n = 0, rc, i, rv = 0;
+
+	sqlite3_bind_int64(st, 1, since);
+	sqlite3_bind_int64(st, 2, after);
+	sqlite3_bind_int(st, 3, READ_PAGE);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = &rows[n++];
+		memset(r, 0, sizeof(*r));
+		r->rec.id = sqlite3_column_int64(st, 0);
+		r->rec.alert_id = sqlite3_column_int64(st, 1);
+		r->rec.identity = i64_to_u64(sqlite3_column_int64(st, 2));
+		r->rec.incident_start_ms = sqlite3_column_int64(st, 3);
+		for (i = 0; i < ACTION_STRS; i++)
+			r->s[i] = col_dup(st, 4 + i, false, &nomem);
+		r->rec.rule = r->s[0];
+		r->rec.type = r->s[1];
+		r->rec.service = r->s[2];
+		r->rec.instance = r->s[3];
+		r->rec.node = r->s[4];
+		r->rec.state = r->s[5];
+		r->rec.detail = r->s[6];
+		r->rec.attempt = sqlite3_column_int(st, 11);
+		r->rec.created_ms = sqlite3_column_int64(st, 12);
+		r->updated_ms = sqlite3_column_int64(st, 13);
+		if (nomem) {
+			rv = -ENOMEM;
+			break;
+		}
+	}
+	if (rv == 0 && rc != SQLITE_DONE)
+		rv = sql_errno(j->rdb, rc);
+	sqlite3_reset(st);
+	if (rv < 0) {
+		while (n > 0)
+			action_row_clear(&rows[--n]);
+		return rv;
+	}
+	return n;
+}
+
+int
+coord_journal_scan_actions(struct coord_journal *j, int64_t since_ms,
+    coord_journal_action_fn fn, void *arg)
+{
+	struct action_row *rows;
+	int64_t after = 0;
+	int n, i, rv = 0;
+
+	if (j == NULL || fn == NULL)
+		return -EINVAL;
+	rows = calloc(READ_PAGE, sizeof(*rows));
+	if (rows == NULL)
+		return -ENOMEM;
+	for (;;) {
+		pthread_mutex_lock(&j->rlock);
+		n = read_actions_page(j, since_ms, after, rows);
+		pthread_mutex_unlock(&j->rlock);
+		if (n < 0) {
+			rv = n;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			fn(&rows[i].rec, rows[i].updated_ms, arg);
+			after = rows[i].rec.id;
+			action_row_clear(&rows[i]);
+		}
+		if (n < READ_PAGE)
+			break;
+	}
+	free(rows);
+	return rv;
+}
+
+static bool
+json_add_text(cJSON *o, const char *key, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	if (t == NULL)
+		return cJSON_AddNullToObject(o, key) != NULL;
+	return cJSON_AddStringToObject(o, key, (const char *)t) != NULL;
+}
+
+static bool
+json_add_time(cJSON *o, const char *key, int64_t ms)
+{
+	char buf[40];
+
+	return cJSON_AddStringToObject(o, key,
+	    cm_time_format(ms, buf, sizeof(buf))) != NULL;
+}
+
+// Appends the current query_actions row to arr. Returns false on ENOMEM.
+static bool
+json_add_action(cJSON *arr, sqlite3_stmt *st)
+{
+	static const char *const text_cols[] = {
+		NULL, NULL, "alertname", "rule", "type", "service",
+		"instance", "node", "state", "detail",
+	};
+	cJSON *o;
+	bool ok;
+	int i;
+
+	o = cJSON_CreateObject();
+	if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return false;
+	}
+	ok = cJSON_AddNumberToObject(o, "id",
+	    (double)sqlite3_column_int64(st, 0)) != NULL;
+	ok = ok && cJSON_AddNumberToObject(o, "alert_id",
+	    (double)sqlite3_column_int64(st, 1)) != NULL;
+	for (i = 2; i < 10 && ok; i++)
+		ok = json_add_text(o, text_cols[i], st, i);
+	ok = ok && cJSON_AddNumberToObject(o, "attempt",
+	    sqlite3_column_int(st, 10)) != NULL;
+	ok = ok && json_add_time(o, "created", sqlite3_column_int64(st, 11));
+	ok = ok && json_add_time(o, "updated", sqlite3_column_int64(st, 12));
+	return ok;
+}
+
+// Builds the filtered query. Parameters are numbered so every one can be
+// bound whether or not its clause is present (?5, the limit, always is).
+static void
+build_query(const struct coord_journal_filter *f, char *sql, size_t n)
+{
+	snprintf(sql, n, "SELECT act.id, act.alert_id, al.alertname,"
+	    " act.rule, act.type, act.service, act.instance, act.node,"
+	    " act.state, act.detail, act.attempt, act.created_ms,"
+	    " act.updated_ms FROM actions act"
+	    " LEFT JOIN alerts al ON al.id = act.alert_id WHERE 1%s%s%s%s"
+	    " ORDER BY act.created_ms DESC, act.id DESC LIMIT ?5",
+	    f->service != NULL ? " AND act.service = ?1" : "",
+	    f->alertname != NULL ? " AND al.alertname = ?2" : "",
+	    f->state != NULL ? " AND act.state = ?3" : "",
+	    f->since_ms > 0 ? " AND act.created_ms >= ?4" : "");
+}
+
+static int
+run_query(struct coord_journal *j, const struct coord_journal_filter *f,
+    cJSON *arr)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[640];
+	int limit = f->limit, rc, rv = 0;
+
+	if (limit <= 0)
+		limit = QUERY_DEFAULT_LIMIT;
+	if (limit > QUERY_MAX_LIMIT)
+		limit = QUERY_MAX_LIMIT;
+	build_query(f, sql, sizeof(sql));
+	rc = sqlite3_prepare_v2(j->rdb, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_errno(j->rdb, rc);
+	bind_str(st, 1, f->service);
+	bind_str(st, 2, f->alertname);
+	bind_str(st, 3, f->state);
+	sqlite3_bind_int64(st, 4, f->since_ms);
+	sqlite3_bind_int(st, 5, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!json_add_action(arr, st)) {
+			rv = -ENOMEM;
+			break;
+		}
+	}
+	if (rv == 0 && rc != SQLITE_DONE)
+		rv = sql_errno(j->rdb, rc);
+	sqlite3_finalize(st);
+	return rv;
+}
+
+int
+coord_journal_query_actions(struct coord_journal *j,
+    const struct coord_journal_filter *f, char **ret_json)
+{
+	static const struct coord_journal_filter none = { .limit = 0 };
+	cJSON *arr;
+	char *text;
+	int rv;
+
+	if (ret_json == NULL)
+		return -EINVAL;
+	*ret_json = NULL;
+	if (j == NULL)
+		return -EINVAL;
+	if (f == NULL)
+		f = &none;
+	arr = cJSON_CreateArray();
+	if (arr == NULL)
+		return -ENOMEM;
+	pthread_mutex_lock(&j->rlock);
+	rv = run_query(j, f, arr);
+	pthread_mutex_unlock(&j->rlock);
+	if (rv == 0) {
+		// Copied so the caller frees with plain free() whatever
+		// allocator cJSON was given.
+		text = cJSON_PrintUnformatted(arr);
+		*ret_json = text != NULL ? strdup(text) : NULL;
+		cJSON_free(text);
+		if (*ret_json == NULL)
+			rv = -ENOMEM;
+	}
+	cJSON_Delete(arr);
+	return rv;
+}
+
+static int64_t
+file_size(const char *path)
+{
+	struct stat sb;
+
+	if (path == NULL || stat(path, &sb) != 0)
+		return 0;
+	return (int64_t)sb.st_size;
+}
+
+void
+coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s)
+{
+	int64_t pages = 0, page_size = 0;
+
+	if (s == NULL)
+		return;
+	memset(s, 0, sizeof(*s));
+	if (j == NULL)
+		return;
+	pthread_mutex_lock(&j->lock);
+	s->alerts = j->n_alerts;
+	s->actions = j->n_actions;
+	s->commits = j->commits;
+	s->commit_errors = j->commit_errors;
+	pthread_mutex_unlock(&j->lock);
+	if (!j->shared) {
+		s->bytes = file_size(j->path) + file_size(j->wal_path);
+		return;
+	}
+	pthread_mutex_lock(&j->rlock);
+	if (query_int(j->rdb, "PRAGMA page_count", &pages) == 0 &&
+	    query_int(j->rdb, "PRAGMA page_size", &page_size) == 0)
+		s->bytes = pages * page_size;
+	pthread_mutex_unlock(&j->rlock);
+}

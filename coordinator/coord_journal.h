@@ -24,20 +24,41 @@
 
 struct coord_journal;
 
+// Zero-initialize (designated initializers): every field's 0 means its
+// default, except sync_full (false = NORMAL; pass opts NULL for all
+// defaults including FULL).
 struct coord_journal_opts {
 	bool sync_full;	     // synchronous=FULL (default) vs NORMAL
-	int64_t retention_ms; // rows older than this are deleted (0 = keep)
+	int64_t retention_ms; // rows older than this are deleted (0 = keep):
+			      // alerts by received_ms whatever their
+			      // outcome, actions by created_ms
 	size_t max_batch;     // alerts per group commit (default 512)
+	// Added after the first draft; 0 = default for each:
+	size_t max_queue;     // alerts queued at most (default 8192)
+	int64_t max_bytes;    // database size cap; beyond it commits fail
+			      // with -ENOSPC (0 = none)
+	int64_t retention_interval_ms; // time between automatic
+			      // retention passes (default 60000)
 };
 
 // Opens or creates the journal at `path` (":memory:" for tests), creates
 // the schema, and starts the writer thread. Returns 0 or a negative errno
-// with a reason in err.
+// with a reason in err: the OS error when the file cannot be opened (e.g.
+// -ENOENT for a missing directory), -ENOTSUP when the file's schema is
+// newer than this build, -EINVAL when it is not a database.
+//
+// ":memory:" (and "") use ONE connection for writes and reads: the writer
+// holds the read mutex for the length of each transaction, so readers
+// never see uncommitted rows. A file path gets a second, query-only
+// connection, so reads run beside commits (WAL).
 int coord_journal_open(struct coord_journal **ret, const char *path,
     const struct coord_journal_opts *opts, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-// Stops the writer after draining its queue, then closes. NULL-safe.
+// Stops the writer after draining its queue (every queued callback is
+// called, every blocked caller answered), then closes. NULL-safe. Call it
+// once, when no other thread uses the journal any more; not from a
+// callback.
 void coord_journal_close(struct coord_journal *j);
 
 // One received alert as stored. The journal copies what it needs.
@@ -51,14 +72,22 @@ struct coord_alert_rec {
 };
 
 // Called once on the writer thread after the batch committed (rv == 0,
-// recs[i].id set) or failed (rv < 0: nothing was stored; answer 503).
+// recs[i].id set) or failed (rv < 0: nothing was stored, ids are 0;
+// answer 503). It must not call the blocking write functions below (they
+// would return -EDEADLK) and should return quickly: the next group commit
+// waits for it.
 typedef void (*coord_journal_done_fn)(int rv, struct coord_alert_rec *recs,
     size_t n, void *arg);
 
 // Queues `n` alerts for the next group commit. Borrows recs (and the
 // alerts they point to) until `done` has been called. Returns 0, or
-// -EAGAIN when the queue is full / the journal is failing (answer 503),
-// in which case done is not called. Never blocks.
+// -EAGAIN when the queue is full / the journal is closing (answer 503),
+// -EINVAL for NULL arguments, -ENOMEM; in those cases done is not called.
+// A submission larger than max_queue can never fit: -EAGAIN. A batch
+// never splits a submission (one may exceed max_batch alone). After a
+// failed commit later submissions are still accepted and tried (the disk
+// may recover); their callbacks report each outcome. Never blocks; any
+// thread.
 int coord_journal_submit_alerts(struct coord_journal *j,
     struct coord_alert_rec *recs, size_t n, coord_journal_done_fn done,
     void *arg) __attribute__((warn_unused_result));
@@ -66,6 +95,14 @@ int coord_journal_submit_alerts(struct coord_journal *j,
 // Alert processing outcome: "pending" (as stored), then one of
 // "acted", "no-rule", "duplicate", "resolved", "refused:<check>",
 // "template-error", "shadow" ... `detail` is free text (may be NULL).
+//
+// The blocking writes below (alert_done, action_insert, action_update)
+// are queued behind earlier submissions and share their group commit;
+// they return once their transaction committed: 0, -ENOENT (no such
+// id; nothing changed), -EINVAL (NULL required argument), a negative
+// errno of the failed commit (-ENOSPC, -EIO, ...), -ESHUTDOWN when the
+// journal is closing, -EDEADLK when called from a done callback. Strings
+// are borrowed for the call. Any thread.
 int coord_journal_alert_done(struct coord_journal *j, int64_t alert_id,
     const char *outcome, const char *detail);
 
@@ -87,29 +124,50 @@ struct coord_action_rec {
 	int64_t created_ms;
 };
 
+// Inserts rec (rule, type, service, instance and state required) and sets
+// rec->id; its updated time starts as created_ms.
 int coord_journal_action_insert(struct coord_journal *j,
     struct coord_action_rec *rec);
+// Sets state and updated time; a NULL detail keeps the previous detail.
 int coord_journal_action_update(struct coord_journal *j, int64_t id,
     const char *state, const char *detail, int64_t now_ms);
+
+// Runs retention passes now until no row older than retention_ms is left
+// (the writer otherwise runs one bounded pass per retention interval of
+// activity). Blocking, like the writes above. Returns 0 (also when
+// retention_ms is 0: nothing to do) and the number of rows deleted in
+// *ret_deleted (may be NULL), or a negative errno.
+int coord_journal_retain_now(struct coord_journal *j, int64_t *ret_deleted);
 
 // Replays unprocessed alerts (outcome "pending"), oldest first, calling
 // fn for each with a freshly allocated alert (the callee owns it: free
 // with coord_alert_free). Used at startup.
 typedef void (*coord_journal_alert_fn)(int64_t id, uint64_t identity,
     int64_t received_ms, struct coord_alert *alert, void *arg);
+//
+// Rows are read in pages and no lock is held while fn runs, so fn may
+// call any journal function (e.g. alert_done). A row whose stored labels
+// cannot be decoded is logged and skipped. Returns 0 or a negative errno
+// (-ENOMEM, -EIO). Blocks on the read connection; any thread.
 int coord_journal_replay_pending(struct coord_journal *j,
     coord_journal_alert_fn fn, void *arg);
 
 // Actions recorded since `since_ms` in id order, for rebuilding cooldown,
 // attempt and in-flight state at startup. The rec's strings are borrowed
-// for the duration of the call.
+// for the duration of the call. "Since" means created_ms >= since_ms.
+// Paged like replay (fn may call the journal). Returns 0 or -errno.
 typedef void (*coord_journal_action_fn)(const struct coord_action_rec *rec,
     int64_t updated_ms, void *arg);
 int coord_journal_scan_actions(struct coord_journal *j, int64_t since_ms,
     coord_journal_action_fn fn, void *arg);
 
 // History for the API and CLI as a JSON array text (free()): newest
-// first, at most `limit` rows, filtered by any non-NULL field.
+// first (created, then id), at most `limit` rows, filtered by any non-NULL
+// field (all must match; since_ms bounds created_ms). Each element:
+// {"id", "alert_id", "alertname", "rule", "type", "service", "instance",
+// "node", "state", "detail", "attempt", "created", "updated"} with times
+// in RFC 3339 and JSON null for absent values. f may be NULL (no filter).
+// Returns 0 or -ENOMEM / -EIO. Any thread.
 struct coord_journal_filter {
 	const char *service;
 	const char *alertname;
@@ -120,7 +178,9 @@ struct coord_journal_filter {
 int coord_journal_query_actions(struct coord_journal *j,
     const struct coord_journal_filter *f, char **ret_json);
 
-// Counts for /metrics and /health.
+// Counts for /metrics and /health: rows in the journal (kept by the
+// writer, no table scan), main file + WAL size in bytes, group commits
+// that succeeded and failed. Cheap; any thread. j NULL gives zeros.
 struct coord_journal_stats {
 	int64_t alerts;
 	int64_t actions;

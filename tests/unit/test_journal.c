@@ -1,0 +1,1557 @@
+// SPDX-License-Identifier: MIT
+// Unit tests of coord_journal: storage, replay, group commit, back-pressure,
+// failed commits, retention, queries, and durability across kill -9.
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "cm_time.h"
+#include "coord_journal.h"
+#include "tt.h"
+
+#define HOUR_MS (3600 * 1000LL)
+
+// ---- helpers -----------------------------------------------------------
+
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		abort();
+	return d;
+}
+
+static void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+static void
+kvs_set(struct coord_kvs *kvs, size_t n, const char *const *kv)
+{
+	size_t i;
+
+	kvs->n = n;
+	kvs->v = n > 0 ? xcalloc(n, sizeof(*kvs->v)) : NULL;
+	for (i = 0; i < n; i++) {
+		kvs->v[i].key = xstrdup(kv[2 * i]);
+		kvs->v[i].val = xstrdup(kv[2 * i + 1]);
+	}
+}
+
+// A new alert (free with coord_alert_free): labels alertname, seq and
+// service (sorted), one annotation, fingerprint "fp-<seq>".
+static struct coord_alert *
+mk_alert(const char *name, int seq, const char *summary)
+{
+	struct coord_alert *a = xcalloc(1, sizeof(*a));
+	char sbuf[32], fp[40];
+	const char *labels[] = {
+		"alertname", name, "seq", sbuf, "service", "checkout",
+	};
+	const char *ann[] = { "summary", summary };
+
+	snprintf(sbuf, sizeof(sbuf), "%d", seq);
+	snprintf(fp, sizeof(fp), "fp-%d", seq);
+	a->firing = true;
+	kvs_set(&a->labels, 3, labels);
+	kvs_set(&a->annotations, 1, ann);
+	a->starts_ms = 1700000000000LL + seq;
+	a->ends_ms = CM_TIME_NONE;
+	a->generator_url = xstrdup("http://127.0.0.1:9090/graph");
+	a->fingerprint = xstrdup(fp);
+	return a;
+}
+
+static void
+rec_init(struct coord_alert_rec *r, struct coord_alert *a, int64_t recv)
+{
+	memset(r, 0, sizeof(*r));
+	r->received_ms = recv;
+	r->identity = 0xfedcba9876543210ULL ^ (uint64_t)recv;
+	r->alert = a;
+	r->receiver = "reflex";
+	r->group_key = "{}:{alertname=\"X\"}";
+}
+
+// Counts callbacks and remembers the last result.
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int calls;
+	int rv;
+	int failures;
+};
+
+#define WAITER_INIT \
+	{ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 }
+
+static void
+waiter_cb(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
+{
+	struct waiter *w = arg;
+
+	(void)recs;
+	(void)n;
+	pthread_mutex_lock(&w->mu);
+	w->calls++;
+	w->rv = rv;
+	if (rv < 0)
+		w->failures++;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void
+waiter_wait(struct waiter *w, int calls)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->calls < calls)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+// Submits recs[0..n) as one group and waits for its callback. Returns the
+// callback's rv (or the submit error).
+static int
+submit_wait(struct coord_journal *j, struct coord_alert_rec *recs, size_t n)
+{
+	struct waiter w = WAITER_INIT;
+	int rv;
+
+	rv = coord_journal_submit_alerts(j, recs, n, waiter_cb, &w);
+	if (rv < 0)
+		return rv;
+	waiter_wait(&w, 1);
+	return w.rv;
+}
+
+// A gate: the first submission's callback blocks the writer thread until
+// released, so that everything submitted meanwhile waits in the queue.
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool entered, released;
+};
+
+#define GATE_INIT \
+	{ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false }
+
+static void
+gate_cb(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
+{
+	struct gate *g = arg;
+
+	(void)rv;
+	(void)recs;
+	(void)n;
+	pthread_mutex_lock(&g->mu);
+	g->entered = true;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->released)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void
+gate_wait_entered(struct gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	while (!g->entered)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void
+gate_release(struct gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->released = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+// Replayed alerts collected in order.
+struct replayed {
+	size_t n, cap;
+	int64_t *ids;
+	uint64_t *identities;
+	int64_t *received;
+	struct coord_alert **alerts;
+};
+
+static void
+replay_cb(int64_t id, uint64_t identity, int64_t received_ms,
+    struct coord_alert *alert, void *arg)
+{
+	struct replayed *r = arg;
+
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 16;
+		r->ids = realloc(r->ids, r->cap * sizeof(*r->ids));
+		r->identities = realloc(r->identities,
+		    r->cap * sizeof(*r->identities));
+		r->received = realloc(r->received,
+		    r->cap * sizeof(*r->received));
+		r->alerts = realloc(r->alerts, r->cap * sizeof(*r->alerts));
+		if (!r->ids || !r->identities || !r->received || !r->alerts)
+			abort();
+	}
+	r->ids[r->n] = id;
+	r->identities[r->n] = identity;
+	r->received[r->n] = received_ms;
+	r->alerts[r->n] = alert;
+	r->n++;
+}
+
+static void
+replayed_free(struct replayed *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		coord_alert_free(r->alerts[i]);
+	free(r->ids);
+	free(r->identities);
+	free(r->received);
+	free(r->alerts);
+	memset(r, 0, sizeof(*r));
+}
+
+static const char *
+label(const struct coord_alert *a, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < a->labels.n; i++)
+		if (strcmp(a->labels.v[i].key, key) == 0)
+			return a->labels.v[i].val;
+	return NULL;
+}
+
+// A fresh temporary directory; paths of the journal inside it.
+struct tmp {
+	char dir[64];
+	char db[96];
+};
+
+static void
+tmp_make(struct tmp *t)
+{
+	snprintf(t->dir, sizeof(t->dir), "/tmp/reflex-journal-XXXXXX");
+	if (mkdtemp(t->dir) == NULL)
+		abort();
+	snprintf(t->db, sizeof(t->db), "%s/journal.db", t->dir);
+}
+
+static void
+tmp_remove(struct tmp *t)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char p[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", t->db, sfx[i]);
+		(void)unlink(p);
+	}
+	(void)rmdir(t->dir);
+}
+
+static struct coord_journal *
+open_ok(const char *path, const struct coord_journal_opts *o)
+{
+	struct coord_journal *j = NULL;
+	char err[256];
+	int rv;
+
+	rv = coord_journal_open(&j, path, o, err, sizeof(err));
+	if (rv != 0)
+		printf("# open %s: %d %s\n", path, rv, err);
+	CHECK_INT(rv, 0);
+	return j;
+}
+
+// ---- cases -------------------------------------------------------------
+
+static void
+test_open_missing_dir(void)
+{
+	struct coord_journal *j = (void *)1;
+	char err[256] = "";
+	int rv;
+
+	rv = coord_journal_open(&j, "/nonexistent-reflex-dir/j.db", NULL, err,
+	    sizeof(err));
+	CHECK_INT(rv, -ENOENT);
+	CHECK(j == NULL);
+	CHECK_HAS(err, "/nonexistent-reflex-dir/j.db");
+	rv = coord_journal_open(&j, NULL, NULL, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+}
+
+static void
+test_open_refuses_newer_schema_and_garbage(void)
+{
+	struct coord_journal *j = NULL;
+	char err[256] = "";
+	struct tmp t;
+	sqlite3 *db;
+	FILE *f;
+	int rv;
+
+	tmp_make(&t);
+	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+	rv = coord_journal_open(&j, t.db, NULL, err, sizeof(err));
+	CHECK_INT(rv, -ENOTSUP);
+	CHECK_HAS(err, "schema version 99");
+	CHECK(j == NULL);
+	tmp_remove(&t);
+
+	tmp_make(&t);
+	f = fopen(t.db, "w");
+	CHECK(f != NULL);
+	if (f != NULL) {
+		for (rv = 0; rv < 200; rv++)
+			fputs("this is not an SQLite database file\n", f);
+		fclose(f);
+	}
+	err[0] = '\0';
+	rv = coord_journal_open(&j, t.db, NULL, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, "not a database");
+	tmp_remove(&t);
+}
+
+static void
+test_store_and_replay(void)
+{
+	struct coord_alert *a[3];
+	struct coord_alert_rec recs[3];
+	struct coord_journal_stats st;
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	const struct coord_alert *b;
+	int i;
+
+	j = open_ok(":memory:", NULL);
+	if (j == NULL)
+		return;
+	for (i = 0; i < 3; i++) {
+		a[i] = mk_alert(i == 1 ? "DiskFull" : "HighLatency", i,
+		    "p99 \"over\" 2s\n");
+		rec_init(&recs[i], a[i], 1000 + i);
+	}
+	// The second alert is resolved with an end time and no start.
+	a[1]->firing = false;
+	a[1]->starts_ms = CM_TIME_NONE;
+	a[1]->ends_ms = 1700000009999LL;
+	CHECK_INT(submit_wait(j, recs, 2), 0);
+	CHECK_INT(submit_wait(j, recs + 2, 1), 0);
+	CHECK(recs[0].id > 0);
+	CHECK(recs[1].id > recs[0].id);
+	CHECK(recs[2].id > recs[1].id);
+
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 3);
+	for (i = 0; i < 3 && (size_t)i < r.n; i++) {
+		b = r.alerts[i];
+		CHECK_INT(r.ids[i], recs[i].id);
+		CHECK(r.identities[i] == recs[i].identity);
+		CHECK_INT(r.received[i], 1000 + i);
+		CHECK_INT(b->firing, a[i]->firing);
+		CHECK_INT(b->starts_ms, a[i]->starts_ms);
+		CHECK_INT(b->ends_ms, a[i]->ends_ms);
+		CHECK_STR(b->fingerprint, a[i]->fingerprint);
+		CHECK_STR(b->generator_url, a[i]->generator_url);
+		CHECK_INT(b->labels.n, 3);
+		if (b->labels.n == 3) {
+			CHECK_STR(b->labels.v[0].key, "alertname");
+			CHECK_STR(b->labels.v[0].val,
+			    a[i]->labels.v[0].val);
+			CHECK_STR(b->labels.v[1].key, "seq");
+			CHECK_STR(b->labels.v[2].key, "service");
+			CHECK_STR(b->labels.v[2].val, "checkout");
+		}
+		CHECK_INT(b->annotations.n, 1);
+		if (b->annotations.n == 1)
+			CHECK_STR(b->annotations.v[0].val,
+			    "p99 \"over\" 2s\n");
+	}
+	replayed_free(&r);
+
+	// Processed alerts leave the pending set; order stays by id.
+	CHECK_INT(coord_journal_alert_done(j, recs[1].id, "acted", "restart"),
+	    0);
+	CHECK_INT(coord_journal_alert_done(j, 999999, "acted", NULL),
+	    -ENOENT);
+	CHECK_INT(coord_journal_alert_done(j, recs[0].id, NULL, NULL),
+	    -EINVAL);
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 2);
+	if (r.n == 2) {
+		CHECK_INT(r.ids[0], recs[0].id);
+		CHECK_INT(r.ids[1], recs[2].id);
+	}
+	replayed_free(&r);
+
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.alerts, 3);
+	CHECK_INT(st.commits, 4);
+	CHECK_INT(st.commit_errors, 0);
+	CHECK(st.bytes > 0);
+	coord_journal_close(j);
+	for (i = 0; i < 3; i++)
+		coord_alert_free(a[i]);
+}
+
+// Replay calls back with no lock held: the callback may write (here on
+// the shared in-memory connection, the case most prone to deadlock).
+struct done_ctx {
+	struct coord_journal *j;
+	int calls, failures;
+};
+
+static void
+replay_and_done_cb(int64_t id, uint64_t identity, int64_t received_ms,
+    struct coord_alert *alert, void *arg)
+{
+	struct done_ctx *c = arg;
+	struct coord_journal_stats st;
+	char *json = NULL;
+
+	(void)identity;
+	(void)received_ms;
+	coord_alert_free(alert);
+	c->calls++;
+	if (coord_journal_alert_done(c->j, id, "no-rule", NULL) != 0)
+		c->failures++;
+	if (coord_journal_query_actions(c->j, NULL, &json) != 0)
+		c->failures++;
+	free(json);
+	coord_journal_stats(c->j, &st);
+}
+
+static void
+test_replay_callback_may_write(void)
+{
+	struct coord_alert_rec recs[300];
+	struct coord_alert *a[300];
+	struct replayed r = { 0 };
+	struct done_ctx c = { 0 };
+	int i;
+
+	c.j = open_ok(":memory:", NULL);
+	if (c.j == NULL)
+		return;
+	// More than one read page (128 rows).
+	for (i = 0; i < 300; i++) {
+		a[i] = mk_alert("A", i, "s");
+		rec_init(&recs[i], a[i], i);
+	}
+	CHECK_INT(submit_wait(c.j, recs, 300), 0);
+	CHECK_INT(coord_journal_replay_pending(c.j, replay_and_done_cb, &c),
+	    0);
+	CHECK_INT(c.calls, 300);
+	CHECK_INT(c.failures, 0);
+	CHECK_INT(coord_journal_replay_pending(c.j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 0);
+	replayed_free(&r);
+	coord_journal_close(c.j);
+	for (i = 0; i < 300; i++)
+		coord_alert_free(a[i]);
+}
+
+static void
+test_persists_across_reopen(void)
+{
+	struct coord_journal_opts o = { .sync_full = false };
+	struct coord_alert_rec recs[2];
+	struct coord_alert *a[2];
+	struct coord_journal_stats st;
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	struct coord_action_rec act = {
+		.alert_id = 1, .identity = UINT64_MAX, .incident_start_ms = 5,
+		.rule = "r", .type = "restart", .service = "s",
+		.instance = "i", .state = "planned", .attempt = 1,
+		.created_ms = 10,
+	};
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		return;
+	a[0] = mk_alert("A", 1, "x");
+	a[1] = mk_alert("B", 2, "y");
+	rec_init(&recs[0], a[0], 111);
+	rec_init(&recs[1], a[1], 222);
+	recs[1].identity = 0x8000000000000001ULL; // high bit: int64 bits
+	CHECK_INT(submit_wait(j, recs, 2), 0);
+	CHECK_INT(coord_journal_action_insert(j, &act), 0);
+	coord_journal_close(j);
+
+	j = open_ok(t.db, NULL);
+	if (j == NULL)
+		return;
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.alerts, 2);
+	CHECK_INT(st.actions, 1);
+	CHECK_INT(st.commits, 0);
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 2);
+	if (r.n == 2) {
+		CHECK_INT(r.ids[0], recs[0].id);
+		CHECK_INT(r.ids[1], recs[1].id);
+		CHECK(r.identities[1] == 0x8000000000000001ULL);
+		CHECK_INT(r.received[1], 222);
+		CHECK_STR(label(r.alerts[1], "alertname"), "B");
+	}
+	replayed_free(&r);
+	coord_journal_close(j);
+	coord_alert_free(a[0]);
+	coord_alert_free(a[1]);
+	tmp_remove(&t);
+}
+
+// Scanned actions, copied.
+struct scanned {
+	int n;
+	int64_t ids[16];
+	uint64_t identity[16];
+	char state[16][32];
+	char detail[16][32];
+	char node[16][32];
+	int64_t updated[16];
+	int attempt[16];
+};
+
+static void
+scan_cb(const struct coord_action_rec *rec, int64_t updated_ms, void *arg)
+{
+	struct scanned *s = arg;
+
+	if (s->n >= 16)
+		return;
+	s->ids[s->n] = rec->id;
+	s->identity[s->n] = rec->identity;
+	snprintf(s->state[s->n], 32, "%s", rec->state);
+	snprintf(s->detail[s->n], 32, "%s", rec->detail ? rec->detail : "-");
+	snprintf(s->node[s->n], 32, "%s", rec->node ? rec->node : "-");
+	s->updated[s->n] = updated_ms;
+	s->attempt[s->n] = rec->attempt;
+	s->n++;
+}
+
+static void
+test_actions_insert_update_scan(void)
+{
+	struct coord_action_rec a = {
+		.alert_id = 7, .identity = 0xffffffff00000001ULL,
+		.incident_start_ms = 100, .rule = "restart-checkout",
+		.type = "restart", .service = "checkout", .instance = "c-1",
+		.node = "node-a", .state = "planned", .detail = NULL,
+		.attempt = 1, .created_ms = 1000,
+	};
+	struct coord_action_rec b = a;
+	struct coord_journal_stats st;
+	struct scanned s = { 0 };
+	struct coord_journal *j;
+
+	j = open_ok(":memory:", NULL);
+	if (j == NULL)
+		return;
+	CHECK_INT(coord_journal_action_insert(j, &a), 0);
+	CHECK(a.id > 0);
+	b.node = NULL;
+	b.attempt = 2;
+	b.created_ms = 2000;
+	CHECK_INT(coord_journal_action_insert(j, &b), 0);
+	CHECK(b.id > a.id);
+	CHECK_INT(coord_journal_action_update(j, a.id, "dispatched", "sent",
+	    1500), 0);
+	CHECK_INT(coord_journal_action_update(j, a.id, "succeeded", NULL,
+	    1600), 0);
+	CHECK_INT(coord_journal_action_update(j, 424242, "failed", NULL, 1),
+	    -ENOENT);
+	CHECK_INT(coord_journal_action_update(j, a.id, NULL, NULL, 1),
+	    -EINVAL);
+	b.rule = NULL;
+	CHECK_INT(coord_journal_action_insert(j, &b), -EINVAL);
+
+	CHECK_INT(coord_journal_scan_actions(j, 0, scan_cb, &s), 0);
+	CHECK_INT(s.n, 2);
+	CHECK_INT(s.ids[0], a.id);
+	CHECK(s.identity[0] == 0xffffffff00000001ULL);
+	CHECK_STR(s.state[0], "succeeded");
+	CHECK_STR(s.detail[0], "sent");	// NULL detail kept the old one
+	CHECK_STR(s.node[0], "node-a");
+	CHECK_INT(s.updated[0], 1600);
+	CHECK_INT(s.attempt[0], 1);
+	CHECK_INT(s.ids[1], b.id);
+	CHECK_STR(s.state[1], "planned");
+	CHECK_STR(s.node[1], "-");
+	CHECK_INT(s.updated[1], 2000);	// starts as created_ms
+	CHECK_INT(s.attempt[1], 2);
+
+	memset(&s, 0, sizeof(s));
+	CHECK_INT(coord_journal_scan_actions(j, 1001, scan_cb, &s), 0);
+	CHECK_INT(s.n, 1);
+	CHECK_INT(s.ids[0], b.id);
+
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.actions, 2);
+	coord_journal_close(j);
+}
+
+// Inserts one alert named `name` and returns its id.
+static int64_t
+insert_named_alert(struct coord_journal *j, const char *name, int seq)
+{
+	struct coord_alert_rec rec;
+	struct coord_alert *a = mk_alert(name, seq, "s");
+	int rv;
+
+	rec_init(&rec, a, seq);
+	rv = submit_wait(j, &rec, 1);
+	CHECK_INT(rv, 0);
+	coord_alert_free(a);
+	return rec.id;
+}
+
+static cJSON *
+query(struct coord_journal *j, const struct coord_journal_filter *f)
+{
+	char *text = NULL;
+	cJSON *arr;
+
+	CHECK_INT(coord_journal_query_actions(j, f, &text), 0);
+	arr = text != NULL ? cJSON_Parse(text) : NULL;
+	CHECK(cJSON_IsArray(arr));
+	free(text);
+	return arr;
+}
+
+static int64_t
+num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+}
+
+static const char *
+str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (cJSON_IsNull(v))
+		return "null";
+	return cJSON_IsString(v) ? v->valuestring : "(missing)";
+}
+
+static void
+test_query_filters_and_limit(void)
+{
+	static const char *const services[] = { "checkout", "cart" };
+	static const char *const states[] = { "succeeded", "failed" };
+	struct coord_journal_filter f;
+	struct coord_action_rec a;
+	struct coord_journal *j;
+	int64_t alert_ids[2], ids[8];
+	const cJSON *o;
+	cJSON *arr;
+	int i;
+
+	j = open_ok(":memory:", NULL);
+	if (j == NULL)
+		return;
+	alert_ids[0] = insert_named_alert(j, "HighLatency", 1);
+	alert_ids[1] = insert_named_alert(j, "DiskFull", 2);
+	// 8 actions: service alternates, alert every 2, state every 4;
+	// created times not in id order for the last one.
+	for (i = 0; i < 8; i++) {
+		memset(&a, 0, sizeof(a));
+		a.alert_id = alert_ids[(i / 2) % 2];
+		a.rule = "rule";
+		a.type = "restart";
+		a.service = services[i % 2];
+		a.instance = "inst";
+		a.node = i == 0 ? "node-a" : NULL;
+		a.state = states[i / 4];
+		a.detail = i == 0 ? "exit \"1\"" : NULL;
+		a.attempt = i + 1;
+		a.created_ms = i == 7 ? 1700000000500LL :
+		    1700000000000LL + (i + 1) * 1000;
+		CHECK_INT(coord_journal_action_insert(j, &a), 0);
+		ids[i] = a.id;
+	}
+	CHECK_INT(coord_journal_action_update(j, ids[0], "succeeded", NULL,
+	    1700000100000LL), 0);
+
+	// No filter: newest created first; #7 was created first of all.
+	arr = query(j, NULL);
+	CHECK_INT(cJSON_GetArraySize(arr), 8);
+	CHECK_INT(num(cJSON_GetArrayItem(arr, 0), "id"), ids[6]);
+	CHECK_INT(num(cJSON_GetArrayItem(arr, 6), "id"), ids[0]);
+	CHECK_INT(num(cJSON_GetArrayItem(arr, 7), "id"), ids[7]);
+	o = cJSON_GetArrayItem(arr, 6);
+	CHECK_INT(num(o, "alert_id"), alert_ids[0]);
+	CHECK_STR(str(o, "alertname"), "HighLatency");
+	CHECK_STR(str(o, "rule"), "rule");
+	CHECK_STR(str(o, "type"), "restart");
+	CHECK_STR(str(o, "service"), "checkout");
+	CHECK_STR(str(o, "instance"), "inst");
+	CHECK_STR(str(o, "node"), "node-a");
+	CHECK_STR(str(o, "state"), "succeeded");
+	CHECK_STR(str(o, "detail"), "exit \"1\"");
+	CHECK_INT(num(o, "attempt"), 1);
+	CHECK_STR(str(o, "created"), "2023-11-14T22:13:21.000Z");
+	CHECK_STR(str(o, "updated"), "2023-11-14T22:15:00.000Z");
+	CHECK_STR(str(cJSON_GetArrayItem(arr, 0), "node"), "null");
+	CHECK_STR(str(cJSON_GetArrayItem(arr, 0), "detail"), "null");
+	cJSON_Delete(arr);
+
+	memset(&f, 0, sizeof(f));
+	f.service = "cart";
+	arr = query(j, &f);
+	CHECK_INT(cJSON_GetArraySize(arr), 4);
+	for (i = 0; i < cJSON_GetArraySize(arr); i++)
+		CHECK_STR(str(cJSON_GetArrayItem(arr, i), "service"), "cart");
+	cJSON_Delete(arr);
+
+	memset(&f, 0, sizeof(f));
+	f.alertname = "DiskFull";
+	f.state = "failed";
+	arr = query(j, &f);
+	// Actions 6 and 7: alert index (i/2)%2 == 1 and i >= 4.
+	CHECK_INT(cJSON_GetArraySize(arr), 2);
+	CHECK_INT(num(cJSON_GetArrayItem(arr, 0), "id"), ids[6]);
+	CHECK_INT(num(cJSON_GetArrayItem(arr, 1), "id"), ids[7]);
+	cJSON_Delete(arr);
+
+	memset(&f, 0, sizeof(f));
+	f.since_ms = 1700000000000LL + 3000;
+	f.limit = 2;
+	arr = query(j, &f);
+	CHECK_INT(cJSON_GetArraySize(arr), 2);
+	CHECK_INT(num(cJSON_GetArrayItem(arr, 0), "id"), ids[6]);
+	CHECK_INT(num(cJSON_GetArrayItem(arr, 1), "id"), ids[5]);
+	cJSON_Delete(arr);
+
+	memset(&f, 0, sizeof(f));
+	f.since_ms = 1700000000000LL + 3000;
+	arr = query(j, &f);
+	CHECK_INT(cJSON_GetArraySize(arr), 5);	// #2..#6
+	cJSON_Delete(arr);
+
+	memset(&f, 0, sizeof(f));
+	f.service = "no-such-service";
+	arr = query(j, &f);
+	CHECK_INT(cJSON_GetArraySize(arr), 0);
+	cJSON_Delete(arr);
+
+	// A filter value is data, never SQL.
+	memset(&f, 0, sizeof(f));
+	f.service = "x' OR '1'='1";
+	arr = query(j, &f);
+	CHECK_INT(cJSON_GetArraySize(arr), 0);
+	cJSON_Delete(arr);
+	coord_journal_close(j);
+}
+
+static void
+test_query_limit_bounds(void)
+{
+	struct coord_journal_filter f = { .limit = 5000 };
+	struct coord_action_rec a;
+	struct coord_journal *j;
+	cJSON *arr;
+	int i;
+
+	j = open_ok(":memory:", NULL);
+	if (j == NULL)
+		return;
+	for (i = 0; i < 1100; i++) {
+		memset(&a, 0, sizeof(a));
+		a.rule = "r";
+		a.type = "restart";
+		a.service = "s";
+		a.instance = "i";
+		a.state = "planned";
+		a.created_ms = i;
+		CHECK_INT(coord_journal_action_insert(j, &a), 0);
+	}
+	arr = query(j, NULL);
+	CHECK_INT(cJSON_GetArraySize(arr), 100);	// default
+	cJSON_Delete(arr);
+	arr = query(j, &f);
+	CHECK_INT(cJSON_GetArraySize(arr), 1000);	// maximum
+	CHECK_STR(str(cJSON_GetArrayItem(arr, 0), "alertname"), "null");
+	cJSON_Delete(arr);
+	coord_journal_close(j);
+}
+
+// Group commit: while the writer is held in the first callback, four
+// threads queue 1000 single-alert submissions; they must then be
+// committed in exactly ceil(1000 / max_batch) transactions, each
+// thread's submissions in its own order.
+#define GC_THREADS 4
+#define GC_PER 250
+
+struct gc_thread {
+	struct coord_journal *j;
+	struct coord_alert *alert;
+	struct coord_alert_rec recs[GC_PER];
+	struct waiter w;
+	int submit_errors;
+};
+
+static void *
+gc_main(void *arg)
+{
+	struct gc_thread *t = arg;
+	int i;
+
+	for (i = 0; i < GC_PER; i++) {
+		rec_init(&t->recs[i], t->alert, i);
+		if (coord_journal_submit_alerts(t->j, &t->recs[i], 1,
+		    waiter_cb, &t->w) != 0)
+			t->submit_errors++;
+	}
+	return NULL;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+test_group_commit(void)
+{
+	struct coord_journal_opts o = { .sync_full = true, .max_batch = 100 };
+	struct gc_thread *th;
+	pthread_t tid[GC_THREADS];
+	struct coord_alert *ga = mk_alert("Gate", 0, "g");
+	struct coord_alert_rec grec;
+	struct coord_journal_stats st;
+	struct gate g = GATE_INIT;
+	struct coord_journal *j;
+	int64_t *all;
+	int i, k, n = 0;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	th = xcalloc(GC_THREADS, sizeof(*th));
+	all = xcalloc(GC_THREADS * GC_PER, sizeof(*all));
+	if (j == NULL)
+		goto out;
+	rec_init(&grec, ga, 0);
+	CHECK_INT(coord_journal_submit_alerts(j, &grec, 1, gate_cb, &g), 0);
+	gate_wait_entered(&g);
+	for (i = 0; i < GC_THREADS; i++) {
+		th[i].j = j;
+		th[i].alert = mk_alert("Load", i, "l");
+		pthread_mutex_init(&th[i].w.mu, NULL);
+		pthread_cond_init(&th[i].w.cv, NULL);
+		CHECK_INT(pthread_create(&tid[i], NULL, gc_main, &th[i]), 0);
+	}
+	for (i = 0; i < GC_THREADS; i++)
+		pthread_join(tid[i], NULL);
+	gate_release(&g);
+	for (i = 0; i < GC_THREADS; i++) {
+		waiter_wait(&th[i].w, GC_PER);
+		CHECK_INT(th[i].submit_errors, 0);
+		CHECK_INT(th[i].w.failures, 0);
+		for (k = 0; k < GC_PER; k++) {
+			CHECK(th[i].recs[k].id > 0);
+			if (k > 0)
+				CHECK(th[i].recs[k].id >
+				    th[i].recs[k - 1].id);
+			all[n++] = th[i].recs[k].id;
+		}
+	}
+	qsort(all, (size_t)n, sizeof(*all), cmp_i64);
+	for (i = 1; i < n; i++)
+		CHECK(all[i] != all[i - 1]);
+	coord_journal_stats(j, &st);
+	printf("# %d submissions, %lld commits\n", GC_THREADS * GC_PER + 1,
+	    (long long)st.commits);
+	CHECK_INT(st.commits, 1 + GC_THREADS * GC_PER / 100);
+	CHECK_INT(st.alerts, GC_THREADS * GC_PER + 1);
+	CHECK_INT(st.commit_errors, 0);
+	coord_journal_close(j);
+	for (i = 0; i < GC_THREADS; i++)
+		coord_alert_free(th[i].alert);
+out:
+	free(all);
+	free(th);
+	coord_alert_free(ga);
+	tmp_remove(&t);
+}
+
+static void
+test_full_queue_eagain(void)
+{
+	struct coord_journal_opts o = { .sync_full = true, .max_queue = 16 };
+	struct coord_alert *a = mk_alert("Q", 1, "q");
+	struct coord_alert_rec grec, recs[20];
+	struct waiter w = WAITER_INIT;
+	struct gate g = GATE_INIT;
+	struct coord_journal *j;
+	int i;
+
+	j = open_ok(":memory:", &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&grec, a, 0);
+	for (i = 0; i < 20; i++)
+		rec_init(&recs[i], a, i);
+	CHECK_INT(coord_journal_submit_alerts(j, &grec, 1, gate_cb, &g), 0);
+	gate_wait_entered(&g);
+	CHECK_INT(coord_journal_submit_alerts(j, recs, 10, waiter_cb, &w), 0);
+	for (i = 10; i < 16; i++)
+		CHECK_INT(coord_journal_submit_alerts(j, &recs[i], 1,
+		    waiter_cb, &w), 0);
+	CHECK_INT(coord_journal_submit_alerts(j, &recs[16], 1, waiter_cb,
+	    &w), -EAGAIN);
+	CHECK_INT(coord_journal_submit_alerts(j, &recs[16], 4, waiter_cb,
+	    &w), -EAGAIN);
+	gate_release(&g);
+	waiter_wait(&w, 7);
+	CHECK_INT(w.calls, 7);	// rejected submissions: no callback
+	CHECK_INT(w.failures, 0);
+	// Larger than the whole queue: can never fit.
+	CHECK_INT(coord_journal_submit_alerts(j, recs, 17, waiter_cb, &w),
+	    -EAGAIN);
+	CHECK_INT(coord_journal_submit_alerts(j, recs, 16, waiter_cb, &w), 0);
+	waiter_wait(&w, 8);
+	CHECK_INT(coord_journal_submit_alerts(j, NULL, 1, waiter_cb, &w),
+	    -EINVAL);
+	CHECK_INT(coord_journal_submit_alerts(j, recs, 1, NULL, &w), -EINVAL);
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+}
+
+// A blocking write from a submission callback (the writer thread) would
+// wait for itself.
+struct deadlock_ctx {
+	struct coord_journal *j;
+	int rv;
+	struct waiter w;
+};
+
+static void
+deadlock_cb(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
+{
+	struct deadlock_ctx *c = arg;
+
+	c->rv = coord_journal_alert_done(c->j, recs[0].id, "acted", NULL);
+	waiter_cb(rv, recs, n, &c->w);
+}
+
+static void
+test_blocking_write_from_callback_refused(void)
+{
+	struct deadlock_ctx c = { .w = WAITER_INIT };
+	struct coord_alert *a = mk_alert("D", 1, "d");
+	struct coord_alert_rec rec;
+
+	c.j = open_ok(":memory:", NULL);
+	if (c.j != NULL) {
+		rec_init(&rec, a, 1);
+		CHECK_INT(coord_journal_submit_alerts(c.j, &rec, 1,
+		    deadlock_cb, &c), 0);
+		waiter_wait(&c.w, 1);
+		CHECK_INT(c.rv, -EDEADLK);
+		coord_journal_close(c.j);
+	}
+	coord_alert_free(a);
+}
+
+// With the database capped (PRAGMA max_page_count), a batch that does not
+// fit fails whole: none of its alerts is stored, every callback gets
+// -ENOSPC, the failure is counted, and later batches still commit.
+static void
+test_commit_failure_rolls_back(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.max_bytes = 96 * 1024 };
+	struct coord_alert *small = mk_alert("Small", 1, "s");
+	struct coord_alert *big;
+	struct coord_alert_rec recs[3], one;
+	struct coord_journal_stats st;
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	char *huge;
+	int i, rv = 0, stored = 1;
+	struct tmp t;
+
+	huge = xcalloc(1, 300 * 1024);
+	memset(huge, 'x', 300 * 1024 - 1);
+	big = mk_alert("Big", 2, huge);
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&recs[0], small, 1);
+	rec_init(&recs[1], small, 2);
+	rec_init(&recs[2], big, 3);
+	CHECK_INT(submit_wait(j, recs, 3), -ENOSPC);
+	for (i = 0; i < 3; i++)
+		CHECK_INT(recs[i].id, 0);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.commit_errors, 1);
+	CHECK_INT(st.commits, 0);
+	CHECK_INT(st.alerts, 0);
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 0);
+	replayed_free(&r);
+
+	// The journal goes on: a batch that fits commits.
+	rec_init(&one, small, 4);
+	CHECK_INT(submit_wait(j, &one, 1), 0);
+	CHECK(one.id > 0);
+
+	// Fill the cap with 2 KiB alerts until a commit fails.
+	coord_alert_free(big);
+	huge[2048] = '\0';
+	big = mk_alert("Mid", 3, huge);
+	for (i = 0; i < 500; i++) {
+		rec_init(&recs[0], big, 100 + i);
+		rv = submit_wait(j, recs, 1);
+		if (rv < 0)
+			break;
+		stored++;
+	}
+	CHECK_INT(rv, -ENOSPC);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.commit_errors, 2);
+	CHECK_INT(st.alerts, stored);
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, stored);
+	replayed_free(&r);
+	// Updating a stored row in place still works while full.
+	CHECK_INT(coord_journal_alert_done(j, one.id, "acted", NULL), 0);
+	coord_journal_close(j);
+out:
+	coord_alert_free(small);
+	coord_alert_free(big);
+	free(huge);
+	tmp_remove(&t);
+}
+
+// Stores n alerts received at received_ms; returns the last one's id.
+static int64_t
+submit_aged(struct coord_journal *j, int n, int64_t received_ms)
+{
+	struct coord_alert_rec *recs = xcalloc((size_t)n, sizeof(*recs));
+	struct coord_alert *a = mk_alert("Aged", 1, "a");
+	int64_t id;
+	int i;
+
+	for (i = 0; i < n; i++)
+		rec_init(&recs[i], a, received_ms);
+	CHECK_INT(submit_wait(j, recs, (size_t)n), 0);
+	id = recs[n - 1].id;
+	coord_alert_free(a);
+	free(recs);
+	return id;
+}
+
+static void
+insert_aged_actions(struct coord_journal *j, int n, int64_t created_ms)
+{
+	struct coord_action_rec a;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		memset(&a, 0, sizeof(a));
+		a.rule = "r";
+		a.type = "restart";
+		a.service = "s";
+		a.instance = "i";
+		a.state = "succeeded";
+		a.created_ms = created_ms;
+		CHECK_INT(coord_journal_action_insert(j, &a), 0);
+	}
+}
+
+static void
+test_retention_deletes_old_rows(void)
+{
+	// An interval far away: only retain_now deletes here.
+	struct coord_journal_opts o = { .sync_full = true,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_journal_stats st;
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), deleted = -1;
+
+	j = open_ok(":memory:", &o);
+	if (j == NULL)
+		return;
+	submit_aged(j, 2500, now - 2 * HOUR_MS);  // over 2 passes' worth
+	submit_aged(j, 3, now);
+	insert_aged_actions(j, 5, now - 2 * HOUR_MS);
+	insert_aged_actions(j, 2, now - 10);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.alerts, 2503);
+	CHECK_INT(st.actions, 7);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 2505);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.alerts, 3);
+	CHECK_INT(st.actions, 2);
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 3);
+	replayed_free(&r);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 0);
+	coord_journal_close(j);
+
+	// retention_ms 0 keeps everything.
+	j = open_ok(":memory:", NULL);
+	if (j == NULL)
+		return;
+	submit_aged(j, 2, 1);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 0);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.alerts, 2);
+	coord_journal_close(j);
+}
+
+// The automatic pass runs on the writer after batches once the interval
+// passed; drive batches until it has happened (bounded, no time checks).
+static void
+test_retention_runs_automatically(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1 };
+	struct timespec ms1 = { 0, 1000 * 1000 };
+	struct coord_journal_stats st;
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), fresh;
+	int i;
+
+	j = open_ok(":memory:", &o);
+	if (j == NULL)
+		return;
+	submit_aged(j, 1500, now - 2 * HOUR_MS);
+	fresh = submit_aged(j, 1, now);
+	insert_aged_actions(j, 3, now - 2 * HOUR_MS);
+	for (i = 0; i < 10000; i++) {
+		coord_journal_stats(j, &st);
+		if (st.alerts == 1 && st.actions == 0)
+			break;
+		CHECK_INT(coord_journal_alert_done(j, fresh, "acted", NULL),
+		    0);
+		nanosleep(&ms1, NULL);
+	}
+	CHECK_INT(st.alerts, 1);
+	CHECK_INT(st.actions, 0);
+	coord_journal_close(j);
+}
+
+// Readers on other threads while the writer commits: every read
+// succeeds and sees only whole batches (alerts come in pairs here).
+struct reader_ctx {
+	struct coord_journal *j;
+	pthread_mutex_t mu;	// guards the rest
+	bool stop;
+	int reads, failures, odd;
+};
+
+static void
+count_cb(int64_t id, uint64_t identity, int64_t received_ms,
+    struct coord_alert *alert, void *arg)
+{
+	(void)id;
+	(void)identity;
+	(void)received_ms;
+	coord_alert_free(alert);
+	(*(int *)arg)++;
+}
+
+static void *
+reader_main(void *arg)
+{
+	struct reader_ctx *c = arg;
+	struct coord_journal_stats st;
+	int n, reads = 0, failures = 0, odd = 0;
+	bool stop = false;
+	char *json;
+
+	while (!stop) {
+		pthread_mutex_lock(&c->mu);
+		stop = c->stop;
+		pthread_mutex_unlock(&c->mu);
+		n = 0;
+		if (coord_journal_replay_pending(c->j, count_cb, &n) != 0)
+			failures++;
+		if (n % 2 != 0)
+			odd++;
+		json = NULL;
+		if (coord_journal_query_actions(c->j, NULL, &json) != 0)
+			failures++;
+		free(json);
+		coord_journal_stats(c->j, &st);
+		if (st.alerts % 2 != 0)
+			odd++;
+		reads++;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->reads += reads;
+	c->failures += failures;
+	c->odd += odd;
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void
+reads_beside_commits(const char *path)
+{
+	struct reader_ctx c = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct coord_alert *a = mk_alert("R", 1, "r");
+	struct coord_alert_rec recs[2];
+	struct coord_action_rec act;
+	pthread_t tid[2];
+	int i;
+
+	c.j = open_ok(path, NULL);
+	if (c.j == NULL)
+		goto out;
+	for (i = 0; i < 2; i++)
+		CHECK_INT(pthread_create(&tid[i], NULL, reader_main, &c), 0);
+	for (i = 0; i < 150; i++) {
+		rec_init(&recs[0], a, i);
+		rec_init(&recs[1], a, i);
+		CHECK_INT(submit_wait(c.j, recs, 2), 0);
+		memset(&act, 0, sizeof(act));
+		act.alert_id = recs[0].id;
+		act.rule = "r";
+		act.type = "restart";
+		act.service = "s";
+		act.instance = "i";
+		act.state = "planned";
+		act.created_ms = i;
+		CHECK_INT(coord_journal_action_insert(c.j, &act), 0);
+	}
+	pthread_mutex_lock(&c.mu);
+	c.stop = true;
+	pthread_mutex_unlock(&c.mu);
+	for (i = 0; i < 2; i++)
+		pthread_join(tid[i], NULL);
+	CHECK(c.reads > 0);
+	CHECK_INT(c.failures, 0);
+	CHECK_INT(c.odd, 0);
+	coord_journal_close(c.j);
+out:
+	coord_alert_free(a);
+}
+
+static void
+test_reads_beside_commits(void)
+{
+	struct tmp t;
+
+	reads_beside_commits(":memory:");
+	tmp_make(&t);
+	reads_beside_commits(t.db);
+	tmp_remove(&t);
+}
+
+static void
+test_stats_file_size_and_wal(void)
+{
+	struct coord_journal_stats st;
+	struct coord_journal *j;
+	char mode[16] = "";
+	sqlite3_stmt *q;
+	struct tmp t;
+	sqlite3 *db;
+
+	coord_journal_stats(NULL, &st);
+	CHECK_INT(st.alerts, 0);
+	CHECK_INT(st.bytes, 0);
+	tmp_make(&t);
+	j = open_ok(t.db, NULL);
+	if (j == NULL)
+		return;
+	submit_aged(j, 50, 1);
+	coord_journal_stats(j, &st);
+	CHECK(st.bytes >= 4096);
+	CHECK_INT(st.alerts, 50);
+	// The mode is persistent: another connection sees it.
+	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(q) == SQLITE_ROW)
+			snprintf(mode, sizeof(mode), "%s",
+			    (const char *)sqlite3_column_text(q, 0));
+		sqlite3_finalize(q);
+	}
+	sqlite3_close(db);
+	CHECK_STR(mode, "wal");
+	coord_journal_close(j);
+	coord_journal_close(NULL);
+	tmp_remove(&t);
+}
+
+// ---- durability across kill -9 ------------------------------------------
+
+// What the child reports per committed alert.
+struct ack {
+	int64_t id;
+	int64_t seq;
+};
+
+struct child_sub {
+	int fd;
+	size_t n;
+	struct coord_alert *alerts[4];
+	struct coord_alert_rec recs[4];
+};
+
+static void
+child_done(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
+{
+	struct child_sub *s = arg;
+	struct ack acks[4];
+	size_t i;
+
+	if (rv == 0) {
+		for (i = 0; i < n; i++) {
+			acks[i].id = recs[i].id;
+			acks[i].seq = recs[i].received_ms;
+		}
+		// At most 64 bytes: one atomic pipe write.
+		if (write(s->fd, acks, n * sizeof(acks[0])) < 0)
+			_exit(3);
+	}
+	for (i = 0; i < s->n; i++)
+		coord_alert_free(s->alerts[i]);
+	free(s);
+}
+
+static void
+child_main(const char *path, int fd, int64_t base)
+{
+	struct timespec pause = { 0, 200 * 1000 };
+	struct coord_journal *j = NULL;
+	struct child_sub *s;
+	int64_t seq = base;
+	char err[256];
+	size_t i;
+	int k, rv;
+
+	if (coord_journal_open(&j, path, NULL, err, sizeof(err)) != 0)
+		_exit(2);
+	for (k = 0; k < 1500; k++) {
+		s = xcalloc(1, sizeof(*s));
+		s->fd = fd;
+		s->n = 1 + (size_t)k % 4;
+		for (i = 0; i < s->n; i++, seq++) {
+			s->alerts[i] = mk_alert("Durable", (int)seq, "d");
+			rec_init(&s->recs[i], s->alerts[i], seq);
+		}
+		while ((rv = coord_journal_submit_alerts(j, s->recs, s->n,
+		    child_done, s)) == -EAGAIN)
+			nanosleep(&pause, NULL);
+		if (rv != 0)
+			_exit(4);
+	}
+	coord_journal_close(j);
+	_exit(0);
+}
+
+// Reads whole acks from fd into *acks until `want` more arrived or EOF.
+static void
+read_acks(int fd, struct ack **acks, size_t *n, size_t *cap, size_t want)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < want) {
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 1024;
+			*acks = realloc(*acks, *cap * sizeof(**acks));
+			if (*acks == NULL)
+				abort();
+		}
+		r = read(fd, &(*acks)[*n], sizeof(**acks));
+		if (r == 0)
+			return;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		if (r != (ssize_t)sizeof(**acks)) {
+			printf("# short ack read %zd\n", r);
+			tt_fail(__FILE__, __LINE__, "whole ack records");
+			return;
+		}
+		(*n)++;
+		got++;
+	}
+}
+
+static int
+cmp_ack(const void *a, const void *b)
+{
+	return cmp_i64(&((const struct ack *)a)->id,
+	    &((const struct ack *)b)->id);
+}
+
+// Every acknowledged alert is in the reopened journal with its data.
+static void
+check_acks(const char *path, struct ack *acks, size_t n)
+{
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	char fp[40], sq[32];
+	size_t i, k = 0, missing = 0, wrong = 0;
+
+	j = open_ok(path, NULL);
+	if (j == NULL)
+		return;
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	coord_journal_close(j);
+	qsort(acks, n, sizeof(*acks), cmp_ack);
+	for (i = 0; i < n; i++) {
+		while (k < r.n && r.ids[k] < acks[i].id)
+			k++;
+		if (k == r.n || r.ids[k] != acks[i].id) {
+			missing++;
+			continue;
+		}
+		snprintf(fp, sizeof(fp), "fp-%" PRId64, acks[i].seq);
+		snprintf(sq, sizeof(sq), "%" PRId64, acks[i].seq);
+		if (r.received[k] != acks[i].seq ||
+		    strcmp(r.alerts[k]->fingerprint, fp) != 0 ||
+		    label(r.alerts[k], "seq") == NULL ||
+		    strcmp(label(r.alerts[k], "seq"), sq) != 0 ||
+		    label(r.alerts[k], "alertname") == NULL ||
+		    strcmp(label(r.alerts[k], "alertname"), "Durable") != 0)
+			wrong++;
+	}
+	CHECK_INT(missing, 0);
+	CHECK_INT(wrong, 0);
+	replayed_free(&r);
+}
+
+static void
+test_acknowledged_alerts_survive_kill9(void)
+{
+	struct ack *acks = NULL;
+	size_t n = 0, cap = 0, before;
+	unsigned int seed;
+	const char *env;
+	struct tmp t;
+	int fds[2], it, status, iters = 30;
+	pid_t pid;
+
+	env = getenv("REFLEX_TEST_SEED");
+	seed = env != NULL ? (unsigned int)strtoul(env, NULL, 10) :
+	    (unsigned int)time(NULL) ^ (unsigned int)getpid();
+	printf("# seed=%u (REFLEX_TEST_SEED)\n", seed);
+	srand(seed);
+	tmp_make(&t);
+	for (it = 0; it < iters; it++) {
+		if (pipe(fds) != 0) {
+			CHECK(0);
+			break;
+		}
+		fflush(stdout);
+		pid = fork();
+		if (pid < 0) {
+			CHECK(0);
+			break;
+		}
+		if (pid == 0) {
+			close(fds[0]);
+			child_main(t.db, fds[1], (int64_t)(it + 1) * 1000000);
+		}
+		close(fds[1]);
+		before = n;
+		// Let it acknowledge 0..399 alerts, then wait 0..2 ms more.
+		read_acks(fds[0], &acks, &n, &cap, (size_t)(rand() % 400));
+		usleep((useconds_t)(rand() % 2000));
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		CHECK(WIFSIGNALED(status) || (WIFEXITED(status) &&
+		    WEXITSTATUS(status) == 0));
+		// Acks written before the kill are still in the pipe.
+		read_acks(fds[0], &acks, &n, &cap, SIZE_MAX);
+		close(fds[0]);
+		printf("# run %d: %zu acknowledged%s\n", it, n - before,
+		    WIFSIGNALED(status) ? ", killed" : "");
+		check_acks(t.db, acks, n);
+		if (tt_case_failed)
+			break;
+	}
+	CHECK(n > 0);
+	free(acks);
+	tmp_remove(&t);
+}
+
+static const struct tt_case cases[] = {
+	{ "open reports a missing directory", test_open_missing_dir },
+	{ "open refuses a newer schema and a non-database",
+	    test_open_refuses_newer_schema_and_garbage },
+	{ "alerts are stored and replayed in order", test_store_and_replay },
+	{ "replay callback may write", test_replay_callback_may_write },
+	{ "alerts and actions persist across reopen",
+	    test_persists_across_reopen },
+	{ "actions insert, update and scan", test_actions_insert_update_scan },
+	{ "query filters, orders and limits", test_query_filters_and_limit },
+	{ "query limit default and maximum", test_query_limit_bounds },
+	{ "concurrent submitters share group commits", test_group_commit },
+	{ "a full queue answers EAGAIN", test_full_queue_eagain },
+	{ "blocking write from a callback is refused",
+	    test_blocking_write_from_callback_refused },
+	{ "a failed commit stores nothing and the journal goes on",
+	    test_commit_failure_rolls_back },
+	{ "retention deletes old rows", test_retention_deletes_old_rows },
+	{ "retention runs automatically", test_retention_runs_automatically },
+	{ "reads run beside commits", test_reads_beside_commits },
+	{ "stats report file size and WAL mode",
+	    test_stats_file_size_and_wal },
+	{ "acknowledged alerts survive kill -9",
+	    test_acknowledged_alerts_survive_kill9 },
+	{ NULL, NULL },
+};
+
+TT_MAIN(cases)
