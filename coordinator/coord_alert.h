@@ -65,11 +65,32 @@ extern const struct coord_webhook_limits coord_webhook_default_limits;
 // labels, lengths) and writes a reason naming the field into err, e.g.
 // "alerts[2].startsAt: not an RFC 3339 time". Unknown keys are ignored.
 // Pure function; any thread.
+//
+// Details: `lim` NULL means coord_webhook_default_limits; every limit
+// breach is -E2BIG. "version" and "alerts" are required (an empty alerts
+// array is valid); receiver, status, groupKey, externalURL, generatorURL
+// and fingerprint may be absent and then read "". A known key given twice
+// in one object, a NUL byte or "\u0000" anywhere, a raw control byte in a
+// string or trailing non-space data is -EINVAL. Label names (labels,
+// groupLabels, commonLabels) must match [a-zA-Z_][a-zA-Z0-9_]*; annotation
+// names may be any UTF-8 without control characters. Each alert needs a
+// non-empty alertname label and a status of "firing" or "resolved".
+// -ENOMEM when out of memory. Known limitation: label names outside the
+// classic syntax (allowed by Prometheus 3 / Alertmanager 0.28+ in UTF-8
+// mode) make the whole body -EINVAL.
 int coord_webhook_parse(struct coord_notification **ret, const char *body,
     size_t len, const struct coord_webhook_limits *lim, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 
 void coord_notification_free(struct coord_notification *n);
+
+// True if s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
+// code points above U+10FFFF). Pure; any thread.
+bool coord_utf8_valid(const char *s, size_t n);
+
+// True if `s` is a Prometheus label name: [a-zA-Z_][a-zA-Z0-9_]*. NULL and
+// "" are not. Pure; any thread.
+bool coord_label_name_valid(const char *s);
 
 // Label value or NULL. Borrowed from the alert.
 const char *coord_kvs_get(const struct coord_kvs *kvs, const char *key);

@@ -1,1 +1,964 @@
-// placeholder: being written
+// SPDX-License-Identifier: MIT
+// coord_rules: rule config tables, label matchers, matching and the strict
+// templating of action targets from alert labels.
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord_rules.h"
+
+// Bounds on one matcher; the config file size bounds the rest.
+#define MATCHER_MAX_NAME 128
+#define MATCHER_MAX_VALUE 1024
+
+// Duration bounds of the tables, in ms.
+#define MAX_TIMEOUT_MS (24LL * 3600 * 1000)
+#define MAX_COOLDOWN_MS (30LL * 24 * 3600 * 1000)
+
+static const char *const action_names[COORD_ACT__COUNT + 1] = {
+	[COORD_ACT_RESTART] = "restart",
+	[COORD_ACT_SCALE_UP] = "scale_up",
+	[COORD_ACT_SCALE_DOWN] = "scale_down",
+	[COORD_ACT_SWITCH_TRAFFIC] = "switch_traffic",
+	[COORD_ACT_ROLLBACK] = "rollback",
+	[COORD_ACT_CLEAR_CACHE] = "clear_cache",
+	[COORD_ACT_RELOAD_CONFIG] = "reload_config",
+	[COORD_ACT_NOTIFY] = "notify",
+	[COORD_ACT__COUNT] = NULL,
+};
+
+static const struct cm_conf_field action_fields[] = {
+	{ .key = "type", .type = CM_CONF_ENUM, .required = true,
+	  .off = offsetof(struct coord_action_conf, type),
+	  .choices = action_names,
+	  .help = "restart, scale_up, scale_down, switch_traffic, rollback, "
+		  "clear_cache, reload_config or notify" },
+	{ .key = "service", .type = CM_CONF_STR, .required = true,
+	  .off = offsetof(struct coord_action_conf, service),
+	  .help = "target service; template with {{ label }} placeholders" },
+	{ .key = "instance", .type = CM_CONF_STR, .def = "",
+	  .off = offsetof(struct coord_action_conf, instance),
+	  .help = "target instance (template); empty = the whole service" },
+	{ .key = "timeout", .type = CM_CONF_DURATION, .def = "0s",
+	  .off = offsetof(struct coord_action_conf, timeout_ms),
+	  .min = 0, .max = MAX_TIMEOUT_MS,
+	  .help = "action deadline; 0 = the type's default (restart 300s, "
+		  "scale_* 600s, switch_traffic 120s, rollback 900s, "
+		  "others 300s)" },
+	{ .key = "retries", .type = CM_CONF_INT, .def = "3",
+	  .off = offsetof(struct coord_action_conf, retries),
+	  .min = 0, .max = 10,
+	  .help = "retries of a failed dispatch (0..10)" },
+	{ .key = "params", .type = CM_CONF_STRMAP,
+	  .off = offsetof(struct coord_action_conf, params),
+	  .help = "type-specific parameters; values are templates" },
+	{ .key = NULL },
+};
+
+const struct cm_conf_field coord_rule_fields[] = {
+	{ .key = "name", .type = CM_CONF_STR, .required = true,
+	  .off = offsetof(struct coord_rule_conf, name),
+	  .help = "unique rule name, used in the journal and logs" },
+	{ .key = "matchers", .type = CM_CONF_STRLIST, .required = true,
+	  .off = offsetof(struct coord_rule_conf, matchers),
+	  .help = "label matchers 'name op value' (= != =~ !~), all must "
+		  "match; regexes are POSIX ERE, anchored" },
+	{ .key = "cooldown", .type = CM_CONF_DURATION, .def = "5m",
+	  .off = offsetof(struct coord_rule_conf, cooldown_ms),
+	  .min = 0, .max = MAX_COOLDOWN_MS,
+	  .help = "the same action on the same target is not repeated "
+		  "within this time" },
+	{ .key = "max_attempts", .type = CM_CONF_INT, .def = "2",
+	  .off = offsetof(struct coord_rule_conf, max_attempts),
+	  .min = 1, .max = 100,
+	  .help = "actions per incident before escalating (1..100)" },
+	{ .key = "continue", .type = CM_CONF_BOOL, .def = "false",
+	  .off = offsetof(struct coord_rule_conf, cont),
+	  .help = "keep matching later rules after this one matched" },
+	{ .key = "actions", .type = CM_CONF_LIST, .required = true,
+	  .off = offsetof(struct coord_rule_conf, actions),
+	  .sub = action_fields,
+	  .elem_size = sizeof(struct coord_action_conf),
+	  .line_off = CM_CONF_LINE(struct coord_action_conf, line),
+	  .help = "actions run in order for a matching alert" },
+	{ .key = NULL },
+};
+
+static int
+errf(char *err, size_t errlen, int rv, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int
+errf(char *err, size_t errlen, int rv, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rv;
+}
+
+// Untrusted text for an error message: printable ASCII kept, the rest as
+// \xNN, cut after 40 input bytes.
+static const char *
+safe_str(char *buf, size_t n, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, i;
+
+	for (i = 0; s[i] != '\0' && o + 8 < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (i == 40) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			buf[o++] = (char)c;
+		} else {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+const char *
+coord_action_name(enum coord_action_type t)
+{
+	if ((int)t < 0 || t >= COORD_ACT__COUNT)
+		return NULL;
+	return action_names[t];
+}
+
+int
+coord_action_parse(const char *s)
+{
+	int i;
+
+	if (s == NULL)
+		return -1;
+	for (i = 0; i < COORD_ACT__COUNT; i++)
+		if (strcmp(s, action_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int64_t
+coord_action_default_timeout_ms(enum coord_action_type t)
+{
+	switch (t) {
+	case COORD_ACT_SCALE_UP:
+	case COORD_ACT_SCALE_DOWN:
+		return 600 * 1000;
+	case COORD_ACT_SWITCH_TRAFFIC:
+		return 120 * 1000;
+	case COORD_ACT_ROLLBACK:
+		return 900 * 1000;
+	default:
+		return 300 * 1000;
+	}
+}
+
+int64_t
+coord_action_timeout_ms(const struct coord_action_conf *act)
+{
+	if (act->timeout_ms > 0)
+		return act->timeout_ms;
+	return coord_action_default_timeout_ms(
+	    (enum coord_action_type)act->type);
+}
+
+// ---- Matchers ------------------------------------------------------------
+
+static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static const char *
+skip_space(const char *s)
+{
+	while (is_space(*s))
+		s++;
+	return s;
+}
+
+// Characters an unquoted value may hold: no space, quote, backslash, or
+// the characters of the operators and of Alertmanager's {a="b",c="d"}
+// list syntax. Anything else needs quotes.
+static bool
+bare_ok(unsigned char c)
+{
+	return c > 0x20 && c != 0x7f && strchr("\"'\\{},=!~`", c) == NULL;
+}
+
+// Parses the quoted value starting at the opening quote into out (at
+// least strlen(s) + 1 bytes). Returns the byte after the closing quote, or
+// NULL with a reason.
+static const char *
+parse_quoted(const char *s, char *out, const char **reason)
+{
+	size_t o = 0;
+
+	for (s++; *s != '"'; s++) {
+		if (*s == '\0') {
+			*reason = "unterminated quoted value";
+			return NULL;
+		}
+		if (*s == '\\') {
+			s++;
+			if (*s != '"' && *s != '\\') {
+				*reason = "only \\\" and \\\\ escapes are "
+					  "allowed in a quoted value";
+				return NULL;
+			}
+		}
+		out[o++] = *s;
+	}
+	out[o] = '\0';
+	return s + 1;
+}
+
+// Returns the index just past the bracket expression opening at v[i], or
+// 0 if it is not closed.
+static size_t
+skip_bracket(const char *v, size_t i)
+{
+	size_t j = i + 1;
+
+	if (v[j] == '^')
+		j++;
+	if (v[j] == ']')
+		j++; // a leading ']' is literal
+	for (; v[j] != '\0'; j++) {
+		if (v[j] == '[' &&
+		    (v[j + 1] == ':' || v[j + 1] == '=' || v[j + 1] == '.')) {
+			char kind = v[j + 1];
+
+			// [:class:] [=equiv=] [.coll.]
+			for (j += 2; v[j] != '\0'; j++)
+				if (v[j] == kind && v[j + 1] == ']')
+					break;
+			if (v[j] == '\0')
+				return 0;
+			j++;
+			continue;
+		}
+		if (v[j] == ']')
+			return j + 1;
+	}
+	return 0;
+}
+
+// Checks what regcomp would accept but must not be: a ')' without '('
+// (glibc takes it as a literal, and "a)|(b" would escape the ^( )$ anchor
+// wrapper), back-references and backslash-letter escapes (glibc reads
+// "\d" as "d", while Alertmanager's RE2 reads a digit class: reject
+// rather than silently match something else).
+static const char *
+regex_precheck(const char *v)
+{
+	size_t i = 0;
+	int depth = 0;
+
+	while (v[i] != '\0') {
+		char c = v[i];
+
+		if (c == '\\') {
+			char e = v[i + 1];
+
+			if (e == '\0')
+				return "trailing backslash in regex";
+			if ((e >= '0' && e <= '9') || (e >= 'a' && e <= 'z') ||
+			    (e >= 'A' && e <= 'Z'))
+				return "backslash before a letter or digit is "
+				       "not portable in POSIX ERE (use [0-9], "
+				       "[[:space:]] and the like)";
+			i += 2;
+			continue;
+		}
+		if (c == '[') {
+			size_t j = skip_bracket(v, i);
+
+			if (j == 0)
+				return "unterminated [ in regex";
+			i = j;
+			continue;
+		}
+		if (c == '(') {
+			depth++;
+		} else if (c == ')') {
+			if (depth == 0)
+				return "unbalanced ) in regex";
+			depth--;
+		}
+		i++;
+	}
+	return depth != 0 ? "unbalanced ( in regex" : NULL;
+}
+
+static int
+matcher_regcomp(struct coord_matcher *m, char *err, size_t errlen)
+{
+	const char *why = regex_precheck(m->value);
+	size_t n = strlen(m->value);
+	char *pat;
+	int rc;
+
+	if (why != NULL)
+		return errf(err, errlen, -EINVAL, "%s", why);
+	pat = malloc(n + 5);
+	if (pat == NULL)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	memcpy(pat, "^(", 2);
+	memcpy(pat + 2, m->value, n);
+	memcpy(pat + 2 + n, ")$", 3);
+	rc = regcomp(&m->re, pat, REG_EXTENDED | REG_NOSUB);
+	free(pat);
+	if (rc != 0) {
+		char msg[128];
+
+		regerror(rc, &m->re, msg, sizeof(msg));
+		return errf(err, errlen, -EINVAL, "invalid regex: %s", msg);
+	}
+	return 0;
+}
+
+static int
+value_check(const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v), i;
+
+	if (n > MATCHER_MAX_VALUE)
+		return errf(err, errlen, -EINVAL,
+		    "value longer than %d bytes", MATCHER_MAX_VALUE);
+	if (!coord_utf8_valid(v, n))
+		return errf(err, errlen, -EINVAL, "value is not valid UTF-8");
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+			return errf(err, errlen, -EINVAL,
+			    "control character in value");
+	return 0;
+}
+
+static const char *
+parse_op(const char *s, enum coord_match_op *op)
+{
+	if (strncmp(s, "=~", 2) == 0)
+		*op = COORD_MATCH_RE;
+	else if (strncmp(s, "!~", 2) == 0)
+		*op = COORD_MATCH_NRE;
+	else if (strncmp(s, "!=", 2) == 0)
+		*op = COORD_MATCH_NE;
+	else if (s[0] == '=')
+		*op = COORD_MATCH_EQ;
+	else
+		return NULL;
+	return s + (*op == COORD_MATCH_EQ ? 1 : 2);
+}
+
+// Reads the value at s (quoted or bare) into out; returns the rest.
+static const char *
+parse_value(const char *s, char *out, const char **reason)
+{
+	size_t o = 0;
+
+	if (*s == '"')
+		return parse_quoted(s, out, reason);
+	while (*s != '\0' && !is_space(*s)) {
+		if (!bare_ok((unsigned char)*s)) {
+			*reason = "unquoted value holds a character that "
+				  "needs quotes";
+			return NULL;
+		}
+		out[o++] = *s++;
+	}
+	out[o] = '\0';
+	if (o == 0) {
+		*reason = "missing value (write \"\" for an empty one)";
+		return NULL;
+	}
+	return s;
+}
+
+int
+coord_matcher_parse(struct coord_matcher *m, const char *s, char *err,
+    size_t errlen)
+{
+	const char *p, *name, *reason = NULL;
+	size_t name_len;
+	char *val = NULL;
+	int rv;
+
+	memset(m, 0, sizeof(*m));
+	if (s == NULL)
+		return errf(err, errlen, -EINVAL, "empty matcher");
+	p = skip_space(s);
+	name = p;
+	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+	    *p == '_' || (p > name && *p >= '0' && *p <= '9'))
+		p++;
+	name_len = (size_t)(p - name);
+	if (name_len == 0)
+		return errf(err, errlen, -EINVAL,
+		    "expected a label name ([a-zA-Z_][a-zA-Z0-9_]*)");
+	if (name_len > MATCHER_MAX_NAME)
+		return errf(err, errlen, -EINVAL,
+		    "label name longer than %d bytes", MATCHER_MAX_NAME);
+	p = parse_op(skip_space(p), &m->op);
+	if (p == NULL)
+		return errf(err, errlen, -EINVAL,
+		    "expected =, !=, =~ or !~ after the label name");
+	p = skip_space(p);
+
+	val = malloc(strlen(p) + 1);
+	m->name = strndup(name, name_len);
+	if (val == NULL || m->name == NULL) {
+		rv = errf(err, errlen, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	p = parse_value(p, val, &reason);
+	if (p == NULL) {
+		rv = errf(err, errlen, -EINVAL, "%s", reason);
+		goto fail;
+	}
+	if (*skip_space(p) != '\0') {
+		rv = errf(err, errlen, -EINVAL,
+		    "unexpected text after the value");
+		goto fail;
+	}
+	rv = value_check(val, err, errlen);
+	if (rv < 0)
+		goto fail;
+	m->value = val;
+	val = NULL;
+	if (m->op == COORD_MATCH_RE || m->op == COORD_MATCH_NRE) {
+		rv = matcher_regcomp(m, err, errlen);
+		if (rv < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	free(val);
+	free(m->name);
+	free(m->value);
+	memset(m, 0, sizeof(*m));
+	return rv;
+}
+
+void
+coord_matcher_clear(struct coord_matcher *m)
+{
+	if (m == NULL)
+		return;
+	// A parsed RE/NRE matcher always holds a compiled regex; a failed
+	// parse leaves the struct zeroed (name NULL).
+	if (m->name != NULL &&
+	    (m->op == COORD_MATCH_RE || m->op == COORD_MATCH_NRE))
+		regfree(&m->re);
+	free(m->name);
+	free(m->value);
+	memset(m, 0, sizeof(*m));
+}
+
+static bool
+matcher_matches(const struct coord_matcher *m, const struct coord_alert *a)
+{
+	const char *v = coord_kvs_get(&a->labels, m->name);
+
+	if (v == NULL)
+		v = "";
+	switch (m->op) {
+	case COORD_MATCH_EQ:
+		return strcmp(v, m->value) == 0;
+	case COORD_MATCH_NE:
+		return strcmp(v, m->value) != 0;
+	case COORD_MATCH_RE:
+		return regexec(&m->re, v, 0, NULL, 0) == 0;
+	case COORD_MATCH_NRE:
+		return regexec(&m->re, v, 0, NULL, 0) != 0;
+	}
+	return false;
+}
+
+bool
+coord_rule_matches(const struct coord_rule *r, const struct coord_alert *a)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_matchers; i++)
+		if (!matcher_matches(&r->matchers[i], a))
+			return false;
+	return true;
+}
+
+// ---- Templates -----------------------------------------------------------
+
+enum tok_kind { TOK_END, TOK_LIT, TOK_VAR, TOK_ERR };
+
+struct tok {
+	enum tok_kind kind;
+	const char *s; // LIT: text; VAR: label name; ERR: reason
+	size_t n;
+};
+
+// Returns the next token of the template at *pp and advances *pp.
+static struct tok
+tmpl_next(const char **pp)
+{
+	const char *p = *pp, *start;
+	struct tok t = { .kind = TOK_END };
+
+	if (*p == '\0')
+		return t;
+	if (p[0] == '{' && p[1] == '{') {
+		p = skip_space(p + 2);
+		start = p;
+		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    *p == '_' || (p > start && *p >= '0' && *p <= '9'))
+			p++;
+		t.kind = TOK_VAR;
+		t.s = start;
+		t.n = (size_t)(p - start);
+		p = skip_space(p);
+		if (t.n == 0 || t.n > MATCHER_MAX_NAME) {
+			t.kind = TOK_ERR;
+			t.s = "placeholder needs a label name, as in "
+			      "{{ instance }}";
+		} else if (p[0] != '}' || p[1] != '}') {
+			t.kind = TOK_ERR;
+			t.s = "unterminated placeholder (missing }})";
+		} else {
+			*pp = p + 2;
+		}
+		return t;
+	}
+	start = p;
+	while (*p != '\0' && !(p[0] == '{' && p[1] == '{')) {
+		if (p[0] == '}' && p[1] == '}') {
+			t.kind = TOK_ERR;
+			t.s = "}} without a matching {{";
+			return t;
+		}
+		p++;
+	}
+	t.kind = TOK_LIT;
+	t.s = start;
+	t.n = (size_t)(p - start);
+	*pp = p;
+	return t;
+}
+
+static bool
+target_char_ok(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || strchr("._:/@-", c) != NULL;
+}
+
+// The rules of the header for a rendered value.
+static int
+rendered_check(const char *v, char *err, size_t errlen)
+{
+	char sbuf[200];
+	size_t n = strlen(v), i;
+
+	if (n == 0)
+		return errf(err, errlen, -EINVAL, "renders to an empty value");
+	if (n > COORD_TMPL_MAX)
+		return errf(err, errlen, -EINVAL,
+		    "renders to more than %d bytes", COORD_TMPL_MAX);
+	for (i = 0; i < n; i++)
+		if (!target_char_ok((unsigned char)v[i]))
+			return errf(err, errlen, -EINVAL,
+			    "rendered value \"%s\" holds a character outside "
+			    "[A-Za-z0-9._:/@-] at byte %zu",
+			    safe_str(sbuf, sizeof(sbuf), v), i);
+	if (strstr(v, "..") != NULL)
+		return errf(err, errlen, -EINVAL,
+		    "rendered value \"%s\" contains \"..\"",
+		    safe_str(sbuf, sizeof(sbuf), v));
+	if (v[0] == '/' || v[0] == '-')
+		return errf(err, errlen, -EINVAL,
+		    "rendered value \"%s\" starts with '%c'",
+		    safe_str(sbuf, sizeof(sbuf), v), v[0]);
+	return 0;
+}
+
+int
+coord_template_check(const char *tmpl, char *err, size_t errlen)
+{
+	const char *p = tmpl;
+	size_t lit_len = 0, i;
+	char sbuf[200];
+	struct tok t;
+	bool first = true;
+
+	if (tmpl == NULL || tmpl[0] == '\0')
+		return errf(err, errlen, -EINVAL, "empty template");
+	for (t = tmpl_next(&p); t.kind != TOK_END; t = tmpl_next(&p)) {
+		if (t.kind == TOK_ERR)
+			return errf(err, errlen, -EINVAL, "%s", t.s);
+		if (t.kind == TOK_VAR) {
+			first = false;
+			continue;
+		}
+		for (i = 0; i < t.n; i++)
+			if (!target_char_ok((unsigned char)t.s[i]))
+				return errf(err, errlen, -EINVAL,
+				    "template \"%s\" holds a character "
+				    "outside [A-Za-z0-9._:/@-] or {{ label }}",
+				    safe_str(sbuf, sizeof(sbuf), tmpl));
+		if (first && (t.s[0] == '/' || t.s[0] == '-'))
+			return errf(err, errlen, -EINVAL,
+			    "template starts with '%c'", t.s[0]);
+		if (memmem(t.s, t.n, "..", 2) != NULL)
+			return errf(err, errlen, -EINVAL,
+			    "template contains \"..\"");
+		lit_len += t.n;
+		first = false;
+	}
+	if (lit_len > COORD_TMPL_MAX)
+		return errf(err, errlen, -EINVAL,
+		    "template text longer than %d bytes", COORD_TMPL_MAX);
+	return 0;
+}
+
+int
+coord_template_render(char **ret, const char *tmpl,
+    const struct coord_alert *a, char *err, size_t errlen)
+{
+	char out[COORD_TMPL_MAX + 1], name[MATCHER_MAX_NAME + 1];
+	const char *p = tmpl, *v;
+	size_t o = 0, n;
+	struct tok t;
+	int rv;
+
+	*ret = NULL;
+	if (tmpl == NULL)
+		return errf(err, errlen, -EINVAL, "empty template");
+	for (t = tmpl_next(&p); t.kind != TOK_END; t = tmpl_next(&p)) {
+		if (t.kind == TOK_ERR)
+			return errf(err, errlen, -EINVAL, "%s", t.s);
+		if (t.kind == TOK_LIT) {
+			v = t.s;
+			n = t.n;
+		} else {
+			memcpy(name, t.s, t.n);
+			name[t.n] = '\0';
+			v = coord_kvs_get(&a->labels, name);
+			if (v == NULL)
+				return errf(err, errlen, -EINVAL,
+				    "the alert has no label \"%s\"", name);
+			n = strlen(v);
+		}
+		if (n > COORD_TMPL_MAX - o)
+			return errf(err, errlen, -EINVAL,
+			    "renders to more than %d bytes", COORD_TMPL_MAX);
+		memcpy(out + o, v, n);
+		o += n;
+	}
+	out[o] = '\0';
+	// A label value holding a NUL cannot occur (the parser rejects it),
+	// so strlen(out) == o and the check below sees every byte.
+	rv = rendered_check(out, err, errlen);
+	if (rv < 0)
+		return rv;
+	*ret = strdup(out);
+	if (*ret == NULL)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	return 0;
+}
+
+// ---- Plans ---------------------------------------------------------------
+
+static void
+plan_clear(struct coord_plan *p)
+{
+	size_t i;
+
+	free(p->service);
+	free(p->instance);
+	for (i = 0; i < p->params.n; i++) {
+		free(p->params.keys[i]);
+		free(p->params.vals[i]);
+	}
+	free(p->params.keys);
+	free(p->params.vals);
+	memset(p, 0, sizeof(*p));
+}
+
+void
+coord_plans_free(struct coord_plan *p, size_t n)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		plan_clear(&p[i]);
+	free(p);
+}
+
+static int
+plan_params(struct coord_plan *pl, const struct cm_strmap *src, size_t step,
+    const struct coord_alert *a, char *err, size_t errlen)
+{
+	char why[256];
+	size_t i;
+	int rv;
+
+	if (src->n == 0)
+		return 0;
+	pl->params.keys = calloc(src->n, sizeof(char *));
+	pl->params.vals = calloc(src->n, sizeof(char *));
+	if (pl->params.keys == NULL || pl->params.vals == NULL)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	for (i = 0; i < src->n; i++) {
+		pl->params.keys[i] = strdup(src->keys[i]);
+		pl->params.n++;
+		if (pl->params.keys[i] == NULL)
+			return errf(err, errlen, -ENOMEM, "out of memory");
+		rv = coord_template_render(&pl->params.vals[i], src->vals[i],
+		    a, why, sizeof(why));
+		if (rv < 0)
+			return errf(err, errlen, rv,
+			    "actions[%zu].params.%s: %s", step, src->keys[i],
+			    why);
+	}
+	return 0;
+}
+
+static int
+plan_one(struct coord_plan *pl, const struct coord_rule *r, size_t step,
+    const struct coord_alert *a, char *err, size_t errlen)
+{
+	const struct coord_action_conf *act =
+	    &((const struct coord_action_conf *)r->conf->actions.v)[step];
+	char why[256];
+	int rv;
+
+	if (act->type < 0 || act->type >= COORD_ACT__COUNT)
+		return errf(err, errlen, -EINVAL, "actions[%zu]: bad type %d",
+		    step, act->type);
+	pl->type = (enum coord_action_type)act->type;
+	pl->rule = r;
+	pl->act = act;
+	pl->step = step;
+	rv = coord_template_render(&pl->service, act->service, a, why,
+	    sizeof(why));
+	if (rv < 0)
+		return errf(err, errlen, rv, "actions[%zu].service: %s", step,
+		    why);
+	if (act->instance == NULL || act->instance[0] == '\0') {
+		pl->instance = strdup("");
+		if (pl->instance == NULL)
+			return errf(err, errlen, -ENOMEM, "out of memory");
+	} else {
+		rv = coord_template_render(&pl->instance, act->instance, a,
+		    why, sizeof(why));
+		if (rv < 0)
+			return errf(err, errlen, rv,
+			    "actions[%zu].instance: %s", step, why);
+	}
+	return plan_params(pl, &act->params, step, a, err, errlen);
+}
+
+int
+coord_rule_plan(const struct coord_rule *r, const struct coord_alert *a,
+    struct coord_plan **ret, size_t *ret_n, char *err, size_t errlen)
+{
+	size_t n = r->conf->actions.n, i;
+	struct coord_plan *plans;
+	int rv;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (n == 0)
+		return 0;
+	plans = calloc(n, sizeof(*plans));
+	if (plans == NULL)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		rv = plan_one(&plans[i], r, i, a, err, errlen);
+		if (rv < 0) {
+			coord_plans_free(plans, i + 1);
+			return rv;
+		}
+	}
+	*ret = plans;
+	*ret_n = n;
+	return 0;
+}
+
+// ---- Compiling the config ------------------------------------------------
+
+static void
+rule_clear(struct coord_rule *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_matchers; i++)
+		coord_matcher_clear(&r->matchers[i]);
+	free(r->matchers);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+coord_rules_clear(struct coord_rules *rules)
+{
+	size_t i;
+
+	if (rules == NULL)
+		return;
+	for (i = 0; i < rules->n; i++)
+		rule_clear(&rules->v[i]);
+	free(rules->v);
+	rules->v = NULL;
+	rules->n = 0;
+}
+
+static bool
+param_key_ok(const char *k)
+{
+	size_t i;
+
+	if (k == NULL || k[0] == '\0' || strlen(k) > MATCHER_MAX_NAME)
+		return false;
+	for (i = 0; k[i] != '\0'; i++) {
+		char c = k[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		    c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static int
+action_compile(const struct coord_action_conf *act, size_t i, size_t k,
+    int rule_line, const char *file, char *err, size_t errlen)
+{
+	int line = act->line > 0 ? act->line : rule_line;
+	char key[96], why[256];
+	size_t j;
+
+	snprintf(key, sizeof(key), "rules[%zu].actions[%zu]", i, k);
+	if (act->type < 0 || act->type >= COORD_ACT__COUNT)
+		return cm_conf_errf(err, errlen, file, line, key,
+		    "type: unknown action type");
+	if (coord_template_check(act->service, why, sizeof(why)) < 0)
+		return cm_conf_errf(err, errlen, file, line, key,
+		    "service: %s", why);
+	if (act->instance != NULL && act->instance[0] != '\0' &&
+	    coord_template_check(act->instance, why, sizeof(why)) < 0)
+		return cm_conf_errf(err, errlen, file, line, key,
+		    "instance: %s", why);
+	for (j = 0; j < act->params.n; j++) {
+		if (!param_key_ok(act->params.keys[j]))
+			return cm_conf_errf(err, errlen, file, line, key,
+			    "params: key \"%s\" is not 1..%d bytes of "
+			    "[A-Za-z0-9_.-]",
+			    safe_str(why, sizeof(why), act->params.keys[j]),
+			    MATCHER_MAX_NAME);
+		if (coord_template_check(act->params.vals[j], why,
+		    sizeof(why)) < 0)
+			return cm_conf_errf(err, errlen, file, line, key,
+			    "params.%s: %s", act->params.keys[j], why);
+	}
+	return 0;
+}
+
+static int
+rule_compile(struct coord_rules *rules, const struct coord_rule_conf *rc,
+    size_t i, const char *file, char *err, size_t errlen)
+{
+	struct coord_rule *r = &rules->v[i];
+	char key[96], why[256];
+	size_t j;
+	int rv;
+
+	r->conf = rc;
+	snprintf(key, sizeof(key), "rules[%zu]", i);
+	if (rc->name == NULL || rc->name[0] == '\0')
+		return cm_conf_errf(err, errlen, file, rc->line, key,
+		    "name: must not be empty");
+	for (j = 0; j < i; j++)
+		if (strcmp(rules->v[j].conf->name, rc->name) == 0)
+			return cm_conf_errf(err, errlen, file, rc->line, key,
+			    "name: \"%s\" is already used by rules[%zu]",
+			    safe_str(why, sizeof(why), rc->name), j);
+	if (rc->matchers.n == 0)
+		return cm_conf_errf(err, errlen, file, rc->line, key,
+		    "matchers: at least one matcher is required");
+	if (rc->actions.n == 0)
+		return cm_conf_errf(err, errlen, file, rc->line, key,
+		    "actions: at least one action is required");
+
+	r->matchers = calloc(rc->matchers.n, sizeof(*r->matchers));
+	if (r->matchers == NULL)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	for (j = 0; j < rc->matchers.n; j++) {
+		rv = coord_matcher_parse(&r->matchers[j], rc->matchers.v[j],
+		    why, sizeof(why));
+		if (rv < 0) {
+			snprintf(key, sizeof(key), "rules[%zu].matchers[%zu]",
+			    i, j);
+			cm_conf_errf(err, errlen, file, rc->line, key, "%s",
+			    why);
+			return rv;
+		}
+		r->n_matchers++;
+	}
+	for (j = 0; j < rc->actions.n; j++) {
+		const struct coord_action_conf *act =
+		    &((const struct coord_action_conf *)rc->actions.v)[j];
+
+		rv = action_compile(act, i, j, rc->line, file, err, errlen);
+		if (rv < 0)
+			return rv;
+	}
+	return 0;
+}
+
+int
+coord_rules_compile(struct coord_rules *ret, const struct cm_list *confs,
+    const char *file, char *err, size_t errlen)
+{
+	const struct coord_rule_conf *rc;
+	size_t i;
+	int rv;
+
+	ret->v = NULL;
+	ret->n = 0;
+	if (file == NULL)
+		file = "config";
+	if (confs == NULL || confs->n == 0)
+		return 0;
+	ret->v = calloc(confs->n, sizeof(*ret->v));
+	if (ret->v == NULL)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	rc = confs->v;
+	for (i = 0; i < confs->n; i++) {
+		// Counted first so a half-compiled rule is cleared too.
+		ret->n++;
+		rv = rule_compile(ret, &rc[i], i, file, err, errlen);
+		if (rv < 0) {
+			coord_rules_clear(ret);
+			return rv;
+		}
+	}
+	return 0;
+}

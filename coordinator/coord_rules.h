@@ -54,6 +54,11 @@ enum coord_action_type {
 const char *coord_action_name(enum coord_action_type t);
 int coord_action_parse(const char *s);
 
+// Deadline of an action type when its config says "timeout: 0" (the
+// default): restart 300s, scale_up/scale_down 600s, switch_traffic 120s,
+// rollback 900s, every other type 300s. Pure; any thread.
+int64_t coord_action_default_timeout_ms(enum coord_action_type t);
+
 // As loaded from YAML by the tables below (strings owned by cm_conf).
 struct coord_action_conf {
 	int line;
@@ -79,6 +84,10 @@ struct coord_rule_conf {
 // .elem_size = sizeof(struct coord_rule_conf)).
 extern const struct cm_conf_field coord_rule_fields[];
 
+// The action's effective deadline: its configured timeout, or the type's
+// default when that is 0. Borrows `act`; pure; any thread.
+int64_t coord_action_timeout_ms(const struct coord_action_conf *act);
+
 enum coord_match_op { COORD_MATCH_EQ, COORD_MATCH_NE, COORD_MATCH_RE,
 	COORD_MATCH_NRE };
 
@@ -86,7 +95,7 @@ struct coord_matcher {
 	char *name;
 	enum coord_match_op op;
 	char *value;
-	regex_t re; // compiled "^(?:value)$" for RE/NRE
+	regex_t re; // RE/NRE: POSIX ERE "^(value)$" (REG_EXTENDED|REG_NOSUB)
 };
 
 struct coord_rule {
@@ -102,6 +111,13 @@ struct coord_rules {
 
 // Parses one matcher string ('name = "value"', 'name=~"re"', unquoted
 // values allowed). Returns 0 or -EINVAL with a reason in err.
+// A quoted value knows the escapes \" and \\ only; an unquoted one is a
+// run of non-space characters other than " ' \ { } , = ! ~ `. Values are
+// UTF-8 without control characters, at most 1024 bytes. Regexes are POSIX
+// extended (not RE2: no \d, no (?i)); a backslash before a letter or
+// digit, or an unbalanced parenthesis, is rejected rather than read the
+// glibc way. On failure *m is zeroed (coord_matcher_clear is then a
+// no-op); on success free with coord_matcher_clear. Any thread.
 int coord_matcher_parse(struct coord_matcher *m, const char *s, char *err,
     size_t errlen);
 void coord_matcher_clear(struct coord_matcher *m);
@@ -127,6 +143,16 @@ struct coord_plan {
 	char *instance;			     // rendered, owned, may be ""
 	struct cm_strmap params;	     // rendered, owned
 };
+
+// Longest rendered value, in bytes.
+#define COORD_TMPL_MAX 253
+
+// Config-time check of a template: placeholders well formed ("{{" closed
+// by "}}", a label name inside, no stray "}}"), literal text within
+// [A-Za-z0-9._:/@-], not starting with "/" or "-", no "..", at most
+// COORD_TMPL_MAX literal bytes. "" is refused (callers skip an optional
+// empty instance). Returns 0 or -EINVAL with a reason. Any thread.
+int coord_template_check(const char *tmpl, char *err, size_t errlen);
 
 // Renders `tmpl` against the alert's labels into a new string (free()).
 // Returns 0, -EINVAL (unknown label, invalid result; reason in err) or
