@@ -65,7 +65,8 @@ struct cm_conf_field {
 // mapping into this int member (encoded +1 so 0 means "none").
 #define CM_CONF_LINE(type, member) (offsetof(type, member) + 1)
 
-// Loads `path` into `out` (zeroed first, then defaults applied) using
+// Loads `path` into `out` (which the caller must have zeroed: the loader
+// does not know its size; defaults are applied first) using
 // `tbl`, terminated by an entry with key NULL. Returns 0, or a negative
 // errno with a message in `err` ("file:line: key: reason"). On failure
 // whatever was allocated is freed and `out` is zeroed.

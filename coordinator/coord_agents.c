@@ -526,6 +526,20 @@ coord_agents_counts(struct coord_agents *a, int64_t *registered, int64_t *lost)
 	*lost = l;
 }
 
+int64_t
+coord_agents_count_instances(struct coord_agents *a, const char *service)
+{
+	int64_t n = 0;
+
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < a->n; i++)
+		for (size_t j = 0; j < a->v[i].n_workloads; j++)
+			n += service == NULL ||
+			    strcmp(a->v[i].workloads[j].service, service) == 0;
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
 char *
 coord_agents_json(struct coord_agents *a)
 {

@@ -58,6 +58,11 @@ char *coord_agents_json(struct coord_agents *a);
 void coord_agents_counts(struct coord_agents *a, int64_t *registered,
     int64_t *lost);
 
+// Instances of `service` across all agents; every instance of every
+// service when `service` is NULL (the fleet size, for storm detection).
+int64_t coord_agents_count_instances(struct coord_agents *a,
+    const char *service);
+
 // Re-evaluates lost agents (call about once a second).
 void coord_agents_tick(struct coord_agents *a);
 

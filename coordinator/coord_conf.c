@@ -16,6 +16,8 @@
 	.off = offsetof(struct coord_limits_conf, m), .def = d, .min = lo, \
 	.max = hi, .help = h }
 
+static const char *const modes[] = { "live", "shadow", NULL };
+
 static const struct cm_conf_field limits_fields[] = {
 	{ .key = "max_body", .type = CM_CONF_SIZE,
 	  .off = offsetof(struct coord_limits_conf, max_body), .def = "1MiB",
@@ -52,6 +54,10 @@ const struct cm_conf_field coord_conf_fields[] = {
 	    .help = "labels ignored when recognising duplicate alerts "
 	    "(default: prometheus_replica, replica)"),
 	F("limits", CM_CONF_STRUCT, limits, .sub = limits_fields),
+	F("safety", CM_CONF_STRUCT, safety, .sub = coord_safety_fields,
+	    .help = "checks every action passes; the circuit breaker"),
+	F("mode", CM_CONF_ENUM, mode, .choices = modes, .def = "live",
+	    .help = "shadow: decide and record everything, execute nothing"),
 	{ .key = "rules", .type = CM_CONF_LIST,
 	  .off = offsetof(struct coord_conf, rules), .sub = coord_rule_fields,
 	  .elem_size = sizeof(struct coord_rule_conf),

@@ -8,6 +8,7 @@
 #include "cm_conf.h"
 #include "coord_alert.h"
 #include "coord_rules.h"
+#include "coord_safety.h"
 
 struct coord_limits_conf {
 	int64_t max_body;
@@ -29,6 +30,8 @@ struct coord_conf {
 	int64_t heartbeat_expect_ms;
 	struct cm_strlist replica_labels;
 	struct coord_limits_conf limits;
+	struct coord_safety_conf safety;
+	int mode;		// enum coord_mode: live or shadow, for all rules
 	struct cm_list rules;	// of struct coord_rule_conf
 
 	// Derived after loading (not from YAML):
@@ -38,6 +41,8 @@ struct coord_conf {
 	const char **ignore_labels;	   // replica labels, borrowed strs
 	size_t n_ignore_labels;
 };
+
+enum coord_mode { COORD_MODE_LIVE, COORD_MODE_SHADOW };
 
 extern const struct cm_conf_field coord_conf_fields[];
 

@@ -35,6 +35,7 @@ struct incident {
 	bool open;
 	bool busy;	       // a run is in progress
 	bool escalated;
+	char service[CM_NAME_MAX]; // of its first action, for safety
 };
 
 // Last use of one action on one target ("rule|type|service|instance").
@@ -66,7 +67,10 @@ struct run {
 	bool first_ack_seen;
 };
 
-enum ev_kind { EV_ALERT, EV_DONE };
+enum ev_kind { EV_ALERT, EV_DONE, EV_PAUSE, EV_RESUME };
+
+#define DEFER_RETRY_MS 10000
+#define DEFER_MAX_MS (10 * 60000)
 
 struct ev {
 	struct ev *next;
@@ -79,6 +83,9 @@ struct ev {
 	int rv;
 	bool has_reply;
 	struct cm_msg_reply reply;
+	char who[CM_NAME_MAX];	   // EV_PAUSE
+	int64_t retry_at_mono;	   // deferred alerts (dependency: wait)
+	int64_t defer_until_mono;
 };
 
 struct coord_engine {
@@ -91,11 +98,14 @@ struct coord_engine {
 	int64_t in_flight;
 	bool stopping;
 	bool started;
+	struct coord_breaker_state br; // snapshot for other threads
 
 	// Owned by the engine thread only:
 	struct incident *incidents[HASH_BUCKETS];
 	struct cooldown *cooldowns[HASH_BUCKETS];
 	struct run *runs;
+	struct ev *deferred;	// alerts waiting for a dependency
+	struct coord_safety *safety;
 	int64_t last_prune_mono;
 };
 
@@ -302,17 +312,17 @@ prune(struct coord_engine *e, int64_t now)
 // ---- decisions -----------------------------------------------------------
 
 static void
-decide(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
-    const char *detail)
+decide_as(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
+    const char *outcome, const char *detail)
 {
-	const char *outcome = coord_decision_name(d);
-	char buf[32];
+	char buf[64];
 	int rv;
 
 	coord_metrics_decision(d);
-	// The journal spells outcomes with dashes ("no-rule").
-	snprintf(buf, sizeof(buf), "%s", outcome);
-	for (char *p = buf; *p; p++)
+	snprintf(buf, sizeof(buf), "%s", outcome != NULL ? outcome :
+	    coord_decision_name(d));
+	// The journal spells decision names with dashes ("no-rule").
+	for (char *p = buf; outcome == NULL && *p; p++)
 		if (*p == '_')
 			*p = '-';
 	rv = coord_journal_alert_done(e->d.journal, alert_id, buf, detail);
@@ -321,6 +331,13 @@ decide(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
 		    alert_id, rv);
 	cm_info("engine.decision", "alert_id=%" PRId64 " result=%s detail=%s",
 	    alert_id, buf, cm_q(detail));
+}
+
+static void
+decide(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
+    const char *detail)
+{
+	decide_as(e, alert_id, d, NULL, detail);
 }
 
 static bool
@@ -373,6 +390,8 @@ plan_for(struct coord_engine *e, const struct coord_alert *a,
 
 static void run_step(struct run *r);
 static void dispatch_target(struct run *r);
+static void safety_req(struct coord_engine *e, const struct coord_plan *p,
+    uint64_t identity, struct coord_safety_req *ret);
 
 static void
 run_free(struct run *r)
@@ -457,6 +476,22 @@ run_step(struct run *r)
 		record_unrunnable(r, p, "refused", COORD_OUT_REFUSED, detail);
 		run_finish(r, false, detail);
 		return;
+	}
+	if (r->step > 0) {
+		struct coord_safety_req sr;
+		struct coord_verdict v;
+
+		safety_req(r->e, p, r->inc->identity, &sr);
+		coord_safety_check(r->e->safety, &sr, cm_now_ms(), &v);
+		if (!v.allow) {
+			coord_metrics_safety_block(v.check);
+			snprintf(detail, sizeof(detail), "refused:%s: %s",
+			    v.check, v.reason);
+			record_unrunnable(r, p, "refused", COORD_OUT_REFUSED,
+			    detail);
+			run_finish(r, false, detail);
+			return;
+		}
 	}
 	r->n_targets = coord_agents_resolve(r->e->d.agents, p->service,
 	    p->instance, r->targets, MAX_TARGETS);
@@ -543,6 +578,13 @@ dispatch_target(struct run *r)
 		}
 		r->action_id = rec.id;
 		r->inc->last_action_id = rec.id;
+		{
+			struct coord_safety_req sr;
+
+			safety_req(e, p, r->inc->identity, &sr);
+			sr.instance = rec.instance;
+			coord_safety_started(e->safety, &sr, cm_now_ms());
+		}
 		action_key(key, sizeof(key), p->rule->conf->name,
 		    coord_action_name(p->type), p->service, rec.instance);
 		cooldown_set(e, key, cm_mono_ms() + p->rule->conf->cooldown_ms,
@@ -620,6 +662,8 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 		}
 		(void)coord_journal_action_update(e->d.journal, r->action_id,
 		    "succeeded", detail, cm_now_ms());
+		coord_safety_finished(e->safety, p->service, true,
+		    now - r->started_mono, cm_now_ms());
 		coord_metrics_action(p->type, COORD_OUT_SUCCEEDED);
 		cm_info("engine.action_done", "action_id=%" PRId64
 		    " outcome=succeeded detail=%s", r->action_id, cm_q(detail));
@@ -653,6 +697,8 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 
 		(void)coord_journal_action_update(e->d.journal, r->action_id,
 		    state, detail, cm_now_ms());
+		coord_safety_finished(e->safety, p->service, false,
+		    now - r->started_mono, cm_now_ms());
 		coord_metrics_action(p->type, timed_out ? COORD_OUT_TIMEOUT :
 		    COORD_OUT_FAILED);
 		cm_warn("engine.action_done", "action_id=%" PRId64
@@ -748,6 +794,8 @@ handle_resolved(struct coord_engine *e, struct ev *ev)
 	if (inc != NULL && inc->open) {
 		inc->open = false;
 		inc->closed_mono = cm_mono_ms();
+		coord_safety_alerting(e->safety, inc->service, inc->identity,
+		    false, inc->attempts > 0, cm_now_ms());
 		snprintf(detail, sizeof(detail), "closed the incident after %d "
 		    "attempt(s); last action %" PRId64, inc->attempts,
 		    inc->last_action_id);
@@ -758,19 +806,158 @@ handle_resolved(struct coord_engine *e, struct ev *ev)
 }
 
 static void
+safety_req(struct coord_engine *e, const struct coord_plan *p,
+    uint64_t identity, struct coord_safety_req *ret)
+{
+	*ret = (struct coord_safety_req){
+		.type = p->type,
+		.service = p->service,
+		.instance = p->instance,
+		.identity = identity,
+		.force = p->rule->conf->force,
+		.service_instances = coord_agents_count_instances(e->d.agents,
+		    p->service),
+	};
+}
+
+static void
+escalate(struct coord_engine *e, struct incident *inc, struct ev *ev,
+    const char *why)
+{
+	if (inc->escalated) {
+		decide(e, ev->alert_id, COORD_DEC_DUPLICATE, "already escalated");
+		return;
+	}
+	inc->escalated = true;
+	cm_warn("engine.escalate", "alert_id=%" PRId64 " alertname=%s detail=%s",
+	    ev->alert_id, cm_q(alertname(ev->alert)), cm_q(why));
+	decide(e, ev->alert_id, COORD_DEC_ESCALATED, why);
+}
+
+// Keeps an alert for a later look (dependency policy "wait"). Takes ev.
+static void
+defer(struct coord_engine *e, struct ev *ev, int64_t now)
+{
+	if (ev->defer_until_mono == 0)
+		ev->defer_until_mono = now + DEFER_MAX_MS;
+	ev->retry_at_mono = now + DEFER_RETRY_MS;
+	ev->next = e->deferred;
+	e->deferred = ev;
+}
+
+// Shadow mode: the plan is recorded exactly as it would run, nothing
+// is executed.
+static void
+record_shadow(struct coord_engine *e, struct incident *inc, struct ev *ev,
+    struct coord_plan *plans, size_t n_plans)
+{
+	char detail[512];
+
+	for (size_t i = 0; i < n_plans; i++) {
+		struct coord_action_rec rec = {
+			.alert_id = ev->alert_id,
+			.identity = inc->identity,
+			.incident_start_ms = inc->start_ms,
+			.rule = plans[i].rule->conf->name,
+			.type = coord_action_name(plans[i].type),
+			.service = plans[i].service,
+			.instance = plans[i].instance,
+			.state = "shadow",
+			.detail = "shadow mode: would run, did not",
+			.attempt = 1,
+			.created_ms = cm_now_ms(),
+		};
+
+		(void)coord_journal_action_insert(e->d.journal, &rec);
+	}
+	inc->attempts++;
+	inc->last_action_mono = cm_mono_ms();
+	snprintf(detail, sizeof(detail), "shadow: would %s %s/%s (rule %s)",
+	    coord_action_name(plans[0].type), plans[0].service,
+	    plans[0].instance[0] ? plans[0].instance : "*",
+	    plans[0].rule->conf->name);
+	decide_as(e, ev->alert_id, COORD_DEC_ACTED, "shadow", detail);
+	coord_plans_free(plans, n_plans);
+}
+
+// The checks for an alert that wants to act. Returns true (and records
+// the decision, or defers the event) when the action must not start.
+// May take `ev` (deferred): then sets *taken.
+static bool
+refused(struct coord_engine *e, struct incident *inc, struct ev *ev,
+    const struct coord_plan *p, bool *taken)
+{
+	struct coord_safety_req sr;
+	struct coord_verdict v;
+	char outcome[64], detail[COORD_REASON_MAX + 64];
+	int64_t now = cm_mono_ms();
+
+	safety_req(e, p, ev->identity, &sr);
+	coord_safety_check(e->safety, &sr, cm_now_ms(), &v);
+	if (v.allow)
+		return false;
+	coord_metrics_safety_block(v.check);
+	cm_notice("engine.refused", "alert_id=%" PRId64 " check=%s reason=%s",
+	    ev->alert_id, v.check, cm_q(v.reason));
+	if (strcmp(v.check, "flapping") == 0 && inc != NULL) {
+		escalate(e, inc, ev, v.reason);
+		return true;
+	}
+	if (v.wait && (ev->defer_until_mono == 0 ||
+	    now < ev->defer_until_mono)) {
+		defer(e, ev, now);
+		*taken = true;
+		return true;
+	}
+	snprintf(outcome, sizeof(outcome), "refused:%s", v.check);
+	snprintf(detail, sizeof(detail), "%s", v.reason);
+	decide_as(e, ev->alert_id, COORD_DEC_REFUSED, outcome, detail);
+	return true;
+}
+
+// Opens (or reuses) the incident and starts or shadows the plans. Takes
+// plans; takes ev->alert when a run starts.
+static void
+act(struct coord_engine *e, struct incident *inc, struct ev *ev,
+    struct coord_plan *plans, size_t n_plans)
+{
+	if (!inc->open) {
+		inc->open = true;
+		inc->attempts = 0;
+		inc->escalated = false;
+		inc->start_ms = ev->alert->starts_ms;
+		snprintf(inc->service, sizeof(inc->service), "%s",
+		    plans[0].service);
+		coord_safety_alerting(e->safety, inc->service, inc->identity,
+		    true, false, cm_now_ms());
+	}
+	inc->touched_mono = cm_mono_ms();
+	if (e->d.conf->mode == COORD_MODE_SHADOW || plans[0].rule->conf->shadow) {
+		record_shadow(e, inc, ev, plans, n_plans);
+		return;
+	}
+	start_run(e, inc, ev->alert, ev->alert_id, ev->received_mono, plans,
+	    n_plans);
+	ev->alert = NULL;
+}
+
+// Decides one firing or resolved alert. Returns true if it kept `ev`.
+static bool
 handle_alert(struct coord_engine *e, struct ev *ev)
 {
 	struct incident *inc = incident_find(e, ev->identity);
 	struct coord_plan *plans = NULL;
 	size_t n_plans = 0;
 	int64_t now = cm_mono_ms();
+	bool taken = false;
 	char detail[512];
 	int rv;
 
-	coord_metrics_alert(ev->alert->firing);
+	if (ev->defer_until_mono == 0)
+		coord_metrics_alert(ev->alert->firing);
 	if (!ev->alert->firing) {
 		handle_resolved(e, ev);
-		return;
+		return false;
 	}
 	if (inc != NULL && inc->open) {
 		inc->touched_mono = now;
@@ -778,18 +965,18 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 			snprintf(detail, sizeof(detail), "incident in progress "
 			    "(action %" PRId64 ")", inc->last_action_id);
 			decide(e, ev->alert_id, COORD_DEC_DUPLICATE, detail);
-			return;
+			return false;
 		}
 	}
 
 	rv = plan_for(e, ev->alert, &plans, &n_plans, detail, sizeof(detail));
 	if (rv < 0) {
 		decide(e, ev->alert_id, COORD_DEC_TEMPLATE_ERROR, detail);
-		return;
+		return false;
 	}
 	if (n_plans == 0) {
 		decide(e, ev->alert_id, COORD_DEC_NO_RULE, "no rule matched");
-		return;
+		return false;
 	}
 
 	if (inc != NULL && inc->open) {
@@ -802,55 +989,61 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 			    (now - inc->last_action_mono)) / 1000));
 			decide(e, ev->alert_id, COORD_DEC_DUPLICATE, detail);
 		} else if (inc->attempts >= rc->max_attempts) {
-			if (!inc->escalated) {
-				inc->escalated = true;
-				snprintf(detail, sizeof(detail), "still firing after "
-				    "%d attempt(s) (last action %" PRId64 "): "
-				    "needs a person", inc->attempts,
-				    inc->last_action_id);
-				cm_warn("engine.escalate", "alert_id=%" PRId64
-				    " alertname=%s detail=%s", ev->alert_id,
-				    cm_q(alertname(ev->alert)), cm_q(detail));
-				decide(e, ev->alert_id, COORD_DEC_ESCALATED, detail);
-			} else {
-				decide(e, ev->alert_id, COORD_DEC_DUPLICATE,
-				    "already escalated");
-			}
+			snprintf(detail, sizeof(detail), "still firing after %d "
+			    "attempt(s) (last action %" PRId64 "): needs a person",
+			    inc->attempts, inc->last_action_id);
+			escalate(e, inc, ev, detail);
 		} else if (!first_step_hosted(e, &plans[0], detail,
 		    sizeof(detail))) {
 			decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
-		} else {
-			start_run(e, inc, ev->alert, ev->alert_id,
-			    ev->received_mono, plans, n_plans);
-			ev->alert = NULL;
-			return;
+		} else if (!refused(e, inc, ev, &plans[0], &taken)) {
+			act(e, inc, ev, plans, n_plans);
+			return false;
 		}
 		coord_plans_free(plans, n_plans);
-		return;
+		return taken;
 	}
 
 	if (in_cooldown(e, plans, n_plans, detail, sizeof(detail))) {
 		decide(e, ev->alert_id, COORD_DEC_COOLDOWN, detail);
 	} else if (!first_step_hosted(e, &plans[0], detail, sizeof(detail))) {
 		decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
-	} else {
+	} else if (!refused(e, inc, ev, &plans[0], &taken)) {
 		inc = incident_get(e, ev->identity);
 		if (inc == NULL) {
 			decide(e, ev->alert_id, COORD_DEC_REFUSED, "out of memory");
 			coord_plans_free(plans, n_plans);
-			return;
+			return false;
 		}
-		inc->open = true;
-		inc->attempts = 0;
-		inc->escalated = false;
-		inc->start_ms = ev->alert->starts_ms;
-		inc->touched_mono = now;
-		start_run(e, inc, ev->alert, ev->alert_id, ev->received_mono,
-		    plans, n_plans);
-		ev->alert = NULL;
-		return;
+		act(e, inc, ev, plans, n_plans);
+		return false;
 	}
 	coord_plans_free(plans, n_plans);
+	return taken;
+}
+
+// Counts the firing alerts of a batch that a rule wants to act on, before
+// any of them is decided, so that a storm opens the breaker first (C07).
+static void
+count_demand(struct coord_engine *e, struct ev *batch)
+{
+	int64_t fleet = -1;
+
+	for (struct ev *ev = batch; ev != NULL; ev = ev->next) {
+		const struct coord_rules *rules = &e->d.conf->compiled;
+		bool wanted = false;
+
+		if (ev->kind != EV_ALERT || !ev->alert->firing ||
+		    ev->defer_until_mono != 0)
+			continue;
+		for (size_t i = 0; i < rules->n && !wanted; i++)
+			wanted = coord_rule_matches(&rules->v[i], ev->alert);
+		if (!wanted)
+			continue;
+		if (fleet < 0)
+			fleet = coord_agents_count_instances(e->d.agents, NULL);
+		coord_safety_demand(e->safety, ev->identity, fleet, cm_now_ms());
+	}
 }
 
 // ---- loop ----------------------------------------------------------------
@@ -882,6 +1075,66 @@ fire_timers(struct coord_engine *e, int64_t now)
 	}
 }
 
+static void
+handle_event(struct coord_engine *e, struct ev *ev)
+{
+	bool kept = false;
+
+	switch (ev->kind) {
+	case EV_ALERT:
+		kept = handle_alert(e, ev);
+		break;
+	case EV_DONE:
+		handle_done(e, ev->run, ev->rv, ev->has_reply ? &ev->reply : NULL);
+		break;
+	case EV_PAUSE:
+		coord_safety_pause(e->safety, ev->who, cm_now_ms());
+		break;
+	case EV_RESUME:
+		coord_safety_resume(e->safety, cm_now_ms());
+		break;
+	}
+	if (!kept)
+		ev_free(ev);
+}
+
+// Deferred alerts whose retry time came: looked at again, in order.
+static void
+retry_deferred(struct coord_engine *e, int64_t now)
+{
+	struct ev *due = NULL, **p = &e->deferred;
+
+	while (*p != NULL) {
+		struct ev *ev = *p;
+
+		if (ev->retry_at_mono <= now) {
+			*p = ev->next;
+			ev->next = due;
+			due = ev;
+		} else {
+			p = &ev->next;
+		}
+	}
+	while (due != NULL) {
+		struct ev *ev = due;
+
+		due = ev->next;
+		ev->next = NULL;
+		handle_event(e, ev);
+	}
+}
+
+static void
+publish_breaker(struct coord_engine *e)
+{
+	struct coord_breaker_state b;
+
+	coord_safety_breaker(e->safety, cm_now_ms(), &b);
+	pthread_mutex_lock(&e->mu);
+	e->br = b;
+	pthread_mutex_unlock(&e->mu);
+}
+
 static void *
 engine_main(void *arg)
 {
@@ -889,10 +1142,13 @@ engine_main(void *arg)
 	int64_t last_tick = 0;
 
 	for (;;) {
-		struct ev *ev;
+		struct ev *batch;
 		int64_t now = cm_mono_ms(), deadline = next_deadline(e, now);
 		struct timespec ts;
 
+		for (struct ev *d = e->deferred; d != NULL; d = d->next)
+			if (d->retry_at_mono < deadline)
+				deadline = d->retry_at_mono;
 		pthread_mutex_lock(&e->mu);
 		while (e->head == NULL && !e->stopping && cm_mono_ms() < deadline) {
 			int64_t wait = deadline - cm_mono_ms();
@@ -910,32 +1166,68 @@ engine_main(void *arg)
 			pthread_mutex_unlock(&e->mu);
 			break;
 		}
-		ev = e->head;
-		if (ev != NULL) {
-			e->head = ev->next;
-			if (e->head == NULL)
-				e->tail = NULL;
+		// Everything queued is taken at once: a batch is counted for
+		// storm detection before any alert of it is decided.
+		batch = e->head;
+		e->head = e->tail = NULL;
+		for (struct ev *ev = batch; ev != NULL; ev = ev->next)
 			if (ev->kind == EV_ALERT)
 				e->queued--;
-		}
 		pthread_mutex_unlock(&e->mu);
 
-		if (ev != NULL && ev->kind == EV_ALERT)
-			handle_alert(e, ev);
-		else if (ev != NULL)
-			handle_done(e, ev->run, ev->rv,
-			    ev->has_reply ? &ev->reply : NULL);
-		ev_free(ev);
+		count_demand(e, batch);
+		while (batch != NULL) {
+			struct ev *ev = batch;
+
+			batch = ev->next;
+			ev->next = NULL;
+			handle_event(e, ev);
+		}
 
 		now = cm_mono_ms();
 		fire_timers(e, now);
+		retry_deferred(e, now);
 		if (now - last_tick >= 1000) {
 			last_tick = now;
 			coord_agents_tick(e->d.agents);
 			prune(e, now);
 		}
+		publish_breaker(e);
 	}
 	return NULL;
+}
+
+static int
+push_control(struct coord_engine *e, enum ev_kind kind, const char *who)
+{
+	struct ev *ev = calloc(1, sizeof(*ev));
+
+	if (ev == NULL)
+		return -ENOMEM;
+	ev->kind = kind;
+	snprintf(ev->who, sizeof(ev->who), "%s", who != NULL ? who : "operator");
+	enqueue(e, ev);
+	return 0;
+}
+
+int
+coord_engine_pause(struct coord_engine *e, const char *who)
+{
+	return push_control(e, EV_PAUSE, who);
+}
+
+int
+coord_engine_resume(struct coord_engine *e)
+{
+	return push_control(e, EV_RESUME, NULL);
+}
+
+void
+coord_engine_breaker(struct coord_engine *e, struct coord_breaker_state *ret)
+{
+	pthread_mutex_lock(&e->mu);
+	*ret = e->br;
+	pthread_mutex_unlock(&e->mu);
 }
 
 // ---- startup -------------------------------------------------------------
@@ -1014,6 +1306,11 @@ coord_engine_start(struct coord_engine **ret,
 	if (e == NULL)
 		return -ENOMEM;
 	e->d = *deps;
+	e->safety = coord_safety_new(&deps->conf->safety);
+	if (e->safety == NULL) {
+		free(e);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1066,6 +1363,12 @@ coord_engine_free(struct coord_engine *e)
 		e->head = ev->next;
 		ev_free(ev);
 	}
+	while (e->deferred != NULL) {
+		struct ev *ev = e->deferred;
+
+		e->deferred = ev->next;
+		ev_free(ev);
+	}
 	while (e->runs != NULL) {
 		struct run *r = e->runs;
 
@@ -1087,6 +1390,7 @@ coord_engine_free(struct coord_engine *e)
 			free(c);
 		}
 	}
+	coord_safety_free(e->safety);
 	pthread_cond_destroy(&e->cv);
 	pthread_mutex_destroy(&e->mu);
 	free(e);

@@ -24,6 +24,7 @@
 #include "coord_alert.h"
 #include "coord_conf.h"
 #include "coord_journal.h"
+#include "coord_safety.h"
 
 struct coord_engine;
 
@@ -59,5 +60,14 @@ int coord_engine_push(struct coord_engine *e,
 // Sampled for /metrics and /health.
 void coord_engine_counts(struct coord_engine *e, int64_t *queued,
     int64_t *in_flight);
+
+// Operator pause/resume of all automation (applied by the engine thread
+// in queue order). Never block; any thread. Return 0 or -ENOMEM.
+int coord_engine_pause(struct coord_engine *e, const char *who);
+int coord_engine_resume(struct coord_engine *e);
+
+// The breaker as of the last event the engine handled. Any thread.
+void coord_engine_breaker(struct coord_engine *e,
+    struct coord_breaker_state *ret);
 
 #endif

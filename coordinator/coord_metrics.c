@@ -25,6 +25,13 @@ static atomic_uint_fast64_t webhooks[6]; // by status class 0..5 (x100)
 static atomic_uint_fast64_t decisions[COORD_DEC__COUNT];
 static atomic_uint_fast64_t actions[COORD_ACT__COUNT][COORD_OUT__COUNT];
 static atomic_uint_fast64_t bad_frames;
+
+static const char *const check_names[] = {
+	"breaker", "critical", "dependency", "flapping", "concurrency",
+	"rate_global", "rate_service", "blast_radius",
+};
+#define N_CHECKS (sizeof(check_names) / sizeof(check_names[0]))
+static atomic_uint_fast64_t safety_blocks[N_CHECKS];
 static struct histogram alert_to_action, action_duration;
 
 static const char *const decision_names[] = {
@@ -90,6 +97,14 @@ void
 coord_metrics_bad_frame(void)
 {
 	atomic_fetch_add(&bad_frames, 1);
+}
+
+void
+coord_metrics_safety_block(const char *check)
+{
+	for (size_t i = 0; i < N_CHECKS; i++)
+		if (strcmp(check, check_names[i]) == 0)
+			atomic_fetch_add(&safety_blocks[i], 1);
 }
 
 static void
@@ -230,6 +245,15 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    "Agent messages that could not be decoded.");
 	outf(&o, "reflex_agent_bad_frames_total %llu\n",
 	    (unsigned long long)atomic_load(&bad_frames));
+	family(&o, "reflex_safety_blocks_total", "counter",
+	    "Actions a safety check refused, by check.");
+	for (size_t i = 0; i < N_CHECKS; i++)
+		outf(&o, "reflex_safety_blocks_total{check=\"%s\"} %llu\n",
+		    check_names[i],
+		    (unsigned long long)atomic_load(&safety_blocks[i]));
+	gauge(&o, "reflex_breaker_open",
+	    "1 while automation is paused by the circuit breaker or an operator.",
+	    g->breaker_open);
 	render_histogram(&o, "reflex_alert_to_action_seconds",
 	    "Time from receiving an alert to its action being acknowledged.",
 	    &alert_to_action);

@@ -40,6 +40,8 @@ void coord_metrics_webhook(int http_status);
 void coord_metrics_decision(enum coord_decision d);
 void coord_metrics_action(enum coord_action_type t, enum coord_outcome o);
 void coord_metrics_bad_frame(void);
+// A safety check blocked an action (check names from coord_safety.h).
+void coord_metrics_safety_block(const char *check);
 // Seconds from the alert's arrival to its action being acknowledged.
 void coord_metrics_alert_to_action(double seconds);
 void coord_metrics_action_duration(double seconds);
@@ -53,6 +55,7 @@ struct coord_gauges {
 	int64_t journal_bytes;
 	int64_t journal_commits;
 	int64_t journal_commit_errors;
+	int64_t breaker_open;
 };
 
 // Renders the exposition text (format 0.0.4) into a new buffer (free()).

@@ -77,6 +77,8 @@ struct coord_rule_conf {
 	int64_t cooldown_ms;
 	int64_t max_attempts;
 	bool cont;
+	bool force;	// may restart services listed as critical
+	bool shadow;	// decide and record, never execute (this rule only)
 	struct cm_list actions; // of struct coord_action_conf
 };
 

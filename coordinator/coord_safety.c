@@ -71,6 +71,8 @@ const struct cm_conf_field coord_safety_fields[] = {
 	    "breaker closes by itself after this (0: operator resumes)"),
 	S("storm_percent", storm_percent, "10", 1, 100,
 	    "share of known targets alerting at once that means a storm"),
+	S("storm_min_targets", storm_min_targets, "5", 1, 100000,
+	    "a storm needs at least this many targets alerting at once"),
 	D("storm_window", storm_window_ms, "1m", 1000, 3600000, ""),
 	{ 0 },
 };
@@ -513,6 +515,8 @@ coord_safety_demand(struct coord_safety *s, uint64_t identity,
 	for (size_t i = 0; i < MAX_IDENTITIES; i++)
 		distinct += s->ids[i].used && s->ids[i].last_demand >= since &&
 		    s->ids[i].last_demand > 0;
+	if (distinct < s->c->storm_min_targets)
+		return s->br.open;
 	if (known_targets > 0 &&
 	    distinct * 100 > s->c->storm_percent * known_targets) {
 		snprintf(why, sizeof(why), "alert storm: %" PRId64 " of %" PRId64

@@ -54,6 +54,7 @@ struct coord_safety_conf {
 	int64_t breaker_max_avg_ms;
 	int64_t breaker_cool_off_ms; // 0 = only an operator resumes
 	int64_t storm_percent;	     // of known targets alerting at once
+	int64_t storm_min_targets;   // fewer alerting targets are no storm
 	int64_t storm_window_ms;
 };
 

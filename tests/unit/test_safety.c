@@ -362,6 +362,18 @@ test_c07_storm_opens_breaker_before_acting(void)
 	coord_safety_free(s);
 	cm_conf_free(&c, coord_safety_fields);
 
+	// Four of five instances alerting in a small fleet are no storm:
+	// below storm_min_targets the share means nothing.
+	c = defaults();
+	s = coord_safety_new(&c);
+	for (uint64_t k = 0; k < 4; k++)
+		open = coord_safety_demand(s, 0xa000 + k, 5, T0);
+	CHECK(!open);
+	open = coord_safety_demand(s, 0xa000 + 4, 5, T0);
+	CHECK(open);
+	coord_safety_free(s);
+	cm_conf_free(&c, coord_safety_fields);
+
 	// A few alerts in a big fleet are no storm.
 	c = defaults();
 	s = coord_safety_new(&c);
