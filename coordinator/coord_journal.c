@@ -1459,6 +1459,9 @@ json_add_action(cJSON *arr, sqlite3_stmt *st)
 	    sqlite3_column_int(st, 10)) != NULL;
 	ok = ok && json_add_time(o, "created", sqlite3_column_int64(st, 11));
 	ok = ok && json_add_time(o, "updated", sqlite3_column_int64(st, 12));
+	// When the webhook carrying the alert arrived (the alert's row).
+	ok = ok && json_add_time(o, "alert_received",
+	    sqlite3_column_int64(st, 13));
 	return ok;
 }
 
@@ -1470,7 +1473,7 @@ build_query(const struct coord_journal_filter *f, char *sql, size_t n)
 	snprintf(sql, n, "SELECT act.id, act.alert_id, al.alertname,"
 	    " act.rule, act.type, act.service, act.instance, act.node,"
 	    " act.state, act.detail, act.attempt, act.created_ms,"
-	    " act.updated_ms FROM actions act"
+	    " act.updated_ms, al.received_ms FROM actions act"
 	    " LEFT JOIN alerts al ON al.id = act.alert_id WHERE 1%s%s%s%s"
 	    " ORDER BY act.created_ms DESC, act.id DESC LIMIT ?5",
 	    f->service != NULL ? " AND act.service = ?1" : "",

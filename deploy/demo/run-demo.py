@@ -45,8 +45,11 @@ COORD_ACTIONS_PATH = "/api/v1/actions"
 COORD_READY_PATH = "/readyz"
 # service -> instance count; node -> [(service, index)]
 SERVICES = {"demo-a": 2, "demo-b": 2}
-NODES = {"node-1": [("demo-a", 0), ("demo-b", 0)],
-         "node-2": [("demo-a", 1), ("demo-b", 1)]}
+# Each agent supervises one service of two instances; an agent gives
+# instance i of a service the port base_port + i, so a service's ports
+# are consecutive.
+NODES = {"node-1": [("demo-a", 0), ("demo-a", 1)],
+         "node-2": [("demo-b", 0), ("demo-b", 1)]}
 TEMPLATES = {"coordinator": "coordinator.yml",
              "node-1": "agent-1.yml", "node-2": "agent-2.yml"}
 FINAL_STATES = ("succeeded", "failed")
@@ -67,11 +70,30 @@ class Instance:
         self.proc = None                   # set in --no-reflex mode
 
 
+def free_port_pair():
+    """A port p such that p and p + 1 are both free on 127.0.0.1."""
+    import socket
+    for _ in range(200):
+        p = free_port()
+        if p >= 65535:
+            continue
+        s = socket.socket()
+        try:
+            s.bind((LOOPBACK, p + 1))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise LabError("no two consecutive free ports on 127.0.0.1")
+
+
 def make_topology():
     insts = []
     for node, members in NODES.items():
+        base = free_port_pair()
         for service, index in members:
-            insts.append(Instance(service, index, node, free_port()))
+            insts.append(Instance(service, index, node, base + index))
     insts.sort(key=lambda i: (i.service, i.index))
     return insts
 
@@ -176,14 +198,30 @@ class Timeline:
     def start(self):
         self.t0 = time.monotonic()
 
-    def add(self, what, detail=""):
+    def add(self, what, detail="", at=None):
+        """Prints an event; `at` (epoch seconds) when it happened earlier
+        than now, e.g. a timestamp read back from the coordinator."""
         now = time.time()
         rel = time.monotonic() - self.t0 if self.t0 else 0.0
+        if at is not None and at <= now:
+            rel -= now - at
+            now = at
         stamp = time.strftime("%H:%M:%S", time.localtime(now)) + \
             f".{int(now * 1000) % 1000:03d}"
         line = f"{stamp}  +{rel:6.2f}s  {what:<26} {detail}"
         self.events.append((rel, what, detail))
         print(line, flush=True)
+
+
+def epoch(rfc3339):
+    """'2026-12-04T16:01:01.787Z' -> epoch seconds (None if unparsable)."""
+    import datetime
+    try:
+        return datetime.datetime.strptime(
+            rfc3339, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def am_firing(am, alertname, addr):
@@ -252,8 +290,20 @@ def follow(tl, args, am, prom, target, coord_addr, hook, lab, demo_bin):
                 if key in seen:
                     continue
                 seen.add(key)
+                if ("received", a.get("alert_id")) not in seen:
+                    seen.add(("received", a.get("alert_id")))
+                    tl.add("webhook received", f"alert #{a.get('alert_id')}"
+                           f" {a.get('alertname')} (coordinator journal)",
+                           at=epoch(a.get("alert_received")))
+                if ("dispatched", a.get("id")) not in seen:
+                    seen.add(("dispatched", a.get("id")))
+                    tl.add("action dispatched", f"#{a.get('id')} "
+                           f"{a.get('type')} {a.get('service')}/"
+                           f"{a.get('instance') or '(all)'} to "
+                           f"{a.get('node') or '?'}",
+                           at=epoch(a.get("created")))
                 tl.add(f"action {a.get('state')}",
-                       f"#{a.get('id')} {a.get('type')} {a.get('service')} "
+                       at=epoch(a.get("updated")), detail=f"#{a.get('id')} {a.get('type')} {a.get('service')} "
                        f"{a.get('instance') or '(all)'} on "
                        f"{a.get('node') or '?'} rule={a.get('rule')} "
                        f"attempt={a.get('attempt')} {a.get('detail') or ''}"
