@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: MIT
+// agent: setup, the main loop and shutdown of reflex-agent.
+#include "agent.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "agent_json.h"
+#include "cm_log.h"
+#include "cm_time.h"
+
+#define SHUTDOWN_SLACK_MS 3000 // beyond the longest stop_grace
+
+static void
+wake_loop(void *arg)
+{
+	struct agent *a = arg;
+
+	agent_http_wakeup(a->http);
+}
+
+// Blocks the signals the loop reads from a signalfd (before any thread
+// exists, so nng's and curl's threads inherit the mask).
+static int
+setup_signals(struct agent *a)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return a->sigfd < 0 ? -errno : 0;
+}
+
+static void
+begin_shutdown(struct agent *a, int64_t now, const char *why)
+{
+	if (a->stopping)
+		return;
+	cm_notice("agent.stopping", "reason=%s", why);
+	a->stopping = true;
+	a->stop_deadline_ms = now + agent_proc_max_grace(a->proc) +
+	    SHUTDOWN_SLACK_MS;
+	agent_proc_shutdown(a->proc, now);
+}
+
+static void
+read_signals(struct agent *a, int64_t now)
+{
+	struct signalfd_siginfo si;
+	bool child = false;
+
+	while (read(a->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			child = true;
+		else if (si.ssi_signo == SIGHUP)
+			cm_notice("agent.sighup", "action=ignored note=%s",
+			    cm_q("config reload is not implemented; restart "
+			    "the agent"));
+		else
+			begin_shutdown(a, now, si.ssi_signo == SIGTERM ?
+			    "SIGTERM" : "SIGINT");
+	}
+	if (child)
+		agent_proc_reap(a->proc, now);
+}
+
+// ---- request handling -------------------------------------------------
+
+static void
+answer_status(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
+{
+	struct agent_link_view lv;
+	struct agent_stats st = {
+		.uptime_ms = now - a->started_ms,
+		.loop_wakeups = a->wakeups,
+		.bad_frames = agent_cmd_bad_frames(a->cmd) +
+		    agent_cmd_bad_frames(a->status),
+		.refused = agent_cmd_refused(a->cmd) +
+		    agent_cmd_refused(a->status),
+	};
+	struct cm_msg m;
+	char *json = NULL;
+	int rv;
+
+	agent_link_view(a->link, &lv);
+	rv = agent_json_status(a->proc, &lv, &st, AGENT_STATUS_JSON_MAX, &json);
+	if (rv < 0) {
+		agent_cmd_replyf(ctx, false, rv, "cannot render status: %s",
+		    strerror(-rv));
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = CM_MSG_REPLY;
+	m.u.reply.ok = true;
+	m.u.reply.json = json;
+	agent_cmd_reply(ctx, &m);
+	free(json);
+}
+
+static void
+drain_requests(struct agent *a, int64_t now)
+{
+	struct agent_cmd_ctx *ctx;
+
+	while ((ctx = agent_cmd_next(a->status)) != NULL)
+		answer_status(a, ctx, now);
+	while ((ctx = agent_cmd_next(a->cmd)) != NULL)
+		agent_action_handle(a, ctx, now);
+}
+
+// ---- the loop -------------------------------------------------------------
+
+// Extra fds for the poll: the signalfd, then each instance's output pipe
+// (owners[i] tells whose). Returns how many.
+static unsigned
+collect_fds(struct agent *a, struct curl_waitfd *fds,
+    struct agent_inst **owners, unsigned max)
+{
+	unsigned n = 0;
+
+	fds[n] = (struct curl_waitfd){ .fd = a->sigfd,
+		.events = CURL_WAIT_POLLIN };
+	owners[n++] = NULL;
+	for (size_t i = 0; i < a->proc->n_svc; i++) {
+		for (size_t j = 0; j < a->proc->svc[i].n && n < max; j++) {
+			struct agent_inst *in = &a->proc->svc[i].inst[j];
+
+			if (in->out_fd < 0)
+				continue;
+			fds[n] = (struct curl_waitfd){ .fd = in->out_fd,
+				.events = CURL_WAIT_POLLIN };
+			owners[n++] = in;
+		}
+	}
+	return n;
+}
+
+static int64_t
+min64(int64_t x, int64_t y)
+{
+	return x < y ? x : y;
+}
+
+// Everything that is due now; returns the next time something is.
+static int64_t
+run_due(struct agent *a, int64_t now)
+{
+	int64_t next = agent_proc_tick(a->proc, now);
+
+	next = min64(next, agent_link_tick(a->link, a->proc, now));
+	next = min64(next, agent_jobs_step(a, now));
+	if (a->stopping)
+		next = min64(next, a->stop_deadline_ms);
+	return next;
+}
+
+static int
+wait_timeout(int64_t next, int64_t now)
+{
+	int64_t t = next - now;
+
+	if (t < 0)
+		t = 0;
+	return (int)(t < AGENT_MAX_WAIT_MS ? t : AGENT_MAX_WAIT_MS);
+}
+
+static bool
+loop_done(struct agent *a, int64_t now)
+{
+	if (!a->stopping || a->jobs != NULL)
+		return false;
+	if (agent_proc_all_stopped(a->proc))
+		return true;
+	if (now < a->stop_deadline_ms)
+		return false;
+	cm_err("agent.stop_timeout", "note=%s",
+	    cm_q("children did not go away after SIGKILL; exiting anyway"));
+	return true;
+}
+
+static int
+main_loop(struct agent *a, struct curl_waitfd *fds, struct agent_inst **owners,
+    unsigned max)
+{
+	int64_t now = cm_mono_ms(), next;
+	int rv;
+
+	agent_proc_start_all(a->proc, now);
+	for (;;) {
+		unsigned n = collect_fds(a, fds, owners, max);
+
+		next = run_due(a, now);
+		if (loop_done(a, now))
+			return 0;
+		rv = agent_http_poll(a->http, fds, n, wait_timeout(next, now));
+		if (rv < 0)
+			return rv;
+		a->wakeups++;
+		now = cm_mono_ms();
+		if (fds[0].revents)
+			read_signals(a, now);
+		for (unsigned i = 1; i < n; i++)
+			if (fds[i].revents && owners[i]->out_fd == fds[i].fd)
+				agent_proc_read_output(a->proc, owners[i]);
+		agent_http_perform(a->http, now);
+		drain_requests(a, now);
+		if (a->stopping && a->jobs != NULL)
+			agent_jobs_abort(a);
+	}
+}
+
+// ---- setup and teardown -----------------------------------------------------
+
+static int
+open_servers(struct agent *a, char *err, size_t errlen)
+{
+	char url[CM_ADDR_MAX + 8];
+	struct agent_cmd_opts o = {
+		.name = "command", .url = a->conf.listen,
+		.serves = CM_MSG_COMMAND, .contexts = AGENT_CMD_CONTEXTS,
+		.refusal = "this endpoint accepts only command requests",
+		.wake = wake_loop, .wake_arg = a,
+	};
+	int rv;
+
+	rv = agent_cmd_open(&o, &a->cmd, err, errlen);
+	if (rv < 0)
+		return rv;
+	snprintf(url, sizeof(url), "ipc://%s", a->conf.status_socket);
+	o = (struct agent_cmd_opts){
+		.name = "status", .url = url, .serves = CM_MSG_STATUS,
+		.contexts = AGENT_STATUS_CONTEXTS,
+		.ipc_path = a->conf.status_socket,
+		.refusal = "the status socket is read-only: it answers only "
+			   "status requests",
+		.wake = wake_loop, .wake_arg = a,
+	};
+	return agent_cmd_open(&o, &a->status, err, errlen);
+}
+
+static int
+agent_setup(struct agent *a, const char *conf_path, int verbose, char *err,
+    size_t errlen)
+{
+	int rv;
+
+	rv = agent_conf_load(&a->conf, conf_path, err, errlen);
+	if (rv < 0)
+		return rv;
+	cm_log_set_level(a->conf.log_level + verbose);
+	rv = setup_signals(a);
+	if (rv < 0) {
+		snprintf(err, errlen, "signals: %s", strerror(-rv));
+		return rv;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "curl_global_init failed");
+		return -EIO;
+	}
+	a->curl_ready = true;
+	rv = agent_http_new(&a->http);
+	if (rv == 0)
+		rv = agent_proc_new(&a->conf, a->http, &a->proc);
+	if (rv < 0) {
+		snprintf(err, errlen, "%s", strerror(-rv));
+		return rv;
+	}
+	rv = open_servers(a, err, errlen);
+	if (rv == 0)
+		rv = agent_link_open(&a->conf, wake_loop, a, &a->link, err,
+		    errlen);
+	return rv;
+}
+
+static void
+agent_teardown(struct agent *a)
+{
+	agent_jobs_abort(a);
+	agent_cmd_close(a->cmd);
+	agent_cmd_close(a->status);
+	agent_link_close(a->link);
+	agent_proc_free(a->proc);
+	agent_http_free(a->http);
+	if (a->sigfd >= 0)
+		close(a->sigfd);
+	if (a->curl_ready)
+		curl_global_cleanup();
+	agent_conf_free(&a->conf);
+}
+
+int
+agent_run(const char *conf_path, int verbose)
+{
+	struct agent a = { .sigfd = -1 };
+	struct curl_waitfd *fds = NULL;
+	struct agent_inst **owners = NULL;
+	unsigned max = 1;
+	char err[512] = "";
+	int rv;
+
+	cm_log_set_component("agent");
+	a.started_ms = cm_mono_ms();
+	rv = agent_setup(&a, conf_path, verbose, err, sizeof(err));
+	for (size_t i = 0; rv == 0 && i < a.proc->n_svc; i++)
+		max += (unsigned)a.proc->svc[i].n;
+	if (rv == 0) {
+		fds = calloc(max, sizeof(*fds));
+		owners = calloc(max, sizeof(*owners));
+		rv = fds == NULL || owners == NULL ? -ENOMEM : 0;
+	}
+	if (rv == 0) {
+		cm_notice("agent.start", "node=%s listen=%s status=%s "
+		    "coordinator=%s", a.conf.node, cm_q(a.conf.listen),
+		    cm_q(a.conf.status_socket), cm_q(a.conf.coordinator));
+		rv = main_loop(&a, fds, owners, max);
+	} else {
+		cm_err("agent.start_failed", "error=%s", cm_q(err[0] ? err :
+		    strerror(-rv)));
+	}
+	if (a.proc != NULL && !agent_proc_all_stopped(a.proc))
+		cm_err("agent.children_left", "note=%s",
+		    cm_q("exiting with children alive; they get SIGKILL "
+		    "through PR_SET_PDEATHSIG"));
+	agent_teardown(&a);
+	free(fds);
+	free(owners);
+	if (rv == 0)
+		cm_notice("agent.stopped", "clean=%s", "true");
+	return rv == 0 ? 0 : 1;
+}

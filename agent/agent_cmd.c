@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: MIT
+// agent_cmd: nng rep servers for commands and status requests.
+#include "agent_cmd.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "cm_log.h"
+
+enum ctx_phase {
+	PH_RECV,  // waiting for a request
+	PH_QUEUED, // handed to the main loop
+	PH_SEND,  // reply being sent
+};
+
+struct agent_cmd_ctx {
+	struct agent_cmd_srv *srv;
+	struct agent_cmd_ctx *next; // queue link
+	nng_ctx ctx;
+	nng_aio *aio;
+	bool ctx_open;
+	enum ctx_phase phase;
+	struct cm_msg req; // decoded request while queued
+};
+
+struct agent_cmd_srv {
+	char name[16];
+	char ipc_path[PATH_MAX]; // "" for tcp
+	enum cm_msg_type serves;
+	char refusal[128];
+	agent_cmd_wake_fn wake;
+	void *wake_arg;
+	nng_socket sock;
+	bool sock_open;
+	struct agent_cmd_ctx *ctxs;
+	unsigned n;
+	pthread_mutex_t mu; // guards the queue
+	struct agent_cmd_ctx *head, *tail;
+	atomic_bool closing;
+	atomic_uint_fast64_t bad_frames, refused;
+};
+
+void
+agent_cmd_hex16(const void *data, size_t len, char *buf, size_t n)
+{
+	const unsigned char *p = data;
+	size_t o = 0;
+
+	if (n == 0)
+		return;
+	buf[0] = '\0';
+	for (size_t i = 0; i < len && i < 16 && o + 3 <= n; i++)
+		o += (size_t)snprintf(buf + o, n - o, "%02x", p[i]);
+}
+
+// ---- sending ----------------------------------------------------------
+
+static void start_recv(struct agent_cmd_ctx *c);
+
+// Encodes m and starts sending it on c. Falls back to receiving when
+// nothing could be sent (the peer will time out).
+static void
+send_msg(struct agent_cmd_ctx *c, const struct cm_msg *m)
+{
+	nng_msg *msg = NULL;
+	void *buf = NULL;
+	size_t len = 0;
+	int rv;
+
+	rv = cm_msg_encode(m, &buf, &len);
+	if (rv == 0 && nng_msg_alloc(&msg, 0) != 0)
+		rv = -ENOMEM;
+	if (rv == 0 && nng_msg_append(msg, buf, len) != 0)
+		rv = -ENOMEM;
+	free(buf);
+	if (rv < 0) {
+		cm_err("cmd.reply_failed", "server=%s error=%s", c->srv->name,
+		    cm_q(strerror(-rv)));
+		nng_msg_free(msg);
+		start_recv(c);
+		return;
+	}
+	c->phase = PH_SEND;
+	nng_aio_set_msg(c->aio, msg);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+static void
+send_reply(struct agent_cmd_ctx *c, uint64_t id, bool ok, int code,
+    const char *text)
+{
+	struct cm_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.version = CM_PROTO_VERSION;
+	m.type = CM_MSG_REPLY;
+	m.id = id;
+	m.u.reply.ok = ok;
+	m.u.reply.code = code;
+	snprintf(m.u.reply.message, sizeof(m.u.reply.message), "%s", text);
+	send_msg(c, &m);
+}
+
+static const char *
+error_code(int rv)
+{
+	switch (rv) {
+	case -EMSGSIZE:
+		return "too_large";
+	case -EPROTO:
+		return "bad_version_or_type";
+	case -EINVAL:
+		return "bad_field";
+	default:
+		return "bad_frame";
+	}
+}
+
+static void
+send_error(struct agent_cmd_ctx *c, int rv, const char *why)
+{
+	struct cm_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.version = CM_PROTO_VERSION;
+	m.type = CM_MSG_ERROR;
+	snprintf(m.u.error.code, sizeof(m.u.error.code), "%s", error_code(rv));
+	snprintf(m.u.error.message, sizeof(m.u.error.message), "%s", why);
+	send_msg(c, &m);
+}
+
+// ---- receiving (nng threads) ------------------------------------------
+
+static void
+start_recv(struct agent_cmd_ctx *c)
+{
+	c->phase = PH_RECV;
+	nng_ctx_recv(c->ctx, c->aio);
+}
+
+static void
+enqueue(struct agent_cmd_ctx *c)
+{
+	struct agent_cmd_srv *s = c->srv;
+
+	c->phase = PH_QUEUED;
+	c->next = NULL;
+	pthread_mutex_lock(&s->mu);
+	if (s->tail != NULL)
+		s->tail->next = c;
+	else
+		s->head = c;
+	s->tail = c;
+	pthread_mutex_unlock(&s->mu);
+	s->wake(s->wake_arg);
+}
+
+static void
+on_frame(struct agent_cmd_ctx *c, nng_msg *msg)
+{
+	struct agent_cmd_srv *s = c->srv;
+	const void *body = nng_msg_body(msg);
+	size_t len = nng_msg_len(msg);
+	char err[256] = "", hex[40];
+	int rv;
+
+	rv = cm_msg_decode(&c->req, body, len, err, sizeof(err));
+	if (rv < 0) {
+		atomic_fetch_add(&s->bad_frames, 1);
+		agent_cmd_hex16(body, len, hex, sizeof(hex));
+		cm_warn("cmd.bad_frame", "server=%s size=%zu head=%s error=%s "
+		    "count=%llu", s->name, len, hex, cm_q(err),
+		    (unsigned long long)atomic_load(&s->bad_frames));
+		nng_msg_free(msg);
+		send_error(c, rv, err[0] ? err : "undecodable frame");
+		return;
+	}
+	nng_msg_free(msg);
+	if (c->req.type != s->serves) {
+		uint64_t id = c->req.id;
+		const char *t = cm_msg_type_name(c->req.type);
+
+		atomic_fetch_add(&s->refused, 1);
+		cm_info("cmd.refused", "server=%s type=%s id=%llu", s->name,
+		    cm_q(t), (unsigned long long)id);
+		cm_msg_clear(&c->req);
+		send_reply(c, id, false, -EPROTO, s->refusal);
+		return;
+	}
+	enqueue(c);
+}
+
+static void
+on_aio(void *arg)
+{
+	struct agent_cmd_ctx *c = arg;
+	int rv = nng_aio_result(c->aio);
+	bool stop = rv == NNG_ECLOSED || rv == NNG_ECANCELED ||
+	    atomic_load(&c->srv->closing);
+
+	if (c->phase == PH_SEND) {
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(c->aio));
+		if (!stop)
+			start_recv(c);
+		return;
+	}
+	if (stop)
+		return;
+	if (rv != 0) {
+		cm_warn("cmd.recv_failed", "server=%s error=%s", c->srv->name,
+		    cm_q(nng_strerror(rv)));
+		start_recv(c);
+		return;
+	}
+	on_frame(c, nng_aio_get_msg(c->aio));
+}
+
+// ---- main-thread API ----------------------------------------------------
+
+struct agent_cmd_ctx *
+agent_cmd_next(struct agent_cmd_srv *s)
+{
+	struct agent_cmd_ctx *c;
+
+	pthread_mutex_lock(&s->mu);
+	c = s->head;
+	if (c != NULL) {
+		s->head = c->next;
+		if (s->head == NULL)
+			s->tail = NULL;
+		c->next = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return c;
+}
+
+const struct cm_msg *
+agent_cmd_request(const struct agent_cmd_ctx *c)
+{
+	return &c->req;
+}
+
+void
+agent_cmd_reply(struct agent_cmd_ctx *c, const struct cm_msg *reply)
+{
+	struct cm_msg m = *reply;
+
+	m.version = CM_PROTO_VERSION;
+	m.id = c->req.id;
+	cm_msg_clear(&c->req);
+	send_msg(c, &m);
+}
+
+void
+agent_cmd_replyf(struct agent_cmd_ctx *c, bool ok, int code,
+    const char *fmt, ...)
+{
+	char text[CM_TEXT_MAX];
+	uint64_t id = c->req.id;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	cm_msg_clear(&c->req);
+	send_reply(c, id, ok, code, text);
+}
+
+uint64_t
+agent_cmd_bad_frames(const struct agent_cmd_srv *s)
+{
+	return atomic_load(&s->bad_frames);
+}
+
+uint64_t
+agent_cmd_refused(const struct agent_cmd_srv *s)
+{
+	return atomic_load(&s->refused);
+}
+
+// ---- setup ---------------------------------------------------------------
+
+// Creates the missing directories above `path` (mode 0750).
+static int
+make_parents(const char *path)
+{
+	char buf[PATH_MAX];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+// True if something accepts connections on the unix socket at path.
+static bool
+socket_alive(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	bool alive;
+	int fd;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	alive = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return alive;
+}
+
+// Makes path usable for a new listener: parents exist, a stale socket
+// file is gone; a live one or a non-socket file is an error.
+static int
+prepare_ipc(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int rv = make_parents(path);
+
+	if (rv < 0) {
+		snprintf(err, errlen, "%s: cannot create parent directory: %s",
+		    path, strerror(-rv));
+		return rv;
+	}
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s: exists and is not a socket", path);
+		return -EEXIST;
+	}
+	if (socket_alive(path)) {
+		snprintf(err, errlen, "%s: in use by a running process", path);
+		return -EADDRINUSE;
+	}
+	if (unlink(path) < 0) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: cannot remove stale socket: %s",
+		    path, strerror(errno));
+		return rv;
+	}
+	cm_info("cmd.stale_socket_removed", "path=%s", cm_q(path));
+	return 0;
+}
+
+static int
+nng_err(int rv, const char *what, const char *url, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s %s: %s", what, url, nng_strerror(rv));
+	return rv == NNG_EADDRINUSE ? -EADDRINUSE :
+	    rv == NNG_ENOMEM ? -ENOMEM : rv == NNG_EPERM ? -EPERM : -EIO;
+}
+
+static int
+start_listener(struct agent_cmd_srv *s, const char *url, char *err,
+    size_t errlen)
+{
+	nng_listener l;
+	mode_t old;
+	int rv;
+
+	rv = nng_listener_create(&l, s->sock, url);
+	if (rv != 0)
+		return nng_err(rv, "listen", url, err, errlen);
+	if (s->ipc_path[0] != '\0') {
+		rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
+		if (rv != 0)
+			return nng_err(rv, "set permissions on", url, err,
+			    errlen);
+	}
+	// nng chmods after bind(); the umask closes that window.
+	old = umask(077);
+	rv = nng_listener_start(l, 0);
+	umask(old);
+	if (rv != 0)
+		return nng_err(rv, "listen", url, err, errlen);
+	return 0;
+}
+
+static int
+open_contexts(struct agent_cmd_srv *s)
+{
+	for (unsigned i = 0; i < s->n; i++) {
+		struct agent_cmd_ctx *c = &s->ctxs[i];
+
+		c->srv = s;
+		if (nng_aio_alloc(&c->aio, on_aio, c) != 0)
+			return -ENOMEM;
+		if (nng_ctx_open(&c->ctx, s->sock) != 0)
+			return -ENOMEM;
+		c->ctx_open = true;
+	}
+	return 0;
+}
+
+static int
+open_socket(struct agent_cmd_srv *s, const struct agent_cmd_opts *o,
+    char *err, size_t errlen)
+{
+	int rv;
+
+	if (s->ipc_path[0] != '\0') {
+		rv = prepare_ipc(s->ipc_path, err, errlen);
+		if (rv < 0)
+			return rv;
+	}
+	rv = nng_rep0_open(&s->sock);
+	if (rv != 0)
+		return nng_err(rv, "open socket for", o->url, err, errlen);
+	s->sock_open = true;
+	rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, CM_MSG_MAX_FRAME);
+	if (rv != 0)
+		return nng_err(rv, "set recv-size-max on", o->url, err, errlen);
+	rv = open_contexts(s);
+	if (rv < 0) {
+		snprintf(err, errlen, "%s: out of memory", o->url);
+		return rv;
+	}
+	return start_listener(s, o->url, err, errlen);
+}
+
+int
+agent_cmd_open(const struct agent_cmd_opts *o, struct agent_cmd_srv **ret,
+    char *err, size_t errlen)
+{
+	struct agent_cmd_srv *s = calloc(1, sizeof(*s));
+	int rv;
+
+	if (s == NULL)
+		return -ENOMEM;
+	snprintf(s->name, sizeof(s->name), "%s", o->name);
+	snprintf(s->ipc_path, sizeof(s->ipc_path), "%s",
+	    o->ipc_path ? o->ipc_path : "");
+	snprintf(s->refusal, sizeof(s->refusal), "%s", o->refusal);
+	s->serves = o->serves;
+	s->wake = o->wake;
+	s->wake_arg = o->wake_arg;
+	s->n = o->contexts;
+	pthread_mutex_init(&s->mu, NULL);
+	s->ctxs = calloc(s->n, sizeof(*s->ctxs));
+	rv = s->ctxs == NULL ? -ENOMEM : open_socket(s, o, err, errlen);
+	if (rv < 0) {
+		s->ipc_path[0] = '\0'; // not ours to remove
+		agent_cmd_close(s);
+		return rv;
+	}
+	for (unsigned i = 0; i < s->n; i++)
+		start_recv(&s->ctxs[i]);
+	cm_info("cmd.listen", "server=%s url=%s contexts=%u", s->name,
+	    cm_q(o->url), s->n);
+	*ret = s;
+	return 0;
+}
+
+void
+agent_cmd_close(struct agent_cmd_srv *s)
+{
+	if (s == NULL)
+		return;
+	atomic_store(&s->closing, true);
+	if (s->sock_open)
+		nng_close(s->sock); // aborts every operation
+	for (unsigned i = 0; s->ctxs != NULL && i < s->n; i++) {
+		struct agent_cmd_ctx *c = &s->ctxs[i];
+
+		if (c->aio != NULL)
+			nng_aio_free(c->aio); // waits for its callback
+		cm_msg_clear(&c->req);
+	}
+	if (s->ipc_path[0] != '\0')
+		(void)unlink(s->ipc_path);
+	pthread_mutex_destroy(&s->mu);
+	free(s->ctxs);
+	free(s);
+}

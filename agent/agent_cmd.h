@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+// agent_cmd: the agent's nng rep servers. One server is the command
+// endpoint (`listen`, answers "command"), another the status socket
+// (ipc://<status_socket>, answers only "status"). Each server runs
+// several contexts so several requests can be in flight.
+//
+// Frames are decoded on nng's threads. What cannot be decoded is answered
+// at once with an "error" message (and counted and logged with its size
+// and first 16 bytes); a well-formed message of a type this server does
+// not serve is answered with a reply ok=false code=-EPROTO. Everything
+// else is queued for the main loop, which takes requests with
+// agent_cmd_next() and answers each exactly once with agent_cmd_reply().
+#ifndef AGENT_CMD_H
+#define AGENT_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_msg.h"
+
+#define AGENT_CMD_CONTEXTS 8
+#define AGENT_STATUS_CONTEXTS 2
+
+struct agent_cmd_srv;
+struct agent_cmd_ctx;
+
+// Called from nng threads when a request was queued. Must be thread-safe
+// and quick (the agent passes agent_http_wakeup).
+typedef void (*agent_cmd_wake_fn)(void *arg);
+
+struct agent_cmd_opts {
+	const char *name;	// "command" or "status", for logs
+	const char *url;	// tcp://... or ipc://...
+	enum cm_msg_type serves; // CM_MSG_COMMAND or CM_MSG_STATUS
+	unsigned contexts;
+	const char *ipc_path;	// status socket: file to prepare (mode
+				// 0600, parent created, stale file removed)
+	const char *refusal;	// message for requests of other types
+	agent_cmd_wake_fn wake;
+	void *wake_arg;
+};
+
+// Opens the socket, listens and starts receiving. Returns 0 and *ret
+// (close with agent_cmd_close), or a negative errno with a reason in err
+// (e.g. the address is in use). Borrows opts' strings only during the
+// call. Main thread.
+int agent_cmd_open(const struct agent_cmd_opts *opts,
+    struct agent_cmd_srv **ret, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+// Takes the next queued request, or NULL. The context stays reserved
+// until agent_cmd_reply(). Main thread.
+struct agent_cmd_ctx *agent_cmd_next(struct agent_cmd_srv *s);
+
+// The decoded request of a context taken with agent_cmd_next(). Borrowed
+// until agent_cmd_reply().
+const struct cm_msg *agent_cmd_request(const struct agent_cmd_ctx *c);
+
+// Answers the request with `reply` (borrowed; its version and id are set
+// from the request) and releases the context for the next request. Never
+// blocks. Main thread.
+void agent_cmd_reply(struct agent_cmd_ctx *c, const struct cm_msg *reply);
+
+// Shortcut: answers with a reply ok/code/message (printf format).
+void agent_cmd_replyf(struct agent_cmd_ctx *c, bool ok, int code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+// Frames that could not be decoded / requests of a type not served.
+uint64_t agent_cmd_bad_frames(const struct agent_cmd_srv *s);
+uint64_t agent_cmd_refused(const struct agent_cmd_srv *s);
+
+// Stops receiving, drops queued requests without answering, closes the
+// socket and frees everything; for the ipc server removes the socket
+// file. Waits for running callbacks. NULL-safe. Main thread.
+void agent_cmd_close(struct agent_cmd_srv *s);
+
+// Writes a message's first (up to 16) bytes as hex into buf. Pure.
+void agent_cmd_hex16(const void *data, size_t len, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+// agent_conf: reflex-agent's YAML configuration, argv templates, backoff.
+//
+// The configuration is bound by cm_conf tables (see agent_conf.c for the
+// keys, their defaults and bounds) and then checked as a whole: names,
+// URLs, port ranges, placeholders and probe settings. Every error reads
+// "file:line: key: reason".
+#ifndef AGENT_CONF_H
+#define AGENT_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_conf.h"
+
+#define AGENT_CONF_DEFAULT_PATH "/etc/reflex/agent.yaml"
+#define AGENT_MAX_INSTANCES 64	 // per service
+#define AGENT_MAX_SERVICES 64
+#define AGENT_MAX_ARGS 128	 // command arguments per service
+#define AGENT_ARG_MAX 4096	 // bytes per argument / env value, expanded
+#define AGENT_MAX_ENV 128	 // env entries per service
+#define AGENT_PROBE_PATH_MAX 1024
+
+enum agent_runtime {
+	AGENT_RUNTIME_PROCESS = 0,
+};
+
+struct agent_probe_conf {
+	int line; // 0 when the service has no probe: section
+	char *path;
+	int64_t period_ms;
+	int64_t timeout_ms;
+	int64_t failure_threshold;
+	int64_t initial_delay_ms;
+};
+
+struct agent_backoff_conf {
+	int line;
+	int64_t initial_ms;
+	int64_t max_ms;
+	int64_t reset_after_ms; // healthy this long -> backoff starts over
+};
+
+struct agent_svc_conf {
+	int line;
+	char *name;
+	struct cm_strlist command;
+	int64_t instances;
+	int64_t base_port;
+	struct cm_strmap env;
+	int64_t stop_grace_ms;
+	struct agent_probe_conf probe;
+	struct agent_backoff_conf restart_backoff;
+};
+
+struct agent_conf {
+	char *path; // the file it was loaded from (owned)
+	char *node;
+	char *coordinator;
+	char *listen;
+	char *status_socket;
+	int runtime;   // enum agent_runtime
+	int log_level; // CM_LOG_*
+	int64_t heartbeat_interval_ms;
+	struct cm_list services; // of struct agent_svc_conf
+};
+
+// Loads and validates `path` into *ret (zeroed first). Returns 0, or a
+// negative errno with "file:line: key: reason" in err; on failure nothing
+// stays allocated. Blocks on file I/O only. Any thread.
+int agent_conf_load(struct agent_conf *ret, const char *path, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
+// Same from memory; `name` stands for the file in messages. For tests.
+int agent_conf_load_mem(struct agent_conf *ret, const char *name,
+    const char *text, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+// Frees what load allocated and zeroes *c. NULL-safe.
+void agent_conf_free(struct agent_conf *c);
+
+// Borrowed pointer to service i (i < c->services.n).
+const struct agent_svc_conf *agent_conf_svc(const struct agent_conf *c,
+    size_t i);
+
+// Values substituted into command arguments and env values.
+struct agent_subst {
+	const char *node;
+	const char *service;
+	const char *instance;
+	int port;
+};
+
+// Checks that every "{word}" in `tmpl` names a known placeholder ({port},
+// {instance}, {service}, {node}). Returns 0 or -EINVAL with the offending
+// placeholder in why. Pure.
+int agent_subst_check(const char *tmpl, char *why, size_t whylen);
+
+// Expands the placeholders of `tmpl` into buf (size n). Returns the
+// length, or -ENAMETOOLONG when the result does not fit. Pure.
+int agent_subst_expand(const char *tmpl, const struct agent_subst *s,
+    char *buf, size_t n) __attribute__((warn_unused_result));
+
+// Builds the NULL-terminated argv of an instance from the service's
+// command template. Returns 0 and *ret (returns new, free with
+// agent_argv_free), or -ENOMEM / -ENAMETOOLONG. Pure.
+int agent_argv_build(const struct cm_strlist *tmpl,
+    const struct agent_subst *s, char ***ret)
+    __attribute__((warn_unused_result));
+
+// Frees a NULL-terminated vector from agent_argv_build or
+// agent_envp_build. NULL-safe.
+void agent_argv_free(char **v);
+
+// Builds the environment of an instance: `base` (e.g. environ) without
+// the names the service overrides, then the service's env (values
+// expanded), then REFLEX_NODE, REFLEX_SERVICE, REFLEX_INSTANCE and
+// REFLEX_PORT. Returns 0 and *ret (free with agent_argv_free) or a
+// negative errno. Pure.
+int agent_envp_build(char *const *base, const struct cm_strmap *env,
+    const struct agent_subst *s, char ***ret)
+    __attribute__((warn_unused_result));
+
+// Delay before restart number `failures` (1 = first unplanned restart in
+// a row): initial_ms doubled failures-1 times, capped at max_ms; 0 for
+// failures == 0. Overflow-safe. Pure.
+int64_t agent_backoff_delay(const struct agent_backoff_conf *b,
+    unsigned failures);
+
+// Instance name "<service>-<i>" into buf. Returns 0 or -ENAMETOOLONG.
+int agent_instance_name(const char *service, unsigned i, char *buf,
+    size_t n);
+
+// The key reference (for --help-config).
+void agent_conf_print_reference(void);
+
+#endif

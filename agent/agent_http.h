@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+// agent_http: the agent's HTTP client on one curl multi handle: health
+// probes (GET, one reused easy handle per instance, keep-alive) and the
+// clear_cache action (POST). The multi handle is also the main loop's
+// poller: agent_http_poll() waits on curl's sockets plus extra fds, and
+// agent_http_wakeup() interrupts it from another thread.
+//
+// Threads: everything here runs on the main loop thread, except
+// agent_http_wakeup(), which any thread may call while the object lives.
+#ifndef AGENT_HTTP_H
+#define AGENT_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#define AGENT_HTTP_BODY_MAX (1024 * 1024) // larger responses fail
+#define AGENT_HTTP_KEEP 256		  // body bytes kept for messages
+
+struct agent_http;
+struct agent_http_req;
+
+// Called on the loop thread from agent_http_perform() when a request
+// finished: ok (2xx/3xx), status (HTTP code or 0), a one-line reason
+// ("HTTP 500", "Connection refused", "timed out after 1000 ms") and
+// the elapsed milliseconds. The request may be restarted from here.
+typedef void (*agent_http_done_fn)(struct agent_http_req *r, bool ok,
+    long status, const char *reason, int64_t elapsed_ms, void *arg);
+
+// One reusable request. Embed it in its owner, set it up with
+// agent_http_req_init(), release it with agent_http_req_fini().
+struct agent_http_req {
+	CURL *easy;
+	struct agent_http *http;
+	agent_http_done_fn done;
+	void *arg;
+	bool active;	   // added to the multi handle, not finished yet
+	int64_t start_ms;  // monotonic
+	int64_t timeout_ms;
+	size_t body_len;   // bytes received so far
+	char body[AGENT_HTTP_KEEP + 1]; // first bytes of the body
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+// Creates the multi handle. Returns 0 and *ret (free with
+// agent_http_free) or -ENOMEM. Call curl_global_init() first.
+int agent_http_new(struct agent_http **ret)
+    __attribute__((warn_unused_result));
+
+// Cancels nothing by itself: every request must have been fini'd. NULL-safe.
+void agent_http_free(struct agent_http *h);
+
+// Prepares r for `url` (copied by curl) with method GET (post = false)
+// or an empty POST, a whole-request timeout, no proxy, no redirects,
+// http only. Returns 0 or -ENOMEM / -EINVAL. r must be zeroed or fini'd.
+int agent_http_req_init(struct agent_http *h, struct agent_http_req *r,
+    const char *url, bool post, int64_t timeout_ms, agent_http_done_fn done,
+    void *arg) __attribute__((warn_unused_result));
+
+// Starts r (no-op if already active). Returns 0 or -EIO. `now` is
+// cm_mono_ms().
+int agent_http_req_start(struct agent_http_req *r, int64_t now)
+    __attribute__((warn_unused_result));
+
+// Aborts r if active; done is not called. Idempotent.
+void agent_http_req_cancel(struct agent_http_req *r);
+
+// Cancels and releases the easy handle. NULL-safe, idempotent.
+void agent_http_req_fini(struct agent_http_req *r);
+
+// Waits up to timeout_ms (less if curl has a timer due) for curl's
+// sockets, the extra fds (revents are filled in) or a wakeup. Returns 0
+// or -EIO.
+int agent_http_poll(struct agent_http *h, struct curl_waitfd *fds,
+    unsigned n, int timeout_ms);
+
+// Drives transfers and calls done for the finished ones.
+void agent_http_perform(struct agent_http *h, int64_t now);
+
+// Interrupts a running agent_http_poll(). Any thread.
+void agent_http_wakeup(struct agent_http *h);
+
+#endif

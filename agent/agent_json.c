@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT
+// agent_json: builds the status JSON document with cJSON.
+#include "agent_json.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cm_time.h"
+
+// Collects allocation failures so the builders stay linear.
+struct jb {
+	bool oom;
+};
+
+static cJSON *
+chk(struct jb *b, cJSON *item)
+{
+	if (item == NULL)
+		b->oom = true;
+	return item;
+}
+
+static void
+add_str(struct jb *b, cJSON *o, const char *k, const char *v)
+{
+	chk(b, v ? cJSON_AddStringToObject(o, k, v) :
+	    cJSON_AddNullToObject(o, k));
+}
+
+static void
+add_num(struct jb *b, cJSON *o, const char *k, double v)
+{
+	chk(b, cJSON_AddNumberToObject(o, k, v));
+}
+
+static void
+add_bool(struct jb *b, cJSON *o, const char *k, bool v)
+{
+	chk(b, cJSON_AddBoolToObject(o, k, v));
+}
+
+static void
+add_time(struct jb *b, cJSON *o, const char *k, int64_t wall_ms)
+{
+	char buf[40];
+
+	add_str(b, o, k, wall_ms > 0 ? cm_time_format(wall_ms, buf,
+	    sizeof(buf)) : NULL);
+}
+
+static void
+add_probe(struct jb *b, cJSON *o, const struct agent_inst *in)
+{
+	const struct agent_probe_state *ps = &in->probe;
+	cJSON *j;
+
+	if (in->svc->conf->probe.line == 0) {
+		chk(b, cJSON_AddNullToObject(o, "probe"));
+		return;
+	}
+	j = chk(b, cJSON_AddObjectToObject(o, "probe"));
+	if (j == NULL)
+		return;
+	add_bool(b, j, "ok", ps->ok);
+	add_num(b, j, "consecutive_failures", ps->consecutive_failures);
+	add_str(b, j, "last_error", ps->last_error[0] ? ps->last_error : NULL);
+	if (ps->ran)
+		add_num(b, j, "last_ms", (double)ps->last_ms);
+	else
+		chk(b, cJSON_AddNullToObject(j, "last_ms"));
+}
+
+static void
+add_output(struct jb *b, cJSON *o, const struct agent_outring *r,
+    unsigned tail)
+{
+	cJSON *a = chk(b, cJSON_AddArrayToObject(o, "output"));
+	unsigned n = r->n < tail ? r->n : tail;
+
+	for (unsigned i = r->n - n; a != NULL && i < r->n; i++) {
+		cJSON *s = chk(b, cJSON_CreateString(agent_outring_line(r, i)));
+
+		if (s != NULL)
+			cJSON_AddItemToArray(a, s);
+	}
+}
+
+static cJSON *
+inst_json(struct jb *b, const struct agent_inst *in, unsigned tail)
+{
+	cJSON *o = chk(b, cJSON_CreateObject());
+
+	if (o == NULL)
+		return NULL;
+	add_str(b, o, "name", in->name);
+	add_str(b, o, "addr", in->addr);
+	if (in->pid > 0)
+		add_num(b, o, "pid", in->pid);
+	else
+		chk(b, cJSON_AddNullToObject(o, "pid"));
+	add_str(b, o, "state", agent_state_name(in->state));
+	add_probe(b, o, in);
+	add_num(b, o, "restarts", in->restarts);
+	add_str(b, o, "last_restart_reason", in->last_restart_reason[0] ?
+	    in->last_restart_reason : NULL);
+	add_time(b, o, "last_restart_time", in->last_restart_wall_ms);
+	add_str(b, o, "last_exit", in->last_exit[0] ? in->last_exit : NULL);
+	add_str(b, o, "start_error", in->spawn_error[0] ? in->spawn_error :
+	    NULL);
+	add_num(b, o, "backoff_failures", in->backoff_failures);
+	add_output(b, o, &in->out, tail);
+	return o;
+}
+
+static cJSON *
+svc_json(struct jb *b, const struct agent_svc *s, unsigned tail)
+{
+	cJSON *o = chk(b, cJSON_CreateObject()), *a;
+
+	if (o == NULL)
+		return NULL;
+	add_str(b, o, "name", s->conf->name);
+	add_str(b, o, "probe_path", s->conf->probe.line ? s->conf->probe.path :
+	    NULL);
+	a = chk(b, cJSON_AddArrayToObject(o, "instances"));
+	for (size_t i = 0; a != NULL && i < s->n; i++) {
+		cJSON *in = inst_json(b, &s->inst[i], tail);
+
+		if (in != NULL)
+			cJSON_AddItemToArray(a, in);
+	}
+	return o;
+}
+
+static void
+add_link(struct jb *b, cJSON *root, const struct agent_link_view *lv)
+{
+	cJSON *o = chk(b, cJSON_AddObjectToObject(root, "coordinator"));
+
+	if (o == NULL)
+		return;
+	add_str(b, o, "url", lv->url);
+	add_bool(b, o, "connected", lv->connected);
+	add_bool(b, o, "registered", lv->registered);
+	add_time(b, o, "last_ok", lv->last_ok_wall_ms);
+	add_str(b, o, "last_error", lv->last_error && lv->last_error[0] ?
+	    lv->last_error : NULL);
+	add_num(b, o, "exchanges", (double)lv->exchanges);
+	add_num(b, o, "failures", (double)lv->failures);
+}
+
+static void
+add_stats(struct jb *b, cJSON *root, const struct agent_stats *st)
+{
+	cJSON *o = chk(b, cJSON_AddObjectToObject(root, "stats"));
+
+	if (o == NULL)
+		return;
+	add_num(b, o, "uptime_ms", (double)st->uptime_ms);
+	add_num(b, o, "loop_wakeups", (double)st->loop_wakeups);
+	add_num(b, o, "bad_frames", (double)st->bad_frames);
+	add_num(b, o, "refused", (double)st->refused);
+}
+
+static cJSON *
+build(struct jb *b, const struct agent_proc *p,
+    const struct agent_link_view *lv, const struct agent_stats *st,
+    unsigned tail)
+{
+	cJSON *root = chk(b, cJSON_CreateObject()), *a;
+
+	if (root == NULL)
+		return NULL;
+	add_str(b, root, "node", p->conf->node);
+	add_str(b, root, "runtime", "process");
+	add_link(b, root, lv);
+	a = chk(b, cJSON_AddArrayToObject(root, "services"));
+	for (size_t i = 0; a != NULL && i < p->n_svc; i++) {
+		cJSON *s = svc_json(b, &p->svc[i], tail);
+
+		if (s != NULL)
+			cJSON_AddItemToArray(a, s);
+	}
+	add_stats(b, root, st);
+	return root;
+}
+
+int
+agent_json_status(const struct agent_proc *p,
+    const struct agent_link_view *lv, const struct agent_stats *st,
+    size_t max, char **ret)
+{
+	static const unsigned tails[] = { AGENT_OUT_LINES, 8, 0 };
+
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		struct jb b = { .oom = false };
+		cJSON *doc = build(&b, p, lv, st, tails[i]);
+		char *text = b.oom ? NULL : cJSON_PrintUnformatted(doc);
+
+		cJSON_Delete(doc);
+		if (text == NULL)
+			return -ENOMEM;
+		if (strlen(text) < max) {
+			*ret = text;
+			return 0;
+		}
+		cJSON_free(text);
+	}
+	return -E2BIG;
+}

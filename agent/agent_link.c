@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: MIT
+// agent_link: register and heartbeat exchanges with the coordinator.
+#include "agent_link.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "cm_log.h"
+#include "cm_time.h"
+
+enum link_phase {
+	LK_IDLE,
+	LK_SEND,
+	LK_RECV,
+};
+
+struct agent_link {
+	const struct agent_conf *conf;
+	void (*wake)(void *);
+	void *wake_arg;
+	nng_socket sock;
+	bool sock_open;
+	nng_ctx ctx;
+	nng_aio *aio;
+	atomic_bool step_done; // set by the aio callback
+	enum link_phase phase;
+	enum cm_msg_type cur_type;
+	uint64_t cur_id, next_id, seq;
+	bool registered;
+	int up; // -1 unknown, 0 down, 1 up
+	bool refusal_logged;
+	int64_t due_ms;
+	int64_t last_ok_wall_ms;
+	uint64_t exchanges, failures;
+	char last_error[CM_TEXT_MAX];
+};
+
+static void
+on_aio(void *arg)
+{
+	struct agent_link *l = arg;
+
+	atomic_store(&l->step_done, true);
+	l->wake(l->wake_arg);
+}
+
+static int
+link_err(int rv, const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "coordinator link: %s: %s", what,
+	    nng_strerror(rv));
+	return rv == NNG_ENOMEM ? -ENOMEM : -EINVAL;
+}
+
+static int
+link_setup(struct agent_link *l, char *err, size_t errlen)
+{
+	int rv;
+
+	rv = nng_req0_open(&l->sock);
+	if (rv != 0)
+		return link_err(rv, "open", err, errlen);
+	l->sock_open = true;
+	rv = nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, CM_MSG_MAX_FRAME);
+	if (rv == 0)
+		rv = nng_socket_set_ms(l->sock, NNG_OPT_RECONNMINT, 250);
+	if (rv == 0)
+		rv = nng_socket_set_ms(l->sock, NNG_OPT_RECONNMAXT, 2000);
+	if (rv != 0)
+		return link_err(rv, "socket options", err, errlen);
+	rv = nng_aio_alloc(&l->aio, on_aio, l);
+	if (rv == 0)
+		rv = nng_ctx_open(&l->ctx, l->sock);
+	if (rv != 0)
+		return link_err(rv, "context", err, errlen);
+	nng_aio_set_timeout(l->aio, AGENT_LINK_TIMEOUT_MS);
+	// Non-blocking: the agent runs without a coordinator; nng keeps
+	// redialing in the background.
+	rv = nng_dial(l->sock, l->conf->coordinator, NULL, NNG_FLAG_NONBLOCK);
+	if (rv != 0)
+		return link_err(rv, l->conf->coordinator, err, errlen);
+	return 0;
+}
+
+int
+agent_link_open(const struct agent_conf *conf, void (*wake)(void *),
+    void *wake_arg, struct agent_link **ret, char *err, size_t errlen)
+{
+	struct agent_link *l = calloc(1, sizeof(*l));
+	int rv;
+
+	if (l == NULL)
+		return -ENOMEM;
+	l->conf = conf;
+	l->wake = wake;
+	l->wake_arg = wake_arg;
+	l->up = -1;
+	l->next_id = 1;
+	rv = link_setup(l, err, errlen);
+	if (rv < 0) {
+		agent_link_close(l);
+		return rv;
+	}
+	cm_info("link.dial", "coordinator=%s", cm_q(conf->coordinator));
+	*ret = l;
+	return 0;
+}
+
+void
+agent_link_close(struct agent_link *l)
+{
+	if (l == NULL)
+		return;
+	if (l->sock_open)
+		nng_close(l->sock);
+	if (l->aio != NULL) {
+		nng_aio_stop(l->aio);
+		// A failed send leaves our message with us; a reply that
+		// arrived but was not processed is ours as well.
+		if ((l->phase == LK_SEND && nng_aio_result(l->aio) != 0) ||
+		    (l->phase == LK_RECV && nng_aio_result(l->aio) == 0)) {
+			nng_msg *m = nng_aio_get_msg(l->aio);
+
+			if (m != NULL)
+				nng_msg_free(m);
+		}
+		nng_aio_free(l->aio);
+	}
+	free(l);
+}
+
+void
+agent_link_view(const struct agent_link *l, struct agent_link_view *v)
+{
+	v->url = l->conf->coordinator;
+	v->connected = l->up == 1;
+	v->registered = l->registered;
+	v->last_ok_wall_ms = l->last_ok_wall_ms;
+	v->exchanges = l->exchanges;
+	v->failures = l->failures;
+	v->last_error = l->last_error;
+}
+
+// ---- outcome of an exchange -------------------------------------------
+
+static void
+link_failed(struct agent_link *l, int64_t now, const char *why)
+{
+	l->failures++;
+	snprintf(l->last_error, sizeof(l->last_error), "%s", why);
+	l->registered = false;
+	l->phase = LK_IDLE;
+	l->due_ms = now + l->conf->heartbeat_interval_ms;
+	if (l->up != 0)
+		cm_warn("link.down", "coordinator=%s error=%s",
+		    cm_q(l->conf->coordinator), cm_q(why));
+	l->up = 0;
+}
+
+static void
+link_answered(struct agent_link *l, int64_t now)
+{
+	l->phase = LK_IDLE;
+	l->last_ok_wall_ms = cm_now_ms();
+	l->due_ms = now + l->conf->heartbeat_interval_ms;
+	if (l->up != 1)
+		cm_notice("link.up", "coordinator=%s",
+		    cm_q(l->conf->coordinator));
+	l->up = 1;
+}
+
+static void
+on_refused(struct agent_link *l, const struct cm_msg_reply *r, int64_t now)
+{
+	const char *t = cm_msg_type_name(l->cur_type);
+
+	snprintf(l->last_error, sizeof(l->last_error), "%s refused: %d %s", t,
+	    (int)r->code, r->message);
+	if (l->cur_type == CM_MSG_HEARTBEAT && r->code == -ENOENT) {
+		cm_notice("link.unknown_node", "node=%s action=register",
+		    l->conf->node);
+		l->registered = false;
+		l->due_ms = now;
+		return;
+	}
+	if (l->cur_type == CM_MSG_REGISTER)
+		l->registered = false;
+	cm_log(l->refusal_logged ? CM_LOG_DEBUG : CM_LOG_WARN, "link.refused",
+	    "type=%s code=%d message=%s", t, (int)r->code, cm_q(r->message));
+	l->refusal_logged = true;
+}
+
+static void
+on_reply(struct agent_link *l, const struct cm_msg *m, int64_t now)
+{
+	char why[CM_TEXT_MAX + 64];
+
+	if (m->type == CM_MSG_ERROR) {
+		snprintf(why, sizeof(why), "coordinator answered error %s: %s",
+		    m->u.error.code, m->u.error.message);
+		link_failed(l, now, why);
+		return;
+	}
+	if (m->type != CM_MSG_REPLY || m->id != l->cur_id) {
+		snprintf(why, sizeof(why), "unexpected answer (%s id %llu to "
+		    "id %llu)", cm_msg_type_name(m->type) ?
+		    cm_msg_type_name(m->type) : "?",
+		    (unsigned long long)m->id, (unsigned long long)l->cur_id);
+		link_failed(l, now, why);
+		return;
+	}
+	link_answered(l, now);
+	if (!m->u.reply.ok) {
+		on_refused(l, &m->u.reply, now);
+		return;
+	}
+	l->last_error[0] = '\0';
+	l->refusal_logged = false;
+	if (l->cur_type == CM_MSG_REGISTER && !l->registered) {
+		l->registered = true;
+		cm_notice("link.registered", "node=%s coordinator=%s",
+		    l->conf->node, cm_q(l->conf->coordinator));
+	}
+}
+
+static void
+on_recv_done(struct agent_link *l, int rv, int64_t now)
+{
+	struct cm_msg m;
+	char err[256], why[300];
+	nng_msg *msg;
+
+	if (rv != 0) {
+		snprintf(why, sizeof(why), "%s", rv == NNG_ETIMEDOUT ?
+		    "no answer in time (is the coordinator running?)" :
+		    nng_strerror(rv));
+		link_failed(l, now, why);
+		return;
+	}
+	msg = nng_aio_get_msg(l->aio);
+	rv = cm_msg_decode(&m, nng_msg_body(msg), nng_msg_len(msg), err,
+	    sizeof(err));
+	nng_msg_free(msg);
+	if (rv < 0) {
+		snprintf(why, sizeof(why), "undecodable answer: %s", err);
+		link_failed(l, now, why);
+		return;
+	}
+	on_reply(l, &m, now);
+	cm_msg_clear(&m);
+}
+
+static void
+on_step(struct agent_link *l, int64_t now)
+{
+	int rv = nng_aio_result(l->aio);
+	char why[128];
+
+	if (l->phase == LK_RECV) {
+		on_recv_done(l, rv, now);
+		return;
+	}
+	if (l->phase != LK_SEND)
+		return;
+	if (rv != 0) {
+		nng_msg *m = nng_aio_get_msg(l->aio);
+
+		if (m != NULL)
+			nng_msg_free(m);
+		snprintf(why, sizeof(why), "send: %s", rv == NNG_ETIMEDOUT ?
+		    "not connected" : nng_strerror(rv));
+		link_failed(l, now, why);
+		return;
+	}
+	l->phase = LK_RECV;
+	nng_ctx_recv(l->ctx, l->aio);
+}
+
+// ---- starting an exchange -----------------------------------------------
+
+static int
+fill_register(struct cm_msg *m, const struct agent_conf *c,
+    const struct agent_proc *p)
+{
+	struct cm_msg_register *r = &m->u.reg;
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < p->n_svc; i++)
+		n += p->svc[i].n;
+	r->workloads = calloc(n ? n : 1, sizeof(*r->workloads));
+	if (r->workloads == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_svc; i++) {
+		for (size_t j = 0; j < p->svc[i].n; j++) {
+			const struct agent_inst *in = &p->svc[i].inst[j];
+			struct cm_workload *w = &r->workloads[k++];
+
+			snprintf(w->service, sizeof(w->service), "%s",
+			    p->svc[i].conf->name);
+			snprintf(w->instance, sizeof(w->instance), "%s",
+			    in->name);
+			snprintf(w->addr, sizeof(w->addr), "%s", in->addr);
+			w->healthy = in->state == AGENT_ST_RUNNING;
+		}
+	}
+	r->n_workloads = n;
+	snprintf(r->node, sizeof(r->node), "%s", c->node);
+	snprintf(r->addr, sizeof(r->addr), "%s", c->listen);
+	snprintf(r->runtime, sizeof(r->runtime), "process");
+	return 0;
+}
+
+static int
+build_request(struct agent_link *l, const struct agent_proc *p,
+    nng_msg **ret)
+{
+	struct cm_msg m;
+	void *buf = NULL;
+	size_t len = 0;
+	int rv = 0;
+
+	memset(&m, 0, sizeof(m));
+	m.version = CM_PROTO_VERSION;
+	m.id = l->next_id++;
+	m.type = l->registered ? CM_MSG_HEARTBEAT : CM_MSG_REGISTER;
+	if (m.type == CM_MSG_REGISTER) {
+		rv = fill_register(&m, l->conf, p);
+	} else {
+		snprintf(m.u.hb.node, sizeof(m.u.hb.node), "%s", l->conf->node);
+		m.u.hb.seq = ++l->seq;
+		m.u.hb.unhealthy = agent_proc_unhealthy(p);
+	}
+	if (rv == 0)
+		rv = cm_msg_encode(&m, &buf, &len);
+	if (m.type == CM_MSG_REGISTER)
+		free(m.u.reg.workloads);
+	if (rv == 0 && nng_msg_alloc(ret, 0) != 0)
+		rv = -ENOMEM;
+	if (rv == 0 && nng_msg_append(*ret, buf, len) != 0) {
+		nng_msg_free(*ret);
+		rv = -ENOMEM;
+	}
+	free(buf);
+	l->cur_type = m.type;
+	l->cur_id = m.id;
+	return rv;
+}
+
+static void
+start_exchange(struct agent_link *l, const struct agent_proc *p,
+    int64_t now)
+{
+	nng_msg *msg = NULL;
+	char why[128];
+	int rv;
+
+	rv = build_request(l, p, &msg);
+	if (rv < 0) {
+		snprintf(why, sizeof(why), "cannot build %s: %s",
+		    cm_msg_type_name(l->cur_type), strerror(-rv));
+		link_failed(l, now, why);
+		return;
+	}
+	l->exchanges++;
+	l->phase = LK_SEND;
+	cm_debug("link.send", "type=%s id=%llu", cm_msg_type_name(l->cur_type),
+	    (unsigned long long)l->cur_id);
+	nng_aio_set_msg(l->aio, msg);
+	nng_ctx_send(l->ctx, l->aio);
+}
+
+int64_t
+agent_link_tick(struct agent_link *l, const struct agent_proc *p,
+    int64_t now)
+{
+	if (atomic_exchange(&l->step_done, false))
+		on_step(l, now);
+	if (l->phase != LK_IDLE)
+		return INT64_MAX;
+	if (now < l->due_ms)
+		return l->due_ms;
+	start_exchange(l, p, now);
+	return l->phase == LK_IDLE ? l->due_ms : INT64_MAX;
+}

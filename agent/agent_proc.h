@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+// agent_proc: the "process" runtime. Starts every instance of every
+// configured service as a child process in its own process group, reaps
+// them, probes them (through agent_http), restarts crashed or failing
+// ones with exponential backoff, and restarts on command.
+//
+// Instance life cycle (enum agent_state):
+//
+//   start -> STARTING --probe ok--> RUNNING <--probe ok-- UNHEALTHY
+//   (no probe: straight to RUNNING)       --probe fails-->
+//   crash (any running state)          -> BACKOFF --delay--> start
+//   failure_threshold probe failures   -> STOPPING -> BACKOFF -> start
+//   restart command                    -> STOPPING -> start at once
+//   agent shutdown                     -> STOPPING -> STOPPED
+//
+// Stopping sends SIGTERM to the process group, SIGKILL after stop_grace.
+// When the group leader exits, whatever is left in its group is killed
+// before the leader is reaped, so no orphan keeps the port. Children also
+// get PR_SET_PDEATHSIG(SIGKILL), so they die with the agent.
+//
+// Threads: everything here belongs to the agent's main loop thread.
+// Nothing blocks except the short wait for a fork to exec.
+#ifndef AGENT_PROC_H
+#define AGENT_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent_conf.h"
+#include "agent_http.h"
+#include "cm_msg.h"
+
+#define AGENT_OUT_LINES 64     // output lines kept per instance
+#define AGENT_OUT_LINE_MAX 240 // bytes per kept line (longer: cut)
+#define AGENT_REASON_MAX 512
+
+enum agent_state {
+	AGENT_ST_STOPPED = 0,
+	AGENT_ST_STARTING,
+	AGENT_ST_RUNNING,
+	AGENT_ST_UNHEALTHY,
+	AGENT_ST_STOPPING,
+	AGENT_ST_BACKOFF,
+};
+
+// The last AGENT_OUT_LINES lines a child wrote to stdout/stderr.
+struct agent_outring {
+	char line[AGENT_OUT_LINES][AGENT_OUT_LINE_MAX];
+	unsigned head; // next slot to write
+	unsigned n;    // lines held
+	char part[AGENT_OUT_LINE_MAX]; // line being assembled
+	size_t plen;
+	bool cut; // the line being assembled was too long
+	uint64_t total; // lines committed so far
+};
+
+struct agent_probe_state {
+	bool ok;		   // last probe succeeded
+	bool ran;		   // at least one probe finished
+	unsigned consecutive_failures;
+	char last_error[AGENT_REASON_MAX]; // "" after a success
+	int64_t last_ms;	   // duration of the last probe
+	int64_t next_ms;	   // monotonic time the next one is due
+	pid_t pid;		   // process the running probe is for
+	struct agent_http_req req;
+};
+
+struct agent_svc;
+
+// One supervised instance. Owned by its agent_svc; fields are read by
+// the status view and the command handlers, changed only by agent_proc.
+struct agent_inst {
+	struct agent_svc *svc; // owner
+	unsigned index;
+	char name[CM_NAME_MAX];
+	char addr[32]; // "127.0.0.1:<port>"
+	int port;
+	enum agent_state state;
+	pid_t pid;	   // current child (group leader), 0 if none
+	int out_fd;	   // read end of the output pipe, -1 if none
+	int64_t started_ms;	 // monotonic
+	int64_t healthy_since_ms; // monotonic, 0 when not RUNNING
+	int64_t deadline_ms; // STOPPING: SIGKILL due; BACKOFF: start due
+	bool killed;	     // SIGKILL sent in this stop
+	bool restart_now;    // after this stop: start at once (command)
+	unsigned backoff_failures; // unplanned restarts in a row
+	unsigned restarts;
+	char last_restart_reason[AGENT_REASON_MAX];
+	int64_t last_restart_wall_ms; // cm_now_ms(), 0 if never
+	char last_exit[128];	      // how the last process ended
+	uint64_t spawn_gen;	      // successful starts so far
+	uint64_t spawn_fail_gen;      // failed starts so far
+	char spawn_error[AGENT_REASON_MAX];
+	pid_t last_pid;		      // pid of the latest start
+	struct agent_probe_state probe;
+	struct agent_outring out;
+};
+
+struct agent_proc;
+
+struct agent_svc {
+	struct agent_proc *proc;	   // owner
+	const struct agent_svc_conf *conf; // borrowed from agent_proc's conf
+	struct agent_inst *inst;	   // n of them, owned
+	size_t n;
+};
+
+struct agent_proc {
+	const struct agent_conf *conf; // borrowed
+	struct agent_http *http;       // borrowed
+	struct agent_svc *svc;	       // owned, conf->services.n of them
+	size_t n_svc;
+	bool shutting_down;
+};
+
+// Builds the instance table from conf (nothing is started). Borrows conf
+// and http for the object's life. Returns 0 and *ret (free with
+// agent_proc_free) or -ENOMEM.
+int agent_proc_new(const struct agent_conf *conf, struct agent_http *http,
+    struct agent_proc **ret) __attribute__((warn_unused_result));
+
+// Releases the table: cancels probes and closes pipes. Does not kill
+// children (stop them first with agent_proc_shutdown). NULL-safe.
+void agent_proc_free(struct agent_proc *p);
+
+// Starts every instance (a failing start goes to BACKOFF).
+void agent_proc_start_all(struct agent_proc *p, int64_t now);
+
+// Handles what is due at `now` (SIGKILL after grace, starts after
+// backoff, probes, backoff reset) and returns the next monotonic time
+// something is due (INT64_MAX if nothing).
+int64_t agent_proc_tick(struct agent_proc *p, int64_t now);
+
+// Reaps every exited child (call on SIGCHLD). Never blocks.
+void agent_proc_reap(struct agent_proc *p, int64_t now);
+
+// Reads what is available on inst's output pipe into its ring buffer.
+void agent_proc_read_output(struct agent_proc *p, struct agent_inst *inst);
+
+// Planned restart of inst with `reason` (copied): stop (SIGTERM, grace,
+// SIGKILL) and start again at once; an instance waiting in BACKOFF starts
+// at once. Returns 0, or -ESHUTDOWN while the agent stops. Progress is
+// visible in inst->spawn_gen / spawn_fail_gen.
+int agent_proc_restart(struct agent_proc *p, struct agent_inst *inst,
+    const char *reason, int64_t now);
+
+// Sends `sig` to inst's process (not its group). Returns 0, -ESRCH when
+// no process runs, -EAGAIN while it is STARTING (a signal that arrives
+// before the service installed its handler would kill it), or a negative
+// errno from kill(2).
+int agent_proc_signal(struct agent_proc *p, struct agent_inst *inst, int sig);
+
+// Starts stopping everything (no more restarts).
+void agent_proc_shutdown(struct agent_proc *p, int64_t now);
+
+// True when no child is left.
+bool agent_proc_all_stopped(const struct agent_proc *p);
+
+// Lookups by name; NULL if absent. Borrowed pointers.
+struct agent_svc *agent_proc_find_svc(struct agent_proc *p, const char *name);
+struct agent_inst *agent_proc_find_inst(struct agent_svc *s,
+    const char *name);
+
+// Instances that are not RUNNING (for heartbeats).
+unsigned agent_proc_unhealthy(const struct agent_proc *p);
+
+// Longest stop_grace of all services (for the shutdown deadline).
+int64_t agent_proc_max_grace(const struct agent_proc *p);
+
+// Lower-case state name ("starting", "running", ...).
+const char *agent_state_name(enum agent_state s);
+
+// Appends `len` bytes of child output to the ring, splitting lines and
+// replacing control characters and invalid UTF-8 with '?'. Pure; exposed
+// for tests.
+void agent_outring_feed(struct agent_outring *r, const char *buf, size_t len);
+
+// Line i of the ring, 0 = oldest (i < r->n). Borrowed pointer.
+const char *agent_outring_line(const struct agent_outring *r, unsigned i);
+
+#endif

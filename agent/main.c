@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+// reflex-agent: command line entry; runs the agent or the status client.
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "agent_conf.h"
+#include "agent_status.h"
+
+#define MAX_VERBOSE 4
+
+struct args {
+	const char *config;
+	int verbose;
+	bool check;
+	bool help_config;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: reflex-agent [-c FILE] [-v]... [--check-config]\n"
+	    "       reflex-agent status [-c FILE | -s SOCKET] [--json]\n"
+	    "       reflex-agent --help-config\n"
+	    "  -c, --config FILE   configuration (default %s)\n"
+	    "  -v, --verbose       raise the log level one step (repeatable)\n"
+	    "  --check-config      validate the configuration and exit 0/1\n"
+	    "  --help-config       list the configuration keys\n"
+	    "  -h, --help          this text\n",
+	    AGENT_CONF_DEFAULT_PATH);
+}
+
+// Returns 0 to run, 1 for --help, -EINVAL for a usage error.
+static int
+parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "help-config", no_argument, NULL, 'H' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+c:vh", opts, NULL)) != -1) {
+		if (c == 'c')
+			a->config = optarg;
+		else if (c == 'v')
+			a->verbose++;
+		else if (c == 'C')
+			a->check = true;
+		else if (c == 'H')
+			a->help_config = true;
+		else if (c == 'h')
+			return 1;
+		else
+			return -EINVAL;
+	}
+	if (optind != argc || a->verbose > MAX_VERBOSE ||
+	    a->config[0] == '\0' || strlen(a->config) >= 4096)
+		return -EINVAL;
+	return 0;
+}
+
+static int
+check_config(const char *path)
+{
+	struct agent_conf c;
+	char err[512];
+	size_t n = 0;
+
+	if (agent_conf_load(&c, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	for (size_t i = 0; i < c.services.n; i++)
+		n += (size_t)agent_conf_svc(&c, i)->instances;
+	printf("%s: ok (node %s, %zu services, %zu instances)\n", path, c.node,
+	    c.services.n, n);
+	agent_conf_free(&c);
+	return 0;
+}
+
+// Makes sure fds 0-2 are open, so no pipe or socket of ours lands there
+// and gets mixed up with a child's stdio.
+static void
+ensure_stdio(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		if (open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+			_exit(1);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct args a = { .config = AGENT_CONF_DEFAULT_PATH };
+	int rv;
+
+	ensure_stdio();
+	if (argc >= 2 && strcmp(argv[1], "status") == 0)
+		return agent_status_main(argc - 1, argv + 1);
+	rv = parse_args(argc, argv, &a);
+	if (rv != 0) {
+		usage(rv > 0 ? stdout : stderr);
+		return rv > 0 ? 0 : 2;
+	}
+	if (a.help_config) {
+		agent_conf_print_reference();
+		return 0;
+	}
+	if (a.check)
+		return check_config(a.config);
+	return agent_run(a.config, a.verbose);
+}

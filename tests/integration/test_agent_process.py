@@ -1,0 +1,518 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""reflex-agent with the process runtime, end to end, on 127.0.0.1 only.
+
+The agent supervises tests/lib/agent_test_svc.py (two instances of
+"demo-a" with an HTTP probe, one "stubborn" instance that ignores SIGTERM
+and has no probe). reflex-send plays the coordinator and sends commands
+and malformed frames. Prints TAP. Every process started here is killed at
+the end, also when a check fails or the script is interrupted.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.environ.get("REFLEX_SRC", os.path.dirname(os.path.dirname(HERE)))
+BUILD = os.environ.get("REFLEX_BUILD", os.path.join(SRC, "build"))
+AGENT = os.path.join(BUILD, "agent", "reflex-agent")
+SEND = os.path.join(BUILD, "tests", "reflex-send")
+SVC = os.path.join(SRC, "tests", "lib", "agent_test_svc.py")
+WAIT = 20.0  # upper bound for anything we wait for (seconds)
+
+# Never through a proxy: every request here goes to 127.0.0.1.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        print("%s %d - %s" % ("ok" if cond else "not ok", self.n, name))
+        if not cond:
+            self.failed += 1
+            for line in str(diag or "").splitlines():
+                print("#   " + line)
+        sys.stdout.flush()
+        return cond
+
+    def note(self, text):
+        print("# " + text)
+        sys.stdout.flush()
+
+    def done(self):
+        print("1..%d" % self.n)
+        return 1 if self.failed else 0
+
+
+T = Tap()
+PROCS = []       # Popen objects to kill at the end
+PIDS = set()     # instance and grandchild pids seen, to check and kill
+
+
+def wait_for(pred, timeout=WAIT, step=0.1):
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            v = pred()
+        except Exception:  # the thing waited for is not there yet
+            v = None
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(step)
+
+
+def port_free(p):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p))
+            return True
+        except OSError:
+            return False
+
+
+def free_ports(n):
+    """n consecutive free ports."""
+    for _ in range(200):
+        base = random.randint(20000, 60000 - n)
+        if all(port_free(base + i) for i in range(n)):
+            return base
+    raise RuntimeError("no free ports")
+
+
+def http(method, port, path):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                 method=method, data=b"" if method == "POST"
+                                 else None)
+    with HTTP.open(req, timeout=5) as r:
+        return r.status, r.read().decode()
+
+
+def info(port):
+    return json.loads(http("GET", port, "/info")[1])
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def zombie_children(ppid):
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                rest = f.read().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(rest[1]) == ppid and rest[0] == "Z":
+            found.append(int(d))
+    return found
+
+
+def run(args, timeout=30):
+    return subprocess.run(args, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def send(url, *args):
+    r = run([SEND, url] + list(args))
+    if r.returncode != 0:
+        return {"transport_error": r.stderr.strip(), "rc": r.returncode}
+    return json.loads(r.stdout)
+
+
+class Agent:
+    def __init__(self, work, conf):
+        self.conf = conf
+        self.log = open(os.path.join(work, "agent.log"), "w+")
+        self.p = subprocess.Popen([AGENT, "-c", conf, "-v"],
+                                  stdout=self.log, stderr=self.log)
+        PROCS.append(self.p)
+
+    def status(self):
+        r = run([AGENT, "status", "-c", self.conf, "--json"])
+        if r.returncode != 0:
+            return None
+        return json.loads(r.stdout)
+
+    def logtext(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+
+def inst(st, name):
+    for s in st["services"]:
+        for i in s["instances"]:
+            if i["name"] == name:
+                return i
+    return None
+
+
+class FakeCoordinator:
+    def __init__(self, url):
+        self.lines = []
+        self.p = subprocess.Popen([SEND, url, "serve", "--forget", "2"],
+                                  stdout=subprocess.PIPE, text=True)
+        PROCS.append(self.p)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.append(json.loads(line))
+
+    def of_type(self, t):
+        return [m for m in list(self.lines) if m.get("type") == t]
+
+
+def write_config(work, ports):
+    sock = os.path.join(work, "run", "agent.sock")
+    text = """node: node-t
+coordinator: tcp://127.0.0.1:{coord}
+listen: tcp://127.0.0.1:{listen}
+status_socket: {sock}
+runtime: process
+log_level: info
+heartbeat_interval: 300ms
+services:
+  - name: demo-a
+    command: ["{py}", "{svc}", "--port", "{{port}}", "--name", "{{instance}}",
+              "--grandchild"]
+    instances: 2
+    base_port: {base}
+    env: {{ TEST_WHO: "{{service}}@{{node}}" }}
+    stop_grace: 3s
+    probe:
+      path: /healthz
+      period: 300ms
+      timeout: 250ms
+      failure_threshold: 2
+      initial_delay: 200ms
+    restart_backoff: {{ initial: 200ms, max: 2s }}
+  - name: stubborn
+    command: ["{py}", "{svc}", "--port", "{{port}}", "--name", "{{instance}}",
+              "--ignore-term", "--no-cache"]
+    base_port: {stub}
+    stop_grace: 500ms
+""".format(coord=ports["coord"], listen=ports["listen"], sock=sock,
+           py=sys.executable, svc=SVC, base=ports["base"],
+           stub=ports["stub"])
+    path = os.path.join(work, "agent.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path, sock
+
+
+# ---- the checks -----------------------------------------------------------
+
+def check_cli(work, conf):
+    r = run([AGENT, "-c", conf, "--check-config"])
+    T.ok(r.returncode == 0 and "ok" in r.stdout, "--check-config accepts "
+         "the test config", r.stdout + r.stderr)
+    bad = os.path.join(work, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("node: n\ncoordinator: tcp://127.0.0.1:1\ncolour: red\n")
+    r = run([AGENT, "-c", bad, "--check-config"])
+    T.ok(r.returncode == 1 and bad + ":3: colour: unknown key" in r.stderr,
+         "--check-config reports file:line: key: reason", r.stderr)
+    r = run([AGENT, "--bogus"])
+    T.ok(r.returncode == 2 and "usage:" in r.stderr,
+         "unknown option: usage and exit 2", r.stderr)
+    r = run([AGENT, "status", "-s", os.path.join(work, "nothing.sock")])
+    T.ok(r.returncode == 1 and "cannot connect" in r.stderr,
+         "status without an agent fails clearly", r.stderr)
+
+
+def check_startup(agent, ports, sock):
+    def all_running():
+        st = agent.status()
+        names = ["demo-a-0", "demo-a-1", "stubborn-0"]
+        if st and all(inst(st, n)["state"] == "running" for n in names):
+            return st
+        return None
+    st = wait_for(all_running)
+    T.ok(st is not None, "all instances come up and are reported running",
+         json.dumps(agent.status()))
+    if st is None:
+        return None
+    a0 = inst(st, "demo-a-0")
+    T.ok(a0["probe"]["ok"] and a0["pid"] > 0 and
+         a0["addr"] == "127.0.0.1:%d" % ports["base"],
+         "probe ok, pid and addr reported", json.dumps(a0))
+    T.ok(inst(st, "stubborn-0")["probe"] is None,
+         "a service without probe has probe null")
+    T.ok(any("agent_test_svc demo-a-0 listening" in l
+             for l in a0["output"]), "child output is kept in the status",
+         json.dumps(a0["output"]))
+    mode = stat.S_IMODE(os.stat(sock).st_mode)
+    T.ok(stat.S_ISSOCK(os.stat(sock).st_mode) and mode == 0o600,
+         "status socket is a socket with mode 0600", oct(mode))
+    r = run([AGENT, "status", "-c", agent.conf])
+    T.ok(r.returncode == 0 and "node         node-t" in r.stdout and
+         "demo-a-1" in r.stdout and "running" in r.stdout,
+         "status prints for a person", r.stdout + r.stderr)
+    i = info(ports["base"])
+    PIDS.update([i["pid"], i["grandchild"]])
+    T.ok(i["env"].get("REFLEX_INSTANCE") == "demo-a-0" and
+         i["env"].get("TEST_WHO") == "demo-a@node-t" and
+         i["env"].get("REFLEX_PORT") == str(ports["base"]),
+         "placeholders and env reach the child", json.dumps(i["env"]))
+    T.ok(i["pgid"] == i["pid"], "the child leads its own process group")
+    extra = [fd for fd in i["fds_at_start"] if fd > 2]
+    T.ok(len(extra) <= 1, "no agent fd leaks into the child (only the "
+         "child's own listdir fd above 2)", json.dumps(i["fds_at_start"]))
+    return st
+
+
+def check_coordinator(agent, coord, ports):
+    regs = wait_for(lambda: coord.of_type("register"))
+    T.ok(bool(regs), "agent registers once the coordinator appears")
+    if not regs:
+        return
+    b = regs[0]["body"]
+    names = sorted(w["instance"] for w in b["workloads"])
+    T.ok(b["node"] == "node-t" and b["runtime"] == "process" and
+         b["addr"] == "tcp://127.0.0.1:%d" % ports["listen"] and
+         names == ["demo-a-0", "demo-a-1", "stubborn-0"],
+         "register carries node, listen addr, runtime and workloads",
+         json.dumps(b))
+    w0 = [w for w in b["workloads"] if w["instance"] == "demo-a-0"][0]
+    T.ok(w0["addr"] == "127.0.0.1:%d" % ports["base"] and
+         w0["service"] == "demo-a", "workload addr is 127.0.0.1:<port>")
+    # --forget 2: the 2nd heartbeat is answered "unknown node".
+    again = wait_for(lambda: len(coord.of_type("register")) >= 2)
+    hbs = coord.of_type("heartbeat")
+    T.ok(bool(again) and len(hbs) >= 2 and hbs[0]["body"]["seq"] == 1 and
+         hbs[1]["body"]["seq"] == 2,
+         "heartbeats count up; -ENOENT makes the agent register again",
+         json.dumps(coord.lines[:6]))
+    st = agent.status()
+    T.ok(st["coordinator"]["connected"] and st["coordinator"]["registered"],
+         "status shows the coordinator connected",
+         json.dumps(st["coordinator"]))
+
+
+def check_crash(agent, ports):
+    old = info(ports["base"])
+    os.kill(old["pid"], signal.SIGKILL)
+    st = wait_for(lambda: (lambda s: s if inst(s, "demo-a-0")["pid"] not in
+                           (None, old["pid"]) and
+                           inst(s, "demo-a-0")["state"] == "running"
+                           else None)(agent.status()))
+    i = inst(st, "demo-a-0") if st else {}
+    T.ok(i.get("restarts") == 1 and "signal 9" in
+         (i.get("last_restart_reason") or ""),
+         "kill -9: restarted, restart count 1, reason says signal 9",
+         json.dumps(i))
+    T.ok(wait_for(lambda: not alive(old["grandchild"]), 5),
+         "the crashed instance's leftover group member is killed")
+    PIDS.add(i.get("pid") or 0)
+
+
+def check_probe_failure(agent, ports):
+    port = ports["base"] + 1
+    old = info(port)
+    PIDS.update([old["pid"], old["grandchild"]])
+    http("POST", port, "/fault/unhealthy")
+    st = wait_for(lambda: (lambda s: s if inst(s, "demo-a-1")["pid"] not in
+                           (None, old["pid"]) and
+                           inst(s, "demo-a-1")["state"] == "running"
+                           else None)(agent.status()))
+    i = inst(st, "demo-a-1") if st else {}
+    T.ok(i.get("restarts") == 1 and (i.get("last_restart_reason") or "")
+         .startswith("probe failed 2 times: HTTP 500"),
+         "failing /healthz: the agent restarts it after the threshold",
+         json.dumps(i))
+    T.ok(wait_for(lambda: not alive(old["pid"]), 5),
+         "the unhealthy process is gone")
+    PIDS.add(i.get("pid") or 0)
+
+
+def check_restart_commands(agent, ports, url):
+    before = inst(agent.status(), "demo-a-0")
+    r = send(url, "command", "restart", "demo-a", "demo-a-0", "--reason",
+             "integration test", "--action-id", "42")
+    new = inst(agent.status(), "demo-a-0")
+    T.ok(r.get("ok") is True and r.get("message") ==
+         "demo-a-0: pid %d -> %d" % (before["pid"], new["pid"]) and
+         new["pid"] != before["pid"],
+         "restart command: reply after the new process started, with "
+         "old/new pid", json.dumps(r) + "\n" + json.dumps(new))
+    T.ok(new["restarts"] == 2 and "action 42" in
+         new["last_restart_reason"] and "integration test" in
+         new["last_restart_reason"], "the command's reason is recorded",
+         json.dumps(new))
+    T.ok(not alive(before["pid"]), "old process reaped before the reply")
+    PIDS.add(new["pid"])
+
+    stub = inst(agent.status(), "stubborn-0")
+    r = send(url, "command", "restart", "stubborn", "stubborn-0")
+    new = inst(agent.status(), "stubborn-0")
+    T.ok(r.get("ok") is True and new["pid"] != stub["pid"] and
+         not alive(stub["pid"]) and "event=proc.kill instance=stubborn-0"
+         in agent.logtext(),
+         "a process ignoring SIGTERM gets SIGKILL after stop_grace",
+         json.dumps(r))
+    PIDS.add(new["pid"])
+
+    st = agent.status()
+    olds = [inst(st, n)["pid"] for n in ("demo-a-0", "demo-a-1")]
+    r = send(url, "command", "restart", "demo-a", "--timeout-ms", "15000")
+    res = (r.get("json") or {}).get("results", [])
+    T.ok(r.get("ok") is True and [x["instance"] for x in res] ==
+         ["demo-a-0", "demo-a-1"] and [x["old_pid"] for x in res] == olds
+         and all(x["new_pid"] != x["old_pid"] for x in res),
+         "restart with instance \"\" restarts every instance in turn",
+         json.dumps(r))
+    PIDS.update(x["new_pid"] for x in res)
+
+
+def check_other_commands(agent, ports, url, sock):
+    cases = [
+        (("command", "restart", "nope"), -2, "unknown service"),
+        (("command", "restart", "demo-a", "demo-a-9"), -2,
+         "unknown instance"),
+        (("command", "dance", "demo-a"), -22, "unknown action"),
+        (("status",), -71, "accepts only command"),
+    ]
+    for args, code, text in cases:
+        r = send(url, *args)
+        T.ok(r.get("ok") is False and r.get("code") == code and
+             text in r.get("message", ""), "%s -> code %d" % (text, code),
+             json.dumps(r))
+    r = send("ipc://" + sock, "command", "restart", "demo-a")
+    T.ok(r.get("ok") is False and r.get("code") == -71 and
+         "read-only" in r.get("message", ""),
+         "the status socket refuses commands", json.dumps(r))
+
+    wait_for(lambda: inst(agent.status(), "demo-a-0")["state"] == "running")
+    r = send(url, "command", "reload_config", "demo-a", "demo-a-0")
+    T.ok(r.get("ok") is True and "sent SIGHUP" in r.get("message", "") and
+         wait_for(lambda: info(ports["base"])["sighup"] == 1, 5),
+         "reload_config sends SIGHUP to the instance", json.dumps(r))
+    wait_for(lambda: inst(agent.status(), "demo-a-1")["state"] == "running")
+    r = send(url, "command", "clear_cache", "demo-a")
+    T.ok(r.get("ok") is True and info(ports["base"])["cache_clears"] == 1
+         and info(ports["base"] + 1)["cache_clears"] == 1,
+         "clear_cache POSTs /cache/clear to every instance", json.dumps(r))
+    r = send(url, "command", "clear_cache", "stubborn")
+    T.ok(r.get("ok") is False and r.get("code") == -95 and
+         "not supported" in r.get("message", ""),
+         "clear_cache on a service without it: -EOPNOTSUPP", json.dumps(r))
+
+
+def check_bad_frames(agent, url):
+    frames = ["c1", "83a474797065a570726f6265a3706f64a77376632d61", "",
+              "81a3706f64dbfffffff07376", "91" * 2000 + "c0"]
+    before = agent.status()["stats"]["bad_frames"]
+    answers = [send(url, "raw", h) for h in frames]
+    T.ok(all(a.get("type") == "error" and a.get("code") for a in answers),
+         "malformed frames get an error reply", json.dumps(answers))
+    r = send(url, "command", "restart", "nope")
+    st = agent.status()
+    T.ok(r.get("code") == -2 and st["stats"]["bad_frames"] - before ==
+         len(frames), "the agent keeps serving and counts the bad frames",
+         json.dumps(st["stats"]))
+    T.ok("event=cmd.bad_frame server=command size=1 head=c1" in
+         agent.logtext(), "a bad frame is logged with size and head")
+
+
+def check_shutdown(agent, sock):
+    st = agent.status()
+    pids = set(PIDS)
+    for s in st["services"]:
+        for i in s["instances"]:
+            pids.add(i["pid"])
+    T.ok(not zombie_children(agent.p.pid), "no zombie children",
+         json.dumps(zombie_children(agent.p.pid)))
+    agent.p.send_signal(signal.SIGTERM)
+    try:
+        rc = agent.p.wait(WAIT)
+    except subprocess.TimeoutExpired:
+        rc = None
+    T.ok(rc == 0, "SIGTERM: the agent exits 0", "rc=%s" % rc)
+    left = [p for p in pids if p and alive(p)]
+    T.ok(not left, "no child or grandchild is left behind", str(left))
+    T.ok(not os.path.exists(sock), "the status socket file is removed")
+    T.ok("event=agent.stopped" in agent.logtext(), "clean stop is logged")
+    reports = [l for l in agent.logtext().splitlines()
+               if "runtime error:" in l or "Sanitizer" in l]
+    T.ok(not reports, "no sanitizer report in the agent's log",
+         "\n".join(reports[:20]))
+
+
+def main():
+    for path in (AGENT, SEND):
+        if not os.access(path, os.X_OK):
+            print("1..0 # SKIP %s not built" % path)
+            return 0
+    work = tempfile.mkdtemp(prefix="reflex-agent-test-")
+    ports = {"base": free_ports(2), "stub": free_ports(1),
+             "listen": free_ports(1), "coord": free_ports(1)}
+    conf, sock = write_config(work, ports)
+    url = "tcp://127.0.0.1:%d" % ports["listen"]
+    agent = None
+    try:
+        check_cli(work, conf)
+        agent = Agent(work, conf)  # no coordinator yet: must not matter
+        if check_startup(agent, ports, sock) is None:
+            return T.done()
+        for i in info(ports["base"] + 1), info(ports["stub"]):
+            PIDS.update([i["pid"], i["grandchild"] or 0])
+        coord = FakeCoordinator("tcp://127.0.0.1:%d" % ports["coord"])
+        check_coordinator(agent, coord, ports)
+        check_crash(agent, ports)
+        check_probe_failure(agent, ports)
+        check_restart_commands(agent, ports, url)
+        check_other_commands(agent, ports, url, sock)
+        check_bad_frames(agent, url)
+        check_shutdown(agent, sock)
+    except Exception as e:  # report, then clean up below
+        T.ok(False, "test script error", repr(e))
+    finally:
+        for p in PROCS:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for pid in PIDS:
+            if pid and alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if agent is not None:
+            if T.failed:
+                T.note("agent log: " + agent.log.name)
+                for line in agent.logtext().splitlines()[-40:]:
+                    T.note(line)
+            agent.log.close()
+        if T.failed:
+            T.note("work directory kept: " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return T.done()
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+    sys.exit(main())

@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: MIT
+// reflex-send: test tool that speaks reflex's wire protocol over nng.
+//
+//   reflex-send URL status
+//   reflex-send URL command ACTION SERVICE [INSTANCE] [--reason TEXT]
+//                    [--timeout-ms N] [--action-id N]
+//   reflex-send URL raw HEX            (sends these bytes as one frame)
+//   reflex-send URL serve [--count N] [--forget N]
+//   common option: --wait MS (how long to wait for an answer, 15000)
+//
+// The client modes dial URL, send one request and print the answer as one
+// JSON line ({"type":"reply","id","ok","code","message","json"} or
+// {"type":"error","id","code","message"}); exit 0 when an answer came, 1
+// when none did or it was undecodable, 2 on usage errors. `serve` plays a
+// coordinator: it listens on URL, prints every request as a JSON line
+// {"type","id","body"} and answers ok=true; --forget N answers the N-th
+// heartbeat with ok=false code=-ENOENT ("unknown node"); it stops after
+// --count requests (default: never).
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "cm_msg.h"
+
+struct opts {
+	const char *url;
+	const char *mode;
+	const char *reason;
+	long long timeout_ms, action_id, wait_ms, count, forget;
+	char **pos; // positional arguments after the mode
+	int npos;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: reflex-send URL status\n"
+	    "       reflex-send URL command ACTION SERVICE [INSTANCE] "
+	    "[--reason TEXT] [--timeout-ms N] [--action-id N]\n"
+	    "       reflex-send URL raw HEX\n"
+	    "       reflex-send URL serve [--count N] [--forget N]\n"
+	    "       (any mode) --wait MS\n");
+}
+
+// ---- message <-> JSON ---------------------------------------------------
+
+static cJSON *
+workloads_json(const struct cm_msg_register *r)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	for (size_t i = 0; i < r->n_workloads; i++) {
+		const struct cm_workload *w = &r->workloads[i];
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "service", w->service);
+		cJSON_AddStringToObject(o, "instance", w->instance);
+		cJSON_AddStringToObject(o, "addr", w->addr);
+		cJSON_AddBoolToObject(o, "healthy", w->healthy);
+		cJSON_AddItemToArray(a, o);
+	}
+	return a;
+}
+
+static void
+body_json(cJSON *b, const struct cm_msg *m)
+{
+	switch (m->type) {
+	case CM_MSG_REGISTER:
+		cJSON_AddStringToObject(b, "node", m->u.reg.node);
+		cJSON_AddStringToObject(b, "addr", m->u.reg.addr);
+		cJSON_AddStringToObject(b, "runtime", m->u.reg.runtime);
+		cJSON_AddItemToObject(b, "workloads",
+		    workloads_json(&m->u.reg));
+		break;
+	case CM_MSG_HEARTBEAT:
+		cJSON_AddStringToObject(b, "node", m->u.hb.node);
+		cJSON_AddNumberToObject(b, "seq", (double)m->u.hb.seq);
+		cJSON_AddNumberToObject(b, "unhealthy", m->u.hb.unhealthy);
+		break;
+	case CM_MSG_COMMAND:
+		cJSON_AddStringToObject(b, "action", m->u.cmd.action);
+		cJSON_AddStringToObject(b, "service", m->u.cmd.service);
+		cJSON_AddStringToObject(b, "instance", m->u.cmd.instance);
+		break;
+	case CM_MSG_PERMIT:
+		cJSON_AddStringToObject(b, "node", m->u.permit.node);
+		cJSON_AddStringToObject(b, "instance", m->u.permit.instance);
+		cJSON_AddStringToObject(b, "reason", m->u.permit.reason);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+print_json(cJSON *o)
+{
+	char *s = cJSON_PrintUnformatted(o);
+
+	printf("%s\n", s ? s : "{}");
+	fflush(stdout);
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
+static void
+print_answer(const struct cm_msg *m)
+{
+	cJSON *o = cJSON_CreateObject();
+	const char *t = cm_msg_type_name(m->type);
+
+	cJSON_AddStringToObject(o, "type", t ? t : "?");
+	cJSON_AddNumberToObject(o, "id", (double)m->id);
+	if (m->type == CM_MSG_ERROR) {
+		cJSON_AddStringToObject(o, "code", m->u.error.code);
+		cJSON_AddStringToObject(o, "message", m->u.error.message);
+	} else if (m->type == CM_MSG_REPLY) {
+		cJSON *j = m->u.reply.json ? cJSON_Parse(m->u.reply.json) :
+		    NULL;
+
+		cJSON_AddBoolToObject(o, "ok", m->u.reply.ok);
+		cJSON_AddNumberToObject(o, "code", m->u.reply.code);
+		cJSON_AddStringToObject(o, "message", m->u.reply.message);
+		if (j == NULL && m->u.reply.json != NULL)
+			j = cJSON_CreateString(m->u.reply.json);
+		cJSON_AddItemToObject(o, "json", j ? j : cJSON_CreateNull());
+	}
+	print_json(o);
+}
+
+static int
+to_nng(const struct cm_msg *m, nng_msg **ret)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	int rv = cm_msg_encode(m, &buf, &len);
+
+	if (rv == 0 && nng_msg_alloc(ret, 0) != 0)
+		rv = -ENOMEM;
+	if (rv == 0 && nng_msg_append(*ret, buf, len) != 0)
+		rv = -ENOMEM;
+	free(buf);
+	return rv;
+}
+
+static int
+from_hex(const char *hex, nng_msg **ret)
+{
+	size_t n = strlen(hex);
+
+	if (n % 2 != 0 || nng_msg_alloc(ret, 0) != 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i += 2) {
+		unsigned v;
+
+		if (sscanf(hex + i, "%2x", &v) != 1)
+			return -EINVAL;
+		if (nng_msg_append(*ret, &(uint8_t){ (uint8_t)v }, 1) != 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+// ---- client -------------------------------------------------------------
+
+static int
+build_request(const struct opts *o, nng_msg **ret)
+{
+	struct cm_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.version = CM_PROTO_VERSION;
+	m.id = 77;
+	if (strcmp(o->mode, "raw") == 0)
+		return o->npos == 1 ? from_hex(o->pos[0], ret) : -EINVAL;
+	if (strcmp(o->mode, "status") == 0) {
+		m.type = CM_MSG_STATUS;
+		return o->npos == 0 ? to_nng(&m, ret) : -EINVAL;
+	}
+	if (strcmp(o->mode, "command") != 0 || o->npos < 2 || o->npos > 3)
+		return -EINVAL;
+	m.type = CM_MSG_COMMAND;
+	m.u.cmd.action_id = (uint64_t)o->action_id;
+	m.u.cmd.timeout_ms = (uint32_t)o->timeout_ms;
+	snprintf(m.u.cmd.action, sizeof(m.u.cmd.action), "%s", o->pos[0]);
+	snprintf(m.u.cmd.service, sizeof(m.u.cmd.service), "%s", o->pos[1]);
+	snprintf(m.u.cmd.instance, sizeof(m.u.cmd.instance), "%s",
+	    o->npos == 3 ? o->pos[2] : "");
+	snprintf(m.u.cmd.reason, sizeof(m.u.cmd.reason), "%s",
+	    o->reason ? o->reason : "");
+	return to_nng(&m, ret);
+}
+
+static int
+client(const struct opts *o)
+{
+	struct cm_msg m;
+	nng_msg *req = NULL, *rep = NULL;
+	nng_socket s;
+	char err[256];
+	int rv;
+
+	if (build_request(o, &req) < 0) {
+		usage();
+		return 2;
+	}
+	rv = nng_req0_open(&s);
+	if (rv == 0)
+		rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (int)o->wait_ms);
+	if (rv == 0)
+		rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ,
+		    CM_MSG_MAX_FRAME);
+	if (rv == 0)
+		rv = nng_dial(s, o->url, NULL, 0);
+	if (rv == 0)
+		rv = nng_sendmsg(s, req, 0);
+	if (rv != 0)
+		nng_msg_free(req);
+	if (rv == 0)
+		rv = nng_recvmsg(s, &rep, 0);
+	if (rv != 0) {
+		fprintf(stderr, "reflex-send: %s: %s\n", o->url,
+		    nng_strerror(rv));
+		nng_close(s);
+		return 1;
+	}
+	rv = cm_msg_decode(&m, nng_msg_body(rep), nng_msg_len(rep), err,
+	    sizeof(err));
+	nng_msg_free(rep);
+	nng_close(s);
+	if (rv < 0) {
+		fprintf(stderr, "reflex-send: undecodable answer: %s\n", err);
+		return 1;
+	}
+	print_answer(&m);
+	cm_msg_clear(&m);
+	return 0;
+}
+
+// ---- fake coordinator -------------------------------------------------------
+
+static void
+serve_one(nng_socket s, nng_msg *in, long long *heartbeats, long long forget)
+{
+	struct cm_msg m, r;
+	cJSON *o = cJSON_CreateObject(), *b = cJSON_CreateObject();
+	nng_msg *out = NULL;
+	char err[256];
+	int rv;
+
+	memset(&r, 0, sizeof(r));
+	r.version = CM_PROTO_VERSION;
+	rv = cm_msg_decode(&m, nng_msg_body(in), nng_msg_len(in), err,
+	    sizeof(err));
+	if (rv < 0) {
+		cJSON_AddStringToObject(o, "type", "undecodable");
+		cJSON_AddStringToObject(o, "error", err);
+		r.type = CM_MSG_ERROR;
+		snprintf(r.u.error.code, sizeof(r.u.error.code), "bad_frame");
+		snprintf(r.u.error.message, sizeof(r.u.error.message), "%s",
+		    err);
+	} else {
+		cJSON_AddStringToObject(o, "type", cm_msg_type_name(m.type));
+		cJSON_AddNumberToObject(o, "id", (double)m.id);
+		body_json(b, &m);
+		r.type = CM_MSG_REPLY;
+		r.id = m.id;
+		r.u.reply.ok = true;
+		if (m.type == CM_MSG_HEARTBEAT && ++*heartbeats == forget) {
+			r.u.reply.ok = false;
+			r.u.reply.code = -ENOENT;
+			snprintf(r.u.reply.message, sizeof(r.u.reply.message),
+			    "unknown node %s", m.u.hb.node);
+		}
+		cm_msg_clear(&m);
+	}
+	cJSON_AddItemToObject(o, "body", b);
+	print_json(o);
+	if (to_nng(&r, &out) == 0 && nng_sendmsg(s, out, 0) != 0)
+		nng_msg_free(out);
+}
+
+static int
+serve(const struct opts *o)
+{
+	long long n = 0, heartbeats = 0;
+	nng_socket s;
+	int rv;
+
+	rv = nng_rep0_open(&s);
+	if (rv == 0)
+		rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ,
+		    CM_MSG_MAX_FRAME);
+	if (rv == 0)
+		rv = nng_listen(s, o->url, NULL, 0);
+	if (rv != 0) {
+		fprintf(stderr, "reflex-send: listen %s: %s\n", o->url,
+		    nng_strerror(rv));
+		return 1;
+	}
+	printf("{\"type\":\"listening\"}\n");
+	fflush(stdout);
+	while (o->count == 0 || n < o->count) {
+		nng_msg *in = NULL;
+
+		rv = nng_recvmsg(s, &in, 0);
+		if (rv != 0)
+			break;
+		serve_one(s, in, &heartbeats, o->forget);
+		nng_msg_free(in);
+		n++;
+	}
+	nng_close(s);
+	return 0;
+}
+
+// ---- main --------------------------------------------------------------
+
+static int
+number(const char *s, long long *ret)
+{
+	char *end;
+
+	errno = 0;
+	*ret = strtoll(s, &end, 10);
+	return errno || *end || *ret < 0 || *ret > 0xffffffffLL ? -1 : 0;
+}
+
+static int
+parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "action-id", required_argument, NULL, 'a' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "forget", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, bad = 0;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		if (c == 'r')
+			o->reason = optarg;
+		else if (c == 't')
+			bad |= number(optarg, &o->timeout_ms);
+		else if (c == 'a')
+			bad |= number(optarg, &o->action_id);
+		else if (c == 'w')
+			bad |= number(optarg, &o->wait_ms);
+		else if (c == 'n')
+			bad |= number(optarg, &o->count);
+		else if (c == 'f')
+			bad |= number(optarg, &o->forget);
+		else
+			bad = -1;
+	}
+	if (bad || argc - optind < 2)
+		return -1;
+	o->url = argv[optind];
+	o->mode = argv[optind + 1];
+	o->pos = argv + optind + 2;
+	o->npos = argc - optind - 2;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o = { .wait_ms = 15000 };
+
+	if (parse(argc, argv, &o) < 0) {
+		usage();
+		return 2;
+	}
+	if (strcmp(o.mode, "serve") == 0)
+		return o.npos == 0 ? serve(&o) : 2;
+	return client(&o);
+}

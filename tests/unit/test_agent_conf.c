@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: MIT
+// Tests for agent_conf: loading, errors with file:line, argv/env
+// templates and the restart backoff.
+#include <errno.h>
+#include <stdlib.h>
+
+#include "agent_conf.h"
+#include "cm_msg.h"
+#include "tt.h"
+
+#define GOOD                                              \
+	"node: node-a\n"                                  \
+	"coordinator: tcp://127.0.0.1:9871\n"             \
+	"listen: tcp://127.0.0.1:9881\n"                  \
+	"status_socket: /tmp/reflex/agent-a.sock\n"       \
+	"runtime: process\n"                              \
+	"log_level: info\n"                               \
+	"heartbeat_interval: 2s\n"                        \
+	"services:\n"                                     \
+	"  - name: demo-a\n"                              \
+	"    command: [\"/bin/svc\", \"--port\", \"{port}\", \"--name\", " \
+	"\"{instance}\"]\n"                               \
+	"    instances: 2\n"                              \
+	"    base_port: 18081\n"                          \
+	"    env: { KEY: value, WHO: \"{service}@{node}\" }\n" \
+	"    stop_grace: 5s\n"                            \
+	"    probe:\n"                                    \
+	"      path: /healthz\n"                          \
+	"      period: 2s\n"                              \
+	"      timeout: 1s\n"                             \
+	"      failure_threshold: 3\n"                    \
+	"      initial_delay: 1s\n"                       \
+	"    restart_backoff: { initial: 1s, max: 60s }\n"
+
+// Loads text and returns the error message ("" on success).
+static const char *
+load_err(const char *text)
+{
+	static char err[512];
+	struct agent_conf c;
+
+	err[0] = '\0';
+	if (agent_conf_load_mem(&c, "t.yaml", text, err, sizeof(err)) == 0)
+		agent_conf_free(&c);
+	return err;
+}
+
+// GOOD with the first `from` replaced by `to`.
+static const char *
+good_with(const char *from, const char *to)
+{
+	static char text[4096];
+	const char *at = strstr(GOOD, from);
+	size_t pre = at ? (size_t)(at - GOOD) : 0;
+
+	if (at == NULL)
+		return "";
+	snprintf(text, sizeof(text), "%.*s%s%s", (int)pre, GOOD, to,
+	    at + strlen(from));
+	return text;
+}
+
+static void
+test_good_config_loads(void)
+{
+	struct agent_conf c;
+	const struct agent_svc_conf *s;
+	char err[512] = "";
+	int rv;
+
+	rv = agent_conf_load_mem(&c, "t.yaml", GOOD, err, sizeof(err));
+	CHECK_INT(rv, 0);
+	CHECK_STR(err, "");
+	if (rv != 0)
+		return;
+	CHECK_STR(c.node, "node-a");
+	CHECK_STR(c.listen, "tcp://127.0.0.1:9881");
+	CHECK_INT(c.heartbeat_interval_ms, 2000);
+	CHECK_INT(c.services.n, 1);
+	s = agent_conf_svc(&c, 0);
+	CHECK_STR(s->name, "demo-a");
+	CHECK_INT(s->instances, 2);
+	CHECK_INT(s->base_port, 18081);
+	CHECK_INT(s->command.n, 5);
+	CHECK_INT(s->stop_grace_ms, 5000);
+	CHECK(s->probe.line > 0);
+	CHECK_STR(s->probe.path, "/healthz");
+	CHECK_INT(s->probe.failure_threshold, 3);
+	CHECK_INT(s->restart_backoff.initial_ms, 1000);
+	CHECK_INT(s->restart_backoff.max_ms, 60000);
+	CHECK_INT(s->restart_backoff.reset_after_ms, 30000);
+	agent_conf_free(&c);
+	agent_conf_free(&c); // second free is harmless
+}
+
+static void
+test_defaults_and_no_probe(void)
+{
+	struct agent_conf c;
+	char err[512] = "";
+	int rv;
+
+	rv = agent_conf_load_mem(&c, "t.yaml",
+	    "node: n1\ncoordinator: tcp://127.0.0.1:1\n"
+	    "listen: ipc:///tmp/x.ipc\nservices:\n"
+	    "  - name: s\n    command: [prog]\n    base_port: 100\n",
+	    err, sizeof(err));
+	CHECK_INT(rv, 0);
+	CHECK_STR(err, "");
+	if (rv != 0)
+		return;
+	CHECK_STR(c.status_socket, "/run/reflex/agent.sock");
+	CHECK_INT(c.heartbeat_interval_ms, 2000);
+	CHECK_INT(agent_conf_svc(&c, 0)->probe.line, 0);
+	CHECK_INT(agent_conf_svc(&c, 0)->instances, 1);
+	agent_conf_free(&c);
+}
+
+static void
+test_unknown_key_has_line(void)
+{
+	CHECK_HAS(load_err(GOOD "    colour: blue\n"),
+	    "t.yaml:22: services[0].colour: unknown key");
+	CHECK_HAS(load_err("nodes: x\n" GOOD), "t.yaml:1: nodes: unknown key");
+}
+
+static void
+test_runtime_other_than_process_refused(void)
+{
+	const char *e = load_err(
+	    "node: node-a\ncoordinator: tcp://127.0.0.1:9871\n"
+	    "listen: tcp://127.0.0.1:9881\nruntime: kubernetes\nservices:\n"
+	    "  - name: s\n    command: [p]\n    base_port: 100\n");
+
+	CHECK_HAS(e, "t.yaml:4: runtime:");
+	CHECK_HAS(e, "kubernetes");
+}
+
+static void
+test_bad_names_and_urls(void)
+{
+	CHECK_HAS(load_err(good_with("node: node-a", "node: -bad-")),
+	    "t.yaml:1: node: \"-bad-\" is not a valid");
+	CHECK_HAS(load_err(good_with("listen: tcp", "listen: udp")),
+	    "t.yaml:3: listen: expected tcp://");
+	CHECK_HAS(load_err(good_with("name: demo-a", "name: demo a")),
+	    "t.yaml:9: services[0].name:");
+	CHECK_HAS(load_err(good_with("status_socket: /", "status_socket: x")),
+	    "t.yaml:4: status_socket: expected an "
+	    "absolute path");
+}
+
+static void
+test_ranges_have_lines(void)
+{
+	CHECK_HAS(load_err(good_with("instances: 2", "instances: 0")),
+	    "t.yaml:11: services[0].instances: 0 is "
+	    "out of range [1, 64]");
+	CHECK_HAS(load_err(good_with("failure_threshold: 3",
+	    "failure_threshold: x")),
+	    "t.yaml:19: services[0].probe."
+	    "failure_threshold: expected an integer");
+	CHECK_HAS(load_err(good_with("timeout: 1s", "timeout: 9s")),
+	    "t.yaml:16: services[0].probe: timeout "
+	    "(9000 ms) is longer than period");
+	CHECK_HAS(load_err(GOOD "  - name: demo-b\n    command: [x]\n"
+	    "    base_port: 18082\n"), "t.yaml:22: services[1].base_port: "
+	    "ports overlap with service \"demo-a\"");
+	CHECK_HAS(load_err(GOOD "  - name: demo-a\n    command: [x]\n"
+	    "    base_port: 30000\n"), "t.yaml:22: services[1].name: "
+	    "duplicate service");
+	CHECK_HAS(load_err(GOOD "  - name: big\n    command: [x]\n"
+	    "    base_port: 65535\n    instances: 2\n"),
+	    "services[1].base_port: base_port + instances - 1 exceeds 65535");
+}
+
+static void
+test_command_and_env_checked(void)
+{
+	CHECK_HAS(load_err(good_with("{port}", "{prot}")),
+	    "t.yaml:9: services[0].command: argument 2: "
+	    "unknown placeholder {prot}");
+	CHECK_HAS(load_err(good_with("KEY: value", "1EY: value")),
+	    "services[0].env: \"1EY\" is not a valid "
+	    "variable name");
+	CHECK_HAS(load_err(good_with("KEY: value", "REFLEX_X: one")),
+	    "REFLEX_X: names starting with REFLEX_");
+	CHECK_HAS(load_err("node: a\ncoordinator: tcp://127.0.0.1:1\n"
+	    "listen: tcp://127.0.0.1:2\nservices:\n  - name: s\n"
+	    "    command: []\n    base_port: 1\n"),
+	    "t.yaml:5: services[0].command: needs at least the program");
+}
+
+static void
+test_missing_required_and_yaml_errors(void)
+{
+	CHECK_HAS(load_err("node: a\nlisten: tcp://127.0.0.1:2\n"
+	    "services: []\n"),
+	    "coordinator: required key is missing");
+	CHECK_HAS(load_err("node: a\ncoordinator: tcp://127.0.0.1:1\n"
+	    "listen: tcp://127.0.0.1:2\nservices: []\n"),
+	    "t.yaml:4: services: at least one service");
+	CHECK_HAS(load_err("node: [a\n"), "t.yaml:");
+	CHECK_HAS(load_err(GOOD "node: again\n"), "t.yaml:22: node: duplicate "
+	    "key");
+}
+
+static void
+test_load_file_errors(void)
+{
+	struct agent_conf c;
+	char err[512] = "";
+
+	CHECK_INT(agent_conf_load(&c, "/nonexistent/agent.yaml", err,
+	    sizeof(err)), -ENOENT);
+	CHECK_HAS(err, "/nonexistent/agent.yaml: cannot open");
+	CHECK(agent_conf_load(&c, "/", err, sizeof(err)) < 0);
+	CHECK_HAS(err, "not a regular file");
+}
+
+static void
+test_subst_expands_placeholders(void)
+{
+	struct agent_subst s = { .node = "node-a", .service = "demo-a",
+		.instance = "demo-a-1", .port = 18082 };
+	char buf[64];
+
+	CHECK_INT(agent_subst_expand("{port}", &s, buf, sizeof(buf)), 5);
+	CHECK_STR(buf, "18082");
+	CHECK(agent_subst_expand("--name={instance}@{node}/{service}", &s, buf,
+	    sizeof(buf)) > 0);
+	CHECK_STR(buf, "--name=demo-a-1@node-a/demo-a");
+	// Not placeholders: kept as they are.
+	CHECK(agent_subst_expand("{} {PORT} {port {x-y}", &s, buf,
+	    sizeof(buf)) > 0);
+	CHECK_STR(buf, "{} {PORT} {port {x-y}");
+	CHECK_INT(agent_subst_expand("{instance}{instance}{instance}", &s, buf,
+	    20), -ENAMETOOLONG);
+	CHECK_INT(agent_subst_check("a{port}b{node}", buf, sizeof(buf)), 0);
+	CHECK_INT(agent_subst_check("{pid}", buf, sizeof(buf)), -EINVAL);
+	CHECK_HAS(buf, "unknown placeholder {pid}");
+}
+
+static void
+test_argv_and_envp_build(void)
+{
+	char *args[] = { "/bin/svc", "--port", "{port}", "{instance}", NULL };
+	struct cm_strlist tmpl = { .v = args, .n = 4 };
+	char *keys[] = { "HOME", "WHO" }, *vals[] = { "/h", "{service}" };
+	struct cm_strmap env = { .keys = keys, .vals = vals, .n = 2 };
+	char *base[] = { "HOME=/root", "PATH=/bin", "REFLEX_NODE=old", NULL };
+	struct agent_subst s = { .node = "n", .service = "svc",
+		.instance = "svc-0", .port = 7 };
+	char **argv = NULL, **envp = NULL;
+
+	CHECK_INT(agent_argv_build(&tmpl, &s, &argv), 0);
+	if (argv != NULL) {
+		CHECK_STR(argv[0], "/bin/svc");
+		CHECK_STR(argv[2], "7");
+		CHECK_STR(argv[3], "svc-0");
+		CHECK(argv[4] == NULL);
+	}
+	CHECK_INT(agent_envp_build(base, &env, &s, &envp), 0);
+	if (envp != NULL) {
+		CHECK_STR(envp[0], "PATH=/bin");
+		CHECK_STR(envp[1], "HOME=/h");
+		CHECK_STR(envp[2], "WHO=svc");
+		CHECK_STR(envp[3], "REFLEX_NODE=n");
+		CHECK_STR(envp[4], "REFLEX_SERVICE=svc");
+		CHECK_STR(envp[5], "REFLEX_INSTANCE=svc-0");
+		CHECK_STR(envp[6], "REFLEX_PORT=7");
+		CHECK(envp[7] == NULL);
+	}
+	agent_argv_free(argv);
+	agent_argv_free(envp);
+	agent_argv_free(NULL);
+}
+
+static void
+test_backoff_doubles_and_caps(void)
+{
+	struct agent_backoff_conf b = { .initial_ms = 1000, .max_ms = 60000 };
+
+	CHECK_INT(agent_backoff_delay(&b, 0), 0);
+	CHECK_INT(agent_backoff_delay(&b, 1), 1000);
+	CHECK_INT(agent_backoff_delay(&b, 2), 2000);
+	CHECK_INT(agent_backoff_delay(&b, 3), 4000);
+	CHECK_INT(agent_backoff_delay(&b, 6), 32000);
+	CHECK_INT(agent_backoff_delay(&b, 7), 60000);
+	CHECK_INT(agent_backoff_delay(&b, 4000000000u), 60000);
+	b = (struct agent_backoff_conf){ .initial_ms = 10,
+		.max_ms = INT64_MAX };
+	CHECK_INT(agent_backoff_delay(&b, 200), INT64_MAX);
+	b = (struct agent_backoff_conf){ .initial_ms = 500, .max_ms = 500 };
+	CHECK_INT(agent_backoff_delay(&b, 5), 500);
+}
+
+static void
+test_instance_names(void)
+{
+	char buf[CM_NAME_MAX];
+
+	CHECK_INT(agent_instance_name("demo-a", 0, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "demo-a-0");
+	CHECK_INT(agent_instance_name("x", 63, buf, 4), -ENAMETOOLONG);
+}
+
+static const struct tt_case cases[] = {
+	{ "good config loads", test_good_config_loads },
+	{ "defaults apply and probe is optional", test_defaults_and_no_probe },
+	{ "unknown key has file:line", test_unknown_key_has_line },
+	{ "runtime other than process is refused",
+	  test_runtime_other_than_process_refused },
+	{ "bad names and URLs have file:line", test_bad_names_and_urls },
+	{ "out-of-range values have file:line", test_ranges_have_lines },
+	{ "command and env are checked", test_command_and_env_checked },
+	{ "missing keys and YAML errors",
+	  test_missing_required_and_yaml_errors },
+	{ "file errors", test_load_file_errors },
+	{ "placeholders expand", test_subst_expands_placeholders },
+	{ "argv and envp build", test_argv_and_envp_build },
+	{ "backoff doubles and caps", test_backoff_doubles_and_caps },
+	{ "instance names", test_instance_names },
+	{ NULL, NULL },
+};
+
+TT_MAIN(cases)
