@@ -56,6 +56,15 @@ const struct cm_conf_field coord_conf_fields[] = {
 	F("limits", CM_CONF_STRUCT, limits, .sub = limits_fields),
 	F("safety", CM_CONF_STRUCT, safety, .sub = coord_safety_fields,
 	    .help = "checks every action passes; the circuit breaker"),
+	F("prometheus_url", CM_CONF_STR, prometheus_url, .def = "",
+	    .help = "Prometheus for verify.promql, e.g. http://127.0.0.1:9090"),
+	F("prometheus_timeout", CM_CONF_DURATION, prometheus_timeout_ms,
+	    .def = "5s", .min = 100, .max = 60000),
+	{ .key = "notify", .type = CM_CONF_LIST,
+	  .off = offsetof(struct coord_conf, notify), .sub = coord_notifier_fields,
+	  .elem_size = sizeof(struct coord_notifier_conf),
+	  .line_off = CM_CONF_LINE(struct coord_notifier_conf, line),
+	  .help = "webhooks told about escalations and failed repairs" },
 	F("mode", CM_CONF_ENUM, mode, .choices = modes, .def = "live",
 	    .help = "shadow: decide and record everything, execute nothing"),
 	{ .key = "rules", .type = CM_CONF_LIST,
@@ -98,6 +107,20 @@ validate(struct coord_conf *c, char *err, size_t errlen)
 	if (strchr(c->listen, '/') != NULL || strchr(c->listen, ':') == NULL)
 		return cm_conf_errf(err, errlen, c->path, 0, "listen",
 		    "expected host:port, got \"%s\"", c->listen);
+	for (size_t i = 0; i < c->notify.n; i++) {
+		const struct coord_notifier_conf *n =
+		    (const struct coord_notifier_conf *)c->notify.v + i;
+		char why[256];
+
+		if (coord_notifier_validate(n, why, sizeof(why)) < 0)
+			return cm_conf_errf(err, errlen, c->path, n->line,
+			    "notify", "%s", why);
+	}
+	if (c->prometheus_url[0] != '\0' &&
+	    strncmp(c->prometheus_url, "http://", 7) != 0 &&
+	    strncmp(c->prometheus_url, "https://", 8) != 0)
+		return cm_conf_errf(err, errlen, c->path, 0, "prometheus_url",
+		    "expected an http(s) URL, got \"%s\"", c->prometheus_url);
 	for (size_t i = 0; i < c->replica_labels.n; i++)
 		if (!is_label_name(c->replica_labels.v[i]))
 			return cm_conf_errf(err, errlen, c->path, 0,

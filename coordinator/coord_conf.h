@@ -9,6 +9,7 @@
 #include "coord_alert.h"
 #include "coord_rules.h"
 #include "coord_safety.h"
+#include "coord_notify.h"
 
 struct coord_limits_conf {
 	int64_t max_body;
@@ -32,6 +33,9 @@ struct coord_conf {
 	struct coord_limits_conf limits;
 	struct coord_safety_conf safety;
 	int mode;		// enum coord_mode: live or shadow, for all rules
+	char *prometheus_url;	// for verify.promql; "" = none
+	int64_t prometheus_timeout_ms;
+	struct cm_list notify;	// of struct coord_notifier_conf
 	struct cm_list rules;	// of struct coord_rule_conf
 
 	// Derived after loading (not from YAML):

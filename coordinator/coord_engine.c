@@ -13,6 +13,9 @@
 #include "cm_log.h"
 #include "cm_time.h"
 #include "coord_metrics.h"
+#include "coord_notify.h"
+#include "coord_prom.h"
+#include "coord_worker.h"
 
 #define HASH_BUCKETS 4096
 #define MAX_TARGETS 64
@@ -65,9 +68,34 @@ struct run {
 	int64_t started_mono;	   // of the current try
 	int64_t retry_at_mono;	   // 0 = not waiting for a retry
 	bool first_ack_seen;
+	size_t esc_next;	   // escalation step to run if this fails
+	char why[CM_TEXT_MAX];	   // what the run did, for notifications
 };
 
-enum ev_kind { EV_ALERT, EV_DONE, EV_PAUSE, EV_RESUME };
+// Verification of a finished run: polls the agent's view of the target
+// and a PromQL condition, and waits for the resolved notification.
+struct verify {
+	struct verify *next;
+	struct coord_engine *e;
+	struct incident *inc;
+	struct coord_alert *alert; // owned
+	const struct coord_rule *rule;
+	int64_t alert_id;
+	int64_t received_mono;
+	int64_t row_id;		   // the "verify" action row
+	char node[CM_NAME_MAX], service[CM_NAME_MAX], instance[CM_NAME_MAX];
+	char *promql;		   // rendered, owned; NULL = none
+	bool need_health;
+	int64_t started_mono, deadline_mono, next_poll_mono;
+	int health, promql_state;  // -1 unknown, 0 broken, 1 healthy
+	bool health_pending, promql_pending;
+	char health_detail[256], promql_detail[256];
+	size_t esc_next;
+	char tried[CM_TEXT_MAX];
+};
+
+enum ev_kind { EV_ALERT, EV_DONE, EV_PAUSE, EV_RESUME, EV_VCHECK,
+	EV_VQUERY };
 
 #define DEFER_RETRY_MS 10000
 #define DEFER_MAX_MS (10 * 60000)
@@ -84,6 +112,9 @@ struct ev {
 	bool has_reply;
 	struct cm_msg_reply reply;
 	char who[CM_NAME_MAX];	   // EV_PAUSE
+	struct verify *verify;	   // EV_VCHECK, EV_VQUERY
+	int verdict;		   // EV_VQUERY: enum coord_prom_verdict
+	char detail[256];
 	int64_t retry_at_mono;	   // deferred alerts (dependency: wait)
 	int64_t defer_until_mono;
 };
@@ -105,7 +136,9 @@ struct coord_engine {
 	struct cooldown *cooldowns[HASH_BUCKETS];
 	struct run *runs;
 	struct ev *deferred;	// alerts waiting for a dependency
+	struct verify *verifies;
 	struct coord_safety *safety;
+	struct coord_worker *worker;
 	int64_t last_prune_mono;
 };
 
@@ -412,17 +445,32 @@ run_unlink(struct coord_engine *e, struct run *r)
 	}
 }
 
+static void verify_start(struct run *r);
+static void escalate_next(struct coord_engine *e, struct incident *inc,
+    struct coord_alert *a, const struct coord_rule *rule, int64_t alert_id,
+    int64_t received_mono, size_t step, const char *tried,
+    const char *outcome);
+
 static void
 run_finish(struct run *r, bool ok, const char *why)
 {
 	struct coord_engine *e = r->e;
+	char tried[CM_TEXT_MAX];
 
-	r->inc->busy = false;
 	cm_log(ok ? CM_LOG_INFO : CM_LOG_WARN, "engine.run_done",
 	    "alert_id=%" PRId64 " rule=%s ok=%d attempt=%d detail=%s",
 	    r->alert_id, cm_q(r->plans[0].rule->conf->name), ok,
 	    r->inc->attempts, cm_q(why));
 	run_unlink(e, r);
+	if (ok) {
+		verify_start(r); // takes r->alert; the incident stays busy
+	} else {
+		snprintf(tried, sizeof(tried), "%s", r->why);
+		r->inc->busy = false;
+		escalate_next(e, r->inc, r->alert, r->plans[0].rule, r->alert_id,
+		    r->received_mono, r->esc_next, tried, why);
+		r->alert = NULL;
+	}
 	run_free(r);
 }
 
@@ -458,6 +506,8 @@ record_unrunnable(struct run *r, const struct coord_plan *p, const char *state,
 	coord_metrics_action(p->type, o);
 }
 
+static void notify_step(struct run *r, const struct coord_plan *p);
+
 static void
 run_step(struct run *r)
 {
@@ -469,6 +519,10 @@ run_step(struct run *r)
 		return;
 	}
 	p = &r->plans[r->step];
+	if (p->type == COORD_ACT_NOTIFY) {
+		notify_step(r, p);
+		return;
+	}
 	if (!dispatchable(p->type)) {
 		snprintf(detail, sizeof(detail),
 		    "%s is not available in the process runtime",
@@ -677,7 +731,8 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 		return;
 	}
 
-	if (r->attempt <= p->act->retries && rv != -ECANCELED) {
+	if (r->attempt <= p->act->retries && rv != -ECANCELED &&
+	    p->type != COORD_ACT_NOTIFY) { // notifiers retry on their own
 		int64_t wait = backoff_ms(r->attempt + 1);
 		char d[CM_TEXT_MAX + 160];
 
@@ -707,20 +762,20 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 	}
 }
 
-// Starts a run for `inc` and takes `a` and `plans`.
-static void
-start_run(struct coord_engine *e, struct incident *inc, struct coord_alert *a,
+// Starts a run for `inc` and takes `a` and `plans`. `esc_next` is the
+// escalation step that follows if it fails. Returns false (and frees
+// what it took) when out of memory.
+static bool
+run_begin(struct coord_engine *e, struct incident *inc, struct coord_alert *a,
     int64_t alert_id, int64_t received_mono, struct coord_plan *plans,
-    size_t n_plans)
+    size_t n_plans, size_t esc_next)
 {
 	struct run *r = calloc(1, sizeof(*r));
-	char detail[512];
 
 	if (r == NULL) {
 		coord_plans_free(plans, n_plans);
 		coord_alert_free(a);
-		decide(e, alert_id, COORD_DEC_REFUSED, "out of memory");
-		return;
+		return false;
 	}
 	r->e = e;
 	r->inc = inc;
@@ -729,18 +784,37 @@ start_run(struct coord_engine *e, struct incident *inc, struct coord_alert *a,
 	r->received_mono = received_mono;
 	r->plans = plans;
 	r->n_plans = n_plans;
+	r->esc_next = esc_next;
 	r->next = e->runs;
 	e->runs = r;
 	inc->busy = true;
 	inc->attempts++;
 	inc->last_action_mono = cm_mono_ms();
-	snprintf(detail, sizeof(detail), "rule %s, attempt %d: %s %s/%s%s",
+	snprintf(r->why, sizeof(r->why), "rule %s, attempt %d: %s %s/%s%s",
 	    plans[0].rule->conf->name, inc->attempts,
 	    coord_action_name(plans[0].type), plans[0].service,
 	    plans[0].instance[0] ? plans[0].instance : "*",
 	    n_plans > 1 ? " (+more steps)" : "");
-	decide(e, alert_id, COORD_DEC_ACTED, detail);
 	run_step(r);
+	return true;
+}
+
+static void
+start_run(struct coord_engine *e, struct incident *inc, struct coord_alert *a,
+    int64_t alert_id, int64_t received_mono, struct coord_plan *plans,
+    size_t n_plans)
+{
+	char detail[512];
+
+	snprintf(detail, sizeof(detail), "rule %s, attempt %d: %s %s/%s%s",
+	    plans[0].rule->conf->name, inc->attempts + 1,
+	    coord_action_name(plans[0].type), plans[0].service,
+	    plans[0].instance[0] ? plans[0].instance : "*",
+	    n_plans > 1 ? " (+more steps)" : "");
+	decide(e, alert_id, COORD_DEC_ACTED, detail);
+	if (!run_begin(e, inc, a, alert_id, received_mono, plans, n_plans, 0))
+		cm_err("engine.run_failed", "alert_id=%" PRId64
+		    " reason=out_of_memory", alert_id);
 }
 
 // First step's targets must exist before an attempt is spent on them.
@@ -785,6 +859,8 @@ in_cooldown(struct coord_engine *e, const struct coord_plan *plans,
 	return false;
 }
 
+static void verify_resolved(struct coord_engine *e, struct incident *inc);
+
 static void
 handle_resolved(struct coord_engine *e, struct ev *ev)
 {
@@ -799,6 +875,7 @@ handle_resolved(struct coord_engine *e, struct ev *ev)
 		snprintf(detail, sizeof(detail), "closed the incident after %d "
 		    "attempt(s); last action %" PRId64, inc->attempts,
 		    inc->last_action_id);
+		verify_resolved(e, inc);
 	} else {
 		snprintf(detail, sizeof(detail), "no open incident");
 	}
@@ -1046,6 +1123,516 @@ count_demand(struct coord_engine *e, struct ev *batch)
 	}
 }
 
+// ---- verification, escalation, notification ------------------------------
+
+static void
+verify_free(struct verify *v)
+{
+	coord_alert_free(v->alert);
+	free(v->promql);
+	free(v);
+}
+
+static void
+verify_unlink(struct coord_engine *e, struct verify *v)
+{
+	for (struct verify **p = &e->verifies; *p != NULL; p = &(*p)->next) {
+		if (*p == v) {
+			*p = v->next;
+			return;
+		}
+	}
+}
+
+static int64_t
+row_insert(struct coord_engine *e, int64_t alert_id, struct incident *inc,
+    const char *rule, const char *type, const char *service,
+    const char *instance, const char *node, const char *state,
+    const char *detail)
+{
+	struct coord_action_rec rec = {
+		.alert_id = alert_id,
+		.identity = inc->identity,
+		.incident_start_ms = inc->start_ms,
+		.rule = rule,
+		.type = type,
+		.service = service,
+		.instance = instance,
+		.node = node,
+		.state = state,
+		.detail = detail,
+		.attempt = 1,
+		.created_ms = cm_now_ms(),
+	};
+
+	if (coord_journal_action_insert(e->d.journal, &rec) < 0)
+		return 0;
+	return rec.id;
+}
+
+struct notify_job {
+	struct coord_engine *e;
+	const struct coord_notifier_conf *n;
+	char *body;
+	int64_t row_id;
+	struct run *run; // set when the notification is a rule's action step
+	size_t left;	 // run: notifiers in this job list (last one reports)
+	bool *all_ok;	 // run: shared result
+};
+
+static void
+notify_job_run(void *arg)
+{
+	struct notify_job *j = arg;
+	char err[256] = "";
+	int rv;
+
+	rv = coord_notify_send(j->n, j->body, err, sizeof(err));
+	coord_metrics_notification(rv == 0);
+	if (rv < 0)
+		cm_warn("engine.notify_failed", "notifier=%s reason=%s",
+		    cm_q(j->n->name), cm_q(err));
+	else
+		cm_info("engine.notified", "notifier=%s", cm_q(j->n->name));
+	if (j->row_id > 0)
+		(void)coord_journal_action_update(j->e->d.journal, j->row_id,
+		    rv == 0 ? "succeeded" : "failed",
+		    rv == 0 ? "sent" : err, cm_now_ms());
+	free(j->body);
+	free(j);
+}
+
+// Tells every configured notifier, one journal row each.
+static void
+notify_people(struct coord_engine *e, struct incident *inc,
+    const struct coord_alert *a, int64_t alert_id, const char *rule,
+    const char *headline, const char *tried, const char *outcome)
+{
+	const struct cm_list *ns = &e->d.conf->notify;
+
+	for (size_t i = 0; i < ns->n; i++) {
+		const struct coord_notifier_conf *n =
+		    (const struct coord_notifier_conf *)ns->v + i;
+		struct notify_job *j = calloc(1, sizeof(*j));
+
+		if (j == NULL)
+			continue;
+		j->e = e;
+		j->n = n;
+		j->body = coord_notify_body(n->format, a, headline, tried, outcome);
+		j->row_id = row_insert(e, alert_id, inc, rule, "notify", n->name,
+		    "", NULL, "dispatched", headline);
+		if (j->body == NULL ||
+		    coord_worker_submit(e->worker, notify_job_run, j) < 0) {
+			(void)coord_journal_action_update(e->d.journal, j->row_id,
+			    "failed", "could not queue the notification",
+			    cm_now_ms());
+			coord_metrics_notification(0);
+			free(j->body);
+			free(j);
+		}
+	}
+}
+
+// The next step after a failed repair: the rule's next escalation action
+// (through the safety checks again), or, when the chain is spent, the
+// people. Takes `a`.
+static void
+escalate_next(struct coord_engine *e, struct incident *inc,
+    struct coord_alert *a, const struct coord_rule *rule, int64_t alert_id,
+    int64_t received_mono, size_t step, const char *tried,
+    const char *outcome)
+{
+	struct coord_plan *plan = NULL;
+	struct coord_safety_req sr;
+	struct coord_verdict v;
+	char err[COORD_REASON_MAX + 64];
+	int rv;
+
+	rv = coord_rule_plan_escalation(rule, a, step, &plan, err, sizeof(err));
+	if (rv == 0) {
+		safety_req(e, plan, inc->identity, &sr);
+		coord_safety_check(e->safety, &sr, cm_now_ms(), &v);
+		if (v.allow) {
+			cm_notice("engine.escalation_step", "alert_id=%" PRId64
+			    " step=%zu type=%s after=%s", alert_id, step,
+			    coord_action_name(plan->type), cm_q(outcome));
+			(void)run_begin(e, inc, a, alert_id, received_mono, plan,
+			    1, step + 1);
+			return;
+		}
+		coord_metrics_safety_block(v.check);
+		snprintf(err, sizeof(err), "escalation step %zu (%s) refused:%s: "
+		    "%s", step, coord_action_name(plan->type), v.check, v.reason);
+		row_insert(e, alert_id, inc, rule->conf->name,
+		    coord_action_name(plan->type), plan->service, plan->instance,
+		    NULL, "refused", err);
+		coord_plans_free(plan, 1);
+	} else if (rv != -ENOENT) {
+		snprintf(err + strlen(err), sizeof(err) - strlen(err),
+		    " (escalation step %zu)", step);
+	} else if (inc->attempts < rule->conf->max_attempts) {
+		// No chain (left): the incident gets its next attempt when the
+		// alert is still firing after the cooldown.
+		cm_notice("engine.repair_failed", "alert_id=%" PRId64 " attempt=%d "
+		    "of=%lld outcome=%s next=retry_after_cooldown", alert_id,
+		    inc->attempts, (long long)rule->conf->max_attempts,
+		    cm_q(outcome));
+		coord_alert_free(a);
+		return;
+	} else {
+		snprintf(err, sizeof(err), "%s", step == 0 ? "attempts spent, no "
+		    "escalation steps configured" :
+		    "every escalation step was tried");
+	}
+	if (inc->escalated) {
+		coord_alert_free(a);
+		return;
+	}
+	inc->escalated = true;
+	coord_metrics_decision(COORD_DEC_ESCALATED);
+	cm_warn("engine.escalate", "alert_id=%" PRId64 " alertname=%s "
+	    "outcome=%s detail=%s", alert_id, cm_q(alertname(a)),
+	    cm_q(outcome), cm_q(err));
+	row_insert(e, alert_id, inc, rule->conf->name, "escalate",
+	    inc->service, "", NULL, "escalated", outcome);
+	notify_people(e, inc, a, alert_id, rule->conf->name,
+	    "automatic repair failed; a person is needed", tried, outcome);
+	coord_alert_free(a);
+}
+
+// A rule's own notify action: every notifier, then the run goes on.
+static void
+notify_run_job(void *arg)
+{
+	struct notify_job *j = arg;
+	struct cm_msg_reply reply = { .ok = true };
+	const struct cm_list *ns = &j->e->d.conf->notify;
+	size_t sent = 0;
+
+	for (size_t i = 0; i < ns->n; i++) {
+		const struct coord_notifier_conf *n =
+		    (const struct coord_notifier_conf *)ns->v + i;
+		char err[256];
+
+		free(j->body);
+		j->body = coord_notify_body(n->format, j->run->alert,
+		    "reflex notification", j->run->why, "in progress");
+		if (j->body != NULL &&
+		    coord_notify_send(n, j->body, err, sizeof(err)) == 0) {
+			sent++;
+			coord_metrics_notification(1);
+		} else {
+			coord_metrics_notification(0);
+			reply.ok = false;
+			snprintf(reply.message, sizeof(reply.message), "%s",
+			    j->body != NULL ? err : "out of memory");
+		}
+	}
+	if (reply.ok)
+		snprintf(reply.message, sizeof(reply.message),
+		    "notified %zu webhook(s)", sent);
+	command_done(0, &reply, j->run);
+	free(j->body);
+	free(j);
+}
+
+static void
+notify_step(struct run *r, const struct coord_plan *p)
+{
+	struct coord_engine *e = r->e;
+	struct notify_job *j;
+
+	r->n_targets = 1;
+	r->t_idx = 0;
+	r->attempt = 1;
+	memset(&r->targets[0], 0, sizeof(r->targets[0]));
+	r->action_id = row_insert(e, r->alert_id, r->inc, p->rule->conf->name,
+	    "notify", p->service, p->instance, NULL, "dispatched",
+	    "sending to every notifier");
+	r->started_mono = cm_mono_ms();
+	pthread_mutex_lock(&e->mu);
+	e->in_flight++;
+	pthread_mutex_unlock(&e->mu);
+	j = calloc(1, sizeof(*j));
+	if (e->d.conf->notify.n == 0 || j == NULL) {
+		struct cm_msg_reply reply = { .ok = false, .code = -ENOENT };
+
+		free(j);
+		snprintf(reply.message, sizeof(reply.message),
+		    "no notifier is configured (notify:)");
+		handle_done(e, r, 0, &reply);
+		return;
+	}
+	j->e = e;
+	j->run = r;
+	if (coord_worker_submit(e->worker, notify_run_job, j) < 0) {
+		free(j);
+		handle_done(e, r, -EAGAIN, NULL);
+	}
+}
+
+static void
+verify_check_done(int rv, const struct cm_msg_reply *reply, void *arg)
+{
+	struct verify *v = arg;
+	struct ev *ev = calloc(1, sizeof(*ev));
+
+	if (ev == NULL)
+		return; // the verification then ends at its deadline
+	ev->kind = EV_VCHECK;
+	ev->verify = v;
+	ev->rv = rv;
+	ev->has_reply = reply != NULL;
+	if (reply != NULL) {
+		ev->reply = *reply;
+		ev->reply.json = NULL;
+	}
+	enqueue(v->e, ev);
+}
+
+struct query_job {
+	struct verify *v;
+	char *url;
+	char *expr;
+	int64_t timeout_ms;
+};
+
+static void
+query_job_run(void *arg)
+{
+	struct query_job *q = arg;
+	struct ev *ev = calloc(1, sizeof(*ev));
+
+	if (ev != NULL) {
+		ev->kind = EV_VQUERY;
+		ev->verify = q->v;
+		ev->verdict = coord_prom_check(q->url, q->expr, q->timeout_ms,
+		    ev->detail, sizeof(ev->detail));
+		enqueue(q->v->e, ev);
+	}
+	free(q->url);
+	free(q->expr);
+	free(q);
+}
+
+static void
+verify_poll(struct verify *v, int64_t now)
+{
+	struct coord_engine *e = v->e;
+	const struct coord_verify_conf *vc = &v->rule->conf->verify;
+
+	v->next_poll_mono = now + vc->interval_ms;
+	if (v->need_health && !v->health_pending) {
+		struct cm_msg_command cmd = { .action_id = (uint64_t)v->row_id };
+		int64_t timeout = vc->interval_ms < 10000 ? vc->interval_ms : 10000;
+		int rv;
+
+		snprintf(cmd.action, sizeof(cmd.action), "check");
+		snprintf(cmd.service, sizeof(cmd.service), "%s", v->service);
+		snprintf(cmd.instance, sizeof(cmd.instance), "%s", v->instance);
+		snprintf(cmd.reason, sizeof(cmd.reason), "verify action %" PRId64,
+		    v->row_id);
+		cmd.timeout_ms = (uint32_t)timeout;
+		rv = coord_agents_command(e->d.agents, v->node, &cmd, timeout,
+		    verify_check_done, v);
+		if (rv == 0) {
+			v->health_pending = true;
+		} else {
+			v->health = -1;
+			snprintf(v->health_detail, sizeof(v->health_detail),
+			    "agent %s unreachable: %s", v->node, strerror(-rv));
+		}
+	}
+	if (v->promql != NULL && !v->promql_pending) {
+		struct query_job *q = calloc(1, sizeof(*q));
+
+		if (q != NULL) {
+			q->v = v;
+			q->url = strdup(e->d.conf->prometheus_url);
+			q->expr = strdup(v->promql);
+			q->timeout_ms = e->d.conf->prometheus_timeout_ms;
+		}
+		if (q != NULL && q->url != NULL && q->expr != NULL &&
+		    coord_worker_submit(e->worker, query_job_run, q) == 0) {
+			v->promql_pending = true;
+		} else if (q != NULL) {
+			free(q->url);
+			free(q->expr);
+			free(q);
+		}
+	}
+}
+
+static const char *
+tri(int state)
+{
+	return state > 0 ? "ok" : state == 0 ? "failing" : "unknown";
+}
+
+static void
+verify_finish(struct verify *v, enum coord_verified outcome, const char *why)
+{
+	static const char *const states[] = { "verified", "failed", "timeout" };
+	struct coord_engine *e = v->e;
+	double secs = (double)(cm_mono_ms() - v->received_mono) / 1000.0;
+
+	(void)coord_journal_action_update(e->d.journal, v->row_id,
+	    states[outcome], why, cm_now_ms());
+	coord_metrics_verification(outcome, secs);
+	cm_log(outcome == COORD_VER_VERIFIED ? CM_LOG_INFO : CM_LOG_WARN,
+	    "engine.verification", "alert_id=%" PRId64 " result=%s detail=%s",
+	    v->alert_id, states[outcome], cm_q(why));
+	verify_unlink(e, v);
+	v->inc->busy = false;
+	if (outcome != COORD_VER_VERIFIED) {
+		escalate_next(e, v->inc, v->alert, v->rule, v->alert_id,
+		    v->received_mono, v->esc_next, v->tried, why);
+		v->alert = NULL;
+	}
+	verify_free(v);
+}
+
+// Decides a verification once its conditions are all known to hold, or
+// its time is up (never while a check is still out: its answer is owed).
+static void
+verify_evaluate(struct verify *v, int64_t now)
+{
+	const struct coord_verify_conf *vc = &v->rule->conf->verify;
+	bool health_ok = !v->need_health || v->health > 0;
+	bool prom_ok = v->promql == NULL || v->promql_state > 0;
+	bool resolved_ok = !vc->resolved || !v->inc->open;
+	char why[CM_TEXT_MAX];
+
+	snprintf(why, sizeof(why), "health %s%s%s%s; promql %s%s%s%s; "
+	    "resolved %s", v->need_health ? tri(v->health) : "not checked",
+	    v->health_detail[0] ? " (" : "", v->health_detail,
+	    v->health_detail[0] ? ")" : "",
+	    v->promql ? tri(v->promql_state) : "not configured",
+	    v->promql_detail[0] ? " (" : "", v->promql_detail,
+	    v->promql_detail[0] ? ")" : "",
+	    !vc->resolved ? "not required" : v->inc->open ? "not yet" : "yes");
+	if (health_ok && prom_ok && resolved_ok) {
+		char done[CM_TEXT_MAX + 64];
+
+		snprintf(done, sizeof(done), "recovered %.1f s after the alert: %s",
+		    (double)(now - v->received_mono) / 1000.0, why);
+		verify_finish(v, COORD_VER_VERIFIED, done);
+		return;
+	}
+	if (now < v->deadline_mono || v->health_pending || v->promql_pending)
+		return;
+	verify_finish(v, (v->need_health && v->health == 0) ||
+	    (v->promql != NULL && v->promql_state == 0) ? COORD_VER_FAILED :
+	    COORD_VER_TIMEOUT, why);
+}
+
+static void
+verify_start(struct run *r)
+{
+	struct coord_engine *e = r->e;
+	const struct coord_rule *rule = r->plans[0].rule;
+	const struct coord_verify_conf *vc = &rule->conf->verify;
+	const struct coord_plan *last = &r->plans[r->n_plans - 1];
+	struct verify *v = calloc(1, sizeof(*v));
+	char err[256], detail[256];
+	int64_t now = cm_mono_ms();
+
+	if (v == NULL) {
+		r->inc->busy = false;
+		return;
+	}
+	v->e = e;
+	v->inc = r->inc;
+	v->rule = rule;
+	v->alert_id = r->alert_id;
+	v->received_mono = r->received_mono;
+	v->esc_next = r->esc_next;
+	v->health = v->promql_state = -1;
+	snprintf(v->tried, sizeof(v->tried), "%s", r->why);
+	v->need_health = vc->health && dispatchable(last->type) &&
+	    r->n_targets > 0;
+	if (v->need_health) {
+		const struct coord_target *t = &r->targets[r->n_targets - 1];
+
+		snprintf(v->node, sizeof(v->node), "%s", t->node);
+		snprintf(v->service, sizeof(v->service), "%s", t->service);
+		snprintf(v->instance, sizeof(v->instance), "%s", t->instance);
+	}
+	if (coord_rule_render_promql(rule, r->alert, &v->promql, err,
+	    sizeof(err)) < 0) {
+		v->promql_state = 0;
+		snprintf(v->promql_detail, sizeof(v->promql_detail), "%s", err);
+	} else if (v->promql != NULL && e->d.conf->prometheus_url[0] == '\0') {
+		cm_warn("engine.verify_promql_skipped", "rule=%s reason=%s",
+		    cm_q(rule->conf->name), "no prometheus_url configured");
+		free(v->promql);
+		v->promql = NULL;
+	}
+	if (!v->need_health && v->promql == NULL && !vc->resolved &&
+	    v->promql_state != 0) {
+		r->inc->busy = false;
+		verify_free(v);
+		return;
+	}
+	v->alert = r->alert;
+	r->alert = NULL;
+	snprintf(detail, sizeof(detail), "waiting for:%s%s%s",
+	    v->need_health ? " health" : "", v->promql ? " promql" : "",
+	    vc->resolved ? " resolved" : "");
+	v->row_id = row_insert(e, v->alert_id, v->inc, rule->conf->name,
+	    "verify", last->service, v->need_health ? v->instance :
+	    last->instance, v->need_health ? v->node : NULL, "verifying",
+	    detail);
+	v->started_mono = now;
+	v->deadline_mono = now + vc->timeout_ms;
+	v->next_poll_mono = now + (vc->interval_ms < 1000 ? vc->interval_ms :
+	    1000);
+	v->next = e->verifies;
+	e->verifies = v;
+}
+
+static void
+handle_vcheck(struct coord_engine *e, struct ev *ev)
+{
+	struct verify *v = ev->verify;
+
+	(void)e;
+	v->health_pending = false;
+	if (ev->rv < 0)
+		v->health = -1;
+	else
+		v->health = ev->has_reply && ev->reply.ok ? 1 : 0;
+	snprintf(v->health_detail, sizeof(v->health_detail), "%s",
+	    ev->has_reply ? ev->reply.message : strerror(-ev->rv));
+	verify_evaluate(v, cm_mono_ms());
+}
+
+static void
+handle_vquery(struct coord_engine *e, struct ev *ev)
+{
+	struct verify *v = ev->verify;
+
+	(void)e;
+	v->promql_pending = false;
+	v->promql_state = ev->verdict == COORD_PROM_NORMAL ? 1 :
+	    ev->verdict == COORD_PROM_FIRING ? 0 : -1;
+	snprintf(v->promql_detail, sizeof(v->promql_detail), "%s", ev->detail);
+	verify_evaluate(v, cm_mono_ms());
+}
+
+// The alert of `inc` resolved: a verification waiting for it may end.
+static void
+verify_resolved(struct coord_engine *e, struct incident *inc)
+{
+	for (struct verify *v = e->verifies; v != NULL; v = v->next) {
+		if (v->inc == inc) {
+			verify_evaluate(v, cm_mono_ms());
+			return; // evaluate may free v
+		}
+	}
+}
+
 // ---- loop ----------------------------------------------------------------
 
 static int64_t
@@ -1056,6 +1643,12 @@ next_deadline(struct coord_engine *e, int64_t now)
 	for (struct run *r = e->runs; r != NULL; r = r->next)
 		if (r->retry_at_mono > 0 && r->retry_at_mono < d)
 			d = r->retry_at_mono;
+	for (struct verify *v = e->verifies; v != NULL; v = v->next) {
+		if (v->next_poll_mono < d)
+			d = v->next_poll_mono;
+		if (v->deadline_mono < d)
+			d = v->deadline_mono;
+	}
 	return d;
 }
 
@@ -1072,6 +1665,13 @@ fire_timers(struct coord_engine *e, int64_t now)
 			dispatch_target(r);
 		}
 		r = next;
+	}
+	for (struct verify *v = e->verifies, *next; v != NULL; v = next) {
+		next = v->next; // v may finish and be freed
+		if (v->next_poll_mono <= now && now < v->deadline_mono)
+			verify_poll(v, now);
+		if (v->deadline_mono <= now)
+			verify_evaluate(v, now);
 	}
 }
 
@@ -1092,6 +1692,12 @@ handle_event(struct coord_engine *e, struct ev *ev)
 		break;
 	case EV_RESUME:
 		coord_safety_resume(e->safety, cm_now_ms());
+		break;
+	case EV_VCHECK:
+		handle_vcheck(e, ev);
+		break;
+	case EV_VQUERY:
+		handle_vquery(e, ev);
 		break;
 	}
 	if (!kept)
@@ -1272,7 +1878,8 @@ rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
 		cooldown_set(e, key, mono + rc->cooldown_ms, rec->id);
 	}
 	if (strcmp(rec->state, "dispatched") == 0 ||
-	    strcmp(rec->state, "retrying") == 0) {
+	    strcmp(rec->state, "retrying") == 0 ||
+	    strcmp(rec->state, "verifying") == 0) {
 		// The outcome was lost with the previous process. The agent
 		// may or may not have acted; the cooldown above keeps us from
 		// acting twice, and a still-firing alert retries after it.
@@ -1307,7 +1914,9 @@ coord_engine_start(struct coord_engine **ret,
 		return -ENOMEM;
 	e->d = *deps;
 	e->safety = coord_safety_new(&deps->conf->safety);
-	if (e->safety == NULL) {
+	if (e->safety == NULL ||
+	    coord_worker_start(&e->worker, 2, 1024) < 0) {
+		coord_safety_free(e->safety);
 		free(e);
 		return -ENOMEM;
 	}
@@ -1357,11 +1966,19 @@ coord_engine_free(struct coord_engine *e)
 	if (e == NULL)
 		return;
 	coord_engine_stop(e);
+	// Queued jobs finish and post their events into the stopped queue.
+	coord_worker_stop(e->worker);
 	while (e->head != NULL) {
 		struct ev *ev = e->head;
 
 		e->head = ev->next;
 		ev_free(ev);
+	}
+	while (e->verifies != NULL) {
+		struct verify *v = e->verifies;
+
+		e->verifies = v->next;
+		verify_free(v);
 	}
 	while (e->deferred != NULL) {
 		struct ev *ev = e->deferred;

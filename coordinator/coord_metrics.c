@@ -32,7 +32,10 @@ static const char *const check_names[] = {
 };
 #define N_CHECKS (sizeof(check_names) / sizeof(check_names[0]))
 static atomic_uint_fast64_t safety_blocks[N_CHECKS];
-static struct histogram alert_to_action, action_duration;
+static struct histogram alert_to_action, action_duration, recovery;
+static atomic_uint_fast64_t verifications[COORD_VER__COUNT];
+static atomic_uint_fast64_t notifications[2];
+static const char *const verified_names[] = { "verified", "failed", "timeout" };
 
 static const char *const decision_names[] = {
 	[COORD_DEC_ACTED] = "acted",
@@ -134,6 +137,22 @@ void
 coord_metrics_action_duration(double seconds)
 {
 	observe(&action_duration, seconds);
+}
+
+void
+coord_metrics_verification(enum coord_verified v, double seconds)
+{
+	if (v >= COORD_VER__COUNT)
+		return;
+	atomic_fetch_add(&verifications[v], 1);
+	if (v == COORD_VER_VERIFIED)
+		observe(&recovery, seconds);
+}
+
+void
+coord_metrics_notification(int ok)
+{
+	atomic_fetch_add(&notifications[ok ? 1 : 0], 1);
 }
 
 // A growable text buffer for rendering.
@@ -259,6 +278,22 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    &alert_to_action);
 	render_histogram(&o, "reflex_action_duration_seconds",
 	    "Time from dispatching an action to its outcome.", &action_duration);
+	render_histogram(&o, "reflex_time_to_recovery_seconds",
+	    "Time from an alert to the verified recovery of its target.",
+	    &recovery);
+	family(&o, "reflex_verifications_total", "counter",
+	    "Verifications after actions, by result (verified = an incident "
+	    "closed without a person).");
+	for (int v = 0; v < COORD_VER__COUNT; v++)
+		outf(&o, "reflex_verifications_total{result=\"%s\"} %llu\n",
+		    verified_names[v],
+		    (unsigned long long)atomic_load(&verifications[v]));
+	family(&o, "reflex_notifications_total", "counter",
+	    "Notifications sent to webhooks, by result.");
+	outf(&o, "reflex_notifications_total{result=\"sent\"} %llu\n",
+	    (unsigned long long)atomic_load(&notifications[1]));
+	outf(&o, "reflex_notifications_total{result=\"failed\"} %llu\n",
+	    (unsigned long long)atomic_load(&notifications[0]));
 	gauge(&o, "reflex_agents_registered", "Agents known to the coordinator.",
 	    g->agents_registered);
 	gauge(&o, "reflex_agents_lost", "Agents whose heartbeats stopped.",

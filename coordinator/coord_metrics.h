@@ -46,6 +46,12 @@ void coord_metrics_safety_block(const char *check);
 void coord_metrics_alert_to_action(double seconds);
 void coord_metrics_action_duration(double seconds);
 
+enum coord_verified { COORD_VER_VERIFIED, COORD_VER_FAILED, COORD_VER_TIMEOUT,
+	COORD_VER__COUNT };
+// A verification ended; `seconds` from the alert to recovery (verified).
+void coord_metrics_verification(enum coord_verified v, double seconds);
+void coord_metrics_notification(int ok);
+
 // Sampled values, filled by the caller of render.
 struct coord_gauges {
 	int64_t agents_registered;

@@ -57,6 +57,25 @@ static const struct cm_conf_field action_fields[] = {
 	{ .key = NULL },
 };
 
+static const struct cm_conf_field verify_fields[] = {
+	{ .key = "interval", .type = CM_CONF_DURATION, .def = "30s",
+	  .min = 100, .max = 3600000,
+	  .off = offsetof(struct coord_verify_conf, interval_ms) },
+	{ .key = "timeout", .type = CM_CONF_DURATION, .def = "300s",
+	  .min = 1000, .max = 86400000,
+	  .off = offsetof(struct coord_verify_conf, timeout_ms) },
+	{ .key = "health", .type = CM_CONF_BOOL, .def = "true",
+	  .off = offsetof(struct coord_verify_conf, health),
+	  .help = "the agent reports the target healthy again" },
+	{ .key = "resolved", .type = CM_CONF_BOOL, .def = "true",
+	  .off = offsetof(struct coord_verify_conf, resolved),
+	  .help = "the alert's resolved notification arrives" },
+	{ .key = "promql", .type = CM_CONF_STR,
+	  .off = offsetof(struct coord_verify_conf, promql),
+	  .help = "condition that returns samples while broken" },
+	{ 0 },
+};
+
 const struct cm_conf_field coord_rule_fields[] = {
 	{ .key = "name", .type = CM_CONF_STR, .required = true,
 	  .off = offsetof(struct coord_rule_conf, name),
@@ -83,6 +102,15 @@ const struct cm_conf_field coord_rule_fields[] = {
 	{ .key = "continue", .type = CM_CONF_BOOL, .def = "false",
 	  .off = offsetof(struct coord_rule_conf, cont),
 	  .help = "keep matching later rules after this one matched" },
+	{ .key = "verify", .type = CM_CONF_STRUCT,
+	  .off = offsetof(struct coord_rule_conf, verify), .sub = verify_fields,
+	  .help = "how to tell the repair worked" },
+	{ .key = "escalation", .type = CM_CONF_LIST,
+	  .off = offsetof(struct coord_rule_conf, escalation),
+	  .sub = action_fields,
+	  .elem_size = sizeof(struct coord_action_conf),
+	  .line_off = CM_CONF_LINE(struct coord_action_conf, line),
+	  .help = "next steps when verification fails, in order" },
 	{ .key = "actions", .type = CM_CONF_LIST, .required = true,
 	  .off = offsetof(struct coord_rule_conf, actions),
 	  .sub = action_fields,
@@ -747,11 +775,12 @@ plan_params(struct coord_plan *pl, const struct cm_strmap *src, size_t step,
 }
 
 static int
-plan_one(struct coord_plan *pl, const struct coord_rule *r, size_t step,
-    const struct coord_alert *a, char *err, size_t errlen)
+plan_one(struct coord_plan *pl, const struct coord_rule *r,
+    const struct cm_list *list, size_t step, const struct coord_alert *a,
+    char *err, size_t errlen)
 {
 	const struct coord_action_conf *act =
-	    &((const struct coord_action_conf *)r->conf->actions.v)[step];
+	    &((const struct coord_action_conf *)list->v)[step];
 	char why[256];
 	int rv;
 
@@ -797,7 +826,8 @@ coord_rule_plan(const struct coord_rule *r, const struct coord_alert *a,
 	if (plans == NULL)
 		return errf(err, errlen, -ENOMEM, "out of memory");
 	for (i = 0; i < n; i++) {
-		rv = plan_one(&plans[i], r, i, a, err, errlen);
+		rv = plan_one(&plans[i], r, &r->conf->actions, i, a, err,
+		    errlen);
 		if (rv < 0) {
 			coord_plans_free(plans, i + 1);
 			return rv;
@@ -806,6 +836,114 @@ coord_rule_plan(const struct coord_rule *r, const struct coord_alert *a,
 	*ret = plans;
 	*ret_n = n;
 	return 0;
+}
+
+int
+coord_rule_plan_escalation(const struct coord_rule *r,
+    const struct coord_alert *a, size_t step, struct coord_plan **ret,
+    char *err, size_t errlen)
+{
+	struct coord_plan *p;
+	int rv;
+
+	*ret = NULL;
+	if (step >= r->conf->escalation.n)
+		return -ENOENT;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	rv = plan_one(p, r, &r->conf->escalation, step, a, err, errlen);
+	if (rv < 0) {
+		coord_plans_free(p, 1);
+		return rv;
+	}
+	*ret = p;
+	return 0;
+}
+
+int
+coord_rule_render_promql(const struct coord_rule *r,
+    const struct coord_alert *a, char **ret, char *err, size_t errlen)
+{
+	const char *t = r->conf->verify.promql, *p;
+	char *out;
+	size_t cap, o = 0;
+
+	*ret = NULL;
+	if (t == NULL || t[0] == '\0')
+		return 0;
+	cap = strlen(t) + 1;
+	out = malloc(cap);
+	if (out == NULL)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	for (p = t; *p != '\0';) {
+		const char *open = strstr(p, "{{"), *close, *val;
+		char name[MATCHER_MAX_NAME + 1];
+		size_t need, nl;
+
+		if (open == NULL)
+			open = p + strlen(p);
+		need = o + (size_t)(open - p) + 1;
+		if (need > cap) {
+			char *g = realloc(out, need * 2);
+
+			if (g == NULL)
+				goto nomem;
+			out = g;
+			cap = need * 2;
+		}
+		memcpy(out + o, p, (size_t)(open - p));
+		o += (size_t)(open - p);
+		if (*open == '\0')
+			break;
+		close = strstr(open, "}}");
+		if (close == NULL) {
+			free(out);
+			return errf(err, errlen, -EINVAL, "verify.promql: "
+			    "unbalanced {{");
+		}
+		for (open += 2; *open == ' '; open++)
+			;
+		nl = (size_t)(close - open);
+		while (nl > 0 && open[nl - 1] == ' ')
+			nl--;
+		if (nl == 0 || nl > MATCHER_MAX_NAME) {
+			free(out);
+			return errf(err, errlen, -EINVAL, "verify.promql: bad "
+			    "placeholder");
+		}
+		memcpy(name, open, nl);
+		name[nl] = '\0';
+		val = coord_kvs_get(&a->labels, name);
+		if (val == NULL) {
+			free(out);
+			return errf(err, errlen, -EINVAL, "verify.promql: the "
+			    "alert has no label %s", name);
+		}
+		need = o + 2 * strlen(val) + 1;
+		if (need > cap) {
+			char *g = realloc(out, need * 2);
+
+			if (g == NULL)
+				goto nomem;
+			out = g;
+			cap = need * 2;
+		}
+		for (const char *v = val; *v; v++) {
+			if (*v == '"' || *v == '\\')
+				out[o++] = '\\';
+			if (*v == '\n')
+				continue; // label values cannot break the query
+			out[o++] = *v;
+		}
+		p = close + 2;
+	}
+	out[o] = '\0';
+	*ret = out;
+	return 0;
+nomem:
+	free(out);
+	return errf(err, errlen, -ENOMEM, "out of memory");
 }
 
 // ---- Compiling the config ------------------------------------------------
@@ -936,6 +1074,17 @@ rule_compile(struct coord_rules *rules, const struct coord_rule_conf *rc,
 		if (rv < 0)
 			return rv;
 	}
+	for (j = 0; j < rc->escalation.n; j++) {
+		const struct coord_action_conf *act =
+		    &((const struct coord_action_conf *)rc->escalation.v)[j];
+
+		rv = action_compile(act, i, j, rc->line, file, err, errlen);
+		if (rv < 0)
+			return rv;
+	}
+	if (rc->verify.promql != NULL && strlen(rc->verify.promql) > 4096)
+		return cm_conf_errf(err, errlen, file, rc->line, key,
+		    "verify.promql: longer than 4096 bytes");
 	return 0;
 }
 

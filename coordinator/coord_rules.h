@@ -70,6 +70,17 @@ struct coord_action_conf {
 	struct cm_strmap params;
 };
 
+// How a repair is verified (see coord_engine.h). The PromQL condition is
+// templated from the alert's labels like an action target, but quoted
+// label values are escaped rather than validated as names.
+struct coord_verify_conf {
+	int64_t interval_ms;	// poll period (default 30 s)
+	int64_t timeout_ms;	// give up after (default 300 s)
+	bool health;		// the agent reports the target healthy
+	bool resolved;		// the alert's resolved notification arrived
+	char *promql;		// optional: returns samples while broken
+};
+
 struct coord_rule_conf {
 	int line;
 	char *name;
@@ -80,6 +91,9 @@ struct coord_rule_conf {
 	bool force;	// may restart services listed as critical
 	bool shadow;	// decide and record, never execute (this rule only)
 	struct cm_list actions; // of struct coord_action_conf
+	struct coord_verify_conf verify;
+	struct cm_list escalation; // of struct coord_action_conf: run in
+				   // order, one per failed verification
 };
 
 // cm_conf table for one rule (use as .sub of a CM_CONF_LIST with
@@ -167,5 +181,18 @@ int coord_template_render(char **ret, const char *tmpl,
 int coord_rule_plan(const struct coord_rule *r, const struct coord_alert *a,
     struct coord_plan **ret, size_t *ret_n, char *err, size_t errlen);
 void coord_plans_free(struct coord_plan *p, size_t n);
+
+// Renders step `step` of the rule's escalation chain into *ret (one plan,
+// free with coord_plans_free(ret, 1)). Returns 0, -ENOENT past the end of
+// the chain, or a render error with the reason in err.
+int coord_rule_plan_escalation(const struct coord_rule *r,
+    const struct coord_alert *a, size_t step, struct coord_plan **ret,
+    char *err, size_t errlen);
+
+// Renders the verify PromQL for `a`: each {{ label }} becomes the label's
+// value with backslashes and double quotes escaped (so it is safe inside a
+// quoted PromQL string). Returns 0 with *ret NULL when there is none.
+int coord_rule_render_promql(const struct coord_rule *r,
+    const struct coord_alert *a, char **ret, char *err, size_t errlen);
 
 #endif
