@@ -3,6 +3,7 @@
 #include "coord_engine.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -39,7 +40,26 @@ struct incident {
 	bool busy;	       // a run is in progress
 	bool escalated;
 	char service[CM_NAME_MAX]; // of its first action, for safety
+	char history[CM_TEXT_MAX]; // what was tried and how it went
 };
+
+// Appends "; <what>" to the incident's history (truncated when full).
+static void __attribute__((format(printf, 2, 3)))
+history_add(struct incident *inc, const char *fmt, ...)
+{
+	size_t o = strlen(inc->history);
+	va_list ap;
+
+	if (o + 4 >= sizeof(inc->history))
+		return;
+	if (o > 0) {
+		memcpy(inc->history + o, "; ", 2);
+		o += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(inc->history + o, sizeof(inc->history) - o, fmt, ap);
+	va_end(ap);
+}
 
 // Last use of one action on one target ("rule|type|service|instance").
 struct cooldown {
@@ -465,7 +485,8 @@ run_finish(struct run *r, bool ok, const char *why)
 	if (ok) {
 		verify_start(r); // takes r->alert; the incident stays busy
 	} else {
-		snprintf(tried, sizeof(tried), "%s", r->why);
+		history_add(r->inc, "%s: %s", r->why, why);
+		snprintf(tried, sizeof(tried), "%s", r->inc->history);
 		r->inc->busy = false;
 		escalate_next(e, r->inc, r->alert, r->plans[0].rule, r->alert_id,
 		    r->received_mono, r->esc_next, tried, why);
@@ -1002,6 +1023,7 @@ act(struct coord_engine *e, struct incident *inc, struct ev *ev,
 		inc->open = true;
 		inc->attempts = 0;
 		inc->escalated = false;
+		inc->history[0] = '\0';
 		inc->start_ms = ev->alert->starts_ms;
 		snprintf(inc->service, sizeof(inc->service), "%s",
 		    plans[0].service);
@@ -1485,9 +1507,11 @@ verify_finish(struct verify *v, enum coord_verified outcome, const char *why)
 	    v->alert_id, states[outcome], cm_q(why));
 	verify_unlink(e, v);
 	v->inc->busy = false;
+	history_add(v->inc, "%s: verification %s (%s)", v->tried,
+	    states[outcome], why);
 	if (outcome != COORD_VER_VERIFIED) {
 		escalate_next(e, v->inc, v->alert, v->rule, v->alert_id,
-		    v->received_mono, v->esc_next, v->tried, why);
+		    v->received_mono, v->esc_next, v->inc->history, why);
 		v->alert = NULL;
 	}
 	verify_free(v);

@@ -8,7 +8,9 @@
 //
 // usage: fake-agents --coordinator URL --port PORT [--count N]
 //            --workload SERVICE:INSTANCE:ADDR... [--fail] [--delay-ms MS]
-//            [--heartbeat-ms MS] [--node-prefix P]
+//            [--heartbeat-ms MS] [--node-prefix P] [--unhealthy]
+// --unhealthy answers every "check" (verification) with ok=false, as an
+// agent whose target stays broken after a restart.
 // Agent i listens on tcp://127.0.0.1:(PORT+i) and hosts every --workload
 // (with "{i}" in SERVICE, INSTANCE or ADDR replaced by i).
 #include <errno.h>
@@ -42,7 +44,7 @@ struct fake {
 
 static struct fake *fakes;
 static int count = 1, delay_ms, heartbeat_ms = 1000;
-static bool fail;
+static bool fail, unhealthy;
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool stop;
 
@@ -101,11 +103,14 @@ on_cmd(void *arg)
 		fflush(stdout);
 		pthread_mutex_unlock(&out_mu);
 		r.id = m.id;
-		r.u.reply.ok = !fail;
-		r.u.reply.code = fail ? -EIO : 0;
+		bool bad = fail || (unhealthy &&
+		    strcmp(m.u.cmd.action, "check") == 0);
+
+		r.u.reply.ok = !bad;
+		r.u.reply.code = bad ? -EIO : 0;
 		snprintf(r.u.reply.message, sizeof(r.u.reply.message), "%s %s/%s %s",
 		    m.u.cmd.action, m.u.cmd.service, m.u.cmd.instance,
-		    fail ? "failed (simulated)" : "done (simulated)");
+		    bad ? "failed (simulated)" : "done (simulated)");
 	} else {
 		r.u.reply.ok = false;
 		r.u.reply.code = rv < 0 ? rv : -EPROTO;
@@ -195,6 +200,7 @@ main(int argc, char **argv)
 		{ "delay-ms", required_argument, NULL, 'd' },
 		{ "heartbeat-ms", required_argument, NULL, 'b' },
 		{ "node-prefix", required_argument, NULL, 'P' },
+		{ "unhealthy", no_argument, NULL, 'u' },
 		{ 0 },
 	};
 	const char *coord = NULL, *prefix = "node-", *wls[MAX_WL];
@@ -213,6 +219,7 @@ main(int argc, char **argv)
 		case 'd': delay_ms = atoi(optarg); break;
 		case 'b': heartbeat_ms = atoi(optarg); break;
 		case 'P': prefix = optarg; break;
+		case 'u': unhealthy = true; break;
 		default: return 2;
 		}
 	}
