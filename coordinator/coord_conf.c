@@ -18,6 +18,19 @@
 
 static const char *const modes[] = { "live", "shadow", NULL };
 
+static const struct cm_conf_field tls_fields[] = {
+	{ .key = "cert_file", .type = CM_CONF_STR,
+	  .off = offsetof(struct coord_tls_conf, cert_file),
+	  .help = "server certificate (PEM); enables HTTPS" },
+	{ .key = "key_file", .type = CM_CONF_STR,
+	  .off = offsetof(struct coord_tls_conf, key_file),
+	  .help = "its private key (PEM)" },
+	{ .key = "client_ca_file", .type = CM_CONF_STR,
+	  .off = offsetof(struct coord_tls_conf, client_ca_file),
+	  .help = "CA for client certificates; makes them mandatory" },
+	{ 0 },
+};
+
 static const struct cm_conf_field limits_fields[] = {
 	{ .key = "max_body", .type = CM_CONF_SIZE,
 	  .off = offsetof(struct coord_limits_conf, max_body), .def = "1MiB",
@@ -65,6 +78,10 @@ const struct cm_conf_field coord_conf_fields[] = {
 	  .elem_size = sizeof(struct coord_notifier_conf),
 	  .line_off = CM_CONF_LINE(struct coord_notifier_conf, line),
 	  .help = "webhooks told about escalations and failed repairs" },
+	F("auth", CM_CONF_STRUCT, auth, .sub = coord_auth_fields,
+	    .help = "credentials for the webhook and for operator calls"),
+	F("tls", CM_CONF_STRUCT, tls, .sub = tls_fields,
+	    .help = "HTTPS for the webhook and API"),
 	F("mode", CM_CONF_ENUM, mode, .choices = modes, .def = "live",
 	    .help = "shadow: decide and record everything, execute nothing"),
 	{ .key = "rules", .type = CM_CONF_LIST,
@@ -107,6 +124,12 @@ validate(struct coord_conf *c, char *err, size_t errlen)
 	if (strchr(c->listen, '/') != NULL || strchr(c->listen, ':') == NULL)
 		return cm_conf_errf(err, errlen, c->path, 0, "listen",
 		    "expected host:port, got \"%s\"", c->listen);
+	if ((c->tls.cert_file != NULL) != (c->tls.key_file != NULL))
+		return cm_conf_errf(err, errlen, c->path, 0, "tls",
+		    "cert_file and key_file go together");
+	if (c->tls.client_ca_file != NULL && c->tls.cert_file == NULL)
+		return cm_conf_errf(err, errlen, c->path, 0, "tls.client_ca_file",
+		    "needs cert_file and key_file");
 	for (size_t i = 0; i < c->notify.n; i++) {
 		const struct coord_notifier_conf *n =
 		    (const struct coord_notifier_conf *)c->notify.v + i;

@@ -10,6 +10,7 @@
 #include "coord_rules.h"
 #include "coord_safety.h"
 #include "coord_notify.h"
+#include "coord_auth.h"
 
 struct coord_limits_conf {
 	int64_t max_body;
@@ -18,6 +19,14 @@ struct coord_limits_conf {
 	int64_t max_value_len;
 	int64_t max_annotation_len;
 	int64_t queue;		// alerts waiting for the engine
+};
+
+// TLS on the HTTP server: PEM files; client_ca_file makes client
+// certificates mandatory (mutual TLS).
+struct coord_tls_conf {
+	char *cert_file;
+	char *key_file;
+	char *client_ca_file;
 };
 
 struct coord_conf {
@@ -36,6 +45,8 @@ struct coord_conf {
 	char *prometheus_url;	// for verify.promql; "" = none
 	int64_t prometheus_timeout_ms;
 	struct cm_list notify;	// of struct coord_notifier_conf
+	struct coord_auth_conf auth;
+	struct coord_tls_conf tls;
 	struct cm_list rules;	// of struct coord_rule_conf
 
 	// Derived after loading (not from YAML):

@@ -51,6 +51,15 @@ coord_fetch(const char *method, const char *url, const char *content_type,
     const char *body, size_t body_len, int64_t timeout_ms,
     struct coord_fetch_reply *reply)
 {
+	return coord_fetch_headers(method, url, NULL, content_type, body,
+	    body_len, timeout_ms, reply);
+}
+
+int
+coord_fetch_headers(const char *method, const char *url,
+    const char *const *headers, const char *content_type, const char *body,
+    size_t body_len, int64_t timeout_ms, struct coord_fetch_reply *reply)
+{
 	struct curl_slist *hdrs = NULL;
 	struct sink s = { 0 };
 	char ct[128];
@@ -72,15 +81,20 @@ coord_fetch(const char *method, const char *url, const char *content_type,
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "reflex-coordinator");
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+		hdrs = curl_slist_append(hdrs, headers[i]);
 	if (strcmp(method, "POST") == 0) {
 		snprintf(ct, sizeof(ct), "Content-Type: %s",
 		    content_type != NULL ? content_type : "application/json");
 		hdrs = curl_slist_append(hdrs, ct);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? body : "");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
 		    (curl_off_t)body_len);
 	}
+	if (hdrs != NULL)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	if (strncmp(url, "https://", 8) == 0 && getenv("REFLEX_CA_FILE") != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, getenv("REFLEX_CA_FILE"));
 	rc = curl_easy_perform(c);
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply->status);

@@ -27,6 +27,12 @@ int coord_fetch(const char *method, const char *url, const char *content_type,
     const char *body, size_t body_len, int64_t timeout_ms,
     struct coord_fetch_reply *reply) __attribute__((warn_unused_result));
 
+// Same, with extra request headers ("Name: value", NULL-terminated list).
+int coord_fetch_headers(const char *method, const char *url,
+    const char *const *headers, const char *content_type, const char *body,
+    size_t body_len, int64_t timeout_ms, struct coord_fetch_reply *reply)
+    __attribute__((warn_unused_result));
+
 // URL-escapes `s` into a new string (free()). NULL on ENOMEM.
 char *coord_fetch_escape(const char *s);
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -84,6 +85,33 @@ reply_error(nng_aio *aio, uint16_t status, const char *reason)
 	free(s);
 }
 
+static void
+reply_unauthorized(nng_aio *aio, const char *reason)
+{
+	nng_http_res *res;
+	cJSON *o = cJSON_CreateObject();
+	char *s = NULL;
+
+	if (o != NULL) {
+		cJSON_AddStringToObject(o, "status", "error");
+		cJSON_AddStringToObject(o, "error", reason);
+		s = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+	}
+	if (s == NULL || nng_http_res_alloc(&res) != 0) {
+		free(s);
+		nng_aio_finish(aio, NNG_ENOMEM);
+		return;
+	}
+	nng_http_res_set_status(res, 401);
+	nng_http_res_set_header(res, "Content-Type", "application/json");
+	nng_http_res_set_header(res, "WWW-Authenticate", "Bearer realm=\"reflex\"");
+	nng_http_res_copy_data(res, s, strlen(s));
+	free(s);
+	nng_aio_set_output(aio, 0, res);
+	nng_aio_finish(aio, 0);
+}
+
 static struct coord_http *
 server_of(nng_aio *aio)
 {
@@ -141,6 +169,13 @@ webhook_cb(nng_aio *aio)
 	size_t len;
 	int rv;
 
+	if (!coord_auth_webhook_ok(h->d.auth,
+	    nng_http_req_get_header(req, "Authorization"))) {
+		cm_warn("webhook.rejected", "status=401 reason=bad_credentials");
+		coord_metrics_webhook(401);
+		reply_unauthorized(aio, "valid webhook credentials required");
+		return;
+	}
 	nng_http_req_get_data(req, &body, &len);
 	if (len > c->wl.max_body) {
 		snprintf(err, sizeof(err), "body of %zu bytes exceeds the limit "
@@ -336,6 +371,12 @@ gauges(struct coord_http *h, struct coord_gauges *g,
 	g->journal_bytes = js->bytes;
 	g->journal_commits = js->commits;
 	g->journal_commit_errors = js->commit_errors;
+	{
+		struct coord_breaker_state b;
+
+		coord_engine_breaker(h->d.engine, &b);
+		g->breaker_open = b.open;
+	}
 }
 
 static void
@@ -378,6 +419,22 @@ health_cb(nng_aio *aio)
 		cJSON_AddItemToArray(reasons,
 		    cJSON_CreateString("alert queue full"));
 	}
+	{
+		struct coord_breaker_state b;
+
+		coord_engine_breaker(h->d.engine, &b);
+		if (b.open) {
+			// An operator's pause is deliberate: degraded, not down.
+			if (!b.paused_by_operator || strcmp(status, "unhealthy") == 0)
+				status = b.paused_by_operator ? status : "unhealthy";
+			if (b.paused_by_operator && strcmp(status, "healthy") == 0)
+				status = "degraded";
+			snprintf(buf, sizeof(buf), "automation paused: %.120s",
+			    b.reason);
+			cJSON_AddItemToArray(reasons, cJSON_CreateString(buf));
+		}
+		cJSON_AddBoolToObject(o, "breaker_open", b.open);
+	}
 	if (js.commit_errors > 0 && js.commits == 0) {
 		status = "unhealthy";
 		cJSON_AddItemToArray(reasons,
@@ -397,6 +454,53 @@ health_cb(nng_aio *aio)
 	}
 	reply_json(aio, strcmp(status, "unhealthy") == 0 ? 503 : 200, s);
 	free(s);
+}
+
+static void
+control(nng_aio *aio, bool pause)
+{
+	struct coord_http *h = server_of(aio);
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	char who[64] = "operator";
+	const char *ua;
+	int rv;
+
+	if (h->d.auth->operator_token == NULL) {
+		reply_error(aio, 403, "no operator credential is configured "
+		    "(auth.operator_token_file): mutating calls are disabled");
+		return;
+	}
+	if (!coord_auth_operator_ok(h->d.auth,
+	    nng_http_req_get_header(req, "Authorization"))) {
+		cm_warn("api.rejected", "status=401 call=%s",
+		    pause ? "pause" : "resume");
+		reply_unauthorized(aio, "operator credential required");
+		return;
+	}
+	ua = nng_http_req_get_header(req, "X-Reflex-Operator");
+	if (ua != NULL && cm_name_valid(ua))
+		snprintf(who, sizeof(who), "%s", ua);
+	rv = pause ? coord_engine_pause(h->d.engine, who) :
+	    coord_engine_resume(h->d.engine);
+	if (rv < 0) {
+		reply_error(aio, 503, "out of memory");
+		return;
+	}
+	cm_notice(pause ? "api.pause" : "api.resume", "who=%s", cm_q(who));
+	reply_json(aio, 202, pause ? "{\"status\":\"pausing\"}" :
+	    "{\"status\":\"resuming\"}");
+}
+
+static void
+pause_cb(nng_aio *aio)
+{
+	control(aio, true);
+}
+
+static void
+resume_cb(nng_aio *aio)
+{
+	control(aio, false);
 }
 
 static void
@@ -421,7 +525,70 @@ static const struct route routes[] = {
 	{ "/health", "GET", health_cb, false },
 	{ "/healthz", "GET", healthz_cb, false },
 	{ "/readyz", "GET", healthz_cb, false },
+	{ "/api/v1/pause", "POST", pause_cb, true },
+	{ "/api/v1/resume", "POST", resume_cb, true },
 };
+
+static char *
+slurp(const char *path, size_t max)
+{
+	FILE *f = fopen(path, "rbe");
+	char *buf;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	buf = malloc(max + 1);
+	if (buf != NULL) {
+		n = fread(buf, 1, max + 1, f);
+		if (n > max) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+static int
+tls_setup(nng_http_server *srv, const struct coord_tls_conf *t, char *err,
+    size_t errlen)
+{
+	nng_tls_config *cfg = NULL;
+	char *cert = slurp(t->cert_file, 1 << 20), *key = slurp(t->key_file,
+	    1 << 20);
+	int rv;
+
+	if (cert == NULL || key == NULL) {
+		snprintf(err, errlen, "tls: cannot read %s", cert == NULL ?
+		    t->cert_file : t->key_file);
+		rv = NNG_EINVAL;
+		goto out;
+	}
+	rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER);
+	if (rv == 0)
+		rv = nng_tls_config_own_cert(cfg, cert, key, NULL);
+	if (rv == 0 && t->client_ca_file != NULL) {
+		rv = nng_tls_config_ca_file(cfg, t->client_ca_file);
+		if (rv == 0)
+			rv = nng_tls_config_auth_mode(cfg,
+			    NNG_TLS_AUTH_MODE_REQUIRED);
+	}
+	if (rv == 0)
+		rv = nng_http_server_set_tls(srv, cfg);
+	if (rv != 0)
+		snprintf(err, errlen, "tls: %s", nng_strerror(rv));
+out:
+	if (key != NULL)
+		memset(key, 0, strlen(key));
+	free(cert);
+	free(key);
+	if (cfg != NULL)
+		nng_tls_config_free(cfg); // the server holds its own reference
+	return rv;
+}
 
 int
 coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
@@ -435,11 +602,20 @@ coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
 	if (h == NULL)
 		return -ENOMEM;
 	h->d = *d;
-	snprintf(url, sizeof(url), "http://%s", d->conf->listen);
+	snprintf(url, sizeof(url), "%s://%s", d->conf->tls.cert_file != NULL ?
+	    "https" : "http", d->conf->listen);
 	rv = nng_url_parse(&u, url);
 	if (rv == 0)
 		rv = nng_http_server_hold(&h->srv, u);
 	nng_url_free(u);
+	if (rv == 0 && d->conf->tls.cert_file != NULL) {
+		rv = tls_setup(h->srv, &d->conf->tls, err, errlen);
+		if (rv != 0) {
+			nng_http_server_release(h->srv);
+			free(h);
+			return -EINVAL;
+		}
+	}
 	for (size_t i = 0; rv == 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
 		nng_http_handler *hd;
 		size_t max = d->conf->wl.max_body * COLLECT_FACTOR;

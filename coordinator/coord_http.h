@@ -8,6 +8,11 @@
 //   GET  /metrics                          Prometheus text format
 //   GET  /health                           healthy|degraded|unhealthy + reasons
 //   GET  /healthz, /readyz                 liveness / readiness
+//   POST /api/v1/pause, /api/v1/resume     operator: stop/restart automation
+//
+// With auth configured, the webhook needs Alertmanager's bearer token or
+// basic credentials, and pause/resume need the operator's bearer token:
+// otherwise 401 (and nothing is stored or started).
 //
 // The webhook answers as soon as the alerts are committed to the journal
 // (200), never after an action: 400 for a malformed body, 413 for one
@@ -17,6 +22,7 @@
 #define COORD_HTTP_H
 
 #include "coord_agents.h"
+#include "coord_auth.h"
 #include "coord_conf.h"
 #include "coord_engine.h"
 #include "coord_journal.h"
@@ -29,6 +35,7 @@ struct coord_http_deps {
 	struct coord_journal *journal;
 	struct coord_agents *agents;
 	struct coord_engine *engine;
+	const struct coord_auth *auth;
 };
 
 int coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,

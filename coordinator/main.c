@@ -9,8 +9,10 @@
 
 #include "cm_log.h"
 #include "coord_agents.h"
+#include "coord_cli.h"
 #include "coord_conf.h"
 #include "coord_engine.h"
+#include "coord_fetch.h"
 #include "coord_http.h"
 #include "coord_journal.h"
 
@@ -22,6 +24,13 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: reflex-coordinator [-c FILE] [-v]... [--check-config]\n"
 	    "       reflex-coordinator --help-config\n"
+	    "       reflex-coordinator [-c FILE] history [--service S] "
+	    "[--alertname A]\n"
+	    "                          [--state S] [--since T] [--limit N] "
+	    "[--json] [--url URL]\n"
+	    "       reflex-coordinator [-c FILE] pause|resume [--token-file F] "
+	    "[--url URL]\n"
+	    "       reflex-coordinator [-c FILE] simulate [--json] BODY_FILE\n"
 	    "\n"
 	    "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
 	    "  -v, --verbose       more logging (repeat for debug)\n"
@@ -31,6 +40,7 @@ usage(FILE *f)
 
 struct app {
 	struct coord_conf conf;
+	struct coord_auth auth;
 	struct coord_journal *journal;
 	struct coord_agents *agents;
 	struct coord_engine *engine;
@@ -47,6 +57,7 @@ app_stop(struct app *a)
 	coord_agents_stop(a->agents);
 	coord_engine_free(a->engine);
 	coord_journal_close(a->journal);
+	coord_auth_clear(&a->auth);
 	coord_conf_free(&a->conf);
 }
 
@@ -71,6 +82,15 @@ app_run(struct app *a)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	rv = coord_auth_load(&a->auth, &a->conf.auth, err, sizeof(err));
+	if (rv < 0)
+		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.auth_failed",
+		    "reason=%s", cm_q(err));
+	if (coord_auth_webhook_open(&a->auth))
+		cm_warn("coordinator.webhook_open", "reason=%s",
+		    cm_q("no webhook credential configured (auth:): anyone "
+		    "who reaches the listen address can post alerts"));
+	coord_fetch_global_init();
 	rv = coord_journal_open(&a->journal, a->conf.journal, &jo, err, sizeof(err));
 	if (rv < 0)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.journal_failed",
@@ -87,7 +107,7 @@ app_run(struct app *a)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.engine_failed",
 		    "rv=%d", rv);
 	hd = (struct coord_http_deps){ .conf = &a->conf, .journal = a->journal,
-		.agents = a->agents, .engine = a->engine };
+		.agents = a->agents, .engine = a->engine, .auth = &a->auth };
 	rv = coord_http_start(&a->http, &hd, err, sizeof(err));
 	if (rv < 0)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.http_failed",
@@ -118,7 +138,7 @@ main(int argc, char **argv)
 	char err[512];
 
 	cm_log_set_component("coordinator");
-	while ((opt = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
@@ -140,11 +160,26 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "reflex-coordinator: unexpected argument \"%s\"\n",
-		    argv[optind]);
-		usage(stderr);
-		return 2;
+	if (optind < argc) {
+		const char *cmd = argv[optind];
+		int sub_argc = argc - optind;
+		char **sub_argv = argv + optind;
+
+		if (strcmp(cmd, "history") == 0)
+			rv = coord_cli_history(path, sub_argc, sub_argv);
+		else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)
+			rv = coord_cli_control(path, sub_argc, sub_argv,
+			    cmd[0] == 'p');
+		else if (strcmp(cmd, "simulate") == 0)
+			rv = coord_cli_simulate(path, sub_argc, sub_argv);
+		else {
+			fprintf(stderr, "reflex-coordinator: unknown command "
+			    "\"%.40s\"\n", cmd);
+			rv = 2;
+		}
+		if (rv == 2)
+			usage(stderr);
+		return rv;
 	}
 	rv = coord_conf_load(&a.conf, path, err, sizeof(err));
 	if (rv < 0) {

@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: MIT
+// coord_cli: history, pause/resume and simulate subcommands.
+#include "coord_cli.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "cm_time.h"
+#include "coord_alert.h"
+#include "coord_conf.h"
+#include "coord_fetch.h"
+#include "coord_safety.h"
+
+#define CLI_TIMEOUT_MS 10000
+
+// The API base URL: --url, else from the config's listen and tls.
+static int
+base_url(const char *config, const char *url, char *out, size_t n)
+{
+	struct coord_conf c;
+	char err[512];
+
+	if (url != NULL) {
+		if (strncmp(url, "http://", 7) != 0 &&
+		    strncmp(url, "https://", 8) != 0) {
+			fprintf(stderr, "reflex-coordinator: --url must be an "
+			    "http(s) URL\n");
+			return -EINVAL;
+		}
+		snprintf(out, n, "%s", url);
+		return 0;
+	}
+	if (coord_conf_load(&c, config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "reflex-coordinator: %s (or give --url)\n", err);
+		return -EINVAL;
+	}
+	snprintf(out, n, "%s://%s", c.tls.cert_file ? "https" : "http",
+	    c.listen);
+	coord_conf_free(&c);
+	return 0;
+}
+
+static const char *
+str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int
+append_param(char *q, size_t n, const char *k, const char *v)
+{
+	char *e = coord_fetch_escape(v);
+	size_t o = strlen(q);
+
+	if (e == NULL)
+		return -ENOMEM;
+	snprintf(q + o, n - o, "%s%s=%s", o ? "&" : "", k, e);
+	free(e);
+	return 0;
+}
+
+int
+coord_cli_history(const char *config, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "service", required_argument, NULL, 's' },
+		{ "alertname", required_argument, NULL, 'a' },
+		{ "state", required_argument, NULL, 't' },
+		{ "since", required_argument, NULL, 'S' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ "json", no_argument, NULL, 'j' },
+		{ 0 },
+	};
+	const char *url = NULL;
+	char base[512], q[1024] = "", full[1600];
+	struct coord_fetch_reply r;
+	bool json = false;
+	cJSON *doc, *a;
+	int opt, rv;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		const char *key = opt == 's' ? "service" : opt == 'a' ?
+		    "alertname" : opt == 't' ? "state" : opt == 'S' ? "since" :
+		    opt == 'l' ? "limit" : NULL;
+
+		if (opt == 'u')
+			url = optarg;
+		else if (opt == 'j')
+			json = true;
+		else if (key != NULL && strlen(optarg) < 256)
+			append_param(q, sizeof(q), key, optarg);
+		else
+			return 2;
+	}
+	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
+		return 2;
+	snprintf(full, sizeof(full), "%s/api/v1/actions%s%s", base,
+	    q[0] ? "?" : "", q);
+	rv = coord_fetch("GET", full, NULL, NULL, 0, CLI_TIMEOUT_MS, &r);
+	if (rv < 0) {
+		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r.error);
+		return 1;
+	}
+	if (r.status != 200) {
+		fprintf(stderr, "reflex-coordinator: HTTP %ld: %s\n", r.status,
+		    r.body);
+		free(r.body);
+		return 1;
+	}
+	if (json) {
+		printf("%s\n", r.body);
+		free(r.body);
+		return 0;
+	}
+	doc = cJSON_Parse(r.body);
+	free(r.body);
+	if (!cJSON_IsArray(doc)) {
+		cJSON_Delete(doc);
+		fprintf(stderr, "reflex-coordinator: unexpected answer\n");
+		return 1;
+	}
+	printf("%-6s %-24s %-14s %-9s %-28s %-11s %s\n", "ID", "CREATED",
+	    "TYPE", "STATE", "TARGET", "NODE", "DETAIL");
+	cJSON_ArrayForEach(a, doc) {
+		char target[160];
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
+
+		snprintf(target, sizeof(target), "%s/%s", str(a, "service"),
+		    str(a, "instance")[0] ? str(a, "instance") : "*");
+		printf("%-6.0f %-24s %-14s %-9s %-28s %-11s %s\n",
+		    cJSON_IsNumber(id) ? id->valuedouble : 0, str(a, "created"),
+		    str(a, "type"), str(a, "state"), target, str(a, "node")[0] ?
+		    str(a, "node") : "-", str(a, "detail"));
+	}
+	cJSON_Delete(doc);
+	return 0;
+}
+
+int
+coord_cli_control(const char *config, int argc, char **argv, int pause)
+{
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "token-file", required_argument, NULL, 't' },
+		{ 0 },
+	};
+	const char *url = NULL, *token_file = NULL;
+	struct coord_auth_conf ac = { 0 };
+	struct coord_auth auth;
+	struct coord_conf c = { 0 };
+	struct coord_fetch_reply r;
+	char base[512], full[600], hdr[COORD_SECRET_MAX + 32], err[512];
+	const char *headers[2] = { hdr, NULL };
+	bool have_conf = false;
+	int opt, rv;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'u')
+			url = optarg;
+		else if (opt == 't')
+			token_file = optarg;
+		else
+			return 2;
+	}
+	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
+		return 2;
+	if (token_file == NULL &&
+	    coord_conf_load(&c, config, err, sizeof(err)) == 0) {
+		have_conf = true;
+		token_file = c.auth.operator_token_file;
+	}
+	if (token_file == NULL) {
+		fprintf(stderr, "reflex-coordinator: no operator token (give "
+		    "--token-file or auth.operator_token_file)\n");
+		if (have_conf)
+			coord_conf_free(&c);
+		return 2;
+	}
+	ac.operator_token_file = (char *)token_file;
+	rv = coord_auth_load(&auth, &ac, err, sizeof(err));
+	if (have_conf)
+		coord_conf_free(&c);
+	if (rv < 0) {
+		fprintf(stderr, "reflex-coordinator: %s\n", err);
+		return 1;
+	}
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s",
+	    auth.operator_token);
+	coord_auth_clear(&auth);
+	snprintf(full, sizeof(full), "%s/api/v1/%s", base,
+	    pause ? "pause" : "resume");
+	rv = coord_fetch_headers("POST", full, headers, "application/json",
+	    "{}", 2, CLI_TIMEOUT_MS, &r);
+	memset(hdr, 0, sizeof(hdr));
+	if (rv < 0) {
+		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r.error);
+		return 1;
+	}
+	printf("HTTP %ld %s\n", r.status, r.body);
+	free(r.body);
+	return r.status == 202 ? 0 : 1;
+}
+
+static char *
+read_file(const char *path, size_t max, size_t *ret_len)
+{
+	FILE *f = fopen(path, "rbe");
+	char *buf;
+
+	if (f == NULL)
+		return NULL;
+	buf = malloc(max + 1);
+	if (buf != NULL) {
+		*ret_len = fread(buf, 1, max + 1, f);
+		if (*ret_len > max) {
+			free(buf);
+			buf = NULL;
+			errno = EFBIG;
+		} else {
+			buf[*ret_len] = '\0';
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+// One alert of the file through rules and checks, printed as a line or
+// added to `out` (JSON).
+static void
+simulate_alert(const struct coord_conf *c, struct coord_safety *s,
+    const struct coord_alert *a, size_t idx, cJSON *out)
+{
+	const char *name = coord_kvs_get(&a->labels, "alertname");
+	char decision[64] = "", detail[COORD_REASON_MAX + 128] = "";
+	cJSON *o = cJSON_CreateObject();
+
+	if (!a->firing) {
+		snprintf(decision, sizeof(decision), "resolved");
+		snprintf(detail, sizeof(detail), "closes its incident; never acts");
+	}
+	for (size_t i = 0; a->firing && i < c->compiled.n; i++) {
+		const struct coord_rule *r = &c->compiled.v[i];
+		struct coord_plan *plans;
+		struct coord_safety_req sr;
+		struct coord_verdict v;
+		size_t n;
+		char err[256];
+
+		if (!coord_rule_matches(r, a))
+			continue;
+		if (coord_rule_plan(r, a, &plans, &n, err, sizeof(err)) < 0) {
+			snprintf(decision, sizeof(decision), "template-error");
+			snprintf(detail, sizeof(detail), "rule %s: %s",
+			    r->conf->name, err);
+			break;
+		}
+		sr = (struct coord_safety_req){ .type = plans[0].type,
+			.service = plans[0].service, .instance = plans[0].instance,
+			.identity = coord_alert_identity(a, c->ignore_labels,
+			    c->n_ignore_labels), .force = r->conf->force };
+		coord_safety_check(s, &sr, cm_now_ms(), &v);
+		if (!v.allow) {
+			snprintf(decision, sizeof(decision), "refused:%s", v.check);
+			snprintf(detail, sizeof(detail), "rule %s: %s",
+			    r->conf->name, v.reason);
+		} else {
+			size_t k0 = 0;
+
+			snprintf(decision, sizeof(decision), "%s",
+			    c->mode == COORD_MODE_SHADOW || r->conf->shadow ?
+			    "shadow" : "act");
+			k0 = (size_t)snprintf(detail, sizeof(detail), "rule %s:",
+			    r->conf->name);
+			for (size_t k = 0; k < n && k0 < sizeof(detail); k++)
+				k0 += (size_t)snprintf(detail + k0, sizeof(detail) - k0,
+				    " %s%s %s/%s", k ? "then " : "",
+				    coord_action_name(plans[k].type),
+				    plans[k].service, plans[k].instance[0] ?
+				    plans[k].instance : "*");
+			coord_safety_started(s, &sr, cm_now_ms());
+		}
+		coord_plans_free(plans, n);
+		if (!r->conf->cont || !v.allow)
+			break;
+	}
+	if (decision[0] == '\0') {
+		snprintf(decision, sizeof(decision), "no-rule");
+		snprintf(detail, sizeof(detail), "no rule matches");
+	}
+	if (out != NULL && o != NULL) {
+		cJSON_AddNumberToObject(o, "alert", (double)idx);
+		cJSON_AddStringToObject(o, "alertname", name ? name : "");
+		cJSON_AddStringToObject(o, "decision", decision);
+		cJSON_AddStringToObject(o, "detail", detail);
+		cJSON_AddItemToArray(out, o);
+	} else {
+		printf("%-4zu %-28s %-20s %s\n", idx, name ? name : "?", decision,
+		    detail);
+		cJSON_Delete(o);
+	}
+}
+
+int
+coord_cli_simulate(const char *config, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ 0 },
+	};
+	struct coord_notification *n = NULL;
+	struct coord_safety *s;
+	struct coord_conf c;
+	char err[512], *body;
+	cJSON *out = NULL;
+	bool json = false;
+	size_t len = 0;
+	int opt, rv;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt != 'j')
+			return 2;
+		json = true;
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "usage: reflex-coordinator simulate [-c FILE] "
+		    "[--json] WEBHOOK_BODY_FILE\n");
+		return 2;
+	}
+	rv = coord_conf_load(&c, config, err, sizeof(err));
+	if (rv < 0) {
+		fprintf(stderr, "reflex-coordinator: %s\n", err);
+		return 1;
+	}
+	body = read_file(argv[optind], c.wl.max_body, &len);
+	if (body == NULL) {
+		fprintf(stderr, "reflex-coordinator: %s: %s\n", argv[optind],
+		    strerror(errno));
+		coord_conf_free(&c);
+		return 1;
+	}
+	rv = coord_webhook_parse(&n, body, len, &c.wl, err, sizeof(err));
+	free(body);
+	if (rv < 0) {
+		fprintf(stderr, "reflex-coordinator: %s: %s (the coordinator "
+		    "would answer %d)\n", argv[optind], err,
+		    rv == -E2BIG ? 413 : 400);
+		coord_conf_free(&c);
+		return 1;
+	}
+	s = coord_safety_new(&c.safety);
+	if (s == NULL) {
+		coord_notification_free(n);
+		coord_conf_free(&c);
+		return 1;
+	}
+	// Storms are counted over the whole body first, as the engine does
+	// for a batch. The fleet size is unknown here.
+	for (size_t i = 0; i < n->n_alerts; i++)
+		if (n->alerts[i].firing)
+			coord_safety_demand(s, coord_alert_identity(&n->alerts[i],
+			    c.ignore_labels, c.n_ignore_labels), 0, cm_now_ms());
+	if (json)
+		out = cJSON_CreateArray();
+	else
+		printf("%-4s %-28s %-20s %s\n", "#", "ALERTNAME", "DECISION",
+		    "DETAIL");
+	for (size_t i = 0; i < n->n_alerts; i++)
+		simulate_alert(&c, s, &n->alerts[i], i, out);
+	if (out != NULL) {
+		char *text = cJSON_Print(out);
+
+		printf("%s\n", text != NULL ? text : "[]");
+		free(text);
+		cJSON_Delete(out);
+	}
+	coord_safety_free(s);
+	coord_notification_free(n);
+	coord_conf_free(&c);
+	return 0;
+}

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+// coord_cli: the coordinator's operator subcommands.
+//
+//   reflex-coordinator history  [-c FILE] [--url URL] [--service S]
+//                               [--alertname A] [--state S] [--since T]
+//                               [--limit N] [--json]
+//   reflex-coordinator pause    [-c FILE] [--url URL] [--token-file F]
+//   reflex-coordinator resume   [-c FILE] [--url URL] [--token-file F]
+//   reflex-coordinator simulate [-c FILE] [--json] WEBHOOK_BODY_FILE
+//
+// history/pause/resume talk to a running coordinator's HTTP API (its
+// address from the config's `listen`, or --url). simulate feeds a saved
+// webhook body through the rules and the safety checks of the config
+// and prints the decisions without acting: how a rule change is tested.
+// Each returns the process exit status (0 ok, 1 failed, 2 usage).
+#ifndef COORD_CLI_H
+#define COORD_CLI_H
+
+int coord_cli_history(const char *config, int argc, char **argv);
+int coord_cli_control(const char *config, int argc, char **argv, int pause);
+int coord_cli_simulate(const char *config, int argc, char **argv);
+
+#endif
