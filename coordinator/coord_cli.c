@@ -146,8 +146,42 @@ coord_cli_history(const char *config, int argc, char **argv)
 	return 0;
 }
 
+static int operator_post(const char *config, int argc, char **argv,
+    const char *call, const char *body, int min_positional);
+
 int
 coord_cli_control(const char *config, int argc, char **argv, int pause)
+{
+	return operator_post(config, argc, argv, pause ? "pause" : "resume",
+	    "{}", 0);
+}
+
+int
+coord_cli_decide(const char *config, int argc, char **argv, int approve)
+{
+	char body[64], *end;
+	long long id;
+
+	// The id is the last argument; options come before it.
+	if (argc < 2) {
+		fprintf(stderr, "reflex-coordinator: %s needs a plan id\n",
+		    approve ? "approve" : "reject");
+		return 2;
+	}
+	id = strtoll(argv[argc - 1], &end, 10);
+	if (*end != '\0' || id < 1) {
+		fprintf(stderr, "reflex-coordinator: \"%.30s\" is not a plan id\n",
+		    argv[argc - 1]);
+		return 2;
+	}
+	snprintf(body, sizeof(body), "{\"id\":%lld}", id);
+	return operator_post(config, argc - 1, argv, approve ? "approve" :
+	    "reject", body, 0);
+}
+
+static int
+operator_post(const char *config, int argc, char **argv, const char *call,
+    const char *body, int min_positional)
 {
 	static const struct option opts[] = {
 		{ "url", required_argument, NULL, 'u' },
@@ -173,6 +207,7 @@ coord_cli_control(const char *config, int argc, char **argv, int pause)
 		else
 			return 2;
 	}
+	(void)min_positional;
 	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
 		return 2;
 	if (token_file == NULL &&
@@ -198,10 +233,9 @@ coord_cli_control(const char *config, int argc, char **argv, int pause)
 	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s",
 	    auth.operator_token);
 	coord_auth_clear(&auth);
-	snprintf(full, sizeof(full), "%s/api/v1/%s", base,
-	    pause ? "pause" : "resume");
+	snprintf(full, sizeof(full), "%s/api/v1/%s", base, call);
 	rv = coord_fetch_headers("POST", full, headers, "application/json",
-	    "{}", 2, CLI_TIMEOUT_MS, &r);
+	    body, strlen(body), CLI_TIMEOUT_MS, &r);
 	memset(hdr, 0, sizeof(hdr));
 	if (rv < 0) {
 		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r.error);
@@ -278,8 +312,10 @@ simulate_alert(const struct coord_conf *c, struct coord_safety *s,
 			size_t k0 = 0;
 
 			snprintf(decision, sizeof(decision), "%s",
-			    c->mode == COORD_MODE_SHADOW || r->conf->shadow ?
-			    "shadow" : "act");
+			    c->mode == COORD_MODE_SHADOW ||
+			    r->conf->mode == COORD_RULE_SHADOW ? "shadow" :
+			    r->conf->mode == COORD_RULE_APPROVAL ?
+			    "awaiting-approval" : "act");
 			k0 = (size_t)snprintf(detail, sizeof(detail), "rule %s:",
 			    r->conf->name);
 			for (size_t k = 0; k < n && k0 < sizeof(detail); k++)

@@ -6,6 +6,7 @@
 //                               [--limit N] [--json]
 //   reflex-coordinator pause    [-c FILE] [--url URL] [--token-file F]
 //   reflex-coordinator resume   [-c FILE] [--url URL] [--token-file F]
+//   reflex-coordinator approve|reject ID [-c FILE] [--url URL] [--token-file F]
 //   reflex-coordinator simulate [-c FILE] [--json] WEBHOOK_BODY_FILE
 //
 // history/pause/resume talk to a running coordinator's HTTP API (its
@@ -18,6 +19,8 @@
 
 int coord_cli_history(const char *config, int argc, char **argv);
 int coord_cli_control(const char *config, int argc, char **argv, int pause);
+// approve|reject ID: the plan's journal id (from `history`).
+int coord_cli_decide(const char *config, int argc, char **argv, int approve);
 int coord_cli_simulate(const char *config, int argc, char **argv);
 
 #endif

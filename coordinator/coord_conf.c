@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,35 @@
 	.max = hi, .help = h }
 
 static const char *const modes[] = { "live", "shadow", NULL };
+
+static const char *const automations[] = { "rule", "live", "shadow",
+	"approval", "off", NULL };
+
+static const struct cm_conf_field service_fields[] = {
+	{ .key = "name", .type = CM_CONF_STR, .required = true,
+	  .off = offsetof(struct coord_service_conf, name) },
+	{ .key = "automation", .type = CM_CONF_ENUM, .required = true,
+	  .off = offsetof(struct coord_service_conf, automation),
+	  .choices = automations,
+	  .help = "rule (as the rule says), live, shadow, approval or off" },
+	{ 0 },
+};
+
+#define R(k, t, m, d, lo, hi, h) { .key = k, .type = t, \
+	.off = offsetof(struct coord_rollout_conf, m), .def = d, .min = lo, \
+	.max = hi, .help = h }
+
+static const struct cm_conf_field rollout_fields[] = {
+	R("percent", CM_CONF_INT, percent, "100", 0, 100,
+	    "share of services automated (by a hash of the name)"),
+	R("step", CM_CONF_INT, step, "0", 0, 100, "ramp step (0: no ramp)"),
+	R("interval", CM_CONF_DURATION, interval_ms, "1h", 1000, 604800000,
+	    "time between ramp steps"),
+	R("max", CM_CONF_INT, max, "100", 0, 100, "where the ramp stops"),
+	R("min_success_percent", CM_CONF_INT, min_success_percent, "95", 0,
+	    100, "ramp holds, and steps back, below this success rate"),
+	{ 0 },
+};
 
 static const struct cm_conf_field tls_fields[] = {
 	{ .key = "cert_file", .type = CM_CONF_STR,
@@ -80,6 +110,16 @@ const struct cm_conf_field coord_conf_fields[] = {
 	  .help = "webhooks told about escalations and failed repairs" },
 	F("auth", CM_CONF_STRUCT, auth, .sub = coord_auth_fields,
 	    .help = "credentials for the webhook and for operator calls"),
+	F("rollout", CM_CONF_STRUCT, rollout, .sub = rollout_fields,
+	    .help = "gradual rollout of automation across services"),
+	{ .key = "services", .type = CM_CONF_LIST,
+	  .off = offsetof(struct coord_conf, services), .sub = service_fields,
+	  .elem_size = sizeof(struct coord_service_conf),
+	  .line_off = CM_CONF_LINE(struct coord_service_conf, line),
+	  .help = "per-service automation overrides" },
+	F("approval_timeout", CM_CONF_DURATION, approval_timeout_ms,
+	    .def = "15m", .min = 1000, .max = 86400000,
+	    .help = "a plan waiting for approval expires after this"),
 	F("tls", CM_CONF_STRUCT, tls, .sub = tls_fields,
 	    .help = "HTTPS for the webhook and API"),
 	F("mode", CM_CONF_ENUM, mode, .choices = modes, .def = "live",
@@ -191,6 +231,31 @@ coord_conf_load(struct coord_conf *c, const char *path, char *err,
 		c->n_ignore_labels = 2;
 	}
 	return 0;
+}
+
+int
+coord_conf_automation(const struct coord_conf *c, const char *service)
+{
+	for (size_t i = 0; i < c->services.n; i++) {
+		const struct coord_service_conf *sc =
+		    (const struct coord_service_conf *)c->services.v + i;
+
+		if (strcmp(sc->name, service) == 0)
+			return sc->automation;
+	}
+	return COORD_AUTO_RULE;
+}
+
+int
+coord_rollout_bucket(const char *service)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (const char *p = service; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ULL;
+	}
+	return (int)(h % 100);
 }
 
 void

@@ -29,6 +29,28 @@ struct coord_tls_conf {
 	char *client_ca_file;
 };
 
+enum coord_automation { COORD_AUTO_RULE, COORD_AUTO_LIVE, COORD_AUTO_SHADOW,
+	COORD_AUTO_APPROVAL, COORD_AUTO_OFF };
+
+// Per-service automation, overriding rules and the rollout.
+struct coord_service_conf {
+	int line;
+	char *name;
+	int automation;		// enum coord_automation
+};
+
+// Gradual rollout: services are automated when hash(name) % 100 is below
+// the current percentage; the others run in shadow. The percentage ramps
+// by `step` every `interval` up to `max` while reflex's own success rate
+// holds, and steps back when it does not.
+struct coord_rollout_conf {
+	int64_t percent;	// starting (or fixed) share
+	int64_t step;		// 0 = no ramp
+	int64_t interval_ms;
+	int64_t max;
+	int64_t min_success_percent;
+};
+
 struct coord_conf {
 	char *listen;		// HTTP: "127.0.0.1:9870"
 	char *agent_listen;	// nng URL agents register at
@@ -46,6 +68,9 @@ struct coord_conf {
 	int64_t prometheus_timeout_ms;
 	struct cm_list notify;	// of struct coord_notifier_conf
 	struct coord_auth_conf auth;
+	struct coord_rollout_conf rollout;
+	struct cm_list services; // of struct coord_service_conf
+	int64_t approval_timeout_ms;
 	struct coord_tls_conf tls;
 	struct cm_list rules;	// of struct coord_rule_conf
 
@@ -67,5 +92,11 @@ extern const struct cm_conf_field coord_conf_fields[];
 int coord_conf_load(struct coord_conf *c, const char *path, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 void coord_conf_free(struct coord_conf *c);
+
+// The override for `service`, or COORD_AUTO_RULE.
+int coord_conf_automation(const struct coord_conf *c, const char *service);
+
+// hash(service) % 100: the service is in the rollout below this value.
+int coord_rollout_bucket(const char *service);
 
 #endif

@@ -115,7 +115,19 @@ struct verify {
 };
 
 enum ev_kind { EV_ALERT, EV_DONE, EV_PAUSE, EV_RESUME, EV_VCHECK,
-	EV_VQUERY };
+	EV_VQUERY, EV_APPROVE, EV_REJECT };
+
+// A plan held for an operator's decision (rule or service in approval).
+struct approval {
+	struct approval *next;
+	int64_t id;		   // its journal row
+	struct incident *inc;
+	struct coord_alert *alert; // owned
+	int64_t alert_id, received_mono;
+	struct coord_plan *plans;  // owned
+	size_t n_plans;
+	int64_t expires_mono;
+};
 
 #define DEFER_RETRY_MS 10000
 #define DEFER_MAX_MS (10 * 60000)
@@ -133,6 +145,7 @@ struct ev {
 	struct cm_msg_reply reply;
 	char who[CM_NAME_MAX];	   // EV_PAUSE
 	struct verify *verify;	   // EV_VCHECK, EV_VQUERY
+	int64_t approval_id;	   // EV_APPROVE, EV_REJECT
 	int verdict;		   // EV_VQUERY: enum coord_prom_verdict
 	char detail[256];
 	int64_t retry_at_mono;	   // deferred alerts (dependency: wait)
@@ -150,6 +163,7 @@ struct coord_engine {
 	bool stopping;
 	bool started;
 	struct coord_breaker_state br; // snapshot for other threads
+	int64_t rollout_pub;	       // snapshot of rollout_percent
 
 	// Owned by the engine thread only:
 	struct incident *incidents[HASH_BUCKETS];
@@ -157,6 +171,9 @@ struct coord_engine {
 	struct run *runs;
 	struct ev *deferred;	// alerts waiting for a dependency
 	struct verify *verifies;
+	struct approval *approvals;
+	int64_t rollout_percent;
+	int64_t rollout_changed_mono;
 	struct coord_safety *safety;
 	struct coord_worker *worker;
 	int64_t last_prune_mono;
@@ -881,6 +898,13 @@ in_cooldown(struct coord_engine *e, const struct coord_plan *plans,
 }
 
 static void verify_resolved(struct coord_engine *e, struct incident *inc);
+static int64_t row_insert(struct coord_engine *e, int64_t alert_id,
+    struct incident *inc, const char *rule, const char *type,
+    const char *service, const char *instance, const char *node,
+    const char *state, const char *detail);
+static bool run_begin(struct coord_engine *e, struct incident *inc,
+    struct coord_alert *a, int64_t alert_id, int64_t received_mono,
+    struct coord_plan *plans, size_t n_plans, size_t esc_next);
 
 static void
 handle_resolved(struct coord_engine *e, struct ev *ev)
@@ -947,9 +971,11 @@ defer(struct coord_engine *e, struct ev *ev, int64_t now)
 // is executed.
 static void
 record_shadow(struct coord_engine *e, struct incident *inc, struct ev *ev,
-    struct coord_plan *plans, size_t n_plans)
+    struct coord_plan *plans, size_t n_plans, const char *why)
 {
-	char detail[512];
+	char detail[512], row[320];
+
+	snprintf(row, sizeof(row), "shadow (%s): would run, did not", why);
 
 	for (size_t i = 0; i < n_plans; i++) {
 		struct coord_action_rec rec = {
@@ -961,7 +987,7 @@ record_shadow(struct coord_engine *e, struct incident *inc, struct ev *ev,
 			.service = plans[i].service,
 			.instance = plans[i].instance,
 			.state = "shadow",
-			.detail = "shadow mode: would run, did not",
+			.detail = row,
 			.attempt = 1,
 			.created_ms = cm_now_ms(),
 		};
@@ -970,8 +996,8 @@ record_shadow(struct coord_engine *e, struct incident *inc, struct ev *ev,
 	}
 	inc->attempts++;
 	inc->last_action_mono = cm_mono_ms();
-	snprintf(detail, sizeof(detail), "shadow: would %s %s/%s (rule %s)",
-	    coord_action_name(plans[0].type), plans[0].service,
+	snprintf(detail, sizeof(detail), "shadow (%s): would %s %s/%s (rule %s)",
+	    why, coord_action_name(plans[0].type), plans[0].service,
 	    plans[0].instance[0] ? plans[0].instance : "*",
 	    plans[0].rule->conf->name);
 	decide_as(e, ev->alert_id, COORD_DEC_ACTED, "shadow", detail);
@@ -1013,12 +1039,112 @@ refused(struct coord_engine *e, struct incident *inc, struct ev *ev,
 	return true;
 }
 
-// Opens (or reuses) the incident and starts or shadows the plans. Takes
-// plans; takes ev->alert when a run starts.
+static void
+approval_free(struct approval *a)
+{
+	coord_plans_free(a->plans, a->n_plans);
+	coord_alert_free(a->alert);
+	free(a);
+}
+
+// Holds the plans for an operator. Takes plans and ev->alert.
+static void
+hold_for_approval(struct coord_engine *e, struct incident *inc, struct ev *ev,
+    struct coord_plan *plans, size_t n_plans, const char *why)
+{
+	struct approval *a = calloc(1, sizeof(*a));
+	char detail[512];
+
+	if (a == NULL) {
+		coord_plans_free(plans, n_plans);
+		decide(e, ev->alert_id, COORD_DEC_REFUSED, "out of memory");
+		return;
+	}
+	snprintf(detail, sizeof(detail), "waiting for an operator (%s); "
+	    "expires in %lld s", why,
+	    (long long)(e->d.conf->approval_timeout_ms / 1000));
+	a->id = row_insert(e, ev->alert_id, inc, plans[0].rule->conf->name,
+	    coord_action_name(plans[0].type), plans[0].service,
+	    plans[0].instance, NULL, "awaiting-approval", detail);
+	a->inc = inc;
+	a->alert = ev->alert;
+	ev->alert = NULL;
+	a->alert_id = ev->alert_id;
+	a->received_mono = ev->received_mono;
+	a->plans = plans;
+	a->n_plans = n_plans;
+	a->expires_mono = cm_mono_ms() + e->d.conf->approval_timeout_ms;
+	a->next = e->approvals;
+	e->approvals = a;
+	inc->busy = true;
+	snprintf(detail, sizeof(detail), "plan %" PRId64 " awaits approval: %s "
+	    "%s/%s", a->id, coord_action_name(plans[0].type), plans[0].service,
+	    plans[0].instance[0] ? plans[0].instance : "*");
+	decide_as(e, ev->alert_id, COORD_DEC_ACTED, "awaiting-approval", detail);
+}
+
+// How this plan may run: the global mode, the service's override, the
+// rollout, then the rule. `why` says which decided.
+static int
+effective_mode(struct coord_engine *e, const struct coord_plan *p, char *why,
+    size_t n)
+{
+	const struct coord_conf *c = e->d.conf;
+	int bucket;
+
+	if (c->mode == COORD_MODE_SHADOW) {
+		snprintf(why, n, "global shadow mode");
+		return COORD_AUTO_SHADOW;
+	}
+	switch (coord_conf_automation(c, p->service)) {
+	case COORD_AUTO_LIVE:
+		snprintf(why, n, "service %s is live", p->service);
+		return COORD_AUTO_LIVE;
+	case COORD_AUTO_SHADOW:
+		snprintf(why, n, "service %s is in shadow", p->service);
+		return COORD_AUTO_SHADOW;
+	case COORD_AUTO_APPROVAL:
+		snprintf(why, n, "service %s needs approval", p->service);
+		return COORD_AUTO_APPROVAL;
+	case COORD_AUTO_OFF:
+		snprintf(why, n, "automation is off for service %s", p->service);
+		return COORD_AUTO_OFF;
+	default:
+		break;
+	}
+	bucket = coord_rollout_bucket(p->service);
+	if (bucket >= e->rollout_percent) {
+		snprintf(why, n, "service %s is outside the rollout (bucket %d, "
+		    "rollout at %lld%%)", p->service, bucket,
+		    (long long)e->rollout_percent);
+		return COORD_AUTO_SHADOW;
+	}
+	snprintf(why, n, "rule %s", p->rule->conf->name);
+	switch (p->rule->conf->mode) {
+	case COORD_RULE_SHADOW:
+		return COORD_AUTO_SHADOW;
+	case COORD_RULE_APPROVAL:
+		return COORD_AUTO_APPROVAL;
+	default:
+		return COORD_AUTO_LIVE;
+	}
+}
+
+// Opens (or reuses) the incident and starts, shadows or holds the plans.
+// Takes plans; takes ev->alert when a run starts or a plan is held.
 static void
 act(struct coord_engine *e, struct incident *inc, struct ev *ev,
     struct coord_plan *plans, size_t n_plans)
 {
+	char why[256];
+	int mode = effective_mode(e, &plans[0], why, sizeof(why));
+
+	if (mode == COORD_AUTO_OFF) {
+		decide_as(e, ev->alert_id, COORD_DEC_REFUSED, "refused:disabled",
+		    why);
+		coord_plans_free(plans, n_plans);
+		return;
+	}
 	if (!inc->open) {
 		inc->open = true;
 		inc->attempts = 0;
@@ -1031,13 +1157,119 @@ act(struct coord_engine *e, struct incident *inc, struct ev *ev,
 		    true, false, cm_now_ms());
 	}
 	inc->touched_mono = cm_mono_ms();
-	if (e->d.conf->mode == COORD_MODE_SHADOW || plans[0].rule->conf->shadow) {
-		record_shadow(e, inc, ev, plans, n_plans);
+	if (mode == COORD_AUTO_SHADOW) {
+		record_shadow(e, inc, ev, plans, n_plans, why);
+		return;
+	}
+	if (mode == COORD_AUTO_APPROVAL) {
+		hold_for_approval(e, inc, ev, plans, n_plans, why);
 		return;
 	}
 	start_run(e, inc, ev->alert, ev->alert_id, ev->received_mono, plans,
 	    n_plans);
 	ev->alert = NULL;
+}
+
+static void
+handle_approval(struct coord_engine *e, struct ev *ev, bool approve)
+{
+	struct approval **pp = &e->approvals, *a;
+	struct coord_safety_req sr;
+	struct coord_verdict v;
+	char detail[COORD_REASON_MAX + 64];
+
+	while (*pp != NULL && (*pp)->id != ev->approval_id)
+		pp = &(*pp)->next;
+	a = *pp;
+	if (a == NULL) {
+		cm_warn("engine.approval_unknown", "id=%" PRId64, ev->approval_id);
+		return;
+	}
+	*pp = a->next;
+	a->inc->busy = false;
+	if (!approve) {
+		snprintf(detail, sizeof(detail), "rejected by %s", ev->who);
+		(void)coord_journal_action_update(e->d.journal, a->id, "rejected",
+		    detail, cm_now_ms());
+		cm_notice("engine.rejected", "id=%" PRId64 " who=%s", a->id,
+		    cm_q(ev->who));
+		approval_free(a);
+		return;
+	}
+	// Time has passed since the plan was made: check again.
+	safety_req(e, &a->plans[0], a->inc->identity, &sr);
+	coord_safety_check(e->safety, &sr, cm_now_ms(), &v);
+	if (!v.allow) {
+		coord_metrics_safety_block(v.check);
+		snprintf(detail, sizeof(detail), "approved by %s, then "
+		    "refused:%s: %s", ev->who, v.check, v.reason);
+		(void)coord_journal_action_update(e->d.journal, a->id, "refused",
+		    detail, cm_now_ms());
+		approval_free(a);
+		return;
+	}
+	snprintf(detail, sizeof(detail), "approved by %s", ev->who);
+	(void)coord_journal_action_update(e->d.journal, a->id, "approved",
+	    detail, cm_now_ms());
+	cm_notice("engine.approved", "id=%" PRId64 " who=%s", a->id,
+	    cm_q(ev->who));
+	(void)run_begin(e, a->inc, a->alert, a->alert_id, a->received_mono,
+	    a->plans, a->n_plans, 0);
+	free(a); // alert and plans went to the run
+}
+
+static void
+expire_approvals(struct coord_engine *e, int64_t now)
+{
+	struct approval **pp = &e->approvals;
+
+	while (*pp != NULL) {
+		struct approval *a = *pp;
+
+		if (a->expires_mono > now) {
+			pp = &a->next;
+			continue;
+		}
+		*pp = a->next;
+		a->inc->busy = false;
+		(void)coord_journal_action_update(e->d.journal, a->id, "expired",
+		    "no operator decision within the approval timeout",
+		    cm_now_ms());
+		cm_notice("engine.approval_expired", "id=%" PRId64, a->id);
+		approval_free(a);
+	}
+}
+
+// Ramps the rollout one step per interval while the success rate holds;
+// steps back while it does not. The stage is kept in the journal.
+static void
+rollout_tick(struct coord_engine *e, int64_t now)
+{
+	const struct coord_rollout_conf *rc = &e->d.conf->rollout;
+	struct coord_breaker_state b;
+	int64_t next = e->rollout_percent;
+	char buf[64];
+
+	if (rc->step == 0 || now - e->rollout_changed_mono < rc->interval_ms)
+		return;
+	coord_safety_breaker(e->safety, cm_now_ms(), &b);
+	if (b.window_actions > 0 &&
+	    b.window_ok * 100 < rc->min_success_percent * b.window_actions)
+		next = e->rollout_percent - rc->step < rc->percent ?
+		    rc->percent : e->rollout_percent - rc->step;
+	else if (!b.open)
+		next = e->rollout_percent + rc->step > rc->max ? rc->max :
+		    e->rollout_percent + rc->step;
+	e->rollout_changed_mono = now;
+	if (next == e->rollout_percent)
+		return;
+	cm_notice("engine.rollout", "from=%lld to=%lld success=%lld/%lld",
+	    (long long)e->rollout_percent, (long long)next,
+	    (long long)b.window_ok, (long long)b.window_actions);
+	e->rollout_percent = next;
+	snprintf(buf, sizeof(buf), "%lld %lld", (long long)next,
+	    (long long)cm_now_ms());
+	(void)coord_journal_meta_set(e->d.journal, "rollout", buf);
 }
 
 // Decides one firing or resolved alert. Returns true if it kept `ev`.
@@ -1723,6 +1955,10 @@ handle_event(struct coord_engine *e, struct ev *ev)
 	case EV_VQUERY:
 		handle_vquery(e, ev);
 		break;
+	case EV_APPROVE:
+	case EV_REJECT:
+		handle_approval(e, ev, ev->kind == EV_APPROVE);
+		break;
 	}
 	if (!kept)
 		ev_free(ev);
@@ -1762,6 +1998,7 @@ publish_breaker(struct coord_engine *e)
 	coord_safety_breaker(e->safety, cm_now_ms(), &b);
 	pthread_mutex_lock(&e->mu);
 	e->br = b;
+	e->rollout_pub = e->rollout_percent;
 	pthread_mutex_unlock(&e->mu);
 }
 
@@ -1821,6 +2058,8 @@ engine_main(void *arg)
 			last_tick = now;
 			coord_agents_tick(e->d.agents);
 			prune(e, now);
+			expire_approvals(e, now);
+			rollout_tick(e, now);
 		}
 		publish_breaker(e);
 	}
@@ -1838,6 +2077,32 @@ push_control(struct coord_engine *e, enum ev_kind kind, const char *who)
 	snprintf(ev->who, sizeof(ev->who), "%s", who != NULL ? who : "operator");
 	enqueue(e, ev);
 	return 0;
+}
+
+int
+coord_engine_approval(struct coord_engine *e, int64_t id, bool approve,
+    const char *who)
+{
+	struct ev *ev = calloc(1, sizeof(*ev));
+
+	if (ev == NULL)
+		return -ENOMEM;
+	ev->kind = approve ? EV_APPROVE : EV_REJECT;
+	ev->approval_id = id;
+	snprintf(ev->who, sizeof(ev->who), "%s", who != NULL ? who : "operator");
+	enqueue(e, ev);
+	return 0;
+}
+
+int64_t
+coord_engine_rollout(struct coord_engine *e)
+{
+	int64_t v;
+
+	pthread_mutex_lock(&e->mu);
+	v = e->rollout_pub;
+	pthread_mutex_unlock(&e->mu);
+	return v;
 }
 
 int
@@ -1903,7 +2168,8 @@ rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
 	}
 	if (strcmp(rec->state, "dispatched") == 0 ||
 	    strcmp(rec->state, "retrying") == 0 ||
-	    strcmp(rec->state, "verifying") == 0) {
+	    strcmp(rec->state, "verifying") == 0 ||
+	    strcmp(rec->state, "awaiting-approval") == 0) {
 		// The outcome was lost with the previous process. The agent
 		// may or may not have acted; the cooldown above keeps us from
 		// acting twice, and a still-firing alert retries after it.
@@ -1950,6 +2216,21 @@ coord_engine_start(struct coord_engine **ret,
 	pthread_cond_init(&e->cv, &ca);
 	pthread_condattr_destroy(&ca);
 
+	e->rollout_percent = deps->conf->rollout.percent;
+	e->rollout_changed_mono = cm_mono_ms();
+	if (deps->conf->rollout.step > 0) {
+		char buf[64];
+		long long pct, at;
+
+		// A ramp in progress resumes where it was, and when.
+		if (coord_journal_meta_get(deps->journal, "rollout", buf,
+		    sizeof(buf)) == 0 && sscanf(buf, "%lld %lld", &pct, &at) == 2 &&
+		    pct >= 0 && pct <= 100) {
+			e->rollout_percent = pct;
+			e->rollout_changed_mono -= cm_now_ms() - at;
+		}
+	}
+	e->rollout_pub = e->rollout_percent;
 	rb = (struct rebuild){ .e = e, .now_ms = cm_now_ms(),
 		.now_mono = cm_mono_ms() };
 	rv = coord_journal_scan_actions(e->d.journal,
@@ -1997,6 +2278,12 @@ coord_engine_free(struct coord_engine *e)
 
 		e->head = ev->next;
 		ev_free(ev);
+	}
+	while (e->approvals != NULL) {
+		struct approval *a = e->approvals;
+
+		e->approvals = a->next;
+		approval_free(a);
 	}
 	while (e->verifies != NULL) {
 		struct verify *v = e->verifies;

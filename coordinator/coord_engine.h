@@ -66,6 +66,14 @@ void coord_engine_counts(struct coord_engine *e, int64_t *queued,
 int coord_engine_pause(struct coord_engine *e, const char *who);
 int coord_engine_resume(struct coord_engine *e);
 
+// Operator decision on a plan waiting for approval (the journal id of its
+// "awaiting-approval" row). Never blocks; any thread. 0 or -ENOMEM.
+int coord_engine_approval(struct coord_engine *e, int64_t id, bool approve,
+    const char *who);
+
+// The current rollout percentage. Any thread.
+int64_t coord_engine_rollout(struct coord_engine *e);
+
 // The breaker as of the last event the engine handled. Any thread.
 void coord_engine_breaker(struct coord_engine *e,
     struct coord_breaker_state *ret);

@@ -376,6 +376,7 @@ gauges(struct coord_http *h, struct coord_gauges *g,
 
 		coord_engine_breaker(h->d.engine, &b);
 		g->breaker_open = b.open;
+		g->rollout_percent = coord_engine_rollout(h->d.engine);
 	}
 }
 
@@ -446,6 +447,8 @@ health_cb(nng_aio *aio)
 	cJSON_AddNumberToObject(o, "agents_lost", (double)g.agents_lost);
 	cJSON_AddNumberToObject(o, "queue", (double)g.queue_depth);
 	cJSON_AddNumberToObject(o, "in_flight", (double)g.actions_in_flight);
+	cJSON_AddNumberToObject(o, "rollout_percent",
+	    (double)coord_engine_rollout(h->d.engine));
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	if (s == NULL) {
@@ -491,6 +494,81 @@ control(nng_aio *aio, bool pause)
 	    "{\"status\":\"resuming\"}");
 }
 
+// Operator calls share the credential check; returns false (and has
+// answered) when the caller is not the operator.
+static bool
+operator_only(nng_aio *aio, const char *call, char *who, size_t n)
+{
+	struct coord_http *h = server_of(aio);
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	const char *hdr;
+
+	if (h->d.auth->operator_token == NULL) {
+		reply_error(aio, 403, "no operator credential is configured "
+		    "(auth.operator_token_file): mutating calls are disabled");
+		return false;
+	}
+	if (!coord_auth_operator_ok(h->d.auth,
+	    nng_http_req_get_header(req, "Authorization"))) {
+		cm_warn("api.rejected", "status=401 call=%s", call);
+		reply_unauthorized(aio, "operator credential required");
+		return false;
+	}
+	hdr = nng_http_req_get_header(req, "X-Reflex-Operator");
+	snprintf(who, n, "%s", hdr != NULL && cm_name_valid(hdr) ? hdr :
+	    "operator");
+	return true;
+}
+
+// POST /api/v1/approve|reject {"id": N}
+static void
+decide_cb(nng_aio *aio, bool approve)
+{
+	struct coord_http *h = server_of(aio);
+	nng_http_req *req = nng_aio_get_input(aio, 0);
+	char who[64];
+	const cJSON *id;
+	cJSON *doc;
+	void *body;
+	size_t len;
+	int64_t v;
+
+	if (!operator_only(aio, approve ? "approve" : "reject", who, sizeof(who)))
+		return;
+	nng_http_req_get_data(req, &body, &len);
+	doc = len > 0 && len < 4096 ? cJSON_ParseWithLength(body, len) : NULL;
+	id = cJSON_GetObjectItemCaseSensitive(doc, "id");
+	if (!cJSON_IsNumber(id) || id->valuedouble < 1 ||
+	    id->valuedouble > 9e15 || id->valuedouble != (double)(int64_t)
+	    id->valuedouble) {
+		cJSON_Delete(doc);
+		reply_error(aio, 400, "expected a body {\"id\": <plan id>}");
+		return;
+	}
+	v = (int64_t)id->valuedouble;
+	cJSON_Delete(doc);
+	if (coord_engine_approval(h->d.engine, v, approve, who) < 0) {
+		reply_error(aio, 503, "out of memory");
+		return;
+	}
+	cm_notice(approve ? "api.approve" : "api.reject", "id=%lld who=%s",
+	    (long long)v, cm_q(who));
+	reply_json(aio, 202, approve ? "{\"status\":\"approving\"}" :
+	    "{\"status\":\"rejecting\"}");
+}
+
+static void
+approve_cb(nng_aio *aio)
+{
+	decide_cb(aio, true);
+}
+
+static void
+reject_cb(nng_aio *aio)
+{
+	decide_cb(aio, false);
+}
+
 static void
 pause_cb(nng_aio *aio)
 {
@@ -527,6 +605,8 @@ static const struct route routes[] = {
 	{ "/readyz", "GET", healthz_cb, false },
 	{ "/api/v1/pause", "POST", pause_cb, true },
 	{ "/api/v1/resume", "POST", resume_cb, true },
+	{ "/api/v1/approve", "POST", approve_cb, true },
+	{ "/api/v1/reject", "POST", reject_cb, true },
 };
 
 static char *

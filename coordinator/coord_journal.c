@@ -23,7 +23,7 @@
 
 // PRAGMA user_version of the schema below. A later build that changes the
 // schema migrates from each older version in create_schema().
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2 // 2: meta table
 
 #define DEFAULT_MAX_BATCH 512
 #define DEFAULT_MAX_QUEUE 8192
@@ -75,7 +75,10 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS actions_service"
 	" ON actions(service, created_ms);"
 	"CREATE INDEX IF NOT EXISTS actions_state"
-	" ON actions(state, created_ms);";
+	" ON actions(state, created_ms);"
+	"CREATE TABLE IF NOT EXISTS meta("
+	" key TEXT PRIMARY KEY,"
+	" value TEXT NOT NULL);";
 
 // Statements of the write connection, prepared once.
 enum {
@@ -88,6 +91,7 @@ enum {
 	W_ACTION_UPDATE,
 	W_RETAIN_ALERTS,
 	W_RETAIN_ACTIONS,
+	W_META_SET,
 	W_COUNT,
 };
 
@@ -111,6 +115,8 @@ static const char *const wsql[W_COUNT] = {
 	    " alerts WHERE received_ms < ?1 LIMIT ?2)",
 	[W_RETAIN_ACTIONS] = "DELETE FROM actions WHERE id IN (SELECT id FROM"
 	    " actions WHERE created_ms < ?1 LIMIT ?2)",
+	[W_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+	    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
 
 // Statements of the read connection, prepared once, used under rlock.
@@ -136,6 +142,7 @@ enum op_kind {
 	OP_ALERT_DONE,		// the rest block their caller
 	OP_ACTION_INSERT,
 	OP_ACTION_UPDATE,
+	OP_META_SET,
 	OP_RETAIN,		// always runs alone
 };
 
@@ -165,6 +172,10 @@ struct op {
 			int64_t now_ms;
 		} update;
 		int64_t deleted;	// OP_RETAIN result
+		struct {
+			const char *key;
+			const char *value;
+		} meta;
 	} u;
 };
 
@@ -725,6 +736,12 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 		if (rv == 0 && sqlite3_changes(j->wdb) == 0)
 			op->rv = -ENOENT;
 		break;
+	case OP_META_SET:
+		st = j->w[W_META_SET];
+		bind_str(st, 1, op->u.meta.key);
+		bind_str(st, 2, op->u.meta.value);
+		rv = step_done(j->wdb, st);
+		break;
 	case OP_RETAIN:
 		break;	// never batched (see take_batch)
 	}
@@ -1089,6 +1106,49 @@ coord_journal_action_update(struct coord_journal *j, int64_t id,
 	op.u.update.detail = detail;
 	op.u.update.now_ms = now_ms;
 	return run_blocking(j, &op);
+}
+
+int
+coord_journal_meta_set(struct coord_journal *j, const char *key,
+    const char *value)
+{
+	struct op op = { .kind = OP_META_SET };
+
+	if (j == NULL || key == NULL || value == NULL)
+		return -EINVAL;
+	op.u.meta.key = key;
+	op.u.meta.value = value;
+	return run_blocking(j, &op);
+}
+
+int
+coord_journal_meta_get(struct coord_journal *j, const char *key, char *buf,
+    size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, rv = -ENOENT;
+
+	if (j == NULL || key == NULL || n == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&j->rlock);
+	rc = sqlite3_prepare_v2(j->rdb, "SELECT value FROM meta WHERE key = ?1",
+	    -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			snprintf(buf, n, "%s", (const char *)sqlite3_column_text(st,
+			    0));
+			rv = 0;
+		} else if (rc != SQLITE_DONE) {
+			rv = -EIO;
+		}
+	} else {
+		rv = -EIO;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->rlock);
+	return rv;
 }
 
 int

@@ -178,6 +178,13 @@ struct coord_journal_filter {
 int coord_journal_query_actions(struct coord_journal *j,
     const struct coord_journal_filter *f, char **ret_json);
 
+// Small persistent settings (e.g. the rollout stage): set blocks until
+// committed; get copies the value into buf (-ENOENT when unset).
+int coord_journal_meta_set(struct coord_journal *j, const char *key,
+    const char *value);
+int coord_journal_meta_get(struct coord_journal *j, const char *key,
+    char *buf, size_t n);
+
 // Counts for /metrics and /health: rows in the journal (kept by the
 // writer, no table scan), main file + WAL size in bytes, group commits
 // that succeeded and failed. Cheap; any thread. j NULL gives zeros.

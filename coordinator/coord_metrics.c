@@ -273,6 +273,9 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	gauge(&o, "reflex_breaker_open",
 	    "1 while automation is paused by the circuit breaker or an operator.",
 	    g->breaker_open);
+	gauge(&o, "reflex_rollout_percent",
+	    "Share of services whose automation is live (the rest in shadow).",
+	    g->rollout_percent);
 	render_histogram(&o, "reflex_alert_to_action_seconds",
 	    "Time from receiving an alert to its action being acknowledged.",
 	    &alert_to_action);

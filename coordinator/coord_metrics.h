@@ -62,6 +62,7 @@ struct coord_gauges {
 	int64_t journal_commits;
 	int64_t journal_commit_errors;
 	int64_t breaker_open;
+	int64_t rollout_percent;
 };
 
 // Renders the exposition text (format 0.0.4) into a new buffer (free()).

@@ -29,6 +29,9 @@ static const char *const action_names[COORD_ACT__COUNT + 1] = {
 	[COORD_ACT__COUNT] = NULL,
 };
 
+static const char *const rule_modes[] = { "live", "shadow", "approval",
+	NULL };
+
 static const struct cm_conf_field action_fields[] = {
 	{ .key = "type", .type = CM_CONF_ENUM, .required = true,
 	  .off = offsetof(struct coord_action_conf, type),
@@ -96,9 +99,9 @@ const struct cm_conf_field coord_rule_fields[] = {
 	{ .key = "force", .type = CM_CONF_BOOL, .def = "false",
 	  .off = offsetof(struct coord_rule_conf, force),
 	  .help = "allow restarting services in safety.critical_services" },
-	{ .key = "shadow", .type = CM_CONF_BOOL, .def = "false",
-	  .off = offsetof(struct coord_rule_conf, shadow),
-	  .help = "record what this rule would do, execute nothing" },
+	{ .key = "mode", .type = CM_CONF_ENUM, .def = "live",
+	  .off = offsetof(struct coord_rule_conf, mode), .choices = rule_modes,
+	  .help = "live, shadow (record only) or approval (operator decides)" },
 	{ .key = "continue", .type = CM_CONF_BOOL, .def = "false",
 	  .off = offsetof(struct coord_rule_conf, cont),
 	  .help = "keep matching later rules after this one matched" },

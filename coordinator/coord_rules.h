@@ -81,6 +81,11 @@ struct coord_verify_conf {
 	char *promql;		// optional: returns samples while broken
 };
 
+// How a rule's plans run: live; shadow (decided and recorded, never
+// executed); approval (held until an operator approves, or expired).
+enum coord_rule_mode { COORD_RULE_LIVE, COORD_RULE_SHADOW,
+	COORD_RULE_APPROVAL };
+
 struct coord_rule_conf {
 	int line;
 	char *name;
@@ -89,7 +94,7 @@ struct coord_rule_conf {
 	int64_t max_attempts;
 	bool cont;
 	bool force;	// may restart services listed as critical
-	bool shadow;	// decide and record, never execute (this rule only)
+	int mode;	// enum coord_rule_mode
 	struct cm_list actions; // of struct coord_action_conf
 	struct coord_verify_conf verify;
 	struct cm_list escalation; // of struct coord_action_conf: run in

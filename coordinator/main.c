@@ -30,6 +30,8 @@ usage(FILE *f)
 	    "[--json] [--url URL]\n"
 	    "       reflex-coordinator [-c FILE] pause|resume [--token-file F] "
 	    "[--url URL]\n"
+	    "       reflex-coordinator [-c FILE] approve|reject [--token-file F] "
+	    "ID\n"
 	    "       reflex-coordinator [-c FILE] simulate [--json] BODY_FILE\n"
 	    "\n"
 	    "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
@@ -170,6 +172,9 @@ main(int argc, char **argv)
 		else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)
 			rv = coord_cli_control(path, sub_argc, sub_argv,
 			    cmd[0] == 'p');
+		else if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0)
+			rv = coord_cli_decide(path, sub_argc, sub_argv,
+			    cmd[0] == 'a');
 		else if (strcmp(cmd, "simulate") == 0)
 			rv = coord_cli_simulate(path, sub_argc, sub_argv);
 		else {
