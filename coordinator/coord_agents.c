@@ -101,6 +101,15 @@ error_send(nng_socket s, const char *code, const char *msg)
 	return rv ? -EIO : 0;
 }
 
+static void
+pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	(void)ev;
+	(void)arg;
+	cm_debug("agents.connection_closed", "node=%s", (const char *)arg);
+}
+
 // Opens (or re-targets) the command socket of an agent. Caller holds mu.
 static int
 agent_dial_locked(struct agent *ag, const char *addr)
@@ -122,6 +131,7 @@ agent_dial_locked(struct agent *ag, const char *addr)
 	nng_socket_set_ms(ag->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(ag->sock, NNG_OPT_RECONNMINT, 100);
 	nng_socket_set_ms(ag->sock, NNG_OPT_RECONNMAXT, 2000);
+	nng_pipe_notify(ag->sock, NNG_PIPE_EV_REM_POST, pipe_gone, ag->node);
 	rv = nng_dial(ag->sock, addr, NULL, NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
 		nng_close(ag->sock);
@@ -404,6 +414,8 @@ cmd_cb(void *arg)
 	if (rv != 0) {
 		if (!c->sent)
 			nng_msg_free(nng_aio_get_msg(c->aio));
+		cm_debug("agents.command_failed", "stage=%s nng=%s",
+		    c->sent ? "recv" : "send", nng_strerror(rv));
 		cmd_finish(c, nng_to_errno(rv), NULL);
 		return;
 	}

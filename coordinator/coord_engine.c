@@ -90,6 +90,10 @@ struct run {
 	bool first_ack_seen;
 	size_t esc_next;	   // escalation step to run if this fails
 	char why[CM_TEXT_MAX];	   // what the run did, for notifications
+	int64_t deadline_mono;	   // the current try's timeout
+	bool waiting;		   // a command is out
+	bool timed_out;		   // recorded as timeout; a late answer
+				   // is still recorded when it comes
 };
 
 // Verification of a finished run: polls the agent's view of the target
@@ -258,19 +262,44 @@ int
 coord_engine_push(struct coord_engine *e, const struct coord_notification *n,
     const int64_t *ids, const uint64_t *identities, int64_t received_mono)
 {
-	for (size_t i = 0; i < n->n_alerts; i++) {
-		struct coord_alert *a = coord_alert_dup(&n->alerts[i]);
+	struct ev *head = NULL, **tail = &head;
+	size_t count = 0;
 
-		if (a == NULL || push_alert(e, a, ids[i], identities[i],
-		    received_mono) < 0) {
+	// The alerts of one notification enter the queue together, so the
+	// engine counts them as one batch (storm detection sees them all).
+	for (size_t i = 0; i < n->n_alerts; i++) {
+		struct ev *ev = calloc(1, sizeof(*ev));
+
+		if (ev != NULL)
+			ev->alert = coord_alert_dup(&n->alerts[i]);
+		if (ev == NULL || ev->alert == NULL) {
 			// Stored as pending in the journal: the next start
 			// replays it. Nothing is lost, only delayed.
-			coord_alert_free(a);
+			free(ev);
 			cm_err("engine.enqueue_failed", "alert_id=%" PRId64, ids[i]);
-			return -ENOMEM;
+			continue;
 		}
+		ev->kind = EV_ALERT;
+		ev->alert_id = ids[i];
+		ev->identity = identities[i];
+		ev->received_mono = received_mono;
+		*tail = ev;
+		tail = &ev->next;
+		count++;
 	}
-	return 0;
+	if (head == NULL)
+		return n->n_alerts > 0 ? -ENOMEM : 0;
+	pthread_mutex_lock(&e->mu);
+	if (e->tail != NULL)
+		e->tail->next = head;
+	else
+		e->head = head;
+	for (e->tail = head; e->tail->next != NULL; e->tail = e->tail->next)
+		;
+	e->queued += (int64_t)count;
+	pthread_cond_signal(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+	return count == n->n_alerts ? 0 : -ENOMEM;
 }
 
 // ---- incidents and cooldowns ---------------------------------------------
@@ -705,11 +734,14 @@ dispatch_target(struct run *r)
 	cm_info("engine.dispatch", "action_id=%" PRId64 " type=%s node=%s "
 	    "service=%s instance=%s attempt=%d", r->action_id, cmd.action,
 	    cm_q(t->node), cm_q(cmd.service), cm_q(cmd.instance), r->attempt);
+	r->deadline_mono = r->started_mono + action_timeout_ms(p);
+	r->timed_out = false;
+	r->waiting = true;
 	if (t->lost)
 		rv = -EHOSTDOWN;
-	else
+	else // the channel waits twice as long, to record a late answer
 		rv = coord_agents_command(e->d.agents, t->node, &cmd,
-		    action_timeout_ms(p), command_done, r);
+		    2 * action_timeout_ms(p), command_done, r);
 	if (rv < 0)
 		handle_done(e, r, rv, NULL);
 }
@@ -724,6 +756,19 @@ backoff_ms(int attempt)
 	return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
 }
 
+// Retries of a failed action: the rule's, but none for a critical
+// service (one try: a person should look before it is hit again).
+static int64_t
+retries_for(struct coord_engine *e, const struct coord_plan *p)
+{
+	const struct cm_strlist *crit = &e->d.conf->safety.critical_services;
+
+	for (size_t i = 0; i < crit->n; i++)
+		if (strcmp(crit->v[i], p->service) == 0)
+			return 0;
+	return p->act->retries;
+}
+
 static void
 handle_done(struct coord_engine *e, struct run *r, int rv,
     const struct cm_msg_reply *reply)
@@ -736,7 +781,31 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 	pthread_mutex_lock(&e->mu);
 	e->in_flight--;
 	pthread_mutex_unlock(&e->mu);
+	r->waiting = false;
 	coord_metrics_action_duration((double)(now - r->started_mono) / 1000.0);
+	if (r->timed_out) {
+		char late[CM_TEXT_MAX + 96];
+
+		// Already recorded (and counted) as a timeout at its deadline.
+		if (rv == -ETIMEDOUT)
+			snprintf(late, sizeof(late), "timed out after %lld s; "
+			    "no late answer within %lld s either",
+			    (long long)(action_timeout_ms(p) / 1000),
+			    (long long)((now - r->started_mono) / 1000));
+		else
+			snprintf(late, sizeof(late), "timed out after %lld s; late "
+			    "answer after %lld s: %s: %s",
+			    (long long)(action_timeout_ms(p) / 1000),
+			    (long long)((now - r->started_mono) / 1000),
+			    ok ? "succeeded" : "failed", reply != NULL ?
+			    reply->message : strerror(-rv));
+		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		    "timeout", late, cm_now_ms());
+		cm_warn("engine.late_answer", "action_id=%" PRId64 " detail=%s",
+		    r->action_id, cm_q(late));
+		run_finish(r, false, late);
+		return;
+	}
 
 	if (reply != NULL)
 		snprintf(detail, sizeof(detail), "%s", reply->message);
@@ -769,7 +838,7 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 		return;
 	}
 
-	if (r->attempt <= p->act->retries && rv != -ECANCELED &&
+	if (r->attempt <= retries_for(e, p) && rv != -ECANCELED &&
 	    p->type != COORD_ACT_NOTIFY) { // notifiers retry on their own
 		int64_t wait = backoff_ms(r->attempt + 1);
 		char d[CM_TEXT_MAX + 160];
@@ -898,6 +967,8 @@ in_cooldown(struct coord_engine *e, const struct coord_plan *plans,
 }
 
 static void verify_resolved(struct coord_engine *e, struct incident *inc);
+static void notify_report(struct coord_engine *e, int64_t row,
+    const char *headline, const char *text);
 static int64_t row_insert(struct coord_engine *e, int64_t alert_id,
     struct incident *inc, const char *rule, const char *type,
     const char *service, const char *instance, const char *node,
@@ -1353,13 +1424,59 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 	return taken;
 }
 
+// The breaker just opened while counting `batch`: one report, to the
+// journal and to people, listing the targets whose alerts are held back.
+static void
+storm_report(struct coord_engine *e, struct ev *batch, const char *reason)
+{
+	char list[CM_TEXT_MAX], detail[CM_TEXT_MAX + COORD_REASON_MAX];
+	size_t o = 0, n = 0, shown = 0;
+	struct coord_action_rec rec = { 0 };
+
+	list[0] = '\0';
+	for (struct ev *ev = batch; ev != NULL; ev = ev->next) {
+		const char *inst, *svc;
+
+		if (ev->kind != EV_ALERT || !ev->alert->firing)
+			continue;
+		n++;
+		svc = coord_kvs_get(&ev->alert->labels, "namespace");
+		if (svc == NULL)
+			svc = coord_kvs_get(&ev->alert->labels, "service");
+		inst = coord_kvs_get(&ev->alert->labels, "pod");
+		if (inst == NULL)
+			inst = coord_kvs_get(&ev->alert->labels, "instance");
+		if (o + 80 < sizeof(list)) {
+			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s/%s",
+			    shown ? ", " : "", svc ? svc : "-", inst ? inst : "-");
+			shown++;
+		}
+	}
+	snprintf(detail, sizeof(detail), "%s; %zu alert(s) held back in this "
+	    "batch: %s%s", reason, n, list, shown < n ? ", ..." : "");
+	rec.rule = "";
+	rec.type = "breaker";
+	rec.service = "";
+	rec.instance = "";
+	rec.state = "open";
+	rec.detail = detail;
+	rec.attempt = 1;
+	rec.created_ms = cm_now_ms();
+	(void)coord_journal_action_insert(e->d.journal, &rec);
+	cm_warn("engine.storm", "detail=%s", cm_q(detail));
+	notify_report(e, rec.id, "circuit breaker open: automation paused",
+	    detail);
+}
+
 // Counts the firing alerts of a batch that a rule wants to act on, before
 // any of them is decided, so that a storm opens the breaker first (C07).
 static void
 count_demand(struct coord_engine *e, struct ev *batch)
 {
+	struct coord_breaker_state before, after;
 	int64_t fleet = -1;
 
+	coord_safety_breaker(e->safety, cm_now_ms(), &before);
 	for (struct ev *ev = batch; ev != NULL; ev = ev->next) {
 		const struct coord_rules *rules = &e->d.conf->compiled;
 		bool wanted = false;
@@ -1375,6 +1492,9 @@ count_demand(struct coord_engine *e, struct ev *batch)
 			fleet = coord_agents_count_instances(e->d.agents, NULL);
 		coord_safety_demand(e->safety, ev->identity, fleet, cm_now_ms());
 	}
+	coord_safety_breaker(e->safety, cm_now_ms(), &after);
+	if (after.open && !before.open)
+		storm_report(e, batch, after.reason);
 }
 
 // ---- verification, escalation, notification ------------------------------
@@ -1481,6 +1601,34 @@ notify_people(struct coord_engine *e, struct incident *inc,
 			(void)coord_journal_action_update(e->d.journal, j->row_id,
 			    "failed", "could not queue the notification",
 			    cm_now_ms());
+			coord_metrics_notification(0);
+			free(j->body);
+			free(j);
+		}
+	}
+}
+
+// A fleet-wide report (no single alert) to every notifier.
+static void
+notify_report(struct coord_engine *e, int64_t row, const char *headline,
+    const char *text)
+{
+	const struct cm_list *ns = &e->d.conf->notify;
+
+	(void)row;
+	for (size_t i = 0; i < ns->n; i++) {
+		const struct coord_notifier_conf *n =
+		    (const struct coord_notifier_conf *)ns->v + i;
+		struct notify_job *j = calloc(1, sizeof(*j));
+
+		if (j == NULL)
+			continue;
+		j->e = e;
+		j->n = n;
+		j->body = coord_notify_body(n->format, NULL, headline, "nothing: "
+		    "automation paused before acting", text);
+		if (j->body == NULL ||
+		    coord_worker_submit(e->worker, notify_job_run, j) < 0) {
 			coord_metrics_notification(0);
 			free(j->body);
 			free(j);
@@ -1896,9 +2044,12 @@ next_deadline(struct coord_engine *e, int64_t now)
 {
 	int64_t d = now + 1000; // agent liveness tick
 
-	for (struct run *r = e->runs; r != NULL; r = r->next)
+	for (struct run *r = e->runs; r != NULL; r = r->next) {
 		if (r->retry_at_mono > 0 && r->retry_at_mono < d)
 			d = r->retry_at_mono;
+		if (r->waiting && !r->timed_out && r->deadline_mono < d)
+			d = r->deadline_mono;
+	}
 	for (struct verify *v = e->verifies; v != NULL; v = v->next) {
 		if (v->next_poll_mono < d)
 			d = v->next_poll_mono;
@@ -1906,6 +2057,26 @@ next_deadline(struct coord_engine *e, int64_t now)
 			d = v->deadline_mono;
 	}
 	return d;
+}
+
+// The current try passed its timeout: recorded as such now; the command
+// stays out for a late answer, which is recorded when it comes.
+static void
+run_timeout(struct coord_engine *e, struct run *r)
+{
+	const struct coord_plan *p = &r->plans[r->step];
+	char d[160];
+
+	r->timed_out = true;
+	snprintf(d, sizeof(d), "no answer within %lld s (a late answer is "
+	    "still recorded)", (long long)(action_timeout_ms(p) / 1000));
+	(void)coord_journal_action_update(e->d.journal, r->action_id, "timeout",
+	    d, cm_now_ms());
+	coord_metrics_action(p->type, COORD_OUT_TIMEOUT);
+	coord_safety_finished(e->safety, p->service, false,
+	    cm_mono_ms() - r->started_mono, cm_now_ms());
+	cm_warn("engine.action_timeout", "action_id=%" PRId64 " detail=%s",
+	    r->action_id, cm_q(d));
 }
 
 static void
@@ -1919,6 +2090,9 @@ fire_timers(struct coord_engine *e, int64_t now)
 		if (r->retry_at_mono > 0 && r->retry_at_mono <= now) {
 			r->retry_at_mono = 0;
 			dispatch_target(r);
+		} else if (r->waiting && !r->timed_out &&
+		    r->deadline_mono <= now) {
+			run_timeout(e, r);
 		}
 		r = next;
 	}

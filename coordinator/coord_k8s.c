@@ -179,7 +179,7 @@ coord_k8s_conf_finish(struct coord_k8s_conf *c, const char *name, char *err,
 void
 coord_k8s_conf_default(struct coord_k8s_conf *c)
 {
-	char err[8];
+	char err[256];
 
 	memset(c, 0, sizeof(*c));
 	cm_k8s_settings_default(&c->client);
@@ -198,7 +198,9 @@ coord_k8s_conf_default(struct coord_k8s_conf *c)
 	c->job_poll_max_ms = 10000;
 	c->conflict_tries = 3;
 	c->event_component = (char *)"reflex";
-	(void)coord_k8s_conf_finish(c, "defaults", err, sizeof(err));
+	// The defaults always pass the checks.
+	if (coord_k8s_conf_finish(c, "defaults", err, sizeof(err)) < 0)
+		cm_err("k8s.conf", "err=%s", cm_q(err));
 }
 
 // ---------------------------------------------------------------------

@@ -56,7 +56,8 @@ coord_notify_body(int format, const struct coord_alert *a,
     const char *headline, const char *tried, const char *outcome)
 {
 	cJSON *o = cJSON_CreateObject(), *labels;
-	const char *name = coord_kvs_get(&a->labels, "alertname");
+	const char *name = a != NULL ? coord_kvs_get(&a->labels, "alertname") :
+	    NULL;
 	char *out, text[2048];
 
 	if (o == NULL)
@@ -71,7 +72,8 @@ coord_notify_body(int format, const struct coord_alert *a,
 		cJSON_AddStringToObject(o, "headline", headline);
 		cJSON_AddStringToObject(o, "alertname", name != NULL ? name : "");
 		labels = cJSON_AddObjectToObject(o, "labels");
-		for (size_t i = 0; labels != NULL && i < a->labels.n; i++)
+		for (size_t i = 0; a != NULL && labels != NULL &&
+		    i < a->labels.n; i++)
 			cJSON_AddStringToObject(labels, a->labels.v[i].key,
 			    a->labels.v[i].val);
 		cJSON_AddStringToObject(o, "tried", tried);

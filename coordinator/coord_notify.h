@@ -29,8 +29,9 @@ extern const struct cm_conf_field coord_notifier_fields[];
 int coord_notifier_validate(const struct coord_notifier_conf *n, char *err,
     size_t errlen);
 
-// Builds the body for one notifier format (free()): the alert, what
-// reflex tried and the outcome. NULL on ENOMEM.
+// Builds the body for one notifier format (free()): the alert (may be
+// NULL for fleet-wide reports), what reflex tried and the outcome. NULL on
+// ENOMEM.
 char *coord_notify_body(int format, const struct coord_alert *a,
     const char *headline, const char *tried, const char *outcome);
 

@@ -36,6 +36,7 @@ struct fake {
 	nng_socket rep, req;
 	nng_aio *aio;
 	bool replying;
+	nng_msg *pending; // reply held during --delay-ms (async sleep)
 	struct cm_workload wl[MAX_WL];
 	size_t n_wl;
 	bool registered;
@@ -83,8 +84,18 @@ on_cmd(void *arg)
 	nng_msg *msg;
 	int rv;
 
-	if (nng_aio_result(f->aio) != 0)
+	if (f->pending != NULL) { // the delay passed: answer now
+		nng_aio_set_msg(f->aio, f->pending);
+		f->pending = NULL;
+		f->replying = true;
+		nng_send_aio(f->rep, f->aio);
 		return;
+	}
+	if (nng_aio_result(f->aio) != 0) {
+		fprintf(stderr, "fake-agents: %s: %s\n", f->node,
+		    nng_strerror(nng_aio_result(f->aio)));
+		return;
+	}
 	if (f->replying) { // a reply went out; wait for the next request
 		f->replying = false;
 		nng_recv_aio(f->rep, f->aio);
@@ -119,8 +130,6 @@ on_cmd(void *arg)
 	}
 	if (rv == 0)
 		cm_msg_clear(&m);
-	if (delay_ms > 0)
-		nng_msleep((nng_duration)delay_ms);
 	{
 		void *buf;
 		size_t len;
@@ -132,6 +141,11 @@ on_cmd(void *arg)
 		}
 		nng_msg_append(msg, buf, len);
 		free(buf);
+	}
+	if (delay_ms > 0) { // never block nng's callback thread
+		f->pending = msg;
+		nng_sleep_aio((nng_duration)delay_ms, f->aio);
+		return;
 	}
 	f->replying = true;
 	nng_aio_set_msg(f->aio, msg);
