@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -45,6 +45,7 @@ struct agent_cmd_srv {
 	void *wake_arg;
 	nng_socket sock;
 	bool sock_open;
+	int lock_fd; // ipc: held lock on "<ipc_path>.lock", else -1
 	struct agent_cmd_ctx *ctxs;
 	unsigned n;
 	pthread_mutex_t mu; // guards the queue
@@ -313,28 +314,42 @@ make_parents(const char *path)
 	return 0;
 }
 
-// True if something accepts connections on the unix socket at path.
-static bool
-socket_alive(const char *path)
+// Takes the lock file "<path>.lock" (kept open, CLOEXEC, for the life of
+// the server). The lock, not a test connection, tells whether another
+// agent serves this path: libnng 1.5.2's ipc listener stops accepting
+// after a peer disconnects during the handshake (nng issue #1518), so we
+// never connect to a live agent's socket to find out.
+static int
+lock_path(struct agent_cmd_srv *s, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	bool alive;
-	int fd;
+	char lock[PATH_MAX + 8];
+	int rv = 0;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return false;
-	alive = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return alive;
+	snprintf(lock, sizeof(lock), "%s.lock", s->ipc_path);
+	s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (s->lock_fd < 0) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: %s", lock, strerror(errno));
+		return rv;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	rv = errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
+	snprintf(err, errlen, "%s: in use by a running agent (%s is locked)",
+	    s->ipc_path, lock);
+	close(s->lock_fd);
+	s->lock_fd = -1;
+	return rv;
 }
 
-// Makes path usable for a new listener: parents exist, a stale socket
-// file is gone; a live one or a non-socket file is an error.
+// Makes the socket path usable for a new listener: parents exist, we hold
+// the lock, and a stale socket file is gone; a file that is not a socket
+// is an error.
 static int
-prepare_ipc(const char *path, char *err, size_t errlen)
+prepare_ipc(struct agent_cmd_srv *s, char *err, size_t errlen)
 {
+	const char *path = s->ipc_path;
 	struct stat st;
 	int rv = make_parents(path);
 
@@ -343,15 +358,14 @@ prepare_ipc(const char *path, char *err, size_t errlen)
 		    path, strerror(-rv));
 		return rv;
 	}
+	rv = lock_path(s, err, errlen);
+	if (rv < 0)
+		return rv;
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISSOCK(st.st_mode)) {
 		snprintf(err, errlen, "%s: exists and is not a socket", path);
 		return -EEXIST;
-	}
-	if (socket_alive(path)) {
-		snprintf(err, errlen, "%s: in use by a running process", path);
-		return -EADDRINUSE;
 	}
 	if (unlink(path) < 0) {
 		rv = -errno;
@@ -420,7 +434,7 @@ open_socket(struct agent_cmd_srv *s, const struct agent_cmd_opts *o,
 	int rv;
 
 	if (s->ipc_path[0] != '\0') {
-		rv = prepare_ipc(s->ipc_path, err, errlen);
+		rv = prepare_ipc(s, err, errlen);
 		if (rv < 0)
 			return rv;
 	}
@@ -456,11 +470,13 @@ agent_cmd_open(const struct agent_cmd_opts *o, struct agent_cmd_srv **ret,
 	s->wake = o->wake;
 	s->wake_arg = o->wake_arg;
 	s->n = o->contexts;
+	s->lock_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	s->ctxs = calloc(s->n, sizeof(*s->ctxs));
 	rv = s->ctxs == NULL ? -ENOMEM : open_socket(s, o, err, errlen);
 	if (rv < 0) {
-		s->ipc_path[0] = '\0'; // not ours to remove
+		if (s->lock_fd < 0)
+			s->ipc_path[0] = '\0'; // not ours to remove
 		agent_cmd_close(s);
 		return rv;
 	}
@@ -489,6 +505,8 @@ agent_cmd_close(struct agent_cmd_srv *s)
 	}
 	if (s->ipc_path[0] != '\0')
 		(void)unlink(s->ipc_path);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); // only now: a successor's socket is safe
 	pthread_mutex_destroy(&s->mu);
 	free(s->ctxs);
 	free(s);

@@ -142,9 +142,9 @@ def send(url, *args):
 
 
 class Agent:
-    def __init__(self, work, conf):
+    def __init__(self, work, conf, log="agent.log"):
         self.conf = conf
-        self.log = open(os.path.join(work, "agent.log"), "w+")
+        self.log = open(os.path.join(work, log), "w+")
         self.p = subprocess.Popen([AGENT, "-c", conf, "-v"],
                                   stdout=self.log, stderr=self.log)
         PROCS.append(self.p)
@@ -206,17 +206,21 @@ services:
       path: /healthz
       period: 300ms
       timeout: 250ms
-      failure_threshold: 2
-      initial_delay: 200ms
-    restart_backoff: {{ initial: 200ms, max: 2s }}
+      failure_threshold: 3
+      initial_delay: 1500ms
+    restart_backoff: {{ initial: 200ms, max: 2s, reset_after: 1s }}
   - name: stubborn
     command: ["{py}", "{svc}", "--port", "{{port}}", "--name", "{{instance}}",
               "--ignore-term", "--no-cache"]
     base_port: {stub}
     stop_grace: 500ms
+  - name: broken
+    command: ["/nonexistent/reflex-test-program", "{{port}}"]
+    base_port: {broken}
+    restart_backoff: {{ initial: 100ms, max: 400ms }}
 """.format(coord=ports["coord"], listen=ports["listen"], sock=sock,
            py=sys.executable, svc=SVC, base=ports["base"],
-           stub=ports["stub"])
+           stub=ports["stub"], broken=ports["broken"])
     path = os.path.join(work, "agent.yaml")
     with open(path, "w") as f:
         f.write(text)
@@ -267,7 +271,7 @@ def check_startup(agent, ports, sock):
     mode = stat.S_IMODE(os.stat(sock).st_mode)
     T.ok(stat.S_ISSOCK(os.stat(sock).st_mode) and mode == 0o600,
          "status socket is a socket with mode 0600", oct(mode))
-    r = run([AGENT, "status", "-c", agent.conf])
+    r = run([AGENT, "status", "-s", sock])
     T.ok(r.returncode == 0 and "node         node-t" in r.stdout and
          "demo-a-1" in r.stdout and "running" in r.stdout,
          "status prints for a person", r.stdout + r.stderr)
@@ -293,7 +297,7 @@ def check_coordinator(agent, coord, ports):
     names = sorted(w["instance"] for w in b["workloads"])
     T.ok(b["node"] == "node-t" and b["runtime"] == "process" and
          b["addr"] == "tcp://127.0.0.1:%d" % ports["listen"] and
-         names == ["demo-a-0", "demo-a-1", "stubborn-0"],
+         names == ["broken-0", "demo-a-0", "demo-a-1", "stubborn-0"],
          "register carries node, listen addr, runtime and workloads",
          json.dumps(b))
     w0 = [w for w in b["workloads"] if w["instance"] == "demo-a-0"][0]
@@ -302,8 +306,9 @@ def check_coordinator(agent, coord, ports):
     # --forget 2: the 2nd heartbeat is answered "unknown node".
     again = wait_for(lambda: len(coord.of_type("register")) >= 2)
     hbs = coord.of_type("heartbeat")
-    T.ok(bool(again) and len(hbs) >= 2 and hbs[0]["body"]["seq"] == 1 and
-         hbs[1]["body"]["seq"] == 2,
+    seqs = [h["body"]["seq"] for h in hbs]
+    T.ok(bool(again) and len(seqs) >= 2 and seqs[0] == 1 and
+         all(a < b for a, b in zip(seqs, seqs[1:])),
          "heartbeats count up; -ENOENT makes the agent register again",
          json.dumps(coord.lines[:6]))
     st = agent.status()
@@ -314,38 +319,77 @@ def check_coordinator(agent, coord, ports):
 
 def check_crash(agent, ports):
     old = info(ports["base"])
+    before = inst(agent.status(), "demo-a-0")["restarts"]
     os.kill(old["pid"], signal.SIGKILL)
     st = wait_for(lambda: (lambda s: s if inst(s, "demo-a-0")["pid"] not in
                            (None, old["pid"]) and
                            inst(s, "demo-a-0")["state"] == "running"
                            else None)(agent.status()))
     i = inst(st, "demo-a-0") if st else {}
-    T.ok(i.get("restarts") == 1 and "signal 9" in
+    T.ok(i.get("restarts") == before + 1 and "signal 9" in
          (i.get("last_restart_reason") or ""),
-         "kill -9: restarted, restart count 1, reason says signal 9",
+         "kill -9: restarted, restart count +1, reason says signal 9",
          json.dumps(i))
     T.ok(wait_for(lambda: not alive(old["grandchild"]), 5),
          "the crashed instance's leftover group member is killed")
     PIDS.add(i.get("pid") or 0)
+    T.ok((i.get("backoff_failures") or 0) >= 1 and
+         wait_for(lambda: inst(agent.status(), "demo-a-0")
+                  ["backoff_failures"] == 0) and
+         "event=proc.stable instance=demo-a-0" in agent.logtext(),
+         "the backoff starts over after reset_after healthy",
+         json.dumps(inst(agent.status(), "demo-a-0")))
+
+
+def check_broken(agent, url):
+    def backing_off():
+        b = inst(agent.status(), "broken-0")
+        return b if b["backoff_failures"] >= 3 else None
+    b = wait_for(backing_off) or inst(agent.status(), "broken-0")
+    T.ok(b["state"] == "backoff" and b["pid"] is None and
+         "No such file" in (b["start_error"] or "") and b["restarts"] == 0,
+         "a program that cannot start waits in backoff with the error",
+         json.dumps(b))
+    r = send(url, "command", "restart", "broken", "broken-0")
+    T.ok(r.get("ok") is False and r.get("code") == -5 and
+         "start failed" in r.get("message", ""),
+         "restarting it reports the start failure", json.dumps(r))
 
 
 def check_probe_failure(agent, ports):
     port = ports["base"] + 1
     old = info(port)
     PIDS.update([old["pid"], old["grandchild"]])
+    before = inst(agent.status(), "demo-a-1")["restarts"]
     http("POST", port, "/fault/unhealthy")
     st = wait_for(lambda: (lambda s: s if inst(s, "demo-a-1")["pid"] not in
                            (None, old["pid"]) and
                            inst(s, "demo-a-1")["state"] == "running"
                            else None)(agent.status()))
     i = inst(st, "demo-a-1") if st else {}
-    T.ok(i.get("restarts") == 1 and (i.get("last_restart_reason") or "")
-         .startswith("probe failed 2 times: HTTP 500"),
+    T.ok(i.get("restarts") == before + 1 and
+         (i.get("last_restart_reason") or "")
+         .startswith("probe failed 3 times: HTTP 500"),
          "failing /healthz: the agent restarts it after the threshold",
          json.dumps(i))
     T.ok(wait_for(lambda: not alive(old["pid"]), 5),
          "the unhealthy process is gone")
     PIDS.add(i.get("pid") or 0)
+
+
+def check_probe_timeout(agent, ports):
+    old = inst(agent.status(), "demo-a-0")
+    http("POST", ports["base"], "/fault/hang")
+    st = wait_for(lambda: (lambda s: s if inst(s, "demo-a-0")["restarts"] >
+                           old["restarts"] else None)(agent.status()))
+    i = inst(st, "demo-a-0") if st else {}
+    T.ok("probe failed 3 times: timed out after" in
+         (i.get("last_restart_reason") or ""),
+         "a hanging /healthz: probe timeouts make the agent restart it",
+         json.dumps(i))
+    T.ok(wait_for(lambda: inst(agent.status(), "demo-a-0")["state"] ==
+                  "running"), "and the new process is healthy")
+    PIDS.add(inst(agent.status(), "demo-a-0")["pid"] or 0)
 
 
 def check_restart_commands(agent, ports, url):
@@ -358,7 +402,7 @@ def check_restart_commands(agent, ports, url):
          new["pid"] != before["pid"],
          "restart command: reply after the new process started, with "
          "old/new pid", json.dumps(r) + "\n" + json.dumps(new))
-    T.ok(new["restarts"] == 2 and "action 42" in
+    T.ok(new["restarts"] == before["restarts"] + 1 and "action 42" in
          new["last_restart_reason"] and "integration test" in
          new["last_restart_reason"], "the command's reason is recorded",
          json.dumps(new))
@@ -435,6 +479,13 @@ def check_bad_frames(agent, url):
          json.dumps(st["stats"]))
     T.ok("event=cmd.bad_frame server=command size=1 head=c1" in
          agent.logtext(), "a bad frame is logged with size and head")
+    port = int(url.rsplit(":", 1)[1])
+    for junk in (b"", b"\x00SP", b"GET / HTTP/1.0\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", port), 5) as c:
+            c.sendall(junk)
+    r = send(url, "command", "restart", "nope")
+    T.ok(r.get("code") == -2, "raw TCP peers that drop mid-handshake do "
+         "not stop the command server", json.dumps(r))
 
 
 def check_shutdown(agent, sock):
@@ -461,6 +512,52 @@ def check_shutdown(agent, sock):
          "\n".join(reports[:20]))
 
 
+def all_pids(st):
+    return [i["pid"] for s in st["services"] for i in s["instances"]
+            if i["pid"]]
+
+
+def check_agent_killed(work, conf, sock):
+    """SIGKILL of the agent: children die with it (PDEATHSIG); the next
+    agent removes the stale socket; a second one on the same config
+    fails without breaking the first."""
+    a2 = Agent(work, conf, "agent2.log")
+    st = wait_for(lambda: (lambda s: s if s and len(all_pids(s)) == 3
+                           else None)(a2.status()))
+    pids = all_pids(st) if st else []
+    PIDS.update(pids)
+    a2.p.kill()
+    a2.p.wait()
+    T.ok(bool(pids) and wait_for(lambda: not any(alive(p) for p in pids),
+                                 5),
+         "SIGKILLed agent: its children die with it", str(pids))
+    T.ok(os.path.exists(sock), "a stale status socket file is left")
+    a3 = Agent(work, conf, "agent3.log")
+    st = wait_for(lambda: (lambda s: s if s and len(all_pids(s)) == 3
+                           else None)(a3.status()))
+    T.ok(st is not None and "event=cmd.stale_socket_removed" in
+         a3.logtext(), "the next agent removes the stale socket and serves")
+    if st:
+        PIDS.update(all_pids(st))
+    r = run([AGENT, "-c", conf], timeout=WAIT)
+    T.ok(r.returncode == 1 and "agent.start_failed" in r.stderr and
+         a3.status() is not None,
+         "a second agent on the same config fails and leaves the first "
+         "alone", r.stderr[-500:])
+    conf2 = os.path.join(work, "agent-same-socket.yaml")
+    with open(conf) as f, open(conf2, "w") as g:
+        text = f.read()
+        listen = text.split("listen: ")[1].split("\n")[0]
+        g.write(text.replace(listen, "tcp://127.0.0.1:%d" % free_ports(1)))
+    r = run([AGENT, "-c", conf2], timeout=WAIT)
+    T.ok(r.returncode == 1 and "in use by a running agent" in r.stderr
+         and os.path.exists(sock) and a3.status() is not None,
+         "an agent whose status socket is taken refuses to start",
+         r.stderr[-500:])
+    a3.p.send_signal(signal.SIGTERM)
+    T.ok(a3.p.wait(WAIT) == 0, "and that one stops cleanly")
+
+
 def main():
     for path in (AGENT, SEND):
         if not os.access(path, os.X_OK):
@@ -468,6 +565,7 @@ def main():
             return 0
     work = tempfile.mkdtemp(prefix="reflex-agent-test-")
     ports = {"base": free_ports(2), "stub": free_ports(1),
+             "broken": free_ports(1),
              "listen": free_ports(1), "coord": free_ports(1)}
     conf, sock = write_config(work, ports)
     url = "tcp://127.0.0.1:%d" % ports["listen"]
@@ -483,10 +581,13 @@ def main():
         check_coordinator(agent, coord, ports)
         check_crash(agent, ports)
         check_probe_failure(agent, ports)
+        check_probe_timeout(agent, ports)
+        check_broken(agent, url)
         check_restart_commands(agent, ports, url)
         check_other_commands(agent, ports, url, sock)
         check_bad_frames(agent, url)
         check_shutdown(agent, sock)
+        check_agent_killed(work, conf, sock)
     except Exception as e:  # report, then clean up below
         T.ok(False, "test script error", repr(e))
     finally:

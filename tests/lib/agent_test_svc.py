@@ -8,6 +8,7 @@
 Listens on 127.0.0.1:N only. Endpoints:
   GET  /healthz          200 "ok", or 500 after POST /fault/unhealthy
   POST /fault/unhealthy  make /healthz fail
+  POST /fault/hang       make /healthz answer only after 30 s
   POST /fault/clear      make /healthz succeed again
   POST /cache/clear      200, counts the calls
   GET  /info             JSON: pid, pgid, name, port, the REFLEX_* and
@@ -26,11 +27,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 # Before anything else is opened: what did the agent let us inherit?
 FDS_AT_START = sorted(int(f) for f in os.listdir("/proc/self/fd"))
 
-state = {"unhealthy": False, "sighup": 0, "cache_clears": 0,
+state = {"unhealthy": False, "hang": False, "sighup": 0, "cache_clears": 0,
          "grandchild": None}
 
 
@@ -52,6 +54,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/healthz":
+            if state["hang"]:
+                time.sleep(30)
             if state["unhealthy"]:
                 self.reply(500, "unhealthy\n")
             else:
@@ -76,8 +80,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/fault/unhealthy":
             state["unhealthy"] = True
             self.reply(200, "unhealthy now\n")
+        elif self.path == "/fault/hang":
+            state["hang"] = True
+            self.reply(200, "hanging now\n")
         elif self.path == "/fault/clear":
             state["unhealthy"] = False
+            state["hang"] = False
             self.reply(200, "cleared\n")
         elif self.path == "/cache/clear" and not ARGS.no_cache:
             state["cache_clears"] += 1
