@@ -42,6 +42,8 @@ struct coord_agents {
 	pthread_t thread;
 	atomic_bool stopping;
 	atomic_int pending; // commands in flight
+	coord_agents_permit_fn permit_fn;
+	void *permit_arg;
 };
 
 // One command exchange on its own req context.
@@ -218,6 +220,43 @@ handle_heartbeat(struct coord_agents *a, struct cm_msg *m)
 }
 
 static void
+handle_permit(struct coord_agents *a, struct cm_msg *m)
+{
+	struct cm_msg r = { .version = CM_PROTO_VERSION, .type = CM_MSG_REPLY,
+		.id = m->id };
+	bool known;
+	void *buf;
+	size_t len;
+
+	pthread_mutex_lock(&a->mu);
+	known = find_locked(a, m->u.permit.node) != NULL;
+	pthread_mutex_unlock(&a->mu);
+	if (!known) {
+		reply_send(a->rep, m->id, false, -ENOENT,
+		    "unknown node: register first");
+		return;
+	}
+	if (a->permit_fn == NULL) {
+		reply_send(a->rep, m->id, false, -ENOTSUP,
+		    "this coordinator grants no permits");
+		return;
+	}
+	a->permit_fn(&m->u.permit, &r.u.reply, a->permit_arg);
+	if (cm_msg_encode(&r, &buf, &len) == 0) {
+		(void)nng_send(a->rep, buf, len, 0);
+		free(buf);
+	}
+}
+
+void
+coord_agents_set_permit(struct coord_agents *a, coord_agents_permit_fn fn,
+    void *arg)
+{
+	a->permit_fn = fn;
+	a->permit_arg = arg;
+}
+
+static void
 hexdump16(const unsigned char *p, size_t n, char *out, size_t outlen)
 {
 	size_t o = 0;
@@ -262,6 +301,9 @@ server_main(void *arg)
 			break;
 		case CM_MSG_HEARTBEAT:
 			handle_heartbeat(a, &m);
+			break;
+		case CM_MSG_PERMIT:
+			handle_permit(a, &m);
 			break;
 		default:
 			reply_send(a->rep, m.id, false, -EPROTO,

@@ -52,6 +52,17 @@ int coord_agents_command(struct coord_agents *a, const char *node,
     const struct cm_msg_command *cmd, int64_t timeout_ms,
     coord_agents_done_fn done, void *arg);
 
+// Decides an agent's request to restart an instance on its own (its
+// probes failed). Fills `reply` (ok = permitted). Called on the agent
+// server thread; may block briefly (the engine answers within a second).
+typedef void (*coord_agents_permit_fn)(const struct cm_msg_permit *req,
+    struct cm_msg_reply *reply, void *arg);
+
+// Installs the permit handler. Without one, permits are refused with
+// -ENOTSUP. Call before agents connect (not synchronized).
+void coord_agents_set_permit(struct coord_agents *a, coord_agents_permit_fn fn,
+    void *arg);
+
 // JSON array of agents for GET /api/v1/agents (free()). NULL on ENOMEM.
 char *coord_agents_json(struct coord_agents *a);
 

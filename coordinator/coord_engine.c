@@ -119,7 +119,34 @@ struct verify {
 };
 
 enum ev_kind { EV_ALERT, EV_DONE, EV_PAUSE, EV_RESUME, EV_VCHECK,
-	EV_VQUERY, EV_APPROVE, EV_REJECT };
+	EV_VQUERY, EV_APPROVE, EV_REJECT, EV_PERMIT };
+
+// An agent's permit request waiting for the engine's verdict. Shared by
+// the waiting agent-server thread and the engine: freed by whichever lets
+// go last (the waiter gives up after a timeout).
+struct permit_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int refs;
+	bool done;
+	struct cm_msg_permit req;
+	struct cm_msg_reply reply;
+};
+
+static void
+permit_unref(struct permit_wait *w)
+{
+	bool last;
+
+	pthread_mutex_lock(&w->mu);
+	last = --w->refs == 0;
+	pthread_mutex_unlock(&w->mu);
+	if (last) {
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		free(w);
+	}
+}
 
 // A plan held for an operator's decision (rule or service in approval).
 struct approval {
@@ -150,6 +177,7 @@ struct ev {
 	char who[CM_NAME_MAX];	   // EV_PAUSE
 	struct verify *verify;	   // EV_VCHECK, EV_VQUERY
 	int64_t approval_id;	   // EV_APPROVE, EV_REJECT
+	struct permit_wait *permit; // EV_PERMIT (owned by the waiter)
 	int verdict;		   // EV_VQUERY: enum coord_prom_verdict
 	char detail[256];
 	int64_t retry_at_mono;	   // deferred alerts (dependency: wait)
@@ -217,6 +245,8 @@ ev_free(struct ev *ev)
 {
 	if (ev == NULL)
 		return;
+	if (ev->kind == EV_PERMIT && ev->permit != NULL)
+		permit_unref(ev->permit);
 	coord_alert_free(ev->alert);
 	free(ev);
 }
@@ -2105,6 +2135,99 @@ fire_timers(struct coord_engine *e, int64_t now)
 	}
 }
 
+// The agent's own restart goes through the checks as a restart of that
+// instance, is counted against the limits, and is journaled.
+static void
+handle_permit(struct coord_engine *e, struct permit_wait *w)
+{
+	const struct cm_msg_permit *p = &w->req;
+	struct coord_safety_req sr = { .type = COORD_ACT_RESTART,
+		.service = p->service, .instance = p->instance };
+	struct coord_action_rec rec = { 0 };
+	struct coord_verdict v;
+	char key[3 * CM_NAME_MAX + 8], detail[COORD_REASON_MAX + CM_TEXT_MAX];
+	int64_t now = cm_now_ms();
+
+	snprintf(key, sizeof(key), "local|%s|%s|%s", p->node, p->service,
+	    p->instance);
+	sr.identity = fnv1a(key);
+	sr.service_instances = coord_agents_count_instances(e->d.agents,
+	    p->service);
+	coord_safety_check(e->safety, &sr, now, &v);
+	if (v.allow) {
+		coord_safety_started(e->safety, &sr, now);
+		coord_safety_finished(e->safety, p->service, true, 0, now);
+		snprintf(detail, sizeof(detail), "agent's own restart permitted: "
+		    "%s", p->reason);
+	} else {
+		coord_metrics_safety_block(v.check);
+		snprintf(detail, sizeof(detail), "agent's own restart refused:%s: "
+		    "%s (agent said: %s)", v.check, v.reason, p->reason);
+	}
+	rec.rule = "local";
+	rec.type = "restart";
+	rec.service = p->service;
+	rec.instance = p->instance;
+	rec.node = p->node;
+	rec.state = v.allow ? "permitted" : "refused";
+	rec.detail = detail;
+	rec.attempt = 1;
+	rec.created_ms = now;
+	rec.identity = sr.identity;
+	(void)coord_journal_action_insert(e->d.journal, &rec);
+	cm_log(v.allow ? CM_LOG_INFO : CM_LOG_NOTICE, "engine.permit",
+	    "node=%s service=%s instance=%s allow=%d detail=%s", cm_q(p->node),
+	    cm_q(p->service), cm_q(p->instance), v.allow, cm_q(detail));
+	pthread_mutex_lock(&w->mu);
+	w->reply.ok = v.allow;
+	w->reply.code = v.allow ? 0 : -EPERM;
+	snprintf(w->reply.message, sizeof(w->reply.message), "%s", detail);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void
+coord_engine_permit(const struct cm_msg_permit *req, struct cm_msg_reply *reply,
+    void *arg)
+{
+	struct coord_engine *e = arg;
+	struct permit_wait *w = calloc(1, sizeof(*w));
+	struct ev *ev = calloc(1, sizeof(*ev));
+	pthread_condattr_t ca;
+	struct timespec ts;
+
+	reply->ok = false;
+	reply->code = -ETIMEDOUT;
+	snprintf(reply->message, sizeof(reply->message),
+	    "the coordinator could not decide in time");
+	if (w == NULL || ev == NULL) {
+		free(w);
+		free(ev);
+		return;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	w->refs = 2; // this thread and the event
+	w->req = *req;
+	ev->kind = EV_PERMIT;
+	ev->permit = w;
+	enqueue(e, ev);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += 2;
+	pthread_mutex_lock(&w->mu);
+	while (!w->done)
+		if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
+			break;
+	if (w->done)
+		*reply = w->reply;
+	pthread_mutex_unlock(&w->mu);
+	permit_unref(w);
+}
+
 static void
 handle_event(struct coord_engine *e, struct ev *ev)
 {
@@ -2132,6 +2255,9 @@ handle_event(struct coord_engine *e, struct ev *ev)
 	case EV_APPROVE:
 	case EV_REJECT:
 		handle_approval(e, ev, ev->kind == EV_APPROVE);
+		break;
+	case EV_PERMIT:
+		handle_permit(e, ev->permit);
 		break;
 	}
 	if (!kept)

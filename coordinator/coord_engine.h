@@ -71,6 +71,13 @@ int coord_engine_resume(struct coord_engine *e);
 int coord_engine_approval(struct coord_engine *e, int64_t id, bool approve,
     const char *who);
 
+// Decides an agent's local restart through the same safety checks as
+// every action (and counts it against the same limits); records it.
+// Blocks up to about a second waiting for the engine thread. Matches
+// coord_agents_permit_fn (arg: the engine).
+void coord_engine_permit(const struct cm_msg_permit *req,
+    struct cm_msg_reply *reply, void *arg);
+
 // The current rollout percentage. Any thread.
 int64_t coord_engine_rollout(struct coord_engine *e);
 

@@ -108,6 +108,7 @@ app_run(struct app *a)
 	if (rv < 0)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.engine_failed",
 		    "rv=%d", rv);
+	coord_agents_set_permit(a->agents, coord_engine_permit, a->engine);
 	hd = (struct coord_http_deps){ .conf = &a->conf, .journal = a->journal,
 		.agents = a->agents, .engine = a->engine, .auth = &a->auth };
 	rv = coord_http_start(&a->http, &hd, err, sizeof(err));

@@ -122,7 +122,7 @@ def run(tap, lab):
     for name, extra in (("good", []), ("bad", ["--unhealthy"])):
         lab.start(f"agent-{name}", [
             reflex_binary("fake-agents"), "--coordinator",
-            f"tcp://127.0.0.1:{agents}", "--port", str(free_port()),
+            f"tcp://127.0.0.1:{agents}", "--port", "0",
             "--node-prefix", f"{name}-node-", "--heartbeat-ms", "200",
             "--workload", f"{name}:{name}-0:127.0.0.1:1{len(name)}000",
             "--workload", f"{name}:{name}-1:127.0.0.1:1{len(name)}001"]

@@ -84,7 +84,7 @@ class Env:
     def agents_up(self, n, *args):
         p = self.lab.start(f"agents-{self.name}-{len(self.fakes)}", [
             reflex_binary("fake-agents"), "--coordinator",
-            f"tcp://127.0.0.1:{self.agents}", "--port", str(free_port()),
+            f"tcp://127.0.0.1:{self.agents}", "--port", "0",
             "--node-prefix", f"{self.name}-{len(self.fakes)}-",
             "--heartbeat-ms", "300"] + list(args))
         self.fakes.append(p)
@@ -262,10 +262,33 @@ def test_c07_fleet_storm(tap, lab):
            "the report is in the journal too", rows)
 
 
+def test_agent_permits(tap, lab):
+    env = Env(lab, "permit")
+    p = env.agents_up(1, *sum((["--workload", f"web:web-{i}:127.0.0.1:2{i:04d}"]
+                              for i in range(4)), []),
+                      "--permit", "web:web-0", "--permit", "web:web-1",
+                      "--permit", "nosuch:x-0")
+    wait_until(lambda: p.log_text().count('"permit"') == 3, 10,
+               what="three permit answers")
+    answers = [json.loads(l) for l in p.log_text().splitlines()
+               if l.startswith('{"permit"')]
+    tap.ok(answers[0]["ok"] and answers[0]["permit"] == "web/web-0",
+           "an agent's own restart is permitted when the checks pass",
+           answers)
+    tap.ok(not answers[1]["ok"] and answers[1]["code"] == -1,
+           "a second instance of the same service within the window is "
+           "refused (blast radius 25% of 4)", answers)
+    rows = env.rows(service="web")
+    tap.ok(sorted(a["state"] for a in rows) == ["permitted", "refused"] and
+           any("refused:blast_radius" in a["detail"] for a in rows),
+           "both decisions are journaled with the check that refused", rows)
+
+
 def main():
     tap = Tap()
     tests = (test_timeout_and_late_answer, test_kill_in_flight,
-             test_kill_during_intake, test_storm, test_c07_fleet_storm)
+             test_kill_during_intake, test_storm, test_c07_fleet_storm,
+             test_agent_permits)
     only = os.environ.get("REFLEX_ONLY")
     for t in tests:
         if only and only not in t.__name__:

@@ -87,7 +87,7 @@ class Env:
                 wl += ["--workload", f"{svc}:{svc}-{i}:127.0.0.1:1{i}{len(wl)}"]
         self.fake = lab.start(f"agents{self.http}", [
             reflex_binary("fake-agents"), "--coordinator",
-            f"tcp://127.0.0.1:{self.agents}", "--port", str(free_port()),
+            f"tcp://127.0.0.1:{self.agents}", "--port", "0",
             "--heartbeat-ms", "200"] + wl)
         wait_until(lambda: len(http_json(self.url + "/api/v1/agents")) == 1,
                    10, what="agent")

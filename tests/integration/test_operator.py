@@ -75,8 +75,7 @@ def run(tap, lab):
     coord = lab.start("coordinator", [reflex_binary("reflex-coordinator"),
                                       "-c", cfg], ready_url=url + "/readyz")
     lab.start("agent", [reflex_binary("fake-agents"), "--coordinator",
-                        f"tcp://127.0.0.1:{agents}", "--port",
-                        str(free_port()), "--heartbeat-ms", "200",
+                        f"tcp://127.0.0.1:{agents}", "--port", "0", "--heartbeat-ms", "200",
                         "--workload", "web:web-{i}:127.0.0.1:1800{i}",
                         "--count", "4"])
     wait_until(lambda: len(http_json(url + "/api/v1/agents")) == 4, 10,

@@ -11,7 +11,11 @@
 //            [--heartbeat-ms MS] [--node-prefix P] [--unhealthy]
 // --unhealthy answers every "check" (verification) with ok=false, as an
 // agent whose target stays broken after a restart.
-// Agent i listens on tcp://127.0.0.1:(PORT+i) and hosts every --workload
+// --permit SERVICE:INSTANCE (repeatable): once registered, agent 0 asks
+// the coordinator for permission to restart each, printing
+//   {"permit":"SERVICE/INSTANCE","ok":true,"code":0,"message":"..."}
+// Agent i listens on tcp://127.0.0.1:(PORT+i) (PORT 0: a free port each)
+// and hosts every --workload
 // (with "{i}" in SERVICE, INSTANCE or ADDR replaced by i).
 #include <errno.h>
 #include <getopt.h>
@@ -46,6 +50,8 @@ struct fake {
 static struct fake *fakes;
 static int count = 1, delay_ms, heartbeat_ms = 1000;
 static bool fail, unhealthy;
+static const char *permits[16];
+static int n_permits, permits_done;
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool stop;
 
@@ -196,6 +202,39 @@ beat(struct fake *f)
 }
 
 static void
+ask_permits(struct fake *f)
+{
+	for (; permits_done < n_permits; permits_done++) {
+		struct cm_msg m = { .version = CM_PROTO_VERSION,
+			.type = CM_MSG_PERMIT, .id = ++f->seq }, r;
+		char tmp[2 * CM_NAME_MAX], *inst;
+
+		snprintf(tmp, sizeof(tmp), "%s", permits[permits_done]);
+		inst = strchr(tmp, ':');
+		if (inst == NULL)
+			continue;
+		*inst++ = '\0';
+		snprintf(m.u.permit.node, sizeof(m.u.permit.node), "%s", f->node);
+		snprintf(m.u.permit.service, sizeof(m.u.permit.service), "%s", tmp);
+		snprintf(m.u.permit.instance, sizeof(m.u.permit.instance), "%s",
+		    inst);
+		snprintf(m.u.permit.reason, sizeof(m.u.permit.reason),
+		    "probe failed 3 times (simulated)");
+		if (!exchange(f, &m, &r))
+			return; // asked again at the next beat
+		pthread_mutex_lock(&out_mu);
+		printf("{\"permit\":\"%s/%s\",\"ok\":%s,\"code\":%d,"
+		    "\"message\":\"%s\"}\n", tmp, inst,
+		    r.type == CM_MSG_REPLY && r.u.reply.ok ? "true" : "false",
+		    r.type == CM_MSG_REPLY ? r.u.reply.code : -1,
+		    r.type == CM_MSG_REPLY ? "reply" : "error");
+		fflush(stdout);
+		pthread_mutex_unlock(&out_mu);
+		cm_msg_clear(&r);
+	}
+}
+
+static void
 on_signal(int sig)
 {
 	(void)sig;
@@ -215,6 +254,7 @@ main(int argc, char **argv)
 		{ "heartbeat-ms", required_argument, NULL, 'b' },
 		{ "node-prefix", required_argument, NULL, 'P' },
 		{ "unhealthy", no_argument, NULL, 'u' },
+		{ "permit", required_argument, NULL, 'q' },
 		{ 0 },
 	};
 	const char *coord = NULL, *prefix = "node-", *wls[MAX_WL];
@@ -234,10 +274,14 @@ main(int argc, char **argv)
 		case 'b': heartbeat_ms = atoi(optarg); break;
 		case 'P': prefix = optarg; break;
 		case 'u': unhealthy = true; break;
+		case 'q':
+			if (n_permits < 16)
+				permits[n_permits++] = optarg;
+			break;
 		default: return 2;
 		}
 	}
-	if (coord == NULL || port <= 0 || count < 1 || count > 20000 ||
+	if (coord == NULL || port < 0 || count < 1 || count > 20000 ||
 	    heartbeat_ms < 10) {
 		fprintf(stderr, "fake-agents: need --coordinator and --port\n");
 		return 2;
@@ -249,7 +293,8 @@ main(int argc, char **argv)
 		struct fake *f = &fakes[i];
 
 		snprintf(f->node, sizeof(f->node), "%s%d", prefix, i);
-		snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", port + i);
+		snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d",
+		    port > 0 ? port + i : 0);
 		for (int k = 0; k < n_wls; k++) {
 			char tmp[3 * CM_ADDR_MAX], *svc = tmp, *inst, *addr;
 
@@ -268,13 +313,21 @@ main(int argc, char **argv)
 			f->wl[k].healthy = true;
 		}
 		f->n_wl = (size_t)n_wls;
+		nng_listener l;
+		nng_sockaddr sa;
+
 		if (nng_rep0_open(&f->rep) != 0 ||
-		    nng_listen(f->rep, f->url, NULL, 0) != 0 ||
+		    nng_listen(f->rep, f->url, &l, 0) != 0 ||
+		    nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa) != 0 ||
 		    nng_aio_alloc(&f->aio, on_cmd, f) != 0 ||
 		    nng_req0_open(&f->req) != 0) {
 			fprintf(stderr, "fake-agents: cannot listen on %s\n", f->url);
 			return 1;
 		}
+		// The port actually bound (for port 0), in network order.
+		snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%u",
+		    (unsigned)(((sa.s_in.sa_port & 0xff) << 8) |
+		    (sa.s_in.sa_port >> 8)));
 		nng_socket_set_ms(f->req, NNG_OPT_SENDTIMEO, 1000);
 		nng_socket_set_ms(f->req, NNG_OPT_RECVTIMEO, 1000);
 		nng_dial(f->req, coord, NULL, NNG_FLAG_NONBLOCK);
@@ -284,6 +337,8 @@ main(int argc, char **argv)
 	while (!atomic_load(&stop)) {
 		for (int i = 0; i < count && !atomic_load(&stop); i++)
 			beat(&fakes[i]);
+		if (fakes[0].registered)
+			ask_permits(&fakes[0]);
 		for (int t = 0; t < heartbeat_ms && !atomic_load(&stop); t += 10)
 			nng_msleep(10);
 	}
