@@ -471,6 +471,12 @@ coord_k8s_ref_obj(const struct coord_k8s_ref *t, const char *uid)
 // ---------------------------------------------------------------------
 // Rollout state
 
+static const char *
+s_or(const char *s, const char *def)
+{
+	return s != NULL ? s : def;
+}
+
 static int64_t
 num(const cJSON *o, int64_t def, const char *a, const char *b)
 {
@@ -693,6 +699,54 @@ hhmmss(int64_t ms, char *buf, size_t n)
 	snprintf(buf, n, "%.8s", strlen(full) >= 19 ? full + 11 : "?");
 }
 
+// Appends what is known about the nodes of stuck pods ("node-c Ready
+// Unknown since 16:03:50, last heartbeat 16:03:10"), each node once.
+static void
+node_report(struct cm_k8s *k, char nodes[][254], size_t n, char *buf,
+    size_t bn)
+{
+	size_t i, o = strlen(buf);
+
+	for (i = 0; i < n && o < bn; i++) {
+		struct cm_k8s_resp r;
+		const cJSON *c;
+		char path[512];
+
+		if (cm_k8s_path(path, sizeof(path), "v1", NULL, "nodes",
+		    nodes[i], NULL) < 0)
+			continue;
+		if (cm_k8s_get(k, path, &r) == -ENOENT) {
+			o += (size_t)snprintf(buf + o, bn - o, "; node %s is gone",
+			    nodes[i]);
+		} else {
+			cJSON_ArrayForEach(c, cm_k8s_at(r.body, "status",
+			    "conditions", NULL)) {
+				const char *ty = cm_k8s_str(c, "type", NULL);
+				const char *st = cm_k8s_str(c, "status", NULL);
+				const char *since = cm_k8s_str(c,
+				    "lastTransitionTime", NULL);
+				const char *hb = cm_k8s_str(c,
+				    "lastHeartbeatTime", NULL);
+				char a[16] = "?", b[16] = "?";
+				int64_t ms;
+
+				if (ty == NULL || strcmp(ty, "Ready") != 0 ||
+				    st == NULL || strcmp(st, "True") == 0)
+					continue;
+				if (since != NULL && cm_time_parse(since, &ms) == 0)
+					hhmmss(ms, a, sizeof(a));
+				if (hb != NULL && cm_time_parse(hb, &ms) == 0)
+					hhmmss(ms, b, sizeof(b));
+				o += (size_t)snprintf(buf + o, bn - o, "; node %s "
+				    "Ready %s since %s, last heartbeat %s",
+				    nodes[i], st, a, b);
+				break;
+			}
+		}
+		cm_k8s_resp_clear(&r);
+	}
+}
+
 int
 coord_k8s_verify(struct cm_k8s *k, const struct coord_k8s_ref *t,
     int64_t now_ms, struct coord_k8s_verify *ret)
@@ -700,8 +754,8 @@ coord_k8s_verify(struct cm_k8s *k, const struct coord_k8s_ref *t,
 	struct coord_k8s_rollout ro;
 	struct cm_k8s_resp r = { 0 };
 	const cJSON *p;
-	char path[1024], sel[512], stuck[400] = "";
-	size_t so = 0;
+	char path[1024], sel[512], stuck[600] = "", nodes[4][254];
+	size_t so = 0, nn = 0, i;
 	cJSON *o = NULL;
 	int64_t ready = 0;
 	int rv;
@@ -737,12 +791,19 @@ coord_k8s_verify(struct cm_k8s *k, const struct coord_k8s_ref *t,
 
 				ret->stuck++;
 				hhmmss(dt, when, sizeof(when));
+				for (i = 0; node != NULL && i < nn; i++)
+					if (strcmp(nodes[i], node) == 0)
+						break;
+				if (node != NULL && i == nn && nn < 4)
+					snprintf(nodes[nn++], sizeof(nodes[0]),
+					    "%s", node);
 				if (so < sizeof(stuck))
 					so += (size_t)snprintf(stuck + so,
 					    sizeof(stuck) - so, "%s%s on %s "
 					    "since %s", so ? ", " : "",
-					    cm_k8s_str(p, "metadata", "name",
-					    NULL), node ? node : "?", when);
+					    s_or(cm_k8s_str(p, "metadata",
+					    "name", NULL), "?"), node ? node :
+					    "?", when);
 			}
 		}
 		// Ready pods that are not going away; the controller's own
@@ -752,6 +813,7 @@ coord_k8s_verify(struct cm_k8s *k, const struct coord_k8s_ref *t,
 			ret->ready = ready;
 	}
 	cm_k8s_resp_clear(&r);
+	node_report(k, nodes, nn, stuck, sizeof(stuck));
 	ret->ok = ro.done && ret->ready >= ret->desired;
 	snprintf(ret->reason, sizeof(ret->reason), "%s: %s; %lld of %lld "
 	    "ready%s%s%s", ret->ok ? "verified" : ro.paused ? "paused" :
@@ -791,7 +853,7 @@ hpa_fill(const cJSON *h, const char *api, struct coord_k8s_hpa *ret)
 
 	ret->found = true;
 	snprintf(ret->name, sizeof(ret->name), "%s",
-	    cm_k8s_str(h, "metadata", "name", NULL));
+	    s_or(cm_k8s_str(h, "metadata", "name", NULL), ""));
 	snprintf(ret->api, sizeof(ret->api), "%s", api);
 	snprintf(ret->rv, sizeof(ret->rv), "%s",
 	    cm_k8s_str(h, "metadata", "resourceVersion", NULL) ?

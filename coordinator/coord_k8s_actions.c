@@ -258,6 +258,7 @@ fail_get(struct coord_k8s_result *r, int rv, const char *err)
 }
 
 // The GitOps check shared by the actions that change desired state.
+// With policy warn the warning says `what` may be undone or repeated.
 static bool
 gitops_blocks(const struct coord_k8s_conf *c, const cJSON *obj, int policy,
     struct coord_k8s_result *r, const char *what)
@@ -466,10 +467,15 @@ coord_k8s_restart(struct cm_k8s *k, const struct coord_k8s_conf *c,
 		rv = ret->err;
 		goto out;
 	}
-	if (ret->warning[0] != '\0')
-		snprintf(ret->warning, sizeof(ret->warning), "GitOps-managed: "
-		    "the next reconcile may remove restartedAt and roll the "
-		    "pods a second time; alerts from that rollout are expected");
+	if (ret->warning[0] != '\0') {
+		struct coord_k8s_gitops g;
+
+		coord_k8s_gitops_detect(c, o, &g);
+		snprintf(ret->warning, sizeof(ret->warning), "GitOps-managed "
+		    "(%s: %s): the next reconcile may remove restartedAt and "
+		    "roll the pods a second time; alerts from that rollout are "
+		    "expected", g.tool, g.marker);
+	}
 	if (t->kind == COORD_K8S_DEPLOYMENT &&
 	    cm_k8s_bool(o, false, "spec", "paused", NULL)) {
 		drift_report(k, o, drift, sizeof(drift));
