@@ -14,7 +14,6 @@ from .k8sobj import ApiError, FieldError
 from .patch import (PatchConflict, PatchMalformed, apply_json_patch,
                     apply_merge_patch, apply_strategic_merge_patch,
                     decode_json_patch, MAX_JSON_PATCH_OPS)
-from .resources import Registry
 from .sel import (SelectorError, match_fields, match_requirements,
                         parse_field_selector, parse_label_selector,
                         selector_matches, selector_string)
@@ -205,6 +204,20 @@ class Api:
                     raise k8sobj.bad_request(
                         f'Lease in version "{version}" cannot be handled '
                         f'as a Lease: {err}')
+        if res.key == "/configmaps":
+            for f in ("data", "binaryData"):
+                for k, v in (body.get(f) or {}).items():
+                    if not isinstance(v, str):
+                        t = {bool: "bool", int: "number", float: "number",
+                             dict: "object", list: "array"}.get(
+                                 type(v), type(v).__name__)
+                        if v is None:
+                            continue
+                        raise k8sobj.bad_request(
+                            f'ConfigMap in version "{version}" cannot be '
+                            f'handled as a ConfigMap: json: cannot '
+                            f'unmarshal {t} into Go struct field '
+                            f'ConfigMap.{f} of type string')
         if res.key in ("events.k8s.io/events", "/events"):
             err = k8sobj.check_micro(body.get("eventTime"))
             if err:
@@ -217,7 +230,8 @@ class Api:
     def admit(self, res, obj, old=None):
         """Validation (422) and webhook-like checks for a write."""
         name = obj["metadata"].get("name", "")
-        errs = k8sobj.validate(res.key, obj, old)
+        errs = [] if res.key == "events.k8s.io/events" else \
+            k8sobj.validate(res.key, obj, old)
         if old is None and name:
             errs = k8sobj.validate_name(name) + errs
         if res.key == "/events":
@@ -282,6 +296,10 @@ class Api:
         if md.get("resourceVersion"):
             raise k8sobj.internal_error(
                 "resourceVersion should not be set on objects to be created")
+        if res.key == "events.k8s.io/events":
+            errs = k8sobj.validate(res.key, body)
+            if errs:
+                raise self.invalid(res, md["name"], errs)
         obj = self.to_storage(res, body)
         if res.namespaced:
             self.ensure_namespace(ns)

@@ -302,7 +302,7 @@ class FakeAPIServer:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{LOOPBACK}:{self.port}"
 
-    # -- TLS and kubeconfig ------------------------------------------------------
+    # -- TLS and kubeconfig ---------------------------------------------------
 
     def _make_certs(self):
         d = tempfile.mkdtemp(prefix="fakek8s-tls-")
@@ -459,7 +459,7 @@ class FakeAPIServer:
                 raise ValueError(f"unknown controller {n!r}")
         self.sim.enabled -= set(names)
 
-    # -- status helpers used by api and controllers ------------------------------
+    # -- status helpers used by api and controllers ---------------------------
 
     @staticmethod
     def pod_ready(pod):
@@ -524,7 +524,7 @@ class FakeAPIServer:
                   "message": message})
         conds.append(c)
 
-    # -- store access for tests ----------------------------------------------------
+    # -- store access for tests -----------------------------------------------
 
     def resource(self, name):
         """A ResourceType from `deployments`, `apps/deployments`, `deploy`,
@@ -967,6 +967,23 @@ class _Handler(BaseHTTPRequestHandler):
                 "platform": "linux/amd64"})
             return
         parts = [p for p in path.split("/") if p]
+        if parts[:2] == ["openapi", "v3"]:
+            from . import openapi
+            if len(parts) == 2:
+                self._send(200, openapi.index(fake.registry, fake.version))
+                return
+            rest = parts[2:]
+            doc = None
+            if rest[0] == "api" and len(rest) == 2:
+                doc = openapi.document(fake.registry, "", rest[1],
+                                       fake.version)
+            elif rest[0] == "apis" and len(rest) == 3:
+                doc = openapi.document(fake.registry, rest[1], rest[2],
+                                       fake.version)
+            if doc is None:
+                raise self._not_found_path()
+            self._send(200, doc)
+            return
         if not parts or parts[0] not in ("api", "apis"):
             self._send(404, "404 page not found\n",
                        "text/plain; charset=utf-8",
@@ -1072,6 +1089,8 @@ class _Handler(BaseHTTPRequestHandler):
         if watch and method == "GET":
             self._watch(res, ns, name, query, version)
             return
+        if method in ("POST", "PUT") and body:
+            body = self._body_as_json(ctype, body)
         dry = query.get("dryRun") == "All"
         if query.get("dryRun") not in (None, "All"):
             raise ApiError(400, "BadRequest", f"Invalid dry run value: "
@@ -1142,12 +1161,28 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(200, api.delete_collection(
                         res, ns, query, opts, version, dry))
 
+    def _body_as_json(self, ctype, body):
+        """JSON bytes for a POST/PUT body (YAML converted); protobuf and
+        other media types -> 415 (this fake speaks JSON and YAML only)."""
+        mt = (ctype or "application/json").split(";")[0].strip().lower()
+        if mt in ("application/json", ""):
+            return body
+        if mt == "application/yaml":
+            from .miniyaml import YamlError, load
+            try:
+                return json.dumps(load(body.decode("utf-8"))).encode()
+            except (YamlError, UnicodeDecodeError, ValueError) as e:
+                raise k8sobj.bad_request(f"error decoding YAML: {e}") \
+                    from None
+        raise k8sobj.unsupported_media_type(["application/json",
+                                             "application/yaml"])
+
     def _not_found_path(self):
         return ApiError(404, "NotFound",
                         "the server could not find the requested resource",
                         {})
 
-    # -- Table output ----------------------------------------------------------
+    # -- Table output ---------------------------------------------------------
 
     def _send_maybe_table(self, res, obj, accept, query):
         if "as=Table" in accept and res.group != "metrics.k8s.io":
@@ -1157,7 +1192,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(200, obj)
 
-    # -- metrics.k8s.io ----------------------------------------------------------
+    # -- metrics.k8s.io -------------------------------------------------------
 
     def _metrics(self, res, ns, name, query, version):
         from .metrics import metrics_items
@@ -1179,7 +1214,7 @@ class _Handler(BaseHTTPRequestHandler):
                          "apiVersion": res.api_version(),
                          "metadata": {}, "items": items})
 
-    # -- watch -----------------------------------------------------------------------
+    # -- watch ----------------------------------------------------------------
 
     def _chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

@@ -162,7 +162,7 @@ class Simulator:
         podres = self.srv.registry.lookup("", "v1", "pods")
         self.api.delete_pod(podres, pod, {}, "v1")
 
-    # -- scheduler -------------------------------------------------------------
+    # -- scheduler ------------------------------------------------------------
 
     def _scheduler(self):
         nodes = [n for n in self._list("/nodes")
@@ -316,7 +316,7 @@ class Simulator:
                 "containerID": cs.get("containerID")}}
         return st
 
-    # -- garbage collector -----------------------------------------------------
+    # -- garbage collector ----------------------------------------------------
 
     def _gc(self):
         uids = set()
@@ -335,7 +335,7 @@ class Simulator:
                     self.store.remove(key, o["metadata"].get("namespace", ""),
                                       o["metadata"]["name"])
 
-    # -- deployment --------------------------------------------------------------
+    # -- deployment -----------------------------------------------------------
 
     def _deployment(self):
         for d in self._list("apps/deployments"):
@@ -637,7 +637,7 @@ class Simulator:
         d["status"] = st
         self._put_if_changed("apps/deployments", old_d, d)
 
-    # -- replicaset --------------------------------------------------------------
+    # -- replicaset -----------------------------------------------------------
 
     def _replicaset(self):
         for rs in self._list("apps/replicasets"):
@@ -678,7 +678,7 @@ class Simulator:
             new["status"] = st
             self._put_if_changed("apps/replicasets", rs, new)
 
-    # -- controller revisions (statefulset, daemonset) -------------------------
+    # -- controller revisions (statefulset, daemonset) ------------------------
 
     def _revision(self, owner, kind):
         md = owner["metadata"]
@@ -721,7 +721,7 @@ class Simulator:
                               r["metadata"]["name"])
         return name, h
 
-    # -- statefulset ---------------------------------------------------------------
+    # -- statefulset ----------------------------------------------------------
 
     def _statefulset(self):
         for sts in self._list("apps/statefulsets"):
@@ -808,7 +808,7 @@ class Simulator:
         tail = name.rsplit("-", 1)[-1]
         return int(tail) if tail.isdigit() else -1
 
-    # -- daemonset ---------------------------------------------------------------
+    # -- daemonset ------------------------------------------------------------
 
     def _daemonset(self):
         nodes = [n["metadata"]["name"] for n in self._list("/nodes")
@@ -873,7 +873,7 @@ class Simulator:
             new["status"] = st
             self._put_if_changed("apps/daemonsets", ds, new)
 
-    # -- job -----------------------------------------------------------------------
+    # -- job ------------------------------------------------------------------
 
     def _job(self):
         for job in self._list("batch/jobs"):
@@ -951,7 +951,7 @@ class Simulator:
             new["status"] = k8sobj.ordered(st, order)
             self._put_if_changed("batch/jobs", job, new)
 
-    # -- HPA -------------------------------------------------------------------------
+    # -- HPA ------------------------------------------------------------------
 
     def _hpa(self):
         every = self.knobs.get("hpa_sync_ticks", 1)
@@ -1042,7 +1042,7 @@ class Simulator:
         self._put_if_changed("autoscaling/horizontalpodautoscalers", hpa,
                              new)
 
-    # -- PDB ---------------------------------------------------------------------------
+    # -- PDB ------------------------------------------------------------------
 
     def _pdb(self):
         for pdb in self._list("policy/poddisruptionbudgets"):
@@ -1088,7 +1088,7 @@ class Simulator:
                      "desiredHealthy", "expectedPods", "conditions"])
             self._put_if_changed("policy/poddisruptionbudgets", pdb, new)
 
-    # -- GitOps reverter -----------------------------------------------------------
+    # -- GitOps reverter ------------------------------------------------------
 
     def remember_gitops(self):
         for key, conf in (self.knobs.get("gitops") or {}).items():

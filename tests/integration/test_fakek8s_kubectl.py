@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from reflexlab import Tap, wait_until  # noqa: E402
+from reflexlab import Tap  # noqa: E402
 from fakek8s import FakeAPIServer  # noqa: E402
 
 TOKEN = "fakek8s-token"
@@ -622,6 +621,37 @@ def t_selectors_leases_auth(tap):
         tap.ok(r.json()["message"] == f'nodes is forbidden: User "{USER}" '
                'cannot list resource "nodes" in API group "" at the cluster '
                'scope', "16 403 at the cluster scope", diag=r.body)
+        # events: both APIs share one store
+        ev = {"apiVersion": "events.k8s.io/v1", "kind": "Event",
+              "metadata": {"name": "e1"},
+              "eventTime": "2026-12-04T10:00:00.000000Z",
+              "reportingController": "reflex", "reportingInstance": "c-1",
+              "action": "Restart", "reason": "Remediated",
+              "regarding": {"kind": "Deployment", "name": "web",
+                            "namespace": "demo"},
+              "note": "restarted", "type": "Normal"}
+        r = req(srv, "POST", "/apis/events.k8s.io/v1/namespaces/demo/events",
+                ev)
+        core = req(srv, "GET", "/api/v1/namespaces/demo/events/e1").json()
+        tap.ok(r.status == 201 and core["message"] == "restarted" and
+               core["involvedObject"]["name"] == "web" and
+               core["reportingComponent"] == "reflex",
+               "events.k8s.io/v1 Event readable as a core v1 Event",
+               diag=r.body)
+        del ev["reportingController"]
+        ev["metadata"]["name"] = "e2"
+        r = req(srv, "POST", "/apis/events.k8s.io/v1/namespaces/demo/events",
+                ev)
+        tap.ok(r.status == 422 and r.json()["message"] ==
+               'Event.events.k8s.io "e2" is invalid: reportingController: '
+               'Required value', "events.k8s.io/v1 validation", diag=r.body)
+        r = req(srv, "POST", "/api/v1/namespaces/demo/configmaps",
+                {"metadata": {"name": "c"}, "data": {"x": True}})
+        tap.ok(r.status == 400 and r.json()["message"] ==
+               'ConfigMap in version "v1" cannot be handled as a ConfigMap: '
+               'json: cannot unmarshal bool into Go struct field '
+               'ConfigMap.data of type string', "ConfigMap data must be "
+               "strings (400)", diag=r.body)
         # HPA validation
         hp = "/apis/autoscaling/v2/namespaces/demo/horizontalpodautoscalers"
         r = req(srv, "POST", hp, {"metadata": {"name": "web"}, "spec": {
@@ -813,7 +843,8 @@ def t_cases(tap):
             "status": "Failure",
             "message": 'admission webhook "validation.istio.io" denied the '
                        'request: configuration is invalid: total '
-                       'destination weight = 0', "code": 400}), "18 Istio check: total weight 0 rejected")
+                       'destination weight = 0', "code": 400}),
+            "18 Istio check: total weight 0 rejected")
 
 
 # ---------------------------------------------------------------------------
@@ -994,6 +1025,31 @@ def k_get_scale_restart(tap, work):
         tap.ok(r.returncode != 0 and 'Error from server (NotFound): '
                'horizontalpodautoscalers.autoscaling "nope" not found' in
                r.stderr, "kubectl: NotFound message", diag=r.stderr)
+        # apply (client-side and server-side) of a manifest
+        man = os.path.join(work, "d2.yaml")
+        with open(man, "w") as f:
+            f.write("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+                    "  name: d2\nspec:\n  replicas: 2\n  selector:\n"
+                    "    matchLabels: {app: d2}\n  template:\n"
+                    "    metadata:\n      labels: {app: d2}\n    spec:\n"
+                    "      containers:\n      - name: a\n"
+                    "        image: nginx:1.27\n")
+        r = k("apply", "-f", man)
+        with open(man, "a") as f:
+            f.write("        env:\n        - name: X\n          value: '1'\n")
+        r2 = k("apply", "-f", man)
+        r3 = k("apply", "--server-side", "-f", man)
+        c = srv.get("deploy", "demo", "d2")["spec"]["template"]["spec"][
+            "containers"]
+        tap.ok(r.returncode == r2.returncode == r3.returncode == 0 and
+               r.stdout.strip() == "deployment.apps/d2 created" and
+               r3.stdout.strip() == "deployment.apps/d2 serverside-applied"
+               and c[0]["env"] == [{"name": "X", "value": "1"}] and
+               any(x.content_type == "application/apply-patch+yaml" and
+                   x.query.get("fieldManager") == "kubectl"
+                   for x in srv.requests_matching("PATCH", r"/d2$")),
+               "kubectl apply -f (client-side, then --server-side)",
+               diag=(r.stderr, r2.stderr, r3.stderr))
         # top, delete
         r = k("top", "node", "node-a", "--no-headers")
         tap.ok(r.returncode == 0 and r.stdout.split()[:3] ==
@@ -1053,7 +1109,8 @@ def k_cases(tap, work):
         r2 = k("rollout", "restart", "deployment/svc-a")
         tap.ok(r.returncode != 0 and r.stderr.strip() ==
                "error: you cannot rollback a paused deployment; resume it "
-               "first with 'kubectl rollout resume' and try again" and r2.returncode != 0 and
+               "first with 'kubectl rollout resume' and try again" and
+               r2.returncode != 0 and
                "can't restart paused deployment (run rollout resume first)"
                in r2.stderr and not [x for x in srv.requests
                                      if x.method != "GET"],
