@@ -2,6 +2,7 @@
 // coord_engine: the decision loop (see coord_engine.h).
 #include "coord_engine.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -173,7 +174,7 @@ struct ev {
 	struct run *run;	   // EV_DONE
 	int rv;
 	bool has_reply;
-	struct cm_msg_reply reply;
+	struct cm_msg_reply reply; // reply.json owned by the event
 	char who[CM_NAME_MAX];	   // EV_PAUSE
 	struct verify *verify;	   // EV_VCHECK, EV_VQUERY
 	int64_t approval_id;	   // EV_APPROVE, EV_REJECT
@@ -247,6 +248,8 @@ ev_free(struct ev *ev)
 		return;
 	if (ev->kind == EV_PERMIT && ev->permit != NULL)
 		permit_unref(ev->permit);
+	if (ev->has_reply)
+		free(ev->reply.json);
 	coord_alert_free(ev->alert);
 	free(ev);
 }
@@ -680,7 +683,8 @@ command_done(int rv, const struct cm_msg_reply *reply, void *arg)
 	if (reply != NULL) {
 		ev->has_reply = true;
 		ev->reply = *reply;
-		ev->reply.json = NULL; // not needed; owned by the sender
+		// The sender frees its copy; the evidence in it is kept.
+		ev->reply.json = reply->json != NULL ? strdup(reply->json) : NULL;
 	}
 	enqueue(r->e, ev);
 }
@@ -786,6 +790,39 @@ backoff_ms(int attempt)
 	return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
 }
 
+static int64_t row_insert(struct coord_engine *e, int64_t alert_id,
+    struct incident *inc, const char *rule, const char *type,
+    const char *service, const char *instance, const char *node,
+    const char *state, const char *detail);
+
+// The agent's evidence from before a restart (its last output lines and
+// how the old process ended), one journal row per instance, so the cause
+// can still be found after the fix. Bounded: 4 KiB per instance.
+static void
+record_evidence(struct coord_engine *e, struct run *r, const char *json)
+{
+	cJSON *doc = cJSON_Parse(json), *results, *it;
+	const struct coord_plan *p = &r->plans[r->step];
+
+	results = cJSON_GetObjectItemCaseSensitive(doc, "results");
+	if (!cJSON_IsArray(results))
+		results = NULL;
+	cJSON_ArrayForEach(it, results) {
+		const cJSON *ev = cJSON_GetObjectItemCaseSensitive(it, "evidence");
+		const cJSON *inst = cJSON_GetObjectItemCaseSensitive(it, "instance");
+		char text[4096];
+
+		if (!cJSON_IsString(ev) || ev->valuestring[0] == '\0')
+			continue;
+		snprintf(text, sizeof(text), "%s", ev->valuestring);
+		row_insert(e, r->alert_id, r->inc, p->rule->conf->name, "evidence",
+		    p->service, cJSON_IsString(inst) &&
+		    cm_name_valid(inst->valuestring) ? inst->valuestring : "",
+		    r->targets[r->t_idx].node, "recorded", text);
+	}
+	cJSON_Delete(doc);
+}
+
 // Retries of a failed action: the rule's, but none for a critical
 // service (one try: a person should look before it is hit again).
 static int64_t
@@ -845,6 +882,8 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 	else
 		snprintf(detail, sizeof(detail), "%s", strerror(-rv));
 
+	if (reply != NULL && reply->json != NULL)
+		record_evidence(e, r, reply->json);
 	if (ok) {
 		if (!r->first_ack_seen) {
 			r->first_ack_seen = true;
@@ -2290,12 +2329,53 @@ retry_deferred(struct coord_engine *e, int64_t now)
 	}
 }
 
+// Keeps the breaker in the journal, so a restart does not quietly resume
+// automation that was paused (by an operator or by the breaker).
+static void
+persist_breaker(struct coord_engine *e, const struct coord_breaker_state *b)
+{
+	char buf[COORD_REASON_MAX + 64];
+
+	snprintf(buf, sizeof(buf), "%d %d %lld %lld %s", b->open,
+	    b->paused_by_operator, (long long)b->opened_ms,
+	    (long long)b->until_ms, b->reason);
+	if (coord_journal_meta_set(e->d.journal, "breaker", buf) < 0)
+		cm_err("engine.journal_failed", "what=breaker");
+}
+
+static void
+restore_breaker(struct coord_engine *e)
+{
+	struct coord_breaker_state b = { 0 };
+	char buf[COORD_REASON_MAX + 64];
+	int open, paused, n = 0;
+	long long opened, until;
+
+	if (coord_journal_meta_get(e->d.journal, "breaker", buf,
+	    sizeof(buf)) != 0)
+		return;
+	if (sscanf(buf, "%d %d %lld %lld %n", &open, &paused, &opened, &until,
+	    &n) < 4 || !open)
+		return;
+	b.open = true;
+	b.paused_by_operator = paused != 0;
+	b.opened_ms = opened;
+	b.until_ms = until;
+	snprintf(b.reason, sizeof(b.reason), "%s", buf + n);
+	coord_safety_restore_breaker(e->safety, &b);
+	cm_notice("engine.breaker_restored", "reason=%s until_ms=%lld",
+	    cm_q(b.reason), until);
+}
+
 static void
 publish_breaker(struct coord_engine *e)
 {
 	struct coord_breaker_state b;
 
 	coord_safety_breaker(e->safety, cm_now_ms(), &b);
+	if (b.open != e->br.open || b.paused_by_operator !=
+	    e->br.paused_by_operator)
+		persist_breaker(e, &b);
 	pthread_mutex_lock(&e->mu);
 	e->br = b;
 	e->rollout_pub = e->rollout_percent;
@@ -2448,6 +2528,29 @@ rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
 	(void)updated_ms;
 	if (inc == NULL)
 		return;
+	// Rate-limit and blast-radius windows come back with the actions
+	// that ran (and the agents' permitted restarts).
+	if (strcmp(rec->state, "shadow") != 0 &&
+	    strcmp(rec->state, "refused") != 0 &&
+	    strcmp(rec->state, "awaiting-approval") != 0 &&
+	    strcmp(rec->state, "rejected") != 0 &&
+	    strcmp(rec->state, "expired") != 0 &&
+	    coord_action_parse(rec->type) >= 0 &&
+	    strcmp(rec->type, "notify") != 0) {
+		struct coord_safety_req sr = {
+			.type = (enum coord_action_type)coord_action_parse(rec->type),
+			.service = rec->service,
+			.instance = rec->instance,
+			.identity = rec->identity,
+		};
+
+		coord_safety_started(e->safety, &sr, rec->created_ms);
+		coord_safety_finished(e->safety, rec->service,
+		    strcmp(rec->state, "failed") != 0 &&
+		    strcmp(rec->state, "timeout") != 0, 0, rec->created_ms);
+	}
+	if (strcmp(rec->rule, "local") == 0)
+		return; // an agent's own restart is no incident of ours
 	// A run spans several rows (one per target and step), all created
 	// for the same triggering alert: count runs by alert.
 	if (inc->last_action_id == 0 || rec->alert_id != rb->last_alert_id_seen)
@@ -2533,6 +2636,8 @@ coord_engine_start(struct coord_engine **ret,
 	e->rollout_pub = e->rollout_percent;
 	rb = (struct rebuild){ .e = e, .now_ms = cm_now_ms(),
 		.now_mono = cm_mono_ms() };
+	restore_breaker(e);
+	coord_safety_breaker(e->safety, cm_now_ms(), &e->br);
 	rv = coord_journal_scan_actions(e->d.journal,
 	    rb.now_ms - REBUILD_WINDOW_MS, rebuild_action, &rb);
 	if (rv == 0)

@@ -545,6 +545,17 @@ coord_safety_breaker(struct coord_safety *s, int64_t now,
 }
 
 void
+coord_safety_restore_breaker(struct coord_safety *s,
+    const struct coord_breaker_state *b)
+{
+	s->br.open = b->open;
+	s->br.paused_by_operator = b->paused_by_operator;
+	s->br.opened_ms = b->opened_ms;
+	s->br.until_ms = b->until_ms;
+	snprintf(s->br.reason, sizeof(s->br.reason), "%s", b->reason);
+}
+
+void
 coord_safety_pause(struct coord_safety *s, const char *who, int64_t now)
 {
 	char why[COORD_REASON_MAX];

@@ -122,6 +122,10 @@ struct coord_breaker_state {
 void coord_safety_breaker(struct coord_safety *s, int64_t now_ms,
     struct coord_breaker_state *ret);
 
+// Restores a breaker persisted before a restart (see coord_engine).
+void coord_safety_restore_breaker(struct coord_safety *s,
+    const struct coord_breaker_state *b);
+
 // Operator controls. pause opens the breaker until resume.
 void coord_safety_pause(struct coord_safety *s, const char *who, int64_t now_ms);
 void coord_safety_resume(struct coord_safety *s, int64_t now_ms);

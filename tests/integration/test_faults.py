@@ -282,6 +282,15 @@ def test_agent_permits(tap, lab):
     tap.ok(sorted(a["state"] for a in rows) == ["permitted", "refused"] and
            any("refused:blast_radius" in a["detail"] for a in rows),
            "both decisions are journaled with the check that refused", rows)
+    lab.stop(env.coord)
+    env.start()
+    q = env.agents_up(2, "--permit", "web:web-2")
+    wait_until(lambda: '"permit"' in q.log_text(), 10, what="permit answer")
+    ans = [json.loads(l) for l in q.log_text().splitlines()
+           if l.startswith('{"permit"')]
+    tap.ok(ans and not ans[0]["ok"],
+           "after a coordinator restart the blast-radius window still "
+           "holds the earlier restart", ans)
 
 
 def main():

@@ -131,6 +131,14 @@ def run(tap, lab):
            "health says automation is paused, and by whom", h)
     tap.ok("reflex_breaker_open 1" in http_get(url + "/metrics").text,
            "metrics show the breaker open")
+    lab.stop(coord)
+    coord = lab.start("coordinator2", [reflex_binary("reflex-coordinator"),
+                                       "-c", cfg], ready_url=url + "/readyz")
+    wait_until(lambda: len(http_json(url + "/api/v1/agents")) == 4, 10,
+               what="agents again")
+    h = http_json(url + "/health")
+    tap.ok(h["breaker_open"] and any("paused by" in x for x in h["reasons"]),
+           "the pause survives a restart of the coordinator", h)
     http_post(hooks, body("web-2"), {"Authorization": "Bearer s3cret-token"})
     wait_until(lambda: "result=refused:breaker" in coord.log_text(), 5,
                what="refusal")
