@@ -146,6 +146,62 @@ coord_cli_history(const char *config, int argc, char **argv)
 	return 0;
 }
 
+int
+coord_cli_agents(const char *config, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "json", no_argument, NULL, 'j' },
+		{ 0 },
+	};
+	const char *url = NULL;
+	struct coord_fetch_reply r;
+	char base[512], full[600];
+	bool json = false;
+	cJSON *doc, *a;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'u')
+			url = optarg;
+		else if (opt == 'j')
+			json = true;
+		else
+			return 2;
+	}
+	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
+		return 2;
+	snprintf(full, sizeof(full), "%s/api/v1/agents", base);
+	if (coord_fetch("GET", full, NULL, NULL, 0, CLI_TIMEOUT_MS, &r) < 0) {
+		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r.error);
+		return 1;
+	}
+	if (r.status != 200 || json) {
+		printf("%s\n", r.body);
+		free(r.body);
+		return r.status == 200 ? 0 : 1;
+	}
+	doc = cJSON_Parse(r.body);
+	free(r.body);
+	printf("%-16s %-6s %-9s %-10s %s\n", "NODE", "STATE", "RUNTIME",
+	    "WORKLOADS", "ADDRESS");
+	if (!cJSON_IsArray(doc)) {
+		cJSON_Delete(doc);
+		fprintf(stderr, "reflex-coordinator: unexpected answer\n");
+		return 1;
+	}
+	cJSON_ArrayForEach(a, doc) {
+		const cJSON *w = cJSON_GetObjectItemCaseSensitive(a, "workloads");
+
+		printf("%-16s %-6s %-9s %-10d %s\n", str(a, "node"),
+		    str(a, "state"), str(a, "runtime"), cJSON_GetArraySize(w),
+		    str(a, "addr"));
+	}
+	cJSON_Delete(doc);
+	return 0;
+}
+
 static int operator_post(const char *config, int argc, char **argv,
     const char *call, const char *body, int min_positional);
 

@@ -4,6 +4,7 @@
 //   reflex-coordinator history  [-c FILE] [--url URL] [--service S]
 //                               [--alertname A] [--state S] [--since T]
 //                               [--limit N] [--json]
+//   reflex-coordinator agents   [-c FILE] [--url URL] [--json]
 //   reflex-coordinator pause    [-c FILE] [--url URL] [--token-file F]
 //   reflex-coordinator resume   [-c FILE] [--url URL] [--token-file F]
 //   reflex-coordinator approve|reject ID [-c FILE] [--url URL] [--token-file F]
@@ -18,6 +19,8 @@
 #define COORD_CLI_H
 
 int coord_cli_history(const char *config, int argc, char **argv);
+// agents [--json] [--url URL]: the registry, as GET /api/v1/agents.
+int coord_cli_agents(const char *config, int argc, char **argv);
 int coord_cli_control(const char *config, int argc, char **argv, int pause);
 // approve|reject ID: the plan's journal id (from `history`).
 int coord_cli_decide(const char *config, int argc, char **argv, int approve);

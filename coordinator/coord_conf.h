@@ -71,6 +71,8 @@ struct coord_conf {
 	struct coord_rollout_conf rollout;
 	struct cm_list services; // of struct coord_service_conf
 	int64_t approval_timeout_ms;
+	int64_t health_min_success_percent;
+	int64_t health_max_alerts_per_minute;
 	struct coord_tls_conf tls;
 	struct cm_list rules;	// of struct coord_rule_conf
 

@@ -435,6 +435,30 @@ health_cb(nng_aio *aio)
 			cJSON_AddItemToArray(reasons, cJSON_CreateString(buf));
 		}
 		cJSON_AddBoolToObject(o, "breaker_open", b.open);
+		if (b.window_actions > 0 && b.window_ok * 100 <
+		    h->d.conf->health_min_success_percent * b.window_actions) {
+			if (strcmp(status, "healthy") == 0)
+				status = "degraded";
+			snprintf(buf, sizeof(buf), "action success rate %lld%% "
+			    "(%lld of %lld) below %lld%%",
+			    (long long)(b.window_ok * 100 / b.window_actions),
+			    (long long)b.window_ok, (long long)b.window_actions,
+			    (long long)h->d.conf->health_min_success_percent);
+			cJSON_AddItemToArray(reasons, cJSON_CreateString(buf));
+		}
+	}
+	{
+		int64_t rate = coord_metrics_alerts_last_minute();
+
+		cJSON_AddNumberToObject(o, "alerts_last_minute", (double)rate);
+		if (rate > h->d.conf->health_max_alerts_per_minute) {
+			if (strcmp(status, "healthy") == 0)
+				status = "degraded";
+			snprintf(buf, sizeof(buf), "%lld alerts in the last minute, "
+			    "above %lld", (long long)rate,
+			    (long long)h->d.conf->health_max_alerts_per_minute);
+			cJSON_AddItemToArray(reasons, cJSON_CreateString(buf));
+		}
 	}
 	if (js.commit_errors > 0 && js.commits == 0) {
 		status = "unhealthy";
@@ -587,6 +611,23 @@ healthz_cb(nng_aio *aio)
 	reply(aio, 200, "text/plain", "ok\n", 3);
 }
 
+// Ready to take alerts: the journal commits and the queue has room.
+static void
+readyz_cb(nng_aio *aio)
+{
+	struct coord_http *h = server_of(aio);
+	struct coord_journal_stats js;
+	struct coord_gauges g;
+
+	gauges(h, &g, &js);
+	if (g.queue_depth >= h->d.conf->limits.queue)
+		reply(aio, 503, "text/plain", "alert queue full\n", 17);
+	else if (js.commit_errors > 0 && js.commits == 0)
+		reply(aio, 503, "text/plain", "journal not writable\n", 21);
+	else
+		reply(aio, 200, "text/plain", "ready\n", 6);
+}
+
 struct route {
 	const char *path;
 	const char *method;
@@ -602,7 +643,7 @@ static const struct route routes[] = {
 	{ "/metrics", "GET", metrics_cb, false },
 	{ "/health", "GET", health_cb, false },
 	{ "/healthz", "GET", healthz_cb, false },
-	{ "/readyz", "GET", healthz_cb, false },
+	{ "/readyz", "GET", readyz_cb, false },
 	{ "/api/v1/pause", "POST", pause_cb, true },
 	{ "/api/v1/resume", "POST", resume_cb, true },
 	{ "/api/v1/approve", "POST", approve_cb, true },

@@ -3,6 +3,8 @@
 #include "coord_metrics.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -68,10 +70,38 @@ coord_outcome_name(enum coord_outcome o)
 	return o < COORD_OUT__COUNT ? outcome_names[o] : "unknown";
 }
 
+// Alerts per second over the last minute: slot = second % 60, reset when
+// a new second reuses it.
+static pthread_mutex_t rate_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t rate_sec[60], rate_count[60];
+
 void
 coord_metrics_alert(int firing)
 {
+	int64_t sec = (int64_t)time(NULL);
+	int slot = (int)(sec % 60);
+
 	atomic_fetch_add(&alerts[firing ? 1 : 0], 1);
+	pthread_mutex_lock(&rate_mu);
+	if (rate_sec[slot] != sec) {
+		rate_sec[slot] = sec;
+		rate_count[slot] = 0;
+	}
+	rate_count[slot]++;
+	pthread_mutex_unlock(&rate_mu);
+}
+
+int64_t
+coord_metrics_alerts_last_minute(void)
+{
+	int64_t sec = (int64_t)time(NULL), n = 0;
+
+	pthread_mutex_lock(&rate_mu);
+	for (int i = 0; i < 60; i++)
+		if (sec - rate_sec[i] < 60)
+			n += rate_count[i];
+	pthread_mutex_unlock(&rate_mu);
+	return n;
 }
 
 void

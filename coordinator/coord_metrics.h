@@ -36,6 +36,8 @@ const char *coord_decision_name(enum coord_decision d);
 const char *coord_outcome_name(enum coord_outcome o);
 
 void coord_metrics_alert(int firing);
+// Alerts received within the last 60 seconds (for /health).
+int64_t coord_metrics_alerts_last_minute(void);
 void coord_metrics_webhook(int http_status);
 void coord_metrics_decision(enum coord_decision d);
 void coord_metrics_action(enum coord_action_type t, enum coord_outcome o);

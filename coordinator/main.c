@@ -28,6 +28,7 @@ usage(FILE *f)
 	    "[--alertname A]\n"
 	    "                          [--state S] [--since T] [--limit N] "
 	    "[--json] [--url URL]\n"
+	    "       reflex-coordinator [-c FILE] agents [--json] [--url URL]\n"
 	    "       reflex-coordinator [-c FILE] pause|resume [--token-file F] "
 	    "[--url URL]\n"
 	    "       reflex-coordinator [-c FILE] approve|reject [--token-file F] "
@@ -170,6 +171,8 @@ main(int argc, char **argv)
 
 		if (strcmp(cmd, "history") == 0)
 			rv = coord_cli_history(path, sub_argc, sub_argv);
+		else if (strcmp(cmd, "agents") == 0)
+			rv = coord_cli_agents(path, sub_argc, sub_argv);
 		else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)
 			rv = coord_cli_control(path, sub_argc, sub_argv,
 			    cmd[0] == 'p');

@@ -169,6 +169,10 @@ def run(tap, lab):
     rc, out, err = cli(cfg, "history", "--limit", "0")
     tap.ok(rc == 1 and "limit" in err, "a bad filter is reported", err)
 
+    rc, out, err = cli(cfg, "agents")
+    tap.ok(rc == 0 and len(out.strip().splitlines()) == 5 and "node-0" in out,
+           "reflex-coordinator agents lists the registry", out + err)
+
     # -- simulate -----------------------------------------------------------
     sim = lab.write_file("sim.json", body("web-9"))
     rc, out, err = cli(cfg, "simulate", "--json", sim)
