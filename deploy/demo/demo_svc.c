@@ -806,7 +806,9 @@ usage(FILE *f)
 	    "(default demo)\n"
 	    "  --listen ADDR    loopback address, optionally with :PORT "
 	    "(default 127.0.0.1)\n"
-	    "  --log-level L    err|warn|notice|info|debug (default info)\n");
+	    "  --log-level L    err|warn|notice|info|debug (default info)\n"
+	    "  --errors R       start with the error fault set to R (0..1): a\n"
+	    "                   broken build that a restart does not heal\n");
 }
 
 int
@@ -817,6 +819,7 @@ main(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "errors", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -831,7 +834,7 @@ main(int argc, char **argv)
 
 	cm_log_set_component("demo-svc");
 	snprintf(svc.name, sizeof(svc.name), "demo");
-	while ((opt = getopt_long(argc, argv, "p:n:l:L:h", opts, NULL)) !=
+	while ((opt = getopt_long(argc, argv, "p:n:l:L:e:h", opts, NULL)) !=
 	    -1) {
 		char *e;
 		long v;
@@ -865,6 +868,13 @@ main(int argc, char **argv)
 				return 2;
 			}
 			cm_log_set_level(level);
+			break;
+		case 'e':
+			if (rate_parse(optarg, strlen(optarg), &svc.err_ppm) < 0) {
+				fprintf(stderr, "reflex-demo-svc: --errors must be "
+				    "a number in 0..1\n");
+				return 2;
+			}
 			break;
 		case 'h':
 			usage(stdout);

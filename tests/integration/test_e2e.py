@@ -3,8 +3,10 @@
 """The demo's path as a test: a real Prometheus and Alertmanager fire
 HighErrorRate at the coordinator, which has the right agent restart the
 right instance. Asserts exactly one restart of exactly that instance, the
-other instances untouched, and that the resolved notification starts
-nothing."""
+other instances untouched, the repair verified, and that the resolved
+notification starts nothing. A third service is broken in a way a restart
+does not fix: its repair fails verification (PromQL), the next escalation
+step runs, and then a local receiver is notified."""
 
 import importlib.util
 import json
@@ -25,6 +27,36 @@ demo = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(demo)
 
 FAULTY = "demo-a-1"
+
+BROKEN_RULE = """\
+  - name: demo-c-broken-build
+    matchers: ['alertname = "HighErrorRate"', 'service = "demo-c"']
+    cooldown: 1m
+    verify:
+      interval: 1s
+      timeout: 8s
+      resolved: false
+      promql: 'sum(rate(demo_requests_total{{code="500",instance="{{{{ instance }}}}"}}[5s])) > 0'
+    actions:
+      - {{ type: restart, service: demo-c, instance: "{{{{ instance }}}}" }}
+    escalation:
+      - {{ type: restart, service: demo-c, instance: "{{{{ instance }}}}" }}
+"""
+
+AGENT3 = """\
+node: node-3
+coordinator: {coord_nng}
+listen: tcp://127.0.0.1:{port}
+status_socket: {workdir}/agent-3.sock
+services:
+  - name: demo-c
+    command: ["{svc}", "--port", "{{port}}", "--name", "{{instance}}",
+              "--errors", "0.5"]
+    instances: 1
+    base_port: {base}
+    stop_grace: 3s
+    probe: {{ path: /healthz, period: 1s, timeout: 1s }}
+"""
 
 
 def agent_status(cfg):
@@ -57,20 +89,36 @@ def run(tap):
                             capture_output=True, text=True, timeout=10)
         tap.ok(rc.returncode == 0, "the demo coordinator config checks",
                rc.stderr)
-        cproc = demo.start_coordinator(lab, None, cfg["coordinator"], coord)
-        for node in demo.NODES:
-            demo.start_agent(lab, None, node, cfg[node],
-                             [i for i in insts if i.node == node])
-        wait_until(lambda: len(http_json(f"http://{coord}/api/v1/agents"))
-                   == 2, 15, what="both agents registered")
+        broken = demo.Instance("demo-c", 0, "node-3", demo.free_port_pair())
+        hook = lab.start_webhook_receiver()
         am = lab.start_alertmanager(f"http://{coord}/api/v1/alerts",
                                     group_by=("alertname", "service",
                                               "instance"))
         prom = lab.start_prometheus(
             scrape=[{"job": "demo", "targets": [i.addr for i in insts
                                                 if i.service == svc],
-                     "labels": {"service": svc}} for svc in demo.SERVICES],
+                     "labels": {"service": svc}} for svc in demo.SERVICES]
+            + [{"job": "demo", "targets": [broken.addr],
+                "labels": {"service": "demo-c"}}],
             rule_files=[demo.RULES], alertmanager=am)
+        # The demo's coordinator config, plus Prometheus for PromQL
+        # verification, a notifier, and a rule for the broken service.
+        text = open(cfg["coordinator"]).read()
+        text = text.replace("rules:\n", "rules:\n" + BROKEN_RULE.format(), 1)
+        text += (f"prometheus_url: {prom.url}\n"
+                 f"notify: [ {{ name: oncall, url: \"{hook.url}\" }} ]\n")
+        cfg["coordinator"] = lab.write_file("coordinator-e2e.yml", text)
+        cproc = demo.start_coordinator(lab, None, cfg["coordinator"], coord)
+        for node in demo.NODES:
+            demo.start_agent(lab, None, node, cfg[node],
+                             [i for i in insts if i.node == node])
+        cfg["node-3"] = lab.write_file("node-3.yml", AGENT3.format(
+            coord_nng=tokens["COORD_NNG_URL"], port=demo.free_port(),
+            workdir=lab.workdir, svc=reflex_binary("reflex-demo-svc"),
+            base=broken.port))
+        demo.start_agent(lab, None, "node-3", cfg["node-3"], [broken])
+        wait_until(lambda: len(http_json(f"http://{coord}/api/v1/agents"))
+                   == 3, 15, what="three agents registered")
         wait_until(lambda: len(prom.query('rate(demo_requests_total[5s])'))
                    >= 2 * len(insts), 40, what="request rates of all")
         starts = {i.name: demo.start_time_of(i) for i in insts}
@@ -79,9 +127,13 @@ def run(tap):
         tap.ok(r.status == 200, "fault injected into demo-a-1")
         t0 = time.monotonic()
 
+        def rows(service):
+            return [a for a in http_json(f"http://{coord}/api/v1/actions"
+                                         "?limit=1000")
+                    if a["service"] == service]
+
         def restarts():
-            return [a for a in http_json(f"http://{coord}/api/v1/actions")
-                    if a["type"] == "restart"]
+            return [a for a in rows("demo-a") if a["type"] == "restart"]
 
         def done():
             acts = restarts()
@@ -117,15 +169,43 @@ def run(tap):
                        f'instance="{target.addr}"}}[5s]))')
         tap.ok(v == 0.0, "Prometheus sees the error rate back at 0", v)
         log = cproc.log_text()
-        tap.ok("result=resolved" in log and log.count("result=acted") == 1,
+        acted = [l for l in log.splitlines() if "result=acted" in l
+                 and "demo-a" in l]
+        tap.ok("result=resolved" in log and len(acted) == 1,
                "the resolved notification was recorded and started nothing")
+        wait_until(lambda: any(a["type"] == "verify" and a["state"] !=
+                               "verifying" for a in rows("demo-a")), 30,
+                   what="the verification of demo-a-1")
+        v = [a for a in rows("demo-a") if a["type"] == "verify"][0]
+        tap.ok(v["state"] == "verified" and "recovered" in v["detail"],
+               "the repair of demo-a-1 is verified (probes pass, alert "
+               "resolved), with the time to recovery", v)
+
+        # -- the broken build: restart, verify fails, escalate, notify --
+        wait_until(lambda: hook.snapshot(), 90,
+                   what="the notification about demo-c")
+        seq = [(a["type"], a["state"]) for a in
+               sorted(rows("demo-c"), key=lambda a: a["id"])]
+        tap.ok(seq[:5] == [("restart", "succeeded"), ("verify", "failed"),
+                           ("restart", "succeeded"), ("verify", "failed"),
+                           ("escalate", "escalated")],
+               "demo-c: restart, verification fails (PromQL), the "
+               "escalation step restarts again, fails again, escalated",
+               seq)
+        note = hook.snapshot()[0].json or {}
+        tap.ok(note.get("labels", {}).get("service") == "demo-c" and
+               "promql failing" in note.get("tried", ""),
+               "the local receiver is told what was tried and how it went",
+               note)
         text = http_get(f"http://{coord}/metrics").text
         import re
         m = re.search(r'reflex_alerts_received_total\{status="resolved"\} (\d+)',
                       text)
         tap.ok(m and int(m.group(1)) >= 1 and
-               'reflex_actions_total{action="restart",outcome="succeeded"} 1'
-               in text, "metrics: resolved alerts received, one restart")
+               'reflex_verifications_total{result="verified"} 1' in text and
+               'reflex_verifications_total{result="failed"} 2' in text,
+               "metrics: resolved alerts, one verified and two failed "
+               "verifications")
 
 
 def main():
