@@ -194,8 +194,66 @@ class Api:
         body.pop("kind", None)
         body.pop("apiVersion", None)
 
+    # Fields whose JSON type a Go decoder would enforce (400 on mismatch).
+    _TYPED = [("metadata", dict, "ObjectMeta", "v1.ObjectMeta"),
+              ("metadata.name", str, "ObjectMeta", "string"),
+              ("metadata.namespace", str, "ObjectMeta", "string"),
+              ("metadata.generateName", str, "ObjectMeta", "string"),
+              ("metadata.resourceVersion", str, "ObjectMeta", "string"),
+              ("metadata.uid", str, "ObjectMeta", "types.UID"),
+              ("metadata.labels", dict, "ObjectMeta",
+               "map[string]string"),
+              ("metadata.annotations", dict, "ObjectMeta",
+               "map[string]string"),
+              ("spec", dict, None, None),
+              ("spec.replicas", int, None, "int32"),
+              ("spec.paused", bool, None, "bool"),
+              ("spec.minReplicas", int, None, "int32"),
+              ("spec.maxReplicas", int, None, "int32"),
+              ("spec.leaseDurationSeconds", int, None, "int32"),
+              ("spec.leaseTransitions", int, None, "int32"),
+              ("spec.holderIdentity", str, None, "string"),
+              ("spec.template", dict, None, "v1.PodTemplateSpec"),
+              ("spec.containers", list, None, "[]v1.Container"),
+              ("spec.selector", dict, None, "v1.LabelSelector"),
+              ("data", dict, None, "map[string]string")]
+
+    @staticmethod
+    def _json_kind(v):
+        if isinstance(v, bool):
+            return "bool"
+        if isinstance(v, (int, float)):
+            return "number"
+        if isinstance(v, str):
+            return "string"
+        if isinstance(v, list):
+            return "array"
+        return "object"
+
     def check_types(self, res, body, version):
-        """Decode-time checks (400 in the real server): MicroTime fields."""
+        """Decode-time checks (400 in the real server): JSON types of the
+        common fields, string maps, MicroTime fields."""
+        def fail(path, v, gotype, owner=None):
+            owner = owner or res.kind
+            raise k8sobj.bad_request(
+                f'{res.kind} in version "{version}" cannot be handled as a '
+                f'{res.kind}: json: cannot unmarshal {self._json_kind(v)} '
+                f'into Go struct field {owner}.{path} of type {gotype}')
+        for path, typ, owner, gotype in self._TYPED:
+            cur = body
+            for part in path.split("."):
+                cur = cur.get(part) if isinstance(cur, dict) else None
+            if cur is None:
+                continue
+            if typ is int and (isinstance(cur, bool) or
+                               not isinstance(cur, int)):
+                fail(path, cur, gotype, owner)
+            if typ is not int and not isinstance(cur, typ):
+                fail(path, cur, gotype or typ.__name__, owner)
+            if gotype == "map[string]string":
+                for k, v in cur.items():
+                    if not isinstance(v, str):
+                        fail(path, v, "string", owner)
         if res.key == "coordination.k8s.io/leases":
             spec = body.get("spec") or {}
             for f in ("acquireTime", "renewTime"):
@@ -352,7 +410,10 @@ class Api:
 
     def _job_selector(self, obj):
         uid = obj["metadata"]["uid"]
-        spec = obj["spec"]
+        spec = obj.get("spec")
+        if not isinstance(spec, dict) or not isinstance(
+                spec.get("template"), dict):
+            return
         if not spec.get("manualSelector"):
             spec["selector"] = {"matchLabels": {
                 "batch.kubernetes.io/controller-uid": uid}}
@@ -587,7 +648,11 @@ class Api:
         if cur is None:
             if ptype == PATCH_APPLY:
                 obj = self._parse_apply(text)
-                obj.setdefault("metadata", {})["name"] = name
+                self.check_types(res, obj, version)
+                obj.setdefault("metadata", {})
+                if obj["metadata"] is None:
+                    obj["metadata"] = {}
+                obj["metadata"]["name"] = name
                 return 201, self.create(res, ns, obj, version,
                                         dry_run=dry_run)
             raise k8sobj.not_found(res, name)

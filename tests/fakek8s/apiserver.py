@@ -1077,6 +1077,10 @@ class _Handler(BaseHTTPRequestHandler):
                            f"the server does not allow this method on the "
                            f"requested resource", {})
         self._authorize(user, verb, group, plural, sub, ns or "", name or "")
+        if method in ("PUT", "PATCH") and not name:
+            raise ApiError(405, "MethodNotAllowed",
+                           "the server does not allow this method on the "
+                           "requested resource", {})
         if res.namespaced and ns is None and name is not None:
             raise self._not_found_path()
         if verb not in (res.subresources[sub].verbs if sub else res.verbs):
@@ -1095,71 +1099,71 @@ class _Handler(BaseHTTPRequestHandler):
         if query.get("dryRun") not in (None, "All"):
             raise ApiError(400, "BadRequest", f"Invalid dry run value: "
                            f"{query.get('dryRun')}")
-        api = fake.api
         with fake.store.lock:
-            if sub == "log":
-                text = api.pod_log(ns, name, query)
-                self._send(200, text, "text/plain")
-                return
-            if sub == "eviction":
-                b = api.decode(res, body, "v1", "Eviction")
-                self._send(201, api.evict(ns, name, b, version, query))
-                return
-            if sub == "scale":
-                if method == "GET":
-                    self._send(200, api.get_scale(res, ns, name))
-                elif method == "PUT":
-                    b = api.decode(res, body, "v1", "Scale")
-                    self._send(200, api.update_scale(res, ns, name, b,
-                                                     dry_run=dry))
-                else:
-                    code, out = api.patch(res, ns, name, ctype, body,
-                                          version, query, sub="scale",
-                                          dry_run=dry)
-                    self._send(code, out)
-                return
-            if method == "GET" and name:
-                self._send_maybe_table(res, api.get(res, ns, name, version),
-                                       accept, query)
-            elif method == "GET":
-                self._send_maybe_table(res, api.list(res, ns, version, query),
-                                       accept, query)
-            elif method == "POST":
-                if name:
-                    raise ApiError(405, "MethodNotAllowed",
-                                   "the server does not allow this method "
-                                   "on the requested resource", {})
-                b = api.decode(res, body, version)
-                self._send(201, api.create(res, ns or "", b, version,
-                                           dry_run=dry))
-            elif method == "PUT":
-                b = api.decode(res, body, version)
-                self._send(200, api.update(res, ns or "", name, b, version,
-                                           sub=sub, dry_run=dry))
-            elif method == "PATCH":
-                code, out = api.patch(res, ns or "", name, ctype, body,
-                                      version, query, sub=sub, dry_run=dry)
-                self._send(code, out)
-            elif method == "DELETE":
-                opts = {}
-                if body.strip():
-                    try:
-                        opts = json.loads(body)
-                    except ValueError as e:
-                        raise k8sobj.bad_request(str(e)) from None
-                    if not isinstance(opts, dict):
-                        raise k8sobj.bad_request("DeleteOptions must be an "
-                                                 "object")
-                for k in ("gracePeriodSeconds", "propagationPolicy"):
-                    if k in query:
-                        opts[k] = int(query[k]) if k == \
-                            "gracePeriodSeconds" else query[k]
-                if name:
-                    self._send(200, api.delete(res, ns or "", name, opts,
-                                               version, dry_run=dry))
-                else:
-                    self._send(200, api.delete_collection(
-                        res, ns, query, opts, version, dry))
+            reply = self._execute(res, method, ns, name, sub, query, ctype,
+                                  body, version, accept, dry)
+        self._send(*reply)
+
+    def _execute(self, res, method, ns, name, sub, query, ctype, body,
+                 version, accept, dry):
+        """Runs one resource request under the store lock; returns the
+        arguments of _send: (code, body[, content type])."""
+        api = self.fake.api
+        if sub == "log":
+            return (200, api.pod_log(ns, name, query), "text/plain")
+        if sub == "eviction":
+            b = api.decode(res, body, "v1", "Eviction")
+            return (201, api.evict(ns, name, b, version, query))
+        if sub == "scale":
+            if method == "GET":
+                return (200, api.get_scale(res, ns, name))
+            if method == "PUT":
+                b = api.decode(res, body, "v1", "Scale")
+                return (200, api.update_scale(res, ns, name, b,
+                                              dry_run=dry))
+            return api.patch(res, ns, name, ctype, body, version, query,
+                             sub="scale", dry_run=dry)
+        if method == "GET" and name:
+            return self._maybe_table(res, api.get(res, ns, name, version),
+                                     accept, query)
+        if method == "GET":
+            return self._maybe_table(res, api.list(res, ns, version, query),
+                                     accept, query)
+        if method == "POST":
+            if name:
+                raise ApiError(405, "MethodNotAllowed",
+                               "the server does not allow this method on "
+                               "the requested resource", {})
+            b = api.decode(res, body, version)
+            return (201, api.create(res, ns or "", b, version, dry_run=dry))
+        if method == "PUT":
+            b = api.decode(res, body, version)
+            return (200, api.update(res, ns or "", name, b, version,
+                                    sub=sub, dry_run=dry))
+        if method == "PATCH":
+            return api.patch(res, ns or "", name, ctype, body, version,
+                             query, sub=sub, dry_run=dry)
+        opts = {}
+        if body.strip():
+            try:
+                opts = json.loads(body)
+            except ValueError as e:
+                raise k8sobj.bad_request(str(e)) from None
+            if not isinstance(opts, dict):
+                raise k8sobj.bad_request("DeleteOptions must be an object")
+        if "gracePeriodSeconds" in query:
+            try:
+                opts["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
+            except ValueError:
+                raise k8sobj.bad_request("gracePeriodSeconds must be an "
+                                         "integer") from None
+        if "propagationPolicy" in query:
+            opts["propagationPolicy"] = query["propagationPolicy"]
+        if name:
+            return (200, api.delete(res, ns or "", name, opts, version,
+                                    dry_run=dry))
+        return (200, api.delete_collection(res, ns, query, opts, version,
+                                           dry))
 
     def _body_as_json(self, ctype, body):
         """JSON bytes for a POST/PUT body (YAML converted); protobuf and
@@ -1184,13 +1188,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- Table output ---------------------------------------------------------
 
-    def _send_maybe_table(self, res, obj, accept, query):
+    def _maybe_table(self, res, obj, accept, query):
         if "as=Table" in accept and res.group != "metrics.k8s.io":
             from .table import to_table
-            self._send(200, to_table(self.fake, res, obj, query),
-                       "application/json;as=Table;v=v1;g=meta.k8s.io")
-            return
-        self._send(200, obj)
+            return (200, to_table(self.fake, res, obj, query),
+                    "application/json;as=Table;v=v1;g=meta.k8s.io")
+        return (200, obj)
 
     # -- metrics.k8s.io -------------------------------------------------------
 

@@ -596,6 +596,27 @@ def _label_selector_matches(sel, labels):
     return selector_matches(sel, labels)
 
 
+def _validate_containers(containers, base, errs):
+    if not containers:
+        errs.append(FieldError("FieldValueRequired", base))
+        return
+    seen = set()
+    for i, c in enumerate(containers):
+        p = f"{base}[{i}]"
+        if not isinstance(c, dict):
+            errs.append(FieldError("FieldValueInvalid", p, c, "not an "
+                                   "object"))
+            continue
+        if not c.get("name"):
+            errs.append(FieldError("FieldValueRequired", p + ".name"))
+        elif c["name"] in seen:
+            errs.append(FieldError("FieldValueDuplicate", p + ".name",
+                                   c["name"]))
+        seen.add(c.get("name"))
+        if not c.get("image"):
+            errs.append(FieldError("FieldValueRequired", p + ".image"))
+
+
 def _validate_template(spec, errs, need_selector=True):
     tmpl = spec.get("template")
     sel = spec.get("selector")
@@ -612,26 +633,8 @@ def _validate_template(spec, errs, need_selector=True):
     if not isinstance(tmpl, dict):
         errs.append(FieldError("FieldValueRequired", "spec.template"))
         return
-    containers = (tmpl.get("spec") or {}).get("containers")
-    if not containers:
-        errs.append(FieldError("FieldValueRequired",
-                               "spec.template.spec.containers"))
-        return
-    seen = set()
-    for i, c in enumerate(containers):
-        p = f"spec.template.spec.containers[{i}]"
-        if not isinstance(c, dict):
-            errs.append(FieldError("FieldValueInvalid", p, c, "not an "
-                                   "object"))
-            continue
-        if not c.get("name"):
-            errs.append(FieldError("FieldValueRequired", p + ".name"))
-        elif c["name"] in seen:
-            errs.append(FieldError("FieldValueDuplicate", p + ".name",
-                                   c["name"]))
-        seen.add(c.get("name"))
-        if not c.get("image"):
-            errs.append(FieldError("FieldValueRequired", p + ".image"))
+    _validate_containers((tmpl.get("spec") or {}).get("containers"),
+                         "spec.template.spec.containers", errs)
 
 
 def _nonneg(spec, key, errs, path=None):
@@ -663,6 +666,11 @@ def validate(res_key, obj, old=None):
                 errs.append(FieldError("FieldValueNotSupported",
                                        "spec.strategy.type", st,
                                        '"Recreate", "RollingUpdate"'))
+    elif res_key == "/pods":
+        if not isinstance(spec, dict):
+            return [FieldError("FieldValueRequired", "spec")]
+        _validate_containers(spec.get("containers"), "spec.containers",
+                             errs)
     elif res_key == "batch/jobs":
         if not isinstance(spec, dict):
             return [FieldError("FieldValueRequired", "spec")]

@@ -847,6 +847,70 @@ def t_cases(tap):
             "18 Istio check: total weight 0 rejected")
 
 
+def t_robustness(tap):
+    """Random malformed requests never produce a 5xx (a Python error in
+    the fake would); the simulator keeps ticking."""
+    import random
+    rng = random.Random(5)
+    paths = [PODS, D, D + "/web", D + "/web/scale", D + "/web/status",
+             PODS + "/x/eviction", PODS + "/zz/log", "/api/v1/nodes/node-a",
+             "/api/v1/namespaces", "/api/v1/namespaces/demo",
+             "/apis/networking.istio.io/v1/namespaces/demo/"
+             "virtualservices/web",
+             "/apis/coordination.k8s.io/v1/namespaces/demo/leases",
+             "/apis/autoscaling/v2/namespaces/demo/horizontalpodautoscalers",
+             "/apis/metrics.k8s.io/v1beta1/nodes",
+             "/apis/events.k8s.io/v1/namespaces/demo/events",
+             "/apis/policy/v1/namespaces/demo/poddisruptionbudgets/web",
+             "/apis/batch/v1/namespaces/demo/jobs",
+             "/api/v1/namespaces/demo/configmaps/web-config",
+             "/apis/apps/v1/namespaces/demo/daemonsets/node-agent"]
+    queries = ["", "?watch=1&timeoutSeconds=0", "?labelSelector=a+in+(",
+               "?fieldSelector=x", "?fieldManager=f", "?dryRun=All",
+               "?limit=1&continue=zz", "?gracePeriodSeconds=x",
+               "?watch=true&resourceVersion=abc", "?limit=1"]
+    bodies = [None, "", "{", "[]", "null", "1", '"x"', {"metadata": None},
+              {"metadata": {"name": 5}}, {"spec": None},
+              {"spec": {"replicas": "x"}}, [{"op": "add"}],
+              [{"op": "test", "path": 5, "value": 1}], [1],
+              {"metadata": {"name": "web"}, "spec": {"template": None}},
+              evict_body("x", "demo"), {"metadata": {"labels": {"a": 1}}},
+              {"spec": {"selector": {"matchExpressions": [
+                  {"operator": "Bad"}]}}},
+              {"metadata": {"name": "n1"}, "spec": {
+                  "scaleTargetRef": {"kind": "Deployment", "name": "web"},
+                  "minReplicas": "a"}},
+              {"metadata": {"name": "l"}, "spec": {"acquireTime": 5}},
+              {"metadata": {"name": "p3"}, "spec": {"containers": [5]}},
+              {"spec": {"template": {"spec": {"containers": [{
+                  "name": "nginx", "resources": {"requests": {
+                      "cpu": "abc"}}}]}}}},
+              {"spec": {"replicas": -1}}, {"status": "x"},
+              {"metadata": {"name": "j"}, "spec": {"template": {"spec": {
+                  "containers": [{"name": "a", "image": "b"}],
+                  "restartPolicy": "Never"}}}}]
+    ctypes = ["application/json", "application/merge-patch+json",
+              "application/json-patch+json",
+              "application/strategic-merge-patch+json",
+              "application/apply-patch+yaml", "text/plain", None,
+              "application/yaml"]
+    bad = []
+    with FakeAPIServer(fixture="basic") as srv:
+        for i in range(600):
+            m = rng.choice(["GET", "POST", "PUT", "PATCH", "DELETE"])
+            p = rng.choice(paths) + rng.choice(queries)
+            r = req(srv, m, p, rng.choice(bodies), rng.choice(ctypes))
+            if r.status >= 500:
+                bad.append((m, p, r.status, r.body[:160]))
+            if i % 25 == 0:
+                try:
+                    srv.tick()
+                except Exception as e:  # noqa: BLE001 - reported
+                    bad.append(("tick", repr(e)))
+    tap.ok(not bad, "600 malformed requests: no 5xx, ticks fine",
+           diag=bad[:5])
+
+
 # ---------------------------------------------------------------------------
 # part 2: kubectl
 
@@ -1171,6 +1235,7 @@ def main(tap):
     t_selectors_leases_auth(tap)
     t_watch_faults(tap)
     t_cases(tap)
+    t_robustness(tap)
     if KUBECTL is None:
         for part in ("get/scale/rollout/patch/top/delete/auth",
                      "C10/C11/C14/C15 through kubectl"):
