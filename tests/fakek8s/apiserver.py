@@ -908,9 +908,10 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         if fake.token is None and not fake.tokens and not fake.client_cert:
             return "system:anonymous"
-        auth = self.headers.get("Authorization") or ""
-        if auth.startswith("Bearer "):
-            tok = auth[7:].strip()
+        auth = (self.headers.get("Authorization") or "").strip()
+        scheme, _, tok = auth.partition(" ")
+        if scheme.lower() == "bearer" and tok.strip():
+            tok = tok.strip()
             with fake.store.lock:
                 return fake.tokens.get(tok)
         if fake.client_cert and isinstance(self.connection, ssl.SSLSocket):
@@ -1224,6 +1225,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _event(self, etype, obj):
+        table = getattr(self, "_watch_table", None)
+        if table is not None and obj.get("kind") not in ("Status", None) \
+                and etype != "BOOKMARK":
+            from .table import to_table
+            res, query = table
+            t = to_table(self.fake, res, obj, query)
+            if self._table_sent:
+                t["columnDefinitions"] = []
+            self._table_sent = True
+            obj = t
         self._chunk((json.dumps({"type": etype, "object": obj},
                                 separators=(",", ":")) + "\n").encode())
 
@@ -1255,6 +1266,10 @@ class _Handler(BaseHTTPRequestHandler):
         label_reqs, field_reqs = api.selectors(res, query)
         if name:
             field_reqs = field_reqs + [("metadata.name", "=", name)]
+        self._watch_table = None
+        self._table_sent = False
+        if "as=Table" in (self.headers.get("Accept") or ""):
+            self._watch_table = (res, query)
         try:
             timeout = float(query.get("timeoutSeconds") or WATCH_MAX_SECONDS)
         except ValueError:
