@@ -830,6 +830,24 @@ def t_cases(tap):
                d["spec"]["template"]["spec"]["containers"][0]["image"]
                .endswith(":3.0.0-rc1") and len(srv.list("rs", "ns-a")) == 2,
                "C11 stays paused with template drift over ticks")
+    with FakeAPIServer(knobs={"job_outcomes": {"default/bad": "Failed"}}) \
+            as srv:
+        jp = "/apis/batch/v1/namespaces/default/jobs"
+        for name, limit in (("good", 6), ("bad", 1)):
+            req(srv, "POST", jp, {"metadata": {"name": name}, "spec": {
+                "backoffLimit": limit, "template": {"spec": {
+                    "restartPolicy": "Never", "containers": [{
+                        "name": "c", "image": "busybox:1.36"}]}}}})
+        srv.converge()
+        good = srv.get("job", "default", "good")["status"]
+        bad = srv.get("job", "default", "bad")["status"]
+        tap.ok([c["type"] for c in good["conditions"]] ==
+               ["SuccessCriteriaMet", "Complete"] and good["succeeded"] == 1
+               and [c["type"] for c in bad["conditions"]] ==
+               ["FailureTarget", "Failed"] and bad["failed"] == 2 and
+               bad["conditions"][1]["reason"] == "BackoffLimitExceeded",
+               "Job simulator: Complete, and Failed per the job_outcomes "
+               "knob", diag=(good, bad))
     with FakeAPIServer(fixture="basic", knobs={
             "istio_validation": "modern"}) as srv:
         r = req(srv, "PATCH", "/apis/networking.istio.io/v1/namespaces/demo/"
@@ -1130,6 +1148,21 @@ def k_get_scale_restart(tap, work):
                pod["metadata"]["uid"], "kubectl delete pod (waits); the "
                "StatefulSet recreates it under the same name",
                diag=(r.stdout, r.stderr))
+        # StatefulSet history lives in ControllerRevisions
+        r = k("rollout", "restart", "statefulset/db")
+        srv.converge()
+        r2 = k("rollout", "undo", "statefulset/db")
+        srv.converge()
+        sts = srv.get("sts", "demo", "db")
+        revs = sorted(x["revision"] for x in
+                      srv.list("controllerrevisions", "demo")
+                      if x["metadata"]["name"].startswith("db-"))
+        tap.ok(r.returncode == r2.returncode == 0 and
+               "annotations" not in sts["spec"]["template"]["metadata"] and
+               revs == [2, 3] and sts["status"]["currentRevision"] ==
+               sts["status"]["updateRevision"],
+               "kubectl rollout restart/undo of a StatefulSet "
+               "(ControllerRevisions)", diag=(r2.stderr, revs))
         # auth
         srv.deny(verb="patch", resource="deployments/scale", group="apps")
         r = k("scale", "deployment", "web", "--replicas=2")
