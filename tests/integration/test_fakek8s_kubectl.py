@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from reflexlab import Tap  # noqa: E402
+from reflexlab import LabTimeout, Tap, wait_until  # noqa: E402
 from fakek8s import FakeAPIServer  # noqa: E402
 
 TOKEN = "fakek8s-token"
@@ -1141,9 +1141,16 @@ def k_get_scale_restart(tap, work):
         pod = srv.list("pods", "demo", label_selector="app=db")[0]
         srv.start_ticker(0.1)
         r = k("delete", "pod", pod["metadata"]["name"], "--wait=true")
-        time.sleep(0.5)
+
+        def recreated():
+            p = srv.get("pods", "demo", pod["metadata"]["name"])
+            return p if p and p["metadata"]["uid"] != \
+                pod["metadata"]["uid"] else None
+        try:
+            again = wait_until(recreated, 20, what="the pod to come back")
+        except LabTimeout:
+            again = None
         srv.stop_ticker()
-        again = srv.get("pods", "demo", pod["metadata"]["name"])
         tap.ok(r.returncode == 0 and again and again["metadata"]["uid"] !=
                pod["metadata"]["uid"], "kubectl delete pod (waits); the "
                "StatefulSet recreates it under the same name",
