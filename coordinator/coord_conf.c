@@ -18,6 +18,7 @@
 	.max = hi, .help = h }
 
 static const char *const modes[] = { "live", "shadow", NULL };
+static const char *const runtimes[] = { "process", "kubernetes", NULL };
 
 static const char *const automations[] = { "rule", "live", "shadow",
 	"approval", "off", NULL };
@@ -120,6 +121,13 @@ const struct cm_conf_field coord_conf_fields[] = {
 	F("approval_timeout", CM_CONF_DURATION, approval_timeout_ms,
 	    .def = "15m", .min = 1000, .max = 86400000,
 	    .help = "a plan waiting for approval expires after this"),
+	F("runtime", CM_CONF_ENUM, runtime, .choices = runtimes,
+	    .def = "process", .help = "process (agents run local processes) "
+	    "or kubernetes (workload actions through the API server)"),
+	F("kubernetes", CM_CONF_STRUCT, kubernetes, .sub = coord_k8s_fields,
+	    .help = "the API client and the Kubernetes actions' policies"),
+	F("cluster_load", CM_CONF_STRUCT, cluster_load, .sub = coord_load_fields,
+	    .help = "scale-up is refused when the cluster is this busy"),
 	F("health_min_success_percent", CM_CONF_INT, health_min_success_percent,
 	    .def = "90", .min = 0, .max = 100,
 	    .help = "/health is degraded below this action success rate"),
@@ -214,6 +222,8 @@ coord_conf_load(struct coord_conf *c, const char *path, char *err,
 		return -ENOMEM;
 	}
 	rv = validate(c, err, errlen);
+	if (rv == 0 && c->runtime == COORD_RUNTIME_KUBERNETES)
+		rv = coord_k8s_conf_finish(&c->kubernetes, path, err, errlen);
 	if (rv == 0)
 		rv = coord_rules_compile(&c->compiled, &c->rules, path, err,
 		    errlen);

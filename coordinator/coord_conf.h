@@ -11,6 +11,8 @@
 #include "coord_safety.h"
 #include "coord_notify.h"
 #include "coord_auth.h"
+#include "coord_k8s.h"
+#include "coord_kexec.h"
 
 struct coord_limits_conf {
 	int64_t max_body;
@@ -71,6 +73,9 @@ struct coord_conf {
 	struct coord_rollout_conf rollout;
 	struct cm_list services; // of struct coord_service_conf
 	int64_t approval_timeout_ms;
+	int runtime;		// enum coord_runtime
+	struct coord_k8s_conf kubernetes;
+	struct coord_load_conf cluster_load;
 	int64_t health_min_success_percent;
 	int64_t health_max_alerts_per_minute;
 	struct coord_tls_conf tls;
@@ -85,6 +90,7 @@ struct coord_conf {
 };
 
 enum coord_mode { COORD_MODE_LIVE, COORD_MODE_SHADOW };
+enum coord_runtime { COORD_RUNTIME_PROCESS, COORD_RUNTIME_KUBERNETES };
 
 extern const struct cm_conf_field coord_conf_fields[];
 

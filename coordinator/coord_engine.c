@@ -15,6 +15,7 @@
 #include "cm_log.h"
 #include "cm_time.h"
 #include "coord_metrics.h"
+#include "coord_kexec.h"
 #include "coord_notify.h"
 #include "coord_prom.h"
 #include "coord_worker.h"
@@ -95,6 +96,7 @@ struct run {
 	bool waiting;		   // a command is out
 	bool timed_out;		   // recorded as timeout; a late answer
 				   // is still recorded when it comes
+	bool k8s;		   // the current step runs on the API server
 };
 
 // Verification of a finished run: polls the agent's view of the target
@@ -111,6 +113,8 @@ struct verify {
 	char node[CM_NAME_MAX], service[CM_NAME_MAX], instance[CM_NAME_MAX];
 	char *promql;		   // rendered, owned; NULL = none
 	bool need_health;
+	struct coord_plan *kplan;  // kubernetes: the run's plans (owned)
+	size_t kplan_n, kplan_last;
 	int64_t started_mono, deadline_mono, next_poll_mono;
 	int health, promql_state;  // -1 unknown, 0 broken, 1 healthy
 	bool health_pending, promql_pending;
@@ -209,6 +213,7 @@ struct coord_engine {
 	int64_t rollout_changed_mono;
 	struct coord_safety *safety;
 	struct coord_worker *worker;
+	struct coord_kexec *kexec; // kubernetes runtime, else NULL
 	int64_t last_prune_mono;
 };
 
@@ -473,10 +478,23 @@ decide(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
 }
 
 static bool
-dispatchable(enum coord_action_type t)
+agent_action(enum coord_action_type t)
 {
 	return t == COORD_ACT_RESTART || t == COORD_ACT_CLEAR_CACHE ||
 	    t == COORD_ACT_RELOAD_CONFIG;
+}
+
+// Runs on the API server (kubernetes runtime) rather than on an agent.
+static bool
+on_k8s(const struct coord_engine *e, enum coord_action_type t)
+{
+	return e->kexec != NULL && coord_kexec_handles(t);
+}
+
+static bool
+dispatchable_in(const struct coord_engine *e, enum coord_action_type t)
+{
+	return on_k8s(e, t) || agent_action(t);
 }
 
 // Collects the plans of the first matching rule, and of later ones while
@@ -623,7 +641,7 @@ run_step(struct run *r)
 		notify_step(r, p);
 		return;
 	}
-	if (!dispatchable(p->type)) {
+	if (!dispatchable_in(r->e, p->type)) {
 		snprintf(detail, sizeof(detail),
 		    "%s is not available in the process runtime",
 		    coord_action_name(p->type));
@@ -647,6 +665,23 @@ run_step(struct run *r)
 			return;
 		}
 	}
+	if (on_k8s(r->e, p->type)) {
+		// One target: the workload (or pod) on the API server.
+		r->k8s = true;
+		r->n_targets = 1;
+		memset(&r->targets[0], 0, sizeof(r->targets[0]));
+		snprintf(r->targets[0].node, sizeof(r->targets[0].node),
+		    "kubernetes");
+		snprintf(r->targets[0].service, sizeof(r->targets[0].service),
+		    "%s", p->service);
+		snprintf(r->targets[0].instance, sizeof(r->targets[0].instance),
+		    "%s", p->instance);
+		r->t_idx = 0;
+		r->attempt = 1;
+		dispatch_target(r);
+		return;
+	}
+	r->k8s = false;
 	r->n_targets = coord_agents_resolve(r->e->d.agents, p->service,
 	    p->instance, r->targets, MAX_TARGETS);
 	if (r->n_targets == 0) {
@@ -771,7 +806,10 @@ dispatch_target(struct run *r)
 	r->deadline_mono = r->started_mono + action_timeout_ms(p);
 	r->timed_out = false;
 	r->waiting = true;
-	if (t->lost)
+	if (r->k8s)
+		rv = coord_kexec_submit(e->kexec, p, &r->alert->labels,
+		    p->rule->conf->name, action_timeout_ms(p), command_done, r);
+	else if (t->lost)
 		rv = -EHOSTDOWN;
 	else // the channel waits twice as long, to record a late answer
 		rv = coord_agents_command(e->d.agents, t->node, &cmd,
@@ -907,6 +945,17 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 		return;
 	}
 
+	if (reply != NULL && reply->code == -ECANCELED) {
+		// Refused by a check that needs the API (a rollout in progress,
+		// cluster load, paused, GitOps, PDB): no retry.
+		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		    "refused", detail, cm_now_ms());
+		coord_metrics_action(p->type, COORD_OUT_REFUSED);
+		coord_safety_finished(e->safety, p->service, false,
+		    now - r->started_mono, cm_now_ms());
+		run_finish(r, false, detail);
+		return;
+	}
 	if (r->attempt <= retries_for(e, p) && rv != -ECANCELED &&
 	    p->type != COORD_ACT_NOTIFY) { // notifiers retry on their own
 		int64_t wait = backoff_ms(r->attempt + 1);
@@ -1000,8 +1049,8 @@ first_step_hosted(struct coord_engine *e, const struct coord_plan *p,
 {
 	struct coord_target t[1];
 
-	if (!dispatchable(p->type))
-		return true; // recorded as refused by run_step
+	if (!agent_action(p->type) || on_k8s(e, p->type))
+		return true; // not an agent's, or refused by run_step
 	if (coord_agents_resolve(e->d.agents, p->service, p->instance, t, 1) > 0)
 		return true;
 	snprintf(detail, n, "no registered agent runs service %s instance %s",
@@ -1571,6 +1620,7 @@ count_demand(struct coord_engine *e, struct ev *batch)
 static void
 verify_free(struct verify *v)
 {
+	coord_plans_free(v->kplan, v->kplan_n);
 	coord_alert_free(v->alert);
 	free(v->promql);
 	free(v);
@@ -1905,8 +1955,12 @@ verify_poll(struct verify *v, int64_t now)
 		snprintf(cmd.reason, sizeof(cmd.reason), "verify action %" PRId64,
 		    v->row_id);
 		cmd.timeout_ms = (uint32_t)timeout;
-		rv = coord_agents_command(e->d.agents, v->node, &cmd, timeout,
-		    verify_check_done, v);
+		if (v->kplan != NULL)
+			rv = coord_kexec_verify(e->kexec, &v->kplan[v->kplan_last],
+			    verify_check_done, v);
+		else
+			rv = coord_agents_command(e->d.agents, v->node, &cmd,
+			    timeout, verify_check_done, v);
 		if (rv == 0) {
 			v->health_pending = true;
 		} else {
@@ -2023,8 +2077,18 @@ verify_start(struct run *r)
 	v->esc_next = r->esc_next;
 	v->health = v->promql_state = -1;
 	snprintf(v->tried, sizeof(v->tried), "%s", r->why);
-	v->need_health = vc->health && dispatchable(last->type) &&
-	    r->n_targets > 0;
+	v->need_health = vc->health && dispatchable_in(e, last->type) &&
+	    r->n_targets > 0 && last->type != COORD_ACT_RUN_JOB &&
+	    last->type != COORD_ACT_ADJUST_CONFIG &&
+	    last->type != COORD_ACT_SWITCH_TRAFFIC;
+	if (v->need_health && r->k8s) {
+		// The workload's rollout and Ready pods, from the API server.
+		v->kplan = r->plans;
+		r->plans = NULL;
+		v->kplan_n = r->n_plans;
+		v->kplan_last = r->n_plans - 1;
+		r->n_plans = 0;
+	}
 	if (v->need_health) {
 		const struct coord_target *t = &r->targets[r->n_targets - 1];
 
@@ -2619,6 +2683,13 @@ coord_engine_start(struct coord_engine **ret,
 	pthread_cond_init(&e->cv, &ca);
 	pthread_condattr_destroy(&ca);
 
+	if (deps->k8s != NULL &&
+	    coord_kexec_new(&e->kexec, deps->k8s, &deps->conf->kubernetes,
+	    &deps->conf->cluster_load, deps->conf->prometheus_url,
+	    deps->conf->prometheus_timeout_ms, e->worker) < 0) {
+		coord_engine_free(e);
+		return -ENOMEM;
+	}
 	e->rollout_percent = deps->conf->rollout.percent;
 	e->rollout_changed_mono = cm_mono_ms();
 	if (deps->conf->rollout.step > 0) {
@@ -2724,6 +2795,7 @@ coord_engine_free(struct coord_engine *e)
 		}
 	}
 	coord_safety_free(e->safety);
+	coord_kexec_free(e->kexec);
 	pthread_cond_destroy(&e->cv);
 	pthread_mutex_destroy(&e->mu);
 	free(e);

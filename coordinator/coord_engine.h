@@ -25,6 +25,7 @@
 #include "coord_conf.h"
 #include "coord_journal.h"
 #include "coord_safety.h"
+#include "cm_k8s.h"
 
 struct coord_engine;
 
@@ -33,6 +34,7 @@ struct coord_engine_deps {
 	const struct coord_conf *conf;
 	struct coord_journal *journal;
 	struct coord_agents *agents;
+	struct cm_k8s *k8s;	// kubernetes runtime; NULL in the process one
 };
 
 // Rebuilds state from the journal (recent actions; alerts still pending

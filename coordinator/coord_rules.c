@@ -26,6 +26,8 @@ static const char *const action_names[COORD_ACT__COUNT + 1] = {
 	[COORD_ACT_CLEAR_CACHE] = "clear_cache",
 	[COORD_ACT_RELOAD_CONFIG] = "reload_config",
 	[COORD_ACT_NOTIFY] = "notify",
+	[COORD_ACT_RUN_JOB] = "run_job",
+	[COORD_ACT_ADJUST_CONFIG] = "adjust_config",
 	[COORD_ACT__COUNT] = NULL,
 };
 

@@ -47,6 +47,8 @@ enum coord_action_type {
 	COORD_ACT_CLEAR_CACHE,
 	COORD_ACT_RELOAD_CONFIG,
 	COORD_ACT_NOTIFY,
+	COORD_ACT_RUN_JOB,	 // kubernetes: a Job from the configured template
+	COORD_ACT_ADJUST_CONFIG, // kubernetes: merge patch, previous values kept
 	COORD_ACT__COUNT,
 };
 

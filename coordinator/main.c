@@ -48,6 +48,7 @@ struct app {
 	struct coord_agents *agents;
 	struct coord_engine *engine;
 	struct coord_http *http;
+	struct cm_k8s *k8s;
 };
 
 static void
@@ -60,6 +61,7 @@ app_stop(struct app *a)
 	coord_agents_stop(a->agents);
 	coord_engine_free(a->engine);
 	coord_journal_close(a->journal);
+	cm_k8s_free(a->k8s);
 	coord_auth_clear(&a->auth);
 	coord_conf_free(&a->conf);
 }
@@ -94,6 +96,15 @@ app_run(struct app *a)
 		    cm_q("no webhook credential configured (auth:): anyone "
 		    "who reaches the listen address can post alerts"));
 	coord_fetch_global_init();
+	if (a->conf.runtime == COORD_RUNTIME_KUBERNETES) {
+		rv = cm_k8s_new(&a->k8s, &a->conf.kubernetes.client, err,
+		    sizeof(err));
+		if (rv < 0)
+			return cm_log_ret(rv, CM_LOG_ERR,
+			    "coordinator.kubernetes_failed", "reason=%s", cm_q(err));
+		cm_notice("coordinator.kubernetes", "server=%s namespace=%s",
+		    cm_q(cm_k8s_server(a->k8s)), cm_q(cm_k8s_namespace(a->k8s)));
+	}
 	rv = coord_journal_open(&a->journal, a->conf.journal, &jo, err, sizeof(err));
 	if (rv < 0)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.journal_failed",
@@ -104,7 +115,7 @@ app_run(struct app *a)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.agents_failed",
 		    "reason=%s", cm_q(err));
 	ed = (struct coord_engine_deps){ .conf = &a->conf,
-		.journal = a->journal, .agents = a->agents };
+		.journal = a->journal, .agents = a->agents, .k8s = a->k8s };
 	rv = coord_engine_start(&a->engine, &ed);
 	if (rv < 0)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.engine_failed",

@@ -89,10 +89,10 @@ test_action_names(void)
 {
 	static const char *const names[] = { "restart", "scale_up",
 		"scale_down", "switch_traffic", "rollback", "clear_cache",
-		"reload_config", "notify" };
+		"reload_config", "notify", "run_job", "adjust_config" };
 	int i;
 
-	CHECK_INT(COORD_ACT__COUNT, 8);
+	CHECK_INT(COORD_ACT__COUNT, 10);
 	for (i = 0; i < COORD_ACT__COUNT; i++) {
 		CHECK_STR(coord_action_name((enum coord_action_type)i),
 		    names[i]);

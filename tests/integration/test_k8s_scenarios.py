@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The design's four scenarios on the kubernetes runtime, end to end
+through Alertmanager-format webhooks into a coordinator that acts on a
+fake API server (tests/fakek8s): ServiceDown -> rollout restart,
+HighCPUUsage -> scale up, LowCPUUsage -> scale down, HighErrorRate ->
+traffic away from the canary, then roll back. Plus: a scale-up refused
+for cluster load, an action deferred to a rollout in progress, Events on
+the targets, and verification from the API server."""
+
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.environ.get("REFLEX_SRC", os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+sys.path.insert(0, os.path.join(SRC, "tests"))
+from reflexlab import (Lab, Tap, free_port, http_json, http_post,  # noqa: E402
+                       reflex_binary, wait_until)
+from fakek8s import FakeAPIServer  # noqa: E402
+
+CONFIG = """\
+listen: 127.0.0.1:{http}
+agent_listen: tcp://127.0.0.1:{agents}
+journal: {journal}
+runtime: kubernetes
+kubernetes:
+  client: {{ source: kubeconfig, kubeconfig: "{kubeconfig}", qps: 50,
+            burst: 50 }}
+cluster_load: {{ source: metrics-api, max_percent: {load_max} }}
+safety: {{ storm_min_targets: 50 }}
+rules:
+  - name: service-down
+    matchers: ['alertname = "ServiceDown"']
+    verify: {{ interval: 300ms, timeout: 20s, resolved: false }}
+    actions:
+      - {{ type: restart, service: "{{{{ deployment }}}}",
+          params: {{ namespace: "{{{{ namespace }}}}" }} }}
+  - name: high-cpu
+    matchers: ['alertname = "HighCPUUsage"']
+    verify: {{ interval: 300ms, timeout: 20s, resolved: false }}
+    actions:
+      - {{ type: scale_up, service: "{{{{ deployment }}}}",
+          params: {{ namespace: "{{{{ namespace }}}}", by: "2" }} }}
+  - name: low-cpu
+    matchers: ['alertname = "LowCPUUsage"']
+    verify: {{ interval: 300ms, timeout: 20s, resolved: false }}
+    actions:
+      - {{ type: scale_down, service: "{{{{ deployment }}}}",
+          params: {{ namespace: "{{{{ namespace }}}}", by: "1" }} }}
+  - name: high-error-rate
+    matchers: ['alertname = "HighErrorRate"']
+    verify: {{ interval: 300ms, timeout: 20s, resolved: false }}
+    actions:
+      - type: switch_traffic
+        service: "{{{{ deployment }}}}"
+        params: {{ namespace: "{{{{ namespace }}}}", route: web,
+                  canary: canary, stable: stable, weight: "0" }}
+      - {{ type: rollback, service: "{{{{ deployment }}}}",
+          params: {{ namespace: "{{{{ namespace }}}}" }} }}
+"""
+
+
+def alert(name, **labels):
+    return json.dumps({"version": "4", "status": "firing", "alerts": [{
+        "status": "firing",
+        "labels": dict({"alertname": name, "namespace": "demo",
+                        "deployment": "web"}, **labels),
+        "startsAt": "2026-12-04T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z"}]})
+
+
+def api(srv, method, path, body=None, ctype="application/merge-patch+json"):
+    ctx = ssl.create_default_context(cafile=srv.ca_path)
+    req = urllib.request.Request(srv.url + path, method=method,
+                                 data=json.dumps(body).encode() if body else
+                                 None, headers={
+                                     "Authorization": "Bearer " + srv.token,
+                                     "Content-Type": ctype})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(
+                                             context=ctx))
+    with opener.open(req, timeout=10) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def image(dep):
+    return dep["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def run(tap, lab, srv):
+    kc = srv.write_kubeconfig(lab.path("kubeconfig"), namespace="demo")
+    srv.converge()
+    # A second revision of web, so that a rollback has somewhere to go.
+    api(srv, "PATCH", "/apis/apps/v1/namespaces/demo/deployments/web",
+        {"spec": {"template": {"spec": {"containers": [
+            {"name": srv.get("deploy", "demo", "web")["spec"]["template"]
+             ["spec"]["containers"][0]["name"], "image": "nginx:1.26.0"}]}}}},
+        ctype="application/strategic-merge-patch+json")
+    srv.converge()
+    tap.ok(image(srv.get("deploy", "demo", "web")) == "nginx:1.26.0",
+           "setup: web runs revision 2 (nginx:1.26.0)")
+
+    def start(load_max):
+        http, agents = free_port(), free_port()
+        cfg = lab.write_file(f"c{http}.yml", CONFIG.format(
+            http=http, agents=agents, journal=lab.path(f"j{http}.db"),
+            kubeconfig=kc, load_max=load_max))
+        url = f"http://127.0.0.1:{http}"
+        p = lab.start(f"coordinator-{http}", [
+            reflex_binary("reflex-coordinator"), "-c", cfg],
+            ready_url=url + "/readyz")
+        return url, p
+
+    url, coord = start(load_max=99)
+    srv.start_ticker(interval=0.1)
+
+    def rows(rule):
+        return sorted((a for a in http_json(url + "/api/v1/actions?limit=1000")
+                       if a["rule"] == rule), key=lambda a: a["id"])
+
+    def done(rule, n=1):
+        wait_until(lambda: len([a for a in rows(rule) if a["type"] !=
+                                "verify" and a["state"] not in
+                                ("dispatched", "retrying")]) >= n and
+                   all(a["state"] != "verifying" for a in rows(rule)), 30,
+                   what=f"{rule} to finish")
+        return rows(rule)
+
+    # 1. HighErrorRate -> canary to 0 (stable takes its share), roll back
+    http_post(url + "/api/v1/alerts", alert("HighErrorRate"))
+    r = done("high-error-rate", 2)
+    vs = srv.get("virtualservices", "demo", "web")
+    weights = {d["destination"]["subset"]: d.get("weight", 0)
+               for d in vs["spec"]["http"][0]["route"]}
+    tap.ok(weights == {"stable": 100, "canary": 0},
+           "HighErrorRate: canary weight 0, stable 100 (sum kept)", weights)
+    tap.ok([a["type"] for a in r if a["type"] != "verify"] ==
+           ["switch_traffic", "rollback"] and
+           image(srv.get("deploy", "demo", "web")) == "nginx:1.25.3",
+           "HighErrorRate: then rolled back to the previous revision "
+           "(nginx:1.26.0 -> nginx:1.25.3)", r)
+    # 2. ServiceDown -> kubectl rollout restart semantics
+    http_post(url + "/api/v1/alerts", alert("ServiceDown"))
+    r = done("service-down")
+    dep = srv.get("deploy", "demo", "web")
+    ann = dep["spec"]["template"]["metadata"].get("annotations", {})
+    tap.ok(r[0]["type"] == "restart" and r[0]["state"] == "succeeded" and
+           "kubectl.kubernetes.io/restartedAt" in ann,
+           "ServiceDown: rollout restart (restartedAt on the template)", r)
+    tap.ok(any(a["type"] == "verify" and a["state"] == "verified"
+               for a in r), "ServiceDown: verified from the API server "
+           "(rollout complete, pods Ready)", r)
+    ev = [e for e in srv.list("events", "demo")
+          if e.get("involvedObject", {}).get("name") == "web"]
+    tap.ok(ev and ev[-1]["reason"] == "ReflexAction" and
+           ev[-1]["involvedObject"].get("uid") == dep["metadata"]["uid"],
+           "ServiceDown: an Event on the Deployment says what reflex did",
+           ev[-1:] if ev else ev)
+
+    # 3. HighCPUUsage -> scale up by 2 (3 -> 5)
+    http_post(url + "/api/v1/alerts", alert("HighCPUUsage"))
+    r = done("high-cpu")
+    tap.ok(r[0]["state"] == "succeeded" and
+           srv.get("deploy", "demo", "web")["spec"]["replicas"] == 5,
+           "HighCPUUsage: scaled up by 2 through /scale", r)
+
+    # 4. LowCPUUsage -> scale down by 1 (5 -> 4)
+    http_post(url + "/api/v1/alerts", alert("LowCPUUsage"))
+    r = done("low-cpu")
+    tap.ok(r[0]["state"] == "succeeded" and
+           srv.get("deploy", "demo", "web")["spec"]["replicas"] == 4,
+           "LowCPUUsage: scaled down by 1", r)
+
+    srv.stop_ticker()
+
+    # -- cluster load: the fake's nodes are busier than the limit --------
+    lab.stop(coord)
+    url, coord = start(load_max=1)
+    http_post(url + "/api/v1/alerts", alert("HighCPUUsage", pod="x"))
+    wait_until(lambda: any(a["state"] == "refused" for a in
+                           rows("high-cpu")), 15, what="refusal")
+    a = [a for a in rows("high-cpu") if a["state"] == "refused"][0]
+    tap.ok("refused:cluster_load" in a["detail"] and
+           srv.get("deploy", "demo", "web")["spec"]["replicas"] == 4,
+           "scale-up refused when cluster use is above the limit, with the "
+           "numbers", a)
+
+    # -- other controllers: a rollout in progress is left alone ----------
+    api(srv, "PATCH", "/apis/apps/v1/namespaces/demo/deployments/web",
+        {"spec": {"template": {"metadata": {"annotations": {"x": "y"}}}}})
+    http_post(url + "/api/v1/alerts", alert("ServiceDown", pod="y"))
+    wait_until(lambda: rows("service-down"), 15, what="decision")
+    wait_until(lambda: rows("service-down")[0]["state"] != "dispatched", 15,
+               what="outcome")
+    a = rows("service-down")[0]
+    tap.ok(a["state"] == "refused" and "refused:controller" in a["detail"],
+           "no restart while a rollout is in progress: deferred to the "
+           "Deployment controller", a)
+
+
+def main():
+    tap = Tap()
+    try:
+        with Lab(prefix="reflex-k8s-") as lab, \
+                FakeAPIServer(fixture="basic", tls=True) as srv:
+            run(tap, lab, srv)
+    except Exception as e:
+        import traceback
+        tap.ok(False, f"ran to the end: {e}", traceback.format_exc())
+    sys.exit(tap.done())
+
+
+if __name__ == "__main__":
+    main()
