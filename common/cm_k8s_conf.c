@@ -626,9 +626,14 @@ kc_cluster(struct kc *c, struct cm_k8s_endpoint *e, const char *name,
 	while (e->server[0] != '\0' &&
 	    e->server[strlen(e->server) - 1] == '/')
 		e->server[strlen(e->server) - 1] = '\0';
-	if (e->insecure && (e->ca_file != NULL || e->ca_data != NULL))
-		return kc_err(c, fi, m, where, "specifying a root certificates "
-		    "file with the insecure flag is not allowed");
+	if (e->insecure && (e->ca_file != NULL || e->ca_data != NULL)) {
+		yaml_node_t *in = NULL;
+
+		(void)kc_get(c, fi, m, "insecure-skip-tls-verify", where, &in);
+		return kc_err(c, fi, in != NULL ? in : m, where, "specifying a "
+		    "root certificates file with the insecure flag is not "
+		    "allowed");
+	}
 	return 0;
 }
 

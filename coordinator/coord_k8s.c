@@ -1058,6 +1058,11 @@ coord_k8s_event(struct cm_k8s *k, const struct coord_k8s_conf *c,
 	snprintf(name, sizeof(name), "%.200s.%llx", o->name,
 	    (unsigned long long)ts.tv_sec * 1000000000ULL +
 	    (unsigned long long)ts.tv_nsec);
+	// A cut at 200 bytes may end in '.' or '-': keep the name valid.
+	if (!cm_k8s_name_valid(CM_K8S_NAME_SUBDOMAIN, name))
+		snprintf(name, sizeof(name), "reflex.%llx",
+		    (unsigned long long)ts.tv_sec * 1000000000ULL +
+		    (unsigned long long)ts.tv_nsec);
 	time_now(now, sizeof(now));
 	utf8_cut(msg, sizeof(msg), message);
 	if (cm_k8s_path(path, sizeof(path), "v1", o->ns, "events", NULL,

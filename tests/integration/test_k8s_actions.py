@@ -34,6 +34,18 @@ CLI = os.path.join(BUILD, "tests", "test-k8s-cli")
 KUBECTL = os.environ.get("REFLEX_KUBECTL") or shutil.which("kubectl")
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 C15_NOW = "2026-12-04T16:30:00Z"
+BAD_EXITS = []  # test-k8s-cli runs that did not exit 0 (sanitizers, crashes)
+
+
+def settle(srv):
+    """The fake records a request after answering it: wait until its log
+    has been quiet for 50 ms (at most 3 s) before counting requests."""
+    n, quiet, deadline = -1, 0, time.monotonic() + 3
+    while quiet < 2 and time.monotonic() < deadline:
+        m = len(srv.requests)
+        quiet = quiet + 1 if m == n else 0
+        n = m
+        time.sleep(0.025)
 
 
 class Case:
@@ -75,7 +87,13 @@ class Case:
             out = {"exit": p.returncode, "stdout": p.stdout,
                    "stderr": p.stderr[-2000:]}
         out["_stderr"] = p.stderr[-1500:]
+        self.settle()
+        if p.returncode != 0:
+            BAD_EXITS.append((args, p.returncode, p.stderr[-1500:]))
         return out
+
+    def settle(self):
+        settle(self.srv)
 
     def writes(self):
         return [r for r in self.srv.requests if r.method in WRITES]
@@ -176,13 +194,14 @@ def t_c10(tap, work):
                diag=brief(r3))
 
 
-def kubectl_patch_of(work, fixture, argv, tls_kw=None):
+def kubectl_patch_of(work, fixture, argv):
     """Runs kubectl against a fresh fake and returns its PATCH requests."""
     with FakeAPIServer(fixture=fixture, tls=True) as srv:
         kc = srv.write_kubeconfig(os.path.join(work, "kc-kubectl"))
         p = subprocess.run([KUBECTL, "--kubeconfig", kc, "--cache-dir",
                             os.path.join(work, "kcache"), *argv],
                            capture_output=True, text=True, timeout=60)
+        settle(srv)
         return p, srv.requests_matching("PATCH")
 
 
@@ -781,6 +800,8 @@ def main(tap):
         t_events(tap, work)
         t_credentials(tap, work)
         t_faults(tap, work)
+        tap.ok(not BAD_EXITS, "every test-k8s-cli run exited 0 (no crash, "
+               "no sanitizer report)", diag=BAD_EXITS[:3])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
