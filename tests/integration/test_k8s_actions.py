@@ -726,6 +726,20 @@ def t_credentials(tap, work):
         r = c.cli("get", path)
         tap.ok(r.get("rv") == 0 and c.srv.requests[-1].user,
                "TLS with a client certificate", diag=brief(r))
+    # tls-server-name: SNI and certificate check against that name while
+    # connecting to the server's address (CURLOPT_CONNECT_TO).
+    for name, want in (("localhost", 0), ("wrong.invalid", -71)):
+        with Case(work, "basic", tls=True) as c:
+            kc = c.srv.kubeconfig()
+            kc["clusters"][0]["cluster"]["tls-server-name"] = name
+            kpath = os.path.join(work, "kc-sni")
+            with open(kpath, "w") as f:
+                json.dump(kc, f)  # JSON is YAML
+            c.write_conf(f"  client:\n    source: kubeconfig\n"
+                         f"    kubeconfig: {kpath}\n    max_tries: 1\n")
+            r = c.cli("get", path)
+            tap.ok(r.get("rv") == want,
+                   f"tls-server-name {name}: rv {want}", diag=brief(r))
     with Case(work, "basic", tls=True, kc_kw={"token": "wrong"}) as c:
         r = c.cli("get", path)
         tap.ok(r.get("rv") == -13 and "401" in r["err"],
