@@ -1015,8 +1015,12 @@ cm_msg_encode(const struct cm_msg *m, void **ret_buf, size_t *ret_len)
 
 	msgpack_sbuffer_init(&e.sb);
 	msgpack_packer_init(&e.pk, &e.sb, msgpack_sbuffer_write);
-	put_map(&e, 4);
+	put_map(&e, m->ts != 0 ? 6 : 4);
 	put_uint(&e, "v", CM_PROTO_VERSION);
+	if (m->ts != 0) {
+		put_uint(&e, "ts", m->ts);
+		put_uint(&e, "nonce", m->nonce);
+	}
 	put_key(&e, "type");
 	if (e.rv == 0)
 		put_rv(&e, msgpack_pack_str_with_body(&e.pk, k->name,
@@ -1094,6 +1098,10 @@ dec_envelope(struct cm_msg *m, const msgpack_object *top, char *err,
 		return fail(err, errlen, -EPROTO, "type: unknown type \"%s\"",
 		    printable(type, shown, sizeof(shown)));
 	get_uint(&d, top, "", "id", UINT64_MAX, &m->id);
+	if (find(&d, top, "", "ts", 0) != NULL) {
+		get_uint(&d, top, "", "ts", UINT64_MAX, &m->ts);
+		get_uint(&d, top, "", "nonce", UINT64_MAX, &m->nonce);
+	}
 	body = find(&d, top, "", "body", -EINVAL);
 	if (body == NULL)
 		return d.rv;

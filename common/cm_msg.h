@@ -100,6 +100,10 @@ struct cm_msg {
 	uint32_t version;
 	enum cm_msg_type type;
 	uint64_t id;
+	// Optional freshness stamp for authenticated channels (cm_auth.h):
+	// sender's wall clock in ms and a random nonce; 0/0 = not stamped.
+	uint64_t ts;
+	uint64_t nonce;
 	union {
 		struct cm_msg_register reg;
 		struct cm_msg_heartbeat hb;

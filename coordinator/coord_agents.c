@@ -44,7 +44,27 @@ struct coord_agents {
 	atomic_int pending; // commands in flight
 	coord_agents_permit_fn permit_fn;
 	void *permit_arg;
+	struct cm_auth *auth; // NULL: the channel is not authenticated
 };
+
+// Encodes m, stamped and sealed when the channel is authenticated.
+static int
+wire_encode(struct coord_agents *a, struct cm_msg *m, void **buf, size_t *len)
+{
+	if (a->auth == NULL)
+		return cm_msg_encode(m, buf, len);
+	cm_auth_stamp(m);
+	return cm_auth_encode(a->auth, m, buf, len);
+}
+
+static int
+wire_decode(struct coord_agents *a, struct cm_msg *m, const void *buf,
+    size_t len, char *err, size_t errlen)
+{
+	if (a->auth == NULL)
+		return cm_msg_decode(m, buf, len, err, errlen);
+	return cm_auth_decode(a->auth, m, buf, len, err, errlen);
+}
 
 // One command exchange on its own req context.
 struct cmd {
@@ -66,8 +86,10 @@ find_locked(struct coord_agents *a, const char *node)
 }
 
 static int
-reply_send(nng_socket s, uint64_t id, bool ok, int code, const char *msg)
+reply_send(struct coord_agents *a, uint64_t id, bool ok, int code,
+    const char *msg)
 {
+	nng_socket s = a->rep;
 	struct cm_msg m = { .version = CM_PROTO_VERSION, .type = CM_MSG_REPLY,
 		.id = id };
 	void *buf;
@@ -77,7 +99,7 @@ reply_send(nng_socket s, uint64_t id, bool ok, int code, const char *msg)
 	m.u.reply.ok = ok;
 	m.u.reply.code = code;
 	snprintf(m.u.reply.message, sizeof(m.u.reply.message), "%s", msg);
-	rv = cm_msg_encode(&m, &buf, &len);
+	rv = wire_encode(a, &m, &buf, &len);
 	if (rv < 0)
 		return rv;
 	rv = nng_send(s, buf, len, 0);
@@ -86,8 +108,9 @@ reply_send(nng_socket s, uint64_t id, bool ok, int code, const char *msg)
 }
 
 static int
-error_send(nng_socket s, const char *code, const char *msg)
+error_send(struct coord_agents *a, const char *code, const char *msg)
 {
+	nng_socket s = a->rep;
 	struct cm_msg m = { .version = CM_PROTO_VERSION, .type = CM_MSG_ERROR };
 	void *buf;
 	size_t len;
@@ -95,7 +118,7 @@ error_send(nng_socket s, const char *code, const char *msg)
 
 	snprintf(m.u.error.code, sizeof(m.u.error.code), "%s", code);
 	snprintf(m.u.error.message, sizeof(m.u.error.message), "%s", msg);
-	rv = cm_msg_encode(&m, &buf, &len);
+	rv = wire_encode(a, &m, &buf, &len);
 	if (rv < 0)
 		return rv;
 	rv = nng_send(s, buf, len, 0);
@@ -161,7 +184,7 @@ handle_register(struct coord_agents *a, struct cm_msg *m)
 
 			if (nv == NULL) {
 				pthread_mutex_unlock(&a->mu);
-				reply_send(a->rep, m->id, false, -ENOMEM, "out of memory");
+				reply_send(a, m->id, false, -ENOMEM, "out of memory");
 				return;
 			}
 			a->v = nv;
@@ -186,12 +209,12 @@ handle_register(struct coord_agents *a, struct cm_msg *m)
 	if (rv < 0) {
 		cm_warn("agents.register_failed", "node=%s addr=%s rv=%d",
 		    cm_q(r->node), cm_q(r->addr), rv);
-		reply_send(a->rep, m->id, false, rv, "cannot dial the agent's address");
+		reply_send(a, m->id, false, rv, "cannot dial the agent's address");
 		return;
 	}
 	cm_info("agents.registered", "node=%s addr=%s runtime=%s workloads=%zu new=%d",
 	    cm_q(r->node), cm_q(r->addr), cm_q(r->runtime), ag->n_workloads, fresh);
-	reply_send(a->rep, m->id, true, 0, "registered");
+	reply_send(a, m->id, true, 0, "registered");
 }
 
 static void
@@ -211,12 +234,12 @@ handle_heartbeat(struct coord_agents *a, struct cm_msg *m)
 	}
 	pthread_mutex_unlock(&a->mu);
 	if (ag == NULL) {
-		reply_send(a->rep, m->id, false, -ENOENT, "unknown node: register first");
+		reply_send(a, m->id, false, -ENOENT, "unknown node: register first");
 		return;
 	}
 	if (was_lost)
 		cm_notice("agents.back", "node=%s", cm_q(m->u.hb.node));
-	reply_send(a->rep, m->id, true, 0, "ok");
+	reply_send(a, m->id, true, 0, "ok");
 }
 
 static void
@@ -232,17 +255,17 @@ handle_permit(struct coord_agents *a, struct cm_msg *m)
 	known = find_locked(a, m->u.permit.node) != NULL;
 	pthread_mutex_unlock(&a->mu);
 	if (!known) {
-		reply_send(a->rep, m->id, false, -ENOENT,
+		reply_send(a, m->id, false, -ENOENT,
 		    "unknown node: register first");
 		return;
 	}
 	if (a->permit_fn == NULL) {
-		reply_send(a->rep, m->id, false, -ENOTSUP,
+		reply_send(a, m->id, false, -ENOTSUP,
 		    "this coordinator grants no permits");
 		return;
 	}
 	a->permit_fn(&m->u.permit, &r.u.reply, a->permit_arg);
-	if (cm_msg_encode(&r, &buf, &len) == 0) {
+	if (wire_encode(a, &r, &buf, &len) == 0) {
 		(void)nng_send(a->rep, buf, len, 0);
 		free(buf);
 	}
@@ -283,15 +306,16 @@ server_main(void *arg)
 			break;
 		if (rv != 0)
 			continue;
-		rv = cm_msg_decode(&m, buf, len, err, sizeof(err));
+		rv = wire_decode(a, &m, buf, len, err, sizeof(err));
 		if (rv < 0) {
 			hexdump16(buf, len, hex, sizeof(hex));
 			coord_metrics_bad_frame();
 			cm_warn("agents.bad_frame", "size=%zu head=%s reason=%s",
 			    len, hex[0] ? hex : "-", cm_q(err));
 			nng_free(buf, len);
-			error_send(a->rep, rv == -EPROTO ? "bad_version_or_type" :
-			    "bad_frame", err);
+			error_send(a, rv == -EACCES ? "unauthenticated" :
+			    rv == -ESTALE ? "replayed" : rv == -EPROTO ?
+			    "bad_version_or_type" : "bad_frame", err);
 			continue;
 		}
 		nng_free(buf, len);
@@ -306,7 +330,7 @@ server_main(void *arg)
 			handle_permit(a, &m);
 			break;
 		default:
-			reply_send(a->rep, m.id, false, -EPROTO,
+			reply_send(a, m.id, false, -EPROTO,
 			    "the coordinator accepts register and heartbeat only");
 			break;
 		}
@@ -317,7 +341,7 @@ server_main(void *arg)
 
 int
 coord_agents_start(struct coord_agents **ret, const char *listen_url,
-    int64_t lost_after_ms, char *err, size_t errlen)
+    int64_t lost_after_ms, struct cm_auth *auth, char *err, size_t errlen)
 {
 	struct coord_agents *a;
 	int rv;
@@ -327,6 +351,7 @@ coord_agents_start(struct coord_agents **ret, const char *listen_url,
 		return -ENOMEM;
 	pthread_mutex_init(&a->mu, NULL);
 	a->lost_after_ms = lost_after_ms;
+	a->auth = auth;
 	rv = nng_rep0_open(&a->rep);
 	if (rv == 0)
 		rv = nng_socket_set_size(a->rep, NNG_OPT_RECVMAXSZ, CM_MSG_MAX_FRAME);
@@ -467,7 +492,7 @@ cmd_cb(void *arg)
 		return;
 	}
 	msg = nng_aio_get_msg(c->aio);
-	rv = cm_msg_decode(&m, nng_msg_body(msg), nng_msg_len(msg), err,
+	rv = wire_decode(c->owner, &m, nng_msg_body(msg), nng_msg_len(msg), err,
 	    sizeof(err));
 	nng_msg_free(msg);
 	if (rv < 0) {
@@ -504,7 +529,7 @@ coord_agents_command(struct coord_agents *a, const char *node,
 	size_t len;
 	int rv;
 
-	rv = cm_msg_encode(&m, &buf, &len);
+	rv = wire_encode(a, &m, &buf, &len);
 	if (rv < 0)
 		return rv;
 	c = calloc(1, sizeof(*c));

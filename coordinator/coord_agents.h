@@ -11,13 +11,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cm_auth.h"
 #include "cm_msg.h"
 
 struct coord_agents;
 
 // Starts listening. Returns 0 or a negative errno with a reason in err.
+// `auth` (borrowed; NULL = unauthenticated) seals and checks every
+// message with the shared agent secret.
 int coord_agents_start(struct coord_agents **ret, const char *listen_url,
-    int64_t lost_after_ms, char *err, size_t errlen)
+    int64_t lost_after_ms, struct cm_auth *auth, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 // Stops the server, fails pending commands with -ECANCELED, frees all.

@@ -83,6 +83,9 @@ const struct cm_conf_field coord_conf_fields[] = {
 	F("agent_listen", CM_CONF_STR, agent_listen,
 	    .def = "tcp://127.0.0.1:9871",
 	    .help = "nng URL where agents register and heartbeat"),
+	F("agent_secret_file", CM_CONF_STR, agent_secret_file,
+	    .help = "shared secret (mode 0600 file) that authenticates every "
+	    "message with the agents; unset: the channel is open"),
 	F("journal", CM_CONF_STR, journal,
 	    .def = "/var/lib/reflex/journal.db", .help = "SQLite journal path"),
 	F("log_level", CM_CONF_STR, log_level, .def = "info",

@@ -56,6 +56,7 @@ struct coord_rollout_conf {
 struct coord_conf {
 	char *listen;		// HTTP: "127.0.0.1:9870"
 	char *agent_listen;	// nng URL agents register at
+	char *agent_secret_file; // shared secret sealing the agent channel
 	char *journal;		// SQLite path
 	char *log_level;
 	bool journal_sync_full;

@@ -49,6 +49,7 @@ struct app {
 	struct coord_engine *engine;
 	struct coord_http *http;
 	struct cm_k8s *k8s;
+	struct cm_auth *agent_auth;
 };
 
 static void
@@ -62,6 +63,7 @@ app_stop(struct app *a)
 	coord_engine_free(a->engine);
 	coord_journal_close(a->journal);
 	cm_k8s_free(a->k8s);
+	cm_auth_free(a->agent_auth);
 	coord_auth_clear(&a->auth);
 	coord_conf_free(&a->conf);
 }
@@ -109,8 +111,19 @@ app_run(struct app *a)
 	if (rv < 0)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.journal_failed",
 		    "path=%s reason=%s", cm_q(a->conf.journal), cm_q(err));
+	if (a->conf.agent_secret_file != NULL) {
+		rv = cm_auth_new(&a->agent_auth, a->conf.agent_secret_file, err,
+		    sizeof(err));
+		if (rv < 0)
+			return cm_log_ret(rv, CM_LOG_ERR,
+			    "coordinator.agent_secret_failed", "reason=%s", cm_q(err));
+	} else {
+		cm_warn("coordinator.agent_channel_open", "reason=%s",
+		    cm_q("no agent_secret_file: agent messages are not "
+		    "authenticated"));
+	}
 	rv = coord_agents_start(&a->agents, a->conf.agent_listen,
-	    a->conf.agent_lost_after_ms, err, sizeof(err));
+	    a->conf.agent_lost_after_ms, a->agent_auth, err, sizeof(err));
 	if (rv < 0)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.agents_failed",
 		    "reason=%s", cm_q(err));

@@ -9,7 +9,7 @@ build=${1:-build}
 [ $# -gt 0 ] && shift
 
 packages="meson ninja-build pkg-config gcc libnng-dev libmsgpack-dev
-libcurl4-openssl-dev libcjson-dev libyaml-dev libsqlite3-dev sqlite3
+libcurl4-openssl-dev libcjson-dev libyaml-dev libsqlite3-dev libmbedtls-dev sqlite3
 prometheus prometheus-alertmanager python3 curl"
 
 missing=""

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_auth.h"
 #include "cm_msg.h"
 
 #define MAX_WL 64
@@ -51,6 +52,8 @@ static struct fake *fakes;
 static int count = 1, delay_ms, heartbeat_ms = 1000;
 static bool fail, unhealthy;
 static const char *permits[16];
+static struct cm_auth *auth; // --secret FILE: seal and check every message
+static bool replay_test;     // --replay: send the first register twice
 static int n_permits, permits_done;
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool stop;
@@ -68,11 +71,30 @@ subst(char *dst, size_t n, const char *src, int i)
 }
 
 static int
+encode(const struct cm_msg *m, void **buf, size_t *len)
+{
+	struct cm_msg copy = *m;
+
+	if (auth == NULL)
+		return cm_msg_encode(m, buf, len);
+	cm_auth_stamp(&copy);
+	return cm_auth_encode(auth, &copy, buf, len);
+}
+
+static int
+decode(struct cm_msg *m, const void *buf, size_t len, char *err, size_t n)
+{
+	if (auth == NULL)
+		return cm_msg_decode(m, buf, len, err, n);
+	return cm_auth_decode(auth, m, buf, len, err, n);
+}
+
+static int
 send_msg(nng_socket s, const struct cm_msg *m)
 {
 	void *buf;
 	size_t len;
-	int rv = cm_msg_encode(m, &buf, &len);
+	int rv = encode(m, &buf, &len);
 
 	if (rv < 0)
 		return rv;
@@ -108,9 +130,15 @@ on_cmd(void *arg)
 		return;
 	}
 	msg = nng_aio_get_msg(f->aio);
-	rv = cm_msg_decode(&m, nng_msg_body(msg), nng_msg_len(msg), err,
+	rv = decode(&m, nng_msg_body(msg), nng_msg_len(msg), err,
 	    sizeof(err));
 	nng_msg_free(msg);
+	if (rv < 0) {
+		pthread_mutex_lock(&out_mu);
+		printf("{\"rejected\":%d}\n", rv);
+		fflush(stdout);
+		pthread_mutex_unlock(&out_mu);
+	}
 	if (rv == 0 && m.type == CM_MSG_COMMAND) {
 		pthread_mutex_lock(&out_mu);
 		printf("{\"node\":\"%s\",\"action\":\"%s\",\"service\":\"%s\","
@@ -140,7 +168,7 @@ on_cmd(void *arg)
 		void *buf;
 		size_t len;
 
-		if (cm_msg_encode(&r, &buf, &len) < 0 ||
+		if (encode(&r, &buf, &len) < 0 ||
 		    nng_msg_alloc(&msg, 0) != 0) {
 			nng_recv_aio(f->rep, f->aio);
 			return;
@@ -169,12 +197,50 @@ exchange(struct fake *f, const struct cm_msg *m, struct cm_msg *reply)
 		return false;
 	if (nng_recv(f->req, &buf, &len, NNG_FLAG_ALLOC) != 0)
 		return false;
-	if (cm_msg_decode(reply, buf, len, err, sizeof(err)) < 0) {
+	if (decode(reply, buf, len, err, sizeof(err)) < 0) {
 		nng_free(buf, len);
 		return false;
 	}
 	nng_free(buf, len);
 	return true;
+}
+
+// Sends one sealed register frame twice, byte for byte, and prints what
+// each copy got: the second is a replay.
+static void
+replay(struct fake *f, const struct cm_msg *m)
+{
+	void *frame, *buf = NULL;
+	size_t flen, len;
+	char err[256];
+
+	replay_test = false;
+	if (encode(m, &frame, &flen) < 0)
+		return;
+	for (int k = 0; k < 2; k++) {
+		struct cm_msg r;
+		const char *what = "no answer";
+
+		if (nng_send(f->req, frame, flen, 0) == 0 &&
+		    nng_recv(f->req, &buf, &len, NNG_FLAG_ALLOC) == 0) {
+			if (decode(&r, buf, len, err, sizeof(err)) == 0) {
+				what = r.type == CM_MSG_REPLY && r.u.reply.ok ?
+				    "accepted" : r.type == CM_MSG_ERROR ?
+				    "refused" : "not ok";
+				if (k == 0 && r.type == CM_MSG_REPLY)
+					f->registered = r.u.reply.ok;
+				cm_msg_clear(&r);
+			} else {
+				what = "undecodable answer";
+			}
+			nng_free(buf, len);
+		}
+		pthread_mutex_lock(&out_mu);
+		printf("{\"replay\":%d,\"result\":\"%s\"}\n", k, what);
+		fflush(stdout);
+		pthread_mutex_unlock(&out_mu);
+	}
+	free(frame);
 }
 
 static void
@@ -193,6 +259,10 @@ beat(struct fake *f)
 		m.type = CM_MSG_HEARTBEAT;
 		snprintf(m.u.hb.node, sizeof(m.u.hb.node), "%s", f->node);
 		m.u.hb.seq = f->seq;
+	}
+	if (replay_test && m.type == CM_MSG_REGISTER) {
+		replay(f, &m);
+		return;
 	}
 	if (!exchange(f, &m, &r))
 		return;
@@ -255,6 +325,8 @@ main(int argc, char **argv)
 		{ "node-prefix", required_argument, NULL, 'P' },
 		{ "unhealthy", no_argument, NULL, 'u' },
 		{ "permit", required_argument, NULL, 'q' },
+		{ "secret", required_argument, NULL, 's' },
+		{ "replay", no_argument, NULL, 'r' },
 		{ 0 },
 	};
 	const char *coord = NULL, *prefix = "node-", *wls[MAX_WL];
@@ -274,6 +346,16 @@ main(int argc, char **argv)
 		case 'b': heartbeat_ms = atoi(optarg); break;
 		case 'P': prefix = optarg; break;
 		case 'u': unhealthy = true; break;
+		case 's': {
+			char err[256];
+
+			if (cm_auth_new(&auth, optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "fake-agents: %s\n", err);
+				return 2;
+			}
+			break;
+		}
+		case 'r': replay_test = true; break;
 		case 'q':
 			if (n_permits < 16)
 				permits[n_permits++] = optarg;
@@ -348,5 +430,6 @@ main(int argc, char **argv)
 		nng_aio_free(fakes[i].aio);
 	}
 	free(fakes);
+	cm_auth_free(auth);
 	return 0;
 }
