@@ -15,6 +15,7 @@
 #include "cm_log.h"
 #include "cm_time.h"
 #include "coord_metrics.h"
+#include "coord_k8s_actions.h"
 #include "coord_kexec.h"
 #include "coord_notify.h"
 #include "coord_prom.h"
@@ -126,6 +127,15 @@ struct verify {
 enum ev_kind { EV_ALERT, EV_DONE, EV_PAUSE, EV_RESUME, EV_VCHECK,
 	EV_VQUERY, EV_APPROVE, EV_REJECT, EV_PERMIT };
 
+// A change to undo after a while (rule param revert_after): the record
+// the Kubernetes action returned, applied by coord_k8s_revert.
+struct revert {
+	struct revert *next;
+	int64_t at_mono;
+	int64_t row_id;
+	char *record; // owned JSON
+};
+
 // An agent's permit request waiting for the engine's verdict. Shared by
 // the waiting agent-server thread and the engine: freed by whichever lets
 // go last (the waiter gives up after a timeout).
@@ -209,6 +219,7 @@ struct coord_engine {
 	struct ev *deferred;	// alerts waiting for a dependency
 	struct verify *verifies;
 	struct approval *approvals;
+	struct revert *reverts;	// kubernetes changes to undo later
 	int64_t rollout_percent;
 	int64_t rollout_changed_mono;
 	struct coord_safety *safety;
@@ -861,6 +872,95 @@ record_evidence(struct coord_engine *e, struct run *r, const char *json)
 	cJSON_Delete(doc);
 }
 
+struct revert_job {
+	struct coord_engine *e;
+	int64_t row_id;
+	char *record;
+};
+
+static void
+revert_job_run(void *arg)
+{
+	struct revert_job *j = arg;
+	struct coord_k8s_result res = { 0 };
+	char detail[COORD_K8S_REASON_MAX + 64];
+
+	(void)coord_k8s_revert(j->e->d.k8s, &j->e->d.conf->kubernetes,
+	    j->record, &res);
+	snprintf(detail, sizeof(detail), "%s: %s", res.code, res.reason);
+	(void)coord_journal_action_update(j->e->d.journal, j->row_id,
+	    res.outcome == COORD_K8S_OK ? "succeeded" :
+	    res.outcome == COORD_K8S_REFUSED ? "refused" : "failed", detail,
+	    cm_now_ms());
+	cm_notice("engine.reverted", "row=%" PRId64 " outcome=%s detail=%s",
+	    j->row_id, coord_k8s_outcome_name(res.outcome), cm_q(detail));
+	coord_k8s_result_clear(&res);
+	free(j->record);
+	free(j);
+}
+
+// A Kubernetes change whose rule says `revert_after: <duration>` is undone
+// when that time has passed (only if nobody changed the same fields since:
+// coord_k8s_revert checks).
+static void
+schedule_revert(struct coord_engine *e, struct run *r,
+    const struct coord_plan *p, const char *message)
+{
+	const char *after = cm_strmap_get(&p->params, "revert_after");
+	const char *rec = strstr(message, "; revert: ");
+	struct revert *rv;
+	int64_t ms;
+	char d[96];
+
+	if (after == NULL || rec == NULL)
+		return;
+	if (cm_duration_parse(after, &ms) < 0 || ms <= 0) {
+		cm_warn("engine.revert_after_bad", "value=%s", cm_q(after));
+		return;
+	}
+	rv = calloc(1, sizeof(*rv));
+	if (rv == NULL || (rv->record = strdup(rec + 10)) == NULL) {
+		free(rv);
+		return;
+	}
+	rv->at_mono = cm_mono_ms() + ms;
+	snprintf(d, sizeof(d), "revert scheduled in %lld s",
+	    (long long)(ms / 1000));
+	rv->row_id = row_insert(e, r->alert_id, r->inc, p->rule->conf->name,
+	    "revert", p->service, p->instance, "kubernetes", "scheduled", d);
+	rv->next = e->reverts;
+	e->reverts = rv;
+}
+
+static void
+fire_reverts(struct coord_engine *e, int64_t now)
+{
+	struct revert **pp = &e->reverts;
+
+	while (*pp != NULL) {
+		struct revert *rv = *pp;
+		struct revert_job *j;
+
+		if (rv->at_mono > now) {
+			pp = &rv->next;
+			continue;
+		}
+		*pp = rv->next;
+		j = calloc(1, sizeof(*j));
+		if (j != NULL) {
+			*j = (struct revert_job){ .e = e, .row_id = rv->row_id,
+				.record = rv->record };
+			rv->record = NULL;
+			if (coord_worker_submit(e->worker, revert_job_run, j) < 0) {
+				free(j->record);
+				free(j);
+			}
+		}
+		free(rv->record);
+		free(rv);
+	}
+}
+
 // Retries of a failed action: the rule's, but none for a critical
 // service (one try: a person should look before it is hit again).
 static int64_t
@@ -922,6 +1022,8 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 
 	if (reply != NULL && reply->json != NULL)
 		record_evidence(e, r, reply->json);
+	if (ok && r->k8s && reply != NULL)
+		schedule_revert(e, r, p, reply->message);
 	if (ok) {
 		if (!r->first_ack_seen) {
 			r->first_ack_seen = true;
@@ -1120,6 +1222,8 @@ static void
 safety_req(struct coord_engine *e, const struct coord_plan *p,
     uint64_t identity, struct coord_safety_req *ret)
 {
+	struct coord_target t;
+
 	*ret = (struct coord_safety_req){
 		.type = p->type,
 		.service = p->service,
@@ -1129,6 +1233,15 @@ safety_req(struct coord_engine *e, const struct coord_plan *p,
 		.service_instances = coord_agents_count_instances(e->d.agents,
 		    p->service),
 	};
+	// An instance may be named by its address (Prometheus' instance
+	// label) or by its name: count it by the agent's name, as the
+	// actions that ran are recorded, so the same instance is one.
+	if (p->instance[0] != '\0' && !on_k8s(e, p->type) &&
+	    coord_agents_resolve(e->d.agents, p->service, p->instance, &t,
+	    1) == 1 && t.instance[0] != '\0') {
+		snprintf(ret->name_buf, sizeof(ret->name_buf), "%s", t.instance);
+		ret->instance = ret->name_buf;
+	}
 }
 
 static void
@@ -2183,6 +2296,9 @@ next_deadline(struct coord_engine *e, int64_t now)
 		if (r->waiting && !r->timed_out && r->deadline_mono < d)
 			d = r->deadline_mono;
 	}
+	for (struct revert *rv = e->reverts; rv != NULL; rv = rv->next)
+		if (rv->at_mono < d)
+			d = rv->at_mono;
 	for (struct verify *v = e->verifies; v != NULL; v = v->next) {
 		if (v->next_poll_mono < d)
 			d = v->next_poll_mono;
@@ -2497,6 +2613,7 @@ engine_main(void *arg)
 
 		now = cm_mono_ms();
 		fire_timers(e, now);
+		fire_reverts(e, now);
 		retry_deferred(e, now);
 		if (now - last_tick >= 1000) {
 			last_tick = now;
@@ -2754,6 +2871,13 @@ coord_engine_free(struct coord_engine *e)
 
 		e->head = ev->next;
 		ev_free(ev);
+	}
+	while (e->reverts != NULL) {
+		struct revert *rv = e->reverts;
+
+		e->reverts = rv->next;
+		free(rv->record);
+		free(rv);
 	}
 	while (e->approvals != NULL) {
 		struct approval *a = e->approvals;

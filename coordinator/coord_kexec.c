@@ -61,6 +61,7 @@ struct kjob {
 	char rule[128];
 	struct cm_strmap params; // owned copies
 	struct coord_kvs labels; // owned copies (run_job env)
+	char *patch;		 // adjust_config, owned copy
 	int64_t timeout_ms;
 	coord_agents_done_fn done;
 	void *arg;
@@ -118,6 +119,7 @@ kjob_free(struct kjob *j)
 		free(j->labels.v[i].val);
 	}
 	free(j->labels.v);
+	free(j->patch);
 	free(j);
 }
 
@@ -396,7 +398,7 @@ kjob_run(void *arg)
 		return;
 	}
 	if (j->type == COORD_ACT_ADJUST_CONFIG) {
-		cJSON *patch = cJSON_Parse(param(j, "patch", ""));
+		cJSON *patch = cJSON_Parse(j->patch != NULL ? j->patch : "");
 
 		if (!cJSON_IsObject(patch)) {
 			cJSON_Delete(patch);
@@ -471,6 +473,10 @@ kjob_new(struct coord_kexec *x, const struct coord_plan *p,
 	snprintf(j->service, sizeof(j->service), "%s", p->service);
 	snprintf(j->instance, sizeof(j->instance), "%s", p->instance);
 	snprintf(j->rule, sizeof(j->rule), "%s", p->rule->conf->name);
+	if (p->act->patch != NULL && (j->patch = strdup(p->act->patch)) == NULL) {
+		kjob_free(j);
+		return NULL;
+	}
 	j->params.keys = calloc(p->params.n + 1, sizeof(char *));
 	j->params.vals = calloc(p->params.n + 1, sizeof(char *));
 	if (j->params.keys == NULL || j->params.vals == NULL) {

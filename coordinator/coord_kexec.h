@@ -18,7 +18,9 @@
 //                   stable, weight (default 0)
 //   run_job:        (the template from kubernetes.job_template)
 //   adjust_config:  resource (default configmaps), name (default the
-//                   service), patch (a JSON object, as text)
+//                   service); the action's `patch` (a literal JSON object
+//                   in the rule); params.revert_after (a duration) undoes
+//                   the change after that long, if nobody changed it since
 #ifndef COORD_KEXEC_H
 #define COORD_KEXEC_H
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // coord_rules: rule config tables, label matchers, matching and the strict
 // templating of action targets from alert labels.
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,6 +60,9 @@ static const struct cm_conf_field action_fields[] = {
 	{ .key = "params", .type = CM_CONF_STRMAP,
 	  .off = offsetof(struct coord_action_conf, params),
 	  .help = "type-specific parameters; values are templates" },
+	{ .key = "patch", .type = CM_CONF_STR,
+	  .off = offsetof(struct coord_action_conf, patch),
+	  .help = "adjust_config: the merge patch, a JSON object" },
 	{ .key = NULL },
 };
 
@@ -1008,6 +1012,19 @@ action_compile(const struct coord_action_conf *act, size_t i, size_t k,
 	if (act->type < 0 || act->type >= COORD_ACT__COUNT)
 		return cm_conf_errf(err, errlen, file, line, key,
 		    "type: unknown action type");
+	if (act->patch != NULL) {
+		cJSON *pj = cJSON_Parse(act->patch);
+		bool obj = cJSON_IsObject(pj);
+
+		cJSON_Delete(pj);
+		if (!obj || act->type != COORD_ACT_ADJUST_CONFIG)
+			return cm_conf_errf(err, errlen, file, line, key,
+			    "patch: %s", !obj ? "not a JSON object" :
+			    "only for adjust_config actions");
+	} else if (act->type == COORD_ACT_ADJUST_CONFIG) {
+		return cm_conf_errf(err, errlen, file, line, key,
+		    "patch: required for adjust_config");
+	}
 	if (coord_template_check(act->service, why, sizeof(why)) < 0)
 		return cm_conf_errf(err, errlen, file, line, key,
 		    "service: %s", why);

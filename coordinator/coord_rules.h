@@ -70,6 +70,7 @@ struct coord_action_conf {
 	int64_t timeout_ms;
 	int64_t retries;
 	struct cm_strmap params;
+	char *patch;	// adjust_config: a JSON object, literal (not templated)
 };
 
 // How a repair is verified (see coord_engine.h). The PromQL condition is

@@ -76,6 +76,7 @@ struct coord_safety_req {
 	uint64_t identity;	   // the alert's incident identity
 	bool force;		   // the rule allows touching critical services
 	int64_t service_instances; // instances of the service known now
+	char name_buf[64];	   // storage a caller may point instance at
 };
 
 #define COORD_CHECK_MAX 32

@@ -185,7 +185,12 @@ def run(tap):
         wait_until(lambda: hook.snapshot(), 90,
                    what="the notification about demo-c")
         seq = [(a["type"], a["state"]) for a in
-               sorted(rows("demo-c"), key=lambda a: a["id"])]
+               sorted(rows("demo-c"), key=lambda a: a["id"])
+               if a["type"] != "evidence"]
+        ev = [a for a in rows("demo-c") if a["type"] == "evidence"]
+        tap.ok(len(ev) == 2 and all(a["detail"] for a in ev),
+               "before each restart the agent's evidence (the instance's "
+               "last output) is journaled", ev)
         tap.ok(seq[:5] == [("restart", "succeeded"), ("verify", "failed"),
                            ("restart", "succeeded"), ("verify", "failed"),
                            ("escalate", "escalated")],

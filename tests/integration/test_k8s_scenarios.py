@@ -52,6 +52,14 @@ rules:
     actions:
       - {{ type: scale_down, service: "{{{{ deployment }}}}",
           params: {{ namespace: "{{{{ namespace }}}}", by: "1" }} }}
+  - name: raise-limit
+    matchers: ['alertname = "ConnLimit"']
+    verify: {{ health: false, resolved: false }}
+    actions:
+      - type: adjust_config
+        service: web-config
+        patch: '{{"data": {{"max_conns": "200"}}}}'
+        params: {{ namespace: "{{{{ namespace }}}}", revert_after: 2s }}
   - name: high-error-rate
     matchers: ['alertname = "HighErrorRate"']
     verify: {{ interval: 300ms, timeout: 20s, resolved: false }}
@@ -177,6 +185,24 @@ def run(tap, lab, srv):
            "LowCPUUsage: scaled down by 1", r)
 
     srv.stop_ticker()
+
+    # -- adjust config, then revert it when the rule says so --------------
+    srv.put_object({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "web-config", "namespace": "demo"},
+                    "data": {"max_conns": "100", "other": "x"}})
+    http_post(url + "/api/v1/alerts", alert("ConnLimit"))
+    wait_until(lambda: srv.get("cm", "demo", "web-config")["data"]
+               ["max_conns"] == "200", 10, what="the patch")
+    tap.ok(srv.get("cm", "demo", "web-config")["data"]["other"] == "x",
+           "adjust_config: merge patch applied, other keys untouched")
+    wait_until(lambda: srv.get("cm", "demo", "web-config")["data"]
+               ["max_conns"] == "100", 10, what="the revert")
+    wait_until(lambda: any(a["type"] == "revert" and a["state"] !=
+                           "scheduled" for a in rows("raise-limit")), 10,
+               what="the revert's record")
+    rv = [a for a in rows("raise-limit") if a["type"] == "revert"]
+    tap.ok(rv and rv[0]["state"] == "succeeded",
+           "revert_after: the previous value is restored, and journaled", rv)
 
     # -- cluster load: the fake's nodes are busier than the limit --------
     lab.stop(coord)
