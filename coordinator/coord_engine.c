@@ -28,6 +28,7 @@
 #define REBUILD_WINDOW_MS (24LL * 3600 * 1000)
 #define INCIDENT_KEEP_CLOSED_MS (3600LL * 1000)
 #define INCIDENT_KEEP_IDLE_MS (24LL * 3600 * 1000)
+#define GITOPS_QUIET_MS (30LL * 60 * 1000) // a reconcile interval and more
 
 // An incident: one alert identity from its first firing to its resolve.
 struct incident {
@@ -1022,8 +1023,20 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 
 	if (reply != NULL && reply->json != NULL)
 		record_evidence(e, r, reply->json);
-	if (ok && r->k8s && reply != NULL)
+	if (ok && r->k8s && reply != NULL) {
 		schedule_revert(e, r, p, reply->message);
+		if (p->type == COORD_ACT_RESTART &&
+		    strstr(reply->message, "GitOps") != NULL) {
+			char key[CM_NAME_MAX * 2];
+
+			// The GitOps tool will roll the target once more at its
+			// next reconcile; alerts from that rollout are not new
+			// incidents (C13).
+			snprintf(key, sizeof(key), "gitops|%s", p->service);
+			cooldown_set(e, key, cm_mono_ms() + GITOPS_QUIET_MS,
+			    r->action_id);
+		}
+	}
 	if (ok) {
 		if (!r->first_ack_seen) {
 			r->first_ack_seen = true;
@@ -1196,6 +1209,28 @@ static int64_t row_insert(struct coord_engine *e, int64_t alert_id,
 static bool run_begin(struct coord_engine *e, struct incident *inc,
     struct coord_alert *a, int64_t alert_id, int64_t received_mono,
     struct coord_plan *plans, size_t n_plans, size_t esc_next);
+
+// A GitOps-managed target reflex restarted: new alerts about it during
+// the quiet window come from the reconcile rollout, not a new fault.
+static bool
+gitops_quiet(struct coord_engine *e, const struct coord_plan *p, char *detail,
+    size_t n)
+{
+	char key[CM_NAME_MAX * 2];
+	struct cooldown *c;
+
+	if (p->type != COORD_ACT_RESTART)
+		return false; // other actions are judged (and refused) as such
+	snprintf(key, sizeof(key), "gitops|%s", p->service);
+	c = cooldown_find(e, key);
+	if (c == NULL || c->until_mono <= cm_mono_ms())
+		return false;
+	snprintf(detail, n, "GitOps-managed %s was restarted by action %"
+	    PRId64 "; its reconcile rollout is expected (%lld s left): not a "
+	    "new incident", p->service, c->action_id,
+	    (long long)((c->until_mono - cm_mono_ms()) / 1000));
+	return true;
+}
 
 static void
 handle_resolved(struct coord_engine *e, struct ev *ev)
@@ -1637,7 +1672,9 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 		return taken;
 	}
 
-	if (in_cooldown(e, plans, n_plans, detail, sizeof(detail))) {
+	if (gitops_quiet(e, &plans[0], detail, sizeof(detail))) {
+		decide(e, ev->alert_id, COORD_DEC_COOLDOWN, detail);
+	} else if (in_cooldown(e, plans, n_plans, detail, sizeof(detail))) {
 		decide(e, ev->alert_id, COORD_DEC_COOLDOWN, detail);
 	} else if (!first_step_hosted(e, &plans[0], detail, sizeof(detail))) {
 		decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);

@@ -229,12 +229,119 @@ def run(tap, lab, srv):
            "Deployment controller", a)
 
 
+CASE_RULES = """\
+listen: 127.0.0.1:{http}
+agent_listen: tcp://127.0.0.1:{agents}
+journal: {journal}
+runtime: kubernetes
+kubernetes:
+  client: {{ source: kubeconfig, kubeconfig: "{kubeconfig}" }}
+rules:
+  - name: restart
+    matchers: ['alertname = "ServiceDown"']
+    verify: {{ health: false, resolved: false }}
+    actions:
+      - {{ type: restart, service: "{{{{ deployment }}}}",
+          params: {{ namespace: "{{{{ namespace }}}}" }} }}
+  - name: not-ready
+    matchers: ['alertname = "PodNotReady"']
+    actions:
+      - {{ type: restart, service: "{{{{ deployment }}}}",
+          params: {{ namespace: "{{{{ namespace }}}}" }} }}
+  - name: rollback
+    matchers: ['alertname = "HighErrorRate"']
+    actions:
+      - {{ type: rollback, service: "{{{{ deployment }}}}",
+          params: {{ namespace: "{{{{ namespace }}}}" }} }}
+"""
+
+
+def case_coordinator(lab, srv, name):
+    kc = srv.write_kubeconfig(lab.path(f"kc-{name}"), namespace="ns-a")
+    http, agents = free_port(), free_port()
+    cfg = lab.write_file(f"{name}.yml", CASE_RULES.format(
+        http=http, agents=agents, journal=lab.path(f"{name}.db"),
+        kubeconfig=kc))
+    url = f"http://127.0.0.1:{http}"
+    lab.start(f"coordinator-{name}", [reflex_binary("reflex-coordinator"),
+                                      "-c", cfg], ready_url=url + "/readyz")
+    return url
+
+
+def case_alert(name, n):
+    return json.dumps({"version": "4", "status": "firing", "alerts": [{
+        "status": "firing", "labels": {"alertname": name,
+                                       "namespace": "ns-a",
+                                       "deployment": "svc-a", "n": str(n)},
+        "startsAt": "2026-12-04T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z"}]})
+
+
+def final(url, rule):
+    def get():
+        return [a for a in http_json(url + "/api/v1/actions?limit=100")
+                if a["rule"] == rule and a["type"] not in ("verify",)]
+    wait_until(lambda: get() and all(a["state"] not in ("dispatched",
+                                                        "retrying")
+                                     for a in get()), 20, what=rule)
+    return get()
+
+
+def run_cases(tap, lab):
+    # C13: a GitOps-managed target. Restart allowed with a warning; the
+    # alerts of the reconcile rollout that follows start nothing; a
+    # rollback is refused (the tool would revert it).
+    with FakeAPIServer(fixture="C13", tls=True) as srv:
+        url = case_coordinator(lab, srv, "c13")
+        http_post(url + "/api/v1/alerts", case_alert("ServiceDown", 1))
+        r = final(url, "restart")
+        tap.ok(r[0]["state"] == "succeeded" and "GitOps-managed" in
+               r[0]["detail"], "C13: restart done, with the GitOps warning",
+               r)
+        http_post(url + "/api/v1/alerts", case_alert("PodNotReady", 2))
+        time.sleep(1)
+        tap.ok(not [a for a in http_json(url + "/api/v1/actions")
+                    if a["rule"] == "not-ready"],
+               "C13: an alert from the reconcile rollout starts nothing")
+        http_post(url + "/api/v1/alerts", case_alert("HighErrorRate", 3))
+        r = final(url, "rollback")
+        tap.ok(r[0]["state"] == "refused" and "gitops" in r[0]["detail"],
+               "C13: rollback refused, GitOps-managed (no rollback/revert "
+               "loop)", r)
+    # C11: a paused Deployment: restart and rollback refused, never
+    # resumed.
+    with FakeAPIServer(fixture="C11", tls=True) as srv:
+        url = case_coordinator(lab, srv, "c11")
+        http_post(url + "/api/v1/alerts", case_alert("ServiceDown", 1))
+        r = final(url, "restart")
+        tap.ok(r[0]["state"] == "refused" and "paused" in r[0]["detail"],
+               "C11: restart refused, the Deployment is paused", r)
+        http_post(url + "/api/v1/alerts", case_alert("HighErrorRate", 2))
+        r = final(url, "rollback")
+        tap.ok(r[0]["state"] == "refused" and "paused" in r[0]["detail"] and
+               srv.get("deploy", "ns-a", "svc-a")["spec"].get("paused"),
+               "C11: rollback refused too, and the Deployment stays paused",
+               r)
+    # C10 A: nothing to roll back to.
+    with FakeAPIServer(fixture="C10-A", tls=True) as srv:
+        url = case_coordinator(lab, srv, "c10")
+        http_post(url + "/api/v1/alerts", case_alert("HighErrorRate", 1))
+        r = final(url, "rollback")
+        writes = [q for q in srv.requests if q.method not in ("GET",)
+                  and "/events" not in q.path]
+        tap.ok(r[0]["state"] == "refused" and "rollback impossible" in
+               r[0]["detail"] and not writes,
+               "C10: rollback impossible, read-only calls only", (r, writes))
+
+
 def main():
     tap = Tap()
     try:
         with Lab(prefix="reflex-k8s-") as lab, \
                 FakeAPIServer(fixture="basic", tls=True) as srv:
             run(tap, lab, srv)
+        with Lab(prefix="reflex-k8s-cases-") as lab:
+            run_cases(tap, lab)
     except Exception as e:
         import traceback
         tap.ok(False, f"ran to the end: {e}", traceback.format_exc())
