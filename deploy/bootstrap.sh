@@ -29,9 +29,18 @@ if [ -n "$missing" ]; then
 fi
 
 cd "$top"
+log=$(mktemp)
 if [ -f "$build/build.ninja" ]; then
-    meson setup --reconfigure "$build" "$@" >/dev/null
+    set -- --reconfigure "$build" "$@"
 else
-    meson setup "$build" "$@" >/dev/null
+    set -- "$build" "$@"
 fi
+# Quiet when it works; the whole output when it does not.
+if ! meson setup "$@" >"$log" 2>&1; then
+    cat "$log"
+    rm -f "$log"
+    echo "reflex: meson setup failed" >&2
+    exit 1
+fi
+rm -f "$log"
 ninja -C "$build"
