@@ -85,45 +85,44 @@ find_locked(struct coord_agents *a, const char *node)
 	return NULL;
 }
 
+// Answers the request in hand on the rep socket (sealed when the channel
+// is authenticated).
 static int
-reply_send(struct coord_agents *a, uint64_t id, bool ok, int code,
-    const char *msg)
+answer(struct coord_agents *a, struct cm_msg *m)
 {
-	nng_socket s = a->rep;
-	struct cm_msg m = { .version = CM_PROTO_VERSION, .type = CM_MSG_REPLY,
-		.id = id };
 	void *buf;
 	size_t len;
 	int rv;
 
-	m.u.reply.ok = ok;
-	m.u.reply.code = code;
-	snprintf(m.u.reply.message, sizeof(m.u.reply.message), "%s", msg);
-	rv = wire_encode(a, &m, &buf, &len);
+	rv = wire_encode(a, m, &buf, &len);
 	if (rv < 0)
 		return rv;
-	rv = nng_send(s, buf, len, 0);
+	rv = nng_send(a->rep, buf, len, 0);
 	free(buf);
 	return rv ? -EIO : 0;
 }
 
 static int
+reply_send(struct coord_agents *a, uint64_t id, bool ok, int code,
+    const char *msg)
+{
+	struct cm_msg m = { .version = CM_PROTO_VERSION, .type = CM_MSG_REPLY,
+		.id = id };
+
+	m.u.reply.ok = ok;
+	m.u.reply.code = code;
+	snprintf(m.u.reply.message, sizeof(m.u.reply.message), "%s", msg);
+	return answer(a, &m);
+}
+
+static int
 error_send(struct coord_agents *a, const char *code, const char *msg)
 {
-	nng_socket s = a->rep;
 	struct cm_msg m = { .version = CM_PROTO_VERSION, .type = CM_MSG_ERROR };
-	void *buf;
-	size_t len;
-	int rv;
 
 	snprintf(m.u.error.code, sizeof(m.u.error.code), "%s", code);
 	snprintf(m.u.error.message, sizeof(m.u.error.message), "%s", msg);
-	rv = wire_encode(a, &m, &buf, &len);
-	if (rv < 0)
-		return rv;
-	rv = nng_send(s, buf, len, 0);
-	free(buf);
-	return rv ? -EIO : 0;
+	return answer(a, &m);
 }
 
 static void
@@ -248,8 +247,6 @@ handle_permit(struct coord_agents *a, struct cm_msg *m)
 	struct cm_msg r = { .version = CM_PROTO_VERSION, .type = CM_MSG_REPLY,
 		.id = m->id };
 	bool known;
-	void *buf;
-	size_t len;
 
 	pthread_mutex_lock(&a->mu);
 	known = find_locked(a, m->u.permit.node) != NULL;
@@ -265,10 +262,7 @@ handle_permit(struct coord_agents *a, struct cm_msg *m)
 		return;
 	}
 	a->permit_fn(&m->u.permit, &r.u.reply, a->permit_arg);
-	if (wire_encode(a, &r, &buf, &len) == 0) {
-		(void)nng_send(a->rep, buf, len, 0);
-		free(buf);
-	}
+	(void)answer(a, &r);
 }
 
 void

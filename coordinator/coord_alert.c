@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_msg.h"
 #include "cm_time.h"
 #include "coord_alert.h"
 
@@ -59,10 +60,8 @@ failf(struct pctx *p, int rv, const char *fmt, ...)
 	return rv;
 }
 
-// Copies untrusted `s` into buf for an error message: printable ASCII
-// as is, everything else as \xNN, at most ~40 input bytes.
-static const char *
-safe_str(char *buf, size_t n, const char *s)
+const char *
+coord_safe_str(char *buf, size_t n, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0, i;
@@ -88,48 +87,6 @@ safe_str(char *buf, size_t n, const char *s)
 	return buf;
 }
 
-bool
-coord_utf8_valid(const char *str, size_t n)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		uint32_t cp;
-		size_t len, k;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return false; // continuation byte, 0xc0/0xc1, > 0xf4
-		}
-		if (n - i < len)
-			return false;
-		for (k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		// Overlong forms, UTF-16 surrogates, beyond U+10FFFF.
-		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return false;
-		i += len;
-	}
-	return true;
-}
 
 bool
 coord_label_name_valid(const char *s)
@@ -204,7 +161,7 @@ dup_checked(struct pctx *p, const cJSON *item, const char *path,
 		    path, n, max_len);
 		return NULL;
 	}
-	if (!coord_utf8_valid(s, n)) {
+	if (!cm_utf8_valid(s, n)) {
 		*rv = failf(p, -EINVAL, "%s: not valid UTF-8", path);
 		return NULL;
 	}
@@ -298,11 +255,11 @@ kv_key_check(struct pctx *p, const char *key, const char *path,
 	if (n > p->lim->max_name_len)
 		return failf(p, -E2BIG,
 		    "%s: name \"%s\" is %zu bytes, over the limit of %zu",
-		    path, safe_str(sbuf, sizeof(sbuf), key), n,
+		    path, coord_safe_str(sbuf, sizeof(sbuf), key), n,
 		    p->lim->max_name_len);
 	if (kind == KVS_LABELS && !coord_label_name_valid(key))
 		return failf(p, -EINVAL, "%s: invalid label name \"%s\"", path,
-		    safe_str(sbuf, sizeof(sbuf), key));
+		    coord_safe_str(sbuf, sizeof(sbuf), key));
 	// Annotations are only displayed, never matched: any non-empty
 	// UTF-8 name without control characters is fine.
 	if (kind == KVS_ANNOTATIONS) {
@@ -311,10 +268,10 @@ kv_key_check(struct pctx *p, const char *key, const char *path,
 		for (i = 0; i < n; i++)
 			if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
 				break;
-		if (n == 0 || i < n || !coord_utf8_valid(key, n))
+		if (n == 0 || i < n || !cm_utf8_valid(key, n))
 			return failf(p, -EINVAL,
 			    "%s: invalid annotation name \"%s\"", path,
-			    safe_str(sbuf, sizeof(sbuf), key));
+			    coord_safe_str(sbuf, sizeof(sbuf), key));
 	}
 	return 0;
 }
@@ -373,7 +330,7 @@ kvs_parse(struct pctx *p, const cJSON *obj, const char *path,
 	for (i = 1; i < out->n; i++) {
 		if (strcmp(out->v[i - 1].key, out->v[i].key) == 0) {
 			rv = failf(p, -EINVAL, "%s: duplicate key \"%s\"", path,
-			    safe_str(sbuf, sizeof(sbuf), out->v[i].key));
+			    coord_safe_str(sbuf, sizeof(sbuf), out->v[i].key));
 			goto fail;
 		}
 	}
@@ -579,7 +536,7 @@ notification_parse(struct pctx *p, const cJSON *root,
 	if (strcmp(v->valuestring, "4") != 0)
 		return failf(p, -EINVAL,
 		    "version: unsupported \"%s\" (want \"4\")",
-		    safe_str(sbuf, sizeof(sbuf), v->valuestring));
+		    coord_safe_str(sbuf, sizeof(sbuf), v->valuestring));
 	n->version = strdup("4");
 	if (n->version == NULL)
 		return failf(p, -ENOMEM, "version: out of memory");

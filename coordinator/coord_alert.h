@@ -84,9 +84,7 @@ int coord_webhook_parse(struct coord_notification **ret, const char *body,
 
 void coord_notification_free(struct coord_notification *n);
 
-// True if s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
-// code points above U+10FFFF). Pure; any thread.
-bool coord_utf8_valid(const char *s, size_t n);
+
 
 // True if `s` is a Prometheus label name: [a-zA-Z_][a-zA-Z0-9_]*. NULL and
 // "" are not. Pure; any thread.
@@ -107,5 +105,9 @@ void coord_alert_free(struct coord_alert *a);
 // externalURL play no part.
 uint64_t coord_alert_identity(const struct coord_alert *a,
     const char *const *ignore, size_t n_ignore);
+
+// Copies untrusted `s` into buf for an error message: printable ASCII as
+// is, everything else as \xNN, at most ~40 input bytes. Returns buf.
+const char *coord_safe_str(char *buf, size_t n, const char *s);
 
 #endif

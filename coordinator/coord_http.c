@@ -39,9 +39,11 @@ struct intake {
 	int64_t received_mono;
 };
 
+// Answers with `body`; `extra` is one more header ("Name", "value") or
+// NULL.
 static void
-reply(nng_aio *aio, uint16_t status, const char *type, const char *body,
-    size_t len)
+reply_with(nng_aio *aio, uint16_t status, const char *type, const char *body,
+    size_t len, const char *const *extra)
 {
 	nng_http_res *res;
 
@@ -52,6 +54,8 @@ reply(nng_aio *aio, uint16_t status, const char *type, const char *body,
 	nng_http_res_set_status(res, status);
 	nng_http_res_set_header(res, "Content-Type", type);
 	nng_http_res_set_header(res, "Cache-Control", "no-store");
+	if (extra != NULL)
+		nng_http_res_set_header(res, extra[0], extra[1]);
 	if (nng_http_res_copy_data(res, body, len) != 0) {
 		nng_http_res_free(res);
 		nng_aio_finish(aio, NNG_ENOMEM);
@@ -62,15 +66,26 @@ reply(nng_aio *aio, uint16_t status, const char *type, const char *body,
 }
 
 static void
+reply(nng_aio *aio, uint16_t status, const char *type, const char *body,
+    size_t len)
+{
+	reply_with(aio, status, type, body, len, NULL);
+}
+
+static void
 reply_json(nng_aio *aio, uint16_t status, const char *json)
 {
 	reply(aio, status, "application/json", json, strlen(json));
 }
 
-// {"status":"error","error":"<reason>"} with the reason JSON-escaped.
+// {"status":"error","error":"<reason>"} with the reason JSON-escaped, and
+// an optional extra header.
 static void
-reply_error(nng_aio *aio, uint16_t status, const char *reason)
+reply_error_with(nng_aio *aio, uint16_t status, const char *reason,
+    const char *const *extra)
 {
+	static const char oom[] = "{\"status\":\"error\",\"error\":"
+	    "\"out of memory\"}";
 	cJSON *o = cJSON_CreateObject();
 	char *s = NULL;
 
@@ -80,36 +95,24 @@ reply_error(nng_aio *aio, uint16_t status, const char *reason)
 		s = cJSON_PrintUnformatted(o);
 		cJSON_Delete(o);
 	}
-	reply_json(aio, status, s != NULL ? s :
-	    "{\"status\":\"error\",\"error\":\"out of memory\"}");
+	reply_with(aio, status, "application/json", s != NULL ? s : oom,
+	    strlen(s != NULL ? s : oom), extra);
 	free(s);
+}
+
+static void
+reply_error(nng_aio *aio, uint16_t status, const char *reason)
+{
+	reply_error_with(aio, status, reason, NULL);
 }
 
 static void
 reply_unauthorized(nng_aio *aio, const char *reason)
 {
-	nng_http_res *res;
-	cJSON *o = cJSON_CreateObject();
-	char *s = NULL;
+	static const char *const challenge[] = { "WWW-Authenticate",
+		"Bearer realm=\"reflex\"" };
 
-	if (o != NULL) {
-		cJSON_AddStringToObject(o, "status", "error");
-		cJSON_AddStringToObject(o, "error", reason);
-		s = cJSON_PrintUnformatted(o);
-		cJSON_Delete(o);
-	}
-	if (s == NULL || nng_http_res_alloc(&res) != 0) {
-		free(s);
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_http_res_set_status(res, 401);
-	nng_http_res_set_header(res, "Content-Type", "application/json");
-	nng_http_res_set_header(res, "WWW-Authenticate", "Bearer realm=\"reflex\"");
-	nng_http_res_copy_data(res, s, strlen(s));
-	free(s);
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
+	reply_error_with(aio, 401, reason, challenge);
 }
 
 static struct coord_http *
@@ -190,7 +193,8 @@ webhook_cb(nng_aio *aio)
 		char head[33];
 		size_t k = len < 32 ? len : 32;
 
-		memcpy(head, body, k);
+		if (k > 0) // an empty body comes as NULL
+			memcpy(head, body, k);
 		head[k] = '\0';
 		cm_warn("webhook.rejected", "status=%d bytes=%zu head=%s reason=%s",
 		    rv == -E2BIG ? 413 : 400, len, cm_q(head), cm_q(err));

@@ -10,6 +10,8 @@
 
 #include "coord_rules.h"
 
+#include "cm_msg.h"
+
 // Bounds on one matcher; the config file size bounds the rest.
 #define MATCHER_MAX_NAME 128
 #define MATCHER_MAX_VALUE 1024
@@ -146,34 +148,6 @@ errf(char *err, size_t errlen, int rv, const char *fmt, ...)
 	return rv;
 }
 
-// Untrusted text for an error message: printable ASCII kept, the rest as
-// \xNN, cut after 40 input bytes.
-static const char *
-safe_str(char *buf, size_t n, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0, i;
-
-	for (i = 0; s[i] != '\0' && o + 8 < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (i == 40) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-			buf[o++] = (char)c;
-		} else {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		}
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
 const char *
 coord_action_name(enum coord_action_type t)
@@ -386,7 +360,7 @@ value_check(const char *v, char *err, size_t errlen)
 	if (n > MATCHER_MAX_VALUE)
 		return errf(err, errlen, -EINVAL,
 		    "value longer than %d bytes", MATCHER_MAX_VALUE);
-	if (!coord_utf8_valid(v, n))
+	if (!cm_utf8_valid(v, n))
 		return errf(err, errlen, -EINVAL, "value is not valid UTF-8");
 	for (i = 0; i < n; i++)
 		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
@@ -627,15 +601,15 @@ rendered_check(const char *v, char *err, size_t errlen)
 			return errf(err, errlen, -EINVAL,
 			    "rendered value \"%s\" holds a character outside "
 			    "[A-Za-z0-9._:/@-] at byte %zu",
-			    safe_str(sbuf, sizeof(sbuf), v), i);
+			    coord_safe_str(sbuf, sizeof(sbuf), v), i);
 	if (strstr(v, "..") != NULL)
 		return errf(err, errlen, -EINVAL,
 		    "rendered value \"%s\" contains \"..\"",
-		    safe_str(sbuf, sizeof(sbuf), v));
+		    coord_safe_str(sbuf, sizeof(sbuf), v));
 	if (v[0] == '/' || v[0] == '-')
 		return errf(err, errlen, -EINVAL,
 		    "rendered value \"%s\" starts with '%c'",
-		    safe_str(sbuf, sizeof(sbuf), v), v[0]);
+		    coord_safe_str(sbuf, sizeof(sbuf), v), v[0]);
 	return 0;
 }
 
@@ -662,7 +636,7 @@ coord_template_check(const char *tmpl, char *err, size_t errlen)
 				return errf(err, errlen, -EINVAL,
 				    "template \"%s\" holds a character "
 				    "outside [A-Za-z0-9._:/@-] or {{ label }}",
-				    safe_str(sbuf, sizeof(sbuf), tmpl));
+				    coord_safe_str(sbuf, sizeof(sbuf), tmpl));
 		if (first && (t.s[0] == '/' || t.s[0] == '-'))
 			return errf(err, errlen, -EINVAL,
 			    "template starts with '%c'", t.s[0]);
@@ -1037,7 +1011,7 @@ action_compile(const struct coord_action_conf *act, size_t i, size_t k,
 			return cm_conf_errf(err, errlen, file, line, key,
 			    "params: key \"%s\" is not 1..%d bytes of "
 			    "[A-Za-z0-9_.-]",
-			    safe_str(why, sizeof(why), act->params.keys[j]),
+			    coord_safe_str(why, sizeof(why), act->params.keys[j]),
 			    MATCHER_MAX_NAME);
 		if (coord_template_check(act->params.vals[j], why,
 		    sizeof(why)) < 0)
@@ -1065,7 +1039,7 @@ rule_compile(struct coord_rules *rules, const struct coord_rule_conf *rc,
 		if (strcmp(rules->v[j].conf->name, rc->name) == 0)
 			return cm_conf_errf(err, errlen, file, rc->line, key,
 			    "name: \"%s\" is already used by rules[%zu]",
-			    safe_str(why, sizeof(why), rc->name), j);
+			    coord_safe_str(why, sizeof(why), rc->name), j);
 	if (rc->matchers.n == 0)
 		return cm_conf_errf(err, errlen, file, rc->line, key,
 		    "matchers: at least one matcher is required");

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cm_time.h"
+#include "cm_msg.h"
 #include "coord_alert.h"
 #include "tt.h"
 
@@ -200,7 +201,7 @@ kvs_ok(const struct coord_kvs *kvs)
 	for (i = 0; i < kvs->n; i++) {
 		if (kvs->v[i].key == NULL || kvs->v[i].val == NULL)
 			return false;
-		if (!coord_utf8_valid(kvs->v[i].val, strlen(kvs->v[i].val)))
+		if (!cm_utf8_valid(kvs->v[i].val, strlen(kvs->v[i].val)))
 			return false;
 		if (i > 0 && strcmp(kvs->v[i - 1].key, kvs->v[i].key) >= 0)
 			return false;
@@ -1146,15 +1147,15 @@ test_helpers(void)
 	CHECK(!coord_label_name_valid("9a"));
 	CHECK(!coord_label_name_valid("a-b"));
 	CHECK(!coord_label_name_valid("a.b"));
-	CHECK(coord_utf8_valid("", 0));
-	CHECK(coord_utf8_valid("\xe2\x82\xac", 3));
-	CHECK(coord_utf8_valid("\xf4\x8f\xbf\xbf", 4)); // U+10FFFF
-	CHECK(!coord_utf8_valid("\xe2\x82", 2));
-	CHECK(!coord_utf8_valid("\xe0\x80\x80", 3)); // overlong
-	CHECK(!coord_utf8_valid("\xf0\x80\x80\x80", 4)); // overlong
-	CHECK(!coord_utf8_valid("\xed\xbf\xbf", 3)); // surrogate
-	CHECK(!coord_utf8_valid("\x80", 1));
-	CHECK(!coord_utf8_valid("\xf5\x80\x80\x80", 4));
+	CHECK(cm_utf8_valid("", 0));
+	CHECK(cm_utf8_valid("\xe2\x82\xac", 3));
+	CHECK(cm_utf8_valid("\xf4\x8f\xbf\xbf", 4)); // U+10FFFF
+	CHECK(!cm_utf8_valid("\xe2\x82", 2));
+	CHECK(!cm_utf8_valid("\xe0\x80\x80", 3)); // overlong
+	CHECK(!cm_utf8_valid("\xf0\x80\x80\x80", 4)); // overlong
+	CHECK(!cm_utf8_valid("\xed\xbf\xbf", 3)); // surrogate
+	CHECK(!cm_utf8_valid("\x80", 1));
+	CHECK(!cm_utf8_valid("\xf5\x80\x80\x80", 4));
 }
 
 // ---- random mutations ----------------------------------------------------
