@@ -18,9 +18,8 @@ from reflexlab import (Lab, Tap, free_port, http_get, http_json,  # noqa: E402
 
 SRC = os.environ.get("REFLEX_SRC", os.path.join(os.path.dirname(__file__),
                                                 "..", ".."))
-CASES = os.path.join(SRC, "..", "shared", "cases")
-if not os.path.isdir(CASES):
-    CASES = os.path.join(SRC, "tests", "data", "cases")
+# Copies of ../shared/cases/ (the real-world inputs reflex must handle).
+CASES = os.path.join(SRC, "tests", "data", "cases")
 
 COOLDOWN_S = 3
 
