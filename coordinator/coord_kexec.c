@@ -289,10 +289,9 @@ load_refused(struct kjob *j)
 }
 
 static void
-event(struct kjob *j, const struct coord_k8s_ref *t, const char *uid,
+event_on(struct kjob *j, const struct coord_k8s_obj *o,
     const struct coord_k8s_result *res)
 {
-	struct coord_k8s_obj o = coord_k8s_ref_obj(t, uid);
 	char reason[64], msg[1024];
 
 	snprintf(reason, sizeof(reason), "Reflex%s",
@@ -301,10 +300,38 @@ event(struct kjob *j, const struct coord_k8s_ref *t, const char *uid,
 	snprintf(msg, sizeof(msg), "reflex %s (rule %s): %s: %s%s%s",
 	    coord_action_name(j->type), j->rule, res->code, res->reason,
 	    res->warning[0] ? "; warning: " : "", res->warning);
-	if (coord_k8s_event(j->x->k, j->x->kc, &o,
+	if (coord_k8s_event(j->x->k, j->x->kc, o,
 	    res->outcome != COORD_K8S_OK, reason, msg) < 0)
-		cm_warn("kexec.event_failed", "target=%s/%s", cm_q(t->ns),
-		    cm_q(t->name));
+		cm_warn("kexec.event_failed", "kind=%s target=%s/%s", o->kind,
+		    cm_q(o->ns), cm_q(o->name));
+}
+
+static void
+event(struct kjob *j, const struct coord_k8s_ref *t, const char *uid,
+    const struct coord_k8s_result *res)
+{
+	struct coord_k8s_obj o = coord_k8s_ref_obj(t, uid);
+
+	event_on(j, &o, res);
+}
+
+// The kind of an adjust_config resource plural, for its Event.
+static const char *
+kind_of_plural(const char *plural)
+{
+	static const char *const map[][2] = {
+		{ "configmaps", "ConfigMap" }, { "services", "Service" },
+		{ "deployments", "Deployment" }, { "statefulsets", "StatefulSet" },
+		{ "daemonsets", "DaemonSet" }, { "ingresses", "Ingress" },
+		{ "horizontalpodautoscalers", "HorizontalPodAutoscaler" },
+		{ "poddisruptionbudgets", "PodDisruptionBudget" },
+		{ "cronjobs", "CronJob" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i][0], plural) == 0)
+			return map[i][1];
+	return NULL;
 }
 
 static void
@@ -336,6 +363,17 @@ run_traffic(struct kjob *j, const char *ns)
 	t.kind = strcmp(param(j, "route_kind", "virtualservice"),
 	    "httproute") == 0 ? COORD_K8S_HTTPROUTE : COORD_K8S_VIRTUALSERVICE;
 	(void)coord_k8s_switch_traffic(j->x->k, j->x->kc, &t, &res);
+	if (res.uid[0] != '\0') {
+		struct coord_k8s_obj o = {
+			.api_version = t.kind == COORD_K8S_HTTPROUTE ?
+			    "gateway.networking.k8s.io/v1" : "networking.istio.io/v1",
+			.kind = t.kind == COORD_K8S_HTTPROUTE ? "HTTPRoute" :
+			    "VirtualService",
+			.ns = ns, .name = t.name, .uid = res.uid,
+		};
+
+		event_on(j, &o, &res);
+	}
 	report(j, NULL, &res);
 }
 
@@ -398,6 +436,7 @@ kjob_run(void *arg)
 		return;
 	}
 	if (j->type == COORD_ACT_ADJUST_CONFIG) {
+		const char *resource;
 		cJSON *patch = cJSON_Parse(j->patch != NULL ? j->patch : "");
 
 		if (!cJSON_IsObject(patch)) {
@@ -406,10 +445,20 @@ kjob_run(void *arg)
 			    "a JSON object");
 			return;
 		}
-		(void)coord_k8s_adjust_config(j->x->k, j->x->kc,
-		    param(j, "resource", "configmaps"), ns,
+		resource = param(j, "resource", "configmaps");
+		(void)coord_k8s_adjust_config(j->x->k, j->x->kc, resource, ns,
 		    param(j, "name", j->service), patch, &res);
 		cJSON_Delete(patch);
+		if (res.uid[0] != '\0' && kind_of_plural(resource) != NULL) {
+			struct coord_k8s_obj o = {
+				.api_version = coord_k8s_resource_api(resource),
+				.kind = kind_of_plural(resource),
+				.ns = ns, .name = param(j, "name", j->service),
+				.uid = res.uid,
+			};
+
+			event_on(j, &o, &res);
+		}
 		report(j, NULL, &res);
 		return;
 	}

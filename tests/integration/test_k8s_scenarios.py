@@ -147,6 +147,10 @@ def run(tap, lab, srv):
                for d in vs["spec"]["http"][0]["route"]}
     tap.ok(weights == {"stable": 100, "canary": 0},
            "HighErrorRate: canary weight 0, stable 100 (sum kept)", weights)
+    vev = [e for e in srv.list("events", "demo")
+           if e.get("involvedObject", {}).get("kind") == "VirtualService"]
+    tap.ok(vev and vev[-1]["involvedObject"]["uid"] ==
+           vs["metadata"]["uid"], "an Event on the VirtualService too", vev)
     tap.ok([a["type"] for a in r if a["type"] != "verify"] ==
            ["switch_traffic", "rollback"] and
            image(srv.get("deploy", "demo", "web")) == "nginx:1.25.3",
@@ -195,6 +199,9 @@ def run(tap, lab, srv):
                ["max_conns"] == "200", 10, what="the patch")
     tap.ok(srv.get("cm", "demo", "web-config")["data"]["other"] == "x",
            "adjust_config: merge patch applied, other keys untouched")
+    tap.ok(any(e.get("involvedObject", {}).get("kind") == "ConfigMap"
+               for e in srv.list("events", "demo")),
+           "an Event on the ConfigMap")
     wait_until(lambda: srv.get("cm", "demo", "web-config")["data"]
                ["max_conns"] == "100", 10, what="the revert")
     wait_until(lambda: any(a["type"] == "revert" and a["state"] !=
