@@ -99,7 +99,8 @@ def run(tap):
                                                 if i.service == svc],
                      "labels": {"service": svc}} for svc in demo.SERVICES]
             + [{"job": "demo", "targets": [broken.addr],
-                "labels": {"service": "demo-c"}}],
+                "labels": {"service": "demo-c"}},
+               {"job": "reflex-coordinator", "targets": [coord]}],
             rule_files=[demo.RULES], alertmanager=am)
         # The demo's coordinator config, plus Prometheus for PromQL
         # verification, a notifier, and a rule for the broken service.
@@ -202,6 +203,11 @@ def run(tap):
                "promql failing" in note.get("tried", ""),
                "the local receiver is told what was tried and how it went",
                note)
+        wait_until(lambda: prom.query('reflex_verifications_total'
+                                      '{result="verified"} > 0'), 20,
+                   what="Prometheus to scrape the coordinator")
+        tap.ok(prom.value('up{job="reflex-coordinator"}') == 1.0,
+               "a real Prometheus scrapes the coordinator's /metrics")
         text = http_get(f"http://{coord}/metrics").text
         import re
         m = re.search(r'reflex_alerts_received_total\{status="resolved"\} (\d+)',
