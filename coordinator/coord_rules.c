@@ -55,10 +55,11 @@ static const struct cm_conf_field action_fields[] = {
 	  .help = "action deadline; 0 = the type's default (restart 300s, "
 		  "scale_* 600s, switch_traffic 120s, rollback 900s, "
 		  "others 300s)" },
-	{ .key = "retries", .type = CM_CONF_INT, .def = "3",
+	{ .key = "retries", .type = CM_CONF_INT, .def = "2",
 	  .off = offsetof(struct coord_action_conf, retries),
 	  .min = 0, .max = 10,
-	  .help = "retries of a failed dispatch (0..10)" },
+	  .help = "retries after a failed try: 2 = 3 tries (critical "
+		  "services get 1 try whatever this says)" },
 	{ .key = "params", .type = CM_CONF_STRMAP,
 	  .off = offsetof(struct coord_action_conf, params),
 	  .help = "type-specific parameters; values are templates" },

@@ -19,7 +19,7 @@
 //         service: "{{ service }}"    # templated from labels
 //         instance: "{{ instance }}"  # optional: "" = whole service
 //         timeout: 300s
-//         retries: 3
+//         retries: 2                  # 3 tries; 1 for critical services
 //         params: { replicas: "2" }   # values templated too
 //
 // A template is literal text with {{ label }} placeholders (spaces

@@ -643,7 +643,7 @@ test_config_loads_with_defaults(void)
 	CHECK_STR(a->instance, "");
 	CHECK_INT(a->timeout_ms, 0);
 	CHECK_INT(coord_action_timeout_ms(a), 300000);
-	CHECK_INT(a->retries, 3);
+	CHECK_INT(a->retries, 2); // 3 tries by default
 	CHECK_INT(a->params.n, 0);
 
 	// Defaults of the second rule.
