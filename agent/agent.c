@@ -89,13 +89,15 @@ answer_status(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
 		    agent_cmd_bad_frames(a->status),
 		.refused = agent_cmd_refused(a->cmd) +
 		    agent_cmd_refused(a->status),
+		.permits = a->permits,
 	};
 	struct cm_msg m;
 	char *json = NULL;
 	int rv;
 
 	agent_link_view(a->link, &lv);
-	rv = agent_json_status(a->proc, &lv, &st, AGENT_STATUS_JSON_MAX, &json);
+	rv = agent_json_status(a->proc, &lv, &st, &a->actlog, now,
+	    AGENT_STATUS_JSON_MAX, &json);
 	if (rv < 0) {
 		agent_cmd_replyf(ctx, false, rv, "cannot render status: %s",
 		    strerror(-rv));
@@ -160,10 +162,29 @@ run_due(struct agent *a, int64_t now)
 	int64_t next = agent_proc_tick(a->proc, now);
 
 	next = min64(next, agent_link_tick(a->link, a->proc, now));
+	next = min64(next, agent_permit_tick(a, now));
 	next = min64(next, agent_jobs_step(a, now));
 	if (a->stopping)
 		next = min64(next, a->stop_deadline_ms);
 	return next;
+}
+
+static void
+publish_metrics(struct agent *a, int64_t now)
+{
+	struct agent_link_view lv;
+	struct agent_metrics_globals g = {
+		.permits = a->permits,
+		.bad_frames = agent_cmd_bad_frames(a->cmd) +
+		    agent_cmd_bad_frames(a->status),
+		.wakeups = a->wakeups,
+	};
+
+	if (a->metrics == NULL)
+		return;
+	agent_link_view(a->link, &lv);
+	g.connected = lv.connected;
+	agent_metrics_publish(a->metrics, a->proc, &g, now);
 }
 
 static int
@@ -202,6 +223,7 @@ main_loop(struct agent *a, struct curl_waitfd *fds, struct agent_inst **owners,
 		unsigned n = collect_fds(a, fds, owners, max);
 
 		next = run_due(a, now);
+		publish_metrics(a, now);
 		if (loop_done(a, now))
 			return 0;
 		rv = agent_http_poll(a->http, fds, n, wait_timeout(next, now));
@@ -281,6 +303,9 @@ agent_setup(struct agent *a, const char *conf_path, int verbose, char *err,
 	if (rv == 0)
 		rv = agent_link_open(&a->conf, wake_loop, a, &a->link, err,
 		    errlen);
+	if (rv == 0 && a->conf.metrics_listen != NULL)
+		rv = agent_metrics_open(a->conf.metrics_listen, a->proc,
+		    &a->metrics, err, errlen);
 	return rv;
 }
 
@@ -288,6 +313,7 @@ static void
 agent_teardown(struct agent *a)
 {
 	agent_jobs_abort(a);
+	agent_metrics_close(a->metrics);
 	agent_cmd_close(a->cmd);
 	agent_cmd_close(a->status);
 	agent_link_close(a->link);

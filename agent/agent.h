@@ -1,18 +1,23 @@
 // SPDX-License-Identifier: MIT
 // agent: the reflex-agent daemon. One main loop thread owns all state:
 // the process runtime, the HTTP client (whose multi handle is also the
-// poller), the coordinator link, and the queue of requests that nng
-// threads hand over from the command and status servers.
+// poller), the coordinator link (with the permits for own restarts,
+// agent_permit.c), the recent actions, and the queue of requests that
+// nng threads hand over from the command and status servers. The
+// optional metrics server (agent_metrics.h) reads only a snapshot the
+// loop publishes once per iteration.
 #ifndef AGENT_H
 #define AGENT_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent_actlog.h"
 #include "agent_cmd.h"
 #include "agent_conf.h"
 #include "agent_http.h"
 #include "agent_link.h"
+#include "agent_metrics.h"
 #include "agent_proc.h"
 
 #define AGENT_MAX_WAIT_MS 1000 // longest sleep of the main loop
@@ -24,6 +29,11 @@
 
 struct agent_job;
 
+// Longest reply json of a command (room for the rest of the frame).
+#define AGENT_REPLY_JSON_MAX (CM_MSG_MAX_FRAME - 16384)
+// Evidence bytes of all instances of one restart reply together.
+#define AGENT_EVIDENCE_BUDGET (96 * 1024)
+
 struct agent {
 	struct agent_conf conf;
 	struct agent_http *http;
@@ -32,6 +42,11 @@ struct agent {
 	struct agent_cmd_srv *cmd;
 	struct agent_cmd_srv *status;
 	struct agent_job *jobs; // commands in progress
+	struct agent_metrics *metrics; // NULL without metrics_listen
+	struct agent_actlog actlog;
+	struct agent_inst *asking; // whose permit request is in flight
+	uint64_t asking_gen;	   // its permit.gen when it was sent
+	uint64_t permits[AGENT_VERDICTS]; // verdicts applied, by kind
 	int sigfd;
 	bool curl_ready;
 	bool stopping;
@@ -58,5 +73,21 @@ int64_t agent_jobs_step(struct agent *a, int64_t now);
 // Answers every job with -ESHUTDOWN and frees it (before the servers
 // close).
 void agent_jobs_abort(struct agent *a);
+
+// Asks for the permits of own restarts (agent_permit.c): takes the
+// answer of the request in flight, applies verdicts, and sends the next
+// request, or applies the partition policy when the coordinator cannot be
+// asked. Never blocks. Returns the next monotonic time it needs to run
+// (`now` after applying a verdict, so the runtime acts on it at once).
+// Main thread; call after agent_link_tick().
+int64_t agent_permit_tick(struct agent *a, int64_t now);
+
+// The partition policy for one own restart of an instance of s: true if
+// the service's own restarts within its window are below max_restarts.
+// Writes the reason ("partition policy: 1 restart of demo-a within 600 s
+// already") into why. `cause` says why the coordinator was not asked.
+// Pure.
+bool agent_partition_allows(const struct agent_svc *s, const char *cause,
+    int64_t now, char *why, size_t n);
 
 #endif

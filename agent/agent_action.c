@@ -1,12 +1,25 @@
 // SPDX-License-Identifier: MIT
 // agent_action: executes "command" requests (restart, clear_cache,
-// reload_config) and answers them.
+// reload_config, check) and answers them.
 //
 // restart: for one instance, or for every instance of the service one
 // after another, stop (SIGTERM, stop_grace, SIGKILL) and start again; the
 // reply is sent when the new processes have started (not when they are
 // healthy), its message lists "inst: pid OLD -> NEW" and its json holds
-// the same as {"results": [{instance, ok, old_pid, new_pid, detail}]}.
+//   {"action": "restart", "service": S, "results": [{"instance", "ok",
+//    "old_pid", "new_pid", "detail", "evidence", "old_exit"}]}
+// where evidence is the instance's last output lines (at most
+// AGENT_EVIDENCE_LINES, and AGENT_EVIDENCE_MAX bytes; less when many
+// instances share AGENT_EVIDENCE_BUDGET), read right before it was
+// stopped, then one line "[pid N <how it ended>]" once it was reaped, and
+// old_exit is that "<how it ended>" alone (null when no process ran).
+// check: answered at once from the runtime's state: ok=true when every
+// named instance is ready (running, and its probe passed since the last
+// start and passes now); else ok=false code=-EAGAIN. The message names
+// the instances that are not ready and their state ("demo-a-1: starting
+// (probe not passed yet)"), or all of them when all are ready; json holds
+// {"action": "check", "service", "results": [{"instance", "ok", "state",
+// "detail"}]}.
 // clear_cache: HTTP POST http://127.0.0.1:<port>/cache/clear on each
 // instance; 2xx/3xx = done, 404/405/501 = ok=false -EOPNOTSUPP "not
 // supported by this service". reload_config: SIGHUP to each instance's
@@ -24,6 +37,10 @@
 #include <cjson/cJSON.h>
 
 #include "cm_log.h"
+#include "cm_time.h"
+
+// Bytes of an instance's evidence kept for the "[pid N ...]" line.
+#define EXIT_ROOM 192
 
 enum job_kind {
 	JOB_RESTART,
@@ -51,6 +68,8 @@ struct agent_job {
 	cJSON *results;	// array of per-instance results
 	char text[CM_TEXT_MAX];
 	int code;	// first error, 0 if none
+	size_t ev_cap;	// evidence bytes per instance (restart)
+	char ev[AGENT_EVIDENCE_MAX]; // output of inst[cur] before its stop
 };
 
 // ---- results ----------------------------------------------------------
@@ -73,15 +92,53 @@ text_add(struct agent_job *j, const char *fmt, ...)
 		memcpy(j->text + n - 4, "...", 4);
 }
 
+// The evidence of a restarted instance: the output kept before its stop
+// and how the old process ended (if it was reaped by now).
+static void
+evidence_finish(const struct agent_job *j, const struct agent_inst *in,
+    char *buf, size_t n, const char **ret_exit)
+{
+	size_t o = (size_t)snprintf(buf, n, "%s%s", j->ev, j->ev[0] ? "\n" :
+	    "");
+
+	*ret_exit = NULL;
+	if (o >= n)
+		o = n - 1;
+	if (!j->begun) // aborted before its turn
+		snprintf(buf + o, n - o, "[not restarted]");
+	else if (j->old_pid == 0)
+		snprintf(buf + o, n - o, "[no process was running%s%s]",
+		    in->last_exit[0] ? "; the last one " : "", in->last_exit);
+	else if (in->pid == j->old_pid)
+		snprintf(buf + o, n - o, "[pid %d not ended yet]",
+		    (int)j->old_pid);
+	else
+		snprintf(buf + o, n - o, "[pid %d %s]", (int)j->old_pid,
+		    in->last_exit);
+	if (j->begun && j->old_pid != 0 && in->pid != j->old_pid)
+		*ret_exit = in->last_exit;
+	agent_copy_text(buf, n, buf);
+}
+
+static const char *const kind_names[] = {
+	[JOB_RESTART] = "restart",
+	[JOB_CACHE] = "clear_cache",
+};
+
 static void
 result_add(struct agent_job *j, const struct agent_inst *in, int code,
     pid_t old_pid, pid_t new_pid, const char *detail)
 {
 	cJSON *r = cJSON_CreateObject();
+	char ev[AGENT_EVIDENCE_MAX];
+	const char *old_exit = NULL;
 
 	if (code != 0 && j->code == 0)
 		j->code = code;
 	text_add(j, "%s: %s", in->name, detail);
+	agent_actlog_add(&j->a->actlog, cm_now_ms(), kind_names[j->kind],
+	    j->svc->conf->name, in->name, code == 0 ? "ok" : "failed",
+	    "%s (%s)", detail, j->reason);
 	if (r == NULL)
 		return;
 	cJSON_AddStringToObject(r, "instance", in->name);
@@ -91,7 +148,34 @@ result_add(struct agent_job *j, const struct agent_inst *in, int code,
 		cJSON_AddNumberToObject(r, "new_pid", new_pid);
 	}
 	cJSON_AddStringToObject(r, "detail", detail);
+	if (j->kind == JOB_RESTART) {
+		evidence_finish(j, in, ev, j->ev_cap < sizeof(ev) ? j->ev_cap :
+		    sizeof(ev), &old_exit);
+		cJSON_AddStringToObject(r, "evidence", ev);
+		if (old_exit != NULL)
+			cJSON_AddStringToObject(r, "old_exit", old_exit);
+		else
+			cJSON_AddNullToObject(r, "old_exit");
+	}
 	cJSON_AddItemToArray(j->results, r);
+}
+
+// Renders the reply json; drops the evidence if it would not fit a frame.
+static char *
+reply_json(cJSON *doc, cJSON *results)
+{
+	char *json = cJSON_PrintUnformatted(doc);
+	cJSON *r;
+
+	if (json == NULL || strlen(json) < AGENT_REPLY_JSON_MAX)
+		return json;
+	cJSON_free(json);
+	cJSON_ArrayForEach(r, results) {
+		cJSON_DeleteItemFromObjectCaseSensitive(r, "evidence");
+		cJSON_AddStringToObject(r, "evidence", "[left out: the reply "
+		    "would be too large]");
+	}
+	return cJSON_PrintUnformatted(doc);
 }
 
 // Sends the reply (ok = no error recorded) and releases the context.
@@ -107,11 +191,13 @@ job_reply(struct agent_job *j)
 	m.u.reply.code = j->code;
 	snprintf(m.u.reply.message, sizeof(m.u.reply.message), "%s", j->text);
 	if (doc != NULL) {
+		cJSON *results = j->results;
+
 		cJSON_AddStringToObject(doc, "action", j->action);
 		cJSON_AddStringToObject(doc, "service", j->svc->conf->name);
 		cJSON_AddItemToObject(doc, "results", j->results);
 		j->results = NULL;
-		m.u.reply.json = cJSON_PrintUnformatted(doc);
+		m.u.reply.json = reply_json(doc, results);
 		cJSON_Delete(doc);
 	}
 	cm_info("cmd.done", "action=%s action_id=%llu ok=%s code=%d "
@@ -144,6 +230,11 @@ restart_step(struct agent_job *j, int64_t now)
 		if (!j->begun) {
 			int rv;
 
+			// The evidence: what it wrote until now.
+			if (in->out_fd >= 0)
+				agent_proc_read_output(j->a->proc, in);
+			agent_outring_tail(&in->out, AGENT_EVIDENCE_LINES,
+			    j->ev, j->ev_cap - EXIT_ROOM);
 			j->old_pid = in->pid;
 			j->want_gen = in->spawn_gen + 1;
 			j->fail_gen = in->spawn_fail_gen;
@@ -161,6 +252,8 @@ restart_step(struct agent_job *j, int64_t now)
 			result_add(j, in, 0, j->old_pid, in->last_pid, detail);
 			j->cur++;
 			j->begun = false;
+			j->old_pid = 0;
+			j->ev[0] = '\0';
 			continue;
 		}
 		if (in->spawn_fail_gen > j->fail_gen) {
@@ -338,6 +431,9 @@ job_new(struct agent *a, struct agent_cmd_ctx *ctx, enum job_kind kind,
 	j->end = first + count;
 	j->action_id = c->action_id;
 	j->deadline_ms = now + timeout;
+	j->ev_cap = AGENT_EVIDENCE_BUDGET / count;
+	if (j->ev_cap > AGENT_EVIDENCE_MAX)
+		j->ev_cap = AGENT_EVIDENCE_MAX;
 	snprintf(j->action, sizeof(j->action), "%s", c->action);
 	snprintf(j->reason, sizeof(j->reason), "%s by coordinator (action "
 	    "%llu)%s%s", c->action, (unsigned long long)c->action_id,
@@ -363,17 +459,85 @@ do_reload(struct agent *a, struct agent_cmd_ctx *ctx, struct agent_svc *svc,
 
 		if (rv < 0 && code == 0)
 			code = rv;
+		const char *what = rv == 0 ? "sent SIGHUP" : rv == -ESRCH ?
+		    "not running" : rv == -EAGAIN ?
+		    "still starting (not signalled)" : strerror(-rv);
+
 		o += (size_t)snprintf(text + o, sizeof(text) - o, "%s%s: %s",
-		    o ? "; " : "", in->name, rv == 0 ? "sent SIGHUP" :
-		    rv == -ESRCH ? "not running" : rv == -EAGAIN ?
-		    "still starting (not signalled)" : strerror(-rv));
+		    o ? "; " : "", in->name, what);
 		if (rv == 0 && o < sizeof(text))
 			o += (size_t)snprintf(text + o, sizeof(text) - o,
 			    " (pid %d)", (int)pid);
+		agent_actlog_add(&a->actlog, cm_now_ms(), "reload_config",
+		    svc->conf->name, in->name, rv == 0 ? "ok" : "failed",
+		    "%s (pid %d)", what, (int)pid);
 	}
 	cm_info("cmd.done", "action=reload_config ok=%s code=%d message=%s",
 	    code == 0 ? "true" : "false", code, cm_q(text));
 	agent_cmd_replyf(ctx, code == 0, code, "%s", text);
+}
+
+// ---- check ------------------------------------------------------------------
+
+static void
+do_check(struct agent_cmd_ctx *ctx, struct agent_svc *svc, size_t first,
+    size_t count, int64_t now)
+{
+	cJSON *doc = cJSON_CreateObject(), *res = cJSON_CreateArray();
+	char text[CM_TEXT_MAX] = "", state[AGENT_REASON_MAX + 128];
+	unsigned bad = 0;
+	struct cm_msg m;
+	size_t o = 0;
+
+	if (doc == NULL || res == NULL) {
+		cJSON_Delete(doc);
+		cJSON_Delete(res);
+		agent_cmd_replyf(ctx, false, -ENOMEM, "out of memory");
+		return;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = first; i < first + count; i++) {
+			struct agent_inst *in = &svc->inst[i];
+			bool ok = agent_proc_ready(in, now, state,
+			    sizeof(state));
+			cJSON *r;
+
+			if (pass == 0) {
+				bad += !ok;
+				r = cJSON_CreateObject();
+				cJSON_AddStringToObject(r, "instance",
+				    in->name);
+				cJSON_AddBoolToObject(r, "ok", ok);
+				cJSON_AddStringToObject(r, "state",
+				    agent_state_name(in->state));
+				cJSON_AddStringToObject(r, "detail", state);
+				cJSON_AddItemToArray(res, r);
+				continue;
+			}
+			// The message names what is not ready (or all).
+			if ((bad > 0 && ok) || o + 4 >= sizeof(text))
+				continue;
+			o += (size_t)snprintf(text + o, sizeof(text) - o,
+			    "%s%s: %s", o ? "; " : "", in->name, state);
+		}
+	}
+	if (o >= sizeof(text))
+		memcpy(text + sizeof(text) - 4, "...", 4);
+	agent_copy_text(text, sizeof(text), text);
+	memset(&m, 0, sizeof(m));
+	m.type = CM_MSG_REPLY;
+	m.u.reply.ok = bad == 0;
+	m.u.reply.code = bad == 0 ? 0 : -EAGAIN;
+	snprintf(m.u.reply.message, sizeof(m.u.reply.message), "%s", text);
+	cJSON_AddStringToObject(doc, "action", "check");
+	cJSON_AddStringToObject(doc, "service", svc->conf->name);
+	cJSON_AddItemToObject(doc, "results", res);
+	m.u.reply.json = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	cm_debug("cmd.done", "action=check ok=%s message=%s",
+	    bad == 0 ? "true" : "false", cm_q(text));
+	agent_cmd_reply(ctx, &m);
+	cJSON_free(m.u.reply.json);
 }
 
 // ---- entry ----------------------------------------------------------------
@@ -386,10 +550,11 @@ agent_action_handle(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
 	struct agent_inst *in = NULL;
 	size_t first = 0, count;
 
-	cm_info("cmd.command", "action=%s action_id=%llu service=%s "
-	    "instance=%s reason=%s", cm_q(c->action),
-	    (unsigned long long)c->action_id, cm_q(c->service),
-	    cm_q(c->instance), cm_q(c->reason));
+	// The coordinator sends "check" every verify interval: debug only.
+	cm_log(strcmp(c->action, "check") == 0 ? CM_LOG_DEBUG : CM_LOG_INFO,
+	    "cmd.command", "action=%s action_id=%llu service=%s instance=%s "
+	    "reason=%s", cm_q(c->action), (unsigned long long)c->action_id,
+	    cm_q(c->service), cm_q(c->instance), cm_q(c->reason));
 	if (a->stopping) {
 		agent_cmd_replyf(ctx, false, -ESHUTDOWN,
 		    "agent is shutting down");
@@ -418,7 +583,10 @@ agent_action_handle(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
 		job_new(a, ctx, JOB_CACHE, svc, first, count, now);
 	else if (strcmp(c->action, "reload_config") == 0)
 		do_reload(a, ctx, svc, first, count);
+	else if (strcmp(c->action, "check") == 0)
+		do_check(ctx, svc, first, count, now);
 	else
 		agent_cmd_replyf(ctx, false, -EINVAL, "unknown action \"%s\" "
-		    "(known: restart, clear_cache, reload_config)", c->action);
+		    "(known: restart, clear_cache, reload_config, check)",
+		    c->action);
 }

@@ -57,6 +57,19 @@ static const struct cm_conf_field backoff_fields[] = {
 	{ 0 },
 };
 
+static const struct cm_conf_field partition_fields[] = {
+	{ .key = "max_restarts", .type = CM_CONF_INT,
+	  .off = offsetof(struct agent_partition_conf, max_restarts),
+	  .def = "1", .min = 0, .max = AGENT_PARTITION_MAX,
+	  .help = "own restarts of the service allowed within window while "
+		  "the coordinator cannot be asked (0: none)" },
+	{ .key = "window", .type = CM_CONF_DURATION,
+	  .off = offsetof(struct agent_partition_conf, window_ms),
+	  .def = "10m", .min = 1000, .max = 7 * 86400000LL,
+	  .help = "the window; every own restart of the service counts" },
+	{ 0 },
+};
+
 static const struct cm_conf_field svc_fields[] = {
 	{ .key = "name", .type = CM_CONF_STR,
 	  .off = offsetof(struct agent_svc_conf, name), .required = true,
@@ -86,6 +99,11 @@ static const struct cm_conf_field svc_fields[] = {
 	  .sub = backoff_fields,
 	  .line_off = CM_CONF_LINE(struct agent_backoff_conf, line),
 	  .help = "delays between unplanned restarts" },
+	{ .key = "partition_policy", .type = CM_CONF_STRUCT,
+	  .off = offsetof(struct agent_svc_conf, partition_policy),
+	  .sub = partition_fields,
+	  .line_off = CM_CONF_LINE(struct agent_partition_conf, line),
+	  .help = "own restarts while the coordinator cannot be asked" },
 	{ 0 },
 };
 
@@ -113,6 +131,15 @@ static const struct cm_conf_field top_fields[] = {
 	  .off = offsetof(struct agent_conf, heartbeat_interval_ms),
 	  .def = "2s", .min = 100, .max = 3600000,
 	  .help = "time between heartbeats to the coordinator" },
+	{ .key = "permit_timeout", .type = CM_CONF_DURATION,
+	  .off = offsetof(struct agent_conf, permit_timeout_ms),
+	  .def = "3s", .min = 100, .max = 60000,
+	  .help = "wait this long for the coordinator's answer to a permit "
+		  "request, then apply the partition policy" },
+	{ .key = "metrics_listen", .type = CM_CONF_STR,
+	  .off = offsetof(struct agent_conf, metrics_listen),
+	  .help = "host:port for the HTTP /metrics and /healthz endpoint "
+		  "(off when absent)" },
 	{ .key = "services", .type = CM_CONF_LIST,
 	  .off = offsetof(struct agent_conf, services), .required = true,
 	  .sub = svc_fields, .elem_size = sizeof(struct agent_svc_conf),
@@ -365,6 +392,52 @@ url_valid(const char *u)
 	return true;
 }
 
+int
+agent_hostport_check(const char *s, char *why, size_t whylen)
+{
+	const char *colon = strrchr(s, ':');
+	size_t hlen = colon ? (size_t)(colon - s) : 0;
+	long port = 0;
+
+	if (colon == NULL || hlen == 0 || hlen > 253) {
+		snprintf(why, whylen, "expected host:port (host 1..253 bytes)");
+		return -EINVAL;
+	}
+	if (s[0] == '[') {
+		if (s[hlen - 1] != ']' || hlen < 3) {
+			snprintf(why, whylen, "unterminated [IPv6] host");
+			return -EINVAL;
+		}
+		for (size_t i = 1; i + 1 < hlen; i++)
+			if (strchr("0123456789abcdefABCDEF:.", s[i]) == NULL) {
+				snprintf(why, whylen, "bad character in [IPv6] "
+				    "host");
+				return -EINVAL;
+			}
+	} else {
+		for (size_t i = 0; i < hlen; i++)
+			if (strchr("abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-",
+			    s[i]) == NULL) {
+				snprintf(why, whylen, "bad character in host "
+				    "(allowed: [A-Za-z0-9.-] or [IPv6])");
+				return -EINVAL;
+			}
+	}
+	for (const char *p = colon + 1; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || port > 65535) {
+			port = -1;
+			break;
+		}
+		port = port * 10 + (*p - '0');
+	}
+	if (port < 1 || port > 65535) {
+		snprintf(why, whylen, "port must be 1..65535");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 // Line of the top-level key `key` in text (1-based), 0 if not found: the
 // loader keeps no line per scalar, so top-level checks look it up here.
 static int
@@ -392,6 +465,7 @@ check_top(const struct agent_conf *c, const char *text, const char *name,
 {
 	size_t sun_max = sizeof(((struct sockaddr_un *)0)->sun_path);
 	const char *sp = c->status_socket;
+	char why[96];
 
 	if (!cm_name_valid(c->node))
 		return TOPERR("node", "\"%s\" is not a valid name "
@@ -410,6 +484,10 @@ check_top(const struct agent_conf *c, const char *text, const char *name,
 		if (*p <= ' ' || *p >= 0x7f)
 			return TOPERR("status_socket", "control characters or "
 			    "spaces in path");
+	if (c->metrics_listen != NULL && agent_hostport_check(c->metrics_listen,
+	    why, sizeof(why)) < 0)
+		return TOPERR("metrics_listen", "\"%s\": %s", c->metrics_listen,
+		    why);
 	if (c->services.n == 0)
 		return TOPERR("services", "at least one service is needed");
 	if (c->services.n > AGENT_MAX_SERVICES)

@@ -21,6 +21,7 @@
 #define AGENT_ARG_MAX 4096	 // bytes per argument / env value, expanded
 #define AGENT_MAX_ENV 128	 // env entries per service
 #define AGENT_PROBE_PATH_MAX 1024
+#define AGENT_PARTITION_MAX 1000 // partition_policy.max_restarts
 
 enum agent_runtime {
 	AGENT_RUNTIME_PROCESS = 0,
@@ -42,6 +43,17 @@ struct agent_backoff_conf {
 	int64_t reset_after_ms; // healthy this long -> backoff starts over
 };
 
+// What an agent may do on its own while the coordinator cannot be asked
+// (not connected, or no answer within permit_timeout): restart a service's
+// instances at most max_restarts times within window. Every own restart
+// counts (probe or crash, permitted by the coordinator or by this policy);
+// restarts the coordinator commanded do not.
+struct agent_partition_conf {
+	int line;
+	int64_t max_restarts; // 0: never restart without the coordinator
+	int64_t window_ms;
+};
+
 struct agent_svc_conf {
 	int line;
 	char *name;
@@ -52,6 +64,7 @@ struct agent_svc_conf {
 	int64_t stop_grace_ms;
 	struct agent_probe_conf probe;
 	struct agent_backoff_conf restart_backoff;
+	struct agent_partition_conf partition_policy;
 };
 
 struct agent_conf {
@@ -63,7 +76,10 @@ struct agent_conf {
 	int runtime;   // enum agent_runtime
 	int log_level; // CM_LOG_*
 	int64_t heartbeat_interval_ms;
-	struct cm_list services; // of struct agent_svc_conf
+	int64_t permit_timeout_ms; // no answer to a permit in this time:
+				   // the partition policy decides
+	char *metrics_listen;	   // "host:port" of /metrics, NULL = off
+	struct cm_list services;   // of struct agent_svc_conf
 };
 
 // Loads and validates `path` into *ret (zeroed first). Returns 0, or a
@@ -131,6 +147,11 @@ int64_t agent_backoff_delay(const struct agent_backoff_conf *b,
 // Instance name "<service>-<i>" into buf. Returns 0 or -ENAMETOOLONG.
 int agent_instance_name(const char *service, unsigned i, char *buf,
     size_t n);
+
+// Checks a "host:port" listen address: host is a name or IPv4 address of
+// [A-Za-z0-9.-] or a bracketed IPv6 address, port is 1..65535. Returns 0
+// or -EINVAL with the reason in why. Pure.
+int agent_hostport_check(const char *s, char *why, size_t whylen);
 
 // The key reference (for --help-config).
 void agent_conf_print_reference(void);

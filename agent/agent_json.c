@@ -89,10 +89,39 @@ add_output(struct jb *b, cJSON *o, const struct agent_outring *r,
 	}
 }
 
+static void
+add_permit(struct jb *b, cJSON *o, const struct agent_inst *in, int64_t now)
+{
+	const struct agent_permit *pm = &in->permit;
+	cJSON *j;
+
+	if (pm->phase == AGENT_PERMIT_NONE) {
+		chk(b, cJSON_AddNullToObject(o, "permit"));
+		return;
+	}
+	j = chk(b, cJSON_AddObjectToObject(o, "permit"));
+	if (j == NULL)
+		return;
+	add_str(b, j, "phase", agent_permit_phase_name(pm->phase));
+	add_str(b, j, "kind", agent_restart_kind_name(pm->kind));
+	add_str(b, j, "reason", pm->reason);
+	add_str(b, j, "held", pm->held[0] ? pm->held : NULL);
+	add_str(b, j, "last_verdict", pm->decided ?
+	    agent_verdict_name(pm->last_verdict) : NULL);
+	if (pm->phase == AGENT_PERMIT_HELD)
+		add_num(b, j, "next_ask_in_ms", (double)(pm->retry_ms > now ?
+		    pm->retry_ms - now : 0));
+	else
+		chk(b, cJSON_AddNullToObject(j, "next_ask_in_ms"));
+}
+
 static cJSON *
-inst_json(struct jb *b, const struct agent_inst *in, unsigned tail)
+inst_json(struct jb *b, const struct agent_inst *in, unsigned tail,
+    int64_t now)
 {
 	cJSON *o = chk(b, cJSON_CreateObject());
+	char ready[AGENT_REASON_MAX + 128];
+	bool ok;
 
 	if (o == NULL)
 		return NULL;
@@ -103,6 +132,9 @@ inst_json(struct jb *b, const struct agent_inst *in, unsigned tail)
 	else
 		chk(b, cJSON_AddNullToObject(o, "pid"));
 	add_str(b, o, "state", agent_state_name(in->state));
+	ok = agent_proc_ready(in, now, ready, sizeof(ready));
+	add_bool(b, o, "ready", ok);
+	add_str(b, o, "ready_detail", ready);
 	add_probe(b, o, in);
 	add_num(b, o, "restarts", in->restarts);
 	add_str(b, o, "last_restart_reason", in->last_restart_reason[0] ?
@@ -112,23 +144,30 @@ inst_json(struct jb *b, const struct agent_inst *in, unsigned tail)
 	add_str(b, o, "start_error", in->spawn_error[0] ? in->spawn_error :
 	    NULL);
 	add_num(b, o, "backoff_failures", in->backoff_failures);
+	add_permit(b, o, in, now);
 	add_output(b, o, &in->out, tail);
 	return o;
 }
 
 static cJSON *
-svc_json(struct jb *b, const struct agent_svc *s, unsigned tail)
+svc_json(struct jb *b, const struct agent_svc *s, unsigned tail, int64_t now)
 {
-	cJSON *o = chk(b, cJSON_CreateObject()), *a;
+	const struct agent_partition_conf *pc = &s->conf->partition_policy;
+	cJSON *o = chk(b, cJSON_CreateObject()), *a, *pp;
 
 	if (o == NULL)
 		return NULL;
 	add_str(b, o, "name", s->conf->name);
 	add_str(b, o, "probe_path", s->conf->probe.line ? s->conf->probe.path :
 	    NULL);
+	pp = chk(b, cJSON_AddObjectToObject(o, "partition_policy"));
+	if (pp != NULL) {
+		add_num(b, pp, "max_restarts", (double)pc->max_restarts);
+		add_num(b, pp, "window_ms", (double)pc->window_ms);
+	}
 	a = chk(b, cJSON_AddArrayToObject(o, "instances"));
 	for (size_t i = 0; a != NULL && i < s->n; i++) {
-		cJSON *in = inst_json(b, &s->inst[i], tail);
+		cJSON *in = inst_json(b, &s->inst[i], tail, now);
 
 		if (in != NULL)
 			cJSON_AddItemToArray(a, in);
@@ -156,7 +195,7 @@ add_link(struct jb *b, cJSON *root, const struct agent_link_view *lv)
 static void
 add_stats(struct jb *b, cJSON *root, const struct agent_stats *st)
 {
-	cJSON *o = chk(b, cJSON_AddObjectToObject(root, "stats"));
+	cJSON *o = chk(b, cJSON_AddObjectToObject(root, "stats")), *pm;
 
 	if (o == NULL)
 		return;
@@ -164,12 +203,37 @@ add_stats(struct jb *b, cJSON *root, const struct agent_stats *st)
 	add_num(b, o, "loop_wakeups", (double)st->loop_wakeups);
 	add_num(b, o, "bad_frames", (double)st->bad_frames);
 	add_num(b, o, "refused", (double)st->refused);
+	pm = chk(b, cJSON_AddObjectToObject(o, "permits"));
+	for (int k = 0; pm != NULL && k < AGENT_VERDICTS; k++)
+		add_num(b, pm, agent_verdict_name(k), st->permits ?
+		    (double)st->permits[k] : 0);
+}
+
+static void
+add_actions(struct jb *b, cJSON *root, const struct agent_actlog *log)
+{
+	cJSON *a = chk(b, cJSON_AddArrayToObject(root, "actions"));
+
+	for (unsigned i = 0; a != NULL && log != NULL && i < log->n; i++) {
+		const struct agent_actlog_entry *e = agent_actlog_get(log, i);
+		cJSON *o = chk(b, cJSON_CreateObject());
+
+		if (o == NULL)
+			return;
+		cJSON_AddItemToArray(a, o);
+		add_time(b, o, "time", e->wall_ms);
+		add_str(b, o, "kind", e->kind);
+		add_str(b, o, "service", e->service);
+		add_str(b, o, "instance", e->instance);
+		add_str(b, o, "result", e->result);
+		add_str(b, o, "detail", e->detail);
+	}
 }
 
 static cJSON *
 build(struct jb *b, const struct agent_proc *p,
     const struct agent_link_view *lv, const struct agent_stats *st,
-    unsigned tail)
+    const struct agent_actlog *log, int64_t now, unsigned tail)
 {
 	cJSON *root = chk(b, cJSON_CreateObject()), *a;
 
@@ -180,11 +244,12 @@ build(struct jb *b, const struct agent_proc *p,
 	add_link(b, root, lv);
 	a = chk(b, cJSON_AddArrayToObject(root, "services"));
 	for (size_t i = 0; a != NULL && i < p->n_svc; i++) {
-		cJSON *s = svc_json(b, &p->svc[i], tail);
+		cJSON *s = svc_json(b, &p->svc[i], tail, now);
 
 		if (s != NULL)
 			cJSON_AddItemToArray(a, s);
 	}
+	add_actions(b, root, log);
 	add_stats(b, root, st);
 	return root;
 }
@@ -192,13 +257,13 @@ build(struct jb *b, const struct agent_proc *p,
 int
 agent_json_status(const struct agent_proc *p,
     const struct agent_link_view *lv, const struct agent_stats *st,
-    size_t max, char **ret)
+    const struct agent_actlog *log, int64_t now, size_t max, char **ret)
 {
 	static const unsigned tails[] = { AGENT_OUT_LINES, 8, 0 };
 
 	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
 		struct jb b = { .oom = false };
-		cJSON *doc = build(&b, p, lv, st, tails[i]);
+		cJSON *doc = build(&b, p, lv, st, log, now, tails[i]);
 		char *text = b.oom ? NULL : cJSON_PrintUnformatted(doc);
 
 		cJSON_Delete(doc);

@@ -5,22 +5,37 @@
 //     "coordinator": { "url", "connected", "registered", "last_ok",
 //                      "last_error", "exchanges", "failures" },
 //     "services": [ { "name", "probe_path",
-//       "instances": [ { "name", "addr", "pid", "state",
+//       "partition_policy": { "max_restarts", "window_ms" },
+//       "instances": [ { "name", "addr", "pid", "state", "ready",
+//         "ready_detail",
 //         "probe": { "ok", "consecutive_failures", "last_error",
 //                    "last_ms" } | null,
 //         "restarts", "last_restart_reason", "last_restart_time",
-//         "last_exit", "backoff_failures", "output": [ lines ] } ] } ],
+//         "last_exit", "start_error", "backoff_failures",
+//         "permit": { "phase", "kind", "reason", "held",
+//                     "last_verdict", "next_ask_in_ms" } | null,
+//         "output": [ lines ] } ] } ],
+//     "actions": [ { "time", "kind", "service", "instance", "result",
+//                    "detail" } ],
 //     "stats": { "uptime_ms", "loop_wakeups", "bad_frames",
-//                "refused" } }
+//                "refused", "permits": { "granted", "refused",
+//                "partition_allowed", "partition_held" } } }
 //
 // Times are RFC 3339 UTC strings or null; pid is null when no process
-// runs; probe is null for a service without a probe section.
+// runs; probe is null for a service without a probe section; permit is
+// null unless an own restart waits for its permit (phase "wanted" or
+// "asking") or is held (phase "held", asked again in next_ask_in_ms);
+// "held" says why it was held ("refused by coordinator: ..." or
+// "partition policy: ...") and stays while it is asked again, null if
+// it never was. actions are the recent actions (agent_actlog.h), newest
+// first.
 #ifndef AGENT_JSON_H
 #define AGENT_JSON_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent_actlog.h"
 #include "agent_link.h"
 #include "agent_proc.h"
 
@@ -29,14 +44,17 @@ struct agent_stats {
 	uint64_t loop_wakeups;
 	uint64_t bad_frames; // undecodable frames, both servers
 	uint64_t refused;    // well-formed requests of a type not served
+	const uint64_t *permits; // AGENT_VERDICTS counters, or NULL
 };
 
-// Renders the status of p, lv and st as compact JSON of fewer than `max`
-// bytes: output tails are shortened (64 lines, then 8, then none) until
-// it fits. Borrows everything. Returns 0 and *ret (returns new, free with
-// free()), -E2BIG if even the shortest form does not fit, or -ENOMEM.
+// Renders the status of p, lv, st and log (may be NULL) as of monotonic
+// time `now` as compact JSON of fewer than `max` bytes: output tails are
+// shortened (64 lines, then 8, then none) until it fits. Borrows
+// everything. Returns 0 and *ret (returns new, free with free()), -E2BIG
+// if even the shortest form does not fit, or -ENOMEM.
 int agent_json_status(const struct agent_proc *p,
     const struct agent_link_view *lv, const struct agent_stats *st,
-    size_t max, char **ret) __attribute__((warn_unused_result));
+    const struct agent_actlog *log, int64_t now, size_t max, char **ret)
+    __attribute__((warn_unused_result));
 
 #endif

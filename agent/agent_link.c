@@ -39,6 +39,16 @@ struct agent_link {
 	int64_t last_ok_wall_ms;
 	uint64_t exchanges, failures;
 	char last_error[CM_TEXT_MAX];
+	bool reregister; // register as soon as the current exchange ends
+	// The permit exchange, on its own context.
+	nng_ctx pctx;
+	nng_aio *paio;
+	atomic_bool pstep_done;
+	enum link_phase pphase;
+	uint64_t pcur_id;
+	int64_t pdeadline_ms, ptimeout_ms;
+	bool pready; // pans holds an outcome not taken yet
+	struct agent_link_permit_ans pans;
 };
 
 static void
@@ -47,6 +57,15 @@ on_aio(void *arg)
 	struct agent_link *l = arg;
 
 	atomic_store(&l->step_done, true);
+	l->wake(l->wake_arg);
+}
+
+static void
+on_paio(void *arg)
+{
+	struct agent_link *l = arg;
+
+	atomic_store(&l->pstep_done, true);
 	l->wake(l->wake_arg);
 }
 
@@ -77,6 +96,10 @@ link_setup(struct agent_link *l, char *err, size_t errlen)
 	rv = nng_aio_alloc(&l->aio, on_aio, l);
 	if (rv == 0)
 		rv = nng_ctx_open(&l->ctx, l->sock);
+	if (rv == 0)
+		rv = nng_aio_alloc(&l->paio, on_paio, l);
+	if (rv == 0)
+		rv = nng_ctx_open(&l->pctx, l->sock);
 	if (rv != 0)
 		return link_err(rv, "context", err, errlen);
 	nng_aio_set_timeout(l->aio, AGENT_LINK_TIMEOUT_MS);
@@ -112,6 +135,24 @@ agent_link_open(const struct agent_conf *conf, void (*wake)(void *),
 	return 0;
 }
 
+// Stops and frees an aio. A failed send leaves our message with us; a
+// reply that arrived but was not processed is ours as well.
+static void
+aio_release(nng_aio *aio, enum link_phase phase)
+{
+	if (aio == NULL)
+		return;
+	nng_aio_stop(aio);
+	if ((phase == LK_SEND && nng_aio_result(aio) != 0) ||
+	    (phase == LK_RECV && nng_aio_result(aio) == 0)) {
+		nng_msg *m = nng_aio_get_msg(aio);
+
+		if (m != NULL)
+			nng_msg_free(m);
+	}
+	nng_aio_free(aio);
+}
+
 void
 agent_link_close(struct agent_link *l)
 {
@@ -119,19 +160,8 @@ agent_link_close(struct agent_link *l)
 		return;
 	if (l->sock_open)
 		nng_close(l->sock);
-	if (l->aio != NULL) {
-		nng_aio_stop(l->aio);
-		// A failed send leaves our message with us; a reply that
-		// arrived but was not processed is ours as well.
-		if ((l->phase == LK_SEND && nng_aio_result(l->aio) != 0) ||
-		    (l->phase == LK_RECV && nng_aio_result(l->aio) == 0)) {
-			nng_msg *m = nng_aio_get_msg(l->aio);
-
-			if (m != NULL)
-				nng_msg_free(m);
-		}
-		nng_aio_free(l->aio);
-	}
+	aio_release(l->aio, l->phase);
+	aio_release(l->paio, l->pphase);
 	free(l);
 }
 
@@ -140,6 +170,7 @@ agent_link_view(const struct agent_link *l, struct agent_link_view *v)
 {
 	v->url = l->conf->coordinator;
 	v->connected = l->up == 1;
+	v->down = l->up == 0;
 	v->registered = l->registered;
 	v->last_ok_wall_ms = l->last_ok_wall_ms;
 	v->exchanges = l->exchanges;
@@ -155,6 +186,7 @@ link_failed(struct agent_link *l, int64_t now, const char *why)
 	l->failures++;
 	snprintf(l->last_error, sizeof(l->last_error), "%s", why);
 	l->registered = false;
+	l->reregister = false; // the next exchange is a register anyway
 	l->phase = LK_IDLE;
 	l->due_ms = now + l->conf->heartbeat_interval_ms;
 	if (l->up != 0)
@@ -169,6 +201,10 @@ link_answered(struct agent_link *l, int64_t now)
 	l->phase = LK_IDLE;
 	l->last_ok_wall_ms = cm_now_ms();
 	l->due_ms = now + l->conf->heartbeat_interval_ms;
+	if (l->reregister) {
+		l->reregister = false;
+		l->due_ms = now;
+	}
 	if (l->up != 1)
 		cm_notice("link.up", "coordinator=%s",
 		    cm_q(l->conf->coordinator));
@@ -375,10 +411,169 @@ start_exchange(struct agent_link *l, const struct agent_proc *p,
 	nng_ctx_send(l->ctx, l->aio);
 }
 
+void
+agent_link_reregister(struct agent_link *l, int64_t now)
+{
+	if (l->registered)
+		cm_notice("link.unknown_node", "node=%s action=register",
+		    l->conf->node);
+	l->registered = false;
+	if (l->phase == LK_IDLE)
+		l->due_ms = now;
+	else
+		l->reregister = true;
+}
+
+// ---- permits ----------------------------------------------------------------
+
+static void
+permit_finished(struct agent_link *l, const char *why)
+{
+	l->pphase = LK_IDLE;
+	l->pready = true;
+	if (why != NULL) {
+		l->pans.answered = false;
+		snprintf(l->pans.why, sizeof(l->pans.why), "%s", why);
+	}
+}
+
+static void
+permit_reply(struct agent_link *l, nng_msg *msg)
+{
+	struct cm_msg m;
+	char err[200], why[256];
+	int rv;
+
+	rv = cm_msg_decode(&m, nng_msg_body(msg), nng_msg_len(msg), err,
+	    sizeof(err));
+	nng_msg_free(msg);
+	if (rv < 0) {
+		snprintf(why, sizeof(why), "undecodable answer: %s", err);
+		permit_finished(l, why);
+		return;
+	}
+	if (m.type == CM_MSG_ERROR) {
+		snprintf(why, sizeof(why), "coordinator answered error %s: "
+		    "%.160s", m.u.error.code, m.u.error.message);
+		permit_finished(l, why);
+	} else if (m.type != CM_MSG_REPLY || m.id != l->pcur_id) {
+		snprintf(why, sizeof(why), "unexpected answer (%s id %llu)",
+		    cm_msg_type_name(m.type) ? cm_msg_type_name(m.type) : "?",
+		    (unsigned long long)m.id);
+		permit_finished(l, why);
+	} else {
+		l->pans.answered = true;
+		l->pans.ok = m.u.reply.ok;
+		l->pans.code = m.u.reply.code;
+		snprintf(l->pans.message, sizeof(l->pans.message), "%s",
+		    m.u.reply.message);
+		l->pans.why[0] = '\0';
+		permit_finished(l, NULL);
+	}
+	cm_msg_clear(&m);
+}
+
+static void
+on_permit_step(struct agent_link *l, int64_t now)
+{
+	int rv = nng_aio_result(l->paio);
+	int64_t left = l->pdeadline_ms - now;
+	char why[160];
+
+	if (l->pphase == LK_SEND && rv != 0) {
+		nng_msg *m = nng_aio_get_msg(l->paio);
+
+		if (m != NULL)
+			nng_msg_free(m);
+		if (rv == NNG_ETIMEDOUT)
+			snprintf(why, sizeof(why), "not connected to the "
+			    "coordinator within %lld ms",
+			    (long long)l->ptimeout_ms);
+		else
+			snprintf(why, sizeof(why), "send: %s",
+			    nng_strerror(rv));
+		permit_finished(l, why);
+	} else if (l->pphase == LK_SEND) {
+		l->pphase = LK_RECV;
+		nng_aio_set_timeout(l->paio, left > 1 ? (nng_duration)left : 1);
+		nng_ctx_recv(l->pctx, l->paio);
+	} else if (l->pphase == LK_RECV && rv != 0) {
+		if (rv == NNG_ETIMEDOUT)
+			snprintf(why, sizeof(why), "no answer within %lld ms",
+			    (long long)l->ptimeout_ms);
+		else
+			snprintf(why, sizeof(why), "receive: %s",
+			    nng_strerror(rv));
+		permit_finished(l, why);
+	} else if (l->pphase == LK_RECV) {
+		permit_reply(l, nng_aio_get_msg(l->paio));
+	}
+}
+
+int
+agent_link_permit_start(struct agent_link *l, const struct cm_msg_permit *req,
+    int64_t timeout_ms, int64_t now)
+{
+	struct cm_msg m;
+	nng_msg *msg = NULL;
+	void *buf = NULL;
+	size_t len = 0;
+	int rv;
+
+	if (l->pphase != LK_IDLE || l->pready)
+		return -EBUSY;
+	memset(&m, 0, sizeof(m));
+	m.version = CM_PROTO_VERSION;
+	m.type = CM_MSG_PERMIT;
+	m.id = l->next_id++;
+	m.u.permit = *req;
+	snprintf(m.u.permit.node, sizeof(m.u.permit.node), "%s",
+	    l->conf->node);
+	rv = cm_msg_encode(&m, &buf, &len);
+	if (rv == 0 && nng_msg_alloc(&msg, 0) != 0)
+		rv = -ENOMEM;
+	if (rv == 0 && nng_msg_append(msg, buf, len) != 0) {
+		nng_msg_free(msg);
+		rv = -ENOMEM;
+	}
+	free(buf);
+	if (rv < 0)
+		return rv;
+	l->pcur_id = m.id;
+	l->ptimeout_ms = timeout_ms;
+	l->pdeadline_ms = now + timeout_ms;
+	l->pphase = LK_SEND;
+	cm_debug("link.send", "type=permit id=%llu instance=%s",
+	    (unsigned long long)m.id, req->instance);
+	nng_aio_set_timeout(l->paio, (nng_duration)timeout_ms);
+	nng_aio_set_msg(l->paio, msg);
+	nng_ctx_send(l->pctx, l->paio);
+	return 0;
+}
+
+bool
+agent_link_permit_take(struct agent_link *l,
+    struct agent_link_permit_ans *ret)
+{
+	if (!l->pready)
+		return false;
+	*ret = l->pans;
+	l->pready = false;
+	return true;
+}
+
+bool
+agent_link_permit_busy(const struct agent_link *l)
+{
+	return l->pphase != LK_IDLE || l->pready;
+}
+
 int64_t
 agent_link_tick(struct agent_link *l, const struct agent_proc *p,
     int64_t now)
 {
+	if (atomic_exchange(&l->pstep_done, false))
+		on_permit_step(l, now);
 	if (atomic_exchange(&l->step_done, false))
 		on_step(l, now);
 	if (l->phase != LK_IDLE)

@@ -13,6 +13,12 @@
 // link down and makes the next exchange a register. Up/down changes are
 // logged once each, not on every failure.
 //
+// Permit requests ("permit" {node, service, instance, reason}) travel on
+// a second req context of the same socket, one at a time, so a permit
+// never waits behind a heartbeat. Their outcome does not change the
+// link's up/down state: the agent (agent_permit.c) decides what a
+// missing answer means.
+//
 // Threads: all functions run on the main loop thread; the aio callback
 // only raises a flag and calls the wake function.
 #ifndef AGENT_LINK_H
@@ -33,6 +39,8 @@ struct agent_link;
 struct agent_link_view {
 	const char *url;	// borrowed from the link
 	bool connected;		// the last exchange succeeded
+	bool down;		// the last exchange failed (not just unknown
+				// yet, as before the first one ends)
 	bool registered;	// the coordinator accepted our register
 	int64_t last_ok_wall_ms; // cm_now_ms() of the last success, 0 never
 	uint64_t exchanges, failures;
@@ -52,6 +60,37 @@ int agent_link_open(const struct agent_conf *conf, void (*wake)(void *),
 // time it next needs to run (INT64_MAX while waiting for nng).
 int64_t agent_link_tick(struct agent_link *l, const struct agent_proc *p,
     int64_t now);
+
+// What became of a permit request.
+struct agent_link_permit_ans {
+	bool answered; // a reply came: ok, code, message are valid
+	bool ok;
+	int code;      // 0 or a negative errno
+	char message[CM_TEXT_MAX];
+	char why[256]; // !answered: why not ("no answer within ...")
+};
+
+// Sends a permit request (req is copied; its node is set from the
+// configuration) and waits at most timeout_ms for the answer, without
+// blocking. Returns 0 (the outcome comes from agent_link_permit_take),
+// -EBUSY while another permit is in flight, or -ENOMEM / -EINVAL when it
+// could not be built. Main thread.
+int agent_link_permit_start(struct agent_link *l,
+    const struct cm_msg_permit *req, int64_t timeout_ms, int64_t now)
+    __attribute__((warn_unused_result));
+
+// True, with the outcome in *ret, once per finished permit request
+// (answered or not); false while one is in flight or none was sent.
+// Call after agent_link_tick. Main thread.
+bool agent_link_permit_take(struct agent_link *l,
+    struct agent_link_permit_ans *ret);
+
+// True while a permit request is in flight.
+bool agent_link_permit_busy(const struct agent_link *l);
+
+// The coordinator does not know this node: register again as the next
+// exchange, at once if the link is idle. Main thread.
+void agent_link_reregister(struct agent_link *l, int64_t now);
 
 // Fills v (pointers borrowed from l until the next tick).
 void agent_link_view(const struct agent_link *l, struct agent_link_view *v);

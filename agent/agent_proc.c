@@ -27,12 +27,51 @@ static const char *const state_names[] = {
 	[AGENT_ST_BACKOFF] = "backoff",
 };
 
+static const char *const kind_names[] = {
+	[AGENT_RESTART_PROBE] = "probe",
+	[AGENT_RESTART_CRASH] = "crash",
+	[AGENT_RESTART_COMMAND] = "command",
+};
+
+static const char *const verdict_names[] = {
+	[AGENT_VERDICT_GRANTED] = "granted",
+	[AGENT_VERDICT_REFUSED] = "refused",
+	[AGENT_VERDICT_PARTITION_ALLOWED] = "partition_allowed",
+	[AGENT_VERDICT_PARTITION_HELD] = "partition_held",
+};
+
+static const char *const phase_names[] = {
+	[AGENT_PERMIT_NONE] = "none",
+	[AGENT_PERMIT_WANTED] = "wanted",
+	[AGENT_PERMIT_ASKING] = "asking",
+	[AGENT_PERMIT_HELD] = "held",
+};
+
+#define NAME_OF(tbl, i)                                                     \
+	((unsigned)(i) < sizeof(tbl) / sizeof((tbl)[0]) ? (tbl)[i] : "unknown")
+
 const char *
 agent_state_name(enum agent_state s)
 {
-	if ((unsigned)s >= sizeof(state_names) / sizeof(state_names[0]))
-		return "unknown";
-	return state_names[s];
+	return NAME_OF(state_names, s);
+}
+
+const char *
+agent_restart_kind_name(enum agent_restart_kind k)
+{
+	return NAME_OF(kind_names, k);
+}
+
+const char *
+agent_verdict_name(enum agent_verdict v)
+{
+	return NAME_OF(verdict_names, v);
+}
+
+const char *
+agent_permit_phase_name(enum agent_permit_phase ph)
+{
+	return NAME_OF(phase_names, ph);
 }
 
 // ---- output ring ----------------------------------------------------
@@ -95,6 +134,19 @@ sanitize(char *s, size_t len)
 	}
 }
 
+size_t
+agent_copy_text(char *dst, size_t n, const char *src)
+{
+	size_t len = strlen(src);
+
+	if (len >= n)
+		len = n - 1;
+	memmove(dst, src, len);
+	dst[len] = '\0';
+	utf8_trim(dst, &len);
+	return len;
+}
+
 static void
 ring_commit(struct agent_outring *r)
 {
@@ -136,6 +188,41 @@ agent_outring_line(const struct agent_outring *r, unsigned i)
 	unsigned idx = (r->head + AGENT_OUT_LINES - r->n + i) % AGENT_OUT_LINES;
 
 	return r->line[idx];
+}
+
+size_t
+agent_outring_tail(const struct agent_outring *r, unsigned max_lines,
+    char *buf, size_t n)
+{
+	unsigned take = r->n < max_lines ? r->n : max_lines, first;
+	size_t need = 0, o = 0;
+
+	buf[0] = '\0';
+	if (take == 0 || n == 0)
+		return 0;
+	// Newest first: how many whole lines fit (each but the first
+	// needs a '\n' before it)?
+	for (first = r->n; first > r->n - take; first--) {
+		size_t len = strlen(agent_outring_line(r, first - 1));
+		size_t add = len + (first == r->n ? 0 : 1);
+
+		if (need + add > n - 1)
+			break;
+		need += add;
+	}
+	if (first == r->n) // not even the newest line fits whole
+		return agent_copy_text(buf, n, agent_outring_line(r, r->n - 1));
+	for (unsigned i = first; i < r->n; i++) {
+		const char *l = agent_outring_line(r, i);
+		size_t len = strlen(l);
+
+		if (i > first)
+			buf[o++] = '\n';
+		memcpy(buf + o, l, len);
+		o += len;
+	}
+	buf[o] = '\0';
+	return o;
 }
 
 static void
@@ -200,6 +287,13 @@ agent_proc_new(const struct agent_conf *conf, struct agent_http *http,
 		}
 		p->n_svc++;
 		s->n = (size_t)s->conf->instances;
+		s->own_cap = s->conf->partition_policy.max_restarts > 0 ?
+		    (size_t)s->conf->partition_policy.max_restarts : 1;
+		s->own_ms = calloc(s->own_cap, sizeof(*s->own_ms));
+		if (s->own_ms == NULL) {
+			rv = -ENOMEM;
+			break;
+		}
 		for (unsigned j = 0; j < s->n && rv == 0; j++)
 			rv = inst_init(p, s, j);
 	}
@@ -225,6 +319,7 @@ agent_proc_free(struct agent_proc *p)
 				close(s->inst[j].out_fd);
 		}
 		free(s->inst);
+		free(s->own_ms);
 	}
 	free(p->svc);
 	free(p);
@@ -484,6 +579,7 @@ start_instance(struct agent_proc *p, struct agent_inst *in, int64_t now)
 		cm_err("proc.start_failed", "instance=%s program=%s error=%s",
 		    in->name, cm_q(in->svc->conf->command.v[0]),
 		    cm_q(strerror(-rv)));
+		in->start_granted = true; // a retried start needs no permit
 		schedule_backoff(p, in, now);
 		return;
 	}
@@ -495,6 +591,7 @@ start_instance(struct agent_proc *p, struct agent_inst *in, int64_t now)
 	in->started_ms = now;
 	in->killed = false;
 	in->restart_now = false;
+	in->start_granted = false;
 	probe_reset(&in->probe);
 	if (pc->line > 0) {
 		in->state = AGENT_ST_STARTING;
@@ -514,6 +611,146 @@ agent_proc_start_all(struct agent_proc *p, int64_t now)
 	for (size_t i = 0; i < p->n_svc; i++)
 		for (size_t j = 0; j < p->svc[i].n; j++)
 			start_instance(p, &p->svc[i].inst[j], now);
+}
+
+// ---- own restarts and their permits ----------------------------------
+
+static void
+own_add(struct agent_svc *s, int64_t now)
+{
+	s->own_ms[s->own_head] = now;
+	s->own_head = (s->own_head + 1) % s->own_cap;
+	if (s->own_n < s->own_cap)
+		s->own_n++;
+}
+
+unsigned
+agent_proc_own_restarts_since(const struct agent_svc *s, int64_t since)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < s->own_n; i++)
+		n += s->own_ms[i] >= since;
+	return n;
+}
+
+// Forgets a pending own restart; a late answer to it is then ignored.
+static void
+permit_drop(struct agent_inst *in, const char *why)
+{
+	struct agent_permit *pm = &in->permit;
+
+	if (pm->phase == AGENT_PERMIT_NONE)
+		return;
+	cm_info("permit.dropped", "instance=%s kind=%s phase=%s why=%s",
+	    in->name, agent_restart_kind_name(pm->kind),
+	    agent_permit_phase_name(pm->phase), cm_q(why));
+	pm->phase = AGENT_PERMIT_NONE;
+	pm->gen++;
+	pm->holds = 0;
+	pm->reasked = false;
+	pm->held[0] = '\0';
+}
+
+static void
+permit_want(struct agent_inst *in, enum agent_restart_kind kind,
+    const char *reason, int64_t now)
+{
+	struct agent_permit *pm = &in->permit;
+
+	permit_drop(in, "replaced by a newer restart need");
+	pm->phase = AGENT_PERMIT_WANTED;
+	pm->kind = kind;
+	pm->wanted_ms = now;
+	pm->gen++;
+	agent_copy_text(pm->reason, sizeof(pm->reason), reason);
+	cm_info("permit.wanted", "instance=%s kind=%s reason=%s", in->name,
+	    agent_restart_kind_name(kind), cm_q(reason));
+}
+
+struct agent_inst *
+agent_proc_next_wanted(struct agent_proc *p)
+{
+	struct agent_inst *best = NULL;
+
+	for (size_t i = 0; i < p->n_svc; i++) {
+		for (size_t j = 0; j < p->svc[i].n; j++) {
+			struct agent_inst *in = &p->svc[i].inst[j];
+
+			if (in->permit.phase == AGENT_PERMIT_WANTED &&
+			    (best == NULL ||
+			    in->permit.wanted_ms < best->permit.wanted_ms))
+				best = in;
+		}
+	}
+	return best;
+}
+
+void
+agent_proc_permit_asking(struct agent_proc *p, struct agent_inst *in)
+{
+	(void)p;
+	if (in->permit.phase == AGENT_PERMIT_WANTED)
+		in->permit.phase = AGENT_PERMIT_ASKING;
+}
+
+void
+agent_proc_permit_again(struct agent_proc *p, struct agent_inst *in,
+    bool reasked, int64_t now)
+{
+	(void)p;
+	if (in->permit.phase != AGENT_PERMIT_ASKING)
+		return;
+	in->permit.phase = AGENT_PERMIT_WANTED;
+	in->permit.wanted_ms = now;
+	in->permit.reasked = reasked;
+}
+
+static void note_restart(struct agent_inst *in, pid_t pid, const char *reason);
+static void begin_stop(struct agent_inst *in, int64_t now);
+
+static bool
+probing(enum agent_state s)
+{
+	return s == AGENT_ST_STARTING || s == AGENT_ST_RUNNING ||
+	    s == AGENT_ST_UNHEALTHY;
+}
+
+void
+agent_proc_permit_decided(struct agent_proc *p, struct agent_inst *in,
+    enum agent_verdict v, const char *why, int64_t now)
+{
+	struct agent_permit *pm = &in->permit;
+	enum agent_restart_kind kind = pm->kind;
+
+	(void)p;
+	if (pm->phase != AGENT_PERMIT_ASKING &&
+	    pm->phase != AGENT_PERMIT_WANTED)
+		return;
+	pm->decided = true;
+	pm->last_verdict = v;
+	if (v == AGENT_VERDICT_REFUSED || v == AGENT_VERDICT_PARTITION_HELD) {
+		pm->phase = AGENT_PERMIT_HELD;
+		pm->holds++;
+		pm->retry_ms = now + agent_backoff_delay(
+		    &in->svc->conf->restart_backoff, pm->holds);
+		agent_copy_text(pm->held, sizeof(pm->held), why);
+		return;
+	}
+	own_add(in->svc, now);
+	in->count.restarts[kind]++;
+	note_restart(in, kind == AGENT_RESTART_PROBE ? in->pid : in->last_pid,
+	    pm->reason);
+	pm->phase = AGENT_PERMIT_NONE;
+	pm->gen++;
+	pm->holds = 0;
+	pm->reasked = false;
+	pm->held[0] = '\0';
+	in->start_granted = true;
+	if (kind == AGENT_RESTART_PROBE && in->pid > 0 && probing(in->state))
+		begin_stop(in, now);
+	// A crashed instance waits in BACKOFF: the tick starts it when its
+	// delay is over.
 }
 
 // ---- stopping and reaping -------------------------------------------
@@ -599,7 +836,8 @@ on_exit_status(struct agent_proc *p, struct agent_inst *in, int status,
 		    (int)pid, cm_q(how));
 		if (!p->shutting_down) {
 			snprintf(why, sizeof(why), "process %s", how);
-			note_restart(in, pid, why);
+			permit_want(in, AGENT_RESTART_CRASH, why, now);
+			in->start_granted = false;
 		}
 	}
 	if (p->shutting_down)
@@ -672,19 +910,15 @@ agent_proc_read_output(struct agent_proc *p, struct agent_inst *in)
 
 // ---- probes ---------------------------------------------------------
 
-static bool
-probing(enum agent_state s)
-{
-	return s == AGENT_ST_STARTING || s == AGENT_ST_RUNNING ||
-	    s == AGENT_ST_UNHEALTHY;
-}
-
 static void
 probe_ok(struct agent_inst *in, int64_t now)
 {
+	in->count.probes_ok++;
 	in->probe.ok = true;
 	in->probe.consecutive_failures = 0;
 	in->probe.last_error[0] = '\0';
+	if (in->permit.kind == AGENT_RESTART_PROBE)
+		permit_drop(in, "the probe passed again");
 	if (in->state == AGENT_ST_RUNNING)
 		return;
 	if (in->state == AGENT_ST_UNHEALTHY)
@@ -702,6 +936,7 @@ probe_failed(struct agent_inst *in, const char *reason, int64_t now)
 	unsigned limit = (unsigned)in->svc->conf->probe.failure_threshold;
 	char why[AGENT_REASON_MAX];
 
+	in->count.probes_failed++;
 	in->probe.ok = false;
 	in->probe.consecutive_failures++;
 	snprintf(in->probe.last_error, sizeof(in->probe.last_error), "%s",
@@ -713,12 +948,12 @@ probe_failed(struct agent_inst *in, const char *reason, int64_t now)
 		in->state = AGENT_ST_UNHEALTHY;
 		in->healthy_since_ms = 0;
 	}
-	if (in->probe.consecutive_failures < limit)
+	if (in->probe.consecutive_failures < limit ||
+	    in->permit.phase != AGENT_PERMIT_NONE)
 		return;
 	snprintf(why, sizeof(why), "probe failed %u times: %s",
 	    in->probe.consecutive_failures, reason);
-	note_restart(in, in->pid, why);
-	begin_stop(in, now);
+	permit_want(in, AGENT_RESTART_PROBE, why, now);
 }
 
 static void
@@ -787,8 +1022,37 @@ tick_running(struct agent_inst *in, int64_t now)
 	return min64(next, probe_due(in, now));
 }
 
+static int64_t tick_state(struct agent_proc *p, struct agent_inst *in,
+    int64_t now);
+
+// A held permit is asked again when its delay is over.
+static int64_t
+tick_permit(struct agent_inst *in, int64_t now)
+{
+	struct agent_permit *pm = &in->permit;
+
+	if (pm->phase != AGENT_PERMIT_HELD)
+		return INT64_MAX;
+	if (now < pm->retry_ms)
+		return pm->retry_ms;
+	pm->phase = AGENT_PERMIT_WANTED;
+	pm->wanted_ms = now;
+	pm->reasked = false;
+	cm_debug("permit.ask_again", "instance=%s holds=%u", in->name,
+	    pm->holds);
+	return INT64_MAX; // the agent asks now
+}
+
 static int64_t
 tick_inst(struct agent_proc *p, struct agent_inst *in, int64_t now)
+{
+	int64_t next = tick_permit(in, now);
+
+	return min64(next, tick_state(p, in, now));
+}
+
+static int64_t
+tick_state(struct agent_proc *p, struct agent_inst *in, int64_t now)
 {
 	switch (in->state) {
 	case AGENT_ST_STOPPING:
@@ -801,6 +1065,8 @@ tick_inst(struct agent_proc *p, struct agent_inst *in, int64_t now)
 	case AGENT_ST_BACKOFF:
 		if (now < in->deadline_ms)
 			return in->deadline_ms;
+		if (!in->start_granted)
+			return INT64_MAX; // waits for its permit
 		start_instance(p, in, now);
 		return in->state == AGENT_ST_BACKOFF ? in->deadline_ms :
 		    tick_running(in, now);
@@ -836,6 +1102,8 @@ agent_proc_restart(struct agent_proc *p, struct agent_inst *in,
 {
 	if (p->shutting_down)
 		return -ESHUTDOWN;
+	permit_drop(in, "restart command");
+	in->count.restarts[AGENT_RESTART_COMMAND]++;
 	switch (in->state) {
 	case AGENT_ST_STARTING:
 	case AGENT_ST_RUNNING:
@@ -848,6 +1116,7 @@ agent_proc_restart(struct agent_proc *p, struct agent_inst *in,
 		in->restart_now = true;
 		break;
 	default:
+		note_restart(in, 0, reason);
 		start_instance(p, in, now);
 		break;
 	}
@@ -875,6 +1144,7 @@ agent_proc_shutdown(struct agent_proc *p, int64_t now)
 		for (size_t j = 0; j < p->svc[i].n; j++) {
 			struct agent_inst *in = &p->svc[i].inst[j];
 
+			permit_drop(in, "agent shutdown");
 			in->restart_now = false;
 			if (in->pid == 0)
 				in->state = AGENT_ST_STOPPED;
@@ -892,4 +1162,77 @@ agent_proc_all_stopped(const struct agent_proc *p)
 			if (p->svc[i].inst[j].pid != 0)
 				return false;
 	return true;
+}
+
+// ---- readiness ------------------------------------------------------
+
+static void
+permit_note(const struct agent_inst *in, char *buf, size_t n)
+{
+	const struct agent_permit *pm = &in->permit;
+	size_t o = strlen(buf);
+
+	if (pm->phase == AGENT_PERMIT_NONE || o + 1 >= n)
+		return;
+	if (pm->held[0] != '\0') // held, or held and being asked again
+		snprintf(buf + o, n - o, "; %s restart held: %s%s",
+		    agent_restart_kind_name(pm->kind), pm->held,
+		    pm->phase == AGENT_PERMIT_HELD ? "" : " (asking again)");
+	else
+		snprintf(buf + o, n - o, "; %s restart waiting for the "
+		    "coordinator's permission",
+		    agent_restart_kind_name(pm->kind));
+}
+
+bool
+agent_proc_ready(const struct agent_inst *in, int64_t now, char *buf,
+    size_t n)
+{
+	const struct agent_probe_state *ps = &in->probe;
+	unsigned limit = (unsigned)in->svc->conf->probe.failure_threshold;
+	bool has_probe = in->svc->conf->probe.line > 0;
+	bool ok = in->state == AGENT_ST_RUNNING && in->pid > 0 &&
+	    (!has_probe || (ps->ran && ps->ok));
+
+	if (buf == NULL)
+		return ok;
+	switch (in->state) {
+	case AGENT_ST_RUNNING:
+		if (has_probe)
+			snprintf(buf, n, "running (pid %d, probe ok, healthy "
+			    "for %lld s)", (int)in->pid,
+			    (long long)(now - in->healthy_since_ms) / 1000);
+		else
+			snprintf(buf, n, "running (pid %d, no probe: alive "
+			    "for %lld s)", (int)in->pid,
+			    (long long)(now - in->started_ms) / 1000);
+		break;
+	case AGENT_ST_STARTING:
+		if (ps->consecutive_failures > 0)
+			snprintf(buf, n, "starting (probe not passed yet; "
+			    "failed %u times: %s)", ps->consecutive_failures,
+			    ps->last_error);
+		else
+			snprintf(buf, n, "starting (probe not passed yet)");
+		break;
+	case AGENT_ST_UNHEALTHY:
+		snprintf(buf, n, "unhealthy (probe failed %u times, restart "
+		    "at %u: %s)", ps->consecutive_failures, limit,
+		    ps->last_error);
+		break;
+	case AGENT_ST_STOPPING:
+		snprintf(buf, n, "stopping (pid %d)", (int)in->pid);
+		break;
+	case AGENT_ST_BACKOFF:
+		snprintf(buf, n, "backoff after %u failure%s%s%s",
+		    in->backoff_failures, in->backoff_failures == 1 ? "" : "s",
+		    in->spawn_error[0] ? ": " : "", in->spawn_error);
+		break;
+	default:
+		snprintf(buf, n, "%s", agent_state_name(in->state));
+		break;
+	}
+	permit_note(in, buf, n);
+	agent_copy_text(buf, n, buf); // a cut must not split a character
+	return ok;
 }

@@ -8,10 +8,30 @@
 //
 //   start -> STARTING --probe ok--> RUNNING <--probe ok-- UNHEALTHY
 //   (no probe: straight to RUNNING)       --probe fails-->
-//   crash (any running state)          -> BACKOFF --delay--> start
-//   failure_threshold probe failures   -> STOPPING -> BACKOFF -> start
+//   crash (any running state)          -> BACKOFF --delay+permit--> start
+//   failure_threshold probe failures   -> (permit) STOPPING -> BACKOFF
+//                                         --delay--> start
 //   restart command                    -> STOPPING -> start at once
 //   agent shutdown                     -> STOPPING -> STOPPED
+//
+// Own restarts need a permit. When an instance crashes, or its probe
+// reaches failure_threshold, the runtime does not restart it by itself:
+// it marks the instance's permit WANTED (struct agent_permit) and the
+// agent (agent_permit.c) asks the coordinator, or applies the partition
+// policy, and reports the verdict with agent_proc_permit_decided():
+//   granted / partition_allowed: the restart goes ahead (a probe failure
+//     stops the process now; a crashed one starts when its backoff delay
+//     is over);
+//   refused / partition_held: nothing is restarted. A probe-failing
+//     process keeps running (and being probed); a crashed one stays down.
+//     The permit is HELD and asked again after the service's backoff
+//     delay (growing with every refusal in a row).
+// While a permit is wanted, asked or held the need can go away: a probe
+// that succeeds again, a restart command, a crash of a probe-failing
+// process (which becomes a crash restart) or the agent's shutdown drop
+// it, and a late answer is ignored (struct agent_permit.gen). Retried
+// starts of a program that could not be executed at all and restarts on
+// command need no permit.
 //
 // Stopping sends SIGTERM to the process group, SIGKILL after stop_grace.
 // When the group leader exits, whatever is left in its group is killed
@@ -35,6 +55,9 @@
 #define AGENT_OUT_LINES 64     // output lines kept per instance
 #define AGENT_OUT_LINE_MAX 240 // bytes per kept line (longer: cut)
 #define AGENT_REASON_MAX 512
+#define AGENT_EVIDENCE_LINES 40   // output lines kept as restart evidence
+#define AGENT_EVIDENCE_MAX 4096   // bytes of evidence per instance
+#define AGENT_PERMIT_TAIL_LINES 5 // output lines sent with a permit
 
 enum agent_state {
 	AGENT_ST_STOPPED = 0,
@@ -43,6 +66,53 @@ enum agent_state {
 	AGENT_ST_UNHEALTHY,
 	AGENT_ST_STOPPING,
 	AGENT_ST_BACKOFF,
+};
+
+// Why an instance is restarted (metrics label "reason").
+enum agent_restart_kind {
+	AGENT_RESTART_PROBE = 0, // own: failure_threshold probe failures
+	AGENT_RESTART_CRASH,	 // own: the process ended by itself
+	AGENT_RESTART_COMMAND,	 // the coordinator's restart command
+	AGENT_RESTART_KINDS,
+};
+
+// The outcome of asking for an own restart (metrics label "result").
+enum agent_verdict {
+	AGENT_VERDICT_GRANTED = 0,	 // the coordinator said yes
+	AGENT_VERDICT_REFUSED,		 // the coordinator said no
+	AGENT_VERDICT_PARTITION_ALLOWED, // not asked; the policy said yes
+	AGENT_VERDICT_PARTITION_HELD,	 // not asked; the policy said no
+	AGENT_VERDICTS,
+};
+
+enum agent_permit_phase {
+	AGENT_PERMIT_NONE = 0, // no own restart pending
+	AGENT_PERMIT_WANTED,   // to be asked (agent_proc_next_wanted)
+	AGENT_PERMIT_ASKING,   // request in flight
+	AGENT_PERMIT_HELD,     // refused or held; asked again at retry_ms
+};
+
+// An own restart waiting for its permit.
+struct agent_permit {
+	enum agent_permit_phase phase;
+	enum agent_restart_kind kind;  // PROBE or CRASH
+	char reason[AGENT_REASON_MAX]; // why the restart is wanted
+	int64_t wanted_ms;	       // monotonic: when it became WANTED
+	int64_t retry_ms;	       // HELD: monotonic time to ask again
+	unsigned holds;		       // refusals and holds in a row
+	uint64_t gen;		       // changes whenever the need does
+	bool reasked;		       // asked again after "unknown node"
+	bool decided;		       // last_verdict is valid
+	enum agent_verdict last_verdict;
+	char held[AGENT_REASON_MAX];	// why it was held ("refused by
+					// coordinator: ..."); kept while it
+					// is asked again, "" otherwise
+};
+
+// Counters for /metrics, only ever incremented.
+struct agent_inst_counters {
+	uint64_t probes_ok, probes_failed;
+	uint64_t restarts[AGENT_RESTART_KINDS];
 };
 
 // The last AGENT_OUT_LINES lines a child wrote to stdout/stderr.
@@ -85,6 +155,7 @@ struct agent_inst {
 	int64_t deadline_ms; // STOPPING: SIGKILL due; BACKOFF: start due
 	bool killed;	     // SIGKILL sent in this stop
 	bool restart_now;    // after this stop: start at once (command)
+	bool start_granted;  // BACKOFF: may start when the delay is over
 	unsigned backoff_failures; // unplanned restarts in a row
 	unsigned restarts;
 	char last_restart_reason[AGENT_REASON_MAX];
@@ -95,6 +166,8 @@ struct agent_inst {
 	char spawn_error[AGENT_REASON_MAX];
 	pid_t last_pid;		      // pid of the latest start
 	struct agent_probe_state probe;
+	struct agent_permit permit;
+	struct agent_inst_counters count;
 	struct agent_outring out;
 };
 
@@ -105,6 +178,10 @@ struct agent_svc {
 	const struct agent_svc_conf *conf; // borrowed from agent_proc's conf
 	struct agent_inst *inst;	   // n of them, owned
 	size_t n;
+	// Monotonic times of the latest own restarts (ring of own_cap =
+	// max(1, partition_policy.max_restarts)), for the partition policy.
+	int64_t *own_ms;
+	size_t own_cap, own_head, own_n;
 };
 
 struct agent_proc {
@@ -163,6 +240,37 @@ struct agent_svc *agent_proc_find_svc(struct agent_proc *p, const char *name);
 struct agent_inst *agent_proc_find_inst(struct agent_svc *s,
     const char *name);
 
+// The WANTED permit asked for longest ago, or NULL. Borrowed.
+struct agent_inst *agent_proc_next_wanted(struct agent_proc *p);
+
+// Marks inst's WANTED permit as being asked (phase ASKING).
+void agent_proc_permit_asking(struct agent_proc *p, struct agent_inst *inst);
+
+// Puts an ASKING permit back to WANTED (e.g. to ask again once the agent
+// has registered again); `reasked` is remembered in permit.reasked.
+void agent_proc_permit_again(struct agent_proc *p, struct agent_inst *inst,
+    bool reasked, int64_t now);
+
+// Applies the verdict on inst's ASKING or WANTED permit (see the top of
+// this file). `why` (copied) is the coordinator's message or the
+// policy's reason; it becomes permit.held when the restart is held.
+// Does nothing if no permit is pending.
+void agent_proc_permit_decided(struct agent_proc *p, struct agent_inst *inst,
+    enum agent_verdict v, const char *why, int64_t now);
+
+// Own restarts of s whose permit was given at or after `since`
+// (monotonic), counting at most own_cap of the latest.
+unsigned agent_proc_own_restarts_since(const struct agent_svc *s,
+    int64_t since);
+
+// Whether inst is ready: running and, if it has a probe, the probe passed
+// since the last (re)start and is not failing now. Writes one line about
+// its state into buf ("running (pid 12, healthy for 3 s)", "starting
+// (probe not passed yet)", "backoff after 3 failures", ...) unless buf
+// is NULL. Pure.
+bool agent_proc_ready(const struct agent_inst *inst, int64_t now, char *buf,
+    size_t n);
+
 // Instances that are not RUNNING (for heartbeats).
 unsigned agent_proc_unhealthy(const struct agent_proc *p);
 
@@ -172,6 +280,18 @@ int64_t agent_proc_max_grace(const struct agent_proc *p);
 // Lower-case state name ("starting", "running", ...).
 const char *agent_state_name(enum agent_state s);
 
+// Names used in metrics labels, logs and JSON: "probe", "crash",
+// "command"; "granted", "refused", "partition_allowed", "partition_held";
+// "none", "wanted", "asking", "held". "unknown" when out of range.
+const char *agent_restart_kind_name(enum agent_restart_kind k);
+const char *agent_verdict_name(enum agent_verdict v);
+const char *agent_permit_phase_name(enum agent_permit_phase ph);
+
+// Copies src into dst (size n > 0), cut to fit without leaving a broken
+// UTF-8 sequence at the end; dst may be src (then it only repairs a cut
+// that snprintf made). Returns the length copied. Pure.
+size_t agent_copy_text(char *dst, size_t n, const char *src);
+
 // Appends `len` bytes of child output to the ring, splitting lines and
 // replacing control characters and invalid UTF-8 with '?'. Pure; exposed
 // for tests.
@@ -179,5 +299,13 @@ void agent_outring_feed(struct agent_outring *r, const char *buf, size_t len);
 
 // Line i of the ring, 0 = oldest (i < r->n). Borrowed pointer.
 const char *agent_outring_line(const struct agent_outring *r, unsigned i);
+
+// Writes the newest up to max_lines lines of r, oldest first, joined by
+// '\n', into buf (size n > 0): older lines are left out first so that
+// the text fits; if even the newest line does not fit, its beginning is
+// kept (cut on a UTF-8 boundary). Returns the length ("" when no line).
+// Pure.
+size_t agent_outring_tail(const struct agent_outring *r, unsigned max_lines,
+    char *buf, size_t n);
 
 #endif

@@ -213,6 +213,28 @@ print_output_tail(FILE *out, const cJSON *in)
 }
 
 static void
+print_permit(FILE *out, const cJSON *in)
+{
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(in, "permit");
+	const char *held;
+
+	if (!cJSON_IsObject(p))
+		return;
+	held = jstr(p, "held", NULL);
+	if (held != NULL && strcmp(jstr(p, "phase", ""), "held") == 0)
+		fprintf(out, "      %s restart held: %s (asking again in "
+		    "%.1f s)\n", TTY(jstr(p, "kind", "?")), TTY(held),
+		    jnum(p, "next_ask_in_ms", 0) / 1000.0);
+	else if (held != NULL)
+		fprintf(out, "      %s restart held: %s (asking again now)\n",
+		    TTY(jstr(p, "kind", "?")), TTY(held));
+	else
+		fprintf(out, "      %s restart waiting for the coordinator's "
+		    "permission: %s\n", TTY(jstr(p, "kind", "?")),
+		    TTY(jstr(p, "reason", "?")));
+}
+
+static void
 print_instance(FILE *out, const cJSON *in)
 {
 	const char *reason = jstr(in, "last_restart_reason", NULL);
@@ -231,6 +253,7 @@ print_instance(FILE *out, const cJSON *in)
 		    TTY(jstr(in, "last_restart_time", "?")), TTY(reason));
 	if (serr != NULL)
 		fprintf(out, "      %s\n", TTY(serr));
+	print_permit(out, in);
 	if (strcmp(state, "running") != 0)
 		print_output_tail(out, in);
 }
@@ -249,6 +272,38 @@ print_service(FILE *out, const cJSON *s)
 	    "PID", "STATE", "RESTARTS", "PROBE");
 	cJSON_ArrayForEach(in, a)
 		print_instance(out, in);
+}
+
+// "2026-03-01T10:00:00.123Z" -> "10:00:00" (what fits a column).
+static const char *
+clock_of(const char *t, char *buf, size_t n)
+{
+	const char *tee = strchr(t, 'T');
+
+	snprintf(buf, n, "%.8s", tee != NULL ? tee + 1 : t);
+	return buf;
+}
+
+static void
+print_actions(FILE *out, const cJSON *doc)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(doc, "actions");
+	const cJSON *e;
+	char tbuf[16];
+
+	fprintf(out, "\nrecent actions (newest first, UTC)\n");
+	if (cJSON_GetArraySize(a) == 0) {
+		fprintf(out, "  none\n");
+		return;
+	}
+	fprintf(out, "  %-8s %-13s %-20s %-17s %s\n", "TIME", "KIND",
+	    "INSTANCE", "RESULT", "DETAIL");
+	cJSON_ArrayForEach(e, a) {
+		fprintf(out, "  %-8s %-13s %-20s %-17s %s\n",
+		    clock_of(TTY(jstr(e, "time", "?")), tbuf, sizeof(tbuf)),
+		    TTY(jstr(e, "kind", "?")), TTY(jstr(e, "instance", "?")),
+		    TTY(jstr(e, "result", "?")), TTY(jstr(e, "detail", "")));
+	}
 }
 
 int
@@ -270,6 +325,7 @@ agent_status_print(FILE *out, const char *json)
 	print_link(out, c);
 	cJSON_ArrayForEach(s, svcs)
 		print_service(out, s);
+	print_actions(out, doc);
 	cJSON_Delete(doc);
 	return 0;
 }

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -85,10 +86,24 @@ def port_free(p):
             return False
 
 
+def port_range():
+    """Ports to pick from: below the kernel's ephemeral range, so that no
+    outgoing connection of a test running in parallel is given one of
+    ours between our check and the agent's bind."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return (10000, low - 1) if low > 12000 else (low - 2000, low - 1)
+
+
 def free_ports(n):
     """n consecutive free ports."""
+    lo, hi = port_range()
     for _ in range(200):
-        base = random.randint(20000, 60000 - n)
+        base = random.randint(lo, hi - n)
         if all(port_free(base + i) for i in range(n)):
             return base
     raise RuntimeError("no free ports")
@@ -317,7 +332,7 @@ def check_coordinator(agent, coord, ports):
          json.dumps(st["coordinator"]))
 
 
-def check_crash(agent, ports):
+def check_crash(agent, ports, coord):
     old = info(ports["base"])
     before = inst(agent.status(), "demo-a-0")["restarts"]
     os.kill(old["pid"], signal.SIGKILL)
@@ -332,6 +347,23 @@ def check_crash(agent, ports):
          json.dumps(i))
     T.ok(wait_for(lambda: not alive(old["grandchild"]), 5),
          "the crashed instance's leftover group member is killed")
+    permits = [m["body"] for m in coord.of_type("permit")
+               if m["body"]["instance"] == "demo-a-0"]
+    reason = permits[0]["reason"] if permits else ""
+    T.ok(len(permits) == 1 and permits[0]["service"] == "demo-a" and
+         permits[0]["node"] == "node-t" and
+         reason.startswith("crash restart: process killed by signal 9") and
+         "\nlast output:\n" in reason and
+         "agent_test_svc demo-a-0 listening" in reason and
+         len(reason.encode()) < 1024,
+         "the crash restart asked the coordinator first, with a short "
+         "output tail", json.dumps(permits))
+    acts = [a for a in agent.status()["actions"]
+            if a["kind"] == "own_restart" and a["instance"] == "demo-a-0"]
+    T.ok(len(acts) == 1 and acts[0]["result"] == "granted" and
+         "granted by coordinator" in acts[0]["detail"],
+         "the permitted own restart is in the recent actions",
+         json.dumps(acts))
     PIDS.add(i.get("pid") or 0)
     T.ok((i.get("backoff_failures") or 0) >= 1 and
          wait_for(lambda: inst(agent.status(), "demo-a-0")
@@ -392,6 +424,13 @@ def check_probe_timeout(agent, ports):
     PIDS.add(inst(agent.status(), "demo-a-0")["pid"] or 0)
 
 
+def evidence_of(r, name):
+    for x in (r.get("json") or {}).get("results", []):
+        if x.get("instance") == name:
+            return x
+    return {}
+
+
 def check_restart_commands(agent, ports, url):
     before = inst(agent.status(), "demo-a-0")
     r = send(url, "command", "restart", "demo-a", "demo-a-0", "--reason",
@@ -402,6 +441,18 @@ def check_restart_commands(agent, ports, url):
          new["pid"] != before["pid"],
          "restart command: reply after the new process started, with "
          "old/new pid", json.dumps(r) + "\n" + json.dumps(new))
+    x = evidence_of(r, "demo-a-0")
+    ev = x.get("evidence") or ""
+    T.ok(sorted(x) == ["detail", "evidence", "instance", "new_pid", "ok",
+                       "old_exit", "old_pid"] and
+         r["json"].get("action") == "restart" and
+         r["json"].get("service") == "demo-a" and
+         before["output"][-1] in ev.splitlines() and
+         ev.endswith("\n[pid %d killed by signal 15 (SIGTERM)]" %
+                     before["pid"]) and
+         x.get("old_exit") == "killed by signal 15 (SIGTERM)",
+         "the restart reply carries the old process's output and how it "
+         "ended as evidence", json.dumps(x))
     T.ok(new["restarts"] == before["restarts"] + 1 and "action 42" in
          new["last_restart_reason"] and "integration test" in
          new["last_restart_reason"], "the command's reason is recorded",
@@ -417,7 +468,29 @@ def check_restart_commands(agent, ports, url):
          in agent.logtext(),
          "a process ignoring SIGTERM gets SIGKILL after stop_grace",
          json.dumps(r))
+    T.ok(evidence_of(r, "stubborn-0").get("old_exit") ==
+         "killed by signal 9 (SIGKILL)", "its evidence says SIGKILL",
+         json.dumps(r))
     PIDS.add(new["pid"])
+
+    # Long output lines: the evidence stays within 40 lines and 4 KiB.
+    wait_for(lambda: inst(agent.status(), "demo-a-1")["state"] ==
+             "running")
+    for i in range(50):
+        try:
+            http("GET", ports["base"] + 1, "/info?%03d%s" % (i, "x" * 300))
+        except urllib.error.HTTPError:
+            pass  # 404, and a log line of the request
+    r = send(url, "command", "restart", "demo-a", "demo-a-1")
+    ev = evidence_of(r, "demo-a-1").get("evidence") or ""
+    lines = ev.splitlines()
+    T.ok(r.get("ok") is True and len(ev.encode()) <= 4096 and
+         10 < len(lines) <= 41 and lines[-2].startswith(
+             'request "GET /info?049xxx') and lines[-1].startswith("[pid "),
+         "evidence is bounded: newest lines first kept, at most 40 lines "
+         "and 4 KiB", "%d bytes, %d lines\n%s" % (len(ev.encode()),
+                                                  len(lines), ev[-600:]))
+    PIDS.add(evidence_of(r, "demo-a-1").get("new_pid") or 0)
 
     st = agent.status()
     olds = [inst(st, n)["pid"] for n in ("demo-a-0", "demo-a-1")]
@@ -425,10 +498,78 @@ def check_restart_commands(agent, ports, url):
     res = (r.get("json") or {}).get("results", [])
     T.ok(r.get("ok") is True and [x["instance"] for x in res] ==
          ["demo-a-0", "demo-a-1"] and [x["old_pid"] for x in res] == olds
-         and all(x["new_pid"] != x["old_pid"] for x in res),
-         "restart with instance \"\" restarts every instance in turn",
-         json.dumps(r))
+         and all(x["new_pid"] != x["old_pid"] for x in res) and
+         all(x["evidence"].endswith("[pid %d killed by signal 15 "
+                                    "(SIGTERM)]" % x["old_pid"])
+             for x in res),
+         "restart with instance \"\" restarts every instance in turn, "
+         "each with its evidence", json.dumps(r))
     PIDS.update(x["new_pid"] for x in res)
+
+
+def check_check(agent, ports, url):
+    wait_for(lambda: all(inst(agent.status(), n)["state"] == "running"
+                         for n in ("demo-a-0", "demo-a-1")))
+    st = agent.status()
+    r = send(url, "command", "check", "demo-a", "--timeout-ms", "200")
+    res = (r.get("json") or {}).get("results", [])
+    T.ok(r.get("ok") is True and r.get("code") == 0 and
+         r.get("message", "").startswith(
+             "demo-a-0: running (pid %d, probe ok" %
+             inst(st, "demo-a-0")["pid"]) and
+         "; demo-a-1: running (pid" in r.get("message", "") and
+         [(x["instance"], x["ok"], x["state"]) for x in res] ==
+         [("demo-a-0", True, "running"), ("demo-a-1", True, "running")],
+         "check: every instance running with a passing probe -> ok",
+         json.dumps(r))
+    r = send(url, "command", "check", "demo-a", "demo-a-1")
+    T.ok(r.get("ok") is True and
+         r.get("message", "").startswith("demo-a-1: running") and
+         "demo-a-0" not in r.get("message", ""),
+         "check of one instance", json.dumps(r))
+    r = send(url, "command", "check", "broken", "broken-0")
+    T.ok(r.get("ok") is False and r.get("code") == -11 and
+         r.get("message", "").startswith("broken-0: backoff after ") and
+         "start failed: No such file" in r.get("message", ""),
+         "check of an instance that cannot start -> ok=false with its "
+         "state", json.dumps(r))
+    r = send(url, "command", "check", "stubborn")
+    T.ok(r.get("ok") is True and "no probe" in r.get("message", ""),
+         "check of a service without probe: running is ready",
+         json.dumps(r))
+    for args, what in ((("nope",), "unknown service"),
+                       (("demo-a", "demo-a-7"), "unknown instance")):
+        r = send(url, "command", "check", *args)
+        T.ok(r.get("ok") is False and r.get("code") == -2 and
+             what in r.get("message", ""), "check: %s -> -ENOENT" % what,
+             json.dumps(r))
+    acts = agent.status()["actions"]
+    T.ok(not any(a["kind"] == "check" for a in acts) and
+         "level=info comp=agent event=cmd.command action=check" not in
+         agent.logtext() and "event=cmd.command action=check" in
+         agent.logtext(),
+         "checks are neither recent actions nor logged at info",
+         json.dumps(acts[:3]))
+
+
+def check_recent_actions(agent, sock):
+    st = agent.status()
+    acts = st["actions"]
+    kinds = [a["kind"] for a in acts]
+    T.ok(len(acts) <= 20 and "restart" in kinds and "clear_cache" in kinds
+         and "reload_config" in kinds and "own_restart" in kinds and
+         all(a["time"].endswith("Z") for a in acts) and
+         acts[0]["kind"] == "clear_cache" and
+         acts[0]["instance"] == "stubborn-0" and
+         acts[0]["result"] == "failed",
+         "status --json lists the recent actions, newest first",
+         json.dumps(acts, indent=1))
+    r = run([AGENT, "status", "-s", sock])
+    T.ok(r.returncode == 0 and "recent actions (newest first, UTC)" in
+         r.stdout and " reload_config " in r.stdout and
+         " own_restart " in r.stdout and " granted " in r.stdout,
+         "status prints the recent actions for a person",
+         r.stdout[-2500:])
 
 
 def check_other_commands(agent, ports, url, sock):
@@ -544,11 +685,15 @@ def check_agent_killed(work, conf, sock):
          a3.status() is not None,
          "a second agent on the same config fails and leaves the first "
          "alone", r.stderr[-500:])
+    # Its command endpoint is an ipc path of its own: no TCP port that
+    # another program could take first, so only the status socket can
+    # make it fail.
     conf2 = os.path.join(work, "agent-same-socket.yaml")
     with open(conf) as f, open(conf2, "w") as g:
         text = f.read()
-        listen = text.split("listen: ")[1].split("\n")[0]
-        g.write(text.replace(listen, "tcp://127.0.0.1:%d" % free_ports(1)))
+        listen = text.split("\nlisten: ")[1].split("\n")[0]
+        g.write(text.replace("\nlisten: " + listen, "\nlisten: ipc://" +
+                             os.path.join(work, "cmd2.sock")))
     r = run([AGENT, "-c", conf2], timeout=WAIT)
     T.ok(r.returncode == 1 and "in use by a running agent" in r.stderr
          and os.path.exists(sock) and a3.status() is not None,
@@ -579,12 +724,14 @@ def main():
             PIDS.update([i["pid"], i["grandchild"] or 0])
         coord = FakeCoordinator("tcp://127.0.0.1:%d" % ports["coord"])
         check_coordinator(agent, coord, ports)
-        check_crash(agent, ports)
+        check_crash(agent, ports, coord)
         check_probe_failure(agent, ports)
         check_probe_timeout(agent, ports)
         check_broken(agent, url)
         check_restart_commands(agent, ports, url)
+        check_check(agent, ports, url)
         check_other_commands(agent, ports, url, sock)
+        check_recent_actions(agent, sock)
         check_bad_frames(agent, url)
         check_shutdown(agent, sock)
         check_agent_killed(work, conf, sock)

@@ -5,7 +5,7 @@
 //   reflex-send URL command ACTION SERVICE [INSTANCE] [--reason TEXT]
 //                    [--timeout-ms N] [--action-id N]
 //   reflex-send URL raw HEX            (sends these bytes as one frame)
-//   reflex-send URL serve [--count N] [--forget N]
+//   reflex-send URL serve [--count N] [--forget N] [--permit-file PATH]
 //   common option: --wait MS (how long to wait for an answer, 15000)
 //
 // The client modes dial URL, send one request and print the answer as one
@@ -15,7 +15,12 @@
 // coordinator: it listens on URL, prints every request as a JSON line
 // {"type","id","body"} and answers ok=true; --forget N answers the N-th
 // heartbeat with ok=false code=-ENOENT ("unknown node"); it stops after
-// --count requests (default: never).
+// --count requests (default: never). --permit-file names a file read at
+// every "permit" request; its first word says how to answer: "grant"
+// (also when the file is missing or empty), "refuse" (ok=false -EPERM,
+// the coordinator's wording), "silent" (no answer at all), "undecided"
+// (ok=false -ETIMEDOUT), "unknown" (ok=false -ENOENT) or "unknown-once"
+// (-ENOENT for the first permit while the file says so, then grant).
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -35,6 +40,7 @@ struct opts {
 	const char *mode;
 	const char *reason;
 	long long timeout_ms, action_id, wait_ms, count, forget;
+	const char *permit_file;
 	char **pos; // positional arguments after the mode
 	int npos;
 };
@@ -47,7 +53,8 @@ usage(void)
 	    "       reflex-send URL command ACTION SERVICE [INSTANCE] "
 	    "[--reason TEXT] [--timeout-ms N] [--action-id N]\n"
 	    "       reflex-send URL raw HEX\n"
-	    "       reflex-send URL serve [--count N] [--forget N]\n"
+	    "       reflex-send URL serve [--count N] [--forget N] "
+	    "[--permit-file PATH]\n"
 	    "       (any mode) --wait MS\n");
 }
 
@@ -94,6 +101,7 @@ body_json(cJSON *b, const struct cm_msg *m)
 		break;
 	case CM_MSG_PERMIT:
 		cJSON_AddStringToObject(b, "node", m->u.permit.node);
+		cJSON_AddStringToObject(b, "service", m->u.permit.service);
 		cJSON_AddStringToObject(b, "instance", m->u.permit.instance);
 		cJSON_AddStringToObject(b, "reason", m->u.permit.reason);
 		break;
@@ -249,11 +257,64 @@ client(const struct opts *o)
 
 // ---- fake coordinator -------------------------------------------------------
 
+// The first word of the permit file ("grant" when there is none).
 static void
-serve_one(nng_socket s, nng_msg *in, long long *heartbeats, long long forget)
+permit_mode(const char *path, char *buf, size_t n)
 {
+	FILE *f = path ? fopen(path, "r") : NULL;
+
+	snprintf(buf, n, "grant");
+	if (f == NULL)
+		return;
+	if (fscanf(f, "%31s", buf) != 1)
+		snprintf(buf, n, "grant");
+	fclose(f);
+}
+
+// Fills the answer to a permit; returns false for "silent".
+static bool
+answer_permit(const struct opts *o, const struct cm_msg *m,
+    struct cm_msg_reply *r, bool *unknown_done)
+{
+	char mode[32];
+
+	permit_mode(o->permit_file, mode, sizeof(mode));
+	if (strcmp(mode, "unknown-once") != 0)
+		*unknown_done = false;
+	if (strcmp(mode, "silent") == 0)
+		return false;
+	if (strcmp(mode, "refuse") == 0) {
+		r->ok = false;
+		r->code = -EPERM;
+		snprintf(r->message, sizeof(r->message), "agent's own restart "
+		    "refused:rate_service: too many restarts of %s (agent "
+		    "said: %.200s)", m->u.permit.service, m->u.permit.reason);
+	} else if (strcmp(mode, "undecided") == 0) {
+		r->ok = false;
+		r->code = -ETIMEDOUT;
+		snprintf(r->message, sizeof(r->message), "the coordinator "
+		    "could not decide in time");
+	} else if (strcmp(mode, "unknown") == 0 ||
+	    (strcmp(mode, "unknown-once") == 0 && !*unknown_done)) {
+		*unknown_done = true;
+		r->ok = false;
+		r->code = -ENOENT;
+		snprintf(r->message, sizeof(r->message), "unknown node: "
+		    "register first");
+	} else {
+		snprintf(r->message, sizeof(r->message), "agent's own restart "
+		    "permitted: %.200s", m->u.permit.reason);
+	}
+	return true;
+}
+
+static void
+serve_one(const struct opts *o, nng_socket s, nng_msg *in,
+    long long *heartbeats, bool *unknown_done)
+{
+	bool answer = true;
 	struct cm_msg m, r;
-	cJSON *o = cJSON_CreateObject(), *b = cJSON_CreateObject();
+	cJSON *j = cJSON_CreateObject(), *b = cJSON_CreateObject();
 	nng_msg *out = NULL;
 	char err[256];
 	int rv;
@@ -263,20 +324,22 @@ serve_one(nng_socket s, nng_msg *in, long long *heartbeats, long long forget)
 	rv = cm_msg_decode(&m, nng_msg_body(in), nng_msg_len(in), err,
 	    sizeof(err));
 	if (rv < 0) {
-		cJSON_AddStringToObject(o, "type", "undecodable");
-		cJSON_AddStringToObject(o, "error", err);
+		cJSON_AddStringToObject(j, "type", "undecodable");
+		cJSON_AddStringToObject(j, "error", err);
 		r.type = CM_MSG_ERROR;
 		snprintf(r.u.error.code, sizeof(r.u.error.code), "bad_frame");
 		snprintf(r.u.error.message, sizeof(r.u.error.message), "%s",
 		    err);
 	} else {
-		cJSON_AddStringToObject(o, "type", cm_msg_type_name(m.type));
-		cJSON_AddNumberToObject(o, "id", (double)m.id);
+		cJSON_AddStringToObject(j, "type", cm_msg_type_name(m.type));
+		cJSON_AddNumberToObject(j, "id", (double)m.id);
 		body_json(b, &m);
 		r.type = CM_MSG_REPLY;
 		r.id = m.id;
 		r.u.reply.ok = true;
-		if (m.type == CM_MSG_HEARTBEAT && ++*heartbeats == forget) {
+		if (m.type == CM_MSG_PERMIT)
+			answer = answer_permit(o, &m, &r.u.reply, unknown_done);
+		if (m.type == CM_MSG_HEARTBEAT && ++*heartbeats == o->forget) {
 			r.u.reply.ok = false;
 			r.u.reply.code = -ENOENT;
 			snprintf(r.u.reply.message, sizeof(r.u.reply.message),
@@ -284,9 +347,9 @@ serve_one(nng_socket s, nng_msg *in, long long *heartbeats, long long forget)
 		}
 		cm_msg_clear(&m);
 	}
-	cJSON_AddItemToObject(o, "body", b);
-	print_json(o);
-	if (to_nng(&r, &out) == 0 && nng_sendmsg(s, out, 0) != 0)
+	cJSON_AddItemToObject(j, "body", b);
+	print_json(j);
+	if (answer && to_nng(&r, &out) == 0 && nng_sendmsg(s, out, 0) != 0)
 		nng_msg_free(out);
 }
 
@@ -294,6 +357,7 @@ static int
 serve(const struct opts *o)
 {
 	long long n = 0, heartbeats = 0;
+	bool unknown_done = false;
 	nng_socket s;
 	int rv;
 
@@ -316,7 +380,7 @@ serve(const struct opts *o)
 		rv = nng_recvmsg(s, &in, 0);
 		if (rv != 0)
 			break;
-		serve_one(s, in, &heartbeats, o->forget);
+		serve_one(o, s, in, &heartbeats, &unknown_done);
 		nng_msg_free(in);
 		n++;
 	}
@@ -346,6 +410,7 @@ parse(int argc, char **argv, struct opts *o)
 		{ "wait", required_argument, NULL, 'w' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "forget", required_argument, NULL, 'f' },
+		{ "permit-file", required_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, bad = 0;
@@ -363,6 +428,8 @@ parse(int argc, char **argv, struct opts *o)
 			bad |= number(optarg, &o->count);
 		else if (c == 'f')
 			bad |= number(optarg, &o->forget);
+		else if (c == 'p')
+			o->permit_file = optarg;
 		else
 			bad = -1;
 	}

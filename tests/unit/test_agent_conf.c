@@ -175,6 +175,76 @@ test_ranges_have_lines(void)
 }
 
 static void
+test_partition_policy_and_metrics_keys(void)
+{
+	struct agent_conf c;
+	const struct agent_svc_conf *s;
+	char err[512] = "";
+
+	// Defaults: one own restart per service per 10 minutes without the
+	// coordinator, 3 s to answer a permit, no metrics endpoint.
+	if (agent_conf_load_mem(&c, "t.yaml", GOOD, err, sizeof(err)) == 0) {
+		s = agent_conf_svc(&c, 0);
+		CHECK_INT(s->partition_policy.max_restarts, 1);
+		CHECK_INT(s->partition_policy.window_ms, 600000);
+		CHECK_INT(c.permit_timeout_ms, 3000);
+		CHECK(c.metrics_listen == NULL);
+		agent_conf_free(&c);
+	} else {
+		CHECK_STR(err, "");
+	}
+	if (agent_conf_load_mem(&c, "t.yaml", "metrics_listen: "
+	    "127.0.0.1:9101\npermit_timeout: 500ms\n" GOOD
+	    "    partition_policy: { max_restarts: 0, window: 1h }\n", err,
+	    sizeof(err)) == 0) {
+		s = agent_conf_svc(&c, 0);
+		CHECK_INT(s->partition_policy.max_restarts, 0);
+		CHECK_INT(s->partition_policy.window_ms, 3600000);
+		CHECK_INT(c.permit_timeout_ms, 500);
+		CHECK_STR(c.metrics_listen, "127.0.0.1:9101");
+		agent_conf_free(&c);
+	} else {
+		CHECK_STR(err, "");
+	}
+	CHECK_HAS(load_err(GOOD "    partition_policy: { max_restarts: -1 }\n"),
+	    "t.yaml:22: services[0].partition_policy.max_restarts: -1 is out "
+	    "of range [0, 1000]");
+	CHECK_HAS(load_err(GOOD "    partition_policy: { window: 10ms }\n"),
+	    "services[0].partition_policy.window: 10 is out of range");
+	CHECK_HAS(load_err(GOOD "    partition_policy: { colour: red }\n"),
+	    "t.yaml:22: services[0].partition_policy.colour: unknown key");
+	CHECK_HAS(load_err("metrics_listen: 127.0.0.1\n" GOOD),
+	    "t.yaml:1: metrics_listen: \"127.0.0.1\": expected host:port");
+	CHECK_HAS(load_err("metrics_listen: \"127.0.0.1:99999\"\n" GOOD),
+	    "t.yaml:1: metrics_listen: \"127.0.0.1:99999\": port must be "
+	    "1..65535");
+	CHECK_HAS(load_err("metrics_listen: \"a b:80\"\n" GOOD),
+	    "bad character in host");
+	CHECK_HAS(load_err("permit_timeout: 10ms\n" GOOD),
+	    "permit_timeout: 10 is out of range");
+}
+
+static void
+test_hostport_check(void)
+{
+	char why[96];
+
+	CHECK_INT(agent_hostport_check("127.0.0.1:9101", why, sizeof(why)), 0);
+	CHECK_INT(agent_hostport_check("localhost:1", why, sizeof(why)), 0);
+	CHECK_INT(agent_hostport_check("[::1]:65535", why, sizeof(why)), 0);
+	CHECK_INT(agent_hostport_check(":9101", why, sizeof(why)), -EINVAL);
+	CHECK_INT(agent_hostport_check("::1:9101", why, sizeof(why)), -EINVAL);
+	CHECK_INT(agent_hostport_check("[::1:9101", why, sizeof(why)),
+	    -EINVAL);
+	CHECK_INT(agent_hostport_check("h:0", why, sizeof(why)), -EINVAL);
+	CHECK_INT(agent_hostport_check("h:", why, sizeof(why)), -EINVAL);
+	CHECK_INT(agent_hostport_check("h:12a", why, sizeof(why)), -EINVAL);
+	CHECK_INT(agent_hostport_check("h:99999999999999999999", why,
+	    sizeof(why)), -EINVAL);
+	CHECK_INT(agent_hostport_check("h/x:80", why, sizeof(why)), -EINVAL);
+}
+
+static void
 test_command_and_env_checked(void)
 {
 	CHECK_HAS(load_err(good_with("{port}", "{prot}")),
@@ -314,6 +384,9 @@ static const struct tt_case cases[] = {
 	{ "bad names and URLs have file:line", test_bad_names_and_urls },
 	{ "out-of-range values have file:line", test_ranges_have_lines },
 	{ "command and env are checked", test_command_and_env_checked },
+	{ "partition_policy, permit_timeout and metrics_listen",
+	  test_partition_policy_and_metrics_keys },
+	{ "host:port check", test_hostport_check },
 	{ "missing keys and YAML errors",
 	  test_missing_required_and_yaml_errors },
 	{ "file errors", test_load_file_errors },

@@ -6,8 +6,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "agent_actlog.h"
 #include "agent_cmd.h"
 #include "agent_json.h"
+#include "agent_metrics.h"
 #include "agent_proc.h"
 #include "agent_status.h"
 #include "tt.h"
@@ -69,7 +71,7 @@ render(struct fixture *f, size_t max, int *ret_rv)
 		.bad_frames = 2 };
 	char *json = NULL;
 
-	*ret_rv = agent_json_status(f->proc, &lv, &st, max, &json);
+	*ret_rv = agent_json_status(f->proc, &lv, &st, NULL, 0, max, &json);
 	return json;
 }
 
@@ -306,6 +308,193 @@ test_hex16(void)
 }
 
 static void
+test_actlog_keeps_the_newest(void)
+{
+	static struct agent_actlog log;
+	const struct agent_actlog_entry *e;
+	char longer[600];
+
+	memset(&log, 0, sizeof(log));
+	for (int i = 0; i < 25; i++)
+		agent_actlog_add(&log, 1000 + i, "restart", "demo-a",
+		    "demo-a-0", "ok", "number %d", i);
+	CHECK_INT(log.n, AGENT_ACTLOG_MAX);
+	e = agent_actlog_get(&log, 0);
+	CHECK_STR(e->detail, "number 24");
+	CHECK_INT(e->wall_ms, 1024);
+	CHECK_STR(agent_actlog_get(&log, AGENT_ACTLOG_MAX - 1)->detail,
+	    "number 5");
+	// Long details are cut on a character boundary.
+	memset(longer, 'x', sizeof(longer));
+	memcpy(longer + AGENT_ACTLOG_DETAIL_MAX - 2, "\xc3\xa9", 2);
+	longer[sizeof(longer) - 1] = '\0';
+	agent_actlog_add(&log, 1, "own_restart", "s", "i", "refused", "%s",
+	    longer);
+	e = agent_actlog_get(&log, 0);
+	CHECK_INT(strlen(e->detail), AGENT_ACTLOG_DETAIL_MAX - 2);
+	CHECK(cm_utf8_valid(e->detail, strlen(e->detail)));
+}
+
+static void
+test_status_json_actions_and_permit(void)
+{
+	static struct agent_actlog log;
+	struct agent_link_view lv = { .url = "tcp://127.0.0.1:9871",
+		.last_error = "" };
+	uint64_t permits[AGENT_VERDICTS] = { 3, 2, 1, 4 };
+	struct agent_stats st = { .permits = permits };
+	const cJSON *i1, *pm, *a0, *pp;
+	struct fixture f;
+	struct agent_inst *in;
+	char *json = NULL, *text = NULL;
+	size_t len = 0;
+	cJSON *doc;
+	FILE *out;
+
+	if (fixture_open(&f) < 0) {
+		CHECK(!"fixture");
+		fixture_close(&f);
+		return;
+	}
+	memset(&log, 0, sizeof(log));
+	agent_actlog_add(&log, 1796378400123LL, "own_restart", "demo-a",
+	    "demo-a-1", "refused", "crash: process killed; refused by "
+	    "coordinator: rate_service");
+	agent_actlog_add(&log, 1796378401000LL, "restart", "demo-a",
+	    "demo-a-0", "ok", "pid 1 -> 2");
+	in = &f.proc->svc[0].inst[1];
+	in->state = AGENT_ST_BACKOFF;
+	in->permit.phase = AGENT_PERMIT_HELD;
+	in->permit.kind = AGENT_RESTART_CRASH;
+	in->permit.decided = true;
+	in->permit.last_verdict = AGENT_VERDICT_REFUSED;
+	in->permit.retry_ms = 10500;
+	snprintf(in->permit.reason, sizeof(in->permit.reason),
+	    "process killed by signal 9 (SIGKILL)");
+	snprintf(in->permit.held, sizeof(in->permit.held),
+	    "refused by coordinator: rate_service");
+	CHECK_INT(agent_json_status(f.proc, &lv, &st, &log, 10000, 1 << 20,
+	    &json), 0);
+	doc = cJSON_Parse(json);
+	CHECK(doc != NULL);
+	a0 = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "actions"), 0);
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "actions")), 2);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(a0, "kind")),
+	    "restart");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(a0, "time")),
+	    "2026-12-04T10:00:01.000Z");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(a0, "instance")),
+	    "demo-a-0");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(a0, "result")),
+	    "ok");
+	i1 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(
+	    cJSON_GetObjectItem(doc, "services"), 0), "instances"), 1);
+	pm = cJSON_GetObjectItem(i1, "permit");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(pm, "phase")),
+	    "held");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(pm, "kind")),
+	    "crash");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(pm, "held")),
+	    "refused by coordinator: rate_service");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(pm,
+	    "last_verdict")), "refused");
+	CHECK_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(pm,
+	    "next_ask_in_ms")), 500);
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(i1, "ready")));
+	CHECK_HAS(cJSON_GetStringValue(cJSON_GetObjectItem(i1,
+	    "ready_detail")), "crash restart held: refused by coordinator");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(
+	    cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(doc,
+	    "services"), 0), "instances"), 0), "permit")));
+	pp = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(doc,
+	    "services"), 0), "partition_policy");
+	CHECK_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(pp,
+	    "max_restarts")), 1);
+	CHECK_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(pp, "window_ms")),
+	    600000);
+	pp = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "stats"), "permits");
+	CHECK_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(pp, "granted")), 3);
+	CHECK_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(pp,
+	    "partition_held")), 4);
+	cJSON_Delete(doc);
+
+	out = open_memstream(&text, &len);
+	CHECK_INT(agent_status_print(out, json), 0);
+	fclose(out);
+	CHECK_HAS(text, "crash restart held: refused by coordinator: "
+	    "rate_service (asking again in 0.5 s)");
+	CHECK_HAS(text, "recent actions (newest first, UTC)");
+	CHECK_HAS(text, "  10:00:01 restart       demo-a-0             ok"
+	    "                pid 1 -> 2\n");
+	CHECK_HAS(text, "  10:00:00 own_restart   demo-a-1             "
+	    "refused           crash: process killed; refused by "
+	    "coordinator: rate_service\n");
+	CHECK(strstr(text, "restart held") < strstr(text, "recent actions"));
+	free(text);
+	free(json);
+	fixture_close(&f);
+}
+
+static void
+test_metrics_text(void)
+{
+	struct agent_metrics_inst rows[2] = {
+		{ .service = "demo-a", .instance = "demo-a-0", .up = true,
+		  .c = { .probes_ok = 7, .probes_failed = 2,
+			 .restarts = { 1, 2, 3 } } },
+		{ .service = "we\"ird\\", .instance = "line\nbreak" },
+	};
+	struct agent_metrics_snap s = { .inst = rows, .n = 2,
+		.permits = { 5, 6, 7, 8 }, .bad_frames = 9, .wakeups = 10,
+		.connected = true };
+	char *text = NULL;
+	size_t len = 0;
+
+	CHECK_INT(agent_metrics_render(&s, &text, &len), 0);
+	CHECK_INT(strlen(text), len);
+	CHECK_HAS(text, "# HELP reflex_agent_probes_total ");
+	CHECK_HAS(text, "# TYPE reflex_agent_probes_total counter\n");
+	CHECK_HAS(text, "reflex_agent_probes_total{service=\"demo-a\","
+	    "instance=\"demo-a-0\",result=\"success\"} 7\n");
+	CHECK_HAS(text, "reflex_agent_probes_total{service=\"demo-a\","
+	    "instance=\"demo-a-0\",result=\"failure\"} 2\n");
+	CHECK_HAS(text, "reflex_agent_restarts_total{service=\"demo-a\","
+	    "instance=\"demo-a-0\",reason=\"probe\"} 1\n");
+	CHECK_HAS(text, "reason=\"crash\"} 2\n");
+	CHECK_HAS(text, "reason=\"command\"} 3\n");
+	CHECK_HAS(text, "# TYPE reflex_agent_instance_up gauge\n");
+	CHECK_HAS(text, "reflex_agent_instance_up{service=\"demo-a\","
+	    "instance=\"demo-a-0\"} 1\n");
+	CHECK_HAS(text, "reflex_agent_instance_up{service=\"we\\\"ird\\\\\","
+	    "instance=\"line\\nbreak\"} 0\n");
+	CHECK_HAS(text, "reflex_agent_permits_total{result=\"granted\"} 5\n");
+	CHECK_HAS(text, "reflex_agent_permits_total{result=\"refused\"} 6\n");
+	CHECK_HAS(text, "reflex_agent_permits_total{result=\"partition_allowed"
+	    "\"} 7\n");
+	CHECK_HAS(text, "reflex_agent_permits_total{result=\"partition_held\"} "
+	    "8\n");
+	CHECK_HAS(text, "reflex_agent_bad_frames_total 9\n");
+	CHECK_HAS(text, "reflex_agent_coordinator_connected 1\n");
+	CHECK_HAS(text, "reflex_agent_loop_wakeups_total 10\n");
+	CHECK(text[len - 1] == '\n');
+	free(text);
+}
+
+static void
+test_metrics_escape(void)
+{
+	char buf[8];
+
+	CHECK_INT(agent_metrics_escape("a\"b", buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "a\\\"b");
+	CHECK_INT(agent_metrics_escape("\\\n", buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "\\\\\\n");
+	CHECK_INT(agent_metrics_escape("abcdef\"", buf, sizeof(buf)),
+	    -ENOSPC);
+	CHECK_STR(buf, "abcdef"); // never half an escape
+}
+
+static void
 test_state_names(void)
 {
 	CHECK_STR(agent_state_name(AGENT_ST_STARTING), "starting");
@@ -323,6 +512,11 @@ static const struct tt_case cases[] = {
 	{ "output ring sanitizes", test_outring_sanitizes },
 	{ "hex of a frame head", test_hex16 },
 	{ "state names", test_state_names },
+	{ "recent actions keep the newest", test_actlog_keeps_the_newest },
+	{ "status JSON: actions, held permit, permit counts",
+	  test_status_json_actions_and_permit },
+	{ "metrics text format", test_metrics_text },
+	{ "metrics label escaping", test_metrics_escape },
 	{ NULL, NULL },
 };
 
