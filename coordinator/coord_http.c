@@ -402,75 +402,69 @@ metrics_cb(nng_aio *aio)
 	free(text);
 }
 
+enum health { HEALTHY, DEGRADED, UNHEALTHY };
+
+// Adds a reason and raises the level to at least `level`.
+static void
+health_reason(enum health *h, enum health level, cJSON *reasons,
+    const char *why)
+{
+	if (level > *h)
+		*h = level;
+	cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
+}
+
 static void
 health_cb(nng_aio *aio)
 {
+	static const char *const names[] = { "healthy", "degraded",
+		"unhealthy" };
 	struct coord_http *h = server_of(aio);
+	const struct coord_conf *c = h->d.conf;
 	struct coord_journal_stats js;
+	struct coord_breaker_state b;
 	struct coord_gauges g;
 	cJSON *o = cJSON_CreateObject(), *reasons = cJSON_CreateArray();
-	const char *status = "healthy";
+	enum health level = HEALTHY;
+	int64_t rate = coord_metrics_alerts_last_minute();
 	char buf[160], *s;
 
 	gauges(h, &g, &js);
+	coord_engine_breaker(h->d.engine, &b);
 	if (g.agents_lost > 0) {
-		status = "degraded";
 		snprintf(buf, sizeof(buf), "%lld of %lld agents lost",
 		    (long long)g.agents_lost, (long long)g.agents_registered);
-		cJSON_AddItemToArray(reasons, cJSON_CreateString(buf));
+		health_reason(&level, DEGRADED, reasons, buf);
 	}
-	if (g.queue_depth >= h->d.conf->limits.queue) {
-		status = "degraded";
-		cJSON_AddItemToArray(reasons,
-		    cJSON_CreateString("alert queue full"));
+	if (g.queue_depth >= c->limits.queue)
+		health_reason(&level, DEGRADED, reasons, "alert queue full");
+	if (b.open) {
+		// An operator's pause is deliberate: degraded, not down.
+		snprintf(buf, sizeof(buf), "automation paused: %.120s", b.reason);
+		health_reason(&level, b.paused_by_operator ? DEGRADED : UNHEALTHY,
+		    reasons, buf);
 	}
-	{
-		struct coord_breaker_state b;
-
-		coord_engine_breaker(h->d.engine, &b);
-		if (b.open) {
-			// An operator's pause is deliberate: degraded, not down.
-			if (!b.paused_by_operator || strcmp(status, "unhealthy") == 0)
-				status = b.paused_by_operator ? status : "unhealthy";
-			if (b.paused_by_operator && strcmp(status, "healthy") == 0)
-				status = "degraded";
-			snprintf(buf, sizeof(buf), "automation paused: %.120s",
-			    b.reason);
-			cJSON_AddItemToArray(reasons, cJSON_CreateString(buf));
-		}
-		cJSON_AddBoolToObject(o, "breaker_open", b.open);
-		if (b.window_actions > 0 && b.window_ok * 100 <
-		    h->d.conf->health_min_success_percent * b.window_actions) {
-			if (strcmp(status, "healthy") == 0)
-				status = "degraded";
-			snprintf(buf, sizeof(buf), "action success rate %lld%% "
-			    "(%lld of %lld) below %lld%%",
-			    (long long)(b.window_ok * 100 / b.window_actions),
-			    (long long)b.window_ok, (long long)b.window_actions,
-			    (long long)h->d.conf->health_min_success_percent);
-			cJSON_AddItemToArray(reasons, cJSON_CreateString(buf));
-		}
+	if (b.window_actions > 0 && b.window_ok * 100 <
+	    c->health_min_success_percent * b.window_actions) {
+		snprintf(buf, sizeof(buf), "action success rate %lld%% (%lld of "
+		    "%lld) below %lld%%",
+		    (long long)(b.window_ok * 100 / b.window_actions),
+		    (long long)b.window_ok, (long long)b.window_actions,
+		    (long long)c->health_min_success_percent);
+		health_reason(&level, DEGRADED, reasons, buf);
 	}
-	{
-		int64_t rate = coord_metrics_alerts_last_minute();
-
-		cJSON_AddNumberToObject(o, "alerts_last_minute", (double)rate);
-		if (rate > h->d.conf->health_max_alerts_per_minute) {
-			if (strcmp(status, "healthy") == 0)
-				status = "degraded";
-			snprintf(buf, sizeof(buf), "%lld alerts in the last minute, "
-			    "above %lld", (long long)rate,
-			    (long long)h->d.conf->health_max_alerts_per_minute);
-			cJSON_AddItemToArray(reasons, cJSON_CreateString(buf));
-		}
+	if (rate > c->health_max_alerts_per_minute) {
+		snprintf(buf, sizeof(buf), "%lld alerts in the last minute, above "
+		    "%lld", (long long)rate,
+		    (long long)c->health_max_alerts_per_minute);
+		health_reason(&level, DEGRADED, reasons, buf);
 	}
-	if (js.commit_errors > 0 && js.commits == 0) {
-		status = "unhealthy";
-		cJSON_AddItemToArray(reasons,
-		    cJSON_CreateString("journal not writable"));
-	}
-	cJSON_AddStringToObject(o, "status", status);
+	if (js.commit_errors > 0 && js.commits == 0)
+		health_reason(&level, UNHEALTHY, reasons, "journal not writable");
+	cJSON_AddStringToObject(o, "status", names[level]);
 	cJSON_AddItemToObject(o, "reasons", reasons);
+	cJSON_AddBoolToObject(o, "breaker_open", b.open);
+	cJSON_AddNumberToObject(o, "alerts_last_minute", (double)rate);
 	cJSON_AddNumberToObject(o, "agents", (double)g.agents_registered);
 	cJSON_AddNumberToObject(o, "agents_lost", (double)g.agents_lost);
 	cJSON_AddNumberToObject(o, "queue", (double)g.queue_depth);
@@ -483,7 +477,7 @@ health_cb(nng_aio *aio)
 		reply_error(aio, 503, "out of memory");
 		return;
 	}
-	reply_json(aio, strcmp(status, "unhealthy") == 0 ? 503 : 200, s);
+	reply_json(aio, level == UNHEALTHY ? 503 : 200, s);
 	free(s);
 }
 
