@@ -820,7 +820,15 @@ cm_k8s_do(struct cm_k8s *k, const struct cm_k8s_req *req,
 			    (!post && (rv == -ETIMEDOUT || rv == -ECONNRESET));
 		} else if (a.code >= 200 && a.code < 300) {
 			rv = 0;
-			if (a.body.len > 0) {
+			if (req->flags & CM_K8S_F_TEXT) {
+				char *t = strndup(a.body.len > 0 ? a.body.p : "",
+				    a.body.len);
+
+				ret->body = t != NULL ? cJSON_CreateString(t) : NULL;
+				free(t);
+				if (ret->body == NULL)
+					rv = -ENOMEM;
+			} else if (a.body.len > 0) {
 				ret->body = cJSON_ParseWithLength(a.body.p,
 				    a.body.len);
 				if (ret->body == NULL) {

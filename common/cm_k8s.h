@@ -177,6 +177,8 @@ enum cm_k8s_body {
 // Request flags.
 #define CM_K8S_F_NO_RETRY_429 0x1 // hand 429 back at once (eviction)
 #define CM_K8S_F_NO_RETRY 0x2	  // exactly one attempt
+#define CM_K8S_F_TEXT 0x4	  // 2xx body is text (pods/log): body is a
+				  // cJSON string holding it
 
 #define CM_K8S_MAX_CAUSES 8
 

@@ -377,10 +377,62 @@ run_traffic(struct kjob *j, const char *ns)
 	report(j, NULL, &res);
 }
 
+// The pod's evidence before it goes: the tail of its log and how its
+// containers last ended, bounded, as the agents report theirs.
+static char *
+pod_evidence(struct kjob *j, const char *ns)
+{
+	struct cm_k8s_req req = { .method = "GET", .flags = CM_K8S_F_TEXT |
+		CM_K8S_F_NO_RETRY };
+	struct cm_k8s_resp log = { 0 }, pod = { 0 };
+	char path[600], text[4096];
+	const cJSON *cs;
+	size_t o = 0;
+
+	text[0] = '\0';
+	if (cm_k8s_path(path, sizeof(path), "v1", ns, "pods", j->instance,
+	    "log") == 0 && cm_k8s_query_add(path, sizeof(path), "tailLines",
+	    "40") == 0 && cm_k8s_query_add(path, sizeof(path), "limitBytes",
+	    "3072") == 0) {
+		req.path = path;
+		if (cm_k8s_do(j->x->k, &req, &log) == 0 &&
+		    cJSON_IsString(log.body))
+			o += (size_t)snprintf(text, sizeof(text), "%s",
+			    log.body->valuestring);
+	}
+	if (cm_k8s_path(path, sizeof(path), "v1", ns, "pods", j->instance,
+	    NULL) == 0 && cm_k8s_get(j->x->k, path, &pod) == 0) {
+		cJSON_ArrayForEach(cs, cm_k8s_at(pod.body, "status",
+		    "containerStatuses", NULL)) {
+			const cJSON *t = cm_k8s_at(cs, "lastState", "terminated",
+			    NULL);
+			int64_t code = -1, restarts = 0;
+
+			(void)cm_k8s_int(t, &code, "exitCode", NULL);
+			(void)cm_k8s_int(cs, &restarts, "restartCount", NULL);
+			if (o < sizeof(text))
+				o += (size_t)snprintf(text + o, sizeof(text) - o,
+				    "%s[container %s: %lld restarts; last ended: "
+				    "%s, exit code %lld]", o ? "\n" : "",
+				    cm_k8s_str(cs, "name", NULL) ?
+				    cm_k8s_str(cs, "name", NULL) : "?",
+				    (long long)restarts, cm_k8s_str(t, "reason",
+				    NULL) ? cm_k8s_str(t, "reason", NULL) : "-",
+				    (long long)code);
+		}
+	}
+	cm_k8s_resp_clear(&log);
+	cm_k8s_resp_clear(&pod);
+	return text[0] != '\0' ? strdup(text) : NULL;
+}
+
 static void
 run_pod_restart(struct kjob *j, const char *ns)
 {
 	struct cm_k8s_evict_result er;
+	struct cm_msg_reply r = { 0 };
+	cJSON *doc, *res, *one;
+	char *evidence;
 	int rv;
 
 	if (!cm_k8s_name_valid(CM_K8S_NAME_SUBDOMAIN, j->instance)) {
@@ -388,10 +440,28 @@ run_pod_restart(struct kjob *j, const char *ns)
 		    "Kubernetes name", j->instance);
 		return;
 	}
+	evidence = pod_evidence(j, ns);
 	rv = cm_k8s_evict_pod(j->x->k, ns, j->instance, NULL, &er);
-	finish(j, rv == 0, rv == -EBUSY ? -ECANCELED : rv, "%s: %s",
-	    rv == 0 ? "evicted" : rv == -EBUSY ? "blocked-by-pdb" :
-	    rv == -ENOENT ? "not-found" : "api", er.reason);
+	r.ok = rv == 0;
+	r.code = rv == -EBUSY ? -ECANCELED : rv;
+	snprintf(r.message, sizeof(r.message), "%s: %s", rv == 0 ? "evicted" :
+	    rv == -EBUSY ? "blocked-by-pdb" : rv == -ENOENT ? "not-found" :
+	    "api", er.reason);
+	// The same shape as an agent's restart reply, so the engine
+	// journals the evidence the same way.
+	doc = cJSON_CreateObject();
+	res = cJSON_AddArrayToObject(doc, "results");
+	one = cJSON_CreateObject();
+	if (res != NULL && one != NULL && cJSON_AddItemToArray(res, one)) {
+		cJSON_AddStringToObject(one, "instance", j->instance);
+		cJSON_AddStringToObject(one, "evidence", evidence ? evidence : "");
+	}
+	r.json = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	free(evidence);
+	j->done(0, &r, j->arg);
+	free(r.json);
+	kjob_free(j);
 }
 
 static void

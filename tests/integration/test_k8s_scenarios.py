@@ -32,7 +32,7 @@ kubernetes:
   client: {{ source: kubeconfig, kubeconfig: "{kubeconfig}", qps: 50,
             burst: 50 }}
 cluster_load: {{ source: metrics-api, max_percent: {load_max} }}
-safety: {{ storm_min_targets: 50 }}
+safety: {{ storm_min_targets: 50, service_max_actions: 50 }}
 rules:
   - name: service-down
     matchers: ['alertname = "ServiceDown"']
@@ -52,6 +52,12 @@ rules:
     actions:
       - {{ type: scale_down, service: "{{{{ deployment }}}}",
           params: {{ namespace: "{{{{ namespace }}}}", by: "1" }} }}
+  - name: pod-crash
+    matchers: ['alertname = "PodCrashLooping"']
+    verify: {{ health: false, resolved: false }}
+    actions:
+      - {{ type: restart, service: "{{{{ deployment }}}}", instance: "{{{{ pod }}}}",
+          params: {{ namespace: "{{{{ namespace }}}}" }} }}
   - name: raise-limit
     matchers: ['alertname = "ConnLimit"']
     verify: {{ health: false, resolved: false }}
@@ -189,6 +195,26 @@ def run(tap, lab, srv):
            "LowCPUUsage: scaled down by 1", r)
 
     srv.stop_ticker()
+
+    # -- one pod: evicted (PDB honoured), its evidence journaled first ----
+    srv.converge()
+    pod = srv.list("pods", "demo", label_selector="app=web")[0]
+    name = pod["metadata"]["name"]
+    http_post(url + "/api/v1/alerts", alert("PodCrashLooping", pod=name))
+    wait_until(lambda: any(a["type"] == "restart" and a["state"] ==
+                           "succeeded" for a in rows("pod-crash")), 15,
+               what="the eviction")
+    gone = srv.get("pods", "demo", name)
+    tap.ok(gone is None or gone["metadata"].get("deletionTimestamp") or
+           gone["metadata"]["uid"] != pod["metadata"]["uid"],
+           "PodCrashLooping: the pod is evicted through the Eviction API",
+           gone and gone["metadata"])
+    tap.ok(srv.requests_matching("POST", r"/pods/.*/eviction$"),
+           "it went through pods/eviction (PodDisruptionBudgets honoured)")
+    ev = [a for a in rows("pod-crash") if a["type"] == "evidence"]
+    tap.ok(ev and "[container" in ev[0]["detail"],
+           "the pod's log tail and last termination are journaled before "
+           "it goes", ev)
 
     # -- adjust config, then revert it when the rule says so --------------
     srv.put_object({"apiVersion": "v1", "kind": "ConfigMap",
