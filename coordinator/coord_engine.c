@@ -1072,6 +1072,7 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 		return;
 	}
 	if (r->attempt <= retries_for(e, p) && rv != -ECANCELED &&
+	    rv != -EHOSTDOWN && // a lost agent fails fast, no retries
 	    p->type != COORD_ACT_NOTIFY) { // notifiers retry on their own
 		int64_t wait = backoff_ms(r->attempt + 1);
 		char d[CM_TEXT_MAX + 160];

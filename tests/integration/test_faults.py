@@ -26,7 +26,7 @@ listen: 127.0.0.1:{http}
 agent_listen: tcp://127.0.0.1:{agents}
 journal: {journal}
 log_level: debug
-agent_lost_after: 30s
+agent_lost_after: {lost_after}
 notify: [ {{ name: oncall, url: "{hook}" }} ]
 safety:
   critical_services: [coredns, ingress-a, svc-db]
@@ -68,7 +68,8 @@ class Env:
         self.url = f"http://127.0.0.1:{self.http}"
         self.hook = lab.start_webhook_receiver()
         self.journal = lab.path(f"{name}.db")
-        params = dict(global_max=20, storm_min=5, slow_timeout="1s")
+        params = dict(global_max=20, storm_min=5, slow_timeout="1s",
+                      lost_after="30s")
         params.update(kw)
         self.cfg = lab.write_file(f"{name}.yml", CONFIG.format(
             http=self.http, agents=self.agents, journal=self.journal,
@@ -293,11 +294,34 @@ def test_agent_permits(tap, lab):
            "holds the earlier restart", ans)
 
 
+def test_lost_agent(tap, lab):
+    env = Env(lab, "lost", lost_after="1s")
+    p = env.agents_up(1, "--workload", "web:web-0:127.0.0.1:19997")
+    p.signal(signal.SIGKILL)
+    p.wait(5)
+    wait_until(lambda: json.loads(http_get(env.url + "/health").text)
+               ["agents_lost"] == 1, 10, what="the agent to be marked lost")
+    h = json.loads(http_get(env.url + "/health").text)
+    tap.ok(h["status"] == "degraded" and "1 of 1 agents lost" in
+           " ".join(h["reasons"]), "health: degraded, one agent lost", h)
+    tap.ok("reflex_agents_lost 1" in http_get(env.url + "/metrics").text,
+           "metrics: reflex_agents_lost 1")
+    t0 = time.monotonic()
+    http_post(env.url + "/api/v1/alerts", body([alert("WebDown",
+                                                      instance="web-0")]))
+    wait_until(lambda: env.rows(service="web") and
+               env.rows(service="web")[0]["state"] in ("failed", "refused"),
+               10, what="the command to fail")
+    a = env.rows(service="web")[0]
+    tap.ok("lost" in a["detail"] and time.monotonic() - t0 < 3,
+           "a command for a lost agent's node fails fast, saying why", a)
+
+
 def main():
     tap = Tap()
     tests = (test_timeout_and_late_answer, test_kill_in_flight,
              test_kill_during_intake, test_storm, test_c07_fleet_storm,
-             test_agent_permits)
+             test_agent_permits, test_lost_agent)
     only = os.environ.get("REFLEX_ONLY")
     for t in tests:
         if only and only not in t.__name__:
