@@ -147,6 +147,67 @@ coord_cli_history(const char *config, int argc, char **argv)
 }
 
 int
+coord_cli_status(const char *config, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "json", no_argument, NULL, 'j' },
+		{ 0 },
+	};
+	const char *url = NULL;
+	struct coord_fetch_reply r;
+	char base[512], full[600];
+	bool json = false;
+	const cJSON *reason;
+	cJSON *doc;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'u')
+			url = optarg;
+		else if (opt == 'j')
+			json = true;
+		else
+			return 2;
+	}
+	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
+		return 2;
+	snprintf(full, sizeof(full), "%s/health", base);
+	if (coord_fetch("GET", full, NULL, NULL, 0, CLI_TIMEOUT_MS, &r) < 0) {
+		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r.error);
+		return 1;
+	}
+	doc = cJSON_Parse(r.body);
+	if (json || doc == NULL) {
+		printf("%s\n", r.body);
+		free(r.body);
+		cJSON_Delete(doc);
+		return r.status == 200 ? 0 : 1;
+	}
+	free(r.body);
+	printf("status:      %s\n", str(doc, "status"));
+	cJSON_ArrayForEach(reason, cJSON_GetObjectItemCaseSensitive(doc,
+	    "reasons"))
+		if (cJSON_IsString(reason))
+			printf("  reason:    %s\n", reason->valuestring);
+	printf("automation:  %s\n", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+	    doc, "breaker_open")) ? "paused (breaker open)" : "running");
+	printf("rollout:     %g%% of services live\n", cJSON_GetNumberValue(
+	    cJSON_GetObjectItemCaseSensitive(doc, "rollout_percent")));
+	printf("agents:      %g (%g lost)\n", cJSON_GetNumberValue(
+	    cJSON_GetObjectItemCaseSensitive(doc, "agents")),
+	    cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc,
+	    "agents_lost")));
+	printf("queue:       %g alerts, %g actions in flight\n",
+	    cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "queue")),
+	    cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc,
+	    "in_flight")));
+	cJSON_Delete(doc);
+	return r.status == 200 ? 0 : 1;
+}
+
+int
 coord_cli_agents(const char *config, int argc, char **argv)
 {
 	static const struct option opts[] = {

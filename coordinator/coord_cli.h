@@ -4,6 +4,7 @@
 //   reflex-coordinator history  [-c FILE] [--url URL] [--service S]
 //                               [--alertname A] [--state S] [--since T]
 //                               [--limit N] [--json]
+//   reflex-coordinator status   [-c FILE] [--url URL] [--json]
 //   reflex-coordinator agents   [-c FILE] [--url URL] [--json]
 //   reflex-coordinator pause    [-c FILE] [--url URL] [--token-file F]
 //   reflex-coordinator resume   [-c FILE] [--url URL] [--token-file F]
@@ -19,6 +20,9 @@
 #define COORD_CLI_H
 
 int coord_cli_history(const char *config, int argc, char **argv);
+// status [--json] [--url URL]: health, breaker and rollout stage.
+int coord_cli_status(const char *config, int argc, char **argv);
+
 // agents [--json] [--url URL]: the registry, as GET /api/v1/agents.
 int coord_cli_agents(const char *config, int argc, char **argv);
 int coord_cli_control(const char *config, int argc, char **argv, int pause);

@@ -28,7 +28,8 @@ usage(FILE *f)
 	    "[--alertname A]\n"
 	    "                          [--state S] [--since T] [--limit N] "
 	    "[--json] [--url URL]\n"
-	    "       reflex-coordinator [-c FILE] agents [--json] [--url URL]\n"
+	    "       reflex-coordinator [-c FILE] status|agents [--json] "
+	    "[--url URL]\n"
 	    "       reflex-coordinator [-c FILE] pause|resume [--token-file F] "
 	    "[--url URL]\n"
 	    "       reflex-coordinator [-c FILE] approve|reject [--token-file F] "
@@ -195,6 +196,8 @@ main(int argc, char **argv)
 
 		if (strcmp(cmd, "history") == 0)
 			rv = coord_cli_history(path, sub_argc, sub_argv);
+		else if (strcmp(cmd, "status") == 0)
+			rv = coord_cli_status(path, sub_argc, sub_argv);
 		else if (strcmp(cmd, "agents") == 0)
 			rv = coord_cli_agents(path, sub_argc, sub_argv);
 		else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)

@@ -143,6 +143,9 @@ def run(tap, lab):
     tap.ok(h.get("rollout_percent") == 50, "health shows the rollout", h)
     tap.ok("reflex_rollout_percent 50" in http_get(env.url + "/metrics").text,
            "metrics show the rollout")
+    rc, out = env.cli("status")
+    tap.ok(rc == 0 and "rollout:     50% of services live" in out,
+           "reflex-coordinator status shows the rollout stage", out)
 
     # -- approval --------------------------------------------------------
     env.post("approve-svc", "approve-svc-0")
