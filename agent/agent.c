@@ -89,6 +89,8 @@ answer_status(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
 		    agent_cmd_bad_frames(a->status),
 		.refused = agent_cmd_refused(a->cmd) +
 		    agent_cmd_refused(a->status),
+		.unauthenticated = agent_cmd_unauthenticated(a->cmd),
+		.sealed = a->auth != NULL,
 		.permits = a->permits,
 	};
 	struct cm_msg m;
@@ -177,6 +179,7 @@ publish_metrics(struct agent *a, int64_t now)
 		.permits = a->permits,
 		.bad_frames = agent_cmd_bad_frames(a->cmd) +
 		    agent_cmd_bad_frames(a->status),
+		.unauthenticated = agent_cmd_unauthenticated(a->cmd),
 		.wakeups = a->wakeups,
 	};
 
@@ -253,7 +256,7 @@ open_servers(struct agent *a, char *err, size_t errlen)
 		.name = "command", .url = a->conf.listen,
 		.serves = CM_MSG_COMMAND, .contexts = AGENT_CMD_CONTEXTS,
 		.refusal = "this endpoint accepts only command requests",
-		.wake = wake_loop, .wake_arg = a,
+		.auth = a->auth, .wake = wake_loop, .wake_arg = a,
 	};
 	int rv;
 
@@ -282,6 +285,16 @@ agent_setup(struct agent *a, const char *conf_path, int verbose, char *err,
 	if (rv < 0)
 		return rv;
 	cm_log_set_level(a->conf.log_level + verbose);
+	if (a->conf.coordinator_secret_file != NULL) {
+		rv = cm_auth_new(&a->auth, a->conf.coordinator_secret_file,
+		    err, errlen);
+		if (rv < 0)
+			return rv;
+	} else {
+		cm_notice("agent.unauthenticated_channel", "note=%s",
+		    cm_q("no coordinator_secret_file: messages to and from "
+		    "the coordinator are not sealed"));
+	}
 	rv = setup_signals(a);
 	if (rv < 0) {
 		snprintf(err, errlen, "signals: %s", strerror(-rv));
@@ -301,8 +314,8 @@ agent_setup(struct agent *a, const char *conf_path, int verbose, char *err,
 	}
 	rv = open_servers(a, err, errlen);
 	if (rv == 0)
-		rv = agent_link_open(&a->conf, wake_loop, a, &a->link, err,
-		    errlen);
+		rv = agent_link_open(&a->conf, a->auth, wake_loop, a, &a->link,
+		    err, errlen);
 	if (rv == 0 && a->conf.metrics_listen != NULL)
 		rv = agent_metrics_open(a->conf.metrics_listen, a->proc,
 		    &a->metrics, err, errlen);
@@ -323,6 +336,7 @@ agent_teardown(struct agent *a)
 		close(a->sigfd);
 	if (a->curl_ready)
 		curl_global_cleanup();
+	cm_auth_free(a->auth);
 	agent_conf_free(&a->conf);
 }
 

@@ -36,6 +36,7 @@ struct agent_job;
 
 struct agent {
 	struct agent_conf conf;
+	struct cm_auth *auth; // coordinator_secret_file, or NULL
 	struct agent_http *http;
 	struct agent_proc *proc;
 	struct agent_link *link;

@@ -41,6 +41,7 @@ struct agent_cmd_srv {
 	char ipc_path[PATH_MAX]; // "" for tcp
 	enum cm_msg_type serves;
 	char refusal[128];
+	struct cm_auth *auth; // borrowed, or NULL
 	agent_cmd_wake_fn wake;
 	void *wake_arg;
 	nng_socket sock;
@@ -51,7 +52,7 @@ struct agent_cmd_srv {
 	pthread_mutex_t mu; // guards the queue
 	struct agent_cmd_ctx *head, *tail;
 	atomic_bool closing;
-	atomic_uint_fast64_t bad_frames, refused;
+	atomic_uint_fast64_t bad_frames, refused, unauthenticated;
 };
 
 void
@@ -67,21 +68,62 @@ agent_cmd_hex16(const void *data, size_t len, char *buf, size_t n)
 		o += (size_t)snprintf(buf + o, n - o, "%02x", p[i]);
 }
 
+// ---- framing ----------------------------------------------------------
+
+int
+agent_wire_encode(struct cm_auth *auth, struct cm_msg *m, void **ret_buf,
+    size_t *ret_len)
+{
+	if (auth == NULL)
+		return cm_msg_encode(m, ret_buf, ret_len);
+	cm_auth_stamp(m);
+	return cm_auth_encode(auth, m, ret_buf, ret_len);
+}
+
+int
+agent_wire_decode(struct cm_auth *auth, struct cm_msg *m, const void *buf,
+    size_t len, char *err, size_t errlen)
+{
+	if (auth == NULL)
+		return cm_msg_decode(m, buf, len, err, errlen);
+	return cm_auth_decode(auth, m, buf, len, err, errlen);
+}
+
+const char *
+agent_wire_error_code(int rv)
+{
+	switch (rv) {
+	case -EACCES:
+		return "unauthenticated";
+	case -ESTALE:
+		return "replayed";
+	case -EMSGSIZE:
+		return "too_large";
+	case -EPROTO:
+		return "bad_version_or_type";
+	case -EINVAL:
+		return "bad_field";
+	default:
+		return "bad_frame";
+	}
+}
+
 // ---- sending ----------------------------------------------------------
 
 static void start_recv(struct agent_cmd_ctx *c);
 
-// Encodes m and starts sending it on c. Falls back to receiving when
-// nothing could be sent (the peer will time out).
+// Encodes m (stamped and sealed when the server authenticates) and
+// starts sending it on c. Falls back to receiving when nothing could be
+// sent (the peer will time out).
 static void
-send_msg(struct agent_cmd_ctx *c, const struct cm_msg *m)
+send_msg(struct agent_cmd_ctx *c, struct cm_msg *m)
 {
 	nng_msg *msg = NULL;
 	void *buf = NULL;
 	size_t len = 0;
 	int rv;
 
-	rv = cm_msg_encode(m, &buf, &len);
+	rv = agent_wire_encode(c->srv->auth, m, &buf, &len);
 	if (rv == 0 && nng_msg_alloc(&msg, 0) != 0)
 		rv = -ENOMEM;
 	if (rv == 0 && nng_msg_append(msg, buf, len) != 0)
@@ -115,21 +157,6 @@ send_reply(struct agent_cmd_ctx *c, uint64_t id, bool ok, int code,
 	send_msg(c, &m);
 }
 
-static const char *
-error_code(int rv)
-{
-	switch (rv) {
-	case -EMSGSIZE:
-		return "too_large";
-	case -EPROTO:
-		return "bad_version_or_type";
-	case -EINVAL:
-		return "bad_field";
-	default:
-		return "bad_frame";
-	}
-}
-
 static void
 send_error(struct agent_cmd_ctx *c, int rv, const char *why)
 {
@@ -138,7 +165,8 @@ send_error(struct agent_cmd_ctx *c, int rv, const char *why)
 	memset(&m, 0, sizeof(m));
 	m.version = CM_PROTO_VERSION;
 	m.type = CM_MSG_ERROR;
-	snprintf(m.u.error.code, sizeof(m.u.error.code), "%s", error_code(rv));
+	snprintf(m.u.error.code, sizeof(m.u.error.code), "%s",
+	    agent_wire_error_code(rv));
 	snprintf(m.u.error.message, sizeof(m.u.error.message), "%s", why);
 	send_msg(c, &m);
 }
@@ -178,7 +206,18 @@ on_frame(struct agent_cmd_ctx *c, nng_msg *msg)
 	char err[256] = "", hex[40];
 	int rv;
 
-	rv = cm_msg_decode(&c->req, body, len, err, sizeof(err));
+	rv = agent_wire_decode(s->auth, &c->req, body, len, err, sizeof(err));
+	if (s->auth != NULL && (rv == -EACCES || rv == -ESTALE)) {
+		atomic_fetch_add(&s->unauthenticated, 1);
+		agent_cmd_hex16(body, len, hex, sizeof(hex));
+		cm_warn("cmd.unauthenticated", "server=%s size=%zu head=%s "
+		    "code=%s error=%s count=%llu", s->name, len, hex,
+		    agent_wire_error_code(rv), cm_q(err),
+		    (unsigned long long)atomic_load(&s->unauthenticated));
+		nng_msg_free(msg);
+		send_error(c, rv, err);
+		return;
+	}
 	if (rv < 0) {
 		atomic_fetch_add(&s->bad_frames, 1);
 		agent_cmd_hex16(body, len, hex, sizeof(hex));
@@ -291,6 +330,12 @@ uint64_t
 agent_cmd_refused(const struct agent_cmd_srv *s)
 {
 	return atomic_load(&s->refused);
+}
+
+uint64_t
+agent_cmd_unauthenticated(const struct agent_cmd_srv *s)
+{
+	return atomic_load(&s->unauthenticated);
 }
 
 // ---- setup ---------------------------------------------------------------
@@ -467,6 +512,7 @@ agent_cmd_open(const struct agent_cmd_opts *o, struct agent_cmd_srv **ret,
 	    o->ipc_path ? o->ipc_path : "");
 	snprintf(s->refusal, sizeof(s->refusal), "%s", o->refusal);
 	s->serves = o->serves;
+	s->auth = o->auth;
 	s->wake = o->wake;
 	s->wake_arg = o->wake_arg;
 	s->n = o->contexts;
@@ -482,8 +528,8 @@ agent_cmd_open(const struct agent_cmd_opts *o, struct agent_cmd_srv **ret,
 	}
 	for (unsigned i = 0; i < s->n; i++)
 		start_recv(&s->ctxs[i]);
-	cm_info("cmd.listen", "server=%s url=%s contexts=%u", s->name,
-	    cm_q(o->url), s->n);
+	cm_info("cmd.listen", "server=%s url=%s contexts=%u sealed=%s",
+	    s->name, cm_q(o->url), s->n, s->auth ? "true" : "false");
 	*ret = s;
 	return 0;
 }

@@ -10,6 +10,13 @@
 // not serve is answered with a reply ok=false code=-EPROTO. Everything
 // else is queued for the main loop, which takes requests with
 // agent_cmd_next() and answers each exactly once with agent_cmd_reply().
+//
+// A server opened with a shared secret (opts.auth: the command server
+// when coordinator_secret_file is set) opens every frame with
+// cm_auth_decode and stamps and seals every answer. A frame that fails
+// it is not executed: it is answered with a sealed "error" of code
+// "unauthenticated" (no or wrong MAC) or "replayed" (stale, or a nonce
+// seen before), logged, and counted (agent_cmd_unauthenticated).
 #ifndef AGENT_CMD_H
 #define AGENT_CMD_H
 
@@ -17,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cm_auth.h"
 #include "cm_msg.h"
 
 #define AGENT_CMD_CONTEXTS 8
@@ -37,6 +45,8 @@ struct agent_cmd_opts {
 	const char *ipc_path;	// status socket: file to prepare (mode
 				// 0600, parent created, stale file removed)
 	const char *refusal;	// message for requests of other types
+	struct cm_auth *auth;	// borrowed for the server's life; NULL =
+				// frames are neither opened nor sealed
 	agent_cmd_wake_fn wake;
 	void *wake_arg;
 };
@@ -66,9 +76,11 @@ void agent_cmd_reply(struct agent_cmd_ctx *c, const struct cm_msg *reply);
 void agent_cmd_replyf(struct agent_cmd_ctx *c, bool ok, int code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-// Frames that could not be decoded / requests of a type not served.
+// Frames that could not be decoded / requests of a type not served /
+// frames refused by the channel authentication (not counted as bad).
 uint64_t agent_cmd_bad_frames(const struct agent_cmd_srv *s);
 uint64_t agent_cmd_refused(const struct agent_cmd_srv *s);
+uint64_t agent_cmd_unauthenticated(const struct agent_cmd_srv *s);
 
 // Stops receiving, drops queued requests without answering, closes the
 // socket and frees everything; for the ipc server removes the socket
@@ -77,5 +89,25 @@ void agent_cmd_close(struct agent_cmd_srv *s);
 
 // Writes a message's first (up to 16) bytes as hex into buf. Pure.
 void agent_cmd_hex16(const void *data, size_t len, char *buf, size_t n);
+
+// The coordinator channel's framing, shared by the command server and
+// the coordinator link. Encodes m into a new buffer (free with free());
+// with auth, m is stamped first (its ts and nonce are overwritten) and
+// the frame sealed (cm_auth_encode). Returns 0 or cm_msg_encode's /
+// cm_auth_encode's errors. Any thread.
+int agent_wire_encode(struct cm_auth *auth, struct cm_msg *m, void **ret_buf,
+    size_t *ret_len) __attribute__((warn_unused_result));
+
+// Decodes one frame: cm_auth_decode with auth (-EACCES: no or wrong MAC,
+// -ESTALE: stale or replayed), cm_msg_decode without. Returns 0 with *m
+// filled (cm_msg_clear it) or a negative errno with the reason in err.
+// Any thread.
+int agent_wire_decode(struct cm_auth *auth, struct cm_msg *m, const void *buf,
+    size_t len, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+// The error code an answer carries for a frame wire_decode refused:
+// "unauthenticated", "replayed", "too_large", "bad_version_or_type",
+// "bad_field" or "bad_frame". Pure.
+const char *agent_wire_error_code(int rv);
 
 #endif

@@ -140,6 +140,12 @@ static const struct cm_conf_field top_fields[] = {
 	  .off = offsetof(struct agent_conf, metrics_listen),
 	  .help = "host:port for the HTTP /metrics and /healthz endpoint "
 		  "(off when absent)" },
+	{ .key = "coordinator_secret_file", .type = CM_CONF_STR,
+	  .off = offsetof(struct agent_conf, coordinator_secret_file),
+	  .help = "file with the secret shared with the coordinator's "
+		  "agent_secret_file (mode 0600/0400, 16..4095 bytes): every "
+		  "message to and from the coordinator is sealed with it "
+		  "(off when absent)" },
 	{ .key = "services", .type = CM_CONF_LIST,
 	  .off = offsetof(struct agent_conf, services), .required = true,
 	  .sub = svc_fields, .elem_size = sizeof(struct agent_svc_conf),
@@ -488,6 +494,10 @@ check_top(const struct agent_conf *c, const char *text, const char *name,
 	    why, sizeof(why)) < 0)
 		return TOPERR("metrics_listen", "\"%s\": %s", c->metrics_listen,
 		    why);
+	if (c->coordinator_secret_file != NULL &&
+	    c->coordinator_secret_file[0] == '\0')
+		return TOPERR("coordinator_secret_file", "is empty (leave the "
+		    "key out for an unauthenticated channel)");
 	if (c->services.n == 0)
 		return TOPERR("services", "at least one service is needed");
 	if (c->services.n > AGENT_MAX_SERVICES)

@@ -79,6 +79,9 @@ struct agent_conf {
 	int64_t permit_timeout_ms; // no answer to a permit in this time:
 				   // the partition policy decides
 	char *metrics_listen;	   // "host:port" of /metrics, NULL = off
+	char *coordinator_secret_file; // shared secret sealing the
+				   // coordinator channel (cm_auth.h), NULL =
+				   // the channel is not authenticated
 	struct cm_list services;   // of struct agent_svc_conf
 };
 

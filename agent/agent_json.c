@@ -203,6 +203,8 @@ add_stats(struct jb *b, cJSON *root, const struct agent_stats *st)
 	add_num(b, o, "loop_wakeups", (double)st->loop_wakeups);
 	add_num(b, o, "bad_frames", (double)st->bad_frames);
 	add_num(b, o, "refused", (double)st->refused);
+	add_num(b, o, "unauthenticated", (double)st->unauthenticated);
+	add_bool(b, o, "sealed", st->sealed);
 	pm = chk(b, cJSON_AddObjectToObject(o, "permits"));
 	for (int k = 0; pm != NULL && k < AGENT_VERDICTS; k++)
 		add_num(b, pm, agent_verdict_name(k), st->permits ?

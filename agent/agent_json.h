@@ -18,7 +18,8 @@
 //     "actions": [ { "time", "kind", "service", "instance", "result",
 //                    "detail" } ],
 //     "stats": { "uptime_ms", "loop_wakeups", "bad_frames",
-//                "refused", "permits": { "granted", "refused",
+//                "refused", "unauthenticated", "sealed",
+//                "permits": { "granted", "refused",
 //                "partition_allowed", "partition_held" } } }
 //
 // Times are RFC 3339 UTC strings or null; pid is null when no process
@@ -44,6 +45,8 @@ struct agent_stats {
 	uint64_t loop_wakeups;
 	uint64_t bad_frames; // undecodable frames, both servers
 	uint64_t refused;    // well-formed requests of a type not served
+	uint64_t unauthenticated; // commands refused: no/wrong MAC, replay
+	bool sealed;	     // the coordinator channel is authenticated
 	const uint64_t *permits; // AGENT_VERDICTS counters, or NULL
 };
 

@@ -11,6 +11,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "agent_cmd.h"
 #include "cm_log.h"
 #include "cm_time.h"
 
@@ -22,6 +23,7 @@ enum link_phase {
 
 struct agent_link {
 	const struct agent_conf *conf;
+	struct cm_auth *auth; // borrowed; NULL = not sealed
 	void (*wake)(void *);
 	void *wake_arg;
 	nng_socket sock;
@@ -112,8 +114,9 @@ link_setup(struct agent_link *l, char *err, size_t errlen)
 }
 
 int
-agent_link_open(const struct agent_conf *conf, void (*wake)(void *),
-    void *wake_arg, struct agent_link **ret, char *err, size_t errlen)
+agent_link_open(const struct agent_conf *conf, struct cm_auth *auth,
+    void (*wake)(void *), void *wake_arg, struct agent_link **ret, char *err,
+    size_t errlen)
 {
 	struct agent_link *l = calloc(1, sizeof(*l));
 	int rv;
@@ -121,6 +124,7 @@ agent_link_open(const struct agent_conf *conf, void (*wake)(void *),
 	if (l == NULL)
 		return -ENOMEM;
 	l->conf = conf;
+	l->auth = auth;
 	l->wake = wake;
 	l->wake_arg = wake_arg;
 	l->up = -1;
@@ -130,7 +134,8 @@ agent_link_open(const struct agent_conf *conf, void (*wake)(void *),
 		agent_link_close(l);
 		return rv;
 	}
-	cm_info("link.dial", "coordinator=%s", cm_q(conf->coordinator));
+	cm_info("link.dial", "coordinator=%s sealed=%s",
+	    cm_q(conf->coordinator), auth ? "true" : "false");
 	*ret = l;
 	return 0;
 }
@@ -280,8 +285,8 @@ on_recv_done(struct agent_link *l, int rv, int64_t now)
 		return;
 	}
 	msg = nng_aio_get_msg(l->aio);
-	rv = cm_msg_decode(&m, nng_msg_body(msg), nng_msg_len(msg), err,
-	    sizeof(err));
+	rv = agent_wire_decode(l->auth, &m, nng_msg_body(msg),
+	    nng_msg_len(msg), err, sizeof(err));
 	nng_msg_free(msg);
 	if (rv < 0) {
 		snprintf(why, sizeof(why), "undecodable answer: %s", err);
@@ -373,7 +378,7 @@ build_request(struct agent_link *l, const struct agent_proc *p,
 		m.u.hb.unhealthy = agent_proc_unhealthy(p);
 	}
 	if (rv == 0)
-		rv = cm_msg_encode(&m, &buf, &len);
+		rv = agent_wire_encode(l->auth, &m, &buf, &len);
 	if (m.type == CM_MSG_REGISTER)
 		free(m.u.reg.workloads);
 	if (rv == 0 && nng_msg_alloc(ret, 0) != 0)
@@ -444,8 +449,8 @@ permit_reply(struct agent_link *l, nng_msg *msg)
 	char err[200], why[256];
 	int rv;
 
-	rv = cm_msg_decode(&m, nng_msg_body(msg), nng_msg_len(msg), err,
-	    sizeof(err));
+	rv = agent_wire_decode(l->auth, &m, nng_msg_body(msg),
+	    nng_msg_len(msg), err, sizeof(err));
 	nng_msg_free(msg);
 	if (rv < 0) {
 		snprintf(why, sizeof(why), "undecodable answer: %s", err);
@@ -529,7 +534,7 @@ agent_link_permit_start(struct agent_link *l, const struct cm_msg_permit *req,
 	m.u.permit = *req;
 	snprintf(m.u.permit.node, sizeof(m.u.permit.node), "%s",
 	    l->conf->node);
-	rv = cm_msg_encode(&m, &buf, &len);
+	rv = agent_wire_encode(l->auth, &m, &buf, &len);
 	if (rv == 0 && nng_msg_alloc(&msg, 0) != 0)
 		rv = -ENOMEM;
 	if (rv == 0 && nng_msg_append(msg, buf, len) != 0) {

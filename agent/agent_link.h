@@ -19,6 +19,11 @@
 // link's up/down state: the agent (agent_permit.c) decides what a
 // missing answer means.
 //
+// With a shared secret (coordinator_secret_file) every request is
+// stamped and sealed and every answer opened with cm_auth_decode; an
+// answer that fails it fails the exchange like an undecodable one (a
+// coordinator with another secret, or none, never registers us).
+//
 // Threads: all functions run on the main loop thread; the aio callback
 // only raises a flag and calls the wake function.
 #ifndef AGENT_LINK_H
@@ -30,6 +35,7 @@
 
 #include "agent_conf.h"
 #include "agent_proc.h"
+#include "cm_auth.h"
 
 #define AGENT_LINK_TIMEOUT_MS 5000
 
@@ -48,12 +54,13 @@ struct agent_link_view {
 };
 
 // Opens the req socket and starts dialing conf->coordinator. Borrows
-// conf for the link's life. `wake` is called from nng threads when an
-// exchange step completes. Returns 0 and *ret (close with
-// agent_link_close) or a negative errno with a reason in err.
-int agent_link_open(const struct agent_conf *conf, void (*wake)(void *),
-    void *wake_arg, struct agent_link **ret, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+// conf and auth (NULL: the channel is not sealed) for the link's life.
+// `wake` is called from nng threads when an exchange step completes.
+// Returns 0 and *ret (close with agent_link_close) or a negative errno
+// with a reason in err.
+int agent_link_open(const struct agent_conf *conf, struct cm_auth *auth,
+    void (*wake)(void *), void *wake_arg, struct agent_link **ret, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 
 // Advances a completed exchange step and starts the next exchange when
 // due. Reads the workloads from p for a register. Returns the monotonic

@@ -139,6 +139,11 @@ agent_metrics_render(const struct agent_metrics_snap *s, char **ret,
 	    "decoded.");
 	fprintf(f, "reflex_agent_bad_frames_total %llu\n",
 	    (unsigned long long)s->bad_frames);
+	family(f, "reflex_agent_unauthenticated_total", "counter",
+	    "Commands refused because their frame failed the channel "
+	    "authentication (no or wrong MAC, stale or replayed).");
+	fprintf(f, "reflex_agent_unauthenticated_total %llu\n",
+	    (unsigned long long)s->unauthenticated);
 	family(f, "reflex_agent_coordinator_connected", "gauge",
 	    "1 when the last exchange with the coordinator succeeded.");
 	fprintf(f, "reflex_agent_coordinator_connected %d\n",
@@ -361,6 +366,7 @@ agent_metrics_publish(struct agent_metrics *m, const struct agent_proc *p,
 	}
 	memcpy(s->permits, g->permits, sizeof(s->permits));
 	s->bad_frames = g->bad_frames;
+	s->unauthenticated = g->unauthenticated;
 	s->wakeups = g->wakeups;
 	s->connected = g->connected;
 	m->sh->published_ms = now;

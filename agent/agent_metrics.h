@@ -9,6 +9,8 @@
 //   reflex_agent_permits_total{result="granted|refused|partition_allowed|
 //                                      partition_held"}
 //   reflex_agent_bad_frames_total
+//   reflex_agent_unauthenticated_total  commands refused by the channel
+//                                       authentication
 //   reflex_agent_coordinator_connected
 //   reflex_agent_loop_wakeups_total
 //
@@ -48,6 +50,7 @@ struct agent_metrics_snap {
 	size_t n;
 	uint64_t permits[AGENT_VERDICTS];
 	uint64_t bad_frames;
+	uint64_t unauthenticated;
 	uint64_t wakeups;
 	bool connected;
 };
@@ -56,6 +59,7 @@ struct agent_metrics_snap {
 struct agent_metrics_globals {
 	const uint64_t *permits; // AGENT_VERDICTS of them; borrowed
 	uint64_t bad_frames;
+	uint64_t unauthenticated;
 	uint64_t wakeups;
 	bool connected;
 };

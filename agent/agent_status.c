@@ -165,7 +165,7 @@ tty(const char *s, char *buf, size_t n)
 #define TTY(s) tty((s), (char[600]){ 0 }, 600)
 
 static void
-print_link(FILE *out, const cJSON *c)
+print_link(FILE *out, const cJSON *c, const cJSON *stats)
 {
 	const char *err = jstr(c, "last_error", NULL);
 
@@ -176,6 +176,13 @@ print_link(FILE *out, const cJSON *c)
 	    TTY(jstr(c, "last_ok", "never")));
 	if (err != NULL)
 		fprintf(out, "             last error: %s\n", TTY(err));
+	if (jtrue(stats, "sealed"))
+		fprintf(out, "             channel sealed with the shared "
+		    "secret; %.0f command(s) refused as unauthenticated\n",
+		    jnum(stats, "unauthenticated", 0));
+	else
+		fprintf(out, "             channel not sealed (no "
+		    "coordinator_secret_file)\n");
 }
 
 static void
@@ -322,7 +329,7 @@ agent_status_print(FILE *out, const char *json)
 	}
 	fprintf(out, "node         %s (runtime %s)\n",
 	    TTY(jstr(doc, "node", "?")), TTY(jstr(doc, "runtime", "?")));
-	print_link(out, c);
+	print_link(out, c, cJSON_GetObjectItemCaseSensitive(doc, "stats"));
 	cJSON_ArrayForEach(s, svcs)
 		print_service(out, s);
 	print_actions(out, doc);

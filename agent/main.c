@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "agent_conf.h"
 #include "agent_status.h"
+#include "cm_auth.h"
 
 #define MAX_VERBOSE 4
 
@@ -80,6 +81,18 @@ check_config(const char *path)
 	if (agent_conf_load(&c, path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
+	}
+	if (c.coordinator_secret_file != NULL) {
+		struct cm_auth *auth = NULL;
+
+		if (cm_auth_new(&auth, c.coordinator_secret_file, err,
+		    sizeof(err)) < 0) {
+			fprintf(stderr, "%s: coordinator_secret_file: %s\n",
+			    path, err);
+			agent_conf_free(&c);
+			return 1;
+		}
+		cm_auth_free(auth);
 	}
 	for (size_t i = 0; i < c.services.n; i++)
 		n += (size_t)agent_conf_svc(&c, i)->instances;

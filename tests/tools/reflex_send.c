@@ -7,6 +7,17 @@
 //   reflex-send URL raw HEX            (sends these bytes as one frame)
 //   reflex-send URL serve [--count N] [--forget N] [--permit-file PATH]
 //   common option: --wait MS (how long to wait for an answer, 15000)
+//   client options for a sealed channel (cm_auth.h):
+//     --secret PATH   stamp and seal the request with this secret file and
+//                     open the answer with it
+//     --skew-ms N     stamp the request N ms in the past (a stale frame)
+//     --twice         send the very same frame twice (a replay) and print
+//                     both answers
+//
+// Every answer line carries "mac": "ok" (opened with --secret), "bad"
+// (--secret given but the answer's MAC does not verify under it; the
+// body is shown anyway), "unchecked" (no --secret, but the answer ends
+// in a MAC: it is shown without it) or "none" (a plain frame).
 //
 // The client modes dial URL, send one request and print the answer as one
 // JSON line ({"type":"reply","id","ok","code","message","json"} or
@@ -33,6 +44,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "cm_auth.h"
 #include "cm_msg.h"
 
 struct opts {
@@ -41,6 +53,9 @@ struct opts {
 	const char *reason;
 	long long timeout_ms, action_id, wait_ms, count, forget;
 	const char *permit_file;
+	const char *secret;
+	long long skew_ms;
+	bool twice;
 	char **pos; // positional arguments after the mode
 	int npos;
 };
@@ -55,7 +70,8 @@ usage(void)
 	    "       reflex-send URL raw HEX\n"
 	    "       reflex-send URL serve [--count N] [--forget N] "
 	    "[--permit-file PATH]\n"
-	    "       (any mode) --wait MS\n");
+	    "       (any mode) --wait MS\n"
+	    "       (client modes) --secret PATH --skew-ms N --twice\n");
 }
 
 // ---- message <-> JSON ---------------------------------------------------
@@ -122,12 +138,14 @@ print_json(cJSON *o)
 }
 
 static void
-print_answer(const struct cm_msg *m)
+print_answer(const struct cm_msg *m, const char *mac)
 {
 	cJSON *o = cJSON_CreateObject();
 	const char *t = cm_msg_type_name(m->type);
 
 	cJSON_AddStringToObject(o, "type", t ? t : "?");
+	if (mac != NULL)
+		cJSON_AddStringToObject(o, "mac", mac);
 	cJSON_AddNumberToObject(o, "id", (double)m->id);
 	if (m->type == CM_MSG_ERROR) {
 		cJSON_AddStringToObject(o, "code", m->u.error.code);
@@ -144,6 +162,31 @@ print_answer(const struct cm_msg *m)
 		cJSON_AddItemToObject(o, "json", j ? j : cJSON_CreateNull());
 	}
 	print_json(o);
+}
+
+// Encodes m, stamped (ts moved skew_ms into the past) and sealed when
+// auth is set.
+static int
+to_nng_sealed(struct cm_msg *m, struct cm_auth *auth, long long skew_ms,
+    nng_msg **ret)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	int rv;
+
+	if (auth != NULL) {
+		cm_auth_stamp(m);
+		m->ts -= (uint64_t)skew_ms;
+		rv = cm_auth_encode(auth, m, &buf, &len);
+	} else {
+		rv = cm_msg_encode(m, &buf, &len);
+	}
+	if (rv == 0 && nng_msg_alloc(ret, 0) != 0)
+		rv = -ENOMEM;
+	if (rv == 0 && nng_msg_append(*ret, buf, len) != 0)
+		rv = -ENOMEM;
+	free(buf);
+	return rv;
 }
 
 static int
@@ -182,7 +225,7 @@ from_hex(const char *hex, nng_msg **ret)
 // ---- client -------------------------------------------------------------
 
 static int
-build_request(const struct opts *o, nng_msg **ret)
+build_request(const struct opts *o, struct cm_auth *auth, nng_msg **ret)
 {
 	struct cm_msg m;
 
@@ -193,7 +236,8 @@ build_request(const struct opts *o, nng_msg **ret)
 		return o->npos == 1 ? from_hex(o->pos[0], ret) : -EINVAL;
 	if (strcmp(o->mode, "status") == 0) {
 		m.type = CM_MSG_STATUS;
-		return o->npos == 0 ? to_nng(&m, ret) : -EINVAL;
+		return o->npos == 0 ? to_nng_sealed(&m, auth, o->skew_ms, ret) :
+		    -EINVAL;
 	}
 	if (strcmp(o->mode, "command") != 0 || o->npos < 2 || o->npos > 3)
 		return -EINVAL;
@@ -206,19 +250,63 @@ build_request(const struct opts *o, nng_msg **ret)
 	    o->npos == 3 ? o->pos[2] : "");
 	snprintf(m.u.cmd.reason, sizeof(m.u.cmd.reason), "%s",
 	    o->reason ? o->reason : "");
-	return to_nng(&m, ret);
+	return to_nng_sealed(&m, auth, o->skew_ms, ret);
+}
+
+// Decodes an answer and prints it with what became of its MAC.
+static int
+show_answer(struct cm_auth *auth, nng_msg *rep)
+{
+	const void *body = nng_msg_body(rep);
+	size_t len = nng_msg_len(rep);
+	const char *mac = "none";
+	struct cm_msg m;
+	char err[256];
+	int rv;
+
+	if (auth != NULL) {
+		rv = cm_auth_decode(auth, &m, body, len, err, sizeof(err));
+		mac = "ok";
+		if (rv == -EACCES && len > CM_AUTH_MAC_LEN) {
+			mac = "bad";
+			rv = cm_msg_decode(&m, body, len - CM_AUTH_MAC_LEN, err,
+			    sizeof(err));
+		}
+	} else {
+		rv = cm_msg_decode(&m, body, len, err, sizeof(err));
+		if (rv < 0 && len > CM_AUTH_MAC_LEN && cm_msg_decode(&m, body,
+		    len - CM_AUTH_MAC_LEN, err, sizeof(err)) == 0) {
+			mac = "unchecked";
+			rv = 0;
+		}
+	}
+	if (rv < 0) {
+		fprintf(stderr, "reflex-send: undecodable answer: %s\n", err);
+		return 1;
+	}
+	print_answer(&m, mac);
+	cm_msg_clear(&m);
+	return 0;
 }
 
 static int
 client(const struct opts *o)
 {
-	struct cm_msg m;
-	nng_msg *req = NULL, *rep = NULL;
+	struct cm_auth *auth = NULL;
+	nng_msg *req = NULL, *rep = NULL, *copy = NULL;
 	nng_socket s;
-	char err[256];
-	int rv;
+	char err[512];
+	int rv, out = 0;
 
-	if (build_request(o, &req) < 0) {
+	if (o->secret != NULL && cm_auth_new(&auth, o->secret, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "reflex-send: %s\n", err);
+		return 2;
+	}
+	if (build_request(o, auth, &req) < 0 || (o->twice &&
+	    nng_msg_dup(&copy, req) != 0)) {
+		nng_msg_free(req);
+		cm_auth_free(auth);
 		usage();
 		return 2;
 	}
@@ -236,23 +324,31 @@ client(const struct opts *o)
 		nng_msg_free(req);
 	if (rv == 0)
 		rv = nng_recvmsg(s, &rep, 0);
+	if (rv == 0) {
+		out = show_answer(auth, rep);
+		nng_msg_free(rep);
+	}
+	if (rv == 0 && copy != NULL) {
+		rv = nng_sendmsg(s, copy, 0);
+		if (rv != 0)
+			nng_msg_free(copy);
+		copy = NULL;
+		if (rv == 0)
+			rv = nng_recvmsg(s, &rep, 0);
+		if (rv == 0) {
+			out |= show_answer(auth, rep);
+			nng_msg_free(rep);
+		}
+	}
+	nng_msg_free(copy);
+	nng_close(s);
+	cm_auth_free(auth);
 	if (rv != 0) {
 		fprintf(stderr, "reflex-send: %s: %s\n", o->url,
 		    nng_strerror(rv));
-		nng_close(s);
 		return 1;
 	}
-	rv = cm_msg_decode(&m, nng_msg_body(rep), nng_msg_len(rep), err,
-	    sizeof(err));
-	nng_msg_free(rep);
-	nng_close(s);
-	if (rv < 0) {
-		fprintf(stderr, "reflex-send: undecodable answer: %s\n", err);
-		return 1;
-	}
-	print_answer(&m);
-	cm_msg_clear(&m);
-	return 0;
+	return out;
 }
 
 // ---- fake coordinator -------------------------------------------------------
@@ -411,6 +507,9 @@ parse(int argc, char **argv, struct opts *o)
 		{ "count", required_argument, NULL, 'n' },
 		{ "forget", required_argument, NULL, 'f' },
 		{ "permit-file", required_argument, NULL, 'p' },
+		{ "secret", required_argument, NULL, 's' },
+		{ "skew-ms", required_argument, NULL, 'k' },
+		{ "twice", no_argument, NULL, '2' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, bad = 0;
@@ -430,6 +529,12 @@ parse(int argc, char **argv, struct opts *o)
 			bad |= number(optarg, &o->forget);
 		else if (c == 'p')
 			o->permit_file = optarg;
+		else if (c == 's')
+			o->secret = optarg;
+		else if (c == 'k')
+			bad |= number(optarg, &o->skew_ms);
+		else if (c == '2')
+			o->twice = true;
 		else
 			bad = -1;
 	}

@@ -225,6 +225,30 @@ test_partition_policy_and_metrics_keys(void)
 }
 
 static void
+test_coordinator_secret_file(void)
+{
+	struct agent_conf c;
+	char err[512] = "";
+
+	if (agent_conf_load_mem(&c, "t.yaml", GOOD, err, sizeof(err)) == 0) {
+		CHECK(c.coordinator_secret_file == NULL); // off by default
+		agent_conf_free(&c);
+	}
+	if (agent_conf_load_mem(&c, "t.yaml", "coordinator_secret_file: "
+	    "/etc/reflex/secrets/agent\n" GOOD, err, sizeof(err)) == 0) {
+		CHECK_STR(c.coordinator_secret_file,
+		    "/etc/reflex/secrets/agent");
+		agent_conf_free(&c);
+	} else {
+		CHECK_STR(err, "");
+	}
+	CHECK_HAS(load_err("coordinator_secret_file: \"\"\n" GOOD),
+	    "t.yaml:1: coordinator_secret_file: is empty");
+	CHECK_HAS(load_err("coordinator_secret_file: [a]\n" GOOD),
+	    "t.yaml:1: coordinator_secret_file:");
+}
+
+static void
 test_hostport_check(void)
 {
 	char why[96];
@@ -386,6 +410,7 @@ static const struct tt_case cases[] = {
 	{ "command and env are checked", test_command_and_env_checked },
 	{ "partition_policy, permit_timeout and metrics_listen",
 	  test_partition_policy_and_metrics_keys },
+	{ "coordinator_secret_file", test_coordinator_secret_file },
 	{ "host:port check", test_hostport_check },
 	{ "missing keys and YAML errors",
 	  test_missing_required_and_yaml_errors },
