@@ -186,7 +186,9 @@ cm_auth_decode(struct cm_auth *a, struct cm_msg *m, const void *buf,
 	rv = cm_msg_decode(m, buf, len - CM_AUTH_MAC_LEN, err, errlen);
 	if (rv < 0)
 		return rv;
-	skew = now - (int64_t)m->ts;
+	// A clock beyond int64 is as stale as can be (and must not overflow
+	// the subtraction).
+	skew = m->ts <= (uint64_t)INT64_MAX ? now - (int64_t)m->ts : INT64_MIN;
 	if (m->ts == 0 || skew > CM_AUTH_WINDOW_MS || skew < -CM_AUTH_WINDOW_MS) {
 		snprintf(err, errlen, "stale message: its clock is %lld ms from "
 		    "ours (window %d ms)", (long long)skew, CM_AUTH_WINDOW_MS);

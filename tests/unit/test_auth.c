@@ -102,6 +102,18 @@ test_stale_and_unstamped(void)
 	CHECK_INT(cm_auth_encode(a, &m, &buf, &len), 0);
 	CHECK_INT(cm_auth_decode(a, &out, buf, len, err, sizeof(err)), -ESTALE);
 	free(buf);
+	// A clock beyond int64 (found by tests/fuzz/fuzz_auth: the skew
+	// computation overflowed, undefined behaviour under UBSan).
+	for (int i = 0; i < 2; i++) {
+		m = heartbeat();
+		cm_auth_stamp(&m);
+		m.ts = i == 0 ? UINT64_C(1) << 63 : UINT64_MAX;
+		CHECK_INT(cm_auth_encode(a, &m, &buf, &len), 0);
+		CHECK_INT(cm_auth_decode(a, &out, buf, len, err, sizeof(err)),
+		    -ESTALE);
+		CHECK_HAS(err, "stale");
+		free(buf);
+	}
 	cm_auth_free(a);
 }
 
