@@ -1174,6 +1174,23 @@ first_step_hosted(struct coord_engine *e, const struct coord_plan *p,
 	return false;
 }
 
+// The instance as the actions that ran are recorded: an instance named by
+// its address (Prometheus' instance label) is resolved to the agent's
+// name for it, so that both spellings are one instance.
+static const char *
+resolved_instance(struct coord_engine *e, const struct coord_plan *p,
+    char *buf, size_t n)
+{
+	struct coord_target t;
+
+	if (p->instance[0] == '\0' || on_k8s(e, p->type) ||
+	    coord_agents_resolve(e->d.agents, p->service, p->instance, &t,
+	    1) != 1 || t.instance[0] == '\0')
+		return p->instance;
+	snprintf(buf, n, "%s", t.instance);
+	return buf;
+}
+
 static bool
 in_cooldown(struct coord_engine *e, const struct coord_plan *plans,
     size_t n, char *detail, size_t dn)
@@ -1181,12 +1198,12 @@ in_cooldown(struct coord_engine *e, const struct coord_plan *plans,
 	int64_t now = cm_mono_ms();
 
 	for (size_t i = 0; i < n; i++) {
-		char key[512];
+		char key[512], name[CM_NAME_MAX];
 		struct cooldown *c;
 
 		action_key(key, sizeof(key), plans[i].rule->conf->name,
 		    coord_action_name(plans[i].type), plans[i].service,
-		    plans[i].instance);
+		    resolved_instance(e, &plans[i], name, sizeof(name)));
 		c = cooldown_find(e, key);
 		if (c != NULL && c->until_mono > now) {
 			snprintf(detail, dn, "%s on %s/%s already done by action %"
@@ -1258,26 +1275,17 @@ static void
 safety_req(struct coord_engine *e, const struct coord_plan *p,
     uint64_t identity, struct coord_safety_req *ret)
 {
-	struct coord_target t;
-
 	*ret = (struct coord_safety_req){
 		.type = p->type,
 		.service = p->service,
-		.instance = p->instance,
 		.identity = identity,
 		.force = p->rule->conf->force,
 		.service_instances = coord_agents_count_instances(e->d.agents,
 		    p->service),
 	};
-	// An instance may be named by its address (Prometheus' instance
-	// label) or by its name: count it by the agent's name, as the
-	// actions that ran are recorded, so the same instance is one.
-	if (p->instance[0] != '\0' && !on_k8s(e, p->type) &&
-	    coord_agents_resolve(e->d.agents, p->service, p->instance, &t,
-	    1) == 1 && t.instance[0] != '\0') {
-		snprintf(ret->name_buf, sizeof(ret->name_buf), "%s", t.instance);
-		ret->instance = ret->name_buf;
-	}
+	// Counted by the agent's name for it, as the actions that ran are.
+	ret->instance = resolved_instance(e, p, ret->name_buf,
+	    sizeof(ret->name_buf));
 }
 
 static void

@@ -56,6 +56,14 @@ rules:
       - type: restart
         service: svc-a
         instance: "{{{{ pod }}}}"
+  - name: restart-by-address
+    matchers: ['alertname = "AddrDown"']
+    cooldown: 1m
+    verify: {{ health: false, resolved: false }}
+    actions:
+      - type: restart
+        service: svc-a
+        instance: "{{{{ instance }}}}"
   - name: restart-crashlooping-pod
     matchers: ['alertname = "PodCrashLooping"']
     actions:
@@ -260,10 +268,31 @@ def run(tap):
         tap.ok(env.coord.log_text().count("result=template-error") == 4,
                "each unsafe alert is recorded as template-error")
 
+        # -- the cooldown holds whether the instance is named or addressed --
+        before = len(env.commands())
+
+        def addr_alert(status, starts):
+            return alert_body([{
+                "status": status, "labels": {"alertname": "AddrDown",
+                                             "instance": "127.0.0.1:19001"},
+                "annotations": {}, "startsAt": starts,
+                "endsAt": "0001-01-01T00:00:00Z" if status == "firing"
+                else "2026-12-04T10:05:00Z"}])
+        env.post(addr_alert("firing", "2026-12-04T10:00:00Z"))
+        env.settle(before + 1)
+        env.post(addr_alert("resolved", "2026-12-04T10:00:00Z"))
+        env.post(addr_alert("firing", "2026-12-04T10:06:00Z"))
+        time.sleep(1)
+        cmds = env.commands()[before:]
+        tap.ok([c["instance"] for c in cmds] == ["svc-a-1"],
+               "an alert naming the instance by host:port restarts it once; "
+               "a new incident within the cooldown starts nothing", cmds)
+
         # -- metrics -------------------------------------------------------
         text = http_get(env.url + "/metrics").text
-        tap.ok('reflex_actions_total{action="restart",outcome="succeeded"} 4'
-               in text, "metrics count the four restarts (C01 1, C05 3)")
+        tap.ok('reflex_actions_total{action="restart",outcome="succeeded"} 5'
+               in text, "metrics count the five restarts (C01 1, C05 3, "
+               "by address 1)")
         rc, out = lab.check_metrics(text)
         tap.ok(rc == 0, "promtool check metrics accepts /metrics", out)
         h = json.loads(http_get(env.url + "/health").text)
@@ -292,7 +321,7 @@ def run(tap):
                (r.status, n))
         env.start_coordinator()
         acts = restarts()
-        tap.ok(acts == history and len(acts) == 4,
+        tap.ok(acts == history and len(acts) == 5,
                "the restart history survives the restart unchanged",
                (acts, history))
         before = len(env.commands())
