@@ -646,7 +646,8 @@ coord_agents_json(struct coord_agents *a)
 			cJSON_AddStringToObject(w, "service", ag->workloads[j].service);
 			cJSON_AddStringToObject(w, "instance", ag->workloads[j].instance);
 			cJSON_AddStringToObject(w, "addr", ag->workloads[j].addr);
-			cJSON_AddBoolToObject(w, "healthy", ag->workloads[j].healthy);
+			// Per-instance health is the agent's (reflex-agent
+			// status); heartbeats carry only the count above.
 		}
 	}
 	pthread_mutex_unlock(&a->mu);

@@ -1755,16 +1755,21 @@ count_demand(struct coord_engine *e, struct ev *batch)
 
 	coord_safety_breaker(e->safety, cm_now_ms(), &before);
 	for (struct ev *ev = batch; ev != NULL; ev = ev->next) {
-		const struct coord_rules *rules = &e->d.conf->compiled;
-		bool wanted = false;
+		struct coord_plan *plans = NULL;
+		size_t n = 0;
+		char err[256];
 
 		if (ev->kind != EV_ALERT || !ev->alert->firing ||
 		    ev->defer_until_mono != 0)
 			continue;
-		for (size_t i = 0; i < rules->n && !wanted; i++)
-			wanted = coord_rule_matches(&rules->v[i], ev->alert);
-		if (!wanted)
+		// Counted only when a rule wants it and its target exists:
+		// alerts about things reflex does not run are no storm of ours.
+		if (plan_for(e, ev->alert, &plans, &n, err, sizeof(err)) < 0 ||
+		    n == 0 || !first_step_hosted(e, &plans[0], err, sizeof(err))) {
+			coord_plans_free(plans, n);
 			continue;
+		}
+		coord_plans_free(plans, n);
 		if (fleet < 0)
 			fleet = coord_agents_count_instances(e->d.agents, NULL);
 		coord_safety_demand(e->safety, ev->identity, fleet, cm_now_ms());

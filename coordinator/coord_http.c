@@ -427,7 +427,7 @@ health_cb(nng_aio *aio)
 	cJSON *o = cJSON_CreateObject(), *reasons = cJSON_CreateArray();
 	enum health level = HEALTHY;
 	int64_t rate = coord_metrics_alerts_last_minute();
-	char buf[160], *s;
+	char buf[COORD_REASON_MAX + 32], *s;
 
 	gauges(h, &g, &js);
 	coord_engine_breaker(h->d.engine, &b);
@@ -440,7 +440,7 @@ health_cb(nng_aio *aio)
 		health_reason(&level, DEGRADED, reasons, "alert queue full");
 	if (b.open) {
 		// An operator's pause is deliberate: degraded, not down.
-		snprintf(buf, sizeof(buf), "automation paused: %.120s", b.reason);
+		snprintf(buf, sizeof(buf), "automation paused: %s", b.reason);
 		health_reason(&level, b.paused_by_operator ? DEGRADED : UNHEALTHY,
 		    reasons, buf);
 	}

@@ -350,6 +350,12 @@ check_blast(struct coord_safety *s, const struct coord_safety_req *r,
 	}
 	if (distinct + 1 <= allowed)
 		return false;
+	if (r->service_instances <= 0)
+		return block(v, "blast_radius", "restarting %s would make %"
+		    PRId64 " instances of %s restarted within %" PRId64 " s; "
+		    "the instance count is unknown, so 1 is allowed",
+		    r->instance, distinct + 1, r->service,
+		    s->c->blast_window_ms / 1000);
 	return block(v, "blast_radius", "restarting %s would make %" PRId64
 	    " of %" PRId64 " instances of %s restarted within %" PRId64
 	    " s, above %" PRId64 "%% (%" PRId64 " allowed)", r->instance,
