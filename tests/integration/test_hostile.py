@@ -938,33 +938,18 @@ def stamped(type_, body, id_=1, ts=None, nonce=None, rng=random):
                else nonce, "type": type_, "id": id_, "body": body})
 
 
-def auth_storm(tap, lab, rng, n):
-    key = b"hostile test secret, 32 bytes.."
-    wrong = b"not the secret but just as long"
-    secret = lab.write_file("secret", key.decode() + "\n")
-    os.chmod(secret, 0o600)
-    http, agents = free_port(), free_port()
-    conf = lab.write_file("coordinator-auth.yaml", COORD_CONF.format(
-        http=http, agents=agents, journal=lab.path("journal-auth.db")) +
-        f"agent_secret_file: {secret}\n")
-    coord = lab.start("coordinator-auth", [
-        reflex_binary("reflex-coordinator"), "-c", conf], env=child_env(),
-        ready_url=f"http://127.0.0.1:{http}/readyz")
-    ipc = lab.path("ghosts")
-    os.makedirs(ipc, exist_ok=True)
-    seeds = coord_seeds(rng, ipc)
-
-    def register(node, k=key, **kw):
-        return seal(k, stamped("register", {
-            "node": node, "addr": f"ipc://{ipc}/{node}.ipc",
-            "runtime": "process", "workloads": []}, rng=rng, **kw))
-
+def sealed_storm(rng, port, key, n, make, seeds):
+    """n frames that do not prove `key` (unsealed, a made-up MAC, another
+    key, altered, replayed, stale, truncated) to a sealed endpoint.
+    make(i, **kw) builds a sealed frame (kw: k=key, ts=...). Returns
+    (kinds sent, answers by kind of answer)."""
+    wrong = bytes(reversed(key))
+    replay = make(-1)
     now = int(time.time() * 1000)
-    replay = register("auth-replayed")
     kinds = {}
     answers = {"error": 0, "ok": 0, "refused": 0, "unsealed": 0,
                "none": 0}
-    conn = SPReq(agents)
+    conn = SPReq(port)
     for i in range(n):
         k = rng.randrange(8)
         if k <= 1:
@@ -973,18 +958,18 @@ def auth_storm(tap, lab, rng, n):
             f = hostile_frame(rng, seeds) + bytes(
                 rng.randrange(256) for _ in range(MAC_LEN))
         elif k == 3:
-            f = register(f"auth-{i}", k=wrong)        # another key
+            f = make(i, k=wrong)                      # another key
         elif k == 4:                                  # altered in flight
-            f = bytearray(register(f"auth-{i}"))
+            f = bytearray(make(i))
             f[rng.randrange(len(f))] ^= 1 << rng.randrange(8)
             f = bytes(f)
         elif k == 5:                                  # a replay
             f = replay
         elif k == 6:                                  # stale or far future
-            f = register(f"auth-{i}", ts=rng.choice([
-                now - 600000, now + 600000, 1, 1 << 63, (1 << 64) - 1]))
+            f = make(i, ts=rng.choice([now - 600000, now + 600000, 1,
+                                       1 << 63, (1 << 64) - 1]))
         else:                                         # seal then truncate
-            f = register(f"auth-{i}")[:-rng.randint(1, MAC_LEN)]
+            f = make(i)[:-rng.randint(1, MAC_LEN)]
         kinds[k] = kinds.get(k, 0) + 1
         try:
             rep = conn.request(f)
@@ -1003,27 +988,115 @@ def auth_storm(tap, lab, rng, n):
             answers["ok"] += 1
         else:
             answers["refused"] += 1
-    nodes = [a["node"] for a in http_json(
-        f"http://127.0.0.1:{http}/api/v1/agents")]
-    tap.diag(f"authenticated coordinator: {n} frames {kinds}, answers "
-             f"{answers}, registered {nodes}")
-    tap.ok(coord.alive() and answers["ok"] <= 1 and
-           set(nodes) <= {"auth-replayed"} and not answers["unsealed"],
-           "with agent_secret_file, no unproven frame registers anything "
-           "(only the first copy of the one valid frame), every answer is "
-           "sealed", (answers, nodes))
-    rep = unpack(conn.request(register("auth-late"))[:-MAC_LEN])
     conn.close()
-    nodes = [a["node"] for a in http_json(
-        f"http://127.0.0.1:{http}/api/v1/agents")]
-    tap.ok(rep["body"]["ok"] is True and "auth-late" in nodes,
-           "after the storm a properly sealed registration is accepted",
-           (rep, nodes))
-    rc = lab.stop(coord, grace=15)
-    reports = [line for line in coord.log_text().splitlines()
-               if "runtime error:" in line or "Sanitizer" in line]
-    tap.ok(rc == 0 and not reports, "the authenticated coordinator stops "
-           "cleanly, no sanitizer report", (rc, reports[:10]))
+    return kinds, answers
+
+
+def sealed_request(port, key, frame_bytes):
+    conn = SPReq(port)
+    try:
+        rep = conn.request(frame_bytes)
+    finally:
+        conn.close()
+    return unpack(rep[:-MAC_LEN])
+
+
+def auth_storm(tap, lab, rng, n):
+    """A coordinator with agent_secret_file and an agent with
+    coordinator_secret_file (the same secret), each sent n frames that do
+    not prove the secret."""
+    key = b"hostile test secret, 32 bytes.."
+    secret = lab.write_file("secret", key.decode() + "\n")
+    os.chmod(secret, 0o600)
+    http, agents, cmd, port = (free_port() for _ in range(4))
+    url = f"http://127.0.0.1:{http}"
+    conf = lab.write_file("coordinator-auth.yaml", COORD_CONF.format(
+        http=http, agents=agents, journal=lab.path("journal-auth.db")) +
+        f"agent_secret_file: {secret}\n")
+    coord = lab.start("coordinator-auth", [
+        reflex_binary("reflex-coordinator"), "-c", conf], env=child_env(),
+        ready_url=url + "/readyz")
+    aconf = lab.write_file("agent-auth.yaml", AGENT_CONF.format(
+        agents=agents, cmd=cmd, sock=lab.path("agent-auth.sock"),
+        py=sys.executable, svc=SVC, port=port).replace(
+            "node: node-h", "node: node-s") +
+        f"coordinator_secret_file: {secret}\n")
+    agent = lab.start("agent-auth", [reflex_binary("reflex-agent"), "-c",
+                                     aconf], env=child_env())
+    ipc = lab.path("ghosts")
+    os.makedirs(ipc, exist_ok=True)
+
+    def status():
+        r = subprocess.run([reflex_binary("reflex-agent"), "status", "-c",
+                            aconf, "--json"], capture_output=True,
+                           text=True, timeout=10)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    def inst():
+        return status()["services"][0]["instances"][0]
+
+    wait_until(lambda: [a for a in http_json(url + "/api/v1/agents")
+                        if a["node"] == "node-s"], 15,
+               what="the sealed agent registered")
+    wait_until(lambda: inst()["state"] == "running", 20,
+               what="its instance running")
+    before = inst()
+
+    # -- the coordinator's agent socket ------------------------------------
+    def register(i, k=key, **kw):
+        node = f"auth-{i}" if i >= 0 else "auth-replayed"
+        return seal(k, stamped("register", {
+            "node": node, "addr": f"ipc://{ipc}/{node}.ipc",
+            "runtime": "process", "workloads": []}, rng=rng, **kw))
+
+    kinds, answers = sealed_storm(rng, agents, key, n, register,
+                                  coord_seeds(rng, ipc))
+    nodes = sorted(a["node"] for a in http_json(url + "/api/v1/agents"))
+    tap.diag(f"sealed coordinator: {n} frames {kinds}, answers {answers}, "
+             f"registered {nodes}")
+    tap.ok(coord.alive() and answers["ok"] <= 1 and
+           set(nodes) <= {"auth-replayed", "node-s"} and
+           not answers["unsealed"],
+           "agent_secret_file: no frame without the secret registers "
+           "anything (only the first copy of the one valid frame does), "
+           "every answer is sealed", (answers, nodes))
+    rep = sealed_request(agents, key, register(10 ** 6))
+    tap.ok(rep["body"]["ok"] is True,
+           "after the storm a properly sealed registration is accepted", rep)
+
+    # -- the agent's command socket ----------------------------------------
+    def command(i, k=key, **kw):
+        # Every valid one would restart the instance, but the replayed
+        # frame (i < 0), which only clears its cache, once.
+        action = "clear_cache" if i < 0 else "restart"
+        return seal(k, stamped("command", {
+            "action_id": abs(i), "action": action, "service": "demo-a",
+            "instance": "demo-a-0", "reason": "hostile",
+            "timeout_ms": 20000}, rng=rng, **kw))
+
+    kinds, answers = sealed_storm(rng, cmd, key, n, command,
+                                  agent_seeds(rng))
+    after = inst()
+    tap.diag(f"sealed agent: {n} frames {kinds}, answers {answers}")
+    tap.ok(agent.alive() and answers["ok"] <= 1 and
+           not answers["unsealed"] and
+           after["restarts"] == before["restarts"] and
+           after["pid"] == before["pid"],
+           "coordinator_secret_file: no command without the secret is "
+           "executed (no restart), every answer is sealed",
+           (answers, before, after))
+    rep = sealed_request(cmd, key, seal(key, stamped("command", {
+        "action_id": 1, "action": "clear_cache", "service": "demo-a",
+        "instance": "", "reason": "after", "timeout_ms": 20000}, rng=rng)))
+    tap.ok(rep["type"] == "reply" and rep["body"]["ok"] is True,
+           "after the storm a properly sealed command is carried out", rep)
+
+    for p in (agent, coord):
+        rc = lab.stop(p, grace=15)
+        reports = [line for line in p.log_text().splitlines()
+                   if "runtime error:" in line or "Sanitizer" in line]
+        tap.ok(rc == 0 and not reports, f"{p.name} stops cleanly, no "
+               "sanitizer report", (rc, reports[:10]))
 
 
 def rss_kb(pid):
