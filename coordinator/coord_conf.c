@@ -178,9 +178,39 @@ validate(struct coord_conf *c, char *err, size_t errlen)
 	    strncmp(c->agent_listen, "ipc://", 6) != 0)
 		return cm_conf_errf(err, errlen, c->path, 0, "agent_listen",
 		    "expected a tcp:// or ipc:// URL, got \"%s\"", c->agent_listen);
-	if (strchr(c->listen, '/') != NULL || strchr(c->listen, ':') == NULL)
-		return cm_conf_errf(err, errlen, c->path, 0, "listen",
-		    "expected host:port, got \"%s\"", c->listen);
+	{
+		const char *colon = strrchr(c->listen, ':');
+		char *end = NULL;
+		long port = colon != NULL ? strtol(colon + 1, &end, 10) : 0;
+
+		if (strchr(c->listen, '/') != NULL || colon == NULL ||
+		    colon == c->listen || end == colon + 1 || *end != '\0' ||
+		    port < 1 || port > 65535)
+			return cm_conf_errf(err, errlen, c->path, 0, "listen",
+			    "expected host:port with a port in 1..65535, got "
+			    "\"%s\"", c->listen);
+	}
+	for (size_t i = 0; c->runtime == COORD_RUNTIME_PROCESS &&
+	    i < c->rules.n; i++) {
+		const struct coord_rule_conf *rc =
+		    (const struct coord_rule_conf *)c->rules.v + i;
+		const struct cm_list *lists[] = { &rc->actions, &rc->escalation };
+
+		for (size_t l = 0; l < 2; l++) {
+			for (size_t k = 0; k < lists[l]->n; k++) {
+				const struct coord_action_conf *a =
+				    (const struct coord_action_conf *)lists[l]->v + k;
+
+				if (!coord_kexec_handles(a->type) ||
+				    a->type == COORD_ACT_RESTART)
+					continue;
+				return cm_conf_errf(err, errlen, c->path, a->line,
+				    "rules", "%s (rule %s) needs runtime: "
+				    "kubernetes", coord_action_name(a->type),
+				    rc->name);
+			}
+		}
+	}
 	if ((c->tls.cert_file != NULL) != (c->tls.key_file != NULL))
 		return cm_conf_errf(err, errlen, c->path, 0, "tls",
 		    "cert_file and key_file go together");

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cm_log.h"
 #include "coord_agents.h"
@@ -69,6 +70,22 @@ app_stop(struct app *a)
 	coord_conf_free(&a->conf);
 }
 
+// Creates the journal's directory when it is missing (one level, 0750),
+// as a package would.
+static void
+journal_dir(const char *journal)
+{
+	char dir[1024], *slash;
+
+	snprintf(dir, sizeof(dir), "%s", journal);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0750) == 0)
+		cm_notice("coordinator.journal_dir", "created=%s", cm_q(dir));
+}
+
 static int
 app_run(struct app *a)
 {
@@ -99,6 +116,7 @@ app_run(struct app *a)
 		    cm_q("no webhook credential configured (auth:): anyone "
 		    "who reaches the listen address can post alerts"));
 	coord_fetch_global_init();
+	journal_dir(a->conf.journal);
 	if (a->conf.runtime == COORD_RUNTIME_KUBERNETES) {
 		rv = cm_k8s_new(&a->k8s, &a->conf.kubernetes.client, err,
 		    sizeof(err));
@@ -223,6 +241,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		struct cm_auth *sealed = NULL;
+
+		// The secrets it names must be there and well kept too.
+		rv = coord_auth_load(&a.auth, &a.conf.auth, err, sizeof(err));
+		if (rv == 0 && a.conf.agent_secret_file != NULL)
+			rv = cm_auth_new(&sealed, a.conf.agent_secret_file, err,
+			    sizeof(err));
+		coord_auth_clear(&a.auth);
+		cm_auth_free(sealed);
+		if (rv < 0) {
+			fprintf(stderr, "reflex-coordinator: %s: %s\n", path, err);
+			coord_conf_free(&a.conf);
+			return 1;
+		}
 		printf("%s: ok (%zu rules)\n", path, a.conf.compiled.n);
 		coord_conf_free(&a.conf);
 		return 0;

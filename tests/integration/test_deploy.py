@@ -39,8 +39,16 @@ def block(text, key):
 
 
 def run(tap, lab):
-    conf = lab.write_file("coordinator.yaml",
-                          block(read("20-config.yaml"), "coordinator.yaml"))
+    # The secrets the Deployment mounts, made here (mode 0600).
+    secrets = lab.path("secrets")
+    os.makedirs(secrets, exist_ok=True)
+    for name in ("webhook-token", "operator-token"):
+        with open(os.path.join(secrets, name), "w") as f:
+            f.write("a-secret-of-32-bytes-for-testing\n")
+        os.chmod(os.path.join(secrets, name), 0o600)
+    conf = lab.write_file("coordinator.yaml", block(
+        read("20-config.yaml"), "coordinator.yaml").replace(
+            "/etc/reflex/secrets", secrets))
     r = subprocess.run([reflex_binary("reflex-coordinator"),
                         "--check-config", "-c", conf], capture_output=True,
                        text=True, timeout=20)
