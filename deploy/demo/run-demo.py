@@ -110,6 +110,13 @@ def make_tokens(lab, insts, demo_bin, build):
         "COORD_WEBHOOK_PATH": COORD_WEBHOOK_PATH,
     }
     t["COORD_HTTP_ADDR"] = f"{LOOPBACK}:{t['COORD_HTTP_PORT']}"
+    # The operator's token, so that pause, resume and approvals can be
+    # tried on the running demo (a throw-away secret, mode 0600).
+    token = lab.path("operator.token")
+    with open(token, "w") as f:
+        f.write(os.urandom(16).hex() + "\n")
+    os.chmod(token, 0o600)
+    t["OPERATOR_TOKEN_FILE"] = token
     for n, node in enumerate(NODES, 1):
         t[f"AGENT_{n}_NODE"] = node
         t[f"AGENT_{n}_NNG_URL"] = f"tcp://{LOOPBACK}:{free_port()}"
@@ -278,9 +285,10 @@ def follow(tl, args, am, prom, target, coord_addr, hook, lab, demo_bin):
                 actions = coord_actions(coord_addr)
             except (OSError, LabError, ValueError):
                 actions = []
+            actions = [a for a in actions if isinstance(a, dict)]
+            actions.sort(key=lambda a: (a.get("created") or "",
+                                        a.get("id") or 0))
             for a in actions:
-                if not isinstance(a, dict):
-                    continue
                 inst = a.get("instance") or ""
                 if inst not in (target.addr, target.name) and not (
                         inst == "" and a.get("service") == target.service):
@@ -295,18 +303,31 @@ def follow(tl, args, am, prom, target, coord_addr, hook, lab, demo_bin):
                     tl.add("webhook received", f"alert #{a.get('alert_id')}"
                            f" {a.get('alertname')} (coordinator journal)",
                            at=epoch(a.get("alert_received")))
-                if ("dispatched", a.get("id")) not in seen:
+                kind = a.get("type")
+                where = (f"{a.get('service')}/{a.get('instance') or '(all)'}"
+                         f" on {a.get('node') or '?'}")
+                detail = (a.get("detail") or "").strip()
+                if kind == "evidence":
+                    # The evidence itself (log tail, exit status) is long;
+                    # show its size here, the text is in the journal.
+                    n = detail.count("\n") + 1 if detail else 0
+                    tl.add(f"evidence {a.get('state')}",
+                           f"#{a.get('id')} {where}: {n} line(s) of log "
+                           "and exit status kept in the journal",
+                           at=epoch(a.get("updated")))
+                    continue
+                if kind != "verify" and \
+                        ("dispatched", a.get("id")) not in seen:
                     seen.add(("dispatched", a.get("id")))
-                    tl.add("action dispatched", f"#{a.get('id')} "
-                           f"{a.get('type')} {a.get('service')}/"
-                           f"{a.get('instance') or '(all)'} to "
-                           f"{a.get('node') or '?'}",
+                    tl.add("action dispatched", f"#{a.get('id')} {kind} "
+                           f"{where} (rule {a.get('rule')})",
                            at=epoch(a.get("created")))
-                tl.add(f"action {a.get('state')}",
-                       at=epoch(a.get("updated")), detail=f"#{a.get('id')} {a.get('type')} {a.get('service')} "
-                       f"{a.get('instance') or '(all)'} on "
-                       f"{a.get('node') or '?'} rule={a.get('rule')} "
-                       f"attempt={a.get('attempt')} {a.get('detail') or ''}"
+                label = ("verification" if kind == "verify"
+                         else "action") + f" {a.get('state')}"
+                tl.add(label, at=epoch(a.get("updated")),
+                       detail=f"#{a.get('id')} {kind} {where}"
+                       f" attempt={a.get('attempt')} "
+                       f"{detail.splitlines()[0] if detail else ''}"
                        .rstrip())
                 if a.get("state") in FINAL_STATES:
                     final = True
@@ -454,8 +475,20 @@ def run(args, lab, demo_bin):
     print("healed" if healed else "NOT healed", flush=True)
 
     if args.keep:
-        print("--keep: everything keeps running; Ctrl-C stops it.",
+        bindir = os.path.dirname(reflex_binary("reflex-coordinator",
+                                               args.build))
+        print("--keep: everything keeps running; Ctrl-C stops it. Try:",
               flush=True)
+        if coord_addr:
+            c = f"{bindir}/reflex-coordinator -c {lab.workdir}/coordinator.yml"
+            a = os.path.join(os.path.dirname(bindir), "agent",
+                             "reflex-agent")
+            for line in (f"{c} status", f"{c} history", f"{c} agents",
+                         f"{c} pause    # and: resume",
+                         f"{a} status -c {lab.workdir}/node-1.yml",
+                         f"curl -s http://{coord_addr}/metrics",
+                         f"curl -s http://{coord_addr}/health"):
+                print(f"  {line}", flush=True)
         try:
             while True:
                 time.sleep(3600)
