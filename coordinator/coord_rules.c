@@ -95,7 +95,8 @@ const struct cm_conf_field coord_rule_fields[] = {
 	{ .key = "matchers", .type = CM_CONF_STRLIST, .required = true,
 	  .off = offsetof(struct coord_rule_conf, matchers),
 	  .help = "label matchers 'name op value' (= != =~ !~), all must "
-		  "match; regexes are POSIX ERE, anchored" },
+		  "match; regexes are POSIX ERE, anchored, and nested or "
+		  "stacked repeats may multiply to 1000 copies at most" },
 	{ .key = "cooldown", .type = CM_CONF_DURATION, .def = "5m",
 	  .off = offsetof(struct coord_rule_conf, cooldown_ms),
 	  .min = 0, .max = MAX_COOLDOWN_MS,
@@ -279,11 +280,139 @@ skip_bracket(const char *v, size_t i)
 	return 0;
 }
 
+// Repetition budget. glibc's regcomp copies a repeated subtree once per
+// count (x{m,n} becomes n copies, x+ two) and builds closures over the
+// copies, so nested or stacked repeats cost the product of their counts:
+// "(a{0,200}){0,200}" takes 260 MB, and every stacked '+' doubles the
+// tree ("x++++...", 70 of them, runs out of memory). As RE2 does, refuse
+// a regex whose counts multiply beyond REGEX_MAX_REPEAT along a nesting
+// path; and since side-by-side repeats add up (92 "(a{0,1000})" fit in a
+// matcher and take 800 MB), also one whose atoms, counted once per copy,
+// exceed REGEX_MAX_COPIES.
+#define REGEX_MAX_REPEAT 1000
+#define REGEX_MAX_COPIES 4000
+
+// Cost of a piece of regex: the largest product of counts along a path
+// through it, and its atoms counted once per copy.
+struct rx_cost {
+	uint64_t path;
+	uint64_t size;
+};
+
+// Reads the interval "{m}", "{m,}" or "{m,n}" at v[*i]; on success returns
+// how many copies glibc makes (n; m + 1 when unbounded) and moves *i past
+// the '}'. Returns 0 when v[*i] does not start an interval (regcomp then
+// decides what the '{' is). Counts saturate at 100000, far above both the
+// budget and RE_DUP_MAX.
+static uint64_t
+rx_interval(const char *v, size_t *i)
+{
+	uint64_t num[2] = { 0, 0 };
+	size_t j = *i + 1;
+	int k = 0, digits = 0;
+	bool comma = false;
+
+	for (; v[j] != '}'; j++) {
+		if (v[j] >= '0' && v[j] <= '9') {
+			if (num[k] < 100000)
+				num[k] = num[k] * 10 + (uint64_t)(v[j] - '0');
+			digits++;
+		} else if (v[j] == ',' && !comma && digits > 0) {
+			comma = true;
+			k = 1;
+		} else {
+			return 0;
+		}
+	}
+	if (digits == 0)
+		return 0;
+	*i = j + 1;
+	if (!comma)
+		return num[0] > 0 ? num[0] : 1;
+	if (v[j - 1] == ',')
+		return num[0] + 1; // {m,}: m copies and a star
+	return num[1] > num[0] ? num[1] : (num[0] > 0 ? num[0] : 1);
+}
+
+// Adds the finished piece `p` to the enclosing group `g`.
+static const char *
+rx_add(struct rx_cost *g, const struct rx_cost *p)
+{
+	if (p->path > g->path)
+		g->path = p->path;
+	g->size += p->size;
+	if (g->size > REGEX_MAX_COPIES)
+		return "regex too large once its repeats are expanded (more "
+		       "than 4000 copies of its atoms)";
+	return NULL;
+}
+
+// Checks the repetition budget of a regex whose brackets are closed and
+// parentheses balanced (regex_precheck checks that first). Weights:
+// '*' and '+' 2, '?' 1, an interval its largest count; stacked operators
+// multiply, as do the operators of nested groups.
+static const char *
+regex_repeat_check(const char *v)
+{
+	// [0] is the whole regex, [d] the innermost open group; every '('
+	// has its ')', so a 1024-byte value opens at most 512.
+	struct rx_cost g[MATCHER_MAX_VALUE / 2 + 2], last = { 0, 0 };
+	const char *why;
+	size_t i = 0, d = 0;
+	uint64_t w;
+
+	g[0] = (struct rx_cost){ 1, 0 };
+	while (v[i] != '\0') {
+		char c = v[i];
+
+		if (c == '*' || c == '+' || c == '?' ||
+		    (c == '{' && (w = rx_interval(v, &i)) > 0)) {
+			if (c != '{') {
+				w = c == '?' ? 1 : 2;
+				i++;
+			}
+			// last.path <= the budget and w <= 100001: no overflow
+			last.path *= w;
+			last.size *= w;
+			if (last.path > REGEX_MAX_REPEAT)
+				return "regex repeats too much: nested or "
+				       "stacked repetition multiplies to more "
+				       "than 1000 copies";
+			continue;
+		}
+		why = rx_add(&g[d], &last);
+		if (why != NULL)
+			return why;
+		last = (struct rx_cost){ 0, 0 };
+		if (c == '(') {
+			if (d + 1 >= sizeof(g) / sizeof(g[0]))
+				return "regex nests groups too deeply";
+			g[++d] = (struct rx_cost){ 1, 1 };
+			i++;
+		} else if (c == ')') {
+			last = g[d--];
+			i++;
+		} else if (c == '|') {
+			i++;
+		} else {
+			last = (struct rx_cost){ 1, 1 };
+			if (c == '\\')
+				i += 2;
+			else if (c == '[')
+				i = skip_bracket(v, i);
+			else
+				i++;
+		}
+	}
+	return rx_add(&g[0], &last);
+}
+
 // Checks what regcomp would accept but must not be: a ')' without '('
 // (glibc takes it as a literal, and "a)|(b" would escape the ^( )$ anchor
 // wrapper), back-references and backslash-letter escapes (glibc reads
 // "\d" as "d", while Alertmanager's RE2 reads a digit class: reject
-// rather than silently match something else).
+// rather than silently match something else), and repetition beyond the
+// budget above.
 static const char *
 regex_precheck(const char *v)
 {
@@ -323,7 +452,9 @@ regex_precheck(const char *v)
 		}
 		i++;
 	}
-	return depth != 0 ? "unbalanced ( in regex" : NULL;
+	if (depth != 0)
+		return "unbalanced ( in regex";
+	return regex_repeat_check(v);
 }
 
 static int
@@ -1055,10 +1186,13 @@ rule_compile(struct coord_rules *rules, const struct coord_rule_conf *rc,
 		rv = coord_matcher_parse(&r->matchers[j], rc->matchers.v[j],
 		    why, sizeof(why));
 		if (rv < 0) {
+			char name[96];
+
 			snprintf(key, sizeof(key), "rules[%zu].matchers[%zu]",
 			    i, j);
-			cm_conf_errf(err, errlen, file, rc->line, key, "%s",
-			    why);
+			cm_conf_errf(err, errlen, file, rc->line, key,
+			    "%s (rule \"%s\")", why,
+			    coord_safe_str(name, sizeof(name), rc->name));
 			return rv;
 		}
 		r->n_matchers++;

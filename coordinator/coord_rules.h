@@ -140,7 +140,10 @@ struct coord_rules {
 // UTF-8 without control characters, at most 1024 bytes. Regexes are POSIX
 // extended (not RE2: no \d, no (?i)); a backslash before a letter or
 // digit, or an unbalanced parenthesis, is rejected rather than read the
-// glibc way. On failure *m is zeroed (coord_matcher_clear is then a
+// glibc way. Repetition is bounded before regcomp sees it: counts that
+// multiply beyond 1000 along a nesting path ('*' and '+' count 2, '?' 1,
+// {m,n} n; "(a{0,200}){0,200}", "x++++++++++"), or more than 4000
+// copies of atoms in all, are rejected. On failure *m is zeroed (coord_matcher_clear is then a
 // no-op); on success free with coord_matcher_clear. Any thread.
 int coord_matcher_parse(struct coord_matcher *m, const char *s, char *err,
     size_t errlen);

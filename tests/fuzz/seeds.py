@@ -19,7 +19,7 @@ files are committed, CI does not run this):
   k8s         Kubernetes Status replies (C14 eviction 429, 409, 404,
               422 with causes) and objects (Deployment, Pod, Node, lists)
 
-Regression inputs (crash-*) found by fuzzing are added by hand and never
+Regression inputs (crash-*, oom-*) found by fuzzing are added by hand and never
 touched here. Standard library only."""
 
 import json

@@ -161,8 +161,24 @@ static const struct mp_ok mp_ok_cases[] = {
 	{ "a =~ \"[[:digit:]]+\"", "a", COORD_MATCH_RE, "[[:digit:]]+" },
 	{ "a =~ \"10\\\\.0\\\\..*\"", "a", COORD_MATCH_RE, "10\\.0\\..*" },
 	{ "a = \"{{ x }}, y\"", "a", COORD_MATCH_EQ, "{{ x }}, y" },
+	// The repetition budget's edges: 1000 copies along a path, 4000 in
+	// all; '?' costs nothing, '*' and '+' 2 each.
+	{ "a =~ \"(a{0,10}){0,100}\"", "a", COORD_MATCH_RE,
+	  "(a{0,10}){0,100}" },
+	{ "a =~ \"x{1000}\"", "a", COORD_MATCH_RE, "x{1000}" },
+	{ "a =~ \"x{999,}\"", "a", COORD_MATCH_RE, "x{999,}" },
+	{ "a =~ \"x+++++++++\"", "a", COORD_MATCH_RE, "x+++++++++" },
+	{ "a =~ \"x??????????????????????\"", "a", COORD_MATCH_RE,
+	  "x??????????????????????" },
+	{ "a =~ \"((((((((((x?)?)?)?)?)?)?)?)?)?)*\"", "a", COORD_MATCH_RE,
+	  "((((((((((x?)?)?)?)?)?)?)?)?)?)*" },
+	{ "a =~ \"x{1000}y{1000}z{1000}[0-9]{999}\"", "a", COORD_MATCH_RE,
+	  "x{1000}y{1000}z{1000}[0-9]{999}" },
+	{ "a =~ \"(x{0}){1000}\"", "a", COORD_MATCH_RE, "(x{0}){1000}" },
 	{ NULL, NULL, 0, NULL },
 };
+
+#define PLUS10 "++++++++++"
 
 struct mp_bad {
 	const char *in;
@@ -202,6 +218,29 @@ static const struct mp_bad mp_bad_cases[] = {
 	{ "a =~ \"*a\"", "invalid regex" },
 	{ "a =~ \"(?i)x\"", "invalid regex" },
 	{ "a =~ \"x{2\"", "invalid regex" },
+	// Repetition that makes glibc's regcomp take gigabytes and seconds
+	// (tests/fuzz/corpus/coord_conf/oom-regcomp-*), or is one step past
+	// the budget.
+	{ "a =~ \"demo-" PLUS10 PLUS10 PLUS10 PLUS10 PLUS10 PLUS10 PLUS10
+	  ".*\"", "regex repeats too much" },
+	{ "a =~ \"(a{0,200}){0,200}\"", "regex repeats too much" },
+	{ "a =~ \"(a{0,10}){0,101}\"", "regex repeats too much" },
+	{ "a =~ \"((a{0,10}){0,10}){0,11}\"", "regex repeats too much" },
+	{ "a =~ \"x{1001}\"", "regex repeats too much" },
+	{ "a =~ \"x{1000,}\"", "regex repeats too much" },
+	{ "a =~ \"x{0,1001}\"", "regex repeats too much" },
+	{ "a =~ \"x{99999999999999999999999}\"", "regex repeats too much" },
+	{ "a =~ \"x++++++++++\"", "regex repeats too much" },
+	{ "a =~ \"x*********+\"", "regex repeats too much" },
+	{ "a =~ \"((((((((((x*)*)*)*)*)*)*)*)*)*)*\"",
+	  "regex repeats too much" },
+	{ "a =~ \"(x{501})+\"", "regex repeats too much" },
+	{ "a =~ \"[a-z]{1000}+\"", "regex repeats too much" },
+	{ "a =~ \"\\\\.{1000}?+\"", "regex repeats too much" },
+	{ "a =~ \"(a{0,1000})(a{0,1000})(a{0,1000})(a{0,1000})(a)\"",
+	  "regex too large once its repeats are expanded" },
+	{ "a =~ \"(a{0,1000}|b{0,1000}|c{0,1000}|d{0,1000}|e)\"",
+	  "regex too large once its repeats are expanded" },
 	{ NULL, NULL },
 };
 
@@ -806,7 +845,16 @@ static const struct cfg_bad cfg_bad_cases[] = {
 	  "      - alertname = A\n"
 	  "      - service =~ \"(demo\"\n"
 	  AC,
-	  "test.yaml:7: rules[1].matchers[1]: unbalanced ( in regex" },
+	  "test.yaml:7: rules[1].matchers[1]: unbalanced ( in regex "
+	  "(rule \"r1\")" },
+	{ "regex that repeats too much names the rule",
+	  R0 MA AC
+	  "  - name: nested\n"
+	  "    matchers: ['service =~ \"(a{0,200}){0,200}\"']\n"
+	  AC,
+	  "test.yaml:7: rules[1].matchers[0]: regex repeats too much: "
+	  "nested or stacked repetition multiplies to more than 1000 "
+	  "copies (rule \"nested\")" },
 	{ "matcher without operator",
 	  R0 "    matchers: [ 'alertname' ]\n" AC,
 	  "test.yaml:2: rules[0].matchers[0]: expected =, !=, =~ or !~" },
