@@ -67,6 +67,26 @@ append_param(char *q, size_t n, const char *k, const char *v)
 	return 0;
 }
 
+/*
+ * Prints the first line of a detail (evidence carries a whole log tail),
+ * with control bytes shown as '?' so that text from a service's log
+ * cannot drive the terminal, and how many lines were left out.
+ */
+static void
+print_first_line(const char *s)
+{
+	size_t more = 0;
+	const char *nl = strchr(s, '\n');
+
+	for (const char *p = s; *p && p != nl; p++)
+		putchar((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+	for (const char *p = nl; p && p[1]; p = strchr(p + 1, '\n'))
+		more++;
+	if (more)
+		printf(" (+%zu lines, --json shows them)", more);
+	putchar('\n');
+}
+
 int
 coord_cli_history(const char *config, int argc, char **argv)
 {
@@ -137,10 +157,11 @@ coord_cli_history(const char *config, int argc, char **argv)
 
 		snprintf(target, sizeof(target), "%s/%s", str(a, "service"),
 		    str(a, "instance")[0] ? str(a, "instance") : "*");
-		printf("%-6.0f %-24s %-14s %-9s %-28s %-11s %s\n",
+		printf("%-6.0f %-24s %-14s %-9s %-28s %-11s ",
 		    cJSON_IsNumber(id) ? id->valuedouble : 0, str(a, "created"),
 		    str(a, "type"), str(a, "state"), target, str(a, "node")[0] ?
-		    str(a, "node") : "-", str(a, "detail"));
+		    str(a, "node") : "-");
+		print_first_line(str(a, "detail"));
 	}
 	cJSON_Delete(doc);
 	return 0;

@@ -192,6 +192,17 @@ def run(tap):
         tap.ok(len(ev) == 2 and all(a["detail"] for a in ev),
                "before each restart the agent's evidence (the instance's "
                "last output) is journaled", ev)
+        out = subprocess.run([reflex_binary("reflex-coordinator"), "-c",
+                              cfg["coordinator"], "history", "--service",
+                              "demo-c"], capture_output=True, text=True,
+                             timeout=10)
+        evl = [ln for ln in out.stdout.splitlines() if " evidence " in ln]
+        tap.ok(out.returncode == 0 and len(evl) == 2 and
+               len(out.stdout.splitlines()) == len(rows("demo-c")) + 1 and
+               all("lines, --json shows them)" in ln for ln in evl) and
+               "\x1b" not in out.stdout,
+               "history keeps one row per action: evidence shows its first "
+               "line and how many more", out.stdout + out.stderr)
         tap.ok(seq[:5] == [("restart", "succeeded"), ("verify", "failed"),
                            ("restart", "succeeded"), ("verify", "failed"),
                            ("escalate", "escalated")],
