@@ -87,6 +87,31 @@ print_first_line(const char *s)
 	putchar('\n');
 }
 
+/*
+ * --since takes an RFC 3339 time or a duration back from now ("15m",
+ * "2h", "1d"); either way the API gets an RFC 3339 time.
+ */
+static int
+since_arg(const char *arg, char *q, size_t n)
+{
+	int64_t ms;
+	char ts[40];
+
+	if (strlen(arg) < 64 && cm_time_parse(arg, &ms) == 0 &&
+	    ms != CM_TIME_NONE) {
+		append_param(q, n, "since", arg);
+		return 0;
+	}
+	if (cm_duration_parse(arg, &ms) < 0 || ms <= 0 ||
+	    cm_time_format(cm_now_ms() - ms, ts, sizeof(ts))[0] == '\0') {
+		fprintf(stderr, "reflex-coordinator: --since \"%.64s\": expected "
+		    "an RFC 3339 time or a duration such as 15m, 2h, 1d\n", arg);
+		return -1;
+	}
+	append_param(q, n, "since", ts);
+	return 0;
+}
+
 int
 coord_cli_history(const char *config, int argc, char **argv)
 {
@@ -117,7 +142,10 @@ coord_cli_history(const char *config, int argc, char **argv)
 			url = optarg;
 		else if (opt == 'j')
 			json = true;
-		else if (key != NULL && strlen(optarg) < 256)
+		else if (opt == 'S') {
+			if (since_arg(optarg, q, sizeof(q)) < 0)
+				return 2;
+		} else if (key != NULL && strlen(optarg) < 256)
 			append_param(q, sizeof(q), key, optarg);
 		else
 			return 2;

@@ -27,7 +27,7 @@ usage(FILE *f)
 	    "       reflex-coordinator --help-config\n"
 	    "       reflex-coordinator [-c FILE] history [--service S] "
 	    "[--alertname A]\n"
-	    "                          [--state S] [--since T] [--limit N] "
+	    "                          [--state S] [--since T|15m] [--limit N] "
 	    "[--json] [--url URL]\n"
 	    "       reflex-coordinator [-c FILE] status|agents [--json] "
 	    "[--url URL]\n"

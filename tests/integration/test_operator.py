@@ -166,6 +166,18 @@ def run(tap, lab):
     acts = json.loads(out) if rc == 0 else []
     tap.ok(len(acts) == 3 and all(a["state"] == "succeeded" for a in acts),
            "history --json with filters", out + err)
+    rc, out, err = cli(cfg, "history", "--json", "--since", "1h",
+                       "--service", "web")
+    acts = json.loads(out) if rc == 0 else []
+    tap.ok(len([a for a in acts if a["type"] == "restart"]) == 3,
+           "history --since 1h (a duration back from now)", out + err)
+    rc, out, err = cli(cfg, "history", "--json", "--since",
+                       "2999-01-01T00:00:00Z")
+    tap.ok(rc == 0 and json.loads(out) == [],
+           "history --since a future RFC 3339 time: nothing", out + err)
+    rc, out, err = cli(cfg, "history", "--since", "yesterday")
+    tap.ok(rc == 2 and "duration" in err, "history --since bogus: usage "
+           "error naming both forms", err)
     rc, out, err = cli(cfg, "history", "--limit", "0")
     tap.ok(rc == 1 and "limit" in err, "a bad filter is reported", err)
 
