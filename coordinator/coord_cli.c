@@ -195,8 +195,14 @@ coord_cli_history(const char *config, int argc, char **argv)
 	return 0;
 }
 
-int
-coord_cli_status(const char *config, int argc, char **argv)
+/*
+ * The common part of 'status' and 'agents': parses [--json] [--url URL],
+ * GETs path from the coordinator. Returns 0 with *r filled (the caller
+ * frees r->body), 1 when the request failed (reported), 2 on bad usage.
+ */
+static int
+cli_get(const char *config, int argc, char **argv, const char *path,
+    bool *json, struct coord_fetch_reply *r)
 {
 	static const struct option opts[] = {
 		{ "url", required_argument, NULL, 'u' },
@@ -204,29 +210,40 @@ coord_cli_status(const char *config, int argc, char **argv)
 		{ 0 },
 	};
 	const char *url = NULL;
-	struct coord_fetch_reply r;
 	char base[512], full[600];
-	bool json = false;
-	const cJSON *reason;
-	cJSON *doc;
 	int opt;
 
+	*json = false;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt == 'u')
 			url = optarg;
 		else if (opt == 'j')
-			json = true;
+			*json = true;
 		else
 			return 2;
 	}
 	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
 		return 2;
-	snprintf(full, sizeof(full), "%s/health", base);
-	if (coord_fetch("GET", full, NULL, NULL, 0, CLI_TIMEOUT_MS, &r) < 0) {
-		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r.error);
+	snprintf(full, sizeof(full), "%s%s", base, path);
+	if (coord_fetch("GET", full, NULL, NULL, 0, CLI_TIMEOUT_MS, r) < 0) {
+		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r->error);
 		return 1;
 	}
+	return 0;
+}
+
+int
+coord_cli_status(const char *config, int argc, char **argv)
+{
+	struct coord_fetch_reply r;
+	bool json;
+	const cJSON *reason;
+	cJSON *doc;
+	int rv = cli_get(config, argc, argv, "/health", &json, &r);
+
+	if (rv != 0)
+		return rv;
 	doc = cJSON_Parse(r.body);
 	if (json || doc == NULL) {
 		printf("%s\n", r.body);
@@ -259,34 +276,13 @@ coord_cli_status(const char *config, int argc, char **argv)
 int
 coord_cli_agents(const char *config, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "url", required_argument, NULL, 'u' },
-		{ "json", no_argument, NULL, 'j' },
-		{ 0 },
-	};
-	const char *url = NULL;
 	struct coord_fetch_reply r;
-	char base[512], full[600];
-	bool json = false;
+	bool json;
 	cJSON *doc, *a;
-	int opt;
+	int rv = cli_get(config, argc, argv, "/api/v1/agents", &json, &r);
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (opt == 'u')
-			url = optarg;
-		else if (opt == 'j')
-			json = true;
-		else
-			return 2;
-	}
-	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
-		return 2;
-	snprintf(full, sizeof(full), "%s/api/v1/agents", base);
-	if (coord_fetch("GET", full, NULL, NULL, 0, CLI_TIMEOUT_MS, &r) < 0) {
-		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r.error);
-		return 1;
-	}
+	if (rv != 0)
+		return rv;
 	if (r.status != 200 || json) {
 		printf("%s\n", r.body);
 		free(r.body);
