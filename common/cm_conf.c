@@ -604,6 +604,50 @@ cm_conf_free(void *obj, const struct cm_conf_field *tbl)
 }
 
 int
+cm_yaml_depth_check(const char *text, size_t len, int max_depth,
+    size_t *ret_line)
+{
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	int depth = 0, rv = 0;
+	bool done = false;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	while (!done && rv == 0) {
+		if (!yaml_parser_parse(&parser, &ev)) {
+			// A syntax error is left to yaml_parser_load.
+			if (parser.error == YAML_MEMORY_ERROR)
+				rv = -ENOMEM;
+			break;
+		}
+		switch (ev.type) {
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT:
+			if (++depth > max_depth) {
+				*ret_line = ev.start_mark.line + 1;
+				rv = -EINVAL;
+			}
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			depth--;
+			break;
+		case YAML_DOCUMENT_END_EVENT:
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	return rv;
+}
+
+int
 cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
     const char *text, size_t len, char *err, size_t errlen)
 {
@@ -612,11 +656,18 @@ cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
 	struct loader l = { .doc = &doc, .name = name, .err = err,
 		.errlen = errlen };
 	yaml_node_t *root;
+	size_t line = 0;
 	int rv;
 
 	if (len > CM_CONF_MAX_FILE)
 		return cm_conf_errf(err, errlen, name, 0, NULL,
 		    "file is larger than %d bytes", CM_CONF_MAX_FILE);
+	rv = cm_yaml_depth_check(text, len, CM_CONF_MAX_DEPTH, &line);
+	if (rv == -EINVAL)
+		return cm_conf_errf(err, errlen, name, (int)line, NULL,
+		    "YAML nests deeper than %d levels", CM_CONF_MAX_DEPTH);
+	if (rv < 0)
+		return rv;
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);

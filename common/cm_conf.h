@@ -87,6 +87,18 @@ int cm_conf_errf(char *err, size_t errlen, const char *name, int line,
     const char *key, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
+// Walks YAML text event by event to the end of its first document (all
+// that yaml_parser_load reads) and checks that collections nest at most
+// `max_depth` deep. Call it before yaml_parser_load: libyaml's loader is
+// quadratic in the nesting depth ("[[[[...]]]]" 500,000 deep in 1 MiB
+// runs for more than ten minutes), while this walk stops at the first
+// collection past the limit. Returns 0, also for text that is not valid
+// YAML (the load reports the syntax error, which it meets at the same
+// place); -EINVAL with the 1-based line of the collection past the limit
+// in *ret_line; -ENOMEM. Borrows `text`; any thread.
+int cm_yaml_depth_check(const char *text, size_t len, int max_depth,
+    size_t *ret_line) __attribute__((warn_unused_result));
+
 // Scalar parsers shared with the command line. Return 0 or -EINVAL/-ERANGE.
 int cm_duration_parse(const char *s, int64_t *ret_ms);
 int cm_size_parse(const char *s, int64_t *ret_bytes);

@@ -709,7 +709,7 @@ kc_load(struct kc *c, const char *path)
 	struct kfile *f = &c->f[c->n];
 	yaml_parser_t parser;
 	char *text = NULL, *slash;
-	size_t len = 0;
+	size_t len = 0, line = 0;
 	int rv;
 
 	rv = read_file(path, KUBECONFIG_MAX, &text, &len);
@@ -734,9 +734,16 @@ kc_load(struct kc *c, const char *path)
 			return -ENOMEM;
 		}
 	}
-	if (!yaml_parser_initialize(&parser)) {
+	rv = cm_yaml_depth_check(text, len, CM_CONF_MAX_DEPTH, &line);
+	if (rv == -EINVAL)
+		snprintf(c->err, c->errlen, "%s:%zu: YAML nests deeper than "
+		    "%d levels", path, line, CM_CONF_MAX_DEPTH);
+	if (rv < 0 || !yaml_parser_initialize(&parser)) {
 		free(text);
-		return -ENOMEM;
+		free(f->path);
+		free(f->dir);
+		f->path = f->dir = NULL;
+		return rv < 0 ? rv : -ENOMEM;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &f->doc)) {

@@ -328,7 +328,7 @@ coord_k8s_load_object(const char *path, cJSON **ret, char *err, size_t errlen)
 	yaml_document_t doc;
 	struct stat st;
 	char *text = NULL;
-	size_t len, i;
+	size_t len, i, line = 0;
 	FILE *f;
 	int rv = -EINVAL;
 
@@ -358,9 +358,9 @@ coord_k8s_load_object(const char *path, cJSON **ret, char *err, size_t errlen)
 
 		*ret = cJSON_ParseWithLengthOpts(text, len, &end, 0);
 		if (*ret == NULL) {
-			size_t line = 1;
 			const char *p;
 
+			line = 1;
 			for (p = text; end != NULL && p < end; p++)
 				line += *p == '\n';
 			snprintf(err, errlen, "%s:%zu: not valid JSON", path,
@@ -371,10 +371,15 @@ coord_k8s_load_object(const char *path, cJSON **ret, char *err, size_t errlen)
 		free(text);
 		return rv;
 	}
-	if (!yaml_parser_initialize(&parser)) {
+	rv = cm_yaml_depth_check(text, len, YAML_DEPTH_MAX, &line);
+	if (rv == -EINVAL)
+		snprintf(err, errlen, "%s:%zu: YAML nests deeper than %d "
+		    "levels", path, line, YAML_DEPTH_MAX);
+	if (rv < 0 || !yaml_parser_initialize(&parser)) {
 		free(text);
-		return -ENOMEM;
+		return rv < 0 ? rv : -ENOMEM;
 	}
+	rv = -EINVAL;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		snprintf(err, errlen, "%s:%zu: YAML: %s", path,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "cm_conf.h"
+#include "cm_time.h"
 #include "tt.h"
 
 struct probe {
@@ -186,6 +187,92 @@ test_alias_bomb_is_bounded(void)
 	check_error(yaml, "services[1].command[0]: expected a string");
 }
 
+// Text of `n` nested flow lists, "[[...]]", after `head`. Free it.
+static char *
+nested(const char *head, size_t n, size_t *ret_len)
+{
+	size_t h = strlen(head);
+	char *s = malloc(h + 2 * n + 1);
+
+	if (s == NULL)
+		abort();
+	memcpy(s, head, h);
+	memset(s + h, '[', n);
+	memset(s + h + n, ']', n);
+	s[h + 2 * n] = '\0';
+	*ret_len = h + 2 * n;
+	return s;
+}
+
+static void
+test_yaml_depth_check(void)
+{
+	const char *block = "a:\n  b:\n    c: [x, {d: e}]\n";
+	const char *two_docs = "a: 1\n---\n[[[[]]]]\n";
+	size_t len, line = 0;
+	char *s;
+
+	// The root map counts as a level: 1 + 31 lists is 32.
+	s = nested("a: ", 31, &len);
+	CHECK_INT(cm_yaml_depth_check(s, len, 32, &line), 0);
+	free(s);
+	s = nested("a: ", 32, &len);
+	CHECK_INT(cm_yaml_depth_check(s, len, 32, &line), -EINVAL);
+	CHECK_INT(line, 1);
+	free(s);
+	// Block and flow collections count alike (five levels here); the
+	// line is that of the first collection past the limit.
+	CHECK_INT(cm_yaml_depth_check(block, strlen(block), 3, &line),
+	    -EINVAL);
+	CHECK_INT(line, 3);
+	CHECK_INT(cm_yaml_depth_check(block, strlen(block), 4, &line),
+	    -EINVAL);
+	CHECK_INT(cm_yaml_depth_check(block, strlen(block), 5, &line), 0);
+	// Only the first document: yaml_parser_load reads no further.
+	CHECK_INT(cm_yaml_depth_check(two_docs, strlen(two_docs), 2, &line),
+	    0);
+	// Syntax errors are left to the load.
+	CHECK_INT(cm_yaml_depth_check("a: [\n", 5, 32, &line), 0);
+	CHECK_INT(cm_yaml_depth_check("", 0, 32, &line), 0);
+}
+
+static void
+test_deep_nesting_fails_fast(void)
+{
+	struct top t;
+	char err[512];
+	size_t len;
+	int64_t t0;
+	char *s;
+
+	// 500,000 levels in under 1 MiB: libyaml's loader alone spends more
+	// than ten minutes on this.
+	s = nested("node: a\nservices: ", 500000, &len);
+	CHECK(len <= CM_CONF_MAX_FILE);
+	memset(&t, 0, sizeof(t));
+	t0 = cm_mono_ms();
+	CHECK_INT(cm_conf_load_mem(&t, top_fields, "t.yaml", s, len, err,
+	    sizeof(err)), -EINVAL);
+	CHECK(cm_mono_ms() - t0 < 2000);
+	CHECK_STR(err, "t.yaml:2: (top): YAML nests deeper than 32 levels");
+	CHECK(t.node == NULL && t.services.v == NULL);
+	free(s);
+}
+
+static void
+test_normal_depth_still_loads(void)
+{
+	struct top t;
+	char err[512];
+
+	CHECK_INT(load(&t, "node: a\nservices:\n  - name: x\n"
+	    "    command: [a, b]\n    env: { A: \"1\" }\n"
+	    "    probe: { path: /h, period: 1s }\n", err, sizeof(err)), 0);
+	CHECK_STR(t.node, "a");
+	CHECK_INT(t.services.n, 1);
+	cm_conf_free(&t, top_fields);
+}
+
 static void
 test_duration_and_size_parsers(void)
 {
@@ -244,6 +331,12 @@ static const struct tt_case cases[] = {
 	{ "binds a full document with defaults and lines", test_full_document },
 	{ "errors name file, line and key", test_errors_name_file_line_key },
 	{ "alias expansion is bounded", test_alias_bomb_is_bounded },
+	{ "YAML depth check: limit, line, first document only",
+	  test_yaml_depth_check },
+	{ "500,000-deep flow nesting fails fast with the depth error",
+	  test_deep_nesting_fails_fast },
+	{ "a document of normal depth still loads",
+	  test_normal_depth_still_loads },
 	{ "duration and size parsers", test_duration_and_size_parsers },
 	{ "null scalars mean the default", test_null_means_default },
 	{ "file errors", test_file_errors },

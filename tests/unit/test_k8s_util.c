@@ -12,6 +12,7 @@
 
 #include "cm_k8s.h"
 #include "cm_log.h"
+#include "cm_time.h"
 #include "coord_k8s.h"
 #include "tt.h"
 
@@ -579,6 +580,37 @@ test_kubeconfig_refused(void)
 	CHECK_HAS(err, "missing");
 }
 
+// Deep flow nesting is refused before libyaml's loader, which is
+// quadratic in it, sees the file.
+static void
+test_kubeconfig_deep_nesting(void)
+{
+	static const char head[] = "apiVersion: v1\nclusters: ";
+	size_t n = 400000, h = sizeof(head) - 1;
+	struct cm_k8s_endpoint e;
+	char err[512] = "", want[600];
+	char *s = malloc(h + 2 * n + 2);
+	int64_t t0;
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	memcpy(s, head, h);
+	memset(s + h, '[', n);
+	memset(s + h + n, ']', n);
+	memcpy(s + h + 2 * n, "\n", 2);
+	s[h + 2 * n + 1] = '\0';
+	put("kc-deep", s);
+	free(s);
+	t0 = cm_mono_ms();
+	CHECK_INT(kc(&e, "kc-deep", NULL, err), -EINVAL);
+	CHECK(cm_mono_ms() - t0 < 2000);
+	snprintf(want, sizeof(want), "%s:2: YAML nests deeper than 32 levels",
+	    at("kc-deep"));
+	CHECK_STR(err, want);
+	CHECK(e.server == NULL);
+}
+
 static void
 test_kubeconfig_odd_but_fine(void)
 {
@@ -987,6 +1019,7 @@ test_load_object(void)
 	put("deep.yaml", deep);
 	CHECK_INT(coord_k8s_load_object(at("deep.yaml"), &o, err, sizeof(err)),
 	    -EINVAL);
+	CHECK_HAS(err, "deep.yaml:1: YAML nests deeper than 64 levels");
 	// Aliases that would expand to 10^6 nodes stop at the budget.
 	put("bomb.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
 	    "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
@@ -1020,6 +1053,8 @@ static const struct tt_case cases[] = {
 	{ "Status parsing and errno", test_status_parse },
 	{ "kubeconfig: contexts, -data, relative paths", test_kubeconfig_basic },
 	{ "kubeconfig: refused with file:line", test_kubeconfig_refused },
+	{ "kubeconfig: deep nesting refused fast with file:line",
+	  test_kubeconfig_deep_nesting },
 	{ "kubeconfig: odd but fine", test_kubeconfig_odd_but_fine },
 	{ "kubeconfig: merged list and $KUBECONFIG", test_kubeconfig_merge },
 	{ "in-cluster config", test_incluster },
