@@ -331,8 +331,11 @@ const char *cm_k8s_str(const cJSON *o, ...) __attribute__((sentinel));
 // -EINVAL (not an integral number within int64).
 int cm_k8s_int(const cJSON *o, int64_t *ret, ...) __attribute__((sentinel));
 
-// The boolean at the path; `def` when missing or not a boolean.
-bool cm_k8s_bool(const cJSON *o, bool def, ...) __attribute__((sentinel));
+// The boolean at the path; `def` (0 or not 0, so true or false may be
+// passed) when missing or not a boolean. `def` is an int because it is
+// the last named parameter: va_start on a parameter that default argument
+// promotion changes, as bool's is, is undefined behaviour.
+bool cm_k8s_bool(const cJSON *o, int def, ...) __attribute__((sentinel));
 
 // A quantity that may be a JSON string or a bare number, in units of
 // 10^scale (see cm_quantity_parse_scaled). 0, -ENOENT, -EINVAL, -ERANGE.

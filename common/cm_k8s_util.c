@@ -310,7 +310,7 @@ cm_k8s_int(const cJSON *o, int64_t *ret, ...)
 }
 
 bool
-cm_k8s_bool(const cJSON *o, bool def, ...)
+cm_k8s_bool(const cJSON *o, int def, ...)
 {
 	va_list ap;
 
@@ -319,7 +319,7 @@ cm_k8s_bool(const cJSON *o, bool def, ...)
 	va_end(ap);
 	if (cJSON_IsBool(o))
 		return cJSON_IsTrue(o);
-	return def;
+	return def != 0;
 }
 
 int
