@@ -27,6 +27,14 @@
 
 #define CM_PROTO_VERSION 1
 #define CM_MSG_MAX_FRAME (256 * 1024)
+// The NNG_OPT_RECVMAXSZ to set on reflex sockets. nng counts the 4-byte
+// req/rep header in that limit and drops a larger message without a word
+// (over TCP it closes the connection), so a limit of CM_MSG_MAX_FRAME
+// would lose valid frames within 4 bytes of the limit, and the sender of
+// an oversize one would get no answer. With twice the frame limit nng
+// passes both, and cm_msg_decode refuses the oversize frame (-EMSGSIZE),
+// which the receiver answers with a "too_large" error.
+#define CM_MSG_RECV_MAX (2 * CM_MSG_MAX_FRAME)
 #define CM_MSG_MAX_DEPTH 16
 #define CM_MSG_MAX_WORKLOADS 1024
 #define CM_NAME_MAX 64	    // node, service, instance, action names

@@ -57,6 +57,25 @@ wire_encode(struct coord_agents *a, struct cm_msg *m, void **buf, size_t *len)
 	return cm_auth_encode(a->auth, m, buf, len);
 }
 
+// The "error" reply's code for a wire_decode failure (the agent uses the
+// same words).
+static const char *
+wire_error_code(int rv)
+{
+	switch (rv) {
+	case -EACCES:
+		return "unauthenticated";
+	case -ESTALE:
+		return "replayed";
+	case -EMSGSIZE:
+		return "too_large";
+	case -EPROTO:
+		return "bad_version_or_type";
+	default:
+		return "bad_frame";
+	}
+}
+
 static int
 wire_decode(struct coord_agents *a, struct cm_msg *m, const void *buf,
     size_t len, char *err, size_t errlen)
@@ -150,7 +169,7 @@ agent_dial_locked(struct agent *ag, const char *addr)
 	rv = nng_req0_open(&ag->sock);
 	if (rv != 0)
 		return -ENOMEM;
-	nng_socket_set_size(ag->sock, NNG_OPT_RECVMAXSZ, CM_MSG_MAX_FRAME);
+	nng_socket_set_size(ag->sock, NNG_OPT_RECVMAXSZ, CM_MSG_RECV_MAX);
 	// Commands are not idempotent: never let req resend on its own.
 	nng_socket_set_ms(ag->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(ag->sock, NNG_OPT_RECONNMINT, 100);
@@ -307,9 +326,7 @@ server_main(void *arg)
 			cm_warn("agents.bad_frame", "size=%zu head=%s reason=%s",
 			    len, hex[0] ? hex : "-", cm_q(err));
 			nng_free(buf, len);
-			error_send(a, rv == -EACCES ? "unauthenticated" :
-			    rv == -ESTALE ? "replayed" : rv == -EPROTO ?
-			    "bad_version_or_type" : "bad_frame", err);
+			error_send(a, wire_error_code(rv), err);
 			continue;
 		}
 		nng_free(buf, len);
@@ -348,7 +365,7 @@ coord_agents_start(struct coord_agents **ret, const char *listen_url,
 	a->auth = auth;
 	rv = nng_rep0_open(&a->rep);
 	if (rv == 0)
-		rv = nng_socket_set_size(a->rep, NNG_OPT_RECVMAXSZ, CM_MSG_MAX_FRAME);
+		rv = nng_socket_set_size(a->rep, NNG_OPT_RECVMAXSZ, CM_MSG_RECV_MAX);
 	if (rv == 0) {
 		rv = nng_listen(a->rep, listen_url, NULL, 0);
 		if (rv != 0)

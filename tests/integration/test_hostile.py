@@ -24,11 +24,13 @@ match no rule.
 
 Checked afterwards: both processes are up; every frame within the size
 limit got a well-formed reply and every error reply was counted by the
-receiver; valid requests are still answered properly; nothing was
-executed (no action journaled, no restart counted by the agent); the
-resident memory (VmRSS) grew by less than a fixed slack between the
-warm-up point and the end; and, last, a valid alert still restarts the
-instance through the whole path.
+receiver; the coordinator answers every oversize frame with a "too_large"
+error (its nng receive limit is twice the frame limit, so cm_msg_decode
+sees them), while the agent's nng still drops them; valid requests are
+still answered properly; nothing was executed (no action journaled, no
+restart counted by the agent); the resident memory (VmRSS) grew by less
+than a fixed slack between the warm-up point and the end; and, last, a
+valid alert still restarts the instance through the whole path.
 """
 
 import hashlib
@@ -52,6 +54,12 @@ from reflexlab import (Lab, Tap, free_port, http_get, http_json,  # noqa: E402
 N = int(os.environ.get("REFLEX_HOSTILE_N", "10000"))
 SEED = int(os.environ.get("REFLEX_HOSTILE_SEED", "20261204"))
 MAX_FRAME = 256 * 1024          # CM_MSG_MAX_FRAME
+# NNG_OPT_RECVMAXSZ, which counts the 4-byte req/rep header: the
+# coordinator sets CM_MSG_RECV_MAX (2 x the frame limit); the agent still
+# sets CM_MSG_MAX_FRAME, so its nng drops frames within 4 bytes of the
+# limit and oversize ones without an answer.
+COORD_RECV_MAX = 2 * MAX_FRAME
+AGENT_RECV_MAX = MAX_FRAME
 WARMUP = min(1000, N // 10)     # frames/requests before the RSS baseline
 # Resident memory may grow this much between the warm-up point and the
 # end (allocator arenas, SQLite page cache, nng's pipe caches); a leak of
@@ -445,20 +453,26 @@ class FrameStats:
         self.refused = 0      # "reply" with ok false
         self.accepted = 0     # "reply" with ok true
         self.dropped = 0      # connection dropped, as expected (too big)
+        self.oversize = 0     # frames over MAX_FRAME sent
+        self.too_large = 0    # "too_large" error replies
         self.unanswered = []  # frames within the limit without a reply
         self.malformed = []   # replies that do not decode
         self.sp_garbage = 0
 
     def line(self):
-        return (f"{self.sent} frames: {self.errors} error replies, "
+        return (f"{self.sent} frames: {self.errors} error replies "
+                f"({self.too_large} too_large for {self.oversize} frames "
+                f"over {MAX_FRAME} bytes), "
                 f"{self.refused} refused, {self.accepted} accepted, "
-                f"{self.dropped} dropped (over {MAX_FRAME} bytes), "
+                f"{self.dropped} dropped by nng, "
                 f"{len(self.unanswered)} unanswered, {len(self.malformed)} "
                 f"malformed replies, {self.sp_garbage} SP-level garbage "
                 "connections")
 
 
-def storm_frames(rng, port, seeds, n, on_warm):
+def storm_frames(rng, port, seeds, n, on_warm, recv_max):
+    """n hostile frames to a req/rep endpoint whose nng receive limit is
+    recv_max: a frame that fits it must get a well-formed reply."""
     st = FrameStats()
     conn = SPReq(port)
     for i in range(n):
@@ -469,10 +483,11 @@ def storm_frames(rng, port, seeds, n, on_warm):
             st.sp_garbage += 1
         f = hostile_frame(rng, seeds)
         st.sent += 1
+        st.oversize += len(f) > MAX_FRAME
         try:
             rep = conn.request(f)
         except (OSError, SPClosed) as e:
-            if len(f) + 4 > MAX_FRAME:
+            if len(f) + 4 > recv_max:
                 st.dropped += 1
             else:
                 st.unanswered.append((f[:32].hex(), len(f), repr(e)))
@@ -482,6 +497,7 @@ def storm_frames(rng, port, seeds, n, on_warm):
             t = m["type"]
             if t == "error":
                 st.errors += 1
+                st.too_large += m["body"]["code"] == "too_large"
             elif t == "reply" and m["body"]["ok"] is False:
                 st.refused += 1
             elif t == "reply" and m["body"]["ok"] is True:
@@ -809,6 +825,13 @@ def padded_command(action, service, instance, size=None, depth=0,
         return f[:-len(mp(b""))] + b"\x91" * depth + b"\xc0"
     if size is None:
         return mp(m)
+    return padded(m, size)
+
+
+def padded(m, size):
+    """The message map m encoded with an unknown top-level key "pad"
+    making it exactly `size` bytes."""
+    m = dict(m)
     m["pad"] = ""
     n = size - len(mp(m))
     for _ in range(3):  # the str header grows with its length
@@ -883,8 +906,38 @@ def check_limits(tap, env, lab):
     bad = env.status()["stats"]["bad_frames"] - bad0
     tap.ok(bad == 3, f"the three refused frames are counted ({bad}); the "
            "dropped oversize frame is not (nng closes the connection)")
-    # -- coordinator agent socket: registration limits -------------------
+    # -- coordinator agent socket: frame size ------------------------------
+    # Its nng limit is twice the frame limit: a frame of exactly the limit
+    # is decoded (nng would drop it if the limit were the frame's: the SP
+    # header counts), one byte more gets a too_large error, and the
+    # connection serves the next frame.
     conn = SPReq(env.agents)
+    cbad0 = env.metric("reflex_agent_bad_frames_total") or 0
+    hb = {"v": 1, "type": "heartbeat", "id": 7,
+          "body": {"node": "ghost-size", "seq": 1, "unhealthy": 0}}
+
+    def cask(f):
+        try:
+            return unpack(conn.request(f))
+        except (OSError, SPClosed) as e:
+            return repr(e)
+
+    at = cask(padded(hb, MAX_FRAME))
+    over = cask(padded(hb, MAX_FRAME + 1))
+    after = cask(mp(hb))
+    cbad = (env.metric("reflex_agent_bad_frames_total") or 0) - cbad0
+    tap.ok(isinstance(at, dict) and at["type"] == "reply" and
+           at["body"]["code"] == -2 and
+           isinstance(over, dict) and over["type"] == "error" and
+           over["body"]["code"] == "too_large" and
+           f"exceeds the limit of {MAX_FRAME}" in over["body"]["message"] and
+           isinstance(after, dict) and after["type"] == "reply" and
+           after["body"]["code"] == -2 and cbad == 1,
+           "limit frame size at the coordinator: a frame of exactly 256 "
+           "KiB is decoded, one byte more is answered with a counted "
+           "too_large error, the next frame is served",
+           (str(at)[:200], str(over)[:200], str(after)[:200], cbad))
+    # -- coordinator agent socket: registration limits -------------------
     ws = [{"service": "ghost-svc", "instance": f"g-{i}",
            "addr": "127.0.0.1:9", "healthy": True} for i in range(1025)]
     over = unpack(conn.request(frame("register", {
@@ -1219,7 +1272,8 @@ def run(tap):
 
         # -- the agent's command socket ------------------------------------
         t0 = time.monotonic()
-        st = storm_frames(rng, env.cmd, agent_seeds(rng), N, warm("agent"))
+        st = storm_frames(rng, env.cmd, agent_seeds(rng), N, warm("agent"),
+                          AGENT_RECV_MAX)
         tap.diag(f"agent command socket ({time.monotonic() - t0:.1f} s): "
                  + st.line())
         tap.ok(env.agent.alive(), "the agent survives the frame storm")
@@ -1241,13 +1295,17 @@ def run(tap):
         ipc_dir = lab.path("ghosts")
         os.makedirs(ipc_dir, exist_ok=True)
         st = storm_frames(rng, env.agents, coord_seeds(rng, ipc_dir), N,
-                          warm("coord"))
+                          warm("coord"), COORD_RECV_MAX)
         tap.diag(f"coordinator agent socket ({time.monotonic() - t0:.1f} "
                  "s): " + st.line())
         tap.ok(env.coord.alive(), "the coordinator survives the frame storm")
         tap.ok(not st.unanswered and not st.malformed,
                "every frame within the size limit got a well-formed reply",
                st.unanswered[:5] + st.malformed[:5])
+        tap.ok(st.oversize > 0 and st.too_large == st.oversize and
+               st.dropped == 0,
+               "every frame over the limit got a too_large error reply, "
+               "none was dropped", st.line())
         cbad = (env.metric("reflex_agent_bad_frames_total") or 0) - cbad0
         tap.ok(cbad == st.errors, f"the coordinator counted {cbad:.0f} bad "
                f"frames, one per error reply ({st.errors})")
