@@ -291,7 +291,7 @@ walk_head(struct walk *w, int *ret_kind, uint64_t *ret_n)
 	};
 	size_t at = w->pos;
 	uint8_t b = w->p[w->pos++];
-	uint64_t n;
+	uint64_t n = 0;
 	int r;
 
 	*ret_kind = K_SCALAR;
