@@ -1981,8 +1981,20 @@ escalate_next(struct coord_engine *e, struct incident *inc,
 	    cm_q(outcome), cm_q(err));
 	row_insert(e, alert_id, inc, rule->conf->name, "escalate",
 	    inc->service, "", NULL, "escalated", outcome);
-	notify_people(e, inc, a, alert_id, rule->conf->name,
-	    "automatic repair failed; a person is needed", tried, outcome);
+	{
+		// People are told what was tried and why the chain stopped
+		// (a step the safety checks refused, or nothing left).
+		size_t n = strlen(tried) + strlen(err) + 3;
+		char *all = malloc(n);
+
+		if (all != NULL)
+			snprintf(all, n, "%s%s%s", tried, tried[0] ? "; " : "",
+			    err);
+		notify_people(e, inc, a, alert_id, rule->conf->name,
+		    "automatic repair failed; a person is needed",
+		    all != NULL ? all : tried, outcome);
+		free(all);
+	}
 	coord_alert_free(a);
 }
 

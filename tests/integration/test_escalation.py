@@ -35,6 +35,7 @@ notify:
     timeout: 1s
 safety:
   blast_radius_percent: 100
+  critical_services: [db]
 rules:
   - name: holds
     matchers: ['alertname = "Holds"']
@@ -56,8 +57,9 @@ rules:
       - type: restart
         service: bad
         instance: bad-0
-      - type: rollback
-        service: bad
+      - type: restart
+        service: db
+        instance: db-0
 """
 
 
@@ -171,13 +173,16 @@ def run(tap, lab):
     tap.ok(seq[:4] == [("restart", "succeeded"), ("verify", "failed"),
                        ("restart", "succeeded"), ("verify", "failed")],
            "restart, verify failed, escalation restart, verify failed", seq)
-    tap.ok(("rollback", "refused") in seq,
-           "the next step (rollback) passes the checks again and is refused "
-           "in the process runtime", seq)
+    tap.ok(("restart", "refused") in seq and any(
+        a["type"] == "restart" and a["state"] == "refused" and a["service"]
+        == "db" and "critical" in (a["detail"] or "")
+        for a in rows("does-not-hold")),
+           "the next step passes the checks again: restarting the critical "
+           "service db is refused", seq)
     tap.ok(("escalate", "escalated") in seq, "then escalated to people", seq)
     body = hook.snapshot()[0].json or {}
     tap.ok(body.get("alertname") == "DoesNotHold" and "health failing"
-           in body.get("tried", "") and "rollback" in body.get("tried", "")
+           in body.get("tried", "") and "critical" in body.get("tried", "")
            and body.get("outcome"),
            "the generic notification carries the alert, what was tried and "
            "the outcome", body)
