@@ -131,7 +131,9 @@ struct ident {
 	uint64_t id;
 	bool used;
 	bool open;
+	bool demanded;		// in the storm list (see storm_link)
 	int svc;		// index into services, -1 = unknown
+	int prev, next;		// storm list neighbours, -1 = none
 	int64_t last_demand;
 	struct tsring cycles;
 };
@@ -149,6 +151,10 @@ struct coord_safety {
 	size_t n_svcs;
 	struct ident *ids; // open addressing, MAX_IDENTITIES slots
 	size_t n_ids;
+	int storm_head, storm_tail; // demanded identities, oldest demand first
+	int storm_first;	    // first with last_demand >= storm_lo, or -1
+	int64_t storm_lo;	    // oldest last_demand inside the storm window
+	int64_t storm_n;	    // storm_first and the entries after it
 	struct outcome outcomes[OUTCOMES];
 	size_t out_head, out_n;
 	int64_t in_flight;
@@ -163,6 +169,8 @@ coord_safety_new(const struct coord_safety_conf *c)
 	if (s == NULL)
 		return NULL;
 	s->c = c;
+	s->storm_head = s->storm_tail = s->storm_first = -1;
+	s->storm_lo = 1;
 	s->svcs = calloc(MAX_SERVICES, sizeof(*s->svcs));
 	s->ids = calloc(MAX_IDENTITIES, sizeof(*s->ids));
 	if (s->svcs == NULL || s->ids == NULL ||
@@ -507,20 +515,99 @@ coord_safety_alerting(struct coord_safety *s, const char *service,
 	}
 }
 
+// Storm counting without a scan of the identity table. Every identity
+// demanded at least once sits in a list ordered by last_demand, oldest
+// first. storm_first is the first entry with last_demand >= storm_lo and
+// storm_n counts it and every entry after it. While the clock moves
+// forward a demand is O(1) amortised: the demanded entry moves to the
+// tail, and the window passes each entry once. The clock is the wall
+// clock and may step back: then an entry goes in behind the newer ones
+// and the bound moves back over the entries that count again, so the
+// count stays exact, at the cost of the entries stepped over.
+static void
+storm_unlink(struct coord_safety *s, int k)
+{
+	struct ident *e = &s->ids[k];
+
+	if (e->last_demand >= s->storm_lo)
+		s->storm_n--;
+	if (s->storm_first == k)
+		s->storm_first = e->next;
+	if (e->prev >= 0)
+		s->ids[e->prev].next = e->next;
+	else
+		s->storm_head = e->next;
+	if (e->next >= 0)
+		s->ids[e->next].prev = e->prev;
+	else
+		s->storm_tail = e->prev;
+}
+
+static void
+storm_link(struct coord_safety *s, int k, int64_t ts)
+{
+	struct ident *e = &s->ids[k];
+	int after = s->storm_tail;
+
+	while (after >= 0 && s->ids[after].last_demand > ts)
+		after = s->ids[after].prev; // only when the clock stepped back
+	e->last_demand = ts;
+	e->prev = after;
+	e->next = after >= 0 ? s->ids[after].next : s->storm_head;
+	if (e->prev >= 0)
+		s->ids[e->prev].next = k;
+	else
+		s->storm_head = k;
+	if (e->next >= 0)
+		s->ids[e->next].prev = k;
+	else
+		s->storm_tail = k;
+	if (ts < s->storm_lo)
+		return;
+	// Entries before k are not newer than ts, so none of them counts
+	// unless storm_first is one of them.
+	s->storm_n++;
+	if (s->storm_first < 0 || s->ids[s->storm_first].last_demand > ts)
+		s->storm_first = k;
+}
+
+// Moves the window's lower bound to `lo`, either way.
+static void
+storm_bound(struct coord_safety *s, int64_t lo)
+{
+	int k;
+
+	while (s->storm_first >= 0 && s->ids[s->storm_first].last_demand < lo) {
+		s->storm_first = s->ids[s->storm_first].next;
+		s->storm_n--;
+	}
+	k = s->storm_first >= 0 ? s->ids[s->storm_first].prev : s->storm_tail;
+	while (k >= 0 && s->ids[k].last_demand >= lo) {
+		s->storm_first = k;
+		s->storm_n++;
+		k = s->ids[k].prev;
+	}
+	s->storm_lo = lo;
+}
+
 bool
 coord_safety_demand(struct coord_safety *s, uint64_t identity,
     int64_t known_targets, int64_t now)
 {
 	struct ident *id = ident_get(s, identity, true);
-	int64_t since = now - s->c->storm_window_ms, distinct = 0;
+	int64_t since = now - s->c->storm_window_ms, distinct;
 	char why[COORD_REASON_MAX];
 
 	breaker_update(s, now);
-	if (id != NULL)
-		id->last_demand = now;
-	for (size_t i = 0; i < MAX_IDENTITIES; i++)
-		distinct += s->ids[i].used && s->ids[i].last_demand >= since &&
-		    s->ids[i].last_demand > 0;
+	if (id != NULL) {
+		if (id->demanded)
+			storm_unlink(s, (int)(id - s->ids));
+		storm_link(s, (int)(id - s->ids), now);
+		id->demanded = true;
+	}
+	// Demands at or before the epoch (last_demand <= 0) never count.
+	storm_bound(s, since > 0 ? since : 1);
+	distinct = s->storm_n;
 	if (distinct < s->c->storm_min_targets)
 		return s->br.open;
 	if (known_targets > 0 &&

@@ -3,6 +3,7 @@
 // the reason with the numbers compared.
 #include <stdlib.h>
 
+#include "cm_log.h"
 #include "coord_safety.h"
 #include "tt.h"
 
@@ -384,6 +385,151 @@ test_c07_storm_opens_breaker_before_acting(void)
 	cm_conf_free(&c, coord_safety_fields);
 }
 
+static void
+quiet(int level, const char *line, void *arg)
+{
+	(void)level;
+	(void)line;
+	(void)arg;
+}
+
+// A checker whose storm count shows in the breaker reason: one known
+// target and storm_min_targets 1 make any count of 1 or more a storm.
+static struct coord_safety *
+storm_counter(struct coord_safety_conf *c, int64_t window_ms)
+{
+	*c = defaults();
+	c->storm_min_targets = 1;
+	c->storm_percent = 1;
+	c->storm_window_ms = window_ms;
+	cm_log_set_sink(quiet, NULL); // a breaker opens on every demand
+	return coord_safety_new(c);
+}
+
+// Demands `id` at `now` and returns the distinct identities the storm
+// check counted, read back from the reason; -1 if it cannot be read.
+static int64_t
+storm_count(struct coord_safety *s, uint64_t id, int64_t now)
+{
+	struct coord_breaker_state b;
+	long long n = -1;
+
+	coord_safety_resume(s, now);
+	if (!coord_safety_demand(s, id, 1, now))
+		return 0;
+	coord_safety_breaker(s, now, &b);
+	if (sscanf(b.reason, "alert storm: %lld of 1 known", &n) != 1)
+		return -1;
+	return n;
+}
+
+static void
+storm_counter_free(struct coord_safety *s, struct coord_safety_conf *c)
+{
+	coord_safety_free(s);
+	cm_conf_free(c, coord_safety_fields);
+	cm_log_set_sink(NULL, NULL);
+}
+
+// 5,000 identities within the window, then the window passes them all:
+// the count falls back and rises again one by one, the window bound is
+// inclusive, and a clock stepping back counts the newer demands again.
+static void
+test_storm_count_across_window_expiry(void)
+{
+	struct coord_safety_conf c;
+	struct coord_safety *s = storm_counter(&c, MIN);
+	int64_t bad = 0;
+
+	for (int64_t k = 0; k < 5000; k++)
+		bad += storm_count(s, 1 + (uint64_t)k, T0 + k * 10) != k + 1;
+	CHECK_INT(bad, 0);
+	// A demand again is no new identity.
+	CHECK_INT(storm_count(s, 5000, T0 + 49990), 5000);
+	// The window's oldest edge still counts; 1 ms later it does not.
+	CHECK_INT(storm_count(s, 9001, T0 + 10 + MIN), 4999 + 1);
+	CHECK_INT(storm_count(s, 9001, T0 + 11 + MIN), 4998 + 1);
+	// Half of them passed.
+	CHECK_INT(storm_count(s, 9001, T0 + 24990 + MIN), 2501 + 1);
+	// All passed: only the demand being counted is left.
+	CHECK_INT(storm_count(s, 9002, T0 + 10 * MIN), 1);
+	bad = 0;
+	for (int64_t k = 0; k < 5000; k++)
+		bad += storm_count(s, 1 + (uint64_t)k, T0 + 10 * MIN + k) !=
+		    k + 2;
+	CHECK_INT(bad, 0);
+	// The wall clock steps back ten minutes: every later demand is
+	// inside [now - 1 min, ...) again, id 1 moves back and still counts.
+	CHECK_INT(storm_count(s, 1, T0), 5000 + 2);
+	// Forward again: id 1 now lies before the window, 9002 on its edge.
+	CHECK_INT(storm_count(s, 2, T0 + 11 * MIN), 4999 + 1);
+	storm_counter_free(s, &c);
+}
+
+static uint64_t
+xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+#define POOL 400
+
+// The count against a recount of every demand so far, over random
+// demands: identities that collide in the hash table, time that mostly
+// moves forward but sometimes steps back, and the epoch (demands at or
+// before time 0 never count). Then a full table: refused identities are
+// not counted, and do not stop the held ones from expiring.
+static void
+test_storm_count_matches_recount(void)
+{
+	struct coord_safety_conf c;
+	struct coord_safety *s = storm_counter(&c, 10000);
+	int64_t last[POOL], now = -3000, got, want;
+	bool seen[POOL] = { false };
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	int step, bad = 0;
+
+	for (step = 0; step < 20000 && bad < 5; step++) {
+		uint64_t r = xorshift(&x);
+		size_t i = (size_t)(r >> 32) % POOL;
+
+		if (r % 100 < 5)
+			now -= (int64_t)(r >> 8) % 20000;
+		else
+			now += (int64_t)(r >> 8) % 1500;
+		// Slots i % 40 + 7: ten identities share each home slot.
+		got = storm_count(s, i % 40 + 7 + i / 40 * 65536, now);
+		last[i] = now;
+		seen[i] = true;
+		want = 0;
+		for (size_t k = 0; k < POOL; k++)
+			want += seen[k] && last[k] >= now - 10000 && last[k] > 0;
+		if (got != want) {
+			printf("# step %d at %lld: counted %lld, recount %lld\n",
+			    step, (long long)now, (long long)got,
+			    (long long)want);
+			bad++;
+		}
+	}
+	CHECK_INT(bad, 0);
+	CHECK_INT(step, 20000);
+	storm_counter_free(s, &c);
+
+	// The table holds 3/4 of its 65,536 slots.
+	s = storm_counter(&c, MIN);
+	bad = 0;
+	for (int64_t k = 0; k < 49152; k++)
+		bad += storm_count(s, 1 + (uint64_t)k, T0) != k + 1;
+	CHECK_INT(bad, 0);
+	CHECK_INT(storm_count(s, 100000, T0), 49152);
+	CHECK_INT(storm_count(s, 100001, T0 + MIN + 1), 0);
+	CHECK_INT(storm_count(s, 7, T0 + MIN + 2), 1);
+	storm_counter_free(s, &c);
+}
+
 static const struct tt_case cases[] = {
 	{ "defaults match the issue", test_defaults_match_the_issue },
 	{ "critical services need force", test_critical_needs_force },
@@ -397,6 +543,10 @@ static const struct tt_case cases[] = {
 	{ "operator pause and resume", test_operator_pause_and_resume },
 	{ "C07 storm opens the breaker before acting",
 	  test_c07_storm_opens_breaker_before_acting },
+	{ "storm count across window expiry, 5,000 identities",
+	  test_storm_count_across_window_expiry },
+	{ "storm count matches a recount of every demand",
+	  test_storm_count_matches_recount },
 	{ NULL, NULL },
 };
 
