@@ -50,8 +50,12 @@ begin_shutdown(struct agent *a, int64_t now, const char *why)
 		return;
 	cm_notice("agent.stopping", "reason=%s", why);
 	a->stopping = true;
-	a->stop_deadline_ms = now + agent_proc_max_grace(a->proc) +
-	    SHUTDOWN_SLACK_MS;
+	a->stop_deadline_ms = now + SHUTDOWN_SLACK_MS;
+	if (a->kube != NULL)
+		agent_kube_shutdown(a->kube);
+	if (a->proc == NULL)
+		return;
+	a->stop_deadline_ms += agent_proc_max_grace(a->proc);
 	agent_proc_shutdown(a->proc, now);
 }
 
@@ -72,7 +76,7 @@ read_signals(struct agent *a, int64_t now)
 			begin_shutdown(a, now, si.ssi_signo == SIGTERM ?
 			    "SIGTERM" : "SIGINT");
 	}
-	if (child)
+	if (child && a->proc != NULL)
 		agent_proc_reap(a->proc, now);
 }
 
@@ -98,8 +102,12 @@ answer_status(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
 	int rv;
 
 	agent_link_view(a->link, &lv);
-	rv = agent_json_status(a->proc, &lv, &st, &a->actlog, now,
-	    AGENT_STATUS_JSON_MAX, &json);
+	if (a->kube != NULL)
+		rv = agent_json_kube_status(a->kube, a->conf.node, &lv, &st,
+		    &a->actlog, now, AGENT_STATUS_JSON_MAX, &json);
+	else
+		rv = agent_json_status(a->proc, &lv, &st, &a->actlog, now,
+		    AGENT_STATUS_JSON_MAX, &json);
 	if (rv < 0) {
 		agent_cmd_replyf(ctx, false, rv, "cannot render status: %s",
 		    strerror(-rv));
@@ -120,8 +128,12 @@ drain_requests(struct agent *a, int64_t now)
 
 	while ((ctx = agent_cmd_next(a->status)) != NULL)
 		answer_status(a, ctx, now);
-	while ((ctx = agent_cmd_next(a->cmd)) != NULL)
-		agent_action_handle(a, ctx, now);
+	while ((ctx = agent_cmd_next(a->cmd)) != NULL) {
+		if (a->kube != NULL)
+			agent_kube_command(a->kube, ctx, now);
+		else
+			agent_action_handle(a, ctx, now);
+	}
 }
 
 // ---- the loop -------------------------------------------------------------
@@ -137,7 +149,7 @@ collect_fds(struct agent *a, struct curl_waitfd *fds,
 	fds[n] = (struct curl_waitfd){ .fd = a->sigfd,
 		.events = CURL_WAIT_POLLIN };
 	owners[n++] = NULL;
-	for (size_t i = 0; i < a->proc->n_svc; i++) {
+	for (size_t i = 0; a->proc != NULL && i < a->proc->n_svc; i++) {
 		for (size_t j = 0; j < a->proc->svc[i].n && n < max; j++) {
 			struct agent_inst *in = &a->proc->svc[i].inst[j];
 
@@ -157,13 +169,76 @@ min64(int64_t x, int64_t y)
 	return x < y ? x : y;
 }
 
+// ---- what the link announces ---------------------------------------------
+
+static int
+proc_workloads(void *arg, struct cm_workload **ret, size_t *ret_n)
+{
+	const struct agent_proc *p = arg;
+	struct cm_workload *v;
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < p->n_svc; i++)
+		n += p->svc[i].n;
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_svc; i++) {
+		for (size_t j = 0; j < p->svc[i].n; j++) {
+			const struct agent_inst *in = &p->svc[i].inst[j];
+			struct cm_workload *w = &v[k++];
+
+			snprintf(w->service, sizeof(w->service), "%s",
+			    p->svc[i].conf->name);
+			snprintf(w->instance, sizeof(w->instance), "%s",
+			    in->name);
+			snprintf(w->addr, sizeof(w->addr), "%s", in->addr);
+			w->healthy = in->state == AGENT_ST_RUNNING;
+		}
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static unsigned
+proc_unhealthy(void *arg)
+{
+	return agent_proc_unhealthy(arg);
+}
+
+static int
+kube_workloads(void *arg, struct cm_workload **ret, size_t *ret_n)
+{
+	return agent_kube_workloads(arg, ret, ret_n);
+}
+
+static unsigned
+kube_unhealthy(void *arg)
+{
+	return agent_kube_unhealthy(arg);
+}
+
 // Everything that is due now; returns the next time something is.
 static int64_t
 run_due(struct agent *a, int64_t now)
 {
-	int64_t next = agent_proc_tick(a->proc, now);
+	struct agent_link_src src = { .runtime = "process",
+		.workloads = proc_workloads, .unhealthy = proc_unhealthy,
+		.arg = a->proc };
+	int64_t next;
 
-	next = min64(next, agent_link_tick(a->link, a->proc, now));
+	if (a->kube != NULL) {
+		src = (struct agent_link_src){ .runtime = "kubernetes",
+			.workloads = kube_workloads,
+			.unhealthy = kube_unhealthy, .arg = a->kube };
+		next = agent_kube_tick(a->kube, now);
+		if (agent_kube_take_changed(a->kube))
+			agent_link_update(a->link, now);
+	} else {
+		next = agent_proc_tick(a->proc, now);
+	}
+	next = min64(next, agent_link_tick(a->link, &src, now));
 	next = min64(next, agent_permit_tick(a, now));
 	next = min64(next, agent_jobs_step(a, now));
 	if (a->stopping)
@@ -171,10 +246,46 @@ run_due(struct agent *a, int64_t now)
 	return next;
 }
 
+// The metrics rows of the runtime's instances or pods, in a->mrows.
+static size_t
+metrics_rows(struct agent *a, int64_t now)
+{
+	size_t n = a->kube != NULL ? AGENT_KUBE_MAX_PODS : 0, k = 0;
+
+	for (size_t i = 0; a->proc != NULL && i < a->proc->n_svc; i++)
+		n += a->proc->svc[i].n;
+	if (n > a->mrows_cap) {
+		struct agent_metrics_inst *v = realloc(a->mrows,
+		    n * sizeof(*v));
+
+		if (v == NULL)
+			return 0;
+		a->mrows = v;
+		a->mrows_cap = n;
+	}
+	if (a->kube != NULL)
+		return agent_kube_metrics_rows(a->kube, a->mrows, n, now);
+	for (size_t i = 0; i < a->proc->n_svc; i++) {
+		for (size_t j = 0; j < a->proc->svc[i].n; j++) {
+			const struct agent_inst *in = &a->proc->svc[i].inst[j];
+			struct agent_metrics_inst *r = &a->mrows[k++];
+
+			snprintf(r->service, sizeof(r->service), "%s",
+			    a->proc->svc[i].conf->name);
+			snprintf(r->instance, sizeof(r->instance), "%s",
+			    in->name);
+			r->c = in->count;
+			r->up = agent_proc_ready(in, now, NULL, 0);
+		}
+	}
+	return k;
+}
+
 static void
 publish_metrics(struct agent *a, int64_t now)
 {
 	struct agent_link_view lv;
+	struct agent_kube_view kv;
 	struct agent_metrics_globals g = {
 		.permits = a->permits,
 		.bad_frames = agent_cmd_bad_frames(a->cmd) +
@@ -183,11 +294,18 @@ publish_metrics(struct agent *a, int64_t now)
 		.wakeups = a->wakeups,
 	};
 
+	size_t n;
+
 	if (a->metrics == NULL)
 		return;
 	agent_link_view(a->link, &lv);
 	g.connected = lv.connected;
-	agent_metrics_publish(a->metrics, a->proc, &g, now);
+	if (a->kube != NULL) {
+		agent_kube_view(a->kube, &kv);
+		g.evictions = kv.evictions;
+	}
+	n = metrics_rows(a, now);
+	agent_metrics_publish(a->metrics, a->mrows, n, &g, now);
 }
 
 static int
@@ -205,6 +323,8 @@ loop_done(struct agent *a, int64_t now)
 {
 	if (!a->stopping || a->jobs != NULL)
 		return false;
+	if (a->kube != NULL)
+		return !agent_kube_busy(a->kube);
 	if (agent_proc_all_stopped(a->proc))
 		return true;
 	if (now < a->stop_deadline_ms)
@@ -221,7 +341,8 @@ main_loop(struct agent *a, struct curl_waitfd *fds, struct agent_inst **owners,
 	int64_t now = cm_mono_ms(), next;
 	int rv;
 
-	agent_proc_start_all(a->proc, now);
+	if (a->proc != NULL)
+		agent_proc_start_all(a->proc, now);
 	for (;;) {
 		unsigned n = collect_fds(a, fds, owners, max);
 
@@ -306,19 +427,25 @@ agent_setup(struct agent *a, const char *conf_path, int verbose, char *err,
 	}
 	a->curl_ready = true;
 	rv = agent_http_new(&a->http);
-	if (rv == 0)
+	if (rv == 0 && a->conf.runtime == AGENT_RUNTIME_PROCESS)
 		rv = agent_proc_new(&a->conf, a->http, &a->proc);
 	if (rv < 0) {
 		snprintf(err, errlen, "%s", strerror(-rv));
 		return rv;
+	}
+	if (a->conf.runtime == AGENT_RUNTIME_KUBERNETES) {
+		rv = agent_kube_new(&a->conf, a->http, &a->actlog, wake_loop,
+		    a, &a->kube, err, errlen);
+		if (rv < 0)
+			return rv;
 	}
 	rv = open_servers(a, err, errlen);
 	if (rv == 0)
 		rv = agent_link_open(&a->conf, a->auth, wake_loop, a, &a->link,
 		    err, errlen);
 	if (rv == 0 && a->conf.metrics_listen != NULL)
-		rv = agent_metrics_open(a->conf.metrics_listen, a->proc,
-		    &a->metrics, err, errlen);
+		rv = agent_metrics_open(a->conf.metrics_listen, &a->metrics,
+		    err, errlen);
 	return rv;
 }
 
@@ -326,16 +453,20 @@ static void
 agent_teardown(struct agent *a)
 {
 	agent_jobs_abort(a);
+	if (a->kube != NULL)
+		agent_kube_shutdown(a->kube); // answers what still waits
 	agent_metrics_close(a->metrics);
 	agent_cmd_close(a->cmd);
 	agent_cmd_close(a->status);
 	agent_link_close(a->link);
+	agent_kube_free(a->kube); // waits for API calls in flight
 	agent_proc_free(a->proc);
 	agent_http_free(a->http);
 	if (a->sigfd >= 0)
 		close(a->sigfd);
 	if (a->curl_ready)
 		curl_global_cleanup();
+	free(a->mrows);
 	cm_auth_free(a->auth);
 	agent_conf_free(&a->conf);
 }
@@ -353,7 +484,8 @@ agent_run(const char *conf_path, int verbose)
 	cm_log_set_component("agent");
 	a.started_ms = cm_mono_ms();
 	rv = agent_setup(&a, conf_path, verbose, err, sizeof(err));
-	for (size_t i = 0; rv == 0 && i < a.proc->n_svc; i++)
+	for (size_t i = 0; rv == 0 && a.proc != NULL && i < a.proc->n_svc;
+	    i++)
 		max += (unsigned)a.proc->svc[i].n;
 	if (rv == 0) {
 		fds = calloc(max, sizeof(*fds));
@@ -361,8 +493,10 @@ agent_run(const char *conf_path, int verbose)
 		rv = fds == NULL || owners == NULL ? -ENOMEM : 0;
 	}
 	if (rv == 0) {
-		cm_notice("agent.start", "node=%s listen=%s status=%s "
-		    "coordinator=%s", a.conf.node, cm_q(a.conf.listen),
+		cm_notice("agent.start", "node=%s runtime=%s listen=%s "
+		    "advertise=%s status=%s coordinator=%s", a.conf.node,
+		    a.kube != NULL ? "kubernetes" : "process",
+		    cm_q(a.conf.listen), cm_q(agent_conf_advertised(&a.conf)),
 		    cm_q(a.conf.status_socket), cm_q(a.conf.coordinator));
 		rv = main_loop(&a, fds, owners, max);
 	} else {

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // agent: the reflex-agent daemon. One main loop thread owns all state:
-// the process runtime, the HTTP client (whose multi handle is also the
-// poller), the coordinator link (with the permits for own restarts,
-// agent_permit.c), the recent actions, and the queue of requests that
-// nng threads hand over from the command and status servers. The
-// optional metrics server (agent_metrics.h) reads only a snapshot the
-// loop publishes once per iteration.
+// the runtime (process: agent_proc.h; kubernetes: agent_kube.h, whose
+// API calls run on its worker threads), the HTTP client (whose multi
+// handle is also the poller), the coordinator link (with the permits for
+// own restarts, agent_permit.c), the recent actions, and the queue of
+// requests that nng threads hand over from the command and status
+// servers. The optional metrics server (agent_metrics.h) reads only a
+// snapshot the loop publishes once per iteration.
 #ifndef AGENT_H
 #define AGENT_H
 
@@ -16,6 +17,7 @@
 #include "agent_cmd.h"
 #include "agent_conf.h"
 #include "agent_http.h"
+#include "agent_kube.h"
 #include "agent_link.h"
 #include "agent_metrics.h"
 #include "agent_proc.h"
@@ -38,15 +40,20 @@ struct agent {
 	struct agent_conf conf;
 	struct cm_auth *auth; // coordinator_secret_file, or NULL
 	struct agent_http *http;
-	struct agent_proc *proc;
+	struct agent_proc *proc; // process runtime (empty for kubernetes)
+	struct agent_kube *kube; // kubernetes runtime, else NULL
 	struct agent_link *link;
 	struct agent_cmd_srv *cmd;
 	struct agent_cmd_srv *status;
 	struct agent_job *jobs; // commands in progress
 	struct agent_metrics *metrics; // NULL without metrics_listen
 	struct agent_actlog actlog;
-	struct agent_inst *asking; // whose permit request is in flight
+	bool asking_set;	   // a permit request is in flight for
+	char asking_svc[CM_NAME_MAX];  // this service's
+	char asking_inst[CM_NAME_MAX]; // instance (or pod)
 	uint64_t asking_gen;	   // its permit.gen when it was sent
+	struct agent_metrics_inst *mrows; // metrics rows being published
+	size_t mrows_cap;
 	uint64_t permits[AGENT_VERDICTS]; // verdicts applied, by kind
 	int sigfd;
 	bool curl_ready;
@@ -90,5 +97,11 @@ int64_t agent_permit_tick(struct agent *a, int64_t now);
 // Pure.
 bool agent_partition_allows(const struct agent_svc *s, const char *cause,
     int64_t now, char *why, size_t n);
+
+// The same for any runtime: `used` own restarts of `service` within the
+// policy's window so far. Pure.
+bool agent_partition_check(const struct agent_partition_conf *pc,
+    const char *service, unsigned used, const char *cause, char *why,
+    size_t n);
 
 #endif

@@ -16,7 +16,7 @@
 
 #define ERRF(...) cm_conf_errf(err, errlen, name, __VA_ARGS__)
 
-static const char *const runtimes[] = { "process", NULL };
+static const char *const runtimes[] = { "process", "kubernetes", NULL };
 
 // Indexed like enum cm_log_level.
 static const char *const levels[] = { "err", "warn", "notice", "info",
@@ -109,21 +109,29 @@ static const struct cm_conf_field svc_fields[] = {
 
 static const struct cm_conf_field top_fields[] = {
 	{ .key = "node", .type = CM_CONF_STR,
-	  .off = offsetof(struct agent_conf, node), .required = true,
-	  .help = "this node's name" },
+	  .off = offsetof(struct agent_conf, node),
+	  .help = "this node's name (required; runtime kubernetes: default "
+		  "$NODE_NAME, from the downward API)" },
 	{ .key = "coordinator", .type = CM_CONF_STR,
 	  .off = offsetof(struct agent_conf, coordinator), .required = true,
 	  .help = "coordinator's agent endpoint (nng URL)" },
 	{ .key = "listen", .type = CM_CONF_STR,
 	  .off = offsetof(struct agent_conf, listen), .required = true,
 	  .help = "command endpoint (nng URL), announced to the coordinator" },
+	{ .key = "advertise", .type = CM_CONF_STR,
+	  .off = offsetof(struct agent_conf, advertise),
+	  .help = "command URL announced to the coordinator when listen is "
+		  "not reachable as such (tcp://0.0.0.0:...); ${VAR} is "
+		  "replaced by the environment variable, e.g. "
+		  "tcp://${POD_IP}:9881 (default: listen)" },
 	{ .key = "status_socket", .type = CM_CONF_STR,
 	  .off = offsetof(struct agent_conf, status_socket),
 	  .def = "/run/reflex/agent.sock",
 	  .help = "unix socket path for 'reflex-agent status' (mode 0600)" },
 	{ .key = "runtime", .type = CM_CONF_ENUM,
 	  .off = offsetof(struct agent_conf, runtime), .choices = runtimes,
-	  .def = "process", .help = "only process is implemented" },
+	  .def = "process", .help = "process (supervise services:) or "
+		  "kubernetes (the node's pods: kubernetes:, workloads:)" },
 	{ .key = "log_level", .type = CM_CONF_ENUM,
 	  .off = offsetof(struct agent_conf, log_level), .choices = levels,
 	  .def = "info", .help = "err, warn, notice, info or debug" },
@@ -147,10 +155,21 @@ static const struct cm_conf_field top_fields[] = {
 		  "message to and from the coordinator is sealed with it "
 		  "(off when absent)" },
 	{ .key = "services", .type = CM_CONF_LIST,
-	  .off = offsetof(struct agent_conf, services), .required = true,
+	  .off = offsetof(struct agent_conf, services),
 	  .sub = svc_fields, .elem_size = sizeof(struct agent_svc_conf),
 	  .line_off = CM_CONF_LINE(struct agent_svc_conf, line),
-	  .help = "supervised services" },
+	  .help = "supervised services (runtime process; required there)" },
+	{ .key = "kubernetes", .type = CM_CONF_STRUCT,
+	  .off = offsetof(struct agent_conf, kubernetes),
+	  .sub = agent_kube_fields,
+	  .line_off = CM_CONF_LINE(struct agent_kube_conf, line),
+	  .help = "runtime kubernetes: API client, discovery, eviction, "
+		  "annotated pods" },
+	{ .key = "workloads", .type = CM_CONF_LIST,
+	  .off = offsetof(struct agent_conf, workloads),
+	  .sub = agent_kwl_fields, .elem_size = sizeof(struct agent_kwl_conf),
+	  .line_off = CM_CONF_LINE(struct agent_kwl_conf, line),
+	  .help = "runtime kubernetes: the pods to probe and restart" },
 	{ 0 },
 };
 
@@ -161,6 +180,12 @@ const struct agent_svc_conf *
 agent_conf_svc(const struct agent_conf *c, size_t i)
 {
 	return &((const struct agent_svc_conf *)c->services.v)[i];
+}
+
+const char *
+agent_conf_advertised(const struct agent_conf *c)
+{
+	return c->advertise != NULL ? c->advertise : c->listen;
 }
 
 // Length of a "{word}" placeholder at p (0 if p does not start one) and
@@ -473,6 +498,10 @@ check_top(const struct agent_conf *c, const char *text, const char *name,
 	const char *sp = c->status_socket;
 	char why[96];
 
+	if (c->node == NULL)
+		return TOPERR("node", "%s", c->runtime ==
+		    AGENT_RUNTIME_KUBERNETES ? "missing, and NODE_NAME is not "
+		    "set in the environment" : "required key is missing");
 	if (!cm_name_valid(c->node))
 		return TOPERR("node", "\"%s\" is not a valid name "
 		    "([A-Za-z0-9._-], alphanumeric at both ends, < %d bytes)",
@@ -483,6 +512,9 @@ check_top(const struct agent_conf *c, const char *text, const char *name,
 	if (!url_valid(c->listen))
 		return TOPERR("listen", "expected tcp://host:port or "
 		    "ipc:///path (< %d bytes)", CM_ADDR_MAX);
+	if (c->advertise != NULL && !url_valid(c->advertise))
+		return TOPERR("advertise", "\"%s\": expected tcp://host:port "
+		    "or ipc:///path (< %d bytes)", c->advertise, CM_ADDR_MAX);
 	if (sp[0] != '/' || strlen(sp) >= sun_max)
 		return TOPERR("status_socket", "expected an absolute path "
 		    "shorter than %zu bytes", sun_max);
@@ -498,7 +530,7 @@ check_top(const struct agent_conf *c, const char *text, const char *name,
 	    c->coordinator_secret_file[0] == '\0')
 		return TOPERR("coordinator_secret_file", "is empty (leave the "
 		    "key out for an unauthenticated channel)");
-	if (c->services.n == 0)
+	if (c->runtime == AGENT_RUNTIME_PROCESS && c->services.n == 0)
 		return TOPERR("services", "at least one service is needed");
 	if (c->services.n > AGENT_MAX_SERVICES)
 		return TOPERR("services", "at most %d services",
@@ -650,7 +682,35 @@ check_all(const struct agent_conf *c, const char *text, const char *name,
 		rv = TOPERR("services", "%lld instances in all; at most %d fit "
 		    "in a register message", (long long)total,
 		    CM_MSG_MAX_WORKLOADS);
+	if (rv == 0)
+		rv = agent_kconf_check(c, name, err, errlen);
 	return rv;
+}
+
+// Values that come from the environment: node from NODE_NAME (runtime
+// kubernetes) and ${VAR} in advertise.
+static int
+from_env(struct agent_conf *c, const char *text, const char *name,
+    char *err, size_t errlen)
+{
+	const char *env = getenv("NODE_NAME");
+	char why[128], *v = NULL;
+	int rv;
+
+	if (c->node == NULL && c->runtime == AGENT_RUNTIME_KUBERNETES &&
+	    env != NULL && env[0] != '\0') {
+		c->node = strdup(env);
+		if (c->node == NULL)
+			return -ENOMEM;
+	}
+	if (c->advertise == NULL)
+		return 0;
+	rv = agent_conf_expand_env(c->advertise, &v, why, sizeof(why));
+	if (rv < 0)
+		return TOPERR("advertise", "\"%s\": %s", c->advertise, why);
+	free(c->advertise);
+	c->advertise = v;
+	return 0;
 }
 
 int
@@ -666,7 +726,9 @@ agent_conf_load_mem(struct agent_conf *ret, const char *name,
 		memset(ret, 0, sizeof(*ret));
 		return rv;
 	}
-	rv = check_all(ret, text, name, err, errlen);
+	rv = from_env(ret, text, name, err, errlen);
+	if (rv == 0)
+		rv = check_all(ret, text, name, err, errlen);
 	if (rv == 0) {
 		ret->path = strdup(name);
 		if (ret->path == NULL)

@@ -2,9 +2,15 @@
 // agent_conf: reflex-agent's YAML configuration, argv templates, backoff.
 //
 // The configuration is bound by cm_conf tables (see agent_conf.c for the
-// keys, their defaults and bounds) and then checked as a whole: names,
-// URLs, port ranges, placeholders and probe settings. Every error reads
+// keys, their defaults and bounds, and agent_kconf.c for the kubernetes
+// runtime's) and then checked as a whole: names, URLs, port ranges,
+// placeholders and probe settings. Every error reads
 // "file:line: key: reason".
+//
+// runtime: process supervises `services:` (agent_proc.h); runtime:
+// kubernetes watches the pods of its node through the API server
+// (`kubernetes:` and `workloads:`, agent_kube.h). Each runtime refuses
+// the other's section.
 #ifndef AGENT_CONF_H
 #define AGENT_CONF_H
 
@@ -13,6 +19,7 @@
 #include <stdint.h>
 
 #include "cm_conf.h"
+#include "cm_k8s.h"
 
 #define AGENT_CONF_DEFAULT_PATH "/etc/reflex/agent.yaml"
 #define AGENT_MAX_INSTANCES 64	 // per service
@@ -23,8 +30,11 @@
 #define AGENT_PROBE_PATH_MAX 1024
 #define AGENT_PARTITION_MAX 1000 // partition_policy.max_restarts
 
+#define AGENT_MAX_WORKLOADS 64	 // kubernetes: workloads entries
+
 enum agent_runtime {
 	AGENT_RUNTIME_PROCESS = 0,
+	AGENT_RUNTIME_KUBERNETES,
 };
 
 struct agent_probe_conf {
@@ -67,11 +77,75 @@ struct agent_svc_conf {
 	struct agent_partition_conf partition_policy;
 };
 
+// ---- the kubernetes runtime ------------------------------------------
+
+enum agent_kprobe_type {
+	AGENT_KPROBE_HTTP = 0, // GET http://<podIP>:<port><path>, 2xx/3xx ok
+	AGENT_KPROBE_TCP,      // a TCP connection to <podIP>:<port> opens
+};
+
+// How the pods of a workload (or annotated pods) are probed.
+struct agent_kprobe_conf {
+	int line;		   // 0 when the workload has no probe:
+	int type;		   // enum agent_kprobe_type
+	char *path;		   // HTTP path
+	int64_t port;		   // 0: the pod's reflex.io/probe-port
+	int64_t period_ms;
+	int64_t timeout_ms;
+	int64_t failure_threshold;
+	int64_t initial_delay_ms;  // after the pod is first seen Running
+};
+
+// One entry of `workloads:`: which pods of this node it covers (all of
+// `selector`, a matchLabels map, in `namespace` or in every namespace),
+// under which service name, and how they are probed and restarted.
+struct agent_kwl_conf {
+	int line;
+	char *name;		    // service name; NULL: the pod's owner
+				    // workload, else its app label
+	char *ns;		    // NULL: every namespace
+	struct cm_strmap selector;  // matchLabels; at least one label
+	struct agent_kprobe_conf probe;
+	struct agent_backoff_conf restart_backoff; // delay before a held
+						   // permit is asked again
+	struct agent_partition_conf partition_policy;
+};
+
+// Options of cm_k8s_evict_pod (see cm_k8s.h).
+struct agent_kevict_conf {
+	int line;
+	int64_t max_tries;
+	int64_t backoff_ms;
+	int64_t budget_ms;
+	int64_t grace_seconds; // -1: the pod's own
+	bool delete_unready;
+};
+
+// Pods that no workload covers but that carry reflex.io/probe-port.
+struct agent_kannot_conf {
+	int line;
+	bool enabled;
+	struct agent_kprobe_conf probe; // period, timeout, thresholds only
+	struct agent_backoff_conf restart_backoff;
+	struct agent_partition_conf partition_policy;
+};
+
+struct agent_kube_conf {
+	int line;
+	struct cm_k8s_settings client;
+	int64_t discovery_interval_ms;
+	int64_t workers; // threads for API calls (they block)
+	struct agent_kevict_conf evict;
+	struct agent_kannot_conf annotations;
+};
+
 struct agent_conf {
 	char *path; // the file it was loaded from (owned)
 	char *node;
 	char *coordinator;
 	char *listen;
+	char *advertise; // URL announced to the coordinator (${VAR}
+			 // expanded at load); NULL: listen
 	char *status_socket;
 	int runtime;   // enum agent_runtime
 	int log_level; // CM_LOG_*
@@ -82,7 +156,9 @@ struct agent_conf {
 	char *coordinator_secret_file; // shared secret sealing the
 				   // coordinator channel (cm_auth.h), NULL =
 				   // the channel is not authenticated
-	struct cm_list services;   // of struct agent_svc_conf
+	struct cm_list services;   // of struct agent_svc_conf (process)
+	struct agent_kube_conf kubernetes; // runtime kubernetes
+	struct cm_list workloads;  // of struct agent_kwl_conf (kubernetes)
 };
 
 // Loads and validates `path` into *ret (zeroed first). Returns 0, or a
@@ -102,6 +178,25 @@ void agent_conf_free(struct agent_conf *c);
 // Borrowed pointer to service i (i < c->services.n).
 const struct agent_svc_conf *agent_conf_svc(const struct agent_conf *c,
     size_t i);
+
+// Borrowed pointer to workload i (i < c->workloads.n).
+const struct agent_kwl_conf *agent_conf_kwl(const struct agent_conf *c,
+    size_t i);
+
+// The URL the agent announces to the coordinator (advertise, else
+// listen). Borrowed.
+const char *agent_conf_advertised(const struct agent_conf *c);
+
+// Internal to agent_conf.c and agent_kconf.c: the tables of the
+// kubernetes runtime's keys, its whole-file checks (run after the
+// common ones; `text` is the file for line numbers) and ${VAR}
+// expansion of advertise (into a new string, free()).
+extern const struct cm_conf_field agent_kube_fields[];
+extern const struct cm_conf_field agent_kwl_fields[];
+int agent_kconf_check(const struct agent_conf *c, const char *name,
+    char *err, size_t errlen);
+int agent_conf_expand_env(const char *tmpl, char **ret, char *why,
+    size_t whylen);
 
 // Values substituted into command arguments and env values.
 struct agent_subst {

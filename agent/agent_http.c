@@ -83,6 +83,11 @@ setup_easy(struct agent_http_req *r, const char *url, bool post)
 		SET(CURLOPT_POSTFIELDS, "");
 		SET(CURLOPT_POSTFIELDSIZE, 0L);
 	}
+	if (r->connect_only) {
+		SET(CURLOPT_CONNECT_ONLY, 1L);
+		SET(CURLOPT_FORBID_REUSE, 1L);
+		SET(CURLOPT_FRESH_CONNECT, 1L);
+	}
 #undef SET
 	return c == CURLE_OK ? 0 : -EINVAL;
 }
@@ -103,6 +108,29 @@ agent_http_req_init(struct agent_http *h, struct agent_http_req *r,
 	r->arg = arg;
 	r->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
 	rv = setup_easy(r, url, post);
+	if (rv < 0) {
+		curl_easy_cleanup(r->easy);
+		r->easy = NULL;
+	}
+	return rv;
+}
+
+int
+agent_http_req_init_connect(struct agent_http *h, struct agent_http_req *r,
+    const char *url, int64_t timeout_ms, agent_http_done_fn done, void *arg)
+{
+	int rv;
+
+	memset(r, 0, sizeof(*r));
+	r->easy = curl_easy_init();
+	if (r->easy == NULL)
+		return -ENOMEM;
+	r->http = h;
+	r->done = done;
+	r->arg = arg;
+	r->connect_only = true;
+	r->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+	rv = setup_easy(r, url, false);
 	if (rv < 0) {
 		curl_easy_cleanup(r->easy);
 		r->easy = NULL;
@@ -185,11 +213,14 @@ finish(struct agent_http_req *r, CURLcode res, int64_t now)
 	char reason[CURL_ERROR_SIZE + 64];
 	bool ok;
 
-	if (res == CURLE_OK)
+	if (res == CURLE_OK && !r->connect_only)
 		(void)curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE,
 		    &status);
-	ok = res == CURLE_OK && status >= 200 && status < 400;
-	if (ok)
+	ok = res == CURLE_OK && (r->connect_only || (status >= 200 &&
+	    status < 400));
+	if (ok && r->connect_only)
+		snprintf(reason, sizeof(reason), "connected");
+	else if (ok)
 		snprintf(reason, sizeof(reason), "HTTP %ld", status);
 	else
 		failure_reason(r, res, status, elapsed, reason, sizeof(reason));

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // agent_http: the agent's HTTP client on one curl multi handle: health
-// probes (GET, one reused easy handle per instance, keep-alive) and the
-// clear_cache action (POST). The multi handle is also the main loop's
-// poller: agent_http_poll() waits on curl's sockets plus extra fds, and
-// agent_http_wakeup() interrupts it from another thread.
+// probes (GET, one reused easy handle per instance, keep-alive; or, for
+// TCP probes, only a connection), and the clear_cache action (POST). The
+// multi handle is also the main loop's poller: agent_http_poll() waits on
+// curl's sockets plus extra fds, and agent_http_wakeup() interrupts it
+// from another thread.
 //
 // Threads: everything here runs on the main loop thread, except
 // agent_http_wakeup(), which any thread may call while the object lives.
@@ -37,6 +38,7 @@ struct agent_http_req {
 	agent_http_done_fn done;
 	void *arg;
 	bool active;	   // added to the multi handle, not finished yet
+	bool connect_only; // TCP probe: done once connected
 	int64_t start_ms;  // monotonic
 	int64_t timeout_ms;
 	size_t body_len;   // bytes received so far
@@ -58,6 +60,14 @@ void agent_http_free(struct agent_http *h);
 int agent_http_req_init(struct agent_http *h, struct agent_http_req *r,
     const char *url, bool post, int64_t timeout_ms, agent_http_done_fn done,
     void *arg) __attribute__((warn_unused_result));
+
+// Like agent_http_req_init for a TCP probe: r only opens a connection to
+// the host and port of `url` (http://HOST:PORT/) and succeeds once it is
+// open (status 0, reason "connected"); the connection is closed when r
+// finishes. Returns 0 or -ENOMEM / -EINVAL.
+int agent_http_req_init_connect(struct agent_http *h, struct agent_http_req *r,
+    const char *url, int64_t timeout_ms, agent_http_done_fn done, void *arg)
+    __attribute__((warn_unused_result));
 
 // Starts r (no-op if already active). Returns 0 or -EIO. `now` is
 // cm_mono_ms().

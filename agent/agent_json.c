@@ -90,9 +90,9 @@ add_output(struct jb *b, cJSON *o, const struct agent_outring *r,
 }
 
 static void
-add_permit(struct jb *b, cJSON *o, const struct agent_inst *in, int64_t now)
+add_permit_of(struct jb *b, cJSON *o, const struct agent_permit *pm,
+    int64_t now)
 {
-	const struct agent_permit *pm = &in->permit;
 	cJSON *j;
 
 	if (pm->phase == AGENT_PERMIT_NONE) {
@@ -113,6 +113,12 @@ add_permit(struct jb *b, cJSON *o, const struct agent_inst *in, int64_t now)
 		    pm->retry_ms - now : 0));
 	else
 		chk(b, cJSON_AddNullToObject(j, "next_ask_in_ms"));
+}
+
+static void
+add_permit(struct jb *b, cJSON *o, const struct agent_inst *in, int64_t now)
+{
+	add_permit_of(b, o, &in->permit, now);
 }
 
 static cJSON *
@@ -231,6 +237,162 @@ add_actions(struct jb *b, cJSON *root, const struct agent_actlog *log)
 		add_str(b, o, "detail", e->detail);
 	}
 }
+
+// ---- kubernetes -----------------------------------------------------------
+
+static void
+add_kprobe(struct jb *b, cJSON *o, const struct agent_pod *p)
+{
+	const struct agent_probe_state *ps = &p->probe;
+	char target[64 + AGENT_PROBE_PATH_MAX];
+	cJSON *j;
+
+	if (!p->has_probe) {
+		chk(b, cJSON_AddNullToObject(o, "probe"));
+		return;
+	}
+	j = chk(b, cJSON_AddObjectToObject(o, "probe"));
+	if (j == NULL)
+		return;
+	add_str(b, j, "type", p->probe_type == AGENT_KPROBE_TCP ? "tcp" :
+	    "http");
+	snprintf(target, sizeof(target), ":%d%s", p->port,
+	    p->probe_type == AGENT_KPROBE_TCP ? "" : p->path);
+	add_str(b, j, "target", target);
+	add_bool(b, j, "ok", ps->ok);
+	add_num(b, j, "consecutive_failures", ps->consecutive_failures);
+	add_str(b, j, "last_error", ps->last_error[0] ? ps->last_error : NULL);
+	if (ps->ran)
+		add_num(b, j, "last_ms", (double)ps->last_ms);
+	else
+		chk(b, cJSON_AddNullToObject(j, "last_ms"));
+}
+
+static cJSON *
+pod_json(struct jb *b, const struct agent_pod *p, bool compact, int64_t now)
+{
+	cJSON *o = chk(b, cJSON_CreateObject());
+	char ready[AGENT_REASON_MAX + 128], owner[300];
+	bool ok;
+
+	if (o == NULL)
+		return NULL;
+	add_str(b, o, "namespace", p->ns);
+	add_str(b, o, "name", p->name);
+	add_bool(b, o, "managed", p->managed);
+	add_str(b, o, "phase", p->phase[0] ? p->phase : NULL);
+	add_str(b, o, "ip", p->ip[0] ? p->ip : NULL);
+	add_str(b, o, "state", agent_pod_state_name(agent_pod_state(p)));
+	if (!p->managed) {
+		add_str(b, o, "unmanaged_reason", p->why_unmanaged);
+		return o;
+	}
+	chk(b, cJSON_AddNullToObject(o, "unmanaged_reason"));
+	add_str(b, o, "service", p->service);
+	add_str(b, o, "addr", p->addr[0] ? p->addr : NULL);
+	if (compact)
+		return o;
+	add_bool(b, o, "api_ready", p->api_ready);
+	add_num(b, o, "container_restarts", (double)p->container_restarts);
+	add_str(b, o, "waiting", p->waiting[0] ? p->waiting : NULL);
+	snprintf(owner, sizeof(owner), "%s/%s", p->owner_kind, p->owner_name);
+	add_str(b, o, "owner", p->owner_kind[0] ? owner : NULL);
+	ok = agent_pod_ready(p, now, ready, sizeof(ready));
+	add_bool(b, o, "ready", ok);
+	add_str(b, o, "ready_detail", ready);
+	add_kprobe(b, o, p);
+	add_permit_of(b, o, &p->permit, now);
+	add_num(b, o, "evictions", p->evictions);
+	add_str(b, o, "last_action", p->last_action[0] ? p->last_action :
+	    NULL);
+	add_time(b, o, "last_action_time", p->last_action_wall_ms);
+	return o;
+}
+
+static void
+add_kube(struct jb *b, cJSON *root, const struct agent_kube_view *v,
+    size_t omitted)
+{
+	cJSON *o = chk(b, cJSON_AddObjectToObject(root, "kubernetes")), *e;
+
+	if (o == NULL)
+		return;
+	add_str(b, o, "server", v->server);
+	add_time(b, o, "last_list", v->last_list_wall_ms);
+	add_str(b, o, "last_error", v->last_error[0] ? v->last_error : NULL);
+	add_num(b, o, "lists", (double)v->lists);
+	add_num(b, o, "list_failures", (double)v->list_failures);
+	add_num(b, o, "pods", (double)v->pods);
+	add_num(b, o, "managed", (double)v->managed);
+	add_num(b, o, "pods_omitted", (double)omitted);
+	add_num(b, o, "api_calls", (double)v->jobs);
+	e = chk(b, cJSON_AddObjectToObject(o, "evictions"));
+	for (unsigned i = 0; e != NULL && i < AGENT_EVICT_RESULTS; i++)
+		add_num(b, e, agent_evict_result_name(i),
+		    (double)v->evictions[i]);
+}
+
+static cJSON *
+build_kube(struct jb *b, const struct agent_kube *k, const char *node,
+    const struct agent_link_view *lv, const struct agent_stats *st,
+    const struct agent_actlog *log, int64_t now, bool unmanaged,
+    bool compact)
+{
+	cJSON *root = chk(b, cJSON_CreateObject()), *a;
+	struct agent_kube_view v;
+	size_t omitted = 0;
+
+	if (root == NULL)
+		return NULL;
+	agent_kube_view(k, &v);
+	add_str(b, root, "node", node);
+	add_str(b, root, "runtime", "kubernetes");
+	add_link(b, root, lv);
+	a = chk(b, cJSON_AddArrayToObject(root, "pods"));
+	for (const struct agent_pod *p = agent_kube_pods(k); a != NULL &&
+	    p != NULL; p = p->next) {
+		cJSON *o;
+
+		if (!p->managed && !unmanaged) {
+			omitted++;
+			continue;
+		}
+		o = pod_json(b, p, compact, now);
+		if (o != NULL)
+			cJSON_AddItemToArray(a, o);
+	}
+	add_kube(b, root, &v, omitted);
+	add_actions(b, root, log);
+	add_stats(b, root, st);
+	return root;
+}
+
+int
+agent_json_kube_status(const struct agent_kube *k, const char *node,
+    const struct agent_link_view *lv, const struct agent_stats *st,
+    const struct agent_actlog *log, int64_t now, size_t max, char **ret)
+{
+	// Shorter and shorter: everything, the managed pods only, then
+	// only their names, services, addresses and states.
+	for (int tier = 0; tier < 3; tier++) {
+		struct jb b = { .oom = false };
+		cJSON *doc = build_kube(&b, k, node, lv, st, log, now,
+		    tier == 0, tier == 2);
+		char *text = b.oom ? NULL : cJSON_PrintUnformatted(doc);
+
+		cJSON_Delete(doc);
+		if (text == NULL)
+			return -ENOMEM;
+		if (strlen(text) < max) {
+			*ret = text;
+			return 0;
+		}
+		cJSON_free(text);
+	}
+	return -E2BIG;
+}
+
+// ---- the document -----------------------------------------------------------
 
 static cJSON *
 build(struct jb *b, const struct agent_proc *p,

@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "agent_actlog.h"
+#include "agent_kube.h"
 #include "agent_link.h"
 #include "agent_proc.h"
 
@@ -56,6 +57,35 @@ struct agent_stats {
 // everything. Returns 0 and *ret (returns new, free with free()), -E2BIG
 // if even the shortest form does not fit, or -ENOMEM.
 int agent_json_status(const struct agent_proc *p,
+    const struct agent_link_view *lv, const struct agent_stats *st,
+    const struct agent_actlog *log, int64_t now, size_t max, char **ret)
+    __attribute__((warn_unused_result));
+
+// The kubernetes runtime's status document:
+//
+//   { "node", "runtime": "kubernetes", "coordinator": { as above },
+//     "kubernetes": { "server", "last_list", "last_error", "lists",
+//                     "list_failures", "pods", "managed", "api_calls",
+//                     "evictions": { "evicted", "deleted", "blocked",
+//                                    "gone", "failed" } },
+//     "pods": [ { "namespace", "name", "managed", "unmanaged_reason",
+//       "service", "ip", "addr", "phase", "api_ready",
+//       "container_restarts", "waiting", "owner", "state", "ready",
+//       "ready_detail",
+//       "probe": { "type", "target", "ok", "consecutive_failures",
+//                  "last_error", "last_ms" } | null,
+//       "permit": { as above } | null,
+//       "evictions", "last_action", "last_action_time" } ],
+//     "actions": [ as above ], "stats": { as above } }
+//
+// pods are the node's pods in namespace/name order; unmanaged ones
+// (no workload covers them, no annotation) have only namespace, name,
+// managed=false, unmanaged_reason, phase, ip and state. When the
+// document would not fit, unmanaged pods are left out ("pods_omitted"
+// in "kubernetes" says how many), then managed pods keep only
+// namespace, name, managed, phase, ip, state, service and addr.
+// Returns 0 and *ret (free()), -E2BIG or -ENOMEM.
+int agent_json_kube_status(const struct agent_kube *k, const char *node,
     const struct agent_link_view *lv, const struct agent_stats *st,
     const struct agent_actlog *log, int64_t now, size_t max, char **ret)
     __attribute__((warn_unused_result));

@@ -42,6 +42,8 @@ struct agent_link {
 	uint64_t exchanges, failures;
 	char last_error[CM_TEXT_MAX];
 	bool reregister; // register as soon as the current exchange ends
+	bool update;	 // the workloads changed: the next exchange is a
+			 // register
 	// The permit exchange, on its own context.
 	nng_ctx pctx;
 	nng_aio *paio;
@@ -327,38 +329,22 @@ on_step(struct agent_link *l, int64_t now)
 
 static int
 fill_register(struct cm_msg *m, const struct agent_conf *c,
-    const struct agent_proc *p)
+    const struct agent_link_src *src)
 {
 	struct cm_msg_register *r = &m->u.reg;
-	size_t n = 0, k = 0;
+	int rv;
 
-	for (size_t i = 0; i < p->n_svc; i++)
-		n += p->svc[i].n;
-	r->workloads = calloc(n ? n : 1, sizeof(*r->workloads));
-	if (r->workloads == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < p->n_svc; i++) {
-		for (size_t j = 0; j < p->svc[i].n; j++) {
-			const struct agent_inst *in = &p->svc[i].inst[j];
-			struct cm_workload *w = &r->workloads[k++];
-
-			snprintf(w->service, sizeof(w->service), "%s",
-			    p->svc[i].conf->name);
-			snprintf(w->instance, sizeof(w->instance), "%s",
-			    in->name);
-			snprintf(w->addr, sizeof(w->addr), "%s", in->addr);
-			w->healthy = in->state == AGENT_ST_RUNNING;
-		}
-	}
-	r->n_workloads = n;
+	rv = src->workloads(src->arg, &r->workloads, &r->n_workloads);
+	if (rv < 0)
+		return rv;
 	snprintf(r->node, sizeof(r->node), "%s", c->node);
-	snprintf(r->addr, sizeof(r->addr), "%s", c->listen);
-	snprintf(r->runtime, sizeof(r->runtime), "process");
+	snprintf(r->addr, sizeof(r->addr), "%s", agent_conf_advertised(c));
+	snprintf(r->runtime, sizeof(r->runtime), "%s", src->runtime);
 	return 0;
 }
 
 static int
-build_request(struct agent_link *l, const struct agent_proc *p,
+build_request(struct agent_link *l, const struct agent_link_src *src,
     nng_msg **ret)
 {
 	struct cm_msg m;
@@ -369,13 +355,15 @@ build_request(struct agent_link *l, const struct agent_proc *p,
 	memset(&m, 0, sizeof(m));
 	m.version = CM_PROTO_VERSION;
 	m.id = l->next_id++;
-	m.type = l->registered ? CM_MSG_HEARTBEAT : CM_MSG_REGISTER;
+	m.type = l->registered && !l->update ? CM_MSG_HEARTBEAT :
+	    CM_MSG_REGISTER;
 	if (m.type == CM_MSG_REGISTER) {
-		rv = fill_register(&m, l->conf, p);
+		l->update = false;
+		rv = fill_register(&m, l->conf, src);
 	} else {
 		snprintf(m.u.hb.node, sizeof(m.u.hb.node), "%s", l->conf->node);
 		m.u.hb.seq = ++l->seq;
-		m.u.hb.unhealthy = agent_proc_unhealthy(p);
+		m.u.hb.unhealthy = src->unhealthy(src->arg);
 	}
 	if (rv == 0)
 		rv = agent_wire_encode(l->auth, &m, &buf, &len);
@@ -394,14 +382,14 @@ build_request(struct agent_link *l, const struct agent_proc *p,
 }
 
 static void
-start_exchange(struct agent_link *l, const struct agent_proc *p,
+start_exchange(struct agent_link *l, const struct agent_link_src *src,
     int64_t now)
 {
 	nng_msg *msg = NULL;
 	char why[128];
 	int rv;
 
-	rv = build_request(l, p, &msg);
+	rv = build_request(l, src, &msg);
 	if (rv < 0) {
 		snprintf(why, sizeof(why), "cannot build %s: %s",
 		    cm_msg_type_name(l->cur_type), strerror(-rv));
@@ -414,6 +402,14 @@ start_exchange(struct agent_link *l, const struct agent_proc *p,
 	    (unsigned long long)l->cur_id);
 	nng_aio_set_msg(l->aio, msg);
 	nng_ctx_send(l->ctx, l->aio);
+}
+
+void
+agent_link_update(struct agent_link *l, int64_t now)
+{
+	l->update = true;
+	if (l->phase == LK_IDLE && l->due_ms > now)
+		l->due_ms = now;
 }
 
 void
@@ -574,7 +570,7 @@ agent_link_permit_busy(const struct agent_link *l)
 }
 
 int64_t
-agent_link_tick(struct agent_link *l, const struct agent_proc *p,
+agent_link_tick(struct agent_link *l, const struct agent_link_src *src,
     int64_t now)
 {
 	if (atomic_exchange(&l->pstep_done, false))
@@ -585,6 +581,6 @@ agent_link_tick(struct agent_link *l, const struct agent_proc *p,
 		return INT64_MAX;
 	if (now < l->due_ms)
 		return l->due_ms;
-	start_exchange(l, p, now);
+	start_exchange(l, src, now);
 	return l->phase == LK_IDLE ? l->due_ms : INT64_MAX;
 }

@@ -3,9 +3,11 @@
 // socket dials `coordinator` without blocking (nng reconnects by itself);
 // one exchange at a time runs on a req context with an aio:
 //
-//   "register"  {node, addr = listen URL, runtime, workloads[]}  at start,
-//               after a failed exchange, and when a heartbeat reply says
-//               ok=false code=-ENOENT (the coordinator forgot the node);
+//   "register"  {node, addr = advertised URL, runtime, workloads[]}  at
+//               start, after a failed exchange, when a heartbeat reply
+//               says ok=false code=-ENOENT (the coordinator forgot the
+//               node), and when the runtime's workloads changed
+//               (agent_link_update);
 //   "heartbeat" {node, seq, unhealthy} every heartbeat_interval.
 //
 // A reply is "reply" with the request's id; anything else, a timeout
@@ -62,11 +64,25 @@ int agent_link_open(const struct agent_conf *conf, struct cm_auth *auth,
     void (*wake)(void *), void *wake_arg, struct agent_link **ret, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 
+// What a register announces and a heartbeat counts, from the runtime.
+struct agent_link_src {
+	const char *runtime; // "process" or "kubernetes"
+	// A new array of the workloads (free()) and its count; 0 or -ENOMEM.
+	int (*workloads)(void *arg, struct cm_workload **ret, size_t *ret_n);
+	unsigned (*unhealthy)(void *arg); // workloads not healthy
+	void *arg;
+};
+
 // Advances a completed exchange step and starts the next exchange when
-// due. Reads the workloads from p for a register. Returns the monotonic
-// time it next needs to run (INT64_MAX while waiting for nng).
-int64_t agent_link_tick(struct agent_link *l, const struct agent_proc *p,
+// due. Reads the workloads from src (borrowed during the call) for a
+// register. Returns the monotonic time it next needs to run (INT64_MAX
+// while waiting for nng).
+int64_t agent_link_tick(struct agent_link *l, const struct agent_link_src *src,
     int64_t now);
+
+// The workloads changed: the next exchange is a register (at once if the
+// link is idle); the agent stays registered meanwhile. Main thread.
+void agent_link_update(struct agent_link *l, int64_t now);
 
 // What became of a permit request.
 struct agent_link_permit_ans {

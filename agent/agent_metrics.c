@@ -33,10 +33,20 @@ struct shared {
 
 struct agent_metrics {
 	struct shared *sh;
+	size_t cap; // rows allocated in sh->snap.inst (main thread)
 	nng_http_server *srv;
 };
 
 // ---- rendering --------------------------------------------------------------
+
+const char *
+agent_evict_result_name(unsigned i)
+{
+	static const char *const names[AGENT_EVICT_RESULTS] = { "evicted",
+		"deleted", "blocked", "gone", "failed" };
+
+	return i < AGENT_EVICT_RESULTS ? names[i] : "unknown";
+}
 
 int
 agent_metrics_escape(const char *v, char *buf, size_t n)
@@ -134,6 +144,18 @@ agent_metrics_render(const struct agent_metrics_snap *s, char **ret,
 	for (int k = 0; k < AGENT_VERDICTS; k++)
 		fprintf(f, "reflex_agent_permits_total{result=\"%s\"} %llu\n",
 		    agent_verdict_name(k), (unsigned long long)s->permits[k]);
+	if (s->kubernetes) {
+		family(f, "reflex_agent_evictions_total", "counter",
+		    "Pod evictions by the agent (own and commanded), by "
+		    "result: evicted, deleted (PDB blocked, not-Ready pod "
+		    "deleted by policy), blocked (by a PodDisruptionBudget), "
+		    "gone (no such pod), failed.");
+		for (unsigned k = 0; k < AGENT_EVICT_RESULTS; k++)
+			fprintf(f, "reflex_agent_evictions_total"
+			    "{result=\"%s\"} %llu\n",
+			    agent_evict_result_name(k),
+			    (unsigned long long)s->evictions[k]);
+	}
 	family(f, "reflex_agent_bad_frames_total", "counter",
 	    "Frames on the command and status sockets that could not be "
 	    "decoded.");
@@ -278,31 +300,12 @@ add_routes(struct agent_metrics *m)
 }
 
 static int
-shared_new(const struct agent_proc *p, struct shared **ret)
+shared_new(struct shared **ret)
 {
 	struct shared *sh = calloc(1, sizeof(*sh));
-	size_t n = 0, k = 0;
 
 	if (sh == NULL)
 		return -ENOMEM;
-	for (size_t i = 0; i < p->n_svc; i++)
-		n += p->svc[i].n;
-	sh->snap.inst = calloc(n ? n : 1, sizeof(*sh->snap.inst));
-	if (sh->snap.inst == NULL) {
-		free(sh);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < p->n_svc; i++) {
-		for (size_t j = 0; j < p->svc[i].n; j++) {
-			struct agent_metrics_inst *r = &sh->snap.inst[k++];
-
-			snprintf(r->service, sizeof(r->service), "%s",
-			    p->svc[i].conf->name);
-			snprintf(r->instance, sizeof(r->instance), "%s",
-			    p->svc[i].inst[j].name);
-		}
-	}
-	sh->snap.n = n;
 	pthread_mutex_init(&sh->mu, NULL);
 	sh->published_ms = cm_mono_ms();
 	atomic_init(&sh->refs, 1);
@@ -311,15 +314,15 @@ shared_new(const struct agent_proc *p, struct shared **ret)
 }
 
 int
-agent_metrics_open(const char *hostport, const struct agent_proc *p,
-    struct agent_metrics **ret, char *err, size_t errlen)
+agent_metrics_open(const char *hostport, struct agent_metrics **ret,
+    char *err, size_t errlen)
 {
 	struct agent_metrics *m = calloc(1, sizeof(*m));
 	char url[300];
 	nng_url *u = NULL;
 	int rv;
 
-	if (m == NULL || shared_new(p, &m->sh) < 0) {
+	if (m == NULL || shared_new(&m->sh) < 0) {
 		free(m);
 		snprintf(err, errlen, "metrics: out of memory");
 		return -ENOMEM;
@@ -345,26 +348,45 @@ agent_metrics_open(const char *hostport, const struct agent_proc *p,
 	return 0;
 }
 
+// Room for n rows (keeps the old array on failure). Mutex held.
+static bool
+rows_reserve(struct agent_metrics_snap *s, size_t *cap, size_t n)
+{
+	struct agent_metrics_inst *v;
+	size_t ncap = *cap ? *cap : 16;
+
+	if (n <= *cap)
+		return true;
+	while (ncap < n)
+		ncap *= 2;
+	v = realloc(s->inst, ncap * sizeof(*v));
+	if (v == NULL)
+		return false;
+	s->inst = v;
+	*cap = ncap;
+	return true;
+}
+
 void
-agent_metrics_publish(struct agent_metrics *m, const struct agent_proc *p,
+agent_metrics_publish(struct agent_metrics *m,
+    const struct agent_metrics_inst *rows, size_t n,
     const struct agent_metrics_globals *g, int64_t now)
 {
 	struct agent_metrics_snap *s;
-	size_t k = 0;
 
 	if (m == NULL)
 		return;
 	s = &m->sh->snap;
 	pthread_mutex_lock(&m->sh->mu);
-	for (size_t i = 0; i < p->n_svc; i++) {
-		for (size_t j = 0; j < p->svc[i].n && k < s->n; j++) {
-			const struct agent_inst *in = &p->svc[i].inst[j];
-
-			s->inst[k].c = in->count;
-			s->inst[k++].up = agent_proc_ready(in, now, NULL, 0);
-		}
+	if (rows_reserve(s, &m->cap, n)) {
+		if (n > 0)
+			memcpy(s->inst, rows, n * sizeof(*rows));
+		s->n = n;
 	}
 	memcpy(s->permits, g->permits, sizeof(s->permits));
+	s->kubernetes = g->evictions != NULL;
+	if (g->evictions != NULL)
+		memcpy(s->evictions, g->evictions, sizeof(s->evictions));
 	s->bad_frames = g->bad_frames;
 	s->unauthenticated = g->unauthenticated;
 	s->wakeups = g->wakeups;

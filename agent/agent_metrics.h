@@ -8,6 +8,8 @@
 //                                                probe, passing it
 //   reflex_agent_permits_total{result="granted|refused|partition_allowed|
 //                                      partition_held"}
+//   reflex_agent_evictions_total{result="evicted|deleted|blocked|gone|
+//                                 failed"}  (runtime kubernetes)
 //   reflex_agent_bad_frames_total
 //   reflex_agent_unauthenticated_total  commands refused by the channel
 //                                       authentication
@@ -34,6 +36,11 @@
 #include "agent_proc.h"
 
 #define AGENT_METRICS_STALL_MS 15000
+#define AGENT_EVICT_RESULTS 5 // evicted, deleted, blocked, gone, failed
+
+// The result label of reflex_agent_evictions_total, by index; "unknown"
+// when out of range.
+const char *agent_evict_result_name(unsigned i);
 
 struct agent_metrics;
 
@@ -49,6 +56,8 @@ struct agent_metrics_snap {
 	struct agent_metrics_inst *inst;
 	size_t n;
 	uint64_t permits[AGENT_VERDICTS];
+	uint64_t evictions[AGENT_EVICT_RESULTS];
+	bool kubernetes; // show the evictions family
 	uint64_t bad_frames;
 	uint64_t unauthenticated;
 	uint64_t wakeups;
@@ -58,6 +67,7 @@ struct agent_metrics_snap {
 // The numbers published from the main loop besides the instances'.
 struct agent_metrics_globals {
 	const uint64_t *permits; // AGENT_VERDICTS of them; borrowed
+	const uint64_t *evictions; // AGENT_EVICT_RESULTS, or NULL (process)
 	uint64_t bad_frames;
 	uint64_t unauthenticated;
 	uint64_t wakeups;
@@ -76,16 +86,18 @@ int agent_metrics_render(const struct agent_metrics_snap *s, char **ret,
     size_t *ret_len) __attribute__((warn_unused_result));
 
 // Starts the HTTP server on "host:port" (validated by the configuration)
-// with one snapshot row per instance of p (names copied now). Returns 0
-// and *ret (stop with agent_metrics_close), or a negative errno with a
-// reason in err (e.g. the address is in use). Main thread.
-int agent_metrics_open(const char *hostport, const struct agent_proc *p,
-    struct agent_metrics **ret, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+// with no instance rows yet. Returns 0 and *ret (stop with
+// agent_metrics_close), or a negative errno with a reason in err (e.g.
+// the address is in use). Main thread.
+int agent_metrics_open(const char *hostport, struct agent_metrics **ret,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
 
-// Copies the current numbers of p and g into the snapshot (takes the
-// mutex briefly). Never blocks otherwise. Main thread. NULL-safe (m).
-void agent_metrics_publish(struct agent_metrics *m, const struct agent_proc *p,
+// Copies the instance rows (n of them, borrowed) and the numbers of g
+// into the snapshot, under the mutex (the row array grows when needed;
+// on allocation failure the old rows stay). Never blocks otherwise.
+// Main thread. NULL-safe (m).
+void agent_metrics_publish(struct agent_metrics *m,
+    const struct agent_metrics_inst *rows, size_t n,
     const struct agent_metrics_globals *g, int64_t now);
 
 // Stops the server (waits for handlers in progress) and frees m.

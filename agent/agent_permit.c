@@ -18,6 +18,11 @@
 // Each verdict is logged once ("permit.decision"); asking again with the
 // same outcome is logged at debug level and not recorded again in the
 // recent actions.
+//
+// The same flow serves both runtimes: a "subject" is an instance of the
+// process runtime or a managed pod of the kubernetes runtime; what a
+// verdict does to it is up to its runtime (agent_proc_permit_decided,
+// agent_kube_permit_decided).
 #include "agent.h"
 
 #include <errno.h>
@@ -37,42 +42,126 @@ window_text(int64_t ms, char *buf, size_t n)
 }
 
 bool
-agent_partition_allows(const struct agent_svc *s, const char *cause,
-    int64_t now, char *why, size_t n)
+agent_partition_check(const struct agent_partition_conf *pc,
+    const char *service, unsigned used, const char *cause, char *why,
+    size_t n)
 {
-	const struct agent_partition_conf *pc = &s->conf->partition_policy;
-	unsigned used = agent_proc_own_restarts_since(s, now - pc->window_ms);
 	char win[32];
 
 	window_text(pc->window_ms, win, sizeof(win));
 	if (pc->max_restarts == 0) {
 		snprintf(why, n, "partition policy: no restart of %s without "
-		    "the coordinator (max_restarts 0) (%s)", s->conf->name,
-		    cause);
+		    "the coordinator (max_restarts 0) (%s)", service, cause);
 		agent_copy_text(why, n, why);
 		return false;
 	}
 	if ((int64_t)used >= pc->max_restarts) {
 		snprintf(why, n, "partition policy: %u restart%s of %s within "
-		    "%s already (%s)", used, used == 1 ? "" : "s",
-		    s->conf->name, win, cause);
+		    "%s already (%s)", used, used == 1 ? "" : "s", service, win,
+		    cause);
 		agent_copy_text(why, n, why);
 		return false;
 	}
 	snprintf(why, n, "partition policy: restart %u of at most %lld of %s "
-	    "within %s (%s)", used + 1, (long long)pc->max_restarts,
-	    s->conf->name, win, cause);
+	    "within %s (%s)", used + 1, (long long)pc->max_restarts, service,
+	    win, cause);
 	agent_copy_text(why, n, why);
 	return true;
+}
+
+bool
+agent_partition_allows(const struct agent_svc *s, const char *cause,
+    int64_t now, char *why, size_t n)
+{
+	const struct agent_partition_conf *pc = &s->conf->partition_policy;
+
+	return agent_partition_check(pc, s->conf->name,
+	    agent_proc_own_restarts_since(s, now - pc->window_ms), cause, why,
+	    n);
+}
+
+// ---- subjects ---------------------------------------------------------------
+
+// Whose own restart is asked for, in either runtime.
+struct subj {
+	struct agent_permit *pm;
+	const char *service, *instance;
+	struct agent_inst *in;	// process runtime, else NULL
+	struct agent_pod *pod;	// kubernetes runtime, else NULL
+};
+
+static bool
+subj_of_inst(struct agent_inst *in, struct subj *s)
+{
+	if (in == NULL)
+		return false;
+	*s = (struct subj){ .pm = &in->permit, .service = in->svc->conf->name,
+		.instance = in->name, .in = in };
+	return true;
+}
+
+static bool
+subj_of_pod(struct agent_pod *p, struct subj *s)
+{
+	if (p == NULL)
+		return false;
+	*s = (struct subj){ .pm = &p->permit, .service = p->service,
+		.instance = p->name, .pod = p };
+	return true;
+}
+
+static bool
+subj_next_wanted(struct agent *a, struct subj *s)
+{
+	if (a->kube != NULL)
+		return subj_of_pod(agent_kube_next_wanted(a->kube), s);
+	return subj_of_inst(agent_proc_next_wanted(a->proc), s);
+}
+
+static bool
+subj_find(struct agent *a, const char *service, const char *instance,
+    struct subj *s)
+{
+	struct agent_svc *svc;
+
+	if (a->kube != NULL)
+		return subj_of_pod(agent_kube_find(a->kube, service, instance),
+		    s);
+	svc = agent_proc_find_svc(a->proc, service);
+	return subj_of_inst(svc ? agent_proc_find_inst(svc, instance) : NULL,
+	    s);
+}
+
+static bool
+subj_partition(struct agent *a, const struct subj *s, const char *cause,
+    int64_t now, char *why, size_t n)
+{
+	const struct agent_partition_conf *pc;
+
+	if (s->in != NULL)
+		return agent_partition_allows(s->in->svc, cause, now, why, n);
+	pc = s->pod->policy;
+	return agent_partition_check(pc, s->service, agent_kube_own_since(
+	    a->kube, s->service, now - pc->window_ms), cause, why, n);
+}
+
+static void
+subj_decided(struct agent *a, const struct subj *s, enum agent_verdict v,
+    const char *why, int64_t now)
+{
+	if (s->in != NULL)
+		agent_proc_permit_decided(a->proc, s->in, v, why, now);
+	else
+		agent_kube_permit_decided(a->kube, s->pod, v, why, now);
 }
 
 // ---- verdicts -------------------------------------------------------------
 
 static void
-decide(struct agent *a, struct agent_inst *in, enum agent_verdict v,
+decide(struct agent *a, const struct subj *s, enum agent_verdict v,
     const char *why, int64_t now)
 {
-	const struct agent_permit *pm = &in->permit;
+	const struct agent_permit *pm = s->pm;
 	bool held = v == AGENT_VERDICT_REFUSED ||
 	    v == AGENT_VERDICT_PARTITION_HELD;
 	bool repeat = held && pm->phase != AGENT_PERMIT_NONE && pm->decided &&
@@ -82,25 +171,24 @@ decide(struct agent *a, struct agent_inst *in, enum agent_verdict v,
 	a->permits[v]++;
 	cm_log(repeat ? CM_LOG_DEBUG : held ? CM_LOG_NOTICE : CM_LOG_INFO,
 	    "permit.decision", "service=%s instance=%s kind=%s verdict=%s "
-	    "holds=%u reason=%s why=%s", in->svc->conf->name, in->name, kind,
+	    "holds=%u reason=%s why=%s", s->service, s->instance, kind,
 	    agent_verdict_name(v), pm->holds + held, cm_q(pm->reason),
 	    cm_q(why));
 	if (!repeat)
-		agent_actlog_add(&a->actlog, cm_now_ms(), "own_restart",
-		    in->svc->conf->name, in->name, agent_verdict_name(v),
-		    "%s: %s; %s", kind, pm->reason, why);
-	agent_proc_permit_decided(a->proc, in, v, why, now);
+		agent_actlog_add(&a->actlog, cm_now_ms(), s->pod != NULL ?
+		    "own_evict" : "own_restart", s->service, s->instance,
+		    agent_verdict_name(v), "%s: %s; %s", kind, pm->reason, why);
+	subj_decided(a, s, v, why, now);
 }
 
 static void
-decide_partition(struct agent *a, struct agent_inst *in, const char *cause,
+decide_partition(struct agent *a, const struct subj *s, const char *cause,
     int64_t now)
 {
 	char why[AGENT_REASON_MAX];
-	bool ok = agent_partition_allows(in->svc, cause, now, why,
-	    sizeof(why));
+	bool ok = subj_partition(a, s, cause, now, why, sizeof(why));
 
-	decide(a, in, ok ? AGENT_VERDICT_PARTITION_ALLOWED :
+	decide(a, s, ok ? AGENT_VERDICT_PARTITION_ALLOWED :
 	    AGENT_VERDICT_PARTITION_HELD, why, now);
 }
 
@@ -118,85 +206,105 @@ static void
 on_answer(struct agent *a, const struct agent_link_permit_ans *ans,
     int64_t now)
 {
-	struct agent_inst *in = a->asking;
 	char why[AGENT_REASON_MAX], msg[AGENT_REASON_MAX];
+	struct subj s;
+	bool found = a->asking_set && subj_find(a, a->asking_svc,
+	    a->asking_inst, &s);
 
-	a->asking = NULL;
-	if (in == NULL || in->permit.phase != AGENT_PERMIT_ASKING ||
-	    in->permit.gen != a->asking_gen) {
+	a->asking_set = false;
+	if (!found || s.pm->phase != AGENT_PERMIT_ASKING ||
+	    s.pm->gen != a->asking_gen) {
 		cm_debug("permit.late", "instance=%s answered=%d ok=%d",
-		    in ? in->name : "-", ans->answered, ans->ok);
+		    a->asking_inst, ans->answered, ans->ok);
 		return;
 	}
 	if (!ans->answered) {
 		snprintf(why, sizeof(why), "coordinator: %s", ans->why);
-		decide_partition(a, in, why, now);
+		decide_partition(a, &s, why, now);
 	} else if (ans->ok) {
 		snprintf(why, sizeof(why), "granted by coordinator: %s",
 		    first_line(ans->message, msg, sizeof(msg)));
-		decide(a, in, AGENT_VERDICT_GRANTED, why, now);
-	} else if (ans->code == -ENOENT && !in->permit.reasked) {
+		decide(a, &s, AGENT_VERDICT_GRANTED, why, now);
+	} else if (ans->code == -ENOENT && !s.pm->reasked) {
 		cm_info("permit.unknown_node", "instance=%s action=%s",
-		    in->name, "register, then ask again");
+		    s.instance, "register, then ask again");
 		agent_link_reregister(a->link, now);
-		agent_proc_permit_again(a->proc, in, true, now);
+		s.pm->phase = AGENT_PERMIT_WANTED;
+		s.pm->wanted_ms = now;
+		s.pm->reasked = true;
 	} else if (ans->code == -ENOENT || ans->code == -ETIMEDOUT ||
 	    ans->code == -ENOTSUP || ans->code == -EPROTO) {
 		snprintf(why, sizeof(why), "coordinator could not decide: "
 		    "%d %s", ans->code, first_line(ans->message, msg,
 		    sizeof(msg)));
-		decide_partition(a, in, why, now);
+		decide_partition(a, &s, why, now);
 	} else {
 		snprintf(why, sizeof(why), "refused by coordinator: %s",
 		    first_line(ans->message, msg, sizeof(msg)));
-		decide(a, in, AGENT_VERDICT_REFUSED, why, now);
+		decide(a, &s, AGENT_VERDICT_REFUSED, why, now);
 	}
 }
 
 // ---- asking -----------------------------------------------------------------
 
 // "<kind> restart: <reason>", then the last lines of the instance's
-// output, all within the permit's reason field.
+// output (process runtime) or the pod's state (kubernetes runtime), all
+// within the permit's reason field.
 static void
-permit_reason(struct agent_inst *in, char *buf, size_t n)
+permit_reason(struct agent *a, const struct subj *s, char *buf, size_t n)
 {
 	static const char sep[] = "\nlast output:\n";
 	char tail[CM_TEXT_MAX];
 	size_t o;
 
-	snprintf(buf, n, "%s restart: %s",
-	    agent_restart_kind_name(in->permit.kind), in->permit.reason);
+	if (s->pod != NULL) {
+		const struct agent_pod *p = s->pod;
+
+		snprintf(buf, n, "pod eviction: %s (namespace %s, phase %s, "
+		    "%s per the API, %lld container restarts%s%s)",
+		    s->pm->reason, p->ns, p->phase[0] ? p->phase : "?",
+		    p->api_ready ? "Ready" : "not Ready",
+		    (long long)p->container_restarts, p->waiting[0] ? ", " :
+		    "", p->waiting);
+		agent_copy_text(buf, n, buf);
+		return;
+	}
+	if (s->in->out_fd >= 0)
+		agent_proc_read_output(a->proc, s->in);
+	snprintf(buf, n, "%s restart: %s", agent_restart_kind_name(
+	    s->pm->kind), s->pm->reason);
 	o = agent_copy_text(buf, n, buf);
 	if (o + sizeof(sep) + 32 >= n)
 		return;
-	if (agent_outring_tail(&in->out, AGENT_PERMIT_TAIL_LINES, tail,
+	if (agent_outring_tail(&s->in->out, AGENT_PERMIT_TAIL_LINES, tail,
 	    n - o - sizeof(sep) + 1) == 0)
 		return;
 	snprintf(buf + o, n - o, "%s%s", sep, tail);
 }
 
 static int
-ask(struct agent *a, struct agent_inst *in, int64_t now)
+ask(struct agent *a, const struct subj *s, int64_t now)
 {
 	struct cm_msg_permit req;
 	int rv;
 
 	memset(&req, 0, sizeof(req));
-	snprintf(req.service, sizeof(req.service), "%s", in->svc->conf->name);
-	snprintf(req.instance, sizeof(req.instance), "%s", in->name);
-	if (in->out_fd >= 0)
-		agent_proc_read_output(a->proc, in);
-	permit_reason(in, req.reason, sizeof(req.reason));
+	snprintf(req.service, sizeof(req.service), "%s", s->service);
+	snprintf(req.instance, sizeof(req.instance), "%s", s->instance);
+	permit_reason(a, s, req.reason, sizeof(req.reason));
 	rv = agent_link_permit_start(a->link, &req, a->conf.permit_timeout_ms,
 	    now);
 	if (rv < 0)
 		return rv;
-	agent_proc_permit_asking(a->proc, in);
-	a->asking = in;
-	a->asking_gen = in->permit.gen;
+	if (s->pm->phase == AGENT_PERMIT_WANTED)
+		s->pm->phase = AGENT_PERMIT_ASKING;
+	a->asking_set = true;
+	snprintf(a->asking_svc, sizeof(a->asking_svc), "%s", s->service);
+	snprintf(a->asking_inst, sizeof(a->asking_inst), "%s", s->instance);
+	a->asking_gen = s->pm->gen;
 	cm_info("permit.ask", "service=%s instance=%s kind=%s reason=%s",
-	    in->svc->conf->name, in->name,
-	    agent_restart_kind_name(in->permit.kind), cm_q(in->permit.reason));
+	    s->service, s->instance, agent_restart_kind_name(s->pm->kind),
+	    cm_q(s->pm->reason));
 	return 0;
 }
 
@@ -207,36 +315,34 @@ agent_permit_tick(struct agent *a, int64_t now)
 	struct agent_link_view lv;
 	bool acted = false;
 	char why[300];
+	struct subj s;
 
 	if (agent_link_permit_take(a->link, &ans)) {
 		on_answer(a, &ans, now);
 		acted = true;
 	}
-	while (!agent_link_permit_busy(a->link)) {
-		struct agent_inst *in = agent_proc_next_wanted(a->proc);
+	while (!agent_link_permit_busy(a->link) && subj_next_wanted(a, &s)) {
 		int64_t until;
 		int rv;
 
-		if (in == NULL)
-			break;
 		agent_link_view(a->link, &lv);
-		until = in->permit.wanted_ms + a->conf.permit_timeout_ms;
+		until = s.pm->wanted_ms + a->conf.permit_timeout_ms;
 		if (lv.down || (!lv.registered && now >= until)) {
 			snprintf(why, sizeof(why), "coordinator %s: %s",
 			    lv.down ? "unreachable" : "not registered in time",
 			    lv.last_error && lv.last_error[0] ?
 			    lv.last_error : "no exchange succeeded yet");
-			decide_partition(a, in, why, now);
+			decide_partition(a, &s, why, now);
 			acted = true;
 			continue;
 		}
 		if (!lv.registered)
 			return acted ? now : until; // wait for the register
-		rv = ask(a, in, now);
+		rv = ask(a, &s, now);
 		if (rv < 0) {
 			snprintf(why, sizeof(why), "cannot send the request: "
 			    "%s", strerror(-rv));
-			decide_partition(a, in, why, now);
+			decide_partition(a, &s, why, now);
 			acted = true;
 			continue;
 		}

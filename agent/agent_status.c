@@ -281,6 +281,92 @@ print_service(FILE *out, const cJSON *s)
 		print_instance(out, in);
 }
 
+// ---- the kubernetes runtime ---------------------------------------------
+
+static void
+print_kube(FILE *out, const cJSON *k)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(k, "evictions");
+	const char *err = jstr(k, "last_error", NULL);
+
+	fprintf(out, "kubernetes   %s: %.0f pods on the node, %.0f managed; "
+	    "last list %s\n", TTY(jstr(k, "server", "?")), jnum(k, "pods", 0),
+	    jnum(k, "managed", 0), TTY(jstr(k, "last_list", "never")));
+	if (err != NULL)
+		fprintf(out, "             last list error: %s\n", TTY(err));
+	fprintf(out, "             evictions: %.0f evicted, %.0f deleted, "
+	    "%.0f blocked by a PDB, %.0f gone, %.0f failed\n",
+	    jnum(e, "evicted", 0), jnum(e, "deleted", 0), jnum(e, "blocked", 0),
+	    jnum(e, "gone", 0), jnum(e, "failed", 0));
+}
+
+static void
+kprobe_text(const cJSON *p, char *buf, size_t n)
+{
+	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(p, "probe");
+	const char *err;
+
+	if (!cJSON_IsObject(pr)) {
+		snprintf(buf, n, "-");
+		return;
+	}
+	err = jstr(pr, "last_error", NULL);
+	if (jtrue(pr, "ok"))
+		snprintf(buf, n, "%s%s ok (%.0f ms)",
+		    TTY(jstr(pr, "type", "?")), TTY(jstr(pr, "target", "")),
+		    jnum(pr, "last_ms", 0));
+	else if (err != NULL)
+		snprintf(buf, n, "%s%s failed x%.0f: %s",
+		    TTY(jstr(pr, "type", "?")), TTY(jstr(pr, "target", "")),
+		    jnum(pr, "consecutive_failures", 0), TTY(err));
+	else
+		snprintf(buf, n, "%s%s not yet", TTY(jstr(pr, "type", "?")),
+		    TTY(jstr(pr, "target", "")));
+}
+
+static void
+print_pods(FILE *out, const cJSON *doc)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(doc, "pods"), *p;
+	char probe[400], name[320];
+	int other = 0;
+
+	fprintf(out, "\npods (managed)\n  %-32s %-16s %-21s %-11s %s\n",
+	    "NAMESPACE/POD", "SERVICE", "ADDR", "STATE", "PROBE");
+	cJSON_ArrayForEach(p, a) {
+		const char *last = jstr(p, "last_action", NULL);
+
+		if (!jtrue(p, "managed")) {
+			other++;
+			continue;
+		}
+		kprobe_text(p, probe, sizeof(probe));
+		snprintf(name, sizeof(name), "%s/%s", jstr(p, "namespace", "?"),
+		    jstr(p, "name", "?"));
+		fprintf(out, "  %-32s %-16s %-21s %-11s %s\n", TTY(name),
+		    TTY(jstr(p, "service", "?")), TTY(jstr(p, "addr", "-")),
+		    TTY(jstr(p, "state", "?")), probe);
+		if (strcmp(jstr(p, "state", ""), "running") != 0)
+			fprintf(out, "      %s\n", TTY(jstr(p, "ready_detail",
+			    "")));
+		if (last != NULL)
+			fprintf(out, "      last action %s: %s\n",
+			    TTY(jstr(p, "last_action_time", "?")), TTY(last));
+	}
+	if (other == 0)
+		return;
+	fprintf(out, "\nother pods on the node (not managed)\n");
+	cJSON_ArrayForEach(p, a) {
+		if (jtrue(p, "managed"))
+			continue;
+		snprintf(name, sizeof(name), "%s/%s", jstr(p, "namespace", "?"),
+		    jstr(p, "name", "?"));
+		fprintf(out, "  %-32s %-11s %s\n", TTY(name),
+		    TTY(jstr(p, "state", "?")),
+		    TTY(jstr(p, "unmanaged_reason", "")));
+	}
+}
+
 // "2026-03-01T10:00:00.123Z" -> "10:00:00" (what fits a column).
 static const char *
 clock_of(const char *t, char *buf, size_t n)
@@ -317,21 +403,29 @@ int
 agent_status_print(FILE *out, const char *json)
 {
 	cJSON *doc = cJSON_Parse(json);
-	const cJSON *c, *svcs, *s;
+	const cJSON *c, *svcs, *s, *kube;
 
 	if (doc == NULL)
 		return -EINVAL;
 	c = cJSON_GetObjectItemCaseSensitive(doc, "coordinator");
 	svcs = cJSON_GetObjectItemCaseSensitive(doc, "services");
-	if (!cJSON_IsObject(c) || !cJSON_IsArray(svcs)) {
+	kube = cJSON_GetObjectItemCaseSensitive(doc, "kubernetes");
+	if (!cJSON_IsObject(c) || (!cJSON_IsArray(svcs) &&
+	    !(cJSON_IsObject(kube) && cJSON_IsArray(
+	    cJSON_GetObjectItemCaseSensitive(doc, "pods"))))) {
 		cJSON_Delete(doc);
 		return -EINVAL;
 	}
 	fprintf(out, "node         %s (runtime %s)\n",
 	    TTY(jstr(doc, "node", "?")), TTY(jstr(doc, "runtime", "?")));
 	print_link(out, c, cJSON_GetObjectItemCaseSensitive(doc, "stats"));
-	cJSON_ArrayForEach(s, svcs)
-		print_service(out, s);
+	if (cJSON_IsArray(svcs)) {
+		cJSON_ArrayForEach(s, svcs)
+			print_service(out, s);
+	} else {
+		print_kube(out, kube);
+		print_pods(out, doc);
+	}
 	print_actions(out, doc);
 	cJSON_Delete(doc);
 	return 0;

@@ -96,8 +96,13 @@ check_config(const char *path)
 	}
 	for (size_t i = 0; i < c.services.n; i++)
 		n += (size_t)agent_conf_svc(&c, i)->instances;
-	printf("%s: ok (node %s, %zu services, %zu instances)\n", path, c.node,
-	    c.services.n, n);
+	if (c.runtime == AGENT_RUNTIME_KUBERNETES)
+		printf("%s: ok (node %s, runtime kubernetes, %zu workloads, "
+		    "annotated pods %s)\n", path, c.node, c.workloads.n,
+		    c.kubernetes.annotations.enabled ? "probed" : "ignored");
+	else
+		printf("%s: ok (node %s, %zu services, %zu instances)\n", path,
+		    c.node, c.services.n, n);
 	agent_conf_free(&c);
 	return 0;
 }

@@ -124,16 +124,135 @@ test_unknown_key_has_line(void)
 	CHECK_HAS(load_err("nodes: x\n" GOOD), "t.yaml:1: nodes: unknown key");
 }
 
-static void
-test_runtime_other_than_process_refused(void)
-{
-	const char *e = load_err(
-	    "node: node-a\ncoordinator: tcp://127.0.0.1:9871\n"
-	    "listen: tcp://127.0.0.1:9881\nruntime: kubernetes\nservices:\n"
-	    "  - name: s\n    command: [p]\n    base_port: 100\n");
+#define KUBE                                                       \
+	"coordinator: tcp://127.0.0.1:9871\n"                     \
+	"listen: tcp://0.0.0.0:9881\n"                            \
+	"runtime: kubernetes\n"                                   \
+	"kubernetes:\n"                                           \
+	"  client: { source: in-cluster }\n"                      \
+	"  evict: { max_tries: 2, delete_unready: true }\n"       \
+	"workloads:\n"                                            \
+	"  - namespace: ns-a\n"                                   \
+	"    selector: { app: svc-a }\n"                          \
+	"    probe: { type: tcp, port: 8080, period: 1s }\n"
 
-	CHECK_HAS(e, "t.yaml:4: runtime:");
-	CHECK_HAS(e, "kubernetes");
+static void
+test_kubernetes_runtime(void)
+{
+	const struct agent_kwl_conf *w;
+	struct agent_conf c;
+	char err[512] = "";
+	int rv;
+
+	setenv("NODE_NAME", "node-k", 1);
+	setenv("TEST_POD_IP", "10.1.2.3", 1);
+	rv = agent_conf_load_mem(&c, "t.yaml", "advertise: "
+	    "tcp://${TEST_POD_IP}:9881\n" KUBE, err, sizeof(err));
+	CHECK_INT(rv, 0);
+	CHECK_STR(err, "");
+	if (rv == 0) {
+		CHECK_INT(c.runtime, AGENT_RUNTIME_KUBERNETES);
+		CHECK_STR(c.node, "node-k"); // from NODE_NAME
+		CHECK_STR(agent_conf_advertised(&c), "tcp://10.1.2.3:9881");
+		CHECK_INT(c.kubernetes.client.source, CM_K8S_SRC_IN_CLUSTER);
+		CHECK_INT(c.kubernetes.discovery_interval_ms, 10000);
+		CHECK_INT(c.kubernetes.evict.max_tries, 2);
+		CHECK(c.kubernetes.evict.delete_unready);
+		CHECK_INT(c.kubernetes.evict.grace_seconds, -1);
+		CHECK(c.kubernetes.annotations.enabled);
+		CHECK_INT(c.workloads.n, 1);
+		w = agent_conf_kwl(&c, 0);
+		CHECK_STR(w->ns, "ns-a");
+		CHECK(w->name == NULL);
+		CHECK_INT(w->selector.n, 1);
+		CHECK_INT(w->probe.type, AGENT_KPROBE_TCP);
+		CHECK_INT(w->probe.port, 8080);
+		CHECK_INT(w->probe.failure_threshold, 3);
+		CHECK_INT(w->partition_policy.max_restarts, 1);
+		agent_conf_free(&c);
+	}
+	// node in the file wins over NODE_NAME; without either: an error.
+	rv = agent_conf_load_mem(&c, "t.yaml", "node: node-f\n" KUBE, err,
+	    sizeof(err));
+	CHECK_INT(rv, 0);
+	if (rv == 0) {
+		CHECK_STR(c.node, "node-f");
+		CHECK(c.advertise == NULL);
+		CHECK_STR(agent_conf_advertised(&c), "tcp://0.0.0.0:9881");
+		agent_conf_free(&c);
+	}
+	unsetenv("NODE_NAME");
+	CHECK_HAS(load_err(KUBE), "t.yaml: node: missing, and NODE_NAME "
+	    "is not set");
+	setenv("NODE_NAME", "node-k", 1);
+	CHECK_HAS(load_err("advertise: tcp://${NO_SUCH_VAR_X}:1\n" KUBE),
+	    "t.yaml:1: advertise: \"tcp://${NO_SUCH_VAR_X}:1\": environment "
+	    "variable NO_SUCH_VAR_X is not set");
+	CHECK_HAS(load_err("advertise: tcp://${bad}:1\n" KUBE),
+	    "${ must be followed by an environment variable name");
+	CHECK_HAS(load_err("advertise: http://x\n" KUBE),
+	    "t.yaml:1: advertise: \"http://x\": expected tcp://host:port");
+	unsetenv("TEST_POD_IP");
+}
+
+static void
+test_runtimes_refuse_each_others_keys(void)
+{
+	setenv("NODE_NAME", "node-k", 1);
+	CHECK_HAS(load_err(KUBE "services:\n  - name: s\n    command: [p]\n"
+	    "    base_port: 100\n"), "t.yaml:12: services: only for runtime: "
+	    "process");
+	CHECK_HAS(load_err(GOOD "workloads:\n  - selector: { app: x }\n"),
+	    "t.yaml:23: workloads: only for runtime: kubernetes");
+	CHECK_HAS(load_err("kubernetes: { discovery_interval: 1s }\n" GOOD),
+	    "t.yaml:1: kubernetes: only for runtime: kubernetes");
+	CHECK_HAS(load_err("node: n\ncoordinator: tcp://127.0.0.1:1\n"
+	    "listen: tcp://127.0.0.1:2\nruntime: docker\n"), "t.yaml:4: "
+	    "runtime:");
+	CHECK_HAS(load_err("node: n\ncoordinator: tcp://127.0.0.1:1\n"
+	    "listen: tcp://127.0.0.1:2\n"), "at least one service is needed");
+	CHECK_HAS(load_err("coordinator: tcp://127.0.0.1:1\nlisten: "
+	    "tcp://127.0.0.1:2\nruntime: kubernetes\nkubernetes:\n"
+	    "  annotations: { enabled: false }\n"), "nothing to watch");
+	unsetenv("NODE_NAME");
+}
+
+static void
+test_workloads_checked(void)
+{
+	setenv("NODE_NAME", "node-k", 1);
+	CHECK_HAS(load_err(KUBE "  - selector: {}\n"),
+	    "t.yaml:11: workloads[1].selector: needs at least one label");
+	CHECK_HAS(load_err(KUBE "  - namespace: 0\n"),
+	    "workloads[1].selector: required key is missing");
+	CHECK_HAS(load_err(KUBE "  - selector: { \"a b\": x }\n"),
+	    "workloads[1].selector: \"a b\" is not a label key");
+	CHECK_HAS(load_err(KUBE "  - selector: { app: \"-x\" }\n"),
+	    "workloads[1].selector: app: \"-x\" is not a label value");
+	CHECK_HAS(load_err(KUBE "  - { namespace: Bad_NS, selector: "
+	    "{ a: b } }\n"), "workloads[1].namespace: \"Bad_NS\" is not a "
+	    "namespace name");
+	CHECK_HAS(load_err(KUBE "  - { name: \"a/b\", selector: { a: b } }\n"),
+	    "workloads[1].name: \"a/b\" is not a valid name");
+	CHECK_HAS(load_err(KUBE "  - selector: { a: b }\n"
+	    "    probe: { period: 1s, timeout: 2s }\n"),
+	    "workloads[1].probe: timeout (2000 ms) is longer than period");
+	CHECK_HAS(load_err(KUBE "  - selector: { a: b }\n"
+	    "    probe: { path: healthz }\n"),
+	    "workloads[1].probe: path must start with /");
+	CHECK_HAS(load_err(KUBE "  - selector: { a: b }\n"
+	    "    probe: { type: udp }\n"), "workloads[1].probe.type");
+	CHECK_HAS(load_err(KUBE "  - selector: { a: b }\n"
+	    "    probe: { port: 70000 }\n"), "workloads[1].probe.port: 70000 "
+	    "is out of range");
+	CHECK_HAS(load_err(KUBE "  - selector: { a: b }\n"
+	    "    restart_backoff: { initial: 10s, max: 1s }\n"),
+	    "workloads[1].restart_backoff.max: is shorter than initial");
+	CHECK_HAS(load_err("kubernetes: { evict: { grace_seconds: -2 } }\n"
+	    "runtime: kubernetes\ncoordinator: tcp://127.0.0.1:1\nlisten: "
+	    "tcp://127.0.0.1:2\nworkloads: [ { selector: { a: b } } ]\n"),
+	    "kubernetes.evict.grace_seconds: -2 is out of range");
+	unsetenv("NODE_NAME");
 }
 
 static void
@@ -403,8 +522,10 @@ static const struct tt_case cases[] = {
 	{ "good config loads", test_good_config_loads },
 	{ "defaults apply and probe is optional", test_defaults_and_no_probe },
 	{ "unknown key has file:line", test_unknown_key_has_line },
-	{ "runtime other than process is refused",
-	  test_runtime_other_than_process_refused },
+	{ "kubernetes runtime", test_kubernetes_runtime },
+	{ "runtimes refuse each other's keys",
+	  test_runtimes_refuse_each_others_keys },
+	{ "workloads are checked", test_workloads_checked },
 	{ "bad names and URLs have file:line", test_bad_names_and_urls },
 	{ "out-of-range values have file:line", test_ranges_have_lines },
 	{ "command and env are checked", test_command_and_env_checked },
