@@ -102,7 +102,7 @@ ask(const char *path, char **ret)
 		return -ENOMEM;
 	(void)nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, AGENT_STATUS_TIMEOUT_MS);
 	(void)nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, AGENT_STATUS_TIMEOUT_MS);
-	(void)nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, CM_MSG_MAX_FRAME);
+	(void)nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, CM_MSG_RECV_MAX);
 	memset(&reply, 0, sizeof(reply));
 	rv = exchange(s, url, &reply);
 	nng_close(s);

@@ -54,12 +54,11 @@ from reflexlab import (Lab, Tap, free_port, http_get, http_json,  # noqa: E402
 N = int(os.environ.get("REFLEX_HOSTILE_N", "10000"))
 SEED = int(os.environ.get("REFLEX_HOSTILE_SEED", "20261204"))
 MAX_FRAME = 256 * 1024          # CM_MSG_MAX_FRAME
-# NNG_OPT_RECVMAXSZ, which counts the 4-byte req/rep header: the
-# coordinator sets CM_MSG_RECV_MAX (2 x the frame limit); the agent still
-# sets CM_MSG_MAX_FRAME, so its nng drops frames within 4 bytes of the
-# limit and oversize ones without an answer.
+# NNG_OPT_RECVMAXSZ, which counts the 4-byte req/rep header: both the
+# coordinator and the agent set CM_MSG_RECV_MAX (2 x the frame limit), so
+# cm_msg_decode sees an oversize frame and answers too_large.
 COORD_RECV_MAX = 2 * MAX_FRAME
-AGENT_RECV_MAX = MAX_FRAME
+AGENT_RECV_MAX = 2 * MAX_FRAME
 WARMUP = min(1000, N // 10)     # frames/requests before the RSS baseline
 # Resident memory may grow this much between the warm-up point and the
 # end (allocator arenas, SQLite page cache, nng's pipe caches); a leak of
@@ -872,17 +871,17 @@ def check_limits(tap, env, lab):
         except (OSError, SPClosed) as e:
             return repr(e)
 
-    at = ask(padded_command("restart", "ghost", "", size=MAX_FRAME - 4))
+    at = ask(padded_command("restart", "ghost", "", size=MAX_FRAME))
     over = ask(padded_command("restart", "demo-a", "demo-a-0",
-                              size=MAX_FRAME - 3))
+                              size=MAX_FRAME + 1))
     after = ask(padded_command("restart", "ghost", ""))
     tap.ok(isinstance(at, dict) and at["body"]["code"] == -2 and
-           isinstance(over, str) and isinstance(after, dict) and
-           after["body"]["code"] == -2,
-           "limit msgpack frame size: a frame nng passes (256 KiB - 4 "
-           "bytes with the SP header) is decoded; one byte more and nng "
-           "drops the connection; the next frame is served",
-           (str(at)[:200], over, after))
+           isinstance(over, dict) and over.get("type") == "error" and
+           over["body"]["code"] == "too_large" and
+           isinstance(after, dict) and after["body"]["code"] == -2,
+           "limit msgpack frame size: a frame of exactly 256 KiB is "
+           "decoded; one byte more is answered too_large and not run; the "
+           "next frame is served", (str(at)[:200], str(over)[:200], after))
     at = ask(padded_command("clear_cache", "demo-a", "", depth=15))
     over = ask(padded_command("restart", "demo-a", "demo-a-0", depth=16))
     tap.ok(at.get("type") == "reply" and at["body"]["ok"] is True and
@@ -904,8 +903,8 @@ def check_limits(tap, env, lab):
            (at, over, long_name))
     conn.close()
     bad = env.status()["stats"]["bad_frames"] - bad0
-    tap.ok(bad == 3, f"the three refused frames are counted ({bad}); the "
-           "dropped oversize frame is not (nng closes the connection)")
+    tap.ok(bad == 4, f"the four refused frames are counted ({bad}), the "
+           "oversize one included")
     # -- coordinator agent socket: frame size ------------------------------
     # Its nng limit is twice the frame limit: a frame of exactly the limit
     # is decoded (nng would drop it if the limit were the frame's: the SP
@@ -1285,6 +1284,9 @@ def run(tap):
                st.line())
         tap.ok(st.accepted == 0, "no frame was accepted as a valid command "
                "on a real service", st.line())
+        tap.ok(st.oversize > 0 and st.too_large == st.oversize and
+               st.dropped == 0, "every frame over the limit got a too_large "
+               "error reply from the agent, none was dropped", st.line())
         bad = env.status()["stats"]["bad_frames"] - bad0
         tap.ok(bad == st.errors, f"the agent counted {bad} bad frames, "
                f"one per error reply ({st.errors})")
