@@ -108,7 +108,8 @@ def run(tap, lab):
     agent_rules = rbac.split("name: reflex-agent\nrules:")[1].split("---")[0]
     tap.ok('"pods/eviction"' in agent_rules and '"create"' in agent_rules
            and "deployments" not in agent_rules and "patch" not in
-           agent_rules, "the agent's role: pods, logs and evictions only")
+           agent_rules and "delete" not in agent_rules,
+           "the agent's role: pods, logs, evictions and reading PDBs only")
     tap.ok('"*"' not in rbac, "no wildcard verbs or resources in RBAC")
     tap.ok("operator: Exists" in read("40-agent.yaml") and
            "spec.nodeName" in read("40-agent.yaml"),
