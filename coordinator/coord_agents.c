@@ -31,6 +31,9 @@ struct agent {
 	bool lost;
 	bool sock_open;
 	nng_socket sock; // req socket dialing addr
+	// Copy of node for sock's pipe callback: the registry array moves
+	// (realloc, eviction), this does not. Freed after sock is closed.
+	char *tag;
 };
 
 struct coord_agents {
@@ -38,6 +41,7 @@ struct coord_agents {
 	struct agent *v;
 	size_t n, cap;
 	int64_t lost_after_ms;
+	size_t max_agents;
 	nng_socket rep;
 	pthread_t thread;
 	atomic_bool stopping;
@@ -174,7 +178,7 @@ agent_dial_locked(struct agent *ag, const char *addr)
 	nng_socket_set_ms(ag->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(ag->sock, NNG_OPT_RECONNMINT, 100);
 	nng_socket_set_ms(ag->sock, NNG_OPT_RECONNMAXT, 2000);
-	nng_pipe_notify(ag->sock, NNG_PIPE_EV_REM_POST, pipe_gone, ag->node);
+	nng_pipe_notify(ag->sock, NNG_PIPE_EV_REM_POST, pipe_gone, ag->tag);
 	rv = nng_dial(ag->sock, addr, NULL, NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
 		nng_close(ag->sock);
@@ -184,39 +188,131 @@ agent_dial_locked(struct agent *ag, const char *addr)
 	return 0;
 }
 
+// Closes an agent's command socket (its in-flight commands fail with
+// ECLOSED) and frees what it owns. Caller holds mu.
+static void
+agent_release_locked(struct agent *ag)
+{
+	if (ag->sock_open)
+		nng_close(ag->sock); // returns after the pipe callbacks ran
+	ag->sock_open = false;
+	free(ag->workloads);
+	ag->workloads = NULL;
+	ag->n_workloads = 0;
+	free(ag->tag);
+	ag->tag = NULL;
+}
+
+// The lost agent silent the longest, or -1 when none is lost.
+static ptrdiff_t
+longest_lost_locked(const struct coord_agents *a)
+{
+	ptrdiff_t best = -1;
+
+	for (size_t i = 0; i < a->n; i++) {
+		if (!a->v[i].lost)
+			continue;
+		if (best < 0 ||
+		    a->v[i].last_seen_mono < a->v[best].last_seen_mono)
+			best = (ptrdiff_t)i;
+	}
+	return best;
+}
+
+// Makes room for one more agent under max_agents by forgetting the
+// longest-lost agent (it registers again when it comes back). Returns 0,
+// or -EUSERS when every registered agent is alive. Caller holds mu.
+static int
+make_room_locked(struct coord_agents *a)
+{
+	ptrdiff_t i;
+	int64_t silent;
+
+	if (a->n < a->max_agents)
+		return 0;
+	i = longest_lost_locked(a);
+	if (i < 0)
+		return -EUSERS;
+	silent = cm_mono_ms() - a->v[i].last_seen_mono;
+	cm_notice("agents.evicted", "node=%s silent_ms=%lld max_agents=%zu "
+	    "reason=%s", cm_q(a->v[i].node), (long long)silent, a->max_agents,
+	    cm_q("agent limit reached: the longest-lost agent makes room"));
+	coord_metrics_agent_evicted();
+	agent_release_locked(&a->v[i]);
+	a->v[i] = a->v[a->n - 1];
+	a->n--;
+	return 0;
+}
+
+// Appends a new, zeroed agent named `node`. Caller holds mu.
+static int
+agent_add_locked(struct coord_agents *a, const char *node,
+    struct agent **ret)
+{
+	struct agent *ag;
+	char *tag;
+
+	if (a->n == a->cap) {
+		size_t ncap = a->cap ? a->cap * 2 : 16;
+		struct agent *nv = realloc(a->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -ENOMEM;
+		a->v = nv;
+		a->cap = ncap;
+	}
+	tag = strdup(node);
+	if (tag == NULL)
+		return -ENOMEM;
+	ag = &a->v[a->n++];
+	memset(ag, 0, sizeof(*ag));
+	snprintf(ag->node, sizeof(ag->node), "%s", node);
+	ag->tag = tag;
+	*ret = ag;
+	return 0;
+}
+
 static void
 handle_register(struct coord_agents *a, struct cm_msg *m)
 {
 	struct cm_msg_register *r = &m->u.reg;
 	struct agent *ag;
+	size_t n_workloads, max;
 	int rv = 0;
 	bool fresh;
+	char why[128];
 
 	pthread_mutex_lock(&a->mu);
 	ag = find_locked(a, r->node);
 	fresh = ag == NULL;
 	if (fresh) {
-		if (a->n == a->cap) {
-			size_t ncap = a->cap ? a->cap * 2 : 16;
-			struct agent *nv = realloc(a->v, ncap * sizeof(*nv));
-
-			if (nv == NULL) {
-				pthread_mutex_unlock(&a->mu);
-				reply_send(a, m->id, false, -ENOMEM, "out of memory");
-				return;
-			}
-			a->v = nv;
-			a->cap = ncap;
+		rv = make_room_locked(a);
+		if (rv == 0)
+			rv = agent_add_locked(a, r->node, &ag);
+	}
+	max = a->max_agents;
+	if (rv < 0) {
+		pthread_mutex_unlock(&a->mu);
+		if (rv == -EUSERS) {
+			coord_metrics_agent_refused();
+			cm_warn("agents.register_refused", "node=%s addr=%s "
+			    "max_agents=%zu reason=%s", cm_q(r->node),
+			    cm_q(r->addr), max, cm_q("agent limit reached"));
+			snprintf(why, sizeof(why), "agent limit reached: %zu "
+			    "agents registered and none lost (max_agents)",
+			    max);
+			reply_send(a, m->id, false, rv, why);
+		} else {
+			reply_send(a, m->id, false, rv, "out of memory");
 		}
-		ag = &a->v[a->n++];
-		memset(ag, 0, sizeof(*ag));
-		snprintf(ag->node, sizeof(ag->node), "%s", r->node);
+		return;
 	}
 	free(ag->workloads);
 	ag->workloads = r->workloads; // taken from the message
 	ag->n_workloads = r->n_workloads;
 	r->workloads = NULL;
 	r->n_workloads = 0;
+	n_workloads = ag->n_workloads;
 	snprintf(ag->runtime, sizeof(ag->runtime), "%s", r->runtime);
 	ag->registered_ms = cm_now_ms();
 	ag->last_seen_mono = cm_mono_ms();
@@ -231,7 +327,7 @@ handle_register(struct coord_agents *a, struct cm_msg *m)
 		return;
 	}
 	cm_info("agents.registered", "node=%s addr=%s runtime=%s workloads=%zu new=%d",
-	    cm_q(r->node), cm_q(r->addr), cm_q(r->runtime), ag->n_workloads, fresh);
+	    cm_q(r->node), cm_q(r->addr), cm_q(r->runtime), n_workloads, fresh);
 	reply_send(a, m->id, true, 0, "registered");
 }
 
@@ -260,19 +356,48 @@ handle_heartbeat(struct coord_agents *a, struct cm_msg *m)
 	reply_send(a, m->id, true, 0, "ok");
 }
 
+static bool
+hosts_locked(const struct agent *ag, const char *service)
+{
+	for (size_t i = 0; i < ag->n_workloads; i++)
+		if (strcmp(ag->workloads[i].service, service) == 0)
+			return true;
+	return false;
+}
+
+// A node may ask only about services it registered as hosting: anything
+// else is refused here, before the engine's safety checks, so that it
+// neither is journaled nor counts against the rate limits.
 static void
 handle_permit(struct coord_agents *a, struct cm_msg *m)
 {
 	struct cm_msg r = { .version = CM_PROTO_VERSION, .type = CM_MSG_REPLY,
 		.id = m->id };
-	bool known;
+	const struct cm_msg_permit *p = &m->u.permit;
+	const struct agent *ag;
+	bool known, hosts = false;
+	char why[CM_TEXT_MAX];
 
 	pthread_mutex_lock(&a->mu);
-	known = find_locked(a, m->u.permit.node) != NULL;
+	ag = find_locked(a, p->node);
+	known = ag != NULL;
+	if (known)
+		hosts = hosts_locked(ag, p->service);
 	pthread_mutex_unlock(&a->mu);
 	if (!known) {
 		reply_send(a, m->id, false, -ENOENT,
 		    "unknown node: register first");
+		return;
+	}
+	if (!hosts) {
+		coord_metrics_permit_not_hosted();
+		cm_warn("agents.permit_refused", "node=%s service=%s "
+		    "instance=%s reason=%s", cm_q(p->node), cm_q(p->service),
+		    cm_q(p->instance),
+		    cm_q("service not registered by the node"));
+		snprintf(why, sizeof(why), "node %s does not host service %s",
+		    p->node, p->service);
+		reply_send(a, m->id, false, -EPERM, why);
 		return;
 	}
 	if (a->permit_fn == NULL) {
@@ -280,7 +405,7 @@ handle_permit(struct coord_agents *a, struct cm_msg *m)
 		    "this coordinator grants no permits");
 		return;
 	}
-	a->permit_fn(&m->u.permit, &r.u.reply, a->permit_arg);
+	a->permit_fn(p, &r.u.reply, a->permit_arg);
 	(void)answer(a, &r);
 }
 
@@ -290,6 +415,14 @@ coord_agents_set_permit(struct coord_agents *a, coord_agents_permit_fn fn,
 {
 	a->permit_fn = fn;
 	a->permit_arg = arg;
+}
+
+void
+coord_agents_set_max(struct coord_agents *a, size_t max_agents)
+{
+	pthread_mutex_lock(&a->mu);
+	a->max_agents = max_agents > 0 ? max_agents : 1;
+	pthread_mutex_unlock(&a->mu);
 }
 
 static void
@@ -362,6 +495,7 @@ coord_agents_start(struct coord_agents **ret, const char *listen_url,
 		return -ENOMEM;
 	pthread_mutex_init(&a->mu, NULL);
 	a->lost_after_ms = lost_after_ms;
+	a->max_agents = COORD_AGENTS_MAX_DEFAULT;
 	a->auth = auth;
 	rv = nng_rep0_open(&a->rep);
 	if (rv == 0)
@@ -398,11 +532,8 @@ coord_agents_stop(struct coord_agents *a)
 	nng_close(a->rep);
 	pthread_join(a->thread, NULL);
 	pthread_mutex_lock(&a->mu);
-	for (size_t i = 0; i < a->n; i++) {
-		if (a->v[i].sock_open)
-			nng_close(a->v[i].sock);
-		free(a->v[i].workloads);
-	}
+	for (size_t i = 0; i < a->n; i++)
+		agent_release_locked(&a->v[i]);
 	pthread_mutex_unlock(&a->mu);
 	// Closing the sockets completed every command with ECLOSED; wait for
 	// their callbacks to have run before freeing what they touch.

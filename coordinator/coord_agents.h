@@ -23,6 +23,9 @@ int coord_agents_start(struct coord_agents **ret, const char *listen_url,
     int64_t lost_after_ms, struct cm_auth *auth, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+// Registered agents at most, unless configured (coord_agents_set_max).
+#define COORD_AGENTS_MAX_DEFAULT 5000
+
 // Stops the server, fails pending commands with -ECANCELED, frees all.
 void coord_agents_stop(struct coord_agents *a);
 
@@ -56,8 +59,11 @@ int coord_agents_command(struct coord_agents *a, const char *node,
     coord_agents_done_fn done, void *arg);
 
 // Decides an agent's request to restart an instance on its own (its
-// probes failed). Fills `reply` (ok = permitted). Called on the agent
-// server thread; may block briefly (the engine answers within a second).
+// probes failed). Called only for a registered node asking about a
+// service in its own workload list: any other request is refused before
+// (-ENOENT unknown node, -EPERM "node X does not host service Y").
+// Fills `reply` (ok = permitted). Called on the agent server thread;
+// may block briefly (the engine answers within a second).
 typedef void (*coord_agents_permit_fn)(const struct cm_msg_permit *req,
     struct cm_msg_reply *reply, void *arg);
 
@@ -65,6 +71,14 @@ typedef void (*coord_agents_permit_fn)(const struct cm_msg_permit *req,
 // -ENOTSUP. Call before agents connect (not synchronized).
 void coord_agents_set_permit(struct coord_agents *a, coord_agents_permit_fn fn,
     void *arg);
+
+// Caps the registry at `max_agents` (0 counts as 1; default
+// COORD_AGENTS_MAX_DEFAULT). A node already registered may always
+// register again. A new node at the cap takes the slot of the agent lost
+// the longest, which is forgotten (it registers again if it comes back);
+// when no agent is lost it is refused with -EUSERS and "agent limit
+// reached". Thread-safe; lowering the cap forgets nobody.
+void coord_agents_set_max(struct coord_agents *a, size_t max_agents);
 
 // JSON array of agents for GET /api/v1/agents (free()). NULL on ENOMEM.
 char *coord_agents_json(struct coord_agents *a);

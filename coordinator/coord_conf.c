@@ -97,6 +97,11 @@ const struct cm_conf_field coord_conf_fields[] = {
 	F("agent_lost_after", CM_CONF_DURATION, agent_lost_after_ms,
 	    .def = "30s", .min = 1000, .max = 86400000,
 	    .help = "an agent silent this long is marked lost"),
+	F("max_agents", CM_CONF_INT, max_agents, .def = "5000", .min = 1,
+	    .max = 1000000,
+	    .help = "registered agents at most: a new node beyond it takes "
+	    "the slot of the agent lost the longest, or is refused (\"agent "
+	    "limit reached\") when none is lost"),
 	F("replica_labels", CM_CONF_STRLIST, replica_labels,
 	    .help = "labels ignored when recognising duplicate alerts "
 	    "(default: prometheus_replica, replica)"),

@@ -62,6 +62,7 @@ struct coord_conf {
 	bool journal_sync_full;
 	int64_t retention_ms;
 	int64_t agent_lost_after_ms;
+	int64_t max_agents;
 	int64_t heartbeat_expect_ms;
 	struct cm_strlist replica_labels;
 	struct coord_limits_conf limits;

@@ -27,6 +27,8 @@ static atomic_uint_fast64_t webhooks[6]; // by status class 0..5 (x100)
 static atomic_uint_fast64_t decisions[COORD_DEC__COUNT];
 static atomic_uint_fast64_t actions[COORD_ACT__COUNT][COORD_OUT__COUNT];
 static atomic_uint_fast64_t bad_frames;
+static atomic_uint_fast64_t agents_refused, agents_evicted;
+static atomic_uint_fast64_t permits_not_hosted;
 
 static const char *const check_names[] = {
 	"breaker", "critical", "dependency", "flapping", "concurrency",
@@ -130,6 +132,24 @@ void
 coord_metrics_bad_frame(void)
 {
 	atomic_fetch_add(&bad_frames, 1);
+}
+
+void
+coord_metrics_agent_refused(void)
+{
+	atomic_fetch_add(&agents_refused, 1);
+}
+
+void
+coord_metrics_agent_evicted(void)
+{
+	atomic_fetch_add(&agents_evicted, 1);
+}
+
+void
+coord_metrics_permit_not_hosted(void)
+{
+	atomic_fetch_add(&permits_not_hosted, 1);
 }
 
 void
@@ -294,6 +314,18 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    "Agent messages that could not be decoded.");
 	outf(&o, "reflex_agent_bad_frames_total %llu\n",
 	    (unsigned long long)atomic_load(&bad_frames));
+	family(&o, "reflex_agent_registrations_refused_total", "counter",
+	    "Registrations of new nodes refused at max_agents.");
+	outf(&o, "reflex_agent_registrations_refused_total %llu\n",
+	    (unsigned long long)atomic_load(&agents_refused));
+	family(&o, "reflex_agents_evicted_total", "counter",
+	    "Lost agents forgotten to make room for a new one at max_agents.");
+	outf(&o, "reflex_agents_evicted_total %llu\n",
+	    (unsigned long long)atomic_load(&agents_evicted));
+	family(&o, "reflex_permits_not_hosted_total", "counter",
+	    "Permit requests refused: the node does not host the service.");
+	outf(&o, "reflex_permits_not_hosted_total %llu\n",
+	    (unsigned long long)atomic_load(&permits_not_hosted));
 	family(&o, "reflex_safety_blocks_total", "counter",
 	    "Actions a safety check refused, by check.");
 	for (size_t i = 0; i < N_CHECKS; i++)

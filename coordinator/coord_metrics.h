@@ -42,6 +42,11 @@ void coord_metrics_webhook(int http_status);
 void coord_metrics_decision(enum coord_decision d);
 void coord_metrics_action(enum coord_action_type t, enum coord_outcome o);
 void coord_metrics_bad_frame(void);
+// A registration refused at max_agents; an agent forgotten to make room.
+void coord_metrics_agent_refused(void);
+void coord_metrics_agent_evicted(void);
+// A permit refused because the node does not host the service.
+void coord_metrics_permit_not_hosted(void);
 // A safety check blocked an action (check names from coord_safety.h).
 void coord_metrics_safety_block(const char *check);
 // Seconds from the alert's arrival to its action being acknowledged.

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: MIT
+// The agent registry on an open (unsealed) channel: the max_agents cap,
+// re-registration at the cap, eviction of the longest-lost agent, and
+// permits only for services the node registered. A real coord_agents
+// server on ipc:// in a temporary directory, spoken to with nng req.
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "coord_agents.h"
+#include "coord_conf.h"
+#include "tt.h"
+
+static char dir[64];
+static int permit_calls;
+
+struct rig {
+	struct coord_agents *a;
+	nng_socket req;
+	char url[128];
+};
+
+static void
+grant(const struct cm_msg_permit *req, struct cm_msg_reply *reply,
+    void *arg)
+{
+	(void)req;
+	(void)arg;
+	permit_calls++;
+	reply->ok = true;
+	snprintf(reply->message, sizeof(reply->message), "granted");
+}
+
+static void
+rig_start(struct rig *r, const char *name, int64_t lost_after_ms,
+    size_t max)
+{
+	char err[256];
+
+	snprintf(r->url, sizeof(r->url), "ipc://%s/%s.ipc", dir, name);
+	err[0] = '\0';
+	if (coord_agents_start(&r->a, r->url, lost_after_ms, NULL, err,
+	    sizeof(err)) != 0)
+		printf("# start: %s\n", err);
+	coord_agents_set_max(r->a, max);
+	coord_agents_set_permit(r->a, grant, NULL);
+	permit_calls = 0;
+	nng_req0_open(&r->req);
+	nng_socket_set_ms(r->req, NNG_OPT_RECVTIMEO, 5000);
+	nng_dial(r->req, r->url, NULL, 0);
+}
+
+static void
+rig_stop(struct rig *r)
+{
+	nng_close(r->req);
+	coord_agents_stop(r->a);
+}
+
+// Sends m, fills *ret with the answer. Returns 0 or -1.
+static int
+ask(struct rig *r, const struct cm_msg *m, struct cm_msg *ret)
+{
+	char err[256];
+	void *buf, *in = NULL;
+	size_t len, inlen = 0;
+	int rv;
+
+	if (cm_msg_encode(m, &buf, &len) != 0)
+		return -1;
+	rv = nng_send(r->req, buf, len, 0);
+	free(buf);
+	if (rv == 0)
+		rv = nng_recv(r->req, &in, &inlen, NNG_FLAG_ALLOC);
+	if (rv != 0)
+		return -1;
+	rv = cm_msg_decode(ret, in, inlen, err, sizeof(err));
+	nng_free(in, inlen);
+	return rv == 0 ? 0 : -1;
+}
+
+// Registers `node` hosting `service` (instance service-0); the reply.
+static struct cm_msg_reply
+reg(struct rig *r, const char *node, const char *service)
+{
+	struct cm_workload w = { .healthy = true };
+	struct cm_msg m = { .version = CM_PROTO_VERSION,
+		.type = CM_MSG_REGISTER, .id = 1 }, out = { 0 };
+	struct cm_msg_reply rep = { .ok = false, .code = -EIO };
+
+	snprintf(m.u.reg.node, sizeof(m.u.reg.node), "%s", node);
+	snprintf(m.u.reg.addr, sizeof(m.u.reg.addr), "ipc://%s/%s.cmd", dir,
+	    node);
+	snprintf(m.u.reg.runtime, sizeof(m.u.reg.runtime), "process");
+	snprintf(w.service, sizeof(w.service), "%s", service);
+	snprintf(w.instance, sizeof(w.instance), "%s-0", service);
+	snprintf(w.addr, sizeof(w.addr), "127.0.0.1:9");
+	m.u.reg.workloads = &w;
+	m.u.reg.n_workloads = 1;
+	if (ask(r, &m, &out) == 0 && out.type == CM_MSG_REPLY) {
+		rep = out.u.reply;
+		rep.json = NULL;
+	}
+	cm_msg_clear(&out);
+	return rep;
+}
+
+static struct cm_msg_reply
+permit(struct rig *r, const char *node, const char *service)
+{
+	struct cm_msg m = { .version = CM_PROTO_VERSION,
+		.type = CM_MSG_PERMIT, .id = 2 }, out = { 0 };
+	struct cm_msg_reply rep = { .ok = false, .code = -EIO };
+
+	snprintf(m.u.permit.node, sizeof(m.u.permit.node), "%s", node);
+	snprintf(m.u.permit.service, sizeof(m.u.permit.service), "%s",
+	    service);
+	snprintf(m.u.permit.instance, sizeof(m.u.permit.instance), "%s-0",
+	    service);
+	snprintf(m.u.permit.reason, sizeof(m.u.permit.reason), "probe");
+	if (ask(r, &m, &out) == 0 && out.type == CM_MSG_REPLY) {
+		rep = out.u.reply;
+		rep.json = NULL;
+	}
+	cm_msg_clear(&out);
+	return rep;
+}
+
+static int64_t
+registered(struct rig *r, int64_t *lost)
+{
+	int64_t n, l;
+
+	coord_agents_counts(r->a, &n, &l);
+	if (lost != NULL)
+		*lost = l;
+	return n;
+}
+
+// Loads a config file holding `yaml`; returns coord_conf_load's result.
+static int
+load(struct coord_conf *c, const char *yaml, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/c.yml", dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		return -EIO;
+	fputs(yaml, f);
+	fclose(f);
+	return coord_conf_load(c, path, err, errlen);
+}
+
+static void
+test_max_agents_defaults_to_5000(void)
+{
+	struct coord_conf c;
+	char err[256] = "";
+
+	CHECK_INT(load(&c, "{}\n", err, sizeof(err)), 0);
+	CHECK_INT(c.max_agents, 5000);
+	CHECK_INT(COORD_AGENTS_MAX_DEFAULT, 5000);
+	coord_conf_free(&c);
+	CHECK_INT(load(&c, "max_agents: 3\n", err, sizeof(err)), 0);
+	CHECK_INT(c.max_agents, 3);
+	coord_conf_free(&c);
+	CHECK(load(&c, "max_agents: 0\n", err, sizeof(err)) < 0);
+	CHECK_HAS(err, "max_agents");
+}
+
+static void
+test_registration_beyond_the_cap_is_refused(void)
+{
+	struct rig r;
+	struct cm_msg_reply rep;
+
+	rig_start(&r, "cap", 60000, 2);
+	CHECK(reg(&r, "n1", "s1").ok);
+	CHECK(reg(&r, "n2", "s2").ok);
+	rep = reg(&r, "n3", "s3");
+	CHECK(!rep.ok);
+	CHECK_INT(rep.code, -EUSERS);
+	CHECK_HAS(rep.message, "agent limit reached");
+	CHECK_INT(registered(&r, NULL), 2);
+	CHECK_INT(coord_agents_resolve(r.a, "s3", "", &(struct coord_target){ 0 },
+	    1), 0);
+	rig_stop(&r);
+}
+
+static void
+test_known_node_reregisters_at_the_cap(void)
+{
+	struct rig r;
+	struct coord_target t;
+	struct cm_msg_reply rep;
+
+	rig_start(&r, "rereg", 60000, 2);
+	CHECK(reg(&r, "n1", "s1").ok);
+	CHECK(reg(&r, "n2", "s2").ok);
+	// n1 comes back with a new workload list: accepted, list replaced.
+	rep = reg(&r, "n1", "s1b");
+	CHECK(rep.ok);
+	CHECK_STR(rep.message, "registered");
+	CHECK_INT(registered(&r, NULL), 2);
+	CHECK_INT(coord_agents_resolve(r.a, "s1b", "", &t, 1), 1);
+	CHECK_STR(t.node, "n1");
+	CHECK_INT(coord_agents_resolve(r.a, "s1", "", &t, 1), 0);
+	rig_stop(&r);
+}
+
+static void
+test_the_longest_lost_agent_makes_room(void)
+{
+	struct rig r;
+	struct coord_target t;
+	int64_t lost;
+
+	rig_start(&r, "evict", 50, 2);
+	CHECK(reg(&r, "old", "s-old").ok);
+	nng_msleep(30);
+	CHECK(reg(&r, "newer", "s-newer").ok);
+	nng_msleep(80); // both silent longer than lost_after (50 ms)
+	coord_agents_tick(r.a);
+	CHECK_INT(registered(&r, &lost), 2);
+	CHECK_INT(lost, 2);
+	CHECK(reg(&r, "fresh", "s-fresh").ok);
+	CHECK_INT(registered(&r, &lost), 2);
+	CHECK_INT(lost, 1);
+	CHECK_INT(coord_agents_resolve(r.a, "s-old", "", &t, 1), 0);
+	CHECK_INT(coord_agents_resolve(r.a, "s-newer", "", &t, 1), 1);
+	CHECK_INT(coord_agents_resolve(r.a, "s-fresh", "", &t, 1), 1);
+	// The forgotten node may come back: it takes the other lost slot.
+	CHECK(reg(&r, "old", "s-old").ok);
+	CHECK_INT(coord_agents_resolve(r.a, "s-newer", "", &t, 1), 0);
+	CHECK_INT(registered(&r, &lost), 2);
+	CHECK_INT(lost, 0);
+	// Nobody lost any more: the next new node is refused.
+	CHECK_INT(reg(&r, "late", "s-late").code, -EUSERS);
+	rig_stop(&r);
+}
+
+static void
+test_permit_only_for_hosted_services(void)
+{
+	struct rig r;
+	struct cm_msg_reply rep;
+
+	rig_start(&r, "permit", 60000, 10);
+	CHECK(reg(&r, "n1", "web").ok);
+	CHECK(reg(&r, "n2", "db").ok);
+	rep = permit(&r, "n1", "db");
+	CHECK(!rep.ok);
+	CHECK_INT(rep.code, -EPERM);
+	CHECK_STR(rep.message, "node n1 does not host service db");
+	CHECK_INT(permit_calls, 0); // the engine (rate limits) never asked
+	rep = permit(&r, "ghost", "web");
+	CHECK(!rep.ok);
+	CHECK_INT(rep.code, -ENOENT);
+	CHECK_INT(permit_calls, 0);
+	rep = permit(&r, "n1", "web");
+	CHECK(rep.ok);
+	CHECK_STR(rep.message, "granted");
+	CHECK_INT(permit_calls, 1);
+	rig_stop(&r);
+}
+
+// Removes the sockets' directory (flat: ipc files only).
+static void
+rm_dir(const char *path)
+{
+	char f[PATH_MAX];
+	struct dirent *de;
+	DIR *d = opendir(path);
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
+		(void)unlink(f); // best effort: a leftover file is harmless
+	}
+	if (d != NULL)
+		closedir(d);
+	(void)rmdir(path);
+}
+
+static const struct tt_case cases[] = {
+	{ "max_agents defaults to 5000", test_max_agents_defaults_to_5000 },
+	{ "registration beyond the cap is refused",
+	  test_registration_beyond_the_cap_is_refused },
+	{ "known node re-registers at the cap",
+	  test_known_node_reregisters_at_the_cap },
+	{ "the longest-lost agent makes room",
+	  test_the_longest_lost_agent_makes_room },
+	{ "permit only for hosted services",
+	  test_permit_only_for_hosted_services },
+	{ NULL, NULL },
+};
+
+int
+main(int argc, char **argv)
+{
+	int rv;
+
+	snprintf(dir, sizeof(dir), "/tmp/reflex-agents-XXXXXX");
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	rv = tt_run(cases, argc, argv);
+	rm_dir(dir);
+	return rv;
+}
