@@ -96,6 +96,27 @@ struct agent_kprobe_conf {
 	int64_t initial_delay_ms;  // after the pod is first seen Running
 };
 
+enum agent_kcall_method {
+	AGENT_KCALL_POST = 0,
+	AGENT_KCALL_PUT,
+	AGENT_KCALL_GET,
+};
+
+#define AGENT_KCALL_PATH_MAX 256 // clear_cache / reload_config path
+
+// An action (clear_cache, reload_config) as an HTTP call on each pod:
+// <method> http://<podIP>:<port><path>, with an empty body; 2xx = done.
+// `signal` is parsed only to be refused: the API server cannot send a
+// signal to a container.
+struct agent_kcall_conf {
+	int line;		   // 0 when the action is not configured
+	int method;		   // enum agent_kcall_method
+	char *path;
+	int64_t port;		   // 1..65535 once checked
+	int64_t timeout_ms;
+	char *signal;		   // must stay NULL (refused)
+};
+
 // One entry of `workloads:`: which pods of this node it covers (all of
 // `selector`, a matchLabels map, in `namespace` or in every namespace),
 // under which service name, and how they are probed and restarted.
@@ -109,6 +130,8 @@ struct agent_kwl_conf {
 	struct agent_backoff_conf restart_backoff; // delay before a held
 						   // permit is asked again
 	struct agent_partition_conf partition_policy;
+	struct agent_kcall_conf clear_cache;   // line 0: not available
+	struct agent_kcall_conf reload_config; // line 0: not available
 };
 
 // Options of cm_k8s_evict_pod (see cm_k8s.h).
@@ -195,6 +218,9 @@ extern const struct cm_conf_field agent_kube_fields[];
 extern const struct cm_conf_field agent_kwl_fields[];
 int agent_kconf_check(const struct agent_conf *c, const char *name,
     char *err, size_t errlen);
+
+// "POST", "PUT" or "GET" for an enum agent_kcall_method. Pure.
+const char *agent_kcall_method_name(int method);
 int agent_conf_expand_env(const char *tmpl, char **ret, char *why,
     size_t whylen);
 

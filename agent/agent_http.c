@@ -56,8 +56,10 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 static int
-setup_easy(struct agent_http_req *r, const char *url, bool post)
+setup_easy(struct agent_http_req *r, const char *url, const char *method)
 {
+	bool post = strcmp(method, "POST") == 0, put = strcmp(method, "PUT")
+	    == 0;
 	CURL *e = r->easy;
 	CURLcode c = CURLE_OK;
 
@@ -78,11 +80,15 @@ setup_easy(struct agent_http_req *r, const char *url, bool post)
 	SET(CURLOPT_ERRORBUFFER, r->errbuf);
 	SET(CURLOPT_PRIVATE, r);
 	SET(CURLOPT_USERAGENT, "reflex-agent");
-	if (post) {
+	if (!post && !put && strcmp(method, "GET") != 0)
+		return -EINVAL;
+	if (post || put) {
 		SET(CURLOPT_POST, 1L);
 		SET(CURLOPT_POSTFIELDS, "");
 		SET(CURLOPT_POSTFIELDSIZE, 0L);
 	}
+	if (put)
+		SET(CURLOPT_CUSTOMREQUEST, "PUT");
 	if (r->connect_only) {
 		SET(CURLOPT_CONNECT_ONLY, 1L);
 		SET(CURLOPT_FORBID_REUSE, 1L);
@@ -97,6 +103,15 @@ agent_http_req_init(struct agent_http *h, struct agent_http_req *r,
     const char *url, bool post, int64_t timeout_ms, agent_http_done_fn done,
     void *arg)
 {
+	return agent_http_req_init_method(h, r, url, post ? "POST" : "GET",
+	    timeout_ms, done, arg);
+}
+
+int
+agent_http_req_init_method(struct agent_http *h, struct agent_http_req *r,
+    const char *url, const char *method, int64_t timeout_ms,
+    agent_http_done_fn done, void *arg)
+{
 	int rv;
 
 	memset(r, 0, sizeof(*r));
@@ -107,7 +122,7 @@ agent_http_req_init(struct agent_http *h, struct agent_http_req *r,
 	r->done = done;
 	r->arg = arg;
 	r->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
-	rv = setup_easy(r, url, post);
+	rv = setup_easy(r, url, method);
 	if (rv < 0) {
 		curl_easy_cleanup(r->easy);
 		r->easy = NULL;
@@ -130,7 +145,7 @@ agent_http_req_init_connect(struct agent_http *h, struct agent_http_req *r,
 	r->arg = arg;
 	r->connect_only = true;
 	r->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
-	rv = setup_easy(r, url, false);
+	rv = setup_easy(r, url, "GET");
 	if (rv < 0) {
 		curl_easy_cleanup(r->easy);
 		r->easy = NULL;

@@ -61,6 +61,12 @@ int agent_http_req_init(struct agent_http *h, struct agent_http_req *r,
     const char *url, bool post, int64_t timeout_ms, agent_http_done_fn done,
     void *arg) __attribute__((warn_unused_result));
 
+// Like agent_http_req_init with method "GET", "POST" or "PUT" (the last
+// two with an empty body). Returns 0 or -ENOMEM / -EINVAL.
+int agent_http_req_init_method(struct agent_http *h, struct agent_http_req *r,
+    const char *url, const char *method, int64_t timeout_ms,
+    agent_http_done_fn done, void *arg) __attribute__((warn_unused_result));
+
 // Like agent_http_req_init for a TCP probe: r only opens a connection to
 // the host and port of `url` (http://HOST:PORT/) and succeeds once it is
 // open (status 0, reason "connected"); the connection is closed when r

@@ -82,6 +82,47 @@ static const struct cm_conf_field kpartition_fields[] = {
 	{ 0 },
 };
 
+static const char *const kcall_methods[] = { "POST", "PUT", "GET", NULL };
+
+const char *
+agent_kcall_method_name(int method)
+{
+	return method >= 0 && method <= AGENT_KCALL_GET ?
+	    kcall_methods[method] : "?";
+}
+
+static const struct cm_conf_field kcall_fields[] = {
+	{ .key = "method", .type = CM_CONF_ENUM,
+	  .off = offsetof(struct agent_kcall_conf, method), .def = "POST",
+	  .choices = kcall_methods,
+	  .help = "POST, PUT or GET (with an empty body)" },
+	{ .key = "path", .type = CM_CONF_STR,
+	  .off = offsetof(struct agent_kcall_conf, path),
+	  .help = "HTTP path, required: starts with /, printable ASCII "
+		  "without spaces, at most 256 bytes" },
+	{ .key = "port", .type = CM_CONF_INT,
+	  .off = offsetof(struct agent_kcall_conf, port), .def = "0",
+	  .min = 0, .max = 65535,
+	  .help = "port on the pod IP, required (1..65535)" },
+	{ .key = "timeout", .type = CM_CONF_DURATION,
+	  .off = offsetof(struct agent_kcall_conf, timeout_ms), .def = "2s",
+	  .min = 10, .max = 60000, .help = "per pod, whole request" },
+	{ .key = "signal", .type = CM_CONF_STR,
+	  .off = offsetof(struct agent_kcall_conf, signal),
+	  .help = "refused in the kubernetes runtime: the API server "
+		  "cannot send a signal to a container; configure an HTTP "
+		  "call (path and port) instead" },
+	{ 0 },
+};
+
+#define KCALL_HELP(what, path)                                            \
+	"the " what " command as an HTTP call on each Ready pod of the "    \
+	"service on this node (or on the named pod) at its pod IP, e.g. "  \
+	"{ method: POST, path: " path ", port: 8080, timeout: 2s }; ok "   \
+	"when every pod answers 2xx. Signals cannot be sent to "           \
+	"containers through the API, so signal: is refused. Without it "   \
+	"the command is refused"
+
 #define RESTART_POLICY(T)                                                \
 	{ .key = "restart_backoff", .type = CM_CONF_STRUCT,                 \
 	  .off = offsetof(T, restart_backoff), .sub = kbackoff_fields,   \
@@ -109,6 +150,16 @@ const struct cm_conf_field agent_kwl_fields[] = {
 	  .help = "HTTP or TCP probe of each pod at its IP; without it (and "
 		  "without reflex.io/probe-port) pods are not probed" },
 	RESTART_POLICY(struct agent_kwl_conf),
+	{ .key = "clear_cache", .type = CM_CONF_STRUCT,
+	  .off = offsetof(struct agent_kwl_conf, clear_cache),
+	  .sub = kcall_fields,
+	  .line_off = CM_CONF_LINE(struct agent_kcall_conf, line),
+	  .help = KCALL_HELP("clear_cache", "/cache/clear") },
+	{ .key = "reload_config", .type = CM_CONF_STRUCT,
+	  .off = offsetof(struct agent_kwl_conf, reload_config),
+	  .sub = kcall_fields,
+	  .line_off = CM_CONF_LINE(struct agent_kcall_conf, line),
+	  .help = KCALL_HELP("reload_config", "/-/reload") },
 	{ 0 },
 };
 
@@ -206,6 +257,32 @@ check_kprobe(const struct agent_kprobe_conf *p, int deflt, const char *name,
 }
 
 static int
+check_kcall(const struct agent_kcall_conf *a, const char *name,
+    const char *key, char *err, size_t errlen)
+{
+	if (a->line == 0)
+		return 0;
+	if (a->signal != NULL)
+		return ERRF(a->line, key, "signal: cannot be used in the "
+		    "kubernetes runtime (the API server cannot send a signal "
+		    "to a container); configure an HTTP call (path, port)");
+	if (a->path == NULL)
+		return ERRF(a->line, key, "needs path (the HTTP path to call "
+		    "on each pod)");
+	if (a->path[0] != '/' || strlen(a->path) > AGENT_KCALL_PATH_MAX)
+		return ERRF(a->line, key, "path must start with / and be at "
+		    "most %d bytes", AGENT_KCALL_PATH_MAX);
+	for (const char *c = a->path; *c; c++)
+		if (*c <= ' ' || *c >= 0x7f)
+			return ERRF(a->line, key, "path holds a space or a "
+			    "character that is not printable ASCII");
+	if (a->port < 1 || a->port > 65535)
+		return ERRF(a->line, key, "needs port (1..65535 on the pod "
+		    "IP)");
+	return 0;
+}
+
+static int
 check_selector(const struct agent_kwl_conf *w, const char *name,
     const char *key, char *err, size_t errlen)
 {
@@ -259,6 +336,12 @@ check_kwl(const struct agent_conf *c, size_t i, const char *name, char *err,
 	if (rv == 0)
 		rv = check_backoff(&w->restart_backoff, w->line, name, key, err,
 		    errlen);
+	snprintf(key, sizeof(key), "workloads[%zu].clear_cache", i);
+	if (rv == 0)
+		rv = check_kcall(&w->clear_cache, name, key, err, errlen);
+	snprintf(key, sizeof(key), "workloads[%zu].reload_config", i);
+	if (rv == 0)
+		rv = check_kcall(&w->reload_config, name, key, err, errlen);
 	return rv;
 }
 

@@ -45,7 +45,21 @@
 // name) ok when a Ready pod of the same controller has taken its place:
 // one that was not among the controller's pods right before the
 // eviction (the agent lists them then).
-// clear_cache and reload_config are not available (-EOPNOTSUPP).
+// clear_cache and reload_config: the call configured for the action in
+// the pod's `workloads:` entry (struct agent_kcall_conf: method, path,
+// port, timeout) goes to http://<podIP>:<port><path> of every Ready,
+// non-terminating pod of the service on this node (at most
+// KUBE_CALL_MAX), or of the named pod when an instance is given (Running
+// with an IP suffices then), all at once through agent_http (curl multi:
+// the main loop never waits on them). The answer comes when every pod
+// answered or the command's timeout passed: ok only when all answered
+// 2xx; the message has one "pod: 200" / "pod: <reason>" item per pod,
+// failures first (bounded to CM_TEXT_MAX, "..." when cut), and json
+// {"action", "service", "runtime", "skipped", "results": [{"instance",
+// "namespace", "ok", "status", "detail"}]}. No pod of the service:
+// -ENOENT; none whose entry configures the action: -EOPNOTSUPP; none
+// Ready: -EAGAIN. A signal cannot be sent through the API, so signal:
+// is a config error.
 //
 // Threads: everything here runs on the main loop thread; API calls run
 // on agent_kwork workers and come back through agent_kube_tick().

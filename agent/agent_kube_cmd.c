@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // agent_kube_cmd: the kubernetes runtime's API calls (pod lists,
-// evictions, readiness checks) on worker threads, and the coordinator's
-// commands (see agent_kube.h).
+// evictions, readiness checks) on worker threads, the clear_cache and
+// reload_config HTTP calls on the pods (agent_http), and the
+// coordinator's commands (see agent_kube.h).
 #include "agent_kube_int.h"
 
 #include <errno.h>
@@ -83,8 +84,13 @@ cmd_answer(struct kube_cmd *c, bool ok, int code, const char *text,
 	    "false", code, cm_q(m.u.reply.message));
 	agent_cmd_reply(c->ctx, &m);
 	cJSON_free(json);
+	for (size_t i = 0; i < c->n_calls; i++)
+		agent_http_req_fini(&c->calls[i].req);
+	free(c->calls);
 	free(c);
 }
+
+static void calls_answer(struct kube_cmd *c);
 
 int64_t
 kube_cmds_tick(struct agent_kube *k, int64_t now)
@@ -95,6 +101,12 @@ kube_cmds_tick(struct agent_kube *k, int64_t now)
 	while (*pp != NULL) {
 		struct kube_cmd *c = *pp;
 
+		if (c->n_calls > 0 && (c->calls_left == 0 ||
+		    now >= c->deadline_ms)) {
+			*pp = c->next;
+			calls_answer(c);
+			continue;
+		}
 		if (now < c->deadline_ms) {
 			if (c->deadline_ms < next)
 				next = c->deadline_ms;
@@ -772,6 +784,260 @@ check_apply(struct agent_kube *k, struct kjob_check *j)
 	cJSON_Delete(doc);
 }
 
+// ---- clear_cache and reload_config: HTTP calls on the pods ---------------
+
+static void
+on_call_done(struct agent_http_req *r, bool ok, long status,
+    const char *reason, int64_t elapsed_ms, void *arg)
+{
+	struct kube_call *call = arg;
+
+	(void)r;
+	(void)ok;
+	(void)elapsed_ms;
+	if (call->done)
+		return;
+	call->done = true;
+	call->status = status;
+	call->ok = status >= 200 && status < 300; // 3xx is not done
+	if (status > 0)
+		snprintf(call->why, sizeof(call->why), "HTTP %ld", status);
+	else
+		snprintf(call->why, sizeof(call->why), "%s", reason);
+	call->cmd->calls_left--;
+}
+
+// Appends "; " and one formatted item to text (size n) at *o; ends in
+// "..." once full.
+static void
+text_add(char *text, size_t n, size_t *o, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (*o + 4 >= n)
+		return;
+	if (*o > 0)
+		*o += (size_t)snprintf(text + *o, n - *o, "; ");
+	va_start(ap, fmt);
+	k = vsnprintf(text + *o, n - *o, fmt, ap);
+	va_end(ap);
+	if (k < 0)
+		return;
+	*o += (size_t)k;
+	if (*o >= n) {
+		memcpy(text + n - 4, "...", 4);
+		*o = n;
+	}
+}
+
+// Answers a call command (and frees it): ok only when every pod
+// answered 2xx; the message holds one "pod: status" item per pod,
+// failures first. Pods still waiting are reported as timed out.
+static void
+calls_answer(struct kube_cmd *c)
+{
+	cJSON *doc = cJSON_CreateObject(), *res;
+	char text[CM_TEXT_MAX] = "";
+	size_t o = 0, bad = 0;
+	int code = 0;
+
+	res = doc != NULL ? cJSON_AddArrayToObject(doc, "results") : NULL;
+	for (size_t i = 0; i < c->n_calls; i++) {
+		struct kube_call *k = &c->calls[i];
+		cJSON *r = res != NULL ? cJSON_CreateObject() : NULL;
+
+		if (!k->done)
+			snprintf(k->why, sizeof(k->why), "no answer within "
+			    "the command's timeout");
+		if (!k->ok) {
+			bad++;
+			if (code == 0)
+				code = k->done ? -EIO : -ETIMEDOUT;
+		}
+		if (r == NULL)
+			continue;
+		cJSON_AddStringToObject(r, "instance", k->name);
+		cJSON_AddStringToObject(r, "namespace", k->ns);
+		cJSON_AddBoolToObject(r, "ok", k->ok);
+		cJSON_AddNumberToObject(r, "status", (double)k->status);
+		cJSON_AddStringToObject(r, "detail", k->ok ? "" : k->why);
+		cJSON_AddItemToArray(res, r);
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < c->n_calls; i++) {
+			const struct kube_call *k = &c->calls[i];
+
+			if (k->ok != (pass == 1))
+				continue;
+			if (k->ok)
+				text_add(text, sizeof(text), &o, "%s: %ld",
+				    k->name, k->status);
+			else
+				text_add(text, sizeof(text), &o, "%s: %s",
+				    k->name, k->why);
+		}
+	if (c->skipped > 0) {
+		bad++;
+		code = code != 0 ? code : -E2BIG;
+		text_add(text, sizeof(text), &o, "%zu more Ready pods not "
+		    "called (at most %d per command)", c->skipped,
+		    KUBE_CALL_MAX);
+	}
+	if (doc != NULL) {
+		cJSON_AddStringToObject(doc, "action", c->action);
+		cJSON_AddStringToObject(doc, "service", c->service);
+		cJSON_AddStringToObject(doc, "runtime", "kubernetes");
+		cJSON_AddNumberToObject(doc, "skipped", (double)c->skipped);
+	}
+	cmd_answer(c, bad == 0, code, text, doc != NULL ?
+	    cJSON_PrintUnformatted(doc) : NULL);
+	cJSON_Delete(doc);
+}
+
+static const struct agent_kcall_conf *
+call_conf(const struct agent_pod *p, const char *action)
+{
+	const struct agent_kcall_conf *a;
+
+	if (p->wl == NULL)
+		return NULL;
+	a = strcmp(action, "clear_cache") == 0 ? &p->wl->clear_cache :
+	    &p->wl->reload_config;
+	return a->line > 0 ? a : NULL;
+}
+
+// A pod a call may go to: Running with an IP and not terminating; when
+// the whole service is asked, also Ready per the API.
+static bool
+call_target(const struct agent_pod *p, bool named, char *why, size_t n)
+{
+	if (p->terminating)
+		snprintf(why, n, "terminating");
+	else if (strcmp(p->phase, "Running") != 0 || p->ip[0] == '\0')
+		snprintf(why, n, "not running (phase %s%s)", p->phase[0] ?
+		    p->phase : "unknown", p->ip[0] ? "" : ", no IP");
+	else if (!named && !p->api_ready)
+		snprintf(why, n, "not Ready");
+	else
+		return true;
+	return false;
+}
+
+static int
+call_start(struct agent_kube *k, struct kube_call *call,
+    const struct agent_pod *p, const struct agent_kcall_conf *a,
+    int64_t now)
+{
+	bool v6 = strchr(p->ip, ':') != NULL;
+	int64_t left = call->cmd->deadline_ms - now;
+	char url[128 + AGENT_KCALL_PATH_MAX];
+	int rv;
+
+	copy(call->ns, sizeof(call->ns), p->ns);
+	copy(call->name, sizeof(call->name), p->name);
+	snprintf(url, sizeof(url), "http://%s%s%s:%d%s", v6 ? "[" : "", p->ip,
+	    v6 ? "]" : "", (int)a->port, a->path);
+	rv = agent_http_req_init_method(k->http, &call->req, url,
+	    agent_kcall_method_name(a->method), left < a->timeout_ms ? left :
+	    a->timeout_ms, on_call_done, call);
+	if (rv == 0)
+		rv = agent_http_req_start(&call->req, now);
+	cm_log(CM_LOG_DEBUG, "cmd.call", "action=%s pod=%s/%s url=%s rv=%d",
+	    call->cmd->action, p->ns, p->name, cm_q(url), rv);
+	return rv;
+}
+
+// clear_cache, reload_config: the configured HTTP call on every Ready
+// pod of the service on this node, or on the named pod.
+static void
+do_call(struct agent_kube *k, struct agent_cmd_ctx *ctx,
+    const struct cm_msg_command *c, int64_t now)
+{
+	const struct agent_pod *named = NULL;
+	struct kube_cmd *kc;
+	size_t n = 0, cfg = 0, pods = 0;
+	char why[128];
+
+	for (const struct agent_pod *p = agent_kube_pods(k); p != NULL;
+	    p = p->next) {
+		if (!p->managed || strcmp(p->service, c->service) != 0 ||
+		    (c->instance[0] != '\0' &&
+		    strcmp(p->name, c->instance) != 0))
+			continue;
+		pods++;
+		named = p;
+		if (call_conf(p, c->action) == NULL)
+			continue;
+		cfg++;
+		n += call_target(p, c->instance[0] != '\0', why, sizeof(why));
+	}
+	if (pods == 0) {
+		agent_cmd_replyf(ctx, false, -ENOENT, "no managed pod %s%s of "
+		    "service %s on node %s", c->instance, c->instance[0] ?
+		    "" : "(any)", c->service, k->conf->node);
+		return;
+	}
+	if (cfg == 0) {
+		agent_cmd_replyf(ctx, false, -EOPNOTSUPP, "%s is not "
+		    "configured for service %s on node %s (set %s: { path, "
+		    "port } in its workloads entry)", c->action, c->service,
+		    k->conf->node, c->action);
+		return;
+	}
+	if (n == 0) {
+		if (c->instance[0] == '\0') {
+			agent_cmd_replyf(ctx, false, -EAGAIN, "no Ready pod of "
+			    "service %s on node %s", c->service,
+			    k->conf->node);
+			return;
+		}
+		(void)call_target(named, true, why, sizeof(why));
+		agent_cmd_replyf(ctx, false, -EAGAIN, "%s: %s", c->instance,
+		    why);
+		return;
+	}
+	kc = cmd_add(k, ctx, now);
+	if (kc != NULL)
+		kc->calls = calloc(n < KUBE_CALL_MAX ? n : KUBE_CALL_MAX,
+		    sizeof(*kc->calls));
+	if (kc == NULL || kc->calls == NULL) {
+		if (kc != NULL)
+			cmd_answer(cmd_take(k, kc->id), false, -ENOMEM,
+			    "out of memory", NULL);
+		else
+			agent_cmd_replyf(ctx, false, -ENOMEM, "out of memory");
+		return;
+	}
+	for (const struct agent_pod *p = agent_kube_pods(k); p != NULL;
+	    p = p->next) {
+		const struct agent_kcall_conf *a;
+		struct kube_call *call;
+
+		if (!p->managed || strcmp(p->service, c->service) != 0 ||
+		    (c->instance[0] != '\0' &&
+		    strcmp(p->name, c->instance) != 0))
+			continue;
+		a = call_conf(p, c->action);
+		if (a == NULL || !call_target(p, c->instance[0] != '\0', why,
+		    sizeof(why)))
+			continue;
+		if (kc->n_calls == KUBE_CALL_MAX) {
+			kc->skipped++;
+			continue;
+		}
+		call = &kc->calls[kc->n_calls++];
+		call->cmd = kc;
+		kc->calls_left++;
+		if (call_start(k, call, p, a, now) < 0) {
+			call->done = true;
+			kc->calls_left--;
+			snprintf(call->why, sizeof(call->why),
+			    "could not start the HTTP request");
+		}
+	}
+}
+
 // ---- commands ------------------------------------------------------------
 
 void
@@ -896,11 +1162,9 @@ agent_kube_command(struct agent_kube *k, struct agent_cmd_ctx *ctx,
 		do_check(k, ctx, c, now);
 	else if (strcmp(c->action, "clear_cache") == 0 ||
 	    strcmp(c->action, "reload_config") == 0)
-		agent_cmd_replyf(ctx, false, -EOPNOTSUPP, "%s is not available "
-		    "in the kubernetes runtime (restart and check are)",
-		    c->action);
+		do_call(k, ctx, c, now);
 	else
 		agent_cmd_replyf(ctx, false, -EINVAL, "unknown action \"%s\" "
-		    "(known in the kubernetes runtime: restart, check)",
-		    c->action);
+		    "(known in the kubernetes runtime: restart, check, "
+		    "clear_cache, reload_config)", c->action);
 }

@@ -14,7 +14,21 @@
 #define KUBE_SIBLINGS_MAX 1024	// pods of one controller remembered
 #define KUBE_UID_MAX 64
 
+#define KUBE_CALL_MAX 64	// pods one clear_cache/reload_config calls
+
 typedef char kube_uid[KUBE_UID_MAX];
+
+struct kube_cmd;
+
+// One pod's HTTP call of a clear_cache or reload_config command.
+struct kube_call {
+	struct agent_http_req req;
+	struct kube_cmd *cmd;
+	char ns[64], name[254];
+	bool done, ok;
+	long status;		// HTTP status, 0 if none
+	char why[160];		// failure reason
+};
 
 // Own evictions of one service (for the partition policy).
 struct kube_svc {
@@ -34,6 +48,9 @@ struct kube_cmd {
 	char instance[CM_NAME_MAX];
 	uint64_t action_id;
 	int64_t deadline_ms;
+	struct kube_call *calls; // clear_cache, reload_config; owned
+	size_t n_calls, calls_left;
+	size_t skipped;		 // Ready pods over KUBE_CALL_MAX
 };
 
 // An evicted pod, remembered so that "check" can look for the pod that

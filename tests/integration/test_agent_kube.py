@@ -22,7 +22,13 @@ annotation probing on. Checked:
   - "check" of the evicted pod is ok once a Ready replacement exists;
   - a pod of no workload with only reflex.io/probe-port gets a TCP
     probe, and is evicted when the port stops answering;
-  - a whole-service restart, clear_cache and unknown pods are refused;
+  - a whole-service restart and unknown pods are refused, and so is
+    clear_cache on a workload without clear_cache:;
+  - clear_cache configured as an HTTP call (workloads[].clear_cache):
+    one call per Ready pod of the service at podIP:port, ok only when
+    every pod answered 2xx, a per-pod "pod: status" message; a failing
+    pod is named; a not-Ready pod is left alone; the named-pod form
+    calls that pod only; a service without it is refused;
   - `reflex-agent status` shows the pods, probe state and actions, and
     /metrics counts evictions by result;
   - end to end with the real reflex-coordinator (case C14-current): an
@@ -108,6 +114,46 @@ class Health:
         self.srv.server_close()
 
 
+class CacheEndpoint:
+    """An action endpoint on 127.0.0.1 (one per pod): records each
+    request (method, path) and answers `code`."""
+
+    def __init__(self, code=200):
+        self.code = code
+        self.calls = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                outer.calls.append((self.command, self.path))
+                body = b"done\n"
+                self.send_response(outer.code)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")  # stop() closes
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+
+            do_POST = do_PUT = do_GET = _answer
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
 class Listener:
     """A bare TCP port on 127.0.0.1 that accepts (for TCP probes)."""
 
@@ -159,6 +205,55 @@ def bare_pod(name, ns, node, port):
                    "podIPs": [{"ip": "127.0.0.1"}],
                    "conditions": [{"type": "Ready", "status": "True"}]},
     }
+
+
+def cache_pod(name, slot, ready=True):
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "ns-b",
+                     "labels": {"app": "cache", "slot": slot}},
+        "spec": {"nodeName": "node-c", "containers": [
+            {"name": "main", "image": "registry.example.com/cache:1"}]},
+        "status": {"phase": "Running", "podIP": "127.0.0.1",
+                   "podIPs": [{"ip": "127.0.0.1"}],
+                   "conditions": [{"type": "Ready", "status":
+                                   "True" if ready else "False"}]},
+    }
+
+
+# Every pod's IP is 127.0.0.1, so each cache pod gets its own workloads
+# entry (same service name) with its own port: a distinct endpoint per
+# pod.
+CACHE_CONF = """\
+coordinator: tcp://127.0.0.1:{coord}
+listen: tcp://127.0.0.1:{listen}
+status_socket: {sock}
+heartbeat_interval: 300ms
+runtime: kubernetes
+kubernetes:
+  client: {{ source: kubeconfig, kubeconfig: {kc}, qps: 100, burst: 100,
+            backoff: 20ms, backoff_max: 100ms, timeout: 5s }}
+  discovery_interval: 300ms
+  annotations: {{ enabled: false }}
+workloads:
+  - name: cache
+    namespace: ns-b
+    selector: {{ app: cache, slot: a }}
+    clear_cache: {{ method: POST, path: /cache/clear, port: {pa},
+                   timeout: 2s }}
+  - name: cache
+    namespace: ns-b
+    selector: {{ app: cache, slot: b }}
+    clear_cache: {{ method: POST, path: /cache/clear, port: {pb},
+                   timeout: 2s }}
+  - name: cache
+    namespace: ns-b
+    selector: {{ app: cache, slot: c }}
+    clear_cache: {{ method: POST, path: /cache/clear, port: {pc} }}
+  - name: plain
+    namespace: ns-b
+    selector: {{ app: plain }}
+"""
 
 
 AGENT_CONF = """\
@@ -377,8 +472,11 @@ def main_checks(t, run, srv, work):
          "time)", a)
     a = send(cmd_url, "command", "restart", "svc-a", "no-such-pod")
     b = send(cmd_url, "command", "clear_cache", "svc-a", POD_C)
-    t.ok(a.get("code") == -2 and b.get("code") == -95,
-         "an unknown pod and clear_cache are refused", [a, b])
+    t.ok(a.get("code") == -2 and b.get("code") == -95 and
+         "clear_cache is not configured for service svc-a" in
+         b.get("message", ""),
+         "an unknown pod and an unconfigured clear_cache are refused",
+         [a, b])
 
     # A restart command under current eviction semantics: evicted.
     srv.knobs["unready_eviction"] = "current"
@@ -452,6 +550,96 @@ def main_checks(t, run, srv, work):
         h.stop()
 
 
+def cache_calls(t, run, srv, work):
+    """clear_cache as an HTTP call on the service's pods."""
+    ea, eb, ec = CacheEndpoint(), CacheEndpoint(), CacheEndpoint()
+    srv.put_object(cache_pod("cache-a", "a"))
+    srv.put_object(cache_pod("cache-b", "b"))
+    srv.put_object(cache_pod("cache-c", "c", ready=False))
+    plain = cache_pod("plain-x", "x")
+    plain["metadata"]["labels"] = {"app": "plain"}
+    srv.put_object(plain)
+    kc = srv.write_kubeconfig(os.path.join(work, "kubeconfig-cache"),
+                              namespace="ns-b")
+    coord, listen = free_port(), free_port()
+    sock = os.path.join(work, "agent-cache.sock")
+    conf = os.path.join(work, "agent-cache.yaml")
+    with open(conf, "w") as f:
+        f.write(CACHE_CONF.format(coord=coord, listen=listen, sock=sock,
+                                  kc=kc, pa=ea.port, pb=eb.port,
+                                  pc=ec.port))
+    run.start("coordinator-cache", [SEND, f"tcp://127.0.0.1:{coord}",
+                                    "serve"])
+    ag = run.start("agent-cache", [AGENT, "-c", conf, "-v"],
+                   env={"NODE_NAME": "node-c"})
+    url = f"tcp://127.0.0.1:{listen}"
+    st = wait_for(lambda: (lambda s: s if s and all(
+        pod_of(s, n) for n in ("cache-a", "cache-b", "cache-c",
+                               "plain-x")) else None)(status(sock)))
+    t.ok(st is not None, "the cache pods are discovered",
+         st if st else run.log(ag)[-3000:])
+    if st is None:
+        return
+
+    a = send(url, "command", "clear_cache", "cache")
+    res = sorted((r["instance"], r["ok"], r["status"])
+                 for r in (a.get("json") or {}).get("results", []))
+    t.ok(a.get("ok") is True and a.get("code") == 0 and
+         ea.calls == [("POST", "/cache/clear")] and
+         eb.calls == [("POST", "/cache/clear")] and ec.calls == [] and
+         res == [("cache-a", True, 200), ("cache-b", True, 200)] and
+         "cache-a: 200" in a.get("message", "") and
+         "cache-b: 200" in a.get("message", ""),
+         "clear_cache calls each Ready pod of the service once "
+         "(POST podIP:port/cache/clear) and replies ok with one line per "
+         "pod; the not-Ready pod is left alone",
+         {"reply": a, "a": ea.calls, "b": eb.calls, "c": ec.calls})
+
+    eb.code = 500
+    a = send(url, "command", "clear_cache", "cache")
+    msg = a.get("message", "")
+    t.ok(a.get("ok") is False and a.get("code") != 0 and
+         msg.startswith("cache-b: HTTP 500") and "cache-a: 200" in msg and
+         len(ea.calls) == 2 and len(eb.calls) == 2,
+         "one pod answering 500 makes the reply ok=false, naming that pod",
+         a)
+
+    eb.stop()
+    a = send(url, "command", "clear_cache", "cache")
+    bad = [r for r in (a.get("json") or {}).get("results", [])
+           if not r["ok"]]
+    t.ok(a.get("ok") is False and len(bad) == 1 and
+         bad[0]["instance"] == "cache-b" and bad[0]["status"] == 0 and
+         a.get("message", "").startswith("cache-b: "),
+         "a pod that refuses the connection is named with the reason", a)
+
+    a = send(url, "command", "clear_cache", "cache", "cache-a")
+    res = [r["instance"] for r in (a.get("json") or {}).get("results", [])]
+    t.ok(a.get("ok") is True and res == ["cache-a"] and
+         len(ea.calls) == 4 and ec.calls == [],
+         "the named-pod form calls only that pod",
+         {"reply": a, "a": ea.calls})
+
+    a = send(url, "command", "clear_cache", "plain")
+    b = send(url, "command", "reload_config", "cache")
+    c = send(url, "command", "clear_cache", "cache", "no-such-pod")
+    t.ok(a.get("ok") is False and a.get("code") == -95 and
+         "clear_cache is not configured for service plain" in
+         a.get("message", "") and b.get("code") == -95 and
+         "reload_config is not configured" in b.get("message", "") and
+         c.get("code") == -2,
+         "a service (or action) without a configured call is refused, "
+         "and so is an unknown pod", [a, b, c])
+    t.ok(len(ea.calls) == 4 and ec.calls == [],
+         "refused commands call nothing", {"a": ea.calls, "c": ec.calls})
+    ag.terminate()
+    rc = ag.wait(20)
+    t.ok(rc == 0 and "Sanitizer" not in run.log(ag),
+         "the agent stops cleanly", run.log(ag)[-1500:])
+    for e in (ea, ec):
+        e.stop()
+
+
 def shipped_config(t, work):
     """deploy/kubernetes: the ConfigMap's agent.yaml and its mount."""
     src = os.environ.get("REFLEX_SRC") or os.path.join(HERE, "..", "..")
@@ -480,6 +668,20 @@ def shipped_config(t, work):
     t.ok(r2.returncode == 1 and "NODE_NAME" in r2.stderr,
          "without the downward API's NODE_NAME it says what is missing",
          r2.stderr)
+    # The commented clear_cache / reload_config example, uncommented.
+    calls = [b.replace("# ", "", 1) for b in body
+             if b.lstrip().startswith(("# clear_cache:",
+                                       "# reload_config:"))]
+    with open(path, "w") as f:
+        f.write("\n".join(body + calls) + "\n")
+    r3 = subprocess.run([AGENT, "-c", path, "--check-config"],
+                        capture_output=True, text=True, timeout=20,
+                        env=dict(os.environ, NODE_NAME="node-a",
+                                 POD_IP="10.244.0.7"))
+    t.ok(len(calls) == 2 and r3.returncode == 0,
+         "the shipped agent.yaml's commented clear_cache/reload_config "
+         "example passes --check-config once uncommented",
+         [calls, r3.stdout + r3.stderr])
     with open(os.path.join(k8s, "40-agent.yaml")) as f:
         ds = f.read()
     t.ok('"/etc/reflex/agent.yaml"' in ds and "mountPath: "
@@ -574,6 +776,8 @@ def main():
         shipped_config(t, work)
         with FakeAPIServer(fixture="C14", tls=True) as srv:
             main_checks(t, run, srv, work)
+        with FakeAPIServer(fixture="C14", tls=True) as srv:
+            cache_calls(t, run, srv, work)
         with FakeAPIServer(fixture="C14-current", tls=True) as srv:
             end_to_end(t, run, srv, work)
         ok = t.failed == 0

@@ -256,6 +256,89 @@ test_workloads_checked(void)
 }
 
 static void
+test_workload_calls(void)
+{
+	const struct agent_kwl_conf *w;
+	struct agent_conf c;
+	char err[512] = "", path[300];
+	int rv;
+
+	setenv("NODE_NAME", "node-k", 1);
+	rv = agent_conf_load_mem(&c, "t.yaml", KUBE
+	    "    clear_cache: { path: /cache/clear, port: 8080 }\n"
+	    "    reload_config: { method: PUT, path: /-/reload, port: 9090, "
+	    "timeout: 500ms }\n", err, sizeof(err));
+	CHECK_INT(rv, 0);
+	CHECK_STR(err, "");
+	if (rv == 0) {
+		w = agent_conf_kwl(&c, 0);
+		CHECK_INT(w->clear_cache.line, 11);
+		CHECK_INT(w->clear_cache.method, AGENT_KCALL_POST);
+		CHECK_STR(w->clear_cache.path, "/cache/clear");
+		CHECK_INT(w->clear_cache.port, 8080);
+		CHECK_INT(w->clear_cache.timeout_ms, 2000);
+		CHECK_INT(w->reload_config.line, 12);
+		CHECK_STR(agent_kcall_method_name(w->reload_config.method),
+		    "PUT");
+		CHECK_INT(w->reload_config.timeout_ms, 500);
+		agent_conf_free(&c);
+	}
+	// Not configured: line 0 (the command is refused).
+	rv = agent_conf_load_mem(&c, "t.yaml", KUBE, err, sizeof(err));
+	CHECK_INT(rv, 0);
+	if (rv == 0) {
+		CHECK_INT(agent_conf_kwl(&c, 0)->clear_cache.line, 0);
+		CHECK_INT(agent_conf_kwl(&c, 0)->reload_config.line, 0);
+		agent_conf_free(&c);
+	}
+	CHECK_HAS(load_err(KUBE "    reload_config: { signal: HUP }\n"),
+	    "t.yaml:11: workloads[0].reload_config: signal: cannot be used "
+	    "in the kubernetes runtime");
+	CHECK_HAS(load_err(KUBE "    clear_cache: { port: 80 }\n"),
+	    "t.yaml:11: workloads[0].clear_cache: needs path");
+	CHECK_HAS(load_err(KUBE "    clear_cache: { path: /c }\n"),
+	    "t.yaml:11: workloads[0].clear_cache: needs port (1..65535");
+	CHECK_HAS(load_err(KUBE "    clear_cache: { path: /c, port: 0 }\n"),
+	    "t.yaml:11: workloads[0].clear_cache: needs port");
+	CHECK_HAS(load_err(KUBE "    clear_cache: { path: /c, port: 65536 }"
+	    "\n"), "t.yaml:11: workloads[0].clear_cache.port: 65536 is out "
+	    "of range");
+	CHECK_HAS(load_err(KUBE "    clear_cache: { path: c, port: 1 }\n"),
+	    "t.yaml:11: workloads[0].clear_cache: path must start with /");
+	CHECK_HAS(load_err(KUBE "    clear_cache: { path: \"/a b\", port: 1 "
+	    "}\n"), "workloads[0].clear_cache: path holds a space");
+	CHECK_HAS(load_err(KUBE "    clear_cache: { path: \"/a\\tb\", port: "
+	    "1 }\n"), "workloads[0].clear_cache: path holds a space or a "
+	    "character that is not printable ASCII");
+	memset(path, 'a', sizeof(path));
+	path[0] = '/';
+	path[AGENT_KCALL_PATH_MAX] = '\0'; // 256 bytes: fits
+	{
+		char text[1024];
+
+		snprintf(text, sizeof(text), KUBE "    clear_cache: { path: "
+		    "%s, port: 1 }\n", path);
+		rv = agent_conf_load_mem(&c, "t.yaml", text, err,
+		    sizeof(err));
+		CHECK_INT(rv, 0);
+		if (rv == 0)
+			agent_conf_free(&c);
+		path[AGENT_KCALL_PATH_MAX] = 'a'; // 257 bytes
+		path[AGENT_KCALL_PATH_MAX + 1] = '\0';
+		snprintf(text, sizeof(text), KUBE "    clear_cache: { path: "
+		    "%s, port: 1 }\n", path);
+		CHECK_HAS(load_err(text), "t.yaml:11: workloads[0]."
+		    "clear_cache: path must start with / and be at most 256 "
+		    "bytes");
+	}
+	CHECK_HAS(load_err(KUBE "    clear_cache: { method: DELETE, path: /c, "
+	    "port: 1 }\n"), "workloads[0].clear_cache.method");
+	CHECK_HAS(load_err(KUBE "    clear_cache: { path: /c, port: 1, "
+	    "timeout: 5m }\n"), "workloads[0].clear_cache.timeout");
+	unsetenv("NODE_NAME");
+}
+
+static void
 test_bad_names_and_urls(void)
 {
 	CHECK_HAS(load_err(good_with("node: node-a", "node: -bad-")),
@@ -526,6 +609,7 @@ static const struct tt_case cases[] = {
 	{ "runtimes refuse each other's keys",
 	  test_runtimes_refuse_each_others_keys },
 	{ "workloads are checked", test_workloads_checked },
+	{ "workload clear_cache/reload_config calls", test_workload_calls },
 	{ "bad names and URLs have file:line", test_bad_names_and_urls },
 	{ "out-of-range values have file:line", test_ranges_have_lines },
 	{ "command and env are checked", test_command_and_env_checked },
