@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "cm_log.h"
@@ -22,7 +23,7 @@
 #include "coord_worker.h"
 
 #define HASH_BUCKETS 4096
-#define MAX_TARGETS 64
+#define TARGETS_MAX 10000 // agents one step may fan out to
 #define RETRY_BASE_MS 1000
 #define RETRY_MAX_MS 30000
 #define REBUILD_WINDOW_MS (24LL * 3600 * 1000)
@@ -74,8 +75,26 @@ struct cooldown {
 	int64_t action_id;
 };
 
-// The execution of one rule's actions for one alert, step by step and,
-// within a step, target by target.
+// One target of a run's current step: an agent (or the API server, or
+// the notifiers) with its journal row and its current try.
+struct run_target {
+	struct coord_target t;
+	struct run *run;
+	int64_t action_id;
+	int attempt;		   // current try, 1-based; 0 = not started
+	int64_t started_mono;	   // of the current try
+	int64_t retry_at_mono;	   // 0 = not waiting for a retry
+	int64_t deadline_mono;	   // the current try's timeout
+	bool waiting;		   // a command is out
+	bool timed_out;		   // recorded as timeout; a late answer
+				   // is still recorded when it comes
+	bool done;		   // its outcome is final
+};
+
+// The execution of one rule's actions for one alert, step by step. A
+// step's targets run side by side, as many at once as the safety
+// section's max_concurrent allows; the step is over when every target
+// started is done.
 struct run {
 	struct run *next;
 	struct coord_engine *e;
@@ -85,19 +104,18 @@ struct run {
 	int64_t received_mono;
 	struct coord_plan *plans;  // owned
 	size_t n_plans, step;
-	struct coord_target targets[MAX_TARGETS];
-	size_t n_targets, t_idx;
-	int64_t action_id;
-	int attempt;		   // try of the current target, 1-based
-	int64_t started_mono;	   // of the current try
-	int64_t retry_at_mono;	   // 0 = not waiting for a retry
+	struct run_target *tg;	   // owned, n_targets used of cap_targets
+	size_t n_targets, cap_targets;
+	size_t next_t;		   // first target not started yet
+	size_t lo;		   // first target not done yet
+	size_t n_active;	   // started and not done
+	bool failed;		   // a target failed: start no more
+	const struct run_target *fail_rt; // the first that failed
+	bool pump_due;		   // state changed: see run_pump
 	bool first_ack_seen;
 	size_t esc_next;	   // escalation step to run if this fails
 	char why[CM_TEXT_MAX];	   // what the run did, for notifications
-	int64_t deadline_mono;	   // the current try's timeout
-	bool waiting;		   // a command is out
-	bool timed_out;		   // recorded as timeout; a late answer
-				   // is still recorded when it comes
+	char fail_why[CM_TEXT_MAX + 256]; // the first failure's detail
 	bool k8s;		   // the current step runs on the API server
 };
 
@@ -186,7 +204,7 @@ struct ev {
 	int64_t alert_id;
 	uint64_t identity;
 	int64_t received_mono;
-	struct run *run;	   // EV_DONE
+	struct run_target *target; // EV_DONE
 	int rv;
 	bool has_reply;
 	struct cm_msg_reply reply; // reply.json owned by the event
@@ -551,7 +569,8 @@ plan_for(struct coord_engine *e, const struct coord_alert *a,
 }
 
 static void run_step(struct run *r);
-static void dispatch_target(struct run *r);
+static void run_pump(struct run *r);
+static void dispatch_retry(struct run_target *rt);
 static void safety_req(struct coord_engine *e, const struct coord_plan *p,
     uint64_t identity, struct coord_safety_req *ret);
 
@@ -560,6 +579,7 @@ run_free(struct run *r)
 {
 	coord_plans_free(r->plans, r->n_plans);
 	coord_alert_free(r->alert);
+	free(r->tg);
 	free(r);
 }
 
@@ -638,11 +658,86 @@ record_unrunnable(struct run *r, const struct coord_plan *p, const char *state,
 
 static void notify_step(struct run *r, const struct coord_plan *p);
 
+// Makes room for `n` targets of the current step and resets them all.
+// Returns 0 or -ENOMEM.
+static int
+targets_reset(struct run *r, size_t n)
+{
+	if (n > r->cap_targets) {
+		struct run_target *tg = realloc(r->tg, n * sizeof(*tg));
+
+		if (tg == NULL)
+			return -ENOMEM;
+		r->tg = tg;
+		r->cap_targets = n;
+	}
+	memset(r->tg, 0, n * sizeof(*r->tg));
+	for (size_t i = 0; i < n; i++)
+		r->tg[i].run = r;
+	r->n_targets = n;
+	r->next_t = r->lo = r->n_active = 0;
+	r->failed = false;
+	r->fail_rt = NULL;
+	r->fail_why[0] = '\0';
+	return 0;
+}
+
+// The agents hosting the step's target, at most TARGETS_MAX + 1 (more
+// than TARGETS_MAX means too many). Returns the count, 0 when nobody
+// hosts it, or -ENOMEM.
+static ssize_t
+resolve_targets(struct run *r, const struct coord_plan *p)
+{
+	struct coord_agents *ag = r->e->d.agents;
+	int64_t hint = coord_agents_count_instances(ag, p->service);
+	size_t cap = hint <= 0 ? 16 : hint < TARGETS_MAX ?
+	    (size_t)hint + 16 : TARGETS_MAX + 1, n;
+	struct coord_target *tmp;
+
+	for (;;) {
+		if (cap > TARGETS_MAX + 1)
+			cap = TARGETS_MAX + 1;
+		tmp = calloc(cap, sizeof(*tmp));
+		if (tmp == NULL)
+			return -ENOMEM;
+		n = coord_agents_resolve(ag, p->service, p->instance, tmp, cap);
+		// Full: agents registered since the count; look again.
+		if (n < cap || cap == TARGETS_MAX + 1)
+			break;
+		free(tmp);
+		cap *= 2;
+	}
+	if (n <= TARGETS_MAX && targets_reset(r, n) < 0) {
+		free(tmp);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n && i < r->n_targets; i++)
+		r->tg[i].t = tmp[i];
+	free(tmp);
+	return (ssize_t)n;
+}
+
+// A one-target step: the workload (or pod) on the API server.
+static int
+k8s_target(struct run *r, const struct coord_plan *p)
+{
+	struct coord_target *t;
+
+	if (targets_reset(r, 1) < 0)
+		return -ENOMEM;
+	t = &r->tg[0].t;
+	snprintf(t->node, sizeof(t->node), "kubernetes");
+	snprintf(t->service, sizeof(t->service), "%s", p->service);
+	snprintf(t->instance, sizeof(t->instance), "%s", p->instance);
+	return 0;
+}
+
 static void
 run_step(struct run *r)
 {
 	const struct coord_plan *p;
 	char detail[512];
+	ssize_t n;
 
 	if (r->step >= r->n_plans) {
 		run_finish(r, true, "all steps succeeded");
@@ -677,55 +772,50 @@ run_step(struct run *r)
 			return;
 		}
 	}
-	if (on_k8s(r->e, p->type)) {
-		// One target: the workload (or pod) on the API server.
-		r->k8s = true;
-		r->n_targets = 1;
-		memset(&r->targets[0], 0, sizeof(r->targets[0]));
-		snprintf(r->targets[0].node, sizeof(r->targets[0].node),
-		    "kubernetes");
-		snprintf(r->targets[0].service, sizeof(r->targets[0].service),
-		    "%s", p->service);
-		snprintf(r->targets[0].instance, sizeof(r->targets[0].instance),
-		    "%s", p->instance);
-		r->t_idx = 0;
-		r->attempt = 1;
-		dispatch_target(r);
+	r->k8s = on_k8s(r->e, p->type);
+	n = r->k8s ? (k8s_target(r, p) < 0 ? -ENOMEM : 1) :
+	    resolve_targets(r, p);
+	if (n < 0) {
+		cm_err("engine.run_failed", "alert_id=%" PRId64
+		    " reason=out_of_memory", r->alert_id);
+		run_finish(r, false, "out of memory: action not sent");
 		return;
 	}
-	r->k8s = false;
-	r->n_targets = coord_agents_resolve(r->e->d.agents, p->service,
-	    p->instance, r->targets, MAX_TARGETS);
-	if (r->n_targets == 0) {
-		snprintf(detail, sizeof(detail),
-		    "no registered agent runs service %s instance %s",
-		    p->service, p->instance[0] ? p->instance : "(all)");
-		record_unrunnable(r, p, "failed", COORD_OUT_FAILED, detail);
+	if (n == 0 || n > TARGETS_MAX) {
+		if (n == 0)
+			snprintf(detail, sizeof(detail),
+			    "no registered agent runs service %s instance %s",
+			    p->service, p->instance[0] ? p->instance : "(all)");
+		else
+			snprintf(detail, sizeof(detail), "more than %d agents "
+			    "run service %s; one step reaches at most %d "
+			    "(split the rule by instance)", TARGETS_MAX,
+			    p->service, TARGETS_MAX);
+		record_unrunnable(r, p, n == 0 ? "failed" : "refused",
+		    n == 0 ? COORD_OUT_FAILED : COORD_OUT_REFUSED, detail);
 		run_finish(r, false, detail);
 		return;
 	}
-	r->t_idx = 0;
-	r->attempt = 1;
-	dispatch_target(r);
+	run_pump(r);
 }
 
-static void handle_done(struct coord_engine *e, struct run *r, int rv,
-    const struct cm_msg_reply *reply);
+static void handle_done(struct coord_engine *e, struct run_target *rt,
+    int rv, const struct cm_msg_reply *reply);
 
 static void
 command_done(int rv, const struct cm_msg_reply *reply, void *arg)
 {
-	struct run *r = arg;
+	struct run_target *rt = arg;
 	struct ev *ev = calloc(1, sizeof(*ev));
 
 	if (ev == NULL) {
 		// Without memory we cannot hand the result over; the run stays
 		// busy and the in-flight row tells the operator.
-		cm_err("engine.done_lost", "action_id=%" PRId64, r->action_id);
+		cm_err("engine.done_lost", "action_id=%" PRId64, rt->action_id);
 		return;
 	}
 	ev->kind = EV_DONE;
-	ev->run = r;
+	ev->target = rt;
 	ev->rv = rv;
 	if (reply != NULL) {
 		ev->has_reply = true;
@@ -733,7 +823,7 @@ command_done(int rv, const struct cm_msg_reply *reply, void *arg)
 		// The sender frees its copy; the evidence in it is kept.
 		ev->reply.json = reply->json != NULL ? strdup(reply->json) : NULL;
 	}
-	enqueue(r->e, ev);
+	enqueue(rt->run->e, ev);
 }
 
 static int64_t
@@ -743,18 +833,89 @@ action_timeout_ms(const struct coord_plan *p)
 	    coord_action_default_timeout_ms(p->type);
 }
 
+// Sends the current try of `rt`, whose journal row is written.
 static void
-dispatch_target(struct run *r)
+send_target(struct run_target *rt)
+{
+	struct run *r = rt->run;
+	struct coord_engine *e = r->e;
+	const struct coord_plan *p = &r->plans[r->step];
+	const struct coord_target *t = &rt->t;
+	struct cm_msg_command cmd = { 0 };
+	int rv;
+
+	cmd.action_id = (uint64_t)rt->action_id;
+	snprintf(cmd.action, sizeof(cmd.action), "%s", coord_action_name(p->type));
+	snprintf(cmd.service, sizeof(cmd.service), "%s", p->service);
+	snprintf(cmd.instance, sizeof(cmd.instance), "%s", t->instance);
+	snprintf(cmd.reason, sizeof(cmd.reason), "alert %s (journal alert %"
+	    PRId64 "), rule %s", alertname(r->alert), r->alert_id,
+	    p->rule->conf->name);
+	cmd.timeout_ms = (uint32_t)action_timeout_ms(p);
+	rt->started_mono = cm_mono_ms();
+
+	pthread_mutex_lock(&e->mu);
+	e->in_flight++;
+	pthread_mutex_unlock(&e->mu);
+	cm_info("engine.dispatch", "action_id=%" PRId64 " type=%s node=%s "
+	    "service=%s instance=%s attempt=%d", rt->action_id, cmd.action,
+	    cm_q(t->node), cm_q(cmd.service), cm_q(cmd.instance), rt->attempt);
+	rt->deadline_mono = rt->started_mono + action_timeout_ms(p);
+	rt->timed_out = false;
+	rt->waiting = true;
+	if (r->k8s)
+		rv = coord_kexec_submit(e->kexec, p, &r->alert->labels,
+		    p->rule->conf->name, action_timeout_ms(p), command_done, rt);
+	else if (t->lost)
+		rv = -EHOSTDOWN;
+	else // the channel waits twice as long, to record a late answer
+		rv = coord_agents_command(e->d.agents, t->node, &cmd,
+		    2 * action_timeout_ms(p), command_done, rt);
+	if (rv < 0)
+		handle_done(e, rt, rv, NULL);
+}
+
+// Targets the run may start now: the safety section's max_concurrent
+// bounds the commands out at once, fleet-wide and within this run, and
+// a run with nothing in flight may always start one (its step passed
+// the concurrency check).
+static size_t
+window_free(struct run *r)
+{
+	struct coord_engine *e = r->e;
+	int64_t max = e->d.conf->safety.max_concurrent, busy;
+
+	pthread_mutex_lock(&e->mu);
+	busy = e->in_flight;
+	pthread_mutex_unlock(&e->mu);
+	if ((int64_t)r->n_active > busy)
+		busy = (int64_t)r->n_active;
+	if (busy < max)
+		return (size_t)(max - busy);
+	return r->n_active == 0 ? 1 : 0;
+}
+
+// Starts targets next_t .. next_t + n - 1: their journal rows in one
+// commit (write-ahead: a row exists before its command leaves, so a
+// crash can never hide an action that ran), then their commands.
+// Returns 0 or the journal's negative errno (nothing was sent).
+static int
+start_targets(struct run *r, size_t n)
 {
 	struct coord_engine *e = r->e;
 	const struct coord_plan *p = &r->plans[r->step];
-	const struct coord_target *t = &r->targets[r->t_idx];
-	struct cm_msg_command cmd = { 0 };
+	struct coord_action_rec *recs = calloc(n, sizeof(*recs));
+	size_t first = r->next_t;
+	int64_t now_ms = cm_now_ms();
 	char key[512];
 	int rv;
 
-	if (r->attempt == 1) {
-		struct coord_action_rec rec = {
+	if (recs == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct coord_target *t = &r->tg[first + i].t;
+
+		recs[i] = (struct coord_action_rec){
 			.alert_id = r->alert_id,
 			.identity = r->inc->identity,
 			.incident_start_ms = r->inc->start_ms,
@@ -766,68 +927,84 @@ dispatch_target(struct run *r)
 			.state = "dispatched",
 			.detail = "sent to agent",
 			.attempt = 1,
-			.created_ms = cm_now_ms(),
+			.created_ms = now_ms,
 		};
-
-		// Write-ahead: the row exists before the command leaves, so a
-		// crash can never hide an action that ran.
-		rv = coord_journal_action_insert(e->d.journal, &rec);
-		if (rv < 0) {
-			cm_err("engine.journal_failed", "alert_id=%" PRId64
-			    " rv=%d", r->alert_id, rv);
-			run_finish(r, false, "journal not writable: action not sent");
-			return;
-		}
-		r->action_id = rec.id;
-		r->inc->last_action_id = rec.id;
-		{
-			struct coord_safety_req sr;
-
-			safety_req(e, p, r->inc->identity, &sr);
-			sr.instance = rec.instance;
-			coord_safety_started(e->safety, &sr, cm_now_ms());
-		}
-		action_key(key, sizeof(key), p->rule->conf->name,
-		    coord_action_name(p->type), p->service, rec.instance);
-		cooldown_set(e, key, cm_mono_ms() + p->rule->conf->cooldown_ms,
-		    rec.id);
-	} else {
-		char d[64];
-
-		snprintf(d, sizeof(d), "attempt %d sent to agent", r->attempt);
-		(void)coord_journal_action_update(e->d.journal, r->action_id,
-		    "dispatched", d, cm_now_ms());
 	}
+	rv = coord_journal_action_insert_many(e->d.journal, recs, n);
+	if (rv < 0) {
+		free(recs);
+		return rv;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct run_target *rt = &r->tg[first + i];
+		struct coord_safety_req sr;
 
-	cmd.action_id = (uint64_t)r->action_id;
-	snprintf(cmd.action, sizeof(cmd.action), "%s", coord_action_name(p->type));
-	snprintf(cmd.service, sizeof(cmd.service), "%s", p->service);
-	snprintf(cmd.instance, sizeof(cmd.instance), "%s", t->instance);
-	snprintf(cmd.reason, sizeof(cmd.reason), "alert %s (journal alert %"
-	    PRId64 "), rule %s", alertname(r->alert), r->alert_id,
-	    p->rule->conf->name);
-	cmd.timeout_ms = (uint32_t)action_timeout_ms(p);
-	r->started_mono = cm_mono_ms();
+		rt->action_id = recs[i].id;
+		rt->attempt = 1;
+		r->inc->last_action_id = recs[i].id;
+		safety_req(e, p, r->inc->identity, &sr);
+		sr.instance = recs[i].instance;
+		coord_safety_started(e->safety, &sr, cm_now_ms());
+		action_key(key, sizeof(key), p->rule->conf->name,
+		    coord_action_name(p->type), p->service, recs[i].instance);
+		cooldown_set(e, key, cm_mono_ms() + p->rule->conf->cooldown_ms,
+		    recs[i].id);
+	}
+	r->next_t += n;
+	r->n_active += n;
+	for (size_t i = 0; i < n; i++)
+		send_target(&r->tg[first + i]);
+	free(recs);
+	return 0;
+}
 
-	pthread_mutex_lock(&e->mu);
-	e->in_flight++;
-	pthread_mutex_unlock(&e->mu);
-	cm_info("engine.dispatch", "action_id=%" PRId64 " type=%s node=%s "
-	    "service=%s instance=%s attempt=%d", r->action_id, cmd.action,
-	    cm_q(t->node), cm_q(cmd.service), cm_q(cmd.instance), r->attempt);
-	r->deadline_mono = r->started_mono + action_timeout_ms(p);
-	r->timed_out = false;
-	r->waiting = true;
-	if (r->k8s)
-		rv = coord_kexec_submit(e->kexec, p, &r->alert->labels,
-		    p->rule->conf->name, action_timeout_ms(p), command_done, r);
-	else if (t->lost)
-		rv = -EHOSTDOWN;
-	else // the channel waits twice as long, to record a late answer
-		rv = coord_agents_command(e->d.agents, t->node, &cmd,
-		    2 * action_timeout_ms(p), command_done, r);
-	if (rv < 0)
-		handle_done(e, r, rv, NULL);
+// Moves the run on: starts as many targets as the window allows, and
+// when every started target is done, finishes the run (a target failed)
+// or goes to the next step. May free r.
+static void
+run_pump(struct run *r)
+{
+	size_t n;
+	int rv;
+
+	r->pump_due = false;
+	while (r->lo < r->n_targets && r->tg[r->lo].done)
+		r->lo++;
+	if (!r->failed && r->next_t < r->n_targets) {
+		n = window_free(r);
+		if (n > r->n_targets - r->next_t)
+			n = r->n_targets - r->next_t;
+		if (n > 0) {
+			rv = start_targets(r, n);
+			if (rv < 0) {
+				cm_err("engine.journal_failed", "alert_id=%"
+				    PRId64 " rv=%d", r->alert_id, rv);
+				r->failed = true;
+				snprintf(r->fail_why, sizeof(r->fail_why),
+				    "journal not writable: action not sent");
+			}
+		}
+	}
+	if (r->n_active > 0 || (!r->failed && r->next_t < r->n_targets))
+		return;
+	if (r->failed) {
+		run_finish(r, false, r->fail_why);
+		return;
+	}
+	r->step++;
+	run_step(r);
+}
+
+// A retry of a target whose earlier try failed: same row, next attempt.
+static void
+dispatch_retry(struct run_target *rt)
+{
+	char d[64];
+
+	snprintf(d, sizeof(d), "attempt %d sent to agent", rt->attempt);
+	(void)coord_journal_action_update(rt->run->e->d.journal, rt->action_id,
+	    "dispatched", d, cm_now_ms());
+	send_target(rt);
 }
 
 static int64_t
@@ -849,8 +1026,10 @@ static int64_t row_insert(struct coord_engine *e, int64_t alert_id,
 // how the old process ended), one journal row per instance, so the cause
 // can still be found after the fix. Bounded: 4 KiB per instance.
 static void
-record_evidence(struct coord_engine *e, struct run *r, const char *json)
+record_evidence(struct coord_engine *e, const struct run_target *rt,
+    const char *json)
 {
+	const struct run *r = rt->run;
 	cJSON *doc = cJSON_Parse(json), *results, *it;
 	const struct coord_plan *p = &r->plans[r->step];
 
@@ -868,7 +1047,7 @@ record_evidence(struct coord_engine *e, struct run *r, const char *json)
 		row_insert(e, r->alert_id, r->inc, p->rule->conf->name, "evidence",
 		    p->service, cJSON_IsString(inst) &&
 		    cm_name_valid(inst->valuestring) ? inst->valuestring : "",
-		    r->targets[r->t_idx].node, "recorded", text);
+		    rt->t.node, "recorded", text);
 	}
 	cJSON_Delete(doc);
 }
@@ -975,10 +1154,39 @@ retries_for(struct coord_engine *e, const struct coord_plan *p)
 	return p->act->retries;
 }
 
+// Marks the run failed (it starts no more targets; those out still
+// finish and are recorded). The first failure names why, unless the same
+// target has more to say (a late answer after its timeout).
 static void
-handle_done(struct coord_engine *e, struct run *r, int rv,
+run_fail(struct run_target *rt, const char *why)
+{
+	struct run *r = rt->run;
+
+	if (!r->failed || r->fail_rt == rt)
+		snprintf(r->fail_why, sizeof(r->fail_why), "%s", why);
+	if (!r->failed)
+		r->fail_rt = rt;
+	r->failed = true;
+}
+
+// A target's outcome is final: it leaves the window. The engine loop
+// moves the run on (run_pump) once the events at hand are handled, so
+// the targets that follow start together.
+static void
+target_finished(struct run_target *rt, bool ok, const char *why)
+{
+	rt->done = true;
+	rt->run->n_active--;
+	rt->run->pump_due = true;
+	if (!ok)
+		run_fail(rt, why);
+}
+
+static void
+handle_done(struct coord_engine *e, struct run_target *rt, int rv,
     const struct cm_msg_reply *reply)
 {
+	struct run *r = rt->run;
 	const struct coord_plan *p = &r->plans[r->step];
 	int64_t now = cm_mono_ms();
 	bool ok = rv == 0 && reply != NULL && reply->ok;
@@ -987,9 +1195,10 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 	pthread_mutex_lock(&e->mu);
 	e->in_flight--;
 	pthread_mutex_unlock(&e->mu);
-	r->waiting = false;
-	coord_metrics_action_duration((double)(now - r->started_mono) / 1000.0);
-	if (r->timed_out) {
+	rt->waiting = false;
+	coord_metrics_action_duration(
+	    (double)(now - rt->started_mono) / 1000.0);
+	if (rt->timed_out) {
 		char late[CM_TEXT_MAX + 96];
 
 		// Already recorded (and counted) as a timeout at its deadline.
@@ -997,19 +1206,19 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 			snprintf(late, sizeof(late), "timed out after %lld s; "
 			    "no late answer within %lld s either",
 			    (long long)(action_timeout_ms(p) / 1000),
-			    (long long)((now - r->started_mono) / 1000));
+			    (long long)((now - rt->started_mono) / 1000));
 		else
 			snprintf(late, sizeof(late), "timed out after %lld s; late "
 			    "answer after %lld s: %s: %s",
 			    (long long)(action_timeout_ms(p) / 1000),
-			    (long long)((now - r->started_mono) / 1000),
+			    (long long)((now - rt->started_mono) / 1000),
 			    ok ? "succeeded" : "failed", reply != NULL ?
 			    reply->message : strerror(-rv));
-		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		(void)coord_journal_action_update(e->d.journal, rt->action_id,
 		    "timeout", late, cm_now_ms());
 		cm_warn("engine.late_answer", "action_id=%" PRId64 " detail=%s",
-		    r->action_id, cm_q(late));
-		run_finish(r, false, late);
+		    rt->action_id, cm_q(late));
+		target_finished(rt, false, late);
 		return;
 	}
 
@@ -1017,12 +1226,12 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 		snprintf(detail, sizeof(detail), "%s", reply->message);
 	else if (rv == -EHOSTDOWN)
 		snprintf(detail, sizeof(detail), "agent on node %s is lost "
-		    "(no heartbeat)", r->targets[r->t_idx].node);
+		    "(no heartbeat)", rt->t.node);
 	else
 		snprintf(detail, sizeof(detail), "%s", strerror(-rv));
 
 	if (reply != NULL && reply->json != NULL)
-		record_evidence(e, r, reply->json);
+		record_evidence(e, rt, reply->json);
 	if (ok && r->k8s && reply != NULL) {
 		schedule_revert(e, r, p, reply->message);
 		if (p->type == COORD_ACT_RESTART &&
@@ -1034,7 +1243,7 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 			// incidents (C13).
 			snprintf(key, sizeof(key), "gitops|%s", p->service);
 			cooldown_set(e, key, cm_mono_ms() + GITOPS_QUIET_MS,
-			    r->action_id);
+			    rt->action_id);
 		}
 	}
 	if (ok) {
@@ -1043,63 +1252,57 @@ handle_done(struct coord_engine *e, struct run *r, int rv,
 			coord_metrics_alert_to_action(
 			    (double)(now - r->received_mono) / 1000.0);
 		}
-		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		(void)coord_journal_action_update(e->d.journal, rt->action_id,
 		    "succeeded", detail, cm_now_ms());
 		coord_safety_finished(e->safety, p->service, true,
-		    now - r->started_mono, cm_now_ms());
+		    now - rt->started_mono, cm_now_ms());
 		coord_metrics_action(p->type, COORD_OUT_SUCCEEDED);
 		cm_info("engine.action_done", "action_id=%" PRId64
-		    " outcome=succeeded detail=%s", r->action_id, cm_q(detail));
-		if (++r->t_idx < r->n_targets) {
-			r->attempt = 1;
-			dispatch_target(r);
-		} else {
-			r->step++;
-			run_step(r);
-		}
+		    " outcome=succeeded detail=%s", rt->action_id, cm_q(detail));
+		target_finished(rt, true, NULL);
 		return;
 	}
 
 	if (reply != NULL && reply->code == -ECANCELED) {
 		// Refused by a check that needs the API (a rollout in progress,
 		// cluster load, paused, GitOps, PDB): no retry.
-		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		(void)coord_journal_action_update(e->d.journal, rt->action_id,
 		    "refused", detail, cm_now_ms());
 		coord_metrics_action(p->type, COORD_OUT_REFUSED);
 		coord_safety_finished(e->safety, p->service, false,
-		    now - r->started_mono, cm_now_ms());
-		run_finish(r, false, detail);
+		    now - rt->started_mono, cm_now_ms());
+		target_finished(rt, false, detail);
 		return;
 	}
-	if (r->attempt <= retries_for(e, p) && rv != -ECANCELED &&
+	if (rt->attempt <= retries_for(e, p) && rv != -ECANCELED &&
 	    rv != -EHOSTDOWN && // a lost agent fails fast, no retries
 	    p->type != COORD_ACT_NOTIFY) { // notifiers retry on their own
-		int64_t wait = backoff_ms(r->attempt + 1);
+		int64_t wait = backoff_ms(rt->attempt + 1);
 		char d[CM_TEXT_MAX + 160];
 
 		snprintf(d, sizeof(d), "attempt %d failed: %s; retrying in %lld ms",
-		    r->attempt, detail, (long long)wait);
-		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		    rt->attempt, detail, (long long)wait);
+		(void)coord_journal_action_update(e->d.journal, rt->action_id,
 		    "retrying", d, cm_now_ms());
 		cm_warn("engine.action_retry", "action_id=%" PRId64 " detail=%s",
-		    r->action_id, cm_q(d));
-		r->attempt++;
-		r->retry_at_mono = now + wait;
+		    rt->action_id, cm_q(d));
+		rt->attempt++;
+		rt->retry_at_mono = now + wait;
 		return;
 	}
 	{
 		bool timed_out = rv == -ETIMEDOUT;
 		const char *state = timed_out ? "timeout" : "failed";
 
-		(void)coord_journal_action_update(e->d.journal, r->action_id,
+		(void)coord_journal_action_update(e->d.journal, rt->action_id,
 		    state, detail, cm_now_ms());
 		coord_safety_finished(e->safety, p->service, false,
-		    now - r->started_mono, cm_now_ms());
+		    now - rt->started_mono, cm_now_ms());
 		coord_metrics_action(p->type, timed_out ? COORD_OUT_TIMEOUT :
 		    COORD_OUT_FAILED);
 		cm_warn("engine.action_done", "action_id=%" PRId64
-		    " outcome=%s detail=%s", r->action_id, state, cm_q(detail));
-		run_finish(r, false, detail);
+		    " outcome=%s detail=%s", rt->action_id, state, cm_q(detail));
+		target_finished(rt, false, detail);
 	}
 }
 
@@ -1832,7 +2035,8 @@ struct notify_job {
 	const struct coord_notifier_conf *n;
 	char *body;
 	int64_t row_id;
-	struct run *run; // set when the notification is a rule's action step
+	struct run_target *target; // set when the notification is a rule's
+				   // action step
 	size_t left;	 // run: notifiers in this job list (last one reports)
 	bool *all_ok;	 // run: shared result
 };
@@ -2013,8 +2217,8 @@ notify_run_job(void *arg)
 		char err[256];
 
 		free(j->body);
-		j->body = coord_notify_body(n->format, j->run->alert,
-		    "reflex notification", j->run->why, "in progress");
+		j->body = coord_notify_body(n->format, j->target->run->alert,
+		    "reflex notification", j->target->run->why, "in progress");
 		if (j->body != NULL &&
 		    coord_notify_send(n, j->body, err, sizeof(err)) == 0) {
 			sent++;
@@ -2029,7 +2233,7 @@ notify_run_job(void *arg)
 	if (reply.ok)
 		snprintf(reply.message, sizeof(reply.message),
 		    "notified %zu webhook(s)", sent);
-	command_done(0, &reply, j->run);
+	command_done(0, &reply, j->target);
 	free(j->body);
 	free(j);
 }
@@ -2039,15 +2243,19 @@ notify_step(struct run *r, const struct coord_plan *p)
 {
 	struct coord_engine *e = r->e;
 	struct notify_job *j;
+	struct run_target *rt;
 
-	r->n_targets = 1;
-	r->t_idx = 0;
-	r->attempt = 1;
-	memset(&r->targets[0], 0, sizeof(r->targets[0]));
-	r->action_id = row_insert(e, r->alert_id, r->inc, p->rule->conf->name,
+	if (targets_reset(r, 1) < 0) {
+		run_finish(r, false, "out of memory: notification not sent");
+		return;
+	}
+	rt = &r->tg[0];
+	rt->attempt = 1;
+	r->next_t = r->n_active = 1;
+	rt->action_id = row_insert(e, r->alert_id, r->inc, p->rule->conf->name,
 	    "notify", p->service, p->instance, NULL, "dispatched",
 	    "sending to every notifier");
-	r->started_mono = cm_mono_ms();
+	rt->started_mono = cm_mono_ms();
 	pthread_mutex_lock(&e->mu);
 	e->in_flight++;
 	pthread_mutex_unlock(&e->mu);
@@ -2058,14 +2266,14 @@ notify_step(struct run *r, const struct coord_plan *p)
 		free(j);
 		snprintf(reply.message, sizeof(reply.message),
 		    "no notifier is configured (notify:)");
-		handle_done(e, r, 0, &reply);
+		handle_done(e, rt, 0, &reply);
 		return;
 	}
 	j->e = e;
-	j->run = r;
+	j->target = rt;
 	if (coord_worker_submit(e->worker, notify_run_job, j) < 0) {
 		free(j);
-		handle_done(e, r, -EAGAIN, NULL);
+		handle_done(e, rt, -EAGAIN, NULL);
 	}
 }
 
@@ -2266,7 +2474,7 @@ verify_start(struct run *r)
 		r->n_plans = 0;
 	}
 	if (v->need_health) {
-		const struct coord_target *t = &r->targets[r->n_targets - 1];
+		const struct coord_target *t = &r->tg[r->n_targets - 1].t;
 
 		snprintf(v->node, sizeof(v->node), "%s", t->node);
 		snprintf(v->service, sizeof(v->service), "%s", t->service);
@@ -2354,10 +2562,16 @@ next_deadline(struct coord_engine *e, int64_t now)
 	int64_t d = now + 1000; // agent liveness tick
 
 	for (struct run *r = e->runs; r != NULL; r = r->next) {
-		if (r->retry_at_mono > 0 && r->retry_at_mono < d)
-			d = r->retry_at_mono;
-		if (r->waiting && !r->timed_out && r->deadline_mono < d)
-			d = r->deadline_mono;
+		// Targets before lo are done, from next_t on not started.
+		for (size_t i = r->lo; i < r->next_t; i++) {
+			const struct run_target *rt = &r->tg[i];
+
+			if (rt->retry_at_mono > 0 && rt->retry_at_mono < d)
+				d = rt->retry_at_mono;
+			if (rt->waiting && !rt->timed_out &&
+			    rt->deadline_mono < d)
+				d = rt->deadline_mono;
+		}
 	}
 	for (struct revert *rv = e->reverts; rv != NULL; rv = rv->next)
 		if (rv->at_mono < d)
@@ -2371,42 +2585,44 @@ next_deadline(struct coord_engine *e, int64_t now)
 	return d;
 }
 
-// The current try passed its timeout: recorded as such now; the command
-// stays out for a late answer, which is recorded when it comes.
+// The current try passed its timeout: recorded as such now, and the run
+// starts no more targets; the command stays out for a late answer, which
+// is recorded when it comes.
 static void
-run_timeout(struct coord_engine *e, struct run *r)
+target_timeout(struct coord_engine *e, struct run_target *rt)
 {
-	const struct coord_plan *p = &r->plans[r->step];
+	const struct coord_plan *p = &rt->run->plans[rt->run->step];
 	char d[160];
 
-	r->timed_out = true;
+	rt->timed_out = true;
 	snprintf(d, sizeof(d), "no answer within %lld s (a late answer is "
 	    "still recorded)", (long long)(action_timeout_ms(p) / 1000));
-	(void)coord_journal_action_update(e->d.journal, r->action_id, "timeout",
-	    d, cm_now_ms());
+	(void)coord_journal_action_update(e->d.journal, rt->action_id,
+	    "timeout", d, cm_now_ms());
 	coord_metrics_action(p->type, COORD_OUT_TIMEOUT);
 	coord_safety_finished(e->safety, p->service, false,
-	    cm_mono_ms() - r->started_mono, cm_now_ms());
+	    cm_mono_ms() - rt->started_mono, cm_now_ms());
 	cm_warn("engine.action_timeout", "action_id=%" PRId64 " detail=%s",
-	    r->action_id, cm_q(d));
+	    rt->action_id, cm_q(d));
+	run_fail(rt, d);
 }
 
 static void
 fire_timers(struct coord_engine *e, int64_t now)
 {
-	struct run *r = e->runs;
+	// Neither a retry nor a timeout finishes a run here (run_pump does).
+	for (struct run *r = e->runs; r != NULL; r = r->next) {
+		for (size_t i = r->lo; i < r->next_t; i++) {
+			struct run_target *rt = &r->tg[i];
 
-	while (r != NULL) {
-		struct run *next = r->next; // r may finish and be freed
-
-		if (r->retry_at_mono > 0 && r->retry_at_mono <= now) {
-			r->retry_at_mono = 0;
-			dispatch_target(r);
-		} else if (r->waiting && !r->timed_out &&
-		    r->deadline_mono <= now) {
-			run_timeout(e, r);
+			if (rt->retry_at_mono > 0 && rt->retry_at_mono <= now) {
+				rt->retry_at_mono = 0;
+				dispatch_retry(rt);
+			} else if (rt->waiting && !rt->timed_out &&
+			    rt->deadline_mono <= now) {
+				target_timeout(e, rt);
+			}
 		}
-		r = next;
 	}
 	for (struct verify *v = e->verifies, *next; v != NULL; v = next) {
 		next = v->next; // v may finish and be freed
@@ -2520,7 +2736,8 @@ handle_event(struct coord_engine *e, struct ev *ev)
 		kept = handle_alert(e, ev);
 		break;
 	case EV_DONE:
-		handle_done(e, ev->run, ev->rv, ev->has_reply ? &ev->reply : NULL);
+		handle_done(e, ev->target, ev->rv,
+		    ev->has_reply ? &ev->reply : NULL);
 		break;
 	case EV_PAUSE:
 		coord_safety_pause(e->safety, ev->who, cm_now_ms());
@@ -2625,6 +2842,25 @@ publish_breaker(struct coord_engine *e)
 	pthread_mutex_unlock(&e->mu);
 }
 
+// Moves on every run whose targets changed since: after a batch of
+// events, so the targets that follow a batch of answers start together
+// (one journal commit for their rows). A run may finish (freed) or start
+// another through escalation, so the list is walked again after each.
+static void
+pump_runs(struct coord_engine *e)
+{
+	struct run *r = e->runs;
+
+	while (r != NULL) {
+		if (!r->pump_due) {
+			r = r->next;
+			continue;
+		}
+		run_pump(r);
+		r = e->runs;
+	}
+}
+
 static void *
 engine_main(void *arg)
 {
@@ -2673,6 +2909,7 @@ engine_main(void *arg)
 			ev->next = NULL;
 			handle_event(e, ev);
 		}
+		pump_runs(e);
 
 		now = cm_mono_ms();
 		fire_timers(e, now);
@@ -2685,6 +2922,7 @@ engine_main(void *arg)
 			expire_approvals(e, now);
 			rollout_tick(e, now);
 		}
+		pump_runs(e);
 		publish_breaker(e);
 	}
 	return NULL;

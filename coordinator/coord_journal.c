@@ -164,7 +164,10 @@ struct op {
 			const char *detail;
 			int64_t now_ms;
 		} alert_done;
-		struct coord_action_rec *action;
+		struct {
+			struct coord_action_rec *recs;
+			size_t n;
+		} actions;
 		struct {
 			int64_t id;
 			const char *state;
@@ -722,9 +725,10 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 			op->rv = -ENOENT;
 		break;
 	case OP_ACTION_INSERT:
-		rv = insert_action(j, op->u.action);
+		for (i = 0; i < op->u.actions.n && rv == 0; i++)
+			rv = insert_action(j, &op->u.actions.recs[i]);
 		if (rv == 0)
-			added[1]++;
+			added[1] += (int64_t)op->u.actions.n;
 		break;
 	case OP_ACTION_UPDATE:
 		st = j->w[W_ACTION_UPDATE];
@@ -847,7 +851,8 @@ complete_batch(struct coord_journal *j, struct op *batch, int rv)
 				for (i = 0; i < o->u.alerts.n; i++)
 					o->u.alerts.recs[i].id = 0;
 			else if (o->kind == OP_ACTION_INSERT)
-				o->u.action->id = 0;
+				for (i = 0; i < o->u.actions.n; i++)
+					o->u.actions.recs[i].id = 0;
 		}
 		if (o->kind == OP_ALERTS) {
 			o->u.alerts.fn(o->rv, o->u.alerts.recs, o->u.alerts.n,
@@ -1083,13 +1088,27 @@ int
 coord_journal_action_insert(struct coord_journal *j,
     struct coord_action_rec *rec)
 {
+	return coord_journal_action_insert_many(j, rec, rec != NULL ? 1 : 0);
+}
+
+int
+coord_journal_action_insert_many(struct coord_journal *j,
+    struct coord_action_rec *recs, size_t n)
+{
 	struct op op = { .kind = OP_ACTION_INSERT };
 
-	if (j == NULL || rec == NULL || rec->rule == NULL ||
-	    rec->type == NULL || rec->service == NULL ||
-	    rec->instance == NULL || rec->state == NULL)
+	if (j == NULL || recs == NULL || n == 0)
 		return -EINVAL;
-	op.u.action = rec;
+	for (size_t i = 0; i < n; i++) {
+		const struct coord_action_rec *rec = &recs[i];
+
+		if (rec->rule == NULL || rec->type == NULL ||
+		    rec->service == NULL || rec->instance == NULL ||
+		    rec->state == NULL)
+			return -EINVAL;
+	}
+	op.u.actions.recs = recs;
+	op.u.actions.n = n;
 	return run_blocking(j, &op);
 }
 

@@ -128,6 +128,12 @@ struct coord_action_rec {
 // rec->id; its updated time starts as created_ms.
 int coord_journal_action_insert(struct coord_journal *j,
     struct coord_action_rec *rec);
+// Inserts the n recs (n >= 1) in one transaction, all or none, and sets
+// each rec's id (0 for all on failure). Blocking and thread-safe like
+// action_insert; -EINVAL when any rec lacks a required field (nothing
+// is queued then).
+int coord_journal_action_insert_many(struct coord_journal *j,
+    struct coord_action_rec *recs, size_t n);
 // Sets state and updated time; a NULL detail keeps the previous detail.
 int coord_journal_action_update(struct coord_journal *j, int64_t id,
     const char *state, const char *detail, int64_t now_ms);

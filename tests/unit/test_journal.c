@@ -628,6 +628,48 @@ test_actions_insert_update_scan(void)
 	coord_journal_close(j);
 }
 
+// A fan-out's rows: one commit for all of them, ids in order; a bad
+// record refuses the whole call and stores nothing.
+static void
+test_actions_insert_many(void)
+{
+	struct coord_action_rec recs[300];
+	struct coord_journal_stats st;
+	struct scanned s = { 0 };
+	struct coord_journal *j;
+	int64_t commits;
+
+	j = open_ok(":memory:", NULL);
+	if (j == NULL)
+		return;
+	for (size_t i = 0; i < 300; i++)
+		recs[i] = (struct coord_action_rec){
+			.alert_id = 9, .rule = "restart-all", .type = "restart",
+			.service = "svc", .instance = "", .node = "node-x",
+			.state = "dispatched", .attempt = 1, .created_ms = 1000,
+		};
+	coord_journal_stats(j, &st);
+	commits = st.commits;
+	CHECK_INT(coord_journal_action_insert_many(j, recs, 300), 0);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.commits - commits, 1);
+	CHECK_INT(st.actions, 300);
+	CHECK(recs[0].id > 0);
+	for (size_t i = 1; i < 300; i++)
+		CHECK_INT(recs[i].id, recs[i - 1].id + 1);
+	CHECK_INT(coord_journal_scan_actions(j, 0, scan_cb, &s), 0);
+	CHECK_INT(s.n, 16); // scan_cb keeps the first 16
+	CHECK_STR(s.state[0], "dispatched");
+
+	recs[7].state = NULL;
+	CHECK_INT(coord_journal_action_insert_many(j, recs, 10), -EINVAL);
+	CHECK_INT(coord_journal_action_insert_many(j, recs, 0), -EINVAL);
+	CHECK_INT(coord_journal_action_insert_many(j, NULL, 1), -EINVAL);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.actions, 300);
+	coord_journal_close(j);
+}
+
 // Inserts one alert named `name` and returns its id.
 static int64_t
 insert_named_alert(struct coord_journal *j, const char *name, int seq)
@@ -1536,6 +1578,7 @@ static const struct tt_case cases[] = {
 	{ "alerts and actions persist across reopen",
 	    test_persists_across_reopen },
 	{ "actions insert, update and scan", test_actions_insert_update_scan },
+	{ "a fan-out's rows go in one commit", test_actions_insert_many },
 	{ "query filters, orders and limits", test_query_filters_and_limit },
 	{ "query limit default and maximum", test_query_limit_bounds },
 	{ "concurrent submitters share group commits", test_group_commit },
