@@ -583,6 +583,46 @@ coord_agents_resolve(struct coord_agents *a, const char *service,
 	return n;
 }
 
+int
+coord_agents_find_pod(struct coord_agents *a, const char *service,
+    const char *pod, struct coord_target *ret)
+{
+	struct coord_target same = { 0 }, other = { 0 };
+	size_t n_same = 0, n_other = 0;
+
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < a->n; i++) {
+		const struct agent *ag = &a->v[i];
+
+		if (ag->lost || strcmp(ag->runtime, "kubernetes") != 0)
+			continue;
+		for (size_t j = 0; j < ag->n_workloads; j++) {
+			const struct cm_workload *w = &ag->workloads[j];
+			bool mine = strcmp(w->service, service) == 0;
+			struct coord_target *t = mine ? &same : &other;
+
+			if (strcmp(w->instance, pod) != 0)
+				continue;
+			snprintf(t->node, sizeof(t->node), "%s", ag->node);
+			snprintf(t->service, sizeof(t->service), "%s",
+			    w->service);
+			snprintf(t->instance, sizeof(t->instance), "%s",
+			    w->instance);
+			t->lost = false;
+			if (mine)
+				n_same++;
+			else
+				n_other++;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (n_same == 1 || (n_same == 0 && n_other == 1)) {
+		*ret = n_same == 1 ? same : other;
+		return 1;
+	}
+	return n_same + n_other == 0 ? 0 : -EEXIST;
+}
+
 static void
 cmd_finish(struct cmd *c, int rv, const struct cm_msg_reply *reply)
 {

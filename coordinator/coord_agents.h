@@ -45,6 +45,17 @@ struct coord_target {
 size_t coord_agents_resolve(struct coord_agents *a, const char *service,
     const char *instance, struct coord_target *ret, size_t max);
 
+// Finds the live agent of the kubernetes runtime that registered pod
+// `pod` (an instance name there), for a restart it runs itself.
+// Registrations carry no namespace, so two pods of one name may be
+// registered; one whose service is `service` is preferred, and a pod
+// whose service differs is taken only when no other agent has a pod of
+// that name. Returns 1 (ret filled, with the agent's service name), 0
+// when no live agent has it, or -EEXIST when several do and `service`
+// picks none. Thread-safe.
+int coord_agents_find_pod(struct coord_agents *a, const char *service,
+    const char *pod, struct coord_target *ret);
+
 // Called once when a command finished: rv 0 with the agent's reply, or
 // rv < 0 (-ETIMEDOUT, -ENOENT unknown node, -EHOSTDOWN lost agent,
 // -EBADMSG bad reply, -ECANCELED shutdown) with reply NULL. Runs on an

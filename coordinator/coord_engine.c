@@ -117,6 +117,8 @@ struct run {
 	char why[CM_TEXT_MAX];	   // what the run did, for notifications
 	char fail_why[CM_TEXT_MAX + 256]; // the first failure's detail
 	bool k8s;		   // the current step runs on the API server
+	bool pod_agent;		   // ... or is a pod restart on its agent
+	char route[CM_NAME_MAX + 64]; // how a pod restart went, for rows
 };
 
 // Verification of a finished run: polls the agent's view of the target
@@ -732,6 +734,37 @@ k8s_target(struct run *r, const struct coord_plan *p)
 	return 0;
 }
 
+// A restart of one named pod (kubernetes runtime) goes to the agent that
+// registered the pod, which evicts it (PodDisruptionBudgets honoured)
+// and checks its replacement; without a live agent for it, the API
+// server is asked directly (k8s_target). Sets r->route either way.
+static int
+pod_target(struct run *r, const struct coord_plan *p)
+{
+	struct coord_target t;
+	int rv = coord_agents_find_pod(r->e->d.agents, p->service,
+	    p->instance, &t);
+
+	if (rv == 1) {
+		if (targets_reset(r, 1) < 0)
+			return -ENOMEM;
+		r->tg[0].t = t;
+		r->k8s = false;
+		r->pod_agent = true;
+		snprintf(r->route, sizeof(r->route), "via agent %s", t.node);
+	} else {
+		if (k8s_target(r, p) < 0)
+			return -ENOMEM;
+		snprintf(r->route, sizeof(r->route), "via API (%s)", rv < 0 ?
+		    "several agents have a pod of that name" :
+		    "no agent for pod");
+	}
+	cm_info("engine.pod_route", "alert_id=%" PRId64 " service=%s pod=%s "
+	    "route=%s", r->alert_id, cm_q(p->service), cm_q(p->instance),
+	    cm_q(r->route));
+	return 0;
+}
+
 static void
 run_step(struct run *r)
 {
@@ -773,8 +806,13 @@ run_step(struct run *r)
 		}
 	}
 	r->k8s = on_k8s(r->e, p->type);
-	n = r->k8s ? (k8s_target(r, p) < 0 ? -ENOMEM : 1) :
-	    resolve_targets(r, p);
+	r->pod_agent = false;
+	r->route[0] = '\0';
+	if (r->k8s && p->type == COORD_ACT_RESTART && p->instance[0] != '\0')
+		n = pod_target(r, p) < 0 ? -ENOMEM : 1;
+	else
+		n = r->k8s ? (k8s_target(r, p) < 0 ? -ENOMEM : 1) :
+		    resolve_targets(r, p);
 	if (n < 0) {
 		cm_err("engine.run_failed", "alert_id=%" PRId64
 		    " reason=out_of_memory", r->alert_id);
@@ -846,7 +884,9 @@ send_target(struct run_target *rt)
 
 	cmd.action_id = (uint64_t)rt->action_id;
 	snprintf(cmd.action, sizeof(cmd.action), "%s", coord_action_name(p->type));
-	snprintf(cmd.service, sizeof(cmd.service), "%s", p->service);
+	// A pod's agent knows it under its own service name.
+	snprintf(cmd.service, sizeof(cmd.service), "%s", r->pod_agent ?
+	    t->service : p->service);
 	snprintf(cmd.instance, sizeof(cmd.instance), "%s", t->instance);
 	snprintf(cmd.reason, sizeof(cmd.reason), "alert %s (journal alert %"
 	    PRId64 "), rule %s", alertname(r->alert), r->alert_id,
@@ -907,11 +947,13 @@ start_targets(struct run *r, size_t n)
 	struct coord_action_rec *recs = calloc(n, sizeof(*recs));
 	size_t first = r->next_t;
 	int64_t now_ms = cm_now_ms();
-	char key[512];
+	char key[512], sent[sizeof(r->route) + 8];
 	int rv;
 
 	if (recs == NULL)
 		return -ENOMEM;
+	snprintf(sent, sizeof(sent), "sent %s", r->route[0] ? r->route :
+	    "to agent");
 	for (size_t i = 0; i < n; i++) {
 		const struct coord_target *t = &r->tg[first + i].t;
 
@@ -925,7 +967,7 @@ start_targets(struct run *r, size_t n)
 			.instance = t->instance[0] ? t->instance : p->instance,
 			.node = t->node,
 			.state = "dispatched",
-			.detail = "sent to agent",
+			.detail = sent,
 			.attempt = 1,
 			.created_ms = now_ms,
 		};
@@ -1229,6 +1271,11 @@ handle_done(struct coord_engine *e, struct run_target *rt, int rv,
 		    "(no heartbeat)", rt->t.node);
 	else
 		snprintf(detail, sizeof(detail), "%s", strerror(-rv));
+	if (r->route[0] != '\0') {
+		size_t o = strlen(detail);
+
+		snprintf(detail + o, sizeof(detail) - o, "; %s", r->route);
+	}
 
 	if (reply != NULL && reply->json != NULL)
 		record_evidence(e, rt, reply->json);
@@ -1263,9 +1310,12 @@ handle_done(struct coord_engine *e, struct run_target *rt, int rv,
 		return;
 	}
 
-	if (reply != NULL && reply->code == -ECANCELED) {
-		// Refused by a check that needs the API (a rollout in progress,
-		// cluster load, paused, GitOps, PDB): no retry.
+	// Refused by a check that needs the API (a rollout in progress,
+	// cluster load, paused, GitOps, PDB): no retry. A pod's agent
+	// reports a PodDisruptionBudget's refusal (or an eviction already
+	// under way) as -EBUSY.
+	if (reply != NULL && (reply->code == -ECANCELED ||
+	    (r->pod_agent && reply->code == -EBUSY))) {
 		(void)coord_journal_action_update(e->d.journal, rt->action_id,
 		    "refused", detail, cm_now_ms());
 		coord_metrics_action(p->type, COORD_OUT_REFUSED);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The agent registry on an open (unsealed) channel: the max_agents cap,
 // re-registration at the cap, eviction of the longest-lost agent, and
-// permits only for services the node registered. A real coord_agents
+// permits only for services the node registered, and a pod's agent
+// (coord_agents_find_pod). A real coord_agents
 // server on ipc:// in a temporary directory, spoken to with nng req.
 #include <dirent.h>
 #include <errno.h>
@@ -84,9 +85,11 @@ ask(struct rig *r, const struct cm_msg *m, struct cm_msg *ret)
 	return rv == 0 ? 0 : -1;
 }
 
-// Registers `node` hosting `service` (instance service-0); the reply.
+// Registers `node` of `runtime` hosting `instance` of `service`; the
+// reply.
 static struct cm_msg_reply
-reg(struct rig *r, const char *node, const char *service)
+reg_as(struct rig *r, const char *node, const char *runtime,
+    const char *service, const char *instance)
 {
 	struct cm_workload w = { .healthy = true };
 	struct cm_msg m = { .version = CM_PROTO_VERSION,
@@ -96,9 +99,9 @@ reg(struct rig *r, const char *node, const char *service)
 	snprintf(m.u.reg.node, sizeof(m.u.reg.node), "%s", node);
 	snprintf(m.u.reg.addr, sizeof(m.u.reg.addr), "ipc://%s/%s.cmd", dir,
 	    node);
-	snprintf(m.u.reg.runtime, sizeof(m.u.reg.runtime), "process");
+	snprintf(m.u.reg.runtime, sizeof(m.u.reg.runtime), "%s", runtime);
 	snprintf(w.service, sizeof(w.service), "%s", service);
-	snprintf(w.instance, sizeof(w.instance), "%s-0", service);
+	snprintf(w.instance, sizeof(w.instance), "%s", instance);
 	snprintf(w.addr, sizeof(w.addr), "127.0.0.1:9");
 	m.u.reg.workloads = &w;
 	m.u.reg.n_workloads = 1;
@@ -108,6 +111,16 @@ reg(struct rig *r, const char *node, const char *service)
 	}
 	cm_msg_clear(&out);
 	return rep;
+}
+
+// Registers `node` hosting `service` (instance service-0); the reply.
+static struct cm_msg_reply
+reg(struct rig *r, const char *node, const char *service)
+{
+	char inst[CM_NAME_MAX];
+
+	snprintf(inst, sizeof(inst), "%.*s-0", CM_NAME_MAX - 3, service);
+	return reg_as(r, node, "process", service, inst);
 }
 
 static struct cm_msg_reply
@@ -290,6 +303,43 @@ rm_dir(const char *path)
 	(void)rmdir(path);
 }
 
+static void
+test_find_pod_picks_the_live_kubernetes_agent(void)
+{
+	struct rig r;
+	struct coord_target t = { 0 };
+
+	rig_start(&r, "pods", 200, 10);
+	CHECK(reg_as(&r, "proc", "process", "web", "web-abc").ok);
+	// A process agent's instance of the same name is no pod.
+	CHECK_INT(coord_agents_find_pod(r.a, "web", "web-abc", &t), 0);
+	CHECK(reg_as(&r, "node-a", "kubernetes", "web", "web-abc").ok);
+	CHECK_INT(coord_agents_find_pod(r.a, "web", "web-abc", &t), 1);
+	CHECK_STR(t.node, "node-a");
+	CHECK_STR(t.instance, "web-abc");
+	CHECK(!t.lost);
+	// Another service name (the app label, an entry's name): the only
+	// pod of that name is still its agent's, under the agent's name.
+	CHECK_INT(coord_agents_find_pod(r.a, "frontend", "web-abc", &t), 1);
+	CHECK_STR(t.service, "web");
+	CHECK_INT(coord_agents_find_pod(r.a, "web", "web-xyz", &t), 0);
+	// Two pods of one name (two namespaces): the service decides.
+	CHECK(reg_as(&r, "node-b", "kubernetes", "api", "web-abc").ok);
+	CHECK_INT(coord_agents_find_pod(r.a, "api", "web-abc", &t), 1);
+	CHECK_STR(t.node, "node-b");
+	CHECK_INT(coord_agents_find_pod(r.a, "web", "web-abc", &t), 1);
+	CHECK_STR(t.node, "node-a");
+	CHECK_INT(coord_agents_find_pod(r.a, "other", "web-abc", &t), -EEXIST);
+	// A lost agent's pods are nobody's.
+	nng_msleep(300);
+	CHECK(reg_as(&r, "node-b", "kubernetes", "api", "web-abc").ok);
+	coord_agents_tick(r.a);
+	CHECK_INT(coord_agents_find_pod(r.a, "web", "web-abc", &t), 1);
+	CHECK_STR(t.node, "node-b");
+	CHECK_STR(t.service, "api");
+	rig_stop(&r);
+}
+
 static const struct tt_case cases[] = {
 	{ "max_agents defaults to 5000", test_max_agents_defaults_to_5000 },
 	{ "registration beyond the cap is refused",
@@ -300,6 +350,8 @@ static const struct tt_case cases[] = {
 	  test_the_longest_lost_agent_makes_room },
 	{ "permit only for hosted services",
 	  test_permit_only_for_hosted_services },
+	{ "find_pod picks the live kubernetes agent",
+	  test_find_pod_picks_the_live_kubernetes_agent },
 	{ NULL, NULL },
 };
 
