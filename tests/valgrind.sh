@@ -108,11 +108,12 @@ def run(tap):
                "agent registers and its instance is healthy")
         before = inst()
 
-        st = h.storm_frames(rng, cmd, h.agent_seeds(rng), N, lambda: None)
+        st = h.storm_frames(rng, cmd, h.agent_seeds(rng), N, lambda: None,
+                            h.AGENT_RECV_MAX)
         tap.ok(not st.unanswered and not st.malformed,
                f"agent command socket: {st.line()}")
         st = h.storm_frames(rng, agents, h.coord_seeds(
-            rng, lab.path()), N, lambda: None)
+            rng, lab.path()), N, lambda: None, h.COORD_RECV_MAX)
         tap.ok(not st.unanswered and not st.malformed,
                f"coordinator agent socket: {st.line()}")
         codes, timeouts = h.storm_http(rng, http, h.webhook_seeds(), N,
