@@ -46,29 +46,8 @@ WAIT = 20.0  # upper bound for anything we wait for (seconds)
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, name, diag=None):
-        self.n += 1
-        print("%s %d - %s" % ("ok" if cond else "not ok", self.n, name))
-        if not cond:
-            self.failed += 1
-            for line in str(diag or "").splitlines():
-                print("#   " + line)
-        sys.stdout.flush()
-        return cond
-
-    def note(self, text):
-        print("# " + text)
-        sys.stdout.flush()
-
-    def done(self):
-        print("1..%d" % self.n)
-        return 1 if self.failed else 0
-
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+from reflexlab import Tap  # noqa: E402
 
 T = Tap()
 PROCS = []
@@ -537,12 +516,12 @@ def main():
                     pass
         if agent is not None:
             if T.failed:
-                T.note("agent log: " + agent.log.name)
+                T.diag("agent log: " + agent.log.name)
                 for line in agent.logtext().splitlines()[-40:]:
-                    T.note(line)
+                    T.diag(line)
             agent.log.close()
         if T.failed:
-            T.note("work directory kept: " + work)
+            T.diag("work directory kept: " + work)
         else:
             shutil.rmtree(work, ignore_errors=True)
     return T.done()
