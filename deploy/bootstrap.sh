@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Installs what reflex needs on Debian bookworm (only what is missing) and
 # builds it. Safe to run again. Usage: deploy/bootstrap.sh [BUILD_DIR [MESON_ARGS...]]
+# REFLEX_EXTRA_PACKAGES names more packages to install (the test run adds
+# its fuzzing and valgrind tools).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,7 +12,8 @@ build=${1:-build}
 
 packages="meson ninja-build pkg-config gcc libnng-dev libmsgpack-dev
 libcurl4-openssl-dev libcjson-dev libyaml-dev libsqlite3-dev libmbedtls-dev sqlite3
-prometheus prometheus-alertmanager python3 curl"
+prometheus prometheus-alertmanager python3 curl
+${REFLEX_EXTRA_PACKAGES:-}"
 
 missing=""
 for p in $packages; do

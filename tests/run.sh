@@ -9,6 +9,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 status=0
 
+# clang and libFuzzer for the fuzz targets, valgrind for its scenario
+# (both suites skip, and say so, where these are missing).
+export REFLEX_EXTRA_PACKAGES="clang libclang-rt-14-dev valgrind"
 "$top/deploy/bootstrap.sh" build || exit 1
 "$top/deploy/bootstrap.sh" build-asan -Db_sanitize=address,undefined \
     -Db_lundef=false -Dbuildtype=debug || exit 1
