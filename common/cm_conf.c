@@ -525,9 +525,23 @@ bind_struct(struct loader *l, void *obj, const struct cm_conf_field *tbl,
 	return 0;
 }
 
+// Frees what the loader allocated for one member and zeroes the member,
+// nested structs included, so that freeing twice is harmless.
 static void
 free_field(void *obj, const struct cm_conf_field *f)
 {
+	static const size_t sizes[] = {
+		[CM_CONF_STR] = sizeof(char *),
+		[CM_CONF_INT] = sizeof(int64_t),
+		[CM_CONF_BOOL] = sizeof(bool),
+		[CM_CONF_DURATION] = sizeof(int64_t),
+		[CM_CONF_SIZE] = sizeof(int64_t),
+		[CM_CONF_ENUM] = sizeof(int),
+		[CM_CONF_STRLIST] = sizeof(struct cm_strlist),
+		[CM_CONF_STRMAP] = sizeof(struct cm_strmap),
+		[CM_CONF_LIST] = sizeof(struct cm_list),
+	};
+
 	switch (f->type) {
 	case CM_CONF_STR:
 		free(*(char **)at(obj, f->off));
@@ -553,7 +567,7 @@ free_field(void *obj, const struct cm_conf_field *f)
 	}
 	case CM_CONF_STRUCT:
 		free_struct(at(obj, f->off), f->sub);
-		break;
+		return; // its members are zeroed; other bytes are not ours
 	case CM_CONF_LIST: {
 		struct cm_list *list = at(obj, f->off);
 
@@ -565,6 +579,7 @@ free_field(void *obj, const struct cm_conf_field *f)
 	default:
 		break;
 	}
+	memset(at(obj, f->off), 0, sizes[f->type]);
 }
 
 static void
@@ -577,30 +592,8 @@ free_struct(void *obj, const struct cm_conf_field *tbl)
 void
 cm_conf_free(void *obj, const struct cm_conf_field *tbl)
 {
-	size_t size = 0;
-
-	if (obj == NULL)
-		return;
-	free_struct(obj, tbl);
-	// Zero the members we know of (the struct size is unknown here).
-	for (const struct cm_conf_field *f = tbl; f->key != NULL; f++) {
-		static const size_t sizes[] = {
-			[CM_CONF_STR] = sizeof(char *),
-			[CM_CONF_INT] = sizeof(int64_t),
-			[CM_CONF_BOOL] = sizeof(bool),
-			[CM_CONF_DURATION] = sizeof(int64_t),
-			[CM_CONF_SIZE] = sizeof(int64_t),
-			[CM_CONF_ENUM] = sizeof(int),
-			[CM_CONF_STRLIST] = sizeof(struct cm_strlist),
-			[CM_CONF_STRMAP] = sizeof(struct cm_strmap),
-			[CM_CONF_LIST] = sizeof(struct cm_list),
-		};
-
-		if (f->type == CM_CONF_STRUCT)
-			continue; // nested members were freed; leave bytes
-		size = sizes[f->type];
-		memset(at(obj, f->off), 0, size);
-	}
+	if (obj != NULL)
+		free_struct(obj, tbl);
 }
 
 int

@@ -327,6 +327,47 @@ test_file_errors(void)
 	CHECK_HAS(err, "not a regular file");
 }
 
+struct outer {
+	char *name;
+	struct probe probe;
+};
+
+static const struct cm_conf_field outer_fields[] = {
+	{ .key = "name", .type = CM_CONF_STR, .off = offsetof(struct outer, name),
+	  .required = true },
+	{ .key = "probe", .type = CM_CONF_STRUCT,
+	  .off = offsetof(struct outer, probe), .sub = probe_fields,
+	  .line_off = CM_CONF_LINE(struct probe, line) },
+	{ 0 },
+};
+
+// A nested struct's strings (defaults included) are zeroed when freed, so
+// freeing after a failed load, or twice, is harmless (it was a double
+// free: the failed load freed them and left the pointers behind).
+static void
+test_free_is_idempotent(void)
+{
+	static const char *docs[] = {
+		"probe: { period: 1ms }\n",	   // out of range
+		"probe: { path: /x }\n",	   // name missing
+		"name: a\nprobe: { path: /x }\n", // loads
+	};
+	struct outer o;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		int rv;
+
+		memset(&o, 0, sizeof(o));
+		rv = cm_conf_load_mem(&o, outer_fields, "o.yaml", docs[i],
+		    strlen(docs[i]), err, sizeof(err));
+		CHECK_INT(rv, i < 2 ? -EINVAL : 0);
+		cm_conf_free(&o, outer_fields);
+		CHECK(o.name == NULL && o.probe.path == NULL);
+		cm_conf_free(&o, outer_fields);
+	}
+}
+
 static const struct tt_case cases[] = {
 	{ "binds a full document with defaults and lines", test_full_document },
 	{ "errors name file, line and key", test_errors_name_file_line_key },
@@ -340,6 +381,8 @@ static const struct tt_case cases[] = {
 	{ "duration and size parsers", test_duration_and_size_parsers },
 	{ "null scalars mean the default", test_null_means_default },
 	{ "file errors", test_file_errors },
+	{ "freeing is idempotent, nested structs included",
+	  test_free_is_idempotent },
 	{ NULL, NULL },
 };
 
