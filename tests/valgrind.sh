@@ -135,11 +135,18 @@ def run(tap):
                after["restarts"] == before["restarts"] + 1,
                "a webhook restarts the instance through the agent",
                (r.status, done, after))
-        conn = h.SPReq(cmd, timeout=SLOW)
-        rep = h.unpack(conn.request(h.frame("command", {
-            "action_id": 5, "action": "clear_cache", "service": "demo-a",
-            "instance": "", "reason": "valgrind", "timeout_ms": 20000})))
-        conn.close()
+        # The restarted instance answers its cache endpoint only once it
+        # is up again (slow under valgrind): ask until it does.
+        deadline = time.monotonic() + SLOW
+        while True:
+            conn = h.SPReq(cmd, timeout=SLOW)
+            rep = h.unpack(conn.request(h.frame("command", {
+                "action_id": 5, "action": "clear_cache", "service": "demo-a",
+                "instance": "", "reason": "valgrind", "timeout_ms": 20000})))
+            conn.close()
+            if rep["body"].get("ok") is True or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         tap.ok(rep["type"] == "reply" and rep["body"]["ok"] is True,
                "a valid command gets its reply", rep)
 
