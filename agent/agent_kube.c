@@ -384,18 +384,12 @@ agent_kube_permit_decided(struct agent_kube *k, struct agent_pod *p,
 static int64_t
 tick_permit(struct agent_pod *p, int64_t now)
 {
-	struct agent_permit *pm = &p->permit;
+	int64_t next;
 
-	if (pm->phase != AGENT_PERMIT_HELD)
-		return INT64_MAX;
-	if (now < pm->retry_ms)
-		return pm->retry_ms;
-	pm->phase = AGENT_PERMIT_WANTED;
-	pm->wanted_ms = now;
-	pm->reasked = false;
-	cm_debug("permit.ask_again", "pod=%s/%s holds=%u", p->ns, p->name,
-	    pm->holds);
-	return INT64_MAX;
+	if (agent_permit_rearm(&p->permit, now, &next))
+		cm_debug("permit.ask_again", "pod=%s/%s holds=%u", p->ns,
+		    p->name, p->permit.holds);
+	return next;
 }
 
 // ---- probes -------------------------------------------------------------

@@ -1025,22 +1025,32 @@ tick_running(struct agent_inst *in, int64_t now)
 static int64_t tick_state(struct agent_proc *p, struct agent_inst *in,
     int64_t now);
 
+bool
+agent_permit_rearm(struct agent_permit *pm, int64_t now, int64_t *next)
+{
+	*next = INT64_MAX;
+	if (pm->phase != AGENT_PERMIT_HELD)
+		return false;
+	if (now < pm->retry_ms) {
+		*next = pm->retry_ms;
+		return false;
+	}
+	pm->phase = AGENT_PERMIT_WANTED;
+	pm->wanted_ms = now;
+	pm->reasked = false;
+	return true;
+}
+
 // A held permit is asked again when its delay is over.
 static int64_t
 tick_permit(struct agent_inst *in, int64_t now)
 {
-	struct agent_permit *pm = &in->permit;
+	int64_t next;
 
-	if (pm->phase != AGENT_PERMIT_HELD)
-		return INT64_MAX;
-	if (now < pm->retry_ms)
-		return pm->retry_ms;
-	pm->phase = AGENT_PERMIT_WANTED;
-	pm->wanted_ms = now;
-	pm->reasked = false;
-	cm_debug("permit.ask_again", "instance=%s holds=%u", in->name,
-	    pm->holds);
-	return INT64_MAX; // the agent asks now
+	if (agent_permit_rearm(&in->permit, now, &next))
+		cm_debug("permit.ask_again", "instance=%s holds=%u", in->name,
+		    in->permit.holds);
+	return next;
 }
 
 static int64_t

@@ -287,6 +287,11 @@ const char *agent_restart_kind_name(enum agent_restart_kind k);
 const char *agent_verdict_name(enum agent_verdict v);
 const char *agent_permit_phase_name(enum agent_permit_phase ph);
 
+// A HELD permit whose delay is over becomes WANTED again (true: the agent
+// asks now). Otherwise false, with *next the time to look again
+// (INT64_MAX: nothing to wait for). Shared by both runtimes.
+bool agent_permit_rearm(struct agent_permit *pm, int64_t now, int64_t *next);
+
 // Copies src into dst (size n > 0), cut to fit without leaving a broken
 // UTF-8 sequence at the end; dst may be src (then it only repairs a cut
 // that snprintf made). Returns the length copied. Pure.
