@@ -1827,50 +1827,51 @@ out:
 // ---------------------------------------------------------------------
 // revert
 
+// One guarded revert: read the object at `path`, leave it alone when it
+// changed since reflex set it (`check` says so through refuse()), else
+// merge-patch the fields `apply` writes into spec, guarded by the
+// resourceVersion just read; a 409 re-reads and tries again, up to
+// conflict_tries. `what` names the object in failures ("scale", "HPA").
+struct revert_guard {
+	const char *what;
+	const void *arg;
+	int (*check)(const cJSON *obj, const void *arg,
+	    struct coord_k8s_result *ret);
+	void (*apply)(cJSON *spec, const void *arg);
+};
+
+// Returns 1 when patched; < 0 when check refused or a call failed, with
+// ret filled either way.
 static int
-revert_scale(struct cm_k8s *k, const struct coord_k8s_conf *c,
-    const cJSON *rec, struct coord_k8s_result *ret)
+guarded_revert(struct cm_k8s *k, const struct coord_k8s_conf *c,
+    const char *path, const struct revert_guard *g,
+    struct coord_k8s_result *ret)
 {
-	struct coord_k8s_ref t;
 	struct cm_k8s_resp r = { 0 };
-	char path[512], err[512];
-	cJSON *sc = NULL, *body, *spec;
-	int64_t old, set, cur = 0;
+	char err[512];
+	cJSON *obj = NULL, *body, *spec;
 	int rv = -EIO, round;
 
-	t.ns = cm_k8s_str(rec, "ns", NULL);
-	t.name = cm_k8s_str(rec, "name", NULL);
-	if (coord_k8s_kind_parse(cm_k8s_str(rec, "kind", NULL), &t.kind) < 0 ||
-	    cm_k8s_int(rec, &old, "replicas", NULL) < 0 ||
-	    cm_k8s_int(rec, &set, "set", NULL) < 0 ||
-	    coord_k8s_ref_path(&t, "scale", path, sizeof(path)) < 0)
-		return refuse(ret, "bad-record", "scale revert record is "
-		    "incomplete");
 	for (round = 0; round < c->conflict_tries; round++) {
-		cJSON_Delete(sc);
+		cJSON_Delete(obj);
+		obj = NULL;
 		cm_k8s_resp_clear(&r);
-		rv = get_obj(k, path, &sc, err, sizeof(err), "scale");
+		rv = get_obj(k, path, &obj, err, sizeof(err), g->what);
 		if (rv < 0) {
 			rv = fail_get(ret, rv, err);
 			goto out;
 		}
-		cur = 0;
-		(void)cm_k8s_int(sc, &cur, "spec", "replicas", NULL);
-		if (cur != set) {
-			rv = refuse(ret, "changed-since", "%s %s/%s has %lld "
-			    "replicas, not the %lld reflex set: left alone",
-			    coord_k8s_kind_name(t.kind), t.ns, t.name,
-			    (long long)cur, (long long)set);
+		rv = g->check(obj, g->arg, ret);
+		if (rv < 0)
 			goto out;
-		}
-		body = guarded_merge(cm_k8s_str(sc, "metadata",
+		body = guarded_merge(cm_k8s_str(obj, "metadata",
 		    "resourceVersion", NULL), &spec);
 		if (body == NULL) {
-			rv = fail(ret, -EBADMSG, "api", "scale without "
-			    "resourceVersion");
+			rv = fail(ret, -EBADMSG, "api", "%s without "
+			    "resourceVersion", g->what);
 			goto out;
 		}
-		cJSON_AddNumberToObject(spec, "replicas", (double)old);
+		g->apply(spec, g->arg);
 		rv = cm_k8s_patch(k, path, CM_K8S_BODY_MERGE_PATCH, body, &r);
 		cJSON_Delete(body);
 		if (rv != -ESTALE)
@@ -1881,13 +1882,93 @@ revert_scale(struct cm_k8s *k, const struct coord_k8s_conf *c,
 		goto out;
 	}
 	ret->changed = true;
-	rv = done(ret, "reverted", "reverted %s %s/%s from %lld to %lld "
-	    "replicas", coord_k8s_kind_name(t.kind), t.ns, t.name,
-	    (long long)set, (long long)old);
+	rv = 1;
 out:
 	cm_k8s_resp_clear(&r);
-	cJSON_Delete(sc);
+	cJSON_Delete(obj);
 	return rv;
+}
+
+struct scale_revert {
+	struct coord_k8s_ref t;
+	int64_t old, set;
+};
+
+static int
+scale_unchanged(const cJSON *sc, const void *arg, struct coord_k8s_result *ret)
+{
+	const struct scale_revert *s = arg;
+	int64_t cur = 0;
+
+	(void)cm_k8s_int(sc, &cur, "spec", "replicas", NULL);
+	if (cur == s->set)
+		return 0;
+	return refuse(ret, "changed-since", "%s %s/%s has %lld replicas, not "
+	    "the %lld reflex set: left alone", coord_k8s_kind_name(s->t.kind),
+	    s->t.ns, s->t.name, (long long)cur, (long long)s->set);
+}
+
+static void
+scale_apply(cJSON *spec, const void *arg)
+{
+	const struct scale_revert *s = arg;
+
+	cJSON_AddNumberToObject(spec, "replicas", (double)s->old);
+}
+
+static int
+revert_scale(struct cm_k8s *k, const struct coord_k8s_conf *c,
+    const cJSON *rec, struct coord_k8s_result *ret)
+{
+	struct scale_revert s;
+	struct revert_guard g = { "scale", &s, scale_unchanged, scale_apply };
+	char path[512];
+	int rv;
+
+	s.t.ns = cm_k8s_str(rec, "ns", NULL);
+	s.t.name = cm_k8s_str(rec, "name", NULL);
+	if (coord_k8s_kind_parse(cm_k8s_str(rec, "kind", NULL), &s.t.kind) < 0 ||
+	    cm_k8s_int(rec, &s.old, "replicas", NULL) < 0 ||
+	    cm_k8s_int(rec, &s.set, "set", NULL) < 0 ||
+	    coord_k8s_ref_path(&s.t, "scale", path, sizeof(path)) < 0)
+		return refuse(ret, "bad-record", "scale revert record is "
+		    "incomplete");
+	rv = guarded_revert(k, c, path, &g, ret);
+	if (rv < 0)
+		return rv;
+	return done(ret, "reverted", "reverted %s %s/%s from %lld to %lld "
+	    "replicas", coord_k8s_kind_name(s.t.kind), s.t.ns, s.t.name,
+	    (long long)s.set, (long long)s.old);
+}
+
+struct hpa_revert {
+	const char *ns, *name;
+	int64_t min, max, smin, smax;
+};
+
+static int
+hpa_unchanged(const cJSON *h, const void *arg, struct coord_k8s_result *ret)
+{
+	const struct hpa_revert *s = arg;
+	int64_t cmin = 1, cmax = 0;
+
+	(void)cm_k8s_int(h, &cmin, "spec", "minReplicas", NULL);
+	(void)cm_k8s_int(h, &cmax, "spec", "maxReplicas", NULL);
+	if (cmin == s->smin && cmax == s->smax)
+		return 0;
+	return refuse(ret, "changed-since", "HPA %s/%s is at %lld..%lld, not "
+	    "the %lld..%lld reflex set: left alone", s->ns, s->name,
+	    (long long)cmin, (long long)cmax, (long long)s->smin,
+	    (long long)s->smax);
+}
+
+static void
+hpa_apply(cJSON *spec, const void *arg)
+{
+	const struct hpa_revert *s = arg;
+
+	cJSON_AddNumberToObject(spec, "minReplicas", (double)s->min);
+	cJSON_AddNumberToObject(spec, "maxReplicas", (double)s->max);
 }
 
 static int
@@ -1895,68 +1976,28 @@ revert_hpa(struct cm_k8s *k, const struct coord_k8s_conf *c,
     const cJSON *rec, struct coord_k8s_result *ret)
 {
 	const char *api = cm_k8s_str(rec, "api", NULL);
-	const char *ns = cm_k8s_str(rec, "ns", NULL);
-	const char *name = cm_k8s_str(rec, "name", NULL);
-	struct cm_k8s_resp r = { 0 };
-	char path[512], err[512];
-	cJSON *h = NULL, *body, *spec;
-	int64_t min, max, smin, smax, cmin, cmax;
-	int rv = -EIO, round;
+	struct hpa_revert s;
+	struct revert_guard g = { "HPA", &s, hpa_unchanged, hpa_apply };
+	char path[512];
+	int rv;
 
+	s.ns = cm_k8s_str(rec, "ns", NULL);
+	s.name = cm_k8s_str(rec, "name", NULL);
 	if (api == NULL || (strcmp(api, "autoscaling/v2") != 0 &&
 	    strcmp(api, "autoscaling/v1") != 0) ||
-	    cm_k8s_int(rec, &min, "min", NULL) < 0 ||
-	    cm_k8s_int(rec, &max, "max", NULL) < 0 ||
-	    cm_k8s_int(rec, &smin, "set_min", NULL) < 0 ||
-	    cm_k8s_int(rec, &smax, "set_max", NULL) < 0 ||
-	    cm_k8s_path(path, sizeof(path), api, ns, "horizontalpodautoscalers",
-	    name, NULL) < 0)
+	    cm_k8s_int(rec, &s.min, "min", NULL) < 0 ||
+	    cm_k8s_int(rec, &s.max, "max", NULL) < 0 ||
+	    cm_k8s_int(rec, &s.smin, "set_min", NULL) < 0 ||
+	    cm_k8s_int(rec, &s.smax, "set_max", NULL) < 0 ||
+	    cm_k8s_path(path, sizeof(path), api, s.ns,
+	    "horizontalpodautoscalers", s.name, NULL) < 0)
 		return refuse(ret, "bad-record", "HPA revert record is "
 		    "incomplete");
-	for (round = 0; round < c->conflict_tries; round++) {
-		cJSON_Delete(h);
-		cm_k8s_resp_clear(&r);
-		rv = get_obj(k, path, &h, err, sizeof(err), "HPA");
-		if (rv < 0) {
-			rv = fail_get(ret, rv, err);
-			goto out;
-		}
-		cmin = 1;
-		cmax = 0;
-		(void)cm_k8s_int(h, &cmin, "spec", "minReplicas", NULL);
-		(void)cm_k8s_int(h, &cmax, "spec", "maxReplicas", NULL);
-		if (cmin != smin || cmax != smax) {
-			rv = refuse(ret, "changed-since", "HPA %s/%s is at "
-			    "%lld..%lld, not the %lld..%lld reflex set: left "
-			    "alone", ns, name, (long long)cmin, (long long)cmax,
-			    (long long)smin, (long long)smax);
-			goto out;
-		}
-		body = guarded_merge(cm_k8s_str(h, "metadata",
-		    "resourceVersion", NULL), &spec);
-		if (body == NULL) {
-			rv = fail(ret, -EBADMSG, "api", "HPA without "
-			    "resourceVersion");
-			goto out;
-		}
-		cJSON_AddNumberToObject(spec, "minReplicas", (double)min);
-		cJSON_AddNumberToObject(spec, "maxReplicas", (double)max);
-		rv = cm_k8s_patch(k, path, CM_K8S_BODY_MERGE_PATCH, body, &r);
-		cJSON_Delete(body);
-		if (rv != -ESTALE)
-			break;
-	}
-	if (rv < 0) {
-		rv = fail(ret, rv, "api", "%s", r.err);
-		goto out;
-	}
-	ret->changed = true;
-	rv = done(ret, "reverted", "reverted HPA %s/%s to %lld..%lld", ns, name,
-	    (long long)min, (long long)max);
-out:
-	cm_k8s_resp_clear(&r);
-	cJSON_Delete(h);
-	return rv;
+	rv = guarded_revert(k, c, path, &g, ret);
+	if (rv < 0)
+		return rv;
+	return done(ret, "reverted", "reverted HPA %s/%s to %lld..%lld",
+	    s.ns, s.name, (long long)s.min, (long long)s.max);
 }
 
 // The value at a JSON pointer made of /spec/<list>/<i>/<dests>/<j>/...
