@@ -170,6 +170,12 @@ static const struct cm_conf_field top_fields[] = {
 	  .sub = agent_kwl_fields, .elem_size = sizeof(struct agent_kwl_conf),
 	  .line_off = CM_CONF_LINE(struct agent_kwl_conf, line),
 	  .help = "runtime kubernetes: the pods to probe and restart" },
+	{ .key = "wire_limits", .type = CM_CONF_STRUCT,
+	  .off = offsetof(struct agent_conf, wire_limits),
+	  .sub = cm_msg_limits_fields,
+	  .help = "msgpack frames it receives (commands, status requests, "
+		  "the coordinator's replies); each at most, and by default, "
+		  "the compiled-in limit" },
 	{ 0 },
 };
 

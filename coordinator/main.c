@@ -262,6 +262,14 @@ main(int argc, char **argv)
 	}
 	if (cm_log_level_parse(a.conf.log_level, &level) == 0)
 		cm_log_set_level(level + verbose);
+	// Before any thread decodes a frame (cm_msg_set_limits is not
+	// thread-safe); the loader kept the values within bounds.
+	rv = cm_msg_set_limits(&a.conf.wire_limits, err, sizeof(err));
+	if (rv < 0) {
+		fprintf(stderr, "reflex-coordinator: %s: %s\n", path, err);
+		coord_conf_free(&a.conf);
+		return 1;
+	}
 	rv = app_run(&a);
 	app_stop(&a);
 	return rv < 0 ? 1 : 0;
