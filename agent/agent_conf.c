@@ -745,7 +745,7 @@ agent_conf_load_mem(struct agent_conf *ret, const char *name,
 	return rv;
 }
 
-// Reads a whole regular file of at most CM_CONF_MAX_FILE bytes into a new
+// Reads a whole regular file of at most cm_conf_max_file() bytes into a new
 // NUL-terminated buffer (free with free()).
 static int
 read_file(const char *path, char **ret, size_t *ret_len, char *err,
@@ -764,9 +764,10 @@ read_file(const char *path, char **ret, size_t *ret_len, char *err,
 		return rv;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > CM_CONF_MAX_FILE)
+	    (uint64_t)st.st_size > cm_conf_max_file())
 		rv = cm_conf_errf(err, errlen, path, 0, NULL, "not a regular "
-		    "file of at most %d bytes", CM_CONF_MAX_FILE);
+		    "file of at most %zu bytes (the limit: --config-max-size "
+		    "or " CM_CONF_MAX_FILE_ENV ")", cm_conf_max_file());
 	if (rv == 0) {
 		text = malloc((size_t)st.st_size + 1);
 		rv = text == NULL ? -ENOMEM : 0;
