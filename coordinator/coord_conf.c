@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cm_log.h"
+#include "coord_jdepth.h"
 
 #define F(k, t, m, ...) { .key = k, .type = t, \
 	.off = offsetof(struct coord_conf, m), __VA_ARGS__ }
@@ -73,6 +74,8 @@ static const struct cm_conf_field limits_fields[] = {
 	L("max_value_len", max_value_len, "1024", 16, 65536, "label value bytes"),
 	L("max_annotation_len", max_annotation_len, "8192", 16, 1048576,
 	    "annotation value bytes"),
+	L("max_json_depth", max_json_depth, "1000", 4, COORD_JSON_DEPTH_MAX,
+	    "nested arrays and objects in a webhook body (400 above)"),
 	L("queue", queue, "20000", 16, 1000000,
 	    "alerts accepted but not yet decided (503 above)"),
 	{ 0 },

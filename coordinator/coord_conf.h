@@ -22,6 +22,7 @@ struct coord_limits_conf {
 	int64_t max_name_len;	// label name bytes
 	int64_t max_value_len;
 	int64_t max_annotation_len;
+	int64_t max_json_depth;	// nested arrays and objects in the body
 	int64_t queue;		// alerts waiting for the engine
 };
 
