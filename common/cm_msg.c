@@ -2,7 +2,9 @@
 // cm_msg: msgpack encoding and strict decoding of reflex wire frames.
 //
 // Wire schema, protocol version 1. A frame is one msgpack map and nothing
-// else (no trailing bytes), at most CM_MSG_MAX_FRAME bytes:
+// else (no trailing bytes), at most CM_MSG_MAX_FRAME bytes (or the lower
+// wire_limits.max_frame the receiver set; the same holds for the depth,
+// the workloads and the string lengths below: see cm_msg_set_limits):
 //
 //   { "v": 1, "type": str, "id": uint64, "body": map }
 //
@@ -32,7 +34,7 @@
 //
 // Decoding has two stages. cm_msg_check_frame() walks the raw bytes
 // without allocating: every length and element count is checked against
-// the bytes left, nesting is capped at CM_MSG_MAX_DEPTH, 0xc1 and trailing
+// the bytes left, nesting is capped at max_depth, 0xc1 and trailing
 // bytes are refused. Only a frame that passes is given to msgpack-c, whose
 // unpacker allocates per element count; the walk guarantees that those
 // counts are bounded by the frame size. The second stage checks the schema
