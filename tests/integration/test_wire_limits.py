@@ -345,6 +345,20 @@ def check_webhook(tap, env):
            (at.status, over.status, over.text))
     n = four_xx() - n0
     tap.ok(n == 2, f"both refusals counted as 4xx on /metrics ({n:.0f})")
+    # simulate judges a saved body like the server.
+    out = []
+    for depth in (11, 12):
+        body = json.dumps(notification([alert(ok_labels)]))
+        body = body[:-1] + ',"x":' + "[" * depth + "]" * depth + "}"
+        p = env.lab.write_file(f"deep-{depth}.json", body)
+        r = subprocess.run([reflex_binary("reflex-coordinator"), "-c",
+                            env.cconf, "simulate", p], capture_output=True,
+                           text=True, timeout=30)
+        out.append((r.returncode, r.stderr.strip()[-200:]))
+    tap.ok(out[0][0] == 0 and out[1][0] == 1 and
+           "JSON nests deeper than 12 levels" in out[1][1] and
+           "would answer 400" in out[1][1],
+           "simulate: the same depth limit and reason as the webhook", out)
 
 
 def check_config_size(tap, lab, env):
