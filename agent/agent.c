@@ -406,6 +406,10 @@ agent_setup(struct agent *a, const char *conf_path, int verbose, char *err,
 	if (rv < 0)
 		return rv;
 	cm_log_set_level(a->conf.log_level + verbose);
+	// Before any server or link thread decodes a frame.
+	rv = cm_msg_set_limits(&a->conf.wire_limits, err, errlen);
+	if (rv < 0)
+		return rv;
 	if (a->conf.coordinator_secret_file != NULL) {
 		rv = cm_auth_new(&a->auth, a->conf.coordinator_secret_file,
 		    err, errlen);

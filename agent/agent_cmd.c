@@ -487,7 +487,7 @@ open_socket(struct agent_cmd_srv *s, const struct agent_cmd_opts *o,
 	if (rv != 0)
 		return nng_err(rv, "open socket for", o->url, err, errlen);
 	s->sock_open = true;
-	rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, CM_MSG_RECV_MAX);
+	rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, cm_msg_recv_max());
 	if (rv != 0)
 		return nng_err(rv, "set recv-size-max on", o->url, err, errlen);
 	rv = open_contexts(s);

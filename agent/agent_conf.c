@@ -170,6 +170,12 @@ static const struct cm_conf_field top_fields[] = {
 	  .sub = agent_kwl_fields, .elem_size = sizeof(struct agent_kwl_conf),
 	  .line_off = CM_CONF_LINE(struct agent_kwl_conf, line),
 	  .help = "runtime kubernetes: the pods to probe and restart" },
+	{ .key = "wire_limits", .type = CM_CONF_STRUCT,
+	  .off = offsetof(struct agent_conf, wire_limits),
+	  .sub = cm_msg_limits_fields,
+	  .help = "msgpack frames it receives (commands, status requests, "
+		  "the coordinator's replies); each at most, and by default, "
+		  "the compiled-in limit" },
 	{ 0 },
 };
 
@@ -739,7 +745,7 @@ agent_conf_load_mem(struct agent_conf *ret, const char *name,
 	return rv;
 }
 
-// Reads a whole regular file of at most CM_CONF_MAX_FILE bytes into a new
+// Reads a whole regular file of at most cm_conf_max_file() bytes into a new
 // NUL-terminated buffer (free with free()).
 static int
 read_file(const char *path, char **ret, size_t *ret_len, char *err,
@@ -758,9 +764,10 @@ read_file(const char *path, char **ret, size_t *ret_len, char *err,
 		return rv;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > CM_CONF_MAX_FILE)
+	    (uint64_t)st.st_size > cm_conf_max_file())
 		rv = cm_conf_errf(err, errlen, path, 0, NULL, "not a regular "
-		    "file of at most %d bytes", CM_CONF_MAX_FILE);
+		    "file of at most %zu bytes (the limit: --config-max-size "
+		    "or " CM_CONF_MAX_FILE_ENV ")", cm_conf_max_file());
 	if (rv == 0) {
 		text = malloc((size_t)st.st_size + 1);
 		rv = text == NULL ? -ENOMEM : 0;

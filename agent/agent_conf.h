@@ -20,6 +20,7 @@
 
 #include "cm_conf.h"
 #include "cm_k8s.h"
+#include "cm_msg.h"
 
 #define AGENT_CONF_DEFAULT_PATH "/etc/reflex/agent.yaml"
 #define AGENT_MAX_INSTANCES 64	 // per service
@@ -182,6 +183,7 @@ struct agent_conf {
 	struct cm_list services;   // of struct agent_svc_conf (process)
 	struct agent_kube_conf kubernetes; // runtime kubernetes
 	struct cm_list workloads;  // of struct agent_kwl_conf (kubernetes)
+	struct cm_msg_limits wire_limits; // frames it receives (cm_msg.h)
 };
 
 // Loads and validates `path` into *ret (zeroed first). Returns 0, or a

@@ -90,7 +90,7 @@ link_setup(struct agent_link *l, char *err, size_t errlen)
 	if (rv != 0)
 		return link_err(rv, "open", err, errlen);
 	l->sock_open = true;
-	rv = nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, CM_MSG_RECV_MAX);
+	rv = nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, cm_msg_recv_max());
 	if (rv == 0)
 		rv = nng_socket_set_ms(l->sock, NNG_OPT_RECONNMINT, 250);
 	if (rv == 0)

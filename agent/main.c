@@ -17,6 +17,7 @@
 
 struct args {
 	const char *config;
+	const char *max_size; // --config-max-size, NULL: from the environment
 	int verbose;
 	bool check;
 	bool help_config;
@@ -33,6 +34,11 @@ usage(FILE *f)
 	    "  -v, --verbose       raise the log level one step (repeatable)\n"
 	    "  --check-config      validate the configuration and exit 0/1\n"
 	    "  --help-config       list the configuration keys\n"
+	    "  --config-max-size SIZE\n"
+	    "                      refuse larger configuration files (default "
+	    "1MiB,\n"
+	    "                      4KiB..16MiB; else from " CM_CONF_MAX_FILE_ENV
+	    ")\n"
 	    "  -h, --help          this text\n",
 	    AGENT_CONF_DEFAULT_PATH);
 }
@@ -47,6 +53,7 @@ parse_args(int argc, char **argv, struct args *a)
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "help-config", no_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "config-max-size", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -60,6 +67,8 @@ parse_args(int argc, char **argv, struct args *a)
 			a->check = true;
 		else if (c == 'H')
 			a->help_config = true;
+		else if (c == 'M')
+			a->max_size = optarg;
 		else if (c == 'h')
 			return 1;
 		else
@@ -124,15 +133,27 @@ int
 main(int argc, char **argv)
 {
 	struct args a = { .config = AGENT_CONF_DEFAULT_PATH };
+	char err[256];
 	int rv;
 
 	ensure_stdio();
-	if (argc >= 2 && strcmp(argv[1], "status") == 0)
+	if (argc >= 2 && strcmp(argv[1], "status") == 0) {
+		// The status client reads the configuration too.
+		if (cm_conf_set_max_file(NULL, err, sizeof(err)) < 0) {
+			fprintf(stderr, "reflex-agent: %s\n", err);
+			return 2;
+		}
 		return agent_status_main(argc - 1, argv + 1);
+	}
 	rv = parse_args(argc, argv, &a);
 	if (rv != 0) {
 		usage(rv > 0 ? stdout : stderr);
 		return rv > 0 ? 0 : 2;
+	}
+	// The option, else the environment.
+	if (cm_conf_set_max_file(a.max_size, err, sizeof(err)) < 0) {
+		fprintf(stderr, "reflex-agent: %s\n", err);
+		return 2;
 	}
 	if (a.help_config) {
 		agent_conf_print_reference();

@@ -640,6 +640,41 @@ cm_yaml_depth_check(const char *text, size_t len, int max_depth,
 	return rv;
 }
 
+// The file limit; written only by cm_conf_set_max_file, at startup.
+static size_t max_file = CM_CONF_MAX_FILE;
+
+size_t
+cm_conf_max_file(void)
+{
+	return max_file;
+}
+
+int
+cm_conf_set_max_file(const char *opt, char *err, size_t errlen)
+{
+	const char *what = "--config-max-size", *v = opt;
+	int64_t n;
+
+	if (v == NULL) {
+		what = CM_CONF_MAX_FILE_ENV;
+		v = getenv(CM_CONF_MAX_FILE_ENV);
+		if (v == NULL || v[0] == '\0')
+			return 0;
+	}
+	if (cm_size_parse(v, &n) < 0) {
+		snprintf(err, errlen, "%s: expected a size (e.g. 4096, 512KiB, "
+		    "4MiB), got \"%.40s\"", what, v);
+		return -EINVAL;
+	}
+	if (n < CM_CONF_MIN_FILE || n > CM_CONF_MAX_FILE_CEIL) {
+		snprintf(err, errlen, "%s: %lld bytes is outside %d..%d", what,
+		    (long long)n, CM_CONF_MIN_FILE, CM_CONF_MAX_FILE_CEIL);
+		return -EINVAL;
+	}
+	max_file = (size_t)n;
+	return 0;
+}
+
 int
 cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
     const char *text, size_t len, char *err, size_t errlen)
@@ -652,9 +687,10 @@ cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
 	size_t line = 0;
 	int rv;
 
-	if (len > CM_CONF_MAX_FILE)
+	if (len > max_file)
 		return cm_conf_errf(err, errlen, name, 0, NULL,
-		    "file is larger than %d bytes", CM_CONF_MAX_FILE);
+		    "file is larger than %zu bytes (the limit: "
+		    "--config-max-size or " CM_CONF_MAX_FILE_ENV ")", max_file);
 	rv = cm_yaml_depth_check(text, len, CM_CONF_MAX_DEPTH, &line);
 	if (rv == -EINVAL)
 		return cm_conf_errf(err, errlen, name, (int)line, NULL,
@@ -704,10 +740,11 @@ cm_conf_load(void *out, const struct cm_conf_field *tbl, const char *path,
 		return rv;
 	}
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > CM_CONF_MAX_FILE) {
+	    (uint64_t)st.st_size > max_file) {
 		fclose(f);
 		return cm_conf_errf(err, errlen, path, 0, NULL,
-		    "not a regular file of at most %d bytes", CM_CONF_MAX_FILE);
+		    "not a regular file of at most %zu bytes (the limit: "
+		    "--config-max-size or " CM_CONF_MAX_FILE_ENV ")", max_file);
 	}
 	text = malloc((size_t)st.st_size + 1);
 	if (text == NULL) {

@@ -14,7 +14,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CM_CONF_MAX_FILE (1024 * 1024) // bytes; larger files are refused
+// Configuration files larger than the file limit are refused. Its default
+// is CM_CONF_MAX_FILE; a binary may set it within CM_CONF_MIN_FILE..
+// CM_CONF_MAX_FILE_CEIL (both take --config-max-size and the environment
+// variable CM_CONF_MAX_FILE_ENV). Files also hold at most
+// CM_CONF_MAX_NODES YAML nodes, whatever their size.
+#define CM_CONF_MAX_FILE (1024 * 1024) // bytes; the default file limit
+#define CM_CONF_MIN_FILE 4096
+#define CM_CONF_MAX_FILE_CEIL (16 * 1024 * 1024)
+#define CM_CONF_MAX_FILE_ENV "REFLEX_CONFIG_MAX_SIZE"
 #define CM_CONF_MAX_DEPTH 32
 #define CM_CONF_MAX_NODES 100000
 
@@ -98,6 +106,18 @@ int cm_conf_errf(char *err, size_t errlen, const char *name, int line,
 // in *ret_line; -ENOMEM. Borrows `text`; any thread.
 int cm_yaml_depth_check(const char *text, size_t len, int max_depth,
     size_t *ret_line) __attribute__((warn_unused_result));
+
+// The file limit in force (bytes).
+size_t cm_conf_max_file(void);
+
+// Sets the file limit from `opt` (a --config-max-size value such as
+// "4MiB"), or, when opt is NULL, from the environment variable
+// CM_CONF_MAX_FILE_ENV if set and non-empty; neither: the limit stays.
+// Returns 0, or -EINVAL with the reason in err ("--config-max-size: ..."
+// or "REFLEX_CONFIG_MAX_SIZE: ...") for a value that is not a size or is
+// outside CM_CONF_MIN_FILE..CM_CONF_MAX_FILE_CEIL; the limit then stays.
+// Not thread-safe: call it at startup, before loading.
+int cm_conf_set_max_file(const char *opt, char *err, size_t errlen);
 
 // Scalar parsers shared with the command line. Return 0 or -EINVAL/-ERANGE.
 int cm_duration_parse(const char *s, int64_t *ret_ms);

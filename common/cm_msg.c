@@ -2,7 +2,9 @@
 // cm_msg: msgpack encoding and strict decoding of reflex wire frames.
 //
 // Wire schema, protocol version 1. A frame is one msgpack map and nothing
-// else (no trailing bytes), at most CM_MSG_MAX_FRAME bytes:
+// else (no trailing bytes), at most CM_MSG_MAX_FRAME bytes (or the lower
+// wire_limits.max_frame the receiver set; the same holds for the depth,
+// the workloads and the string lengths below: see cm_msg_set_limits):
 //
 //   { "v": 1, "type": str, "id": uint64, "body": map }
 //
@@ -32,7 +34,7 @@
 //
 // Decoding has two stages. cm_msg_check_frame() walks the raw bytes
 // without allocating: every length and element count is checked against
-// the bytes left, nesting is capped at CM_MSG_MAX_DEPTH, 0xc1 and trailing
+// the bytes left, nesting is capped at max_depth, 0xc1 and trailing
 // bytes are refused. Only a frame that passes is given to msgpack-c, whose
 // unpacker allocates per element count; the walk guarantees that those
 // counts are bounded by the frame size. The second stage checks the schema
@@ -51,6 +53,101 @@
 #include "cm_log.h"
 
 #define CODE_MIN (-4095) // most negative errno a reply may carry
+
+/* ------------------------------------------------------------------ */
+/* Run-time limits                                                     */
+
+const struct cm_msg_limits cm_msg_default_limits = {
+	.max_frame = CM_MSG_MAX_FRAME,
+	.max_depth = CM_MSG_MAX_DEPTH,
+	.max_workloads = CM_MSG_MAX_WORKLOADS,
+	.max_name_len = CM_NAME_MAX - 1,
+	.max_addr_len = CM_ADDR_MAX - 1,
+	.max_text_len = CM_TEXT_MAX - 1,
+};
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define LIM(k, m, t, d, lo, hi, h) { .key = k, .type = t, \
+	.off = offsetof(struct cm_msg_limits, m), .def = d, .min = lo, \
+	.max = hi, .help = h }
+
+const struct cm_conf_field cm_msg_limits_fields[] = {
+	LIM("max_frame", max_frame, CM_CONF_SIZE, "256KiB", CM_MSG_MIN_FRAME,
+	    CM_MSG_MAX_FRAME, "largest msgpack frame accepted (too_large "
+	    "above; 1KiB..256KiB)"),
+	LIM("max_depth", max_depth, CM_CONF_INT, STR(CM_MSG_MAX_DEPTH),
+	    CM_MSG_MIN_DEPTH, CM_MSG_MAX_DEPTH,
+	    "nested maps and arrays in a frame (bad_frame above; 4..16)"),
+	LIM("max_workloads", max_workloads, CM_CONF_INT,
+	    STR(CM_MSG_MAX_WORKLOADS), 1, CM_MSG_MAX_WORKLOADS,
+	    "workloads in one registration (1..1024)"),
+	LIM("max_name_len", max_name_len, CM_CONF_INT, "63",
+	    CM_MSG_MIN_NAME_LEN, CM_NAME_MAX - 1,
+	    "bytes of a node, service, instance or action name (32..63)"),
+	LIM("max_addr_len", max_addr_len, CM_CONF_INT, "255",
+	    CM_MSG_MIN_ADDR_LEN, CM_ADDR_MAX - 1,
+	    "bytes of an address (32..255)"),
+	LIM("max_text_len", max_text_len, CM_CONF_INT, "1023",
+	    CM_MSG_MIN_TEXT_LEN, CM_TEXT_MAX - 1,
+	    "bytes of a reason or message (256..1023)"),
+	{ 0 },
+};
+
+// The limits in force; written only by cm_msg_set_limits, before threads.
+static struct cm_msg_limits limits_now = {
+	.max_frame = CM_MSG_MAX_FRAME,
+	.max_depth = CM_MSG_MAX_DEPTH,
+	.max_workloads = CM_MSG_MAX_WORKLOADS,
+	.max_name_len = CM_NAME_MAX - 1,
+	.max_addr_len = CM_ADDR_MAX - 1,
+	.max_text_len = CM_TEXT_MAX - 1,
+};
+
+int
+cm_msg_set_limits(const struct cm_msg_limits *l, char *err, size_t errlen)
+{
+	if (l == NULL) {
+		limits_now = cm_msg_default_limits;
+		return 0;
+	}
+	// The table's bounds, so that a struct not loaded by cm_conf is
+	// held to the same.
+	for (const struct cm_conf_field *f = cm_msg_limits_fields;
+	    f->key != NULL; f++) {
+		int64_t v;
+
+		memcpy(&v, (const char *)l + f->off, sizeof(v));
+		if (v < f->min || v > f->max) {
+			if (err != NULL && errlen > 0)
+				snprintf(err, errlen, "wire_limits.%s: %" PRId64
+				    " is outside %" PRId64 "..%" PRId64, f->key,
+				    v, f->min, f->max);
+			return -EINVAL;
+		}
+	}
+	limits_now = *l;
+	return 0;
+}
+
+const struct cm_msg_limits *
+cm_msg_limits(void)
+{
+	return &limits_now;
+}
+
+size_t
+cm_msg_recv_max(void)
+{
+	return 2 * (size_t)limits_now.max_frame;
+}
+
+// Clamps v to lo..hi.
+static size_t
+clamp(int64_t v, int64_t lo, int64_t hi)
+{
+	return (size_t)(v < lo ? lo : v > hi ? hi : v);
+}
 
 static int fail(char *err, size_t errlen, int rv, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -163,16 +260,20 @@ enum field_kind {
 	F_TEXT,	       // UTF-8 without NUL
 };
 
-// Checks the len bytes at s as the value of field prefix+key that must fit
-// a buffer of cap bytes (with its NUL). Shared by encoder and decoder so
-// that both sides enforce the same rules.
+// Checks the len bytes at s as the value of field prefix+key, at most max
+// bytes long (below the capacity of its buffer). Shared by encoder and
+// decoder so that both sides enforce the same rules; limit_key names the
+// configured limit max came from (NULL: the buffer's capacity).
 static int
-check_str(const char *s, size_t len, size_t cap, enum field_kind k,
-    const char *prefix, const char *key, char *err, size_t errlen)
+check_str(const char *s, size_t len, size_t max, const char *limit_key,
+    enum field_kind k, const char *prefix, const char *key, char *err,
+    size_t errlen)
 {
-	if (len >= cap)
-		return fail(err, errlen, -EINVAL, "%s%s: %zu bytes, limit %zu",
-		    prefix, key, len, cap - 1);
+	if (len > max)
+		return fail(err, errlen, -EINVAL,
+		    "%s%s: %zu bytes, limit %zu%s%s%s", prefix, key, len, max,
+		    limit_key ? " (wire_limits." : "", limit_key ? limit_key :
+		    "", limit_key ? ")" : "");
 	if (!cm_utf8_valid(s, len))
 		return fail(err, errlen, -EINVAL,
 		    "%s%s: not valid UTF-8 or contains NUL", prefix, key);
@@ -344,22 +445,35 @@ walk_head(struct walk *w, int *ret_kind, uint64_t *ret_n)
 int
 cm_msg_check_frame(const void *buf, size_t len, char *err, size_t errlen)
 {
+	return cm_msg_check_frame_lim(buf, len, NULL, err, errlen);
+}
+
+int
+cm_msg_check_frame_lim(const void *buf, size_t len,
+    const struct cm_msg_limits *lim, char *err, size_t errlen)
+{
 	struct walk w = {
 		.p = buf, .len = len, .pos = 0, .err = err, .errlen = errlen,
 	};
 	// todo[d]: objects still to read in the container open at depth d;
 	// depth 0 is the frame itself, which holds exactly one object.
 	uint64_t todo[CM_MSG_MAX_DEPTH + 1];
-	int depth = 0, kind, r;
+	int depth = 0, kind, r, max_depth;
+	size_t max_frame;
 	uint64_t n;
 	size_t at;
 
+	if (lim == NULL)
+		lim = &limits_now;
+	max_frame = clamp(lim->max_frame, CM_MSG_MIN_FRAME, CM_MSG_MAX_FRAME);
+	max_depth = (int)clamp(lim->max_depth, CM_MSG_MIN_DEPTH,
+	    CM_MSG_MAX_DEPTH);
 	if (len == 0 || buf == NULL)
 		return fail(err, errlen, -EBADMSG, "empty frame");
-	if (len > CM_MSG_MAX_FRAME)
+	if (len > max_frame)
 		return fail(err, errlen, -EMSGSIZE,
-		    "frame of %zu bytes exceeds the limit of %d", len,
-		    CM_MSG_MAX_FRAME);
+		    "frame of %zu bytes exceeds the limit of %zu "
+		    "(wire_limits.max_frame)", len, max_frame);
 	todo[0] = 1;
 	for (;;) {
 		while (todo[depth] == 0 && depth > 0)
@@ -378,11 +492,11 @@ cm_msg_check_frame(const void *buf, size_t len, char *err, size_t errlen)
 			return r;
 		if (kind == K_SCALAR)
 			continue;
-		if (depth + 1 > CM_MSG_MAX_DEPTH)
+		if (depth + 1 > max_depth)
 			return fail(err, errlen, -EBADMSG,
-			    "%s at offset %zu nests deeper than %d levels",
-			    kind == K_MAP ? "map" : "array", at,
-			    CM_MSG_MAX_DEPTH);
+			    "%s at offset %zu nests deeper than %d levels "
+			    "(wire_limits.max_depth)",
+			    kind == K_MAP ? "map" : "array", at, max_depth);
 		// Each element takes at least one byte.
 		if (n > walk_left(&w))
 			return fail(err, errlen, -EBADMSG,
@@ -408,6 +522,7 @@ struct dec {
 	char *err;
 	size_t errlen;
 	int rv;
+	const struct cm_msg_limits *lim; // within the bounds (clamped)
 };
 
 static const char *
@@ -512,7 +627,8 @@ get_str(struct dec *d, const msgpack_object *map, const char *prefix,
     const char *key, enum field_kind k, char *dst, size_t cap)
 {
 	const msgpack_object *o = find(d, map, prefix, key, -EINVAL);
-	size_t n;
+	const char *limit_key = NULL;
+	size_t n, max = cap - 1;
 
 	if (o == NULL)
 		return;
@@ -521,8 +637,26 @@ get_str(struct dec *d, const msgpack_object *map, const char *prefix,
 		return;
 	}
 	n = o->via.str.size;
-	d->rv = check_str(o->via.str.ptr, n, cap, k, prefix, key, d->err,
-	    d->errlen);
+	switch (k) {
+	case F_NAME:
+	case F_NAME_OR_ALL:
+		max = (size_t)d->lim->max_name_len;
+		limit_key = "max_name_len";
+		break;
+	case F_ADDR:
+	case F_ADDR_REQ:
+		max = (size_t)d->lim->max_addr_len;
+		limit_key = "max_addr_len";
+		break;
+	case F_TEXT:
+		max = (size_t)d->lim->max_text_len;
+		limit_key = "max_text_len";
+		break;
+	}
+	if (max > cap - 1)
+		max = cap - 1; // cannot happen with the bounds; the buffer rules
+	d->rv = check_str(o->via.str.ptr, n, max, limit_key, k, prefix, key,
+	    d->err, d->errlen);
 	if (d->rv < 0)
 		return;
 	if (n > 0)
@@ -650,10 +784,10 @@ dec_register(struct dec *d, const msgpack_object *b, struct cm_msg *m)
 		return;
 	}
 	n = o->via.array.size;
-	if (n > CM_MSG_MAX_WORKLOADS) {
+	if (n > d->lim->max_workloads) {
 		d->rv = fail(d->err, d->errlen, -EINVAL,
-		    "body.workloads: %" PRIu32 " entries, limit %d", n,
-		    CM_MSG_MAX_WORKLOADS);
+		    "body.workloads: %" PRIu32 " entries, limit %" PRId64
+		    " (wire_limits.max_workloads)", n, d->lim->max_workloads);
 		return;
 	}
 	if (n == 0)
@@ -729,8 +863,8 @@ dec_reply(struct dec *d, const msgpack_object *b, struct cm_msg *m)
 		return;
 	}
 	n = o->via.str.size;
-	d->rv = check_str(o->via.str.ptr, n, CM_STATUS_MAX, F_TEXT, "body.",
-	    "json", d->err, d->errlen);
+	d->rv = check_str(o->via.str.ptr, n, CM_STATUS_MAX - 1, NULL, F_TEXT,
+	    "body.", "json", d->err, d->errlen);
 	if (d->rv < 0)
 		return;
 	r->json = malloc((size_t)n + 1);
@@ -828,7 +962,8 @@ put_str(struct enc *e, const char *prefix, const char *key, const char *s,
 		return;
 	}
 	n = strnlen(s, cap);
-	e->rv = check_str(s, n, cap, k, prefix, key, e->err, sizeof(e->err));
+	e->rv = check_str(s, n, cap - 1, NULL, k, prefix, key, e->err,
+	    sizeof(e->err));
 	if (e->rv < 0)
 		return;
 	put_key(e, key);
@@ -1064,10 +1199,10 @@ printable(const msgpack_object *o, char *out, size_t n)
 
 // Checks v, type, id and body and dispatches on type.
 static int
-dec_envelope(struct cm_msg *m, const msgpack_object *top, char *err,
-    size_t errlen)
+dec_envelope(struct cm_msg *m, const msgpack_object *top,
+    const struct cm_msg_limits *lim, char *err, size_t errlen)
 {
-	struct dec d = { .err = err, .errlen = errlen, .rv = 0 };
+	struct dec d = { .err = err, .errlen = errlen, .rv = 0, .lim = lim };
 	const msgpack_object *v, *type, *body;
 	char shown[33];
 
@@ -1117,6 +1252,25 @@ int
 cm_msg_decode(struct cm_msg *m, const void *buf, size_t len, char *err,
     size_t errlen)
 {
+	return cm_msg_decode_lim(m, buf, len, NULL, err, errlen);
+}
+
+int
+cm_msg_decode_lim(struct cm_msg *m, const void *buf, size_t len,
+    const struct cm_msg_limits *lim, char *err, size_t errlen)
+{
+	const struct cm_msg_limits *l = lim != NULL ? lim : &limits_now;
+	struct cm_msg_limits cl = {
+		.max_frame = l->max_frame, .max_depth = l->max_depth,
+		.max_workloads = (int64_t)clamp(l->max_workloads, 1,
+		    CM_MSG_MAX_WORKLOADS),
+		.max_name_len = (int64_t)clamp(l->max_name_len,
+		    CM_MSG_MIN_NAME_LEN, CM_NAME_MAX - 1),
+		.max_addr_len = (int64_t)clamp(l->max_addr_len,
+		    CM_MSG_MIN_ADDR_LEN, CM_ADDR_MAX - 1),
+		.max_text_len = (int64_t)clamp(l->max_text_len,
+		    CM_MSG_MIN_TEXT_LEN, CM_TEXT_MAX - 1),
+	};
 	msgpack_unpacked up;
 	msgpack_unpack_return ur;
 	size_t off = 0;
@@ -1127,7 +1281,7 @@ cm_msg_decode(struct cm_msg *m, const void *buf, size_t len, char *err,
 	if (m == NULL)
 		return fail(err, errlen, -EINVAL, "no message to decode into");
 	memset(m, 0, sizeof(*m));
-	r = cm_msg_check_frame(buf, len, err, errlen);
+	r = cm_msg_check_frame_lim(buf, len, l, err, errlen);
 	if (r < 0)
 		return r;
 
@@ -1144,7 +1298,7 @@ cm_msg_decode(struct cm_msg *m, const void *buf, size_t len, char *err,
 		    off);
 		goto out;
 	}
-	r = dec_envelope(m, &up.data, err, errlen);
+	r = dec_envelope(m, &up.data, &cl, err, errlen);
 	if (r < 0)
 		cm_msg_clear(m);
 out:

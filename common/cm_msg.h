@@ -11,8 +11,8 @@
 // request is answered by "reply" (ok/code/message) or, when the frame could
 // not be understood at all, by "error". Replies carry the request's id.
 //
-// Decoding never trusts the wire: a frame larger than CM_MSG_MAX_FRAME,
-// truncated, with trailing bytes, nested deeper than CM_MSG_MAX_DEPTH, with
+// Decoding never trusts the wire: a frame larger than the frame limit,
+// truncated, with trailing bytes, nested deeper than the depth limit, with
 // a length that exceeds the bytes left, of an unknown version or type, with
 // a missing or wrongly typed field, a string that is not UTF-8, or a name
 // that is not a valid name is rejected with an error code and a message;
@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cm_conf.h"
 
 #define CM_PROTO_VERSION 1
 #define CM_MSG_MAX_FRAME (256 * 1024)
@@ -41,6 +43,19 @@
 #define CM_ADDR_MAX 256	    // nng URLs and host:port
 #define CM_TEXT_MAX 1024    // reasons and messages
 #define CM_STATUS_MAX (256 * 1024) // status JSON document
+
+// The limits above are the ceilings: what the encoder writes at most and
+// what the structs hold. What a process accepts from the wire can be set
+// lower at run time (config key wire_limits:, struct cm_msg_limits); the
+// floors keep the protocol's own frames decodable: a register frame nests
+// 4 containers deep, error codes and actions are names of up to 19 bytes,
+// tcp://255.255.255.255:65535 is 27 bytes, and error replies carry
+// reasons of up to about 200 bytes.
+#define CM_MSG_MIN_FRAME 1024
+#define CM_MSG_MIN_DEPTH 4
+#define CM_MSG_MIN_NAME_LEN 32
+#define CM_MSG_MIN_ADDR_LEN 32
+#define CM_MSG_MIN_TEXT_LEN 256
 
 enum cm_msg_type {
 	CM_MSG_REGISTER = 1, // agent -> coordinator
@@ -122,6 +137,45 @@ struct cm_msg {
 	} u;
 };
 
+// What cm_msg_decode accepts, each at most the ceiling and at least the
+// floor above (int64_t so that cm_conf binds the struct directly). A
+// breach is refused like a breach of the ceiling, with the same error
+// (-EMSGSIZE for the frame, -EBADMSG for the depth, -EINVAL for the
+// workloads and the strings) and a reason that names the limit and its
+// config key, e.g. "body.reason: 300 bytes, limit 255
+// (wire_limits.max_text_len)".
+struct cm_msg_limits {
+	int64_t max_frame;	// bytes of one frame
+	int64_t max_depth;	// nested maps and arrays
+	int64_t max_workloads;	// entries of a register's workloads
+	int64_t max_name_len;	// bytes of a name (node, service, ...)
+	int64_t max_addr_len;	// bytes of an address (addr fields)
+	int64_t max_text_len;	// bytes of a text (reason, message)
+};
+
+// The ceilings, which are also the defaults.
+extern const struct cm_msg_limits cm_msg_default_limits;
+
+// cm_conf table of struct cm_msg_limits (keys max_frame, max_depth, ...,
+// with the defaults and the floor..ceiling bounds), for a config file's
+// wire_limits: section.
+extern const struct cm_conf_field cm_msg_limits_fields[];
+
+// Sets the limits cm_msg_decode, cm_msg_check_frame and cm_msg_recv_max
+// apply in this process; NULL restores the defaults. Returns 0, or
+// -EINVAL with the out-of-bounds key in err (may be NULL), leaving the
+// limits as they were. Not thread-safe: call it once at startup, before
+// any thread decodes (the limits are then read without locks). Copies l.
+int cm_msg_set_limits(const struct cm_msg_limits *l, char *err,
+    size_t errlen);
+
+// The limits in force (borrowed; valid until the next cm_msg_set_limits).
+const struct cm_msg_limits *cm_msg_limits(void);
+
+// The NNG_OPT_RECVMAXSZ for reflex sockets under the limits in force:
+// twice max_frame, for the reason given at CM_MSG_RECV_MAX.
+size_t cm_msg_recv_max(void);
+
 // Encodes `m` into a new buffer. On success returns 0 and *ret_buf (free
 // with free()) and *ret_len; -EINVAL if a field does not fit the limits,
 // -ENOMEM on allocation failure. Never blocks; any thread.
@@ -133,22 +187,36 @@ struct cm_msg {
 int cm_msg_encode(const struct cm_msg *m, void **ret_buf, size_t *ret_len)
     __attribute__((warn_unused_result));
 
-// Decodes one frame. On success returns 0 and fills *m (release with
-// cm_msg_clear). On failure returns a negative errno (-EMSGSIZE too large,
-// -EBADMSG malformed, -EPROTO bad version or type, -EINVAL bad field) and
-// writes a one-line reason into err; *m is left cleared. Borrows buf.
+// Decodes one frame under the limits in force (cm_msg_set_limits). On
+// success returns 0 and fills *m (release with cm_msg_clear). On failure
+// returns a negative errno (-EMSGSIZE too large, -EBADMSG malformed or
+// nested too deep, -EPROTO bad version or type, -EINVAL bad field, too
+// long a string, too many workloads) and writes a one-line reason into
+// err; *m is left cleared. Borrows buf.
 int cm_msg_decode(struct cm_msg *m, const void *buf, size_t len, char *err,
     size_t errlen) __attribute__((warn_unused_result));
+
+// The same under the limits `lim` (borrowed; NULL: the limits in force),
+// which must be within the bounds cm_msg_set_limits checks (values out of
+// them are clamped to the ceiling or the floor).
+int cm_msg_decode_lim(struct cm_msg *m, const void *buf, size_t len,
+    const struct cm_msg_limits *lim, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 // The first, allocation-free stage of cm_msg_decode: walks the raw bytes
 // of one frame checking that it is exactly one well-formed msgpack object
 // (every length and element count within the bytes left, nesting at most
-// CM_MSG_MAX_DEPTH containers, no 0xc1 byte, no trailing bytes). Returns 0,
-// -EMSGSIZE when len > CM_MSG_MAX_FRAME, or -EBADMSG (also for an empty
-// frame) with a one-line reason in err (may be NULL). Knows nothing of the
-// reflex schema. Borrows buf; pure; any thread.
+// max_depth containers, no 0xc1 byte, no trailing bytes) under the limits
+// in force. Returns 0, -EMSGSIZE when len > max_frame, or -EBADMSG (also
+// for an empty frame) with a one-line reason in err (may be NULL). Knows
+// nothing of the reflex schema. Borrows buf; pure; any thread.
 int cm_msg_check_frame(const void *buf, size_t len, char *err,
     size_t errlen) __attribute__((warn_unused_result));
+
+// The same under `lim` (NULL: the limits in force), as cm_msg_decode_lim.
+int cm_msg_check_frame_lim(const void *buf, size_t len,
+    const struct cm_msg_limits *lim, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 // Frees what decode allocated inside m (workloads, json) and zeroes it.
 void cm_msg_clear(struct cm_msg *m);

@@ -173,7 +173,7 @@ agent_dial_locked(struct agent *ag, const char *addr)
 	rv = nng_req0_open(&ag->sock);
 	if (rv != 0)
 		return -ENOMEM;
-	nng_socket_set_size(ag->sock, NNG_OPT_RECVMAXSZ, CM_MSG_RECV_MAX);
+	nng_socket_set_size(ag->sock, NNG_OPT_RECVMAXSZ, cm_msg_recv_max());
 	// Commands are not idempotent: never let req resend on its own.
 	nng_socket_set_ms(ag->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(ag->sock, NNG_OPT_RECONNMINT, 100);
@@ -499,7 +499,7 @@ coord_agents_start(struct coord_agents **ret, const char *listen_url,
 	a->auth = auth;
 	rv = nng_rep0_open(&a->rep);
 	if (rv == 0)
-		rv = nng_socket_set_size(a->rep, NNG_OPT_RECVMAXSZ, CM_MSG_RECV_MAX);
+		rv = nng_socket_set_size(a->rep, NNG_OPT_RECVMAXSZ, cm_msg_recv_max());
 	if (rv == 0) {
 		rv = nng_listen(a->rep, listen_url, NULL, 0);
 		if (rv != 0)

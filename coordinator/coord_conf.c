@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cm_log.h"
+#include "coord_jdepth.h"
 
 #define F(k, t, m, ...) { .key = k, .type = t, \
 	.off = offsetof(struct coord_conf, m), __VA_ARGS__ }
@@ -69,9 +70,14 @@ static const struct cm_conf_field limits_fields[] = {
 	  .help = "largest webhook body accepted (413 above)" },
 	L("max_alerts", max_alerts, "1000", 1, 100000, "alerts per webhook (413 above)"),
 	L("max_labels", max_labels, "64", 1, 1024, "labels or annotations per alert"),
+	L("max_name_len", max_name_len, "128", 16, 1024,
+	    "label or annotation name bytes (413 above)"),
 	L("max_value_len", max_value_len, "1024", 16, 65536, "label value bytes"),
 	L("max_annotation_len", max_annotation_len, "8192", 16, 1048576,
 	    "annotation value bytes"),
+	L("max_json_depth", max_json_depth, "1000", 4, COORD_JSON_DEPTH_MAX,
+	    "nested arrays and objects in a webhook body (400 above; "
+	    "4..1000)"),
 	L("queue", queue, "20000", 16, 1000000,
 	    "alerts accepted but not yet decided (503 above)"),
 	{ 0 },
@@ -105,7 +111,12 @@ const struct cm_conf_field coord_conf_fields[] = {
 	F("replica_labels", CM_CONF_STRLIST, replica_labels,
 	    .help = "labels ignored when recognising duplicate alerts "
 	    "(default: prometheus_replica, replica)"),
-	F("limits", CM_CONF_STRUCT, limits, .sub = limits_fields),
+	F("limits", CM_CONF_STRUCT, limits, .sub = limits_fields,
+	    .help = "webhook limits"),
+	F("wire_limits", CM_CONF_STRUCT, wire_limits,
+	    .sub = cm_msg_limits_fields,
+	    .help = "msgpack frames from agents (the agent channel); each "
+	    "at most, and by default, the compiled-in limit"),
 	F("safety", CM_CONF_STRUCT, safety, .sub = coord_safety_fields,
 	    .help = "checks every action passes; the circuit breaker"),
 	F("prometheus_url", CM_CONF_STR, prometheus_url, .def = "",
@@ -273,7 +284,7 @@ coord_conf_load(struct coord_conf *c, const char *path, char *err,
 		.max_body = (size_t)c->limits.max_body,
 		.max_alerts = (size_t)c->limits.max_alerts,
 		.max_labels = (size_t)c->limits.max_labels,
-		.max_name_len = 128,
+		.max_name_len = (size_t)c->limits.max_name_len,
 		.max_value_len = (size_t)c->limits.max_value_len,
 		.max_annotation_len = (size_t)c->limits.max_annotation_len,
 	};

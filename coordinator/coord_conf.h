@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "cm_conf.h"
+#include "cm_msg.h"
 #include "coord_alert.h"
 #include "coord_rules.h"
 #include "coord_safety.h"
@@ -18,8 +19,10 @@ struct coord_limits_conf {
 	int64_t max_body;
 	int64_t max_alerts;
 	int64_t max_labels;
+	int64_t max_name_len;	// label name bytes
 	int64_t max_value_len;
 	int64_t max_annotation_len;
+	int64_t max_json_depth;	// nested arrays and objects in the body
 	int64_t queue;		// alerts waiting for the engine
 };
 
@@ -66,6 +69,7 @@ struct coord_conf {
 	int64_t heartbeat_expect_ms;
 	struct cm_strlist replica_labels;
 	struct coord_limits_conf limits;
+	struct cm_msg_limits wire_limits; // frames from agents (cm_msg.h)
 	struct coord_safety_conf safety;
 	int mode;		// enum coord_mode: live or shadow, for all rules
 	char *prometheus_url;	// for verify.promql; "" = none

@@ -15,6 +15,7 @@
 
 #include "cm_log.h"
 #include "cm_time.h"
+#include "coord_jdepth.h"
 #include "coord_metrics.h"
 
 // nng refuses bodies above its collect limit with its own 400; we let
@@ -188,7 +189,11 @@ webhook_cb(nng_aio *aio)
 		reply_error(aio, 413, err);
 		return;
 	}
-	rv = coord_webhook_parse(&n, body, len, &c->wl, err, sizeof(err));
+	rv = coord_jdepth_check(body, len, (size_t)c->limits.max_json_depth,
+	    err, sizeof(err));
+	if (rv == 0)
+		rv = coord_webhook_parse(&n, body, len, &c->wl, err,
+		    sizeof(err));
 	if (rv < 0) {
 		char head[33];
 		size_t k = len < 32 ? len : 32;

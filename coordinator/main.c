@@ -24,6 +24,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: reflex-coordinator [-c FILE] [-v]... [--check-config]\n"
+	    "                          [--config-max-size SIZE]\n"
 	    "       reflex-coordinator --help-config\n"
 	    "       reflex-coordinator [-c FILE] history [--service S] "
 	    "[--alertname A]\n"
@@ -40,7 +41,12 @@ usage(FILE *f)
 	    "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
 	    "  -v, --verbose       more logging (repeat for debug)\n"
 	    "      --check-config  validate the configuration and exit\n"
-	    "      --help-config   print every configuration key and exit\n");
+	    "      --help-config   print every configuration key and exit\n"
+	    "      --config-max-size SIZE\n"
+	    "                      refuse larger configuration files (default "
+	    "1MiB,\n"
+	    "                      4KiB..16MiB; else from " CM_CONF_MAX_FILE_ENV
+	    ")\n");
 }
 
 struct app {
@@ -177,9 +183,10 @@ main(int argc, char **argv)
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "help-config", no_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "config-max-size", required_argument, NULL, 'M' },
 		{ 0 },
 	};
-	const char *path = DEFAULT_CONFIG;
+	const char *path = DEFAULT_CONFIG, *max_size = NULL;
 	bool check = false;
 	int verbose = 0, opt, rv, level;
 	struct app a = { 0 };
@@ -200,6 +207,9 @@ main(int argc, char **argv)
 		case 'H':
 			cm_conf_print_reference(coord_conf_fields, 0);
 			return 0;
+		case 'M':
+			max_size = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -207,6 +217,11 @@ main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	// The option, else the environment (also for the subcommands).
+	if (cm_conf_set_max_file(max_size, err, sizeof(err)) < 0) {
+		fprintf(stderr, "reflex-coordinator: %s\n", err);
+		return 2;
 	}
 	if (optind < argc) {
 		const char *cmd = argv[optind];
@@ -262,6 +277,14 @@ main(int argc, char **argv)
 	}
 	if (cm_log_level_parse(a.conf.log_level, &level) == 0)
 		cm_log_set_level(level + verbose);
+	// Before any thread decodes a frame (cm_msg_set_limits is not
+	// thread-safe); the loader kept the values within bounds.
+	rv = cm_msg_set_limits(&a.conf.wire_limits, err, sizeof(err));
+	if (rv < 0) {
+		fprintf(stderr, "reflex-coordinator: %s: %s\n", path, err);
+		coord_conf_free(&a.conf);
+		return 1;
+	}
 	rv = app_run(&a);
 	app_stop(&a);
 	return rv < 0 ? 1 : 0;

@@ -6,6 +6,8 @@
 // never refuses with anything but -EMSGSIZE or -EBADMSG. A decoded
 // message must encode again (the encoder applies the decoder's rules),
 // and that encoding must pass the walk and decode to the same message.
+// Under the lowest run-time limits (cm_msg_decode_lim) it decodes a subset
+// of those frames, to the same messages.
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -133,6 +135,41 @@ check_fields(const struct cm_msg *m)
 	}
 }
 
+// The tightest run-time limits (wire_limits: at every floor).
+static const struct cm_msg_limits floor_limits = {
+	.max_frame = CM_MSG_MIN_FRAME, .max_depth = CM_MSG_MIN_DEPTH,
+	.max_workloads = 1, .max_name_len = CM_MSG_MIN_NAME_LEN,
+	.max_addr_len = CM_MSG_MIN_ADDR_LEN,
+	.max_text_len = CM_MSG_MIN_TEXT_LEN,
+};
+
+// Lower limits accept a subset of what the defaults accept, decoded to
+// the same message; what they refuse has a reason. def_rv and def are
+// the default decode's result.
+static void
+check_floor(const uint8_t *data, size_t size, int def_rv,
+    const struct cm_msg *def)
+{
+	struct cm_msg t;
+	char err[256] = "";
+	int rv;
+
+	rv = cm_msg_decode_lim(&t, data, size, &floor_limits, err,
+	    sizeof(err));
+	if (rv < 0) {
+		FUZZ_CHECK(rv == -EMSGSIZE || rv == -EBADMSG || rv == -EPROTO ||
+		    rv == -EINVAL || rv == -ENOMEM, "decode_lim returned %d",
+		    rv);
+		FUZZ_CHECK(err[0] != '\0', "decode_lim error %d without "
+		    "reason", rv);
+		return;
+	}
+	FUZZ_CHECK(def_rv == 0, "accepted under the floor limits, refused "
+	    "(%d) under the defaults", def_rv);
+	FUZZ_CHECK(same(&t, def), "the floor limits decoded another message");
+	cm_msg_clear(&t);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -151,6 +188,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&m, 0xa5, sizeof(m)); // decode must not read *m
 	err[0] = '\0';
 	rv = cm_msg_decode(&m, data, size, err, sizeof(err));
+	check_floor(data, size, rv, &m);
 	if (rv < 0) {
 		FUZZ_CHECK(rv == -EMSGSIZE || rv == -EBADMSG || rv == -EPROTO ||
 		    rv == -EINVAL || rv == -ENOMEM, "decode returned %d", rv);

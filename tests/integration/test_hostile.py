@@ -778,7 +778,8 @@ LIMIT_CASES = [
     ("label name length", "name_len", 413, "over the limit of 128"),
     ("label value length", "value_len", 413, "exceed the limit of 256"),
     ("annotation length", "annotation_len", 413, "exceed the limit of 1024"),
-    ("JSON nesting depth", "json_depth", 400, "invalid JSON"),
+    ("JSON nesting depth", "json_depth", 400,
+     "JSON nests deeper than 1000 levels"),
 ]
 
 

@@ -601,7 +601,43 @@ test_instance_names(void)
 	CHECK_INT(agent_instance_name("x", 63, buf, 4), -ENAMETOOLONG);
 }
 
+// wire_limits: the frames the agent accepts (cm_msg.h), within bounds.
+static void
+test_wire_limits(void)
+{
+	static char text[8192];
+	struct agent_conf c;
+	char err[512] = "";
+
+	CHECK_INT(agent_conf_load_mem(&c, "t.yaml", GOOD, err, sizeof(err)),
+	    0);
+	CHECK(memcmp(&c.wire_limits, &cm_msg_default_limits,
+	    sizeof(c.wire_limits)) == 0);
+	agent_conf_free(&c);
+	snprintf(text, sizeof(text), "%swire_limits: { max_frame: 2KiB, "
+	    "max_depth: 6, max_workloads: 2, max_name_len: 40, "
+	    "max_addr_len: 50, max_text_len: 300 }\n", GOOD);
+	CHECK_INT(agent_conf_load_mem(&c, "t.yaml", text, err, sizeof(err)),
+	    0);
+	CHECK_INT(c.wire_limits.max_frame, 2048);
+	CHECK_INT(c.wire_limits.max_depth, 6);
+	CHECK_INT(c.wire_limits.max_workloads, 2);
+	CHECK_INT(c.wire_limits.max_name_len, 40);
+	CHECK_INT(c.wire_limits.max_addr_len, 50);
+	CHECK_INT(c.wire_limits.max_text_len, 300);
+	agent_conf_free(&c);
+	snprintf(text, sizeof(text), "%swire_limits: { max_depth: 2 }\n",
+	    GOOD);
+	CHECK_HAS(load_err(text), "wire_limits.max_depth: 2 is out of range "
+	    "[4, 16]");
+	snprintf(text, sizeof(text), "%swire_limits: { max_frame: 1MiB }\n",
+	    GOOD);
+	CHECK_HAS(load_err(text), "wire_limits.max_frame: 1048576 is out of "
+	    "range [1024, 262144]");
+}
+
 static const struct tt_case cases[] = {
+	{ "wire_limits", test_wire_limits },
 	{ "good config loads", test_good_config_loads },
 	{ "defaults apply and probe is optional", test_defaults_and_no_probe },
 	{ "unknown key has file:line", test_unknown_key_has_line },

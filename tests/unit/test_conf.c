@@ -2,6 +2,7 @@
 // Tests for cm_conf: typed binding, defaults, and errors with file:line.
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cm_conf.h"
 #include "cm_time.h"
@@ -368,7 +369,84 @@ test_free_is_idempotent(void)
 	}
 }
 
+// Text of exactly n bytes: "node: a\n" and a comment.
+static char *
+sized_doc(size_t n)
+{
+	char *s = malloc(n + 1);
+
+	memset(s, 'x', n);
+	memcpy(s, "node: a\n#", 9);
+	s[n - 1] = '\n';
+	s[n] = '\0';
+	return s;
+}
+
+// The file limit: --config-max-size / REFLEX_CONFIG_MAX_SIZE.
+static void
+test_max_file_configurable(void)
+{
+	struct top t;
+	char err[512], *s;
+	char path[] = "/tmp/reflex-test-conf-XXXXXX";
+	int fd;
+
+	CHECK_INT(cm_conf_max_file(), CM_CONF_MAX_FILE);
+	CHECK_INT(cm_conf_set_max_file("4096", err, sizeof(err)), 0);
+	CHECK_INT(cm_conf_max_file(), 4096);
+	s = sized_doc(4096);
+	CHECK_INT(cm_conf_load_mem(&t, top_fields, "t.yaml", s, 4096, err,
+	    sizeof(err)), 0);
+	CHECK_STR(t.node, "a");
+	cm_conf_free(&t, top_fields);
+	free(s);
+	s = sized_doc(4097);
+	memset(&t, 0, sizeof(t));
+	CHECK_INT(cm_conf_load_mem(&t, top_fields, "t.yaml", s, 4097, err,
+	    sizeof(err)), -EINVAL);
+	CHECK_HAS(err, "t.yaml: (top): file is larger than 4096 bytes");
+	CHECK_HAS(err, "--config-max-size");
+	// From a file: the size is checked before reading.
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK(write(fd, s, 4097) == 4097);
+	close(fd);
+	memset(&t, 0, sizeof(t));
+	CHECK_INT(cm_conf_load(&t, top_fields, path, err, sizeof(err)),
+	    -EINVAL);
+	CHECK_HAS(err, "not a regular file of at most 4096 bytes");
+	CHECK(truncate(path, 4096) == 0);
+	CHECK_INT(cm_conf_load(&t, top_fields, path, err, sizeof(err)), 0);
+	cm_conf_free(&t, top_fields);
+	unlink(path);
+	free(s);
+
+	// Bounds and bad values leave the limit as it was.
+	CHECK_INT(cm_conf_set_max_file("4095", err, sizeof(err)), -EINVAL);
+	CHECK_HAS(err, "--config-max-size: 4095 bytes is outside "
+	    "4096..16777216");
+	CHECK_INT(cm_conf_set_max_file("17MiB", err, sizeof(err)), -EINVAL);
+	CHECK_INT(cm_conf_set_max_file("lots", err, sizeof(err)), -EINVAL);
+	CHECK_HAS(err, "expected a size");
+	CHECK_INT(cm_conf_max_file(), 4096);
+
+	// No option: the environment, when set.
+	unsetenv(CM_CONF_MAX_FILE_ENV);
+	CHECK_INT(cm_conf_set_max_file(NULL, err, sizeof(err)), 0);
+	CHECK_INT(cm_conf_max_file(), 4096);
+	setenv(CM_CONF_MAX_FILE_ENV, "8KiB", 1);
+	CHECK_INT(cm_conf_set_max_file(NULL, err, sizeof(err)), 0);
+	CHECK_INT(cm_conf_max_file(), 8192);
+	setenv(CM_CONF_MAX_FILE_ENV, "1", 1);
+	CHECK_INT(cm_conf_set_max_file(NULL, err, sizeof(err)), -EINVAL);
+	CHECK_HAS(err, "REFLEX_CONFIG_MAX_SIZE: 1 bytes is outside");
+	unsetenv(CM_CONF_MAX_FILE_ENV);
+	CHECK_INT(cm_conf_set_max_file("1MiB", err, sizeof(err)), 0);
+	CHECK_INT(cm_conf_max_file(), CM_CONF_MAX_FILE);
+}
+
 static const struct tt_case cases[] = {
+	{ "the file limit is configurable", test_max_file_configurable },
 	{ "binds a full document with defaults and lines", test_full_document },
 	{ "errors name file, line and key", test_errors_name_file_line_key },
 	{ "alias expansion is bounded", test_alias_bomb_is_bounded },

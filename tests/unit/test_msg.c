@@ -1818,6 +1818,140 @@ test_random_mutations(void)
 		free(v[i].p);
 }
 
+// A heartbeat padded (unknown key x, a str16) to exactly n bytes.
+static struct frame
+hb_of_size(size_t n)
+{
+	char text[128];
+	struct frame f;
+	size_t k = 1000;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(text, sizeof(text), HB("node:'n', seq:1, unhealthy:0, "
+		    "x:'p'*%zu"), k);
+		f = mp(text);
+		if (f.n == n)
+			return f;
+		k = k + n - f.n; // the str16 header stays 3 bytes
+		free(f.p);
+	}
+	abort();
+}
+
+// wire_limits: limits set at run time below the ceilings; each one at
+// the limit passes and one past it fails with its reason and config key.
+#define CMD_REASON(r) CMD("action_id:1, action:'restart', service:'s', " \
+	"instance:'i', reason:" r ", timeout_ms:1")
+
+static void
+test_runtime_limits(void)
+{
+	const struct cm_msg_limits lim = {
+		.max_frame = 2048, .max_depth = 6, .max_workloads = 3,
+		.max_name_len = 40, .max_addr_len = 50, .max_text_len = 300,
+	};
+	struct cm_msg_limits bad;
+	struct cm_msg m;
+	struct frame f;
+	char err[256], text[2048];
+	size_t n;
+
+	// Bounds: every key below its floor and above its ceiling.
+	for (const struct cm_conf_field *k = cm_msg_limits_fields;
+	    k->key != NULL; k++) {
+		for (int over = 0; over <= 1; over++) {
+			int64_t v = over ? k->max + 1 : k->min - 1;
+
+			bad = lim;
+			memcpy((char *)&bad + k->off, &v, sizeof(v));
+			err[0] = '\0';
+			CHECK_INT(cm_msg_set_limits(&bad, err, sizeof(err)),
+			    -EINVAL);
+			CHECK_HAS(err, k->key);
+			CHECK_HAS(err, "is outside");
+		}
+	}
+	CHECK_INT(cm_msg_limits()->max_frame, CM_MSG_MAX_FRAME);
+	CHECK_INT(cm_msg_recv_max(), CM_MSG_RECV_MAX);
+	CHECK_INT(cm_msg_set_limits(&lim, err, sizeof(err)), 0);
+	CHECK_INT(cm_msg_limits()->max_text_len, 300);
+	CHECK_INT(cm_msg_recv_max(), 4096);
+
+	// Frame size, through the walk and the decoder.
+	f = hb_of_size(2048);
+	CHECK_INT(cm_msg_check_frame(f.p, f.n, err, sizeof(err)), 0);
+	CHECK_INT(dec_frame(&f, &m, err, sizeof(err)), 0);
+	cm_msg_clear(&m);
+	free(f.p);
+	f = hb_of_size(2049);
+	CHECK_INT(dec_frame(&f, &m, err, sizeof(err)), -EMSGSIZE);
+	CHECK_HAS(err, "frame of 2049 bytes exceeds the limit of 2048 "
+	    "(wire_limits.max_frame)");
+	// The same frame passes under the default limits given explicitly.
+	CHECK_INT(cm_msg_decode_lim(&m, f.p, f.n, &cm_msg_default_limits, err,
+	    sizeof(err)), 0);
+	cm_msg_clear(&m);
+	free(f.p);
+
+	// Depth: the envelope is level 1, the body 2, x holds the rest.
+	EXPECT_OK(HB("node:'n', seq:1, unhealthy:0, x:[[[[nil]]]]"));
+	EXPECT_FAIL(HB("node:'n', seq:1, unhealthy:0, x:[[[[[nil]]]]]"),
+	    -EBADMSG, "nests deeper than 6 levels (wire_limits.max_depth)");
+
+	// Strings: names, addresses, texts.
+	EXPECT_OK(HB("node:'n'*40, seq:1, unhealthy:0"));
+	EXPECT_FAIL(HB("node:'n'*41, seq:1, unhealthy:0"), -EINVAL,
+	    "body.node: 41 bytes, limit 40 (wire_limits.max_name_len)");
+	EXPECT_OK(CMD_REASON("'r'*300"));
+	EXPECT_FAIL(CMD_REASON("'r'*301"), -EINVAL,
+	    "body.reason: 301 bytes, limit 300 (wire_limits.max_text_len)");
+	EXPECT_OK(ERROR("code:'bad_frame', message:'m'*300"));
+	EXPECT_FAIL(ERROR("code:'bad_frame', message:'m'*301"), -EINVAL,
+	    "body.message: 301 bytes, limit 300");
+	EXPECT_OK(REG("node:'n', addr:'a'*50, runtime:'r', workloads:[]"));
+	EXPECT_FAIL(REG("node:'n', addr:'a'*51, runtime:'r', workloads:[]"),
+	    -EINVAL, "body.addr: 51 bytes, limit 50 "
+	    "(wire_limits.max_addr_len)");
+	EXPECT_FAIL(REG("node:'n', addr:'a', runtime:'r', workloads:["
+	    "{service:'s', instance:'i', addr:'a'*51, healthy:true}]"),
+	    -EINVAL, "body.workloads[0].addr: 51 bytes, limit 50");
+
+	// Workloads per registration.
+	for (int k = 3; k <= 4; k++) {
+		n = (size_t)snprintf(text, sizeof(text), "{v:1, type:'register',"
+		    " id:1, body:{node:'n', addr:'a', runtime:'r', workloads:[");
+		for (int i = 0; i < k; i++)
+			n += (size_t)snprintf(text + n, sizeof(text) - n,
+			    "%s{service:'s', instance:'i%d', addr:'', "
+			    "healthy:true}", i ? "," : "", i);
+		snprintf(text + n, sizeof(text) - n, "]}}");
+		CHECK_INT(dec_text(text, err, sizeof(err)), k == 3 ? 0 : -EINVAL);
+	}
+	CHECK_HAS(err, "body.workloads: 4 entries, limit 3 "
+	    "(wire_limits.max_workloads)");
+
+	// The encoder still writes up to the ceilings (the peer's limits
+	// are its own): a 1023-byte reason encodes.
+	memset(&m, 0, sizeof(m));
+	m.type = CM_MSG_COMMAND;
+	strcpy(m.u.cmd.action, "restart");
+	strcpy(m.u.cmd.service, "s");
+	memset(m.u.cmd.reason, 'r', CM_TEXT_MAX - 1);
+	f = enc(&m);
+	CHECK_INT(dec_frame(&f, &m, err, sizeof(err)), -EINVAL);
+	CHECK_INT(cm_msg_decode_lim(&m, f.p, f.n, &cm_msg_default_limits, err,
+	    sizeof(err)), 0);
+	cm_msg_clear(&m);
+	free(f.p);
+
+	// NULL restores the defaults.
+	CHECK_INT(cm_msg_set_limits(NULL, NULL, 0), 0);
+	CHECK_INT(cm_msg_limits()->max_depth, CM_MSG_MAX_DEPTH);
+	EXPECT_OK(CMD_REASON("'r'*1023"));
+}
+
+#undef CMD_REASON
+
 static const struct tt_case cases[] = {
 	{ "round_trip_register", test_round_trip_register },
 	{ "round_trip_register_max_workloads",
@@ -1859,6 +1993,7 @@ static const struct tt_case cases[] = {
 	{ "truncation_at_every_offset", test_truncation_at_every_offset },
 	{ "trailing_bytes", test_trailing_bytes },
 	{ "random_mutations", test_random_mutations },
+	{ "runtime_limits", test_runtime_limits },
 	{ NULL, NULL },
 };
 
