@@ -74,6 +74,7 @@ struct conn {
 	bool close_after;
 	bool closed;			// freed at the end of the loop turn
 	bool keepalive, head, expect;
+	bool http11, host;
 	size_t scanned;			// head bytes searched for its end
 	char why[128];			// a refusal's formatted reason
 	struct coord_httpd_req *rq;	// with a handler
@@ -516,9 +517,9 @@ parse_request_line(struct conn *c, char *line, const char **why)
 			return 400;
 		}
 	if (strcmp(sp2 + 1, "HTTP/1.1") == 0) {
-		c->keepalive = true;
+		c->keepalive = c->http11 = true;
 	} else if (strcmp(sp2 + 1, "HTTP/1.0") == 0) {
-		c->keepalive = false;
+		c->keepalive = c->http11 = false;
 	} else {
 		*why = strncmp(sp2 + 1, "HTTP/", 5) == 0 ? "only HTTP/1.0 and "
 		    "HTTP/1.1 are served" : "malformed request line";
@@ -574,6 +575,8 @@ header_apply(struct conn *c, const char *name, const char *value,
 			c->keepalive = false;
 		else if (has_token(value, "keep-alive"))
 			c->keepalive = true;
+	} else if (strcasecmp(name, "Host") == 0) {
+		c->host = true;
 	} else if (strcasecmp(name, "Expect") == 0) {
 		if (strcasecmp(value, "100-continue") != 0) {
 			*why = "only Expect: 100-continue is understood";
@@ -595,7 +598,7 @@ parse_head(struct conn *c, const char **why)
 
 	c->nhdrs = 0;
 	c->body_len = 0;
-	c->expect = false;
+	c->expect = c->host = false;
 	eol = memchr(p, '\r', (size_t)(end - p));
 	if (eol == NULL || eol[1] != '\n') {
 		*why = "malformed request line";
@@ -648,6 +651,10 @@ parse_head(struct conn *c, const char **why)
 		rv = header_apply(c, p, v, &have_len, why);
 		if (rv != 0)
 			return rv;
+	}
+	if (c->http11 && !c->host) { // RFC 9112, 3.2
+		*why = "HTTP/1.1 request without a Host header";
+		return 400;
 	}
 	return 0;
 }

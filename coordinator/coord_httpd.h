@@ -4,7 +4,8 @@
 //
 //   - the request line and headers must arrive within header_timeout
 //     (408 and close), and hold at most max_header_bytes (431), 64 header
-//     fields (431), a method of 16 bytes (400) and a target of 8 KiB (414);
+//     fields (431), a method of 16 bytes (400) and a target of 8 KiB (414),
+//     and an HTTP/1.1 request needs a Host header (400);
 //   - a body is taken only with Content-Length (Transfer-Encoding: 411),
 //     refused with 413 as soon as the length exceeds max_body (the body
 //     is never read), and must arrive within body_timeout (408);

@@ -190,7 +190,7 @@ def check_keepalive(tap, port):
            and hdrs2.get("connection") == "close" and gone,
            "HTTP/1.0 and Connection: close are answered and closed",
            (st, hdrs, st2, hdrs2, gone))
-    st, hdrs, body = exchange(port, b"HEAD /healthz HTTP/1.1\r\n\r\n",
+    st, hdrs, body = exchange(port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
                               head_only=True)
     tap.ok(st == 200 and hdrs.get("content-length") == "3" and body == b"",
            "HEAD: the GET route's headers without the body", (st, hdrs, body))
@@ -248,20 +248,24 @@ def check_sizes(tap, port):
            "headers over max_header_bytes: 431; 65 fields: 431; a 9000-byte "
            "target: 414", (st, body, st2, body2, st3, body3))
     cases = [
-        (b"POST /api/v1/alerts HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+        (b"POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\n"
+         b"Transfer-Encoding: chunked\r\n"
          b"\r\n5\r\nhello\r\n0\r\n\r\n", 411, b"Content-Length"),
         (b"GET /healthz HTTP/2.0\r\n\r\n", 505, b"HTTP/1.1"),
         (b"GET /healthz\r\n\r\n", 400, b"request line"),
         (b"\x16\x03\x01\x00\xa5garbage\r\n\r\n", 400, b"NUL"),
-        (b"GET healthz HTTP/1.1\r\n\r\n", 400, b"path"),
-        (b"POST /api/v1/alerts HTTP/1.1\r\nContent-Length: 5\r\n"
+        (b"GET healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, b"path"),
+        (b"POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
          b"Content-Length: 6\r\n\r\nhello!", 400, b"conflicting"),
-        (b"POST /api/v1/alerts HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        (b"POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\n"
+         b"Content-Length: -5\r\n\r\n",
          400, b"Content-Length"),
         (b"GET /healthz HTTP/1.1\r\nNo colon here\r\n\r\n", 400,
          b"header line"),
         (b"GET /healthz HTTP/1.1\r\n folded: x\r\n\r\n", 400, b"header"),
-        (b"GET /healthz HTTP/1.1\r\nExpect: magic\r\n\r\n", 417, b"Expect"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n", 417,
+         b"Expect"),
+        (b"GET /healthz HTTP/1.1\r\n\r\n", 400, b"Host"),
         (b"VERYLONGMETHODNAMEXYZ / HTTP/1.1\r\n\r\n", 400, b"method"),
     ]
     bad = []
@@ -294,9 +298,9 @@ def check_slowloris(tap, port):
     before = refused(port)
     slow = [connect(port) for _ in range(64)]
     for s in slow[:32]:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
     for s in slow[32:48]:
-        s.sendall(b"POST /api/v1/alerts HTTP/1.1\r\nContent-Length: 100"
+        s.sendall(b"POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 100"
                   b"\r\n\r\n0123456789")  # body never completed
     stop = threading.Event()
     t = threading.Thread(target=trickle, args=(slow[:32], stop), daemon=True)
@@ -433,7 +437,8 @@ def check_tls(tap, lab):
         s.sendall(get(b"/healthz"))
         st, _, _ = reply(s)
     tap.ok(st is None, "plain HTTP on the TLS port gets no HTTP answer", st)
-    big = b"POST /api/v1/alerts HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"
+    big = (b"POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\n"
+           b"Content-Length: 99999999\r\n\r\n")
     st = tls_request(port, ctx, big)[0]
     tap.ok(st[0] == 413 and b"exceeds the limit" in st[2],
            "over TLS too: a body over max_body gets 413 unread", st)
