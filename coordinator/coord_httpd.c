@@ -92,7 +92,7 @@ struct coord_httpd_req {
 	size_t nhdrs;
 	const char *body;
 	size_t body_len;
-	bool head, keepalive;
+	bool head, keepalive, http10;
 	char *out;
 	size_t out_len;
 };
@@ -397,15 +397,17 @@ conn_write(struct conn *c, char *b, size_t n)
 }
 
 // Formats a whole response into a new buffer.
+// `conn` is the Connection header's value, or NULL for none.
 static char *
 format_reply(int status, const char *type, const void *body, size_t len,
-    const char *extra, bool head, bool close, size_t *ret_len)
+    const char *extra, bool head, const char *conn, size_t *ret_len)
 {
 	char hdr[512];
 	int n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: %s\r\nCache-Control: no-store\r\n"
-	    "Content-Length: %zu\r\n%s%s%s\r\n", status, status_text(status),
-	    type, len, close ? "Connection: close\r\n" : "",
+	    "Content-Length: %zu\r\n%s%s%s%s%s\r\n", status,
+	    status_text(status), type, len, conn != NULL ? "Connection: " : "",
+	    conn != NULL ? conn : "", conn != NULL ? "\r\n" : "",
 	    extra != NULL ? extra : "", extra != NULL ? "\r\n" : "");
 	size_t blen = head ? 0 : len;
 	char *out;
@@ -437,7 +439,7 @@ conn_fail(struct conn *c, int status, enum coord_httpd_refusal r,
 	snprintf(body, sizeof(body), "{\"status\":\"error\",\"error\":\"%s\"}",
 	    reason); // reasons are ours: no quotes or backslashes
 	out = format_reply(status, "application/json", body, strlen(body),
-	    NULL, false, true, &len);
+	    NULL, false, "close", &len);
 	if (out == NULL) {
 		conn_close(c);
 		return;
@@ -705,7 +707,7 @@ dispatch(struct conn *c)
 		.query = q != NULL ? q : "", .hdrs = c->hdrs, .nhdrs = c->nhdrs,
 		.body = c->body_len > 0 ? c->buf + c->head_len : NULL,
 		.body_len = c->body_len, .head = c->head,
-		.keepalive = c->keepalive,
+		.keepalive = c->keepalive, .http10 = !c->http11,
 	};
 	c->rq = rq;
 	c->st = ST_WAIT;
@@ -906,8 +908,10 @@ coord_httpd_reply(struct coord_httpd_req *rq, int status, const char *type,
 	struct coord_httpd *s = rq->s;
 	bool wake;
 
+	// HTTP/1.0 closes unless told otherwise: say so when it stays open.
 	rq->out = format_reply(status, type, body, len, extra, rq->head,
-	    !rq->keepalive, &rq->out_len);
+	    !rq->keepalive ? "close" : rq->http10 ? "keep-alive" : NULL,
+	    &rq->out_len);
 	pthread_mutex_lock(&s->mu);
 	wake = s->done == NULL && !pthread_equal(pthread_self(), s->thread);
 	rq->next = NULL;
@@ -929,6 +933,8 @@ reply_send(struct coord_httpd_req *rq)
 	size_t used;
 
 	rq->s->outstanding--;
+	if (c == NULL)
+		cm_debug("http.reply_dropped", "reason=client_gone");
 	if (c == NULL || rq->out == NULL) {
 		if (c != NULL)
 			conn_close(c);

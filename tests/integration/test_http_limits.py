@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ CONFIG = """\
 listen: 127.0.0.1:{http}
 agent_listen: tcp://127.0.0.1:{agents}
 journal: {journal}
+log_level: debug
 limits:
   max_body: 64KiB
 http:
@@ -367,13 +369,28 @@ def check_cap(tap, lab):
 def check_departed(tap, port):
     # The webhook answers after its journal commit, on another thread:
     # clients that leave first must not crash the server.
-    for _ in range(50):
+    # Half of them reset the connection, so that the server sees them go
+    # while the journal still holds their request.
+    for i in range(50):
         s = connect(port)
+        if i % 2:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
         s.sendall(post(b"/api/v1/alerts", BODY))
         s.close()
     st = exchange(port, get(b"/healthz"))[0]
     tap.ok(st == 200, "50 clients gone before their webhook reply: the "
            "server still serves", st)
+    with connect(port) as s:
+        s.sendall(get(b"/healthz", b"Connection: keep-alive\r\n",
+                      version=b"HTTP/1.0"))
+        st, hdrs, _ = reply(s)
+        s.sendall(get(b"/healthz", version=b"HTTP/1.0"))
+        st2, hdrs2, _ = reply(s)
+    tap.ok(st == 200 and hdrs.get("connection") == "keep-alive" and
+           st2 == 200 and hdrs2.get("connection") == "close",
+           "HTTP/1.0 with Connection: keep-alive stays open, and says so",
+           (hdrs, hdrs2))
 
 
 def tls_files(lab, openssl):
