@@ -948,6 +948,15 @@ reply_send(struct coord_httpd_req *rq)
 	memmove(c->buf, c->buf + used, c->len - used);
 	c->len -= used;
 	c->scanned = 0;
+	if (c->cap > 4 * BUF_MIN && c->len <= BUF_MIN) {
+		// A big body's buffer is not kept for an idle connection.
+		char *small = realloc(c->buf, BUF_MIN);
+
+		if (small != NULL) {
+			c->buf = small;
+			c->cap = BUF_MIN;
+		}
+	}
 	c->close_after = !rq->keepalive;
 	c->st = ST_WRITE;
 	c->deadline = cm_mono_ms() + c->s->lim.body_timeout_ms;
