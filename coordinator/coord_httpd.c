@@ -1432,6 +1432,19 @@ coord_httpd_stop(struct coord_httpd *s)
 	server_free(s);
 }
 
+int
+coord_httpd_port(const struct coord_httpd *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(s->lfd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	return ntohs(ss.ss_family == AF_INET6 ?
+	    ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port);
+}
+
 void
 coord_httpd_refusals(const struct coord_httpd *s,
     uint64_t ret[COORD_HTTPD_REF__COUNT])

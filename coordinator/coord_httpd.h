@@ -83,6 +83,9 @@ int coord_httpd_start(struct coord_httpd **ret, const char *listen,
 // threads) and frees the server. NULL-safe. Not from a handler.
 void coord_httpd_stop(struct coord_httpd *s);
 
+// The TCP port listened on (the one chosen when `listen` gave port 0).
+int coord_httpd_port(const struct coord_httpd *s);
+
 // Refusal counts since start (thread-safe).
 void coord_httpd_refusals(const struct coord_httpd *s,
     uint64_t ret[COORD_HTTPD_REF__COUNT]);
