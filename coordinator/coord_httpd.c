@@ -878,6 +878,13 @@ conn_readable(struct conn *c)
 		r = conn_recv(c, c->buf + c->len, room);
 		if (r == -EAGAIN)
 			return;
+		if (r == 0 && (c->st == ST_BODY || (c->st == ST_HEAD &&
+		    c->len > 0))) {
+			// Half-closed mid-request: it may still read why.
+			conn_fail(c, 400, COORD_HTTPD_REF_MALFORMED, "the client "
+			    "ended its side before the request was complete");
+			return;
+		}
 		if (r <= 0) {
 			conn_close(c);
 			return;

@@ -275,13 +275,19 @@ def check_sizes(tap, port):
         st, _, body = exchange(port, data)
         if st != want or why not in body:
             bad.append((data[:40], st, body))
-    tap.ok(not bad, f"{len(cases)} malformed requests: each its 4xx/5xx "
-           "with a reason", bad)
+    with connect(port) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        s.shutdown(socket.SHUT_WR)
+        st, _, body = reply(s)
+    if st != 400 or b"before the request was complete" not in body:
+        bad.append(("half-closed", st, body))
+    tap.ok(not bad, f"{len(cases) + 1} malformed requests (one half-closed "
+           "in its head): each its 4xx/5xx with a reason", bad)
     after = refused(port)
     tap.ok(after.get("body_size", 0) - before.get("body_size", 0) == 2 and
            after.get("header_size", 0) - before.get("header_size", 0) == 3
            and after.get("malformed", 0) - before.get("malformed", 0) ==
-           len(cases),
+           len(cases) + 1,
            "refusals are counted on /metrics by reason", (before, after))
 
 
