@@ -250,7 +250,8 @@ conn_interest(struct conn *c, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = c };
 
-	if (events == c->events)
+	// A closed connection's fd number may belong to a new one already.
+	if (events == c->events || c->closed)
 		return;
 	if (epoll_ctl(c->s->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
 		c->events = events;

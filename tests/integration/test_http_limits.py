@@ -467,7 +467,23 @@ def check_tls(tap, lab):
            "over TLS too: a body over max_body gets 413 unread", st)
 
 
+def check_config(tap, lab):
+    bad = []
+    for key, value in (("header_timeout", "10ms"), ("max_connections", "0"),
+                       ("max_header_bytes", "100"), ("idle_timeout", "2h")):
+        cfg = lab.write_file(f"bad-{key}.yml", "http:\n  %s: %s\n" %
+                             (key, value))
+        r = subprocess.run([reflex_binary("reflex-coordinator"), "-c", cfg,
+                            "--check-config"], capture_output=True,
+                           text=True, timeout=20)
+        if r.returncode == 0 or f"http.{key}" not in r.stderr:
+            bad.append((key, r.returncode, r.stderr))
+    tap.ok(not bad, "http.* values out of range are refused naming the "
+           "key", bad)
+
+
 def run(tap, lab):
+    check_config(tap, lab)
     port = coordinator(lab, "coord")
     check_keepalive(tap, port)
     check_expect(tap, port)
