@@ -63,6 +63,25 @@ static const struct cm_conf_field tls_fields[] = {
 	{ 0 },
 };
 
+#define H(k, t, m, d, lo, hi, h) { .key = k, .type = t, \
+	.off = offsetof(struct coord_http_conf, m), .def = d, .min = lo, \
+	.max = hi, .help = h }
+
+static const struct cm_conf_field http_fields[] = {
+	H("header_timeout", CM_CONF_DURATION, header_timeout_ms, "10s", 100,
+	    600000, "request line and headers must arrive within this (408)"),
+	H("body_timeout", CM_CONF_DURATION, body_timeout_ms, "30s", 100,
+	    600000, "a body must arrive, and a reply be taken, within this"),
+	H("idle_timeout", CM_CONF_DURATION, idle_timeout_ms, "60s", 100,
+	    3600000, "an idle keep-alive connection is closed after this"),
+	H("max_connections", CM_CONF_INT, max_connections, "512", 1, 65536,
+	    "open connections at most: the oldest idle one is closed for a "
+	    "new one, or the new one gets 503"),
+	H("max_header_bytes", CM_CONF_SIZE, max_header_bytes, "16KiB", 1024,
+	    1048576, "request line and headers at most (431 above)"),
+	{ 0 },
+};
+
 static const struct cm_conf_field limits_fields[] = {
 	{ .key = "max_body", .type = CM_CONF_SIZE,
 	  .off = offsetof(struct coord_limits_conf, max_body), .def = "1MiB",
@@ -155,6 +174,8 @@ const struct cm_conf_field coord_conf_fields[] = {
 	    .help = "/health is degraded above this alert rate"),
 	F("tls", CM_CONF_STRUCT, tls, .sub = tls_fields,
 	    .help = "HTTPS for the webhook and API"),
+	F("http", CM_CONF_STRUCT, http, .sub = http_fields,
+	    .help = "timeouts and size limits for every HTTP client"),
 	F("mode", CM_CONF_ENUM, mode, .choices = modes, .def = "live",
 	    .help = "shadow: decide and record everything, execute nothing"),
 	{ .key = "rules", .type = CM_CONF_LIST,

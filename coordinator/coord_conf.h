@@ -26,6 +26,15 @@ struct coord_limits_conf {
 	int64_t queue;		// alerts waiting for the engine
 };
 
+// Bounds on every HTTP client (coord_httpd.h says what each does).
+struct coord_http_conf {
+	int64_t header_timeout_ms;
+	int64_t body_timeout_ms;
+	int64_t idle_timeout_ms;
+	int64_t max_connections;
+	int64_t max_header_bytes;
+};
+
 // TLS on the HTTP server: PEM files; client_ca_file makes client
 // certificates mandatory (mutual TLS).
 struct coord_tls_conf {
@@ -85,6 +94,7 @@ struct coord_conf {
 	int64_t health_min_success_percent;
 	int64_t health_max_alerts_per_minute;
 	struct coord_tls_conf tls;
+	struct coord_http_conf http;
 	struct cm_list rules;	// of struct coord_rule_conf
 
 	// Derived after loading (not from YAML):

@@ -1,38 +1,31 @@
 // SPDX-License-Identifier: MIT
-// coord_http: webhook intake, API, metrics and health over nng's HTTP.
+// coord_http: webhook intake, API, metrics and health over coord_httpd.
 #include "coord_http.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
-#include <nng/supplemental/tls/tls.h>
-#include <nng/supplemental/util/platform.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cm_log.h"
 #include "cm_time.h"
+#include "coord_httpd.h"
 #include "coord_jdepth.h"
 #include "coord_metrics.h"
 
-// nng refuses bodies above its collect limit with its own 400; we let
-// it collect up to this multiple of max_body so that bodies a little over
-// the limit get our 413 with a reason.
-#define COLLECT_FACTOR 4
-
 struct coord_http {
 	struct coord_http_deps d;
-	nng_http_server *srv;
+	struct coord_httpd *srv;
 	atomic_int pending; // webhook requests waiting for the journal
 };
 
 // One webhook request between journal submit and its commit.
 struct intake {
 	struct coord_http *h;
-	nng_aio *aio;
+	struct coord_httpd_req *rq;
 	struct coord_notification *n;
 	struct coord_alert_rec *recs;
 	uint64_t *identities;
@@ -40,50 +33,24 @@ struct intake {
 	int64_t received_mono;
 };
 
-// Answers with `body`; `extra` is one more header ("Name", "value") or
-// NULL.
 static void
-reply_with(nng_aio *aio, uint16_t status, const char *type, const char *body,
-    size_t len, const char *const *extra)
+reply(struct coord_httpd_req *rq, int status, const char *type,
+    const char *body, size_t len)
 {
-	nng_http_res *res;
-
-	if (nng_http_res_alloc(&res) != 0) {
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_http_res_set_status(res, status);
-	nng_http_res_set_header(res, "Content-Type", type);
-	nng_http_res_set_header(res, "Cache-Control", "no-store");
-	if (extra != NULL)
-		nng_http_res_set_header(res, extra[0], extra[1]);
-	if (nng_http_res_copy_data(res, body, len) != 0) {
-		nng_http_res_free(res);
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
+	coord_httpd_reply(rq, status, type, body, len, NULL);
 }
 
 static void
-reply(nng_aio *aio, uint16_t status, const char *type, const char *body,
-    size_t len)
+reply_json(struct coord_httpd_req *rq, int status, const char *json)
 {
-	reply_with(aio, status, type, body, len, NULL);
-}
-
-static void
-reply_json(nng_aio *aio, uint16_t status, const char *json)
-{
-	reply(aio, status, "application/json", json, strlen(json));
+	reply(rq, status, "application/json", json, strlen(json));
 }
 
 // {"status":"error","error":"<reason>"} with the reason JSON-escaped, and
-// an optional extra header.
+// an optional extra header line ("Name: value").
 static void
-reply_error_with(nng_aio *aio, uint16_t status, const char *reason,
-    const char *const *extra)
+reply_error_with(struct coord_httpd_req *rq, int status, const char *reason,
+    const char *extra)
 {
 	static const char oom[] = "{\"status\":\"error\",\"error\":"
 	    "\"out of memory\"}";
@@ -96,30 +63,22 @@ reply_error_with(nng_aio *aio, uint16_t status, const char *reason,
 		s = cJSON_PrintUnformatted(o);
 		cJSON_Delete(o);
 	}
-	reply_with(aio, status, "application/json", s != NULL ? s : oom,
+	coord_httpd_reply(rq, status, "application/json", s != NULL ? s : oom,
 	    strlen(s != NULL ? s : oom), extra);
 	free(s);
 }
 
 static void
-reply_error(nng_aio *aio, uint16_t status, const char *reason)
+reply_error(struct coord_httpd_req *rq, int status, const char *reason)
 {
-	reply_error_with(aio, status, reason, NULL);
+	reply_error_with(rq, status, reason, NULL);
 }
 
 static void
-reply_unauthorized(nng_aio *aio, const char *reason)
+reply_unauthorized(struct coord_httpd_req *rq, const char *reason)
 {
-	static const char *const challenge[] = { "WWW-Authenticate",
-		"Bearer realm=\"reflex\"" };
-
-	reply_error_with(aio, 401, reason, challenge);
-}
-
-static struct coord_http *
-server_of(nng_aio *aio)
-{
-	return nng_http_handler_get_data(nng_aio_get_input(aio, 1));
+	reply_error_with(rq, 401, reason,
+	    "WWW-Authenticate: Bearer realm=\"reflex\"");
 }
 
 static void
@@ -143,7 +102,7 @@ intake_done(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
 	if (rv < 0) {
 		cm_err("webhook.journal_failed", "alerts=%zu rv=%d", n, rv);
 		coord_metrics_webhook(503);
-		reply_error(in->aio, 503, "journal unavailable: alerts not stored");
+		reply_error(in->rq, 503, "journal unavailable: alerts not stored");
 	} else {
 		for (size_t i = 0; i < n; i++)
 			in->ids[i] = recs[i].id;
@@ -154,39 +113,38 @@ intake_done(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
 		snprintf(body, sizeof(body),
 		    "{\"status\":\"accepted\",\"alerts\":%zu}", n);
 		coord_metrics_webhook(200);
-		reply_json(in->aio, 200, body);
+		reply_json(in->rq, 200, body);
 	}
 	intake_free(in);
 	atomic_fetch_sub(&h->pending, 1);
 }
 
 static void
-webhook_cb(nng_aio *aio)
+webhook_cb(struct coord_httpd_req *rq, void *arg)
 {
-	struct coord_http *h = server_of(aio);
-	nng_http_req *req = nng_aio_get_input(aio, 0);
+	struct coord_http *h = arg;
 	const struct coord_conf *c = h->d.conf;
 	struct coord_notification *n = NULL;
 	struct intake *in;
 	char err[512];
-	void *body;
+	const void *body;
 	size_t len;
 	int rv;
 
 	if (!coord_auth_webhook_ok(h->d.auth,
-	    nng_http_req_get_header(req, "Authorization"))) {
+	    coord_httpd_header(rq, "Authorization"))) {
 		cm_warn("webhook.rejected", "status=401 reason=bad_credentials");
 		coord_metrics_webhook(401);
-		reply_unauthorized(aio, "valid webhook credentials required");
+		reply_unauthorized(rq, "valid webhook credentials required");
 		return;
 	}
-	nng_http_req_get_data(req, &body, &len);
+	body = coord_httpd_body(rq, &len);
 	if (len > c->wl.max_body) {
 		snprintf(err, sizeof(err), "body of %zu bytes exceeds the limit "
 		    "of %zu bytes", len, c->wl.max_body);
 		cm_warn("webhook.rejected", "status=413 reason=%s", cm_q(err));
 		coord_metrics_webhook(413);
-		reply_error(aio, 413, err);
+		reply_error(rq, 413, err);
 		return;
 	}
 	rv = coord_jdepth_check(body, len, (size_t)c->limits.max_json_depth,
@@ -204,20 +162,20 @@ webhook_cb(nng_aio *aio)
 		cm_warn("webhook.rejected", "status=%d bytes=%zu head=%s reason=%s",
 		    rv == -E2BIG ? 413 : 400, len, cm_q(head), cm_q(err));
 		coord_metrics_webhook(rv == -E2BIG ? 413 : 400);
-		reply_error(aio, rv == -E2BIG ? 413 : 400, err);
+		reply_error(rq, rv == -E2BIG ? 413 : 400, err);
 		return;
 	}
 	if (n->n_alerts == 0) {
 		coord_notification_free(n);
 		coord_metrics_webhook(200);
-		reply_json(aio, 200, "{\"status\":\"accepted\",\"alerts\":0}");
+		reply_json(rq, 200, "{\"status\":\"accepted\",\"alerts\":0}");
 		return;
 	}
 	if (coord_engine_full(h->d.engine)) {
 		coord_notification_free(n);
 		cm_warn("webhook.rejected", "status=503 reason=queue_full");
 		coord_metrics_webhook(503);
-		reply_error(aio, 503, "alert queue full: retry later");
+		reply_error(rq, 503, "alert queue full: retry later");
 		return;
 	}
 
@@ -236,11 +194,11 @@ webhook_cb(nng_aio *aio)
 		if (in != NULL)
 			intake_free(in);
 		coord_metrics_webhook(503);
-		reply_error(aio, 503, "out of memory");
+		reply_error(rq, 503, "out of memory");
 		return;
 	}
 	in->h = h;
-	in->aio = aio;
+	in->rq = rq;
 	in->n = n;
 	in->received_mono = cm_mono_ms();
 	for (size_t i = 0; i < n->n_alerts; i++) {
@@ -262,7 +220,7 @@ webhook_cb(nng_aio *aio)
 		intake_free(in);
 		cm_warn("webhook.rejected", "status=503 reason=journal_busy rv=%d", rv);
 		coord_metrics_webhook(503);
-		reply_error(aio, 503, "journal queue full: retry later");
+		reply_error(rq, 503, "journal queue full: retry later");
 	}
 }
 
@@ -292,22 +250,19 @@ url_decode(char *s)
 }
 
 static void
-actions_cb(nng_aio *aio)
+actions_cb(struct coord_httpd_req *rq, void *arg)
 {
-	struct coord_http *h = server_of(aio);
-	const char *uri = nng_http_req_get_uri(nng_aio_get_input(aio, 0));
+	struct coord_http *h = arg;
 	struct coord_journal_filter f = { .limit = 100 };
 	char q[1024], *save = NULL, *json = NULL;
-	const char *qs = strchr(uri, '?');
+	const char *qs = coord_httpd_query(rq);
 	int rv;
 
-	q[0] = '\0';
-	if (qs != NULL && strlen(qs + 1) >= sizeof(q)) {
-		reply_error(aio, 400, "query string too long");
+	if (strlen(qs) >= sizeof(q)) {
+		reply_error(rq, 400, "query string too long");
 		return;
 	}
-	if (qs != NULL)
-		snprintf(q, sizeof(q), "%s", qs + 1);
+	snprintf(q, sizeof(q), "%s", qs);
 	for (char *kv = strtok_r(q, "&", &save); kv != NULL;
 	    kv = strtok_r(NULL, "&", &save)) {
 		char *v = strchr(kv, '=');
@@ -315,7 +270,7 @@ actions_cb(nng_aio *aio)
 
 		if (v == NULL || !url_decode(v + 1)) {
 			snprintf(msg, sizeof(msg), "malformed query parameter");
-			reply_error(aio, 400, msg);
+			reply_error(rq, 400, msg);
 			return;
 		}
 		*v++ = '\0';
@@ -328,7 +283,7 @@ actions_cb(nng_aio *aio)
 		else if (strcmp(kv, "since") == 0) {
 			if (cm_time_parse(v, &f.since_ms) < 0 ||
 			    f.since_ms == CM_TIME_NONE) {
-				reply_error(aio, 400, "since: expected an RFC 3339 time");
+				reply_error(rq, 400, "since: expected an RFC 3339 time");
 				return;
 			}
 		} else if (strcmp(kv, "limit") == 0) {
@@ -336,36 +291,36 @@ actions_cb(nng_aio *aio)
 			long l = strtol(v, &end, 10);
 
 			if (*v == '\0' || *end != '\0' || l < 1 || l > 1000) {
-				reply_error(aio, 400, "limit: expected 1..1000");
+				reply_error(rq, 400, "limit: expected 1..1000");
 				return;
 			}
 			f.limit = (int)l;
 		} else {
 			snprintf(msg, sizeof(msg), "unknown query parameter \"%.40s\" "
 			    "(service, alertname, state, since, limit)", kv);
-			reply_error(aio, 400, msg);
+			reply_error(rq, 400, msg);
 			return;
 		}
 	}
 	rv = coord_journal_query_actions(h->d.journal, &f, &json);
 	if (rv < 0) {
-		reply_error(aio, 503, "journal query failed");
+		reply_error(rq, 503, "journal query failed");
 		return;
 	}
-	reply_json(aio, 200, json);
+	reply_json(rq, 200, json);
 	free(json);
 }
 
 static void
-agents_cb(nng_aio *aio)
+agents_cb(struct coord_httpd_req *rq, void *arg)
 {
-	char *json = coord_agents_json(server_of(aio)->d.agents);
+	char *json = coord_agents_json(((struct coord_http *)arg)->d.agents);
 
 	if (json == NULL) {
-		reply_error(aio, 503, "out of memory");
+		reply_error(rq, 503, "out of memory");
 		return;
 	}
-	reply_json(aio, 200, json);
+	reply_json(rq, 200, json);
 	free(json);
 }
 
@@ -389,21 +344,48 @@ gauges(struct coord_http *h, struct coord_gauges *g,
 	}
 }
 
-static void
-metrics_cb(nng_aio *aio)
+// Appends the HTTP server's own refusals to the exposition text.
+static int
+refusals_append(struct coord_http *h, char **text, size_t *len)
 {
-	struct coord_http *h = server_of(aio);
+	static const char head[] = "# HELP reflex_http_refused_total HTTP "
+	    "requests or connections the server refused or closed, by reason.\n"
+	    "# TYPE reflex_http_refused_total counter\n";
+	uint64_t v[COORD_HTTPD_REF__COUNT];
+	size_t cap = *len + sizeof(head) + COORD_HTTPD_REF__COUNT * 80;
+	char *t = realloc(*text, cap);
+
+	if (t == NULL)
+		return -ENOMEM;
+	*text = t;
+	coord_httpd_refusals(h->srv, v);
+	memcpy(t + *len, head, sizeof(head) - 1);
+	*len += sizeof(head) - 1;
+	for (int i = 0; i < COORD_HTTPD_REF__COUNT; i++)
+		*len += (size_t)snprintf(t + *len, cap - *len,
+		    "reflex_http_refused_total{reason=\"%s\"} %llu\n",
+		    coord_httpd_refusal_name((enum coord_httpd_refusal)i),
+		    (unsigned long long)v[i]);
+	return 0;
+}
+
+static void
+metrics_cb(struct coord_httpd_req *rq, void *arg)
+{
+	struct coord_http *h = arg;
 	struct coord_journal_stats js;
 	struct coord_gauges g;
 	char *text;
 	size_t len;
 
 	gauges(h, &g, &js);
-	if (coord_metrics_render(&g, &text, &len) < 0) {
-		reply_error(aio, 503, "out of memory");
+	if (coord_metrics_render(&g, &text, &len) < 0 ||
+	    refusals_append(h, &text, &len) < 0) {
+		free(text);
+		reply_error(rq, 503, "out of memory");
 		return;
 	}
-	reply(aio, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+	reply(rq, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 	free(text);
 }
 
@@ -420,11 +402,11 @@ health_reason(enum health *h, enum health level, cJSON *reasons,
 }
 
 static void
-health_cb(nng_aio *aio)
+health_cb(struct coord_httpd_req *rq, void *arg)
 {
 	static const char *const names[] = { "healthy", "degraded",
 		"unhealthy" };
-	struct coord_http *h = server_of(aio);
+	struct coord_http *h = arg;
 	const struct coord_conf *c = h->d.conf;
 	struct coord_journal_stats js;
 	struct coord_breaker_state b;
@@ -479,69 +461,66 @@ health_cb(nng_aio *aio)
 	s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	if (s == NULL) {
-		reply_error(aio, 503, "out of memory");
+		reply_error(rq, 503, "out of memory");
 		return;
 	}
-	reply_json(aio, level == UNHEALTHY ? 503 : 200, s);
+	reply_json(rq, level == UNHEALTHY ? 503 : 200, s);
 	free(s);
 }
 
 static void
-control(nng_aio *aio, bool pause)
+control(struct coord_httpd_req *rq, struct coord_http *h, bool pause)
 {
-	struct coord_http *h = server_of(aio);
-	nng_http_req *req = nng_aio_get_input(aio, 0);
 	char who[64] = "operator";
 	const char *ua;
 	int rv;
 
 	if (h->d.auth->operator_token == NULL) {
-		reply_error(aio, 403, "no operator credential is configured "
+		reply_error(rq, 403, "no operator credential is configured "
 		    "(auth.operator_token_file): mutating calls are disabled");
 		return;
 	}
 	if (!coord_auth_operator_ok(h->d.auth,
-	    nng_http_req_get_header(req, "Authorization"))) {
+	    coord_httpd_header(rq, "Authorization"))) {
 		cm_warn("api.rejected", "status=401 call=%s",
 		    pause ? "pause" : "resume");
-		reply_unauthorized(aio, "operator credential required");
+		reply_unauthorized(rq, "operator credential required");
 		return;
 	}
-	ua = nng_http_req_get_header(req, "X-Reflex-Operator");
+	ua = coord_httpd_header(rq, "X-Reflex-Operator");
 	if (ua != NULL && cm_name_valid(ua))
 		snprintf(who, sizeof(who), "%s", ua);
 	rv = pause ? coord_engine_pause(h->d.engine, who) :
 	    coord_engine_resume(h->d.engine);
 	if (rv < 0) {
-		reply_error(aio, 503, "out of memory");
+		reply_error(rq, 503, "out of memory");
 		return;
 	}
 	cm_notice(pause ? "api.pause" : "api.resume", "who=%s", cm_q(who));
-	reply_json(aio, 202, pause ? "{\"status\":\"pausing\"}" :
+	reply_json(rq, 202, pause ? "{\"status\":\"pausing\"}" :
 	    "{\"status\":\"resuming\"}");
 }
 
 // Operator calls share the credential check; returns false (and has
 // answered) when the caller is not the operator.
 static bool
-operator_only(nng_aio *aio, const char *call, char *who, size_t n)
+operator_only(struct coord_httpd_req *rq, struct coord_http *h,
+    const char *call, char *who, size_t n)
 {
-	struct coord_http *h = server_of(aio);
-	nng_http_req *req = nng_aio_get_input(aio, 0);
 	const char *hdr;
 
 	if (h->d.auth->operator_token == NULL) {
-		reply_error(aio, 403, "no operator credential is configured "
+		reply_error(rq, 403, "no operator credential is configured "
 		    "(auth.operator_token_file): mutating calls are disabled");
 		return false;
 	}
 	if (!coord_auth_operator_ok(h->d.auth,
-	    nng_http_req_get_header(req, "Authorization"))) {
+	    coord_httpd_header(rq, "Authorization"))) {
 		cm_warn("api.rejected", "status=401 call=%s", call);
-		reply_unauthorized(aio, "operator credential required");
+		reply_unauthorized(rq, "operator credential required");
 		return false;
 	}
-	hdr = nng_http_req_get_header(req, "X-Reflex-Operator");
+	hdr = coord_httpd_header(rq, "X-Reflex-Operator");
 	snprintf(who, n, "%s", hdr != NULL && cm_name_valid(hdr) ? hdr :
 	    "operator");
 	return true;
@@ -549,221 +528,132 @@ operator_only(nng_aio *aio, const char *call, char *who, size_t n)
 
 // POST /api/v1/approve|reject {"id": N}
 static void
-decide_cb(nng_aio *aio, bool approve)
+decide_cb(struct coord_httpd_req *rq, struct coord_http *h, bool approve)
 {
-	struct coord_http *h = server_of(aio);
-	nng_http_req *req = nng_aio_get_input(aio, 0);
 	char who[64];
 	const cJSON *id;
 	cJSON *doc;
-	void *body;
+	const void *body;
 	size_t len;
 	int64_t v;
 
-	if (!operator_only(aio, approve ? "approve" : "reject", who, sizeof(who)))
+	if (!operator_only(rq, h, approve ? "approve" : "reject", who, sizeof(who)))
 		return;
-	nng_http_req_get_data(req, &body, &len);
+	body = coord_httpd_body(rq, &len);
 	doc = len > 0 && len < 4096 ? cJSON_ParseWithLength(body, len) : NULL;
 	id = cJSON_GetObjectItemCaseSensitive(doc, "id");
 	if (!cJSON_IsNumber(id) || id->valuedouble < 1 ||
 	    id->valuedouble > 9e15 || id->valuedouble != (double)(int64_t)
 	    id->valuedouble) {
 		cJSON_Delete(doc);
-		reply_error(aio, 400, "expected a body {\"id\": <plan id>}");
+		reply_error(rq, 400, "expected a body {\"id\": <plan id>}");
 		return;
 	}
 	v = (int64_t)id->valuedouble;
 	cJSON_Delete(doc);
 	if (coord_engine_approval(h->d.engine, v, approve, who) < 0) {
-		reply_error(aio, 503, "out of memory");
+		reply_error(rq, 503, "out of memory");
 		return;
 	}
 	cm_notice(approve ? "api.approve" : "api.reject", "id=%lld who=%s",
 	    (long long)v, cm_q(who));
-	reply_json(aio, 202, approve ? "{\"status\":\"approving\"}" :
+	reply_json(rq, 202, approve ? "{\"status\":\"approving\"}" :
 	    "{\"status\":\"rejecting\"}");
 }
 
 static void
-approve_cb(nng_aio *aio)
+approve_cb(struct coord_httpd_req *rq, void *arg)
 {
-	decide_cb(aio, true);
+	decide_cb(rq, arg, true);
 }
 
 static void
-reject_cb(nng_aio *aio)
+reject_cb(struct coord_httpd_req *rq, void *arg)
 {
-	decide_cb(aio, false);
+	decide_cb(rq, arg, false);
 }
 
 static void
-pause_cb(nng_aio *aio)
+pause_cb(struct coord_httpd_req *rq, void *arg)
 {
-	control(aio, true);
+	control(rq, arg, true);
 }
 
 static void
-resume_cb(nng_aio *aio)
+resume_cb(struct coord_httpd_req *rq, void *arg)
 {
-	control(aio, false);
+	control(rq, arg, false);
 }
 
 static void
-healthz_cb(nng_aio *aio)
+healthz_cb(struct coord_httpd_req *rq, void *arg)
 {
-	reply(aio, 200, "text/plain", "ok\n", 3);
+	(void)arg;
+	reply(rq, 200, "text/plain", "ok\n", 3);
 }
 
 // Ready to take alerts: the journal commits and the queue has room.
 static void
-readyz_cb(nng_aio *aio)
+readyz_cb(struct coord_httpd_req *rq, void *arg)
 {
-	struct coord_http *h = server_of(aio);
+	struct coord_http *h = arg;
 	struct coord_journal_stats js;
 	struct coord_gauges g;
 
 	gauges(h, &g, &js);
 	if (g.queue_depth >= h->d.conf->limits.queue)
-		reply(aio, 503, "text/plain", "alert queue full\n", 17);
+		reply(rq, 503, "text/plain", "alert queue full\n", 17);
 	else if (js.commit_errors > 0 && js.commits == 0)
-		reply(aio, 503, "text/plain", "journal not writable\n", 21);
+		reply(rq, 503, "text/plain", "journal not writable\n", 21);
 	else
-		reply(aio, 200, "text/plain", "ready\n", 6);
+		reply(rq, 200, "text/plain", "ready\n", 6);
 }
 
-struct route {
-	const char *path;
-	const char *method;
-	void (*fn)(nng_aio *);
-	bool body;
+static const struct coord_httpd_route routes[] = {
+	{ "/api/v1/alerts", "POST", webhook_cb },
+	{ "/webhook/alert", "POST", webhook_cb },
+	{ "/api/v1/actions", "GET", actions_cb },
+	{ "/api/v1/agents", "GET", agents_cb },
+	{ "/metrics", "GET", metrics_cb },
+	{ "/health", "GET", health_cb },
+	{ "/healthz", "GET", healthz_cb },
+	{ "/readyz", "GET", readyz_cb },
+	{ "/api/v1/pause", "POST", pause_cb },
+	{ "/api/v1/resume", "POST", resume_cb },
+	{ "/api/v1/approve", "POST", approve_cb },
+	{ "/api/v1/reject", "POST", reject_cb },
 };
-
-static const struct route routes[] = {
-	{ "/api/v1/alerts", "POST", webhook_cb, true },
-	{ "/webhook/alert", "POST", webhook_cb, true },
-	{ "/api/v1/actions", "GET", actions_cb, false },
-	{ "/api/v1/agents", "GET", agents_cb, false },
-	{ "/metrics", "GET", metrics_cb, false },
-	{ "/health", "GET", health_cb, false },
-	{ "/healthz", "GET", healthz_cb, false },
-	{ "/readyz", "GET", readyz_cb, false },
-	{ "/api/v1/pause", "POST", pause_cb, true },
-	{ "/api/v1/resume", "POST", resume_cb, true },
-	{ "/api/v1/approve", "POST", approve_cb, true },
-	{ "/api/v1/reject", "POST", reject_cb, true },
-};
-
-static char *
-slurp(const char *path, size_t max)
-{
-	FILE *f = fopen(path, "rbe");
-	char *buf;
-	size_t n;
-
-	if (f == NULL)
-		return NULL;
-	buf = malloc(max + 1);
-	if (buf != NULL) {
-		n = fread(buf, 1, max + 1, f);
-		if (n > max) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
-static int
-tls_setup(nng_http_server *srv, const struct coord_tls_conf *t, char *err,
-    size_t errlen)
-{
-	nng_tls_config *cfg = NULL;
-	char *cert = slurp(t->cert_file, 1 << 20), *key = slurp(t->key_file,
-	    1 << 20);
-	int rv;
-
-	if (cert == NULL || key == NULL) {
-		snprintf(err, errlen, "tls: cannot read %s", cert == NULL ?
-		    t->cert_file : t->key_file);
-		rv = NNG_EINVAL;
-		goto out;
-	}
-	rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER);
-	if (rv == 0)
-		rv = nng_tls_config_own_cert(cfg, cert, key, NULL);
-	if (rv == 0 && t->client_ca_file != NULL) {
-		rv = nng_tls_config_ca_file(cfg, t->client_ca_file);
-		if (rv == 0)
-			rv = nng_tls_config_auth_mode(cfg,
-			    NNG_TLS_AUTH_MODE_REQUIRED);
-	}
-	if (rv == 0)
-		rv = nng_http_server_set_tls(srv, cfg);
-	if (rv != 0)
-		snprintf(err, errlen, "tls: %s", nng_strerror(rv));
-out:
-	if (key != NULL)
-		memset(key, 0, strlen(key));
-	free(cert);
-	free(key);
-	if (cfg != NULL)
-		nng_tls_config_free(cfg); // the server holds its own reference
-	return rv;
-}
 
 int
 coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
     char *err, size_t errlen)
 {
+	const struct coord_conf *c = d->conf;
 	struct coord_http *h = calloc(1, sizeof(*h));
-	char url[300];
-	nng_url *u = NULL;
+	struct coord_httpd_limits lim = {
+		.header_timeout_ms = c->http.header_timeout_ms,
+		.body_timeout_ms = c->http.body_timeout_ms,
+		.idle_timeout_ms = c->http.idle_timeout_ms,
+		.max_connections = c->http.max_connections,
+		.max_header_bytes = c->http.max_header_bytes,
+		.max_body = c->limits.max_body,
+	};
+	struct coord_httpd_tls tls = {
+		.cert_file = c->tls.cert_file,
+		.key_file = c->tls.key_file,
+		.ca_file = c->tls.client_ca_file,
+	};
 	int rv;
 
 	if (h == NULL)
 		return -ENOMEM;
 	h->d = *d;
-	snprintf(url, sizeof(url), "%s://%s", d->conf->tls.cert_file != NULL ?
-	    "https" : "http", d->conf->listen);
-	rv = nng_url_parse(&u, url);
-	if (rv == 0)
-		rv = nng_http_server_hold(&h->srv, u);
-	nng_url_free(u);
-	if (rv == 0 && d->conf->tls.cert_file != NULL) {
-		rv = tls_setup(h->srv, &d->conf->tls, err, errlen);
-		if (rv != 0) {
-			nng_http_server_release(h->srv);
-			free(h);
-			return -EINVAL;
-		}
-	}
-	for (size_t i = 0; rv == 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
-		nng_http_handler *hd;
-		size_t max = d->conf->wl.max_body * COLLECT_FACTOR;
-
-		rv = nng_http_handler_alloc(&hd, routes[i].path, routes[i].fn);
-		if (rv != 0)
-			break;
-		nng_http_handler_set_method(hd, routes[i].method);
-		nng_http_handler_set_data(hd, h, NULL);
-		nng_http_handler_collect_body(hd, routes[i].body,
-		    routes[i].body ? max : 0);
-		rv = nng_http_server_add_handler(h->srv, hd);
-		if (rv != 0)
-			nng_http_handler_free(hd);
-	}
-	if (rv == 0)
-		rv = nng_http_server_start(h->srv);
-	if (rv != 0) {
-		snprintf(err, errlen, "listen %s: %s", d->conf->listen,
-		    nng_strerror(rv));
-		if (h->srv != NULL)
-			nng_http_server_release(h->srv);
+	rv = coord_httpd_start(&h->srv, c->listen, &lim,
+	    c->tls.cert_file != NULL ? &tls : NULL, routes,
+	    sizeof(routes) / sizeof(routes[0]), h, err, errlen);
+	if (rv < 0) {
 		free(h);
-		return -EADDRINUSE;
+		return rv;
 	}
 	*ret = h;
 	return 0;
@@ -774,11 +664,10 @@ coord_http_stop(struct coord_http *h)
 {
 	if (h == NULL)
 		return;
-	nng_http_server_stop(h->srv);
-	// Requests already handed to the journal finish through their
-	// callback; wait so that none outlives the server.
+	// Waits for every reply owed, the webhook's journal commits included.
+	coord_httpd_stop(h->srv);
+	// intake_done still touches h after its reply: wait for it to leave.
 	while (atomic_load(&h->pending) > 0)
-		nng_msleep(5);
-	nng_http_server_release(h->srv);
+		usleep(1000);
 	free(h);
 }

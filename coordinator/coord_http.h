@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// coord_http: the coordinator's HTTP server (nng): the Alertmanager
-// webhook, the read API, /metrics and the health endpoints.
+// coord_http: the coordinator's HTTP routes, served by coord_httpd (which
+// bounds every client: http.* keys): the Alertmanager webhook, the read
+// API, /metrics and the health endpoints.
 //
 //   POST /api/v1/alerts, /webhook/alert   Alertmanager webhook (v4)
 //   GET  /api/v1/actions?service=&alertname=&state=&since=&limit=
@@ -9,6 +10,7 @@
 //   GET  /health                           healthy|degraded|unhealthy + reasons
 //   GET  /healthz, /readyz                 liveness / readiness
 //   POST /api/v1/pause, /api/v1/resume     operator: stop/restart automation
+//   POST /api/v1/approve, /api/v1/reject   operator: decide a waiting plan
 //
 // With auth configured, the webhook needs Alertmanager's bearer token or
 // basic credentials, and pause/resume need the operator's bearer token:
@@ -41,7 +43,8 @@ struct coord_http_deps {
 int coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
     char *err, size_t errlen) __attribute__((warn_unused_result));
 
-// Stops accepting and waits for requests in progress. NULL-safe.
+// Stops accepting, closes the connections and waits for the replies
+// still owed (webhooks waiting for their journal commit). NULL-safe.
 void coord_http_stop(struct coord_http *h);
 
 #endif

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: MIT
+// coord_httpd's threading contract: replies posted later from another
+// thread, pipelined requests answered in order, a late reply for a
+// client that reset its connection dropped, and stop waiting for the
+// replies still owed. Runs a server on 127.0.0.1 (port chosen by the OS).
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "coord_httpd.h"
+#include "tt.h"
+
+static const struct coord_httpd_limits lim = {
+	.header_timeout_ms = 5000, .body_timeout_ms = 5000,
+	.idle_timeout_ms = 5000, .max_connections = 16,
+	.max_header_bytes = 4096, .max_body = 4096,
+};
+
+// The one reply owed by the /async route, posted by its own thread.
+struct owed {
+	struct coord_httpd_req *rq;
+	int delay_ms;
+	pthread_t thread;
+	atomic_bool called, replied;
+};
+
+static struct owed owed;
+
+static void *
+late_reply(void *arg)
+{
+	struct owed *o = arg;
+
+	usleep((useconds_t)o->delay_ms * 1000);
+	coord_httpd_reply(o->rq, 200, "text/plain", "late", 4, NULL);
+	atomic_store(&o->replied, true);
+	return NULL;
+}
+
+static void
+async_cb(struct coord_httpd_req *rq, void *arg)
+{
+	struct owed *o = arg;
+
+	o->rq = rq;
+	atomic_store(&o->replied, false);
+	if (pthread_create(&o->thread, NULL, late_reply, o) != 0)
+		coord_httpd_reply(rq, 500, "text/plain", "thread", 6, NULL);
+	atomic_store(&o->called, true);
+}
+
+// Answers with the query string, at once.
+static void
+echo_cb(struct coord_httpd_req *rq, void *arg)
+{
+	const char *q = coord_httpd_query(rq);
+
+	(void)arg;
+	coord_httpd_reply(rq, 200, "text/plain", q, strlen(q), NULL);
+}
+
+static const struct coord_httpd_route routes[] = {
+	{ "/async", "GET", async_cb },
+	{ "/echo", "GET", echo_cb },
+};
+
+static struct coord_httpd *
+start(int delay_ms)
+{
+	struct coord_httpd *s = NULL;
+	char err[256];
+
+	memset(&owed, 0, sizeof(owed));
+	owed.delay_ms = delay_ms;
+	if (coord_httpd_start(&s, "127.0.0.1:0", &lim, NULL, routes, 2, &owed,
+	    err, sizeof(err)) != 0) {
+		printf("# start: %s\n", err);
+		return NULL;
+	}
+	return s;
+}
+
+static int
+dial(struct coord_httpd *s)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+		.sin_port = htons((uint16_t)coord_httpd_port(s)),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+say(int fd, const char *req)
+{
+	size_t n = strlen(req);
+
+	CHECK(write(fd, req, n) == (ssize_t)n);
+}
+
+// Reads replies into buf until it holds `n` complete ones; returns the
+// bytes read. Bodies are found after each "\r\n\r\n".
+static size_t
+hear(int fd, char *buf, size_t cap, int n)
+{
+	size_t len = 0;
+
+	for (;;) {
+		int got = 0;
+		const char *p = buf;
+
+		buf[len] = '\0';
+		while (got < n) {
+			const char *cl = strstr(p, "Content-Length: ");
+			const char *end = strstr(p, "\r\n\r\n");
+
+			if (cl == NULL || end == NULL ||
+			    end + 4 + atoi(cl + 16) > buf + len)
+				break;
+			p = end + 4 + atoi(cl + 16);
+			got++;
+		}
+		if (got == n || len + 1 >= cap)
+			return len;
+		ssize_t r = read(fd, buf + len, cap - 1 - len);
+
+		if (r <= 0)
+			return len;
+		len += (size_t)r;
+	}
+}
+
+static void
+test_async_then_keepalive(void)
+{
+	struct coord_httpd *s = start(50);
+	char buf[2048];
+	int fd;
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	fd = dial(s);
+	say(fd, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+	hear(fd, buf, sizeof(buf), 1);
+	CHECK_HAS(buf, "HTTP/1.1 200 OK");
+	CHECK_HAS(buf, "\r\n\r\nlate");
+	pthread_join(owed.thread, NULL);
+	say(fd, "GET /echo?again HTTP/1.1\r\nHost: x\r\n\r\n");
+	hear(fd, buf, sizeof(buf), 1);
+	CHECK_HAS(buf, "\r\n\r\nagain");
+	close(fd);
+	coord_httpd_stop(s);
+}
+
+static void
+test_pipelined_in_order(void)
+{
+	struct coord_httpd *s = start(50);
+	char buf[4096];
+	const char *a, *l, *b;
+	int fd;
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	fd = dial(s);
+	say(fd, "GET /echo?first HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /async HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /echo?third HTTP/1.1\r\nHost: x\r\n\r\n");
+	hear(fd, buf, sizeof(buf), 3);
+	a = strstr(buf, "first");
+	l = strstr(buf, "late");
+	b = strstr(buf, "third");
+	CHECK(a != NULL && l != NULL && b != NULL && a < l && l < b);
+	pthread_join(owed.thread, NULL);
+	close(fd);
+	coord_httpd_stop(s);
+}
+
+static void
+test_reset_client_reply_dropped(void)
+{
+	struct coord_httpd *s = start(200);
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	char buf[2048];
+	int fd;
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	fd = dial(s);
+	say(fd, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+	while (!atomic_load(&owed.called))
+		usleep(1000);
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd); // a reset while the reply is owed
+	pthread_join(owed.thread, NULL);
+	fd = dial(s);
+	say(fd, "GET /echo?alive HTTP/1.1\r\nHost: x\r\n\r\n");
+	hear(fd, buf, sizeof(buf), 1);
+	CHECK_HAS(buf, "\r\n\r\nalive");
+	close(fd);
+	coord_httpd_stop(s);
+}
+
+static void
+test_stop_waits_for_owed_reply(void)
+{
+	struct coord_httpd *s = start(300);
+	int fd;
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	fd = dial(s);
+	say(fd, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+	while (!atomic_load(&owed.called))
+		usleep(1000);
+	coord_httpd_stop(s); // must not return before the reply is posted
+	CHECK(atomic_load(&owed.replied));
+	pthread_join(owed.thread, NULL);
+	close(fd);
+}
+
+static void
+test_start_errors_name_the_cause(void)
+{
+	struct coord_httpd *s = NULL;
+	struct coord_httpd_tls tls = { .cert_file = "/nonexistent/c.pem",
+		.key_file = "/nonexistent/k.pem" };
+	char err[256] = "";
+
+	CHECK(coord_httpd_start(&s, "no-port", &lim, NULL, routes, 2, NULL,
+	    err, sizeof(err)) == -EINVAL);
+	CHECK_HAS(err, "expected host:port");
+	CHECK(coord_httpd_start(&s, "127.0.0.1:0", &lim, &tls, routes, 2, NULL,
+	    err, sizeof(err)) == -EINVAL);
+	CHECK_HAS(err, "/nonexistent/c.pem");
+	CHECK(s == NULL);
+}
+
+static const struct tt_case cases[] = {
+	{ "async reply, then keep-alive", test_async_then_keepalive },
+	{ "pipelined requests answered in order", test_pipelined_in_order },
+	{ "late reply to a reset client is dropped",
+	  test_reset_client_reply_dropped },
+	{ "stop waits for the reply owed", test_stop_waits_for_owed_reply },
+	{ "start errors name the cause", test_start_errors_name_the_cause },
+	{ NULL, NULL },
+};
+
+TT_MAIN(cases)
