@@ -4,9 +4,12 @@
 // The body goes through three gates: a byte pre-scan (NUL bytes and
 // control characters, which cJSON would silently accept or use to cut a
 // string short), cJSON, then a typed walk that validates every field and
-// copies it into the structs of coord_alert.h. Each object is walked once
+// moves it into the structs of coord_alert.h: the strings cJSON allocated
+// (with malloc, its default) are taken from the tree, which is ours and
+// freed right after, instead of being copied. Each object is walked once
 // and its known keys dispatched by name, so the work is linear in the body
 // size apart from sorting each label set.
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -18,6 +21,17 @@
 #include "cm_msg.h"
 #include "cm_time.h"
 #include "coord_alert.h"
+
+// Takes a string out of the parse tree (it is freed with free() later,
+// and no longer by cJSON_Delete).
+static char *
+steal(char **slot)
+{
+	char *s = *slot;
+
+	*slot = NULL;
+	return s;
+}
 
 const struct coord_webhook_limits coord_webhook_default_limits = {
 	.max_body = 1024 * 1024,
@@ -165,9 +179,7 @@ dup_checked(struct pctx *p, const cJSON *item, const char *path,
 		*rv = failf(p, -EINVAL, "%s: not valid UTF-8", path);
 		return NULL;
 	}
-	copy = strdup(s);
-	if (copy == NULL)
-		*rv = failf(p, -ENOMEM, "%s: out of memory", path);
+	copy = steal(&((cJSON *)item)->valuestring);
 	return copy;
 }
 
@@ -316,11 +328,7 @@ kvs_parse(struct pctx *p, const cJSON *obj, const char *path,
 			rv = failf(p, -EINVAL, "%s: expected string", fpath);
 			goto fail;
 		}
-		kv->key = strdup(it->string);
-		if (kv->key == NULL) {
-			rv = failf(p, -ENOMEM, "%s: out of memory", fpath);
-			goto fail;
-		}
+		kv->key = steal(&((cJSON *)it)->string);
 		out->n++;
 		kv->val = dup_checked(p, it, fpath, max_val, &rv);
 		if (kv->val == NULL)

@@ -351,7 +351,7 @@ push_alert(struct coord_engine *e, struct coord_alert *a, int64_t id,
 }
 
 int
-coord_engine_push(struct coord_engine *e, const struct coord_notification *n,
+coord_engine_push(struct coord_engine *e, struct coord_notification *n,
     const int64_t *ids, const uint64_t *identities, int64_t received_mono)
 {
 	struct ev *head = NULL, **tail = &head;
@@ -363,7 +363,13 @@ coord_engine_push(struct coord_engine *e, const struct coord_notification *n,
 		struct ev *ev = calloc(1, sizeof(*ev));
 
 		if (ev != NULL)
-			ev->alert = coord_alert_dup(&n->alerts[i]);
+			ev->alert = malloc(sizeof(*ev->alert));
+		if (ev != NULL && ev->alert != NULL) {
+			// Moved, not copied: the notification keeps an empty
+			// alert that frees nothing.
+			*ev->alert = n->alerts[i];
+			memset(&n->alerts[i], 0, sizeof(n->alerts[i]));
+		}
 		if (ev == NULL || ev->alert == NULL) {
 			// Stored as pending in the journal: the next start
 			// replays it. Nothing is lost, only delayed.

@@ -650,24 +650,68 @@ kvs_find(const struct coord_kvs *kvs, const char *key)
 	return NULL;
 }
 
-// Returns new JSON object text (free with cJSON_free) or NULL on ENOMEM.
+// Writes s as a JSON string (quotes included) at o; returns the new end.
+// Room: 6 bytes per input byte + 2. Escapes what JSON requires (", \\ and
+// control characters); UTF-8 goes through as it is (the parser checked it).
+static char *
+json_str(char *o, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	*o++ = '"';
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = (char)c;
+		} else if (c < 0x20) {
+			*o++ = '\\';
+			switch (c) {
+			case '\n': *o++ = 'n'; break;
+			case '\r': *o++ = 'r'; break;
+			case '\t': *o++ = 't'; break;
+			case '\b': *o++ = 'b'; break;
+			case '\f': *o++ = 'f'; break;
+			default:
+				*o++ = 'u';
+				*o++ = '0';
+				*o++ = '0';
+				*o++ = hex[c >> 4];
+				*o++ = hex[c & 15];
+			}
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o++ = '"';
+	return o;
+}
+
+// The set as a JSON object text, keys in their (sorted) order: one
+// allocation, no intermediate tree (free()). NULL on ENOMEM.
 static char *
 kvs_to_json(const struct coord_kvs *kvs)
 {
-	cJSON *o;
-	char *s = NULL;
-	size_t i;
+	size_t room = 3, i;
+	char *s, *o;
 
-	o = cJSON_CreateObject();
-	if (o == NULL)
-		return NULL;
 	for (i = 0; i < kvs->n; i++)
-		if (cJSON_AddStringToObject(o, kvs->v[i].key,
-		    kvs->v[i].val) == NULL)
-			goto out;
-	s = cJSON_PrintUnformatted(o);
-out:
-	cJSON_Delete(o);
+		room += 6 * (strlen(kvs->v[i].key) + strlen(kvs->v[i].val)) + 6;
+	s = malloc(room);
+	if (s == NULL)
+		return NULL;
+	o = s;
+	*o++ = '{';
+	for (i = 0; i < kvs->n; i++) {
+		if (i > 0)
+			*o++ = ',';
+		o = json_str(o, kvs->v[i].key);
+		*o++ = ':';
+		o = json_str(o, kvs->v[i].val);
+	}
+	*o++ = '}';
+	*o = '\0';
 	return s;
 }
 
@@ -699,8 +743,8 @@ insert_alert(struct coord_journal *j, struct coord_alert_rec *rec)
 	if (rv == 0)
 		rec->id = sqlite3_last_insert_rowid(j->wdb);
 out:
-	cJSON_free(labels);
-	cJSON_free(annotations);
+	free(labels);
+	free(annotations);
 	return rv;
 }
 
