@@ -161,22 +161,28 @@ prescan(struct pctx *p, const char *body, size_t len)
 	return 0;
 }
 
+// Checks a string value and takes it from the tree. Its path for errors
+// is `path`, or "<path>.<key>" when key is not NULL (built only then).
 static char *
 dup_checked(struct pctx *p, const cJSON *item, const char *path,
-    size_t max_len, int *rv)
+    const char *key, size_t max_len, int *rv)
 {
 	const char *s = item->valuestring;
+	const char *dot = key != NULL ? "." : "";
 	size_t n;
 	char *copy;
 
+	if (key == NULL)
+		key = "";
 	n = strlen(s);
 	if (n > max_len) {
-		*rv = failf(p, -E2BIG, "%s: %zu bytes exceed the limit of %zu",
-		    path, n, max_len);
+		*rv = failf(p, -E2BIG, "%s%s%s: %zu bytes exceed the limit of "
+		    "%zu", path, dot, key, n, max_len);
 		return NULL;
 	}
 	if (!cm_utf8_valid(s, n)) {
-		*rv = failf(p, -EINVAL, "%s: not valid UTF-8", path);
+		*rv = failf(p, -EINVAL, "%s%s%s: not valid UTF-8", path, dot,
+		    key);
 		return NULL;
 	}
 	copy = steal(&((cJSON *)item)->valuestring);
@@ -196,7 +202,7 @@ get_str(struct pctx *p, const cJSON *item, const char *path, char **out)
 	}
 	if (!cJSON_IsString(item) || item->valuestring == NULL)
 		return failf(p, -EINVAL, "%s: expected string", path);
-	*out = dup_checked(p, item, path, SIZE_MAX, &rv);
+	*out = dup_checked(p, item, path, NULL, SIZE_MAX, &rv);
 	return rv;
 }
 
@@ -296,7 +302,7 @@ kvs_parse(struct pctx *p, const cJSON *obj, const char *path,
 {
 	size_t max_val = kind == KVS_LABELS ? p->lim->max_value_len :
 	    p->lim->max_annotation_len;
-	char fpath[PATH_MAX_LEN], sbuf[200];
+	char sbuf[200];
 	const cJSON *it;
 	size_t n = 0, i;
 	int rv = 0;
@@ -323,14 +329,14 @@ kvs_parse(struct pctx *p, const cJSON *obj, const char *path,
 		rv = kv_key_check(p, it->string, path, kind);
 		if (rv < 0)
 			goto fail;
-		snprintf(fpath, sizeof(fpath), "%s.%s", path, it->string);
 		if (!cJSON_IsString(it) || it->valuestring == NULL) {
-			rv = failf(p, -EINVAL, "%s: expected string", fpath);
+			rv = failf(p, -EINVAL, "%s.%s: expected string", path,
+			    it->string);
 			goto fail;
 		}
 		kv->key = steal(&((cJSON *)it)->string);
 		out->n++;
-		kv->val = dup_checked(p, it, fpath, max_val, &rv);
+		kv->val = dup_checked(p, it, path, kv->key, max_val, &rv);
 		if (kv->val == NULL)
 			goto fail;
 	}
