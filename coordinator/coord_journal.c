@@ -184,6 +184,8 @@ struct op {
 			size_t n;
 			coord_journal_done_fn fn;
 			void *arg;
+			char **json; // labels, annotations of each rec
+				     // (2n, encoded by the submitter)
 		} alerts;
 		struct {
 			int64_t id;
@@ -688,22 +690,24 @@ json_str(char *o, const char *s)
 	return o;
 }
 
-// The set as a JSON object text, keys in their (sorted) order: one
-// allocation, no intermediate tree (free()). NULL on ENOMEM.
-static char *
-kvs_to_json(const struct coord_kvs *kvs)
+// Room kvs_write needs for the set (worst case: every byte escaped).
+static size_t
+kvs_room(const struct coord_kvs *kvs)
 {
-	size_t room = 3, i;
-	char *s, *o;
+	size_t room = 3;
 
-	for (i = 0; i < kvs->n; i++)
+	for (size_t i = 0; i < kvs->n; i++)
 		room += 6 * (strlen(kvs->v[i].key) + strlen(kvs->v[i].val)) + 6;
-	s = malloc(room);
-	if (s == NULL)
-		return NULL;
-	o = s;
+	return room;
+}
+
+// Writes the set as a JSON object text, keys in their (sorted) order,
+// NUL-terminated, at o; returns the byte after the NUL.
+static char *
+kvs_write(char *o, const struct coord_kvs *kvs)
+{
 	*o++ = '{';
-	for (i = 0; i < kvs->n; i++) {
+	for (size_t i = 0; i < kvs->n; i++) {
 		if (i > 0)
 			*o++ = ',';
 		o = json_str(o, kvs->v[i].key);
@@ -711,22 +715,45 @@ kvs_to_json(const struct coord_kvs *kvs)
 		o = json_str(o, kvs->v[i].val);
 	}
 	*o++ = '}';
-	*o = '\0';
-	return s;
+	*o++ = '\0';
+	return o;
 }
 
+// The labels and annotations of every rec as JSON texts: one allocation
+// holding 2n pointers (labels, annotations of rec i at 2i, 2i + 1) and
+// the texts (free()). NULL on ENOMEM. Runs on the submitter's thread.
+static char **
+encode_sets(const struct coord_alert_rec *recs, size_t n)
+{
+	size_t room = 2 * n * sizeof(char *);
+	char **v, *o;
+
+	for (size_t i = 0; i < n; i++)
+		room += kvs_room(&recs[i].alert->labels) +
+		    kvs_room(&recs[i].alert->annotations);
+	v = malloc(room > 0 ? room : 1);
+	if (v == NULL)
+		return NULL;
+	o = (char *)(v + 2 * n);
+	for (size_t i = 0; i < n; i++) {
+		v[2 * i] = o;
+		o = kvs_write(o, &recs[i].alert->labels);
+		v[2 * i + 1] = o;
+		o = kvs_write(o, &recs[i].alert->annotations);
+	}
+	return v;
+}
+
+// labels and annotations: the alert's sets as JSON (encoded on the
+// submitting thread, so the one writer thread does not).
 static int
-insert_alert(struct coord_journal *j, struct coord_alert_rec *rec)
+insert_alert(struct coord_journal *j, struct coord_alert_rec *rec,
+    const char *labels, const char *annotations)
 {
 	sqlite3_stmt *st = j->w[W_ALERT_INSERT];
 	const struct coord_alert *a = rec->alert;
-	char *labels, *annotations;
-	int rv = -ENOMEM;
+	int rv;
 
-	labels = kvs_to_json(&a->labels);
-	annotations = kvs_to_json(&a->annotations);
-	if (labels == NULL || annotations == NULL)
-		goto out;
 	sqlite3_bind_int64(st, 1, rec->received_ms);
 	sqlite3_bind_int64(st, 2, u64_to_i64(rec->identity));
 	bind_str(st, 3, a->fingerprint != NULL ? a->fingerprint : "");
@@ -742,9 +769,6 @@ insert_alert(struct coord_journal *j, struct coord_alert_rec *rec)
 	rv = step_done(j->wdb, st);
 	if (rv == 0)
 		rec->id = sqlite3_last_insert_rowid(j->wdb);
-out:
-	free(labels);
-	free(annotations);
 	return rv;
 }
 
@@ -844,7 +868,9 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 	switch (op->kind) {
 	case OP_ALERTS:
 		for (i = 0; i < op->u.alerts.n && rv == 0; i++)
-			rv = insert_alert(j, &op->u.alerts.recs[i]);
+			rv = insert_alert(j, &op->u.alerts.recs[i],
+			    op->u.alerts.json[2 * i],
+			    op->u.alerts.json[2 * i + 1]);
 		if (rv == 0)
 			added[0] += (int64_t)op->u.alerts.n;
 		break;
@@ -994,6 +1020,7 @@ complete_batch(struct coord_journal *j, struct op *batch, int rv)
 		if (o->kind == OP_ALERTS) {
 			o->u.alerts.fn(o->rv, o->u.alerts.recs, o->u.alerts.n,
 			    o->u.alerts.arg);
+			free(o->u.alerts.json);
 			free(o);
 			continue;
 		}
@@ -1193,6 +1220,11 @@ coord_journal_submit_alerts(struct coord_journal *j,
 	op = calloc(1, sizeof(*op));
 	if (op == NULL)
 		return -ENOMEM;
+	op->u.alerts.json = encode_sets(recs, n);
+	if (op->u.alerts.json == NULL) {
+		free(op);
+		return -ENOMEM;
+	}
 	op->kind = OP_ALERTS;
 	op->u.alerts.recs = recs;
 	op->u.alerts.n = n;
@@ -1207,8 +1239,10 @@ coord_journal_submit_alerts(struct coord_journal *j,
 		enqueue(j, op);
 	}
 	pthread_mutex_unlock(&j->lock);
-	if (rv < 0)
+	if (rv < 0) {
+		free(op->u.alerts.json);
 		free(op);
+	}
 	return rv;
 }
 
