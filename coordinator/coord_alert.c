@@ -189,33 +189,44 @@ dup_checked(struct pctx *p, const cJSON *item, const char *path,
 	return copy;
 }
 
+// A field's path in error messages is "<base>.<field>", or "<field>"
+// when base is "" (top level): printed with FIELD_FMT / FIELD_ARGS, so it
+// is formatted only when there is an error.
+#define FIELD_FMT "%s%s%s"
+#define FIELD_ARGS(base, field) (base), (base)[0] != '\0' ? "." : "", (field)
+
 // Copies an optional string field; absent or null gives "".
 static int
-get_str(struct pctx *p, const cJSON *item, const char *path, char **out)
+get_str(struct pctx *p, const cJSON *item, const char *base,
+    const char *field, char **out)
 {
 	int rv = 0;
 
 	if (item == NULL || cJSON_IsNull(item)) {
 		*out = strdup("");
-		return *out == NULL ? failf(p, -ENOMEM, "%s: out of memory",
-		    path) : 0;
+		return *out == NULL ? failf(p, -ENOMEM, FIELD_FMT ": out of "
+		    "memory", FIELD_ARGS(base, field)) : 0;
 	}
 	if (!cJSON_IsString(item) || item->valuestring == NULL)
-		return failf(p, -EINVAL, "%s: expected string", path);
-	*out = dup_checked(p, item, path, NULL, SIZE_MAX, &rv);
+		return failf(p, -EINVAL, FIELD_FMT ": expected string",
+		    FIELD_ARGS(base, field));
+	*out = dup_checked(p, item, base[0] != '\0' ? base : field,
+	    base[0] != '\0' ? field : NULL, SIZE_MAX, &rv);
 	return rv;
 }
 
 static int
-status_parse(struct pctx *p, const cJSON *item, const char *path,
-    bool *ret_firing)
+status_parse(struct pctx *p, const cJSON *item, const char *base,
+    const char *field, bool *ret_firing)
 {
 	const char *s;
 
 	if (item == NULL)
-		return failf(p, -EINVAL, "%s: missing", path);
+		return failf(p, -EINVAL, FIELD_FMT ": missing",
+		    FIELD_ARGS(base, field));
 	if (!cJSON_IsString(item) || item->valuestring == NULL)
-		return failf(p, -EINVAL, "%s: expected string", path);
+		return failf(p, -EINVAL, FIELD_FMT ": expected string",
+		    FIELD_ARGS(base, field));
 	s = item->valuestring;
 	if (strcmp(s, "firing") == 0)
 		*ret_firing = true;
@@ -223,21 +234,24 @@ status_parse(struct pctx *p, const cJSON *item, const char *path,
 		*ret_firing = false;
 	else
 		return failf(p, -EINVAL,
-		    "%s: must be \"firing\" or \"resolved\"", path);
+		    FIELD_FMT ": must be \"firing\" or \"resolved\"",
+		    FIELD_ARGS(base, field));
 	return 0;
 }
 
 static int
-time_field(struct pctx *p, const cJSON *item, const char *path,
-    int64_t *ret_ms)
+time_field(struct pctx *p, const cJSON *item, const char *base,
+    const char *field, int64_t *ret_ms)
 {
 	*ret_ms = CM_TIME_NONE;
 	if (item == NULL || cJSON_IsNull(item))
 		return 0;
 	if (!cJSON_IsString(item) || item->valuestring == NULL)
-		return failf(p, -EINVAL, "%s: expected string", path);
+		return failf(p, -EINVAL, FIELD_FMT ": expected string",
+		    FIELD_ARGS(base, field));
 	if (cm_time_parse(item->valuestring, ret_ms) < 0)
-		return failf(p, -EINVAL, "%s: not an RFC 3339 time", path);
+		return failf(p, -EINVAL, FIELD_FMT ": not an RFC 3339 time",
+		    FIELD_ARGS(base, field));
 	return 0;
 }
 
@@ -422,8 +436,7 @@ alert_parse(struct pctx *p, const cJSON *obj, size_t idx,
 	if (rv < 0)
 		return rv;
 
-	snprintf(path, sizeof(path), "%s.status", base);
-	rv = status_parse(p, k[A_STATUS].item, path, &a->firing);
+	rv = status_parse(p, k[A_STATUS].item, base, "status", &a->firing);
 	if (rv < 0)
 		return rv;
 
@@ -444,21 +457,18 @@ alert_parse(struct pctx *p, const cJSON *obj, size_t idx,
 	if (rv < 0)
 		return rv;
 
-	snprintf(path, sizeof(path), "%s.startsAt", base);
-	rv = time_field(p, k[A_STARTS].item, path, &a->starts_ms);
+	rv = time_field(p, k[A_STARTS].item, base, "startsAt", &a->starts_ms);
 	if (rv < 0)
 		return rv;
-	snprintf(path, sizeof(path), "%s.endsAt", base);
-	rv = time_field(p, k[A_ENDS].item, path, &a->ends_ms);
+	rv = time_field(p, k[A_ENDS].item, base, "endsAt", &a->ends_ms);
 	if (rv < 0)
 		return rv;
 
-	snprintf(path, sizeof(path), "%s.generatorURL", base);
-	rv = get_str(p, k[A_GENURL].item, path, &a->generator_url);
+	rv = get_str(p, k[A_GENURL].item, base, "generatorURL",
+	    &a->generator_url);
 	if (rv < 0)
 		return rv;
-	snprintf(path, sizeof(path), "%s.fingerprint", base);
-	return get_str(p, k[A_FP].item, path, &a->fingerprint);
+	return get_str(p, k[A_FP].item, base, "fingerprint", &a->fingerprint);
 }
 
 enum {
@@ -557,20 +567,21 @@ notification_parse(struct pctx *p, const cJSON *root,
 
 	// The top-level status is informational; an absent one stays "".
 	if (k[N_STATUS].item != NULL) {
-		rv = status_parse(p, k[N_STATUS].item, "status", &firing);
+		rv = status_parse(p, k[N_STATUS].item, "", "status", &firing);
 		if (rv < 0)
 			return rv;
 	}
-	rv = get_str(p, k[N_STATUS].item, "status", &n->status);
+	rv = get_str(p, k[N_STATUS].item, "", "status", &n->status);
 	if (rv < 0)
 		return rv;
-	rv = get_str(p, k[N_RECEIVER].item, "receiver", &n->receiver);
+	rv = get_str(p, k[N_RECEIVER].item, "", "receiver", &n->receiver);
 	if (rv < 0)
 		return rv;
-	rv = get_str(p, k[N_GROUPKEY].item, "groupKey", &n->group_key);
+	rv = get_str(p, k[N_GROUPKEY].item, "", "groupKey", &n->group_key);
 	if (rv < 0)
 		return rv;
-	rv = get_str(p, k[N_EXTURL].item, "externalURL", &n->external_url);
+	rv = get_str(p, k[N_EXTURL].item, "", "externalURL",
+	    &n->external_url);
 	if (rv < 0)
 		return rv;
 	rv = truncated_parse(p, k[N_TRUNC].item, &n->truncated_alerts);
