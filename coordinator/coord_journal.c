@@ -1273,6 +1273,7 @@ coord_journal_action_insert_many(struct coord_journal *j,
     struct coord_action_rec *recs, size_t n)
 {
 	struct op op = { .kind = OP_ACTION_INSERT };
+	int rv;
 
 	if (j == NULL || recs == NULL || n == 0)
 		return -EINVAL;
@@ -1290,7 +1291,11 @@ coord_journal_action_insert_many(struct coord_journal *j,
 	pthread_mutex_unlock(&j->lock);
 	op.u.actions.recs = recs;
 	op.u.actions.n = n;
-	return run_blocking(j, &op);
+	rv = run_blocking(j, &op);
+	if (rv < 0) // also when it never ran (-EDEADLK, -ESHUTDOWN)
+		for (size_t i = 0; i < n; i++)
+			recs[i].id = 0;
+	return rv;
 }
 
 int

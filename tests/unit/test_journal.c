@@ -1173,7 +1173,8 @@ out:
 // wait for itself.
 struct deadlock_ctx {
 	struct coord_journal *j;
-	int rv;
+	int rv, rv2;
+	int64_t id2;
 	struct waiter w;
 };
 
@@ -1181,8 +1182,14 @@ static void
 deadlock_cb(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
 {
 	struct deadlock_ctx *c = arg;
+	struct coord_action_rec ar = {
+		.rule = "r", .type = "restart", .service = "s", .instance = "",
+		.state = "dispatched", .attempt = 1,
+	};
 
 	c->rv = coord_journal_alert_done(c->j, recs[0].id, "acted", NULL);
+	c->rv2 = coord_journal_action_insert(c->j, &ar);
+	c->id2 = ar.id; // 0: nothing was stored
 	waiter_cb(rv, recs, n, &c->w);
 }
 
@@ -1200,6 +1207,8 @@ test_blocking_write_from_callback_refused(void)
 		    deadlock_cb, &c), 0);
 		waiter_wait(&c.w, 1);
 		CHECK_INT(c.rv, -EDEADLK);
+		CHECK_INT(c.rv2, -EDEADLK);
+		CHECK_INT(c.id2, 0);
 		coord_journal_close(c.j);
 	}
 	coord_alert_free(a);
