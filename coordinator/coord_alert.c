@@ -4,9 +4,12 @@
 // The body goes through three gates: a byte pre-scan (NUL bytes and
 // control characters, which cJSON would silently accept or use to cut a
 // string short), cJSON, then a typed walk that validates every field and
-// copies it into the structs of coord_alert.h. Each object is walked once
+// moves it into the structs of coord_alert.h: the strings cJSON allocated
+// (with malloc, its default) are taken from the tree, which is ours and
+// freed right after, instead of being copied. Each object is walked once
 // and its known keys dispatched by name, so the work is linear in the body
 // size apart from sorting each label set.
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -18,6 +21,17 @@
 #include "cm_msg.h"
 #include "cm_time.h"
 #include "coord_alert.h"
+
+// Takes a string out of the parse tree (it is freed with free() later,
+// and no longer by cJSON_Delete).
+static char *
+steal(char **slot)
+{
+	char *s = *slot;
+
+	*slot = NULL;
+	return s;
+}
 
 const struct coord_webhook_limits coord_webhook_default_limits = {
 	.max_body = 1024 * 1024,
@@ -147,57 +161,72 @@ prescan(struct pctx *p, const char *body, size_t len)
 	return 0;
 }
 
+// Checks a string value and takes it from the tree. Its path for errors
+// is `path`, or "<path>.<key>" when key is not NULL (built only then).
 static char *
 dup_checked(struct pctx *p, const cJSON *item, const char *path,
-    size_t max_len, int *rv)
+    const char *key, size_t max_len, int *rv)
 {
 	const char *s = item->valuestring;
+	const char *dot = key != NULL ? "." : "";
 	size_t n;
 	char *copy;
 
+	if (key == NULL)
+		key = "";
 	n = strlen(s);
 	if (n > max_len) {
-		*rv = failf(p, -E2BIG, "%s: %zu bytes exceed the limit of %zu",
-		    path, n, max_len);
+		*rv = failf(p, -E2BIG, "%s%s%s: %zu bytes exceed the limit of "
+		    "%zu", path, dot, key, n, max_len);
 		return NULL;
 	}
 	if (!cm_utf8_valid(s, n)) {
-		*rv = failf(p, -EINVAL, "%s: not valid UTF-8", path);
+		*rv = failf(p, -EINVAL, "%s%s%s: not valid UTF-8", path, dot,
+		    key);
 		return NULL;
 	}
-	copy = strdup(s);
-	if (copy == NULL)
-		*rv = failf(p, -ENOMEM, "%s: out of memory", path);
+	copy = steal(&((cJSON *)item)->valuestring);
 	return copy;
 }
 
+// A field's path in error messages is "<base>.<field>", or "<field>"
+// when base is "" (top level): printed with FIELD_FMT / FIELD_ARGS, so it
+// is formatted only when there is an error.
+#define FIELD_FMT "%s%s%s"
+#define FIELD_ARGS(base, field) (base), (base)[0] != '\0' ? "." : "", (field)
+
 // Copies an optional string field; absent or null gives "".
 static int
-get_str(struct pctx *p, const cJSON *item, const char *path, char **out)
+get_str(struct pctx *p, const cJSON *item, const char *base,
+    const char *field, char **out)
 {
 	int rv = 0;
 
 	if (item == NULL || cJSON_IsNull(item)) {
 		*out = strdup("");
-		return *out == NULL ? failf(p, -ENOMEM, "%s: out of memory",
-		    path) : 0;
+		return *out == NULL ? failf(p, -ENOMEM, FIELD_FMT ": out of "
+		    "memory", FIELD_ARGS(base, field)) : 0;
 	}
 	if (!cJSON_IsString(item) || item->valuestring == NULL)
-		return failf(p, -EINVAL, "%s: expected string", path);
-	*out = dup_checked(p, item, path, SIZE_MAX, &rv);
+		return failf(p, -EINVAL, FIELD_FMT ": expected string",
+		    FIELD_ARGS(base, field));
+	*out = dup_checked(p, item, base[0] != '\0' ? base : field,
+	    base[0] != '\0' ? field : NULL, SIZE_MAX, &rv);
 	return rv;
 }
 
 static int
-status_parse(struct pctx *p, const cJSON *item, const char *path,
-    bool *ret_firing)
+status_parse(struct pctx *p, const cJSON *item, const char *base,
+    const char *field, bool *ret_firing)
 {
 	const char *s;
 
 	if (item == NULL)
-		return failf(p, -EINVAL, "%s: missing", path);
+		return failf(p, -EINVAL, FIELD_FMT ": missing",
+		    FIELD_ARGS(base, field));
 	if (!cJSON_IsString(item) || item->valuestring == NULL)
-		return failf(p, -EINVAL, "%s: expected string", path);
+		return failf(p, -EINVAL, FIELD_FMT ": expected string",
+		    FIELD_ARGS(base, field));
 	s = item->valuestring;
 	if (strcmp(s, "firing") == 0)
 		*ret_firing = true;
@@ -205,21 +234,24 @@ status_parse(struct pctx *p, const cJSON *item, const char *path,
 		*ret_firing = false;
 	else
 		return failf(p, -EINVAL,
-		    "%s: must be \"firing\" or \"resolved\"", path);
+		    FIELD_FMT ": must be \"firing\" or \"resolved\"",
+		    FIELD_ARGS(base, field));
 	return 0;
 }
 
 static int
-time_field(struct pctx *p, const cJSON *item, const char *path,
-    int64_t *ret_ms)
+time_field(struct pctx *p, const cJSON *item, const char *base,
+    const char *field, int64_t *ret_ms)
 {
 	*ret_ms = CM_TIME_NONE;
 	if (item == NULL || cJSON_IsNull(item))
 		return 0;
 	if (!cJSON_IsString(item) || item->valuestring == NULL)
-		return failf(p, -EINVAL, "%s: expected string", path);
+		return failf(p, -EINVAL, FIELD_FMT ": expected string",
+		    FIELD_ARGS(base, field));
 	if (cm_time_parse(item->valuestring, ret_ms) < 0)
-		return failf(p, -EINVAL, "%s: not an RFC 3339 time", path);
+		return failf(p, -EINVAL, FIELD_FMT ": not an RFC 3339 time",
+		    FIELD_ARGS(base, field));
 	return 0;
 }
 
@@ -284,7 +316,7 @@ kvs_parse(struct pctx *p, const cJSON *obj, const char *path,
 {
 	size_t max_val = kind == KVS_LABELS ? p->lim->max_value_len :
 	    p->lim->max_annotation_len;
-	char fpath[PATH_MAX_LEN], sbuf[200];
+	char sbuf[200];
 	const cJSON *it;
 	size_t n = 0, i;
 	int rv = 0;
@@ -311,18 +343,14 @@ kvs_parse(struct pctx *p, const cJSON *obj, const char *path,
 		rv = kv_key_check(p, it->string, path, kind);
 		if (rv < 0)
 			goto fail;
-		snprintf(fpath, sizeof(fpath), "%s.%s", path, it->string);
 		if (!cJSON_IsString(it) || it->valuestring == NULL) {
-			rv = failf(p, -EINVAL, "%s: expected string", fpath);
+			rv = failf(p, -EINVAL, "%s.%s: expected string", path,
+			    it->string);
 			goto fail;
 		}
-		kv->key = strdup(it->string);
-		if (kv->key == NULL) {
-			rv = failf(p, -ENOMEM, "%s: out of memory", fpath);
-			goto fail;
-		}
+		kv->key = steal(&((cJSON *)it)->string);
 		out->n++;
-		kv->val = dup_checked(p, it, fpath, max_val, &rv);
+		kv->val = dup_checked(p, it, path, kv->key, max_val, &rv);
 		if (kv->val == NULL)
 			goto fail;
 	}
@@ -408,8 +436,7 @@ alert_parse(struct pctx *p, const cJSON *obj, size_t idx,
 	if (rv < 0)
 		return rv;
 
-	snprintf(path, sizeof(path), "%s.status", base);
-	rv = status_parse(p, k[A_STATUS].item, path, &a->firing);
+	rv = status_parse(p, k[A_STATUS].item, base, "status", &a->firing);
 	if (rv < 0)
 		return rv;
 
@@ -430,21 +457,18 @@ alert_parse(struct pctx *p, const cJSON *obj, size_t idx,
 	if (rv < 0)
 		return rv;
 
-	snprintf(path, sizeof(path), "%s.startsAt", base);
-	rv = time_field(p, k[A_STARTS].item, path, &a->starts_ms);
+	rv = time_field(p, k[A_STARTS].item, base, "startsAt", &a->starts_ms);
 	if (rv < 0)
 		return rv;
-	snprintf(path, sizeof(path), "%s.endsAt", base);
-	rv = time_field(p, k[A_ENDS].item, path, &a->ends_ms);
+	rv = time_field(p, k[A_ENDS].item, base, "endsAt", &a->ends_ms);
 	if (rv < 0)
 		return rv;
 
-	snprintf(path, sizeof(path), "%s.generatorURL", base);
-	rv = get_str(p, k[A_GENURL].item, path, &a->generator_url);
+	rv = get_str(p, k[A_GENURL].item, base, "generatorURL",
+	    &a->generator_url);
 	if (rv < 0)
 		return rv;
-	snprintf(path, sizeof(path), "%s.fingerprint", base);
-	return get_str(p, k[A_FP].item, path, &a->fingerprint);
+	return get_str(p, k[A_FP].item, base, "fingerprint", &a->fingerprint);
 }
 
 enum {
@@ -543,20 +567,21 @@ notification_parse(struct pctx *p, const cJSON *root,
 
 	// The top-level status is informational; an absent one stays "".
 	if (k[N_STATUS].item != NULL) {
-		rv = status_parse(p, k[N_STATUS].item, "status", &firing);
+		rv = status_parse(p, k[N_STATUS].item, "", "status", &firing);
 		if (rv < 0)
 			return rv;
 	}
-	rv = get_str(p, k[N_STATUS].item, "status", &n->status);
+	rv = get_str(p, k[N_STATUS].item, "", "status", &n->status);
 	if (rv < 0)
 		return rv;
-	rv = get_str(p, k[N_RECEIVER].item, "receiver", &n->receiver);
+	rv = get_str(p, k[N_RECEIVER].item, "", "receiver", &n->receiver);
 	if (rv < 0)
 		return rv;
-	rv = get_str(p, k[N_GROUPKEY].item, "groupKey", &n->group_key);
+	rv = get_str(p, k[N_GROUPKEY].item, "", "groupKey", &n->group_key);
 	if (rv < 0)
 		return rv;
-	rv = get_str(p, k[N_EXTURL].item, "externalURL", &n->external_url);
+	rv = get_str(p, k[N_EXTURL].item, "", "externalURL",
+	    &n->external_url);
 	if (rv < 0)
 		return rv;
 	rv = truncated_parse(p, k[N_TRUNC].item, &n->truncated_alerts);

@@ -30,6 +30,8 @@
 #define INCIDENT_KEEP_CLOSED_MS (3600LL * 1000)
 #define INCIDENT_KEEP_IDLE_MS (24LL * 3600 * 1000)
 #define GITOPS_QUIET_MS (30LL * 60 * 1000) // a reconcile interval and more
+#define CHUNK_EVENTS 256 // events decided between flushes and stop checks
+#define DRAIN_ROUNDS 8	 // at stop: rounds of sending what committed
 
 // An incident: one alert identity from its first firing to its resolve.
 struct incident {
@@ -146,7 +148,21 @@ struct verify {
 };
 
 enum ev_kind { EV_ALERT, EV_DONE, EV_PAUSE, EV_RESUME, EV_VCHECK,
-	EV_VQUERY, EV_APPROVE, EV_REJECT, EV_PERMIT };
+	EV_VQUERY, EV_APPROVE, EV_REJECT, EV_PERMIT, EV_COMMIT };
+
+// The engine's writes since its last flush: one journal batch (decisions,
+// outcome rows, write-ahead action rows, updates) and the targets whose
+// commands leave once that batch committed. Owned by the engine thread
+// until submitted; then by its EV_COMMIT event (`ev`, allocated up front
+// so the commit callback never fails).
+struct ebatch {
+	struct coord_engine *e;
+	struct coord_journal_batch *jb;
+	struct run_target **sends;
+	size_t n_sends, cap_sends;
+	struct ev *ev;
+	int rv;
+};
 
 // A change to undo after a while (rule param revert_after): the record
 // the Kubernetes action returned, applied by coord_k8s_revert.
@@ -218,6 +234,7 @@ struct ev {
 	char detail[256];
 	int64_t retry_at_mono;	   // deferred alerts (dependency: wait)
 	int64_t defer_until_mono;
+	struct ebatch *commit;	   // EV_COMMIT, owned
 };
 
 struct coord_engine {
@@ -227,7 +244,8 @@ struct coord_engine {
 	pthread_cond_t cv;
 	struct ev *head, *tail;
 	int64_t queued;
-	int64_t in_flight;
+	int64_t in_flight;	// commands out or waiting for their commit
+	int64_t outstanding;	// batches submitted, callback not yet run
 	bool stopping;
 	bool started;
 	struct coord_breaker_state br; // snapshot for other threads
@@ -247,6 +265,7 @@ struct coord_engine {
 	struct coord_worker *worker;
 	struct coord_kexec *kexec; // kubernetes runtime, else NULL
 	int64_t last_prune_mono;
+	struct ebatch *cur;	// writes not yet submitted (engine_flush)
 };
 
 static uint64_t
@@ -278,11 +297,14 @@ enqueue(struct coord_engine *e, struct ev *ev)
 	pthread_mutex_unlock(&e->mu);
 }
 
+static void ebatch_free(struct ebatch *eb);
+
 static void
 ev_free(struct ev *ev)
 {
 	if (ev == NULL)
 		return;
+	ebatch_free(ev->commit);
 	if (ev->kind == EV_PERMIT && ev->permit != NULL)
 		permit_unref(ev->permit);
 	if (ev->has_reply)
@@ -329,7 +351,7 @@ push_alert(struct coord_engine *e, struct coord_alert *a, int64_t id,
 }
 
 int
-coord_engine_push(struct coord_engine *e, const struct coord_notification *n,
+coord_engine_push(struct coord_engine *e, struct coord_notification *n,
     const int64_t *ids, const uint64_t *identities, int64_t received_mono)
 {
 	struct ev *head = NULL, **tail = &head;
@@ -341,7 +363,13 @@ coord_engine_push(struct coord_engine *e, const struct coord_notification *n,
 		struct ev *ev = calloc(1, sizeof(*ev));
 
 		if (ev != NULL)
-			ev->alert = coord_alert_dup(&n->alerts[i]);
+			ev->alert = malloc(sizeof(*ev->alert));
+		if (ev != NULL && ev->alert != NULL) {
+			// Moved, not copied: the notification keeps an empty
+			// alert that frees nothing.
+			*ev->alert = n->alerts[i];
+			memset(&n->alerts[i], 0, sizeof(n->alerts[i]));
+		}
 		if (ev == NULL || ev->alert == NULL) {
 			// Stored as pending in the journal: the next start
 			// replays it. Nothing is lost, only delayed.
@@ -478,6 +506,194 @@ prune(struct coord_engine *e, int64_t now)
 	}
 }
 
+// ---- journal writes ------------------------------------------------------
+//
+// Every write of the engine thread goes into the current batch (e->cur)
+// and is committed with the others when the batch is flushed: after each
+// chunk of events and at the end of each loop turn. Nothing waits for a
+// commit. Action ids are known at once (the journal hands them out). The
+// write-ahead rule holds through `sends`: a target's command leaves only
+// when the batch holding its row committed (handle_commit).
+
+static void
+ebatch_free(struct ebatch *eb)
+{
+	if (eb == NULL)
+		return;
+	coord_journal_batch_free(eb->jb);
+	free(eb->sends);
+	free(eb->ev);
+	free(eb);
+}
+
+// The current batch, made on first use; NULL when out of memory.
+static struct ebatch *
+cur_batch(struct coord_engine *e)
+{
+	struct ebatch *eb = e->cur;
+
+	if (eb != NULL)
+		return eb;
+	eb = calloc(1, sizeof(*eb));
+	if (eb == NULL)
+		return NULL;
+	eb->e = e;
+	eb->jb = coord_journal_batch_new(e->d.journal);
+	eb->ev = calloc(1, sizeof(*eb->ev));
+	if (eb->jb == NULL || eb->ev == NULL) {
+		ebatch_free(eb);
+		return NULL;
+	}
+	eb->ev->kind = EV_COMMIT;
+	e->cur = eb;
+	return eb;
+}
+
+// Room for n more sends in the current batch. Returns it or NULL.
+static struct ebatch *
+sends_reserve(struct coord_engine *e, size_t n)
+{
+	struct ebatch *eb = cur_batch(e);
+
+	if (eb == NULL)
+		return NULL;
+	if (eb->n_sends + n > eb->cap_sends) {
+		size_t cap = eb->cap_sends ? eb->cap_sends : 16;
+		struct run_target **v;
+
+		while (cap < eb->n_sends + n)
+			cap *= 2;
+		v = realloc(eb->sends, cap * sizeof(*v));
+		if (v == NULL)
+			return NULL;
+		eb->sends = v;
+		eb->cap_sends = cap;
+	}
+	return eb;
+}
+
+static void
+j_alert_done(struct coord_engine *e, int64_t alert_id, const char *outcome,
+    const char *detail)
+{
+	struct ebatch *eb = cur_batch(e);
+	int rv = -ENOMEM;
+
+	if (eb != NULL)
+		rv = coord_journal_batch_alert_done(eb->jb, alert_id, outcome,
+		    detail);
+	if (rv == -ENOMEM) // written on its own, waiting for the commit
+		rv = coord_journal_alert_done(e->d.journal, alert_id, outcome,
+		    detail);
+	if (rv < 0)
+		cm_err("engine.journal_failed", "alert_id=%" PRId64 " rv=%d",
+		    alert_id, rv);
+}
+
+// Queues rec and sets rec->id. Returns the id, or 0 when it could not
+// be queued.
+static int64_t
+j_insert(struct coord_engine *e, struct coord_action_rec *rec)
+{
+	struct ebatch *eb = cur_batch(e);
+	int rv = -ENOMEM;
+
+	if (eb != NULL)
+		rv = coord_journal_batch_action_insert(eb->jb, rec);
+	if (rv == -ENOMEM)
+		rv = coord_journal_action_insert(e->d.journal, rec);
+	if (rv < 0) {
+		cm_err("engine.journal_failed", "what=action_insert rv=%d", rv);
+		rec->id = 0;
+	}
+	return rec->id;
+}
+
+static void
+j_update(struct coord_engine *e, int64_t id, const char *state,
+    const char *detail, int64_t now_ms)
+{
+	struct ebatch *eb = cur_batch(e);
+	int rv = -ENOMEM;
+
+	if (eb != NULL)
+		rv = coord_journal_batch_action_update(eb->jb, id, state, detail,
+		    now_ms);
+	if (rv == -ENOMEM)
+		rv = coord_journal_action_update(e->d.journal, id, state, detail,
+		    now_ms);
+	if (rv < 0 && rv != -ENOENT)
+		cm_err("engine.journal_failed", "action_id=%" PRId64 " rv=%d",
+		    id, rv);
+}
+
+// Journal writer thread: the batch committed (or failed). The engine
+// thread takes it from here (handle_commit).
+static void
+batch_done(int rv, void *arg)
+{
+	struct ebatch *eb = arg;
+	struct coord_engine *e = eb->e;
+	struct ev *ev = eb->ev;
+
+	eb->rv = rv;
+	eb->ev = NULL;
+	ev->commit = eb;
+	pthread_mutex_lock(&e->mu);
+	e->outstanding--;
+	ev->next = NULL;
+	if (e->tail != NULL)
+		e->tail->next = ev;
+	else
+		e->head = ev;
+	e->tail = ev;
+	pthread_cond_signal(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void handle_commit(struct coord_engine *e, struct ebatch *eb);
+
+// Submits the current batch, if it holds anything. Never waits.
+static void
+engine_flush(struct coord_engine *e)
+{
+	struct ebatch *eb = e->cur;
+	struct coord_journal_batch *jb;
+	int rv;
+
+	if (eb == NULL)
+		return;
+	e->cur = NULL;
+	if (coord_journal_batch_len(eb->jb) == 0 && eb->n_sends == 0) {
+		ebatch_free(eb);
+		return;
+	}
+	jb = eb->jb;
+	eb->jb = NULL;
+	pthread_mutex_lock(&e->mu);
+	e->outstanding++;
+	pthread_mutex_unlock(&e->mu);
+	rv = coord_journal_batch_submit(jb, batch_done, eb);
+	if (rv < 0) {
+		pthread_mutex_lock(&e->mu);
+		e->outstanding--;
+		pthread_mutex_unlock(&e->mu);
+		eb->rv = rv;
+		handle_commit(e, eb);
+	}
+}
+
+static bool
+stopping_now(struct coord_engine *e)
+{
+	bool stop;
+
+	pthread_mutex_lock(&e->mu);
+	stop = e->stopping;
+	pthread_mutex_unlock(&e->mu);
+	return stop;
+}
+
 // ---- decisions -----------------------------------------------------------
 
 static void
@@ -485,7 +701,6 @@ decide_as(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
     const char *outcome, const char *detail)
 {
 	char buf[64];
-	int rv;
 
 	coord_metrics_decision(d);
 	snprintf(buf, sizeof(buf), "%s", outcome != NULL ? outcome :
@@ -494,10 +709,7 @@ decide_as(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
 	for (char *p = buf; outcome == NULL && *p; p++)
 		if (*p == '_')
 			*p = '-';
-	rv = coord_journal_alert_done(e->d.journal, alert_id, buf, detail);
-	if (rv < 0)
-		cm_err("engine.journal_failed", "alert_id=%" PRId64 " rv=%d",
-		    alert_id, rv);
+	j_alert_done(e, alert_id, buf, detail);
 	cm_info("engine.decision", "alert_id=%" PRId64 " result=%s detail=%s",
 	    alert_id, buf, cm_q(detail));
 }
@@ -654,7 +866,7 @@ record_unrunnable(struct run *r, const struct coord_plan *p, const char *state,
 		.created_ms = cm_now_ms(),
 	};
 
-	(void)coord_journal_action_insert(r->e->d.journal, &rec);
+	(void)j_insert(r->e, &rec);
 	coord_metrics_action(p->type, o);
 }
 
@@ -871,7 +1083,7 @@ action_timeout_ms(const struct coord_plan *p)
 	    coord_action_default_timeout_ms(p->type);
 }
 
-// Sends the current try of `rt`, whose journal row is written.
+// Sends the current try of `rt`, whose journal row is committed.
 static void
 send_target(struct run_target *rt)
 {
@@ -894,9 +1106,7 @@ send_target(struct run_target *rt)
 	cmd.timeout_ms = (uint32_t)action_timeout_ms(p);
 	rt->started_mono = cm_mono_ms();
 
-	pthread_mutex_lock(&e->mu);
-	e->in_flight++;
-	pthread_mutex_unlock(&e->mu);
+	// e->in_flight counts it already (start_targets, dispatch_retry).
 	cm_info("engine.dispatch", "action_id=%" PRId64 " type=%s node=%s "
 	    "service=%s instance=%s attempt=%d", rt->action_id, cmd.action,
 	    cm_q(t->node), cm_q(cmd.service), cm_q(cmd.instance), rt->attempt);
@@ -935,29 +1145,29 @@ window_free(struct run *r)
 	return r->n_active == 0 ? 1 : 0;
 }
 
-// Starts targets next_t .. next_t + n - 1: their journal rows in one
-// commit (write-ahead: a row exists before its command leaves, so a
-// crash can never hide an action that ran), then their commands.
-// Returns 0 or the journal's negative errno (nothing was sent).
+// Starts targets next_t .. next_t + n - 1: their journal rows go into
+// the current batch and their commands leave when it committed
+// (write-ahead: a row exists before its command leaves, so a crash can
+// never hide an action that ran; handle_commit). Returns 0 or -ENOMEM
+// (nothing was started).
 static int
 start_targets(struct run *r, size_t n)
 {
 	struct coord_engine *e = r->e;
 	const struct coord_plan *p = &r->plans[r->step];
-	struct coord_action_rec *recs = calloc(n, sizeof(*recs));
+	struct ebatch *eb = sends_reserve(e, n);
 	size_t first = r->next_t;
 	int64_t now_ms = cm_now_ms();
 	char key[512], sent[sizeof(r->route) + 8];
-	int rv;
 
-	if (recs == NULL)
+	if (eb == NULL)
 		return -ENOMEM;
 	snprintf(sent, sizeof(sent), "sent %s", r->route[0] ? r->route :
 	    "to agent");
 	for (size_t i = 0; i < n; i++) {
-		const struct coord_target *t = &r->tg[first + i].t;
-
-		recs[i] = (struct coord_action_rec){
+		struct run_target *rt = &r->tg[first + i];
+		const struct coord_target *t = &rt->t;
+		struct coord_action_rec rec = {
 			.alert_id = r->alert_id,
 			.identity = r->inc->identity,
 			.incident_start_ms = r->inc->start_ms,
@@ -971,32 +1181,31 @@ start_targets(struct run *r, size_t n)
 			.attempt = 1,
 			.created_ms = now_ms,
 		};
-	}
-	rv = coord_journal_action_insert_many(e->d.journal, recs, n);
-	if (rv < 0) {
-		free(recs);
-		return rv;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct run_target *rt = &r->tg[first + i];
 		struct coord_safety_req sr;
 
-		rt->action_id = recs[i].id;
+		if (coord_journal_batch_action_insert(eb->jb, &rec) < 0) {
+			if (i == 0)
+				return -ENOMEM;
+			n = i; // the first i go; the rest wait for the next pump
+			break;
+		}
+		rt->action_id = rec.id;
 		rt->attempt = 1;
-		r->inc->last_action_id = recs[i].id;
+		r->inc->last_action_id = rec.id;
 		safety_req(e, p, r->inc->identity, &sr);
-		sr.instance = recs[i].instance;
-		coord_safety_started(e->safety, &sr, cm_now_ms());
+		sr.instance = rec.instance;
+		coord_safety_started(e->safety, &sr, now_ms);
 		action_key(key, sizeof(key), p->rule->conf->name,
-		    coord_action_name(p->type), p->service, recs[i].instance);
+		    coord_action_name(p->type), p->service, rec.instance);
 		cooldown_set(e, key, cm_mono_ms() + p->rule->conf->cooldown_ms,
-		    recs[i].id);
+		    rec.id);
+		eb->sends[eb->n_sends++] = rt;
 	}
 	r->next_t += n;
 	r->n_active += n;
-	for (size_t i = 0; i < n; i++)
-		send_target(&r->tg[first + i]);
-	free(recs);
+	pthread_mutex_lock(&e->mu);
+	e->in_flight += (int64_t)n;
+	pthread_mutex_unlock(&e->mu);
 	return 0;
 }
 
@@ -1019,11 +1228,11 @@ run_pump(struct run *r)
 		if (n > 0) {
 			rv = start_targets(r, n);
 			if (rv < 0) {
-				cm_err("engine.journal_failed", "alert_id=%"
+				cm_err("engine.run_failed", "alert_id=%"
 				    PRId64 " rv=%d", r->alert_id, rv);
 				r->failed = true;
 				snprintf(r->fail_why, sizeof(r->fail_why),
-				    "journal not writable: action not sent");
+				    "out of memory: action not sent");
 			}
 		}
 	}
@@ -1043,9 +1252,15 @@ dispatch_retry(struct run_target *rt)
 {
 	char d[64];
 
+	struct coord_engine *e = rt->run->e;
+
 	snprintf(d, sizeof(d), "attempt %d sent to agent", rt->attempt);
-	(void)coord_journal_action_update(rt->run->e->d.journal, rt->action_id,
-	    "dispatched", d, cm_now_ms());
+	// The row exists (committed before the first try): the retry need
+	// not wait for this update.
+	j_update(e, rt->action_id, "dispatched", d, cm_now_ms());
+	pthread_mutex_lock(&e->mu);
+	e->in_flight++;
+	pthread_mutex_unlock(&e->mu);
 	send_target(rt);
 }
 
@@ -1168,6 +1383,7 @@ fire_reverts(struct coord_engine *e, int64_t now)
 			continue;
 		}
 		*pp = rv->next;
+		engine_flush(e); // the row goes before the job's update
 		j = calloc(1, sizeof(*j));
 		if (j != NULL) {
 			*j = (struct revert_job){ .e = e, .row_id = rv->row_id,
@@ -1256,7 +1472,7 @@ handle_done(struct coord_engine *e, struct run_target *rt, int rv,
 			    (long long)((now - rt->started_mono) / 1000),
 			    ok ? "succeeded" : "failed", reply != NULL ?
 			    reply->message : strerror(-rv));
-		(void)coord_journal_action_update(e->d.journal, rt->action_id,
+		j_update(e, rt->action_id,
 		    "timeout", late, cm_now_ms());
 		cm_warn("engine.late_answer", "action_id=%" PRId64 " detail=%s",
 		    rt->action_id, cm_q(late));
@@ -1299,7 +1515,7 @@ handle_done(struct coord_engine *e, struct run_target *rt, int rv,
 			coord_metrics_alert_to_action(
 			    (double)(now - r->received_mono) / 1000.0);
 		}
-		(void)coord_journal_action_update(e->d.journal, rt->action_id,
+		j_update(e, rt->action_id,
 		    "succeeded", detail, cm_now_ms());
 		coord_safety_finished(e->safety, p->service, true,
 		    now - rt->started_mono, cm_now_ms());
@@ -1316,7 +1532,7 @@ handle_done(struct coord_engine *e, struct run_target *rt, int rv,
 	// under way) as -EBUSY.
 	if (reply != NULL && (reply->code == -ECANCELED ||
 	    (r->pod_agent && reply->code == -EBUSY))) {
-		(void)coord_journal_action_update(e->d.journal, rt->action_id,
+		j_update(e, rt->action_id,
 		    "refused", detail, cm_now_ms());
 		coord_metrics_action(p->type, COORD_OUT_REFUSED);
 		coord_safety_finished(e->safety, p->service, false,
@@ -1332,7 +1548,7 @@ handle_done(struct coord_engine *e, struct run_target *rt, int rv,
 
 		snprintf(d, sizeof(d), "attempt %d failed: %s; retrying in %lld ms",
 		    rt->attempt, detail, (long long)wait);
-		(void)coord_journal_action_update(e->d.journal, rt->action_id,
+		j_update(e, rt->action_id,
 		    "retrying", d, cm_now_ms());
 		cm_warn("engine.action_retry", "action_id=%" PRId64 " detail=%s",
 		    rt->action_id, cm_q(d));
@@ -1344,7 +1560,7 @@ handle_done(struct coord_engine *e, struct run_target *rt, int rv,
 		bool timed_out = rv == -ETIMEDOUT;
 		const char *state = timed_out ? "timeout" : "failed";
 
-		(void)coord_journal_action_update(e->d.journal, rt->action_id,
+		j_update(e, rt->action_id,
 		    state, detail, cm_now_ms());
 		coord_safety_finished(e->safety, p->service, false,
 		    now - rt->started_mono, cm_now_ms());
@@ -1591,7 +1807,7 @@ record_shadow(struct coord_engine *e, struct incident *inc, struct ev *ev,
 			.created_ms = cm_now_ms(),
 		};
 
-		(void)coord_journal_action_insert(e->d.journal, &rec);
+		(void)j_insert(e, &rec);
 	}
 	inc->attempts++;
 	inc->last_action_mono = cm_mono_ms();
@@ -1788,7 +2004,7 @@ handle_approval(struct coord_engine *e, struct ev *ev, bool approve)
 	a->inc->busy = false;
 	if (!approve) {
 		snprintf(detail, sizeof(detail), "rejected by %s", ev->who);
-		(void)coord_journal_action_update(e->d.journal, a->id, "rejected",
+		j_update(e, a->id, "rejected",
 		    detail, cm_now_ms());
 		cm_notice("engine.rejected", "id=%" PRId64 " who=%s", a->id,
 		    cm_q(ev->who));
@@ -1802,13 +2018,13 @@ handle_approval(struct coord_engine *e, struct ev *ev, bool approve)
 		coord_metrics_safety_block(v.check);
 		snprintf(detail, sizeof(detail), "approved by %s, then "
 		    "refused:%s: %s", ev->who, v.check, v.reason);
-		(void)coord_journal_action_update(e->d.journal, a->id, "refused",
+		j_update(e, a->id, "refused",
 		    detail, cm_now_ms());
 		approval_free(a);
 		return;
 	}
 	snprintf(detail, sizeof(detail), "approved by %s", ev->who);
-	(void)coord_journal_action_update(e->d.journal, a->id, "approved",
+	j_update(e, a->id, "approved",
 	    detail, cm_now_ms());
 	cm_notice("engine.approved", "id=%" PRId64 " who=%s", a->id,
 	    cm_q(ev->who));
@@ -1831,7 +2047,7 @@ expire_approvals(struct coord_engine *e, int64_t now)
 		}
 		*pp = a->next;
 		a->inc->busy = false;
-		(void)coord_journal_action_update(e->d.journal, a->id, "expired",
+		j_update(e, a->id, "expired",
 		    "no operator decision within the approval timeout",
 		    cm_now_ms());
 		cm_notice("engine.approval_expired", "id=%" PRId64, a->id);
@@ -1992,7 +2208,7 @@ storm_report(struct coord_engine *e, struct ev *batch, const char *reason)
 	rec.detail = detail;
 	rec.attempt = 1;
 	rec.created_ms = cm_now_ms();
-	(void)coord_journal_action_insert(e->d.journal, &rec);
+	(void)j_insert(e, &rec);
 	cm_warn("engine.storm", "detail=%s", cm_q(detail));
 	notify_report(e, rec.id, "circuit breaker open: automation paused",
 	    detail);
@@ -2006,12 +2222,16 @@ count_demand(struct coord_engine *e, struct ev *batch)
 	struct coord_breaker_state before, after;
 	int64_t fleet = -1;
 
+	size_t seen = 0;
+
 	coord_safety_breaker(e->safety, cm_now_ms(), &before);
 	for (struct ev *ev = batch; ev != NULL; ev = ev->next) {
 		struct coord_plan *plans = NULL;
 		size_t n = 0;
 		char err[256];
 
+		if (++seen % CHUNK_EVENTS == 0 && stopping_now(e))
+			return; // nothing of the batch is decided then
 		if (ev->kind != EV_ALERT || !ev->alert->firing ||
 		    ev->defer_until_mono != 0)
 			continue;
@@ -2075,9 +2295,7 @@ row_insert(struct coord_engine *e, int64_t alert_id, struct incident *inc,
 		.created_ms = cm_now_ms(),
 	};
 
-	if (coord_journal_action_insert(e->d.journal, &rec) < 0)
-		return 0;
-	return rec.id;
+	return j_insert(e, &rec);
 }
 
 struct notify_job {
@@ -2133,9 +2351,11 @@ notify_people(struct coord_engine *e, struct incident *inc,
 		j->body = coord_notify_body(n->format, a, headline, tried, outcome);
 		j->row_id = row_insert(e, alert_id, inc, rule, "notify", n->name,
 		    "", NULL, "dispatched", headline);
+		// Queued before the job's own update of the row (FIFO).
+		engine_flush(e);
 		if (j->body == NULL ||
 		    coord_worker_submit(e->worker, notify_job_run, j) < 0) {
-			(void)coord_journal_action_update(e->d.journal, j->row_id,
+			j_update(e, j->row_id,
 			    "failed", "could not queue the notification",
 			    cm_now_ms());
 			coord_metrics_notification(0);
@@ -2292,8 +2512,8 @@ static void
 notify_step(struct run *r, const struct coord_plan *p)
 {
 	struct coord_engine *e = r->e;
-	struct notify_job *j;
 	struct run_target *rt;
+	struct ebatch *eb;
 
 	if (targets_reset(r, 1) < 0) {
 		run_finish(r, false, "out of memory: notification not sent");
@@ -2302,14 +2522,30 @@ notify_step(struct run *r, const struct coord_plan *p)
 	rt = &r->tg[0];
 	rt->attempt = 1;
 	r->next_t = r->n_active = 1;
-	rt->action_id = row_insert(e, r->alert_id, r->inc, p->rule->conf->name,
-	    "notify", p->service, p->instance, NULL, "dispatched",
-	    "sending to every notifier");
 	rt->started_mono = cm_mono_ms();
 	pthread_mutex_lock(&e->mu);
 	e->in_flight++;
 	pthread_mutex_unlock(&e->mu);
-	j = calloc(1, sizeof(*j));
+	eb = sends_reserve(e, 1);
+	if (eb == NULL) {
+		handle_done(e, rt, -ENOMEM, NULL);
+		return;
+	}
+	// Sent like an agent's command: once its row committed.
+	rt->action_id = row_insert(e, r->alert_id, r->inc, p->rule->conf->name,
+	    "notify", p->service, p->instance, NULL, "dispatched",
+	    "sending to every notifier");
+	eb->sends[eb->n_sends++] = rt;
+}
+
+// The notify step's target, its row committed: every notifier, on a
+// worker.
+static void
+notify_launch(struct run_target *rt)
+{
+	struct coord_engine *e = rt->run->e;
+	struct notify_job *j = calloc(1, sizeof(*j));
+
 	if (e->d.conf->notify.n == 0 || j == NULL) {
 		struct cm_msg_reply reply = { .ok = false, .code = -ENOENT };
 
@@ -2325,6 +2561,34 @@ notify_step(struct run *r, const struct coord_plan *p)
 		free(j);
 		handle_done(e, rt, -EAGAIN, NULL);
 	}
+}
+
+// A batch committed (rv 0) or failed: the commands of its targets leave,
+// or their runs fail without sending anything.
+static void
+handle_commit(struct coord_engine *e, struct ebatch *eb)
+{
+	if (eb->rv < 0)
+		cm_err("engine.journal_failed", "what=batch rv=%d targets=%zu",
+		    eb->rv, eb->n_sends);
+	for (size_t i = 0; i < eb->n_sends; i++) {
+		struct run_target *rt = eb->sends[i];
+		const struct run *r = rt->run;
+
+		if (eb->rv == 0) {
+			if (r->plans[r->step].type == COORD_ACT_NOTIFY)
+				notify_launch(rt);
+			else
+				send_target(rt);
+			continue;
+		}
+		pthread_mutex_lock(&e->mu);
+		e->in_flight--;
+		pthread_mutex_unlock(&e->mu);
+		target_finished(rt, false, "journal not writable: action not "
+		    "sent");
+	}
+	ebatch_free(eb);
 }
 
 static void
@@ -2436,7 +2700,7 @@ verify_finish(struct verify *v, enum coord_verified outcome, const char *why)
 	struct coord_engine *e = v->e;
 	double secs = (double)(cm_mono_ms() - v->received_mono) / 1000.0;
 
-	(void)coord_journal_action_update(e->d.journal, v->row_id,
+	j_update(e, v->row_id,
 	    states[outcome], why, cm_now_ms());
 	coord_metrics_verification(outcome, secs);
 	cm_log(outcome == COORD_VER_VERIFIED ? CM_LOG_INFO : CM_LOG_WARN,
@@ -2647,7 +2911,7 @@ target_timeout(struct coord_engine *e, struct run_target *rt)
 	rt->timed_out = true;
 	snprintf(d, sizeof(d), "no answer within %lld s (a late answer is "
 	    "still recorded)", (long long)(action_timeout_ms(p) / 1000));
-	(void)coord_journal_action_update(e->d.journal, rt->action_id,
+	j_update(e, rt->action_id,
 	    "timeout", d, cm_now_ms());
 	coord_metrics_action(p->type, COORD_OUT_TIMEOUT);
 	coord_safety_finished(e->safety, p->service, false,
@@ -2808,6 +3072,10 @@ handle_event(struct coord_engine *e, struct ev *ev)
 	case EV_PERMIT:
 		handle_permit(e, ev->permit);
 		break;
+	case EV_COMMIT:
+		handle_commit(e, ev->commit);
+		ev->commit = NULL;
+		break;
 	}
 	if (!kept)
 		ev_free(ev);
@@ -2911,6 +3179,72 @@ pump_runs(struct coord_engine *e)
 	}
 }
 
+// Puts events back at the head of the queue, in their order (at stop:
+// freed with the engine; their alerts are pending in the journal).
+static void
+requeue(struct coord_engine *e, struct ev *list)
+{
+	struct ev *last = list;
+
+	if (list == NULL)
+		return;
+	pthread_mutex_lock(&e->mu);
+	for (;;) {
+		if (last->kind == EV_ALERT)
+			e->queued++;
+		if (last->next == NULL)
+			break;
+		last = last->next;
+	}
+	last->next = e->head;
+	e->head = list;
+	if (e->tail == NULL)
+		e->tail = last;
+	pthread_mutex_unlock(&e->mu);
+}
+
+// At stop: every batch submitted is waited for, and the commands whose
+// rows committed are sent (as a blocking write used to send them right
+// after its commit), so no committed "dispatched" row is left unsent.
+// Other events stay queued. Bounded: a send that fails at once writes
+// again, at most DRAIN_ROUNDS times.
+static void
+drain_commits(struct coord_engine *e)
+{
+	for (int round = 0; round < DRAIN_ROUNDS; round++) {
+		struct ev *q, *keep = NULL, **kt = &keep;
+		size_t handled = 0;
+
+		engine_flush(e);
+		pthread_mutex_lock(&e->mu);
+		while (e->outstanding > 0)
+			pthread_cond_wait(&e->cv, &e->mu);
+		q = e->head;
+		e->head = e->tail = NULL;
+		for (struct ev *ev = q; ev != NULL; ev = ev->next)
+			if (ev->kind == EV_ALERT)
+				e->queued--;
+		pthread_mutex_unlock(&e->mu);
+		while (q != NULL) {
+			struct ev *ev = q;
+
+			q = ev->next;
+			ev->next = NULL;
+			if (ev->kind == EV_COMMIT) {
+				handle_event(e, ev);
+				handled++;
+			} else {
+				*kt = ev;
+				kt = &ev->next;
+			}
+		}
+		requeue(e, keep);
+		if (handled == 0 && e->cur == NULL)
+			return;
+	}
+	engine_flush(e);
+}
+
 static void *
 engine_main(void *arg)
 {
@@ -2952,13 +3286,24 @@ engine_main(void *arg)
 		pthread_mutex_unlock(&e->mu);
 
 		count_demand(e, batch);
-		while (batch != NULL) {
+		for (size_t n = 1; batch != NULL; n++) {
 			struct ev *ev = batch;
 
 			batch = ev->next;
 			ev->next = NULL;
 			handle_event(e, ev);
+			// Bounded chunks: their rows go to the journal while
+			// the next are decided, and a stop is seen in time.
+			if (n % CHUNK_EVENTS == 0) {
+				engine_flush(e);
+				if (stopping_now(e)) {
+					requeue(e, batch);
+					batch = NULL;
+				}
+			}
 		}
+		if (stopping_now(e))
+			break;
 		pump_runs(e);
 
 		now = cm_mono_ms();
@@ -2973,8 +3318,12 @@ engine_main(void *arg)
 			rollout_tick(e, now);
 		}
 		pump_runs(e);
+		// One batch for everything this turn decided (the breaker's
+		// own blocking write follows it).
+		engine_flush(e);
 		publish_breaker(e);
 	}
+	drain_commits(e);
 	return NULL;
 }
 
@@ -3207,6 +3556,12 @@ coord_engine_stop(struct coord_engine *e)
 	pthread_mutex_unlock(&e->mu);
 	pthread_join(e->thread, NULL);
 	e->started = false;
+	// drain_commits waited for every batch; this only guards against
+	// a callback still on its way (it touches e).
+	pthread_mutex_lock(&e->mu);
+	while (e->outstanding > 0)
+		pthread_cond_wait(&e->cv, &e->mu);
+	pthread_mutex_unlock(&e->mu);
 }
 
 void
@@ -3269,6 +3624,7 @@ coord_engine_free(struct coord_engine *e)
 			free(c);
 		}
 	}
+	ebatch_free(e->cur);
 	coord_safety_free(e->safety);
 	coord_kexec_free(e->kexec);
 	pthread_cond_destroy(&e->cv);

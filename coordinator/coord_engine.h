@@ -52,12 +52,13 @@ void coord_engine_free(struct coord_engine *e);
 // True when the queue is at its configured bound: answer 503.
 bool coord_engine_full(struct coord_engine *e);
 
-// Queues the alerts of a committed notification. Copies what it needs
-// (the caller keeps `n`). ids[i] is the journal id of n->alerts[i].
-// Never blocks; any thread. Returns 0 or -ENOMEM.
-int coord_engine_push(struct coord_engine *e,
-    const struct coord_notification *n, const int64_t *ids,
-    const uint64_t *identities, int64_t received_mono);
+// Queues the alerts of a committed notification. Takes the contents of
+// n->alerts[] (each is left empty, so freeing `n` frees none of them; the
+// caller still frees `n`): no copy. ids[i] is the journal id of
+// n->alerts[i]. Never blocks; any thread. Returns 0 or -ENOMEM (an alert
+// not queued stays pending in the journal: the next start replays it).
+int coord_engine_push(struct coord_engine *e, struct coord_notification *n,
+    const int64_t *ids, const uint64_t *identities, int64_t received_mono);
 
 // Sampled for /metrics and /health.
 void coord_engine_counts(struct coord_engine *e, int64_t *queued,

@@ -107,8 +107,9 @@ static const char *const wsql[W_COUNT] = {
 	    " done_ms = ?4 WHERE id = ?1",
 	[W_ACTION_INSERT] = "INSERT INTO actions(alert_id, identity,"
 	    " incident_start_ms, rule, type, service, instance, node, state,"
-	    " detail, attempt, created_ms, updated_ms)"
-	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+	    " detail, attempt, created_ms, updated_ms, id)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12,"
+	    " ?13)",
 	[W_ACTION_UPDATE] = "UPDATE actions SET state = ?2,"
 	    " detail = COALESCE(?3, detail), updated_ms = ?4 WHERE id = ?1",
 	[W_RETAIN_ALERTS] = "DELETE FROM alerts WHERE id IN (SELECT id FROM"
@@ -144,6 +145,32 @@ enum op_kind {
 	OP_ACTION_UPDATE,
 	OP_META_SET,
 	OP_RETAIN,		// always runs alone
+	OP_BATCH,		// asynchronous: coord_journal_batch
+};
+
+// One row write of a batch. Strings are offsets into the batch's text
+// (NO_STR: NULL), so the text may grow while entries are added.
+enum bent_kind { BE_ALERT_DONE, BE_INSERT, BE_UPDATE };
+#define NO_STR SIZE_MAX
+struct bent {
+	enum bent_kind kind;
+	int64_t id;		// alert id (done), action id (insert, update)
+	int64_t alert_id, incident_start_ms, ms;
+	uint64_t identity;
+	int attempt;
+	size_t s[7];		// insert: rule type service instance node
+				// state detail; done: outcome detail;
+				// update: state detail
+};
+
+struct coord_journal_batch {
+	struct coord_journal *j;
+	struct bent *v;
+	size_t n, cap;
+	char *text;
+	size_t len, tcap;
+	coord_journal_batch_fn fn;
+	void *arg;
 };
 
 struct op {
@@ -157,6 +184,8 @@ struct op {
 			size_t n;
 			coord_journal_done_fn fn;
 			void *arg;
+			char **json; // labels, annotations of each rec
+				     // (2n, encoded by the submitter)
 		} alerts;
 		struct {
 			int64_t id;
@@ -179,6 +208,7 @@ struct op {
 			const char *key;
 			const char *value;
 		} meta;
+		struct coord_journal_batch *batch; // OP_BATCH, owned
 	} u;
 };
 
@@ -209,6 +239,7 @@ struct coord_journal {
 	bool started;
 	pthread_t writer;
 	int64_t n_alerts, n_actions;
+	int64_t next_action_id;	// handed out by reserve_action_ids()
 	int64_t commits, commit_errors;
 	int64_t failing;	// consecutive failed commits
 };
@@ -555,6 +586,9 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 	if (rv == 0)
 		rv = query_int(j->wdb, "SELECT count(*) FROM actions",
 		    &j->n_actions);
+	if (rv == 0)
+		rv = query_int(j->wdb, "SELECT coalesce(max(id), 0) + 1"
+		    " FROM actions", &j->next_action_id);
 	if (rv < 0) {
 		fail_open(j, j->wdb, rv, "count rows", err, errlen);
 		goto fail;
@@ -618,39 +652,108 @@ kvs_find(const struct coord_kvs *kvs, const char *key)
 	return NULL;
 }
 
-// Returns new JSON object text (free with cJSON_free) or NULL on ENOMEM.
+// Writes s as a JSON string (quotes included) at o; returns the new end.
+// Room: 6 bytes per input byte + 2. Escapes what JSON requires (", \\ and
+// control characters); UTF-8 goes through as it is (the parser checked it).
 static char *
-kvs_to_json(const struct coord_kvs *kvs)
+json_str(char *o, const char *s)
 {
-	cJSON *o;
-	char *s = NULL;
-	size_t i;
+	static const char hex[] = "0123456789abcdef";
 
-	o = cJSON_CreateObject();
-	if (o == NULL)
-		return NULL;
-	for (i = 0; i < kvs->n; i++)
-		if (cJSON_AddStringToObject(o, kvs->v[i].key,
-		    kvs->v[i].val) == NULL)
-			goto out;
-	s = cJSON_PrintUnformatted(o);
-out:
-	cJSON_Delete(o);
-	return s;
+	*o++ = '"';
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = (char)c;
+		} else if (c < 0x20) {
+			*o++ = '\\';
+			switch (c) {
+			case '\n': *o++ = 'n'; break;
+			case '\r': *o++ = 'r'; break;
+			case '\t': *o++ = 't'; break;
+			case '\b': *o++ = 'b'; break;
+			case '\f': *o++ = 'f'; break;
+			default:
+				*o++ = 'u';
+				*o++ = '0';
+				*o++ = '0';
+				*o++ = hex[c >> 4];
+				*o++ = hex[c & 15];
+			}
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o++ = '"';
+	return o;
 }
 
+// Room kvs_write needs for the set (worst case: every byte escaped).
+static size_t
+kvs_room(const struct coord_kvs *kvs)
+{
+	size_t room = 3;
+
+	for (size_t i = 0; i < kvs->n; i++)
+		room += 6 * (strlen(kvs->v[i].key) + strlen(kvs->v[i].val)) + 6;
+	return room;
+}
+
+// Writes the set as a JSON object text, keys in their (sorted) order,
+// NUL-terminated, at o; returns the byte after the NUL.
+static char *
+kvs_write(char *o, const struct coord_kvs *kvs)
+{
+	*o++ = '{';
+	for (size_t i = 0; i < kvs->n; i++) {
+		if (i > 0)
+			*o++ = ',';
+		o = json_str(o, kvs->v[i].key);
+		*o++ = ':';
+		o = json_str(o, kvs->v[i].val);
+	}
+	*o++ = '}';
+	*o++ = '\0';
+	return o;
+}
+
+// The labels and annotations of every rec as JSON texts: one allocation
+// holding 2n pointers (labels, annotations of rec i at 2i, 2i + 1) and
+// the texts (free()). NULL on ENOMEM. Runs on the submitter's thread.
+static char **
+encode_sets(const struct coord_alert_rec *recs, size_t n)
+{
+	size_t room = 2 * n * sizeof(char *);
+	char **v, *o;
+
+	for (size_t i = 0; i < n; i++)
+		room += kvs_room(&recs[i].alert->labels) +
+		    kvs_room(&recs[i].alert->annotations);
+	v = malloc(room > 0 ? room : 1);
+	if (v == NULL)
+		return NULL;
+	o = (char *)(v + 2 * n);
+	for (size_t i = 0; i < n; i++) {
+		v[2 * i] = o;
+		o = kvs_write(o, &recs[i].alert->labels);
+		v[2 * i + 1] = o;
+		o = kvs_write(o, &recs[i].alert->annotations);
+	}
+	return v;
+}
+
+// labels and annotations: the alert's sets as JSON (encoded on the
+// submitting thread, so the one writer thread does not).
 static int
-insert_alert(struct coord_journal *j, struct coord_alert_rec *rec)
+insert_alert(struct coord_journal *j, struct coord_alert_rec *rec,
+    const char *labels, const char *annotations)
 {
 	sqlite3_stmt *st = j->w[W_ALERT_INSERT];
 	const struct coord_alert *a = rec->alert;
-	char *labels, *annotations;
-	int rv = -ENOMEM;
+	int rv;
 
-	labels = kvs_to_json(&a->labels);
-	annotations = kvs_to_json(&a->annotations);
-	if (labels == NULL || annotations == NULL)
-		goto out;
 	sqlite3_bind_int64(st, 1, rec->received_ms);
 	sqlite3_bind_int64(st, 2, u64_to_i64(rec->identity));
 	bind_str(st, 3, a->fingerprint != NULL ? a->fingerprint : "");
@@ -666,9 +769,6 @@ insert_alert(struct coord_journal *j, struct coord_alert_rec *rec)
 	rv = step_done(j->wdb, st);
 	if (rv == 0)
 		rec->id = sqlite3_last_insert_rowid(j->wdb);
-out:
-	cJSON_free(labels);
-	cJSON_free(annotations);
 	return rv;
 }
 
@@ -676,7 +776,6 @@ static int
 insert_action(struct coord_journal *j, struct coord_action_rec *r)
 {
 	sqlite3_stmt *st = j->w[W_ACTION_INSERT];
-	int rv;
 
 	sqlite3_bind_int64(st, 1, r->alert_id);
 	sqlite3_bind_int64(st, 2, u64_to_i64(r->identity));
@@ -690,9 +789,68 @@ insert_action(struct coord_journal *j, struct coord_action_rec *r)
 	bind_str(st, 10, r->detail);
 	sqlite3_bind_int(st, 11, r->attempt);
 	sqlite3_bind_int64(st, 12, r->created_ms);
-	rv = step_done(j->wdb, st);
-	if (rv == 0)
-		r->id = sqlite3_last_insert_rowid(j->wdb);
+	sqlite3_bind_int64(st, 13, r->id); // reserved when queued
+	return step_done(j->wdb, st);
+}
+
+static const char *
+bstr(const struct coord_journal_batch *b, size_t off)
+{
+	return off == NO_STR ? NULL : b->text + off;
+}
+
+// The rows of one OP_BATCH, in order. Returns 0 or the database failure
+// that dooms the transaction; counts inserted actions into *added.
+static int
+exec_batch(struct coord_journal *j, const struct coord_journal_batch *b,
+    int64_t *added)
+{
+	sqlite3_stmt *st;
+	int rv = 0;
+
+	for (size_t i = 0; i < b->n && rv == 0; i++) {
+		const struct bent *be = &b->v[i];
+		struct coord_action_rec r;
+
+		switch (be->kind) {
+		case BE_ALERT_DONE:
+			st = j->w[W_ALERT_DONE];
+			sqlite3_bind_int64(st, 1, be->id);
+			bind_str(st, 2, bstr(b, be->s[0]));
+			bind_str(st, 3, bstr(b, be->s[1]));
+			sqlite3_bind_int64(st, 4, be->ms);
+			rv = step_done(j->wdb, st);
+			break;
+		case BE_INSERT:
+			r = (struct coord_action_rec){
+				.id = be->id,
+				.alert_id = be->alert_id,
+				.identity = be->identity,
+				.incident_start_ms = be->incident_start_ms,
+				.rule = bstr(b, be->s[0]),
+				.type = bstr(b, be->s[1]),
+				.service = bstr(b, be->s[2]),
+				.instance = bstr(b, be->s[3]),
+				.node = bstr(b, be->s[4]),
+				.state = bstr(b, be->s[5]),
+				.detail = bstr(b, be->s[6]),
+				.attempt = be->attempt,
+				.created_ms = be->ms,
+			};
+			rv = insert_action(j, &r);
+			if (rv == 0)
+				(*added)++;
+			break;
+		case BE_UPDATE:
+			st = j->w[W_ACTION_UPDATE];
+			sqlite3_bind_int64(st, 1, be->id);
+			bind_str(st, 2, bstr(b, be->s[0]));
+			bind_str(st, 3, bstr(b, be->s[1]));
+			sqlite3_bind_int64(st, 4, be->ms);
+			rv = step_done(j->wdb, st);
+			break;
+		}
+	}
 	return rv;
 }
 
@@ -710,7 +868,9 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 	switch (op->kind) {
 	case OP_ALERTS:
 		for (i = 0; i < op->u.alerts.n && rv == 0; i++)
-			rv = insert_alert(j, &op->u.alerts.recs[i]);
+			rv = insert_alert(j, &op->u.alerts.recs[i],
+			    op->u.alerts.json[2 * i],
+			    op->u.alerts.json[2 * i + 1]);
 		if (rv == 0)
 			added[0] += (int64_t)op->u.alerts.n;
 		break;
@@ -748,6 +908,9 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 		break;
 	case OP_RETAIN:
 		break;	// never batched (see take_batch)
+	case OP_BATCH:
+		rv = exec_batch(j, op->u.batch, &added[1]);
+		break;
 	}
 	return rv;
 }
@@ -857,6 +1020,13 @@ complete_batch(struct coord_journal *j, struct op *batch, int rv)
 		if (o->kind == OP_ALERTS) {
 			o->u.alerts.fn(o->rv, o->u.alerts.recs, o->u.alerts.n,
 			    o->u.alerts.arg);
+			free(o->u.alerts.json);
+			free(o);
+			continue;
+		}
+		if (o->kind == OP_BATCH) {
+			o->u.batch->fn(o->rv, o->u.batch->arg);
+			coord_journal_batch_free(o->u.batch);
 			free(o);
 			continue;
 		}
@@ -1050,6 +1220,11 @@ coord_journal_submit_alerts(struct coord_journal *j,
 	op = calloc(1, sizeof(*op));
 	if (op == NULL)
 		return -ENOMEM;
+	op->u.alerts.json = encode_sets(recs, n);
+	if (op->u.alerts.json == NULL) {
+		free(op);
+		return -ENOMEM;
+	}
 	op->kind = OP_ALERTS;
 	op->u.alerts.recs = recs;
 	op->u.alerts.n = n;
@@ -1064,8 +1239,10 @@ coord_journal_submit_alerts(struct coord_journal *j,
 		enqueue(j, op);
 	}
 	pthread_mutex_unlock(&j->lock);
-	if (rv < 0)
+	if (rv < 0) {
+		free(op->u.alerts.json);
 		free(op);
+	}
 	return rv;
 }
 
@@ -1096,6 +1273,7 @@ coord_journal_action_insert_many(struct coord_journal *j,
     struct coord_action_rec *recs, size_t n)
 {
 	struct op op = { .kind = OP_ACTION_INSERT };
+	int rv;
 
 	if (j == NULL || recs == NULL || n == 0)
 		return -EINVAL;
@@ -1107,9 +1285,17 @@ coord_journal_action_insert_many(struct coord_journal *j,
 		    rec->state == NULL)
 			return -EINVAL;
 	}
+	pthread_mutex_lock(&j->lock);
+	for (size_t i = 0; i < n; i++)
+		recs[i].id = j->next_action_id++;
+	pthread_mutex_unlock(&j->lock);
 	op.u.actions.recs = recs;
 	op.u.actions.n = n;
-	return run_blocking(j, &op);
+	rv = run_blocking(j, &op);
+	if (rv < 0) // also when it never ran (-EDEADLK, -ESHUTDOWN)
+		for (size_t i = 0; i < n; i++)
+			recs[i].id = 0;
+	return rv;
 }
 
 int
@@ -1125,6 +1311,193 @@ coord_journal_action_update(struct coord_journal *j, int64_t id,
 	op.u.update.detail = detail;
 	op.u.update.now_ms = now_ms;
 	return run_blocking(j, &op);
+}
+
+// ---- batches -----------------------------------------------------------
+
+struct coord_journal_batch *
+coord_journal_batch_new(struct coord_journal *j)
+{
+	struct coord_journal_batch *b;
+
+	if (j == NULL)
+		return NULL;
+	b = calloc(1, sizeof(*b));
+	if (b != NULL)
+		b->j = j;
+	return b;
+}
+
+void
+coord_journal_batch_free(struct coord_journal_batch *b)
+{
+	if (b == NULL)
+		return;
+	free(b->v);
+	free(b->text);
+	free(b);
+}
+
+size_t
+coord_journal_batch_len(const struct coord_journal_batch *b)
+{
+	return b != NULL ? b->n : 0;
+}
+
+// Makes room for one more entry and `more` bytes of text.
+static int
+batch_grow(struct coord_journal_batch *b, size_t more)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 32;
+		struct bent *v = realloc(b->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		b->v = v;
+		b->cap = cap;
+	}
+	if (b->len + more > b->tcap) {
+		size_t cap = b->tcap ? 2 * b->tcap : 4096;
+		char *t;
+
+		while (cap < b->len + more)
+			cap *= 2;
+		t = realloc(b->text, cap);
+		if (t == NULL)
+			return -ENOMEM;
+		b->text = t;
+		b->tcap = cap;
+	}
+	return 0;
+}
+
+static size_t
+slen(const char *s)
+{
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+// Copies s into the text (room made by batch_grow); returns its offset.
+static size_t
+batch_str(struct coord_journal_batch *b, const char *s)
+{
+	size_t off = b->len, n;
+
+	if (s == NULL)
+		return NO_STR;
+	n = strlen(s) + 1;
+	memcpy(b->text + off, s, n);
+	b->len += n;
+	return off;
+}
+
+int
+coord_journal_batch_alert_done(struct coord_journal_batch *b,
+    int64_t alert_id, const char *outcome, const char *detail)
+{
+	struct bent *be;
+
+	if (b == NULL || outcome == NULL)
+		return -EINVAL;
+	if (batch_grow(b, slen(outcome) + slen(detail)) < 0)
+		return -ENOMEM;
+	be = &b->v[b->n++];
+	*be = (struct bent){ .kind = BE_ALERT_DONE, .id = alert_id,
+		.ms = cm_now_ms() };
+	be->s[0] = batch_str(b, outcome);
+	be->s[1] = batch_str(b, detail);
+	return 0;
+}
+
+int
+coord_journal_batch_action_insert(struct coord_journal_batch *b,
+    struct coord_action_rec *r)
+{
+	const char *s[7];
+	size_t need = 0;
+	struct bent *be;
+
+	if (r != NULL)
+		r->id = 0;
+	if (b == NULL || r == NULL || r->rule == NULL || r->type == NULL ||
+	    r->service == NULL || r->instance == NULL || r->state == NULL)
+		return -EINVAL;
+	s[0] = r->rule;
+	s[1] = r->type;
+	s[2] = r->service;
+	s[3] = r->instance;
+	s[4] = r->node;
+	s[5] = r->state;
+	s[6] = r->detail;
+	for (int i = 0; i < 7; i++)
+		need += slen(s[i]);
+	if (batch_grow(b, need) < 0)
+		return -ENOMEM;
+	be = &b->v[b->n++];
+	*be = (struct bent){ .kind = BE_INSERT, .alert_id = r->alert_id,
+		.identity = r->identity,
+		.incident_start_ms = r->incident_start_ms,
+		.attempt = r->attempt, .ms = r->created_ms };
+	for (int i = 0; i < 7; i++)
+		be->s[i] = batch_str(b, s[i]);
+	pthread_mutex_lock(&b->j->lock);
+	be->id = b->j->next_action_id++;
+	pthread_mutex_unlock(&b->j->lock);
+	r->id = be->id;
+	return 0;
+}
+
+int
+coord_journal_batch_action_update(struct coord_journal_batch *b, int64_t id,
+    const char *state, const char *detail, int64_t now_ms)
+{
+	struct bent *be;
+
+	if (b == NULL || state == NULL)
+		return -EINVAL;
+	if (batch_grow(b, slen(state) + slen(detail)) < 0)
+		return -ENOMEM;
+	be = &b->v[b->n++];
+	*be = (struct bent){ .kind = BE_UPDATE, .id = id, .ms = now_ms };
+	be->s[0] = batch_str(b, state);
+	be->s[1] = batch_str(b, detail);
+	return 0;
+}
+
+int
+coord_journal_batch_submit(struct coord_journal_batch *b,
+    coord_journal_batch_fn fn, void *arg)
+{
+	struct coord_journal *j;
+	struct op *op;
+	int rv = 0;
+
+	if (b == NULL || fn == NULL) {
+		coord_journal_batch_free(b);
+		return -EINVAL;
+	}
+	j = b->j;
+	op = calloc(1, sizeof(*op));
+	if (op == NULL) {
+		coord_journal_batch_free(b);
+		return -ENOMEM;
+	}
+	b->fn = fn;
+	b->arg = arg;
+	op->kind = OP_BATCH;
+	op->u.batch = b;
+	pthread_mutex_lock(&j->lock);
+	if (j->stop)
+		rv = -ESHUTDOWN;
+	else
+		enqueue(j, op);
+	pthread_mutex_unlock(&j->lock);
+	if (rv < 0) {
+		free(op);
+		coord_journal_batch_free(b);
+	}
+	return rv;
 }
 
 int

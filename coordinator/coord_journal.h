@@ -9,9 +9,11 @@
 //
 // Threads: one writer thread owns the write connection. Writes are queued
 // and committed in groups (many webhook requests share one transaction and
-// one fsync). coord_journal_submit_alerts() is asynchronous (the callback
-// runs on the writer thread after the commit); the other write calls block
-// the caller until their transaction committed. Reads use a separate
+// one fsync). coord_journal_submit_alerts() and coord_journal_batch_submit()
+// are asynchronous (the callback runs on the writer thread after the
+// commit); the other write calls block the caller until their transaction
+// committed. Action ids are handed out by the journal when a row is
+// queued (never reused, even after a failed commit). Reads use a separate
 // connection guarded by a mutex and may be called from any thread.
 #ifndef COORD_JOURNAL_H
 #define COORD_JOURNAL_H
@@ -137,6 +139,54 @@ int coord_journal_action_insert_many(struct coord_journal *j,
 // Sets state and updated time; a NULL detail keeps the previous detail.
 int coord_journal_action_update(struct coord_journal *j, int64_t id,
     const char *state, const char *detail, int64_t now_ms);
+
+// ---- asynchronous write batches ------------------------------------------
+//
+// A batch collects alert outcomes, action inserts and action updates and
+// commits them as ONE queued op, in the order they were added, all or
+// none, without blocking the caller: the engine decides everything it has
+// at hand and writes it with one commit instead of one commit per
+// decision. Strings are copied into the batch (the caller's may go at
+// once). An action insert gets its id when it is added (the journal hands
+// out action ids itself), so the caller can use it before the commit; ids
+// of a failed batch are never used again. Updates of rows that do not
+// exist (-ENOENT) are skipped without failing the batch.
+//
+// Ownership: batch_new returns a batch owned by the caller until
+// batch_submit, which always takes it (also when it fails); free an
+// unsubmitted batch with batch_free. A batch is used by one thread.
+struct coord_journal_batch;
+
+// NULL on ENOMEM (or j NULL).
+struct coord_journal_batch *coord_journal_batch_new(struct coord_journal *j);
+void coord_journal_batch_free(struct coord_journal_batch *b);
+
+// Each returns 0, -EINVAL (NULL required argument: rec's rule, type,
+// service, instance and state, or outcome/state) or -ENOMEM; on error
+// nothing was added (and rec->id is 0).
+int coord_journal_batch_alert_done(struct coord_journal_batch *b,
+    int64_t alert_id, const char *outcome, const char *detail);
+int coord_journal_batch_action_insert(struct coord_journal_batch *b,
+    struct coord_action_rec *rec);
+int coord_journal_batch_action_update(struct coord_journal_batch *b,
+    int64_t id, const char *state, const char *detail, int64_t now_ms);
+
+// Rows written by the batch so far.
+size_t coord_journal_batch_len(const struct coord_journal_batch *b);
+
+// Called once on the writer thread after the batch's transaction
+// committed (rv 0) or failed (rv < 0: none of its rows were written). The
+// same rules as coord_journal_done_fn: no blocking journal call, return
+// quickly.
+typedef void (*coord_journal_batch_fn)(int rv, void *arg);
+
+// Queues the batch behind everything queued before it (FIFO with every
+// other write) and takes it. Returns 0 (fn will be called), or -EINVAL,
+// -ESHUTDOWN (the journal is closing): fn is not called then. Never
+// blocks; any thread. Not bounded by max_queue (the caller's own rows).
+int coord_journal_batch_submit(struct coord_journal_batch *b,
+    coord_journal_batch_fn fn, void *arg)
+    __attribute__((warn_unused_result));
 
 // Runs retention passes now until no row older than retention_ms is left
 // (the writer otherwise runs one bounded pass per retention interval of

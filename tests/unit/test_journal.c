@@ -670,6 +670,170 @@ test_actions_insert_many(void)
 	coord_journal_close(j);
 }
 
+// Labels and annotations are stored as JSON text written by the journal
+// itself: quotes, backslashes, control characters and UTF-8 come back
+// from a replay exactly as they went in.
+static void
+test_label_json_round_trip(void)
+{
+	static const char odd[] = "q\"b\\t\tn\nr\rc\x01\x1f \xc3\xa9/\xe2\x82\xac";
+	struct coord_alert *a = mk_alert("Odd", 1, odd);
+	struct coord_alert_rec rec;
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+
+	free(a->labels.v[1].val); // "seq"
+	a->labels.v[1].val = xstrdup(odd);
+	j = open_ok(":memory:", NULL);
+	if (j == NULL)
+		goto out;
+	rec_init(&rec, a, 1);
+	CHECK_INT(submit_wait(j, &rec, 1), 0);
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 1);
+	if (r.n == 1) {
+		CHECK_STR(coord_kvs_get(&r.alerts[0]->labels, "seq"), odd);
+		CHECK_STR(coord_kvs_get(&r.alerts[0]->labels, "alertname"),
+		    "Odd");
+		CHECK_STR(coord_kvs_get(&r.alerts[0]->annotations, "summary"),
+		    odd);
+	}
+	replayed_free(&r);
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+}
+
+// Waits for a batch's callback.
+struct bwait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int rv;
+};
+
+static void
+bwait_cb(int rv, void *arg)
+{
+	struct bwait *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	w->rv = rv;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static int
+batch_wait(struct coord_journal_batch *b)
+{
+	struct bwait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+		false, 0 };
+	int rv = coord_journal_batch_submit(b, bwait_cb, &w);
+
+	if (rv < 0)
+		return rv;
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	return w.rv;
+}
+
+// The engine's writes of a turn: an alert's outcome, action rows (ids
+// known before the commit) and updates go in ONE commit, in order; an
+// update of a missing row is skipped; a batch that cannot be stored
+// stores nothing and its ids are never handed out again.
+static void
+test_batch_one_commit(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.max_bytes = 96 * 1024 };
+	struct coord_alert *a = mk_alert("Batch", 1, "s");
+	struct coord_action_rec recs[3], late;
+	struct coord_journal_batch *b;
+	struct coord_journal_stats st;
+	struct coord_alert_rec ar;
+	struct replayed r = { 0 };
+	struct scanned s = { 0 };
+	struct coord_journal *j;
+	int64_t commits;
+	char *huge;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&ar, a, 1);
+	CHECK_INT(submit_wait(j, &ar, 1), 0);
+	b = coord_journal_batch_new(j);
+	CHECK(b != NULL);
+	CHECK_INT(coord_journal_batch_alert_done(b, ar.id, "acted", "rule x"),
+	    0);
+	for (int i = 0; i < 3; i++) {
+		recs[i] = (struct coord_action_rec){
+			.alert_id = ar.id, .rule = "r", .type = "restart",
+			.service = "svc", .instance = "", .node = "node-x",
+			.state = "dispatched", .attempt = 1, .created_ms = 1000,
+		};
+		CHECK_INT(coord_journal_batch_action_insert(b, &recs[i]), 0);
+		CHECK(recs[i].id > 0);
+		if (i > 0)
+			CHECK_INT(recs[i].id, recs[i - 1].id + 1);
+	}
+	CHECK_INT(coord_journal_batch_action_update(b, recs[1].id,
+	    "succeeded", "ok", 2000), 0);
+	CHECK_INT(coord_journal_batch_action_update(b, 999999, "failed", NULL,
+	    2000), 0);
+	recs[2].rule = NULL;
+	CHECK_INT(coord_journal_batch_action_insert(b, &recs[2]), -EINVAL);
+	CHECK_INT(recs[2].id, 0);
+	CHECK_INT(coord_journal_batch_alert_done(b, 1, NULL, NULL), -EINVAL);
+	CHECK_INT(coord_journal_batch_len(b), 6);
+	coord_journal_stats(j, &st);
+	commits = st.commits;
+	CHECK_INT(batch_wait(b), 0);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.commits - commits, 1);
+	CHECK_INT(st.actions, 3);
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 0); // the outcome is stored
+	replayed_free(&r);
+	CHECK_INT(coord_journal_scan_actions(j, 0, scan_cb, &s), 0);
+	CHECK_INT(s.n, 3);
+	CHECK_INT(s.ids[0], recs[0].id);
+	CHECK_STR(s.state[0], "dispatched");
+	CHECK_STR(s.state[1], "succeeded");
+	CHECK_STR(s.detail[1], "ok");
+
+	// Too big for the cap: nothing of it is stored.
+	huge = xcalloc(1, 200 * 1024);
+	memset(huge, 'x', 200 * 1024 - 1);
+	b = coord_journal_batch_new(j);
+	recs[0].detail = huge;
+	CHECK_INT(coord_journal_batch_action_update(b, recs[0].id, "failed",
+	    "gone", 3000), 0);
+	CHECK_INT(coord_journal_batch_action_insert(b, &recs[0]), 0);
+	late = recs[0];
+	CHECK_INT(batch_wait(b), -ENOSPC);
+	free(huge);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.actions, 3);
+	memset(&s, 0, sizeof(s));
+	CHECK_INT(coord_journal_scan_actions(j, 0, scan_cb, &s), 0);
+	CHECK_STR(s.state[0], "dispatched"); // the update rolled back too
+	recs[1].detail = NULL;
+	CHECK_INT(coord_journal_action_insert(j, &recs[1]), 0);
+	CHECK(recs[1].id > late.id);
+	coord_journal_batch_free(NULL);
+	CHECK_INT(coord_journal_batch_submit(NULL, bwait_cb, NULL), -EINVAL);
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+	tmp_remove(&t);
+}
+
 // Inserts one alert named `name` and returns its id.
 static int64_t
 insert_named_alert(struct coord_journal *j, const char *name, int seq)
@@ -1009,7 +1173,8 @@ out:
 // wait for itself.
 struct deadlock_ctx {
 	struct coord_journal *j;
-	int rv;
+	int rv, rv2;
+	int64_t id2;
 	struct waiter w;
 };
 
@@ -1017,8 +1182,14 @@ static void
 deadlock_cb(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
 {
 	struct deadlock_ctx *c = arg;
+	struct coord_action_rec ar = {
+		.rule = "r", .type = "restart", .service = "s", .instance = "",
+		.state = "dispatched", .attempt = 1,
+	};
 
 	c->rv = coord_journal_alert_done(c->j, recs[0].id, "acted", NULL);
+	c->rv2 = coord_journal_action_insert(c->j, &ar);
+	c->id2 = ar.id; // 0: nothing was stored
 	waiter_cb(rv, recs, n, &c->w);
 }
 
@@ -1036,6 +1207,8 @@ test_blocking_write_from_callback_refused(void)
 		    deadlock_cb, &c), 0);
 		waiter_wait(&c.w, 1);
 		CHECK_INT(c.rv, -EDEADLK);
+		CHECK_INT(c.rv2, -EDEADLK);
+		CHECK_INT(c.id2, 0);
 		coord_journal_close(c.j);
 	}
 	coord_alert_free(a);
@@ -1579,6 +1752,10 @@ static const struct tt_case cases[] = {
 	    test_persists_across_reopen },
 	{ "actions insert, update and scan", test_actions_insert_update_scan },
 	{ "a fan-out's rows go in one commit", test_actions_insert_many },
+	{ "a batch of outcomes, rows and updates is one commit",
+	    test_batch_one_commit },
+	{ "label JSON survives quotes, control bytes and UTF-8",
+	    test_label_json_round_trip },
 	{ "query filters, orders and limits", test_query_filters_and_limit },
 	{ "query limit default and maximum", test_query_limit_bounds },
 	{ "concurrent submitters share group commits", test_group_commit },
