@@ -57,10 +57,13 @@ on_socket(CURL *e, curl_socket_t s, int what, void *arg, void *socketp)
 	    (what & CURL_POLL_OUT ? EPOLLOUT : 0);
 	// socketp goes wrong only if curl reuses a number it did not
 	// announce as removed; then the other operation is the right one.
-	if (epoll_ctl(h->epfd, op, s, &ev) < 0 && (errno == EEXIST ||
-	    errno == ENOENT))
-		(void)epoll_ctl(h->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD :
-		    EPOLL_CTL_ADD, s, &ev);
+	if (epoll_ctl(h->epfd, op, s, &ev) < 0 && ((errno != EEXIST &&
+	    errno != ENOENT) || epoll_ctl(h->epfd, op == EPOLL_CTL_ADD ?
+	    EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) < 0))
+		// Only ENOMEM/ENOSPC are left: the transfer then ends at
+		// its timeout.
+		cm_err("http.epoll", "fd=%d error=%s", (int)s,
+		    cm_q(strerror(errno)));
 	if (socketp == NULL)
 		(void)curl_multi_assign(h->multi, s, h);
 	return 0;
