@@ -15,7 +15,9 @@ timed.
   quiet agent: output of a child is read (a child writing 300 KB only
     gets past its writes if the agent drains the pipe); a crash is seen
     (the fake coordinator gets the permit request) and the instance
-    restarted after its backoff; a command and SIGHUP are handled; the
+    restarted after its backoff; commands (one answered at once, one
+    after an HTTP request, logged in one info line) and SIGHUP are
+    handled; the
     idle loop wakes only for the status request that asks (loop_wakeups);
     SIGTERM stops it.
   probing agent: probes run at their period (the service counts them).
@@ -216,6 +218,16 @@ def check_quiet(tap, lab):
         r = send(listen, "command", "check", "quiet")
         tap.ok(r.get("ok") is True, "a command is answered (the command "
                "server wakes the loop)", json.dumps(r))
+        r = send(listen, "command", "clear_cache", "quiet", "--action-id",
+                 "4242")
+        lines = [ln for ln in agent.log_text().splitlines()
+                 if "level=info" in ln and "action_id=4242" in ln]
+        tap.ok(r.get("ok") is False and len(lines) == 1 and
+               "event=cmd.done" in lines[0] and "service=quiet" in lines[0]
+               and "ok=false" in lines[0],
+               "a command gets one info line, cmd.done, with the request "
+               "and the outcome (its HTTP request's completion wakes the "
+               "loop)", json.dumps({"reply": r, "lines": lines}))
         agent.signal(signal.SIGHUP)
         waits(tap, lambda: "event=agent.sighup" in agent.log_text(),
               "SIGHUP is handled (the signalfd wakes the loop)")
