@@ -258,7 +258,7 @@ metrics_rows(struct agent *a, int64_t now)
 }
 
 static void
-publish_metrics(struct agent *a, int64_t now)
+publish_metrics(struct agent *a, int64_t now, int64_t next)
 {
 	struct agent_link_view lv;
 	struct agent_kube_view kv;
@@ -268,6 +268,7 @@ publish_metrics(struct agent *a, int64_t now)
 		    agent_cmd_bad_frames(a->status),
 		.unauthenticated = agent_cmd_unauthenticated(a->cmd),
 		.wakeups = a->wakeups,
+		.next_ms = next,
 	};
 
 	size_t n;
@@ -329,10 +330,7 @@ main_loop(struct agent *a)
 		agent_proc_start_all(a->proc, now);
 	for (;;) {
 		next = run_due(a, now);
-		if (a->metrics != NULL) {
-			publish_metrics(a, now);
-			next = min64(next, now + AGENT_METRICS_REFRESH_MS);
-		}
+		publish_metrics(a, now, next);
 		if (loop_done(a, now))
 			return 0;
 		n = agent_http_poll(a->http, wait_timeout(next, now), ready);

@@ -22,10 +22,6 @@
 #include "agent_metrics.h"
 #include "agent_proc.h"
 
-// With metrics_listen, the loop publishes a snapshot at least this often
-// (well inside AGENT_METRICS_STALL_MS, after which /healthz says stuck);
-// without it, the loop sleeps until its next deadline or event.
-#define AGENT_METRICS_REFRESH_MS 5000
 #define AGENT_CMD_DEFAULT_TIMEOUT_MS 60000
 #define AGENT_CACHE_TIMEOUT_MS 5000
 #define AGENT_CACHE_PATH "/cache/clear"

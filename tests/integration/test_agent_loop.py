@@ -17,9 +17,9 @@ timed.
     (the fake coordinator gets the permit request) and the instance
     restarted after its backoff; commands (one answered at once, one
     after an HTTP request, logged in one info line) and SIGHUP are
-    handled; the
-    idle loop wakes only for the status request that asks (loop_wakeups);
-    SIGTERM stops it.
+    handled; the idle loop wakes only for the status request that asks
+    (loop_wakeups), not to publish metrics, and /healthz says ok; SIGTERM
+    stops it.
   probing agent: probes run at their period (the service counts them).
   silent coordinator: an exchange that gets no answer fails at its
     deadline (link.down "no answer in time").
@@ -41,21 +41,22 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("REFLEX_SRC", os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from reflexlab import (Lab, LabTimeout, Tap, free_port, http_json,  # noqa
-                       reflex_binary, wait_until)
+from reflexlab import (Lab, LabTimeout, Tap, free_port, http_get,  # noqa
+                       http_json, reflex_binary, wait_until)
 
 SVC = os.path.join(SRC, "tests", "lib", "agent_test_svc.py")
 WAIT = 20.0
 HOUR = "1h"
 
 
-def agent_conf(lab, name, coord_port, services, heartbeat=HOUR):
+def agent_conf(lab, name, coord_port, services, heartbeat=HOUR, extra=""):
     text = (f"node: {name}\n"
             f"coordinator: tcp://127.0.0.1:{coord_port}\n"
             f"listen: tcp://127.0.0.1:{free_port()}\n"
             f"status_socket: {lab.path(name + '.sock')}\n"
             f"log_level: debug\n"
             f"heartbeat_interval: {heartbeat}\n"
+            f"{extra}"
             f"services:\n{services}")
     return lab.write_file(f"{name}.yaml", text)
 
@@ -165,6 +166,13 @@ def sleepers(pid, arg):
             if argv[:1] == [b"/bin/sleep"] and argv[1:2] == [arg]]
 
 
+def wakeups_metric(url):
+    for line in http_get(url + "/metrics").text.splitlines():
+        if line.startswith("reflex_agent_loop_wakeups_total "):
+            return float(line.split()[1])
+    return None
+
+
 def waits(tap, pred, desc, diag=None):
     try:
         v = wait_until(pred, WAIT, what=desc)
@@ -189,7 +197,9 @@ def check_quiet(tap, lab):
             f'    command: ["/bin/sh", "{chatty}"]\n'
             f'    base_port: {free_port()}\n'
             '    stop_grace: 1s\n')
-    conf = agent_conf(lab, "loop-quiet", coord.port, svcs)
+    mport = free_port()
+    conf = agent_conf(lab, "loop-quiet", coord.port, svcs,
+                      extra=f"metrics_listen: 127.0.0.1:{mport}\n")
     listen = int(open(conf).read().split("listen: tcp://127.0.0.1:")[1]
                  .split()[0])
     agent = lab.start("agent-quiet", [reflex_binary("reflex-agent"), "-c",
@@ -240,6 +250,18 @@ def check_quiet(tap, lab):
                "idle with nothing due: the loop woke only for the status "
                "request, not every second", f"loop_wakeups {w0} -> {w1} in "
                "3 s")
+        # /metrics is served from the loop's last snapshot without waking
+        # the loop: an idle loop publishes nothing new.
+        murl = f"http://127.0.0.1:{mport}"
+        m0 = wakeups_metric(murl)
+        time.sleep(2)
+        m1 = wakeups_metric(murl)
+        hz = http_get(murl + "/healthz")
+        tap.ok(m0 is not None and m0 == m1 and hz.status == 200,
+               "idle, the loop does not wake to publish metrics, and "
+               "/healthz still says ok (the loop's next deadline is an hour "
+               "away)", f"loop_wakeups_total {m0} -> {m1}; /healthz "
+               f"{hz.status} {hz.text!r}")
         n = len(coord.of_type("heartbeat"))
         tap.ok(n == 0, "no heartbeat within the hour's interval",
                f"{n} heartbeats")
