@@ -3,6 +3,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,31 +139,6 @@ drain_requests(struct agent *a, int64_t now)
 
 // ---- the loop -------------------------------------------------------------
 
-// Extra fds for the poll: the signalfd, then each instance's output pipe
-// (owners[i] tells whose). Returns how many.
-static unsigned
-collect_fds(struct agent *a, struct curl_waitfd *fds,
-    struct agent_inst **owners, unsigned max)
-{
-	unsigned n = 0;
-
-	fds[n] = (struct curl_waitfd){ .fd = a->sigfd,
-		.events = CURL_WAIT_POLLIN };
-	owners[n++] = NULL;
-	for (size_t i = 0; a->proc != NULL && i < a->proc->n_svc; i++) {
-		for (size_t j = 0; j < a->proc->svc[i].n && n < max; j++) {
-			struct agent_inst *in = &a->proc->svc[i].inst[j];
-
-			if (in->out_fd < 0)
-				continue;
-			fds[n] = (struct curl_waitfd){ .fd = in->out_fd,
-				.events = CURL_WAIT_POLLIN };
-			owners[n++] = in;
-		}
-	}
-	return n;
-}
-
 static int64_t
 min64(int64_t x, int64_t y)
 {
@@ -282,7 +258,7 @@ metrics_rows(struct agent *a, int64_t now)
 }
 
 static void
-publish_metrics(struct agent *a, int64_t now)
+publish_metrics(struct agent *a, int64_t now, int64_t next)
 {
 	struct agent_link_view lv;
 	struct agent_kube_view kv;
@@ -292,6 +268,7 @@ publish_metrics(struct agent *a, int64_t now)
 		    agent_cmd_bad_frames(a->status),
 		.unauthenticated = agent_cmd_unauthenticated(a->cmd),
 		.wakeups = a->wakeups,
+		.next_ms = next,
 	};
 
 	size_t n;
@@ -308,14 +285,22 @@ publish_metrics(struct agent *a, int64_t now)
 	agent_metrics_publish(a->metrics, a->mrows, n, &g, now);
 }
 
+// How long the poll may sleep: until the next deadline, without limit
+// when there is none (-1). Everything else that needs the loop wakes it:
+// signals (signalfd) and children's output are in the poll set, curl's
+// sockets and timer too, and the command and status servers, the
+// coordinator link and the kubernetes workers call agent_http_wakeup().
 static int
 wait_timeout(int64_t next, int64_t now)
 {
-	int64_t t = next - now;
+	int64_t t;
 
+	if (next == INT64_MAX)
+		return -1;
+	t = next - now;
 	if (t < 0)
 		t = 0;
-	return (int)(t < AGENT_MAX_WAIT_MS ? t : AGENT_MAX_WAIT_MS);
+	return (int)(t < INT_MAX ? t : INT_MAX);
 }
 
 static bool
@@ -335,31 +320,32 @@ loop_done(struct agent *a, int64_t now)
 }
 
 static int
-main_loop(struct agent *a, struct curl_waitfd *fds, struct agent_inst **owners,
-    unsigned max)
+main_loop(struct agent *a)
 {
 	int64_t now = cm_mono_ms(), next;
-	int rv;
+	void *ready[AGENT_HTTP_EVENTS];
+	int n;
 
 	if (a->proc != NULL)
 		agent_proc_start_all(a->proc, now);
 	for (;;) {
-		unsigned n = collect_fds(a, fds, owners, max);
-
 		next = run_due(a, now);
-		publish_metrics(a, now);
+		publish_metrics(a, now, next);
 		if (loop_done(a, now))
 			return 0;
-		rv = agent_http_poll(a->http, fds, n, wait_timeout(next, now));
-		if (rv < 0)
-			return rv;
+		n = agent_http_poll(a->http, wait_timeout(next, now), ready);
+		if (n < 0)
+			return n;
 		a->wakeups++;
 		now = cm_mono_ms();
-		if (fds[0].revents)
-			read_signals(a, now);
-		for (unsigned i = 1; i < n; i++)
-			if (fds[i].revents && owners[i]->out_fd == fds[i].fd)
-				agent_proc_read_output(a->proc, owners[i]);
+		// The signals first: a child that exited has its output read
+		// and its pipe closed there (its tag below then reads nothing).
+		for (int i = 0; i < n; i++)
+			if (ready[i] == &a->sigfd)
+				read_signals(a, now);
+		for (int i = 0; i < n; i++)
+			if (ready[i] != &a->sigfd)
+				agent_proc_read_output(a->proc, ready[i]);
 		agent_http_perform(a->http, now);
 		drain_requests(a, now);
 		if (a->stopping && a->jobs != NULL)
@@ -431,6 +417,8 @@ agent_setup(struct agent *a, const char *conf_path, int verbose, char *err,
 	}
 	a->curl_ready = true;
 	rv = agent_http_new(&a->http);
+	if (rv == 0)
+		rv = agent_http_watch(a->http, a->sigfd, &a->sigfd);
 	if (rv == 0 && a->conf.runtime == AGENT_RUNTIME_PROCESS)
 		rv = agent_proc_new(&a->conf, a->http, &a->proc);
 	if (rv < 0) {
@@ -479,30 +467,19 @@ int
 agent_run(const char *conf_path, int verbose)
 {
 	struct agent a = { .sigfd = -1 };
-	struct curl_waitfd *fds = NULL;
-	struct agent_inst **owners = NULL;
-	unsigned max = 1;
 	char err[512] = "";
 	int rv;
 
 	cm_log_set_component("agent");
 	a.started_ms = cm_mono_ms();
 	rv = agent_setup(&a, conf_path, verbose, err, sizeof(err));
-	for (size_t i = 0; rv == 0 && a.proc != NULL && i < a.proc->n_svc;
-	    i++)
-		max += (unsigned)a.proc->svc[i].n;
-	if (rv == 0) {
-		fds = calloc(max, sizeof(*fds));
-		owners = calloc(max, sizeof(*owners));
-		rv = fds == NULL || owners == NULL ? -ENOMEM : 0;
-	}
 	if (rv == 0) {
 		cm_notice("agent.start", "node=%s runtime=%s listen=%s "
 		    "advertise=%s status=%s coordinator=%s", a.conf.node,
 		    a.kube != NULL ? "kubernetes" : "process",
 		    cm_q(a.conf.listen), cm_q(agent_conf_advertised(&a.conf)),
 		    cm_q(a.conf.status_socket), cm_q(a.conf.coordinator));
-		rv = main_loop(&a, fds, owners, max);
+		rv = main_loop(&a);
 	} else {
 		cm_err("agent.start_failed", "error=%s", cm_q(err[0] ? err :
 		    strerror(-rv)));
@@ -512,8 +489,6 @@ agent_run(const char *conf_path, int verbose)
 		    cm_q("exiting with children alive; they get SIGKILL "
 		    "through PR_SET_PDEATHSIG"));
 	agent_teardown(&a);
-	free(fds);
-	free(owners);
 	if (rv == 0)
 		cm_notice("agent.stopped", "clean=%s", "true");
 	return rv == 0 ? 0 : 1;

@@ -22,7 +22,6 @@
 #include "agent_metrics.h"
 #include "agent_proc.h"
 
-#define AGENT_MAX_WAIT_MS 1000 // longest sleep of the main loop
 #define AGENT_CMD_DEFAULT_TIMEOUT_MS 60000
 #define AGENT_CACHE_TIMEOUT_MS 5000
 #define AGENT_CACHE_PATH "/cache/clear"

@@ -200,9 +200,6 @@ job_reply(struct agent_job *j)
 		m.u.reply.json = reply_json(doc, results);
 		cJSON_Delete(doc);
 	}
-	cm_info("cmd.done", "action=%s action_id=%llu ok=%s code=%d "
-	    "message=%s", j->action, (unsigned long long)j->action_id,
-	    m.u.reply.ok ? "true" : "false", j->code, cm_q(j->text));
 	agent_cmd_reply(j->ctx, &m);
 	cJSON_free(m.u.reply.json);
 	j->ctx = NULL;
@@ -472,8 +469,6 @@ do_reload(struct agent *a, struct agent_cmd_ctx *ctx, struct agent_svc *svc,
 		    svc->conf->name, in->name, rv == 0 ? "ok" : "failed",
 		    "%s (pid %d)", what, (int)pid);
 	}
-	cm_info("cmd.done", "action=reload_config ok=%s code=%d message=%s",
-	    code == 0 ? "true" : "false", code, cm_q(text));
 	agent_cmd_replyf(ctx, code == 0, code, "%s", text);
 }
 
@@ -534,8 +529,6 @@ do_check(struct agent_cmd_ctx *ctx, struct agent_svc *svc, size_t first,
 	cJSON_AddItemToObject(doc, "results", res);
 	m.u.reply.json = cJSON_PrintUnformatted(doc);
 	cJSON_Delete(doc);
-	cm_debug("cmd.done", "action=check ok=%s message=%s",
-	    bad == 0 ? "true" : "false", cm_q(text));
 	agent_cmd_reply(ctx, &m);
 	cJSON_free(m.u.reply.json);
 }
@@ -550,11 +543,11 @@ agent_action_handle(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
 	struct agent_inst *in = NULL;
 	size_t first = 0, count;
 
-	// The coordinator sends "check" every verify interval: debug only.
-	cm_log(strcmp(c->action, "check") == 0 ? CM_LOG_DEBUG : CM_LOG_INFO,
-	    "cmd.command", "action=%s action_id=%llu service=%s instance=%s "
-	    "reason=%s", cm_q(c->action), (unsigned long long)c->action_id,
-	    cm_q(c->service), cm_q(c->instance), cm_q(c->reason));
+	// The answer logs the command's one info line (agent_cmd_reply).
+	cm_debug("cmd.command", "action=%s action_id=%llu service=%s "
+	    "instance=%s reason=%s", cm_q(c->action),
+	    (unsigned long long)c->action_id, cm_q(c->service),
+	    cm_q(c->instance), cm_q(c->reason));
 	if (a->stopping) {
 		agent_cmd_replyf(ctx, false, -ESHUTDOWN,
 		    "agent is shutting down");

@@ -294,6 +294,27 @@ agent_cmd_request(const struct agent_cmd_ctx *c)
 	return &c->req;
 }
 
+// The one log line of a command: what was asked and what it got ("check",
+// which the coordinator sends every verify interval, at debug only).
+static void
+log_done(const struct cm_msg *req, const struct cm_msg *reply)
+{
+	const struct cm_msg_command *c = &req->u.cmd;
+	const struct cm_msg_reply *r = &reply->u.reply;
+	bool ok = reply->type == CM_MSG_REPLY && r->ok;
+
+	if (req->type != CM_MSG_COMMAND)
+		return;
+	cm_log(strcmp(c->action, "check") == 0 ? CM_LOG_DEBUG : CM_LOG_INFO,
+	    "cmd.done", "action=%s action_id=%llu service=%s instance=%s "
+	    "ok=%s code=%d message=%s reason=%s", cm_q(c->action),
+	    (unsigned long long)c->action_id, cm_q(c->service),
+	    cm_q(c->instance), ok ? "true" : "false",
+	    reply->type == CM_MSG_REPLY ? (int)r->code : 0,
+	    cm_q(reply->type == CM_MSG_REPLY ? r->message : ""),
+	    cm_q(c->reason));
+}
+
 void
 agent_cmd_reply(struct agent_cmd_ctx *c, const struct cm_msg *reply)
 {
@@ -301,6 +322,7 @@ agent_cmd_reply(struct agent_cmd_ctx *c, const struct cm_msg *reply)
 
 	m.version = CM_PROTO_VERSION;
 	m.id = c->req.id;
+	log_done(&c->req, &m);
 	cm_msg_clear(&c->req);
 	send_msg(c, &m);
 }
@@ -313,9 +335,17 @@ agent_cmd_replyf(struct agent_cmd_ctx *c, bool ok, int code,
 	uint64_t id = c->req.id;
 	va_list ap;
 
+	struct cm_msg m;
+
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	memset(&m, 0, sizeof(m));
+	m.type = CM_MSG_REPLY;
+	m.u.reply.ok = ok;
+	m.u.reply.code = code;
+	snprintf(m.u.reply.message, sizeof(m.u.reply.message), "%s", text);
+	log_done(&c->req, &m);
 	cm_msg_clear(&c->req);
 	send_reply(c, id, ok, code, text);
 }

@@ -68,8 +68,10 @@ struct agent_cmd_ctx *agent_cmd_next(struct agent_cmd_srv *s);
 const struct cm_msg *agent_cmd_request(const struct agent_cmd_ctx *c);
 
 // Answers the request with `reply` (borrowed; its version and id are set
-// from the request) and releases the context for the next request. Never
-// blocks. Main thread.
+// from the request) and releases the context for the next request. Logs
+// the one line of a command, "cmd.done" with the request's action,
+// action_id, service, instance and reason and the answer's ok, code and
+// message (info; debug for "check"). Never blocks. Main thread.
 void agent_cmd_reply(struct agent_cmd_ctx *c, const struct cm_msg *reply);
 
 // Shortcut: answers with a reply ok/code/message (printf format).

@@ -137,8 +137,10 @@ static const struct cm_conf_field top_fields[] = {
 	  .def = "info", .help = "err, warn, notice, info or debug" },
 	{ .key = "heartbeat_interval", .type = CM_CONF_DURATION,
 	  .off = offsetof(struct agent_conf, heartbeat_interval_ms),
-	  .def = "2s", .min = 100, .max = 3600000,
-	  .help = "time between heartbeats to the coordinator" },
+	  .def = "10s", .min = 100, .max = 3600000,
+	  .help = "time between heartbeats to the coordinator (keep it "
+		  "well below the coordinator's agent_lost_after, 30s by "
+		  "default)" },
 	{ .key = "permit_timeout", .type = CM_CONF_DURATION,
 	  .off = offsetof(struct agent_conf, permit_timeout_ms),
 	  .def = "3s", .min = 100, .max = 60000,

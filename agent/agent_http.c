@@ -3,27 +3,126 @@
 #include "agent_http.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "cm_log.h"
+#include "cm_time.h"
+
+// What an epoll event's data says: the fd in the low 32 bits, and whose
+// it is in the bits above.
+#define EV_CURL 0ULL
+#define EV_WATCHED (1ULL << 32)
+#define EV_WAKE (2ULL << 32)
+#define EV_KIND (3ULL << 32)
+
+struct ready_sock {
+	int fd;
+	int what; // CURL_CSELECT_* bits
+};
 
 struct agent_http {
 	CURLM *multi;
+	int epfd;
+	int evfd;		// eventfd written by agent_http_wakeup()
+	atomic_bool wake_pending; // evfd written since the last poll
+	int64_t timer_ms;	// curl's timer: monotonic deadline, -1 none
+	void **tags;		// by fd: the tag of a watched fd, or NULL
+	size_t n_tags;
+	struct ready_sock ready[AGENT_HTTP_EVENTS]; // for perform
+	unsigned n_ready;
 };
+
+// CURLMOPT_SOCKETFUNCTION: keeps curl's socket s in the epoll set with
+// the events curl wants. socketp is non-NULL once s was added.
+static int
+on_socket(CURL *e, curl_socket_t s, int what, void *arg, void *socketp)
+{
+	struct agent_http *h = arg;
+	struct epoll_event ev = { .data.u64 = EV_CURL | (uint32_t)s };
+	int op = socketp != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		// curl tells us before it closes s.
+		(void)epoll_ctl(h->epfd, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) |
+	    (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	// socketp goes wrong only if curl reuses a number it did not
+	// announce as removed; then the other operation is the right one.
+	if (epoll_ctl(h->epfd, op, s, &ev) < 0 && ((errno != EEXIST &&
+	    errno != ENOENT) || epoll_ctl(h->epfd, op == EPOLL_CTL_ADD ?
+	    EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) < 0))
+		// Only ENOMEM/ENOSPC are left: the transfer then ends at
+		// its timeout.
+		cm_err("http.epoll", "fd=%d error=%s", (int)s,
+		    cm_q(strerror(errno)));
+	if (socketp == NULL)
+		(void)curl_multi_assign(h->multi, s, h);
+	return 0;
+}
+
+// CURLMOPT_TIMERFUNCTION: when curl wants agent_http_perform() to run
+// for its timeouts (-1: no timer).
+static int
+on_timer(CURLM *m, long timeout_ms, void *arg)
+{
+	struct agent_http *h = arg;
+
+	(void)m;
+	h->timer_ms = timeout_ms < 0 ? -1 : cm_mono_ms() + timeout_ms;
+	return 0;
+}
+
+static int
+http_setup(struct agent_http *h)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	h->multi = curl_multi_init();
+	if (h->multi == NULL)
+		return -ENOMEM;
+	if (curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket)
+	    != CURLM_OK ||
+	    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
+	    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer) !=
+	    CURLM_OK ||
+	    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK)
+		return -EINVAL;
+	h->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (h->epfd < 0)
+		return -errno;
+	h->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (h->evfd < 0)
+		return -errno;
+	ev.data.u64 = EV_WAKE | (uint32_t)h->evfd;
+	if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->evfd, &ev) < 0)
+		return -errno;
+	return 0;
+}
 
 int
 agent_http_new(struct agent_http **ret)
 {
 	struct agent_http *h = calloc(1, sizeof(*h));
+	int rv;
 
 	if (h == NULL)
 		return -ENOMEM;
-	h->multi = curl_multi_init();
-	if (h->multi == NULL) {
-		free(h);
-		return -ENOMEM;
+	h->epfd = -1;
+	h->evfd = -1;
+	h->timer_ms = -1;
+	rv = http_setup(h);
+	if (rv < 0) {
+		agent_http_free(h);
+		return rv;
 	}
 	*ret = h;
 	return 0;
@@ -34,8 +133,50 @@ agent_http_free(struct agent_http *h)
 {
 	if (h == NULL)
 		return;
-	curl_multi_cleanup(h->multi);
+	if (h->multi != NULL)
+		curl_multi_cleanup(h->multi); // may still call on_socket
+	if (h->evfd >= 0)
+		close(h->evfd);
+	if (h->epfd >= 0)
+		close(h->epfd);
+	free(h->tags);
 	free(h);
+}
+
+int
+agent_http_watch(struct agent_http *h, int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN,
+		.data.u64 = EV_WATCHED | (uint32_t)fd };
+
+	if (fd < 0 || tag == NULL)
+		return -EINVAL;
+	if ((size_t)fd >= h->n_tags) {
+		size_t n = h->n_tags ? h->n_tags : 64;
+		void **v;
+
+		while (n <= (size_t)fd)
+			n *= 2;
+		v = realloc(h->tags, n * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		memset(v + h->n_tags, 0, (n - h->n_tags) * sizeof(*v));
+		h->tags = v;
+		h->n_tags = n;
+	}
+	if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	h->tags[fd] = tag;
+	return 0;
+}
+
+void
+agent_http_unwatch(struct agent_http *h, int fd)
+{
+	if (fd < 0 || (size_t)fd >= h->n_tags || h->tags[fd] == NULL)
+		return;
+	(void)epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+	h->tags[fd] = NULL;
 }
 
 static size_t
@@ -187,20 +328,61 @@ agent_http_req_fini(struct agent_http_req *r)
 	r->easy = NULL;
 }
 
-int
-agent_http_poll(struct agent_http *h, struct curl_waitfd *fds, unsigned n,
-    int timeout_ms)
+// Takes the wakeup: reads the eventfd, then allows the next write. Any
+// request queued after this point writes again; one queued before it is
+// seen by the loop's work after this poll.
+static void
+take_wakeup(struct agent_http *h)
 {
-	CURLMcode mc;
+	uint64_t v;
 
-	for (unsigned i = 0; i < n; i++)
-		fds[i].revents = 0;
-	mc = curl_multi_poll(h->multi, fds, n, timeout_ms, NULL);
-	if (mc != CURLM_OK) {
-		cm_err("http.poll", "error=%s", cm_q(curl_multi_strerror(mc)));
+	if (read(h->evfd, &v, sizeof(v)) < 0) {
+		// EAGAIN: already taken; nothing else can fail here
+	}
+	atomic_store(&h->wake_pending, false);
+}
+
+static int
+curl_what(uint32_t events)
+{
+	return (events & (EPOLLIN | EPOLLHUP) ? CURL_CSELECT_IN : 0) |
+	    (events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+	    (events & EPOLLERR ? CURL_CSELECT_ERR : 0);
+}
+
+int
+agent_http_poll(struct agent_http *h, int timeout_ms, void **tags)
+{
+	struct epoll_event ev[AGENT_HTTP_EVENTS];
+	int n, k = 0;
+
+	if (h->timer_ms >= 0) {
+		int64_t left = h->timer_ms - cm_mono_ms();
+
+		left = left < 0 ? 0 : left;
+		if (timeout_ms < 0 || left < timeout_ms)
+			timeout_ms = (int)left;
+	}
+	n = epoll_wait(h->epfd, ev, AGENT_HTTP_EVENTS, timeout_ms);
+	if (n < 0 && errno != EINTR) {
+		cm_err("http.poll", "error=%s", cm_q(strerror(errno)));
 		return -EIO;
 	}
-	return 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t kind = ev[i].data.u64 & EV_KIND;
+		int fd = (int)(uint32_t)ev[i].data.u64;
+
+		if (kind == EV_WAKE) {
+			take_wakeup(h);
+		} else if (kind == EV_WATCHED) {
+			if ((size_t)fd < h->n_tags && h->tags[fd] != NULL)
+				tags[k++] = h->tags[fd];
+		} else if (h->n_ready < AGENT_HTTP_EVENTS) {
+			h->ready[h->n_ready++] = (struct ready_sock){ .fd = fd,
+				.what = curl_what(ev[i].events) };
+		}
+	}
+	return k;
 }
 
 // One line saying why a finished transfer failed.
@@ -244,13 +426,13 @@ finish(struct agent_http_req *r, CURLcode res, int64_t now)
 	r->done(r, ok, status, reason, elapsed, r->arg);
 }
 
-void
-agent_http_perform(struct agent_http *h, int64_t now)
+// Reads what curl finished and calls the done callbacks.
+static void
+take_done(struct agent_http *h, int64_t now)
 {
 	CURLMsg *m;
-	int running, left;
+	int left;
 
-	(void)curl_multi_perform(h->multi, &running);
 	for (;;) {
 		struct agent_http_req *r = NULL;
 
@@ -266,7 +448,33 @@ agent_http_perform(struct agent_http *h, int64_t now)
 }
 
 void
+agent_http_perform(struct agent_http *h, int64_t now)
+{
+	int running;
+
+	// A socket closed by an earlier action in this batch is unknown to
+	// curl by now, and curl ignores it; one reopened under the same
+	// number sees a spurious event, which curl tolerates.
+	for (unsigned i = 0; i < h->n_ready; i++)
+		(void)curl_multi_socket_action(h->multi, h->ready[i].fd,
+		    h->ready[i].what, &running);
+	h->n_ready = 0;
+	if (h->timer_ms >= 0 && now >= h->timer_ms) {
+		h->timer_ms = -1;
+		(void)curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0,
+		    &running);
+	}
+	take_done(h, now);
+}
+
+void
 agent_http_wakeup(struct agent_http *h)
 {
-	(void)curl_multi_wakeup(h->multi);
+	uint64_t one = 1;
+
+	if (atomic_exchange(&h->wake_pending, true))
+		return; // the loop has not taken the last one yet
+	if (write(h->evfd, &one, sizeof(one)) < 0) {
+		// EAGAIN only at a counter of 2^64 - 2: it is readable then
+	}
 }

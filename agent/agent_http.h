@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: MIT
 // agent_http: the agent's HTTP client on one curl multi handle: health
 // probes (GET, one reused easy handle per instance, keep-alive; or, for
-// TCP probes, only a connection), and the clear_cache action (POST). The
-// multi handle is also the main loop's poller: agent_http_poll() waits on
-// curl's sockets plus extra fds, and agent_http_wakeup() interrupts it
-// from another thread.
+// TCP probes, only a connection), and the clear_cache action (POST). It
+// is also the main loop's poller: one epoll set holds curl's sockets
+// (kept up to date through CURLMOPT_SOCKETFUNCTION, curl's timeouts come
+// through CURLMOPT_TIMERFUNCTION), the fds the loop registers once with
+// agent_http_watch() (signalfd, children's output pipes) and an eventfd
+// that agent_http_wakeup() writes from other threads. agent_http_poll()
+// waits on that set; agent_http_perform() hands curl only the sockets
+// that are ready (curl_multi_socket_action), so a wake-up costs the same
+// with 1 or 1,000 watched fds.
 //
 // Threads: everything here runs on the main loop thread, except
 // agent_http_wakeup(), which any thread may call while the object lives.
@@ -86,16 +91,32 @@ void agent_http_req_cancel(struct agent_http_req *r);
 // Cancels and releases the easy handle. NULL-safe, idempotent.
 void agent_http_req_fini(struct agent_http_req *r);
 
-// Waits up to timeout_ms (less if curl has a timer due) for curl's
-// sockets, the extra fds (revents are filled in) or a wakeup. Returns 0
-// or -EIO.
-int agent_http_poll(struct agent_http *h, struct curl_waitfd *fds,
-    unsigned n, int timeout_ms);
+#define AGENT_HTTP_EVENTS 64 // events taken per agent_http_poll()
 
-// Drives transfers and calls done for the finished ones.
+// Adds fd to the poll set (readable, level-triggered): agent_http_poll()
+// reports `tag` (not NULL) while fd is readable. fd stays the caller's;
+// call agent_http_unwatch() before closing it. Returns 0, -EINVAL
+// (fd < 0 or tag NULL) or a negative errno from epoll_ctl. Main thread.
+int agent_http_watch(struct agent_http *h, int fd, void *tag)
+    __attribute__((warn_unused_result));
+
+// Removes fd from the poll set (no-op if it is not there). Main thread.
+void agent_http_unwatch(struct agent_http *h, int fd);
+
+// Waits up to timeout_ms (-1: without limit; less if curl has a timer
+// due) for curl's sockets, the watched fds or a wakeup. Writes the tags
+// of the readable watched fds into tags (room for AGENT_HTTP_EVENTS) and
+// returns how many, or -EIO. Remembers curl's ready sockets for
+// agent_http_perform(). Main thread.
+int agent_http_poll(struct agent_http *h, int timeout_ms, void **tags);
+
+// Drives the transfers whose sockets were ready or whose timer is due
+// and calls done for the finished ones. Main thread.
 void agent_http_perform(struct agent_http *h, int64_t now);
 
-// Interrupts a running agent_http_poll(). Any thread.
+// Makes the running or next agent_http_poll() return. Writes the eventfd
+// only if no wakeup is pending since the last poll, so a burst of
+// requests costs one write. Any thread; never blocks.
 void agent_http_wakeup(struct agent_http *h);
 
 #endif

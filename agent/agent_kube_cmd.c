@@ -78,10 +78,6 @@ cmd_answer(struct kube_cmd *c, bool ok, int code, const char *text,
 	m.u.reply.code = code;
 	agent_copy_text(m.u.reply.message, sizeof(m.u.reply.message), text);
 	m.u.reply.json = json;
-	cm_log(strcmp(c->action, "check") == 0 ? CM_LOG_DEBUG : CM_LOG_INFO,
-	    "cmd.done", "action=%s action_id=%llu ok=%s code=%d message=%s",
-	    c->action, (unsigned long long)c->action_id, ok ? "true" :
-	    "false", code, cm_q(m.u.reply.message));
 	agent_cmd_reply(c->ctx, &m);
 	cJSON_free(json);
 	for (size_t i = 0; i < c->n_calls; i++)
@@ -1149,10 +1145,11 @@ agent_kube_command(struct agent_kube *k, struct agent_cmd_ctx *ctx,
 {
 	const struct cm_msg_command *c = &agent_cmd_request(ctx)->u.cmd;
 
-	cm_log(strcmp(c->action, "check") == 0 ? CM_LOG_DEBUG : CM_LOG_INFO,
-	    "cmd.command", "action=%s action_id=%llu service=%s instance=%s "
-	    "reason=%s", cm_q(c->action), (unsigned long long)c->action_id,
-	    cm_q(c->service), cm_q(c->instance), cm_q(c->reason));
+	// The answer logs the command's one info line (agent_cmd_reply).
+	cm_debug("cmd.command", "action=%s action_id=%llu service=%s "
+	    "instance=%s reason=%s", cm_q(c->action),
+	    (unsigned long long)c->action_id, cm_q(c->service),
+	    cm_q(c->instance), cm_q(c->reason));
 	if (k->stopping)
 		agent_cmd_replyf(ctx, false, -ESHUTDOWN,
 		    "agent is shutting down");

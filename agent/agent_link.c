@@ -15,6 +15,8 @@
 #include "cm_log.h"
 #include "cm_time.h"
 
+#define LINK_CANCEL_AGAIN_MS 100
+
 enum link_phase {
 	LK_IDLE,
 	LK_SEND,
@@ -31,7 +33,11 @@ struct agent_link {
 	nng_ctx ctx;
 	nng_aio *aio;
 	atomic_bool step_done; // set by the aio callback
-	enum link_phase phase;
+	atomic_bool sending;   // the request is not out yet (the callback
+			       // starts the receive once it is)
+	enum link_phase phase; // LK_IDLE, or LK_SEND while an exchange runs
+	int64_t deadline_ms;   // the exchange fails if not done by then
+	bool timed_out;	       // we cancelled it at deadline_ms
 	enum cm_msg_type cur_type;
 	uint64_t cur_id, next_id, seq;
 	bool registered;
@@ -55,11 +61,20 @@ struct agent_link {
 	struct agent_link_permit_ans pans;
 };
 
+// The request went out: the receive starts right here, on nng's thread,
+// so a heartbeat wakes the main loop once (with the answer), not twice.
+// The aio has no timeout (nng's timer threads would wake for each one);
+// the loop cancels an exchange that passes its deadline.
 static void
 on_aio(void *arg)
 {
 	struct agent_link *l = arg;
 
+	if (atomic_load(&l->sending) && nng_aio_result(l->aio) == 0) {
+		atomic_store(&l->sending, false);
+		nng_ctx_recv(l->ctx, l->aio);
+		return;
+	}
 	atomic_store(&l->step_done, true);
 	l->wake(l->wake_arg);
 }
@@ -95,6 +110,14 @@ link_setup(struct agent_link *l, char *err, size_t errlen)
 		rv = nng_socket_set_ms(l->sock, NNG_OPT_RECONNMINT, 250);
 	if (rv == 0)
 		rv = nng_socket_set_ms(l->sock, NNG_OPT_RECONNMAXT, 2000);
+	// No resend timer (before the contexts open: they copy it): an
+	// exchange fails after AGENT_LINK_TIMEOUT_MS, long before the 60 s
+	// default, and the timer would wake nng's timer thread twice per
+	// exchange. A request whose connection breaks is still sent again
+	// on the next one.
+	if (rv == 0)
+		rv = nng_socket_set_ms(l->sock, NNG_OPT_REQ_RESENDTIME,
+		    NNG_DURATION_INFINITE);
 	if (rv != 0)
 		return link_err(rv, "socket options", err, errlen);
 	rv = nng_aio_alloc(&l->aio, on_aio, l);
@@ -106,7 +129,6 @@ link_setup(struct agent_link *l, char *err, size_t errlen)
 		rv = nng_ctx_open(&l->pctx, l->sock);
 	if (rv != 0)
 		return link_err(rv, "context", err, errlen);
-	nng_aio_set_timeout(l->aio, AGENT_LINK_TIMEOUT_MS);
 	// Non-blocking: the agent runs without a coordinator; nng keeps
 	// redialing in the background.
 	rv = nng_dial(l->sock, l->conf->coordinator, NULL, NNG_FLAG_NONBLOCK);
@@ -167,7 +189,10 @@ agent_link_close(struct agent_link *l)
 		return;
 	if (l->sock_open)
 		nng_close(l->sock);
-	aio_release(l->aio, l->phase);
+	if (l->aio != NULL)
+		nng_aio_stop(l->aio); // no callback runs after this
+	aio_release(l->aio, l->phase == LK_IDLE ? LK_IDLE :
+	    atomic_load(&l->sending) ? LK_SEND : LK_RECV);
 	aio_release(l->paio, l->pphase);
 	free(l);
 }
@@ -299,30 +324,30 @@ on_recv_done(struct agent_link *l, int rv, int64_t now)
 	cm_msg_clear(&m);
 }
 
+// The exchange ended: the answer came, or the send or the receive failed
+// (or was cancelled at the deadline, which counts as a timeout).
 static void
 on_step(struct agent_link *l, int64_t now)
 {
 	int rv = nng_aio_result(l->aio);
 	char why[128];
 
-	if (l->phase == LK_RECV) {
+	if (l->phase == LK_IDLE)
+		return;
+	if (l->timed_out && rv == NNG_ECANCELED)
+		rv = NNG_ETIMEDOUT;
+	l->timed_out = false;
+	if (!atomic_load(&l->sending)) {
 		on_recv_done(l, rv, now);
 		return;
 	}
-	if (l->phase != LK_SEND)
-		return;
-	if (rv != 0) {
-		nng_msg *m = nng_aio_get_msg(l->aio);
-
-		if (m != NULL)
-			nng_msg_free(m);
-		snprintf(why, sizeof(why), "send: %s", rv == NNG_ETIMEDOUT ?
-		    "not connected" : nng_strerror(rv));
-		link_failed(l, now, why);
-		return;
-	}
-	l->phase = LK_RECV;
-	nng_ctx_recv(l->ctx, l->aio);
+	if (rv == 0) // cannot happen: on_aio receives after a send
+		rv = NNG_EINTERNAL;
+	if (nng_aio_get_msg(l->aio) != NULL) // a failed send leaves it to us
+		nng_msg_free(nng_aio_get_msg(l->aio));
+	snprintf(why, sizeof(why), "send: %s", rv == NNG_ETIMEDOUT ?
+	    "not connected" : nng_strerror(rv));
+	link_failed(l, now, why);
 }
 
 // ---- starting an exchange -----------------------------------------------
@@ -398,6 +423,9 @@ start_exchange(struct agent_link *l, const struct agent_link_src *src,
 	}
 	l->exchanges++;
 	l->phase = LK_SEND;
+	l->deadline_ms = now + AGENT_LINK_TIMEOUT_MS;
+	l->timed_out = false;
+	atomic_store(&l->sending, true);
 	cm_debug("link.send", "type=%s id=%llu", cm_msg_type_name(l->cur_type),
 	    (unsigned long long)l->cur_id);
 	nng_aio_set_msg(l->aio, msg);
@@ -569,6 +597,20 @@ agent_link_permit_busy(const struct agent_link *l)
 	return l->pphase != LK_IDLE || l->pready;
 }
 
+// An exchange in flight: its deadline, or, once that passed, cancel it
+// (the callback then reports NNG_ECANCELED and wakes the loop). The
+// cancel is repeated now and then, in case it came between the send's
+// end and the receive's start in on_aio (it has nothing to cancel then).
+static int64_t
+exchange_deadline(struct agent_link *l, int64_t now)
+{
+	if (now < l->deadline_ms)
+		return l->deadline_ms;
+	l->timed_out = true;
+	nng_aio_cancel(l->aio);
+	return now + LINK_CANCEL_AGAIN_MS;
+}
+
 int64_t
 agent_link_tick(struct agent_link *l, const struct agent_link_src *src,
     int64_t now)
@@ -578,9 +620,9 @@ agent_link_tick(struct agent_link *l, const struct agent_link_src *src,
 	if (atomic_exchange(&l->step_done, false))
 		on_step(l, now);
 	if (l->phase != LK_IDLE)
-		return INT64_MAX;
+		return exchange_deadline(l, now);
 	if (now < l->due_ms)
 		return l->due_ms;
 	start_exchange(l, src, now);
-	return l->phase == LK_IDLE ? l->due_ms : INT64_MAX;
+	return l->phase == LK_IDLE ? l->due_ms : l->deadline_ms;
 }

@@ -10,9 +10,10 @@
 //               (agent_link_update);
 //   "heartbeat" {node, seq, unhealthy} every heartbeat_interval.
 //
-// A reply is "reply" with the request's id; anything else, a timeout
-// (AGENT_LINK_TIMEOUT_MS) or a send error fails the exchange, marks the
-// link down and makes the next exchange a register. Up/down changes are
+// A reply is "reply" with the request's id; anything else, no answer
+// within AGENT_LINK_TIMEOUT_MS of the start of the exchange, or a send
+// error fails the exchange, marks the link down and makes the next
+// exchange a register (heartbeat_interval later). Up/down changes are
 // logged once each, not on every failure.
 //
 // Permit requests ("permit" {node, service, instance, reason}) travel on
@@ -26,8 +27,12 @@
 // answer that fails it fails the exchange like an undecodable one (a
 // coordinator with another secret, or none, never registers us).
 //
-// Threads: all functions run on the main loop thread; the aio callback
-// only raises a flag and calls the wake function.
+// Threads: all functions run on the main loop thread. The aio callback
+// starts the receive once a request is out, and otherwise only raises a
+// flag and calls the wake function: an exchange wakes the loop once.
+// The exchange's deadline is the loop's (agent_link_tick returns it and
+// cancels the exchange once it passed), not an nng aio timeout, and the
+// req socket has no resend timer, so nng's timer threads stay asleep.
 #ifndef AGENT_LINK_H
 #define AGENT_LINK_H
 
@@ -57,7 +62,8 @@ struct agent_link_view {
 
 // Opens the req socket and starts dialing conf->coordinator. Borrows
 // conf and auth (NULL: the channel is not sealed) for the link's life.
-// `wake` is called from nng threads when an exchange step completes.
+// `wake` is called from nng threads when an exchange or a permit step
+// completes.
 // Returns 0 and *ret (close with agent_link_close) or a negative errno
 // with a reason in err.
 int agent_link_open(const struct agent_conf *conf, struct cm_auth *auth,
@@ -74,9 +80,9 @@ struct agent_link_src {
 };
 
 // Advances a completed exchange step and starts the next exchange when
-// due. Reads the workloads from src (borrowed during the call) for a
-// register. Returns the monotonic time it next needs to run (INT64_MAX
-// while waiting for nng).
+// due, and fails an exchange that passed its deadline. Reads the
+// workloads from src (borrowed during the call) for a register. Returns
+// the monotonic time it next needs to run.
 int64_t agent_link_tick(struct agent_link *l, const struct agent_link_src *src,
     int64_t now);
 

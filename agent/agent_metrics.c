@@ -25,9 +25,9 @@
 // uses the handler), so a request that is still running when the agent
 // stops never sees freed memory.
 struct shared {
-	pthread_mutex_t mu; // guards snap and published_ms
+	pthread_mutex_t mu; // guards snap and due_ms
 	struct agent_metrics_snap snap;
-	int64_t published_ms; // cm_mono_ms() of the last publish
+	int64_t due_ms; // cm_mono_ms() by which the loop publishes again
 	atomic_int refs;
 };
 
@@ -248,19 +248,20 @@ static void
 healthz_cb(nng_aio *aio)
 {
 	struct shared *sh = shared_of(aio);
-	int64_t age;
+	int64_t late, due;
 	char body[128];
 	int n;
 
 	pthread_mutex_lock(&sh->mu);
-	age = cm_mono_ms() - sh->published_ms;
+	due = sh->due_ms;
 	pthread_mutex_unlock(&sh->mu);
-	if (age <= AGENT_METRICS_STALL_MS) {
+	late = due == INT64_MAX ? 0 : cm_mono_ms() - due;
+	if (late <= AGENT_METRICS_STALL_MS) {
 		reply(aio, 200, "text/plain", "ok\n", 3);
 		return;
 	}
-	n = snprintf(body, sizeof(body), "main loop stalled for %lld ms\n",
-	    (long long)age);
+	n = snprintf(body, sizeof(body), "main loop stalled: %lld ms past "
+	    "its deadline\n", (long long)late);
 	reply(aio, 503, "text/plain", body, (size_t)n);
 }
 
@@ -307,7 +308,7 @@ shared_new(struct shared **ret)
 	if (sh == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&sh->mu, NULL);
-	sh->published_ms = cm_mono_ms();
+	sh->due_ms = cm_mono_ms();
 	atomic_init(&sh->refs, 1);
 	*ret = sh;
 	return 0;
@@ -391,7 +392,7 @@ agent_metrics_publish(struct agent_metrics *m,
 	s->unauthenticated = g->unauthenticated;
 	s->wakeups = g->wakeups;
 	s->connected = g->connected;
-	m->sh->published_ms = now;
+	m->sh->due_ms = g->next_ms > now ? g->next_ms : now;
 	pthread_mutex_unlock(&m->sh->mu);
 }
 

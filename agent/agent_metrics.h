@@ -24,8 +24,10 @@
 // into a snapshot with agent_metrics_publish() once per loop iteration;
 // nng's HTTP threads render answers from that snapshot under a mutex, so
 // a request never touches live state and never waits for the loop.
-// /healthz answers 503 when the loop has not published for
-// AGENT_METRICS_STALL_MS (it is stuck).
+// Each publish says when the loop will run next at the latest (its next
+// deadline: it sleeps until then unless an event comes first), and
+// /healthz answers 503 once that time is AGENT_METRICS_STALL_MS past (it
+// is stuck). So an idle loop need not wake just to look alive.
 #ifndef AGENT_METRICS_H
 #define AGENT_METRICS_H
 
@@ -72,6 +74,8 @@ struct agent_metrics_globals {
 	uint64_t unauthenticated;
 	uint64_t wakeups;
 	bool connected;
+	int64_t next_ms; // monotonic time the loop runs next at the latest
+			 // (INT64_MAX: only an event wakes it)
 };
 
 // Writes label value v escaped for the exposition format (backslash,

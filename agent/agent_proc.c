@@ -315,8 +315,10 @@ agent_proc_free(struct agent_proc *p)
 
 		for (size_t j = 0; s->inst != NULL && j < s->n; j++) {
 			agent_http_req_fini(&s->inst[j].probe.req);
-			if (s->inst[j].out_fd >= 0)
+			if (s->inst[j].out_fd >= 0) {
+				agent_http_unwatch(p->http, s->inst[j].out_fd);
 				close(s->inst[j].out_fd);
+			}
 		}
 		free(s->inst);
 		free(s->own_ms);
@@ -470,6 +472,14 @@ close_fd(int *fd)
 	*fd = -1;
 }
 
+// Closes inst's output pipe (out of the poll set first).
+static void
+out_close(struct agent_proc *p, struct agent_inst *in)
+{
+	agent_http_unwatch(p->http, in->out_fd);
+	close_fd(&in->out_fd);
+}
+
 // Forks and execs; on success *ret_pid and the output pipe's read end in
 // *ret_out (non-blocking, CLOEXEC).
 static int
@@ -586,6 +596,14 @@ start_instance(struct agent_proc *p, struct agent_inst *in, int64_t now)
 	in->pid = pid;
 	in->last_pid = pid;
 	in->out_fd = fd;
+	rv = agent_http_watch(p->http, fd, in);
+	if (rv < 0) {
+		// Without the poll the pipe would fill and block the child:
+		// it gets EPIPE instead, and its output is not kept.
+		cm_err("proc.output_lost", "instance=%s error=%s", in->name,
+		    cm_q(strerror(-rv)));
+		close_fd(&in->out_fd);
+	}
 	in->spawn_gen++;
 	in->spawn_error[0] = '\0';
 	in->started_ms = now;
@@ -821,7 +839,7 @@ on_exit_status(struct agent_proc *p, struct agent_inst *in, int status,
 
 	if (in->out_fd >= 0)
 		agent_proc_read_output(p, in);
-	close_fd(&in->out_fd);
+	out_close(p, in);
 	ring_flush(&in->out);
 	agent_http_req_cancel(&in->probe.req);
 	describe_exit(status, how, sizeof(how));
@@ -880,7 +898,6 @@ agent_proc_read_output(struct agent_proc *p, struct agent_inst *in)
 {
 	char buf[4096];
 
-	(void)p;
 	for (int i = 0; i < 16 && in->out_fd >= 0; i++) {
 		uint64_t before = in->out.total;
 		ssize_t n = read(in->out_fd, buf, sizeof(buf));
@@ -890,7 +907,7 @@ agent_proc_read_output(struct agent_proc *p, struct agent_inst *in)
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n <= 0) {
-			close_fd(&in->out_fd); // EOF: the writers are gone
+			out_close(p, in); // EOF: the writers are gone
 			ring_flush(&in->out);
 			return;
 		}

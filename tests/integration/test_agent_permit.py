@@ -214,7 +214,7 @@ services:
   - name: slow
     command: {cmd}
     base_port: {slow}
-    probe: {{ path: /not-here, period: 300ms, timeout: 250ms,
+    probe: {{ path: /not-here, period: 1s, timeout: 250ms,
              failure_threshold: 100, initial_delay: 100ms }}
 """.format(coord=ports["coord"], listen=ports["listen"], sock=sock,
            metrics=ports["metrics"], cmd=svc, web=ports["web"],

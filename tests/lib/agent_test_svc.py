@@ -13,7 +13,8 @@ Listens on 127.0.0.1:N only. Endpoints:
   POST /cache/clear      200, counts the calls
   GET  /info             JSON: pid, pgid, name, port, the REFLEX_* and
                          TEST_* environment, SIGHUP count, cache clears,
-                         fds open at start, grandchild pid
+                         fds open at start, grandchild pid, /healthz
+                         requests so far
 --no-cache answers 404 to /cache/clear; --ignore-term ignores SIGTERM
 (to test the SIGKILL after stop_grace); --grandchild starts a `sleep`
 child in the same process group (to test that no orphan survives the
@@ -33,7 +34,7 @@ import time
 FDS_AT_START = sorted(int(f) for f in os.listdir("/proc/self/fd"))
 
 state = {"unhealthy": False, "hang": False, "sighup": 0, "cache_clears": 0,
-         "grandchild": None}
+         "grandchild": None, "healthz": 0}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -54,6 +55,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/healthz":
+            state["healthz"] += 1
             if state["hang"]:
                 time.sleep(30)
             if state["unhealthy"]:
@@ -68,7 +70,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "sighup": state["sighup"],
                     "cache_clears": state["cache_clears"],
                     "fds_at_start": FDS_AT_START,
-                    "grandchild": state["grandchild"]}
+                    "grandchild": state["grandchild"],
+                    "healthz": state["healthz"]}
             self.reply(200, json.dumps(info), "application/json")
         else:
             self.reply(404, "not found\n")

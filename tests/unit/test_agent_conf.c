@@ -110,7 +110,9 @@ test_defaults_and_no_probe(void)
 	if (rv != 0)
 		return;
 	CHECK_STR(c.status_socket, "/run/reflex/agent.sock");
-	CHECK_INT(c.heartbeat_interval_ms, 2000);
+	// 10 s: three heartbeats fit in the coordinator's default
+	// agent_lost_after (30 s) before it calls the agent lost.
+	CHECK_INT(c.heartbeat_interval_ms, 10000);
 	CHECK_INT(agent_conf_svc(&c, 0)->probe.line, 0);
 	CHECK_INT(agent_conf_svc(&c, 0)->instances, 1);
 	agent_conf_free(&c);
