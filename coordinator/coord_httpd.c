@@ -210,7 +210,8 @@ conn_recv(struct conn *c, char *b, size_t n)
 {
 	ssize_t r;
 
-	if (c->ssl == NULL) {
+	// Lingering drains the socket: TLS records are discarded unread.
+	if (c->ssl == NULL || c->st == ST_LINGER) {
 		r = recv(c->fd, b, n, 0);
 		if (r >= 0)
 			return r;
@@ -268,7 +269,7 @@ conn_close(struct conn *c)
 	if (c->rq != NULL)
 		c->rq->conn = NULL; // the handler's late reply is dropped
 	if (c->ssl != NULL) {
-		if (c->st != ST_TLS)
+		if (c->st != ST_TLS && c->st != ST_LINGER)
 			(void)mbedtls_ssl_close_notify(c->ssl); // best effort
 		mbedtls_ssl_free(c->ssl);
 		free(c->ssl);
@@ -329,12 +330,12 @@ conn_sent(struct conn *c)
 		return;
 	}
 	if (c->close_after) {
-		if (c->ssl != NULL) {
-			conn_close(c);
-			return;
-		}
 		// Closing with unread input would reset the connection and
-		// could destroy the reply in flight: drain a little first.
+		// could destroy the reply in flight: drain a little first
+		// (over TLS too: a client still sending the body refused
+		// with 413 would otherwise never read the 413).
+		if (c->ssl != NULL)
+			(void)mbedtls_ssl_close_notify(c->ssl); // best effort
 		(void)shutdown(c->fd, SHUT_WR);
 		c->st = ST_LINGER;
 		c->len = 0;
