@@ -277,6 +277,33 @@ node_get(struct loader *l, int id)
 	return yaml_document_get_node(l->doc, id);
 }
 
+// The visit budget, checked for every element of a list or map too: a
+// big file (--config-max-size up to 16 MiB) holds a million scalars.
+static int
+over_budget(struct loader *l, const yaml_node_t *n, const char *path)
+{
+	if (l->visits <= CM_CONF_MAX_NODES)
+		return 0;
+	return cm_conf_errf(l->err, l->errlen, l->name, node_line(n), path,
+	    "document too deep or too large (more than %d nodes)",
+	    CM_CONF_MAX_NODES);
+}
+
+// A map key and its place, sorted to find duplicates (bind_strmap).
+struct keypos {
+	const char *key;
+	size_t i;
+};
+
+static int
+key_order(const void *a, const void *b)
+{
+	const struct keypos *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+}
+
 static int
 expect(struct loader *l, yaml_node_t *n, yaml_node_type_t t,
     const struct cm_conf_field *f, const char *path)
@@ -316,6 +343,9 @@ bind_strlist(struct loader *l, struct cm_strlist *sl,
 		char epath[256];
 
 		snprintf(epath, sizeof(epath), "%s[%zu]", path, sl->n);
+		rv = over_budget(l, n, epath);
+		if (rv < 0)
+			return rv;
 		if (e == NULL || e->type != YAML_SCALAR_NODE)
 			return cm_conf_errf(l->err, l->errlen, l->name,
 			    node_line(e ? e : n), epath, "expected a string");
@@ -332,7 +362,8 @@ bind_strmap(struct loader *l, struct cm_strmap *sm,
     const struct cm_conf_field *f, yaml_node_t *n, const char *path)
 {
 	yaml_node_pair_t *p;
-	size_t cap;
+	size_t cap, dup = SIZE_MAX;
+	struct keypos *order;
 	int rv;
 
 	rv = expect(l, n, YAML_MAPPING_NODE, f, path);
@@ -351,12 +382,12 @@ bind_strmap(struct loader *l, struct cm_strmap *sm,
 			return cm_conf_errf(l->err, l->errlen, l->name,
 			    node_line(k ? k : n), path, "keys must be strings");
 		snprintf(epath, sizeof(epath), "%s.%s", path, scalar(k));
+		rv = over_budget(l, k, epath);
+		if (rv < 0)
+			return rv;
 		if (v->type != YAML_SCALAR_NODE)
 			return cm_conf_errf(l->err, l->errlen, l->name,
 			    node_line(v), epath, "expected a string value");
-		if (cm_strmap_get(sm, scalar(k)) != NULL)
-			return cm_conf_errf(l->err, l->errlen, l->name,
-			    node_line(k), epath, "duplicate key");
 		sm->keys[sm->n] = strdup(scalar(k));
 		sm->vals[sm->n] = strdup(scalar(v));
 		if (sm->keys[sm->n] == NULL || sm->vals[sm->n] == NULL) {
@@ -365,7 +396,31 @@ bind_strmap(struct loader *l, struct cm_strmap *sm,
 		}
 		sm->n++;
 	}
-	return 0;
+	// Duplicates by sorting, not by a search per key (quadratic: 60,000
+	// keys took seconds). The first repeated key in file order is named.
+	if (sm->n < 2)
+		return 0;
+	order = malloc(sm->n * sizeof(*order));
+	if (order == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < sm->n; i++)
+		order[i] = (struct keypos){ sm->keys[i], i };
+	qsort(order, sm->n, sizeof(*order), key_order);
+	for (size_t i = 1; i < sm->n; i++)
+		if (strcmp(order[i - 1].key, order[i].key) == 0 &&
+		    order[i].i < dup)
+			dup = order[i].i;
+	free(order);
+	if (dup != SIZE_MAX) {
+		char epath[256];
+
+		snprintf(epath, sizeof(epath), "%s.%s", path, sm->keys[dup]);
+		rv = cm_conf_errf(l->err, l->errlen, l->name, node_line(
+		    yaml_document_get_node(l->doc,
+		    n->data.mapping.pairs.start[dup].key)), epath,
+		    "duplicate key");
+	}
+	return rv;
 }
 
 static void
@@ -424,6 +479,9 @@ bind_list(struct loader *l, struct cm_list *list,
 		char epath[256];
 
 		snprintf(epath, sizeof(epath), "%s[%zu]", path, list->n);
+		rv = over_budget(l, n, epath);
+		if (rv < 0)
+			return rv;
 		list->n++; // counted first: free releases a partial element
 		if (e == NULL)
 			return -EINVAL;
