@@ -581,7 +581,8 @@ header_apply(struct conn *c, const char *name, const char *value,
 			c->keepalive = true;
 	} else if (strcasecmp(name, "Host") == 0) {
 		c->host = true;
-	} else if (strcasecmp(name, "Expect") == 0) {
+	} else if (strcasecmp(name, "Expect") == 0 && c->http11) {
+		// HTTP/1.0 expectations are ignored (RFC 9110, 10.1.1).
 		if (strcasecmp(value, "100-continue") != 0) {
 			*why = "only Expect: 100-continue is understood";
 			return 417;

@@ -220,6 +220,18 @@ def check_expect(tap, port):
     tap.ok(first == 100 and second == 200 and b"accepted" in body,
            "Expect: 100-continue: 100, then the webhook's 200",
            (first, second, body))
+    # RFC 9110, 10.1.1: an HTTP/1.0 request's expectation is ignored (a
+    # 1.0 client does not know 1xx and would take the 100 as the answer).
+    with connect(port) as s:
+        s.sendall(b"POST /api/v1/alerts HTTP/1.0\r\nExpect: 100-continue"
+                  b"\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+        first, _, body = reply(s)
+    with connect(port) as s:
+        s.sendall(b"GET /healthz HTTP/1.0\r\nExpect: magic\r\n\r\n")
+        second = reply(s)[0]
+    tap.ok(first == 200 and b"accepted" in body and second == 200,
+           "HTTP/1.0: Expect is ignored (no 100 before the webhook's 200, "
+           "no 417 for an unknown expectation)", (first, body, second))
 
 
 def check_sizes(tap, port):
