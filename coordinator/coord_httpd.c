@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +41,9 @@
 #define SWEEP_MS 100
 #define LINGER_MS 1000
 #define LINGER_BYTES (4 * 1024 * 1024)
+// Descriptors kept for the rest of the process (journal, agent sockets,
+// outgoing HTTP) when max_connections meets the open-file limit.
+#define FD_RESERVE 64
 
 enum state {
 	ST_TLS,		// TLS handshake
@@ -1371,6 +1375,30 @@ server_free(struct coord_httpd *s)
 	free(s);
 }
 
+// The connection cap the open-file limit allows: above it accept()
+// fails (EMFILE) before the cap is reached, so idle connections are never
+// evicted for new clients, nobody gets the 503, and the rest of the
+// process runs out of descriptors.
+static int64_t
+fd_fit(int64_t want)
+{
+	struct rlimit rl;
+	int64_t fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    (uint64_t)want + FD_RESERVE <= (uint64_t)rl.rlim_cur)
+		return want;
+	fit = (int64_t)rl.rlim_cur > 2 * FD_RESERVE ?
+	    (int64_t)rl.rlim_cur - FD_RESERVE : (int64_t)rl.rlim_cur / 2;
+	if (fit < 1)
+		fit = 1;
+	cm_warn("http.max_connections_lowered", "max_connections=%lld "
+	    "now=%lld open_file_limit=%llu reason=%s", (long long)want,
+	    (long long)fit, (unsigned long long)rl.rlim_cur,
+	    cm_q("the open-file limit (ulimit -n) leaves room for fewer"));
+	return fit;
+}
+
 int
 coord_httpd_start(struct coord_httpd **ret, const char *listen_on,
     const struct coord_httpd_limits *lim, const struct coord_httpd_tls *tls,
@@ -1384,6 +1412,7 @@ coord_httpd_start(struct coord_httpd **ret, const char *listen_on,
 	if (s == NULL)
 		return -ENOMEM;
 	s->lim = *lim;
+	s->lim.max_connections = fd_fit(lim->max_connections);
 	s->routes = routes;
 	s->n_routes = n_routes;
 	s->arg = arg;

@@ -411,6 +411,40 @@ def check_departed(tap, port):
            (hdrs, hdrs2))
 
 
+def check_fd_limit(tap, lab):
+    """max_connections above what the open-file limit allows: the cap is
+    lowered at start (with a warning), so the server evicts idle
+    connections for new ones instead of failing accept() with EMFILE."""
+    http, agents = free_port(), free_port()
+    cfg = lab.write_file("fdlim.yml", CONFIG.format(
+        http=http, agents=agents, journal=lab.path("fdlim.db"),
+        maxconn=1000, tls=""))
+    p = lab.start("fdlim", ["sh", "-c", 'ulimit -n 256 && exec "$0" "$@"',
+                            reflex_binary("reflex-coordinator"), "-c", cfg],
+                  ready_url=f"http://127.0.0.1:{http}/healthz")
+    before = refused(http)
+    held = []
+    try:
+        for _ in range(300):
+            held.append(connect(http))
+        with connect(http) as s:
+            s.sendall(get(b"/healthz"))
+            st = reply(s)[0]
+    finally:
+        for s in held:
+            s.close()
+    after = refused(http)
+    log = p.log_text()
+    tap.ok(st == 200 and "http.max_connections_lowered" in log and
+           "open_file_limit=256" in log and "accept_failed" not in log and
+           after.get("idle_evicted", 0) > before.get("idle_evicted", 0),
+           "max_connections 1000 under an open-file limit of 256: lowered "
+           "at start with a warning; 300 idle clients are evicted for new "
+           "ones, accept() never runs out of descriptors",
+           (st, after, [l for l in log.splitlines()
+                        if "max_connections" in l or "accept" in l][:3]))
+
+
 def tls_files(lab, openssl):
     def run(*args):
         subprocess.run([openssl] + list(args), check=True,
@@ -517,6 +551,7 @@ def run(tap, lab):
     check_slowloris(tap, port)
     check_departed(tap, port)
     check_cap(tap, lab)
+    check_fd_limit(tap, lab)
     check_tls(tap, lab)
 
 
