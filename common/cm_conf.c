@@ -654,13 +654,17 @@ cm_conf_free(void *obj, const struct cm_conf_field *tbl)
 		free_struct(obj, tbl);
 }
 
-int
-cm_yaml_depth_check(const char *text, size_t len, int max_depth,
-    size_t *ret_line)
+// The walk behind cm_yaml_depth_check and the loader's own check: also
+// counts anchors and nodes (scalars, collections, aliases) when their
+// limits are not 0: -E2BIG with *ret_what "anchors" or "nodes".
+static int
+yaml_walk(const char *text, size_t len, int max_depth, size_t max_anchors,
+    size_t max_nodes, size_t *ret_line, const char **ret_what)
 {
 	yaml_parser_t parser;
 	yaml_event_t ev;
 	int depth = 0, rv = 0;
+	size_t anchors = 0, nodes = 0;
 	bool done = false;
 
 	if (!yaml_parser_initialize(&parser))
@@ -674,8 +678,30 @@ cm_yaml_depth_check(const char *text, size_t len, int max_depth,
 			break;
 		}
 		switch (ev.type) {
+		case YAML_SCALAR_EVENT:
+		case YAML_ALIAS_EVENT:
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
+			// libyaml's loader searches its anchors one by one for
+			// every anchor and alias: quadratic in their number.
+			anchors += (ev.type == YAML_SCALAR_EVENT &&
+			    ev.data.scalar.anchor != NULL) ||
+			    (ev.type == YAML_SEQUENCE_START_EVENT &&
+			    ev.data.sequence_start.anchor != NULL) ||
+			    (ev.type == YAML_MAPPING_START_EVENT &&
+			    ev.data.mapping_start.anchor != NULL);
+			nodes++;
+			if ((max_anchors > 0 && anchors > max_anchors) ||
+			    (max_nodes > 0 && nodes > max_nodes)) {
+				*ret_line = ev.start_mark.line + 1;
+				*ret_what = max_anchors > 0 &&
+				    anchors > max_anchors ? "anchors" : "nodes";
+				rv = -E2BIG;
+				break;
+			}
+			if (ev.type == YAML_SCALAR_EVENT ||
+			    ev.type == YAML_ALIAS_EVENT)
+				break;
 			if (++depth > max_depth) {
 				*ret_line = ev.start_mark.line + 1;
 				rv = -EINVAL;
@@ -696,6 +722,15 @@ cm_yaml_depth_check(const char *text, size_t len, int max_depth,
 	}
 	yaml_parser_delete(&parser);
 	return rv;
+}
+
+int
+cm_yaml_depth_check(const char *text, size_t len, int max_depth,
+    size_t *ret_line)
+{
+	const char *what;
+
+	return yaml_walk(text, len, max_depth, 0, 0, ret_line, &what);
 }
 
 // The file limit; written only by cm_conf_set_max_file, at startup.
@@ -742,6 +777,7 @@ cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
 	struct loader l = { .doc = &doc, .name = name, .err = err,
 		.errlen = errlen };
 	yaml_node_t *root;
+	const char *what = "";
 	size_t line = 0;
 	int rv;
 
@@ -749,10 +785,15 @@ cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
 		return cm_conf_errf(err, errlen, name, 0, NULL,
 		    "file is larger than %zu bytes (the limit: "
 		    "--config-max-size or " CM_CONF_MAX_FILE_ENV ")", max_file);
-	rv = cm_yaml_depth_check(text, len, CM_CONF_MAX_DEPTH, &line);
+	rv = yaml_walk(text, len, CM_CONF_MAX_DEPTH, CM_CONF_MAX_ANCHORS,
+	    CM_CONF_MAX_YAML_NODES, &line, &what);
 	if (rv == -EINVAL)
 		return cm_conf_errf(err, errlen, name, (int)line, NULL,
 		    "YAML nests deeper than %d levels", CM_CONF_MAX_DEPTH);
+	if (rv == -E2BIG)
+		return cm_conf_errf(err, errlen, name, (int)line, NULL,
+		    "more than %d YAML %s", strcmp(what, "anchors") == 0 ?
+		    CM_CONF_MAX_ANCHORS : CM_CONF_MAX_YAML_NODES, what);
 	if (rv < 0)
 		return rv;
 	if (!yaml_parser_initialize(&parser))

@@ -478,9 +478,9 @@ test_big_maps_and_lists_are_bounded(void)
 	int rv;
 
 	CHECK_INT(cm_conf_set_max_file("16MiB", err, sizeof(err)), 0);
-	// 200,000 map entries: refused at the node budget (a search per
-	// key for duplicates made this run for minutes).
-	s = big_doc(200000, -1, false);
+	// 60,000 map entries: refused at the node budget (a search per key
+	// for duplicates took seconds; ten times more took half an hour).
+	s = big_doc(60000, -1, false);
 	rv = load(&t, s, err, sizeof(err));
 	CHECK_INT(rv, -EINVAL);
 	CHECK_HAS(err, "services[0].env.k");
@@ -514,6 +514,62 @@ test_big_maps_and_lists_are_bounded(void)
 	CHECK_INT(cm_conf_set_max_file("1MiB", err, sizeof(err)), 0);
 }
 
+// A service whose command lists `n` items "c", each with an anchor
+// &a<i> when `anchored`. Free it.
+static char *
+list_doc(size_t n, bool anchored)
+{
+	size_t cap = 128 + n * 24, o = 0;
+	char *s = malloc(cap);
+
+	if (s == NULL)
+		abort();
+	o += (size_t)snprintf(s + o, cap - o, "node: a\nservices:\n"
+	    "  - name: x\n    command:\n");
+	for (size_t i = 0; i < n; i++) {
+		if (anchored)
+			o += (size_t)snprintf(s + o, cap - o, "      - &a%zu c\n",
+			    i);
+		else
+			o += (size_t)snprintf(s + o, cap - o, "      - c\n");
+	}
+	return s;
+}
+
+static void
+test_anchors_and_nodes_bounded_before_load(void)
+{
+	struct top t;
+	char err[512];
+	char *s;
+	int rv;
+
+	CHECK_INT(cm_conf_set_max_file("16MiB", err, sizeof(err)), 0);
+	// libyaml registers anchors by a linear search each: 75,000 of
+	// them took about a minute before this check.
+	s = list_doc(75000, true);
+	rv = load(&t, s, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, "t.yaml:1005: (top): more than 1000 YAML anchors");
+	free(s);
+	s = list_doc(CM_CONF_MAX_ANCHORS, true);
+	rv = load(&t, s, err, sizeof(err));
+	CHECK_INT(rv, 0);
+	if (rv == 0) {
+		CHECK_INT(((struct svc *)t.services.v)[0].command.n,
+		    CM_CONF_MAX_ANCHORS);
+		cm_conf_free(&t, top_fields);
+	}
+	free(s);
+	// 300,000 scalars: refused before libyaml builds the document.
+	s = list_doc(300000, false);
+	rv = load(&t, s, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, "more than 200000 YAML nodes");
+	free(s);
+	CHECK_INT(cm_conf_set_max_file("1MiB", err, sizeof(err)), 0);
+}
+
 static const struct tt_case cases[] = {
 	{ "the file limit is configurable", test_max_file_configurable },
 	{ "binds a full document with defaults and lines", test_full_document },
@@ -521,6 +577,8 @@ static const struct tt_case cases[] = {
 	{ "alias expansion is bounded", test_alias_bomb_is_bounded },
 	{ "big maps and lists stop at the node budget; duplicates found",
 	  test_big_maps_and_lists_are_bounded },
+	{ "anchors and YAML nodes are counted before libyaml loads",
+	  test_anchors_and_nodes_bounded_before_load },
 	{ "YAML depth check: limit, line, first document only",
 	  test_yaml_depth_check },
 	{ "500,000-deep flow nesting fails fast with the depth error",
