@@ -785,6 +785,16 @@ cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
 		return cm_conf_errf(err, errlen, name, 0, NULL,
 		    "file is larger than %zu bytes (the limit: "
 		    "--config-max-size or " CM_CONF_MAX_FILE_ENV ")", max_file);
+	// libyaml checks each %TAG directive against all before it, before
+	// the first event: count the lines that start with '%' instead.
+	for (size_t i = 0, n = 0, ln = 1; i < len; i++) {
+		if (text[i] == '%' && (i == 0 || text[i - 1] == '\n') &&
+		    ++n > CM_CONF_MAX_DIRECTIVES)
+			return cm_conf_errf(err, errlen, name, (int)ln, NULL,
+			    "more than %d lines starting with '%%' (YAML "
+			    "directives)", CM_CONF_MAX_DIRECTIVES);
+		ln += text[i] == '\n';
+	}
 	rv = yaml_walk(text, len, CM_CONF_MAX_DEPTH, CM_CONF_MAX_ANCHORS,
 	    CM_CONF_MAX_YAML_NODES, &line, &what);
 	if (rv == -EINVAL)

@@ -30,6 +30,9 @@
 // nodes (scalars, collections and aliases; what binding visits is
 // bounded by CM_CONF_MAX_NODES).
 #define CM_CONF_MAX_ANCHORS 1000
+// Lines starting with '%' (YAML directives; libyaml compares each %TAG
+// with all before it: 39,000 in 1 MiB took seconds).
+#define CM_CONF_MAX_DIRECTIVES 100
 #define CM_CONF_MAX_YAML_NODES (2 * CM_CONF_MAX_NODES)
 
 enum cm_conf_type {

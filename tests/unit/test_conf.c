@@ -561,6 +561,34 @@ test_anchors_and_nodes_bounded_before_load(void)
 		cm_conf_free(&t, top_fields);
 	}
 	free(s);
+	// 40,000 %TAG directives (libyaml checks each against all before
+	// it): refused before parsing; 100 are parsed.
+	{
+		size_t cap = 40000 * 40 + 64, o = 0;
+
+		s = malloc(cap);
+		if (s == NULL)
+			abort();
+		for (int i = 0; i < 40000; i++)
+			o += (size_t)snprintf(s + o, cap - o,
+			    "%%TAG !a%d! tag:x,%d:\n", i, i);
+		snprintf(s + o, cap - o, "---\nnode: a\n");
+		rv = load(&t, s, err, sizeof(err));
+		CHECK_INT(rv, -EINVAL);
+		CHECK_HAS(err, "t.yaml:101: (top): more than 100 lines starting "
+		    "with '%'");
+		// The same with 100 directives is a document.
+		o = 0;
+		for (int i = 0; i < 100; i++)
+			o += (size_t)snprintf(s + o, cap - o,
+			    "%%TAG !a%d! tag:x,%d:\n", i, i);
+		snprintf(s + o, cap - o, "---\nnode: a\n");
+		rv = load(&t, s, err, sizeof(err));
+		CHECK_INT(rv, 0);
+		CHECK_STR(t.node, "a");
+		cm_conf_free(&t, top_fields);
+		free(s);
+	}
 	// 300,000 scalars: refused before libyaml builds the document.
 	s = list_doc(300000, false);
 	rv = load(&t, s, err, sizeof(err));
@@ -577,7 +605,7 @@ static const struct tt_case cases[] = {
 	{ "alias expansion is bounded", test_alias_bomb_is_bounded },
 	{ "big maps and lists stop at the node budget; duplicates found",
 	  test_big_maps_and_lists_are_bounded },
-	{ "anchors and YAML nodes are counted before libyaml loads",
+	{ "anchors, YAML nodes and directives are counted before libyaml",
 	  test_anchors_and_nodes_bounded_before_load },
 	{ "YAML depth check: limit, line, first document only",
 	  test_yaml_depth_check },
