@@ -277,6 +277,33 @@ node_get(struct loader *l, int id)
 	return yaml_document_get_node(l->doc, id);
 }
 
+// The visit budget, checked for every element of a list or map too: a
+// big file (--config-max-size up to 16 MiB) holds a million scalars.
+static int
+over_budget(struct loader *l, const yaml_node_t *n, const char *path)
+{
+	if (l->visits <= CM_CONF_MAX_NODES)
+		return 0;
+	return cm_conf_errf(l->err, l->errlen, l->name, node_line(n), path,
+	    "document too deep or too large (more than %d nodes)",
+	    CM_CONF_MAX_NODES);
+}
+
+// A map key and its place, sorted to find duplicates (bind_strmap).
+struct keypos {
+	const char *key;
+	size_t i;
+};
+
+static int
+key_order(const void *a, const void *b)
+{
+	const struct keypos *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+}
+
 static int
 expect(struct loader *l, yaml_node_t *n, yaml_node_type_t t,
     const struct cm_conf_field *f, const char *path)
@@ -316,6 +343,9 @@ bind_strlist(struct loader *l, struct cm_strlist *sl,
 		char epath[256];
 
 		snprintf(epath, sizeof(epath), "%s[%zu]", path, sl->n);
+		rv = over_budget(l, n, epath);
+		if (rv < 0)
+			return rv;
 		if (e == NULL || e->type != YAML_SCALAR_NODE)
 			return cm_conf_errf(l->err, l->errlen, l->name,
 			    node_line(e ? e : n), epath, "expected a string");
@@ -332,7 +362,8 @@ bind_strmap(struct loader *l, struct cm_strmap *sm,
     const struct cm_conf_field *f, yaml_node_t *n, const char *path)
 {
 	yaml_node_pair_t *p;
-	size_t cap;
+	size_t cap, dup = SIZE_MAX;
+	struct keypos *order;
 	int rv;
 
 	rv = expect(l, n, YAML_MAPPING_NODE, f, path);
@@ -351,12 +382,12 @@ bind_strmap(struct loader *l, struct cm_strmap *sm,
 			return cm_conf_errf(l->err, l->errlen, l->name,
 			    node_line(k ? k : n), path, "keys must be strings");
 		snprintf(epath, sizeof(epath), "%s.%s", path, scalar(k));
+		rv = over_budget(l, k, epath);
+		if (rv < 0)
+			return rv;
 		if (v->type != YAML_SCALAR_NODE)
 			return cm_conf_errf(l->err, l->errlen, l->name,
 			    node_line(v), epath, "expected a string value");
-		if (cm_strmap_get(sm, scalar(k)) != NULL)
-			return cm_conf_errf(l->err, l->errlen, l->name,
-			    node_line(k), epath, "duplicate key");
 		sm->keys[sm->n] = strdup(scalar(k));
 		sm->vals[sm->n] = strdup(scalar(v));
 		if (sm->keys[sm->n] == NULL || sm->vals[sm->n] == NULL) {
@@ -365,7 +396,31 @@ bind_strmap(struct loader *l, struct cm_strmap *sm,
 		}
 		sm->n++;
 	}
-	return 0;
+	// Duplicates by sorting, not by a search per key (quadratic: 60,000
+	// keys took seconds). The first repeated key in file order is named.
+	if (sm->n < 2)
+		return 0;
+	order = malloc(sm->n * sizeof(*order));
+	if (order == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < sm->n; i++)
+		order[i] = (struct keypos){ sm->keys[i], i };
+	qsort(order, sm->n, sizeof(*order), key_order);
+	for (size_t i = 1; i < sm->n; i++)
+		if (strcmp(order[i - 1].key, order[i].key) == 0 &&
+		    order[i].i < dup)
+			dup = order[i].i;
+	free(order);
+	if (dup != SIZE_MAX) {
+		char epath[256];
+
+		snprintf(epath, sizeof(epath), "%s.%s", path, sm->keys[dup]);
+		rv = cm_conf_errf(l->err, l->errlen, l->name, node_line(
+		    yaml_document_get_node(l->doc,
+		    n->data.mapping.pairs.start[dup].key)), epath,
+		    "duplicate key");
+	}
+	return rv;
 }
 
 static void
@@ -424,6 +479,9 @@ bind_list(struct loader *l, struct cm_list *list,
 		char epath[256];
 
 		snprintf(epath, sizeof(epath), "%s[%zu]", path, list->n);
+		rv = over_budget(l, n, epath);
+		if (rv < 0)
+			return rv;
 		list->n++; // counted first: free releases a partial element
 		if (e == NULL)
 			return -EINVAL;
@@ -596,13 +654,17 @@ cm_conf_free(void *obj, const struct cm_conf_field *tbl)
 		free_struct(obj, tbl);
 }
 
-int
-cm_yaml_depth_check(const char *text, size_t len, int max_depth,
-    size_t *ret_line)
+// The walk behind cm_yaml_depth_check and the loader's own check: also
+// counts anchors and nodes (scalars, collections, aliases) when their
+// limits are not 0: -E2BIG with *ret_what "anchors" or "nodes".
+static int
+yaml_walk(const char *text, size_t len, int max_depth, size_t max_anchors,
+    size_t max_nodes, size_t *ret_line, const char **ret_what)
 {
 	yaml_parser_t parser;
 	yaml_event_t ev;
 	int depth = 0, rv = 0;
+	size_t anchors = 0, nodes = 0;
 	bool done = false;
 
 	if (!yaml_parser_initialize(&parser))
@@ -616,8 +678,30 @@ cm_yaml_depth_check(const char *text, size_t len, int max_depth,
 			break;
 		}
 		switch (ev.type) {
+		case YAML_SCALAR_EVENT:
+		case YAML_ALIAS_EVENT:
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
+			// libyaml's loader searches its anchors one by one for
+			// every anchor and alias: quadratic in their number.
+			anchors += (ev.type == YAML_SCALAR_EVENT &&
+			    ev.data.scalar.anchor != NULL) ||
+			    (ev.type == YAML_SEQUENCE_START_EVENT &&
+			    ev.data.sequence_start.anchor != NULL) ||
+			    (ev.type == YAML_MAPPING_START_EVENT &&
+			    ev.data.mapping_start.anchor != NULL);
+			nodes++;
+			if ((max_anchors > 0 && anchors > max_anchors) ||
+			    (max_nodes > 0 && nodes > max_nodes)) {
+				*ret_line = ev.start_mark.line + 1;
+				*ret_what = max_anchors > 0 &&
+				    anchors > max_anchors ? "anchors" : "nodes";
+				rv = -E2BIG;
+				break;
+			}
+			if (ev.type == YAML_SCALAR_EVENT ||
+			    ev.type == YAML_ALIAS_EVENT)
+				break;
 			if (++depth > max_depth) {
 				*ret_line = ev.start_mark.line + 1;
 				rv = -EINVAL;
@@ -638,6 +722,15 @@ cm_yaml_depth_check(const char *text, size_t len, int max_depth,
 	}
 	yaml_parser_delete(&parser);
 	return rv;
+}
+
+int
+cm_yaml_depth_check(const char *text, size_t len, int max_depth,
+    size_t *ret_line)
+{
+	const char *what;
+
+	return yaml_walk(text, len, max_depth, 0, 0, ret_line, &what);
 }
 
 // The file limit; written only by cm_conf_set_max_file, at startup.
@@ -684,6 +777,7 @@ cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
 	struct loader l = { .doc = &doc, .name = name, .err = err,
 		.errlen = errlen };
 	yaml_node_t *root;
+	const char *what = "";
 	size_t line = 0;
 	int rv;
 
@@ -691,10 +785,25 @@ cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
 		return cm_conf_errf(err, errlen, name, 0, NULL,
 		    "file is larger than %zu bytes (the limit: "
 		    "--config-max-size or " CM_CONF_MAX_FILE_ENV ")", max_file);
-	rv = cm_yaml_depth_check(text, len, CM_CONF_MAX_DEPTH, &line);
+	// libyaml checks each %TAG directive against all before it, before
+	// the first event: count the lines that start with '%' instead.
+	for (size_t i = 0, n = 0, ln = 1; i < len; i++) {
+		if (text[i] == '%' && (i == 0 || text[i - 1] == '\n') &&
+		    ++n > CM_CONF_MAX_DIRECTIVES)
+			return cm_conf_errf(err, errlen, name, (int)ln, NULL,
+			    "more than %d lines starting with '%%' (YAML "
+			    "directives)", CM_CONF_MAX_DIRECTIVES);
+		ln += text[i] == '\n';
+	}
+	rv = yaml_walk(text, len, CM_CONF_MAX_DEPTH, CM_CONF_MAX_ANCHORS,
+	    CM_CONF_MAX_YAML_NODES, &line, &what);
 	if (rv == -EINVAL)
 		return cm_conf_errf(err, errlen, name, (int)line, NULL,
 		    "YAML nests deeper than %d levels", CM_CONF_MAX_DEPTH);
+	if (rv == -E2BIG)
+		return cm_conf_errf(err, errlen, name, (int)line, NULL,
+		    "more than %d YAML %s", strcmp(what, "anchors") == 0 ?
+		    CM_CONF_MAX_ANCHORS : CM_CONF_MAX_YAML_NODES, what);
 	if (rv < 0)
 		return rv;
 	if (!yaml_parser_initialize(&parser))

@@ -25,6 +25,15 @@
 #define CM_CONF_MAX_FILE_ENV "REFLEX_CONFIG_MAX_SIZE"
 #define CM_CONF_MAX_DEPTH 32
 #define CM_CONF_MAX_NODES 100000
+// Before libyaml loads a file: at most this many anchors (its loader is
+// quadratic in them: 75,000 anchors in 1 MiB took a minute) and YAML
+// nodes (scalars, collections and aliases; what binding visits is
+// bounded by CM_CONF_MAX_NODES).
+#define CM_CONF_MAX_ANCHORS 1000
+// Lines starting with '%' (YAML directives; libyaml compares each %TAG
+// with all before it: 39,000 in 1 MiB took seconds).
+#define CM_CONF_MAX_DIRECTIVES 100
+#define CM_CONF_MAX_YAML_NODES (2 * CM_CONF_MAX_NODES)
 
 enum cm_conf_type {
 	CM_CONF_STR,	  // char *, owned

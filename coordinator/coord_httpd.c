@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +41,9 @@
 #define SWEEP_MS 100
 #define LINGER_MS 1000
 #define LINGER_BYTES (4 * 1024 * 1024)
+// Descriptors kept for the rest of the process (journal, agent sockets,
+// outgoing HTTP) when max_connections meets the open-file limit.
+#define FD_RESERVE 64
 
 enum state {
 	ST_TLS,		// TLS handshake
@@ -210,7 +214,8 @@ conn_recv(struct conn *c, char *b, size_t n)
 {
 	ssize_t r;
 
-	if (c->ssl == NULL) {
+	// Lingering drains the socket: TLS records are discarded unread.
+	if (c->ssl == NULL || c->st == ST_LINGER) {
 		r = recv(c->fd, b, n, 0);
 		if (r >= 0)
 			return r;
@@ -268,7 +273,7 @@ conn_close(struct conn *c)
 	if (c->rq != NULL)
 		c->rq->conn = NULL; // the handler's late reply is dropped
 	if (c->ssl != NULL) {
-		if (c->st != ST_TLS)
+		if (c->st != ST_TLS && c->st != ST_LINGER)
 			(void)mbedtls_ssl_close_notify(c->ssl); // best effort
 		mbedtls_ssl_free(c->ssl);
 		free(c->ssl);
@@ -329,12 +334,12 @@ conn_sent(struct conn *c)
 		return;
 	}
 	if (c->close_after) {
-		if (c->ssl != NULL) {
-			conn_close(c);
-			return;
-		}
 		// Closing with unread input would reset the connection and
-		// could destroy the reply in flight: drain a little first.
+		// could destroy the reply in flight: drain a little first
+		// (over TLS too: a client still sending the body refused
+		// with 413 would otherwise never read the 413).
+		if (c->ssl != NULL)
+			(void)mbedtls_ssl_close_notify(c->ssl); // best effort
 		(void)shutdown(c->fd, SHUT_WR);
 		c->st = ST_LINGER;
 		c->len = 0;
@@ -580,7 +585,8 @@ header_apply(struct conn *c, const char *name, const char *value,
 			c->keepalive = true;
 	} else if (strcasecmp(name, "Host") == 0) {
 		c->host = true;
-	} else if (strcasecmp(name, "Expect") == 0) {
+	} else if (strcasecmp(name, "Expect") == 0 && c->http11) {
+		// HTTP/1.0 expectations are ignored (RFC 9110, 10.1.1).
 		if (strcasecmp(value, "100-continue") != 0) {
 			*why = "only Expect: 100-continue is understood";
 			return 417;
@@ -1369,6 +1375,30 @@ server_free(struct coord_httpd *s)
 	free(s);
 }
 
+// The connection cap the open-file limit allows: above it accept()
+// fails (EMFILE) before the cap is reached, so idle connections are never
+// evicted for new clients, nobody gets the 503, and the rest of the
+// process runs out of descriptors.
+static int64_t
+fd_fit(int64_t want)
+{
+	struct rlimit rl;
+	int64_t fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    (uint64_t)want + FD_RESERVE <= (uint64_t)rl.rlim_cur)
+		return want;
+	fit = (int64_t)rl.rlim_cur > 2 * FD_RESERVE ?
+	    (int64_t)rl.rlim_cur - FD_RESERVE : (int64_t)rl.rlim_cur / 2;
+	if (fit < 1)
+		fit = 1;
+	cm_warn("http.max_connections_lowered", "max_connections=%lld "
+	    "now=%lld open_file_limit=%llu reason=%s", (long long)want,
+	    (long long)fit, (unsigned long long)rl.rlim_cur,
+	    cm_q("the open-file limit (ulimit -n) leaves room for fewer"));
+	return fit;
+}
+
 int
 coord_httpd_start(struct coord_httpd **ret, const char *listen_on,
     const struct coord_httpd_limits *lim, const struct coord_httpd_tls *tls,
@@ -1382,6 +1412,7 @@ coord_httpd_start(struct coord_httpd **ret, const char *listen_on,
 	if (s == NULL)
 		return -ENOMEM;
 	s->lim = *lim;
+	s->lim.max_connections = fd_fit(lim->max_connections);
 	s->routes = routes;
 	s->n_routes = n_routes;
 	s->arg = arg;

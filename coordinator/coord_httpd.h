@@ -12,7 +12,9 @@
 //   - a reply the client does not take within body_timeout closes it;
 //   - a keep-alive connection idle for idle_timeout is closed;
 //   - at max_connections a new connection closes the oldest idle one, or
-//     is answered 503 and closed when none is idle.
+//     is answered 503 and closed when none is idle; max_connections is
+//     lowered at start (with a warning) to the open-file limit less 64
+//     when that is smaller, so that accept() does not run out first.
 //
 // Keep-alive, HTTP/1.0, "Connection: close", HEAD and "Expect:
 // 100-continue" are handled; pipelined requests are served one at a time

@@ -220,6 +220,18 @@ def check_expect(tap, port):
     tap.ok(first == 100 and second == 200 and b"accepted" in body,
            "Expect: 100-continue: 100, then the webhook's 200",
            (first, second, body))
+    # RFC 9110, 10.1.1: an HTTP/1.0 request's expectation is ignored (a
+    # 1.0 client does not know 1xx and would take the 100 as the answer).
+    with connect(port) as s:
+        s.sendall(b"POST /api/v1/alerts HTTP/1.0\r\nExpect: 100-continue"
+                  b"\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+        first, _, body = reply(s)
+    with connect(port) as s:
+        s.sendall(b"GET /healthz HTTP/1.0\r\nExpect: magic\r\n\r\n")
+        second = reply(s)[0]
+    tap.ok(first == 200 and b"accepted" in body and second == 200,
+           "HTTP/1.0: Expect is ignored (no 100 before the webhook's 200, "
+           "no 417 for an unknown expectation)", (first, body, second))
 
 
 def check_sizes(tap, port):
@@ -399,6 +411,40 @@ def check_departed(tap, port):
            (hdrs, hdrs2))
 
 
+def check_fd_limit(tap, lab):
+    """max_connections above what the open-file limit allows: the cap is
+    lowered at start (with a warning), so the server evicts idle
+    connections for new ones instead of failing accept() with EMFILE."""
+    http, agents = free_port(), free_port()
+    cfg = lab.write_file("fdlim.yml", CONFIG.format(
+        http=http, agents=agents, journal=lab.path("fdlim.db"),
+        maxconn=1000, tls=""))
+    p = lab.start("fdlim", ["sh", "-c", 'ulimit -n 256 && exec "$0" "$@"',
+                            reflex_binary("reflex-coordinator"), "-c", cfg],
+                  ready_url=f"http://127.0.0.1:{http}/healthz")
+    before = refused(http)
+    held = []
+    try:
+        for _ in range(300):
+            held.append(connect(http))
+        with connect(http) as s:
+            s.sendall(get(b"/healthz"))
+            st = reply(s)[0]
+    finally:
+        for s in held:
+            s.close()
+    after = refused(http)
+    log = p.log_text()
+    tap.ok(st == 200 and "http.max_connections_lowered" in log and
+           "open_file_limit=256" in log and "accept_failed" not in log and
+           after.get("idle_evicted", 0) > before.get("idle_evicted", 0),
+           "max_connections 1000 under an open-file limit of 256: lowered "
+           "at start with a warning; 300 idle clients are evicted for new "
+           "ones, accept() never runs out of descriptors",
+           (st, after, [l for l in log.splitlines()
+                        if "max_connections" in l or "accept" in l][:3]))
+
+
 def tls_files(lab, openssl):
     def run(*args):
         subprocess.run([openssl] + list(args), check=True,
@@ -465,6 +511,20 @@ def check_tls(tap, lab):
     st = tls_request(port, ctx, big)[0]
     tap.ok(st[0] == 413 and b"exceeds the limit" in st[2],
            "over TLS too: a body over max_body gets 413 unread", st)
+    # A client that writes its whole body before reading (as curl does):
+    # the server must drain it after the 413, not reset the connection.
+    body = b"x" * (2 * 1024 * 1024)
+    got = []
+    for _ in range(5):
+        try:
+            got.append(tls_request(port, ctx, b"POST /api/v1/alerts HTTP/1.1"
+                                   b"\r\nHost: x\r\nContent-Length: %d\r\n"
+                                   b"\r\n" % len(body) + body)[0][0])
+        except (ssl.SSLError, OSError) as e:
+            got.append(type(e).__name__)
+    tap.ok(got == [413] * 5, "over TLS: five clients sending a 2 MiB body "
+           "before reading all get the 413 (the server drains before "
+           "closing)", got)
 
 
 def check_config(tap, lab):
@@ -491,6 +551,7 @@ def run(tap, lab):
     check_slowloris(tap, port)
     check_departed(tap, port)
     check_cap(tap, lab)
+    check_fd_limit(tap, lab)
     check_tls(tap, lab)
 
 

@@ -445,11 +445,168 @@ test_max_file_configurable(void)
 	CHECK_INT(cm_conf_max_file(), CM_CONF_MAX_FILE);
 }
 
+// A service whose env has `n` entries "k<i>: v" (the last one repeating
+// k<dup_of> when dup_of >= 0) or, with `list`, whose command has `n`
+// items. Free it.
+static char *
+big_doc(size_t n, long dup_of, bool list)
+{
+	size_t cap = 128 + n * 24, o = 0;
+	char *s = malloc(cap);
+
+	if (s == NULL)
+		abort();
+	o += (size_t)snprintf(s + o, cap - o, "node: a\nservices:\n"
+	    "  - name: x\n%s", list ? "    command:\n" :
+	    "    command: [c]\n    env:\n");
+	for (size_t i = 0; i < n; i++) {
+		if (list)
+			o += (size_t)snprintf(s + o, cap - o, "      - a\n");
+		else
+			o += (size_t)snprintf(s + o, cap - o, "      k%zu: v\n",
+			    i + 1 == n && dup_of >= 0 ? (size_t)dup_of : i);
+	}
+	return s;
+}
+
+static void
+test_big_maps_and_lists_are_bounded(void)
+{
+	struct top t;
+	char err[512];
+	char *s;
+	int rv;
+
+	CHECK_INT(cm_conf_set_max_file("16MiB", err, sizeof(err)), 0);
+	// 60,000 map entries: refused at the node budget (a search per key
+	// for duplicates took seconds; ten times more took half an hour).
+	s = big_doc(60000, -1, false);
+	rv = load(&t, s, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, "services[0].env.k");
+	CHECK_HAS(err, "document too deep or too large");
+	free(s);
+	// A list of 150,000 strings: refused the same way.
+	s = big_doc(150000, -1, true);
+	rv = load(&t, s, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, "services[0].command[");
+	CHECK_HAS(err, "document too deep or too large");
+	free(s);
+	// Within the budget a duplicate is still found, the first one in
+	// file order named with its line: k7 again on line 40,005.
+	s = big_doc(40000, 7, false);
+	rv = load(&t, s, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, "t.yaml:40005: services[0].env.k7: duplicate key");
+	free(s);
+	s = big_doc(40000, -1, false);
+	rv = load(&t, s, err, sizeof(err));
+	CHECK_INT(rv, 0);
+	if (rv == 0) {
+		struct svc *sv = t.services.v;
+
+		CHECK_INT(sv[0].env.n, 40000);
+		CHECK_STR(cm_strmap_get(&sv[0].env, "k39999"), "v");
+		cm_conf_free(&t, top_fields);
+	}
+	free(s);
+	CHECK_INT(cm_conf_set_max_file("1MiB", err, sizeof(err)), 0);
+}
+
+// A service whose command lists `n` items "c", each with an anchor
+// &a<i> when `anchored`. Free it.
+static char *
+list_doc(size_t n, bool anchored)
+{
+	size_t cap = 128 + n * 24, o = 0;
+	char *s = malloc(cap);
+
+	if (s == NULL)
+		abort();
+	o += (size_t)snprintf(s + o, cap - o, "node: a\nservices:\n"
+	    "  - name: x\n    command:\n");
+	for (size_t i = 0; i < n; i++) {
+		if (anchored)
+			o += (size_t)snprintf(s + o, cap - o, "      - &a%zu c\n",
+			    i);
+		else
+			o += (size_t)snprintf(s + o, cap - o, "      - c\n");
+	}
+	return s;
+}
+
+static void
+test_anchors_and_nodes_bounded_before_load(void)
+{
+	struct top t;
+	char err[512];
+	char *s;
+	int rv;
+
+	CHECK_INT(cm_conf_set_max_file("16MiB", err, sizeof(err)), 0);
+	// libyaml registers anchors by a linear search each: 75,000 of
+	// them took about a minute before this check.
+	s = list_doc(75000, true);
+	rv = load(&t, s, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, "t.yaml:1005: (top): more than 1000 YAML anchors");
+	free(s);
+	s = list_doc(CM_CONF_MAX_ANCHORS, true);
+	rv = load(&t, s, err, sizeof(err));
+	CHECK_INT(rv, 0);
+	if (rv == 0) {
+		CHECK_INT(((struct svc *)t.services.v)[0].command.n,
+		    CM_CONF_MAX_ANCHORS);
+		cm_conf_free(&t, top_fields);
+	}
+	free(s);
+	// 40,000 %TAG directives (libyaml checks each against all before
+	// it): refused before parsing; 100 are parsed.
+	{
+		size_t cap = 40000 * 40 + 64, o = 0;
+
+		s = malloc(cap);
+		if (s == NULL)
+			abort();
+		for (int i = 0; i < 40000; i++)
+			o += (size_t)snprintf(s + o, cap - o,
+			    "%%TAG !a%d! tag:x,%d:\n", i, i);
+		snprintf(s + o, cap - o, "---\nnode: a\n");
+		rv = load(&t, s, err, sizeof(err));
+		CHECK_INT(rv, -EINVAL);
+		CHECK_HAS(err, "t.yaml:101: (top): more than 100 lines starting "
+		    "with '%'");
+		// The same with 100 directives is a document.
+		o = 0;
+		for (int i = 0; i < 100; i++)
+			o += (size_t)snprintf(s + o, cap - o,
+			    "%%TAG !a%d! tag:x,%d:\n", i, i);
+		snprintf(s + o, cap - o, "---\nnode: a\n");
+		rv = load(&t, s, err, sizeof(err));
+		CHECK_INT(rv, 0);
+		CHECK_STR(t.node, "a");
+		cm_conf_free(&t, top_fields);
+		free(s);
+	}
+	// 300,000 scalars: refused before libyaml builds the document.
+	s = list_doc(300000, false);
+	rv = load(&t, s, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, "more than 200000 YAML nodes");
+	free(s);
+	CHECK_INT(cm_conf_set_max_file("1MiB", err, sizeof(err)), 0);
+}
+
 static const struct tt_case cases[] = {
 	{ "the file limit is configurable", test_max_file_configurable },
 	{ "binds a full document with defaults and lines", test_full_document },
 	{ "errors name file, line and key", test_errors_name_file_line_key },
 	{ "alias expansion is bounded", test_alias_bomb_is_bounded },
+	{ "big maps and lists stop at the node budget; duplicates found",
+	  test_big_maps_and_lists_are_bounded },
+	{ "anchors, YAML nodes and directives are counted before libyaml",
+	  test_anchors_and_nodes_bounded_before_load },
 	{ "YAML depth check: limit, line, first document only",
 	  test_yaml_depth_check },
 	{ "500,000-deep flow nesting fails fast with the depth error",
