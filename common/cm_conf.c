@@ -733,6 +733,38 @@ cm_yaml_depth_check(const char *text, size_t len, int max_depth,
 	return yaml_walk(text, len, max_depth, 0, 0, ret_line, &what);
 }
 
+int
+cm_yaml_precheck(const char *text, size_t len, int max_depth,
+    size_t *ret_line, char *why, size_t whylen)
+{
+	const char *what = "";
+	int rv;
+
+	// libyaml checks each %TAG directive against all before it, before
+	// the first event: count the lines that start with '%' instead.
+	for (size_t i = 0, n = 0, ln = 1; i < len; i++) {
+		if (text[i] == '%' && (i == 0 || text[i - 1] == '\n') &&
+		    ++n > CM_CONF_MAX_DIRECTIVES) {
+			*ret_line = ln;
+			snprintf(why, whylen, "more than %d lines starting "
+			    "with '%%' (YAML directives)",
+			    CM_CONF_MAX_DIRECTIVES);
+			return -E2BIG;
+		}
+		ln += text[i] == '\n';
+	}
+	rv = yaml_walk(text, len, max_depth, CM_CONF_MAX_ANCHORS,
+	    CM_CONF_MAX_YAML_NODES, ret_line, &what);
+	if (rv == -EINVAL)
+		snprintf(why, whylen, "YAML nests deeper than %d levels",
+		    max_depth);
+	else if (rv == -E2BIG)
+		snprintf(why, whylen, "more than %d YAML %s",
+		    strcmp(what, "anchors") == 0 ? CM_CONF_MAX_ANCHORS :
+		    CM_CONF_MAX_YAML_NODES, what);
+	return rv;
+}
+
 // The file limit; written only by cm_conf_set_max_file, at startup.
 static size_t max_file = CM_CONF_MAX_FILE;
 
@@ -777,7 +809,7 @@ cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
 	struct loader l = { .doc = &doc, .name = name, .err = err,
 		.errlen = errlen };
 	yaml_node_t *root;
-	const char *what = "";
+	char why[96];
 	size_t line = 0;
 	int rv;
 
@@ -785,25 +817,11 @@ cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
 		return cm_conf_errf(err, errlen, name, 0, NULL,
 		    "file is larger than %zu bytes (the limit: "
 		    "--config-max-size or " CM_CONF_MAX_FILE_ENV ")", max_file);
-	// libyaml checks each %TAG directive against all before it, before
-	// the first event: count the lines that start with '%' instead.
-	for (size_t i = 0, n = 0, ln = 1; i < len; i++) {
-		if (text[i] == '%' && (i == 0 || text[i - 1] == '\n') &&
-		    ++n > CM_CONF_MAX_DIRECTIVES)
-			return cm_conf_errf(err, errlen, name, (int)ln, NULL,
-			    "more than %d lines starting with '%%' (YAML "
-			    "directives)", CM_CONF_MAX_DIRECTIVES);
-		ln += text[i] == '\n';
-	}
-	rv = yaml_walk(text, len, CM_CONF_MAX_DEPTH, CM_CONF_MAX_ANCHORS,
-	    CM_CONF_MAX_YAML_NODES, &line, &what);
-	if (rv == -EINVAL)
-		return cm_conf_errf(err, errlen, name, (int)line, NULL,
-		    "YAML nests deeper than %d levels", CM_CONF_MAX_DEPTH);
-	if (rv == -E2BIG)
-		return cm_conf_errf(err, errlen, name, (int)line, NULL,
-		    "more than %d YAML %s", strcmp(what, "anchors") == 0 ?
-		    CM_CONF_MAX_ANCHORS : CM_CONF_MAX_YAML_NODES, what);
+	rv = cm_yaml_precheck(text, len, CM_CONF_MAX_DEPTH, &line, why,
+	    sizeof(why));
+	if (rv == -EINVAL || rv == -E2BIG)
+		return cm_conf_errf(err, errlen, name, (int)line, NULL, "%s",
+		    why);
 	if (rv < 0)
 		return rv;
 	if (!yaml_parser_initialize(&parser))

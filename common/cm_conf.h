@@ -116,6 +116,20 @@ int cm_conf_errf(char *err, size_t errlen, const char *name, int line,
 int cm_yaml_depth_check(const char *text, size_t len, int max_depth,
     size_t *ret_line) __attribute__((warn_unused_result));
 
+// Every bound to check on YAML text before yaml_parser_load, whose cost
+// grows faster than the text: nesting depth (`max_depth`, as
+// cm_yaml_depth_check), anchors (CM_CONF_MAX_ANCHORS; the loader searches
+// them one by one for every anchor and alias), nodes
+// (CM_CONF_MAX_YAML_NODES) and lines starting with '%' (directives,
+// CM_CONF_MAX_DIRECTIVES; libyaml compares each %TAG with all before it).
+// Returns 0 (also for text that is not valid YAML: the load reports it);
+// -EINVAL (depth) or -E2BIG (a count) with the 1-based line in *ret_line
+// and the reason, without file or line, in why; -ENOMEM. Borrows `text`;
+// any thread.
+int cm_yaml_precheck(const char *text, size_t len, int max_depth,
+    size_t *ret_line, char *why, size_t whylen)
+    __attribute__((warn_unused_result));
+
 // The file limit in force (bytes).
 size_t cm_conf_max_file(void);
 

@@ -708,7 +708,7 @@ kc_load(struct kc *c, const char *path)
 {
 	struct kfile *f = &c->f[c->n];
 	yaml_parser_t parser;
-	char *text = NULL, *slash;
+	char *text = NULL, *slash, why[96];
 	size_t len = 0, line = 0;
 	int rv;
 
@@ -734,10 +734,10 @@ kc_load(struct kc *c, const char *path)
 			return -ENOMEM;
 		}
 	}
-	rv = cm_yaml_depth_check(text, len, CM_CONF_MAX_DEPTH, &line);
-	if (rv == -EINVAL)
-		snprintf(c->err, c->errlen, "%s:%zu: YAML nests deeper than "
-		    "%d levels", path, line, CM_CONF_MAX_DEPTH);
+	rv = cm_yaml_precheck(text, len, CM_CONF_MAX_DEPTH, &line, why,
+	    sizeof(why));
+	if (rv == -EINVAL || rv == -E2BIG)
+		snprintf(c->err, c->errlen, "%s:%zu: %s", path, line, why);
 	if (rv < 0 || !yaml_parser_initialize(&parser)) {
 		free(text);
 		free(f->path);

@@ -327,7 +327,7 @@ coord_k8s_load_object(const char *path, cJSON **ret, char *err, size_t errlen)
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	struct stat st;
-	char *text = NULL;
+	char *text = NULL, why[96];
 	size_t len, i, line = 0;
 	FILE *f;
 	int rv = -EINVAL;
@@ -371,10 +371,10 @@ coord_k8s_load_object(const char *path, cJSON **ret, char *err, size_t errlen)
 		free(text);
 		return rv;
 	}
-	rv = cm_yaml_depth_check(text, len, YAML_DEPTH_MAX, &line);
-	if (rv == -EINVAL)
-		snprintf(err, errlen, "%s:%zu: YAML nests deeper than %d "
-		    "levels", path, line, YAML_DEPTH_MAX);
+	rv = cm_yaml_precheck(text, len, YAML_DEPTH_MAX, &line, why,
+	    sizeof(why));
+	if (rv == -EINVAL || rv == -E2BIG)
+		snprintf(err, errlen, "%s:%zu: %s", path, line, why);
 	if (rv < 0 || !yaml_parser_initialize(&parser)) {
 		free(text);
 		return rv < 0 ? rv : -ENOMEM;

@@ -1034,6 +1034,48 @@ test_load_object(void)
 	    sizeof(err)), -ENOENT);
 }
 
+// YAML whose load costs grow faster than its size (libyaml searches its
+// anchors one by one; compares each %TAG with all before it) is refused
+// before libyaml loads it, by the same bounds as the configs: a Job
+// template and a kubeconfig alike.
+static void
+test_yaml_bounded_before_load(void)
+{
+	struct cm_k8s_endpoint e;
+	cJSON *o = NULL;
+	char err[512] = "";
+	char *s;
+	size_t cap = 64 * 1100, n;
+
+	s = malloc(cap);
+	if (s == NULL)
+		abort();
+	n = (size_t)snprintf(s, cap, "kind: Job\nspec:\n");
+	for (int i = 0; i <= CM_CONF_MAX_ANCHORS; i++)
+		n += (size_t)snprintf(s + n, cap - n, "  k%d: &a%d v\n", i, i);
+	put("anchors.yaml", s);
+	CHECK_INT(coord_k8s_load_object(at("anchors.yaml"), &o, err,
+	    sizeof(err)), -E2BIG);
+	CHECK_HAS(err, "anchors.yaml:1003: more than 1000 YAML anchors");
+	memset(&e, 0, sizeof(e));
+	CHECK(kc(&e, "anchors.yaml", NULL, err) < 0);
+	CHECK_HAS(err, "anchors.yaml:1003: more than 1000 YAML anchors");
+	cm_k8s_endpoint_clear(&e);
+	n = 0;
+	for (int i = 0; i <= CM_CONF_MAX_DIRECTIVES; i++)
+		n += (size_t)snprintf(s + n, cap - n, "%%TAG !a%d! tag:x,%d:\n",
+		    i, i);
+	snprintf(s + n, cap - n, "---\nkind: Job\n");
+	put("tags.yaml", s);
+	CHECK_INT(coord_k8s_load_object(at("tags.yaml"), &o, err,
+	    sizeof(err)), -E2BIG);
+	CHECK_HAS(err, "tags.yaml:101: more than 100 lines starting with '%'");
+	CHECK(kc(&e, "tags.yaml", NULL, err) < 0);
+	CHECK_HAS(err, "tags.yaml:101: more than 100 lines starting with '%'");
+	cm_k8s_endpoint_clear(&e);
+	free(s);
+}
+
 static void
 quiet(int level, const char *line, void *arg)
 {
@@ -1043,6 +1085,8 @@ quiet(int level, const char *line, void *arg)
 }
 
 static const struct tt_case cases[] = {
+	{ "YAML bounded before load (Job template, kubeconfig)",
+	    test_yaml_bounded_before_load },
 	{ "name rules (label, subdomain, dns1035)", test_name_rules },
 	{ "label keys and values", test_label_keys_and_values },
 	{ "API paths", test_paths },
