@@ -75,6 +75,7 @@ struct conn {
 	size_t lingered;
 	char *out;			// output: out_len bytes, out_off sent
 	size_t out_len, out_off;
+	size_t tls_retry;		// TLS: a write that wanted to be retried
 	bool close_after;
 	bool closed;			// freed at the end of the loop turn
 	bool keepalive, head, expect;
@@ -242,11 +243,22 @@ conn_send(struct conn *c, const char *b, size_t n)
 		return errno == EAGAIN || errno == EWOULDBLOCK ||
 		    errno == EINTR ? -EAGAIN : -EPIPE;
 	}
+	// mbedtls wants a write that returned WANT_* repeated with the same
+	// length: its record is already built, and the retry only flushes it
+	// but reports the length it was given as written. More output may
+	// have been queued meanwhile (a reply behind a 100 Continue), so cap
+	// the retry to the record's length.
+	if (c->tls_retry > 0 && n > c->tls_retry)
+		n = c->tls_retry;
 	r = mbedtls_ssl_write(c->ssl, (const unsigned char *)b, n);
-	if (r >= 0)
+	if (r >= 0) {
+		c->tls_retry = 0;
 		return r;
-	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+	}
+	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) {
+		c->tls_retry = n;
 		return -EAGAIN;
+	}
 	return -EPIPE;
 }
 
