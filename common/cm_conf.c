@@ -166,17 +166,18 @@ cm_strmap_get(const struct cm_strmap *m, const char *key)
 	return NULL;
 }
 
+// With their article, for "expected a string", "expected an integer".
 static const char *const type_names[] = {
-	[CM_CONF_STR] = "string",
-	[CM_CONF_INT] = "integer",
-	[CM_CONF_BOOL] = "boolean",
-	[CM_CONF_DURATION] = "duration",
-	[CM_CONF_SIZE] = "size",
-	[CM_CONF_ENUM] = "string",
-	[CM_CONF_STRLIST] = "list of strings",
-	[CM_CONF_STRMAP] = "map of strings",
-	[CM_CONF_STRUCT] = "map",
-	[CM_CONF_LIST] = "list of maps",
+	[CM_CONF_STR] = "a string",
+	[CM_CONF_INT] = "an integer",
+	[CM_CONF_BOOL] = "a boolean",
+	[CM_CONF_DURATION] = "a duration",
+	[CM_CONF_SIZE] = "a size",
+	[CM_CONF_ENUM] = "a string",
+	[CM_CONF_STRLIST] = "a list of strings",
+	[CM_CONF_STRMAP] = "a map of strings",
+	[CM_CONF_STRUCT] = "a map",
+	[CM_CONF_LIST] = "a list of maps",
 };
 
 static int bind_struct(struct loader *l, void *obj,
@@ -238,7 +239,7 @@ bind_scalar_text(struct loader *l, void *obj, const struct cm_conf_field *f,
 		    cm_size_parse(s, &v);
 		if (rv < 0)
 			return cm_conf_errf(l->err, l->errlen, l->name, line,
-			    path, "expected a %s (%s), got \"%s\"",
+			    path, "expected %s (%s), got \"%s\"",
 			    type_names[f->type],
 			    f->type == CM_CONF_DURATION ? "e.g. 500ms, 30s, 5m, 1h" :
 			    "e.g. 4096, 64KiB, 1MiB", s);
@@ -266,7 +267,7 @@ bind_scalar_text(struct loader *l, void *obj, const struct cm_conf_field *f,
 		}
 	default:
 		return cm_conf_errf(l->err, l->errlen, l->name, line, path,
-		    "expected a %s, got a scalar", type_names[f->type]);
+		    "expected %s, got a scalar", type_names[f->type]);
 	}
 }
 
@@ -317,7 +318,7 @@ expect(struct loader *l, yaml_node_t *n, yaml_node_type_t t,
 	if (n->type == t)
 		return 0;
 	return cm_conf_errf(l->err, l->errlen, l->name, node_line(n), path,
-	    "expected a %s, got %s", type_names[f->type],
+	    "expected %s, got %s", type_names[f->type],
 	    n->type <= YAML_MAPPING_NODE && kinds[n->type] ? kinds[n->type] :
 	    "nothing");
 }
@@ -890,7 +891,7 @@ cm_conf_print_reference(const struct cm_conf_field *tbl, int indent)
 {
 	for (const struct cm_conf_field *f = tbl; f->key != NULL; f++) {
 		printf("%*s%-22s %-15s %-10s %s\n", indent, "", f->key,
-		    type_names[f->type], f->required ? "required" :
+		    strchr(type_names[f->type], ' ') + 1, f->required ? "required" :
 		    f->def ? f->def : "-", f->help ? f->help : "");
 		if (f->sub != NULL)
 			cm_conf_print_reference(f->sub, indent + 2);

@@ -163,6 +163,9 @@ test_errors_name_file_line_key(void)
 	check_error("node: a\nservices: {a: 1}\n",
 	    "t.yaml:2: services: expected a list of maps, got a map");
 	check_error("node: [a, b]\n", "t.yaml:1: node: expected a string, got a list");
+	check_error("node: a\nservices:\n  - name: x\n    command: [a]\n"
+	    "    instances: [1]\n",
+	    "services[0].instances: expected an integer, got a list");
 	check_error("node: a\n  bad indent: [\n", "t.yaml:");
 	check_error("node: a\nservices:\n  - name: x\n    command: [a]\n"
 	    "    env: { A: 1, A: 2 }\n", "services[0].env.A: duplicate key");
