@@ -40,6 +40,7 @@ own with scaled().
 import atexit
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -197,13 +198,38 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
 _ports_given = set()
 
 
+def _below_ephemeral():
+    """(lo, hi): ports below the kernel's ephemeral range. A port from it
+    is never the source port of an outgoing connection, so a poll of a
+    server that does not listen yet cannot connect to itself (TCP
+    self-connect: source port == destination port) and hold the port the
+    server is about to bind; the slower the server starts (valgrind), the
+    likelier that was."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return (10000, low - 1) if low > 12000 else (1024, 1024)
+
+
+_port_rng = random.Random(os.getpid() ^ time.time_ns())
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago and that this
-    process has not handed out before. Another program may still take it
-    before it is used; Lab.start_* retry on "address already in use"."""
-    for _ in range(50):
+    process has not handed out before, below the ephemeral range where
+    there is one (see _below_ephemeral). Another program may still take
+    it before it is used; Lab.start_* retry on "address already in use"."""
+    lo, hi = _below_ephemeral()
+    for i in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((LOOPBACK, 0))
+            try:
+                s.bind((LOOPBACK, _port_rng.randint(lo, hi) if hi > lo
+                        and i < 150 else 0))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         if port not in _ports_given:
             _ports_given.add(port)
