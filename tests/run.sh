@@ -33,7 +33,8 @@ done
 logs="build/meson-logs/testlog.json build-asan/meson-logs/testlog.json"
 if command -v valgrind >/dev/null 2>&1; then
     echo "== meson test (build, integration tests under valgrind)"
-    rm -rf build/meson-logs/valgrind
+    # no stale log counted should this run not start
+    rm -rf build/meson-logs/valgrind build/meson-logs/testlog-valgrind.json
     meson test -C build --setup valgrind --suite integration \
         --num-processes 4 --print-errorlogs || status=1
     logs="$logs build/meson-logs/testlog-valgrind.json"
