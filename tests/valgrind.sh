@@ -58,6 +58,7 @@ def valgrind(log):
     return ["valgrind", "--quiet", "--leak-check=full",
             "--errors-for-leak-kinds=definite", "--error-exitcode=99",
             "--num-callers=30", "--trace-children=no",
+            f"--suppressions={SRC}/tests/valgrind.supp",
             f"--log-file={log}"]
 
 

@@ -56,14 +56,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from reflexlab import (Tap, find_binary, free_port, http_get,  # noqa: E402
-                       http_json, http_post)
+                       http_json, http_post, reflex_popen, scaled)
 from fakek8s import FakeAPIServer  # noqa: E402
 
 BUILD = os.environ.get("REFLEX_BUILD") or os.path.join(HERE, "..", "..",
                                                        "build")
 AGENT = os.path.join(BUILD, "agent", "reflex-agent")
 SEND = os.path.join(BUILD, "tests", "reflex-send")
-WAIT = 15.0  # bound on each wait (seconds)
+WAIT = scaled(15.0)  # bound on each wait (seconds; valgrind: stretched)
 NS = "ns-a"
 POD_A, POD_B, POD_C = ("svc-a-7b6d9-aaaaa", "svc-a-7b6d9-bbbbb",
                        "svc-a-7b6d9-ccccc")
@@ -296,9 +296,9 @@ class Run:
                   "all_proxy", "ALL_PROXY"):
             e.pop(k, None)
         e.update(env or {})
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, env=e,
-                             start_new_session=True)
+        p = reflex_popen(name, argv, stdout=log, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, env=e,
+                         start_new_session=True)
         p.log_path = log.name
         self.procs.append(p)
         return p
@@ -312,7 +312,7 @@ class Run:
             if p.poll() is None:
                 p.terminate()
                 try:
-                    p.wait(10)
+                    p.wait(scaled(10))
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()

@@ -47,7 +47,9 @@ HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from reflexlab import Tap  # noqa: E402
+from reflexlab import Tap, reflex_popen, scaled  # noqa: E402
+
+WAIT = scaled(WAIT)  # stretched under valgrind (REFLEX_TIME_FACTOR)
 
 T = Tap()
 PROCS = []
@@ -124,8 +126,8 @@ class Agent:
     def __init__(self, work, conf):
         self.conf = conf
         self.log = open(os.path.join(work, "agent.log"), "w+")
-        self.p = subprocess.Popen([AGENT, "-c", conf, "-v"],
-                                  stdout=self.log, stderr=self.log)
+        self.p = reflex_popen("agent", [AGENT, "-c", conf, "-v"],
+                              stdout=self.log, stderr=self.log)
         PROCS.append(self.p)
 
     def status(self):

@@ -37,7 +37,9 @@ HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from reflexlab import Tap  # noqa: E402
+from reflexlab import Tap, reflex_popen, scaled  # noqa: E402
+
+WAIT = scaled(WAIT)  # stretched under valgrind (REFLEX_TIME_FACTOR)
 
 T = Tap()
 PROCS = []       # Popen objects to kill at the end
@@ -139,8 +141,8 @@ class Agent:
     def __init__(self, work, conf, log="agent.log"):
         self.conf = conf
         self.log = open(os.path.join(work, log), "w+")
-        self.p = subprocess.Popen([AGENT, "-c", conf, "-v"],
-                                  stdout=self.log, stderr=self.log)
+        self.p = reflex_popen("agent", [AGENT, "-c", conf, "-v"],
+                              stdout=self.log, stderr=self.log)
         PROCS.append(self.p)
 
     def status(self):

@@ -31,14 +31,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from reflexlab import Tap, free_port, http_json, http_post  # noqa: E402
+from reflexlab import (Tap, free_port, http_json, http_post,  # noqa: E402
+                       reflex_popen, scaled)
 from fakek8s import FakeAPIServer  # noqa: E402
 
 BUILD = os.environ.get("REFLEX_BUILD") or os.path.join(HERE, "..", "..",
                                                        "build")
 AGENT = os.path.join(BUILD, "agent", "reflex-agent")
 COORD = os.path.join(BUILD, "coordinator", "reflex-coordinator")
-WAIT = 30.0
+WAIT = scaled(30.0)  # stretched under valgrind
 NS = "ns-a"
 POD_C = "svc-a-7b6d9-ccccc"
 LONE = "lone-0"
@@ -141,9 +142,9 @@ class Procs:
         for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                   "all_proxy", "ALL_PROXY"):
             env.pop(k, None)
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, env=env,
-                             start_new_session=True)
+        p = reflex_popen(name, argv, stdout=log, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, env=env,
+                         start_new_session=True)
         p.log_path = log.name
         self.procs.append(p)
         return p
@@ -158,7 +159,7 @@ class Procs:
             if p.poll() is None:
                 p.terminate()
                 try:
-                    p.wait(10)
+                    p.wait(scaled(10))
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()

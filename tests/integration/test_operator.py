@@ -12,11 +12,10 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from reflexlab import (Lab, Tap, free_port, http_get, http_json,  # noqa: E402
-                       http_post, reflex_binary, wait_until)
+                       http_post, reflex_binary, scaled, wait_until)
 
 SRC = os.environ.get("REFLEX_SRC", os.path.join(os.path.dirname(__file__),
                                                 "..", ".."))
@@ -219,7 +218,11 @@ def run(tap, lab):
                                           f"  key_file: {key}\n")
     lab.start("coordinator-tls", [reflex_binary("reflex-coordinator"), "-c",
                                   cfg2])
-    time.sleep(1)
+    import socket
+    # Listening (no plain /readyz on a TLS port); slow under valgrind.
+    wait_until(lambda: socket.create_connection(("127.0.0.1", http2),
+                                                1).close() or True, 10,
+               what="the TLS port to listen")
     import ssl
     import urllib.request
     ctx = ssl.create_default_context(cafile=crt)
@@ -231,7 +234,7 @@ def run(tap, lab):
         urllib.request.ProxyHandler({}),
         urllib.request.HTTPSHandler(context=ctx))
     try:
-        with opener.open(req, timeout=5) as resp:
+        with opener.open(req, timeout=scaled(5)) as resp:
             status = resp.status
     except Exception as e:  # noqa: BLE001
         status = str(e)

@@ -24,11 +24,23 @@ behind either.
 Every HTTP request this module makes goes to a loopback address, never
 through a proxy; anything else raises LabError. The Tap class prints TAP
 for test scripts.
+
+Under valgrind (issue 6): with REFLEX_VALGRIND set (not "" or "0"),
+reflex's own daemons (reflex-coordinator, reflex-agent; nothing else)
+started through Lab.start or reflex_popen run under valgrind's memcheck,
+each with its own log (in $REFLEX_VALGRIND when that is a directory path,
+else <build>/meson-logs/valgrind). Tap.done() then stops whatever is
+still running and adds a "not ok" naming the log for every process whose
+valgrind found an error or a definite/indirect leak. Every timeout here
+(wait_until, HTTP, readiness, stop grace) is multiplied by
+$REFLEX_TIME_FACTOR (default 1; 20 under valgrind); scripts scale their
+own with scaled().
 """
 
 import atexit
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -45,7 +57,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOOPBACK = "127.0.0.1"
-STOP_GRACE = 5.0          # seconds between SIGTERM and SIGKILL
+STOP_GRACE = 5.0          # seconds between SIGTERM and SIGKILL (scaled)
 HOOK_BODY_MAX = 1 << 20   # fake receiver: largest body accepted
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy",
               "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "FTP_PROXY")
@@ -115,8 +127,9 @@ class HttpReply:
 def http_request(method, url, body=None, headers=None, timeout=5.0):
     """One HTTP request to a loopback URL. Returns an HttpReply for any
     status (4xx/5xx included); raises OSError/URLError when there is no
-    answer (refused, timed out)."""
+    answer (refused, timed out). `timeout` is scaled (see scaled())."""
     check_loopback_url(url)
+    timeout = scaled(timeout)
     if isinstance(body, str):
         body = body.encode()
     req = urllib.request.Request(url, data=body, method=method,
@@ -161,7 +174,9 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
     """Calls pred() until it returns something truthy and returns that.
     Exceptions from pred count as "not yet", except LabAbort, which is
     passed on at once. Raises LabTimeout naming
-    `what` (and the last exception) after `timeout` seconds."""
+    `what` (and the last exception) after `timeout` seconds (scaled, see
+    scaled())."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -183,13 +198,38 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
 _ports_given = set()
 
 
+def _below_ephemeral():
+    """(lo, hi): ports below the kernel's ephemeral range. A port from it
+    is never the source port of an outgoing connection, so a poll of a
+    server that does not listen yet cannot connect to itself (TCP
+    self-connect: source port == destination port) and hold the port the
+    server is about to bind; the slower the server starts (valgrind), the
+    likelier that was."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return (10000, low - 1) if low > 12000 else (1024, 1024)
+
+
+_port_rng = random.Random(os.getpid() ^ time.time_ns())
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago and that this
-    process has not handed out before. Another program may still take it
-    before it is used; Lab.start_* retry on "address already in use"."""
-    for _ in range(50):
+    process has not handed out before, below the ephemeral range where
+    there is one (see _below_ephemeral). Another program may still take
+    it before it is used; Lab.start_* retry on "address already in use"."""
+    lo, hi = _below_ephemeral()
+    for i in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((LOOPBACK, 0))
+            try:
+                s.bind((LOOPBACK, _port_rng.randint(lo, hi) if hi > lo
+                        and i < 150 else 0))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         if port not in _ports_given:
             _ports_given.add(port)
@@ -344,6 +384,176 @@ def yaml_dump(obj):
 
 
 # ---------------------------------------------------------------------------
+# valgrind and time scaling (issue 6)
+
+VALGRIND_DAEMONS = ("reflex-coordinator", "reflex-agent")
+VALGRIND_EXIT = 99        # --error-exitcode: an error or leak was found
+VALGRIND_FACTOR = 20.0    # default time factor under valgrind
+
+
+def valgrind_enabled():
+    """True when $REFLEX_VALGRIND asks for reflex's daemons under
+    valgrind."""
+    return os.environ.get("REFLEX_VALGRIND", "") not in ("", "0")
+
+
+def time_factor():
+    """$REFLEX_TIME_FACTOR (a number >= 1), else 20 under valgrind, else
+    1. Bad values raise LabError."""
+    env = os.environ.get("REFLEX_TIME_FACTOR", "")
+    if env == "":
+        return VALGRIND_FACTOR if valgrind_enabled() else 1.0
+    try:
+        f = float(env)
+    except ValueError:
+        f = 0.0
+    if not 1.0 <= f <= 1000.0:
+        raise LabError(f"REFLEX_TIME_FACTOR={env!r}: want a number from 1 "
+                       "to 1000")
+    return f
+
+
+def scaled(seconds):
+    """`seconds` stretched by time_factor(): for timeouts and waits that
+    reflex's own processes must meet (valgrind runs them 20-50x slower)."""
+    return seconds * time_factor()
+
+
+class ValgrindRun:
+    """One reflex daemon started under valgrind: its name, log and
+    process (a subprocess.Popen, set once started)."""
+
+    def __init__(self, name, log_path):
+        self.name = name
+        self.log_path = log_path
+        self.popen = None
+        self.forced = False     # the harness had to SIGKILL it
+        self.reported = False
+
+    def verdict(self):
+        """(clean, what): clean is False when valgrind reported an error
+        or a definite/indirect leak, or the process hung at exit."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                text = f.read()
+        except OSError as e:
+            return False, f"no valgrind log ({e})"
+        rc = self.popen.poll() if self.popen else None
+        sums = re.findall(r"ERROR SUMMARY: (\d+) errors", text)
+        if sums:
+            n = int(sums[-1])
+            if n or rc == VALGRIND_EXIT:
+                return False, f"{n} valgrind errors (exit {rc})"
+            if self.forced:
+                return False, "ignored SIGTERM (killed by the harness)"
+            return True, "clean"
+        if rc == VALGRIND_EXIT or re.search(r"==\d+==\s+(at|by) 0x", text):
+            return False, f"valgrind reported errors (exit {rc})"
+        if self.forced:
+            return False, "ignored SIGTERM (killed by the harness)"
+        if rc == -signal.SIGKILL:
+            # SIGKILLed on purpose by the test: valgrind could not check
+            # the exit, and had found nothing before.
+            return True, "killed (SIGKILL), exit not checked"
+        return False, f"no valgrind summary (exit {rc})"
+
+    def tail(self, n=60):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "\n".join(f.read().splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+_VG_RUNS = []
+_vg_seq = [0]
+
+
+def valgrind_log_dir():
+    """Where the valgrind logs go: $REFLEX_VALGRIND when it is a path,
+    else <build>/meson-logs/valgrind. Created if missing."""
+    env = os.environ.get("REFLEX_VALGRIND", "")
+    d = env if os.sep in env else os.path.join(build_dir(), "meson-logs",
+                                               "valgrind")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def valgrind_argv(argv, name, daemons=VALGRIND_DAEMONS):
+    """(argv, run): argv prefixed with valgrind and a ValgrindRun to
+    record, when valgrind is on and argv[0]'s name is in `daemons`; else
+    (argv, None). The caller sets run.popen once started."""
+    argv = [str(a) for a in argv]
+    if not valgrind_enabled() or os.path.basename(argv[0]) not in daemons:
+        return argv, None
+    vg = shutil.which("valgrind")
+    if not vg:
+        raise LabError("REFLEX_VALGRIND is set but valgrind is not installed")
+    _vg_seq[0] += 1
+    test = os.path.splitext(os.path.basename(sys.argv[0] or "py"))[0]
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    log = os.path.join(valgrind_log_dir(),
+                       f"{test}-{_vg_seq[0]:03d}-{safe}.log")
+    supp = os.path.join(repo_root(), "tests", "valgrind.supp")
+    pre = [vg, f"--error-exitcode={VALGRIND_EXIT}", "--leak-check=full",
+           "--show-leak-kinds=definite,indirect",
+           "--errors-for-leak-kinds=definite,indirect",
+           "--num-callers=30", "--trace-children=no",
+           "--child-silent-after-fork=yes", f"--log-file={log}"]
+    if os.path.isfile(supp):
+        pre.append(f"--suppressions={supp}")
+    run = ValgrindRun(name, log)
+    _VG_RUNS.append(run)
+    return pre + argv, run
+
+
+def reflex_popen(name, argv, daemons=VALGRIND_DAEMONS, **kwargs):
+    """subprocess.Popen(argv, **kwargs), under valgrind when that is on
+    and argv[0] is reflex-coordinator or reflex-agent (see
+    valgrind_argv); `name` names its valgrind log. Stop it with SIGTERM
+    and give it scaled() time: the report comes from Tap.done()."""
+    argv, run = valgrind_argv(argv, name, daemons)
+    p = subprocess.Popen(argv, **kwargs)
+    if run:
+        run.popen = p
+    return p
+
+
+def valgrind_report(tap):
+    """Stops every daemon still running under valgrind (SIGTERM, scaled
+    grace) and adds to `tap` a "not ok" naming the log of each one with
+    an error, a definite/indirect leak or a hang at exit, and one "ok"
+    when every one was clean. Nothing when none ran under valgrind."""
+    runs = [r for r in _VG_RUNS if not r.reported]
+    if not runs:
+        return
+    for r in runs:
+        p = r.popen
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(scaled(STOP_GRACE))
+            except subprocess.TimeoutExpired:
+                r.forced = True
+                p.kill()
+                p.wait()
+    bad = 0
+    for r in runs:
+        r.reported = True
+        clean, what = r.verdict()
+        if not clean:
+            bad += 1
+            tap.ok(False, f"valgrind: {r.name}: {what}; log {r.log_path}",
+                   r.tail())
+        elif what != "clean":
+            tap.diag(f"valgrind: {r.name}: {what} ({r.log_path})")
+    if not bad:
+        tap.ok(True, f"valgrind: {len(runs)} reflex processes, no errors "
+               f"and no definite or indirect leaks (logs in "
+               f"{os.path.dirname(runs[0].log_path)})")
+
+
+# ---------------------------------------------------------------------------
 # processes
 
 class Proc:
@@ -358,6 +568,7 @@ class Proc:
         self.started = time.monotonic()
         self.port = None
         self.url = None
+        self.valgrind = None    # a ValgrindRun when under valgrind
 
     @property
     def pid(self):
@@ -399,9 +610,10 @@ class Proc:
             return False
 
     def stop(self, grace=STOP_GRACE):
-        """SIGTERM to the process group, SIGKILL after `grace` seconds;
-        then kills whatever else is left in the group. Returns the exit
-        status (negative = killed by that signal)."""
+        """SIGTERM to the process group, SIGKILL after `grace` seconds
+        (scaled); then kills whatever else is left in the group. Returns
+        the exit status (negative = killed by that signal)."""
+        grace = scaled(grace)
         if self.alive():
             try:
                 os.killpg(self.pid, signal.SIGTERM)
@@ -410,6 +622,8 @@ class Proc:
             if self.wait(grace) is None:
                 _note(f"{self.name} (pid {self.pid}) ignored SIGTERM for "
                       f"{grace:g}s; sending SIGKILL")
+                if self.valgrind:
+                    self.valgrind.forced = True
                 try:
                     os.killpg(self.pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -723,9 +937,9 @@ class Lab:
             raise LabError("lab is closed")
         log_path = self.path(f"{name}.log")
         argv = [str(a) for a in argv]
-        full = argv
+        full, vg = valgrind_argv(argv, name)
         if _SETPRIV:
-            full = [_SETPRIV, "--pdeathsig", "KILL", "--"] + argv
+            full = [_SETPRIV, "--pdeathsig", "KILL", "--"] + full
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 full, stdin=subprocess.DEVNULL, stdout=log,
@@ -733,6 +947,9 @@ class Lab:
                 env=_child_env(env), start_new_session=True,
                 close_fds=True)
         p = Proc(name, argv, popen, log_path)
+        if vg:
+            vg.popen = popen
+            p.valgrind = vg
         p.port = port
         p.url = f"http://{LOOPBACK}:{port}" if port else None
         self.procs.append(p)
@@ -1009,7 +1226,9 @@ class Tap:
 
     def done(self):
         """Prints the trailing plan (if none was given) and a summary;
-        returns the exit status (1 if anything failed or the count is off)."""
+        returns the exit status (1 if anything failed or the count is off).
+        Under valgrind, first adds the valgrind verdicts (valgrind_report)."""
+        valgrind_report(self)
         if self.planned is None:
             self._emit(f"1..{self.n}")
         elif self.planned != self.n:
@@ -1048,5 +1267,6 @@ __all__ = [
     "build_dir", "reflex_binary", "pids_listening", "yaml_dump", "Proc",
     "Delivery", "WebhookReceiver", "Alertmanager", "Prometheus", "Lab",
     "Tap", "labels_match", "is_loopback_host", "check_loopback_url",
-    "check_loopback_addr",
+    "check_loopback_addr", "valgrind_enabled", "time_factor", "scaled",
+    "valgrind_argv", "reflex_popen", "valgrind_report",
 ]
