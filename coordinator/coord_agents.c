@@ -16,6 +16,7 @@
 
 #include "cm_log.h"
 #include "cm_time.h"
+#include "cm_wire.h"
 #include "coord_metrics.h"
 
 struct agent {
@@ -59,25 +60,6 @@ wire_encode(struct coord_agents *a, struct cm_msg *m, void **buf, size_t *len)
 		return cm_msg_encode(m, buf, len);
 	cm_auth_stamp(m);
 	return cm_auth_encode(a->auth, m, buf, len);
-}
-
-// The "error" reply's code for a wire_decode failure (the agent uses the
-// same words).
-static const char *
-wire_error_code(int rv)
-{
-	switch (rv) {
-	case -EACCES:
-		return "unauthenticated";
-	case -ESTALE:
-		return "replayed";
-	case -EMSGSIZE:
-		return "too_large";
-	case -EPROTO:
-		return "bad_version_or_type";
-	default:
-		return "bad_frame";
-	}
 }
 
 static int
@@ -459,7 +441,7 @@ server_main(void *arg)
 			cm_warn("agents.bad_frame", "size=%zu head=%s reason=%s",
 			    len, hex[0] ? hex : "-", cm_q(err));
 			nng_free(buf, len);
-			error_send(a, wire_error_code(rv), err);
+			error_send(a, cm_wire_error_code(rv), err);
 			continue;
 		}
 		nng_free(buf, len);
