@@ -42,6 +42,7 @@
 #define POOL_KEEP 8	 // idle command slots a pool keeps across a tick
 #define HASH_MIN 64	 // buckets of the node-name index, at least
 #define WIRE_RESERVE 512 // bytes reserved in an nng_msg before encoding
+#define CLOSERS 8	 // threads closing command sockets at stop
 
 struct cmd_pool;
 
@@ -861,6 +862,46 @@ srv_open(struct coord_agents *a)
 	return 0;
 }
 
+// Closes the retired pools left (every agent's, at stop), taking them
+// from the list under wmu: several closers at once.
+static void *
+closer_main(void *arg)
+{
+	struct coord_agents *a = arg;
+
+	for (;;) {
+		struct cmd_pool *p;
+
+		pthread_mutex_lock(&a->wmu);
+		p = a->dead;
+		if (p != NULL)
+			a->dead = p->next;
+		pthread_mutex_unlock(&a->wmu);
+		if (p == NULL)
+			return NULL;
+		pool_close(p);
+	}
+}
+
+// nng_close waits for nng's reaper thread once per socket; with thousands
+// of agents, closing them one after another takes seconds, so a few
+// threads close them side by side (the waits overlap).
+static void
+close_dead(struct coord_agents *a)
+{
+	pthread_t th[CLOSERS];
+	size_t n = 0;
+
+	for (struct cmd_pool *p = a->dead; p != NULL && n < CLOSERS; p = p->next)
+		n++;
+	for (size_t i = 1; i < n; i++)
+		if (pthread_create(&th[i], NULL, closer_main, a) != 0)
+			n = i;
+	(void)closer_main(a);
+	for (size_t i = 1; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
 // Frees what start allocated; the rep socket is closed and the worker
 // stopped first.
 static void
@@ -871,12 +912,7 @@ agents_free(struct coord_agents *a)
 			nng_aio_free(a->srv[i].aio); // waits for its callback
 		cm_msg_clear(&a->srv[i].m);
 	}
-	while (a->dead != NULL) {
-		struct cmd_pool *p = a->dead;
-
-		a->dead = p->next;
-		pool_close(p);
-	}
+	close_dead(a);
 	free(a->buckets);
 	free(a->v);
 	pthread_cond_destroy(&a->wcv);
@@ -939,6 +975,9 @@ coord_agents_start(struct coord_agents **ret, const char *listen_url,
 void
 coord_agents_stop(struct coord_agents *a)
 {
+	int64_t t0 = cm_mono_ms();
+	size_t n;
+
 	if (a == NULL)
 		return;
 	atomic_store(&a->stopping, true);
@@ -952,9 +991,12 @@ coord_agents_stop(struct coord_agents *a)
 	pthread_mutex_lock(&a->mu);
 	for (size_t i = 0; i < a->n; i++)
 		agent_free_locked(a, a->v[i]);
+	n = a->n;
 	a->n = 0;
 	pthread_mutex_unlock(&a->mu);
 	agents_free(a);
+	cm_info("agents.stopped", "agents=%zu ms=%lld", n,
+	    (long long)(cm_mono_ms() - t0));
 }
 
 static bool
