@@ -260,8 +260,10 @@ pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
 	cm_debug("agents.connection_closed", "node=%s", cm_q(pool->node));
 }
 
+static void pool_retire_locked(struct coord_agents *a, struct cmd_pool *p);
+
 // Opens a pool whose socket dials `addr` (in the background). Returns 0,
-// -ENOMEM, or -EINVAL for an address nng refuses.
+// -ENOMEM, or -EINVAL for an address nng refuses. Caller holds mu.
 static int
 pool_open(struct coord_agents *a, const char *node, const char *addr,
     struct cmd_pool **ret)
@@ -277,6 +279,8 @@ pool_open(struct coord_agents *a, const char *node, const char *addr,
 		free(p);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->drained, NULL);
 	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, CM_MSG_RECV_MAX);
 	// Commands are not idempotent: never let req resend on its own.
 	nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME,
@@ -286,12 +290,9 @@ pool_open(struct coord_agents *a, const char *node, const char *addr,
 	nng_pipe_notify(p->sock, NNG_PIPE_EV_REM_POST, pipe_gone, p);
 	rv = nng_dial(p->sock, addr, NULL, NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
-		nng_close(p->sock);
-		free(p);
+		pool_retire_locked(a, p); // nng_close waits: not here
 		return -EINVAL;
 	}
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->drained, NULL);
 	*ret = p;
 	return 0;
 }
@@ -988,6 +989,10 @@ coord_agents_stop(struct coord_agents *a)
 	pthread_join(a->worker, NULL);
 	// Every agent's pool joins the retired ones: agents_free closes them
 	// all, each after its commands called back (-ECANCELED).
+	// No server callback runs past this point (nor registers an agent
+	// after the loop below).
+	for (size_t i = 0; i < SRV_CONTEXTS; i++)
+		nng_aio_stop(a->srv[i].aio);
 	pthread_mutex_lock(&a->mu);
 	for (size_t i = 0; i < a->n; i++)
 		agent_free_locked(a, a->v[i]);
