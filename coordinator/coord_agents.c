@@ -632,6 +632,9 @@ handle_heartbeat(struct srv_ctx *c, const struct cm_msg *m)
 		ag->heartbeats++;
 		ag->unhealthy = m->u.hb.unhealthy;
 		ag->lost = false;
+		// Back: dial it again (its socket was closed when lost).
+		if (was_lost && ag->pool == NULL && ag->addr[0] != '\0')
+			(void)pool_open(a, ag->node, ag->addr, &ag->pool);
 	}
 	pthread_mutex_unlock(&a->mu);
 	if (!known) {
@@ -1172,10 +1175,10 @@ coord_agents_command(struct coord_agents *a, const char *node,
 		return rv;
 	pthread_mutex_lock(&a->mu);
 	ag = find_locked(a, node);
-	if (ag == NULL || ag->pool == NULL)
-		rv = -ENOENT;
-	else if (ag->lost)
+	if (ag != NULL && ag->lost)
 		rv = -EHOSTDOWN;
+	else if (ag == NULL || ag->pool == NULL)
+		rv = -ENOENT;
 	else if ((c = slot_take(ag->pool)) == NULL)
 		rv = -ENOMEM;
 	pthread_mutex_unlock(&a->mu);
@@ -1224,6 +1227,11 @@ coord_agents_tick(struct coord_agents *a)
 			ag->lost = true;
 			cm_warn("agents.lost", "node=%s silent_ms=%lld",
 			    cm_q(ag->node), (long long)(now - ag->last_seen_mono));
+			// Its commands fail fast now: stop redialing it (at
+			// thousands of vanished agents, the redials took a
+			// core). Its commands in flight are cut off.
+			pool_retire_locked(a, ag->pool);
+			ag->pool = NULL;
 		}
 		if (ag->pool != NULL)
 			pool_trim_locked(ag->pool, &surplus);

@@ -157,7 +157,17 @@ struct fake {
 	pthread_t th[FAKE_THREADS];
 	int slow_ms;
 	atomic_int received;
+	atomic_int came, gone; // connections made, closed
 };
+
+static void
+fake_pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct fake *f = arg;
+
+	(void)p;
+	atomic_fetch_add(ev == NNG_PIPE_EV_ADD_POST ? &f->came : &f->gone, 1);
+}
 
 static void
 fake_answer(nng_ctx ctx, nng_aio *aio, const struct cm_msg *m)
@@ -234,6 +244,8 @@ fake_start(struct fake *f, const char *node)
 	memset(f, 0, sizeof(*f));
 	snprintf(url, sizeof(url), "ipc://%s/%s.cmd", dir, node);
 	nng_rep0_open(&f->sock);
+	nng_pipe_notify(f->sock, NNG_PIPE_EV_ADD_POST, fake_pipe_event, f);
+	nng_pipe_notify(f->sock, NNG_PIPE_EV_REM_POST, fake_pipe_event, f);
 	if (nng_listen(f->sock, url, NULL, 0) != 0)
 		printf("# fake agent cannot listen at %s\n", url);
 	for (int i = 0; i < FAKE_THREADS; i++)
@@ -674,6 +686,55 @@ test_stop_during_registrations_and_commands(void)
 	log_destroy(&l);
 }
 
+// An agent marked lost is no longer dialed (its commands fail fast
+// anyway); its heartbeat brings it back, dialed again.
+static void
+test_lost_agent_is_redialed_when_back(void)
+{
+	struct coord_agents *a;
+	struct done_log l;
+	struct fake f;
+	char url[128];
+	nng_socket s;
+
+	a = start("phoenix", 300, 10, url, sizeof(url));
+	if (a == NULL)
+		return;
+	fake_start(&f, "phoenix");
+	s = req_open(url);
+	CHECK(reg(s, "phoenix", "web").ok);
+	log_init(&l);
+	CHECK_INT(send_cmd(a, &l, "phoenix", "reload_config", 1, 5000), 0);
+	CHECK_INT(send_cmd(a, &l, "phoenix", "hang", 2, 60000), 0);
+	for (int64_t end = cm_mono_ms() + WAIT_MS;
+	    atomic_load(&f.received) < 2 && cm_mono_ms() < end;)
+		nng_msleep(2);
+	nng_msleep(400);
+	coord_agents_tick(a); // silent for longer than 300 ms: lost
+	wait_in_flight(&l, 0);
+	CHECK_INT(l.by_rv[0], 1);
+	CHECK_INT(l.by_rv[2], 1); // the hanging one was cut off
+	CHECK_INT(send_cmd(a, &l, "phoenix", "reload_config", 3, 5000),
+	    -EHOSTDOWN);
+	for (int64_t end = cm_mono_ms() + WAIT_MS;
+	    atomic_load(&f.gone) < 1 && cm_mono_ms() < end;)
+		nng_msleep(2);
+	CHECK_INT(atomic_load(&f.gone), 1); // no longer connected
+	nng_msleep(300);
+	CHECK_INT(atomic_load(&f.came), 1); // nor redialing
+	CHECK(heartbeat(s, "phoenix", 9).ok);
+	CHECK_INT(send_cmd(a, &l, "phoenix", "reload_config", 4, 5000), 0);
+	wait_in_flight(&l, 0);
+	CHECK_INT(l.by_rv[0], 2);
+	CHECK_INT(l.wrong, 0);
+	CHECK_INT(atomic_load(&f.received), 3);
+	CHECK_INT(atomic_load(&f.came), 2);
+	nng_close(s);
+	coord_agents_stop(a);
+	fake_stop(&f);
+	log_destroy(&l);
+}
+
 static atomic_bool permit_asked, permit_release;
 
 // Holds the decision until the test lets it go (at most WAIT_MS).
@@ -788,6 +849,8 @@ static const struct tt_case cases[] = {
 	  test_permit_does_not_hold_up_heartbeats },
 	{ "stop during registrations and commands",
 	  test_stop_during_registrations_and_commands },
+	{ "lost agent is redialed when back",
+	  test_lost_agent_is_redialed_when_back },
 	{ NULL, NULL },
 };
 
