@@ -19,6 +19,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "cm_log.h"
+#include "cm_wire.h"
 
 enum ctx_phase {
 	PH_RECV,  // waiting for a request
@@ -89,25 +90,6 @@ agent_wire_decode(struct cm_auth *auth, struct cm_msg *m, const void *buf,
 	return cm_auth_decode(auth, m, buf, len, err, errlen);
 }
 
-const char *
-agent_wire_error_code(int rv)
-{
-	switch (rv) {
-	case -EACCES:
-		return "unauthenticated";
-	case -ESTALE:
-		return "replayed";
-	case -EMSGSIZE:
-		return "too_large";
-	case -EPROTO:
-		return "bad_version_or_type";
-	case -EINVAL:
-		return "bad_field";
-	default:
-		return "bad_frame";
-	}
-}
-
 // ---- sending ----------------------------------------------------------
 
 static void start_recv(struct agent_cmd_ctx *c);
@@ -166,7 +148,7 @@ send_error(struct agent_cmd_ctx *c, int rv, const char *why)
 	m.version = CM_PROTO_VERSION;
 	m.type = CM_MSG_ERROR;
 	snprintf(m.u.error.code, sizeof(m.u.error.code), "%s",
-	    agent_wire_error_code(rv));
+	    cm_wire_error_code(rv));
 	snprintf(m.u.error.message, sizeof(m.u.error.message), "%s", why);
 	send_msg(c, &m);
 }
@@ -212,7 +194,7 @@ on_frame(struct agent_cmd_ctx *c, nng_msg *msg)
 		agent_cmd_hex16(body, len, hex, sizeof(hex));
 		cm_warn("cmd.unauthenticated", "server=%s size=%zu head=%s "
 		    "code=%s error=%s count=%llu", s->name, len, hex,
-		    agent_wire_error_code(rv), cm_q(err),
+		    cm_wire_error_code(rv), cm_q(err),
 		    (unsigned long long)atomic_load(&s->unauthenticated));
 		nng_msg_free(msg);
 		send_error(c, rv, err);

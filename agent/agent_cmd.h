@@ -107,9 +107,7 @@ int agent_wire_encode(struct cm_auth *auth, struct cm_msg *m, void **ret_buf,
 int agent_wire_decode(struct cm_auth *auth, struct cm_msg *m, const void *buf,
     size_t len, char *err, size_t errlen) __attribute__((warn_unused_result));
 
-// The error code an answer carries for a frame wire_decode refused:
-// "unauthenticated", "replayed", "too_large", "bad_version_or_type",
-// "bad_field" or "bad_frame". Pure.
-const char *agent_wire_error_code(int rv);
+// The error code an answer carries for a frame wire_decode refused is
+// cm_wire_error_code (common/cm_wire.h), the coordinator's too.
 
 #endif

@@ -134,6 +134,13 @@ cm_auth_encode(struct cm_auth *a, const struct cm_msg *m, void **ret_buf,
 	return 0;
 }
 
+int
+cm_auth_seal(struct cm_auth *a, const void *buf, size_t len,
+    unsigned char out[CM_AUTH_MAC_LEN])
+{
+	return mac(a, buf, len, out);
+}
+
 static bool
 equal_ct(const unsigned char *x, const unsigned char *y, size_t n)
 {

@@ -39,6 +39,13 @@ void cm_auth_stamp(struct cm_msg *m);
 int cm_auth_encode(struct cm_auth *a, const struct cm_msg *m, void **ret_buf,
     size_t *ret_len) __attribute__((warn_unused_result));
 
+// The MAC of an encoded frame (`len` bytes at buf, from a stamped m):
+// the frame followed by `out` is what cm_auth_encode would have produced,
+// for a caller that encoded the frame itself (cm_msg_encode_to). Returns
+// 0 or -EIO. Thread-safe.
+int cm_auth_seal(struct cm_auth *a, const void *buf, size_t len,
+    unsigned char out[CM_AUTH_MAC_LEN]) __attribute__((warn_unused_result));
+
 // Verifies the MAC of a sealed frame, decodes it, and checks ts and the
 // nonce against the window and the recent nonces. Returns 0 with *m
 // filled (cm_msg_clear it), -EACCES for a bad or missing MAC, -ESTALE for

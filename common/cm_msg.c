@@ -905,6 +905,10 @@ struct enc {
 	msgpack_packer pk;
 	int rv;
 	char err[192];
+	// cm_msg_encode_to: where the bytes go, and how many went.
+	cm_msg_write_fn write;
+	void *write_arg;
+	size_t written;
 };
 
 static void
@@ -1132,6 +1136,38 @@ cm_msg_type_name(enum cm_msg_type t)
 	return k != NULL ? k->name : NULL;
 }
 
+// Packs m's header and body through e->pk; the size limit is the
+// caller's to check. Returns e->rv.
+static int
+encode_into(struct enc *e, const struct msg_kind *k, const struct cm_msg *m)
+{
+	put_map(e, m->ts != 0 ? 6 : 4);
+	put_uint(e, "v", CM_PROTO_VERSION);
+	if (m->ts != 0) {
+		put_uint(e, "ts", m->ts);
+		put_uint(e, "nonce", m->nonce);
+	}
+	put_key(e, "type");
+	if (e->rv == 0)
+		put_rv(e, msgpack_pack_str_with_body(&e->pk, k->name,
+		    strlen(k->name)));
+	put_uint(e, "id", m->id);
+	put_key(e, "body");
+	if (e->rv == 0)
+		k->enc(e, m);
+	return e->rv;
+}
+
+static int
+too_large(struct enc *e, size_t size)
+{
+	if (e->rv == 0 && size > CM_MSG_MAX_FRAME)
+		e->rv = fail(e->err, sizeof(e->err), -EMSGSIZE,
+		    "frame of %zu bytes exceeds the limit of %d", size,
+		    CM_MSG_MAX_FRAME);
+	return e->rv;
+}
+
 int
 cm_msg_encode(const struct cm_msg *m, void **ret_buf, size_t *ret_len)
 {
@@ -1150,24 +1186,8 @@ cm_msg_encode(const struct cm_msg *m, void **ret_buf, size_t *ret_len)
 
 	msgpack_sbuffer_init(&e.sb);
 	msgpack_packer_init(&e.pk, &e.sb, msgpack_sbuffer_write);
-	put_map(&e, m->ts != 0 ? 6 : 4);
-	put_uint(&e, "v", CM_PROTO_VERSION);
-	if (m->ts != 0) {
-		put_uint(&e, "ts", m->ts);
-		put_uint(&e, "nonce", m->nonce);
-	}
-	put_key(&e, "type");
-	if (e.rv == 0)
-		put_rv(&e, msgpack_pack_str_with_body(&e.pk, k->name,
-		    strlen(k->name)));
-	put_uint(&e, "id", m->id);
-	put_key(&e, "body");
-	if (e.rv == 0)
-		k->enc(&e, m);
-	if (e.rv == 0 && e.sb.size > CM_MSG_MAX_FRAME)
-		e.rv = fail(e.err, sizeof(e.err), -EMSGSIZE,
-		    "frame of %zu bytes exceeds the limit of %d", e.sb.size,
-		    CM_MSG_MAX_FRAME);
+	if (encode_into(&e, k, m) == 0)
+		(void)too_large(&e, e.sb.size);
 	if (e.rv < 0) {
 		cm_debug("msg.encode.invalid", "type=%s reason=%s", k->name,
 		    cm_q(e.err));
@@ -1176,6 +1196,45 @@ cm_msg_encode(const struct cm_msg *m, void **ret_buf, size_t *ret_len)
 	}
 	*ret_len = e.sb.size;
 	*ret_buf = msgpack_sbuffer_release(&e.sb); // realloc'd: free()
+	return 0;
+}
+
+// msgpack's write callback for cm_msg_encode_to: counts and forwards.
+static int
+write_through(void *data, const char *buf, size_t len)
+{
+	struct enc *e = data;
+
+	if (e->write(e->write_arg, buf, len) != 0)
+		return -1;
+	e->written += len;
+	return 0;
+}
+
+int
+cm_msg_encode_to(const struct cm_msg *m, cm_msg_write_fn write, void *arg,
+    size_t *ret_len)
+{
+	const struct msg_kind *k;
+	struct enc e = { .rv = 0, .write = write, .write_arg = arg };
+
+	if (m == NULL || write == NULL)
+		return -EINVAL;
+	k = kind_of(m->type);
+	if (k == NULL) {
+		cm_debug("msg.encode.invalid", "type=%d", (int)m->type);
+		return -EINVAL;
+	}
+	msgpack_packer_init(&e.pk, &e, write_through);
+	if (encode_into(&e, k, m) == 0)
+		(void)too_large(&e, e.written);
+	if (e.rv < 0) {
+		cm_debug("msg.encode.invalid", "type=%s reason=%s", k->name,
+		    cm_q(e.err));
+		return e.rv;
+	}
+	if (ret_len != NULL)
+		*ret_len = e.written;
 	return 0;
 }
 

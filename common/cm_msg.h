@@ -187,6 +187,19 @@ size_t cm_msg_recv_max(void);
 int cm_msg_encode(const struct cm_msg *m, void **ret_buf, size_t *ret_len)
     __attribute__((warn_unused_result));
 
+// Takes `len` bytes of an encoded frame, in order; returns 0, or nonzero
+// to stop the encoding (it then fails with -ENOMEM).
+typedef int (*cm_msg_write_fn)(void *arg, const char *buf, size_t len);
+
+// Encodes `m` exactly as cm_msg_encode does, but hands the bytes to
+// `write` as they are produced (e.g. straight into a transport message)
+// instead of into a buffer of its own. Returns 0 (with *ret_len the
+// frame's size when ret_len is not NULL) or cm_msg_encode's errors; on
+// error part of the frame may have been written: discard it. Borrows m;
+// never blocks; any thread.
+int cm_msg_encode_to(const struct cm_msg *m, cm_msg_write_fn write,
+    void *arg, size_t *ret_len) __attribute__((warn_unused_result));
+
 // Decodes one frame under the limits in force (cm_msg_set_limits). On
 // success returns 0 and fills *m (release with cm_msg_clear). On failure
 // returns a negative errno (-EMSGSIZE too large, -EBADMSG malformed or

@@ -26,7 +26,9 @@ int coord_agents_start(struct coord_agents **ret, const char *listen_url,
 // Registered agents at most, unless configured (coord_agents_set_max).
 #define COORD_AGENTS_MAX_DEFAULT 5000
 
-// Stops the server, fails pending commands with -ECANCELED, frees all.
+// Stops the server, cuts off the commands in flight and frees all: every
+// pending command has called back (see coord_agents_done_fn) before it
+// returns, and no callback runs after.
 void coord_agents_stop(struct coord_agents *a);
 
 // Where a target runs: one agent and the instance there.
@@ -57,14 +59,18 @@ int coord_agents_find_pod(struct coord_agents *a, const char *service,
     const char *pod, struct coord_target *ret);
 
 // Called once when a command finished: rv 0 with the agent's reply, or
-// rv < 0 (-ETIMEDOUT, -ENOENT unknown node, -EHOSTDOWN lost agent,
-// -EBADMSG bad reply, -ECANCELED shutdown) with reply NULL. Runs on an
-// nng thread; must not block for long.
+// rv < 0 (-ETIMEDOUT, -EBADMSG bad reply; cut off by stop or by the
+// agent registering at a new address: -ECANCELED when not sent yet, -EIO
+// once sent, like any closed connection) with reply NULL. Runs on an nng
+// thread; must not block for long (a pool's socket is freed only after
+// its callbacks returned).
 typedef void (*coord_agents_done_fn)(int rv, const struct cm_msg_reply *reply,
     void *arg);
 
 // Sends `cmd` to `node` asynchronously. Returns 0 (done will be called),
-// or a negative errno (done will not be called).
+// or a negative errno (done will not be called): -ENOENT unknown node (or
+// no command socket), -EHOSTDOWN lost agent, -ENOMEM, or an encoding
+// error. Thread-safe; not from inside coord_agents_stop.
 int coord_agents_command(struct coord_agents *a, const char *node,
     const struct cm_msg_command *cmd, int64_t timeout_ms,
     coord_agents_done_fn done, void *arg);
@@ -73,8 +79,9 @@ int coord_agents_command(struct coord_agents *a, const char *node,
 // probes failed). Called only for a registered node asking about a
 // service in its own workload list: any other request is refused before
 // (-ENOENT unknown node, -EPERM "node X does not host service Y").
-// Fills `reply` (ok = permitted). Called on the agent server thread;
-// may block briefly (the engine answers within a second).
+// Fills `reply` (ok = permitted). Called on the registry's worker
+// thread, one permit at a time; may block briefly (the engine answers
+// within a second or two) while heartbeats and registrations go on.
 typedef void (*coord_agents_permit_fn)(const struct cm_msg_permit *req,
     struct cm_msg_reply *reply, void *arg);
 
