@@ -263,14 +263,14 @@ def check_coordinator(tap, env, lab):
     at = ask(env.agents, register("lim-wl-3", ipc, wls(3)))
     over = ask(env.agents, register("lim-wl-4", ipc, wls(4)))
     cases.append(("workloads 3", replied(at) and at["body"]["ok"],
-                  error_is(over, "bad_frame", "body.workloads: 4 entries, "
+                  error_is(over, "bad_field", "body.workloads: 4 entries, "
                            "limit 3 (wire_limits.max_workloads)"),
                   at, over, "lim-wl-4"))
     # names: 40 bytes
     at = ask(env.agents, register("n" * 40, ipc, wls(1)))
     over = ask(env.agents, register("m" * 41, ipc, wls(1)))
     cases.append(("name length 40", replied(at) and at["body"]["ok"],
-                  error_is(over, "bad_frame", "body.node: 41 bytes, limit "
+                  error_is(over, "bad_field", "body.node: 41 bytes, limit "
                            "40 (wire_limits.max_name_len)"),
                   at, over, "m" * 41))
     # addresses: 60 bytes (a workload's addr is only a label: never dialed)
@@ -278,7 +278,7 @@ def check_coordinator(tap, env, lab):
     at = ask(env.agents, register("lim-addr-ok", ipc, wls(1, a60)))
     over = ask(env.agents, register("lim-addr-over", ipc, wls(1, a60 + "a")))
     cases.append(("address length 60", replied(at) and at["body"]["ok"],
-                  error_is(over, "bad_frame", "body.workloads[0].addr: 61 "
+                  error_is(over, "bad_field", "body.workloads[0].addr: 61 "
                            "bytes, limit 60 (wire_limits.max_addr_len)"),
                   at, over, "lim-addr-over"))
     # text: 300 bytes, in a permit. At the limit from a ghost node
@@ -290,7 +290,7 @@ def check_coordinator(tap, env, lab):
     over = ask(env.agents, frame("permit", dict(permit, node="node-w",
                                                 reason="p" * 301)))
     cases.append(("text length 300", replied(at),
-                  error_is(over, "bad_frame", "body.reason: 301 bytes, "
+                  error_is(over, "bad_field", "body.reason: 301 bytes, "
                            "limit 300 (wire_limits.max_text_len)"),
                   at, over, None))
     nodes = env.nodes()
