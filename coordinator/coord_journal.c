@@ -45,6 +45,14 @@
 #define READ_PAGE 128		// rows read per lock hold (replay, scan)
 #define QUERY_DEFAULT_LIMIT 100
 #define QUERY_MAX_LIMIT 1000
+// Checkpoints (file journals): a checkpointer thread with its own
+// connection copies the WAL into the database once CKPT_PAGES frames
+// are not yet copied, so the writer never waits for a checkpoint's
+// writes and fsyncs. CKPT_BACKSTOP: should the checkpointer fall behind,
+// the writer checkpoints itself (what SQLite's autocheckpoint did at
+// 1,000 pages) once the WAL holds that many frames.
+#define CKPT_PAGES 1000
+#define CKPT_BACKSTOP 16384
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS alerts("
@@ -265,6 +273,15 @@ struct coord_journal {
 	bool sync_stop;
 	bool syncer_started;
 	pthread_t syncer;
+	// The checkpointer (file journals): its own connection, woken by the
+	// writer's WAL hook.
+	sqlite3 *cdb;
+	pthread_cond_t ckpt_wake;
+	int wal_frames;		// frames in the WAL after the last commit
+	int ckpt_done;		// of those, copied by the last checkpoint
+	bool ckpt_stop;
+	bool ckpt_started;
+	pthread_t ckpter;
 	int64_t n_alerts, n_actions;
 	int64_t next_action_id;	// handed out by reserve_action_ids()
 	int64_t commits, commit_errors;
@@ -533,6 +550,8 @@ prepare_all(struct coord_journal *j, char *err, size_t errlen)
 
 static void *writer_main(void *arg);
 static void *syncer_main(void *arg);
+static void *ckpt_main(void *arg);
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
 
 // sync_full on a file: open the WAL for fdatasync and let COMMIT skip its
 // own sync (see the top of the file). On any failure the connection stays
@@ -590,6 +609,7 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 		.sync_full = true,
 	};
 	struct coord_journal *j;
+	int64_t dummy;
 	int rv;
 
 	if (errlen > 0)
@@ -610,6 +630,7 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 	pthread_cond_init(&j->opdone, NULL);
 	pthread_cond_init(&j->sync_wake, NULL);
 	pthread_cond_init(&j->sync_free, NULL);
+	pthread_cond_init(&j->ckpt_wake, NULL);
 	j->wal_fd = -1;
 
 	rv = init_journal(j, path, opts);
@@ -651,6 +672,27 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 	}
 	if (opts->sync_full && !j->shared)
 		start_own_sync(j);
+	if (!j->shared) {
+		rv = open_conn(j, &j->cdb, false, err, errlen);
+		// A read makes the connection open the WAL; until then a
+		// checkpoint on it does nothing.
+		if (rv == 0) {
+			rv = query_int(j->cdb, "PRAGMA user_version", &dummy);
+			if (rv < 0)
+				fail_open(j, j->cdb, rv, "checkpoint connection",
+				    err, errlen);
+		}
+		if (rv < 0)
+			goto fail;
+		rv = -pthread_create(&j->ckpter, NULL, ckpt_main, j);
+		if (rv < 0) {
+			snprintf(err, errlen, "checkpoint thread: %s",
+			    strerror(-rv));
+			goto fail;
+		}
+		j->ckpt_started = true;
+		sqlite3_wal_hook(j->wdb, wal_hook, j);
+	}
 	if (j->own_sync) {
 		rv = -pthread_create(&j->syncer, NULL, syncer_main, j);
 		if (rv < 0) {
@@ -698,6 +740,13 @@ coord_journal_close(struct coord_journal *j)
 		pthread_mutex_unlock(&j->lock);
 		pthread_join(j->syncer, NULL);
 	}
+	if (j->ckpt_started) {
+		pthread_mutex_lock(&j->lock);
+		j->ckpt_stop = true;
+		pthread_cond_signal(&j->ckpt_wake);
+		pthread_mutex_unlock(&j->lock);
+		pthread_join(j->ckpter, NULL);
+	}
 	if (j->wal_fd >= 0)
 		close(j->wal_fd);
 	for (i = 0; i < W_COUNT; i++)
@@ -706,10 +755,12 @@ coord_journal_close(struct coord_journal *j)
 		sqlite3_finalize(j->r[i]);
 	if (j->rdb != NULL && j->rdb != j->wdb)
 		sqlite3_close(j->rdb);
+	sqlite3_close(j->cdb);
 	sqlite3_close(j->wdb);
 	pthread_cond_destroy(&j->opdone);
 	pthread_cond_destroy(&j->sync_free);
 	pthread_cond_destroy(&j->sync_wake);
+	pthread_cond_destroy(&j->ckpt_wake);
 	pthread_cond_destroy(&j->wake);
 	pthread_mutex_destroy(&j->lock);
 	pthread_mutex_destroy(&j->rlock);
@@ -1270,6 +1321,61 @@ run_retain_op(struct coord_journal *j, struct op *op)
 	j->retain_more = false;
 	op->u.deleted = total;
 	complete_batch(j, op, 0);
+}
+
+// The writer's WAL hook (replaces SQLite's autocheckpoint): after each
+// commit, wake the checkpointer when enough frames wait to be copied.
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct coord_journal *j = arg;
+
+	(void)name;
+	pthread_mutex_lock(&j->lock);
+	if (frames < j->ckpt_done)	// the log restarted
+		j->ckpt_done = 0;
+	j->wal_frames = frames;
+	if (frames - j->ckpt_done >= CKPT_PAGES)
+		pthread_cond_signal(&j->ckpt_wake);
+	pthread_mutex_unlock(&j->lock);
+	if (frames >= CKPT_BACKSTOP)
+		(void)sqlite3_wal_checkpoint_v2(db, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
+// The checkpointer thread: PASSIVE checkpoints on its own connection (they
+// never block the writer, and the writer restarts the log after one that
+// copied everything).
+static void *
+ckpt_main(void *arg)
+{
+	struct coord_journal *j = arg;
+	int rc, nlog, nckpt;
+
+	pthread_mutex_lock(&j->lock);
+	for (;;) {
+		while (!j->ckpt_stop &&
+		    j->wal_frames - j->ckpt_done < CKPT_PAGES)
+			pthread_cond_wait(&j->ckpt_wake, &j->lock);
+		if (j->ckpt_stop)
+			break;
+		pthread_mutex_unlock(&j->lock);
+		nlog = nckpt = 0;
+		rc = sqlite3_wal_checkpoint_v2(j->cdb, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			cm_warn("journal.checkpoint_failed", "err=%s",
+			    cm_q(sqlite3_errmsg(j->cdb)));
+		pthread_mutex_lock(&j->lock);
+		if (rc == SQLITE_OK && nckpt >= 0 && nlog >= nckpt &&
+		    nlog <= j->wal_frames)
+			j->ckpt_done = nckpt;
+		else	// failed, or the log restarted meanwhile: wait for
+			j->ckpt_done = j->wal_frames; // CKPT_PAGES more
+	}
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
 }
 
 static void *

@@ -1191,6 +1191,48 @@ out:
 	tmp_remove(&t);
 }
 
+// The writer's commits leave the WAL; the checkpointer thread (not the
+// writer's own autocheckpoint, which the WAL hook replaces) copies it into
+// the database file once CKPT_PAGES (1,000) frames wait, long before the
+// writer's backstop (16,384).
+static void
+test_checkpoint_beside_writer(void)
+{
+	struct coord_journal_opts o = { .sync_full = true };
+	struct coord_alert_rec recs[100];
+	struct coord_alert *a;
+	struct coord_journal *j;
+	struct stat st;
+	char *big = xcalloc(1, 4001);
+	int i, tries;
+	struct tmp t;
+
+	memset(big, 'x', 4000);
+	a = mk_alert("Big", 1, big);
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	for (i = 0; i < 100; i++)
+		rec_init(&recs[i], a, i);
+	// ~1,200 rows of >4 KB: well over 1,000 WAL frames.
+	for (i = 0; i < 12; i++)
+		CHECK_INT(submit_wait(j, recs, 100), 0);
+	for (tries = 0; tries < 1000; tries++) {
+		if (stat(t.db, &st) == 0 && st.st_size >= 2 * 1024 * 1024)
+			break;
+		usleep(10000);
+	}
+	CHECK(stat(t.db, &st) == 0 && st.st_size >= 2 * 1024 * 1024);
+	printf("# database file %lld bytes after %d polls\n",
+	    (long long)st.st_size, tries);
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+	free(big);
+	tmp_remove(&t);
+}
+
 static void
 test_full_queue_eagain(void)
 {
@@ -1826,6 +1868,8 @@ static const struct tt_case cases[] = {
 	{ "query limit default and maximum", test_query_limit_bounds },
 	{ "concurrent submitters share group commits", test_group_commit },
 	{ "a full queue answers EAGAIN", test_full_queue_eagain },
+	{ "WAL frames reach the database file by the checkpointer",
+	    test_checkpoint_beside_writer },
 	{ "sync_full: the next batch commits beside the sync",
 	    test_commit_beside_sync },
 	{ "blocking write from a callback is refused",
