@@ -203,8 +203,6 @@ struct op {
 			size_t n;
 			coord_journal_done_fn fn;
 			void *arg;
-			char **json; // labels, annotations of each rec
-				     // (2n, encoded by the submitter)
 		} alerts;
 		struct {
 			int64_t id;
@@ -243,6 +241,8 @@ struct coord_journal {
 	sqlite3 *wdb;		// writer thread only (after open)
 	sqlite3_stmt *w[W_COUNT];
 	int64_t last_retain_mono; // writer thread only
+	char *wbuf;		// writer thread only: JSON of an alert's sets
+	size_t wbuf_cap;
 	bool retain_more;	  // writer thread only
 
 	pthread_mutex_t rlock;	// guards rdb and r[]
@@ -764,6 +764,7 @@ coord_journal_close(struct coord_journal *j)
 	pthread_cond_destroy(&j->wake);
 	pthread_mutex_destroy(&j->lock);
 	pthread_mutex_destroy(&j->rlock);
+	free(j->wbuf);
 	free(j->wal_path);
 	free(j->path);
 	free(j);
@@ -849,40 +850,41 @@ kvs_write(char *o, const struct coord_kvs *kvs)
 	return o;
 }
 
-// The labels and annotations of every rec as JSON texts: one allocation
-// holding 2n pointers (labels, annotations of rec i at 2i, 2i + 1) and
-// the texts (free()). NULL on ENOMEM. Runs on the submitter's thread.
-static char **
-encode_sets(const struct coord_alert_rec *recs, size_t n)
+// Encodes the alert's labels and annotations as JSON into the writer's
+// scratch buffer (kept between batches: no allocation per alert once it
+// is large enough; the HTTP thread, the busier one, no longer does it).
+static int
+encode_sets(struct coord_journal *j, const struct coord_alert *a,
+    const char **labels, const char **annotations)
 {
-	size_t room = 2 * n * sizeof(char *);
-	char **v, *o;
+	size_t room = kvs_room(&a->labels) + kvs_room(&a->annotations);
+	char *o;
 
-	for (size_t i = 0; i < n; i++)
-		room += kvs_room(&recs[i].alert->labels) +
-		    kvs_room(&recs[i].alert->annotations);
-	v = malloc(room > 0 ? room : 1);
-	if (v == NULL)
-		return NULL;
-	o = (char *)(v + 2 * n);
-	for (size_t i = 0; i < n; i++) {
-		v[2 * i] = o;
-		o = kvs_write(o, &recs[i].alert->labels);
-		v[2 * i + 1] = o;
-		o = kvs_write(o, &recs[i].alert->annotations);
+	if (room > j->wbuf_cap) {
+		o = realloc(j->wbuf, room);
+		if (o == NULL)
+			return -ENOMEM;
+		j->wbuf = o;
+		j->wbuf_cap = room;
 	}
-	return v;
+	*labels = j->wbuf;
+	o = kvs_write(j->wbuf, &a->labels);
+	*annotations = o;
+	(void)kvs_write(o, &a->annotations);
+	return 0;
 }
 
-// labels and annotations: the alert's sets as JSON (encoded on the
-// submitting thread, so the one writer thread does not).
 static int
-insert_alert(struct coord_journal *j, struct coord_alert_rec *rec,
-    const char *labels, const char *annotations)
+insert_alert(struct coord_journal *j, struct coord_alert_rec *rec)
 {
 	sqlite3_stmt *st = j->w[W_ALERT_INSERT];
 	const struct coord_alert *a = rec->alert;
+	const char *labels, *annotations;
 	int rv;
+
+	rv = encode_sets(j, a, &labels, &annotations);
+	if (rv < 0)
+		return rv;
 
 	sqlite3_bind_int64(st, 1, rec->received_ms);
 	sqlite3_bind_int64(st, 2, u64_to_i64(rec->identity));
@@ -998,9 +1000,7 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 	switch (op->kind) {
 	case OP_ALERTS:
 		for (i = 0; i < op->u.alerts.n && rv == 0; i++)
-			rv = insert_alert(j, &op->u.alerts.recs[i],
-			    op->u.alerts.json[2 * i],
-			    op->u.alerts.json[2 * i + 1]);
+			rv = insert_alert(j, &op->u.alerts.recs[i]);
 		if (rv == 0)
 			added[0] += (int64_t)op->u.alerts.n;
 		break;
@@ -1150,7 +1150,6 @@ complete_batch(struct coord_journal *j, struct op *batch, int rv)
 		if (o->kind == OP_ALERTS) {
 			o->u.alerts.fn(o->rv, o->u.alerts.recs, o->u.alerts.n,
 			    o->u.alerts.arg);
-			free(o->u.alerts.json);
 			free(o);
 			continue;
 		}
@@ -1456,11 +1455,6 @@ coord_journal_submit_alerts(struct coord_journal *j,
 	op = calloc(1, sizeof(*op));
 	if (op == NULL)
 		return -ENOMEM;
-	op->u.alerts.json = encode_sets(recs, n);
-	if (op->u.alerts.json == NULL) {
-		free(op);
-		return -ENOMEM;
-	}
 	op->kind = OP_ALERTS;
 	op->u.alerts.recs = recs;
 	op->u.alerts.n = n;
@@ -1476,7 +1470,6 @@ coord_journal_submit_alerts(struct coord_journal *j,
 	}
 	pthread_mutex_unlock(&j->lock);
 	if (rv < 0) {
-		free(op->u.alerts.json);
 		free(op);
 	}
 	return rv;
