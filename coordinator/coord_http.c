@@ -91,7 +91,7 @@ intake_free(struct intake *in)
 	free(in);
 }
 
-// Journal writer thread: the alerts are durable (or not) now.
+// Journal completion thread: the alerts are durable (or not) now.
 static void
 intake_done(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
 {

@@ -6,14 +6,25 @@
 // the writer takes everything queued (bounded by max_batch alerts), runs
 // it in ONE transaction, then completes each op in order. A failed
 // transaction is rolled back whole and every op of it gets the error.
+//
+// With sync_full on a file, the fsync leaves the writer: the connection
+// runs with synchronous=NORMAL (COMMIT writes the WAL without syncing it)
+// and a syncer thread fdatasync()s the WAL file, then completes the
+// batch's ops. Meanwhile the writer already runs the next transaction, so
+// a commit cycle costs max(fsync, SQL work) instead of their sum. No op is
+// completed (no 2xx, no callback) before the fdatasync that covers its
+// COMMIT returned; SQLite itself still syncs the WAL header when it
+// restarts the log and the WAL and database around every checkpoint.
 #include "coord_journal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -34,6 +45,14 @@
 #define READ_PAGE 128		// rows read per lock hold (replay, scan)
 #define QUERY_DEFAULT_LIMIT 100
 #define QUERY_MAX_LIMIT 1000
+// Checkpoints (file journals): a checkpointer thread with its own
+// connection copies the WAL into the database once CKPT_PAGES frames
+// are not yet copied, so the writer never waits for a checkpoint's
+// writes and fsyncs. CKPT_BACKSTOP: should the checkpointer fall behind,
+// the writer checkpoints itself (what SQLite's autocheckpoint did at
+// 1,000 pages) once the WAL holds that many frames.
+#define CKPT_PAGES 1000
+#define CKPT_BACKSTOP 16384
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS alerts("
@@ -184,8 +203,6 @@ struct op {
 			size_t n;
 			coord_journal_done_fn fn;
 			void *arg;
-			char **json; // labels, annotations of each rec
-				     // (2n, encoded by the submitter)
 		} alerts;
 		struct {
 			int64_t id;
@@ -224,6 +241,8 @@ struct coord_journal {
 	sqlite3 *wdb;		// writer thread only (after open)
 	sqlite3_stmt *w[W_COUNT];
 	int64_t last_retain_mono; // writer thread only
+	char *wbuf;		// writer thread only: JSON of an alert's sets
+	size_t wbuf_cap;
 	bool retain_more;	  // writer thread only
 
 	pthread_mutex_t rlock;	// guards rdb and r[]
@@ -238,6 +257,31 @@ struct coord_journal {
 	bool stop;
 	bool started;
 	pthread_t writer;
+	// The syncer (own_sync only): one committed batch waits for it at a
+	// time; the writer waits (sync_free) while the slot is taken.
+	bool own_sync;		// set before the threads start
+	int wal_fd;		// the WAL file, for fdatasync; -1 if not
+	pthread_cond_t sync_wake; // syncer: a batch in the slot or stop
+	pthread_cond_t sync_free; // writer: the slot is empty
+	struct committed {
+		struct op *batch; // NULL: slot empty
+		int rv;
+		int64_t added[2];
+		size_t nops;
+		char why[256];
+	} slot;
+	bool sync_stop;
+	bool syncer_started;
+	pthread_t syncer;
+	// The checkpointer (file journals): its own connection, woken by the
+	// writer's WAL hook.
+	sqlite3 *cdb;
+	pthread_cond_t ckpt_wake;
+	int wal_frames;		// frames in the WAL after the last commit
+	int ckpt_done;		// of those, copied by the last checkpoint
+	bool ckpt_stop;
+	bool ckpt_started;
+	pthread_t ckpter;
 	int64_t n_alerts, n_actions;
 	int64_t next_action_id;	// handed out by reserve_action_ids()
 	int64_t commits, commit_errors;
@@ -505,6 +549,34 @@ prepare_all(struct coord_journal *j, char *err, size_t errlen)
 }
 
 static void *writer_main(void *arg);
+static void *syncer_main(void *arg);
+static void *ckpt_main(void *arg);
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
+
+// sync_full on a file: open the WAL for fdatasync and let COMMIT skip its
+// own sync (see the top of the file). On any failure the connection stays
+// at synchronous=FULL and the writer completes batches itself.
+static void
+start_own_sync(struct coord_journal *j)
+{
+	struct stat st;
+
+	if (j->wal_path == NULL)
+		return;
+	j->wal_fd = open(j->wal_path, O_RDONLY | O_CLOEXEC);
+	if (j->wal_fd < 0 || fstat(j->wal_fd, &st) < 0 ||
+	    !S_ISREG(st.st_mode) ||
+	    sqlite3_exec(j->wdb, "PRAGMA synchronous=NORMAL", NULL, NULL,
+	    NULL) != SQLITE_OK) {
+		cm_warn("journal.own_sync_off", "path=%s err=%s",
+		    cm_q(j->wal_path), cm_q(strerror(errno)));
+		if (j->wal_fd >= 0)
+			close(j->wal_fd);
+		j->wal_fd = -1;
+		return;
+	}
+	j->own_sync = true;
+}
 
 static int
 init_journal(struct coord_journal *j, const char *path,
@@ -537,6 +609,7 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 		.sync_full = true,
 	};
 	struct coord_journal *j;
+	int64_t dummy;
 	int rv;
 
 	if (errlen > 0)
@@ -555,6 +628,10 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->wake, NULL);
 	pthread_cond_init(&j->opdone, NULL);
+	pthread_cond_init(&j->sync_wake, NULL);
+	pthread_cond_init(&j->sync_free, NULL);
+	pthread_cond_init(&j->ckpt_wake, NULL);
+	j->wal_fd = -1;
 
 	rv = init_journal(j, path, opts);
 	if (rv < 0) {
@@ -593,6 +670,38 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 		fail_open(j, j->wdb, rv, "count rows", err, errlen);
 		goto fail;
 	}
+	if (opts->sync_full && !j->shared)
+		start_own_sync(j);
+	if (!j->shared) {
+		rv = open_conn(j, &j->cdb, false, err, errlen);
+		// A read makes the connection open the WAL; until then a
+		// checkpoint on it does nothing.
+		if (rv == 0) {
+			rv = query_int(j->cdb, "PRAGMA user_version", &dummy);
+			if (rv < 0)
+				fail_open(j, j->cdb, rv, "checkpoint connection",
+				    err, errlen);
+		}
+		if (rv < 0)
+			goto fail;
+		rv = -pthread_create(&j->ckpter, NULL, ckpt_main, j);
+		if (rv < 0) {
+			snprintf(err, errlen, "checkpoint thread: %s",
+			    strerror(-rv));
+			goto fail;
+		}
+		j->ckpt_started = true;
+		sqlite3_wal_hook(j->wdb, wal_hook, j);
+	}
+	if (j->own_sync) {
+		rv = -pthread_create(&j->syncer, NULL, syncer_main, j);
+		if (rv < 0) {
+			snprintf(err, errlen, "syncer thread: %s",
+			    strerror(-rv));
+			goto fail;
+		}
+		j->syncer_started = true;
+	}
 	rv = -pthread_create(&j->writer, NULL, writer_main, j);
 	if (rv < 0) {
 		snprintf(err, errlen, "writer thread: %s", strerror(-rv));
@@ -623,17 +732,39 @@ coord_journal_close(struct coord_journal *j)
 		pthread_mutex_unlock(&j->lock);
 		pthread_join(j->writer, NULL);
 	}
+	if (j->syncer_started) {
+		// After the writer: its last batch is in the slot or done.
+		pthread_mutex_lock(&j->lock);
+		j->sync_stop = true;
+		pthread_cond_signal(&j->sync_wake);
+		pthread_mutex_unlock(&j->lock);
+		pthread_join(j->syncer, NULL);
+	}
+	if (j->ckpt_started) {
+		pthread_mutex_lock(&j->lock);
+		j->ckpt_stop = true;
+		pthread_cond_signal(&j->ckpt_wake);
+		pthread_mutex_unlock(&j->lock);
+		pthread_join(j->ckpter, NULL);
+	}
+	if (j->wal_fd >= 0)
+		close(j->wal_fd);
 	for (i = 0; i < W_COUNT; i++)
 		sqlite3_finalize(j->w[i]);
 	for (i = 0; i < R_COUNT; i++)
 		sqlite3_finalize(j->r[i]);
 	if (j->rdb != NULL && j->rdb != j->wdb)
 		sqlite3_close(j->rdb);
+	sqlite3_close(j->cdb);
 	sqlite3_close(j->wdb);
 	pthread_cond_destroy(&j->opdone);
+	pthread_cond_destroy(&j->sync_free);
+	pthread_cond_destroy(&j->sync_wake);
+	pthread_cond_destroy(&j->ckpt_wake);
 	pthread_cond_destroy(&j->wake);
 	pthread_mutex_destroy(&j->lock);
 	pthread_mutex_destroy(&j->rlock);
+	free(j->wbuf);
 	free(j->wal_path);
 	free(j->path);
 	free(j);
@@ -719,40 +850,41 @@ kvs_write(char *o, const struct coord_kvs *kvs)
 	return o;
 }
 
-// The labels and annotations of every rec as JSON texts: one allocation
-// holding 2n pointers (labels, annotations of rec i at 2i, 2i + 1) and
-// the texts (free()). NULL on ENOMEM. Runs on the submitter's thread.
-static char **
-encode_sets(const struct coord_alert_rec *recs, size_t n)
+// Encodes the alert's labels and annotations as JSON into the writer's
+// scratch buffer (kept between batches: no allocation per alert once it
+// is large enough; the HTTP thread, the busier one, no longer does it).
+static int
+encode_sets(struct coord_journal *j, const struct coord_alert *a,
+    const char **labels, const char **annotations)
 {
-	size_t room = 2 * n * sizeof(char *);
-	char **v, *o;
+	size_t room = kvs_room(&a->labels) + kvs_room(&a->annotations);
+	char *o;
 
-	for (size_t i = 0; i < n; i++)
-		room += kvs_room(&recs[i].alert->labels) +
-		    kvs_room(&recs[i].alert->annotations);
-	v = malloc(room > 0 ? room : 1);
-	if (v == NULL)
-		return NULL;
-	o = (char *)(v + 2 * n);
-	for (size_t i = 0; i < n; i++) {
-		v[2 * i] = o;
-		o = kvs_write(o, &recs[i].alert->labels);
-		v[2 * i + 1] = o;
-		o = kvs_write(o, &recs[i].alert->annotations);
+	if (room > j->wbuf_cap) {
+		o = realloc(j->wbuf, room);
+		if (o == NULL)
+			return -ENOMEM;
+		j->wbuf = o;
+		j->wbuf_cap = room;
 	}
-	return v;
+	*labels = j->wbuf;
+	o = kvs_write(j->wbuf, &a->labels);
+	*annotations = o;
+	(void)kvs_write(o, &a->annotations);
+	return 0;
 }
 
-// labels and annotations: the alert's sets as JSON (encoded on the
-// submitting thread, so the one writer thread does not).
 static int
-insert_alert(struct coord_journal *j, struct coord_alert_rec *rec,
-    const char *labels, const char *annotations)
+insert_alert(struct coord_journal *j, struct coord_alert_rec *rec)
 {
 	sqlite3_stmt *st = j->w[W_ALERT_INSERT];
 	const struct coord_alert *a = rec->alert;
+	const char *labels, *annotations;
 	int rv;
+
+	rv = encode_sets(j, a, &labels, &annotations);
+	if (rv < 0)
+		return rv;
 
 	sqlite3_bind_int64(st, 1, rec->received_ms);
 	sqlite3_bind_int64(st, 2, u64_to_i64(rec->identity));
@@ -868,9 +1000,7 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 	switch (op->kind) {
 	case OP_ALERTS:
 		for (i = 0; i < op->u.alerts.n && rv == 0; i++)
-			rv = insert_alert(j, &op->u.alerts.recs[i],
-			    op->u.alerts.json[2 * i],
-			    op->u.alerts.json[2 * i + 1]);
+			rv = insert_alert(j, &op->u.alerts.recs[i]);
 		if (rv == 0)
 			added[0] += (int64_t)op->u.alerts.n;
 		break;
@@ -1020,7 +1150,6 @@ complete_batch(struct coord_journal *j, struct op *batch, int rv)
 		if (o->kind == OP_ALERTS) {
 			o->u.alerts.fn(o->rv, o->u.alerts.recs, o->u.alerts.n,
 			    o->u.alerts.arg);
-			free(o->u.alerts.json);
 			free(o);
 			continue;
 		}
@@ -1053,8 +1182,58 @@ run_batch(struct coord_journal *j, struct op *batch)
 	rv = commit_batch(j, batch, added, why, sizeof(why));
 	if (j->shared)
 		pthread_mutex_unlock(&j->rlock);
-	note_result(j, rv, added, nops, why);
-	complete_batch(j, batch, rv);
+	if (!j->own_sync) {
+		note_result(j, rv, added, nops, why);
+		complete_batch(j, batch, rv);
+		return;
+	}
+	// Hand the batch (failed ones too, to keep completions in order) to
+	// the syncer; wait while it still has the previous one waiting.
+	pthread_mutex_lock(&j->lock);
+	while (j->slot.batch != NULL)
+		pthread_cond_wait(&j->sync_free, &j->lock);
+	j->slot.batch = batch;
+	j->slot.rv = rv;
+	j->slot.added[0] = added[0];
+	j->slot.added[1] = added[1];
+	j->slot.nops = nops;
+	snprintf(j->slot.why, sizeof(j->slot.why), "%s", why);
+	pthread_cond_signal(&j->sync_wake);
+	pthread_mutex_unlock(&j->lock);
+}
+
+// The syncer thread (own_sync): takes the committed batch, makes the WAL
+// durable, then completes its ops. Any transactions committed before the
+// fdatasync are covered by it.
+static void *
+syncer_main(void *arg)
+{
+	struct coord_journal *j = arg;
+	struct committed c;
+
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		while (j->slot.batch == NULL && !j->sync_stop)
+			pthread_cond_wait(&j->sync_wake, &j->lock);
+		if (j->slot.batch == NULL) {
+			pthread_mutex_unlock(&j->lock);
+			break;
+		}
+		c = j->slot;
+		j->slot.batch = NULL;
+		pthread_cond_signal(&j->sync_free);
+		pthread_mutex_unlock(&j->lock);
+		if (c.rv == 0 && fdatasync(j->wal_fd) < 0) {
+			// The rows are in the file but not known to be on the
+			// disk: nothing of the batch is reported stored.
+			c.rv = errno == ENOSPC ? -ENOSPC : -EIO;
+			snprintf(c.why, sizeof(c.why), "fdatasync %s: %s",
+			    j->wal_path, strerror(errno));
+		}
+		note_result(j, c.rv, c.added, c.nops, c.why);
+		complete_batch(j, c.batch, c.rv);
+	}
+	return NULL;
 }
 
 // One retention transaction: deletes at most RETENTION_ROWS alerts and as
@@ -1143,6 +1322,61 @@ run_retain_op(struct coord_journal *j, struct op *op)
 	complete_batch(j, op, 0);
 }
 
+// The writer's WAL hook (replaces SQLite's autocheckpoint): after each
+// commit, wake the checkpointer when enough frames wait to be copied.
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct coord_journal *j = arg;
+
+	(void)name;
+	pthread_mutex_lock(&j->lock);
+	if (frames < j->ckpt_done)	// the log restarted
+		j->ckpt_done = 0;
+	j->wal_frames = frames;
+	if (frames - j->ckpt_done >= CKPT_PAGES)
+		pthread_cond_signal(&j->ckpt_wake);
+	pthread_mutex_unlock(&j->lock);
+	if (frames >= CKPT_BACKSTOP)
+		(void)sqlite3_wal_checkpoint_v2(db, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
+// The checkpointer thread: PASSIVE checkpoints on its own connection (they
+// never block the writer, and the writer restarts the log after one that
+// copied everything).
+static void *
+ckpt_main(void *arg)
+{
+	struct coord_journal *j = arg;
+	int rc, nlog, nckpt;
+
+	pthread_mutex_lock(&j->lock);
+	for (;;) {
+		while (!j->ckpt_stop &&
+		    j->wal_frames - j->ckpt_done < CKPT_PAGES)
+			pthread_cond_wait(&j->ckpt_wake, &j->lock);
+		if (j->ckpt_stop)
+			break;
+		pthread_mutex_unlock(&j->lock);
+		nlog = nckpt = 0;
+		rc = sqlite3_wal_checkpoint_v2(j->cdb, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			cm_warn("journal.checkpoint_failed", "err=%s",
+			    cm_q(sqlite3_errmsg(j->cdb)));
+		pthread_mutex_lock(&j->lock);
+		if (rc == SQLITE_OK && nckpt >= 0 && nlog >= nckpt &&
+		    nlog <= j->wal_frames)
+			j->ckpt_done = nckpt;
+		else	// failed, or the log restarted meanwhile: wait for
+			j->ckpt_done = j->wal_frames; // CKPT_PAGES more
+	}
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -1187,7 +1421,8 @@ run_blocking(struct coord_journal *j, struct op *op)
 	int rv;
 
 	pthread_mutex_lock(&j->lock);
-	if (j->started && pthread_equal(pthread_self(), j->writer)) {
+	if ((j->started && pthread_equal(pthread_self(), j->writer)) ||
+	    (j->syncer_started && pthread_equal(pthread_self(), j->syncer))) {
 		rv = -EDEADLK;
 	} else if (j->stop) {
 		rv = -ESHUTDOWN;
@@ -1220,11 +1455,6 @@ coord_journal_submit_alerts(struct coord_journal *j,
 	op = calloc(1, sizeof(*op));
 	if (op == NULL)
 		return -ENOMEM;
-	op->u.alerts.json = encode_sets(recs, n);
-	if (op->u.alerts.json == NULL) {
-		free(op);
-		return -ENOMEM;
-	}
 	op->kind = OP_ALERTS;
 	op->u.alerts.recs = recs;
 	op->u.alerts.n = n;
@@ -1240,7 +1470,6 @@ coord_journal_submit_alerts(struct coord_journal *j,
 	}
 	pthread_mutex_unlock(&j->lock);
 	if (rv < 0) {
-		free(op->u.alerts.json);
 		free(op);
 	}
 	return rv;

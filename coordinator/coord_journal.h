@@ -10,9 +10,13 @@
 // Threads: one writer thread owns the write connection. Writes are queued
 // and committed in groups (many webhook requests share one transaction and
 // one fsync). coord_journal_submit_alerts() and coord_journal_batch_submit()
-// are asynchronous (the callback runs on the writer thread after the
-// commit); the other write calls block the caller until their transaction
-// committed. Action ids are handed out by the journal when a row is
+// are asynchronous (the callback runs on the journal's completion thread
+// after the commit: with sync_full on a file that is a syncer thread,
+// which fdatasync()s the WAL while the writer already runs the next
+// transaction; otherwise the writer); the other write calls block the
+// caller until their transaction committed (and was synced). A
+// checkpointer thread with its own connection copies the WAL into the
+// database file. Action ids are handed out by the journal when a row is
 // queued (never reused, even after a failed commit). Reads use a separate
 // connection guarded by a mutex and may be called from any thread.
 #ifndef COORD_JOURNAL_H
@@ -73,9 +77,11 @@ struct coord_alert_rec {
 	const char *group_key;
 };
 
-// Called once on the writer thread after the batch committed (rv == 0,
-// recs[i].id set) or failed (rv < 0: nothing was stored, ids are 0;
-// answer 503). It must not call the blocking write functions below (they
+// Called once on the completion thread (see above) after the batch
+// committed with the configured sync (rv == 0, recs[i].id set) or failed
+// (rv < 0: nothing was stored, or after a failed fdatasync nothing is
+// known to be on the disk, though the rows may survive and be replayed;
+// ids are 0; answer 503). It must not call the blocking write functions below (they
 // would return -EDEADLK) and should return quickly: the next group commit
 // waits for it.
 typedef void (*coord_journal_done_fn)(int rv, struct coord_alert_rec *recs,
@@ -174,8 +180,8 @@ int coord_journal_batch_action_update(struct coord_journal_batch *b,
 // Rows written by the batch so far.
 size_t coord_journal_batch_len(const struct coord_journal_batch *b);
 
-// Called once on the writer thread after the batch's transaction
-// committed (rv 0) or failed (rv < 0: none of its rows were written). The
+// Called once on the completion thread after the batch's transaction
+// committed with the configured sync (rv 0) or failed (rv < 0: none of its rows were written). The
 // same rules as coord_journal_done_fn: no blocking journal call, return
 // quickly.
 typedef void (*coord_journal_batch_fn)(int rv, void *arg);

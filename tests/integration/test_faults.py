@@ -136,6 +136,9 @@ def test_kill_in_flight(tap, lab):
     http_post(env.url + "/api/v1/alerts", body([alert("Slow")]))
     wait_until(lambda: any(a["state"] == "dispatched" for a in
                            env.rows(service="slow")), 5, what="dispatch")
+    # In flight: the agent has the command (the row may be readable a
+    # moment before its commit's fsync returned and the command left).
+    wait_until(lambda: len(env.commands()) == 1, 5, what="the command")
     env.coord.signal(signal.SIGKILL)
     env.coord.wait(5)
     lab.stop(env.coord)
