@@ -627,7 +627,8 @@ j_update(struct coord_engine *e, int64_t id, const char *state,
 		    id, rv);
 }
 
-// Journal writer thread: the batch committed (or failed). The engine
+// The journal's completion thread (its syncer, or its writer when that
+// syncs itself): the batch is durable (or failed). The engine
 // thread takes it from here (handle_commit).
 static void
 batch_done(int rv, void *arg)
