@@ -94,19 +94,16 @@ def run(tap):
         am = lab.start_alertmanager(f"http://{coord}/api/v1/alerts",
                                     group_by=("alertname", "service",
                                               "instance"))
-        prom = lab.start_prometheus(
-            scrape=[{"job": "demo", "targets": [i.addr for i in insts
-                                                if i.service == svc],
-                     "labels": {"service": svc}} for svc in demo.SERVICES]
-            + [{"job": "demo", "targets": [broken.addr],
-                "labels": {"service": "demo-c"}},
-               {"job": "reflex-coordinator", "targets": [coord]}],
-            rule_files=[demo.RULES], alertmanager=am)
+        # Prometheus starts once the instances answer (below): started
+        # first, it would see them down while the agents (slow under
+        # valgrind) start them, and ServiceDown would restart one.
+        prom_port = int(demo.free_port())
+        prom_url = f"http://127.0.0.1:{prom_port}"
         # The demo's coordinator config, plus Prometheus for PromQL
         # verification, a notifier, and a rule for the broken service.
         text = open(cfg["coordinator"]).read()
         text = text.replace("rules:\n", "rules:\n" + BROKEN_RULE.format(), 1)
-        text += (f"prometheus_url: {prom.url}\n"
+        text += (f"prometheus_url: {prom_url}\n"
                  f"notify: [ {{ name: oncall, url: \"{hook.url}\" }} ]\n")
         cfg["coordinator"] = lab.write_file("coordinator-e2e.yml", text)
         cproc = demo.start_coordinator(lab, None, cfg["coordinator"], coord)
@@ -120,6 +117,15 @@ def run(tap):
         demo.start_agent(lab, None, "node-3", cfg["node-3"], [broken])
         wait_until(lambda: len(http_json(f"http://{coord}/api/v1/agents"))
                    == 3, 15, what="three agents registered")
+        prom = lab.start_prometheus(
+            scrape=[{"job": "demo", "targets": [i.addr for i in insts
+                                                if i.service == svc],
+                     "labels": {"service": svc}} for svc in demo.SERVICES]
+            + [{"job": "demo", "targets": [broken.addr],
+                "labels": {"service": "demo-c"}},
+               {"job": "reflex-coordinator", "targets": [coord]}],
+            rule_files=[demo.RULES], alertmanager=am,
+            port=prom_port)
         wait_until(lambda: len(prom.query('rate(demo_requests_total[5s])'))
                    >= 2 * len(insts), 40, what="request rates of all")
         starts = {i.name: demo.start_time_of(i) for i in insts}

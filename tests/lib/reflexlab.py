@@ -1046,11 +1046,13 @@ class Lab:
                            timeout=60, env=_child_env())
         return r.returncode, r.stdout + r.stderr
 
-    def _start_server(self, name, make_argv, ready_path, timeout):
+    def _start_server(self, name, make_argv, ready_path, timeout, port=None):
         # Picks a port, starts, and retries with another port if this one
-        # was taken between free_port() and the bind.
-        for attempt in range(3):
-            port = free_port()
+        # was taken between free_port() and the bind; a port given is
+        # tried once.
+        fixed = port
+        for attempt in range(1 if fixed else 3):
+            port = fixed or free_port()
             try:
                 p = self.start(name if attempt == 0 else f"{name}-{attempt}",
                                make_argv(port), port=port,
@@ -1107,7 +1109,7 @@ class Lab:
     def start_prometheus(self, scrape, rule_files=(), alertmanager=None,
                          name="prometheus", scrape_interval="1s",
                          evaluation_interval="1s", resend_delay="2s",
-                         timeout=30.0):
+                         timeout=30.0, port=None):
         """Validates (promtool check rules/config) and starts Prometheus.
 
         scrape: list of {"job": NAME, "targets": ["127.0.0.1:PORT", ...],
@@ -1115,7 +1117,8 @@ class Lab:
         to that entry's targets). rule_files: paths. alertmanager: an
         Alertmanager from start_alertmanager (started first, so no alert
         is dropped), or None. Waits for /-/ready and, with an
-        Alertmanager, until Prometheus has discovered it."""
+        Alertmanager, until Prometheus has discovered it. port: listen
+        there (e.g. one a config already names) instead of a free one."""
         binary = self._tool("prometheus")
         jobs = {}
         for entry in scrape:
@@ -1155,7 +1158,7 @@ class Lab:
                     f"--web.external-url=http://{LOOPBACK}:{port}/",
                     f"--rules.alert.resend-delay={resend_delay}",
                     "--log.level=info"]
-        p, port = self._start_server(name, argv, "/-/ready", timeout)
+        p, port = self._start_server(name, argv, "/-/ready", timeout, port)
         prom = Prometheus(p, port, cfg_path)
         if alertmanager is not None:
             wait_until(lambda: prom.alertmanagers(), timeout, interval=0.1,
