@@ -73,11 +73,18 @@ struct cmd_pool {
 	size_t busy; // slots with a command in flight
 };
 
+// A registered workload, stored compactly: the strings live in the same
+// allocation as the agent's workload array (one malloc, one free), not in
+// the wire struct's fixed arrays (~385 bytes each).
+struct workload {
+	const char *service, *instance, *addr;
+};
+
 struct agent {
 	char node[CM_NAME_MAX];
 	char addr[CM_ADDR_MAX];
 	char runtime[CM_NAME_MAX];
-	struct cm_workload *workloads; // owned
+	struct workload *workloads; // owned, with its strings (see wl_pack)
 	size_t n_workloads;
 	int64_t registered_ms;
 	int64_t last_seen_mono;
@@ -114,6 +121,8 @@ struct coord_agents {
 	uint64_t seed;
 	int64_t lost_after_ms;
 	size_t max_agents;
+	size_t n_workloads;   // over all agents
+	size_t max_workloads; // cap on n_workloads
 	nng_socket rep;
 	bool rep_open;
 	struct srv_ctx srv[SRV_CONTEXTS];
@@ -423,6 +432,7 @@ static void
 agent_free_locked(struct coord_agents *a, struct agent *ag)
 {
 	pool_retire_locked(a, ag->pool);
+	a->n_workloads -= ag->n_workloads;
 	free(ag->workloads);
 	free(ag);
 }
@@ -556,20 +566,81 @@ error_send(struct srv_ctx *c, const char *code, const char *msg)
 	srv_answer(c, &m);
 }
 
+// Packs the message's workloads into one allocation: the array, then the
+// strings. Returns NULL on ENOMEM (or n == 0: no workloads, nothing
+// allocated). The result is owned by the caller (one free()).
+static struct workload *
+wl_pack(const struct cm_workload *w, size_t n)
+{
+	struct workload *v;
+	size_t size = n * sizeof(*v);
+	char *p;
+
+	if (n == 0)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		size += strnlen(w[i].service, CM_NAME_MAX - 1) +
+		    strnlen(w[i].instance, CM_NAME_MAX - 1) +
+		    strnlen(w[i].addr, CM_ADDR_MAX - 1) + 3;
+	v = malloc(size);
+	if (v == NULL)
+		return NULL;
+	p = (char *)(v + n);
+	for (size_t i = 0; i < n; i++) {
+		const char *src[3] = { w[i].service, w[i].instance, w[i].addr };
+		const size_t max[3] = { CM_NAME_MAX, CM_NAME_MAX, CM_ADDR_MAX };
+		const char **dst[3] = { &v[i].service, &v[i].instance,
+			&v[i].addr };
+
+		for (int k = 0; k < 3; k++) {
+			size_t l = strnlen(src[k], max[k] - 1);
+
+			memcpy(p, src[k], l);
+			p[l] = '\0';
+			*dst[k] = p;
+			p += l + 1;
+		}
+	}
+	return v;
+}
+
 static void
 handle_register(struct srv_ctx *c, struct cm_msg *m)
 {
 	struct coord_agents *a = c->owner;
 	struct cm_msg_register *r = &m->u.reg;
 	struct agent *ag;
-	size_t n_workloads, max;
+	struct workload *wl;
+	size_t n_workloads, max, held, max_wl;
 	int rv = 0;
 	bool fresh;
-	char why[128];
+	char why[192];
 
+	wl = wl_pack(r->workloads, r->n_workloads);
+	if (wl == NULL && r->n_workloads > 0) {
+		reply_send(c, m->id, false, -ENOMEM, "out of memory");
+		return;
+	}
 	pthread_mutex_lock(&a->mu);
 	ag = find_locked(a, r->node);
 	fresh = ag == NULL;
+	// The node's previous workloads are replaced, so they do not count.
+	held = a->n_workloads - (fresh ? 0 : ag->n_workloads);
+	max_wl = a->max_workloads;
+	if (r->n_workloads > max_wl - (held < max_wl ? held : max_wl)) {
+		pthread_mutex_unlock(&a->mu);
+		free(wl);
+		coord_metrics_workloads_refused();
+		cm_warn("agents.register_refused", "node=%s addr=%s "
+		    "workloads=%zu held=%zu max_workloads=%zu reason=%s",
+		    cm_q(r->node), cm_q(r->addr), r->n_workloads, held,
+		    max_wl, cm_q("workload limit reached"));
+		snprintf(why, sizeof(why), "workload limit reached: %zu "
+		    "workloads registered, %zu more would pass %zu "
+		    "(max_workloads)", held, r->n_workloads, max_wl);
+		reply_send(c, m->id, false, -ENOSPC, why);
+		return;
+	}
 	if (fresh) {
 		rv = make_room_locked(a);
 		if (rv == 0)
@@ -578,6 +649,7 @@ handle_register(struct srv_ctx *c, struct cm_msg *m)
 	max = a->max_agents;
 	if (rv < 0) {
 		pthread_mutex_unlock(&a->mu);
+		free(wl);
 		if (rv == -EUSERS) {
 			coord_metrics_agent_refused();
 			cm_warn("agents.register_refused", "node=%s addr=%s "
@@ -593,10 +665,10 @@ handle_register(struct srv_ctx *c, struct cm_msg *m)
 		return;
 	}
 	free(ag->workloads);
-	ag->workloads = r->workloads; // taken from the message
+	a->n_workloads -= ag->n_workloads;
+	ag->workloads = wl;
 	ag->n_workloads = r->n_workloads;
-	r->workloads = NULL;
-	r->n_workloads = 0;
+	a->n_workloads += ag->n_workloads;
 	n_workloads = ag->n_workloads;
 	snprintf(ag->runtime, sizeof(ag->runtime), "%s", r->runtime);
 	ag->registered_ms = cm_now_ms();
@@ -715,6 +787,14 @@ coord_agents_set_max(struct coord_agents *a, size_t max_agents)
 {
 	pthread_mutex_lock(&a->mu);
 	a->max_agents = max_agents > 0 ? max_agents : 1;
+	pthread_mutex_unlock(&a->mu);
+}
+
+void
+coord_agents_set_max_workloads(struct coord_agents *a, size_t max_workloads)
+{
+	pthread_mutex_lock(&a->mu);
+	a->max_workloads = max_workloads;
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -946,6 +1026,7 @@ coord_agents_start(struct coord_agents **ret, const char *listen_url,
 		a->seed = (uint64_t)cm_mono_ms() * 0x9e3779b97f4a7c15ULL;
 	a->lost_after_ms = lost_after_ms;
 	a->max_agents = COORD_AGENTS_MAX_DEFAULT;
+	a->max_workloads = COORD_AGENTS_MAX_WORKLOADS_DEFAULT;
 	a->auth = auth;
 	rv = nng_rep0_open(&a->rep);
 	a->rep_open = rv == 0;
@@ -1012,7 +1093,7 @@ coord_agents_stop(struct coord_agents *a)
 }
 
 static bool
-workload_matches(const struct cm_workload *w, const char *service,
+workload_matches(const struct workload *w, const char *service,
     const char *instance)
 {
 	if (strcmp(w->service, service) != 0)
@@ -1032,7 +1113,7 @@ coord_agents_resolve(struct coord_agents *a, const char *service,
 		struct agent *ag = a->v[i];
 
 		for (size_t j = 0; j < ag->n_workloads; j++) {
-			const struct cm_workload *w = &ag->workloads[j];
+			const struct workload *w = &ag->workloads[j];
 
 			if (!workload_matches(w, service, instance))
 				continue;
@@ -1064,7 +1145,7 @@ coord_agents_find_pod(struct coord_agents *a, const char *service,
 		if (ag->lost || strcmp(ag->runtime, "kubernetes") != 0)
 			continue;
 		for (size_t j = 0; j < ag->n_workloads; j++) {
-			const struct cm_workload *w = &ag->workloads[j];
+			const struct workload *w = &ag->workloads[j];
 			bool mine = strcmp(w->service, service) == 0;
 			struct coord_target *t = mine ? &same : &other;
 
@@ -1278,20 +1359,56 @@ coord_agents_count_instances(struct coord_agents *a, const char *service)
 	return n;
 }
 
+static int
+node_cmp(const void *x, const void *y)
+{
+	const struct agent *const *p = x, *const *q = y;
+
+	return strcmp((*p)->node, (*q)->node);
+}
+
 char *
-coord_agents_json(struct coord_agents *a)
+coord_agents_json(struct coord_agents *a, const char *after, size_t limit,
+    char *next, size_t nextlen)
 {
 	cJSON *arr = cJSON_CreateArray();
 	int64_t now = cm_mono_ms();
+	struct agent **page = NULL;
+	size_t n = 0, taken = 0, wl = 0;
 	char ts[40], *out;
 
+	if (nextlen > 0)
+		next[0] = '\0';
 	if (arr == NULL)
 		return NULL;
+	if (limit == 0)
+		limit = 1;
 	pthread_mutex_lock(&a->mu);
-	for (size_t i = 0; i < a->n; i++) {
-		struct agent *ag = a->v[i];
-		cJSON *o = cJSON_CreateObject(), *ws = cJSON_CreateArray();
+	// The agents after `after` in node order; the page is their first
+	// `limit`, fewer when COORD_AGENTS_PAGE_WORKLOADS would be passed.
+	if (a->n > 0) {
+		page = malloc(a->n * sizeof(*page));
+		if (page == NULL) {
+			pthread_mutex_unlock(&a->mu);
+			cJSON_Delete(arr);
+			return NULL;
+		}
+	}
+	for (size_t i = 0; i < a->n; i++)
+		if (after == NULL || strcmp(a->v[i]->node, after) > 0)
+			page[n++] = a->v[i];
+	if (n > 0)
+		qsort(page, n, sizeof(*page), node_cmp);
+	for (; taken < n && taken < limit; taken++) {
+		struct agent *ag = page[taken];
+		cJSON *o, *ws;
 
+		if (taken > 0 && wl + ag->n_workloads >
+		    COORD_AGENTS_PAGE_WORKLOADS)
+			break;
+		wl += ag->n_workloads;
+		o = cJSON_CreateObject();
+		ws = cJSON_CreateArray();
 		cJSON_AddItemToArray(arr, o);
 		cJSON_AddStringToObject(o, "node", ag->node);
 		cJSON_AddStringToObject(o, "addr", ag->addr);
@@ -1315,7 +1432,10 @@ coord_agents_json(struct coord_agents *a)
 			// status); heartbeats carry only the count above.
 		}
 	}
+	if (taken < n && taken > 0 && nextlen > 0)
+		snprintf(next, nextlen, "%s", page[taken - 1]->node);
 	pthread_mutex_unlock(&a->mu);
+	free(page);
 	out = cJSON_PrintUnformatted(arr);
 	cJSON_Delete(arr);
 	return out;

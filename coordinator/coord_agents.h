@@ -98,8 +98,31 @@ void coord_agents_set_permit(struct coord_agents *a, coord_agents_permit_fn fn,
 // reached". Thread-safe; lowering the cap forgets nobody.
 void coord_agents_set_max(struct coord_agents *a, size_t max_agents);
 
-// JSON array of agents for GET /api/v1/agents (free()). NULL on ENOMEM.
-char *coord_agents_json(struct coord_agents *a);
+// Caps the workloads held over all agents (default
+// COORD_AGENTS_MAX_WORKLOADS_DEFAULT; 0 refuses every workload). A
+// registration whose workloads would pass it (the node's previous ones
+// not counted, since they are replaced) is refused with -ENOSPC and
+// "workload limit reached ... (max_workloads)"; agents already registered
+// keep theirs. Thread-safe; lowering the cap forgets nobody.
+void coord_agents_set_max_workloads(struct coord_agents *a,
+    size_t max_workloads);
+
+// Kubernetes' documented scale limits: 5,000 nodes, 150,000 pods in all.
+#define COORD_AGENTS_MAX_WORKLOADS_DEFAULT 150000
+
+// GET /api/v1/agents pages: agents per page by default and at most, and
+// the workloads a page holds at most (one agent at least, so <= 1,024).
+#define COORD_AGENTS_PAGE_DEFAULT 500
+#define COORD_AGENTS_PAGE_MAX 1000
+#define COORD_AGENTS_PAGE_WORKLOADS 10000
+
+// One page of GET /api/v1/agents, a JSON array (free()): the agents whose
+// node name sorts after `after` (NULL: from the first), in node order, at
+// most `limit` (0 counts as 1) and COORD_AGENTS_PAGE_WORKLOADS workloads.
+// When more follow, `next` gets the last node of the page (the `after` of
+// the next page), else "". NULL on ENOMEM.
+char *coord_agents_json(struct coord_agents *a, const char *after,
+    size_t limit, char *next, size_t nextlen);
 
 void coord_agents_counts(struct coord_agents *a, int64_t *registered,
     int64_t *lost);

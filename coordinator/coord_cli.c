@@ -3,6 +3,7 @@
 #include "coord_cli.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 
 #include "cm_log.h"
 #include "cm_time.h"
+#include "coord_agents.h"
 #include "coord_alert.h"
 #include "coord_conf.h"
 #include "coord_fetch.h"
@@ -274,38 +276,104 @@ coord_cli_status(const char *config, int argc, char **argv)
 	return r.status == 200 ? 0 : 1;
 }
 
+// Appends "&after=<node percent-encoded>" to q.
+static void
+after_param(char *q, size_t n, const char *node)
+{
+	size_t o = strlen(q);
+
+	o += (size_t)snprintf(q + o, o < n ? n - o : 0, "&after=");
+	for (; *node != '\0' && o + 4 < n; node++) {
+		unsigned char ch = (unsigned char)*node;
+
+		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' ||
+		    ch == '~')
+			q[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(q + o, n - o, "%%%02X", ch);
+	}
+	if (o < n)
+		q[o] = '\0';
+}
+
+/*
+ * Lists every agent: follows the pages of /api/v1/agents (node order,
+ * each asked for after the last node of the one before) until an empty
+ * page, then prints them as a table or (--json) one JSON array.
+ */
 int
 coord_cli_agents(const char *config, int argc, char **argv)
 {
 	struct coord_fetch_reply r;
 	bool json;
-	cJSON *doc, *a;
-	int rv = cli_get(config, argc, argv, "/api/v1/agents", &json, &r);
+	cJSON *all = cJSON_CreateArray(), *doc, *a;
+	char path[64 + CM_NAME_MAX * 3], last[CM_NAME_MAX] = "";
+	int rv, pages = 0;
 
-	if (rv != 0)
-		return rv;
-	if (r.status != 200 || json) {
-		printf("%s\n", r.body);
+	if (all == NULL)
+		return 1;
+	for (;;) {
+		snprintf(path, sizeof(path), "/api/v1/agents?limit=%d",
+		    COORD_AGENTS_PAGE_MAX);
+		if (last[0] != '\0')
+			after_param(path, sizeof(path), last);
+		rv = cli_get(config, argc, argv, path, &json, &r);
+		if (rv != 0) {
+			cJSON_Delete(all);
+			return rv;
+		}
+		if (r.status != 200) {
+			printf("%s\n", r.body);
+			free(r.body);
+			cJSON_Delete(all);
+			return 1;
+		}
+		doc = cJSON_Parse(r.body);
 		free(r.body);
-		return r.status == 200 ? 0 : 1;
+		if (!cJSON_IsArray(doc) || ++pages > 100000) {
+			cJSON_Delete(doc);
+			cJSON_Delete(all);
+			fprintf(stderr, "reflex-coordinator: unexpected answer\n");
+			return 1;
+		}
+		if (cJSON_GetArraySize(doc) == 0) {
+			cJSON_Delete(doc);
+			break;
+		}
+		while ((a = cJSON_DetachItemFromArray(doc, 0)) != NULL) {
+			const char *node = str(a, "node");
+
+			if (strcmp(node, last) <= 0) { // pages go forward
+				cJSON_Delete(a);
+				cJSON_Delete(doc);
+				cJSON_Delete(all);
+				fprintf(stderr, "reflex-coordinator: unexpected "
+				    "answer (agents out of order)\n");
+				return 1;
+			}
+			snprintf(last, sizeof(last), "%s", node);
+			cJSON_AddItemToArray(all, a);
+		}
+		cJSON_Delete(doc);
 	}
-	doc = cJSON_Parse(r.body);
-	free(r.body);
+	if (json) {
+		char *out = cJSON_PrintUnformatted(all);
+
+		printf("%s\n", out != NULL ? out : "[]");
+		free(out);
+		cJSON_Delete(all);
+		return 0;
+	}
 	printf("%-16s %-6s %-9s %-10s %s\n", "NODE", "STATE", "RUNTIME",
 	    "WORKLOADS", "ADDRESS");
-	if (!cJSON_IsArray(doc)) {
-		cJSON_Delete(doc);
-		fprintf(stderr, "reflex-coordinator: unexpected answer\n");
-		return 1;
-	}
-	cJSON_ArrayForEach(a, doc) {
+	cJSON_ArrayForEach(a, all) {
 		const cJSON *w = cJSON_GetObjectItemCaseSensitive(a, "workloads");
 
 		printf("%-16s %-6s %-9s %-10d %s\n", str(a, "node"),
 		    str(a, "state"), str(a, "runtime"), cJSON_GetArraySize(w),
 		    str(a, "addr"));
 	}
-	cJSON_Delete(doc);
+	cJSON_Delete(all);
 	return 0;
 }
 

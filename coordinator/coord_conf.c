@@ -127,6 +127,12 @@ const struct cm_conf_field coord_conf_fields[] = {
 	    .help = "registered agents at most: a new node beyond it takes "
 	    "the slot of the agent lost the longest, or is refused (\"agent "
 	    "limit reached\") when none is lost"),
+	F("max_workloads", CM_CONF_INT, max_workloads, .def = "150000",
+	    .min = 0, .max = 5120000,
+	    .help = "workloads registered at most over all agents (default: "
+	    "Kubernetes' limit of 150,000 pods in a 5,000-node cluster): a "
+	    "registration that would pass it is refused (\"workload limit "
+	    "reached\")"),
 	F("replica_labels", CM_CONF_STRLIST, replica_labels,
 	    .help = "labels ignored when recognising duplicate alerts "
 	    "(default: prometheus_replica, replica)"),

@@ -75,6 +75,7 @@ struct coord_conf {
 	int64_t retention_ms;
 	int64_t agent_lost_after_ms;
 	int64_t max_agents;
+	int64_t max_workloads;
 	int64_t heartbeat_expect_ms;
 	struct cm_strlist replica_labels;
 	struct coord_limits_conf limits;

@@ -3,6 +3,7 @@
 #include "coord_http.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -311,16 +312,84 @@ actions_cb(struct coord_httpd_req *rq, void *arg)
 	free(json);
 }
 
+// Percent-encodes s (all but RFC 3986's unreserved characters) into out.
+static void
+url_encode(const char *s, char *out, size_t n)
+{
+	size_t o = 0;
+
+	for (; *s != '\0' && o + 4 < n; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' ||
+		    ch == '~')
+			out[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(out + o, n - o, "%%%02X", ch);
+	}
+	out[o] = '\0';
+}
+
+// GET /api/v1/agents[?limit=N&after=NODE]: one page of agents in node
+// order (see coord_agents_json); when more follow, a Link header names
+// the next page (rel="next"), so no request builds the whole fleet.
 static void
 agents_cb(struct coord_httpd_req *rq, void *arg)
 {
-	char *json = coord_agents_json(((struct coord_http *)arg)->d.agents);
+	const char *qs = coord_httpd_query(rq), *after = NULL;
+	size_t limit = COORD_AGENTS_PAGE_DEFAULT;
+	char q[512], *save = NULL, *json, next[CM_NAME_MAX];
+	char enc[CM_NAME_MAX * 3 + 1], link[CM_NAME_MAX * 3 + 80];
 
+	if (strlen(qs) >= sizeof(q)) {
+		reply_error(rq, 400, "query string too long");
+		return;
+	}
+	snprintf(q, sizeof(q), "%s", qs);
+	for (char *kv = strtok_r(q, "&", &save); kv != NULL;
+	    kv = strtok_r(NULL, "&", &save)) {
+		char *v = strchr(kv, '='), *end, msg[120];
+		long l;
+
+		if (v == NULL || !url_decode(v + 1)) {
+			reply_error(rq, 400, "malformed query parameter");
+			return;
+		}
+		*v++ = '\0';
+		if (strcmp(kv, "after") == 0) {
+			after = v;
+		} else if (strcmp(kv, "limit") == 0) {
+			l = strtol(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || l < 1 ||
+			    l > COORD_AGENTS_PAGE_MAX) {
+				snprintf(msg, sizeof(msg), "limit: expected "
+				    "1..%d", COORD_AGENTS_PAGE_MAX);
+				reply_error(rq, 400, msg);
+				return;
+			}
+			limit = (size_t)l;
+		} else {
+			snprintf(msg, sizeof(msg), "unknown query parameter "
+			    "\"%.40s\" (limit, after)", kv);
+			reply_error(rq, 400, msg);
+			return;
+		}
+	}
+	json = coord_agents_json(((struct coord_http *)arg)->d.agents, after,
+	    limit, next, sizeof(next));
 	if (json == NULL) {
 		reply_error(rq, 503, "out of memory");
 		return;
 	}
-	reply_json(rq, 200, json);
+	if (next[0] != '\0') {
+		url_encode(next, enc, sizeof(enc));
+		snprintf(link, sizeof(link), "Link: </api/v1/agents?limit=%zu"
+		    "&after=%s>; rel=\"next\"", limit, enc);
+		coord_httpd_reply(rq, 200, "application/json", json,
+		    strlen(json), link);
+	} else {
+		reply_json(rq, 200, json);
+	}
 	free(json);
 }
 

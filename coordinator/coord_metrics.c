@@ -27,7 +27,7 @@ static atomic_uint_fast64_t webhooks[6]; // by status class 0..5 (x100)
 static atomic_uint_fast64_t decisions[COORD_DEC__COUNT];
 static atomic_uint_fast64_t actions[COORD_ACT__COUNT][COORD_OUT__COUNT];
 static atomic_uint_fast64_t bad_frames;
-static atomic_uint_fast64_t agents_refused, agents_evicted;
+static atomic_uint_fast64_t agents_refused, agents_evicted, workloads_refused;
 static atomic_uint_fast64_t permits_not_hosted;
 
 static const char *const check_names[] = {
@@ -138,6 +138,12 @@ void
 coord_metrics_agent_refused(void)
 {
 	atomic_fetch_add(&agents_refused, 1);
+}
+
+void
+coord_metrics_workloads_refused(void)
+{
+	atomic_fetch_add(&workloads_refused, 1);
 }
 
 void
@@ -318,6 +324,10 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    "Registrations of new nodes refused at max_agents.");
 	outf(&o, "reflex_agent_registrations_refused_total %llu\n",
 	    (unsigned long long)atomic_load(&agents_refused));
+	family(&o, "reflex_agent_workloads_refused_total", "counter",
+	    "Registrations refused at max_workloads.");
+	outf(&o, "reflex_agent_workloads_refused_total %llu\n",
+	    (unsigned long long)atomic_load(&workloads_refused));
 	family(&o, "reflex_agents_evicted_total", "counter",
 	    "Lost agents forgotten to make room for a new one at max_agents.");
 	outf(&o, "reflex_agents_evicted_total %llu\n",

@@ -44,6 +44,8 @@ void coord_metrics_action(enum coord_action_type t, enum coord_outcome o);
 void coord_metrics_bad_frame(void);
 // A registration refused at max_agents; an agent forgotten to make room.
 void coord_metrics_agent_refused(void);
+// A registration refused at max_workloads.
+void coord_metrics_workloads_refused(void);
 void coord_metrics_agent_evicted(void);
 // A permit refused because the node does not host the service.
 void coord_metrics_permit_not_hosted(void);

@@ -153,6 +153,8 @@ app_run(struct app *a)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.agents_failed",
 		    "reason=%s", cm_q(err));
 	coord_agents_set_max(a->agents, (size_t)a->conf.max_agents);
+	coord_agents_set_max_workloads(a->agents,
+	    (size_t)a->conf.max_workloads);
 	ed = (struct coord_engine_deps){ .conf = &a->conf,
 		.journal = a->journal, .agents = a->agents, .k8s = a->k8s };
 	rv = coord_engine_start(&a->engine, &ed);

@@ -189,6 +189,25 @@ test_max_agents_defaults_to_5000(void)
 }
 
 static void
+test_max_workloads_defaults_to_150000(void)
+{
+	struct coord_conf c;
+	char err[256] = "";
+
+	CHECK_INT(load(&c, "{}\n", err, sizeof(err)), 0);
+	CHECK_INT(c.max_workloads, 150000);
+	CHECK_INT(COORD_AGENTS_MAX_WORKLOADS_DEFAULT, 150000);
+	coord_conf_free(&c);
+	CHECK_INT(load(&c, "max_workloads: 0\n", err, sizeof(err)), 0);
+	CHECK_INT(c.max_workloads, 0);
+	coord_conf_free(&c);
+	CHECK(load(&c, "max_workloads: 5120001\n", err, sizeof(err)) < 0);
+	CHECK_HAS(err, "max_workloads");
+	CHECK(load(&c, "max_workloads: -1\n", err, sizeof(err)) < 0);
+	CHECK_HAS(err, "max_workloads");
+}
+
+static void
 test_registration_beyond_the_cap_is_refused(void)
 {
 	struct rig r;
@@ -342,6 +361,8 @@ test_find_pod_picks_the_live_kubernetes_agent(void)
 
 static const struct tt_case cases[] = {
 	{ "max_agents defaults to 5000", test_max_agents_defaults_to_5000 },
+	{ "max_workloads defaults to 150000",
+	  test_max_workloads_defaults_to_150000 },
 	{ "registration beyond the cap is refused",
 	  test_registration_beyond_the_cap_is_refused },
 	{ "known node re-registers at the cap",
