@@ -207,8 +207,10 @@ class Timeline:
         self.t0 = time.monotonic()
 
     def add(self, what, detail="", at=None):
-        """Prints an event; `at` (epoch seconds) when it happened earlier
-        than now, e.g. a timestamp read back from the coordinator."""
+        """Prints an event as it is observed; `at` (epoch seconds) when it
+        happened earlier than now, e.g. a timestamp read back from the
+        coordinator (so a line can carry a time a few ms before the line
+        above it: the sources are polled one after another)."""
         now = time.time()
         rel = time.monotonic() - self.t0 if self.t0 else 0.0
         if at is not None and at <= now:
@@ -323,6 +325,8 @@ def follow(tl, args, am, prom, target, coord_addr, hook, lab, demo_bin):
                     tl.add("action dispatched", f"#{a.get('id')} {kind} "
                            f"{where} (rule {a.get('rule')})",
                            at=epoch(a.get("created")))
+                if kind != "verify" and a.get("state") == "dispatched":
+                    continue  # the "action dispatched" line above says it
                 label = ("verification" if kind == "verify"
                          else "action") + f" {a.get('state')}"
                 tl.add(label, at=epoch(a.get("updated")),
