@@ -151,6 +151,37 @@ def run(tap):
         tap.ok(rep["type"] == "reply" and rep["body"]["ok"] is True,
                "a valid command gets its reply", rep)
 
+        # The one-shot commands an operator runs, each under valgrind.
+        import subprocess
+        body = lab.write_file("body.json", json.dumps(h.notification([
+            h.alert({"alertname": "RestartMe", "service": "demo-a",
+                     "instance": "demo-a-0"})])))
+        cli = {
+            "agent status": ["reflex-agent", "status", "-c", aconf,
+                             "--json"],
+            "check-config": ["reflex-coordinator", "--check-config", "-c",
+                             cconf],
+            "simulate": ["reflex-coordinator", "-c", cconf, "simulate",
+                         "--json", body],
+            "history": ["reflex-coordinator", "-c", cconf, "history",
+                        "--json", "--url", url],
+            "status": ["reflex-coordinator", "-c", cconf, "status",
+                       "--json", "--url", url],
+            "agents": ["reflex-coordinator", "-c", cconf, "agents",
+                       "--json", "--url", url],
+        }
+        for i, (name, argv) in enumerate(cli.items()):
+            log = lab.path(f"cli-{i}.vg")
+            r = subprocess.run(valgrind(log) + [reflex_binary(argv[0])]
+                               + argv[1:], capture_output=True, text=True,
+                               timeout=SLOW)
+            text = summary(log)
+            errors = re.findall(r"ERROR SUMMARY: (\d+) errors", text)
+            tap.ok(r.returncode == 0 and (not errors or errors[-1] == "0"),
+                   f"{name}: exits 0 under valgrind, no errors, no definite "
+                   "leaks", None if r.returncode == 0 else
+                   (r.returncode, r.stderr[-800:], text))
+
         for p, log in ((agent, alog), (coord, clog)):
             rc = lab.stop(p, grace=SLOW)
             text = summary(log)
