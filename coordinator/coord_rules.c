@@ -299,11 +299,12 @@ struct rx_cost {
 	uint64_t size;
 };
 
-// Reads the interval "{m}", "{m,}" or "{m,n}" at v[*i]; on success returns
-// how many copies glibc makes (n; m + 1 when unbounded) and moves *i past
-// the '}'. Returns 0 when v[*i] does not start an interval (regcomp then
-// decides what the '{' is). Counts saturate at 100000, far above both the
-// budget and RE_DUP_MAX.
+// Reads the interval "{m}", "{m,}", "{m,n}", "{,n}" or "{,}" at v[*i]
+// (glibc takes a missing m as 0); on success returns how many copies
+// glibc makes (n; m + 1, at least 2 like '*', when unbounded) and moves *i
+// past the '}'. Returns 0 when v[*i] does not start an interval (regcomp
+// then decides what the '{' is). Counts saturate at 100000, far above
+// both the budget and RE_DUP_MAX.
 static uint64_t
 rx_interval(const char *v, size_t *i)
 {
@@ -317,20 +318,20 @@ rx_interval(const char *v, size_t *i)
 			if (num[k] < 100000)
 				num[k] = num[k] * 10 + (uint64_t)(v[j] - '0');
 			digits++;
-		} else if (v[j] == ',' && !comma && digits > 0) {
+		} else if (v[j] == ',' && !comma) {
 			comma = true;
 			k = 1;
 		} else {
 			return 0;
 		}
 	}
-	if (digits == 0)
+	if (digits == 0 && !comma)
 		return 0;
 	*i = j + 1;
 	if (!comma)
 		return num[0] > 0 ? num[0] : 1;
-	if (v[j - 1] == ',')
-		return num[0] + 1; // {m,}: m copies and a star
+	if (v[j - 1] == ',') // {m,}: m copies and a star
+		return num[0] + 1 > 2 ? num[0] + 1 : 2;
 	return num[1] > num[0] ? num[1] : (num[0] > 0 ? num[0] : 1);
 }
 
