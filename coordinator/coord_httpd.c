@@ -943,12 +943,14 @@ coord_httpd_reply(struct coord_httpd_req *rq, int status, const char *type,
 	rq->next = NULL;
 	*s->done_tail = rq;
 	s->done_tail = &rq->next;
-	pthread_mutex_unlock(&s->mu);
+	// Still under mu: once the reply is queued, coord_httpd_stop may drain
+	// it and free s (closing efd) as soon as mu is free.
 	if (wake) {
 		uint64_t one = 1;
 
 		(void)!write(s->efd, &one, sizeof(one)); // a full counter wakes too
 	}
+	pthread_mutex_unlock(&s->mu);
 }
 
 // Sends one reply on its connection, if that is still open.

@@ -37,8 +37,10 @@ late_reply(void *arg)
 	struct owed *o = arg;
 
 	usleep((useconds_t)o->delay_ms * 1000);
-	coord_httpd_reply(o->rq, 200, "text/plain", "late", 4, NULL);
+	// Set before posting: stop may return as soon as the reply is queued,
+	// before coord_httpd_reply itself returns.
 	atomic_store(&o->replied, true);
+	coord_httpd_reply(o->rq, 200, "text/plain", "late", 4, NULL);
 	return NULL;
 }
 
