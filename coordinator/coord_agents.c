@@ -706,8 +706,11 @@ handle_heartbeat(struct srv_ctx *c, const struct cm_msg *m)
 		ag->unhealthy = m->u.hb.unhealthy;
 		ag->lost = false;
 		// Back: dial it again (its socket was closed when lost).
-		if (was_lost && ag->pool == NULL && ag->addr[0] != '\0')
-			(void)pool_open(a, ag->node, ag->addr, &ag->pool);
+		if (was_lost && ag->pool == NULL && ag->addr[0] != '\0' &&
+		    pool_open(a, ag->node, ag->addr, &ag->pool) < 0)
+			cm_err("agents.redial_failed", "node=%s addr=%s "
+			    "reason=\"commands fail until it registers again\"",
+			    cm_q(ag->node), cm_q(ag->addr));
 	}
 	pthread_mutex_unlock(&a->mu);
 	if (!known) {

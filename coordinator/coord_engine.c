@@ -2536,6 +2536,10 @@ notify_step(struct run *r, const struct coord_plan *p)
 	rt->action_id = row_insert(e, r->alert_id, r->inc, p->rule->conf->name,
 	    "notify", p->service, p->instance, NULL, "dispatched",
 	    "sending to every notifier");
+	if (rt->action_id == 0) { // no row: nothing leaves (write-ahead)
+		handle_done(e, rt, -EIO, NULL);
+		return;
+	}
 	eb->sends[eb->n_sends++] = rt;
 }
 
