@@ -718,6 +718,19 @@ fail:
 	return rv;
 }
 
+// Sets one of the journal's threads' stop flag under the lock, wakes it
+// and waits for it to end.
+static void
+stop_thread(struct coord_journal *j, bool *stop, pthread_cond_t *wake,
+    pthread_t th)
+{
+	pthread_mutex_lock(&j->lock);
+	*stop = true;
+	pthread_cond_signal(wake);
+	pthread_mutex_unlock(&j->lock);
+	pthread_join(th, NULL);
+}
+
 void
 coord_journal_close(struct coord_journal *j)
 {
@@ -725,28 +738,13 @@ coord_journal_close(struct coord_journal *j)
 
 	if (j == NULL)
 		return;
-	if (j->started) {
-		pthread_mutex_lock(&j->lock);
-		j->stop = true;
-		pthread_cond_signal(&j->wake);
-		pthread_mutex_unlock(&j->lock);
-		pthread_join(j->writer, NULL);
-	}
-	if (j->syncer_started) {
-		// After the writer: its last batch is in the slot or done.
-		pthread_mutex_lock(&j->lock);
-		j->sync_stop = true;
-		pthread_cond_signal(&j->sync_wake);
-		pthread_mutex_unlock(&j->lock);
-		pthread_join(j->syncer, NULL);
-	}
-	if (j->ckpt_started) {
-		pthread_mutex_lock(&j->lock);
-		j->ckpt_stop = true;
-		pthread_cond_signal(&j->ckpt_wake);
-		pthread_mutex_unlock(&j->lock);
-		pthread_join(j->ckpter, NULL);
-	}
+	if (j->started)
+		stop_thread(j, &j->stop, &j->wake, j->writer);
+	// After the writer: its last batch is in the syncer's slot or done.
+	if (j->syncer_started)
+		stop_thread(j, &j->sync_stop, &j->sync_wake, j->syncer);
+	if (j->ckpt_started)
+		stop_thread(j, &j->ckpt_stop, &j->ckpt_wake, j->ckpter);
 	if (j->wal_fd >= 0)
 		close(j->wal_fd);
 	for (i = 0; i < W_COUNT; i++)
