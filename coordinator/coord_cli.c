@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_k8s.h"
 #include "cm_log.h"
 #include "cm_time.h"
 #include "coord_agents.h"
@@ -276,26 +277,6 @@ coord_cli_status(const char *config, int argc, char **argv)
 	return r.status == 200 ? 0 : 1;
 }
 
-// Appends "&after=<node percent-encoded>" to q.
-static void
-after_param(char *q, size_t n, const char *node)
-{
-	size_t o = strlen(q);
-
-	o += (size_t)snprintf(q + o, o < n ? n - o : 0, "&after=");
-	for (; *node != '\0' && o + 4 < n; node++) {
-		unsigned char ch = (unsigned char)*node;
-
-		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' ||
-		    ch == '~')
-			q[o++] = (char)ch;
-		else
-			o += (size_t)snprintf(q + o, n - o, "%%%02X", ch);
-	}
-	if (o < n)
-		q[o] = '\0';
-}
-
 /*
  * Lists every agent: follows the pages of /api/v1/agents (node order,
  * each asked for after the last node of the one before) until an empty
@@ -315,8 +296,11 @@ coord_cli_agents(const char *config, int argc, char **argv)
 	for (;;) {
 		snprintf(path, sizeof(path), "/api/v1/agents?limit=%d",
 		    COORD_AGENTS_PAGE_MAX);
-		if (last[0] != '\0')
-			after_param(path, sizeof(path), last);
+		if (last[0] != '\0' &&
+		    cm_k8s_query_add(path, sizeof(path), "after", last) < 0) {
+			cJSON_Delete(all);
+			return 1; // cannot happen: node names fit
+		}
 		rv = cli_get(config, argc, argv, path, &json, &r);
 		if (rv != 0) {
 			cJSON_Delete(all);

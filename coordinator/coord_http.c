@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cm_k8s.h"
 #include "cm_log.h"
 #include "cm_time.h"
 #include "coord_httpd.h"
@@ -312,24 +313,6 @@ actions_cb(struct coord_httpd_req *rq, void *arg)
 	free(json);
 }
 
-// Percent-encodes s (all but RFC 3986's unreserved characters) into out.
-static void
-url_encode(const char *s, char *out, size_t n)
-{
-	size_t o = 0;
-
-	for (; *s != '\0' && o + 4 < n; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' ||
-		    ch == '~')
-			out[o++] = (char)ch;
-		else
-			o += (size_t)snprintf(out + o, n - o, "%%%02X", ch);
-	}
-	out[o] = '\0';
-}
-
 // GET /api/v1/agents[?limit=N&after=NODE]: one page of agents in node
 // order (see coord_agents_json); when more follow, a Link header names
 // the next page (rel="next"), so no request builds the whole fleet.
@@ -339,7 +322,7 @@ agents_cb(struct coord_httpd_req *rq, void *arg)
 	const char *qs = coord_httpd_query(rq), *after = NULL;
 	size_t limit = COORD_AGENTS_PAGE_DEFAULT;
 	char q[512], *save = NULL, *json, next[CM_NAME_MAX];
-	char enc[CM_NAME_MAX * 3 + 1], link[CM_NAME_MAX * 3 + 80];
+	char enc[CM_NAME_MAX * 3 + 64], link[CM_NAME_MAX * 3 + 96];
 
 	if (strlen(qs) >= sizeof(q)) {
 		reply_error(rq, 400, "query string too long");
@@ -382,9 +365,11 @@ agents_cb(struct coord_httpd_req *rq, void *arg)
 		return;
 	}
 	if (next[0] != '\0') {
-		url_encode(next, enc, sizeof(enc));
-		snprintf(link, sizeof(link), "Link: </api/v1/agents?limit=%zu"
-		    "&after=%s>; rel=\"next\"", limit, enc);
+		// Node names are at most 63 bytes: the query fits.
+		snprintf(enc, sizeof(enc), "/api/v1/agents?limit=%zu", limit);
+		if (cm_k8s_query_add(enc, sizeof(enc), "after", next) < 0)
+			enc[0] = '\0';
+		snprintf(link, sizeof(link), "Link: <%s>; rel=\"next\"", enc);
 		coord_httpd_reply(rq, 200, "application/json", json,
 		    strlen(json), link);
 	} else {
