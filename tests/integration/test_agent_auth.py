@@ -124,9 +124,13 @@ def run(tap, lab):
     ag, cmd_url, sock, _ = start_agent(lab, "node-a", agents, good, metrics)
     wait_until(lambda: agents_of(url) == ["node-a"], WAIT,
                what="node-a registered")
+    # The coordinator lists the agent when it handles the registration;
+    # the agent counts itself registered when the reply reaches it, later
+    # (seconds later under valgrind).
     st = wait_until(lambda: (lambda s: s if s and inst(s, "web-0")["ready"]
+                             and s["coordinator"]["registered"]
                              else None)(status(sock)), WAIT,
-                    what="web-0 ready")
+                    what="web-0 ready and the agent registered")
     tap.ok(st["coordinator"]["registered"] and st["stats"]["sealed"],
            "the agent with the secret registers over the sealed channel "
            "(its status socket stays unsealed)", st["coordinator"])

@@ -21,7 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from reflexlab import (Lab, Tap, http_get,  # noqa: E402
+from reflexlab import (Lab, Tap, free_ports, http_get,  # noqa: E402
                        missing_monitoring_tools, reflex_binary, repo_root,
                        wait_until)
 
@@ -61,32 +61,6 @@ services:
              initial_delay: 2s }}
     restart_backoff: {{ initial: 200ms, max: 1s }}
 """)
-
-
-def free_ports(n):
-    """n consecutive free ports below the kernel's ephemeral range, so
-    that no outgoing connection takes one before the agent binds it."""
-    import random
-    import socket
-    low = 32768
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        pass
-    lo, hi = (10000, low - 1) if low > 12000 else (low - 2000, low - 1)
-    for _ in range(200):
-        base = random.randint(lo, hi - n)
-        ok = True
-        for p in range(base, base + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
 
 
 def run(tap, lab):

@@ -23,10 +23,8 @@ at the end.
 
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,7 +45,7 @@ HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from reflexlab import Tap, reflex_popen, scaled  # noqa: E402
+from reflexlab import Tap, free_ports, reflex_popen, scaled  # noqa: E402
 
 WAIT = scaled(WAIT)  # stretched under valgrind (REFLEX_TIME_FACTOR)
 
@@ -66,32 +64,6 @@ def wait_for(pred, timeout=WAIT, step=0.1):
         if v or time.monotonic() > end:
             return v
         time.sleep(step)
-
-
-def port_free(p):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", p))
-            return True
-        except OSError:
-            return False
-
-
-def free_ports(n):
-    """n consecutive free ports below the ephemeral range (see
-    test_agent_process.py)."""
-    low = 32768
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        pass
-    lo, hi = (10000, low - 1) if low > 12000 else (low - 2000, low - 1)
-    for _ in range(200):
-        base = random.randint(lo, hi - n)
-        if all(port_free(base + i) for i in range(n)):
-            return base
-    raise RuntimeError("no free ports")
 
 
 def http(method, port, path):

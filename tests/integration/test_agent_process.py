@@ -11,7 +11,6 @@ the end, also when a check fails or the script is interrupted.
 
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -37,7 +36,7 @@ HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from reflexlab import Tap, reflex_popen, scaled  # noqa: E402
+from reflexlab import Tap, free_ports, reflex_popen, scaled  # noqa: E402
 
 WAIT = scaled(WAIT)  # stretched under valgrind (REFLEX_TIME_FACTOR)
 
@@ -56,38 +55,6 @@ def wait_for(pred, timeout=WAIT, step=0.1):
         if v or time.monotonic() > end:
             return v
         time.sleep(step)
-
-
-def port_free(p):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", p))
-            return True
-        except OSError:
-            return False
-
-
-def port_range():
-    """Ports to pick from: below the kernel's ephemeral range, so that no
-    outgoing connection of a test running in parallel is given one of
-    ours between our check and the agent's bind."""
-    low = 32768
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        pass
-    return (10000, low - 1) if low > 12000 else (low - 2000, low - 1)
-
-
-def free_ports(n):
-    """n consecutive free ports."""
-    lo, hi = port_range()
-    for _ in range(200):
-        base = random.randint(lo, hi - n)
-        if all(port_free(base + i) for i in range(n)):
-            return base
-    raise RuntimeError("no free ports")
 
 
 def http(method, port, path):
@@ -307,7 +274,9 @@ def check_coordinator(agent, coord, ports):
          all(a < b for a, b in zip(seqs, seqs[1:])),
          "heartbeats count up; -ENOENT makes the agent register again",
          json.dumps(coord.lines[:6]))
-    st = agent.status()
+    # Registered once the reply to the new register reaches the agent.
+    st = wait_for(lambda: (lambda s: s if s["coordinator"]["registered"]
+                           else None)(agent.status())) or agent.status()
     T.ok(st["coordinator"]["connected"] and st["coordinator"]["registered"],
          "status shows the coordinator connected",
          json.dumps(st["coordinator"]))

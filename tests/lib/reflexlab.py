@@ -216,25 +216,118 @@ def _below_ephemeral():
 
 _port_rng = random.Random(os.getpid() ^ time.time_ns())
 
+# Ports handed out are also claimed on the machine: one file per port in
+# _PORT_DIR, made with O_EXCL and holding the claiming test's pid. Tests
+# run in parallel (meson), each picking at random in the same range, and
+# a server under valgrind binds seconds after its port was picked; without
+# the claim two tests could pick the same port in that window and one
+# server would die with "address already in use". A claim is dropped at
+# exit, and ignored once its pid is gone or it is an hour old.
+_PORT_DIR = os.path.join(tempfile.gettempdir(),
+                         f"reflex-test-ports-{os.getuid()}")
+_claims = []
+
+
+def _claim_stale(path):
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        age = time.time() - os.stat(path).st_mtime
+    except OSError:
+        return True
+    if age > 3600:
+        return True
+    if not text.isdigit():
+        return age > 60  # being written, or junk
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
+def _claim(port):
+    """True if this process now holds the machine-wide claim on `port`."""
+    try:
+        os.makedirs(_PORT_DIR, mode=0o700, exist_ok=True)
+    except OSError:
+        return True  # no shared directory: fall back to the bind check
+    path = os.path.join(_PORT_DIR, str(port))
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            if not _claim_stale(path):
+                return False
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            continue
+        except OSError:
+            return True
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        _claims.append(path)
+        return True
+    return False
+
+
+@atexit.register
+def _drop_claims():
+    for path in _claims:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    _claims.clear()
+
+
+def _bind_ok(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((LOOPBACK, port))
+            return True
+        except OSError:
+            return False
+
+
+def free_ports(n=1):
+    """The first of `n` consecutive TCP ports on 127.0.0.1 that were free
+    a moment ago, that no other test on this machine has claimed and that
+    this process has not handed out before, below the ephemeral range
+    where there is one (see _below_ephemeral). A program outside the tests
+    may still take one before it is used; Lab._start_server retries on
+    "address already in use"."""
+    lo, hi = _below_ephemeral()
+    for _ in range(300):
+        base = _port_rng.randint(lo, hi - n + 1) if hi - n + 1 > lo else None
+        if base is None:
+            break
+        want = range(base, base + n)
+        if any(p in _ports_given for p in want):
+            continue
+        if not all(_bind_ok(p) for p in want):
+            continue
+        if all(_claim(p) for p in want):
+            _ports_given.update(want)
+            return base
+    if n == 1:  # no range below the ephemeral one: let the kernel choose
+        for _ in range(50):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((LOOPBACK, 0))
+                port = s.getsockname()[1]
+            if port not in _ports_given and _claim(port):
+                _ports_given.add(port)
+                return port
+    raise LabError(f"no {n} free loopback port(s) found")
+
 
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago and that this
-    process has not handed out before, below the ephemeral range where
-    there is one (see _below_ephemeral). Another program may still take
-    it before it is used; Lab.start_* retry on "address already in use"."""
-    lo, hi = _below_ephemeral()
-    for i in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((LOOPBACK, _port_rng.randint(lo, hi) if hi > lo
-                        and i < 150 else 0))
-            except OSError:
-                continue
-            port = s.getsockname()[1]
-        if port not in _ports_given:
-            _ports_given.add(port)
-            return port
-    raise LabError("no free loopback port found")
+    """One port from free_ports()."""
+    return free_ports(1)
 
 
 # Names Debian's packages install (see `dpkg -L prometheus
