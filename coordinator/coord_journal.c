@@ -1200,6 +1200,24 @@ run_batch(struct coord_journal *j, struct op *batch)
 	pthread_mutex_unlock(&j->lock);
 }
 
+// A failed fdatasync after COMMIT is fatal. The batch is committed in
+// the file but not known to be on the disk, and the kernel may already
+// have dropped the dirty pages and cleared the error, so a later
+// fdatasync can succeed without them: no answer given from now on could
+// be trusted. Nothing of the batch has been answered yet (no 2xx, no
+// command sent), so the process exits at once, without completing any
+// op or running exit handlers; senders see the connection drop and
+// resend, and the next start reads whatever the file really holds.
+static _Noreturn void
+sync_failed(struct coord_journal *j, int e)
+{
+	cm_err("journal.sync_failed",
+	    "path=%s error=%s exit=%d action=\"exiting without answering the "
+	    "batch; the journal is read again at the next start\"",
+	    cm_q(j->wal_path), cm_q(strerror(e)), COORD_JOURNAL_EXIT_SYNC);
+	_exit(COORD_JOURNAL_EXIT_SYNC);
+}
+
 // The syncer thread (own_sync): takes the committed batch, makes the WAL
 // durable, then completes its ops. Any transactions committed before the
 // fdatasync are covered by it.
@@ -1221,13 +1239,8 @@ syncer_main(void *arg)
 		j->slot.batch = NULL;
 		pthread_cond_signal(&j->sync_free);
 		pthread_mutex_unlock(&j->lock);
-		if (c.rv == 0 && fdatasync(j->wal_fd) < 0) {
-			// The rows are in the file but not known to be on the
-			// disk: nothing of the batch is reported stored.
-			c.rv = errno == ENOSPC ? -ENOSPC : -EIO;
-			snprintf(c.why, sizeof(c.why), "fdatasync %s: %s",
-			    j->wal_path, strerror(errno));
-		}
+		if (c.rv == 0 && fdatasync(j->wal_fd) < 0)
+			sync_failed(j, errno);
 		note_result(j, c.rv, c.added, c.nops, c.why);
 		complete_batch(j, c.batch, c.rv);
 	}

@@ -57,6 +57,13 @@ struct coord_journal_opts {
 // holds the read mutex for the length of each transaction, so readers
 // never see uncommitted rows. A file path gets a second, query-only
 // connection, so reads run beside commits (WAL).
+//
+// With sync_full on a file, a failed fdatasync of the WAL after a COMMIT
+// ends the process with status COORD_JOURNAL_EXIT_SYNC (logged as
+// journal.sync_failed) before any op of that batch is answered: after a
+// failed fsync the kernel may report later ones as good, so nothing could
+// be promised any more. Whatever reached the disk is read at the next start.
+#define COORD_JOURNAL_EXIT_SYNC 74 // EX_IOERR
 int coord_journal_open(struct coord_journal **ret, const char *path,
     const struct coord_journal_opts *opts, char *err, size_t errlen)
     __attribute__((warn_unused_result));
