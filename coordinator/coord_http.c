@@ -389,6 +389,8 @@ gauges(struct coord_http *h, struct coord_gauges *g,
 	g->journal_bytes = js->bytes;
 	g->journal_commits = js->commits;
 	g->journal_commit_errors = js->commit_errors;
+	g->journal_checkpoints = js->checkpoints;
+	g->journal_backstop_checkpoints = js->backstop_checkpoints;
 	{
 		struct coord_breaker_state b;
 

@@ -285,6 +285,7 @@ struct coord_journal {
 	int64_t n_alerts, n_actions;
 	int64_t next_action_id;	// handed out by reserve_action_ids()
 	int64_t commits, commit_errors;
+	int64_t checkpoints, backstop_checkpoints; // under lock
 	int64_t failing;	// consecutive failed commits
 };
 
@@ -1348,9 +1349,13 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	if (frames - j->ckpt_done >= CKPT_PAGES)
 		pthread_cond_signal(&j->ckpt_wake);
 	pthread_mutex_unlock(&j->lock);
-	if (frames >= CKPT_BACKSTOP)
+	if (frames >= CKPT_BACKSTOP) {
 		(void)sqlite3_wal_checkpoint_v2(db, NULL,
 		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&j->lock);
+		j->backstop_checkpoints++;
+		pthread_mutex_unlock(&j->lock);
+	}
 	return SQLITE_OK;
 }
 
@@ -1378,6 +1383,8 @@ ckpt_main(void *arg)
 			cm_warn("journal.checkpoint_failed", "err=%s",
 			    cm_q(sqlite3_errmsg(j->cdb)));
 		pthread_mutex_lock(&j->lock);
+		if (rc == SQLITE_OK)
+			j->checkpoints++;
 		if (rc == SQLITE_OK && nckpt >= 0 && nlog >= nckpt &&
 		    nlog <= j->wal_frames)
 			j->ckpt_done = nckpt;
@@ -2266,6 +2273,8 @@ coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s)
 	s->alerts = j->n_alerts;
 	s->actions = j->n_actions;
 	s->commits = j->commits;
+	s->checkpoints = j->checkpoints;
+	s->backstop_checkpoints = j->backstop_checkpoints;
 	s->commit_errors = j->commit_errors;
 	pthread_mutex_unlock(&j->lock);
 	if (!j->shared) {

@@ -263,6 +263,8 @@ struct coord_journal_stats {
 	int64_t bytes;	       // database file size
 	int64_t commits;       // group commits done
 	int64_t commit_errors;
+	int64_t checkpoints;   // by the checkpointer thread
+	int64_t backstop_checkpoints; // by the writer (checkpointer behind)
 };
 void coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s);
 

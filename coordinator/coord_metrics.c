@@ -387,6 +387,13 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    "Journal commits that failed.");
 	outf(&o, "reflex_journal_commit_errors_total %lld\n",
 	    (long long)g->journal_commit_errors);
+	family(&o, "reflex_journal_checkpoints_total", "counter",
+	    "WAL checkpoints into the database file, by who ran them (the "
+	    "writer only when the checkpointer fell behind).");
+	outf(&o, "reflex_journal_checkpoints_total{by=\"checkpointer\"} %lld\n"
+	    "reflex_journal_checkpoints_total{by=\"writer\"} %lld\n",
+	    (long long)g->journal_checkpoints,
+	    (long long)g->journal_backstop_checkpoints);
 	if (o.err) {
 		free(o.buf);
 		return o.err;

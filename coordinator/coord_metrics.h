@@ -70,6 +70,8 @@ struct coord_gauges {
 	int64_t journal_bytes;
 	int64_t journal_commits;
 	int64_t journal_commit_errors;
+	int64_t journal_checkpoints;	  // by the checkpointer thread
+	int64_t journal_backstop_checkpoints; // by the writer itself
 	int64_t breaker_open;
 	int64_t rollout_percent;
 };
