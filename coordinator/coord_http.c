@@ -17,11 +17,34 @@
 #include "coord_httpd.h"
 #include "coord_jdepth.h"
 #include "coord_metrics.h"
+#include "coord_worker.h"
+
+// Reads that can take long (a journal query waiting for a lock held by
+// another process, a page of thousands of agents built under the
+// registry lock, metrics and health reading every component) run on
+// their own small pool, never on the server's thread, so webhooks and
+// probes are served meanwhile. At most SLOW_QUEUE wait; beyond that 503.
+#define SLOW_THREADS 2
+#define SLOW_QUEUE 64
 
 struct coord_http {
 	struct coord_http_deps d;
 	struct coord_httpd *srv;
+	struct coord_worker *slow;
 	atomic_int pending; // webhook requests waiting for the journal
+};
+
+// A read handler run on the slow pool: the request's query string is
+// copied, since coord_httpd's accessors are valid only during the route
+// callback; the handler must answer rq exactly once.
+typedef void (*slow_fn)(struct coord_httpd_req *rq, struct coord_http *h,
+    const char *query);
+
+struct slow_job {
+	struct coord_httpd_req *rq;
+	struct coord_http *h;
+	slow_fn fn;
+	char query[]; // NUL-terminated
 };
 
 // One webhook request between journal submit and its commit.
@@ -252,12 +275,10 @@ url_decode(char *s)
 }
 
 static void
-actions_cb(struct coord_httpd_req *rq, void *arg)
+actions_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
 {
-	struct coord_http *h = arg;
 	struct coord_journal_filter f = { .limit = 100 };
 	char q[1024], *save = NULL, *json = NULL;
-	const char *qs = coord_httpd_query(rq);
 	int rv;
 
 	if (strlen(qs) >= sizeof(q)) {
@@ -317,9 +338,9 @@ actions_cb(struct coord_httpd_req *rq, void *arg)
 // order (see coord_agents_json); when more follow, a Link header names
 // the next page (rel="next"), so no request builds the whole fleet.
 static void
-agents_cb(struct coord_httpd_req *rq, void *arg)
+agents_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
 {
-	const char *qs = coord_httpd_query(rq), *after = NULL;
+	const char *after = NULL;
 	size_t limit = COORD_AGENTS_PAGE_DEFAULT;
 	char q[512], *save = NULL, *json, next[CM_NAME_MAX];
 	char enc[CM_NAME_MAX * 3 + 64], link[CM_NAME_MAX * 3 + 96];
@@ -358,7 +379,7 @@ agents_cb(struct coord_httpd_req *rq, void *arg)
 			return;
 		}
 	}
-	json = coord_agents_json(((struct coord_http *)arg)->d.agents, after,
+	json = coord_agents_json(h->d.agents, after,
 	    limit, next, sizeof(next));
 	if (json == NULL) {
 		reply_error(rq, 503, "out of memory");
@@ -426,14 +447,14 @@ refusals_append(struct coord_http *h, char **text, size_t *len)
 }
 
 static void
-metrics_cb(struct coord_httpd_req *rq, void *arg)
+metrics_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
 {
-	struct coord_http *h = arg;
 	struct coord_journal_stats js;
 	struct coord_gauges g;
 	char *text;
 	size_t len;
 
+	(void)qs;
 	gauges(h, &g, &js);
 	if (coord_metrics_render(&g, &text, &len) < 0 ||
 	    refusals_append(h, &text, &len) < 0) {
@@ -458,11 +479,10 @@ health_reason(enum health *h, enum health level, cJSON *reasons,
 }
 
 static void
-health_cb(struct coord_httpd_req *rq, void *arg)
+health_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
 {
 	static const char *const names[] = { "healthy", "degraded",
 		"unhealthy" };
-	struct coord_http *h = arg;
 	const struct coord_conf *c = h->d.conf;
 	struct coord_journal_stats js;
 	struct coord_breaker_state b;
@@ -472,6 +492,7 @@ health_cb(struct coord_httpd_req *rq, void *arg)
 	int64_t rate = coord_metrics_alerts_last_minute();
 	char buf[COORD_REASON_MAX + 32], *s;
 
+	(void)qs;
 	gauges(h, &g, &js);
 	coord_engine_breaker(h->d.engine, &b);
 	if (g.agents_lost > 0) {
@@ -665,6 +686,65 @@ readyz_cb(struct coord_httpd_req *rq, void *arg)
 		reply(rq, 200, "text/plain", "ready\n", 6);
 }
 
+static void
+slow_job_run(void *arg)
+{
+	struct slow_job *j = arg;
+
+	j->fn(j->rq, j->h, j->query);
+	free(j);
+}
+
+// Hands the request to the slow pool (see SLOW_THREADS).
+static void
+defer(struct coord_httpd_req *rq, void *arg, slow_fn fn)
+{
+	const char *q = coord_httpd_query(rq);
+	size_t qlen = strlen(q);
+	struct slow_job *j = malloc(sizeof(*j) + qlen + 1);
+
+	if (j == NULL) {
+		reply_error(rq, 503, "out of memory");
+		return;
+	}
+	j->rq = rq;
+	j->h = arg;
+	j->fn = fn;
+	memcpy(j->query, q, qlen + 1);
+	cm_debug("http.read_queued", "path=%s", cm_q(coord_httpd_path(rq)));
+	if (coord_worker_submit(j->h->slow, slow_job_run, j) < 0) {
+		free(j);
+		cm_info("http.busy", "path=%s queued=%d",
+		    cm_q(coord_httpd_path(rq)), SLOW_QUEUE);
+		reply_error_with(rq, 503, "busy: too many slow requests "
+		    "waiting", "Retry-After: 1");
+	}
+}
+
+static void
+actions_cb(struct coord_httpd_req *rq, void *arg)
+{
+	defer(rq, arg, actions_run);
+}
+
+static void
+agents_cb(struct coord_httpd_req *rq, void *arg)
+{
+	defer(rq, arg, agents_run);
+}
+
+static void
+metrics_cb(struct coord_httpd_req *rq, void *arg)
+{
+	defer(rq, arg, metrics_run);
+}
+
+static void
+health_cb(struct coord_httpd_req *rq, void *arg)
+{
+	defer(rq, arg, health_run);
+}
+
 static const struct coord_httpd_route routes[] = {
 	{ "/api/v1/alerts", "POST", webhook_cb },
 	{ "/webhook/alert", "POST", webhook_cb },
@@ -704,10 +784,17 @@ coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
 	if (h == NULL)
 		return -ENOMEM;
 	h->d = *d;
+	rv = coord_worker_start(&h->slow, SLOW_THREADS, SLOW_QUEUE);
+	if (rv < 0) {
+		snprintf(err, errlen, "HTTP read threads: %s", strerror(-rv));
+		free(h);
+		return rv;
+	}
 	rv = coord_httpd_start(&h->srv, c->listen, &lim,
 	    c->tls.cert_file != NULL ? &tls : NULL, routes,
 	    sizeof(routes) / sizeof(routes[0]), h, err, errlen);
 	if (rv < 0) {
+		coord_worker_stop(h->slow);
 		free(h);
 		return rv;
 	}
@@ -720,8 +807,10 @@ coord_http_stop(struct coord_http *h)
 {
 	if (h == NULL)
 		return;
-	// Waits for every reply owed, the webhook's journal commits included.
+	// Waits for every reply owed, the webhook's journal commits and the
+	// slow pool's reads included; then the pool has nothing left to run.
 	coord_httpd_stop(h->srv);
+	coord_worker_stop(h->slow);
 	// intake_done still touches h after its reply: wait for it to leave.
 	while (atomic_load(&h->pending) > 0)
 		usleep(1000);

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """A failed fsync of the journal is fatal: the coordinator (durable
 journal, fdatasync on its syncer thread) gets EIO from fdatasync through
-an LD_PRELOAD shim (tests/tools/fail_fsync.c) while a trigger file exists.
+an LD_PRELOAD shim (tests/tools/fault_shim.c) while a trigger file exists.
 The webhook of that commit is never answered 2xx, the coordinator exits
 with status 74 and says why, and after a restart every alert answered 2xx
 before is still there and the unanswered one is taken when resent."""
@@ -58,9 +58,9 @@ def stored(journal):
 
 
 def run(tap, lab):
-    shim = os.environ.get("REFLEX_FAIL_FSYNC_LIB", "")
+    shim = os.environ.get("REFLEX_FAULTS_LIB", "")
     if not os.path.isfile(shim):
-        tap.ok(False, "the fail-fsync shim is built (REFLEX_FAIL_FSYNC_LIB)",
+        tap.ok(False, "the fault shim is built (REFLEX_FAULTS_LIB)",
                shim)
         return
     http, agents = free_port(), free_port()

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+// fault-shim: an LD_PRELOAD library for fault tests, never installed.
+// Each fault is switched on by a file existing, so a test turns it on and
+// off while the process runs:
+//
+//   REFLEX_FAIL_FSYNC=PATH    while PATH exists, fdatasync() and fsync()
+//                             fail with EIO (a disk that lost a write).
+//   REFLEX_STALL_QUERY=PATH   while PATH exists (at most 60 s), SQLite
+//                             statements that begin with
+//                             $REFLEX_STALL_SQL (default "SELECT act.id",
+//                             the journal's action query) wait in
+//                             sqlite3_step(): a read held up by a lock or
+//                             a slow disk.
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int
+on(const char *var)
+{
+	const char *path = getenv(var);
+
+	return path != NULL && *path != '\0' && access(path, F_OK) == 0;
+}
+
+typedef int (*sync_fn)(int);
+
+static int
+sync_call(const char *name, int fd)
+{
+	sync_fn next;
+
+	if (on("REFLEX_FAIL_FSYNC")) {
+		errno = EIO;
+		return -1;
+	}
+	next = (sync_fn)dlsym(RTLD_NEXT, name);
+	if (next == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return next(fd);
+}
+
+int
+fdatasync(int fd)
+{
+	return sync_call("fdatasync", fd);
+}
+
+int
+fsync(int fd)
+{
+	return sync_call("fsync", fd);
+}
+
+// SQLite's statement handle, opaque here.
+struct sqlite3_stmt;
+typedef int (*step_fn)(struct sqlite3_stmt *);
+typedef const char *(*sql_fn)(struct sqlite3_stmt *);
+
+int sqlite3_step(struct sqlite3_stmt *st);
+
+int
+sqlite3_step(struct sqlite3_stmt *st)
+{
+	step_fn next = (step_fn)dlsym(RTLD_NEXT, "sqlite3_step");
+	sql_fn sql = (sql_fn)dlsym(RTLD_NEXT, "sqlite3_sql");
+	const char *want = getenv("REFLEX_STALL_SQL");
+	const char *text;
+
+	if (next == NULL)
+		return 1; // SQLITE_ERROR
+	if (sql != NULL && on("REFLEX_STALL_QUERY")) {
+		if (want == NULL || *want == '\0')
+			want = "SELECT act.id";
+		text = sql(st);
+		if (text != NULL && strncmp(text, want, strlen(want)) == 0) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+			for (int i = 0; i < 6000 && on("REFLEX_STALL_QUERY"); i++)
+				nanosleep(&ts, NULL);
+		}
+	}
+	return next(st);
+}
