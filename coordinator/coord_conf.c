@@ -71,7 +71,8 @@ static const struct cm_conf_field http_fields[] = {
 	H("header_timeout", CM_CONF_DURATION, header_timeout_ms, "10s", 100,
 	    600000, "request line and headers must arrive within this (408)"),
 	H("body_timeout", CM_CONF_DURATION, body_timeout_ms, "30s", 100,
-	    600000, "a body must arrive, and a reply be taken, within this"),
+	    600000, "a body must arrive within this; a reply must be taken at 64 KiB "
+	    "per this at least"),
 	H("idle_timeout", CM_CONF_DURATION, idle_timeout_ms, "60s", 100,
 	    3600000, "an idle keep-alive connection is closed after this"),
 	H("max_connections", CM_CONF_INT, max_connections, "512", 1, 65536,

@@ -26,7 +26,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,6 +43,9 @@
 #define SWEEP_MS 100
 #define LINGER_MS 1000
 #define LINGER_BYTES (4 * 1024 * 1024)
+// A reply must move this many bytes per http.body_timeout (~2 KiB/s at
+// the default 30 s), else the connection is closed.
+#define WRITE_PROGRESS (64 * 1024)
 // Descriptors kept for the rest of the process (journal, agent sockets,
 // outgoing HTTP) when max_connections meets the open-file limit.
 #define FD_RESERVE 64
@@ -75,6 +80,8 @@ struct conn {
 	size_t lingered;
 	char *out;			// output: out_len bytes, out_off sent
 	size_t out_len, out_off;
+	int64_t out_mark;		// reply bytes the client had not taken
+					// when the deadline was last set
 	size_t tls_retry;		// TLS: a write that wanted to be retried
 	bool close_after;
 	bool closed;			// freed at the end of the loop turn
@@ -411,6 +418,7 @@ conn_write(struct conn *c, char *b, size_t n)
 		c->out_len = n;
 		c->out_off = 0;
 	}
+	c->out_mark = (int64_t)(c->out_len - c->out_off);
 	conn_flush(c);
 }
 
@@ -1127,6 +1135,25 @@ accept_all(struct coord_httpd *s)
 	}
 }
 
+// A reply's deadline moves on while the client takes at least
+// WRITE_PROGRESS bytes per body_timeout, so a big page to a slow client
+// completes and a client that stops reading is dropped. Taken means gone
+// from our buffer and from the kernel's send queue (SIOCOUTQ: bytes the
+// peer has not acknowledged), since the kernel may hold megabytes.
+static bool
+write_progressed(struct conn *c)
+{
+	int64_t left = (int64_t)(c->out_len - c->out_off);
+	int queued = 0;
+
+	if (ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued > 0)
+		left += queued;
+	if (c->out_mark - left < WRITE_PROGRESS)
+		return false;
+	c->out_mark = left;
+	return true;
+}
+
 // Closes the connections past their deadline.
 static void
 sweep(struct coord_httpd *s, int64_t now)
@@ -1163,6 +1190,10 @@ sweep(struct coord_httpd *s, int64_t now)
 				conn_fail(c, 408, COORD_HTTPD_REF_BODY_TIMEOUT, why);
 				break;
 			case ST_WRITE:
+				if (write_progressed(c)) {
+					c->deadline = now + s->lim.body_timeout_ms;
+					break;
+				}
 				refuse(s, COORD_HTTPD_REF_BODY_TIMEOUT);
 				conn_close(c);
 				break;

@@ -36,7 +36,7 @@ limits:
   max_body: 64KiB
 http:
   header_timeout: 1s
-  body_timeout: 1s
+  body_timeout: {body_timeout}
   idle_timeout: 1s
   max_connections: {maxconn}
   max_header_bytes: 16KiB
@@ -55,11 +55,11 @@ BODY = json.dumps({"version": "4", "status": "firing", "alerts": [{
     "endsAt": "0001-01-01T00:00:00Z"}]}).encode()
 
 
-def coordinator(lab, name, maxconn=200, tls=""):
+def coordinator(lab, name, maxconn=200, tls="", body_timeout="1s"):
     http, agents = free_port(), free_port()
     cfg = lab.write_file(f"{name}.yml", CONFIG.format(
         http=http, agents=agents, journal=lab.path(f"{name}.db"),
-        maxconn=maxconn, tls=tls))
+        maxconn=maxconn, tls=tls, body_timeout=body_timeout))
     scheme = "https" if tls else "http"
     lab.start(name, [reflex_binary("reflex-coordinator"), "-c", cfg],
               ready_url=None if tls else f"{scheme}://127.0.0.1:{http}/healthz")
@@ -418,7 +418,7 @@ def check_fd_limit(tap, lab):
     http, agents = free_port(), free_port()
     cfg = lab.write_file("fdlim.yml", CONFIG.format(
         http=http, agents=agents, journal=lab.path("fdlim.db"),
-        maxconn=1000, tls=""))
+        maxconn=1000, tls="", body_timeout="1s"))
     p = lab.start("fdlim", ["sh", "-c", 'ulimit -n 256 && exec "$0" "$@"',
                             reflex_binary("reflex-coordinator"), "-c", cfg],
                   ready_url=f"http://127.0.0.1:{http}/healthz")
@@ -542,6 +542,73 @@ def check_config(tap, lab):
            "key", bad)
 
 
+def fill_actions(journal, n, detail_len):
+    """n finished action rows with long details, straight into the
+    journal (the coordinator's read connection sees them)."""
+    import sqlite3
+    now = int(time.time() * 1000)
+    c = sqlite3.connect(journal, timeout=30)
+    try:
+        c.executemany(
+            "INSERT INTO actions(alert_id, identity, incident_start_ms, rule,"
+            " type, service, instance, node, state, detail, attempt,"
+            " created_ms, updated_ms) VALUES (0, 1, ?, 'r', 'restart', 'web',"
+            " ?, 'n', 'succeeded', ?, 1, ?, ?)",
+            ((now, f"web-{i}", "d" * detail_len, now - 3600_000 + i,
+              now - 3600_000 + i) for i in range(n)))
+        c.commit()
+    finally:
+        c.close()
+
+
+def slow_read(port, path, pause, first_pause=0.0):
+    """Reads a GET reply through a 64 KiB receive window, whatever has
+    arrived every `pause` seconds (after `first_pause`). Returns (body
+    bytes received, Content-Length or None)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.settimeout(WAIT)
+    s.connect(("127.0.0.1", port))
+    data, want = b"", None
+    try:
+        s.sendall(get(path))
+        time.sleep(first_pause)
+        while True:
+            try:
+                b = s.recv(1 << 20)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not b:
+                break
+            data += b
+            head, sep, body = data.partition(b"\r\n\r\n")
+            m = re.search(rb"Content-Length: (\d+)", head) if sep else None
+            want = int(m.group(1)) if m else None
+            if want is not None and len(body) >= want:
+                break
+            time.sleep(pause)
+    finally:
+        s.close()
+    return len(data.partition(b"\r\n\r\n")[2]), want
+
+
+def check_slow_reader(tap, lab):
+    # A reply of ~8 MiB, more than the socket buffers hold, from a
+    # coordinator that wants a reply taken within 200 ms.
+    port = coordinator(lab, "slowread", body_timeout="200ms")
+    fill_actions(lab.path("slowread.db"), 1000, 8000)
+    path = b"/api/v1/actions?limit=1000"
+    got, want = slow_read(port, path, 0.05)
+    tap.ok(want is not None and want > 8_000_000 and got == want,
+           "an 8 MB reply read in steps for many times body_timeout "
+           "(200 ms) arrives whole: each 64 KiB taken moves the deadline",
+           (got, want))
+    got, want = slow_read(port, path, 0.05, first_pause=2.0)
+    tap.ok(want is not None and got < want,
+           "a client that takes nothing for 2 s gets only what the socket "
+           "buffers held: dropped at body_timeout", (got, want))
+
+
 def run(tap, lab):
     check_config(tap, lab)
     port = coordinator(lab, "coord")
@@ -550,6 +617,7 @@ def run(tap, lab):
     check_sizes(tap, port)
     check_slowloris(tap, port)
     check_departed(tap, port)
+    check_slow_reader(tap, lab)
     check_cap(tap, lab)
     check_fd_limit(tap, lab)
     check_tls(tap, lab)
