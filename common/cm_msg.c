@@ -57,14 +57,18 @@
 /* ------------------------------------------------------------------ */
 /* Run-time limits                                                     */
 
-const struct cm_msg_limits cm_msg_default_limits = {
-	.max_frame = CM_MSG_MAX_FRAME,
-	.max_depth = CM_MSG_MAX_DEPTH,
-	.max_workloads = CM_MSG_MAX_WORKLOADS,
-	.max_name_len = CM_NAME_MAX - 1,
-	.max_addr_len = CM_ADDR_MAX - 1,
-	.max_text_len = CM_TEXT_MAX - 1,
-};
+// The defaults are the compiled-in ceilings: the message structs hold no
+// more.
+#define DEFAULT_LIMITS { \
+	.max_frame = CM_MSG_MAX_FRAME, \
+	.max_depth = CM_MSG_MAX_DEPTH, \
+	.max_workloads = CM_MSG_MAX_WORKLOADS, \
+	.max_name_len = CM_NAME_MAX - 1, \
+	.max_addr_len = CM_ADDR_MAX - 1, \
+	.max_text_len = CM_TEXT_MAX - 1, \
+}
+
+const struct cm_msg_limits cm_msg_default_limits = DEFAULT_LIMITS;
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -95,14 +99,7 @@ const struct cm_conf_field cm_msg_limits_fields[] = {
 };
 
 // The limits in force; written only by cm_msg_set_limits, before threads.
-static struct cm_msg_limits limits_now = {
-	.max_frame = CM_MSG_MAX_FRAME,
-	.max_depth = CM_MSG_MAX_DEPTH,
-	.max_workloads = CM_MSG_MAX_WORKLOADS,
-	.max_name_len = CM_NAME_MAX - 1,
-	.max_addr_len = CM_ADDR_MAX - 1,
-	.max_text_len = CM_TEXT_MAX - 1,
-};
+static struct cm_msg_limits limits_now = DEFAULT_LIMITS;
 
 int
 cm_msg_set_limits(const struct cm_msg_limits *l, char *err, size_t errlen)
@@ -465,6 +462,8 @@ cm_msg_check_frame_lim(const void *buf, size_t len,
 
 	if (lim == NULL)
 		lim = &limits_now;
+	// A caller's own struct is not checked by cm_msg_set_limits: the
+	// clamp keeps todo[] and the frame bound safe whatever it holds.
 	max_frame = clamp(lim->max_frame, CM_MSG_MIN_FRAME, CM_MSG_MAX_FRAME);
 	max_depth = (int)clamp(lim->max_depth, CM_MSG_MIN_DEPTH,
 	    CM_MSG_MAX_DEPTH);

@@ -42,8 +42,6 @@
 #define POOL_KEEP 8	 // idle command slots a pool keeps across a tick
 #define HASH_MIN 64	 // buckets of the node-name index, at least
 #define WIRE_RESERVE 512 // bytes reserved in an nng_msg before encoding
-#define CLOSERS 1	 // threads closing command sockets at stop: see
-			 // close_dead()
 
 struct cmd_pool;
 
@@ -950,13 +948,15 @@ srv_open(struct coord_agents *a)
 	return 0;
 }
 
-// Closes the retired pools left (every agent's, at stop), taking them
-// from the list under wmu: several closers at once.
-static void *
-closer_main(void *arg)
+// Closes the retired pools left (every agent's, at stop), one after
+// another. nng_close waits for nng's reaper thread once per socket, so
+// with thousands of agents this takes seconds; eight closing threads side
+// by side cut 1.6-1.9 s to 1.1-1.3 s at 5,000 agents, but made libnng
+// 1.5.2's nng_close hang more often (4 stops in 20 against 1 in 20), so
+// there is one until that is understood.
+static void
+close_dead(struct coord_agents *a)
 {
-	struct coord_agents *a = arg;
-
 	for (;;) {
 		struct cmd_pool *p;
 
@@ -966,31 +966,9 @@ closer_main(void *arg)
 			a->dead = p->next;
 		pthread_mutex_unlock(&a->wmu);
 		if (p == NULL)
-			return NULL;
+			return;
 		pool_close(p);
 	}
-}
-
-// nng_close waits for nng's reaper thread once per socket; with thousands
-// of agents, closing them one after another takes seconds. Eight closers
-// side by side cut 1.6-1.9 s to 1.1-1.3 s at 5,000 agents, but made
-// libnng 1.5.2's nng_close hang more often (tests: 4 stops in 20 against
-// 1 in 20), so CLOSERS is 1 until that is understood.
-static void
-close_dead(struct coord_agents *a)
-{
-	pthread_t th[CLOSERS];
-	size_t n = 0;
-
-	for (struct cmd_pool *p = a->dead; p != NULL && n < CLOSERS;
-	    p = p->next)
-		n++;
-	for (size_t i = 1; i < n; i++)
-		if (pthread_create(&th[i], NULL, closer_main, a) != 0)
-			n = i;
-	(void)closer_main(a);
-	for (size_t i = 1; i < n; i++)
-		pthread_join(th[i], NULL);
 }
 
 // Frees what start allocated; the rep socket is closed and the worker
