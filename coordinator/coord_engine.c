@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -239,6 +240,7 @@ struct ev {
 
 struct coord_engine {
 	struct coord_engine_deps d;
+	_Atomic(const struct coord_rules *) rules; // d.conf's, or reloaded
 	pthread_t thread;
 	pthread_mutex_t mu; // guards the queue and the counters below
 	pthread_cond_t cv;
@@ -311,6 +313,12 @@ ev_free(struct ev *ev)
 		free(ev->reply.json);
 	coord_alert_free(ev->alert);
 	free(ev);
+}
+
+void
+coord_engine_set_rules(struct coord_engine *e, const struct coord_rules *rules)
+{
+	atomic_store(&e->rules, rules);
 }
 
 bool
@@ -749,7 +757,7 @@ static int
 plan_for(struct coord_engine *e, const struct coord_alert *a,
     struct coord_plan **ret, size_t *ret_n, char *err, size_t errlen)
 {
-	const struct coord_rules *rules = &e->d.conf->compiled;
+	const struct coord_rules *rules = atomic_load(&e->rules);
 	struct coord_plan *all = NULL;
 	size_t n_all = 0;
 
@@ -3447,7 +3455,7 @@ rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
 	inc->last_action_id = rec->id;
 	inc->last_action_mono = mono;
 	inc->touched_mono = rb->now_mono;
-	for (size_t i = 0; i < e->d.conf->compiled.n; i++)
+	for (size_t i = 0; i < e->d.conf->compiled.n; i++) // at start
 		if (strcmp(e->d.conf->compiled.v[i].conf->name, rec->rule) == 0)
 			rc = e->d.conf->compiled.v[i].conf;
 	if (rc != NULL) {
@@ -3492,6 +3500,7 @@ coord_engine_start(struct coord_engine **ret,
 	if (e == NULL)
 		return -ENOMEM;
 	e->d = *deps;
+	atomic_init(&e->rules, &deps->conf->compiled);
 	e->safety = coord_safety_new(&deps->conf->safety);
 	if (e->safety == NULL ||
 	    coord_worker_start(&e->worker, 2, 1024) < 0) {

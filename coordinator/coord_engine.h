@@ -49,6 +49,13 @@ void coord_engine_stop(struct coord_engine *e);
 // Frees the engine and whatever is still queued; after coord_agents_stop.
 void coord_engine_free(struct coord_engine *e);
 
+// Replaces the rules alerts are matched against from the next decision
+// on (SIGHUP reload); runs already started keep the rules they started
+// with. `rules` is borrowed and, like every set given before, must
+// outlive the engine (runs in flight point into it). Any thread.
+void coord_engine_set_rules(struct coord_engine *e,
+    const struct coord_rules *rules);
+
 // True when the queue is at its configured bound: answer 503.
 bool coord_engine_full(struct coord_engine *e);
 

@@ -58,6 +58,14 @@ struct app {
 	struct coord_http *http;
 	struct cm_k8s *k8s;
 	struct cm_auth *agent_auth;
+	// Configurations loaded by SIGHUP, newest first: their rules may be
+	// in use by runs until the engine stops, so all are kept till then.
+	struct reloaded *reloaded;
+};
+
+struct reloaded {
+	struct reloaded *next;
+	struct coord_conf conf;
 };
 
 static void
@@ -74,6 +82,54 @@ app_stop(struct app *a)
 	cm_auth_free(a->agent_auth);
 	coord_auth_clear(&a->auth);
 	coord_conf_free(&a->conf);
+	while (a->reloaded != NULL) {
+		struct reloaded *r = a->reloaded;
+
+		a->reloaded = r->next;
+		coord_conf_free(&r->conf);
+		free(r);
+	}
+}
+
+// SIGHUP: reads the configuration file again and, when it is valid and
+// for the same runtime, matches alerts against its rules from now on.
+// Only `rules:` take effect; every other key is read at start only. A
+// file that does not load changes nothing.
+static void
+app_reload(struct app *a)
+{
+	const struct coord_conf *now = a->reloaded != NULL ?
+	    &a->reloaded->conf : &a->conf;
+	struct reloaded *r = calloc(1, sizeof(*r));
+	char err[512];
+	int rv;
+
+	if (r == NULL) {
+		cm_err("coordinator.reload_failed", "reason=%s",
+		    cm_q("out of memory"));
+		return;
+	}
+	rv = coord_conf_load(&r->conf, a->conf.path, err, sizeof(err));
+	if (rv == 0 && r->conf.runtime != a->conf.runtime) {
+		snprintf(err, sizeof(err), "%s: runtime changed: restart the "
+		    "coordinator to apply it", a->conf.path);
+		coord_conf_free(&r->conf);
+		rv = -EINVAL;
+	}
+	if (rv < 0) {
+		cm_err("coordinator.reload_failed", "reason=%s rules=%zu "
+		    "kept=%s", cm_q(err), now->compiled.n,
+		    cm_q("the rules in force stay"));
+		free(r);
+		return;
+	}
+	r->next = a->reloaded;
+	a->reloaded = r;
+	coord_engine_set_rules(a->engine, &r->conf.compiled);
+	cm_notice("coordinator.reloaded", "path=%s rules=%zu was=%zu note=%s",
+	    cm_q(a->conf.path), r->conf.compiled.n, now->compiled.n,
+	    cm_q("rules take effect for alerts decided from now on; other "
+	    "keys at the next start"));
 }
 
 // Creates the journal's directory when it is missing (one level, 0750),
@@ -104,12 +160,13 @@ app_run(struct app *a)
 	struct coord_http_deps hd;
 	char err[512];
 	sigset_t set;
-	int rv, sig;
+	int rv, sig = 0;
 
 	// Signals are taken by sigwait below, never by a worker thread.
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -171,7 +228,8 @@ app_run(struct app *a)
 	cm_notice("coordinator.started", "listen=%s agent_listen=%s journal=%s "
 	    "rules=%zu", cm_q(a->conf.listen), cm_q(a->conf.agent_listen),
 	    cm_q(a->conf.journal), a->conf.compiled.n);
-	sigwait(&set, &sig);
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+		app_reload(a);
 	cm_notice("coordinator.stopping", "signal=%d", sig);
 	return 0;
 }
