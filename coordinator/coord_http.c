@@ -695,63 +695,55 @@ slow_job_run(void *arg)
 	free(j);
 }
 
-// Hands the request to the slow pool (see SLOW_THREADS).
-static void
-defer(struct coord_httpd_req *rq, void *arg, slow_fn fn)
-{
-	const char *q = coord_httpd_query(rq);
-	size_t qlen = strlen(q);
-	struct slow_job *j = malloc(sizeof(*j) + qlen + 1);
+static const struct {
+	const char *path;
+	slow_fn fn;
+} slow_routes[] = {
+	{ "/api/v1/actions", actions_run },
+	{ "/api/v1/agents", agents_run },
+	{ "/metrics", metrics_run },
+	{ "/health", health_run },
+};
 
-	if (j == NULL) {
+// The route of every slow read: hands the request to the slow pool (see
+// SLOW_THREADS) with the handler its path names in slow_routes.
+static void
+slow_cb(struct coord_httpd_req *rq, void *arg)
+{
+	const char *path = coord_httpd_path(rq), *q = coord_httpd_query(rq);
+	size_t qlen = strlen(q), i;
+	struct slow_job *j;
+
+	for (i = 0; i < sizeof(slow_routes) / sizeof(slow_routes[0]); i++)
+		if (strcmp(slow_routes[i].path, path) == 0)
+			break;
+	j = malloc(sizeof(*j) + qlen + 1);
+	if (i == sizeof(slow_routes) / sizeof(slow_routes[0]) || j == NULL) {
+		free(j);
 		reply_error(rq, 503, "out of memory");
 		return;
 	}
 	j->rq = rq;
 	j->h = arg;
-	j->fn = fn;
+	j->fn = slow_routes[i].fn;
 	memcpy(j->query, q, qlen + 1);
-	cm_debug("http.read_queued", "path=%s", cm_q(coord_httpd_path(rq)));
+	cm_debug("http.read_queued", "path=%s", cm_q(path));
 	if (coord_worker_submit(j->h->slow, slow_job_run, j) < 0) {
 		free(j);
-		cm_info("http.busy", "path=%s queued=%d",
-		    cm_q(coord_httpd_path(rq)), SLOW_QUEUE);
+		cm_info("http.busy", "path=%s queued=%d", cm_q(path),
+		    SLOW_QUEUE);
 		reply_error_with(rq, 503, "busy: too many slow requests "
 		    "waiting", "Retry-After: 1");
 	}
 }
 
-static void
-actions_cb(struct coord_httpd_req *rq, void *arg)
-{
-	defer(rq, arg, actions_run);
-}
-
-static void
-agents_cb(struct coord_httpd_req *rq, void *arg)
-{
-	defer(rq, arg, agents_run);
-}
-
-static void
-metrics_cb(struct coord_httpd_req *rq, void *arg)
-{
-	defer(rq, arg, metrics_run);
-}
-
-static void
-health_cb(struct coord_httpd_req *rq, void *arg)
-{
-	defer(rq, arg, health_run);
-}
-
 static const struct coord_httpd_route routes[] = {
 	{ "/api/v1/alerts", "POST", webhook_cb },
 	{ "/webhook/alert", "POST", webhook_cb },
-	{ "/api/v1/actions", "GET", actions_cb },
-	{ "/api/v1/agents", "GET", agents_cb },
-	{ "/metrics", "GET", metrics_cb },
-	{ "/health", "GET", health_cb },
+	{ "/api/v1/actions", "GET", slow_cb },
+	{ "/api/v1/agents", "GET", slow_cb },
+	{ "/metrics", "GET", slow_cb },
+	{ "/health", "GET", slow_cb },
 	{ "/healthz", "GET", healthz_cb },
 	{ "/readyz", "GET", readyz_cb },
 	{ "/api/v1/pause", "POST", pause_cb },
