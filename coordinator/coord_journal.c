@@ -930,13 +930,32 @@ bstr(const struct coord_journal_batch *b, size_t off)
 	return off == NO_STR ? NULL : b->text + off;
 }
 
+// One row's outcome/state update: W_ALERT_DONE or W_ACTION_UPDATE with
+// (id, text, detail, now). Returns 0, -ENOENT when no row has that id, or
+// the database failure.
+static int
+update_row(struct coord_journal *j, int stmt, int64_t id, const char *text,
+    const char *detail, int64_t now_ms)
+{
+	sqlite3_stmt *st = j->w[stmt];
+	int rv;
+
+	sqlite3_bind_int64(st, 1, id);
+	bind_str(st, 2, text);
+	bind_str(st, 3, detail);
+	sqlite3_bind_int64(st, 4, now_ms);
+	rv = step_done(j->wdb, st);
+	if (rv == 0 && sqlite3_changes(j->wdb) == 0)
+		return -ENOENT;
+	return rv;
+}
+
 // The rows of one OP_BATCH, in order. Returns 0 or the database failure
 // that dooms the transaction; counts inserted actions into *added.
 static int
 exec_batch(struct coord_journal *j, const struct coord_journal_batch *b,
     int64_t *added)
 {
-	sqlite3_stmt *st;
 	int rv = 0;
 
 	for (size_t i = 0; i < b->n && rv == 0; i++) {
@@ -944,13 +963,11 @@ exec_batch(struct coord_journal *j, const struct coord_journal_batch *b,
 		struct coord_action_rec r;
 
 		switch (be->kind) {
-		case BE_ALERT_DONE:
-			st = j->w[W_ALERT_DONE];
-			sqlite3_bind_int64(st, 1, be->id);
-			bind_str(st, 2, bstr(b, be->s[0]));
-			bind_str(st, 3, bstr(b, be->s[1]));
-			sqlite3_bind_int64(st, 4, be->ms);
-			rv = step_done(j->wdb, st);
+		case BE_ALERT_DONE: // a row gone meanwhile (-ENOENT) is fine
+			rv = update_row(j, W_ALERT_DONE, be->id,
+			    bstr(b, be->s[0]), bstr(b, be->s[1]), be->ms);
+			if (rv == -ENOENT)
+				rv = 0;
 			break;
 		case BE_INSERT:
 			r = (struct coord_action_rec){
@@ -973,12 +990,10 @@ exec_batch(struct coord_journal *j, const struct coord_journal_batch *b,
 				(*added)++;
 			break;
 		case BE_UPDATE:
-			st = j->w[W_ACTION_UPDATE];
-			sqlite3_bind_int64(st, 1, be->id);
-			bind_str(st, 2, bstr(b, be->s[0]));
-			bind_str(st, 3, bstr(b, be->s[1]));
-			sqlite3_bind_int64(st, 4, be->ms);
-			rv = step_done(j->wdb, st);
+			rv = update_row(j, W_ACTION_UPDATE, be->id,
+			    bstr(b, be->s[0]), bstr(b, be->s[1]), be->ms);
+			if (rv == -ENOENT)
+				rv = 0;
 			break;
 		}
 	}
@@ -1004,14 +1019,13 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 			added[0] += (int64_t)op->u.alerts.n;
 		break;
 	case OP_ALERT_DONE:
-		st = j->w[W_ALERT_DONE];
-		sqlite3_bind_int64(st, 1, op->u.alert_done.id);
-		bind_str(st, 2, op->u.alert_done.outcome);
-		bind_str(st, 3, op->u.alert_done.detail);
-		sqlite3_bind_int64(st, 4, op->u.alert_done.now_ms);
-		rv = step_done(j->wdb, st);
-		if (rv == 0 && sqlite3_changes(j->wdb) == 0)
-			op->rv = -ENOENT;
+		rv = update_row(j, W_ALERT_DONE, op->u.alert_done.id,
+		    op->u.alert_done.outcome, op->u.alert_done.detail,
+		    op->u.alert_done.now_ms);
+		if (rv == -ENOENT) { // the op's own result
+			op->rv = rv;
+			rv = 0;
+		}
 		break;
 	case OP_ACTION_INSERT:
 		for (i = 0; i < op->u.actions.n && rv == 0; i++)
@@ -1020,14 +1034,13 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 			added[1] += (int64_t)op->u.actions.n;
 		break;
 	case OP_ACTION_UPDATE:
-		st = j->w[W_ACTION_UPDATE];
-		sqlite3_bind_int64(st, 1, op->u.update.id);
-		bind_str(st, 2, op->u.update.state);
-		bind_str(st, 3, op->u.update.detail);
-		sqlite3_bind_int64(st, 4, op->u.update.now_ms);
-		rv = step_done(j->wdb, st);
-		if (rv == 0 && sqlite3_changes(j->wdb) == 0)
-			op->rv = -ENOENT;
+		rv = update_row(j, W_ACTION_UPDATE, op->u.update.id,
+		    op->u.update.state, op->u.update.detail,
+		    op->u.update.now_ms);
+		if (rv == -ENOENT) { // the op's own result
+			op->rv = rv;
+			rv = 0;
+		}
 		break;
 	case OP_META_SET:
 		st = j->w[W_META_SET];
