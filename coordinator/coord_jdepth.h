@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#define COORD_JSON_DEPTH_MAX 1000 // cJSON refuses deeper text anyway
+#define COORD_JSON_DEPTH_MAX 1000 // coord_webhook_parse refuses deeper text
 
 // Walks the len bytes at body (need not be NUL-terminated) counting the
 // arrays and objects open at each byte outside JSON strings. Returns 0
