@@ -162,7 +162,7 @@ prescan(struct pctx *p, const char *body, size_t len)
 struct jr {
 	const unsigned char *s;
 	size_t len, pos;
-	size_t depth;
+	size_t depth, max_depth;
 	struct pctx *p;
 	bool syntax;		 // the failure was malformed JSON
 	char *arena;
@@ -412,11 +412,13 @@ jr_null(struct jr *j)
 static int
 jr_enter(struct jr *j)
 {
-	if (++j->depth > COORD_JSON_DEPTH_MAX) {
+	// A configured limit is reported by reclassify() (as
+	// coord_jdepth_check words it).
+	if (++j->depth > j->max_depth) {
 		j->syntax = true;
 		return failf(j->p, -EINVAL, "body: invalid JSON near offset "
-		    "%zu: nests deeper than %d levels", j->pos,
-		    COORD_JSON_DEPTH_MAX);
+		    "%zu: nests deeper than %zu levels", j->pos,
+		    j->max_depth);
 	}
 	return 0;
 }
@@ -765,6 +767,14 @@ kv_key_check(struct pctx *p, const char *key, size_t n,
 	return 0;
 }
 
+// Entry `off` of the scratch stack (NULL while it is unallocated: no
+// arithmetic on a null pointer).
+static struct coord_kv *
+kv_at(struct jr *j, size_t off)
+{
+	return j->kv != NULL ? j->kv + off : NULL;
+}
+
 static int
 kv_push(struct jr *j, char *key, char *val)
 {
@@ -829,9 +839,9 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 	}
 	if (rv < 0)
 		return rv;
-	kv_sort(j->kv + *off, *cnt);
+	kv_sort(kv_at(j, *off), *cnt);
 	for (i = 1; i < *cnt; i++) {
-		const struct coord_kv *v = j->kv + *off;
+		const struct coord_kv *v = kv_at(j, *off);
 
 		if (strcmp(v[i - 1].key, v[i].key) == 0)
 			return failf(j->p, -EINVAL, "%s: duplicate key \"%s\"",
@@ -861,7 +871,7 @@ top_kvs_read(struct jr *j, const char *field, enum kvs_kind kind,
 	out->v = malloc(cnt * sizeof(*out->v));
 	if (out->v == NULL)
 		return failf(j->p, -ENOMEM, "%s: out of memory", field);
-	memcpy(out->v, j->kv + off, cnt * sizeof(*out->v));
+	memcpy(out->v, kv_at(j, off), cnt * sizeof(*out->v));
 	out->n = cnt;
 	j->n_kv = off;
 	return 0;
@@ -983,7 +993,7 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 			rv = kvs_read(j, &w, KVS_LABELS, &lab_off, &lab_n);
 			if (rv < 0)
 				return rv;
-			t.labels = (struct coord_kvs){ j->kv + lab_off, lab_n };
+			t.labels = (struct coord_kvs){ kv_at(j, lab_off), lab_n };
 			name = coord_kvs_get(&t.labels, "alertname");
 			if (name == NULL || name[0] == '\0')
 				return failf(j->p, -EINVAL, "alerts[%zu].labels: "
@@ -1023,8 +1033,8 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 	if (!(seen & (1u << A_LABELS)))
 		return failf(j->p, -EINVAL, "alerts[%zu].labels: missing", idx);
 	// The scratch may have moved since the labels were read.
-	t.labels = (struct coord_kvs){ j->kv + lab_off, lab_n };
-	t.annotations = (struct coord_kvs){ j->kv + ann_off, ann_n };
+	t.labels = (struct coord_kvs){ kv_at(j, lab_off), lab_n };
+	t.annotations = (struct coord_kvs){ kv_at(j, ann_off), ann_n };
 	if (alert_pack(a, &t) < 0)
 		return failf(j->p, -ENOMEM, "alerts[%zu]: out of memory", idx);
 	j->used = mark;
@@ -1199,10 +1209,18 @@ static int
 reclassify(struct pctx *p, const char *body, size_t len, bool syntax,
     int rv)
 {
-	struct jr v = { .s = (const unsigned char *)body, .len = len, .p = p };
+	struct jr v = {
+		.s = (const unsigned char *)body,
+		.len = len,
+		.p = p,
+		.max_depth = COORD_JSON_DEPTH_MAX,
+	};
 
 	if (rv == -ENOMEM)
 		return rv;
+	if (p->lim->max_depth != 0 && coord_jdepth_check(body, len,
+	    p->lim->max_depth, p->err, p->errlen) < 0)
+		return -EINVAL;
 	if (prescan(p, body, len) < 0)
 		return -EINVAL;
 	if (syntax)
@@ -1263,6 +1281,9 @@ coord_webhook_parse(struct coord_notification **ret, const char *body,
 		.len = len,
 		.p = &p,
 		.arena = (char *)(n + 1),
+		.max_depth = p.lim->max_depth != 0 &&
+		    p.lim->max_depth < COORD_JSON_DEPTH_MAX ?
+		    p.lim->max_depth : COORD_JSON_DEPTH_MAX,
 	};
 	rv = notification_read(&j, n);
 	free(j.kv);

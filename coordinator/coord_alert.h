@@ -68,6 +68,13 @@ struct coord_webhook_limits {
 	size_t max_name_len;	 // label name length (400)
 	size_t max_value_len;	 // label value length (400)
 	size_t max_annotation_len; // annotation value length (400)
+	// Nested arrays and objects (limits.max_json_depth; 400). 0 (as in
+	// the defaults): COORD_JSON_DEPTH_MAX, reported as invalid JSON;
+	// otherwise at most COORD_JSON_DEPTH_MAX, reported with the message
+	// of coord_jdepth_check ("JSON nests deeper than N levels at offset
+	// M (limits.max_json_depth)"), which it then takes precedence over
+	// every other fault as when that check ran first.
+	size_t max_depth;
 };
 
 extern const struct coord_webhook_limits coord_webhook_default_limits;

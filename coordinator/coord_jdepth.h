@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-// coord_jdepth: the webhook body's JSON nesting depth, checked before it
-// is parsed, so that a body nested too deep is refused with a reason that
-// says so ("nests deeper than N levels") rather than as invalid JSON, at
-// a limit the configuration sets (limits.max_json_depth).
+// coord_jdepth: the webhook body's JSON nesting depth, so that a body
+// nested too deep is refused with a reason that says so ("nests deeper
+// than N levels") rather than as invalid JSON, at a limit the
+// configuration sets (limits.max_json_depth). coord_webhook_parse bounds
+// the depth itself as it reads and calls this only for a rejected body,
+// to word the reason (coord_webhook_limits.max_depth).
 #ifndef COORD_JDEPTH_H
 #define COORD_JDEPTH_H
 

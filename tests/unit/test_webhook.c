@@ -1650,6 +1650,48 @@ test_reader_depth(void)
 	}
 }
 
+// A configured depth (limits.max_json_depth) is reported in the words of
+// coord_jdepth_check, ahead of any other fault, as when that check ran
+// before the parser.
+static void
+test_reader_configured_depth(void)
+{
+	struct coord_webhook_limits lim = coord_webhook_default_limits;
+	struct coord_notification *n = NULL;
+	char err[256] = "";
+	char *b;
+	int rv;
+
+	lim.max_depth = 12;
+	b = deep_body(11, false); // 12 levels
+	rv = parse_n(b, strlen(b), &lim, &n, err, sizeof(err));
+	CHECK_INT(rv, 0);
+	coord_notification_free(n);
+	n = NULL;
+	free(b);
+	b = deep_body(12, true); // 13 levels; the 13th opens at offset 86
+	rv = parse_n(b, strlen(b), &lim, &n, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_STR(err, "body: JSON nests deeper than 12 levels at offset 86 "
+	    "(limits.max_json_depth)");
+	CHECK(n == NULL);
+	free(b);
+	// Ahead of a rule broken earlier, and of a NUL byte.
+	rv = parse_n("{\"version\":\"3\",\"x\":[[[[[[[[[[[[]]]]]]]]]]]]}\0", 46,
+	    &lim, &n, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_STR(err, "body: JSON nests deeper than 12 levels at offset 30 "
+	    "(limits.max_json_depth)");
+	// Over COORD_JSON_DEPTH_MAX the reader still stops at 1000.
+	lim.max_depth = 5000;
+	b = deep_body(1000, false);
+	rv = parse_n(b, strlen(b), &lim, &n, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, "nests deeper than 1000 levels");
+	CHECK(n == NULL);
+	free(b);
+}
+
 // Alerts leave their notification the way coord_engine_push takes them:
 // the struct copied out and the slot zeroed; each owns one block.
 static void
@@ -1718,6 +1760,7 @@ static const struct tt_case cases[] = {
 	{ "reader: malformed text and report order", test_reader_malformed },
 	{ "reader: valid text in every form", test_reader_valid },
 	{ "reader: nesting is bounded", test_reader_depth },
+	{ "reader: limits.max_json_depth", test_reader_configured_depth },
 	{ "reader: alerts own their memory", test_reader_alert_ownership },
 	{ NULL, NULL },
 };
