@@ -157,7 +157,10 @@ prescan(struct pctx *p, const char *body, size_t len)
 // Reader state. `arena` receives decoded strings (NUL-terminated); it is
 // used as a stack: a string no longer needed is dropped by resetting
 // `used`. Every string decodes to at most its raw length minus one
-// (quotes out, NUL in), so len + 2 bytes always suffice. `kv` is scratch
+// (quotes out, NUL in), so len + 2 bytes always suffice, and the next
+// byte written (arena + used + what the current string decoded so far)
+// never lies more than pos + 1 bytes into the arena: plain_run relies on
+// that. `kv` is scratch
 // for label sets being read, also used as a stack.
 struct jr {
 	const unsigned char *s;
@@ -270,6 +273,57 @@ jr_uescape(struct jr *j, size_t *ret_i, char *o)
 	return 4;
 }
 
+#define SWAR_ONES 0x0101010101010101ULL
+#define SWAR_HIGHS 0x8080808080808080ULL
+
+// Copies the run of plain string bytes (not '"', '\\' or a control byte)
+// at s[*i] to *o, advancing both; ORs the bytes copied into *high. Eight
+// bytes at a time where it can: a word's first special byte is found with
+// the has-zero-byte trick (exact for the lowest flagged byte, which is
+// all that is used). A full word is stored even when fewer of its bytes
+// are kept: the arena's end is always at least len - *i bytes past *o
+// (see struct jr), so the store stays inside it.
+static inline void
+plain_run(const unsigned char *s, size_t len, size_t *i, char **o,
+    uint64_t *high)
+{
+	size_t p = *i;
+	char *d = *o;
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (len - p >= 8) {
+		uint64_t w, q, b, m;
+
+		memcpy(&w, s + p, 8);
+		q = w ^ (SWAR_ONES * '"');
+		b = w ^ (SWAR_ONES * '\\');
+		m = ((q - SWAR_ONES) & ~q) | ((b - SWAR_ONES) & ~b) |
+		    ((w - SWAR_ONES * 0x20) & ~w);
+		m &= SWAR_HIGHS;
+		memcpy(d, &w, 8);
+		if (m == 0) {
+			*high |= w;
+			p += 8;
+			d += 8;
+			continue;
+		}
+		m = (unsigned)__builtin_ctzll(m) >> 3; // plain bytes first
+		*high |= w & ((1ULL << (m * 8)) - 1);
+		p += m;
+		d += m;
+		*i = p;
+		*o = d;
+		return;
+	}
+#endif
+	while (p < len && s[p] >= 0x20 && s[p] != '"' && s[p] != '\\') {
+		*high |= s[p];
+		*d++ = (char)s[p++];
+	}
+	*i = p;
+	*o = d;
+}
+
 // Reads the string at j->pos (a '"') into the arena: *ret (NUL-terminated,
 // no NUL inside), *ret_len; *ret_high says a raw byte >= 0x80 was copied
 // (only then can the result be invalid UTF-8: escapes always encode
@@ -280,18 +334,11 @@ jr_string(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 	const unsigned char *s = j->s;
 	char *out = j->arena + j->used, *o = out;
 	size_t i = j->pos + 1, len = j->len;
-	unsigned char high = 0;
+	uint64_t high = 0;
 	int k;
 
 	for (;;) {
-		size_t st = i;
-
-		while (i < len && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\') {
-			high |= s[i];
-			i++;
-		}
-		memcpy(o, s + st, i - st);
-		o += i - st;
+		plain_run(s, len, &i, &o, &high);
 		if (i >= len)
 			return jr_bad(j, i);
 		if (s[i] == '"')
@@ -335,7 +382,7 @@ ctl:
 	j->pos = i + 1;
 	*ret = out;
 	*ret_len = (size_t)(o - out);
-	*ret_high = (high & 0x80) != 0;
+	*ret_high = (high & SWAR_HIGHS) != 0;
 	j->used += (size_t)(o - out) + 1;
 	return 0;
 }
@@ -940,10 +987,11 @@ static const char *const alert_keys[A__N] = {
 };
 
 static int
-key_find(const char *const *names, int n, const char *key)
+key_find(const char *const *names, int n, const char *key, size_t klen)
 {
 	for (int i = 0; i < n; i++)
-		if (strcmp(key, names[i]) == 0)
+		if (names[i][0] == key[0] && strlen(names[i]) == klen &&
+		    memcmp(key, names[i], klen) == 0)
 			return i;
 	return -1;
 }
@@ -973,7 +1021,7 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 		rv = jr_obj_key(j, &key, &klen, &high);
 		if (rv < 0)
 			return rv;
-		id = key_find(alert_keys, A__N, key);
+		id = key_find(alert_keys, A__N, key, klen);
 		j->used = kmark;
 		if (id >= 0) {
 			if (seen & (1u << id))
@@ -1175,7 +1223,7 @@ notification_read(struct jr *j, struct coord_notification *n)
 		rv = jr_obj_key(j, &key, &klen, &high);
 		if (rv < 0)
 			return rv;
-		id = key_find(top_keys, N__N, key);
+		id = key_find(top_keys, N__N, key, klen);
 		j->used = kmark;
 		if (id >= 0) {
 			if (seen & (1u << id))
