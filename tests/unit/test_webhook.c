@@ -1650,6 +1650,61 @@ test_reader_depth(void)
 	}
 }
 
+// Strings are scanned eight bytes at a time: a special byte (escape,
+// quote, control byte, non-ASCII) at every position of strings of every
+// length up to a few words, at every alignment of the body.
+static void
+test_reader_string_positions(void)
+{
+	static const char *const kinds[] = { "\\n", "\x01", "\xff",
+		"\xc3\xa9", "\\\"", "\\u00e9" };
+	static const char *const decoded[] = { "\n", NULL, NULL, "\xc3\xa9",
+		"\"", "\xc3\xa9" };
+	char body[512], val[128], want[128], err[256];
+	int bad = 0;
+
+	for (size_t kind = 0; kind < 6; kind++)
+	for (size_t len = 0; len <= 40; len++)
+	for (size_t at = 0; at <= len; at++)
+	for (size_t pad = 0; pad < 8; pad += 3) {
+		struct coord_notification *n = NULL;
+		size_t k = 0, w = 0;
+		const char *got;
+		int rv;
+
+		for (size_t i = 0; i <= len; i++) {
+			if (i == at) {
+				k += (size_t)sprintf(val + k, "%s", kinds[kind]);
+				if (decoded[kind] != NULL)
+					w += (size_t)sprintf(want + w, "%s",
+					    decoded[kind]);
+			}
+			if (i < len) {
+				val[k++] = (char)('a' + i % 26);
+				want[w++] = (char)('a' + i % 26);
+			}
+		}
+		val[k] = want[w] = '\0';
+		snprintf(body, sizeof(body), "%*s" HEAD "{\"status\":\"firing\","
+		    "\"labels\":{\"alertname\":\"A\"},\"annotations\":{\"d\":"
+		    "\"%s\"}}" TAIL, (int)pad, "", val);
+		rv = parse_s(body, &n, err, sizeof(err));
+		got = rv == 0 ? coord_kvs_get(&n->alerts[0].annotations, "d") :
+		    NULL;
+		if (kind == 1 ? (rv != -EINVAL || !strstr(err,
+		    "control character in a string")) :
+		    kind == 2 ? (rv != -EINVAL || !strstr(err,
+		    "annotations.d: not valid UTF-8")) :
+		    (rv != 0 || got == NULL || strcmp(got, want) != 0)) {
+			if (bad++ < 5)
+				printf("# kind %zu len %zu at %zu pad %zu: rv %d "
+				    "%s\n", kind, len, at, pad, rv, err);
+		}
+		coord_notification_free(n);
+	}
+	CHECK_INT(bad, 0);
+}
+
 // A configured depth (limits.max_json_depth) is reported in the words of
 // coord_jdepth_check, ahead of any other fault, as when that check ran
 // before the parser.
@@ -1759,6 +1814,7 @@ static const struct tt_case cases[] = {
 	{ "reader: numbers in every JSON form", test_reader_numbers },
 	{ "reader: malformed text and report order", test_reader_malformed },
 	{ "reader: valid text in every form", test_reader_valid },
+	{ "reader: special bytes at every position", test_reader_string_positions },
 	{ "reader: nesting is bounded", test_reader_depth },
 	{ "reader: limits.max_json_depth", test_reader_configured_depth },
 	{ "reader: alerts own their memory", test_reader_alert_ownership },
