@@ -1447,6 +1447,9 @@ static const struct bad_case reader_bad_cases[] = {
 	{ "unknown escape", ANN("\\x41"), 0, -EINVAL, "invalid JSON" },
 	{ "short \\u", ANN("\\u12"), 0, -EINVAL, "invalid JSON" },
 	{ "bad hex", ANN("\\u12G4"), 0, -EINVAL, "invalid JSON" },
+	// cJSON decoded this as U+0000 and cut the value to "X" unnoticed.
+	{ "non-hex digit in \\u", HEAD LBL(",\"i\":\"X\\u00=9Y\"") TAIL, 0,
+	  -EINVAL, "invalid JSON" },
 	{ "\\u at the end of the body", "{\"version\":\"\\u00", 0, -EINVAL,
 	  "invalid JSON" },
 	{ "high surrogate alone", ANN("\\ud800x"), 0, -EINVAL,
