@@ -1036,16 +1036,17 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 			break;
 		case A_LABELS:
 			if (jr_peek(j) != '{')
-				return failf(j->p, -EINVAL, "alerts[%zu].labels: "
-				    "expected object", idx);
+				return failf(j->p, -EINVAL, "alerts[%zu]."
+				    "labels: expected object", idx);
 			rv = kvs_read(j, &w, KVS_LABELS, &lab_off, &lab_n);
 			if (rv < 0)
 				return rv;
-			t.labels = (struct coord_kvs){ kv_at(j, lab_off), lab_n };
+			t.labels = (struct coord_kvs){ kv_at(j, lab_off),
+			    lab_n };
 			name = coord_kvs_get(&t.labels, "alertname");
 			if (name == NULL || name[0] == '\0')
-				return failf(j->p, -EINVAL, "alerts[%zu].labels: "
-				    "no alertname label", idx);
+				return failf(j->p, -EINVAL, "alerts[%zu]."
+				    "labels: no alertname label", idx);
 			break;
 		case A_ANNOTATIONS:
 			if (jr_null(j))
@@ -1102,8 +1103,8 @@ alerts_read(struct jr *j, struct coord_notification *n)
 	rv = jr_arr_begin(j, &more);
 	while (rv == 0 && more) {
 		if (n->n_alerts == j->p->lim->max_alerts)
-			return failf(j->p, -E2BIG, "alerts: more than %zu alerts",
-			    j->p->lim->max_alerts);
+			return failf(j->p, -E2BIG, "alerts: more than %zu "
+			    "alerts", j->p->lim->max_alerts);
 		if (jr_peek(j) != '{')
 			return failf(j->p, -EINVAL, "alerts[%zu]: expected "
 			    "object", n->n_alerts);

@@ -101,9 +101,9 @@ extern const struct coord_webhook_limits coord_webhook_default_limits;
 // UTF-8 byte order mark is skipped), escapes valid with surrogates
 // paired, at most COORD_JSON_DEPTH_MAX nested arrays and objects ("invalid
 // JSON"); a malformed body is reported as such even when it also breaks a
-// rule above. -ENOMEM when out of memory. Known limitation: label names outside the
-// classic syntax (allowed by Prometheus 3 / Alertmanager 0.28+ in UTF-8
-// mode) make the whole body -EINVAL.
+// rule above. -ENOMEM when out of memory. Known limitation: label names
+// outside the classic syntax (allowed by Prometheus 3 / Alertmanager
+// 0.28+ in UTF-8 mode) make the whole body -EINVAL.
 int coord_webhook_parse(struct coord_notification **ret, const char *body,
     size_t len, const struct coord_webhook_limits *lim, char *err,
     size_t errlen) __attribute__((warn_unused_result));

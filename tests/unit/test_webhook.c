@@ -1522,8 +1522,9 @@ static const struct bad_case reader_bad_cases[] = {
 	  TAIL, 0, -EINVAL, "alerts[0].labels: duplicate key \"alertname\"" },
 	// Order of reports: malformed text wins over a rule broken before
 	// it, and a NUL byte or control byte over malformed text.
-	{ "bad version then bad JSON", "{\"version\":\"3\",\"alerts\":[],\"x\":}",
-	  0, -EINVAL, "invalid JSON" },
+	{ "bad version then bad JSON",
+	  "{\"version\":\"3\",\"alerts\":[],\"x\":}", 0, -EINVAL,
+	  "invalid JSON" },
 	{ "too many labels then bad JSON", "{\"version\":\"4\",\"alerts\":[{"
 	  "\"status\":\"firing\",\"labels\":{\"alertname\":\"A\",\"b\":\"1\","
 	  "\"c\":\"2\",\"d\":\"3\",\"e\":\"4\"}}]} x", 0, -EINVAL,
@@ -1568,13 +1569,15 @@ static const struct good_case reader_good_cases[] = {
 	  "\"groupLabels\":{ }"), 0 },
 	{ "literals in unknown members", TOP(",\"t\":true,\"f\":false,"
 	  "\"n\":null,\"l\":[true,false,null,{}]"), 0 },
-	{ "duplicate unknown keys", TOP(",\"x\":1,\"x\":2,\"x\":{\"x\":3}"), 0 },
+	{ "duplicate unknown keys", TOP(",\"x\":1,\"x\":2,\"x\":{\"x\":3}"),
+	  0 },
 	{ "known names nested in unknown members", TOP(",\"x\":{\"version\":"
 	  "3,\"alerts\":{},\"labels\":5}"), 0 },
 	{ "escaped key names", "{\"\\u0076ersion\":\"4\",\"al\\u0065rts\":"
 	  "[{\"status\":\"firing\",\"labels\":{\"\\u0061lertname\":\"A\"}}]}",
 	  1 },
-	{ "non-UTF-8 in unknown members", TOP(",\"x\":\"\xff\",\"\xfe\":1"), 0 },
+	{ "non-UTF-8 in unknown members", TOP(",\"x\":\"\xff\",\"\xfe\":1"),
+	  0 },
 	{ "escaped slash and quote in keys", TOP(",\"a\\/b\\\"c\":1"), 0 },
 	{ NULL, NULL, 0 },
 };
@@ -1677,7 +1680,8 @@ test_reader_string_positions(void)
 
 		for (size_t i = 0; i <= len; i++) {
 			if (i == at) {
-				k += (size_t)sprintf(val + k, "%s", kinds[kind]);
+				k += (size_t)sprintf(val + k, "%s",
+				    kinds[kind]);
 				if (decoded[kind] != NULL)
 					w += (size_t)sprintf(want + w, "%s",
 					    decoded[kind]);
@@ -1688,9 +1692,9 @@ test_reader_string_positions(void)
 			}
 		}
 		val[k] = want[w] = '\0';
-		snprintf(body, sizeof(body), "%*s" HEAD "{\"status\":\"firing\","
-		    "\"labels\":{\"alertname\":\"A\"},\"annotations\":{\"d\":"
-		    "\"%s\"}}" TAIL, (int)pad, "", val);
+		snprintf(body, sizeof(body), "%*s" HEAD "{\"status\":"
+		    "\"firing\",\"labels\":{\"alertname\":\"A\"},"
+		    "\"annotations\":{\"d\":\"%s\"}}" TAIL, (int)pad, "", val);
 		rv = parse_s(body, &n, err, sizeof(err));
 		got = rv == 0 ? coord_kvs_get(&n->alerts[0].annotations, "d") :
 		    NULL;
@@ -1700,8 +1704,8 @@ test_reader_string_positions(void)
 		    "annotations.d: not valid UTF-8")) :
 		    (rv != 0 || got == NULL || strcmp(got, want) != 0)) {
 			if (bad++ < 5)
-				printf("# kind %zu len %zu at %zu pad %zu: rv %d "
-				    "%s\n", kind, len, at, pad, rv, err);
+				printf("# kind %zu len %zu at %zu pad %zu: "
+				    "rv %d %s\n", kind, len, at, pad, rv, err);
 		}
 		coord_notification_free(n);
 	}
@@ -1817,7 +1821,8 @@ static const struct tt_case cases[] = {
 	{ "reader: numbers in every JSON form", test_reader_numbers },
 	{ "reader: malformed text and report order", test_reader_malformed },
 	{ "reader: valid text in every form", test_reader_valid },
-	{ "reader: special bytes at every position", test_reader_string_positions },
+	{ "reader: special bytes at every position",
+	  test_reader_string_positions },
 	{ "reader: nesting is bounded", test_reader_depth },
 	{ "reader: limits.max_json_depth", test_reader_configured_depth },
 	{ "reader: alerts own their memory", test_reader_alert_ownership },
