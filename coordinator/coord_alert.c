@@ -160,8 +160,7 @@ prescan(struct pctx *p, const char *body, size_t len)
 // (quotes out, NUL in), so len + 2 bytes always suffice, and the next
 // byte written (arena + used + what the current string decoded so far)
 // never lies more than pos + 1 bytes into the arena: plain_run relies on
-// that. `kv` is scratch
-// for label sets being read, also used as a stack.
+// that. `kv` is scratch for label sets being read, also used as a stack.
 struct jr {
 	const unsigned char *s;
 	size_t len, pos;
