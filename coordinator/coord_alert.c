@@ -1,16 +1,21 @@
 // SPDX-License-Identifier: MIT
 // coord_alert: parser for Alertmanager webhook bodies (version 4).
 //
-// The body goes through three gates: a byte pre-scan (NUL bytes and
-// control characters, which cJSON would silently accept or use to cut a
-// string short), cJSON, then a typed walk that validates every field and
-// moves it into the structs of coord_alert.h: the strings cJSON allocated
-// (with malloc, its default) are taken from the tree, which is ours and
-// freed right after, instead of being copied. Each object is walked once
-// and its known keys dispatched by name, so the work is linear in the body
-// size apart from sorting each label set.
+// One pass over the body bytes: a small recursive-descent JSON reader
+// (struct jr) that knows the webhook's shape, fills the structs of
+// coord_alert.h as it goes and skips unknown keys and values of any type
+// (checking their syntax, depth bounded). Strings are decoded (escapes,
+// \uXXXX with surrogate pairs) straight into one arena that comes with
+// the notification: the top-level strings and label sets stay there;
+// each alert's strings and label sets are then packed into one block the
+// alert owns, since alerts leave their notification (coord_engine_push).
+// No tree, one allocation per alert.
+//
+// On any failure the body is looked at again in the order the contract
+// gives errors (byte-level NUL/control/\u0000 first, then JSON syntax,
+// then the webhook rules), so a malformed body is always reported as
+// malformed; this costs nothing on the accepted path.
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -21,17 +26,7 @@
 #include "cm_msg.h"
 #include "cm_time.h"
 #include "coord_alert.h"
-
-// Takes a string out of the parse tree (it is freed with free() later,
-// and no longer by cJSON_Delete).
-static char *
-steal(char **slot)
-{
-	char *s = *slot;
-
-	*slot = NULL;
-	return s;
-}
+#include "coord_jdepth.h"
 
 const struct coord_webhook_limits coord_webhook_default_limits = {
 	.max_body = 1024 * 1024,
@@ -45,9 +40,6 @@ const struct coord_webhook_limits coord_webhook_default_limits = {
 // Largest integer a double holds exactly; truncatedAlerts above it is
 // nonsense anyway.
 #define MAX_JSON_INT 9007199254740992.0
-
-// Room for one path such as "alerts[999].annotations" plus a label name.
-#define PATH_MAX_LEN 256
 
 struct pctx {
 	const struct coord_webhook_limits *lim;
@@ -120,10 +112,9 @@ coord_label_name_valid(const char *s)
 	return true;
 }
 
-// JSON forbids raw control characters inside strings, and cJSON accepts
-// them; a NUL byte or a "\u0000" escape would also end the C string cJSON
-// hands back early, so "ab\u0000cd" would silently become "ab". Rejecting
-// all of these here keeps every later string exact.
+// The byte-level rules, checked over the whole body on the error path
+// (the reader enforces the same ones as it goes): a NUL byte anywhere, a
+// raw control byte or "\u0000" inside a string.
 static int
 prescan(struct pctx *p, const char *body, size_t len)
 {
@@ -161,97 +152,603 @@ prescan(struct pctx *p, const char *body, size_t len)
 	return 0;
 }
 
-// Checks a string value and takes it from the tree. Its path for errors
-// is `path`, or "<path>.<key>" when key is not NULL (built only then).
-static char *
-dup_checked(struct pctx *p, const cJSON *item, const char *path,
-    const char *key, size_t max_len, int *rv)
-{
-	const char *s = item->valuestring;
-	const char *dot = key != NULL ? "." : "";
-	size_t n;
-	char *copy;
+// ---- the JSON reader -----------------------------------------------------
 
-	if (key == NULL)
-		key = "";
-	n = strlen(s);
-	if (n > max_len) {
-		*rv = failf(p, -E2BIG, "%s%s%s: %zu bytes exceed the limit of "
-		    "%zu", path, dot, key, n, max_len);
-		return NULL;
-	}
-	if (!cm_utf8_valid(s, n)) {
-		*rv = failf(p, -EINVAL, "%s%s%s: not valid UTF-8", path, dot,
-		    key);
-		return NULL;
-	}
-	copy = steal(&((cJSON *)item)->valuestring);
-	return copy;
+// Reader state. `arena` receives decoded strings (NUL-terminated); it is
+// used as a stack: a string no longer needed is dropped by resetting
+// `used`. Every string decodes to at most its raw length minus one
+// (quotes out, NUL in), so len + 2 bytes always suffice, and the next
+// byte written (arena + used + what the current string decoded so far)
+// never lies more than pos + 1 bytes into the arena: plain_run relies on
+// that. `kv` is scratch for label sets being read, also used as a stack.
+struct jr {
+	const unsigned char *s;
+	size_t len, pos;
+	size_t depth, max_depth;
+	struct pctx *p;
+	bool syntax;		 // the failure was malformed JSON
+	char *arena;
+	size_t used;
+	struct coord_kv *kv;
+	size_t n_kv, cap_kv;
+};
+
+static int
+jr_bad(struct jr *j, size_t off)
+{
+	j->syntax = true;
+	return failf(j->p, -EINVAL, "body: invalid JSON near offset %zu", off);
 }
 
-// A field's path in error messages is "<base>.<field>", or "<field>"
-// when base is "" (top level): printed with FIELD_FMT / FIELD_ARGS, so it
-// is formatted only when there is an error.
-#define FIELD_FMT "%s%s%s"
-#define FIELD_ARGS(base, field) (base), (base)[0] != '\0' ? "." : "", (field)
-
-// Copies an optional string field; absent or null gives "".
-static int
-get_str(struct pctx *p, const cJSON *item, const char *base,
-    const char *field, char **out)
+static void
+jr_ws(struct jr *j)
 {
-	int rv = 0;
+	while (j->pos < j->len) {
+		unsigned char c = j->s[j->pos];
 
-	if (item == NULL || cJSON_IsNull(item)) {
-		*out = strdup("");
-		return *out == NULL ? failf(p, -ENOMEM, FIELD_FMT ": out of "
-		    "memory", FIELD_ARGS(base, field)) : 0;
+		if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
+			break;
+		j->pos++;
 	}
-	if (!cJSON_IsString(item) || item->valuestring == NULL)
-		return failf(p, -EINVAL, FIELD_FMT ": expected string",
-		    FIELD_ARGS(base, field));
-	*out = dup_checked(p, item, base[0] != '\0' ? base : field,
-	    base[0] != '\0' ? field : NULL, SIZE_MAX, &rv);
+}
+
+// The next non-space byte (not consumed), or -1 at the end.
+static int
+jr_peek(struct jr *j)
+{
+	jr_ws(j);
+	return j->pos < j->len ? j->s[j->pos] : -1;
+}
+
+static int
+jr_hex4(const unsigned char *s, unsigned *ret)
+{
+	unsigned v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned char c = s[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+// Decodes the \uXXXX escape (or surrogate pair) at s[i] ('\\') into o.
+// Returns the bytes written, or a negative error; *ret_i is advanced past
+// the escape.
+static int
+jr_uescape(struct jr *j, size_t *ret_i, char *o)
+{
+	const unsigned char *s = j->s;
+	size_t i = *ret_i;
+	unsigned cp, lo;
+
+	if (j->len - i < 6 || jr_hex4(s + i + 2, &cp) < 0)
+		return jr_bad(j, i);
+	if (cp == 0) {
+		j->syntax = true;
+		return failf(j->p, -EINVAL, "body: \\u0000 in a string at "
+		    "offset %zu", i);
+	}
+	i += 6;
+	if (cp >= 0xdc00 && cp <= 0xdfff)
+		return jr_bad(j, i - 6);
+	if (cp >= 0xd800 && cp <= 0xdbff) {
+		if (j->len - i < 6 || s[i] != '\\' || s[i + 1] != 'u' ||
+		    jr_hex4(s + i + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+			return jr_bad(j, i - 6);
+		cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+		i += 6;
+	}
+	*ret_i = i;
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | (cp >> 6));
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | (cp >> 12));
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | (cp >> 18));
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+#define SWAR_ONES 0x0101010101010101ULL
+#define SWAR_HIGHS 0x8080808080808080ULL
+
+// Copies the run of plain string bytes (not '"', '\\' or a control byte)
+// at s[*i] to *o, advancing both; ORs the bytes copied into *high. Eight
+// bytes at a time where it can: a word's first special byte is found with
+// the has-zero-byte trick (exact for the lowest flagged byte, which is
+// all that is used). A full word is stored even when fewer of its bytes
+// are kept: the arena's end is always at least len - *i bytes past *o
+// (see struct jr), so the store stays inside it.
+static inline void
+plain_run(const unsigned char *s, size_t len, size_t *i, char **o,
+    uint64_t *high)
+{
+	size_t p = *i;
+	char *d = *o;
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (len - p >= 8) {
+		uint64_t w, q, b, m;
+
+		memcpy(&w, s + p, 8);
+		q = w ^ (SWAR_ONES * '"');
+		b = w ^ (SWAR_ONES * '\\');
+		m = ((q - SWAR_ONES) & ~q) | ((b - SWAR_ONES) & ~b) |
+		    ((w - SWAR_ONES * 0x20) & ~w);
+		m &= SWAR_HIGHS;
+		memcpy(d, &w, 8);
+		if (m == 0) {
+			*high |= w;
+			p += 8;
+			d += 8;
+			continue;
+		}
+		m = (unsigned)__builtin_ctzll(m) >> 3; // plain bytes first
+		*high |= w & ((1ULL << (m * 8)) - 1);
+		p += m;
+		d += m;
+		*i = p;
+		*o = d;
+		return;
+	}
+#endif
+	while (p < len && s[p] >= 0x20 && s[p] != '"' && s[p] != '\\') {
+		*high |= s[p];
+		*d++ = (char)s[p++];
+	}
+	*i = p;
+	*o = d;
+}
+
+// Reads the string at j->pos (a '"') into the arena: *ret (NUL-terminated,
+// no NUL inside), *ret_len; *ret_high says a raw byte >= 0x80 was copied
+// (only then can the result be invalid UTF-8: escapes always encode
+// correctly).
+static int
+jr_string(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
+{
+	const unsigned char *s = j->s;
+	char *out = j->arena + j->used, *o = out;
+	size_t i = j->pos + 1, len = j->len;
+	uint64_t high = 0;
+	int k;
+
+	for (;;) {
+		plain_run(s, len, &i, &o, &high);
+		if (i >= len)
+			return jr_bad(j, i);
+		if (s[i] == '"')
+			break;
+		if (s[i] == '\\') {
+			if (i + 1 >= len)
+				return jr_bad(j, i);
+			switch (s[i + 1]) {
+			case '"': *o++ = '"'; break;
+			case '\\': *o++ = '\\'; break;
+			case '/': *o++ = '/'; break;
+			case 'b': *o++ = '\b'; break;
+			case 'f': *o++ = '\f'; break;
+			case 'n': *o++ = '\n'; break;
+			case 'r': *o++ = '\r'; break;
+			case 't': *o++ = '\t'; break;
+			case 'u':
+				k = jr_uescape(j, &i, o);
+				if (k < 0)
+					return k;
+				o += k;
+				continue;
+			default:
+				if (s[i + 1] >= 0x20)
+					return jr_bad(j, i);
+				i++; // a control byte: reported below
+				goto ctl;
+			}
+			i += 2;
+			continue;
+		}
+ctl:
+		j->syntax = true;
+		if (s[i] == 0)
+			return failf(j->p, -EINVAL, "body: NUL byte at offset "
+			    "%zu", i);
+		return failf(j->p, -EINVAL, "body: control character in a "
+		    "string at offset %zu", i);
+	}
+	*o = '\0';
+	j->pos = i + 1;
+	*ret = out;
+	*ret_len = (size_t)(o - out);
+	*ret_high = (high & SWAR_HIGHS) != 0;
+	j->used += (size_t)(o - out) + 1;
+	return 0;
+}
+
+// Skips a string, checking it the same way.
+static int
+jr_skip_string(struct jr *j)
+{
+	size_t mark = j->used, n;
+	bool high;
+	char *s;
+	int rv = jr_string(j, &s, &n, &high);
+
+	j->used = mark;
 	return rv;
 }
 
+// A number as RFC 8259 writes it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
 static int
-status_parse(struct pctx *p, const cJSON *item, const char *base,
-    const char *field, bool *ret_firing)
+jr_number(struct jr *j)
 {
-	const char *s;
+	const unsigned char *s = j->s;
+	size_t i = j->pos, len = j->len, d;
 
-	if (item == NULL)
-		return failf(p, -EINVAL, FIELD_FMT ": missing",
-		    FIELD_ARGS(base, field));
-	if (!cJSON_IsString(item) || item->valuestring == NULL)
-		return failf(p, -EINVAL, FIELD_FMT ": expected string",
-		    FIELD_ARGS(base, field));
-	s = item->valuestring;
+	if (i < len && s[i] == '-')
+		i++;
+	if (i < len && s[i] == '0') {
+		i++;
+	} else {
+		for (d = i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == d)
+			return jr_bad(j, i);
+	}
+	if (i < len && s[i] == '.') {
+		for (d = ++i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == d)
+			return jr_bad(j, i);
+	}
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		for (d = i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == d)
+			return jr_bad(j, i);
+	}
+	j->pos = i;
+	return 0;
+}
+
+static int
+jr_literal(struct jr *j, const char *lit, size_t n)
+{
+	if (j->len - j->pos < n || memcmp(j->s + j->pos, lit, n) != 0)
+		return jr_bad(j, j->pos);
+	j->pos += n;
+	return 0;
+}
+
+// True (and consumed) when the next value is the literal null.
+static bool
+jr_null(struct jr *j)
+{
+	if (jr_peek(j) != 'n' || j->len - j->pos < 4 ||
+	    memcmp(j->s + j->pos, "null", 4) != 0)
+		return false;
+	j->pos += 4;
+	return true;
+}
+
+static int
+jr_enter(struct jr *j)
+{
+	// A configured limit is reported by reclassify() (as
+	// coord_jdepth_check words it).
+	if (++j->depth > j->max_depth) {
+		j->syntax = true;
+		return failf(j->p, -EINVAL, "body: invalid JSON near offset "
+		    "%zu: nests deeper than %zu levels", j->pos,
+		    j->max_depth);
+	}
+	return 0;
+}
+
+// Object iteration: jr_obj_begin at '{' (sets *more unless the object is
+// empty), then per member jr_obj_key (the key decoded in the arena, the
+// ':' consumed), the value, and jr_obj_next (sets *more).
+static int
+jr_obj_begin(struct jr *j, bool *more)
+{
+	int rv = jr_enter(j);
+
+	if (rv < 0)
+		return rv;
+	j->pos++; // '{'
+	if (jr_peek(j) == '}') {
+		j->pos++;
+		j->depth--;
+		*more = false;
+	} else {
+		*more = true;
+	}
+	return 0;
+}
+
+static int
+jr_obj_key(struct jr *j, char **key, size_t *klen, bool *high)
+{
+	int rv;
+
+	if (jr_peek(j) != '"')
+		return jr_bad(j, j->pos);
+	rv = jr_string(j, key, klen, high);
+	if (rv < 0)
+		return rv;
+	if (jr_peek(j) != ':')
+		return jr_bad(j, j->pos);
+	j->pos++;
+	jr_ws(j);
+	return 0;
+}
+
+static int
+jr_next(struct jr *j, char close, bool *more)
+{
+	int c = jr_peek(j);
+
+	if (c == ',') {
+		j->pos++;
+		*more = true;
+		return 0;
+	}
+	if (c != close)
+		return jr_bad(j, j->pos);
+	j->pos++;
+	j->depth--;
+	*more = false;
+	return 0;
+}
+
+static int
+jr_arr_begin(struct jr *j, bool *more)
+{
+	int rv = jr_enter(j);
+
+	if (rv < 0)
+		return rv;
+	j->pos++; // '['
+	if (jr_peek(j) == ']') {
+		j->pos++;
+		j->depth--;
+		*more = false;
+	} else {
+		*more = true;
+	}
+	return 0;
+}
+
+// Skips any value, checking its syntax.
+static int
+jr_skip(struct jr *j)
+{
+	bool more, high;
+	size_t mark, n;
+	char *key;
+	int rv;
+
+	switch (jr_peek(j)) {
+	case '{':
+		rv = jr_obj_begin(j, &more);
+		while (rv == 0 && more) {
+			mark = j->used;
+			rv = jr_obj_key(j, &key, &n, &high);
+			j->used = mark;
+			if (rv == 0)
+				rv = jr_skip(j);
+			if (rv == 0)
+				rv = jr_next(j, '}', &more);
+		}
+		return rv;
+	case '[':
+		rv = jr_arr_begin(j, &more);
+		while (rv == 0 && more) {
+			rv = jr_skip(j);
+			if (rv == 0)
+				rv = jr_next(j, ']', &more);
+		}
+		return rv;
+	case '"':
+		return jr_skip_string(j);
+	case 't':
+		return jr_literal(j, "true", 4);
+	case 'f':
+		return jr_literal(j, "false", 5);
+	case 'n':
+		return jr_literal(j, "null", 4);
+	case -1:
+		return jr_bad(j, j->pos);
+	default:
+		return jr_number(j);
+	}
+}
+
+static void
+jr_bom(struct jr *j)
+{
+	if (j->len >= 3 && memcmp(j->s, "\xef\xbb\xbf", 3) == 0)
+		j->pos = 3;
+}
+
+// A whole text: one value and nothing but spaces after it.
+static int
+jr_validate(struct jr *j)
+{
+	int rv;
+
+	jr_bom(j);
+	rv = jr_skip(j);
+	if (rv < 0)
+		return rv;
+	jr_ws(j);
+	if (j->pos != j->len) {
+		j->syntax = true;
+		return failf(j->p, -EINVAL, "body: trailing data after JSON at "
+		    "offset %zu", j->pos);
+	}
+	return 0;
+}
+
+// ---- the webhook's shape -------------------------------------------------
+
+// Where a value sits, for error messages: "<field>" at the top level or
+// "alerts[<idx>].<field>"; formatted only when there is an error.
+struct where {
+	const char *field;
+	size_t idx;
+	bool in_alert;
+};
+
+static const char *
+where_str(char *buf, size_t n, const struct where *w)
+{
+	if (w->in_alert)
+		snprintf(buf, n, "alerts[%zu].%s", w->idx, w->field);
+	else
+		snprintf(buf, n, "%s", w->field);
+	return buf;
+}
+
+#define WBUF 64
+
+// An optional string field: null gives "" (`empty`); a string must be
+// UTF-8 and stays in the arena.
+static int
+opt_str(struct jr *j, const struct where *w, char *empty, char **out)
+{
+	char wb[WBUF];
+	size_t n;
+	bool high;
+	int rv;
+
+	if (jr_null(j)) {
+		*out = empty;
+		return 0;
+	}
+	if (jr_peek(j) != '"')
+		return failf(j->p, -EINVAL, "%s: expected string",
+		    where_str(wb, sizeof(wb), w));
+	rv = jr_string(j, out, &n, &high);
+	if (rv < 0)
+		return rv;
+	if (high && !cm_utf8_valid(*out, n))
+		return failf(j->p, -EINVAL, "%s: not valid UTF-8",
+		    where_str(wb, sizeof(wb), w));
+	return 0;
+}
+
+// A string compared and dropped: "firing"/"resolved" for a status.
+static int
+status_read(struct jr *j, const struct where *w, bool *ret_firing,
+    char **keep)
+{
+	size_t mark = j->used, n;
+	char wb[WBUF], *s;
+	bool high;
+	int rv;
+
+	if (jr_peek(j) != '"')
+		return failf(j->p, -EINVAL, "%s: expected string",
+		    where_str(wb, sizeof(wb), w));
+	rv = jr_string(j, &s, &n, &high);
+	if (rv < 0)
+		return rv;
 	if (strcmp(s, "firing") == 0)
 		*ret_firing = true;
 	else if (strcmp(s, "resolved") == 0)
 		*ret_firing = false;
 	else
-		return failf(p, -EINVAL,
-		    FIELD_FMT ": must be \"firing\" or \"resolved\"",
-		    FIELD_ARGS(base, field));
+		return failf(j->p, -EINVAL,
+		    "%s: must be \"firing\" or \"resolved\"",
+		    where_str(wb, sizeof(wb), w));
+	if (keep != NULL)
+		*keep = s;
+	else
+		j->used = mark;
 	return 0;
 }
 
 static int
-time_field(struct pctx *p, const cJSON *item, const char *base,
-    const char *field, int64_t *ret_ms)
+time_read(struct jr *j, const struct where *w, int64_t *ret_ms)
 {
+	size_t mark = j->used, n;
+	char wb[WBUF], *s;
+	bool high;
+	int rv;
+
 	*ret_ms = CM_TIME_NONE;
-	if (item == NULL || cJSON_IsNull(item))
+	if (jr_null(j))
 		return 0;
-	if (!cJSON_IsString(item) || item->valuestring == NULL)
-		return failf(p, -EINVAL, FIELD_FMT ": expected string",
-		    FIELD_ARGS(base, field));
-	if (cm_time_parse(item->valuestring, ret_ms) < 0)
-		return failf(p, -EINVAL, FIELD_FMT ": not an RFC 3339 time",
-		    FIELD_ARGS(base, field));
+	if (jr_peek(j) != '"')
+		return failf(j->p, -EINVAL, "%s: expected string",
+		    where_str(wb, sizeof(wb), w));
+	rv = jr_string(j, &s, &n, &high);
+	if (rv < 0)
+		return rv;
+	if (cm_time_parse(s, ret_ms) < 0)
+		return failf(j->p, -EINVAL, "%s: not an RFC 3339 time",
+		    where_str(wb, sizeof(wb), w));
+	j->used = mark;
+	return 0;
+}
+
+static int
+truncated_read(struct jr *j, int64_t *ret)
+{
+	size_t start, n;
+	char buf[64], *tok;
+	double d;
+	int rv;
+
+	*ret = 0;
+	if (jr_null(j))
+		return 0;
+	rv = jr_peek(j);
+	if (rv != '-' && !(rv >= '0' && rv <= '9'))
+		return failf(j->p, -EINVAL, "truncatedAlerts: expected number");
+	start = j->pos;
+	rv = jr_number(j);
+	if (rv < 0)
+		return rv;
+	// strtod wants a terminated copy; the grammar above already holds.
+	n = j->pos - start;
+	tok = n < sizeof(buf) ? buf : malloc(n + 1);
+	if (tok == NULL)
+		return failf(j->p, -ENOMEM, "truncatedAlerts: out of memory");
+	memcpy(tok, j->s + start, n);
+	tok[n] = '\0';
+	d = strtod(tok, NULL);
+	if (tok != buf)
+		free(tok);
+	if (!isfinite(d) || d < 0 || d > MAX_JSON_INT || floor(d) != d)
+		return failf(j->p, -EINVAL,
+		    "truncatedAlerts: expected a non-negative integer");
+	*ret = (int64_t)d;
 	return 0;
 }
 
@@ -263,34 +760,41 @@ kv_cmp(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
+// Label sets are small: insertion sort, qsort past a few dozen.
 static void
-kvs_clear(struct coord_kvs *kvs)
+kv_sort(struct coord_kv *v, size_t n)
 {
-	size_t i;
-
-	for (i = 0; i < kvs->n; i++) {
-		free(kvs->v[i].key);
-		free(kvs->v[i].val);
+	if (n > 32) {
+		qsort(v, n, sizeof(*v), kv_cmp);
+		return;
 	}
-	free(kvs->v);
-	kvs->v = NULL;
-	kvs->n = 0;
+	for (size_t i = 1; i < n; i++) {
+		struct coord_kv t = v[i];
+		size_t k = i;
+
+		while (k > 0 && strcmp(v[k - 1].key, t.key) > 0) {
+			v[k] = v[k - 1];
+			k--;
+		}
+		v[k] = t;
+	}
 }
 
 static int
-kv_key_check(struct pctx *p, const char *key, const char *path,
-    enum kvs_kind kind)
+kv_key_check(struct pctx *p, const char *key, size_t n,
+    const struct where *w, enum kvs_kind kind)
 {
-	char sbuf[200];
-	size_t n = strlen(key);
+	char sbuf[200], path[WBUF];
 
 	if (n > p->lim->max_name_len)
 		return failf(p, -E2BIG,
 		    "%s: name \"%s\" is %zu bytes, over the limit of %zu",
-		    path, coord_safe_str(sbuf, sizeof(sbuf), key), n,
+		    where_str(path, sizeof(path), w),
+		    coord_safe_str(sbuf, sizeof(sbuf), key), n,
 		    p->lim->max_name_len);
 	if (kind == KVS_LABELS && !coord_label_name_valid(key))
-		return failf(p, -EINVAL, "%s: invalid label name \"%s\"", path,
+		return failf(p, -EINVAL, "%s: invalid label name \"%s\"",
+		    where_str(path, sizeof(path), w),
 		    coord_safe_str(sbuf, sizeof(sbuf), key));
 	// Annotations are only displayed, never matched: any non-empty
 	// UTF-8 name without control characters is fine.
@@ -302,109 +806,171 @@ kv_key_check(struct pctx *p, const char *key, const char *path,
 				break;
 		if (n == 0 || i < n || !cm_utf8_valid(key, n))
 			return failf(p, -EINVAL,
-			    "%s: invalid annotation name \"%s\"", path,
+			    "%s: invalid annotation name \"%s\"",
+			    where_str(path, sizeof(path), w),
 			    coord_safe_str(sbuf, sizeof(sbuf), key));
 	}
 	return 0;
 }
 
-// Parses a string->string object into a sorted, duplicate-free set. An
-// absent or null object gives an empty set.
-static int
-kvs_parse(struct pctx *p, const cJSON *obj, const char *path,
-    enum kvs_kind kind, struct coord_kvs *out)
+// Entry `off` of the scratch stack (NULL while it is unallocated: no
+// arithmetic on a null pointer).
+static struct coord_kv *
+kv_at(struct jr *j, size_t off)
 {
-	size_t max_val = kind == KVS_LABELS ? p->lim->max_value_len :
-	    p->lim->max_annotation_len;
-	char sbuf[200];
-	const cJSON *it;
-	size_t n = 0, i;
-	int rv = 0;
+	return j->kv != NULL ? j->kv + off : NULL;
+}
 
-	out->v = NULL;
-	out->n = 0;
-	if (obj == NULL || cJSON_IsNull(obj))
-		return 0;
-	if (!cJSON_IsObject(obj))
-		return failf(p, -EINVAL, "%s: expected object", path);
-	for (it = obj->child; it != NULL; it = it->next)
-		if (++n > p->lim->max_labels)
-			return failf(p, -E2BIG,
-			    "%s: more than %zu entries", path,
-			    p->lim->max_labels);
-	if (n == 0)
-		return 0;
-	out->v = calloc(n, sizeof(*out->v));
-	if (out->v == NULL)
-		return failf(p, -ENOMEM, "%s: out of memory", path);
-	for (it = obj->child; it != NULL; it = it->next) {
-		struct coord_kv *kv = &out->v[out->n];
+static int
+kv_push(struct jr *j, char *key, char *val)
+{
+	if (j->n_kv == j->cap_kv) {
+		size_t cap = j->cap_kv != 0 ? j->cap_kv * 2 : 32;
+		struct coord_kv *v = realloc(j->kv, cap * sizeof(*v));
 
-		rv = kv_key_check(p, it->string, path, kind);
+		if (v == NULL)
+			return -ENOMEM;
+		j->kv = v;
+		j->cap_kv = cap;
+	}
+	j->kv[j->n_kv++] = (struct coord_kv){ .key = key, .val = val };
+	return 0;
+}
+
+// Reads a string->string object at j->pos (a '{') onto the kv scratch
+// stack, sorted and checked for duplicates: entries j->kv[*off ..
+// *off + *cnt). Keys and values stay in the arena.
+static int
+kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
+    size_t *off, size_t *cnt)
+{
+	size_t max_val = kind == KVS_LABELS ? j->p->lim->max_value_len :
+	    j->p->lim->max_annotation_len;
+	char path[WBUF], sbuf[200], *key, *val;
+	size_t klen, vlen, i;
+	bool more, high;
+	int rv;
+
+	*off = j->n_kv;
+	*cnt = 0;
+	rv = jr_obj_begin(j, &more);
+	while (rv == 0 && more) {
+		rv = jr_obj_key(j, &key, &klen, &high);
 		if (rv < 0)
-			goto fail;
-		if (!cJSON_IsString(it) || it->valuestring == NULL) {
-			rv = failf(p, -EINVAL, "%s.%s: expected string", path,
-			    it->string);
-			goto fail;
-		}
-		kv->key = steal(&((cJSON *)it)->string);
-		out->n++;
-		kv->val = dup_checked(p, it, path, kv->key, max_val, &rv);
-		if (kv->val == NULL)
-			goto fail;
+			return rv;
+		if (++*cnt > j->p->lim->max_labels)
+			return failf(j->p, -E2BIG, "%s: more than %zu entries",
+			    where_str(path, sizeof(path), w),
+			    j->p->lim->max_labels);
+		rv = kv_key_check(j->p, key, klen, w, kind);
+		if (rv < 0)
+			return rv;
+		if (jr_peek(j) != '"')
+			return failf(j->p, -EINVAL, "%s.%s: expected string",
+			    where_str(path, sizeof(path), w), key);
+		rv = jr_string(j, &val, &vlen, &high);
+		if (rv < 0)
+			return rv;
+		if (vlen > max_val)
+			return failf(j->p, -E2BIG, "%s.%s: %zu bytes exceed "
+			    "the limit of %zu", where_str(path, sizeof(path),
+			    w), key, vlen, max_val);
+		if (high && !cm_utf8_valid(val, vlen))
+			return failf(j->p, -EINVAL, "%s.%s: not valid UTF-8",
+			    where_str(path, sizeof(path), w), key);
+		if (kv_push(j, key, val) < 0)
+			return failf(j->p, -ENOMEM, "%s: out of memory",
+			    where_str(path, sizeof(path), w));
+		rv = jr_next(j, '}', &more);
 	}
-	qsort(out->v, out->n, sizeof(*out->v), kv_cmp);
-	for (i = 1; i < out->n; i++) {
-		if (strcmp(out->v[i - 1].key, out->v[i].key) == 0) {
-			rv = failf(p, -EINVAL, "%s: duplicate key \"%s\"", path,
-			    coord_safe_str(sbuf, sizeof(sbuf), out->v[i].key));
-			goto fail;
-		}
+	if (rv < 0)
+		return rv;
+	kv_sort(kv_at(j, *off), *cnt);
+	for (i = 1; i < *cnt; i++) {
+		const struct coord_kv *v = kv_at(j, *off);
+
+		if (strcmp(v[i - 1].key, v[i].key) == 0)
+			return failf(j->p, -EINVAL, "%s: duplicate key \"%s\"",
+			    where_str(path, sizeof(path), w),
+			    coord_safe_str(sbuf, sizeof(sbuf), v[i].key));
 	}
 	return 0;
-fail:
-	kvs_clear(out);
-	return rv;
 }
 
-// One JSON object's known keys, found in a single pass. A known key given
-// twice is an error: two "status" keys would leave it to the parser which
-// one counts.
-struct keyslot {
-	const char *name;
-	const cJSON *item;
-};
-
+// A top-level label set: null gives an empty set; the array is copied
+// out of the scratch stack (its strings stay in the arena).
 static int
-collect_keys(struct pctx *p, const cJSON *obj, const char *path,
-    struct keyslot *slots, size_t n_slots)
+top_kvs_read(struct jr *j, const char *field, enum kvs_kind kind,
+    struct coord_kvs *out)
 {
-	const cJSON *it;
-	size_t i;
+	struct where w = { .field = field };
+	size_t off, cnt;
+	int rv;
 
-	for (it = obj->child; it != NULL; it = it->next) {
-		for (i = 0; i < n_slots; i++)
-			if (strcmp(it->string, slots[i].name) == 0)
-				break;
-		if (i == n_slots)
-			continue; // unknown keys are ignored (newer AMs)
-		if (slots[i].item != NULL)
-			return failf(p, -EINVAL, "%s%s%s: duplicate key", path,
-			    path[0] != '\0' ? "." : "", slots[i].name);
-		slots[i].item = it;
-	}
+	if (jr_null(j))
+		return 0;
+	if (jr_peek(j) != '{')
+		return failf(j->p, -EINVAL, "%s: expected object", field);
+	rv = kvs_read(j, &w, kind, &off, &cnt);
+	if (rv < 0 || cnt == 0)
+		return rv;
+	out->v = malloc(cnt * sizeof(*out->v));
+	if (out->v == NULL)
+		return failf(j->p, -ENOMEM, "%s: out of memory", field);
+	memcpy(out->v, kv_at(j, off), cnt * sizeof(*out->v));
+	out->n = cnt;
+	j->n_kv = off;
 	return 0;
 }
 
-static void
-alert_clear(struct coord_alert *a)
+// Copies src (strings and kv arrays anywhere) into dst laid out in one
+// block, dst->mem. Returns 0 or -ENOMEM (dst untouched).
+static int
+alert_pack(struct coord_alert *dst, const struct coord_alert *src)
 {
-	kvs_clear(&a->labels);
-	kvs_clear(&a->annotations);
-	free(a->generator_url);
-	free(a->fingerprint);
-	memset(a, 0, sizeof(*a));
+	const struct coord_kvs *sets[2] = { &src->labels, &src->annotations };
+	const char *gen = src->generator_url ? src->generator_url : "";
+	const char *fp = src->fingerprint ? src->fingerprint : "";
+	size_t need, nkv = src->labels.n + src->annotations.n;
+	struct coord_kv *kv;
+	char *mem, *o;
+
+	need = nkv * sizeof(*kv) + strlen(gen) + 1 + strlen(fp) + 1;
+	for (int s = 0; s < 2; s++)
+		for (size_t i = 0; i < sets[s]->n; i++)
+			need += strlen(sets[s]->v[i].key) + 1 +
+			    strlen(sets[s]->v[i].val) + 1;
+	mem = malloc(need);
+	if (mem == NULL)
+		return -ENOMEM;
+	kv = (struct coord_kv *)(void *)mem;
+	o = mem + nkv * sizeof(*kv);
+#define PUT(dstp, str) do {						\
+		size_t n_ = strlen(str) + 1;				\
+		memcpy(o, (str), n_);					\
+		(dstp) = o;						\
+		o += n_;						\
+	} while (0)
+	*dst = (struct coord_alert){
+		.firing = src->firing,
+		.starts_ms = src->starts_ms,
+		.ends_ms = src->ends_ms,
+		.mem = mem,
+	};
+	for (int s = 0; s < 2; s++) {
+		struct coord_kvs *d = s == 0 ? &dst->labels : &dst->annotations;
+
+		d->v = sets[s]->n > 0 ? kv : NULL;
+		d->n = sets[s]->n;
+		for (size_t i = 0; i < sets[s]->n; i++, kv++) {
+			PUT(kv->key, sets[s]->v[i].key);
+			PUT(kv->val, sets[s]->v[i].val);
+		}
+	}
+	PUT(dst->generator_url, gen);
+	PUT(dst->fingerprint, fp);
+#undef PUT
+	return 0;
 }
 
 enum {
@@ -412,63 +978,153 @@ enum {
 	A__N,
 };
 
+static const char *const alert_keys[A__N] = {
+	[A_STATUS] = "status", [A_LABELS] = "labels",
+	[A_ANNOTATIONS] = "annotations", [A_STARTS] = "startsAt",
+	[A_ENDS] = "endsAt", [A_GENURL] = "generatorURL",
+	[A_FP] = "fingerprint",
+};
+
 static int
-alert_parse(struct pctx *p, const cJSON *obj, size_t idx,
-    struct coord_alert *a)
+key_find(const char *const *names, int n, const char *key, size_t klen)
 {
-	struct keyslot k[A__N] = {
-		[A_STATUS] = { "status", NULL },
-		[A_LABELS] = { "labels", NULL },
-		[A_ANNOTATIONS] = { "annotations", NULL },
-		[A_STARTS] = { "startsAt", NULL },
-		[A_ENDS] = { "endsAt", NULL },
-		[A_GENURL] = { "generatorURL", NULL },
-		[A_FP] = { "fingerprint", NULL },
+	for (int i = 0; i < n; i++)
+		if (names[i][0] == key[0] && strlen(names[i]) == klen &&
+		    memcmp(key, names[i], klen) == 0)
+			return i;
+	return -1;
+}
+
+// Reads one alert object (j->pos at '{') and packs it into *a.
+static int
+alert_read(struct jr *j, size_t idx, struct coord_alert *a)
+{
+	static char empty[1];
+	struct coord_alert t = {
+		.starts_ms = CM_TIME_NONE, .ends_ms = CM_TIME_NONE,
+		.generator_url = empty, .fingerprint = empty,
 	};
-	char base[48], path[PATH_MAX_LEN];
+	struct where w = { .idx = idx, .in_alert = true };
+	size_t mark = j->used, kv_mark = j->n_kv, lab_off = 0, lab_n = 0;
+	size_t ann_off = 0, ann_n = 0, klen;
+	unsigned seen = 0;
+	bool more, high;
 	const char *name;
+	char *key;
+	int rv, id;
+
+	rv = jr_obj_begin(j, &more);
+	while (rv == 0 && more) {
+		size_t kmark = j->used;
+
+		rv = jr_obj_key(j, &key, &klen, &high);
+		if (rv < 0)
+			return rv;
+		id = key_find(alert_keys, A__N, key, klen);
+		j->used = kmark;
+		if (id >= 0) {
+			if (seen & (1u << id))
+				return failf(j->p, -EINVAL, "alerts[%zu].%s: "
+				    "duplicate key", idx, alert_keys[id]);
+			seen |= 1u << id;
+			w.field = alert_keys[id];
+		}
+		switch (id) {
+		case A_STATUS:
+			rv = status_read(j, &w, &t.firing, NULL);
+			break;
+		case A_LABELS:
+			if (jr_peek(j) != '{')
+				return failf(j->p, -EINVAL, "alerts[%zu]."
+				    "labels: expected object", idx);
+			rv = kvs_read(j, &w, KVS_LABELS, &lab_off, &lab_n);
+			if (rv < 0)
+				return rv;
+			t.labels = (struct coord_kvs){ kv_at(j, lab_off),
+			    lab_n };
+			name = coord_kvs_get(&t.labels, "alertname");
+			if (name == NULL || name[0] == '\0')
+				return failf(j->p, -EINVAL, "alerts[%zu]."
+				    "labels: no alertname label", idx);
+			break;
+		case A_ANNOTATIONS:
+			if (jr_null(j))
+				break;
+			if (jr_peek(j) != '{')
+				return failf(j->p, -EINVAL, "alerts[%zu]."
+				    "annotations: expected object", idx);
+			rv = kvs_read(j, &w, KVS_ANNOTATIONS, &ann_off, &ann_n);
+			break;
+		case A_STARTS:
+			rv = time_read(j, &w, &t.starts_ms);
+			break;
+		case A_ENDS:
+			rv = time_read(j, &w, &t.ends_ms);
+			break;
+		case A_GENURL:
+			rv = opt_str(j, &w, empty, &t.generator_url);
+			break;
+		case A_FP:
+			rv = opt_str(j, &w, empty, &t.fingerprint);
+			break;
+		default:
+			rv = jr_skip(j); // unknown keys: newer AMs
+			break;
+		}
+		if (rv == 0)
+			rv = jr_next(j, '}', &more);
+	}
+	if (rv < 0)
+		return rv;
+	if (!(seen & (1u << A_STATUS)))
+		return failf(j->p, -EINVAL, "alerts[%zu].status: missing", idx);
+	if (!(seen & (1u << A_LABELS)))
+		return failf(j->p, -EINVAL, "alerts[%zu].labels: missing", idx);
+	// The scratch may have moved since the labels were read.
+	t.labels = (struct coord_kvs){ kv_at(j, lab_off), lab_n };
+	t.annotations = (struct coord_kvs){ kv_at(j, ann_off), ann_n };
+	if (alert_pack(a, &t) < 0)
+		return failf(j->p, -ENOMEM, "alerts[%zu]: out of memory", idx);
+	j->used = mark;
+	j->n_kv = kv_mark;
+	return 0;
+}
+
+static int
+alerts_read(struct jr *j, struct coord_notification *n)
+{
+	size_t cap = 0;
+	bool more;
 	int rv;
 
-	snprintf(base, sizeof(base), "alerts[%zu]", idx);
-	if (!cJSON_IsObject(obj))
-		return failf(p, -EINVAL, "%s: expected object", base);
-	rv = collect_keys(p, obj, base, k, A__N);
-	if (rv < 0)
-		return rv;
+	if (jr_peek(j) != '[')
+		return failf(j->p, -EINVAL, "alerts: expected array");
+	rv = jr_arr_begin(j, &more);
+	while (rv == 0 && more) {
+		if (n->n_alerts == j->p->lim->max_alerts)
+			return failf(j->p, -E2BIG, "alerts: more than %zu "
+			    "alerts", j->p->lim->max_alerts);
+		if (jr_peek(j) != '{')
+			return failf(j->p, -EINVAL, "alerts[%zu]: expected "
+			    "object", n->n_alerts);
+		if (n->n_alerts == cap) {
+			size_t c = cap != 0 ? cap * 2 : 4;
+			struct coord_alert *v;
 
-	rv = status_parse(p, k[A_STATUS].item, base, "status", &a->firing);
-	if (rv < 0)
-		return rv;
-
-	snprintf(path, sizeof(path), "%s.labels", base);
-	if (k[A_LABELS].item == NULL || !cJSON_IsObject(k[A_LABELS].item))
-		return failf(p, -EINVAL, "%s: %s", path,
-		    k[A_LABELS].item == NULL ? "missing" : "expected object");
-	rv = kvs_parse(p, k[A_LABELS].item, path, KVS_LABELS, &a->labels);
-	if (rv < 0)
-		return rv;
-	name = coord_kvs_get(&a->labels, "alertname");
-	if (name == NULL || name[0] == '\0')
-		return failf(p, -EINVAL, "%s: no alertname label", path);
-
-	snprintf(path, sizeof(path), "%s.annotations", base);
-	rv = kvs_parse(p, k[A_ANNOTATIONS].item, path, KVS_ANNOTATIONS,
-	    &a->annotations);
-	if (rv < 0)
-		return rv;
-
-	rv = time_field(p, k[A_STARTS].item, base, "startsAt", &a->starts_ms);
-	if (rv < 0)
-		return rv;
-	rv = time_field(p, k[A_ENDS].item, base, "endsAt", &a->ends_ms);
-	if (rv < 0)
-		return rv;
-
-	rv = get_str(p, k[A_GENURL].item, base, "generatorURL",
-	    &a->generator_url);
-	if (rv < 0)
-		return rv;
-	return get_str(p, k[A_FP].item, base, "fingerprint", &a->fingerprint);
+			v = realloc(n->alerts, c * sizeof(*v));
+			if (v == NULL)
+				return failf(j->p, -ENOMEM,
+				    "alerts: out of memory");
+			n->alerts = v;
+			cap = c;
+		}
+		rv = alert_read(j, n->n_alerts, &n->alerts[n->n_alerts]);
+		if (rv < 0)
+			return rv;
+		n->n_alerts++;
+		rv = jr_next(j, ']', &more);
+	}
+	return rv;
 }
 
 enum {
@@ -476,130 +1132,156 @@ enum {
 	N_CLABELS, N_CANNOT, N_EXTURL, N_TRUNC, N__N,
 };
 
-static int
-truncated_parse(struct pctx *p, const cJSON *item, int64_t *ret)
-{
-	double d;
-
-	*ret = 0;
-	if (item == NULL || cJSON_IsNull(item))
-		return 0;
-	if (!cJSON_IsNumber(item))
-		return failf(p, -EINVAL, "truncatedAlerts: expected number");
-	d = item->valuedouble;
-	if (!isfinite(d) || d < 0 || d > MAX_JSON_INT || floor(d) != d)
-		return failf(p, -EINVAL,
-		    "truncatedAlerts: expected a non-negative integer");
-	*ret = (int64_t)d;
-	return 0;
-}
+static const char *const top_keys[N__N] = {
+	[N_VERSION] = "version", [N_RECEIVER] = "receiver",
+	[N_STATUS] = "status", [N_ALERTS] = "alerts",
+	[N_GROUPKEY] = "groupKey", [N_GLABELS] = "groupLabels",
+	[N_CLABELS] = "commonLabels", [N_CANNOT] = "commonAnnotations",
+	[N_EXTURL] = "externalURL", [N_TRUNC] = "truncatedAlerts",
+};
 
 static int
-alerts_parse(struct pctx *p, const cJSON *arr, struct coord_notification *n)
+version_read(struct jr *j, struct coord_notification *n)
 {
-	const cJSON *it;
-	size_t count = 0;
+	char sbuf[200], *s;
+	size_t len;
+	bool high;
 	int rv;
 
-	if (arr == NULL)
-		return failf(p, -EINVAL, "alerts: missing");
-	if (!cJSON_IsArray(arr))
-		return failf(p, -EINVAL, "alerts: expected array");
-	for (it = arr->child; it != NULL; it = it->next)
-		if (++count > p->lim->max_alerts)
-			return failf(p, -E2BIG,
-			    "alerts: more than %zu alerts", p->lim->max_alerts);
-	if (count == 0)
-		return 0;
-	n->alerts = calloc(count, sizeof(*n->alerts));
-	if (n->alerts == NULL)
-		return failf(p, -ENOMEM, "alerts: out of memory");
-	for (it = arr->child; it != NULL; it = it->next) {
-		// Counted before parsing so a failed alert is freed too.
-		n->n_alerts++;
-		rv = alert_parse(p, it, n->n_alerts - 1,
-		    &n->alerts[n->n_alerts - 1]);
-		if (rv < 0)
-			return rv;
-	}
-	return 0;
-}
-
-static int
-notification_parse(struct pctx *p, const cJSON *root,
-    struct coord_notification *n)
-{
-	struct keyslot k[N__N] = {
-		[N_VERSION] = { "version", NULL },
-		[N_RECEIVER] = { "receiver", NULL },
-		[N_STATUS] = { "status", NULL },
-		[N_ALERTS] = { "alerts", NULL },
-		[N_GROUPKEY] = { "groupKey", NULL },
-		[N_GLABELS] = { "groupLabels", NULL },
-		[N_CLABELS] = { "commonLabels", NULL },
-		[N_CANNOT] = { "commonAnnotations", NULL },
-		[N_EXTURL] = { "externalURL", NULL },
-		[N_TRUNC] = { "truncatedAlerts", NULL },
-	};
-	const cJSON *v;
-	char sbuf[200];
-	bool firing;
-	int rv;
-
-	if (!cJSON_IsObject(root))
-		return failf(p, -EINVAL, "body: expected a JSON object");
-	rv = collect_keys(p, root, "", k, N__N);
+	if (jr_peek(j) != '"')
+		return failf(j->p, -EINVAL, "version: expected string");
+	rv = jr_string(j, &s, &len, &high);
 	if (rv < 0)
 		return rv;
-
-	v = k[N_VERSION].item;
-	if (v == NULL)
-		return failf(p, -EINVAL, "version: missing");
-	if (!cJSON_IsString(v) || v->valuestring == NULL)
-		return failf(p, -EINVAL, "version: expected string");
-	if (strcmp(v->valuestring, "4") != 0)
-		return failf(p, -EINVAL,
+	if (strcmp(s, "4") != 0)
+		return failf(j->p, -EINVAL,
 		    "version: unsupported \"%s\" (want \"4\")",
-		    coord_safe_str(sbuf, sizeof(sbuf), v->valuestring));
-	n->version = strdup("4");
-	if (n->version == NULL)
-		return failf(p, -ENOMEM, "version: out of memory");
+		    coord_safe_str(sbuf, sizeof(sbuf), s));
+	n->version = s;
+	return 0;
+}
 
-	// The top-level status is informational; an absent one stays "".
-	if (k[N_STATUS].item != NULL) {
-		rv = status_parse(p, k[N_STATUS].item, "", "status", &firing);
+static int
+top_field(struct jr *j, struct coord_notification *n, int id, char *empty)
+{
+	struct where w = { .field = id >= 0 ? top_keys[id] : NULL };
+	bool firing;
+
+	switch (id) {
+	case N_VERSION:
+		return version_read(j, n);
+	case N_STATUS:
+		// Informational, but it must be a valid status.
+		return status_read(j, &w, &firing, &n->status);
+	case N_RECEIVER:
+		return opt_str(j, &w, empty, &n->receiver);
+	case N_GROUPKEY:
+		return opt_str(j, &w, empty, &n->group_key);
+	case N_EXTURL:
+		return opt_str(j, &w, empty, &n->external_url);
+	case N_TRUNC:
+		return truncated_read(j, &n->truncated_alerts);
+	case N_GLABELS:
+		return top_kvs_read(j, "groupLabels", KVS_LABELS,
+		    &n->group_labels);
+	case N_CLABELS:
+		return top_kvs_read(j, "commonLabels", KVS_LABELS,
+		    &n->common_labels);
+	case N_CANNOT:
+		return top_kvs_read(j, "commonAnnotations", KVS_ANNOTATIONS,
+		    &n->common_annotations);
+	case N_ALERTS:
+		return alerts_read(j, n);
+	default:
+		return jr_skip(j); // unknown keys: newer AMs
+	}
+}
+
+static int
+notification_read(struct jr *j, struct coord_notification *n)
+{
+	char *empty;
+	unsigned seen = 0;
+	bool more, high;
+	size_t klen;
+	char *key;
+	int rv, id;
+
+	// One "" for every absent string field.
+	empty = j->arena + j->used;
+	*empty = '\0';
+	j->used++;
+	n->receiver = n->status = n->group_key = n->external_url = empty;
+
+	jr_bom(j);
+	if (jr_peek(j) != '{')
+		return failf(j->p, -EINVAL, "body: expected a JSON object");
+	rv = jr_obj_begin(j, &more);
+	while (rv == 0 && more) {
+		size_t kmark = j->used;
+
+		rv = jr_obj_key(j, &key, &klen, &high);
 		if (rv < 0)
 			return rv;
+		id = key_find(top_keys, N__N, key, klen);
+		j->used = kmark;
+		if (id >= 0) {
+			if (seen & (1u << id))
+				return failf(j->p, -EINVAL, "%s: duplicate key",
+				    top_keys[id]);
+			seen |= 1u << id;
+		}
+		rv = top_field(j, n, id, empty);
+		if (rv == 0)
+			rv = jr_next(j, '}', &more);
 	}
-	rv = get_str(p, k[N_STATUS].item, "", "status", &n->status);
 	if (rv < 0)
 		return rv;
-	rv = get_str(p, k[N_RECEIVER].item, "", "receiver", &n->receiver);
-	if (rv < 0)
+	jr_ws(j);
+	if (j->pos != j->len) {
+		j->syntax = true;
+		return failf(j->p, -EINVAL, "body: trailing data after JSON at "
+		    "offset %zu", j->pos);
+	}
+	if (n->version == NULL)
+		return failf(j->p, -EINVAL, "version: missing");
+	if (!(seen & (1u << N_ALERTS)))
+		return failf(j->p, -EINVAL, "alerts: missing");
+	return 0;
+}
+
+// A rejected body: the contract names byte-level faults first, then
+// malformed JSON, then the rest, wherever each sits in the body; the
+// reader stopped at the first fault in document order, so look again.
+static int
+reclassify(struct pctx *p, const char *body, size_t len, bool syntax,
+    int rv)
+{
+	struct jr v = {
+		.s = (const unsigned char *)body,
+		.len = len,
+		.p = p,
+		.max_depth = COORD_JSON_DEPTH_MAX,
+	};
+
+	if (rv == -ENOMEM)
 		return rv;
-	rv = get_str(p, k[N_GROUPKEY].item, "", "groupKey", &n->group_key);
-	if (rv < 0)
+	if (p->lim->max_depth != 0 && coord_jdepth_check(body, len,
+	    p->lim->max_depth, p->err, p->errlen) < 0)
+		return -EINVAL;
+	if (prescan(p, body, len) < 0)
+		return -EINVAL;
+	if (syntax)
 		return rv;
-	rv = get_str(p, k[N_EXTURL].item, "", "externalURL",
-	    &n->external_url);
-	if (rv < 0)
+	v.arena = malloc(len + 2);
+	if (v.arena == NULL)
 		return rv;
-	rv = truncated_parse(p, k[N_TRUNC].item, &n->truncated_alerts);
-	if (rv < 0)
-		return rv;
-	rv = kvs_parse(p, k[N_GLABELS].item, "groupLabels", KVS_LABELS,
-	    &n->group_labels);
-	if (rv < 0)
-		return rv;
-	rv = kvs_parse(p, k[N_CLABELS].item, "commonLabels", KVS_LABELS,
-	    &n->common_labels);
-	if (rv < 0)
-		return rv;
-	rv = kvs_parse(p, k[N_CANNOT].item, "commonAnnotations",
-	    KVS_ANNOTATIONS, &n->common_annotations);
-	if (rv < 0)
-		return rv;
-	return alerts_parse(p, k[N_ALERTS].item, n);
+	// The original reason survives in p->err unless this finds worse;
+	// validation writes err only when it fails.
+	if (jr_validate(&v) < 0)
+		rv = -EINVAL;
+	free(v.arena);
+	return rv;
 }
 
 static bool
@@ -623,9 +1305,8 @@ coord_webhook_parse(struct coord_notification **ret, const char *body,
 		.err = err,
 		.errlen = errlen,
 	};
-	struct coord_notification *n = NULL;
-	const char *end = NULL;
-	cJSON *root = NULL;
+	struct coord_notification *n;
+	struct jr j;
 	int rv;
 
 	*ret = NULL;
@@ -637,43 +1318,32 @@ coord_webhook_parse(struct coord_notification **ret, const char *body,
 		return failf(&p, -E2BIG,
 		    "body: %zu bytes exceed the limit of %zu", len,
 		    p.lim->max_body);
-	rv = prescan(&p, body, len);
-	if (rv < 0)
-		return rv;
 
-	// cJSON also records the failure position in a process-wide static
-	// (cJSON_GetErrorPtr); that write races between threads but nothing
-	// here reads it: the position comes back through `end`.
-	root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-	if (root == NULL) {
-		size_t off = end != NULL && end >= body ?
-		    (size_t)(end - body) : 0;
-
-		return failf(&p, -EINVAL, "body: invalid JSON near offset %zu",
-		    off);
+	// The notification and its string arena in one block.
+	n = malloc(sizeof(*n) + len + 2);
+	if (n == NULL)
+		return failf(&p, -ENOMEM, "body: out of memory");
+	memset(n, 0, sizeof(*n));
+	j = (struct jr){
+		.s = (const unsigned char *)body,
+		.len = len,
+		.p = &p,
+		.arena = (char *)(n + 1),
+		.max_depth = p.lim->max_depth != 0 &&
+		    p.lim->max_depth < COORD_JSON_DEPTH_MAX ?
+		    p.lim->max_depth : COORD_JSON_DEPTH_MAX,
+	};
+	rv = notification_read(&j, n);
+	free(j.kv);
+	if (rv < 0) {
+		coord_notification_free(n);
+		return reclassify(&p, body, len, j.syntax, rv);
 	}
-	if (end == NULL || end < body || (size_t)(end - body) > len ||
-	    !only_space(end, len - (size_t)(end - body))) {
-		rv = failf(&p, -EINVAL, "body: trailing data after JSON at "
-		    "offset %zu", end != NULL ? (size_t)(end - body) : 0);
-		goto out;
-	}
-
-	n = calloc(1, sizeof(*n));
-	if (n == NULL) {
-		rv = failf(&p, -ENOMEM, "body: out of memory");
-		goto out;
-	}
-	rv = notification_parse(&p, root, n);
-	if (rv < 0)
-		goto out;
 	*ret = n;
-	n = NULL;
-out:
-	coord_notification_free(n);
-	cJSON_Delete(root);
-	return rv;
+	return 0;
 }
+
+static void alert_clear(struct coord_alert *a);
 
 void
 coord_notification_free(struct coord_notification *n)
@@ -682,14 +1352,10 @@ coord_notification_free(struct coord_notification *n)
 
 	if (n == NULL)
 		return;
-	free(n->version);
-	free(n->receiver);
-	free(n->status);
-	free(n->group_key);
-	free(n->external_url);
-	kvs_clear(&n->group_labels);
-	kvs_clear(&n->common_labels);
-	kvs_clear(&n->common_annotations);
+	// Strings live in the block with n; only the arrays are separate.
+	free(n->group_labels.v);
+	free(n->common_labels.v);
+	free(n->common_annotations.v);
 	for (i = 0; i < n->n_alerts; i++)
 		alert_clear(&n->alerts[i]);
 	free(n->alerts);
@@ -718,28 +1384,29 @@ coord_kvs_get(const struct coord_kvs *kvs, const char *key)
 	return NULL;
 }
 
-static int
-kvs_dup(struct coord_kvs *dst, const struct coord_kvs *src)
+// Frees the strings and array of a field-by-field kv set.
+static void
+kvs_clear(struct coord_kvs *kvs)
 {
-	size_t i;
-
-	dst->v = NULL;
-	dst->n = 0;
-	if (src->n == 0)
-		return 0;
-	dst->v = calloc(src->n, sizeof(*dst->v));
-	if (dst->v == NULL)
-		return -ENOMEM;
-	for (i = 0; i < src->n; i++) {
-		dst->v[i].key = strdup(src->v[i].key);
-		dst->v[i].val = strdup(src->v[i].val);
-		dst->n++;
-		if (dst->v[i].key == NULL || dst->v[i].val == NULL) {
-			kvs_clear(dst);
-			return -ENOMEM;
-		}
+	for (size_t i = 0; i < kvs->n; i++) {
+		free(kvs->v[i].key);
+		free(kvs->v[i].val);
 	}
-	return 0;
+	free(kvs->v);
+}
+
+static void
+alert_clear(struct coord_alert *a)
+{
+	if (a->mem != NULL) {
+		free(a->mem);
+	} else {
+		kvs_clear(&a->labels);
+		kvs_clear(&a->annotations);
+		free(a->generator_url);
+		free(a->fingerprint);
+	}
+	memset(a, 0, sizeof(*a));
 }
 
 struct coord_alert *
@@ -749,18 +1416,11 @@ coord_alert_dup(const struct coord_alert *a)
 
 	if (a == NULL)
 		return NULL;
-	c = calloc(1, sizeof(*c));
+	c = malloc(sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->firing = a->firing;
-	c->starts_ms = a->starts_ms;
-	c->ends_ms = a->ends_ms;
-	c->generator_url = strdup(a->generator_url ? a->generator_url : "");
-	c->fingerprint = strdup(a->fingerprint ? a->fingerprint : "");
-	if (c->generator_url == NULL || c->fingerprint == NULL ||
-	    kvs_dup(&c->labels, &a->labels) < 0 ||
-	    kvs_dup(&c->annotations, &a->annotations) < 0) {
-		coord_alert_free(c);
+	if (alert_pack(c, a) < 0) {
+		free(c);
 		return NULL;
 	}
 	return c;

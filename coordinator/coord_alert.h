@@ -21,6 +21,13 @@ struct coord_kvs {
 	size_t n;
 };
 
+// Memory: an alert from coord_webhook_parse or coord_alert_dup keeps every
+// string and both kv arrays in one block, `mem`, which coord_alert_free
+// releases (nothing in it may be freed or replaced on its own). An alert
+// built field by field (the journal's replay, tests) leaves `mem` NULL and
+// malloc's each string and kv array separately; coord_alert_free frees
+// those one by one. The struct itself may be moved (copied by value and
+// the source zeroed, as coord_engine_push does): `mem` moves with it.
 struct coord_alert {
 	bool firing;		 // the alert's own status
 	struct coord_kvs labels;
@@ -29,8 +36,15 @@ struct coord_alert {
 	int64_t ends_ms;	 // CM_TIME_NONE = no end known
 	char *generator_url;	 // may be ""
 	char *fingerprint;	 // as sent, may be ""
+	void *mem;		 // see above: the one block, or NULL
 };
 
+// Memory: built only by coord_webhook_parse and freed only with
+// coord_notification_free. The top-level strings and the keys and values
+// of the three label sets live in memory the notification owns (one
+// block with the struct); each kvs array is malloc'd on its own; each
+// alert owns its own block (coord_alert.mem), so alerts may be moved out
+// of alerts[] (coord_engine_push) and outlive the notification.
 struct coord_notification {
 	char *version;		 // always "4" after a successful parse
 	char *receiver;
@@ -54,6 +68,13 @@ struct coord_webhook_limits {
 	size_t max_name_len;	 // label name length (400)
 	size_t max_value_len;	 // label value length (400)
 	size_t max_annotation_len; // annotation value length (400)
+	// Nested arrays and objects (limits.max_json_depth; 400). 0 (as in
+	// the defaults): COORD_JSON_DEPTH_MAX, reported as invalid JSON;
+	// otherwise at most COORD_JSON_DEPTH_MAX, reported with the message
+	// of coord_jdepth_check ("JSON nests deeper than N levels at offset
+	// M (limits.max_json_depth)"), which it then takes precedence over
+	// every other fault as when that check ran first.
+	size_t max_depth;
 };
 
 extern const struct coord_webhook_limits coord_webhook_default_limits;
@@ -75,9 +96,14 @@ extern const struct coord_webhook_limits coord_webhook_default_limits;
 // groupLabels, commonLabels) must match [a-zA-Z_][a-zA-Z0-9_]*; annotation
 // names may be any UTF-8 without control characters. Each alert needs a
 // non-empty alertname label and a status of "firing" or "resolved".
-// -ENOMEM when out of memory. Known limitation: label names outside the
-// classic syntax (allowed by Prometheus 3 / Alertmanager 0.28+ in UTF-8
-// mode) make the whole body -EINVAL.
+// The JSON must be RFC 8259 text: numbers in its grammar only (no "+1",
+// "01", ".5" or "1."), whitespace only space, tab, CR and LF (a leading
+// UTF-8 byte order mark is skipped), escapes valid with surrogates
+// paired, at most COORD_JSON_DEPTH_MAX nested arrays and objects ("invalid
+// JSON"); a malformed body is reported as such even when it also breaks a
+// rule above. -ENOMEM when out of memory. Known limitation: label names
+// outside the classic syntax (allowed by Prometheus 3 / Alertmanager
+// 0.28+ in UTF-8 mode) make the whole body -EINVAL.
 int coord_webhook_parse(struct coord_notification **ret, const char *body,
     size_t len, const struct coord_webhook_limits *lim, char *err,
     size_t errlen) __attribute__((warn_unused_result));
@@ -93,8 +119,9 @@ bool coord_label_name_valid(const char *s);
 // Label value or NULL. Borrowed from the alert.
 const char *coord_kvs_get(const struct coord_kvs *kvs, const char *key);
 
-// Deep copy of one alert / release of one (for handing alerts to the
-// engine independently of their notification). copy returns NULL on ENOMEM.
+// Deep copy of one alert into a single block (`mem`) / release of one,
+// of either layout (for handing alerts to the engine independently of
+// their notification). copy returns NULL on ENOMEM.
 struct coord_alert *coord_alert_dup(const struct coord_alert *a);
 void coord_alert_free(struct coord_alert *a);
 

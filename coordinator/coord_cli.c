@@ -18,7 +18,6 @@
 #include "coord_alert.h"
 #include "coord_conf.h"
 #include "coord_fetch.h"
-#include "coord_jdepth.h"
 #include "coord_safety.h"
 
 #define CLI_TIMEOUT_MS 10000
@@ -601,11 +600,7 @@ coord_cli_simulate(const char *config, int argc, char **argv)
 		coord_conf_free(&c);
 		return 1;
 	}
-	rv = coord_jdepth_check(body, len, (size_t)c.limits.max_json_depth,
-	    err, sizeof(err));
-	if (rv == 0)
-		rv = coord_webhook_parse(&n, body, len, &c.wl, err,
-		    sizeof(err));
+	rv = coord_webhook_parse(&n, body, len, &c.wl, err, sizeof(err));
 	free(body);
 	if (rv < 0) {
 		fprintf(stderr, "reflex-coordinator: %s: %s (the coordinator "

@@ -315,6 +315,7 @@ coord_conf_load(struct coord_conf *c, const char *path, char *err,
 		.max_name_len = (size_t)c->limits.max_name_len,
 		.max_value_len = (size_t)c->limits.max_value_len,
 		.max_annotation_len = (size_t)c->limits.max_annotation_len,
+		.max_depth = (size_t)c->limits.max_json_depth,
 	};
 	if (c->replica_labels.n > 0) {
 		c->ignore_labels = (const char **)c->replica_labels.v;

@@ -15,7 +15,6 @@
 #include "cm_log.h"
 #include "cm_time.h"
 #include "coord_httpd.h"
-#include "coord_jdepth.h"
 #include "coord_metrics.h"
 #include "coord_worker.h"
 
@@ -172,11 +171,8 @@ webhook_cb(struct coord_httpd_req *rq, void *arg)
 		reply_error(rq, 413, err);
 		return;
 	}
-	rv = coord_jdepth_check(body, len, (size_t)c->limits.max_json_depth,
-	    err, sizeof(err));
-	if (rv == 0)
-		rv = coord_webhook_parse(&n, body, len, &c->wl, err,
-		    sizeof(err));
+	// The nesting limit (limits.max_json_depth) is c->wl.max_depth.
+	rv = coord_webhook_parse(&n, body, len, &c->wl, err, sizeof(err));
 	if (rv < 0) {
 		char head[33];
 		size_t k = len < 32 ? len : 32;

@@ -1916,9 +1916,9 @@ kvs_from_json(const char *text, struct coord_kvs *out)
 	return rv;
 }
 
-// Builds a new alert from an R_PENDING row, laid out as coord_alert_dup
-// does (every string and both kv arrays malloc'd) so coord_alert_free
-// releases it. Returns 0, -EINVAL (row cannot be decoded) or -ENOMEM.
+// Builds a new alert from an R_PENDING row, laid out field by field
+// (every string and both kv arrays malloc'd, mem NULL: see coord_alert.h)
+// so coord_alert_free releases it. Returns 0, -EINVAL (row cannot be decoded) or -ENOMEM.
 static int
 row_to_alert(sqlite3_stmt *st, struct coord_alert **ret)
 {

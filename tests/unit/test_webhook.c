@@ -1300,6 +1300,502 @@ test_random_mutations(void)
 	cJSON_Delete(c07);
 }
 
+// ---- the JSON reader (coord_alert.c's own) -------------------------------
+
+// A body with the given top-level members after version and an empty
+// alerts array.
+#define TOP(x) "{\"version\":\"4\",\"alerts\":[]" x "}"
+// An annotation value decoded: the one annotation "d" of the one alert.
+#define ANN(v) HEAD "{\"status\":\"firing\",\"labels\":{\"alertname\":" \
+	"\"A\"},\"annotations\":{\"d\":\"" v "\"}}" TAIL
+
+struct dec_case {
+	const char *name;
+	const char *body;
+	const char *want; // the annotation "d"
+};
+
+static const struct dec_case dec_cases[] = {
+	{ "simple escapes", ANN("\\\"\\\\\\/\\b\\f\\n\\r\\t"),
+	  "\"\\/\b\f\n\r\t" },
+	{ "\\u one byte", ANN("\\u0041\\u007f"), "A\x7f" },
+	{ "\\u two bytes", ANN("\\u00e9\\u07FF\\u0080"),
+	  "\xc3\xa9\xdf\xbf\xc2\x80" },
+	{ "\\u three bytes", ANN("\\u20ac\\uFFFF\\u0800"),
+	  "\xe2\x82\xac\xef\xbf\xbf\xe0\xa0\x80" },
+	{ "surrogate pairs", ANN("\\ud83d\\ude00\\uDBFF\\uDFFF\\ud800\\udc00"),
+	  "\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\xf0\x90\x80\x80" },
+	{ "escapes between raw text", ANN("a\\nb\xc3\xa9" "c\\u0064"),
+	  "a\nb\xc3\xa9" "cd" },
+	{ "empty", ANN(""), "" },
+	{ NULL, NULL, NULL },
+};
+
+static void
+test_reader_string_decoding(void)
+{
+	for (const struct dec_case *c = dec_cases; c->name != NULL; c++) {
+		struct coord_notification *n = NULL;
+		char err[256] = "";
+		int rv = parse_s(c->body, &n, err, sizeof(err));
+
+		if (rv != 0)
+			printf("# case \"%s\": %s\n", c->name, err);
+		CHECK_INT(rv, 0);
+		if (rv != 0)
+			continue;
+		CHECK_STR(coord_kvs_get(&n->alerts[0].annotations, "d"),
+		    c->want);
+		coord_notification_free(n);
+	}
+}
+
+struct num_case {
+	const char *name;
+	const char *body;
+	int rv;
+	int64_t want;	 // truncatedAlerts when rv == 0
+	const char *msg; // reason when rv != 0
+};
+
+static const struct num_case num_cases[] = {
+	{ "zero", TOP(",\"truncatedAlerts\":0"), 0, 0, NULL },
+	{ "integer", TOP(",\"truncatedAlerts\":17"), 0, 17, NULL },
+	{ "minus zero", TOP(",\"truncatedAlerts\":-0"), 0, 0, NULL },
+	{ "fraction zero", TOP(",\"truncatedAlerts\":3.000"), 0, 3, NULL },
+	{ "exponent", TOP(",\"truncatedAlerts\":1e2"), 0, 100, NULL },
+	{ "exponent E+", TOP(",\"truncatedAlerts\":1E+2"), 0, 100, NULL },
+	{ "exponent minus", TOP(",\"truncatedAlerts\":2500e-2"), 0, 25,
+	  NULL },
+	{ "fraction and exponent", TOP(",\"truncatedAlerts\":0.5e1"), 0, 5,
+	  NULL },
+	{ "2^53", TOP(",\"truncatedAlerts\":9007199254740992"), 0,
+	  9007199254740992LL, NULL },
+	{ "null", TOP(",\"truncatedAlerts\":null"), 0, 0, NULL },
+	{ "spaces around", TOP(",\"truncatedAlerts\" : \t4 \n"), 0, 4, NULL },
+	{ "long digits", TOP(",\"truncatedAlerts\":"
+	  "1.00000000000000000000000000000000000000000000000000000000000000"
+	  "0000000000"), 0, 1, NULL },
+	{ "negative", TOP(",\"truncatedAlerts\":-1"), -EINVAL, 0,
+	  "truncatedAlerts: expected a non-negative integer" },
+	{ "fraction", TOP(",\"truncatedAlerts\":2.5"), -EINVAL, 0,
+	  "non-negative integer" },
+	{ "over 2^53", TOP(",\"truncatedAlerts\":18014398509481984"), -EINVAL,
+	  0, "non-negative integer" },
+	{ "infinite", TOP(",\"truncatedAlerts\":1e400"), -EINVAL, 0,
+	  "non-negative integer" },
+	{ "huge negative", TOP(",\"truncatedAlerts\":-1e400"), -EINVAL, 0,
+	  "non-negative integer" },
+	{ "true", TOP(",\"truncatedAlerts\":true"), -EINVAL, 0,
+	  "truncatedAlerts: expected number" },
+	{ "array", TOP(",\"truncatedAlerts\":[1]"), -EINVAL, 0,
+	  "truncatedAlerts: expected number" },
+	// Outside the JSON grammar (cJSON took some of these).
+	{ "plus", TOP(",\"truncatedAlerts\":+1"), -EINVAL, 0, "invalid JSON" },
+	{ "leading zero", TOP(",\"truncatedAlerts\":01"), -EINVAL, 0,
+	  "invalid JSON" },
+	{ "minus leading zero", TOP(",\"truncatedAlerts\":-01"), -EINVAL, 0,
+	  "invalid JSON" },
+	{ "bare fraction", TOP(",\"truncatedAlerts\":.5"), -EINVAL, 0,
+	  "invalid JSON" },
+	{ "trailing dot", TOP(",\"truncatedAlerts\":1."), -EINVAL, 0,
+	  "invalid JSON" },
+	{ "bare minus", TOP(",\"truncatedAlerts\":-"), -EINVAL, 0,
+	  "invalid JSON" },
+	{ "empty exponent", TOP(",\"truncatedAlerts\":1e"), -EINVAL, 0,
+	  "invalid JSON" },
+	{ "signed empty exponent", TOP(",\"truncatedAlerts\":1e-"), -EINVAL, 0,
+	  "invalid JSON" },
+	{ "hex", TOP(",\"truncatedAlerts\":0x10"), -EINVAL, 0,
+	  "invalid JSON" },
+	{ "NaN", TOP(",\"truncatedAlerts\":NaN"), -EINVAL, 0,
+	  "invalid JSON" },
+	{ "Infinity", TOP(",\"truncatedAlerts\":Infinity"), -EINVAL, 0,
+	  "invalid JSON" },
+	// Numbers in unknown members: every JSON form passes, others not.
+	{ "unknown numbers", TOP(",\"x\":[0,-0,1,-1.5,2e3,2E-3,-0.0e+0,"
+	  "123456789012345678901234567890]"), 0, 0, NULL },
+	{ "unknown bad number", TOP(",\"x\":[1,02]"), -EINVAL, 0,
+	  "invalid JSON" },
+	{ NULL, NULL, 0, 0, NULL },
+};
+
+static void
+test_reader_numbers(void)
+{
+	for (const struct num_case *c = num_cases; c->name != NULL; c++) {
+		struct coord_notification *n = NULL;
+		char err[256] = "";
+		int rv = parse_s(c->body, &n, err, sizeof(err));
+
+		if (rv != c->rv)
+			printf("# case \"%s\": rv %d err \"%s\"\n", c->name, rv,
+			    err);
+		CHECK_INT(rv, c->rv);
+		if (rv == 0 && c->rv == 0)
+			CHECK_INT(n->truncated_alerts, c->want);
+		if (c->rv != 0)
+			CHECK_HAS(err, c->msg);
+		coord_notification_free(n);
+	}
+}
+
+// Malformed or refused text the reader must catch itself, and the order
+// in which faults are reported.
+static const struct bad_case reader_bad_cases[] = {
+	// Escapes.
+	{ "unknown escape", ANN("\\x41"), 0, -EINVAL, "invalid JSON" },
+	{ "short \\u", ANN("\\u12"), 0, -EINVAL, "invalid JSON" },
+	{ "bad hex", ANN("\\u12G4"), 0, -EINVAL, "invalid JSON" },
+	// cJSON decoded this as U+0000 and cut the value to "X" unnoticed.
+	{ "non-hex digit in \\u", HEAD LBL(",\"i\":\"X\\u00=9Y\"") TAIL, 0,
+	  -EINVAL, "invalid JSON" },
+	{ "\\u at the end of the body", "{\"version\":\"\\u00", 0, -EINVAL,
+	  "invalid JSON" },
+	{ "high surrogate alone", ANN("\\ud800x"), 0, -EINVAL,
+	  "invalid JSON" },
+	{ "high surrogate then \\u0041", ANN("\\ud800\\u0041"), 0, -EINVAL,
+	  "invalid JSON" },
+	{ "two high surrogates", ANN("\\ud800\\ud800"), 0, -EINVAL,
+	  "invalid JSON" },
+	{ "low surrogate alone", ANN("\\uDFFF"), 0, -EINVAL, "invalid JSON" },
+	{ "bad escape in an unknown key", TOP(",\"a\\q\":1"), 0, -EINVAL,
+	  "invalid JSON" },
+	{ "lone surrogate in an unknown value", TOP(",\"x\":[\"\\udc00\"]"), 0,
+	  -EINVAL, "invalid JSON" },
+	{ "\\u0000 in an unknown value", TOP(",\"x\":{\"y\":\"\\u0000\"}"), 0,
+	  -EINVAL, "\\u0000 in a string" },
+	{ "raw control byte in an unknown key", TOP(",\"a\x01\":1"), 0,
+	  -EINVAL, "control character in a string" },
+	// UTF-8: escapes that decode next to raw bytes.
+	{ "raw lead byte before an escape", ANN("\xc3\\u00a9"), 0, -EINVAL,
+	  "alerts[0].annotations.d: not valid UTF-8" },
+	{ "non-UTF-8 fingerprint", HEAD "{\"status\":\"firing\",\"labels\":"
+	  "{\"alertname\":\"A\"},\"fingerprint\":\"\xff\"}" TAIL, 0, -EINVAL,
+	  "alerts[0].fingerprint: not valid UTF-8" },
+	{ "non-UTF-8 groupKey", TOP(",\"groupKey\":\"\xe2\x82\""), 0, -EINVAL,
+	  "groupKey: not valid UTF-8" },
+	{ "non-UTF-8 commonLabels value",
+	  TOP(",\"commonLabels\":{\"a\":\"\xc0\x80\"}"), 0, -EINVAL,
+	  "commonLabels.a: not valid UTF-8" },
+	// Structure.
+	{ "missing colon", "{\"version\" \"4\",\"alerts\":[]}", 0, -EINVAL,
+	  "invalid JSON" },
+	{ "trailing comma in object", TOP(","), 0, -EINVAL, "invalid JSON" },
+	{ "trailing comma in array", TOP(",\"x\":[1,]"), 0, -EINVAL,
+	  "invalid JSON" },
+	{ "unquoted key", TOP(",x:1"), 0, -EINVAL, "invalid JSON" },
+	{ "single quotes", TOP(",'x':1"), 0, -EINVAL, "invalid JSON" },
+	{ "bad literal", TOP(",\"x\":nul"), 0, -EINVAL, "invalid JSON" },
+	{ "capital literal", TOP(",\"x\":True"), 0, -EINVAL, "invalid JSON" },
+	{ "unclosed array", "{\"version\":\"4\",\"alerts\":[", 0, -EINVAL,
+	  "invalid JSON" },
+	{ "unclosed unknown object", TOP(",\"x\":{\"a\":1"), 0, -EINVAL,
+	  "invalid JSON" },
+	{ "mismatched close", TOP(",\"x\":[1}"), 0, -EINVAL, "invalid JSON" },
+	// Whitespace is space, tab, CR and LF only.
+	{ "form feed as space", "{\"version\":\"4\",\f\"alerts\":[]}", 0,
+	  -EINVAL, "invalid JSON" },
+	{ "vertical tab as space", "{\"version\":\"4\",\v\"alerts\":[]}", 0,
+	  -EINVAL, "invalid JSON" },
+	{ "control byte before the body", "\x01{\"version\":\"4\","
+	  "\"alerts\":[]}", 0, -EINVAL, "invalid JSON" },
+	{ "NBSP as space", "{\"version\":\"4\",\xc2\xa0\"alerts\":[]}", 0,
+	  -EINVAL, "invalid JSON" },
+	// Duplicate known keys, also when spelled with escapes.
+	{ "duplicate alerts", "{\"version\":\"4\",\"alerts\":[],\"alerts\":[]}",
+	  0, -EINVAL, "alerts: duplicate key" },
+	{ "duplicate truncatedAlerts", TOP(",\"truncatedAlerts\":1,"
+	  "\"truncatedAlerts\":2"), 0, -EINVAL,
+	  "truncatedAlerts: duplicate key" },
+	{ "duplicate commonLabels", TOP(",\"commonLabels\":{},"
+	  "\"commonLabels\":{}"), 0, -EINVAL, "commonLabels: duplicate key" },
+	{ "duplicate version escaped", TOP(",\"\\u0076ersion\":\"4\""), 0,
+	  -EINVAL, "version: duplicate key" },
+	{ "duplicate labels", HEAD "{\"status\":\"firing\",\"labels\":"
+	  "{\"alertname\":\"A\"},\"labels\":{\"alertname\":\"A\"}}" TAIL, 0,
+	  -EINVAL, "alerts[0].labels: duplicate key" },
+	{ "duplicate endsAt", HEAD "{\"status\":\"firing\",\"labels\":"
+	  "{\"alertname\":\"A\"},\"endsAt\":null,\"endsAt\":null}" TAIL, 0,
+	  -EINVAL, "alerts[0].endsAt: duplicate key" },
+	{ "duplicate label escaped", HEAD LBL(",\"\\u0061lertname\":\"B\"")
+	  TAIL, 0, -EINVAL, "alerts[0].labels: duplicate key \"alertname\"" },
+	// Order of reports: malformed text wins over a rule broken before
+	// it, and a NUL byte or control byte over malformed text.
+	{ "bad version then bad JSON",
+	  "{\"version\":\"3\",\"alerts\":[],\"x\":}", 0, -EINVAL,
+	  "invalid JSON" },
+	{ "too many labels then bad JSON", "{\"version\":\"4\",\"alerts\":[{"
+	  "\"status\":\"firing\",\"labels\":{\"alertname\":\"A\",\"b\":\"1\","
+	  "\"c\":\"2\",\"d\":\"3\",\"e\":\"4\"}}]} x", 0, -EINVAL,
+	  "trailing data" },
+	{ "bad JSON then a control byte", "{\"version\":,\"x\":\"\x02\"}", 0,
+	  -EINVAL, "control character in a string at offset 17" },
+	{ "missing version then bad JSON", "{\"alerts\":[]", 0, -EINVAL,
+	  "invalid JSON" },
+	{ NULL, NULL, 0, 0, NULL },
+};
+
+static void
+test_reader_malformed(void)
+{
+	struct coord_webhook_limits four = coord_webhook_default_limits;
+
+	four.max_labels = 4;
+	for (const struct bad_case *c = reader_bad_cases; c->name != NULL;
+	    c++) {
+		struct coord_notification *n = (void *)1;
+		size_t len = c->len != 0 ? c->len : strlen(c->body);
+		char err[256] = "";
+		int rv = parse_n(c->body, len, &four, &n, err, sizeof(err));
+
+		if (rv != c->rv || strstr(err, c->msg) == NULL)
+			printf("# case \"%s\": rv %d err \"%s\"\n", c->name,
+			    rv, err);
+		CHECK_INT(rv, c->rv);
+		CHECK_HAS(err, c->msg);
+		CHECK(n == NULL);
+	}
+}
+
+static const struct good_case reader_good_cases[] = {
+	{ "every space kind between tokens", " \t\r\n{ \t\r\n\"version\" \t"
+	  "\r\n: \t\r\n\"4\" \t\r\n, \t\r\n\"alerts\" \t\r\n: \t\r\n[ \t\r\n"
+	  "{ \"status\" : \"firing\" , \"labels\" : { \"alertname\" : \"A\" "
+	  "} } \t\r\n] \t\r\n} \t\r\n", 1 },
+	{ "byte order mark", "\xef\xbb\xbf{\"version\":\"4\",\"alerts\":[]}",
+	  0 },
+	{ "empty containers with spaces", TOP(",\"a\":[ ],\"b\":{ },"
+	  "\"groupLabels\":{ }"), 0 },
+	{ "literals in unknown members", TOP(",\"t\":true,\"f\":false,"
+	  "\"n\":null,\"l\":[true,false,null,{}]"), 0 },
+	{ "duplicate unknown keys", TOP(",\"x\":1,\"x\":2,\"x\":{\"x\":3}"),
+	  0 },
+	{ "known names nested in unknown members", TOP(",\"x\":{\"version\":"
+	  "3,\"alerts\":{},\"labels\":5}"), 0 },
+	{ "escaped key names", "{\"\\u0076ersion\":\"4\",\"al\\u0065rts\":"
+	  "[{\"status\":\"firing\",\"labels\":{\"\\u0061lertname\":\"A\"}}]}",
+	  1 },
+	{ "non-UTF-8 in unknown members", TOP(",\"x\":\"\xff\",\"\xfe\":1"),
+	  0 },
+	{ "escaped slash and quote in keys", TOP(",\"a\\/b\\\"c\":1"), 0 },
+	{ NULL, NULL, 0 },
+};
+
+static void
+test_reader_valid(void)
+{
+	for (const struct good_case *c = reader_good_cases; c->name != NULL;
+	    c++) {
+		struct coord_notification *n = NULL;
+		char err[256] = "";
+		int rv = parse_s(c->body, &n, err, sizeof(err));
+
+		if (rv != 0)
+			printf("# case \"%s\": %s\n", c->name, err);
+		CHECK_INT(rv, 0);
+		if (rv != 0)
+			continue;
+		CHECK(notification_ok(n));
+		CHECK_INT(n->n_alerts, c->n_alerts);
+		coord_notification_free(n);
+	}
+}
+
+// A body whose unknown member "x" nests `levels` arrays or objects (the
+// body's own object is one more level).
+static char *
+deep_body(size_t levels, bool objects)
+{
+	const char *open = objects ? "{\"a\":" : "[", *close = objects ? "}" :
+	    "]";
+	size_t cap = 64 + levels * 6, i;
+	char *b = malloc(cap), *o;
+
+	if (b == NULL)
+		abort();
+	o = b + sprintf(b, "{\"version\":\"4\",\"alerts\":[],\"x\":");
+	for (i = 0; i < levels; i++)
+		o += sprintf(o, "%s", open);
+	o += sprintf(o, "1");
+	for (i = 0; i < levels; i++)
+		o += sprintf(o, "%s", close);
+	sprintf(o, "}");
+	return b;
+}
+
+static void
+test_reader_depth(void)
+{
+	for (int objects = 0; objects < 2; objects++) {
+		struct coord_notification *n = NULL;
+		char err[256] = "";
+		char *b = deep_body(999, objects); // 1000 levels in all
+		int rv = parse_s(b, &n, err, sizeof(err));
+
+		if (rv != 0)
+			printf("# %s\n", err);
+		CHECK_INT(rv, 0);
+		coord_notification_free(n);
+		n = NULL;
+		free(b);
+		b = deep_body(1000, objects);
+		rv = parse_s(b, &n, err, sizeof(err));
+		CHECK_INT(rv, -EINVAL);
+		CHECK_HAS(err, "invalid JSON");
+		CHECK_HAS(err, "nests deeper than 1000 levels");
+		CHECK(n == NULL);
+		free(b);
+		// Far deeper than any stack would take by recursion.
+		b = deep_body(100000, objects);
+		rv = parse_s(b, &n, err, sizeof(err));
+		CHECK_INT(rv, -EINVAL);
+		CHECK_HAS(err, "nests deeper than 1000 levels");
+		CHECK(n == NULL);
+		free(b);
+	}
+}
+
+// Strings are scanned eight bytes at a time: a special byte (escape,
+// quote, control byte, non-ASCII) at every position of strings of every
+// length up to a few words, at every alignment of the body.
+static void
+test_reader_string_positions(void)
+{
+	static const char *const kinds[] = { "\\n", "\x01", "\xff",
+		"\xc3\xa9", "\\\"", "\\u00e9" };
+	static const char *const decoded[] = { "\n", NULL, NULL, "\xc3\xa9",
+		"\"", "\xc3\xa9" };
+	char body[512], val[128], want[128], err[256];
+	int bad = 0;
+
+	for (size_t kind = 0; kind < 6; kind++)
+	for (size_t len = 0; len <= 40; len++)
+	for (size_t at = 0; at <= len; at++)
+	for (size_t pad = 0; pad < 8; pad += 3) {
+		struct coord_notification *n = NULL;
+		size_t k = 0, w = 0;
+		const char *got;
+		int rv;
+
+		for (size_t i = 0; i <= len; i++) {
+			if (i == at) {
+				k += (size_t)sprintf(val + k, "%s",
+				    kinds[kind]);
+				if (decoded[kind] != NULL)
+					w += (size_t)sprintf(want + w, "%s",
+					    decoded[kind]);
+			}
+			if (i < len) {
+				val[k++] = (char)('a' + i % 26);
+				want[w++] = (char)('a' + i % 26);
+			}
+		}
+		val[k] = want[w] = '\0';
+		snprintf(body, sizeof(body), "%*s" HEAD "{\"status\":"
+		    "\"firing\",\"labels\":{\"alertname\":\"A\"},"
+		    "\"annotations\":{\"d\":\"%s\"}}" TAIL, (int)pad, "", val);
+		rv = parse_s(body, &n, err, sizeof(err));
+		got = rv == 0 ? coord_kvs_get(&n->alerts[0].annotations, "d") :
+		    NULL;
+		if (kind == 1 ? (rv != -EINVAL || !strstr(err,
+		    "control character in a string")) :
+		    kind == 2 ? (rv != -EINVAL || !strstr(err,
+		    "annotations.d: not valid UTF-8")) :
+		    (rv != 0 || got == NULL || strcmp(got, want) != 0)) {
+			if (bad++ < 5)
+				printf("# kind %zu len %zu at %zu pad %zu: "
+				    "rv %d %s\n", kind, len, at, pad, rv, err);
+		}
+		coord_notification_free(n);
+	}
+	CHECK_INT(bad, 0);
+}
+
+// A configured depth (limits.max_json_depth) is reported in the words of
+// coord_jdepth_check, ahead of any other fault, as when that check ran
+// before the parser.
+static void
+test_reader_configured_depth(void)
+{
+	struct coord_webhook_limits lim = coord_webhook_default_limits;
+	struct coord_notification *n = NULL;
+	char err[256] = "";
+	char *b;
+	int rv;
+
+	lim.max_depth = 12;
+	b = deep_body(11, false); // 12 levels
+	rv = parse_n(b, strlen(b), &lim, &n, err, sizeof(err));
+	CHECK_INT(rv, 0);
+	coord_notification_free(n);
+	n = NULL;
+	free(b);
+	b = deep_body(12, true); // 13 levels; the 13th opens at offset 86
+	rv = parse_n(b, strlen(b), &lim, &n, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_STR(err, "body: JSON nests deeper than 12 levels at offset 86 "
+	    "(limits.max_json_depth)");
+	CHECK(n == NULL);
+	free(b);
+	// Ahead of a rule broken earlier, and of a NUL byte.
+	rv = parse_n("{\"version\":\"3\",\"x\":[[[[[[[[[[[[]]]]]]]]]]]]}\0", 46,
+	    &lim, &n, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_STR(err, "body: JSON nests deeper than 12 levels at offset 30 "
+	    "(limits.max_json_depth)");
+	// Over COORD_JSON_DEPTH_MAX the reader still stops at 1000.
+	lim.max_depth = 5000;
+	b = deep_body(1000, false);
+	rv = parse_n(b, strlen(b), &lim, &n, err, sizeof(err));
+	CHECK_INT(rv, -EINVAL);
+	CHECK_HAS(err, "nests deeper than 1000 levels");
+	CHECK(n == NULL);
+	free(b);
+}
+
+// Alerts leave their notification the way coord_engine_push takes them:
+// the struct copied out and the slot zeroed; each owns one block.
+static void
+test_reader_alert_ownership(void)
+{
+	struct coord_notification *n = parse_ok(HEAD
+	    LBL(",\"a\":\"1\"") ","
+	    "{\"status\":\"resolved\",\"labels\":{\"alertname\":\"B\"},"
+	    "\"annotations\":{\"s\":\"t\\u00e9\"},\"generatorURL\":\"g\","
+	    "\"fingerprint\":\"f\"}" TAIL);
+	struct coord_alert *moved[2];
+	struct coord_alert *d;
+
+	CHECK(n != NULL);
+	if (n == NULL)
+		return;
+	CHECK(n->alerts[0].mem != NULL && n->alerts[1].mem != NULL);
+	for (int i = 0; i < 2; i++) {
+		moved[i] = malloc(sizeof(*moved[i]));
+		if (moved[i] == NULL)
+			abort();
+		*moved[i] = n->alerts[i];
+		memset(&n->alerts[i], 0, sizeof(n->alerts[i]));
+	}
+	coord_notification_free(n); // frees none of the moved alerts
+	CHECK_STR(coord_kvs_get(&moved[0]->labels, "a"), "1");
+	CHECK_STR(moved[0]->generator_url, "");
+	CHECK_STR(coord_kvs_get(&moved[1]->annotations, "s"), "t\xc3\xa9");
+	CHECK_STR(moved[1]->generator_url, "g");
+	CHECK_STR(moved[1]->fingerprint, "f");
+	d = coord_alert_dup(moved[1]);
+	CHECK(d != NULL && d->mem != NULL && d->mem != moved[1]->mem);
+	coord_alert_free(moved[0]);
+	coord_alert_free(moved[1]);
+	if (d != NULL) {
+		CHECK_STR(coord_kvs_get(&d->labels, "alertname"), "B");
+		CHECK_INT(d->annotations.n, 1);
+		CHECK_STR(d->fingerprint, "f");
+	}
+	coord_alert_free(d);
+}
+
 static const struct tt_case cases[] = {
 	{ "real AM 0.25 body: every field", test_real_body_all_fields },
 	{ "real AM 0.25 body with truncatedAlerts", test_real_body_truncated },
@@ -1321,6 +1817,15 @@ static const struct tt_case cases[] = {
 	{ "alert dup is deep", test_alert_dup },
 	{ "label name and UTF-8 helpers", test_helpers },
 	{ "random mutations never crash or leak", test_random_mutations },
+	{ "reader: strings decode exactly", test_reader_string_decoding },
+	{ "reader: numbers in every JSON form", test_reader_numbers },
+	{ "reader: malformed text and report order", test_reader_malformed },
+	{ "reader: valid text in every form", test_reader_valid },
+	{ "reader: special bytes at every position",
+	  test_reader_string_positions },
+	{ "reader: nesting is bounded", test_reader_depth },
+	{ "reader: limits.max_json_depth", test_reader_configured_depth },
+	{ "reader: alerts own their memory", test_reader_alert_ownership },
 	{ NULL, NULL },
 };
 
