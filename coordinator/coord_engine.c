@@ -2742,6 +2742,11 @@ verify_evaluate(struct verify *v, int64_t now)
 	bool resolved_ok = !vc->resolved || !v->inc->open;
 	char why[CM_TEXT_MAX];
 
+	// A check or query still out holds a pointer to v in its callback:
+	// decide when its answer (or its timeout) came back, never before.
+	if (v->health_pending || v->promql_pending)
+		return;
+
 	snprintf(why, sizeof(why), "health %s%s%s%s; promql %s%s%s%s; "
 	    "resolved %s", v->need_health ? tri(v->health) : "not checked",
 	    v->health_detail[0] ? " (" : "", v->health_detail,
@@ -2758,7 +2763,7 @@ verify_evaluate(struct verify *v, int64_t now)
 		verify_finish(v, COORD_VER_VERIFIED, done);
 		return;
 	}
-	if (now < v->deadline_mono || v->health_pending || v->promql_pending)
+	if (now < v->deadline_mono)
 		return;
 	verify_finish(v, (v->need_health && v->health == 0) ||
 	    (v->promql != NULL && v->promql_state == 0) ? COORD_VER_FAILED :
