@@ -3409,9 +3409,72 @@ coord_engine_breaker(struct coord_engine *e, struct coord_breaker_state *ret)
 struct rebuild {
 	struct coord_engine *e;
 	int64_t now_ms, now_mono;
-	int interrupted;
+	int interrupted, restored;
 	int64_t last_alert_id_seen; // to count runs per incident
 };
+
+// A plan that waited for an operator when the previous process ended
+// waits again, with the time it had left, when its alert still plans the
+// same action under the rules now loaded; otherwise its row says why it
+// will not run. The alert is read back from the journal and planned
+// anew (plans point into the loaded rules).
+static void
+restore_approval(struct rebuild *rb, const struct coord_action_rec *rec,
+    struct incident *inc)
+{
+	struct coord_engine *e = rb->e;
+	int64_t left = rec->created_ms + e->d.conf->approval_timeout_ms -
+	    rb->now_ms, received_ms = rb->now_ms;
+	struct coord_alert *alert = NULL;
+	struct coord_plan *plans = NULL;
+	struct approval *a = NULL;
+	size_t n = 0;
+	char err[256];
+
+	if (left <= 0) {
+		(void)coord_journal_action_update(e->d.journal, rec->id,
+		    "expired", "no operator decision within the approval "
+		    "timeout (it ran out while the coordinator was down)",
+		    rb->now_ms);
+		return;
+	}
+	if (coord_journal_read_alert(e->d.journal, rec->alert_id, &alert,
+	    &received_ms) < 0 ||
+	    plan_for(e, alert, &plans, &n, err, sizeof(err)) < 0 || n == 0 ||
+	    strcmp(plans[0].rule->conf->name, rec->rule) != 0 ||
+	    strcmp(coord_action_name(plans[0].type), rec->type) != 0 ||
+	    strcmp(plans[0].service, rec->service) != 0 ||
+	    strcmp(plans[0].instance, rec->instance) != 0 ||
+	    (a = calloc(1, sizeof(*a))) == NULL) {
+		coord_plans_free(plans, n);
+		coord_alert_free(alert);
+		(void)coord_journal_action_update(e->d.journal, rec->id,
+		    "interrupted", "coordinator restarted; its alert no longer "
+		    "plans this action under the rules loaded, or could not be "
+		    "read back", rb->now_ms);
+		rb->interrupted++;
+		return;
+	}
+	a->id = rec->id;
+	a->inc = inc;
+	a->alert = alert;
+	a->alert_id = rec->alert_id;
+	a->received_mono = rb->now_mono - (rb->now_ms - received_ms);
+	a->plans = plans;
+	a->n_plans = n;
+	a->expires_mono = rb->now_mono + left;
+	a->next = e->approvals;
+	e->approvals = a;
+	inc->open = true;
+	inc->busy = true;
+	inc->start_ms = rec->incident_start_ms;
+	inc->touched_mono = rb->now_mono;
+	rb->restored++;
+	cm_notice("engine.approval_restored", "id=%" PRId64 " rule=%s "
+	    "service=%s instance=%s expires_in_s=%lld", rec->id,
+	    cm_q(rec->rule), cm_q(rec->service), cm_q(rec->instance),
+	    (long long)(left / 1000));
+}
 
 static void
 rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
@@ -3450,6 +3513,10 @@ rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
 	}
 	if (strcmp(rec->rule, "local") == 0)
 		return; // an agent's own restart is no incident of ours
+	if (strcmp(rec->state, "awaiting-approval") == 0) {
+		restore_approval(rb, rec, inc);
+		return;
+	}
 	// A run spans several rows (one per target and step), all created
 	// for the same triggering alert: count runs by alert.
 	if (inc->last_action_id == 0 || rec->alert_id != rb->last_alert_id_seen)
@@ -3470,8 +3537,7 @@ rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
 	}
 	if (strcmp(rec->state, "dispatched") == 0 ||
 	    strcmp(rec->state, "retrying") == 0 ||
-	    strcmp(rec->state, "verifying") == 0 ||
-	    strcmp(rec->state, "awaiting-approval") == 0) {
+	    strcmp(rec->state, "verifying") == 0) {
 		// The outcome was lost with the previous process. The agent
 		// may or may not have acted; the cooldown above keeps us from
 		// acting twice, and a still-firing alert retries after it.
@@ -3553,8 +3619,9 @@ coord_engine_start(struct coord_engine **ret,
 		coord_engine_free(e);
 		return rv;
 	}
-	cm_info("engine.resumed", "queued=%lld interrupted_actions=%d",
-	    (long long)e->queued, rb.interrupted);
+	cm_info("engine.resumed", "queued=%lld interrupted_actions=%d "
+	    "approvals_waiting=%d", (long long)e->queued, rb.interrupted,
+	    rb.restored);
 	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
 		coord_engine_free(e);
 		return -EAGAIN;

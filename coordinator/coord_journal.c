@@ -143,6 +143,7 @@ static const char *const wsql[W_COUNT] = {
 enum {
 	R_PENDING,
 	R_ACTIONS,
+	R_ALERT,
 	R_COUNT,
 };
 
@@ -155,6 +156,10 @@ static const char *const rsql[R_COUNT] = {
 	    " rule, type, service, instance, node, state, detail, attempt,"
 	    " created_ms, updated_ms FROM actions"
 	    " WHERE created_ms >= ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+	// The columns of R_PENDING, for row_to_alert.
+	[R_ALERT] = "SELECT id, identity, received_ms, fingerprint, status,"
+	    " starts_ms, ends_ms, labels, annotations, generator_url"
+	    " FROM alerts WHERE id = ?1",
 };
 
 enum op_kind {
@@ -2024,6 +2029,32 @@ coord_journal_replay_pending(struct coord_journal *j,
 			return 0;
 		after = last;
 	}
+}
+
+int
+coord_journal_read_alert(struct coord_journal *j, int64_t id,
+    struct coord_alert **ret, int64_t *received_ms)
+{
+	sqlite3_stmt *st;
+	int rc, rv;
+
+	*ret = NULL;
+	if (j == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&j->rlock);
+	st = j->r[R_ALERT];
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (received_ms != NULL)
+			*received_ms = sqlite3_column_int64(st, 2);
+		rv = row_to_alert(st, ret);
+	} else {
+		rv = rc == SQLITE_DONE ? -ENOENT : sql_errno(j->rdb, rc);
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&j->rlock);
+	return rv;
 }
 
 #define ACTION_STRS 7

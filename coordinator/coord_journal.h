@@ -221,6 +221,13 @@ typedef void (*coord_journal_alert_fn)(int64_t id, uint64_t identity,
 int coord_journal_replay_pending(struct coord_journal *j,
     coord_journal_alert_fn fn, void *arg);
 
+// The stored alert `id` (a fresh alert the caller frees with
+// coord_alert_free) and when it was received. Returns 0, -ENOENT (no such
+// row), -EINVAL (labels not decodable), -ENOMEM or -EIO. Any thread.
+int coord_journal_read_alert(struct coord_journal *j, int64_t id,
+    struct coord_alert **ret, int64_t *received_ms)
+    __attribute__((warn_unused_result));
+
 // Actions recorded since `since_ms` in id order, for rebuilding cooldown,
 // attempt and in-flight state at startup. The rec's strings are borrowed
 // for the duration of the call. "Since" means created_ms >= since_ms.

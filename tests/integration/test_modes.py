@@ -39,7 +39,7 @@ CONFIG = """\
 listen: 127.0.0.1:{http}
 agent_listen: tcp://127.0.0.1:{agents}
 journal: {journal}
-approval_timeout: 3s
+approval_timeout: {approval}
 auth: {{ operator_token_file: {tok} }}
 rollout: {rollout}
 services:
@@ -71,14 +71,14 @@ def alert(service, instance):
 
 
 class Env:
-    def __init__(self, lab, rollout):
+    def __init__(self, lab, rollout, approval="3s"):
         self.lab = lab
         self.http, self.agents = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http}"
         tok = lab.write_file("op.token", "tok")
         self.cfg = lab.write_file(f"c{self.http}.yml", CONFIG.format(
             http=self.http, agents=self.agents, tok=tok, rollout=rollout,
-            journal=lab.path(f"j{self.http}.db")))
+            approval=approval, journal=lab.path(f"j{self.http}.db")))
         self.start()
         wl = []
         for svc in ("off-svc", "shadow-svc", "approve-svc", "live-svc", IN,
@@ -184,15 +184,56 @@ def run(tap, lab):
     r = http_post(env.url + "/api/v1/approve", json.dumps({"id": 1}))
     tap.ok(r.status == 401, "approve without the operator token: 401")
 
+    # -- approvals across a restart ----------------------------------------
+    env3 = Env(lab, "{ percent: 100 }", approval="1h")
+
+    def waiting(e, inst):
+        return [a for a in e.rows("approve-svc") if a["instance"] == inst
+                and a["state"] == "awaiting-approval"]
+    env3.post("approve-svc", "approve-svc-0")
+    plan = wait_until(lambda: waiting(env3, "approve-svc-0"), 10,
+                      what="plan")[0]
+    env3.lab.stop(env3.coord)
+    env3.start()
+    tap.ok("approvals_waiting=1" in env3.coord.log_text() and
+           waiting(env3, "approve-svc-0"),
+           "a plan awaiting approval waits again after a restart",
+           env3.coord.log_text(tail=3))
+    wait_until(lambda: len(http_json(env3.url + "/api/v1/agents")) == 1, 10,
+               what="agent back")
+    rc, out = env3.cli("approve", str(plan["id"]))
+    wait_until(lambda: env3.commands("approve-svc"), 10,
+               what="approved run after the restart")
+    tap.ok(rc == 0 and [c["instance"] for c in env3.commands("approve-svc")]
+           == ["approve-svc-0"], "approved after the restart, it runs", out)
+    env4 = Env(lab, "{ percent: 100 }", approval="5s")
+    env4.post("approve-svc", "approve-svc-1")
+    plan = wait_until(lambda: waiting(env4, "approve-svc-1"), 10,
+                      what="plan")[0]
+    env4.lab.stop(env4.coord)
+    time.sleep(5.5)
+    env4.start()
+    row = wait_until(lambda: [a for a in env4.rows("approve-svc")
+                              if a["id"] == plan["id"] and
+                              a["state"] != "awaiting-approval"], 10,
+                     what="the plan's end")[0]
+    tap.ok(row["state"] == "expired" and not env4.commands("approve-svc"),
+           "a plan whose approval time ran out while the coordinator was "
+           "down is expired at start, unrun", row)
+
     # -- the ramp ----------------------------------------------------------
     env2 = Env(lab, "{ percent: 0, step: 50, interval: 2s, max: 100 }")
     tap.ok(http_json(env2.url + "/health")["rollout_percent"] == 0,
            "the ramp starts at its first stage")
     wait_until(lambda: http_json(env2.url + "/health")["rollout_percent"]
                == 50, 6, what="first ramp step")
-    wait_until(lambda: http_json(env2.url + "/health")["rollout_percent"]
-               == 100, 6, what="second ramp step")
-    tap.ok(True, "it ramps by its step every interval up to its max")
+    pct = wait_until(lambda: (lambda p: p if p == 100 else None)(
+        http_json(env2.url + "/health")["rollout_percent"]), 6,
+        what="second ramp step")
+    time.sleep(2.5)  # one more interval: it stays at its max
+    pct = http_json(env2.url + "/health")["rollout_percent"]
+    tap.ok(pct == 100, "it ramps by its step every interval up to its max",
+           pct)
     env2.lab.stop(env2.coord)
     env2.start()
     tap.ok(http_json(env2.url + "/health")["rollout_percent"] == 100,
