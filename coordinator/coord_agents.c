@@ -1051,11 +1051,15 @@ coord_agents_stop(struct coord_agents *a)
 	if (a == NULL)
 		return;
 	atomic_store(&a->stopping, true);
-	nng_close(a->rep); // every server context's operation ends
+	// The worker first: a permit it is deciding is answered on its
+	// context, which nng_close frees (libnng 1.5.2 then panics in
+	// nng_ctx_send instead of returning NNG_ECLOSED). Requests still
+	// queued for it go unanswered.
 	pthread_mutex_lock(&a->wmu);
 	pthread_cond_broadcast(&a->wcv);
 	pthread_mutex_unlock(&a->wmu);
 	pthread_join(a->worker, NULL);
+	nng_close(a->rep); // every server context's operation ends
 	// Every agent's pool joins the retired ones: agents_free closes them
 	// all, each after its commands called back (-ECANCELED).
 	// No server callback runs past this point (nor registers an agent
