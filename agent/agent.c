@@ -25,6 +25,21 @@ wake_loop(void *arg)
 	agent_http_wakeup(a->http);
 }
 
+// The command server's direct function (agent.h: an nng thread answers a
+// command itself when the loop is waiting).
+static bool
+answer_direct(void *arg, struct agent_cmd_ctx *ctx)
+{
+	struct agent *a = arg;
+	bool done;
+
+	if (pthread_mutex_trylock(&a->mu) != 0)
+		return false;
+	done = agent_action_direct(a, ctx, cm_mono_ms());
+	pthread_mutex_unlock(&a->mu);
+	return done;
+}
+
 // Blocks the signals the loop reads from a signalfd (before any thread
 // exists, so nng's and curl's threads inherit the mask).
 static int
@@ -333,7 +348,9 @@ main_loop(struct agent *a)
 		publish_metrics(a, now, next);
 		if (loop_done(a, now))
 			return 0;
+		pthread_mutex_unlock(&a->mu);
 		n = agent_http_poll(a->http, wait_timeout(next, now), ready);
+		pthread_mutex_lock(&a->mu);
 		if (n < 0)
 			return n;
 		a->wakeups++;
@@ -364,6 +381,7 @@ open_servers(struct agent *a, char *err, size_t errlen)
 		.serves = CM_MSG_COMMAND, .contexts = AGENT_CMD_CONTEXTS,
 		.refusal = "this endpoint accepts only command requests",
 		.auth = a->auth, .wake = wake_loop, .wake_arg = a,
+		.direct = answer_direct, .direct_arg = a,
 	};
 	int rv;
 
@@ -470,6 +488,8 @@ agent_run(const char *conf_path, int verbose)
 	char err[512] = "";
 	int rv;
 
+	pthread_mutex_init(&a.mu, NULL);
+	pthread_mutex_lock(&a.mu); // released only while the loop waits
 	cm_log_set_component("agent");
 	a.started_ms = cm_mono_ms();
 	rv = agent_setup(&a, conf_path, verbose, err, sizeof(err));
@@ -488,7 +508,9 @@ agent_run(const char *conf_path, int verbose)
 		cm_err("agent.children_left", "note=%s",
 		    cm_q("exiting with children alive; they get SIGKILL "
 		    "through PR_SET_PDEATHSIG"));
-	agent_teardown(&a);
+	agent_teardown(&a); // no nng thread is left to try the lock
+	pthread_mutex_unlock(&a.mu);
+	pthread_mutex_destroy(&a.mu);
 	if (rv == 0)
 		cm_notice("agent.stopped", "clean=%s", "true");
 	return rv == 0 ? 0 : 1;

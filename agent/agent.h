@@ -7,9 +7,18 @@
 // requests that nng threads hand over from the command and status
 // servers. The optional metrics server (agent_metrics.h) reads only a
 // snapshot the loop publishes once per iteration.
+//
+// The main thread holds `mu` at all times except while the loop waits
+// for events. A command that needs no work of the loop afterwards
+// (agent_action_direct: reload_config, check, refusals) is answered on
+// the nng thread that decoded it if that thread gets `mu` at once
+// (trylock: an nng thread never waits for the loop); otherwise it is
+// queued as before. Nothing the main thread does while holding `mu`
+// waits for an nng callback to take it, so this cannot deadlock.
 #ifndef AGENT_H
 #define AGENT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,6 +45,7 @@ struct agent_job;
 #define AGENT_EVIDENCE_BUDGET (96 * 1024)
 
 struct agent {
+	pthread_mutex_t mu; // the state below (see the top of this file)
 	struct agent_conf conf;
 	struct cm_auth *auth; // coordinator_secret_file, or NULL
 	struct agent_http *http;
@@ -72,6 +82,13 @@ int agent_run(const char *conf_path, int verbose);
 // replies at once or creates a job that agent_jobs_step() completes.
 // Takes ownership of the context until it is answered. Main thread.
 void agent_action_handle(struct agent *a, struct agent_cmd_ctx *ctx,
+    int64_t now);
+
+// The same on an nng thread that holds a->mu: handles the command if it
+// needs nothing of the loop afterwards (it is answered at once) and
+// returns true; returns false, answering nothing, for "restart" and
+// "clear_cache" (jobs the loop steps), which go to the loop's queue.
+bool agent_action_direct(struct agent *a, struct agent_cmd_ctx *ctx,
     int64_t now);
 
 // Advances the jobs; returns the next monotonic time one needs to run.

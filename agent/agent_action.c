@@ -583,3 +583,15 @@ agent_action_handle(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
 		    "(known: restart, clear_cache, reload_config, check)",
 		    c->action);
 }
+
+bool
+agent_action_direct(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
+{
+	const char *action = agent_cmd_request(ctx)->u.cmd.action;
+
+	if (a->kube != NULL || strcmp(action, "restart") == 0 ||
+	    strcmp(action, "clear_cache") == 0)
+		return false;
+	agent_action_handle(a, ctx, now);
+	return true;
+}
