@@ -361,7 +361,8 @@ main_loop(struct agent *a)
 			if (ready[i] == &a->sigfd)
 				read_signals(a, now);
 		for (int i = 0; i < n; i++)
-			if (ready[i] != &a->sigfd)
+			if (ready[i] != &a->sigfd &&
+			    !agent_link_owns_tag(a->link, ready[i]))
 				agent_proc_read_output(a->proc, ready[i]);
 		agent_http_perform(a->http, now);
 		drain_requests(a, now);
@@ -451,8 +452,8 @@ agent_setup(struct agent *a, const char *conf_path, int verbose, char *err,
 	}
 	rv = open_servers(a, err, errlen);
 	if (rv == 0)
-		rv = agent_link_open(&a->conf, a->auth, wake_loop, a, &a->link,
-		    err, errlen);
+		rv = agent_link_open(&a->conf, a->auth, a->http, wake_loop, a,
+		    &a->link, err, errlen);
 	if (rv == 0 && a->conf.metrics_listen != NULL)
 		rv = agent_metrics_open(a->conf.metrics_listen, &a->metrics,
 		    err, errlen);

@@ -30,6 +30,10 @@ timed.
     cmd.done line and its action-log entry.
   in-flight agent: 64 commands are in flight on one agent at once (64
     clear_cache requests reach the service before any is answered).
+  late coordinator: the first answer comes after the exchange's deadline
+    (a proxy holds it 7 s): the exchange fails (no answer in time), the
+    agent dials a new connection, registers there, and its loop does not
+    spin on the late answer.
 
 Uses reflex-send as the coordinator and tests/lib/agent_test_svc.py as
 the probed service. Prints TAP.
@@ -471,13 +475,108 @@ def check_in_flight(tap, lab):
             except ValueError:
                 outs.append({"rc": p.returncode})
         ok = [r for r in outs if r.get("ok") is True]
+        bad = [r for r in outs if r.get("ok") is not True][:2]
         tap.ok(len(ok) == n and held.most >= n,
                f"{n} commands are in flight on one agent at once: all "
                f"{n} POSTs reach the service before any is answered",
                f"{len(ok)} ok; at most {held.most} open at once; "
-               f"{json.dumps([r for r in outs if r.get('ok') is not True][:2])}")
+               f"{json.dumps(bad)}")
     finally:
         held.stop()
+        coord.stop()
+
+
+class LateProxy:
+    """TCP proxy to a real coordinator (reflex-send serve) that holds the
+    first answer on the first connection for `delay` s; later ones and
+    other connections pass at once."""
+
+    def __init__(self, upstream, delay):
+        self.upstream = upstream
+        self.delay = delay
+        self.conns = 0
+        self.held = threading.Event()  # the late answer was delivered
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns += 1
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pipe, args=(c, u, 0),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, self.conns),
+                             daemon=True).start()
+
+    def _pipe(self, src, dst, down):
+        # down: the connection's number on the way to the agent, else 0.
+        # The SP handshake is 8 bytes; the answer frames follow.
+        seen = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if down == 1 and seen >= 8 and not self.held.is_set():
+                    time.sleep(self.delay)
+                    self.held.set()
+                seen += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for x in (src, dst):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.sock.close()
+
+
+def check_late(tap, lab):
+    coord = FakeCoordinator(lab, "coord-late")
+    proxy = LateProxy(coord.port, 7.0)
+    svcs = ('  - name: quiet\n'
+            '    command: ["/bin/sleep", "1000007"]\n'
+            f'    base_port: {free_port()}\n'
+            '    stop_grace: 1s\n')
+    conf = agent_conf(lab, "loop-late", proxy.port, svcs, heartbeat="2s")
+    agent = lab.start("agent-late", [reflex_binary("reflex-agent"), "-c",
+                                     conf])
+    try:
+        waits(tap, lambda: "no answer in time" in agent.log_text(),
+              "an answer later than the deadline fails the exchange (no "
+              "answer in time)", lambda: agent.log_text(tail=5))
+        waits(tap, lambda: proxy.conns >= 2 and
+              "event=link.registered" in agent.log_text(),
+              "the agent dials a new connection and registers there",
+              lambda: f"{proxy.conns} connections; "
+              f"{agent.log_text(tail=5)}")
+        waits(tap, lambda: proxy.held.is_set(),
+              "the proxy has let the late answer go (to the old "
+              "connection)")
+        s0 = status(conf)
+        time.sleep(1)
+        s1 = status(conf)
+        w0 = s0["stats"]["loop_wakeups"] if s0 else None
+        w1 = s1["stats"]["loop_wakeups"] if s1 else None
+        c = (s1 or {}).get("coordinator", {})
+        # 1 s: the status request and at most one heartbeat wake it.
+        tap.ok(w0 is not None and w1 is not None and w1 - w0 <= 5 and
+               c.get("registered") is True,
+               "then the loop sleeps (it does not spin on the late answer) "
+               "and the agent stays registered",
+               f"loop_wakeups {w0} -> {w1}; {json.dumps(c)}")
+    finally:
+        proxy.stop()
         coord.stop()
 
 
@@ -491,6 +590,7 @@ def main():
             check_heartbeats(tap, lab)
             check_direct(tap, lab)
             check_in_flight(tap, lab)
+            check_late(tap, lab)
         except Exception:
             lab.mark_failed()
             raise
