@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent_json.h"
@@ -26,14 +27,21 @@ wake_loop(void *arg)
 }
 
 // The command server's direct function (agent.h: an nng thread answers a
-// command itself when the loop is waiting).
+// command itself when it gets the state lock within AGENT_DIRECT_WAIT_US).
 static bool
 answer_direct(void *arg, struct agent_cmd_ctx *ctx)
 {
 	struct agent *a = arg;
+	struct timespec until;
 	bool done;
 
-	if (pthread_mutex_trylock(&a->mu) != 0)
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += AGENT_DIRECT_WAIT_US * 1000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_clocklock(&a->mu, CLOCK_MONOTONIC, &until) != 0)
 		return false;
 	done = agent_action_direct(a, ctx, cm_mono_ms());
 	pthread_mutex_unlock(&a->mu);

@@ -11,10 +11,11 @@
 // The main thread holds `mu` at all times except while the loop waits
 // for events. A command that needs no work of the loop afterwards
 // (agent_action_direct: reload_config, check, refusals) is answered on
-// the nng thread that decoded it if that thread gets `mu` at once
-// (trylock: an nng thread never waits for the loop); otherwise it is
-// queued as before. Nothing the main thread does while holding `mu`
-// waits for an nng callback to take it, so this cannot deadlock.
+// the nng thread that decoded it if that thread gets `mu` within
+// AGENT_DIRECT_WAIT_US (the rest of a loop turn, usually); otherwise it
+// is queued as before. An nng thread never waits longer, so a loop turn
+// that needs nng's threads while holding `mu` (closing a socket) waits
+// at most that long for them: no deadlock.
 #ifndef AGENT_H
 #define AGENT_H
 
@@ -32,6 +33,9 @@
 #include "agent_proc.h"
 
 #define AGENT_CMD_DEFAULT_TIMEOUT_MS 60000
+// How long an nng thread waits for the state lock to answer a command
+// itself before it queues the command for the loop instead.
+#define AGENT_DIRECT_WAIT_US 500
 #define AGENT_CACHE_TIMEOUT_MS 5000
 #define AGENT_CACHE_PATH "/cache/clear"
 // Room for the rest of the reply frame next to the status JSON.

@@ -544,10 +544,11 @@ agent_action_handle(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
 	size_t first = 0, count;
 
 	// The answer logs the command's one info line (agent_cmd_reply).
-	cm_debug("cmd.command", "action=%s action_id=%llu service=%s "
-	    "instance=%s reason=%s", cm_q(c->action),
-	    (unsigned long long)c->action_id, cm_q(c->service),
-	    cm_q(c->instance), cm_q(c->reason));
+	if (cm_log_enabled(CM_LOG_DEBUG)) // not quoting four fields for nothing
+		cm_debug("cmd.command", "action=%s action_id=%llu service=%s "
+		    "instance=%s reason=%s", cm_q(c->action),
+		    (unsigned long long)c->action_id, cm_q(c->service),
+		    cm_q(c->instance), cm_q(c->reason));
 	if (a->stopping) {
 		agent_cmd_replyf(ctx, false, -ESHUTDOWN,
 		    "agent is shutting down");
