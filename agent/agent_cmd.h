@@ -46,8 +46,9 @@ typedef void (*agent_cmd_wake_fn)(void *arg);
 // Called on the nng thread that decoded a served request, before it is
 // queued: answers it there (agent_cmd_reply, exactly once, before
 // returning) and returns true, or answers nothing and returns false (the
-// request is then queued for the main loop). Must not block: the agent
-// answers only when it gets the lock on its state at once.
+// request is then queued for the main loop). Must not wait long: it holds
+// one of libnng's few task threads (the agent waits at most
+// AGENT_DIRECT_WAIT_US for the lock on its state).
 typedef bool (*agent_cmd_direct_fn)(void *arg, struct agent_cmd_ctx *c);
 
 struct agent_cmd_opts {
