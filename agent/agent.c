@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent_json.h"
@@ -23,6 +24,28 @@ wake_loop(void *arg)
 	struct agent *a = arg;
 
 	agent_http_wakeup(a->http);
+}
+
+// The command server's direct function (agent.h: an nng thread answers a
+// command itself when it gets the state lock within AGENT_DIRECT_WAIT_US).
+static bool
+answer_direct(void *arg, struct agent_cmd_ctx *ctx)
+{
+	struct agent *a = arg;
+	struct timespec until;
+	bool done;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += AGENT_DIRECT_WAIT_US * 1000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_clocklock(&a->mu, CLOCK_MONOTONIC, &until) != 0)
+		return false;
+	done = agent_action_direct(a, ctx, cm_mono_ms());
+	pthread_mutex_unlock(&a->mu);
+	return done;
 }
 
 // Blocks the signals the loop reads from a signalfd (before any thread
@@ -333,7 +356,9 @@ main_loop(struct agent *a)
 		publish_metrics(a, now, next);
 		if (loop_done(a, now))
 			return 0;
+		pthread_mutex_unlock(&a->mu);
 		n = agent_http_poll(a->http, wait_timeout(next, now), ready);
+		pthread_mutex_lock(&a->mu);
 		if (n < 0)
 			return n;
 		a->wakeups++;
@@ -344,7 +369,8 @@ main_loop(struct agent *a)
 			if (ready[i] == &a->sigfd)
 				read_signals(a, now);
 		for (int i = 0; i < n; i++)
-			if (ready[i] != &a->sigfd)
+			if (ready[i] != &a->sigfd &&
+			    !agent_link_owns_tag(a->link, ready[i]))
 				agent_proc_read_output(a->proc, ready[i]);
 		agent_http_perform(a->http, now);
 		drain_requests(a, now);
@@ -364,6 +390,7 @@ open_servers(struct agent *a, char *err, size_t errlen)
 		.serves = CM_MSG_COMMAND, .contexts = AGENT_CMD_CONTEXTS,
 		.refusal = "this endpoint accepts only command requests",
 		.auth = a->auth, .wake = wake_loop, .wake_arg = a,
+		.direct = answer_direct, .direct_arg = a,
 	};
 	int rv;
 
@@ -433,8 +460,8 @@ agent_setup(struct agent *a, const char *conf_path, int verbose, char *err,
 	}
 	rv = open_servers(a, err, errlen);
 	if (rv == 0)
-		rv = agent_link_open(&a->conf, a->auth, wake_loop, a, &a->link,
-		    err, errlen);
+		rv = agent_link_open(&a->conf, a->auth, a->http, wake_loop, a,
+		    &a->link, err, errlen);
 	if (rv == 0 && a->conf.metrics_listen != NULL)
 		rv = agent_metrics_open(a->conf.metrics_listen, &a->metrics,
 		    err, errlen);
@@ -470,6 +497,8 @@ agent_run(const char *conf_path, int verbose)
 	char err[512] = "";
 	int rv;
 
+	pthread_mutex_init(&a.mu, NULL);
+	pthread_mutex_lock(&a.mu); // released only while the loop waits
 	cm_log_set_component("agent");
 	a.started_ms = cm_mono_ms();
 	rv = agent_setup(&a, conf_path, verbose, err, sizeof(err));
@@ -488,7 +517,9 @@ agent_run(const char *conf_path, int verbose)
 		cm_err("agent.children_left", "note=%s",
 		    cm_q("exiting with children alive; they get SIGKILL "
 		    "through PR_SET_PDEATHSIG"));
-	agent_teardown(&a);
+	agent_teardown(&a); // no nng thread is left to try the lock
+	pthread_mutex_unlock(&a.mu);
+	pthread_mutex_destroy(&a.mu);
 	if (rv == 0)
 		cm_notice("agent.stopped", "clean=%s", "true");
 	return rv == 0 ? 0 : 1;

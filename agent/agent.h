@@ -7,9 +7,19 @@
 // requests that nng threads hand over from the command and status
 // servers. The optional metrics server (agent_metrics.h) reads only a
 // snapshot the loop publishes once per iteration.
+//
+// The main thread holds `mu` at all times except while the loop waits
+// for events. A command that needs no work of the loop afterwards
+// (agent_action_direct: reload_config, check, refusals) is answered on
+// the nng thread that decoded it if that thread gets `mu` within
+// AGENT_DIRECT_WAIT_US (the rest of a loop turn, usually); otherwise it
+// is queued as before. An nng thread never waits longer, so a loop turn
+// that needs nng's threads while holding `mu` (closing a socket) waits
+// at most that long for them: no deadlock.
 #ifndef AGENT_H
 #define AGENT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,6 +33,9 @@
 #include "agent_proc.h"
 
 #define AGENT_CMD_DEFAULT_TIMEOUT_MS 60000
+// How long an nng thread waits for the state lock to answer a command
+// itself before it queues the command for the loop instead.
+#define AGENT_DIRECT_WAIT_US 500
 #define AGENT_CACHE_TIMEOUT_MS 5000
 #define AGENT_CACHE_PATH "/cache/clear"
 // Room for the rest of the reply frame next to the status JSON.
@@ -36,6 +49,7 @@ struct agent_job;
 #define AGENT_EVIDENCE_BUDGET (96 * 1024)
 
 struct agent {
+	pthread_mutex_t mu; // the state below (see the top of this file)
 	struct agent_conf conf;
 	struct cm_auth *auth; // coordinator_secret_file, or NULL
 	struct agent_http *http;
@@ -72,6 +86,13 @@ int agent_run(const char *conf_path, int verbose);
 // replies at once or creates a job that agent_jobs_step() completes.
 // Takes ownership of the context until it is answered. Main thread.
 void agent_action_handle(struct agent *a, struct agent_cmd_ctx *ctx,
+    int64_t now);
+
+// The same on an nng thread that holds a->mu: handles the command if it
+// needs nothing of the loop afterwards (it is answered at once) and
+// returns true; returns false, answering nothing, for "restart" and
+// "clear_cache" (jobs the loop steps), which go to the loop's queue.
+bool agent_action_direct(struct agent *a, struct agent_cmd_ctx *ctx,
     int64_t now);
 
 // Advances the jobs; returns the next monotonic time one needs to run.

@@ -544,10 +544,11 @@ agent_action_handle(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
 	size_t first = 0, count;
 
 	// The answer logs the command's one info line (agent_cmd_reply).
-	cm_debug("cmd.command", "action=%s action_id=%llu service=%s "
-	    "instance=%s reason=%s", cm_q(c->action),
-	    (unsigned long long)c->action_id, cm_q(c->service),
-	    cm_q(c->instance), cm_q(c->reason));
+	if (cm_log_enabled(CM_LOG_DEBUG)) // not quoting four fields for nothing
+		cm_debug("cmd.command", "action=%s action_id=%llu service=%s "
+		    "instance=%s reason=%s", cm_q(c->action),
+		    (unsigned long long)c->action_id, cm_q(c->service),
+		    cm_q(c->instance), cm_q(c->reason));
 	if (a->stopping) {
 		agent_cmd_replyf(ctx, false, -ESHUTDOWN,
 		    "agent is shutting down");
@@ -582,4 +583,16 @@ agent_action_handle(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
 		agent_cmd_replyf(ctx, false, -EINVAL, "unknown action \"%s\" "
 		    "(known: restart, clear_cache, reload_config, check)",
 		    c->action);
+}
+
+bool
+agent_action_direct(struct agent *a, struct agent_cmd_ctx *ctx, int64_t now)
+{
+	const char *action = agent_cmd_request(ctx)->u.cmd.action;
+
+	if (a->kube != NULL || strcmp(action, "restart") == 0 ||
+	    strcmp(action, "clear_cache") == 0)
+		return false;
+	agent_action_handle(a, ctx, now);
+	return true;
 }

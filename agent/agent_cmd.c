@@ -45,6 +45,8 @@ struct agent_cmd_srv {
 	struct cm_auth *auth; // borrowed, or NULL
 	agent_cmd_wake_fn wake;
 	void *wake_arg;
+	agent_cmd_direct_fn direct;
+	void *direct_arg;
 	nng_socket sock;
 	bool sock_open;
 	int lock_fd; // ipc: held lock on "<ipc_path>.lock", else -1
@@ -222,6 +224,9 @@ on_frame(struct agent_cmd_ctx *c, nng_msg *msg)
 		send_reply(c, id, false, -EPROTO, s->refusal);
 		return;
 	}
+	c->phase = PH_QUEUED;
+	if (s->direct != NULL && s->direct(s->direct_arg, c))
+		return; // answered: the context is sending
 	enqueue(c);
 }
 
@@ -527,6 +532,8 @@ agent_cmd_open(const struct agent_cmd_opts *o, struct agent_cmd_srv **ret,
 	s->auth = o->auth;
 	s->wake = o->wake;
 	s->wake_arg = o->wake_arg;
+	s->direct = o->direct;
+	s->direct_arg = o->direct_arg;
 	s->n = o->contexts;
 	s->lock_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);

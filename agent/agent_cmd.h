@@ -8,8 +8,10 @@
 // at once with an "error" message (and counted and logged with its size
 // and first 16 bytes); a well-formed message of a type this server does
 // not serve is answered with a reply ok=false code=-EPROTO. Everything
-// else is queued for the main loop, which takes requests with
-// agent_cmd_next() and answers each exactly once with agent_cmd_reply().
+// else goes to the server's direct function, if it has one, which may
+// answer it right there; what it leaves is queued for the main loop,
+// which takes requests with agent_cmd_next() and answers each exactly
+// once with agent_cmd_reply().
 //
 // A server opened with a shared secret (opts.auth: the command server
 // when coordinator_secret_file is set) opens every frame with
@@ -27,7 +29,11 @@
 #include "cm_auth.h"
 #include "cm_msg.h"
 
-#define AGENT_CMD_CONTEXTS 8
+// The command server's contexts bound the requests in flight to one agent
+// (libnng's rep socket reads no further request while none is free). 64:
+// a burst of commands is taken by one pass of the main loop, not eight per
+// round trip; each costs a decoded request (~1.3 KB) and an nng context.
+#define AGENT_CMD_CONTEXTS 64
 #define AGENT_STATUS_CONTEXTS 2
 
 struct agent_cmd_srv;
@@ -36,6 +42,14 @@ struct agent_cmd_ctx;
 // Called from nng threads when a request was queued. Must be thread-safe
 // and quick (the agent passes agent_http_wakeup).
 typedef void (*agent_cmd_wake_fn)(void *arg);
+
+// Called on the nng thread that decoded a served request, before it is
+// queued: answers it there (agent_cmd_reply, exactly once, before
+// returning) and returns true, or answers nothing and returns false (the
+// request is then queued for the main loop). Must not wait long: it holds
+// one of libnng's few task threads (the agent waits at most
+// AGENT_DIRECT_WAIT_US for the lock on its state).
+typedef bool (*agent_cmd_direct_fn)(void *arg, struct agent_cmd_ctx *c);
 
 struct agent_cmd_opts {
 	const char *name;	// "command" or "status", for logs
@@ -49,6 +63,8 @@ struct agent_cmd_opts {
 				// frames are neither opened nor sealed
 	agent_cmd_wake_fn wake;
 	void *wake_arg;
+	agent_cmd_direct_fn direct; // NULL: every request is queued
+	void *direct_arg;
 };
 
 // Opens the socket, listens and starts receiving. Returns 0 and *ret
@@ -63,15 +79,16 @@ int agent_cmd_open(const struct agent_cmd_opts *opts,
 // until agent_cmd_reply(). Main thread.
 struct agent_cmd_ctx *agent_cmd_next(struct agent_cmd_srv *s);
 
-// The decoded request of a context taken with agent_cmd_next(). Borrowed
-// until agent_cmd_reply().
+// The decoded request of a context taken with agent_cmd_next() or given
+// to the direct function. Borrowed until agent_cmd_reply().
 const struct cm_msg *agent_cmd_request(const struct agent_cmd_ctx *c);
 
 // Answers the request with `reply` (borrowed; its version and id are set
 // from the request) and releases the context for the next request. Logs
 // the one line of a command, "cmd.done" with the request's action,
 // action_id, service, instance and reason and the answer's ok, code and
-// message (info; debug for "check"). Never blocks. Main thread.
+// message (info; debug for "check"). Never blocks. The thread that has
+// the context: the main thread, or the direct function's.
 void agent_cmd_reply(struct agent_cmd_ctx *c, const struct cm_msg *reply);
 
 // Shortcut: answers with a reply ok/code/message (printf format).

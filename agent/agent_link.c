@@ -3,6 +3,7 @@
 #include "agent_link.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,6 @@
 #include "cm_log.h"
 #include "cm_time.h"
 
-#define LINK_CANCEL_AGAIN_MS 100
-
 enum link_phase {
 	LK_IDLE,
 	LK_SEND,
@@ -26,18 +25,19 @@ enum link_phase {
 struct agent_link {
 	const struct agent_conf *conf;
 	struct cm_auth *auth; // borrowed; NULL = not sealed
+	struct agent_http *http; // borrowed: the loop's poll set
 	void (*wake)(void *);
 	void *wake_arg;
 	nng_socket sock;
 	bool sock_open;
-	nng_ctx ctx;
-	nng_aio *aio;
-	atomic_bool step_done; // set by the aio callback
-	atomic_bool sending;   // the request is not out yet (the callback
-			       // starts the receive once it is)
-	enum link_phase phase; // LK_IDLE, or LK_SEND while an exchange runs
+	int recv_fd; // NNG_OPT_RECVFD (nng's): readable while an answer waits
+	int send_fd; // NNG_OPT_SENDFD (nng's): readable while a connection
+		     // can take a request
+	bool recv_watched, send_watched; // in the loop's poll set
+	nng_msg *unsent; // LK_SEND: the request, owned until nng takes it
+	enum link_phase phase; // LK_IDLE, LK_SEND (no connection could take
+			       // the request yet) or LK_RECV (it is out)
 	int64_t deadline_ms;   // the exchange fails if not done by then
-	bool timed_out;	       // we cancelled it at deadline_ms
 	enum cm_msg_type cur_type;
 	uint64_t cur_id, next_id, seq;
 	bool registered;
@@ -61,24 +61,6 @@ struct agent_link {
 	struct agent_link_permit_ans pans;
 };
 
-// The request went out: the receive starts right here, on nng's thread,
-// so a heartbeat wakes the main loop once (with the answer), not twice.
-// The aio has no timeout (nng's timer threads would wake for each one);
-// the loop cancels an exchange that passes its deadline.
-static void
-on_aio(void *arg)
-{
-	struct agent_link *l = arg;
-
-	if (atomic_load(&l->sending) && nng_aio_result(l->aio) == 0) {
-		atomic_store(&l->sending, false);
-		nng_ctx_recv(l->ctx, l->aio);
-		return;
-	}
-	atomic_store(&l->step_done, true);
-	l->wake(l->wake_arg);
-}
-
 static void
 on_paio(void *arg)
 {
@@ -96,8 +78,25 @@ link_err(int rv, const char *what, char *err, size_t errlen)
 	return rv == NNG_ENOMEM ? -ENOMEM : -EINVAL;
 }
 
+// Takes the socket's descriptors out of the poll set and closes it (which
+// ends a permit in flight with NNG_ECLOSED through its callback).
+static void
+socket_close(struct agent_link *l)
+{
+	if (l->recv_watched)
+		agent_http_unwatch(l->http, l->recv_fd);
+	if (l->send_watched)
+		agent_http_unwatch(l->http, l->send_fd);
+	l->recv_watched = l->send_watched = false;
+	if (l->sock_open)
+		nng_close(l->sock);
+	l->sock_open = false;
+}
+
+// Opens the req socket, puts its receive descriptor in the loop's poll
+// set, opens the permit context and starts dialing.
 static int
-link_setup(struct agent_link *l, char *err, size_t errlen)
+socket_open(struct agent_link *l, char *err, size_t errlen)
 {
 	int rv;
 
@@ -120,13 +119,23 @@ link_setup(struct agent_link *l, char *err, size_t errlen)
 		    NNG_DURATION_INFINITE);
 	if (rv != 0)
 		return link_err(rv, "socket options", err, errlen);
-	rv = nng_aio_alloc(&l->aio, on_aio, l);
+	// The exchanges run on the socket itself, polled from the loop: no
+	// aio, so no nng task thread runs a callback of ours or wakes the
+	// loop for the send's completion (libnng 1.5.2 asserts on a receive
+	// started on a context whose send still waits for a connection).
+	rv = nng_socket_get_int(l->sock, NNG_OPT_RECVFD, &l->recv_fd);
 	if (rv == 0)
-		rv = nng_ctx_open(&l->ctx, l->sock);
-	if (rv == 0)
-		rv = nng_aio_alloc(&l->paio, on_paio, l);
-	if (rv == 0)
-		rv = nng_ctx_open(&l->pctx, l->sock);
+		rv = nng_socket_get_int(l->sock, NNG_OPT_SENDFD, &l->send_fd);
+	if (rv != 0)
+		return link_err(rv, "poll descriptors", err, errlen);
+	rv = agent_http_watch(l->http, l->recv_fd, &l->recv_fd);
+	if (rv < 0) {
+		snprintf(err, errlen, "coordinator link: poll: %s",
+		    strerror(-rv));
+		return rv;
+	}
+	l->recv_watched = true;
+	rv = nng_ctx_open(&l->pctx, l->sock);
 	if (rv != 0)
 		return link_err(rv, "context", err, errlen);
 	// Non-blocking: the agent runs without a coordinator; nng keeps
@@ -137,10 +146,38 @@ link_setup(struct agent_link *l, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+link_setup(struct agent_link *l, char *err, size_t errlen)
+{
+	int rv = nng_aio_alloc(&l->paio, on_paio, l);
+
+	if (rv != 0)
+		return link_err(rv, "aio", err, errlen);
+	return socket_open(l, err, errlen);
+}
+
+// A request went out and got no answer in time: a new socket, so that an
+// answer coming later cannot reach the next request's exchange (libnng
+// 1.5.2 keeps the socket's receive descriptor readable, with nothing to
+// receive, when a new request replaces one whose answer arrived unread).
+// nng dials again at once.
+static void
+link_reopen(struct agent_link *l)
+{
+	char err[256] = "";
+
+	socket_close(l);
+	if (socket_open(l, err, sizeof(err)) == 0)
+		return;
+	socket_close(l);
+	cm_err("link.reopen_failed", "coordinator=%s error=%s",
+	    cm_q(l->conf->coordinator), cm_q(err));
+}
+
 int
 agent_link_open(const struct agent_conf *conf, struct cm_auth *auth,
-    void (*wake)(void *), void *wake_arg, struct agent_link **ret, char *err,
-    size_t errlen)
+    struct agent_http *http, void (*wake)(void *), void *wake_arg,
+    struct agent_link **ret, char *err, size_t errlen)
 {
 	struct agent_link *l = calloc(1, sizeof(*l));
 	int rv;
@@ -149,6 +186,9 @@ agent_link_open(const struct agent_conf *conf, struct cm_auth *auth,
 		return -ENOMEM;
 	l->conf = conf;
 	l->auth = auth;
+	l->http = http;
+	l->recv_fd = -1;
+	l->send_fd = -1;
 	l->wake = wake;
 	l->wake_arg = wake_arg;
 	l->up = -1;
@@ -182,17 +222,20 @@ aio_release(nng_aio *aio, enum link_phase phase)
 	nng_aio_free(aio);
 }
 
+bool
+agent_link_owns_tag(const struct agent_link *l, const void *tag)
+{
+	return l != NULL && (tag == &l->recv_fd || tag == &l->send_fd);
+}
+
 void
 agent_link_close(struct agent_link *l)
 {
 	if (l == NULL)
 		return;
-	if (l->sock_open)
-		nng_close(l->sock);
-	if (l->aio != NULL)
-		nng_aio_stop(l->aio); // no callback runs after this
-	aio_release(l->aio, l->phase == LK_IDLE ? LK_IDLE :
-	    atomic_load(&l->sending) ? LK_SEND : LK_RECV);
+	socket_close(l); // out of the poll set before nng closes the fds
+	if (l->unsent != NULL)
+		nng_msg_free(l->unsent);
 	aio_release(l->paio, l->pphase);
 	free(l);
 }
@@ -212,9 +255,31 @@ agent_link_view(const struct agent_link *l, struct agent_link_view *v)
 
 // ---- outcome of an exchange -------------------------------------------
 
+// Watches send_fd only while a request waits for a connection: it is
+// readable whenever a connection is idle.
+static void
+watch_send(struct agent_link *l, bool on)
+{
+	if (on == l->send_watched)
+		return;
+	if (!on) {
+		agent_http_unwatch(l->http, l->send_fd);
+		l->send_watched = false;
+		return;
+	}
+	// Without it the request is tried again at the loop's next turn
+	// (the deadline at the latest).
+	l->send_watched = agent_http_watch(l->http, l->send_fd,
+	    &l->send_fd) == 0;
+}
+
 static void
 link_failed(struct agent_link *l, int64_t now, const char *why)
 {
+	if (l->unsent != NULL)
+		nng_msg_free(l->unsent);
+	l->unsent = NULL;
+	watch_send(l, false);
 	l->failures++;
 	snprintf(l->last_error, sizeof(l->last_error), "%s", why);
 	l->registered = false;
@@ -298,20 +363,12 @@ on_reply(struct agent_link *l, const struct cm_msg *m, int64_t now)
 }
 
 static void
-on_recv_done(struct agent_link *l, int rv, int64_t now)
+on_answer(struct agent_link *l, nng_msg *msg, int64_t now)
 {
 	struct cm_msg m;
 	char err[256], why[300];
-	nng_msg *msg;
+	int rv;
 
-	if (rv != 0) {
-		snprintf(why, sizeof(why), "%s", rv == NNG_ETIMEDOUT ?
-		    "no answer in time (is the coordinator running?)" :
-		    nng_strerror(rv));
-		link_failed(l, now, why);
-		return;
-	}
-	msg = nng_aio_get_msg(l->aio);
 	rv = agent_wire_decode(l->auth, &m, nng_msg_body(msg),
 	    nng_msg_len(msg), err, sizeof(err));
 	nng_msg_free(msg);
@@ -324,30 +381,64 @@ on_recv_done(struct agent_link *l, int rv, int64_t now)
 	cm_msg_clear(&m);
 }
 
-// The exchange ended: the answer came, or the send or the receive failed
-// (or was cancelled at the deadline, which counts as a timeout).
+// LK_SEND: hands the request to nng if a connection can take it now
+// (never waits); else keeps it and watches send_fd.
 static void
-on_step(struct agent_link *l, int64_t now)
+try_send(struct agent_link *l, int64_t now)
 {
-	int rv = nng_aio_result(l->aio);
 	char why[128];
+	int rv = nng_sendmsg(l->sock, l->unsent, NNG_FLAG_NONBLOCK);
 
-	if (l->phase == LK_IDLE)
-		return;
-	if (l->timed_out && rv == NNG_ECANCELED)
-		rv = NNG_ETIMEDOUT;
-	l->timed_out = false;
-	if (!atomic_load(&l->sending)) {
-		on_recv_done(l, rv, now);
+	if (rv == 0) {
+		l->unsent = NULL; // nng's now
+		watch_send(l, false);
+		l->phase = LK_RECV;
 		return;
 	}
-	if (rv == 0) // cannot happen: on_aio receives after a send
-		rv = NNG_EINTERNAL;
-	if (nng_aio_get_msg(l->aio) != NULL) // a failed send leaves it to us
-		nng_msg_free(nng_aio_get_msg(l->aio));
-	snprintf(why, sizeof(why), "send: %s", rv == NNG_ETIMEDOUT ?
-	    "not connected" : nng_strerror(rv));
+	if (rv == NNG_EAGAIN) {
+		watch_send(l, true);
+		return;
+	}
+	snprintf(why, sizeof(why), "send: %s", nng_strerror(rv));
 	link_failed(l, now, why);
+}
+
+static bool
+readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+// Takes an answer once recv_fd says one is there: in LK_RECV the
+// exchange's, in any other phase one nobody waits for (dropped). Only
+// then: a receive that finds nothing makes libnng 1.5.2 forget the
+// request. Readable with nothing to take cannot happen (link_reopen);
+// should it, the socket is replaced rather than polled in a loop.
+static void
+try_recv(struct agent_link *l, int64_t now)
+{
+	nng_msg *msg = NULL;
+	char why[128];
+	int rv;
+
+	if (!l->sock_open || !readable(l->recv_fd))
+		return;
+	rv = nng_recvmsg(l->sock, &msg, NNG_FLAG_NONBLOCK);
+	if (rv == 0 && l->phase == LK_RECV) {
+		on_answer(l, msg, now);
+		return;
+	}
+	if (rv == 0) {
+		nng_msg_free(msg);
+		return;
+	}
+	if (l->phase != LK_IDLE) {
+		snprintf(why, sizeof(why), "receive: %s", nng_strerror(rv));
+		link_failed(l, now, why);
+	}
+	link_reopen(l);
 }
 
 // ---- starting an exchange -----------------------------------------------
@@ -414,6 +505,16 @@ start_exchange(struct agent_link *l, const struct agent_link_src *src,
 	char why[128];
 	int rv;
 
+	if (!l->sock_open) {
+		char err[256] = "";
+
+		if (socket_open(l, err, sizeof(err)) != 0) {
+			socket_close(l);
+			l->exchanges++;
+			link_failed(l, now, err);
+			return;
+		}
+	}
 	rv = build_request(l, src, &msg);
 	if (rv < 0) {
 		snprintf(why, sizeof(why), "cannot build %s: %s",
@@ -424,12 +525,10 @@ start_exchange(struct agent_link *l, const struct agent_link_src *src,
 	l->exchanges++;
 	l->phase = LK_SEND;
 	l->deadline_ms = now + AGENT_LINK_TIMEOUT_MS;
-	l->timed_out = false;
-	atomic_store(&l->sending, true);
+	l->unsent = msg;
 	cm_debug("link.send", "type=%s id=%llu", cm_msg_type_name(l->cur_type),
 	    (unsigned long long)l->cur_id);
-	nng_aio_set_msg(l->aio, msg);
-	nng_ctx_send(l->ctx, l->aio);
+	try_send(l, now);
 }
 
 void
@@ -551,6 +650,8 @@ agent_link_permit_start(struct agent_link *l, const struct cm_msg_permit *req,
 
 	if (l->pphase != LK_IDLE || l->pready)
 		return -EBUSY;
+	if (!l->sock_open)
+		return -ENOMEM; // link_reopen failed; the next exchange retries
 	memset(&m, 0, sizeof(m));
 	m.version = CM_PROTO_VERSION;
 	m.type = CM_MSG_PERMIT;
@@ -597,18 +698,21 @@ agent_link_permit_busy(const struct agent_link *l)
 	return l->pphase != LK_IDLE || l->pready;
 }
 
-// An exchange in flight: its deadline, or, once that passed, cancel it
-// (the callback then reports NNG_ECANCELED and wakes the loop). The
-// cancel is repeated now and then, in case it came between the send's
-// end and the receive's start in on_aio (it has nothing to cancel then).
-static int64_t
+// An exchange in flight past its deadline fails. A request still waiting
+// for a connection is dropped; one that went out takes its socket with it
+// (link_reopen), so its answer cannot come later.
+static void
 exchange_deadline(struct agent_link *l, int64_t now)
 {
-	if (now < l->deadline_ms)
-		return l->deadline_ms;
-	l->timed_out = true;
-	nng_aio_cancel(l->aio);
-	return now + LINK_CANCEL_AGAIN_MS;
+	if (l->phase == LK_IDLE || now < l->deadline_ms)
+		return;
+	if (l->phase == LK_SEND) {
+		link_failed(l, now, "send: not connected");
+		return;
+	}
+	link_failed(l, now, "no answer in time (is the coordinator "
+	    "running?)");
+	link_reopen(l);
 }
 
 int64_t
@@ -617,10 +721,12 @@ agent_link_tick(struct agent_link *l, const struct agent_link_src *src,
 {
 	if (atomic_exchange(&l->pstep_done, false))
 		on_permit_step(l, now);
-	if (atomic_exchange(&l->step_done, false))
-		on_step(l, now);
+	if (l->phase == LK_SEND)
+		try_send(l, now);
+	try_recv(l, now);
+	exchange_deadline(l, now);
 	if (l->phase != LK_IDLE)
-		return exchange_deadline(l, now);
+		return l->deadline_ms;
 	if (now < l->due_ms)
 		return l->due_ms;
 	start_exchange(l, src, now);

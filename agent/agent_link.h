@@ -27,12 +27,18 @@
 // answer that fails it fails the exchange like an undecodable one (a
 // coordinator with another secret, or none, never registers us).
 //
-// Threads: all functions run on the main loop thread. The aio callback
-// starts the receive once a request is out, and otherwise only raises a
-// flag and calls the wake function: an exchange wakes the loop once.
-// The exchange's deadline is the loop's (agent_link_tick returns it and
-// cancels the exchange once it passed), not an nng aio timeout, and the
-// req socket has no resend timer, so nng's timer threads stay asleep.
+// Threads: all functions run on the main loop thread. Registers and
+// heartbeats use the socket itself, without an aio: the loop sends with
+// NNG_FLAG_NONBLOCK and polls the socket's NNG_OPT_RECVFD (always in its
+// poll set) for the answer; a request no connection can take yet waits
+// with NNG_OPT_SENDFD in the poll set. No callback of ours runs on nng's
+// task threads for them, so an exchange costs libnng's own wake-ups plus
+// the loop's (the heartbeat deadline and the answer). The exchange's
+// deadline is the loop's, and the req socket has no resend timer, so
+// nng's timer threads stay asleep. An exchange whose request went out
+// and got no answer in time replaces the socket (nng dials again at
+// once; a permit in flight then ends unanswered). The permit context's
+// aio callback only raises a flag and calls the wake function.
 #ifndef AGENT_LINK_H
 #define AGENT_LINK_H
 
@@ -41,6 +47,7 @@
 #include <stdint.h>
 
 #include "agent_conf.h"
+#include "agent_http.h"
 #include "agent_proc.h"
 #include "cm_auth.h"
 
@@ -61,14 +68,20 @@ struct agent_link_view {
 };
 
 // Opens the req socket and starts dialing conf->coordinator. Borrows
-// conf and auth (NULL: the channel is not sealed) for the link's life.
-// `wake` is called from nng threads when an exchange or a permit step
+// conf, auth (NULL: the channel is not sealed) and http (the loop's poll
+// set, where the link keeps its descriptors; close the link first) for
+// the link's life. `wake` is called from nng threads when a permit step
 // completes.
 // Returns 0 and *ret (close with agent_link_close) or a negative errno
 // with a reason in err.
 int agent_link_open(const struct agent_conf *conf, struct cm_auth *auth,
-    void (*wake)(void *), void *wake_arg, struct agent_link **ret, char *err,
-    size_t errlen) __attribute__((warn_unused_result));
+    struct agent_http *http, void (*wake)(void *), void *wake_arg,
+    struct agent_link **ret, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+// True if agent_http_poll() reported `tag` for one of the link's
+// descriptors (agent_link_tick then does what is due). NULL-safe.
+bool agent_link_owns_tag(const struct agent_link *l, const void *tag);
 
 // What a register announces and a heartbeat counts, from the runtime.
 struct agent_link_src {

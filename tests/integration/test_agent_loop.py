@@ -24,6 +24,16 @@ timed.
   silent coordinator: an exchange that gets no answer fails at its
     deadline (link.down "no answer in time").
   heartbeat agent: heartbeats go out at their interval.
+  direct agent: reload_config, check and refusals are answered on the
+    nng thread that decoded them while the loop sleeps (loop_wakeups
+    grows only by the status requests that read it), each with its one
+    cmd.done line and its action-log entry.
+  in-flight agent: 64 commands are in flight on one agent at once (64
+    clear_cache requests reach the service before any is answered).
+  late coordinator: the first answer comes after the exchange's deadline
+    (a proxy holds it 7 s): the exchange fails (no answer in time), the
+    agent dials a new connection, registers there, and its loop does not
+    spin on the late answer.
 
 Uses reflex-send as the coordinator and tests/lib/agent_test_svc.py as
 the probed service. Prints TAP.
@@ -344,6 +354,232 @@ def check_heartbeats(tap, lab):
         coord.stop()
 
 
+def check_direct(tap, lab):
+    coord = FakeCoordinator(lab, "coord-direct")
+    svcs = ('  - name: quiet\n'
+            '    command: ["/usr/bin/nohup", "/bin/sleep", "1000005"]\n'
+            f'    base_port: {free_port()}\n'
+            '    stop_grace: 1s\n')
+    conf = agent_conf(lab, "loop-direct", coord.port, svcs)
+    listen = int(open(conf).read().split("listen: tcp://127.0.0.1:")[1]
+                 .split()[0])
+    agent = lab.start("agent-direct", [reflex_binary("reflex-agent"), "-c",
+                                       conf])
+    n = 20
+    try:
+        waits(tap, lambda: coord.of_type("register") and
+              sleepers(agent.pid, b"1000005"),
+              "the direct agent registers and runs its instance")
+        s0 = status(conf)
+        replies = [send(listen, "command", "reload_config" if i % 2 else
+                        "check", "quiet", "--action-id", str(5000 + i))
+                   for i in range(n)]
+        refused = send(listen, "command", "check", "nosuch")
+        s1 = status(conf)
+        w0 = s0["stats"]["loop_wakeups"] if s0 else None
+        w1 = s1["stats"]["loop_wakeups"] if s1 else None
+        tap.ok(all(r.get("ok") is True for r in replies) and
+               refused.get("ok") is False and refused.get("code") == -2,
+               f"{n} reload_config/check commands answered ok, one for an "
+               "unknown service refused (-ENOENT)",
+               json.dumps(replies[:2] + [refused]))
+        tap.ok(w0 is not None and w1 is not None and w1 - w0 <= 2,
+               f"the {n + 1} commands are answered without waking the loop "
+               "(only the status request does)",
+               f"loop_wakeups {w0} -> {w1}")
+        text = agent.log_text()
+        lines = [ln for ln in text.splitlines() if "level=info" in ln and
+                 "event=cmd.done" in ln and "action=reload_config" in ln]
+        ids = sorted(int(ln.split("action_id=")[1].split()[0])
+                     for ln in lines)
+        tap.ok(ids == [5000 + i for i in range(1, n, 2)],
+               "each reload_config answered directly has its one info "
+               "line, cmd.done", f"action_ids {ids}")
+        acts = (s1 or {}).get("actions", [])
+        tap.ok(len([a for a in acts if a.get("kind") == "reload_config"
+                    and a.get("result") == "ok"]) == n // 2,
+               "each reload_config is in the action log",
+               json.dumps(acts[:2]))
+    finally:
+        coord.stop()
+
+
+class HoldServer:
+    """Answers POST /cache/clear only once `want` of them are open at the
+    same time (then all with 200), or 503 to all after `limit` s."""
+
+    def __init__(self, port, want, limit):
+        import http.server
+        self.want = want
+        self.open = 0
+        self.most = 0
+        self.cv = threading.Condition()
+        self.released = False
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                with outer.cv:
+                    outer.open += 1
+                    outer.most = max(outer.most, outer.open)
+                    if outer.open >= outer.want:
+                        outer.released = True
+                        outer.cv.notify_all()
+                    outer.cv.wait_for(lambda: outer.released, limit)
+                    ok = outer.released
+                    outer.open -= 1
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+        self.srv.daemon_threads = True
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def check_in_flight(tap, lab):
+    coord = FakeCoordinator(lab, "coord-flight")
+    port = free_port()
+    svcs = ('  - name: held\n'
+            '    command: ["/bin/sleep", "1000006"]\n'
+            f'    base_port: {port}\n'
+            '    stop_grace: 1s\n')
+    conf = agent_conf(lab, "loop-flight", coord.port, svcs)
+    listen = int(open(conf).read().split("listen: tcp://127.0.0.1:")[1]
+                 .split()[0])
+    n = 64
+    # The agent's own limit on one POST is 5 s (AGENT_CACHE_TIMEOUT_MS).
+    held = HoldServer(port, n, 4.5)
+    agent = lab.start("agent-flight", [reflex_binary("reflex-agent"), "-c",
+                                       conf])
+    try:
+        waits(tap, lambda: coord.of_type("register") and
+              sleepers(agent.pid, b"1000006"),
+              "the in-flight agent registers and runs its instance")
+        procs = [subprocess.Popen(
+            [reflex_binary("reflex-send"), f"tcp://127.0.0.1:{listen}",
+             "command", "clear_cache", "held"], stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True) for _ in range(n)]
+        outs = []
+        for p in procs:
+            out, _ = p.communicate(timeout=60)
+            try:
+                outs.append(json.loads(out))
+            except ValueError:
+                outs.append({"rc": p.returncode})
+        ok = [r for r in outs if r.get("ok") is True]
+        bad = [r for r in outs if r.get("ok") is not True][:2]
+        tap.ok(len(ok) == n and held.most >= n,
+               f"{n} commands are in flight on one agent at once: all "
+               f"{n} POSTs reach the service before any is answered",
+               f"{len(ok)} ok; at most {held.most} open at once; "
+               f"{json.dumps(bad)}")
+    finally:
+        held.stop()
+        coord.stop()
+
+
+class LateProxy:
+    """TCP proxy to a real coordinator (reflex-send serve) that holds the
+    first answer on the first connection for `delay` s; later ones and
+    other connections pass at once."""
+
+    def __init__(self, upstream, delay):
+        self.upstream = upstream
+        self.delay = delay
+        self.conns = 0
+        self.held = threading.Event()  # the late answer was delivered
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns += 1
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pipe, args=(c, u, 0),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, self.conns),
+                             daemon=True).start()
+
+    def _pipe(self, src, dst, down):
+        # down: the connection's number on the way to the agent, else 0.
+        # The SP handshake is 8 bytes; the answer frames follow.
+        seen = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if down == 1 and seen >= 8 and not self.held.is_set():
+                    time.sleep(self.delay)
+                    self.held.set()
+                seen += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for x in (src, dst):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.sock.close()
+
+
+def check_late(tap, lab):
+    coord = FakeCoordinator(lab, "coord-late")
+    proxy = LateProxy(coord.port, 7.0)
+    svcs = ('  - name: quiet\n'
+            '    command: ["/bin/sleep", "1000007"]\n'
+            f'    base_port: {free_port()}\n'
+            '    stop_grace: 1s\n')
+    conf = agent_conf(lab, "loop-late", proxy.port, svcs, heartbeat="2s")
+    agent = lab.start("agent-late", [reflex_binary("reflex-agent"), "-c",
+                                     conf])
+    try:
+        waits(tap, lambda: "no answer in time" in agent.log_text(),
+              "an answer later than the deadline fails the exchange (no "
+              "answer in time)", lambda: agent.log_text(tail=5))
+        waits(tap, lambda: proxy.conns >= 2 and
+              "event=link.registered" in agent.log_text(),
+              "the agent dials a new connection and registers there",
+              lambda: f"{proxy.conns} connections; "
+              f"{agent.log_text(tail=5)}")
+        waits(tap, lambda: proxy.held.is_set(),
+              "the proxy has let the late answer go (to the old "
+              "connection)")
+        s0 = status(conf)
+        time.sleep(1)
+        s1 = status(conf)
+        w0 = s0["stats"]["loop_wakeups"] if s0 else None
+        w1 = s1["stats"]["loop_wakeups"] if s1 else None
+        c = (s1 or {}).get("coordinator", {})
+        # 1 s: the status request and at most one heartbeat wake it.
+        tap.ok(w0 is not None and w1 is not None and w1 - w0 <= 5 and
+               c.get("registered") is True,
+               "then the loop sleeps (it does not spin on the late answer) "
+               "and the agent stays registered",
+               f"loop_wakeups {w0} -> {w1}; {json.dumps(c)}")
+    finally:
+        proxy.stop()
+        coord.stop()
+
+
 def main():
     tap = Tap()
     with Lab(prefix="reflex-agent-loop-") as lab:
@@ -352,6 +588,9 @@ def main():
             check_probes(tap, lab)
             check_silent(tap, lab)
             check_heartbeats(tap, lab)
+            check_direct(tap, lab)
+            check_in_flight(tap, lab)
+            check_late(tap, lab)
         except Exception:
             lab.mark_failed()
             raise
