@@ -50,11 +50,18 @@ void cm_log(int level, const char *event, const char *fields, ...)
 int cm_log_ret(int rv, int level, const char *event, const char *fields, ...)
 	__attribute__((format(printf, 4, 5)));
 
-#define cm_err(ev, ...) cm_log(CM_LOG_ERR, ev, __VA_ARGS__)
-#define cm_warn(ev, ...) cm_log(CM_LOG_WARN, ev, __VA_ARGS__)
-#define cm_notice(ev, ...) cm_log(CM_LOG_NOTICE, ev, __VA_ARGS__)
-#define cm_info(ev, ...) cm_log(CM_LOG_INFO, ev, __VA_ARGS__)
-#define cm_debug(ev, ...) cm_log(CM_LOG_DEBUG, ev, __VA_ARGS__)
+// The level is checked before the arguments are evaluated, so a debug
+// line on a hot path costs no cm_q() quoting when debug is off.
+#define CM_LOG_AT(lvl, ev, ...)                                             \
+	do {                                                                \
+		if (cm_log_enabled(lvl))                                    \
+			cm_log((lvl), ev, __VA_ARGS__);                     \
+	} while (0)
+#define cm_err(ev, ...) CM_LOG_AT(CM_LOG_ERR, ev, __VA_ARGS__)
+#define cm_warn(ev, ...) CM_LOG_AT(CM_LOG_WARN, ev, __VA_ARGS__)
+#define cm_notice(ev, ...) CM_LOG_AT(CM_LOG_NOTICE, ev, __VA_ARGS__)
+#define cm_info(ev, ...) CM_LOG_AT(CM_LOG_INFO, ev, __VA_ARGS__)
+#define cm_debug(ev, ...) CM_LOG_AT(CM_LOG_DEBUG, ev, __VA_ARGS__)
 
 // Quotes `s` for use as a field value: wraps it in double quotes when it
 // holds anything but [A-Za-z0-9._:/@+-], escapes quotes, backslashes and
