@@ -45,7 +45,12 @@ struct incident {
 	int64_t touched_mono;
 	int attempts;	       // runs started for this incident
 	bool open;
-	bool busy;	       // a run is in progress
+	// Runs, verifications and plans awaiting approval that point to it
+	// (each takes one hold and gives it back when it ends or hands it
+	// on): "in progress" while > 0, and never freed (prune) before 0.
+	// A closed incident may be reopened while an earlier holder is still
+	// out, so this counts rather than flags.
+	int holds;
 	bool escalated;
 	char service[CM_NAME_MAX]; // of its first action, for safety
 	char history[CM_TEXT_MAX]; // what was tried and how it went
@@ -491,7 +496,7 @@ prune(struct coord_engine *e, int64_t now)
 		while (*ip != NULL) {
 			struct incident *i = *ip;
 
-			if (!i->busy && ((!i->open &&
+			if (i->holds == 0 && ((!i->open &&
 			    now - i->closed_mono > INCIDENT_KEEP_CLOSED_MS) ||
 			    now - i->touched_mono > INCIDENT_KEEP_IDLE_MS)) {
 				*ip = i->next;
@@ -835,11 +840,11 @@ run_finish(struct run *r, bool ok, const char *why)
 	    r->inc->attempts, cm_q(why));
 	run_unlink(e, r);
 	if (ok) {
-		verify_start(r); // takes r->alert; the incident stays busy
+		verify_start(r); // takes r->alert and the run's hold
 	} else {
 		history_add(r->inc, "%s: %s", r->why, why);
 		snprintf(tried, sizeof(tried), "%s", r->inc->history);
-		r->inc->busy = false;
+		r->inc->holds--;
 		escalate_next(e, r->inc, r->alert, r->plans[0].rule, r->alert_id,
 		    r->received_mono, r->esc_next, tried, why);
 		r->alert = NULL;
@@ -1606,7 +1611,7 @@ run_begin(struct coord_engine *e, struct incident *inc, struct coord_alert *a,
 	r->esc_next = esc_next;
 	r->next = e->runs;
 	e->runs = r;
-	inc->busy = true;
+	inc->holds++;
 	inc->attempts++;
 	inc->last_action_mono = cm_mono_ms();
 	snprintf(r->why, sizeof(r->why), "rule %s, attempt %d: %s %s/%s%s",
@@ -1900,7 +1905,7 @@ hold_for_approval(struct coord_engine *e, struct incident *inc, struct ev *ev,
 	a->expires_mono = cm_mono_ms() + e->d.conf->approval_timeout_ms;
 	a->next = e->approvals;
 	e->approvals = a;
-	inc->busy = true;
+	inc->holds++;
 	snprintf(detail, sizeof(detail), "plan %" PRId64 " awaits approval: %s "
 	    "%s/%s", a->id, coord_action_name(plans[0].type), plans[0].service,
 	    plans[0].instance[0] ? plans[0].instance : "*");
@@ -2010,7 +2015,7 @@ handle_approval(struct coord_engine *e, struct ev *ev, bool approve)
 		return;
 	}
 	*pp = a->next;
-	a->inc->busy = false;
+	a->inc->holds--; // run_begin takes its own
 	if (!approve) {
 		snprintf(detail, sizeof(detail), "rejected by %s", ev->who);
 		j_update(e, a->id, "rejected",
@@ -2055,7 +2060,7 @@ expire_approvals(struct coord_engine *e, int64_t now)
 			continue;
 		}
 		*pp = a->next;
-		a->inc->busy = false;
+		a->inc->holds--;
 		j_update(e, a->id, "expired",
 		    "no operator decision within the approval timeout",
 		    cm_now_ms());
@@ -2116,7 +2121,7 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 	}
 	if (inc != NULL && inc->open) {
 		inc->touched_mono = now;
-		if (inc->busy) {
+		if (inc->holds > 0) {
 			snprintf(detail, sizeof(detail), "incident in progress "
 			    "(action %" PRId64 ")", inc->last_action_id);
 			decide(e, ev->alert_id, COORD_DEC_DUPLICATE, detail);
@@ -2720,7 +2725,7 @@ verify_finish(struct verify *v, enum coord_verified outcome, const char *why)
 	    "engine.verification", "alert_id=%" PRId64 " result=%s detail=%s",
 	    v->alert_id, states[outcome], cm_q(why));
 	verify_unlink(e, v);
-	v->inc->busy = false;
+	v->inc->holds--;
 	history_add(v->inc, "%s: verification %s (%s)", v->tried,
 	    states[outcome], why);
 	if (outcome != COORD_VER_VERIFIED) {
@@ -2782,7 +2787,7 @@ verify_start(struct run *r)
 	int64_t now = cm_mono_ms();
 
 	if (v == NULL) {
-		r->inc->busy = false;
+		r->inc->holds--;
 		return;
 	}
 	v->e = e;
@@ -2824,7 +2829,7 @@ verify_start(struct run *r)
 	}
 	if (!v->need_health && v->promql == NULL && !vc->resolved &&
 	    v->promql_state != 0) {
-		r->inc->busy = false;
+		r->inc->holds--;
 		verify_free(v);
 		return;
 	}
