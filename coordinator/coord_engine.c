@@ -3471,7 +3471,7 @@ restore_approval(struct rebuild *rb, const struct coord_action_rec *rec,
 	a->next = e->approvals;
 	e->approvals = a;
 	inc->open = true;
-	inc->busy = true;
+	inc->holds++; // released when the plan is decided or expires
 	inc->start_ms = rec->incident_start_ms;
 	inc->touched_mono = rb->now_mono;
 	rb->restored++;
