@@ -148,6 +148,9 @@ struct verify {
 	int64_t started_mono, deadline_mono, next_poll_mono;
 	int health, promql_state;  // -1 unknown, 0 broken, 1 healthy
 	bool health_pending, promql_pending;
+	struct ev *check_ev;	   // the health check's answer event, made
+				   // before the check leaves (its callback
+				   // cannot fail); owned until then
 	char health_detail[256], promql_detail[256];
 	size_t esc_next;
 	char tried[CM_TEXT_MAX];
@@ -2274,6 +2277,7 @@ verify_free(struct verify *v)
 	coord_plans_free(v->kplan, v->kplan_n);
 	coord_alert_free(v->alert);
 	free(v->promql);
+	free(v->check_ev); // NULL unless a check never left
 	free(v);
 }
 
@@ -2613,10 +2617,9 @@ static void
 verify_check_done(int rv, const struct cm_msg_reply *reply, void *arg)
 {
 	struct verify *v = arg;
-	struct ev *ev = calloc(1, sizeof(*ev));
+	struct ev *ev = v->check_ev;
 
-	if (ev == NULL)
-		return; // the verification then ends at its deadline
+	v->check_ev = NULL;
 	ev->kind = EV_VCHECK;
 	ev->verify = v;
 	ev->rv = rv;
@@ -2633,21 +2636,20 @@ struct query_job {
 	char *url;
 	char *expr;
 	int64_t timeout_ms;
+	struct ev *ev; // its answer, made before it is queued
 };
 
 static void
 query_job_run(void *arg)
 {
 	struct query_job *q = arg;
-	struct ev *ev = calloc(1, sizeof(*ev));
+	struct ev *ev = q->ev;
 
-	if (ev != NULL) {
-		ev->kind = EV_VQUERY;
-		ev->verify = q->v;
-		ev->verdict = coord_prom_check(q->url, q->expr, q->timeout_ms,
-		    ev->detail, sizeof(ev->detail));
-		enqueue(q->v->e, ev);
-	}
+	ev->kind = EV_VQUERY;
+	ev->verify = q->v;
+	ev->verdict = coord_prom_check(q->url, q->expr, q->timeout_ms,
+	    ev->detail, sizeof(ev->detail));
+	enqueue(q->v->e, ev);
 	free(q->url);
 	free(q->expr);
 	free(q);
@@ -2671,7 +2673,10 @@ verify_poll(struct verify *v, int64_t now)
 		snprintf(cmd.reason, sizeof(cmd.reason), "verify action %" PRId64,
 		    v->row_id);
 		cmd.timeout_ms = (uint32_t)timeout;
-		if (v->kplan != NULL)
+		v->check_ev = calloc(1, sizeof(*v->check_ev));
+		if (v->check_ev == NULL)
+			rv = -ENOMEM; // tried again at the next poll
+		else if (v->kplan != NULL)
 			rv = coord_kexec_verify(e->kexec, &v->kplan[v->kplan_last],
 			    verify_check_done, v);
 		else
@@ -2680,6 +2685,8 @@ verify_poll(struct verify *v, int64_t now)
 		if (rv == 0) {
 			v->health_pending = true;
 		} else {
+			free(v->check_ev); // done is not called
+			v->check_ev = NULL;
 			v->health = -1;
 			snprintf(v->health_detail, sizeof(v->health_detail),
 			    "agent %s unreachable: %s", v->node, strerror(-rv));
@@ -2693,13 +2700,16 @@ verify_poll(struct verify *v, int64_t now)
 			q->url = strdup(e->d.conf->prometheus_url);
 			q->expr = strdup(v->promql);
 			q->timeout_ms = e->d.conf->prometheus_timeout_ms;
+			q->ev = calloc(1, sizeof(*q->ev));
 		}
 		if (q != NULL && q->url != NULL && q->expr != NULL &&
+		    q->ev != NULL &&
 		    coord_worker_submit(e->worker, query_job_run, q) == 0) {
 			v->promql_pending = true;
-		} else if (q != NULL) {
+		} else if (q != NULL) { // tried again at the next poll
 			free(q->url);
 			free(q->expr);
+			free(q->ev);
 			free(q);
 		}
 	}
