@@ -727,8 +727,11 @@ decide_as(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
 		if (*p == '_')
 			*p = '-';
 	j_alert_done(e, alert_id, buf, detail);
-	cm_info("engine.decision", "alert_id=%" PRId64 " result=%s detail=%s",
-	    alert_id, buf, cm_q(detail));
+	// Re-notifications of a firing alert (duplicate) and alerts no rule
+	// wants are most of a storm: journaled and counted, logged at debug.
+	CM_LOG_AT(d == COORD_DEC_DUPLICATE || d == COORD_DEC_NO_RULE ?
+	    CM_LOG_DEBUG : CM_LOG_INFO, "engine.decision", "alert_id=%" PRId64
+	    " result=%s detail=%s", alert_id, buf, cm_q(detail));
 }
 
 static void
