@@ -244,6 +244,12 @@ struct ev {
 	int64_t retry_at_mono;	   // deferred alerts (dependency: wait)
 	int64_t defer_until_mono;
 	struct ebatch *commit;	   // EV_COMMIT, owned
+	// EV_ALERT: the plans count_demand made (owned), so that handle_alert
+	// does not plan the same alert twice in one turn.
+	bool planned;
+	int plan_rv;		   // plan_for's result; its reason in detail
+	struct coord_plan *plans;
+	size_t n_plans;
 };
 
 struct coord_engine {
@@ -319,6 +325,7 @@ ev_free(struct ev *ev)
 		permit_unref(ev->permit);
 	if (ev->has_reply)
 		free(ev->reply.json);
+	coord_plans_free(ev->plans, ev->n_plans);
 	coord_alert_free(ev->alert);
 	free(ev);
 }
@@ -2135,7 +2142,18 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 		}
 	}
 
-	rv = plan_for(e, ev->alert, &plans, &n_plans, detail, sizeof(detail));
+	if (ev->planned) { // by count_demand, this turn
+		rv = ev->plan_rv;
+		plans = ev->plans;
+		n_plans = ev->n_plans;
+		snprintf(detail, sizeof(detail), "%s", ev->detail);
+		ev->planned = false;
+		ev->plans = NULL;
+		ev->n_plans = 0;
+	} else {
+		rv = plan_for(e, ev->alert, &plans, &n_plans, detail,
+		    sizeof(detail));
+	}
 	if (rv < 0) {
 		decide(e, ev->alert_id, COORD_DEC_TEMPLATE_ERROR, detail);
 		return false;
@@ -2246,8 +2264,6 @@ count_demand(struct coord_engine *e, struct ev *batch)
 
 	coord_safety_breaker(e->safety, cm_now_ms(), &before);
 	for (struct ev *ev = batch; ev != NULL; ev = ev->next) {
-		struct coord_plan *plans = NULL;
-		size_t n = 0;
 		char err[256];
 
 		if (++seen % CHUNK_EVENTS == 0 && stopping_now(e))
@@ -2255,14 +2271,18 @@ count_demand(struct coord_engine *e, struct ev *batch)
 		if (ev->kind != EV_ALERT || !ev->alert->firing ||
 		    ev->defer_until_mono != 0)
 			continue;
+		// Kept in ev for handle_alert, later in this turn (or in the
+		// next, should this one stop early).
+		if (!ev->planned) {
+			ev->planned = true;
+			ev->plan_rv = plan_for(e, ev->alert, &ev->plans,
+			    &ev->n_plans, ev->detail, sizeof(ev->detail));
+		}
 		// Counted only when a rule wants it and its target exists:
 		// alerts about things reflex does not run are no storm of ours.
-		if (plan_for(e, ev->alert, &plans, &n, err, sizeof(err)) < 0 ||
-		    n == 0 || !first_step_hosted(e, &plans[0], err, sizeof(err))) {
-			coord_plans_free(plans, n);
+		if (ev->plan_rv < 0 || ev->n_plans == 0 ||
+		    !first_step_hosted(e, &ev->plans[0], err, sizeof(err)))
 			continue;
-		}
-		coord_plans_free(plans, n);
 		if (fleet < 0)
 			fleet = coord_agents_count_instances(e->d.agents, NULL);
 		coord_safety_demand(e->safety, ev->identity, fleet, cm_now_ms());
