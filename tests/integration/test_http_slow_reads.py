@@ -16,8 +16,8 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from reflexlab import (Lab, Tap, free_port, reflex_binary,  # noqa: E402
-                       scaled, wait_until)
+from reflexlab import (free_port, lab_main, reflex_binary, scaled,  # noqa: E402
+                       wait_until)
 
 CONFIG = """\
 listen: 127.0.0.1:{http}
@@ -156,17 +156,5 @@ def run(tap, lab):
            "health is served afterwards")
 
 
-def main():
-    tap = Tap()
-    try:
-        with Lab(prefix="reflex-http-slow-",
-                 keep=bool(os.environ.get("REFLEX_KEEP"))) as lab:
-            run(tap, lab)
-    except Exception as e:  # noqa: BLE001 - report, do not crash
-        import traceback
-        tap.ok(False, f"ran to the end: {e}", traceback.format_exc())
-    sys.exit(tap.done())
-
-
 if __name__ == "__main__":
-    main()
+    lab_main(run, "reflex-http-slow-")

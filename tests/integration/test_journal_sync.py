@@ -13,8 +13,8 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from reflexlab import (Lab, Tap, free_port, http_post,  # noqa: E402
-                       reflex_binary, wait_until)
+from reflexlab import (free_port, http_post, lab_main, reflex_binary,  # noqa: E402
+                       wait_until)
 
 CONFIG = """\
 listen: 127.0.0.1:{http}
@@ -107,17 +107,5 @@ def run(tap, lab):
            have)
 
 
-def main():
-    tap = Tap()
-    try:
-        with Lab(prefix="reflex-journal-sync-",
-                 keep=bool(os.environ.get("REFLEX_KEEP"))) as lab:
-            run(tap, lab)
-    except Exception as e:  # noqa: BLE001 - report, do not crash
-        import traceback
-        tap.ok(False, f"ran to the end: {e}", traceback.format_exc())
-    sys.exit(tap.done())
-
-
 if __name__ == "__main__":
-    main()
+    lab_main(run, "reflex-journal-sync-")

@@ -14,8 +14,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from reflexlab import (Lab, Tap, free_port, http_get, http_json,  # noqa: E402
-                       http_post, reflex_binary, wait_until)
+from reflexlab import (free_port, http_get, http_json, http_post,  # noqa: E402
+                       lab_main, reflex_binary, wait_until)
 
 CONFIG = """\
 listen: 127.0.0.1:{http}
@@ -90,17 +90,5 @@ def run(tap, lab):
            "the coordinator keeps serving after every answer came back")
 
 
-def main():
-    tap = Tap()
-    try:
-        with Lab(prefix="reflex-verify-pending-",
-                 keep=bool(os.environ.get("REFLEX_KEEP"))) as lab:
-            run(tap, lab)
-    except Exception as e:  # noqa: BLE001 - report, do not crash
-        import traceback
-        tap.ok(False, f"ran to the end: {e}", traceback.format_exc())
-    sys.exit(tap.done())
-
-
 if __name__ == "__main__":
-    main()
+    lab_main(run, "reflex-verify-pending-")

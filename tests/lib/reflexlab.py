@@ -1366,3 +1366,19 @@ __all__ = [
     "check_loopback_addr", "valgrind_enabled", "time_factor", "scaled",
     "valgrind_argv", "reflex_popen", "valgrind_report",
 ]
+
+
+def lab_main(run, prefix):
+    """The main() of a test script that needs one lab: run(tap, lab) in
+    a Lab under <tmp>/<prefix>* (kept when $REFLEX_KEEP is set or
+    something failed), an exception reported as a failing case with its
+    traceback, then the exit status of Tap.done()."""
+    tap = Tap()
+    try:
+        with Lab(prefix=prefix, keep=bool(os.environ.get("REFLEX_KEEP"))) \
+                as lab:
+            run(tap, lab)
+    except Exception as e:  # noqa: BLE001 - report, do not crash
+        tap.ok(False, f"ran to the end: {e}", traceback.format_exc())
+    sys.exit(tap.done())
+
