@@ -96,7 +96,8 @@ class Env:
         self.coord.signal(signal.SIGHUP)
         wait_until(lambda: self.coord.log_text().count(event) > seen, 30,
                    what=event)
-        return self.coord.log_text().splitlines()[-1]
+        return [line for line in self.coord.log_text().splitlines()
+                if event in line][-1]  # other lines may follow it
 
 
 def run(tap, lab):
