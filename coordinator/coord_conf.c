@@ -255,6 +255,33 @@ validate(struct coord_conf *c, char *err, size_t errlen)
 			}
 		}
 	}
+	// What a rule needs from the rest of the file, checked here rather
+	// than found missing at run time.
+	for (size_t i = 0; i < c->rules.n; i++) {
+		const struct coord_rule_conf *rc =
+		    (const struct coord_rule_conf *)c->rules.v + i;
+		const struct cm_list *lists[] = { &rc->actions, &rc->escalation };
+
+		if (rc->verify.promql != NULL && rc->verify.promql[0] != '\0' &&
+		    c->prometheus_url[0] == '\0')
+			return cm_conf_errf(err, errlen, c->path, rc->line,
+			    "rules", "rule %s: verify.promql needs prometheus_url",
+			    rc->name);
+		for (size_t l = 0; l < 2; l++) {
+			for (size_t k = 0; k < lists[l]->n; k++) {
+				const struct coord_action_conf *a =
+				    (const struct coord_action_conf *)lists[l]->v + k;
+
+				if (a->type == COORD_ACT_RUN_JOB &&
+				    (c->kubernetes.job_template == NULL ||
+				    c->kubernetes.job_template[0] == '\0'))
+					return cm_conf_errf(err, errlen, c->path,
+					    a->line, "rules", "run_job (rule %s) "
+					    "needs kubernetes.job_template",
+					    rc->name);
+			}
+		}
+	}
 	if ((c->tls.cert_file != NULL) != (c->tls.key_file != NULL))
 		return cm_conf_errf(err, errlen, c->path, 0, "tls",
 		    "cert_file and key_file go together");

@@ -2856,7 +2856,7 @@ verify_start(struct run *r)
 		snprintf(v->promql_detail, sizeof(v->promql_detail), "%s", err);
 	} else if (v->promql != NULL && e->d.conf->prometheus_url[0] == '\0') {
 		cm_warn("engine.verify_promql_skipped", "rule=%s reason=%s",
-		    cm_q(rule->conf->name), "no prometheus_url configured");
+		    cm_q(rule->conf->name), cm_q("no prometheus_url configured"));
 		free(v->promql);
 		v->promql = NULL;
 	}

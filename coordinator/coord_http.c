@@ -603,12 +603,13 @@ operator_only(struct coord_httpd_req *rq, struct coord_http *h,
 static void
 decide_cb(struct coord_httpd_req *rq, struct coord_http *h, bool approve)
 {
-	char who[64];
+	char who[64], state[64], msg[160];
 	const cJSON *id;
 	cJSON *doc;
 	const void *body;
 	size_t len;
 	int64_t v;
+	int rv;
 
 	if (!operator_only(rq, h, approve ? "approve" : "reject", who, sizeof(who)))
 		return;
@@ -624,6 +625,20 @@ decide_cb(struct coord_httpd_req *rq, struct coord_http *h, bool approve)
 	}
 	v = (int64_t)id->valuedouble;
 	cJSON_Delete(doc);
+	// Said now rather than only logged by the engine: an operator must
+	// learn that the id was wrong or the plan already decided.
+	rv = coord_journal_action_state(h->d.journal, v, state, sizeof(state));
+	if (rv == -ENOENT) {
+		snprintf(msg, sizeof(msg), "no plan %lld", (long long)v);
+		reply_error(rq, 404, msg);
+		return;
+	}
+	if (rv == 0 && strcmp(state, "awaiting-approval") != 0) {
+		snprintf(msg, sizeof(msg), "plan %lld is %s, not awaiting "
+		    "approval", (long long)v, state);
+		reply_error(rq, 409, msg);
+		return;
+	}
 	if (coord_engine_approval(h->d.engine, v, approve, who) < 0) {
 		reply_error(rq, 503, "out of memory");
 		return;

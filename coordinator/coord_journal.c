@@ -144,6 +144,7 @@ enum {
 	R_PENDING,
 	R_ACTIONS,
 	R_ALERT,
+	R_ACTION_STATE,
 	R_COUNT,
 };
 
@@ -160,6 +161,7 @@ static const char *const rsql[R_COUNT] = {
 	[R_ALERT] = "SELECT id, identity, received_ms, fingerprint, status,"
 	    " starts_ms, ends_ms, labels, annotations, generator_url"
 	    " FROM alerts WHERE id = ?1",
+	[R_ACTION_STATE] = "SELECT state FROM actions WHERE id = ?1",
 };
 
 enum op_kind {
@@ -2049,6 +2051,31 @@ coord_journal_read_alert(struct coord_journal *j, int64_t id,
 		if (received_ms != NULL)
 			*received_ms = sqlite3_column_int64(st, 2);
 		rv = row_to_alert(st, ret);
+	} else {
+		rv = rc == SQLITE_DONE ? -ENOENT : sql_errno(j->rdb, rc);
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&j->rlock);
+	return rv;
+}
+
+int
+coord_journal_action_state(struct coord_journal *j, int64_t id, char *buf,
+    size_t n)
+{
+	sqlite3_stmt *st;
+	int rc, rv = 0;
+
+	if (j == NULL || n == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&j->rlock);
+	st = j->r[R_ACTION_STATE];
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 0);
+
+		snprintf(buf, n, "%s", state != NULL ? state : "");
 	} else {
 		rv = rc == SQLITE_DONE ? -ENOENT : sql_errno(j->rdb, rc);
 	}

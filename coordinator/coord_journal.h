@@ -228,6 +228,11 @@ int coord_journal_read_alert(struct coord_journal *j, int64_t id,
     struct coord_alert **ret, int64_t *received_ms)
     __attribute__((warn_unused_result));
 
+// The state of action row `id` ("awaiting-approval", "succeeded", ...)
+// into buf. Returns 0, -ENOENT (no such row) or -EIO. Any thread.
+int coord_journal_action_state(struct coord_journal *j, int64_t id, char *buf,
+    size_t n) __attribute__((warn_unused_result));
+
 // Actions recorded since `since_ms` in id order, for rebuilding cooldown,
 // attempt and in-flight state at startup. The rec's strings are borrowed
 // for the duration of the call. "Since" means created_ms >= since_ms.

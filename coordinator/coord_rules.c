@@ -41,8 +41,9 @@ static const struct cm_conf_field action_fields[] = {
 	{ .key = "type", .type = CM_CONF_ENUM, .required = true,
 	  .off = offsetof(struct coord_action_conf, type),
 	  .choices = action_names,
-	  .help = "restart, scale_up, scale_down, switch_traffic, rollback, "
-		  "clear_cache, reload_config or notify" },
+	  .help = "restart, clear_cache, reload_config (agents); scale_up, "
+		  "scale_down, switch_traffic, rollback, run_job, adjust_config "
+		  "(kubernetes runtime); or notify" },
 	{ .key = "service", .type = CM_CONF_STR, .required = true,
 	  .off = offsetof(struct coord_action_conf, service),
 	  .help = "target service; template with {{ label }} placeholders" },

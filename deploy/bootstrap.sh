@@ -25,10 +25,21 @@ if [ -n "$missing" ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    # The packaged Prometheus and Alertmanager services are not wanted:
-    # reflex's demo and tests start their own on 127.0.0.1.
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
         --no-install-recommends $missing
+    # The packaged Prometheus and Alertmanager services are not wanted:
+    # reflex's demo and tests start their own on 127.0.0.1. Installed
+    # just now for that, they are stopped and disabled again (on a
+    # machine with systemd running) rather than left listening on every
+    # interface; services that were there before are left alone.
+    for svc in prometheus prometheus-alertmanager; do
+        case " $missing " in *" $svc "*) ;; *) continue ;; esac
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null
+        then
+            $sudo systemctl disable --now "$svc.service" >/dev/null 2>&1 ||
+                true
+        fi
+    done
 fi
 
 cd "$top"

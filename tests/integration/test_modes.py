@@ -159,6 +159,12 @@ def run(tap, lab):
     wait_until(lambda: env.commands("approve-svc"), 5, what="approved run")
     tap.ok([c["instance"] for c in env.commands("approve-svc")] ==
            ["approve-svc-0"], "after approval the restart runs")
+    rc, out = env.cli("approve", "999999")
+    tap.ok(rc == 1 and "404" in out and "no plan 999999" in out,
+           "approving a plan that does not exist: 404, exit 1", (rc, out))
+    rc, out = env.cli("approve", str(plan["id"]))
+    tap.ok(rc == 1 and "409" in out and "not awaiting approval" in out,
+           "approving a plan already decided: 409, exit 1", (rc, out))
     env.post("approve-svc", "approve-svc-1")
     wait_until(lambda: any(a["state"] == "awaiting-approval" and
                            a["instance"] == "approve-svc-1"

@@ -158,6 +158,42 @@ test_bounds(void)
 	}
 }
 
+// What a rule needs from the rest of the file is checked at load, with
+// the rule's line.
+static void
+test_rule_needs(void)
+{
+	static const char promql[] =
+	    "rules:\n"
+	    "  - name: r\n"
+	    "    matchers: ['alertname = \"A\"']\n"
+	    "    verify: { promql: 'up == 0' }\n"
+	    "    actions: [ { type: restart, service: s } ]\n";
+	static const char job[] =
+	    "runtime: kubernetes\n"
+	    "rules:\n"
+	    "  - name: j\n"
+	    "    matchers: ['alertname = \"A\"']\n"
+	    "    actions:\n"
+	    "      - { type: run_job, service: s }\n";
+	struct coord_conf c;
+	char err[512], yaml[1024];
+
+	memset(&c, 0, sizeof(c));
+	CHECK_INT(load(&c, promql, err, sizeof(err)), -EINVAL);
+	CHECK_HAS(err, "c.yml:2: rules: rule r: verify.promql needs "
+	    "prometheus_url");
+	snprintf(yaml, sizeof(yaml), "prometheus_url: http://127.0.0.1:9/\n%s",
+	    promql);
+	memset(&c, 0, sizeof(c));
+	CHECK_INT(load(&c, yaml, err, sizeof(err)), 0);
+	coord_conf_free(&c);
+	memset(&c, 0, sizeof(c));
+	CHECK_INT(load(&c, job, err, sizeof(err)), -EINVAL);
+	CHECK_HAS(err, "c.yml:6: rules: run_job (rule j) needs "
+	    "kubernetes.job_template");
+}
+
 static void
 test_cleanup(void)
 {
@@ -173,6 +209,7 @@ static const struct tt_case cases[] = {
 	{ "defaults", test_defaults },
 	{ "configured", test_configured },
 	{ "bounds", test_bounds },
+	{ "rule needs", test_rule_needs },
 	{ "cleanup", test_cleanup },
 	{ NULL, NULL },
 };
