@@ -119,9 +119,15 @@ on_cmd(void *arg)
 		nng_send_aio(f->rep, f->aio);
 		return;
 	}
-	if (nng_aio_result(f->aio) != 0) {
+	if ((rv = nng_aio_result(f->aio)) != 0) {
 		fprintf(stderr, "fake-agents: %s: %s\n", f->node,
-		    nng_strerror(nng_aio_result(f->aio)));
+		    nng_strerror(rv));
+		if (rv == NNG_ECLOSED || atomic_load(&stop))
+			return;
+		if (f->replying) // a failed send leaves its message with us
+			nng_msg_free(nng_aio_get_msg(f->aio));
+		f->replying = false;
+		nng_recv_aio(f->rep, f->aio); // serve the next request
 		return;
 	}
 	if (f->replying) { // a reply went out; wait for the next request
