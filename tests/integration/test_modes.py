@@ -94,8 +94,13 @@ class Env:
                    10, what="agent")
 
     def start(self):
+        # A sanitized build stops at undefined behaviour (harmless
+        # elsewhere): the test sees it as the coordinator gone.
+        ubsan = os.environ.get("UBSAN_OPTIONS", "")
         self.coord = self.lab.start(f"coord{self.http}", [
             reflex_binary("reflex-coordinator"), "-c", self.cfg],
+            env={"UBSAN_OPTIONS": (ubsan + ":" if ubsan else "") +
+                 "halt_on_error=1"},
             ready_url=self.url + "/readyz")
 
     def post(self, service, instance):
