@@ -912,7 +912,8 @@ targets_reset(struct run *r, size_t n)
 		r->tg = tg;
 		r->cap_targets = n;
 	}
-	memset(r->tg, 0, n * sizeof(*r->tg));
+	if (n > 0) // r->tg is still NULL when a run's first step has none
+		memset(r->tg, 0, n * sizeof(*r->tg));
 	for (size_t i = 0; i < n; i++)
 		r->tg[i].run = r;
 	r->n_targets = n;

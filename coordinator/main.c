@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,11 @@ struct app {
 	// Configurations loaded by SIGHUP, newest first: their rules may be
 	// in use by runs until the engine stops, so all are kept till then.
 	struct reloaded *reloaded;
+	// Digest of the file the rules in force were read from, when it did
+	// not change while it was loaded: a SIGHUP that finds the same bytes
+	// keeps those rules instead of keeping one more copy of them.
+	uint64_t digest;
+	bool have_digest;
 };
 
 struct reloaded {
@@ -91,6 +97,52 @@ app_stop(struct app *a)
 	}
 }
 
+// FNV-1a of the file's bytes, read up to one byte past the size limit
+// (a larger file does not load anyway). Returns 0 or a negative errno.
+static int
+file_digest(const char *path, uint64_t *ret)
+{
+	size_t left = cm_conf_max_file() + 1, n;
+	uint64_t h = 1469598103934665603ULL;
+	unsigned char buf[8192];
+	FILE *f = fopen(path, "rbe");
+	int rv = 0;
+
+	if (f == NULL)
+		return -errno;
+	while (left > 0 && (n = fread(buf, 1, left < sizeof(buf) ? left :
+	    sizeof(buf), f)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			h ^= buf[i];
+			h *= 1099511628211ULL;
+		}
+		left -= n;
+	}
+	if (ferror(f))
+		rv = -EIO;
+	fclose(f);
+	*ret = h;
+	return rv;
+}
+
+// Loads the file into c and records its digest in a when the file held
+// the same bytes before and after the load. Returns coord_conf_load's.
+static int
+app_load(struct app *a, struct coord_conf *c, const char *path, char *err,
+    size_t errlen)
+{
+	uint64_t before, after;
+	bool known = file_digest(path, &before) == 0;
+	int rv = coord_conf_load(c, path, err, errlen);
+
+	if (rv == 0) {
+		a->have_digest = known && file_digest(path, &after) == 0 &&
+		    after == before;
+		a->digest = before;
+	}
+	return rv;
+}
+
 // SIGHUP: reads the configuration file again and, when it is valid and
 // for the same runtime, matches alerts against its rules from now on.
 // Only `rules:` take effect; every other key is read at start only. A
@@ -100,20 +152,32 @@ app_reload(struct app *a)
 {
 	const struct coord_conf *now = a->reloaded != NULL ?
 	    &a->reloaded->conf : &a->conf;
-	struct reloaded *r = calloc(1, sizeof(*r));
+	struct reloaded *r;
+	bool had = a->have_digest;
+	uint64_t was = a->digest, digest;
 	char err[512];
 	int rv;
 
+	if (had && file_digest(a->conf.path, &digest) == 0 && digest == was) {
+		cm_notice("coordinator.reload_unchanged", "path=%s rules=%zu "
+		    "note=%s", cm_q(a->conf.path), now->compiled.n,
+		    cm_q("the file holds the bytes the rules in force were "
+		    "read from: they stay"));
+		return;
+	}
+	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
 		cm_err("coordinator.reload_failed", "reason=%s",
 		    cm_q("out of memory"));
 		return;
 	}
-	rv = coord_conf_load(&r->conf, a->conf.path, err, sizeof(err));
+	rv = app_load(a, &r->conf, a->conf.path, err, sizeof(err));
 	if (rv == 0 && r->conf.runtime != a->conf.runtime) {
 		snprintf(err, sizeof(err), "%s: runtime changed: restart the "
 		    "coordinator to apply it", a->conf.path);
 		coord_conf_free(&r->conf);
+		a->have_digest = had; // the rules in force stay, and theirs
+		a->digest = was;
 		rv = -EINVAL;
 	}
 	if (rv < 0) {
@@ -311,7 +375,7 @@ main(int argc, char **argv)
 			usage(stderr);
 		return rv;
 	}
-	rv = coord_conf_load(&a.conf, path, err, sizeof(err));
+	rv = app_load(&a, &a.conf, path, err, sizeof(err));
 	if (rv < 0) {
 		fprintf(stderr, "reflex-coordinator: %s\n", err);
 		return 1;

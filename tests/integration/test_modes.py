@@ -3,7 +3,8 @@
 """Trust grows in stages: per-service automation (off, shadow, approval,
 live), the deterministic rollout by a hash of the service name, the ramp
 that raises it on its own (and is kept across restarts), and approval
-mode with approve, reject and expiry."""
+mode with approve, reject and expiry (also across restarts, and of a plan
+whose target has no agent any more)."""
 
 import json
 import os
@@ -93,8 +94,13 @@ class Env:
                    10, what="agent")
 
     def start(self):
+        # A sanitized build stops at undefined behaviour (harmless
+        # elsewhere): the test sees it as the coordinator gone.
+        ubsan = os.environ.get("UBSAN_OPTIONS", "")
         self.coord = self.lab.start(f"coord{self.http}", [
             reflex_binary("reflex-coordinator"), "-c", self.cfg],
+            env={"UBSAN_OPTIONS": (ubsan + ":" if ubsan else "") +
+                 "halt_on_error=1"},
             ready_url=self.url + "/readyz")
 
     def post(self, service, instance):
@@ -226,6 +232,27 @@ def run(tap, lab):
     tap.ok(row["state"] == "expired" and not env4.commands("approve-svc"),
            "a plan whose approval time ran out while the coordinator was "
            "down is expired at start, unrun", row)
+
+    # A plan approved after a restart while no agent hosts its target any
+    # more: its run finds no target (the run's first step resolves none;
+    # memset on its NULL target array was undefined, UBSan stopped here).
+    env5 = Env(lab, "{ percent: 100 }", approval="1h")
+    env5.post("approve-svc", "approve-svc-2")
+    plan = wait_until(lambda: waiting(env5, "approve-svc-2"), 10,
+                      what="plan")[0]
+    env5.lab.stop(env5.coord)
+    env5.lab.stop(env5.fake)
+    env5.start()
+    rc, out = env5.cli("approve", str(plan["id"]))
+    row = wait_until(lambda: [a for a in env5.rows("approve-svc")
+                              if a["instance"] == "approve-svc-2" and
+                              a["state"] == "failed"], 10,
+                     what="the approved plan's failed run")[0]
+    tap.ok(rc == 0 and row["state"] == "failed" and
+           "no registered agent" in (row.get("detail") or "") and
+           env5.coord.alive(), "a plan approved when no agent hosts its "
+           "target any more fails with the reason, the coordinator runs on",
+           (out, row))
 
     # -- the ramp ----------------------------------------------------------
     env2 = Env(lab, "{ percent: 0, step: 50, interval: 2s, max: 100 }")

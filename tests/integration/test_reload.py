@@ -4,7 +4,8 @@
 acted on once a rule for it was added and the coordinator got SIGHUP; a
 file that does not load is refused with its file and line, the rules in
 force stay and the coordinator keeps running; a change of runtime is
-refused; SIGTERM still stops it cleanly."""
+refused; a SIGHUP that finds the file unchanged keeps the rules in force
+without loading another copy; SIGTERM still stops it cleanly."""
 
 import json
 import os
@@ -111,6 +112,12 @@ def run(tap, lab):
     line = env.hup("event=coordinator.reloaded")
     tap.ok("rules=2" in line and "was=1" in line,
            "SIGHUP loads the file again: 2 rules instead of 1", line)
+    reloaded = env.coord.log_text().count("event=coordinator.reloaded")
+    line = env.hup("event=coordinator.reload_unchanged")
+    tap.ok("rules=2" in line and env.coord.log_text().count(
+        "event=coordinator.reloaded") == reloaded,
+           "a SIGHUP that finds the same file keeps the rules in force "
+           "(no copy of them is loaded and kept)", line)
     tap.ok(env.post("Bar", 2) == 200, "the same alert is taken again")
     cmds = wait_until(lambda: [c for c in env.commands()
                                if c["action"] == "restart"], 30,
