@@ -212,6 +212,26 @@ journal_dir(const char *journal)
 		cm_notice("coordinator.journal_dir", "created=%s", cm_q(dir));
 }
 
+// The signals the main thread takes with sigwait: blocked before any
+// thread starts, so every thread inherits the mask.
+static void
+block_signals_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+static void
+block_signals(void)
+{
+	sigset_t set;
+
+	block_signals_set(&set);
+}
+
 static int
 app_run(struct app *a)
 {
@@ -227,11 +247,7 @@ app_run(struct app *a)
 	int rv, sig = 0;
 
 	// Signals are taken by sigwait below, never by a worker thread.
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	block_signals_set(&set);
 	signal(SIGPIPE, SIG_IGN);
 
 	rv = coord_auth_load(&a->auth, &a->conf.auth, err, sizeof(err));
@@ -375,6 +391,10 @@ main(int argc, char **argv)
 			usage(stderr);
 		return rv;
 	}
+	// From here on SIGHUP, SIGTERM and SIGINT wait for app_run's sigwait
+	// (a SIGHUP while the file loads is a reload then, not the default
+	// action, which ended the process silently).
+	block_signals();
 	rv = app_load(&a, &a.conf, path, err, sizeof(err));
 	if (rv < 0) {
 		fprintf(stderr, "reflex-coordinator: %s\n", err);

@@ -313,6 +313,8 @@ client(const struct opts *o)
 	rv = nng_req0_open(&s);
 	if (rv == 0)
 		rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (int)o->wait_ms);
+	if (rv == 0) // a peer gone before the send must not hang it either
+		rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, (int)o->wait_ms);
 	if (rv == 0)
 		rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ,
 		    CM_MSG_MAX_FRAME);
