@@ -469,18 +469,18 @@ jr_enter(struct jr *j)
 	return 0;
 }
 
-// Object iteration: jr_obj_begin at '{' (sets *more unless the object is
-// empty), then per member jr_obj_key (the key decoded in the arena, the
+// Object iteration: jr_begin(j, '}') at '{' (sets *more unless the object
+// is empty), then per member jr_obj_key (the key decoded in the arena, the
 // ':' consumed), the value, and jr_obj_next (sets *more).
 static int
-jr_obj_begin(struct jr *j, bool *more)
+jr_begin(struct jr *j, char close, bool *more)
 {
 	int rv = jr_enter(j);
 
 	if (rv < 0)
 		return rv;
-	j->pos++; // '{'
-	if (jr_peek(j) == '}') {
+	j->pos++; // '{' or '['
+	if (jr_peek(j) == close) {
 		j->pos++;
 		j->depth--;
 		*more = false;
@@ -525,24 +525,6 @@ jr_next(struct jr *j, char close, bool *more)
 	return 0;
 }
 
-static int
-jr_arr_begin(struct jr *j, bool *more)
-{
-	int rv = jr_enter(j);
-
-	if (rv < 0)
-		return rv;
-	j->pos++; // '['
-	if (jr_peek(j) == ']') {
-		j->pos++;
-		j->depth--;
-		*more = false;
-	} else {
-		*more = true;
-	}
-	return 0;
-}
-
 // Skips any value, checking its syntax.
 static int
 jr_skip(struct jr *j)
@@ -554,7 +536,7 @@ jr_skip(struct jr *j)
 
 	switch (jr_peek(j)) {
 	case '{':
-		rv = jr_obj_begin(j, &more);
+		rv = jr_begin(j, '}', &more);
 		while (rv == 0 && more) {
 			mark = j->used;
 			rv = jr_obj_key(j, &key, &n, &high);
@@ -566,7 +548,7 @@ jr_skip(struct jr *j)
 		}
 		return rv;
 	case '[':
-		rv = jr_arr_begin(j, &more);
+		rv = jr_begin(j, ']', &more);
 		while (rv == 0 && more) {
 			rv = jr_skip(j);
 			if (rv == 0)
@@ -853,7 +835,7 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 
 	*off = j->n_kv;
 	*cnt = 0;
-	rv = jr_obj_begin(j, &more);
+	rv = jr_begin(j, '}', &more);
 	while (rv == 0 && more) {
 		rv = jr_obj_key(j, &key, &klen, &high);
 		if (rv < 0)
@@ -1013,7 +995,7 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 	char *key;
 	int rv, id;
 
-	rv = jr_obj_begin(j, &more);
+	rv = jr_begin(j, '}', &more);
 	while (rv == 0 && more) {
 		size_t kmark = j->used;
 
@@ -1099,7 +1081,7 @@ alerts_read(struct jr *j, struct coord_notification *n)
 
 	if (jr_peek(j) != '[')
 		return failf(j->p, -EINVAL, "alerts: expected array");
-	rv = jr_arr_begin(j, &more);
+	rv = jr_begin(j, ']', &more);
 	while (rv == 0 && more) {
 		if (n->n_alerts == j->p->lim->max_alerts)
 			return failf(j->p, -E2BIG, "alerts: more than %zu "
@@ -1216,7 +1198,7 @@ notification_read(struct jr *j, struct coord_notification *n)
 	jr_bom(j);
 	if (jr_peek(j) != '{')
 		return failf(j->p, -EINVAL, "body: expected a JSON object");
-	rv = jr_obj_begin(j, &more);
+	rv = jr_begin(j, '}', &more);
 	while (rv == 0 && more) {
 		size_t kmark = j->used;
 
