@@ -80,6 +80,9 @@ static const struct cm_conf_field http_fields[] = {
 	    "new one, or the new one gets 503"),
 	H("max_header_bytes", CM_CONF_SIZE, max_header_bytes, "16KiB", 1024,
 	    1048576, "request line and headers at most (431 above)"),
+	H("max_reply_memory", CM_CONF_SIZE, max_reply_memory, "128MiB",
+	    1048576, 17179869184LL, "replies held for slow clients at most; "
+	    "a reply over 64 KiB that would pass it gets 503"),
 	{ 0 },
 };
 

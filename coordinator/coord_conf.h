@@ -33,6 +33,7 @@ struct coord_http_conf {
 	int64_t idle_timeout_ms;
 	int64_t max_connections;
 	int64_t max_header_bytes;
+	int64_t max_reply_memory;
 };
 
 // TLS on the HTTP server: PEM files; client_ca_file makes client

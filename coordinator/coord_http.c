@@ -775,6 +775,7 @@ coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
 		.idle_timeout_ms = c->http.idle_timeout_ms,
 		.max_connections = c->http.max_connections,
 		.max_header_bytes = c->http.max_header_bytes,
+		.max_reply_memory = c->http.max_reply_memory,
 		.max_body = c->limits.max_body,
 	};
 	struct coord_httpd_tls tls = {

@@ -21,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,9 @@
 // A reply must move this many bytes per http.body_timeout (~2 KiB/s at
 // the default 30 s), else the connection is closed.
 #define WRITE_PROGRESS (64 * 1024)
+// Replies up to this size are sent whatever http.max_reply_memory says
+// (probes, webhook answers, errors).
+#define REPLY_SMALL (64 * 1024)
 // Descriptors kept for the rest of the process (journal, agent sockets,
 // outgoing HTTP) when max_connections meets the open-file limit.
 #define FD_RESERVE 64
@@ -132,6 +136,7 @@ struct coord_httpd {
 	struct conn *dead;		// closed, to free (linked by next)
 	size_t n_conns;
 	size_t outstanding;		// requests with handlers
+	int64_t out_bytes;		// reply buffers held by connections
 	int64_t next_sweep;
 	pthread_mutex_t mu;
 	struct coord_httpd_req *done, **done_tail; // replies to send
@@ -147,6 +152,7 @@ static const char *const refusal_names[] = {
 	[COORD_HTTPD_REF_CONNECTIONS] = "connections",
 	[COORD_HTTPD_REF_EVICTED] = "idle_evicted",
 	[COORD_HTTPD_REF_TLS] = "tls",
+	[COORD_HTTPD_REF_REPLY_MEMORY] = "reply_memory",
 };
 
 const char *
@@ -321,6 +327,7 @@ free_dead(struct coord_httpd *s)
 
 		s->dead = c->next;
 		free(c->buf);
+		s->out_bytes -= (int64_t)c->out_len;
 		free(c->out);
 		free(c);
 	}
@@ -345,6 +352,7 @@ static void conn_readable(struct conn *c);
 static void
 conn_sent(struct conn *c)
 {
+	c->s->out_bytes -= (int64_t)c->out_len;
 	free(c->out);
 	c->out = NULL;
 	c->out_len = c->out_off = 0;
@@ -413,10 +421,12 @@ conn_write(struct conn *c, char *b, size_t n)
 		free(b);
 		c->out = m;
 		c->out_len += n;
+		c->s->out_bytes += (int64_t)n;
 	} else {
 		c->out = b;
 		c->out_len = n;
 		c->out_off = 0;
+		c->s->out_bytes += (int64_t)n;
 	}
 	c->out_mark = (int64_t)(c->out_len - c->out_off);
 	conn_flush(c);
@@ -994,6 +1004,22 @@ reply_send(struct coord_httpd_req *rq)
 		}
 	}
 	c->close_after = !rq->keepalive;
+	if (rq->out_len > REPLY_SMALL && c->s->out_bytes > 0 &&
+	    c->s->out_bytes + (int64_t)rq->out_len >
+	    c->s->lim.max_reply_memory) {
+		// Slow clients already hold that much: a big reply now would
+		// let a few hundred of them take the process's memory. (One
+		// alone is always sent, however big.)
+		char why[160];
+
+		snprintf(why, sizeof(why), "server busy: %lld bytes of replies "
+		    "wait for slow clients (http.max_reply_memory)",
+		    (long long)c->s->out_bytes);
+		free(rq->out);
+		free(rq);
+		conn_fail(c, 503, COORD_HTTPD_REF_REPLY_MEMORY, why);
+		return;
+	}
 	c->st = ST_WRITE;
 	c->deadline = cm_mono_ms() + c->s->lim.body_timeout_ms;
 	conn_write(c, rq->out, rq->out_len);
@@ -1458,6 +1484,8 @@ coord_httpd_start(struct coord_httpd **ret, const char *listen_on,
 		return -ENOMEM;
 	s->lim = *lim;
 	s->lim.max_connections = fd_fit(lim->max_connections);
+	if (s->lim.max_reply_memory <= 0) // not given: no cap
+		s->lim.max_reply_memory = INT64_MAX;
 	s->routes = routes;
 	s->n_routes = n_routes;
 	s->arg = arg;

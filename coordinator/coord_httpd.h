@@ -36,6 +36,9 @@ struct coord_httpd_limits {
 	int64_t max_connections;
 	int64_t max_header_bytes;
 	int64_t max_body;
+	int64_t max_reply_memory; // bytes of replies held for clients at
+				  // most; a bigger one beyond it gets 503
+				  // (0: no cap)
 };
 
 // PEM files; ca_file (optional) makes client certificates mandatory.
@@ -66,6 +69,7 @@ enum coord_httpd_refusal {
 	COORD_HTTPD_REF_CONNECTIONS,	// 503 at max_connections
 	COORD_HTTPD_REF_EVICTED,	// idle connection closed for a new one
 	COORD_HTTPD_REF_TLS,		// TLS handshake failed
+	COORD_HTTPD_REF_REPLY_MEMORY,	// 503: replies held at their cap
 	COORD_HTTPD_REF__COUNT,
 };
 

@@ -40,6 +40,7 @@ http:
   idle_timeout: 1s
   max_connections: {maxconn}
   max_header_bytes: 16KiB
+  max_reply_memory: {reply_memory}
 {tls}rules:
   - name: restart-down
     matchers: ['alertname = "ServiceDown"']
@@ -56,12 +57,12 @@ BODY = json.dumps({"version": "4", "status": "firing", "alerts": [{
 
 
 def coordinator(lab, name, maxconn=200, tls="", body_timeout="1s",
-                header_timeout="1s"):
+                header_timeout="1s", reply_memory="128MiB"):
     http, agents = free_port(), free_port()
     cfg = lab.write_file(f"{name}.yml", CONFIG.format(
         http=http, agents=agents, journal=lab.path(f"{name}.db"),
         maxconn=maxconn, tls=tls, body_timeout=body_timeout,
-        header_timeout=header_timeout))
+        header_timeout=header_timeout, reply_memory=reply_memory))
     scheme = "https" if tls else "http"
     lab.start(name, [reflex_binary("reflex-coordinator"), "-c", cfg],
               ready_url=None if tls else f"{scheme}://127.0.0.1:{http}/healthz")
@@ -420,7 +421,8 @@ def check_fd_limit(tap, lab):
     http, agents = free_port(), free_port()
     cfg = lab.write_file("fdlim.yml", CONFIG.format(
         http=http, agents=agents, journal=lab.path("fdlim.db"),
-        maxconn=1000, tls="", body_timeout="1s", header_timeout="1s"))
+        maxconn=1000, tls="", body_timeout="1s", header_timeout="1s",
+        reply_memory="128MiB"))
     p = lab.start("fdlim", ["sh", "-c", 'ulimit -n 256 && exec "$0" "$@"',
                             reflex_binary("reflex-coordinator"), "-c", cfg],
                   ready_url=f"http://127.0.0.1:{http}/healthz")
@@ -616,6 +618,27 @@ def check_slow_reader(tap, lab):
            "a client that takes nothing for 2 s once the reply began gets "
            "only what the socket buffers held: dropped at body_timeout",
            (got, want))
+    # http.max_reply_memory (1 MiB here): while one client holds an 8 MB
+    # reply, another big reply gets 503; small ones are still served.
+    # (body_timeout 30 s: the held reply must outlast building the next.)
+    port = coordinator(lab, "replymem", body_timeout="30s",
+                       reply_memory="1MiB")
+    fill_actions(lab.path("replymem.db"), 1000, 8000)
+    with socket.socket() as held:
+        # A small window (set before connecting): the kernel's buffers
+        # cannot take the whole reply, so the server keeps the rest.
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        held.settimeout(WAIT)
+        held.connect(("127.0.0.1", port))
+        held.sendall(get(path))
+        first = held.recv(4096)  # the reply began: the server holds it
+        st, _, body = exchange(port, get(path))
+        ok = exchange(port, get(b"/healthz"))[0]
+    tap.ok(first.startswith(b"HTTP/1.1 200") and st == 503 and
+           b"max_reply_memory" in body and ok == 200,
+           "with an 8 MB reply held for a slow client, another big reply "
+           "gets 503 naming http.max_reply_memory; /healthz is served",
+           (first[:12], st, body[:120], ok))
 
 
 def run(tap, lab):
