@@ -289,24 +289,14 @@ kube_permit_drop(struct agent_pod *p, const char *why)
 	cm_info("permit.dropped", "pod=%s/%s kind=%s phase=%s why=%s", p->ns,
 	    p->name, agent_restart_kind_name(pm->kind),
 	    agent_permit_phase_name(pm->phase), cm_q(why));
-	pm->phase = AGENT_PERMIT_NONE;
-	pm->gen++;
-	pm->holds = 0;
-	pm->reasked = false;
-	pm->held[0] = '\0';
+	agent_permit_reset(pm);
 }
 
 static void
 permit_want(struct agent_pod *p, const char *reason, int64_t now)
 {
-	struct agent_permit *pm = &p->permit;
-
 	kube_permit_drop(p, "replaced by a newer restart need");
-	pm->phase = AGENT_PERMIT_WANTED;
-	pm->kind = AGENT_RESTART_PROBE;
-	pm->wanted_ms = now;
-	pm->gen++;
-	agent_copy_text(pm->reason, sizeof(pm->reason), reason);
+	agent_permit_want(&p->permit, AGENT_RESTART_PROBE, reason, now);
 	cm_info("permit.wanted", "pod=%s/%s kind=probe reason=%s", p->ns,
 	    p->name, cm_q(reason));
 }

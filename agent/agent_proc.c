@@ -652,6 +652,27 @@ agent_proc_own_restarts_since(const struct agent_svc *s, int64_t since)
 	return n;
 }
 
+void
+agent_permit_reset(struct agent_permit *pm)
+{
+	pm->phase = AGENT_PERMIT_NONE;
+	pm->gen++;
+	pm->holds = 0;
+	pm->reasked = false;
+	pm->held[0] = '\0';
+}
+
+void
+agent_permit_want(struct agent_permit *pm, enum agent_restart_kind kind,
+    const char *reason, int64_t now)
+{
+	pm->phase = AGENT_PERMIT_WANTED;
+	pm->kind = kind;
+	pm->wanted_ms = now;
+	pm->gen++;
+	agent_copy_text(pm->reason, sizeof(pm->reason), reason);
+}
+
 // Forgets a pending own restart; a late answer to it is then ignored.
 static void
 permit_drop(struct agent_inst *in, const char *why)
@@ -663,25 +684,15 @@ permit_drop(struct agent_inst *in, const char *why)
 	cm_info("permit.dropped", "instance=%s kind=%s phase=%s why=%s",
 	    in->name, agent_restart_kind_name(pm->kind),
 	    agent_permit_phase_name(pm->phase), cm_q(why));
-	pm->phase = AGENT_PERMIT_NONE;
-	pm->gen++;
-	pm->holds = 0;
-	pm->reasked = false;
-	pm->held[0] = '\0';
+	agent_permit_reset(pm);
 }
 
 static void
 permit_want(struct agent_inst *in, enum agent_restart_kind kind,
     const char *reason, int64_t now)
 {
-	struct agent_permit *pm = &in->permit;
-
 	permit_drop(in, "replaced by a newer restart need");
-	pm->phase = AGENT_PERMIT_WANTED;
-	pm->kind = kind;
-	pm->wanted_ms = now;
-	pm->gen++;
-	agent_copy_text(pm->reason, sizeof(pm->reason), reason);
+	agent_permit_want(&in->permit, kind, reason, now);
 	cm_info("permit.wanted", "instance=%s kind=%s reason=%s", in->name,
 	    agent_restart_kind_name(kind), cm_q(reason));
 }

@@ -292,6 +292,15 @@ const char *agent_permit_phase_name(enum agent_permit_phase ph);
 // (INT64_MAX: nothing to wait for). Shared by both runtimes.
 bool agent_permit_rearm(struct agent_permit *pm, int64_t now, int64_t *next);
 
+// No own restart pending any more (a late answer to the old one is then
+// ignored: gen changed). Shared by both runtimes; they log the drop.
+void agent_permit_reset(struct agent_permit *pm);
+
+// An own restart of `kind` is wanted from `now` for `reason` (copied);
+// reset it first. Shared by both runtimes.
+void agent_permit_want(struct agent_permit *pm, enum agent_restart_kind kind,
+    const char *reason, int64_t now);
+
 // Copies src into dst (size n > 0), cut to fit without leaving a broken
 // UTF-8 sequence at the end; dst may be src (then it only repairs a cut
 // that snprintf made). Returns the length copied. Pure.
