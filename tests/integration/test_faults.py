@@ -14,9 +14,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from reflexlab import (Lab, Tap, free_port, http_get, http_json,  # noqa: E402
-                       http_post,
-                       reflex_binary, wait_until)
+from reflexlab import (free_port, http_get, http_json,  # noqa: E402
+                       http_post, labs_main, reflex_binary, wait_until)
 
 SRC = os.environ.get("REFLEX_SRC", os.path.join(os.path.dirname(__file__),
                                                 "..", ".."))
@@ -320,25 +319,7 @@ def test_lost_agent(tap, lab):
            "a command for a lost agent's node fails fast, saying why", a)
 
 
-def main():
-    tap = Tap()
-    tests = (test_timeout_and_late_answer, test_kill_in_flight,
-             test_kill_during_intake, test_storm, test_c07_fleet_storm,
-             test_agent_permits, test_lost_agent)
-    only = os.environ.get("REFLEX_ONLY")
-    for t in tests:
-        if only and only not in t.__name__:
-            continue
-        try:
-            with Lab(prefix=f"reflex-{t.__name__}-",
-                     keep=bool(os.environ.get("REFLEX_KEEP"))) as lab:
-                t(tap, lab)
-        except Exception as e:
-            import traceback
-            tap.ok(False, f"{t.__name__} ran to the end: {e}",
-                   traceback.format_exc())
-    sys.exit(tap.done())
-
-
 if __name__ == "__main__":
-    main()
+    labs_main((test_timeout_and_late_answer, test_kill_in_flight,
+               test_kill_during_intake, test_storm, test_c07_fleet_storm,
+               test_agent_permits, test_lost_agent))

@@ -15,8 +15,8 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from reflexlab import (Lab, Tap, free_port, http_get, http_json,  # noqa: E402
-                       http_post, reflex_binary, wait_until)
+from reflexlab import (free_port, http_get, http_json,  # noqa: E402
+                       http_post, labs_main, reflex_binary, wait_until)
 
 CONFIG = """\
 listen: 127.0.0.1:{http}
@@ -258,24 +258,6 @@ def test_stop_mid_backlog(tap, lab):
            f"{left} left (no alert decided twice, none dropped)", n)
 
 
-def main():
-    tap = Tap()
-    tests = (test_grouped_commits, test_kill_after_2xx,
-             test_stop_mid_backlog)
-    only = os.environ.get("REFLEX_ONLY")
-    for t in tests:
-        if only and only not in t.__name__:
-            continue
-        try:
-            with Lab(prefix=f"reflex-{t.__name__}-",
-                     keep=bool(os.environ.get("REFLEX_KEEP"))) as lab:
-                t(tap, lab)
-        except Exception as e:
-            import traceback
-            tap.ok(False, f"{t.__name__} ran to the end: {e}",
-                   traceback.format_exc())
-    sys.exit(tap.done())
-
-
 if __name__ == "__main__":
-    main()
+    labs_main((test_grouped_commits, test_kill_after_2xx,
+               test_stop_mid_backlog))

@@ -1368,17 +1368,34 @@ __all__ = [
 ]
 
 
+def _run_in_lab(tap, run, prefix, what):
+    try:
+        with Lab(prefix=prefix, keep=bool(os.environ.get("REFLEX_KEEP"))) \
+                as lab:
+            run(tap, lab)
+    except Exception as e:  # noqa: BLE001 - report, do not crash
+        tap.ok(False, f"{what} to the end: {e}", traceback.format_exc())
+
+
 def lab_main(run, prefix):
     """The main() of a test script that needs one lab: run(tap, lab) in
     a Lab under <tmp>/<prefix>* (kept when $REFLEX_KEEP is set or
     something failed), an exception reported as a failing case with its
     traceback, then the exit status of Tap.done()."""
     tap = Tap()
-    try:
-        with Lab(prefix=prefix, keep=bool(os.environ.get("REFLEX_KEEP"))) \
-                as lab:
-            run(tap, lab)
-    except Exception as e:  # noqa: BLE001 - report, do not crash
-        tap.ok(False, f"ran to the end: {e}", traceback.format_exc())
+    _run_in_lab(tap, run, prefix, "ran")
+    sys.exit(tap.done())
+
+
+def labs_main(tests):
+    """lab_main for a script of several test functions, each t(tap, lab)
+    in a lab of its own (prefix reflex-<name>-); $REFLEX_ONLY runs those
+    whose name holds it."""
+    tap = Tap()
+    only = os.environ.get("REFLEX_ONLY")
+    for t in tests:
+        if not only or only in t.__name__:
+            _run_in_lab(tap, t, f"reflex-{t.__name__}-",
+                        f"{t.__name__} ran")
     sys.exit(tap.done())
 
