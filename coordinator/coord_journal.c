@@ -34,7 +34,7 @@
 
 // PRAGMA user_version of the schema below. A later build that changes the
 // schema migrates from each older version in create_schema().
-#define SCHEMA_VERSION 2 // 2: meta table
+#define SCHEMA_VERSION 3 // 2: meta table; 3: outcomes apart from alerts
 
 #define DEFAULT_MAX_BATCH 512
 #define DEFAULT_MAX_QUEUE 8192
@@ -53,9 +53,19 @@
 // 1,000 pages) once the WAL holds that many frames.
 #define CKPT_PAGES 1000
 #define CKPT_BACKSTOP 16384
+// The decided-through mark (see "pending alerts" below) is saved at most
+// this often, inside a batch's transaction.
+#define MARK_SAVE_MS 1000
+#define MARK_KEY "alerts_decided_through"
 
+// An alert is written once, as it arrived (alerts_in), and its outcome
+// once, as a narrow row of its own (alert_outcomes): rewriting the wide
+// row to set three columns, and keeping an index of pending rows in step,
+// cost more than the insert itself. `alerts` is the view people and tests
+// query: each alert with its outcome, 'pending' until it has one.
+// alerts_in has no index but its id: retention walks it in id order.
 static const char schema_sql[] =
-	"CREATE TABLE IF NOT EXISTS alerts("
+	"CREATE TABLE IF NOT EXISTS alerts_in("
 	" id INTEGER PRIMARY KEY,"
 	" received_ms INTEGER NOT NULL,"
 	" identity INTEGER NOT NULL,"	// uint64 stored as its int64 bits
@@ -68,13 +78,22 @@ static const char schema_sql[] =
 	" annotations TEXT NOT NULL,"	// JSON object
 	" generator_url TEXT NOT NULL,"
 	" receiver TEXT,"
-	" group_key TEXT,"
-	" outcome TEXT NOT NULL DEFAULT 'pending',"
+	" group_key TEXT);"
+	"CREATE TABLE IF NOT EXISTS alert_outcomes("
+	" alert_id INTEGER PRIMARY KEY,"
+	" outcome TEXT NOT NULL,"
 	" detail TEXT,"
 	" done_ms INTEGER);"
-	"CREATE INDEX IF NOT EXISTS alerts_pending ON alerts(id)"
-	" WHERE outcome = 'pending';"
-	"CREATE INDEX IF NOT EXISTS alerts_received ON alerts(received_ms);"
+	"CREATE VIEW IF NOT EXISTS alerts AS SELECT a.id AS id,"
+	" a.received_ms AS received_ms, a.identity AS identity,"
+	" a.fingerprint AS fingerprint, a.status AS status,"
+	" a.starts_ms AS starts_ms, a.ends_ms AS ends_ms,"
+	" a.alertname AS alertname, a.labels AS labels,"
+	" a.annotations AS annotations, a.generator_url AS generator_url,"
+	" a.receiver AS receiver, a.group_key AS group_key,"
+	" coalesce(o.outcome, 'pending') AS outcome, o.detail AS detail,"
+	" o.done_ms AS done_ms"
+	" FROM alerts_in a LEFT JOIN alert_outcomes o ON o.alert_id = a.id;"
 	"CREATE TABLE IF NOT EXISTS actions("
 	" id INTEGER PRIMARY KEY,"
 	" alert_id INTEGER NOT NULL,"
@@ -99,6 +118,25 @@ static const char schema_sql[] =
 	" key TEXT PRIMARY KEY,"
 	" value TEXT NOT NULL);";
 
+// Versions 1 and 2 kept the outcome in the alert's row (with an index of
+// the pending ones and one on received_ms). Run before schema_sql, in the
+// same transaction.
+static const char migrate_to_3_sql[] =
+	"ALTER TABLE alerts RENAME TO alerts_in;"
+	"DROP INDEX IF EXISTS alerts_pending;"
+	"DROP INDEX IF EXISTS alerts_received;"
+	"CREATE TABLE alert_outcomes("
+	" alert_id INTEGER PRIMARY KEY,"
+	" outcome TEXT NOT NULL,"
+	" detail TEXT,"
+	" done_ms INTEGER);"
+	"INSERT INTO alert_outcomes(alert_id, outcome, detail, done_ms)"
+	" SELECT id, outcome, detail, done_ms FROM alerts_in"
+	" WHERE outcome <> 'pending';"
+	"ALTER TABLE alerts_in DROP COLUMN outcome;"
+	"ALTER TABLE alerts_in DROP COLUMN detail;"
+	"ALTER TABLE alerts_in DROP COLUMN done_ms;";
+
 // Statements of the write connection, prepared once.
 enum {
 	W_BEGIN,
@@ -106,8 +144,10 @@ enum {
 	W_ROLLBACK,
 	W_ALERT_INSERT,
 	W_ALERT_DONE,
+	W_OUTCOME_PENDING,
 	W_ACTION_INSERT,
 	W_ACTION_UPDATE,
+	W_RETAIN_OUTCOMES,
 	W_RETAIN_ALERTS,
 	W_RETAIN_ACTIONS,
 	W_META_SET,
@@ -118,12 +158,17 @@ static const char *const wsql[W_COUNT] = {
 	[W_BEGIN] = "BEGIN IMMEDIATE",
 	[W_COMMIT] = "COMMIT",
 	[W_ROLLBACK] = "ROLLBACK",
-	[W_ALERT_INSERT] = "INSERT INTO alerts(received_ms, identity,"
+	[W_ALERT_INSERT] = "INSERT INTO alerts_in(received_ms, identity,"
 	    " fingerprint, status, starts_ms, ends_ms, alertname, labels,"
 	    " annotations, generator_url, receiver, group_key)"
 	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-	[W_ALERT_DONE] = "UPDATE alerts SET outcome = ?2, detail = ?3,"
-	    " done_ms = ?4 WHERE id = ?1",
+	// Nothing when the alert's row is gone (update_row: -ENOENT).
+	[W_ALERT_DONE] = "INSERT OR REPLACE INTO alert_outcomes(alert_id,"
+	    " outcome, detail, done_ms) SELECT ?1, ?2, ?3, ?4"
+	    " WHERE EXISTS(SELECT 1 FROM alerts_in WHERE id = ?1)",
+	// The same for an alert the writer knows is stored and pending.
+	[W_OUTCOME_PENDING] = "INSERT OR REPLACE INTO alert_outcomes(alert_id,"
+	    " outcome, detail, done_ms) VALUES(?1, ?2, ?3, ?4)",
 	[W_ACTION_INSERT] = "INSERT INTO actions(alert_id, identity,"
 	    " incident_start_ms, rule, type, service, instance, node, state,"
 	    " detail, attempt, created_ms, updated_ms, id)"
@@ -131,8 +176,13 @@ static const char *const wsql[W_COUNT] = {
 	    " ?13)",
 	[W_ACTION_UPDATE] = "UPDATE actions SET state = ?2,"
 	    " detail = COALESCE(?3, detail), updated_ms = ?4 WHERE id = ?1",
-	[W_RETAIN_ALERTS] = "DELETE FROM alerts WHERE id IN (SELECT id FROM"
-	    " alerts WHERE received_ms < ?1 LIMIT ?2)",
+	// Retention looks at the oldest ?2 alerts by id (no index on
+	// received_ms to keep in step): outcomes first, then the alerts.
+	[W_RETAIN_OUTCOMES] = "DELETE FROM alert_outcomes WHERE alert_id IN"
+	    " (SELECT id FROM alerts_in WHERE id IN (SELECT id FROM alerts_in"
+	    " ORDER BY id LIMIT ?2) AND received_ms < ?1)",
+	[W_RETAIN_ALERTS] = "DELETE FROM alerts_in WHERE id IN (SELECT id"
+	    " FROM alerts_in ORDER BY id LIMIT ?2) AND received_ms < ?1",
 	[W_RETAIN_ACTIONS] = "DELETE FROM actions WHERE id IN (SELECT id FROM"
 	    " actions WHERE created_ms < ?1 LIMIT ?2)",
 	[W_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
@@ -151,8 +201,8 @@ enum {
 static const char *const rsql[R_COUNT] = {
 	[R_PENDING] = "SELECT id, identity, received_ms, fingerprint, status,"
 	    " starts_ms, ends_ms, labels, annotations, generator_url"
-	    " FROM alerts WHERE outcome = 'pending' AND id > ?1"
-	    " ORDER BY id LIMIT ?2",
+	    " FROM alerts_in a WHERE id > ?1 AND NOT EXISTS(SELECT 1 FROM"
+	    " alert_outcomes o WHERE o.alert_id = a.id) ORDER BY id LIMIT ?2",
 	[R_ACTIONS] = "SELECT id, alert_id, identity, incident_start_ms,"
 	    " rule, type, service, instance, node, state, detail, attempt,"
 	    " created_ms, updated_ms FROM actions"
@@ -160,7 +210,7 @@ static const char *const rsql[R_COUNT] = {
 	// The columns of R_PENDING, for row_to_alert.
 	[R_ALERT] = "SELECT id, identity, received_ms, fingerprint, status,"
 	    " starts_ms, ends_ms, labels, annotations, generator_url"
-	    " FROM alerts WHERE id = ?1",
+	    " FROM alerts_in WHERE id = ?1",
 	[R_ACTION_STATE] = "SELECT state FROM actions WHERE id = ?1",
 };
 
@@ -289,6 +339,19 @@ struct coord_journal {
 	bool ckpt_stop;
 	bool ckpt_started;
 	pthread_t ckpter;
+	// Pending alerts (see "pending alerts" below); writer thread only
+	// once it runs.
+	struct pend {
+		int64_t *v;	// ids, ascending; decided ones negated
+		size_t head;	// v[head] is the first entry not known dead
+		size_t len, cap;
+		size_t live;	// positive entries
+	} pend;
+	int64_t max_alert_id;	// highest alert id stored
+	int64_t mark_saved;	// the decided-through mark in meta
+	int64_t mark_saving;	// the mark the running batch writes, or -1
+	int64_t mark_saved_mono;
+	int64_t replay_from;	// the mark at open (replay reads past it)
 	int64_t n_alerts, n_actions;
 	int64_t next_action_id;	// handed out by reserve_action_ids()
 	int64_t commits, commit_errors;
@@ -512,8 +575,14 @@ create_schema(struct coord_journal *j, char *err, size_t errlen)
 	}
 	if (version == SCHEMA_VERSION)
 		return 0;
-	// Version 0: a new file. Later versions migrate here, step by step.
+	// Version 0: a new file. Older versions migrate here, step by step;
+	// schema_sql then adds what they lack.
 	rc = sqlite3_exec(j->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc == SQLITE_OK && version >= 1 && version < 3) {
+		cm_notice("journal.migrate", "path=%s from=%lld to=%d",
+		    cm_q(j->path), (long long)version, SCHEMA_VERSION);
+		rc = sqlite3_exec(j->wdb, migrate_to_3_sql, NULL, NULL, NULL);
+	}
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(j->wdb, schema_sql, NULL, NULL, NULL);
 	if (rc == SQLITE_OK) {
@@ -558,6 +627,9 @@ prepare_all(struct coord_journal *j, char *err, size_t errlen)
 
 static void *writer_main(void *arg);
 static void *syncer_main(void *arg);
+static int pend_load(struct coord_journal *j);
+static int64_t pend_mark(const struct coord_journal *j);
+static int mark_write(struct coord_journal *j, int64_t mark);
 static void *ckpt_main(void *arg);
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames);
 
@@ -667,7 +739,13 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 	rv = prepare_all(j, err, errlen);
 	if (rv < 0)
 		goto fail;
-	rv = query_int(j->wdb, "SELECT count(*) FROM alerts", &j->n_alerts);
+	// Counting the narrow outcome rows is much cheaper than the alerts'.
+	rv = pend_load(j);
+	if (rv == 0)
+		rv = query_int(j->wdb, "SELECT count(*) FROM alert_outcomes",
+		    &j->n_alerts);
+	if (rv == 0)
+		j->n_alerts += (int64_t)j->pend.live;
 	if (rv == 0)
 		rv = query_int(j->wdb, "SELECT count(*) FROM actions",
 		    &j->n_actions);
@@ -753,6 +831,11 @@ coord_journal_close(struct coord_journal *j)
 		stop_thread(j, &j->sync_stop, &j->sync_wake, j->syncer);
 	if (j->ckpt_started)
 		stop_thread(j, &j->ckpt_stop, &j->ckpt_wake, j->ckpter);
+	// The last mark, so the next start reads from here (no thread
+	// runs any more). Not fatal when it fails: it only reads more.
+	if (j->started && j->w[W_META_SET] != NULL &&
+	    pend_mark(j) != j->mark_saved)
+		(void)mark_write(j, pend_mark(j));
 	if (j->wal_fd >= 0)
 		close(j->wal_fd);
 	for (i = 0; i < W_COUNT; i++)
@@ -770,6 +853,7 @@ coord_journal_close(struct coord_journal *j)
 	pthread_cond_destroy(&j->wake);
 	pthread_mutex_destroy(&j->lock);
 	pthread_mutex_destroy(&j->rlock);
+	free(j->pend.v);
 	free(j->wbuf);
 	free(j->wal_path);
 	free(j->path);
@@ -789,38 +873,49 @@ kvs_find(const struct coord_kvs *kvs, const char *key)
 	return NULL;
 }
 
+// Bytes json_str must escape: control characters (and the terminating
+// NUL), '"' and '\\'.
+static const bool json_special[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	['"'] = 1, ['\\'] = 1,
+};
+
 // Writes s as a JSON string (quotes included) at o; returns the new end.
 // Room: 6 bytes per input byte + 2. Escapes what JSON requires (", \\ and
 // control characters); UTF-8 goes through as it is (the parser checked it).
+// Runs of plain bytes are copied whole.
 static char *
 json_str(char *o, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
+	const char *run;
+	unsigned char c;
 
 	*o++ = '"';
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			*o++ = '\\';
-			*o++ = (char)c;
-		} else if (c < 0x20) {
-			*o++ = '\\';
-			switch (c) {
-			case '\n': *o++ = 'n'; break;
-			case '\r': *o++ = 'r'; break;
-			case '\t': *o++ = 't'; break;
-			case '\b': *o++ = 'b'; break;
-			case '\f': *o++ = 'f'; break;
-			default:
-				*o++ = 'u';
-				*o++ = '0';
-				*o++ = '0';
-				*o++ = hex[c >> 4];
-				*o++ = hex[c & 15];
-			}
-		} else {
-			*o++ = (char)c;
+	for (;;) {
+		for (run = s; !json_special[(unsigned char)*s]; s++)
+			;
+		memcpy(o, run, (size_t)(s - run));
+		o += s - run;
+		c = (unsigned char)*s++;
+		if (c == '\0')
+			break;
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
 		}
 	}
 	*o++ = '"';
@@ -937,6 +1032,227 @@ bstr(const struct coord_journal_batch *b, size_t off)
 	return off == NO_STR ? NULL : b->text + off;
 }
 
+// ---- pending alerts ----------------------------------------------------
+//
+// The writer keeps the ids of the alerts stored without an outcome yet, in
+// id order, and from them the decided-through mark: every alert with an id
+// up to it has its outcome (or was deleted by retention). The mark goes to
+// meta inside a batch now and then (MARK_SAVE_MS) and at close; a restart
+// loads the set from the alerts after the saved mark, and replay reads
+// only those, so neither grows with the journal's history. A saved mark
+// is never ahead of the truth: it is computed before the batch that
+// writes it.
+
+static int
+pend_add(struct pend *p, int64_t id)
+{
+	int64_t *v;
+	size_t cap;
+
+	if (p->len == p->cap) {
+		cap = p->cap > 0 ? p->cap * 2 : 256;
+		v = realloc(p->v, cap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		p->v = v;
+		p->cap = cap;
+	}
+	// Ids grow, so this is an append; kept sorted whatever comes.
+	size_t i = p->len;
+
+	while (i > p->head && (p->v[i - 1] < 0 ? -p->v[i - 1] :
+	    p->v[i - 1]) > id) {
+		p->v[i] = p->v[i - 1];
+		i--;
+	}
+	p->v[i] = id;
+	p->len++;
+	p->live++;
+	return 0;
+}
+
+// Drops the dead entries: from the front as soon as they lead, all of
+// them once they outnumber the live ones (a long-pending alert keeps
+// later decided ones behind it).
+static void
+pend_tidy(struct pend *p)
+{
+	size_t i, n = 0;
+
+	while (p->head < p->len && p->v[p->head] < 0)
+		p->head++;
+	if (p->head == p->len) {
+		p->head = p->len = 0;
+		return;
+	}
+	if (p->len - p->head - p->live <= p->live + 64 && p->head < 4096)
+		return;
+	for (i = p->head; i < p->len; i++)
+		if (p->v[i] > 0)
+			p->v[n++] = p->v[i];
+	p->head = 0;
+	p->len = n;
+}
+
+// The entry of id (live or dead), or NULL.
+static int64_t *
+pend_find(const struct pend *p, int64_t id)
+{
+	size_t lo = p->head, hi = p->len, mid;
+	int64_t x;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		x = p->v[mid] < 0 ? -p->v[mid] : p->v[mid];
+		if (x == id)
+			return &p->v[mid];
+		if (x < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static bool
+pend_has(const struct pend *p, int64_t id)
+{
+	const int64_t *e = pend_find(p, id);
+
+	return e != NULL && *e > 0;
+}
+
+// Marks id decided (nothing when it is not pending).
+static void
+pend_del(struct pend *p, int64_t id)
+{
+	int64_t *e = pend_find(p, id);
+
+	if (e != NULL && *e > 0) {
+		*e = -id;
+		p->live--;
+		pend_tidy(p);
+	}
+}
+
+// Forgets the entries below id (their rows were deleted).
+static void
+pend_drop_below(struct pend *p, int64_t id)
+{
+	for (size_t i = p->head; i < p->len && (p->v[i] < 0 ? -p->v[i] :
+	    p->v[i]) < id; i++) {
+		if (p->v[i] > 0) {
+			p->v[i] = -p->v[i];
+			p->live--;
+		}
+	}
+	pend_tidy(p);
+}
+
+static int64_t
+pend_mark(const struct coord_journal *j)
+{
+	return j->pend.live == 0 ? j->max_alert_id :
+	    j->pend.v[j->pend.head] - 1;
+}
+
+// After a committed batch (writer): stored alerts join the set, decided
+// ones leave it. An id the set cannot take (ENOMEM) only makes the mark
+// run ahead of that one alert: it is logged, and replay after a restart
+// may then miss it.
+static void
+pend_apply(struct coord_journal *j, const struct op *batch)
+{
+	const struct op *o;
+	size_t i;
+
+	for (o = batch; o != NULL; o = o->next) {
+		switch (o->kind) {
+		case OP_ALERTS:
+			for (i = 0; i < o->u.alerts.n; i++) {
+				int64_t id = o->u.alerts.recs[i].id;
+
+				if (pend_add(&j->pend, id) < 0)
+					cm_err("journal.pending_nomem", "id=%lld",
+					    (long long)id);
+				if (id > j->max_alert_id)
+					j->max_alert_id = id;
+			}
+			break;
+		case OP_ALERT_DONE:
+			pend_del(&j->pend, o->u.alert_done.id);
+			break;
+		case OP_BATCH:
+			for (i = 0; i < o->u.batch->n; i++)
+				if (o->u.batch->v[i].kind == BE_ALERT_DONE)
+					pend_del(&j->pend, o->u.batch->v[i].id);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+// Inside a batch's transaction: writes the mark when it moved and the
+// last write is old enough. Returns 0 or the database failure.
+static int
+mark_write(struct coord_journal *j, int64_t mark)
+{
+	sqlite3_stmt *st = j->w[W_META_SET];
+	char val[24];
+
+	snprintf(val, sizeof(val), "%lld", (long long)mark);
+	bind_str(st, 1, MARK_KEY);
+	bind_str(st, 2, val);
+	return step_done(j->wdb, st);
+}
+
+static int
+mark_maybe_save(struct coord_journal *j)
+{
+	int64_t mark = pend_mark(j);
+
+	j->mark_saving = -1;
+	if (mark == j->mark_saved ||
+	    cm_mono_ms() - j->mark_saved_mono < MARK_SAVE_MS)
+		return 0;
+	j->mark_saving = mark;
+	return mark_write(j, mark);
+}
+
+// At open (no thread runs yet): the saved mark, the pending alerts after
+// it, the highest id.
+static int
+pend_load(struct coord_journal *j)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, rv;
+
+	rv = query_int(j->wdb, "SELECT coalesce((SELECT value FROM meta"
+	    " WHERE key = '" MARK_KEY "'), 0)", &j->mark_saved);
+	if (rv == 0)
+		rv = query_int(j->wdb, "SELECT coalesce(max(id), 0)"
+		    " FROM alerts_in", &j->max_alert_id);
+	if (rv < 0)
+		return rv;
+	if (j->mark_saved < 0 || j->mark_saved > j->max_alert_id)
+		j->mark_saved = 0;	// not ours: read everything
+	j->replay_from = j->mark_saved;
+	rc = sqlite3_prepare_v2(j->wdb, "SELECT id FROM alerts_in a"
+	    " WHERE id > ?1 AND NOT EXISTS(SELECT 1 FROM alert_outcomes o"
+	    " WHERE o.alert_id = a.id) ORDER BY id", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_errno(j->wdb, rc);
+	sqlite3_bind_int64(st, 1, j->mark_saved);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && rv == 0)
+		rv = pend_add(&j->pend, sqlite3_column_int64(st, 0));
+	if (rv == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		rv = sql_errno(j->wdb, rc);
+	sqlite3_finalize(st);
+	j->mark_saved_mono = cm_mono_ms();
+	return rv;
+}
+
 // One row's outcome/state update: W_ALERT_DONE or W_ACTION_UPDATE with
 // (id, text, detail, now). Returns 0, -ENOENT when no row has that id, or
 // the database failure.
@@ -971,7 +1287,8 @@ exec_batch(struct coord_journal *j, const struct coord_journal_batch *b,
 
 		switch (be->kind) {
 		case BE_ALERT_DONE: // a row gone meanwhile (-ENOENT) is fine
-			rv = update_row(j, W_ALERT_DONE, be->id,
+			rv = update_row(j, pend_has(&j->pend, be->id) ?
+			    W_OUTCOME_PENDING : W_ALERT_DONE, be->id,
 			    bstr(b, be->s[0]), bstr(b, be->s[1]), be->ms);
 			if (rv == -ENOENT)
 				rv = 0;
@@ -1026,7 +1343,8 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 			added[0] += (int64_t)op->u.alerts.n;
 		break;
 	case OP_ALERT_DONE:
-		rv = update_row(j, W_ALERT_DONE, op->u.alert_done.id,
+		rv = update_row(j, pend_has(&j->pend, op->u.alert_done.id) ?
+		    W_OUTCOME_PENDING : W_ALERT_DONE, op->u.alert_done.id,
 		    op->u.alert_done.outcome, op->u.alert_done.detail,
 		    op->u.alert_done.now_ms);
 		if (rv == -ENOENT) { // the op's own result
@@ -1106,9 +1424,17 @@ commit_batch(struct coord_journal *j, struct op *batch, int64_t added[2],
 	for (o = batch; o != NULL && rv == 0; o = o->next)
 		rv = exec_op(j, o, added);
 	if (rv == 0)
-		rv = step_done(j->wdb, j->w[W_COMMIT]);
+		rv = mark_maybe_save(j);
 	if (rv == 0)
+		rv = step_done(j->wdb, j->w[W_COMMIT]);
+	if (rv == 0) {
+		pend_apply(j, batch);
+		if (j->mark_saving >= 0) {
+			j->mark_saved = j->mark_saving;
+			j->mark_saved_mono = cm_mono_ms();
+		}
 		return 0;
+	}
 	snprintf(why, whylen, "%s", sqlite3_errmsg(j->wdb));
 	if (!sqlite3_get_autocommit(j->wdb) &&
 	    step_done(j->wdb, j->w[W_ROLLBACK]) < 0)
@@ -1268,6 +1594,42 @@ syncer_main(void *arg)
 	return NULL;
 }
 
+// After retention deleted alerts: pending ones among them are forgotten
+// (the set is small: alerts not decided yet). With no alert left, ids
+// start again from 1.
+static void
+pend_after_retention(struct coord_journal *j)
+{
+	struct pend *p = &j->pend;
+	sqlite3_stmt *st = NULL;
+	int64_t left = 0;
+	size_t i;
+
+	if (query_int(j->wdb, "SELECT count(*) FROM (SELECT 1 FROM alerts_in"
+	    " LIMIT 1)", &left) < 0)
+		return;
+	if (left == 0) {
+		pend_drop_below(p, INT64_MAX);
+		j->max_alert_id = 0;
+		return;
+	}
+	if (sqlite3_prepare_v2(j->wdb, "SELECT 1 FROM alerts_in WHERE id = ?1",
+	    -1, &st, NULL) != SQLITE_OK)
+		return;
+	for (i = p->head; i < p->len; i++) {
+		if (p->v[i] <= 0)
+			continue;
+		sqlite3_bind_int64(st, 1, p->v[i]);
+		if (sqlite3_step(st) == SQLITE_DONE) {
+			p->v[i] = -p->v[i];
+			p->live--;
+		}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	pend_tidy(p);
+}
+
 // One retention transaction: deletes at most RETENTION_ROWS alerts and as
 // many actions older than the retention. Returns rows deleted or -errno;
 // *more tells whether a table may hold more old rows.
@@ -1281,6 +1643,11 @@ retain_pass(struct coord_journal *j, bool *more)
 	if (j->shared)
 		pthread_mutex_lock(&j->rlock);
 	rv = step_done(j->wdb, j->w[W_BEGIN]);
+	if (rv == 0) {
+		sqlite3_bind_int64(j->w[W_RETAIN_OUTCOMES], 1, cutoff);
+		sqlite3_bind_int(j->w[W_RETAIN_OUTCOMES], 2, RETENTION_ROWS);
+		rv = step_done(j->wdb, j->w[W_RETAIN_OUTCOMES]);
+	}
 	if (rv == 0) {
 		sqlite3_bind_int64(j->w[W_RETAIN_ALERTS], 1, cutoff);
 		sqlite3_bind_int(j->w[W_RETAIN_ALERTS], 2, RETENTION_ROWS);
@@ -1300,6 +1667,8 @@ retain_pass(struct coord_journal *j, bool *more)
 		    cm_q(sqlite3_errmsg(j->wdb)));
 		if (!sqlite3_get_autocommit(j->wdb))
 			(void)step_done(j->wdb, j->w[W_ROLLBACK]);
+	} else if (na > 0) {
+		pend_after_retention(j);
 	}
 	if (j->shared)
 		pthread_mutex_unlock(&j->rlock);
@@ -1977,7 +2346,8 @@ read_pending_page(struct coord_journal *j, int64_t after,
 	struct pending_row *r;
 	int n = 0, rc, rv = 0;
 
-	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int64(st, 1, after > j->replay_from ? after :
+	    j->replay_from);
 	sqlite3_bind_int(st, 2, READ_PAGE);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		r = &rows[n];
@@ -2244,7 +2614,7 @@ build_query(const struct coord_journal_filter *f, char *sql, size_t n)
 	    " act.rule, act.type, act.service, act.instance, act.node,"
 	    " act.state, act.detail, act.attempt, act.created_ms,"
 	    " act.updated_ms, al.received_ms FROM actions act"
-	    " LEFT JOIN alerts al ON al.id = act.alert_id WHERE 1%s%s%s%s"
+	    " LEFT JOIN alerts_in al ON al.id = act.alert_id WHERE 1%s%s%s%s"
 	    " ORDER BY act.created_ms DESC, act.id DESC LIMIT ?5",
 	    f->service != NULL ? " AND act.service = ?1" : "",
 	    f->alertname != NULL ? " AND al.alertname = ?2" : "",

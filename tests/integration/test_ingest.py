@@ -225,7 +225,7 @@ def test_stop_mid_backlog(tap, lab):
     c = sqlite3.connect(env.journal)
     with c:
         c.executemany(
-            "insert into alerts(received_ms, identity, fingerprint, status,"
+            "insert into alerts_in(received_ms, identity, fingerprint, status,"
             " starts_ms, alertname, labels, annotations, generator_url)"
             " values(1764842400000, ?, '', 'firing', 1764842400000,"
             " 'Unmatched', ?, '{}', '')",

@@ -431,6 +431,181 @@ test_store_and_replay(void)
 		coord_alert_free(a[i]);
 }
 
+// The first column of the first row of sql on the file, as text ("" when
+// there is no row).
+static void
+db_text(const char *path, const char *sql, char *buf, size_t n)
+{
+	sqlite3_stmt *q = NULL;
+	sqlite3 *db = NULL;
+
+	buf[0] = '\0';
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+		printf("# %s: %s\n", sql, sqlite3_errmsg(db));
+	else if (sqlite3_step(q) == SQLITE_ROW &&
+	    sqlite3_column_text(q, 0) != NULL)
+		snprintf(buf, n, "%s", (const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
+// A journal written by schema version 2 (the outcome in the alert's row)
+// opens as version 3: decided alerts keep their outcome, pending ones
+// replay, and the `alerts` view reads as the old table did.
+static void
+test_schema_migrates_from_v2(void)
+{
+	static const char v2[] =
+	    "CREATE TABLE alerts(id INTEGER PRIMARY KEY,"
+	    " received_ms INTEGER NOT NULL, identity INTEGER NOT NULL,"
+	    " fingerprint TEXT NOT NULL, status TEXT NOT NULL"
+	    " CHECK(status IN ('firing', 'resolved')), starts_ms INTEGER,"
+	    " ends_ms INTEGER, alertname TEXT, labels TEXT NOT NULL,"
+	    " annotations TEXT NOT NULL, generator_url TEXT NOT NULL,"
+	    " receiver TEXT, group_key TEXT,"
+	    " outcome TEXT NOT NULL DEFAULT 'pending', detail TEXT,"
+	    " done_ms INTEGER);"
+	    "CREATE INDEX alerts_pending ON alerts(id)"
+	    " WHERE outcome = 'pending';"
+	    "CREATE INDEX alerts_received ON alerts(received_ms);"
+	    "CREATE TABLE actions(id INTEGER PRIMARY KEY,"
+	    " alert_id INTEGER NOT NULL, identity INTEGER NOT NULL,"
+	    " incident_start_ms INTEGER NOT NULL, rule TEXT NOT NULL,"
+	    " type TEXT NOT NULL, service TEXT NOT NULL,"
+	    " instance TEXT NOT NULL, node TEXT, state TEXT NOT NULL,"
+	    " detail TEXT, attempt INTEGER NOT NULL,"
+	    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+	    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	    "INSERT INTO alerts(id, received_ms, identity, fingerprint,"
+	    " status, alertname, labels, annotations, generator_url,"
+	    " outcome, detail, done_ms) VALUES"
+	    " (1, 10, 7, 'fp-1', 'firing', 'Old', '{\"alertname\":\"Old\"}',"
+	    "  '{}', '', 'acted', 'restart', 11),"
+	    " (2, 20, 8, 'fp-2', 'firing', 'Left', '{\"alertname\":\"Left\"}',"
+	    "  '{}', '', 'pending', NULL, NULL);"
+	    "PRAGMA user_version=2;";
+	struct coord_journal_stats st;
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	char buf[128];
+	struct tmp t;
+	sqlite3 *db;
+
+	tmp_make(&t);
+	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	j = open_ok(t.db, NULL);
+	if (j == NULL) {
+		tmp_remove(&t);
+		return;
+	}
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.alerts, 2);
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 1);
+	if (r.n == 1) {
+		CHECK_INT(r.ids[0], 2);
+		CHECK_STR(label(r.alerts[0], "alertname"), "Left");
+	}
+	replayed_free(&r);
+	CHECK_INT(coord_journal_alert_done(j, 2, "no-agent", "nobody"), 0);
+	coord_journal_close(j);
+
+	db_text(t.db, "PRAGMA user_version", buf, sizeof(buf));
+	CHECK_STR(buf, "3");
+	db_text(t.db, "SELECT group_concat(id || ':' || outcome || ':' ||"
+	    " coalesce(detail, '-'), ' ') FROM (SELECT * FROM alerts"
+	    " ORDER BY id)", buf, sizeof(buf));
+	CHECK_STR(buf, "1:acted:restart 2:no-agent:nobody");
+	db_text(t.db, "SELECT count(*) FROM sqlite_master WHERE name IN"
+	    " ('alerts_pending', 'alerts_received')", buf, sizeof(buf));
+	CHECK_STR(buf, "0");
+	tmp_remove(&t);
+}
+
+// The decided-through mark: saved at close, it bounds what a restart
+// reads, and an alert left pending behind decided ones still replays.
+static void
+test_decided_mark_bounds_replay(void)
+{
+	struct coord_alert *a[5];
+	struct coord_alert_rec recs[5];
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	char buf[96], want[64];
+	struct tmp t;
+	sqlite3 *db;
+	int i;
+
+	tmp_make(&t);
+	j = open_ok(t.db, NULL);
+	if (j == NULL) {
+		tmp_remove(&t);
+		return;
+	}
+	for (i = 0; i < 5; i++) {
+		a[i] = mk_alert("Mark", i, "s");
+		rec_init(&recs[i], a[i], 1000 + i);
+	}
+	CHECK_INT(submit_wait(j, recs, 5), 0);
+	for (i = 0; i < 5; i++)
+		if (i != 2)
+			CHECK_INT(coord_journal_alert_done(j, recs[i].id,
+			    "no-agent", NULL), 0);
+	coord_journal_close(j);
+	// Everything up to the one left pending is decided.
+	db_text(t.db, "SELECT value FROM meta WHERE key ="
+	    " 'alerts_decided_through'", buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%" PRId64, recs[2].id - 1);
+	CHECK_STR(buf, want);
+
+	j = open_ok(t.db, NULL);
+	if (j == NULL) {
+		tmp_remove(&t);
+		goto out;
+	}
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 1);
+	if (r.n == 1)
+		CHECK_INT(r.ids[0], recs[2].id);
+	replayed_free(&r);
+	CHECK_INT(coord_journal_alert_done(j, recs[2].id, "acted", NULL), 0);
+	coord_journal_close(j);
+	db_text(t.db, "SELECT value FROM meta WHERE key ="
+	    " 'alerts_decided_through'", buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%" PRId64, recs[4].id);
+	CHECK_STR(buf, want);
+	db_text(t.db, "SELECT count(*) FROM alerts WHERE outcome = 'pending'",
+	    buf, sizeof(buf));
+	CHECK_STR(buf, "0");
+
+	// A mark beyond every alert (not this journal's) is ignored: the
+	// whole journal is read, and the alert whose outcome went is found.
+	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+	snprintf(buf, sizeof(buf), "DELETE FROM alert_outcomes WHERE"
+	    " alert_id = %" PRId64 ";", recs[0].id);
+	CHECK_INT(sqlite3_exec(db, buf, NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, "UPDATE meta SET value = '999999' WHERE"
+	    " key = 'alerts_decided_through'", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	j = open_ok(t.db, NULL);
+	if (j != NULL) {
+		CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+		CHECK_INT(r.n, 1);
+		if (r.n == 1)
+			CHECK_INT(r.ids[0], recs[0].id);
+		replayed_free(&r);
+		coord_journal_close(j);
+	}
+	tmp_remove(&t);
+out:
+	for (i = 0; i < 5; i++)
+		coord_alert_free(a[i]);
+}
+
 // Replay calls back with no lock held: the callback may write (here on
 // the shared in-memory connection, the case most prone to deadlock).
 struct done_ctx {
@@ -1482,6 +1657,40 @@ test_retention_deletes_old_rows(void)
 	coord_journal_close(j);
 }
 
+// Pending alerts deleted by retention no longer hold the decided-through
+// mark back; a decision for one of them is -ENOENT.
+static void
+test_retention_of_pending_alerts(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), old, fresh, deleted = -1;
+	char buf[64], want[64];
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL) {
+		tmp_remove(&t);
+		return;
+	}
+	old = submit_aged(j, 2, now - 2 * HOUR_MS);
+	fresh = submit_aged(j, 1, now);
+	CHECK_INT(coord_journal_alert_done(j, fresh, "no-rule", NULL), 0);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 2);
+	CHECK_INT(coord_journal_alert_done(j, old, "no-rule", NULL), -ENOENT);
+	coord_journal_close(j);
+	db_text(t.db, "SELECT value FROM meta WHERE key ="
+	    " 'alerts_decided_through'", buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%" PRId64, fresh);
+	CHECK_STR(buf, want);
+	db_text(t.db, "SELECT count(*) FROM alert_outcomes", buf, sizeof(buf));
+	CHECK_STR(buf, "1");
+	tmp_remove(&t);
+}
+
 // The automatic pass runs on the writer after batches once the interval
 // passed; drive batches until it has happened (bounded, no time checks).
 static void
@@ -1859,6 +2068,11 @@ test_acknowledged_alerts_survive_kill9(void)
 
 static const struct tt_case cases[] = {
 	{ "open reports a missing directory", test_open_missing_dir },
+	{ "schema version 2 migrates to 3", test_schema_migrates_from_v2 },
+	{ "retention of pending alerts moves the mark",
+	    test_retention_of_pending_alerts },
+	{ "the decided-through mark bounds replay",
+	    test_decided_mark_bounds_replay },
 	{ "open refuses a newer schema and a non-database",
 	    test_open_refuses_newer_schema_and_garbage },
 	{ "alerts are stored and replayed in order", test_store_and_replay },
