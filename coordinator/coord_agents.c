@@ -76,6 +76,20 @@ struct cmd_pool {
 // the wire struct's fixed arrays (~385 bytes each).
 struct workload {
 	const char *service, *instance, *addr;
+	// The workload index (see below); set while the agent is registered.
+	struct agent *ag;
+	struct workload *snext, *sprev; // its service's list
+	struct workload *inext, *anext; // by (service, instance|addr)
+};
+
+// A service's entry in the workload index: how many workloads it has and
+// the list of them (each agent's contiguous: added together).
+struct svc {
+	struct svc *next; // bucket chain
+	uint64_t hash;
+	size_t count;
+	struct workload *head;
+	char name[];
 };
 
 struct agent {
@@ -121,6 +135,15 @@ struct coord_agents {
 	size_t max_agents;
 	size_t n_workloads;   // over all agents
 	size_t max_workloads; // cap on n_workloads
+	// The workload index, so that resolving a target and counting a
+	// service's instances cost what the answer holds, not a walk over
+	// every agent's workloads: services by name, workloads by
+	// (service, instance) and by (service, addr). Guarded by mu.
+	struct svc **svcs;
+	size_t n_svc_buckets;	// 0 or a power of two
+	size_t n_svcs;
+	struct workload **by_inst, **by_addr;
+	size_t n_wl_buckets;	// 0 or a power of two
 	nng_socket rep;
 	bool rep_open;
 	struct srv_ctx srv[SRV_CONTEXTS];
@@ -254,6 +277,227 @@ index_remove_locked(struct coord_agents *a, struct agent *ag)
 	if (*pp == ag)
 		*pp = ag->hnext;
 	ag->hnext = NULL;
+}
+
+// ---- the workload index ----------------------------------------------------
+
+// name_hash of service, a separator, then s.
+static uint64_t
+pair_hash(const struct coord_agents *a, const char *service, const char *s)
+{
+	uint64_t h = name_hash(a, service) * 1099511628211ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h ^ (h >> 32);
+}
+
+static struct svc *
+svc_find_locked(const struct coord_agents *a, const char *service)
+{
+	uint64_t h;
+
+	if (a->n_svc_buckets == 0)
+		return NULL;
+	h = name_hash(a, service);
+	for (struct svc *v = a->svcs[h & (a->n_svc_buckets - 1)]; v != NULL;
+	    v = v->next)
+		if (v->hash == h && strcmp(v->name, service) == 0)
+			return v;
+	return NULL;
+}
+
+// Rehashes the service table to nb buckets. Returns 0 or -ENOMEM.
+static int
+svc_rehash_locked(struct coord_agents *a, size_t nb)
+{
+	struct svc **b = calloc(nb, sizeof(*b));
+
+	if (b == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < a->n_svc_buckets; i++) {
+		struct svc *v, *next;
+
+		for (v = a->svcs[i]; v != NULL; v = next) {
+			next = v->next;
+			v->next = b[v->hash & (nb - 1)];
+			b[v->hash & (nb - 1)] = v;
+		}
+	}
+	free(a->svcs);
+	a->svcs = b;
+	a->n_svc_buckets = nb;
+	return 0;
+}
+
+// The service's entry, made when it has none. NULL on ENOMEM.
+static struct svc *
+svc_get_locked(struct coord_agents *a, const char *service)
+{
+	struct svc *v = svc_find_locked(a, service);
+	size_t len;
+
+	if (v != NULL)
+		return v;
+	if (a->n_svcs + 1 > a->n_svc_buckets &&
+	    svc_rehash_locked(a, a->n_svc_buckets ? a->n_svc_buckets * 2 :
+	    HASH_MIN) < 0)
+		return NULL;
+	len = strlen(service);
+	v = calloc(1, sizeof(*v) + len + 1);
+	if (v == NULL)
+		return NULL;
+	memcpy(v->name, service, len + 1);
+	v->hash = name_hash(a, service);
+	v->next = a->svcs[v->hash & (a->n_svc_buckets - 1)];
+	a->svcs[v->hash & (a->n_svc_buckets - 1)] = v;
+	a->n_svcs++;
+	return v;
+}
+
+static void
+svc_drop_locked(struct coord_agents *a, struct svc *v)
+{
+	struct svc **pp = &a->svcs[v->hash & (a->n_svc_buckets - 1)];
+
+	while (*pp != v)
+		pp = &(*pp)->next;
+	*pp = v->next;
+	a->n_svcs--;
+	free(v);
+}
+
+static struct workload **
+wl_bucket(const struct coord_agents *a, struct workload **tab, uint64_t h)
+{
+	return &tab[h & (a->n_wl_buckets - 1)];
+}
+
+// Makes room for `more` workloads in the (service, instance|addr) tables:
+// at least as many buckets as workloads. Returns 0 or -ENOMEM.
+static int
+wl_tables_reserve_locked(struct coord_agents *a, size_t more)
+{
+	size_t need = a->n_workloads + more, nb = a->n_wl_buckets;
+	struct workload **bi, **ba;
+
+	if (need <= nb)
+		return 0;
+	if (nb == 0)
+		nb = HASH_MIN;
+	while (nb < need)
+		nb *= 2;
+	bi = calloc(nb, sizeof(*bi));
+	ba = calloc(nb, sizeof(*ba));
+	if (bi == NULL || ba == NULL) {
+		free(bi);
+		free(ba);
+		return -ENOMEM;
+	}
+	free(a->by_inst);
+	free(a->by_addr);
+	a->by_inst = bi;
+	a->by_addr = ba;
+	a->n_wl_buckets = nb;
+	// Every registered workload again (the old chains are gone).
+	for (size_t i = 0; i < a->n; i++) {
+		struct agent *ag = a->v[i];
+
+		for (size_t j = 0; j < ag->n_workloads; j++) {
+			struct workload *w = &ag->workloads[j], **head;
+
+			if (w->ag == NULL)
+				continue; // not indexed yet
+			head = wl_bucket(a, bi, pair_hash(a, w->service,
+			    w->instance));
+			w->inext = *head;
+			*head = w;
+			head = wl_bucket(a, ba, pair_hash(a, w->service,
+			    w->addr));
+			w->anext = *head;
+			*head = w;
+		}
+	}
+	return 0;
+}
+
+static void
+wl_chain_remove(struct workload **pp, struct workload *w, bool by_addr)
+{
+	while (*pp != NULL && *pp != w)
+		pp = by_addr ? &(*pp)->anext : &(*pp)->inext;
+	if (*pp == w)
+		*pp = by_addr ? w->anext : w->inext;
+}
+
+static void
+wl_unindex_one_locked(struct coord_agents *a, struct workload *w)
+{
+	struct svc *v = svc_find_locked(a, w->service);
+
+	if (w->ag == NULL)
+		return;
+	if (w->sprev != NULL)
+		w->sprev->snext = w->snext;
+	else if (v != NULL)
+		v->head = w->snext;
+	if (w->snext != NULL)
+		w->snext->sprev = w->sprev;
+	if (v != NULL && --v->count == 0)
+		svc_drop_locked(a, v);
+	wl_chain_remove(wl_bucket(a, a->by_inst, pair_hash(a, w->service,
+	    w->instance)), w, false);
+	wl_chain_remove(wl_bucket(a, a->by_addr, pair_hash(a, w->service,
+	    w->addr)), w, true);
+	w->ag = NULL;
+	w->snext = w->sprev = w->inext = w->anext = NULL;
+}
+
+// Takes the agent's workloads out of the index.
+static void
+wl_unindex_locked(struct coord_agents *a, struct agent *ag)
+{
+	for (size_t j = 0; j < ag->n_workloads; j++)
+		wl_unindex_one_locked(a, &ag->workloads[j]);
+}
+
+// Puts the agent's workloads (not counted in n_workloads yet) into the
+// index. On ENOMEM nothing of them stays indexed.
+static int
+wl_index_locked(struct coord_agents *a, struct agent *ag)
+{
+	struct workload **head;
+	struct svc *v;
+
+	if (wl_tables_reserve_locked(a, ag->n_workloads) < 0)
+		return -ENOMEM;
+	for (size_t j = 0; j < ag->n_workloads; j++) {
+		struct workload *w = &ag->workloads[j];
+
+		v = svc_get_locked(a, w->service);
+		if (v == NULL) {
+			wl_unindex_locked(a, ag);
+			return -ENOMEM;
+		}
+		w->ag = ag;
+		w->sprev = NULL;
+		w->snext = v->head;
+		if (v->head != NULL)
+			v->head->sprev = w;
+		v->head = w;
+		v->count++;
+		head = wl_bucket(a, a->by_inst, pair_hash(a, w->service,
+		    w->instance));
+		w->inext = *head;
+		*head = w;
+		head = wl_bucket(a, a->by_addr, pair_hash(a, w->service,
+		    w->addr));
+		w->anext = *head;
+		*head = w;
+	}
+	return 0;
 }
 
 // ---- command pools ---------------------------------------------------------
@@ -430,6 +674,7 @@ static void
 agent_free_locked(struct coord_agents *a, struct agent *ag)
 {
 	pool_retire_locked(a, ag->pool);
+	wl_unindex_locked(a, ag);
 	a->n_workloads -= ag->n_workloads;
 	free(ag->workloads);
 	free(ag);
@@ -583,6 +828,7 @@ wl_pack(const struct cm_workload *w, size_t n)
 	v = malloc(size);
 	if (v == NULL)
 		return NULL;
+	memset(v, 0, n * sizeof(*v)); // not indexed yet
 	p = (char *)(v + n);
 	for (size_t i = 0; i < n; i++) {
 		const char *src[3] = { w[i].service, w[i].instance, w[i].addr };
@@ -607,7 +853,7 @@ handle_register(struct srv_ctx *c, struct cm_msg *m)
 {
 	struct coord_agents *a = c->owner;
 	struct cm_msg_register *r = &m->u.reg;
-	struct agent *ag;
+	struct agent *ag, old;
 	struct workload *wl;
 	size_t n_workloads, max, held, max_wl;
 	int rv = 0;
@@ -662,11 +908,28 @@ handle_register(struct srv_ctx *c, struct cm_msg *m)
 		}
 		return;
 	}
-	free(ag->workloads);
-	a->n_workloads -= ag->n_workloads;
+	// The new workloads join the index before the old leave it, so an
+	// ENOMEM leaves the registration as it was.
+	old = *ag;
 	ag->workloads = wl;
 	ag->n_workloads = r->n_workloads;
-	a->n_workloads += ag->n_workloads;
+	if (wl_index_locked(a, ag) < 0) {
+		ag->workloads = old.workloads;
+		ag->n_workloads = old.n_workloads;
+		if (fresh) { // added above, for this registration only
+			index_remove_locked(a, ag);
+			a->n--;
+			agent_free_locked(a, ag);
+		}
+		pthread_mutex_unlock(&a->mu);
+		free(wl);
+		reply_send(c, m->id, false, -ENOMEM, "out of memory");
+		return;
+	}
+	for (size_t j = 0; j < old.n_workloads; j++)
+		wl_unindex_one_locked(a, &old.workloads[j]);
+	free(old.workloads);
+	a->n_workloads += ag->n_workloads - old.n_workloads;
 	n_workloads = ag->n_workloads;
 	snprintf(ag->runtime, sizeof(ag->runtime), "%s", r->runtime);
 	ag->registered_ms = cm_now_ms();
@@ -982,6 +1245,17 @@ agents_free(struct coord_agents *a)
 		cm_msg_clear(&a->srv[i].m);
 	}
 	close_dead(a);
+	for (size_t i = 0; i < a->n_svc_buckets; i++) {
+		struct svc *v, *next;
+
+		for (v = a->svcs[i]; v != NULL; v = next) {
+			next = v->next;
+			free(v);
+		}
+	}
+	free(a->svcs);
+	free(a->by_inst);
+	free(a->by_addr);
 	free(a->buckets);
 	free(a->v);
 	pthread_cond_destroy(&a->wcv);
@@ -1077,40 +1351,58 @@ coord_agents_stop(struct coord_agents *a)
 	    (long long)(cm_mono_ms() - t0));
 }
 
-static bool
-workload_matches(const struct workload *w, const char *service,
-    const char *instance)
+// Adds ag as a target (unless `once` and it is one already). Returns the
+// new count.
+static size_t
+add_target(struct coord_target *ret, size_t n, const struct agent *ag,
+    const char *service, const char *instance, bool once)
 {
-	if (strcmp(w->service, service) != 0)
-		return false;
-	return instance[0] == '\0' || strcmp(w->instance, instance) == 0 ||
-	    strcmp(w->addr, instance) == 0;
+	for (size_t i = 0; once && i < n; i++)
+		if (strcmp(ret[i].node, ag->node) == 0)
+			return n;
+	memset(&ret[n], 0, sizeof(ret[n]));
+	snprintf(ret[n].node, sizeof(ret[n].node), "%s", ag->node);
+	snprintf(ret[n].service, sizeof(ret[n].service), "%s", service);
+	snprintf(ret[n].instance, sizeof(ret[n].instance), "%s", instance);
+	ret[n].lost = ag->lost;
+	return n + 1;
 }
 
 size_t
 coord_agents_resolve(struct coord_agents *a, const char *service,
     const char *instance, struct coord_target *ret, size_t max)
 {
+	const struct workload *w;
+	const struct agent *last = NULL;
 	size_t n = 0;
 
 	pthread_mutex_lock(&a->mu);
-	for (size_t i = 0; i < a->n && n < max; i++) {
-		struct agent *ag = a->v[i];
+	if (instance[0] == '\0') {
+		// Every agent of the service, once: an agent's workloads are
+		// next to each other in its list (indexed together).
+		const struct svc *v = svc_find_locked(a, service);
 
-		for (size_t j = 0; j < ag->n_workloads; j++) {
-			const struct workload *w = &ag->workloads[j];
-
-			if (!workload_matches(w, service, instance))
+		for (w = v != NULL ? v->head : NULL; w != NULL && n < max;
+		    w = w->snext) {
+			if (w->ag == last)
 				continue;
-			memset(&ret[n], 0, sizeof(ret[n]));
-			snprintf(ret[n].node, sizeof(ret[n].node), "%s", ag->node);
-			snprintf(ret[n].service, sizeof(ret[n].service), "%s", service);
-			snprintf(ret[n].instance, sizeof(ret[n].instance), "%s",
-			    instance[0] ? w->instance : "");
-			ret[n].lost = ag->lost;
-			n++;
-			break; // one target per agent
+			last = w->ag;
+			n = add_target(ret, n, w->ag, service, "", false);
 		}
+	} else if (a->n_wl_buckets > 0) {
+		// By instance name, then by address (Prometheus' label).
+		for (w = *wl_bucket(a, a->by_inst, pair_hash(a, service,
+		    instance)); w != NULL && n < max; w = w->inext)
+			if (strcmp(w->instance, instance) == 0 &&
+			    strcmp(w->service, service) == 0)
+				n = add_target(ret, n, w->ag, service,
+				    w->instance, true);
+		for (w = *wl_bucket(a, a->by_addr, pair_hash(a, service,
+		    instance)); w != NULL && n < max; w = w->anext)
+			if (strcmp(w->addr, instance) == 0 &&
+			    strcmp(w->service, service) == 0)
+				n = add_target(ret, n, w->ag, service,
+				    w->instance, true);
 	}
 	pthread_mutex_unlock(&a->mu);
 	return n;
@@ -1333,13 +1625,16 @@ coord_agents_counts(struct coord_agents *a, int64_t *registered, int64_t *lost)
 int64_t
 coord_agents_count_instances(struct coord_agents *a, const char *service)
 {
-	int64_t n = 0;
+	const struct svc *v;
+	int64_t n;
 
 	pthread_mutex_lock(&a->mu);
-	for (size_t i = 0; i < a->n; i++)
-		for (size_t j = 0; j < a->v[i]->n_workloads; j++)
-			n += service == NULL ||
-			    strcmp(a->v[i]->workloads[j].service, service) == 0;
+	if (service == NULL) {
+		n = (int64_t)a->n_workloads;
+	} else {
+		v = svc_find_locked(a, service);
+		n = v != NULL ? (int64_t)v->count : 0;
+	}
 	pthread_mutex_unlock(&a->mu);
 	return n;
 }

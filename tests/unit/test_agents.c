@@ -359,6 +359,108 @@ test_find_pod_picks_the_live_kubernetes_agent(void)
 	rig_stop(&r);
 }
 
+// Registers `node` with n workloads: service svc[i % nsvc], instance
+// "<node>-<service>-<i>", address 127.0.0.1:<port0 + i>. The reply.
+static struct cm_msg_reply
+reg_many(struct rig *r, const char *node, const char *const *svc,
+    size_t nsvc, size_t n, int port0)
+{
+	struct cm_workload *w = calloc(n, sizeof(*w));
+	struct cm_msg m = { .version = CM_PROTO_VERSION,
+		.type = CM_MSG_REGISTER, .id = 1 }, out = { 0 };
+	struct cm_msg_reply rep = { .ok = false, .code = -EIO };
+
+	if (w == NULL)
+		return rep;
+	for (size_t i = 0; i < n; i++) {
+		const char *sv = svc[i % nsvc];
+
+		w[i].healthy = true;
+		snprintf(w[i].service, sizeof(w[i].service), "%s", sv);
+		snprintf(w[i].instance, sizeof(w[i].instance), "%s-%s-%zu",
+		    node, sv, i);
+		snprintf(w[i].addr, sizeof(w[i].addr), "127.0.0.1:%d",
+		    port0 + (int)i);
+	}
+	snprintf(m.u.reg.node, sizeof(m.u.reg.node), "%s", node);
+	snprintf(m.u.reg.addr, sizeof(m.u.reg.addr), "ipc://%s/%s.cmd", dir,
+	    node);
+	snprintf(m.u.reg.runtime, sizeof(m.u.reg.runtime), "process");
+	m.u.reg.workloads = w;
+	m.u.reg.n_workloads = n;
+	if (ask(r, &m, &out) == 0 && out.type == CM_MSG_REPLY) {
+		rep = out.u.reply;
+		rep.json = NULL;
+	}
+	cm_msg_clear(&out);
+	free(w);
+	return rep;
+}
+
+// Resolving and counting go through the workload index: by service, by
+// instance name, by address; re-registration replaces a node's entries,
+// and a fleet large enough to grow the tables is still found whole.
+static void
+test_workload_index(void)
+{
+	static const char *const webapi[] = { "web", "api" };
+	static const char *const web[] = { "web" };
+	static const char *const fleet[] = { "fleet" };
+	static const char *const api[] = { "api" };
+	struct coord_target t[400];
+	char node[32], inst[64];
+	struct rig r;
+	size_t n;
+	int i;
+
+	rig_start(&r, "index", 60000, 1000);
+	CHECK(reg_many(&r, "n1", webapi, 2, 4, 8000).ok); // web 0,2 api 1,3
+	CHECK(reg_many(&r, "n2", web, 1, 2, 9000).ok);
+	CHECK_INT(coord_agents_count_instances(r.a, "web"), 4);
+	CHECK_INT(coord_agents_count_instances(r.a, "api"), 2);
+	CHECK_INT(coord_agents_count_instances(r.a, "nope"), 0);
+	CHECK_INT(coord_agents_count_instances(r.a, NULL), 6);
+	// The whole service: each node once, instance "".
+	n = coord_agents_resolve(r.a, "web", "", t, 10);
+	CHECK_INT(n, 2);
+	CHECK(n == 2 && strcmp(t[0].node, t[1].node) != 0);
+	CHECK(n == 2 && t[0].instance[0] == '\0');
+	CHECK_INT(coord_agents_resolve(r.a, "web", "", t, 1), 1);
+	// One instance, by name and by address; the service must match.
+	CHECK_INT(coord_agents_resolve(r.a, "web", "n2-web-1", t, 10), 1);
+	CHECK_STR(t[0].node, "n2");
+	CHECK_STR(t[0].instance, "n2-web-1");
+	CHECK_INT(coord_agents_resolve(r.a, "web", "127.0.0.1:8002", t, 10), 1);
+	CHECK_STR(t[0].node, "n1");
+	CHECK_STR(t[0].instance, "n1-web-2");
+	CHECK_INT(coord_agents_resolve(r.a, "api", "n1-web-2", t, 10), 0);
+	CHECK_INT(coord_agents_resolve(r.a, "api", "127.0.0.1:8002", t, 10), 0);
+	// n1 comes back with api only: its web instances are gone.
+	CHECK(reg_many(&r, "n1", api, 1, 3, 8100).ok);
+	CHECK_INT(coord_agents_count_instances(r.a, "web"), 2);
+	CHECK_INT(coord_agents_count_instances(r.a, "api"), 3);
+	CHECK_INT(coord_agents_count_instances(r.a, NULL), 5);
+	CHECK_INT(coord_agents_resolve(r.a, "web", "127.0.0.1:8002", t, 10), 0);
+	CHECK_INT(coord_agents_resolve(r.a, "web", "", t, 10), 1);
+	CHECK_INT(coord_agents_resolve(r.a, "api", "127.0.0.1:8101", t, 10), 1);
+	CHECK_STR(t[0].instance, "n1-api-1");
+	// 300 nodes of 4 instances: the tables grow, nothing is lost.
+	for (i = 0; i < 300; i++) {
+		snprintf(node, sizeof(node), "f%d", i);
+		CHECK(reg_many(&r, node, fleet, 1, 4, 10000 + 4 * i).ok);
+	}
+	CHECK_INT(coord_agents_count_instances(r.a, "fleet"), 1200);
+	CHECK_INT(coord_agents_count_instances(r.a, NULL), 1205);
+	CHECK_INT(coord_agents_resolve(r.a, "fleet", "", t, 400), 300);
+	CHECK_INT(coord_agents_resolve(r.a, "fleet", "f150-fleet-2", t, 10), 1);
+	CHECK_STR(t[0].node, "f150");
+	snprintf(inst, sizeof(inst), "127.0.0.1:%d", 10000 + 4 * 299 + 3);
+	CHECK_INT(coord_agents_resolve(r.a, "fleet", inst, t, 10), 1);
+	CHECK_STR(t[0].instance, "f299-fleet-3");
+	CHECK_INT(coord_agents_resolve(r.a, "web", "", t, 10), 1);
+	rig_stop(&r);
+}
+
 static const struct tt_case cases[] = {
 	{ "max_agents defaults to 5000", test_max_agents_defaults_to_5000 },
 	{ "max_workloads defaults to 150000",
@@ -373,6 +475,7 @@ static const struct tt_case cases[] = {
 	  test_permit_only_for_hosted_services },
 	{ "find_pod picks the live kubernetes agent",
 	  test_find_pod_picks_the_live_kubernetes_agent },
+	{ "the workload index resolves and counts", test_workload_index },
 	{ NULL, NULL },
 };
 
