@@ -311,6 +311,7 @@ struct coord_journal {
 	pthread_cond_t opdone;	// blocked callers: an op completed
 	struct op *head, *tail;
 	size_t queued;		// alerts in the queue
+	bool busy;		// a batch runs (writer, or inline: see below)
 	bool stop;
 	bool started;
 	pthread_t writer;
@@ -358,6 +359,10 @@ struct coord_journal {
 	int64_t checkpoints, backstop_checkpoints; // under lock
 	int64_t failing;	// consecutive failed commits
 };
+
+// The journal whose batch this thread is running, if any: a blocking
+// write from a completion callback would wait for itself.
+static _Thread_local const struct coord_journal *tl_running;
 
 // SQLite result code -> negative errno.
 static int
@@ -494,13 +499,27 @@ fail_open(struct coord_journal *j, sqlite3 *db, int rv, const char *what,
 	return rv;
 }
 
+// Before SQLite's first use: no memory statistics (a global mutex taken
+// on every allocation). Refused, harmlessly, when SQLite already runs.
+static void
+sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+// Each connection is used by one thread at a time (the writer's by the
+// writer, or by whoever holds rlock on a shared one; the read connection
+// under rlock; the checkpointer's by its thread), so SQLite's own
+// per-call mutex is not needed.
 static int
 open_conn(struct coord_journal *j, sqlite3 **ret, bool create, char *err,
     size_t errlen)
 {
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
 	int rc, rv;
 
+	pthread_once(&once, sqlite_setup);
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(j->shared ? ":memory:" : j->path, ret, flags,
@@ -1790,21 +1809,27 @@ writer_main(void *arg)
 	struct coord_journal *j = arg;
 	struct op *batch;
 
+	tl_running = j;
 	for (;;) {
 		pthread_mutex_lock(&j->lock);
-		while (j->head == NULL && !j->stop && !j->retain_more)
+		while (j->busy || (j->head == NULL && !j->stop &&
+		    !j->retain_more))
 			pthread_cond_wait(&j->wake, &j->lock);
 		if (j->head == NULL && j->stop) {
 			pthread_mutex_unlock(&j->lock);
 			break;
 		}
 		batch = j->head != NULL ? take_batch(j) : NULL;
+		j->busy = true;
 		pthread_mutex_unlock(&j->lock);
 		if (batch != NULL && batch->kind == OP_RETAIN)
 			run_retain_op(j, batch);
 		else if (batch != NULL)
 			run_batch(j, batch);
 		maybe_retain(j);
+		pthread_mutex_lock(&j->lock);
+		j->busy = false;
+		pthread_mutex_unlock(&j->lock);
 	}
 	return NULL;
 }
@@ -1828,7 +1853,7 @@ run_blocking(struct coord_journal *j, struct op *op)
 	int rv;
 
 	pthread_mutex_lock(&j->lock);
-	if ((j->started && pthread_equal(pthread_self(), j->writer)) ||
+	if (tl_running == j ||
 	    (j->syncer_started && pthread_equal(pthread_self(), j->syncer))) {
 		rv = -EDEADLK;
 	} else if (j->stop) {
@@ -2124,10 +2149,27 @@ coord_journal_batch_submit(struct coord_journal_batch *b,
 	op->kind = OP_BATCH;
 	op->u.batch = b;
 	pthread_mutex_lock(&j->lock);
-	if (j->stop)
+	if (j->stop) {
 		rv = -ESHUTDOWN;
-	else
+	} else if (j->started && !j->own_sync && !j->busy && j->head == NULL &&
+	    tl_running == NULL) {
+		// Without a sync of its own to wait for, a batch finds the
+		// writer idle: it runs here, saving the caller two thread
+		// hand-offs (to the writer and back) on its way to a command.
+		j->busy = true;
+		pthread_mutex_unlock(&j->lock);
+		tl_running = j;
+		run_batch(j, op); // completes it: fn runs on this thread
+		tl_running = NULL;
+		pthread_mutex_lock(&j->lock);
+		j->busy = false;
+		if (j->head != NULL || j->retain_more || j->stop)
+			pthread_cond_signal(&j->wake);
+		pthread_mutex_unlock(&j->lock);
+		return 0;
+	} else {
 		enqueue(j, op);
+	}
 	pthread_mutex_unlock(&j->lock);
 	if (rv < 0) {
 		free(op);

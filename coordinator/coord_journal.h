@@ -13,8 +13,9 @@
 // are asynchronous (the callback runs on the journal's completion thread
 // after the commit: with sync_full on a file that is a syncer thread,
 // which fdatasync()s the WAL while the writer already runs the next
-// transaction; otherwise the writer); the other write calls block the
-// caller until their transaction committed (and was synced). A
+// transaction; otherwise the writer, or the submitting thread for a batch
+// run inline: see coord_journal_batch_submit); the other write calls
+// block the caller until their transaction committed (and was synced). A
 // checkpointer thread with its own connection copies the WAL into the
 // database file. Action ids are handed out by the journal when a row is
 // queued (never reused, even after a failed commit). Reads use a separate
@@ -195,8 +196,11 @@ typedef void (*coord_journal_batch_fn)(int rv, void *arg);
 
 // Queues the batch behind everything queued before it (FIFO with every
 // other write) and takes it. Returns 0 (fn will be called), or -EINVAL,
-// -ESHUTDOWN (the journal is closing): fn is not called then. Never
-// blocks; any thread. Not bounded by max_queue (the caller's own rows).
+// -ESHUTDOWN (the journal is closing): fn is not called then. Any thread;
+// not bounded by max_queue (the caller's own rows). Never waits for other
+// work: on a journal without full sync whose writer is idle, the batch
+// runs on the calling thread (fn called before this returns), which
+// saves two thread hand-offs; otherwise it is queued.
 int coord_journal_batch_submit(struct coord_journal_batch *b,
     coord_journal_batch_fn fn, void *arg)
     __attribute__((warn_unused_result));

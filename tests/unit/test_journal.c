@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1504,6 +1505,99 @@ test_blocking_write_from_callback_refused(void)
 	coord_alert_free(a);
 }
 
+// Without full sync, a batch that finds the writer idle runs on the
+// submitting thread: its callback has run when submit returns, on that
+// thread, and a blocking write from it is refused as from the writer's.
+// With full sync it is queued: the callback runs on the syncer.
+struct inline_ctx {
+	struct coord_journal *j;
+	pthread_t caller;
+	_Atomic bool called;
+	bool same_thread;
+	int rv, blocking_rv;
+	int64_t alert_id;
+};
+
+static void
+inline_cb(int rv, void *arg)
+{
+	struct inline_ctx *c = arg;
+
+	c->rv = rv;
+	c->same_thread = pthread_equal(pthread_self(), c->caller);
+	c->blocking_rv = coord_journal_alert_done(c->j, c->alert_id, "late",
+	    NULL);
+	atomic_store(&c->called, true);
+}
+
+static void
+test_batch_inline_when_idle(void)
+{
+	struct coord_journal_opts normal = { .sync_full = false };
+	struct coord_alert *a = mk_alert("Inline", 1, "s");
+	struct coord_journal_batch *b;
+	struct coord_alert_rec ar;
+	struct replayed r = { 0 };
+	struct inline_ctx c;
+	char buf[64];
+	struct tmp t;
+
+	tmp_make(&t);
+	memset(&c, 0, sizeof(c));
+	c.j = open_ok(t.db, &normal);
+	if (c.j == NULL)
+		goto out;
+	rec_init(&ar, a, 1);
+	CHECK_INT(submit_wait(c.j, &ar, 1), 0);
+	c.alert_id = ar.id;
+	c.caller = pthread_self();
+	// The writer may still be finishing the alerts' batch: then the
+	// batch is queued; try again once its callback ran (bounded).
+	for (int tries = 0; tries < 1000; tries++) {
+		atomic_store(&c.called, false);
+		b = coord_journal_batch_new(c.j);
+		CHECK_INT(coord_journal_batch_alert_done(b, ar.id, "acted",
+		    NULL), 0);
+		CHECK_INT(coord_journal_batch_submit(b, inline_cb, &c), 0);
+		if (atomic_load(&c.called))
+			break;
+		while (!atomic_load(&c.called))
+			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	CHECK(c.same_thread);
+	CHECK_INT(c.rv, 0);
+	CHECK_INT(c.blocking_rv, -EDEADLK);
+	CHECK_INT(coord_journal_replay_pending(c.j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 0);
+	replayed_free(&r);
+	// The journal goes on: a blocking write from here works.
+	CHECK_INT(coord_journal_alert_done(c.j, ar.id, "acted", "again"), 0);
+	coord_journal_close(c.j);
+	db_text(t.db, "SELECT detail FROM alerts", buf, sizeof(buf));
+	CHECK_STR(buf, "again");
+	tmp_remove(&t);
+
+	// Full sync: queued, completed by the syncer after its fdatasync.
+	tmp_make(&t);
+	memset(&c, 0, sizeof(c));
+	c.j = open_ok(t.db, NULL);
+	if (c.j == NULL)
+		goto out;
+	rec_init(&ar, a, 2);
+	CHECK_INT(submit_wait(c.j, &ar, 1), 0);
+	c.alert_id = ar.id;
+	c.caller = pthread_self();
+	b = coord_journal_batch_new(c.j);
+	CHECK_INT(coord_journal_batch_alert_done(b, ar.id, "acted", NULL), 0);
+	CHECK_INT(batch_wait(b), 0);
+	coord_journal_close(c.j);
+	db_text(t.db, "SELECT outcome FROM alerts", buf, sizeof(buf));
+	CHECK_STR(buf, "acted");
+out:
+	tmp_remove(&t);
+	coord_alert_free(a);
+}
+
 // With the database capped (PRAGMA max_page_count), a batch that does not
 // fit fails whole: none of its alerts is stored, every callback gets
 // -ENOSPC, the failure is counted, and later batches still commit.
@@ -2093,6 +2187,8 @@ static const struct tt_case cases[] = {
 	    test_checkpoint_beside_writer },
 	{ "sync_full: the next batch commits beside the sync",
 	    test_commit_beside_sync },
+	{ "a batch runs inline when the writer is idle (no full sync)",
+	    test_batch_inline_when_idle },
 	{ "blocking write from a callback is refused",
 	    test_blocking_write_from_callback_refused },
 	{ "a failed commit stores nothing and the journal goes on",
