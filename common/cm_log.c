@@ -135,8 +135,8 @@ line_signed(struct line *l, long long v)
 	    (unsigned long long)v, v < 0);
 }
 
-// "2026-12-04T10:00:00" for `sec`, kept per thread: formatted once a
-// second rather than once a line.
+// The timestamp, "2026-12-04T10:00:00.123Z". The part before the dot is
+// kept per thread: formatted once a second rather than once a line.
 static void
 line_time(struct line *l)
 {
@@ -306,12 +306,19 @@ is_plain(unsigned char c)
 	}
 }
 
+// Bytes a quoted value spells with a backslash.
+static bool
+needs_escape(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f || c == '"' || c == '\\';
+}
+
 char *
 cm_q_buf(char *buf, size_t n, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
 	size_t o = 0, len;
-	bool plain = true;
 
 	if (n < 8) {
 		if (n > 0)
@@ -322,18 +329,32 @@ cm_q_buf(char *buf, size_t n, const char *s)
 		memcpy(buf, "-", 2);
 		return buf;
 	}
-	for (len = 0; s[len] != '\0'; len++)
-		if (!is_plain((unsigned char)s[len]))
-			plain = false;
-	if (plain && len > 0 && len < n) {
+	for (len = 0; is_plain((unsigned char)s[len]); len++)
+		;
+	if (s[len] == '\0' && len > 0 && len < n) { // plain: as it is
 		memcpy(buf, s, len + 1);
 		return buf;
 	}
+	// Quoted. `fit`: the bytes that may still go in while leaving room
+	// for `..."` and the NUL (5); a run or escape that does not fit ends
+	// the value in "...". Runs without escapes are copied whole.
 	buf[o++] = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	while (*p != '\0') {
+		size_t run = 0, fit = n - 5 - o, k = 2;
 		char esc[4] = { '\\', (char)*p };
-		size_t k = 2;
 
+		while (!needs_escape(p[run])) // stops at the NUL too
+			run++;
+		if (run > 0) { // copied as it is, as much as fits
+			if (run > fit)
+				run = fit;
+			memcpy(buf + o, p, run);
+			o += run;
+			p += run;
+			if (run == fit && *p != '\0')
+				goto cut;
+			continue;
+		}
 		if (*p == '\n') {
 			esc[1] = 'n';
 		} else if (*p < 0x20 || *p == 0x7f) {
@@ -341,19 +362,17 @@ cm_q_buf(char *buf, size_t n, const char *s)
 			esc[2] = hex[*p >> 4];
 			esc[3] = hex[*p & 0xf];
 			k = 4;
-		} else if (*p != '"' && *p != '\\') {
-			esc[0] = (char)*p;
-			k = 1;
 		}
-		if (o + k + 5 > n) { // room for ...", NUL
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
+		if (k > fit)
+			goto cut;
 		memcpy(buf + o, esc, k);
 		o += k;
+		p++;
 	}
 	buf[o++] = '"';
 	buf[o] = '\0';
+	return buf;
+cut:
+	memcpy(buf + o, "...\"", 5);
 	return buf;
 }
