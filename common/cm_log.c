@@ -168,18 +168,13 @@ line_time(struct line *l)
 static bool
 line_fields(struct line *l, const char *f, va_list *ap)
 {
-	const char *lit = f;
+	const char *pct, *s;
 
-	while (*f != '\0') {
+	while ((pct = strchr(f, '%')) != NULL) {
 		enum { L_INT, L_LONG, L_LLONG, L_SIZE, L_MAX } len = L_INT;
-		const char *s;
 
-		if (*f != '%') {
-			f++;
-			continue;
-		}
-		line_put(l, lit, (size_t)(f - lit));
-		f++;
+		line_put(l, f, (size_t)(pct - f));
+		f = pct + 1;
 		if (f[0] == 'l' && f[1] == 'l') {
 			len = L_LLONG;
 			f += 2;
@@ -219,9 +214,9 @@ line_fields(struct line *l, const char *f, va_list *ap)
 		default:
 			return false;
 		}
-		lit = ++f;
+		f++;
 	}
-	line_put(l, lit, (size_t)(f - lit));
+	line_str(l, f);
 	return true;
 }
 
