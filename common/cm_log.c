@@ -140,14 +140,14 @@ line_signed(struct line *l, long long v)
 static void
 line_time(struct line *l)
 {
-	static _Thread_local time_t cached_sec = (time_t)-1;
+	static _Thread_local time_t cached_sec;
 	static _Thread_local char cached[64];
-	static _Thread_local size_t cached_n;
+	static _Thread_local size_t cached_n; // 0: nothing cached yet
 	struct timespec ts;
 	long ms;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	if (ts.tv_sec != cached_sec) {
+	if (cached_n == 0 || ts.tv_sec != cached_sec) {
 		struct tm tm;
 
 		gmtime_r(&ts.tv_sec, &tm);

@@ -1795,8 +1795,10 @@ gitops_quiet(struct coord_engine *e, const struct coord_plan *p, char *detail,
 	char key[CM_NAME_MAX * 2];
 	struct cooldown *c;
 
-	if (p->type != COORD_ACT_RESTART || e->n_cooldowns == 0)
+	if (p->type != COORD_ACT_RESTART)
 		return false; // other actions are judged (and refused) as such
+	if (e->n_cooldowns == 0)
+		return false; // nothing to find: no key to build
 	gitops_key(key, sizeof(key), p->service);
 	c = cooldown_find(e, key);
 	if (c == NULL || c->until_mono <= cm_mono_ms())
