@@ -101,6 +101,23 @@ test_header_and_no_fields(void)
 	check_line("err", "test.err", " no conversions", t0, time(NULL));
 }
 
+// The seconds part of the timestamp is kept between lines: a line in the
+// next second carries that second, not the one cached.
+static void
+test_timestamp_moves_on(void)
+{
+	time_t t0, t1;
+
+	setup();
+	t0 = time(NULL);
+	cm_log(CM_LOG_INFO, "test.tick", "n=%d", 1);
+	check_line("info", "test.tick", " n=1", t0, time(NULL));
+	while ((t1 = time(NULL)) == t0)
+		nanosleep(&(struct timespec){ .tv_nsec = 20000000 }, NULL);
+	cm_log(CM_LOG_INFO, "test.tick", "n=%d", 2);
+	check_line("info", "test.tick", " n=2", t1, time(NULL));
+}
+
 static void
 test_fields_match_snprintf(void)
 {
@@ -363,6 +380,7 @@ test_q_matches_reference(void)
 
 static const struct tt_case cases[] = {
 	{ "header and no fields", test_header_and_no_fields },
+	{ "timestamp moves on", test_timestamp_moves_on },
 	{ "fields match snprintf", test_fields_match_snprintf },
 	{ "fallback conversions", test_fallback_conversions },
 	{ "truncates long lines", test_truncates_long_lines },
