@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,41 +84,184 @@ cm_log_enabled(int level)
 	return level <= atomic_load(&log_level);
 }
 
+// A line as it is built: `b` holds at most LINE_TEXT_MAX bytes, and what
+// does not fit is dropped, so a long line keeps its first LINE_TEXT_MAX
+// bytes (as the vsnprintf-based formatting before it did).
+#define LINE_BUF 2048
+#define LINE_TEXT_MAX (LINE_BUF - 2) // room for the newline and a NUL
+
+struct line {
+	char b[LINE_BUF];
+	size_t n;
+};
+
+static void
+line_put(struct line *l, const char *s, size_t k)
+{
+	size_t room = LINE_TEXT_MAX - l->n;
+
+	if (k > room)
+		k = room;
+	memcpy(l->b + l->n, s, k);
+	l->n += k;
+}
+
+static void
+line_str(struct line *l, const char *s)
+{
+	line_put(l, s, strlen(s));
+}
+
+static void
+line_num(struct line *l, unsigned long long v, bool neg)
+{
+	char d[24];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	if (neg)
+		d[--i] = '-';
+	line_put(l, d + i, sizeof(d) - i);
+}
+
+static void
+line_signed(struct line *l, long long v)
+{
+	// Negated as unsigned, so LLONG_MIN prints too.
+	line_num(l, v < 0 ? 0ULL - (unsigned long long)v :
+	    (unsigned long long)v, v < 0);
+}
+
+// The timestamp, "2026-12-04T10:00:00.123Z". The part before the dot is
+// kept per thread: formatted once a second rather than once a line.
+static void
+line_time(struct line *l)
+{
+	static _Thread_local time_t cached_sec;
+	static _Thread_local char cached[64];
+	static _Thread_local size_t cached_n; // 0: nothing cached yet
+	struct timespec ts;
+	long ms;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (cached_n == 0 || ts.tv_sec != cached_sec) {
+		struct tm tm;
+
+		gmtime_r(&ts.tv_sec, &tm);
+		cached_n = strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S",
+		    &tm);
+		cached_sec = ts.tv_sec;
+	}
+	line_put(l, cached, cached_n);
+	ms = ts.tv_nsec / 1000000;
+	line_put(l, (char[5]){ '.', (char)('0' + ms / 100),
+	    (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z' }, 5);
+}
+
+// Formats the printf-style `f` with the conversions log lines use: %s,
+// %d, %i and %u with no length or l, ll, z or j, and %%. Returns false
+// at anything else (flags, widths, precisions, other conversions), for
+// the caller to format all of `f` with vsnprintf instead.
+static bool
+line_fields(struct line *l, const char *f, va_list *ap)
+{
+	const char *pct, *s;
+
+	while ((pct = strchr(f, '%')) != NULL) {
+		enum { L_INT, L_LONG, L_LLONG, L_SIZE, L_MAX } len = L_INT;
+
+		line_put(l, f, (size_t)(pct - f));
+		f = pct + 1;
+		if (f[0] == 'l' && f[1] == 'l') {
+			len = L_LLONG;
+			f += 2;
+		} else if (*f == 'l' || *f == 'z' || *f == 'j') {
+			len = *f == 'l' ? L_LONG : *f == 'z' ? L_SIZE : L_MAX;
+			f++;
+		}
+		switch (*f) {
+		case '%':
+			if (len != L_INT)
+				return false;
+			line_put(l, "%", 1);
+			break;
+		case 's':
+			if (len != L_INT)
+				return false;
+			s = va_arg(*ap, const char *);
+			line_str(l, s != NULL ? s : "(null)"); // as glibc
+			break;
+		case 'd':
+		case 'i':
+			line_signed(l,
+			    len == L_INT ? va_arg(*ap, int) :
+			    len == L_LONG ? va_arg(*ap, long) :
+			    len == L_LLONG ? va_arg(*ap, long long) :
+			    len == L_SIZE ? (long long)va_arg(*ap, ssize_t) :
+			    (long long)va_arg(*ap, intmax_t));
+			break;
+		case 'u':
+			line_num(l,
+			    len == L_INT ? va_arg(*ap, unsigned) :
+			    len == L_LONG ? va_arg(*ap, unsigned long) :
+			    len == L_LLONG ? va_arg(*ap, unsigned long long) :
+			    len == L_SIZE ? va_arg(*ap, size_t) :
+			    (unsigned long long)va_arg(*ap, uintmax_t), false);
+			break;
+		default:
+			return false;
+		}
+		f++;
+	}
+	line_str(l, f);
+	return true;
+}
+
 static void
 log_emit(int level, const char *event, const char *fields, va_list ap)
 {
-	char line[2048];
-	struct timespec ts;
-	struct tm tm;
-	size_t n;
-	int rv;
+	struct line l;
+	va_list fast;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	rv = snprintf(line + n, sizeof(line) - n,
-	    ".%03ldZ level=%s comp=%s event=%s", ts.tv_nsec / 1000000,
-	    level_names[level], log_comp, event);
-	if (rv > 0)
-		n += (size_t)rv;
-	if (fields[0] != '\0' && n + 1 < sizeof(line)) {
-		line[n++] = ' ';
-		rv = vsnprintf(line + n, sizeof(line) - n, fields, ap);
-		if (rv > 0)
-			n += (size_t)rv;
+	l.n = 0;
+	line_time(&l);
+	line_str(&l, " level=");
+	line_str(&l, cm_log_level_name(level));
+	line_str(&l, " comp=");
+	line_str(&l, log_comp);
+	line_str(&l, " event=");
+	line_str(&l, event);
+	if (fields[0] != '\0') {
+		size_t start;
+		bool done;
+
+		line_put(&l, " ", 1);
+		start = l.n;
+		va_copy(fast, ap);
+		done = line_fields(&l, fields, &fast);
+		va_end(fast);
+		if (!done) {
+			int rv = vsnprintf(l.b + start, sizeof(l.b) - start,
+			    fields, ap);
+
+			l.n = rv > 0 ? start + (size_t)rv : start;
+			if (l.n > LINE_TEXT_MAX)
+				l.n = LINE_TEXT_MAX;
+		}
 	}
-	if (n >= sizeof(line) - 1)
-		n = sizeof(line) - 2; // truncated: keep the newline
-	line[n] = '\0';
+	l.b[l.n] = '\0';
 
 	if (log_sink != NULL) {
-		log_sink(level, line, log_sink_arg);
+		log_sink(level, l.b, log_sink_arg);
 		return;
 	}
-	line[n++] = '\n';
+	l.b[l.n++] = '\n';
 	// One write keeps concurrent lines whole; a short write to stderr is
 	// not worth retrying in a logger.
-	(void)!write(STDERR_FILENO, line, n);
+	(void)!write(STDERR_FILENO, l.b, l.n);
 }
 
 void
@@ -147,15 +292,28 @@ cm_log_ret(int rv, int level, const char *event, const char *fields, ...)
 static bool
 is_plain(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || strchr("._:/@+-", c) != NULL;
+	switch (c) {
+	case '.': case '_': case ':': case '/': case '@': case '+': case '-':
+		return true;
+	default:
+		return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9');
+	}
+}
+
+// Bytes a quoted value spells with a backslash.
+static bool
+needs_escape(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f || c == '"' || c == '\\';
 }
 
 char *
 cm_q_buf(char *buf, size_t n, const char *s)
 {
-	size_t o = 0;
-	bool plain = true;
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0, len;
 
 	if (n < 8) {
 		if (n > 0)
@@ -163,40 +321,53 @@ cm_q_buf(char *buf, size_t n, const char *s)
 		return buf;
 	}
 	if (s == NULL) {
-		snprintf(buf, n, "-");
+		memcpy(buf, "-", 2);
 		return buf;
 	}
-	for (const char *p = s; *p != '\0'; p++)
-		if (!is_plain((unsigned char)*p))
-			plain = false;
-	if (plain && s[0] != '\0' && strlen(s) < n) {
-		memcpy(buf, s, strlen(s) + 1);
+	for (len = 0; is_plain((unsigned char)s[len]); len++)
+		;
+	if (s[len] == '\0' && len > 0 && len < n) { // plain: as it is
+		memcpy(buf, s, len + 1);
 		return buf;
 	}
+	// Quoted. `fit`: the bytes that may still go in while leaving room
+	// for `..."` and the NUL (5); a run or escape that does not fit ends
+	// the value in "...". Runs without escapes are copied whole.
 	buf[o++] = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char esc[8];
-		size_t k;
+	while (*p != '\0') {
+		size_t run = 0, fit = n - 5 - o, k = 2;
+		char esc[4] = { '\\', (char)*p };
 
-		if (*p == '"' || *p == '\\')
-			k = (size_t)snprintf(esc, sizeof(esc), "\\%c", *p);
-		else if (*p == '\n')
-			k = (size_t)snprintf(esc, sizeof(esc), "\\n");
-		else if (*p < 0x20 || *p == 0x7f)
-			k = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p);
-		else {
-			esc[0] = (char)*p;
-			k = 1;
+		while (!needs_escape(p[run])) // stops at the NUL too
+			run++;
+		if (run > 0) { // copied as it is, as much as fits
+			if (run > fit)
+				run = fit;
+			memcpy(buf + o, p, run);
+			o += run;
+			p += run;
+			if (run == fit && *p != '\0')
+				goto cut;
+			continue;
 		}
-		if (o + k + 5 > n) { // room for ...", NUL
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
+		if (*p == '\n') {
+			esc[1] = 'n';
+		} else if (*p < 0x20 || *p == 0x7f) {
+			esc[1] = 'x';
+			esc[2] = hex[*p >> 4];
+			esc[3] = hex[*p & 0xf];
+			k = 4;
 		}
+		if (k > fit)
+			goto cut;
 		memcpy(buf + o, esc, k);
 		o += k;
+		p++;
 	}
 	buf[o++] = '"';
 	buf[o] = '\0';
+	return buf;
+cut:
+	memcpy(buf + o, "...\"", 5);
 	return buf;
 }

@@ -270,6 +270,8 @@ struct coord_engine {
 	// Owned by the engine thread only:
 	struct incident *incidents[HASH_BUCKETS];
 	struct cooldown *cooldowns[HASH_BUCKETS];
+	size_t n_cooldowns;	// entries in cooldowns; with none, lookups
+				// skip building their keys
 	struct run *runs;
 	struct ev *deferred;	// alerts waiting for a dependency
 	struct verify *verifies;
@@ -477,6 +479,7 @@ cooldown_set(struct coord_engine *e, const char *key, int64_t until_mono,
 		c->hash = fnv1a(key);
 		c->next = e->cooldowns[c->hash % HASH_BUCKETS];
 		e->cooldowns[c->hash % HASH_BUCKETS] = c;
+		e->n_cooldowns++;
 	}
 	if (until_mono > c->until_mono) {
 		c->until_mono = until_mono;
@@ -484,11 +487,54 @@ cooldown_set(struct coord_engine *e, const char *key, int64_t until_mono,
 	}
 }
 
+// Appends s to the string of length o in buf (size n), cut to fit.
+// Returns the new length.
+static size_t
+str_put(char *buf, size_t n, size_t o, const char *s)
+{
+	size_t k = strlen(s);
+
+	if (k > n - 1 - o)
+		k = n - 1 - o;
+	memcpy(buf + o, s, k);
+	buf[o + k] = '\0';
+	return o + k;
+}
+
+// Joins the strings that follow `sep` (up to a NULL) with `sep` between
+// them into buf (n > 0), cut to n - 1 bytes as snprintf would cut them.
+// The decision path builds its keys and texts with it: per alert,
+// snprintf cost more than the rest of the decision.
+static void __attribute__((sentinel))
+str_join(char *buf, size_t n, const char *sep, ...)
+{
+	const char *s;
+	size_t o = 0;
+	va_list ap;
+
+	buf[0] = '\0';
+	va_start(ap, sep);
+	for (bool first = true; (s = va_arg(ap, const char *)) != NULL;
+	    first = false) {
+		if (!first)
+			o = str_put(buf, n, o, sep);
+		o = str_put(buf, n, o, s);
+	}
+	va_end(ap);
+}
+
 static void
 action_key(char *buf, size_t n, const char *rule, const char *type,
     const char *service, const char *instance)
 {
-	snprintf(buf, n, "%s|%s|%s|%s", rule, type, service, instance);
+	str_join(buf, n, "|", rule, type, service, instance, (char *)NULL);
+}
+
+// The cooldown key of the quiet window after a GitOps-managed restart.
+static void
+gitops_key(char *buf, size_t n, const char *service)
+{
+	str_join(buf, n, "|", "gitops", service, (char *)NULL);
 }
 
 // Frees incidents closed an hour ago or idle for a day, and expired
@@ -522,6 +568,7 @@ prune(struct coord_engine *e, int64_t now)
 				*cp = c->next;
 				free(c->key);
 				free(c);
+				e->n_cooldowns--;
 			} else {
 				cp = &c->next;
 			}
@@ -727,18 +774,22 @@ decide_as(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
 	char buf[64];
 
 	coord_metrics_decision(d);
-	snprintf(buf, sizeof(buf), "%s", outcome != NULL ? outcome :
-	    coord_decision_name(d));
-	// The journal spells decision names with dashes ("no-rule").
-	for (char *p = buf; outcome == NULL && *p; p++)
-		if (*p == '_')
-			*p = '-';
-	j_alert_done(e, alert_id, buf, detail);
+	if (outcome == NULL) {
+		// The journal spells decision names with dashes ("no-rule").
+		const char *name = coord_decision_name(d);
+		size_t i;
+
+		for (i = 0; name[i] != '\0' && i < sizeof(buf) - 1; i++)
+			buf[i] = name[i] == '_' ? '-' : name[i];
+		buf[i] = '\0';
+		outcome = buf;
+	}
+	j_alert_done(e, alert_id, outcome, detail);
 	// Re-notifications of a firing alert (duplicate) and alerts no rule
 	// wants are most of a storm: journaled and counted, logged at debug.
 	CM_LOG_AT(d == COORD_DEC_DUPLICATE || d == COORD_DEC_NO_RULE ?
 	    CM_LOG_DEBUG : CM_LOG_INFO, "engine.decision", "alert_id=%" PRId64
-	    " result=%s detail=%s", alert_id, buf, cm_q(detail));
+	    " result=%s detail=%s", alert_id, outcome, cm_q(detail));
 }
 
 static void
@@ -791,16 +842,21 @@ plan_for(struct coord_engine *e, const struct coord_alert *a,
 			coord_plans_free(all, n_all);
 			return rv;
 		}
-		grown = realloc(all, (n_all + n) * sizeof(*all));
-		if (grown == NULL) {
-			coord_plans_free(p, n);
-			coord_plans_free(all, n_all);
-			return -ENOMEM;
+		if (all == NULL) { // the first plans: taken as they are
+			all = p;
+			n_all = n;
+		} else {
+			grown = realloc(all, (n_all + n) * sizeof(*all));
+			if (grown == NULL) {
+				coord_plans_free(p, n);
+				coord_plans_free(all, n_all);
+				return -ENOMEM;
+			}
+			all = grown;
+			memcpy(all + n_all, p, n * sizeof(*p));
+			n_all += n;
+			free(p); // elements moved into `all`
 		}
-		all = grown;
-		memcpy(all + n_all, p, n * sizeof(*p));
-		n_all += n;
-		free(p); // elements moved into `all`
 		if (!rules->v[i].conf->cont)
 			break;
 	}
@@ -1532,7 +1588,7 @@ handle_done(struct coord_engine *e, struct run_target *rt, int rv,
 			// The GitOps tool will roll the target once more at its
 			// next reconcile; alerts from that rollout are not new
 			// incidents (C13).
-			snprintf(key, sizeof(key), "gitops|%s", p->service);
+			gitops_key(key, sizeof(key), p->service);
 			cooldown_set(e, key, cm_mono_ms() + GITOPS_QUIET_MS,
 			    rt->action_id);
 		}
@@ -1656,6 +1712,7 @@ start_run(struct coord_engine *e, struct incident *inc, struct coord_alert *a,
 }
 
 // First step's targets must exist before an attempt is spent on them.
+// When not, says why in `detail` unless that is NULL.
 static bool
 first_step_hosted(struct coord_engine *e, const struct coord_plan *p,
     char *detail, size_t n)
@@ -1666,8 +1723,10 @@ first_step_hosted(struct coord_engine *e, const struct coord_plan *p,
 		return true; // not an agent's, or refused by run_step
 	if (coord_agents_resolve(e->d.agents, p->service, p->instance, t, 1) > 0)
 		return true;
-	snprintf(detail, n, "no registered agent runs service %s instance %s",
-	    p->service, p->instance[0] ? p->instance : "(all)");
+	if (detail != NULL)
+		str_join(detail, n, "", "no registered agent runs service ",
+		    p->service, " instance ", p->instance[0] ? p->instance :
+		    "(all)", (char *)NULL);
 	return false;
 }
 
@@ -1694,6 +1753,8 @@ in_cooldown(struct coord_engine *e, const struct coord_plan *plans,
 {
 	int64_t now = cm_mono_ms();
 
+	if (e->n_cooldowns == 0)
+		return false; // nothing to find: no keys to build
 	for (size_t i = 0; i < n; i++) {
 		char key[512], name[CM_NAME_MAX];
 		struct cooldown *c;
@@ -1736,7 +1797,9 @@ gitops_quiet(struct coord_engine *e, const struct coord_plan *p, char *detail,
 
 	if (p->type != COORD_ACT_RESTART)
 		return false; // other actions are judged (and refused) as such
-	snprintf(key, sizeof(key), "gitops|%s", p->service);
+	if (e->n_cooldowns == 0)
+		return false; // nothing to find: no key to build
+	gitops_key(key, sizeof(key), p->service);
 	c = cooldown_find(e, key);
 	if (c == NULL || c->until_mono <= cm_mono_ms())
 		return false;
@@ -2147,7 +2210,8 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 		rv = ev->plan_rv;
 		plans = ev->plans;
 		n_plans = ev->n_plans;
-		snprintf(detail, sizeof(detail), "%s", ev->detail);
+		if (rv < 0) // the only use of the reason
+			snprintf(detail, sizeof(detail), "%s", ev->detail);
 		ev->planned = false;
 		ev->plans = NULL;
 		ev->n_plans = 0;
@@ -2265,8 +2329,6 @@ count_demand(struct coord_engine *e, struct ev *batch)
 
 	coord_safety_breaker(e->safety, cm_now_ms(), &before);
 	for (struct ev *ev = batch; ev != NULL; ev = ev->next) {
-		char err[256];
-
 		if (++seen % CHUNK_EVENTS == 0 && stopping_now(e))
 			return; // nothing of the batch is decided then
 		if (ev->kind != EV_ALERT || !ev->alert->firing ||
@@ -2282,7 +2344,7 @@ count_demand(struct coord_engine *e, struct ev *batch)
 		// Counted only when a rule wants it and its target exists:
 		// alerts about things reflex does not run are no storm of ours.
 		if (ev->plan_rv < 0 || ev->n_plans == 0 ||
-		    !first_step_hosted(e, &ev->plans[0], err, sizeof(err)))
+		    !first_step_hosted(e, &ev->plans[0], NULL, 0))
 			continue;
 		if (fleet < 0)
 			fleet = coord_agents_count_instances(e->d.agents, NULL);

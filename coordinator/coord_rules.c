@@ -714,8 +714,13 @@ tmpl_next(const char **pp)
 static bool
 target_char_ok(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || strchr("._:/@-", c) != NULL;
+	switch (c) { // no strchr: every rendered byte of every alert
+	case '.': case '_': case ':': case '/': case '@': case '-':
+		return true;
+	default:
+		return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9');
+	}
 }
 
 // The rules of the header for a rendered value.
@@ -786,17 +791,18 @@ coord_template_check(const char *tmpl, char *err, size_t errlen)
 	return 0;
 }
 
-int
-coord_template_render(char **ret, const char *tmpl,
+// Renders `tmpl` into out (COORD_TMPL_MAX + 1 bytes) and checks the
+// result; *ret_len: its length. Returns 0 or -EINVAL (reason in err).
+static int
+render_into(char *out, size_t *ret_len, const char *tmpl,
     const struct coord_alert *a, char *err, size_t errlen)
 {
-	char out[COORD_TMPL_MAX + 1], name[MATCHER_MAX_NAME + 1];
+	char name[MATCHER_MAX_NAME + 1];
 	const char *p = tmpl, *v;
 	size_t o = 0, n;
 	struct tok t;
 	int rv;
 
-	*ret = NULL;
 	if (tmpl == NULL)
 		return errf(err, errlen, -EINVAL, "empty template");
 	for (t = tmpl_next(&p); t.kind != TOK_END; t = tmpl_next(&p)) {
@@ -826,9 +832,26 @@ coord_template_render(char **ret, const char *tmpl,
 	rv = rendered_check(out, err, errlen);
 	if (rv < 0)
 		return rv;
-	*ret = strdup(out);
+	*ret_len = o;
+	return 0;
+}
+
+int
+coord_template_render(char **ret, const char *tmpl,
+    const struct coord_alert *a, char *err, size_t errlen)
+{
+	char out[COORD_TMPL_MAX + 1];
+	size_t n;
+	int rv;
+
+	*ret = NULL;
+	rv = render_into(out, &n, tmpl, a, err, errlen);
+	if (rv < 0)
+		return rv;
+	*ret = malloc(n + 1);
 	if (*ret == NULL)
 		return errf(err, errlen, -ENOMEM, "out of memory");
+	memcpy(*ret, out, n + 1);
 	return 0;
 }
 
@@ -839,8 +862,7 @@ plan_clear(struct coord_plan *p)
 {
 	size_t i;
 
-	free(p->service);
-	free(p->instance);
+	free(p->service); // and the instance, in the same block
 	for (i = 0; i < p->params.n; i++) {
 		free(p->params.keys[i]);
 		free(p->params.vals[i]);
@@ -898,7 +920,8 @@ plan_one(struct coord_plan *pl, const struct coord_rule *r,
 {
 	const struct coord_action_conf *act =
 	    &((const struct coord_action_conf *)list->v)[step];
-	char why[256];
+	char why[256], svc[COORD_TMPL_MAX + 1], inst[COORD_TMPL_MAX + 1];
+	size_t n_svc, n_inst = 0;
 	int rv;
 
 	if (act->type < 0 || act->type >= COORD_ACT__COUNT)
@@ -908,22 +931,26 @@ plan_one(struct coord_plan *pl, const struct coord_rule *r,
 	pl->rule = r;
 	pl->act = act;
 	pl->step = step;
-	rv = coord_template_render(&pl->service, act->service, a, why,
-	    sizeof(why));
+	rv = render_into(svc, &n_svc, act->service, a, why, sizeof(why));
 	if (rv < 0)
 		return errf(err, errlen, rv, "actions[%zu].service: %s", step,
 		    why);
-	if (act->instance == NULL || act->instance[0] == '\0') {
-		pl->instance = strdup("");
-		if (pl->instance == NULL)
-			return errf(err, errlen, -ENOMEM, "out of memory");
-	} else {
-		rv = coord_template_render(&pl->instance, act->instance, a,
-		    why, sizeof(why));
+	inst[0] = '\0';
+	if (act->instance != NULL && act->instance[0] != '\0') {
+		rv = render_into(inst, &n_inst, act->instance, a, why,
+		    sizeof(why));
 		if (rv < 0)
 			return errf(err, errlen, rv,
 			    "actions[%zu].instance: %s", step, why);
 	}
+	// One allocation for both, as every alert is planned:
+	// "service\0instance\0".
+	pl->service = malloc(n_svc + n_inst + 2);
+	if (pl->service == NULL)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	memcpy(pl->service, svc, n_svc + 1);
+	pl->instance = pl->service + n_svc + 1;
+	memcpy(pl->instance, inst, n_inst + 1);
 	return plan_params(pl, &act->params, step, a, err, errlen);
 }
 

@@ -167,7 +167,8 @@ struct coord_plan {
 	const struct coord_action_conf *act; // borrowed
 	size_t step;			     // index in the rule's actions
 	char *service;			     // rendered, owned
-	char *instance;			     // rendered, owned, may be ""
+	char *instance;			     // rendered, may be ""; in service's
+					     // allocation (freed with it)
 	struct cm_strmap params;	     // rendered, owned
 };
 
