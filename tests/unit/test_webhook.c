@@ -1656,7 +1656,7 @@ test_reader_depth(void)
 	}
 }
 
-// Strings are scanned eight bytes at a time: a special byte (escape,
+// Strings are scanned sixteen bytes at a time: a special byte (escape,
 // quote, control byte, non-ASCII) at every position of strings of every
 // length up to a few words, at every alignment of the body.
 static void
@@ -1796,6 +1796,96 @@ test_reader_alert_ownership(void)
 	coord_alert_free(d);
 }
 
+// Strings are scanned sixteen bytes at a time while that many body bytes
+// are left and byte by byte after: the string that ends the body, with a
+// special byte at every position, crosses from one to the other at every
+// offset; the body is an exact-size copy, so a read past it is caught
+// under ASan.
+static void
+test_reader_string_at_body_end(void)
+{
+	static const char *const kinds[] = { "\\n", "\x01", "\xff",
+		"\xc3\xa9", "\\\"", "\\u00e9", "\\ud83d\\ude00" };
+	static const char *const decoded[] = { "\n", NULL, NULL, "\xc3\xa9",
+		"\"", "\xc3\xa9", "\xf0\x9f\x98\x80" };
+	char body[512], val[128], want[128], err[256];
+	int bad = 0;
+
+	for (size_t kind = 0; kind < 7; kind++)
+	for (size_t len = 0; len <= 40; len++)
+	for (size_t at = 0; at <= len; at++) {
+		struct coord_notification *n = NULL;
+		size_t k = 0, w = 0;
+		int rv;
+
+		for (size_t i = 0; i <= len; i++) {
+			if (i == at) {
+				k += (size_t)sprintf(val + k, "%s",
+				    kinds[kind]);
+				if (decoded[kind] != NULL)
+					w += (size_t)sprintf(want + w, "%s",
+					    decoded[kind]);
+			}
+			if (i < len) {
+				val[k++] = (char)('a' + i % 26);
+				want[w++] = (char)('a' + i % 26);
+			}
+		}
+		val[k] = want[w] = '\0';
+		snprintf(body, sizeof(body), TOP(",\"receiver\":\"%s\""), val);
+		rv = parse_s(body, &n, err, sizeof(err));
+		if (kind == 1 ? (rv != -EINVAL || !strstr(err,
+		    "control character in a string")) :
+		    kind == 2 ? (rv != -EINVAL || !strstr(err,
+		    "receiver: not valid UTF-8")) :
+		    (rv != 0 || strcmp(n->receiver, want) != 0)) {
+			if (bad++ < 5)
+				printf("# kind %zu len %zu at %zu: rv %d %s\n",
+				    kind, len, at, rv, err);
+		}
+		coord_notification_free(n);
+	}
+	CHECK_INT(bad, 0);
+}
+
+// A body cut anywhere inside its last string (in an escape, after a
+// lone backslash, before the closing quote) is malformed JSON, reported
+// at the end of the body or at the escape it cuts.
+static void
+test_reader_string_cut(void)
+{
+	static const char full[] = TOP(",\"receiver\":\"abcdefghijklmnopq"
+	    "\\u00e9\\ud83d\\ude00rst\\\"uvwxyz0123456789\\\\\"");
+	size_t from = strlen(TOP(",\"receiver\":\""));
+	int bad = 0;
+
+	from -= 1; // TOP's closing "}": from is just past the opening quote
+	for (size_t cut = from; cut < sizeof(full) - 2; cut++) {
+		struct coord_notification *n = NULL;
+		char err[256] = "";
+		int rv = parse_n(full, cut, NULL, &n, err, sizeof(err));
+
+		if (rv != -EINVAL || !strstr(err, "body: invalid JSON near "
+		    "offset") || n != NULL) {
+			if (bad++ < 5)
+				printf("# cut at %zu: rv %d %s\n", cut, rv,
+				    err);
+		}
+		coord_notification_free(n);
+	}
+	CHECK_INT(bad, 0);
+	// The whole body parses.
+	{
+		struct coord_notification *n = parse_ok(full);
+
+		CHECK(n != NULL);
+		if (n != NULL)
+			CHECK_STR(n->receiver, "abcdefghijklmnopq\xc3\xa9"
+			    "\xf0\x9f\x98\x80rst\"uvwxyz0123456789\\");
+		coord_notification_free(n);
+	}
+}
+
 static const struct tt_case cases[] = {
 	{ "real AM 0.25 body: every field", test_real_body_all_fields },
 	{ "real AM 0.25 body with truncatedAlerts", test_real_body_truncated },
@@ -1823,6 +1913,10 @@ static const struct tt_case cases[] = {
 	{ "reader: valid text in every form", test_reader_valid },
 	{ "reader: special bytes at every position",
 	  test_reader_string_positions },
+	{ "reader: the body's last string, every position",
+	  test_reader_string_at_body_end },
+	{ "reader: a body cut inside its last string",
+	  test_reader_string_cut },
 	{ "reader: nesting is bounded", test_reader_depth },
 	{ "reader: limits.max_json_depth", test_reader_configured_depth },
 	{ "reader: alerts own their memory", test_reader_alert_ownership },
