@@ -190,9 +190,6 @@ jr_bad(struct jr *j, size_t off)
 static void
 jr_ws(struct jr *j)
 {
-	// Most bodies have no space between tokens: one test for that.
-	if (j->pos < j->len && j->s[j->pos] > ' ')
-		return;
 	while (j->pos < j->len) {
 		unsigned char c = j->s[j->pos];
 
@@ -203,9 +200,12 @@ jr_ws(struct jr *j)
 }
 
 // The next non-space byte (not consumed), or -1 at the end.
-static int
+static inline int
 jr_peek(struct jr *j)
 {
+	// Most bodies have no space between tokens: one test for that.
+	if (j->pos < j->len && j->s[j->pos] > ' ')
+		return j->s[j->pos];
 	jr_ws(j);
 	return j->pos < j->len ? j->s[j->pos] : -1;
 }
@@ -284,12 +284,13 @@ jr_uescape(struct jr *j, size_t *ret_i, char *o)
 
 // Copies the run of plain string bytes (not '"', '\\' or a control byte)
 // at s[*i] to *o, advancing both; sets *high when a byte >= 0x80 was
-// copied. Sixteen bytes at a time with SSE2 (every x86-64 has it): one
-// compare per kind of special byte finds the first one in the block.
-// The whole block is stored even when fewer of its bytes are kept: the
-// arena's end is always at least len - *i bytes past *o (see struct jr),
-// so the store stays inside it. The byte loop does the body's last bytes
-// and everything on other machines.
+// copied (or only follows the run in the same block). Sixteen bytes at a
+// time with SSE2 (every x86-64 has it): one compare per kind of special
+// byte finds the first one in the block. The whole block is stored even
+// when fewer of its bytes are kept: the arena's end is always at least
+// len - *i bytes past *o (see struct jr), so the store stays inside it.
+// The byte loop does the body's last bytes and everything on other
+// machines.
 static inline void
 plain_run(const unsigned char *s, size_t len, size_t *i, char **o,
     unsigned *high)
@@ -319,8 +320,9 @@ plain_run(const unsigned char *s, size_t len, size_t *i, char **o,
 			d += 16;
 			continue;
 		}
+		// Bytes >= 0x80 past the run may count too (see jr_string).
+		*high |= h;
 		m = (unsigned)__builtin_ctz(m); // plain bytes before it
-		*high |= h & ((1u << m) - 1);
 		*i = p + m;
 		*o = d + m;
 		return;
@@ -383,24 +385,34 @@ ctl:
 }
 
 // Reads the string at j->pos (a '"') into the arena: *ret (NUL-terminated,
-// no NUL inside), *ret_len; *ret_high says a raw byte >= 0x80 was copied
-// (only then can the result be invalid UTF-8: escapes always encode
-// correctly).
-static int
+// no NUL inside), *ret_len; *ret_high is set when a raw byte >= 0x80 was
+// copied (only then can the result be invalid UTF-8: escapes always
+// encode correctly), and sometimes when one only follows the string
+// closely, which costs a needless UTF-8 check and nothing else.
+static inline __attribute__((always_inline)) int
 jr_string(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 {
 	char *out = j->arena + j->used, *o = out;
 	size_t i = j->pos + 1;
 	unsigned high = 0;
-	int rv;
 
 	for (;;) {
+		// Copies for jr_special, so that i and o can stay in
+		// registers on the common path.
+		size_t si;
+		char *so;
+		int rv;
+
 		plain_run(j->s, j->len, &i, &o, &high);
 		if (i < j->len && j->s[i] == '"')
 			break;
-		rv = jr_special(j, &i, &o);
+		si = i;
+		so = o;
+		rv = jr_special(j, &si, &so);
 		if (rv < 0)
 			return rv;
+		i = si;
+		o = so;
 	}
 	*o = '\0';
 	j->pos = i + 1;
@@ -527,8 +539,7 @@ jr_obj_key(struct jr *j, char **key, size_t *klen, bool *high)
 		return rv;
 	if (jr_peek(j) != ':')
 		return jr_bad(j, j->pos);
-	j->pos++;
-	jr_ws(j);
+	j->pos++; // every value reader starts with jr_peek
 	return 0;
 }
 
@@ -1541,7 +1552,8 @@ ignored(const char *key, const char *const *ignore, size_t n_ignore)
 	size_t i;
 
 	for (i = 0; i < n_ignore; i++)
-		if (ignore[i] != NULL && strcmp(key, ignore[i]) == 0)
+		if (ignore[i] != NULL && ignore[i][0] == key[0] &&
+		    strcmp(key, ignore[i]) == 0)
 			return true;
 	return false;
 }
