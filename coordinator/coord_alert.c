@@ -282,6 +282,23 @@ jr_uescape(struct jr *j, size_t *ret_i, char *o)
 	return 4;
 }
 
+#if defined(__SSE2__)
+// The bytes of a 16-byte block that end a plain run: one bit per byte
+// ('"', '\\' or a control byte), as _mm_movemask_epi8 numbers them.
+static inline unsigned
+block_specials(__m128i w)
+{
+	const __m128i quote = _mm_set1_epi8('"');
+	const __m128i bslash = _mm_set1_epi8('\\');
+	const __m128i ctl_max = _mm_set1_epi8(0x1f);
+	// c <= 0x1f (unsigned) exactly when min(c, 0x1f) == c.
+	__m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(w, ctl_max), w);
+
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(
+	    _mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)), ctl));
+}
+#endif
+
 // Copies the run of plain string bytes (not '"', '\\' or a control byte)
 // at s[*i] to *o, advancing both; sets *high when a byte >= 0x80 was
 // copied (or only follows the run in the same block). Sixteen bytes at a
@@ -299,18 +316,10 @@ plain_run(const unsigned char *s, size_t len, size_t *i, char **o,
 	char *d = *o;
 
 #if defined(__SSE2__)
-	const __m128i quote = _mm_set1_epi8('"');
-	const __m128i bslash = _mm_set1_epi8('\\');
-	const __m128i ctl_max = _mm_set1_epi8(0x1f);
-
 	while (len - p >= 16) {
 		__m128i w = _mm_loadu_si128((const __m128i *)(const void *)
 		    (s + p));
-		// c <= 0x1f (unsigned) exactly when min(c, 0x1f) == c.
-		__m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(w, ctl_max), w);
-		__m128i sp = _mm_or_si128(_mm_or_si128(
-		    _mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)), ctl);
-		unsigned m = (unsigned)_mm_movemask_epi8(sp);
+		unsigned m = block_specials(w);
 		unsigned h = (unsigned)_mm_movemask_epi8(w); // bytes >= 0x80
 
 		_mm_storeu_si128((__m128i *)(void *)d, w);
@@ -384,13 +393,9 @@ ctl:
 	    "offset %zu", i);
 }
 
-// Reads the string at j->pos (a '"') into the arena: *ret (NUL-terminated,
-// no NUL inside), *ret_len; *ret_high is set when a raw byte >= 0x80 was
-// copied (only then can the result be invalid UTF-8: escapes always
-// encode correctly), and sometimes when one only follows the string
-// closely, which costs a needless UTF-8 check and nothing else.
-static inline __attribute__((always_inline)) int
-jr_string(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
+// jr_string for any string.
+static __attribute__((noinline)) int
+jr_string_any(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 {
 	char *out = j->arena + j->used, *o = out;
 	size_t i = j->pos + 1;
@@ -421,6 +426,46 @@ jr_string(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 	*ret_high = high != 0;
 	j->used += (size_t)(o - out) + 1;
 	return 0;
+}
+
+// Reads the string at j->pos (a '"') into the arena: *ret (NUL-terminated,
+// no NUL inside), *ret_len; *ret_high is set when a raw byte >= 0x80 was
+// copied (only then can the result be invalid UTF-8: escapes always
+// encode correctly), and sometimes when one only follows the string
+// closely, which costs a needless UTF-8 check and nothing else.
+//
+// Inline, for the common case: the whole string (no escape) in the 16
+// bytes after its opening quote, as most keys and many values are; a call
+// with its register saves was half the cost of such a string.
+// jr_string_any does the rest.
+static inline int
+jr_string(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
+{
+#if defined(__SSE2__)
+	size_t i = j->pos + 1; // <= j->len: j->pos holds the '"'
+
+	if (j->len - i >= 16) {
+		__m128i w = _mm_loadu_si128((const __m128i *)(const void *)
+		    (j->s + i));
+		unsigned m = block_specials(w);
+
+		if (m != 0 && j->s[i + (unsigned)__builtin_ctz(m)] == '"') {
+			size_t n = (unsigned)__builtin_ctz(m);
+			char *out = j->arena + j->used;
+
+			// Inside the arena: see struct jr and plain_run.
+			_mm_storeu_si128((__m128i *)(void *)out, w);
+			out[n] = '\0';
+			*ret = out;
+			*ret_len = n;
+			*ret_high = _mm_movemask_epi8(w) != 0;
+			j->pos = i + n + 1;
+			j->used += n + 1;
+			return 0;
+		}
+	}
+#endif
+	return jr_string_any(j, ret, ret_len, ret_high);
 }
 
 // Skips a string, checking it the same way.
@@ -817,8 +862,9 @@ kv_sort(struct coord_kv *v, size_t n)
 	return equal;
 }
 
+// `high`: jr_string's flag (no raw byte >= 0x80: valid UTF-8 already).
 static int
-kv_key_check(struct pctx *p, const char *key, size_t n,
+kv_key_check(struct pctx *p, const char *key, size_t n, bool high,
     const struct where *w, enum kvs_kind kind)
 {
 	char sbuf[200], path[WBUF];
@@ -841,7 +887,7 @@ kv_key_check(struct pctx *p, const char *key, size_t n,
 		for (i = 0; i < n; i++)
 			if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
 				break;
-		if (n == 0 || i < n || !cm_utf8_valid(key, n))
+		if (n == 0 || i < n || (high && !cm_utf8_valid(key, n)))
 			return failf(p, -EINVAL,
 			    "%s: invalid annotation name \"%s\"",
 			    where_str(path, sizeof(path), w),
@@ -899,7 +945,7 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 			return failf(j->p, -E2BIG, "%s: more than %zu entries",
 			    where_str(path, sizeof(path), w),
 			    j->p->lim->max_labels);
-		rv = kv_key_check(j->p, key, klen, w, kind);
+		rv = kv_key_check(j->p, key, klen, high, w, kind);
 		if (rv < 0)
 			return rv;
 		if (jr_peek(j) != '"')
@@ -1538,12 +1584,18 @@ coord_alert_free(struct coord_alert *a)
 static uint64_t
 fnv1a(uint64_t h, const char *s)
 {
-	// Hashes the terminating NUL too, as the separator.
-	do {
-		h ^= (unsigned char)*s;
-		h *= FNV64_PRIME;
-	} while (*s++ != '\0');
-	return h;
+	const unsigned char *u = (const unsigned char *)s;
+
+	// Hashes the terminating NUL too, as the separator. Two bytes a
+	// turn: half the loop overhead of this hot loop.
+	for (;; u += 2) {
+		h = (h ^ u[0]) * FNV64_PRIME;
+		if (u[0] == '\0')
+			return h;
+		h = (h ^ u[1]) * FNV64_PRIME;
+		if (u[1] == '\0')
+			return h;
+	}
 }
 
 static bool
