@@ -297,6 +297,26 @@ block_specials(__m128i w)
 	return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(
 	    _mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)), ctl));
 }
+
+// The bytes of a block that may be in a label name: [A-Za-z0-9_], one bit
+// per byte; *digits gets those that are digits (not allowed first).
+static inline unsigned
+block_name_bytes(__m128i w, unsigned *digits)
+{
+	const __m128i fold = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a');
+	const __m128i zero = _mm_set1_epi8('0'), under = _mm_set1_epi8('_');
+	const __m128i max_letter = _mm_set1_epi8(25);
+	const __m128i max_digit = _mm_set1_epi8(9);
+	// As in label_name_ok; x <= max (unsigned) when min(x, max) == x.
+	__m128i l = _mm_sub_epi8(_mm_or_si128(w, fold), a);
+	__m128i d = _mm_sub_epi8(w, zero);
+	__m128i dig = _mm_cmpeq_epi8(_mm_min_epu8(d, max_digit), d);
+
+	*digits = (unsigned)_mm_movemask_epi8(dig);
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(
+	    _mm_cmpeq_epi8(_mm_min_epu8(l, max_letter), l), dig),
+	    _mm_cmpeq_epi8(w, under)));
+}
 #endif
 
 // Copies the run of plain string bytes (not '"', '\\' or a control byte)
@@ -438,8 +458,13 @@ jr_string_any(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 // bytes after its opening quote, as most keys and many values are; a call
 // with its register saves was half the cost of such a string.
 // jr_string_any does the rest.
+//
+// With `name_ok` (label keys), *name_ok is set when the string is known
+// to be a valid label name (label_name_ok), seen in the same block; false
+// only means "not checked here".
 static inline int
-jr_string(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
+jr_string_name(struct jr *j, char **ret, size_t *ret_len, bool *ret_high,
+    bool *name_ok)
 {
 #if defined(__SSE2__)
 	size_t i = j->pos + 1; // <= j->len: j->pos holds the '"'
@@ -461,11 +486,26 @@ jr_string(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 			*ret_high = _mm_movemask_epi8(w) != 0;
 			j->pos = i + n + 1;
 			j->used += n + 1;
+			if (name_ok != NULL) {
+				unsigned dig, ok = block_name_bytes(w, &dig);
+				unsigned want = (1u << n) - 1;
+
+				*name_ok = n > 0 && (ok & want) == want &&
+				    (dig & 1) == 0;
+			}
 			return 0;
 		}
 	}
 #endif
+	if (name_ok != NULL)
+		*name_ok = false;
 	return jr_string_any(j, ret, ret_len, ret_high);
+}
+
+static inline int
+jr_string(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
+{
+	return jr_string_name(j, ret, ret_len, ret_high, NULL);
 }
 
 // Skips a string, checking it the same way.
@@ -572,20 +612,27 @@ jr_begin(struct jr *j, char close, bool *more)
 	return 0;
 }
 
-static int
-jr_obj_key(struct jr *j, char **key, size_t *klen, bool *high)
+// A member's key and its ':'; `name_ok` as in jr_string_name.
+static inline int
+jr_key(struct jr *j, char **key, size_t *klen, bool *high, bool *name_ok)
 {
 	int rv;
 
 	if (jr_peek(j) != '"')
 		return jr_bad(j, j->pos);
-	rv = jr_string(j, key, klen, high);
+	rv = jr_string_name(j, key, klen, high, name_ok);
 	if (rv < 0)
 		return rv;
 	if (jr_peek(j) != ':')
 		return jr_bad(j, j->pos);
 	j->pos++; // every value reader starts with jr_peek
 	return 0;
+}
+
+static int
+jr_obj_key(struct jr *j, char **key, size_t *klen, bool *high)
+{
+	return jr_key(j, key, klen, high, NULL);
 }
 
 static int
@@ -862,10 +909,11 @@ kv_sort(struct coord_kv *v, size_t n)
 	return equal;
 }
 
-// `high`: jr_string's flag (no raw byte >= 0x80: valid UTF-8 already).
+// `high`: jr_string's flag (no raw byte >= 0x80: valid UTF-8 already);
+// `name_ok`: jr_string_name's (a valid label name, no need to look).
 static int
 kv_key_check(struct pctx *p, const char *key, size_t n, bool high,
-    const struct where *w, enum kvs_kind kind)
+    bool name_ok, const struct where *w, enum kvs_kind kind)
 {
 	char sbuf[200], path[WBUF];
 
@@ -875,7 +923,7 @@ kv_key_check(struct pctx *p, const char *key, size_t n, bool high,
 		    where_str(path, sizeof(path), w),
 		    coord_safe_str(sbuf, sizeof(sbuf), key), n,
 		    p->lim->max_name_len);
-	if (kind == KVS_LABELS && !label_name_ok(key, n))
+	if (kind == KVS_LABELS && !name_ok && !label_name_ok(key, n))
 		return failf(p, -EINVAL, "%s: invalid label name \"%s\"",
 		    where_str(path, sizeof(path), w),
 		    coord_safe_str(sbuf, sizeof(sbuf), key));
@@ -931,21 +979,22 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 	    j->p->lim->max_annotation_len;
 	char path[WBUF], sbuf[200], *key, *val;
 	size_t klen, vlen, i;
-	bool more, high;
+	bool more, high, name_ok = false;
 	int rv;
 
 	*off = j->n_kv;
 	*cnt = 0;
 	rv = jr_begin(j, '}', &more);
 	while (rv == 0 && more) {
-		rv = jr_obj_key(j, &key, &klen, &high);
+		rv = jr_key(j, &key, &klen, &high,
+		    kind == KVS_LABELS ? &name_ok : NULL);
 		if (rv < 0)
 			return rv;
 		if (++*cnt > j->p->lim->max_labels)
 			return failf(j->p, -E2BIG, "%s: more than %zu entries",
 			    where_str(path, sizeof(path), w),
 			    j->p->lim->max_labels);
-		rv = kv_key_check(j->p, key, klen, high, w, kind);
+		rv = kv_key_check(j->p, key, klen, high, name_ok, w, kind);
 		if (rv < 0)
 			return rv;
 		if (jr_peek(j) != '"')
