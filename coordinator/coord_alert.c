@@ -367,8 +367,8 @@ plain_run(const unsigned char *s, size_t len, size_t *i, char **o,
 
 // What stopped a plain run inside a string at s[*i] (not its closing
 // quote): an escape, decoded to *o (both advanced), or a fault (the end
-// of the body, a raw control byte or NUL). Kept out of jr_string so the
-// common case, a string without escapes, stays a short loop.
+// of the body, a raw control byte or NUL). Kept out of jr_string_any so
+// its common case, a string without escapes, stays a short loop.
 static __attribute__((noinline)) int
 jr_special(struct jr *j, size_t *ret_i, char **o)
 {
