@@ -105,14 +105,47 @@ reply_unauthorized(struct coord_httpd_req *rq, const char *reason)
 	    "WWW-Authenticate: Bearer realm=\"reflex\"");
 }
 
+// An intake for n alerts, its three arrays in the same block (one
+// allocation per webhook rather than four). All members are 8-byte
+// aligned, so each array starts aligned after the one before.
+static struct intake *
+intake_new(size_t n)
+{
+	struct intake *in = calloc(1, sizeof(*in) + n * (sizeof(*in->recs) +
+	    sizeof(*in->identities) + sizeof(*in->ids)));
+
+	if (in == NULL)
+		return NULL;
+	in->recs = (struct coord_alert_rec *)(void *)(in + 1);
+	in->identities = (uint64_t *)(void *)(in->recs + n);
+	in->ids = (int64_t *)(void *)(in->identities + n);
+	return in;
+}
+
 static void
 intake_free(struct intake *in)
 {
 	coord_notification_free(in->n);
-	free(in->recs);
-	free(in->identities);
-	free(in->ids);
 	free(in);
+}
+
+// {"status":"accepted","alerts":<n>}, without an snprintf per webhook.
+static void
+reply_accepted(struct coord_httpd_req *rq, size_t n)
+{
+	static const char head[] = "{\"status\":\"accepted\",\"alerts\":";
+	char body[sizeof(head) + 21], d[20];
+	size_t k = sizeof(d);
+
+	do {
+		d[--k] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	memcpy(body, head, sizeof(head) - 1);
+	memcpy(body + sizeof(head) - 1, d + k, sizeof(d) - k);
+	body[sizeof(head) - 1 + sizeof(d) - k] = '}';
+	reply(rq, 200, "application/json", body,
+	    sizeof(head) + sizeof(d) - k);
 }
 
 // Journal completion thread: the alerts are durable (or not) now.
@@ -121,7 +154,6 @@ intake_done(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
 {
 	struct intake *in = arg;
 	struct coord_http *h = in->h;
-	char body[96];
 
 	if (rv < 0) {
 		cm_err("webhook.journal_failed", "alerts=%zu rv=%d", n, rv);
@@ -134,10 +166,8 @@ intake_done(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
 		// alert until the next start replays it as pending.
 		(void)coord_engine_push(h->d.engine, in->n, in->ids,
 		    in->identities, in->received_mono);
-		snprintf(body, sizeof(body),
-		    "{\"status\":\"accepted\",\"alerts\":%zu}", n);
 		coord_metrics_webhook(200);
-		reply_json(in->rq, 200, body);
+		reply_accepted(in->rq, n);
 	}
 	intake_free(in);
 	atomic_fetch_sub(&h->pending, 1);
@@ -200,20 +230,9 @@ webhook_cb(struct coord_httpd_req *rq, void *arg)
 		return;
 	}
 
-	in = calloc(1, sizeof(*in));
-	if (in != NULL) {
-		in->recs = calloc(n->n_alerts, sizeof(*in->recs));
-		in->identities = calloc(n->n_alerts, sizeof(*in->identities));
-		in->ids = calloc(n->n_alerts, sizeof(*in->ids));
-	}
-	if (in == NULL || in->recs == NULL || in->identities == NULL ||
-	    in->ids == NULL) {
-		if (in != NULL)
-			in->n = n;
-		else
-			coord_notification_free(n);
-		if (in != NULL)
-			intake_free(in);
+	in = intake_new(n->n_alerts);
+	if (in == NULL) {
+		coord_notification_free(n);
 		coord_metrics_webhook(503);
 		reply_error(rq, 503, "out of memory");
 		return;

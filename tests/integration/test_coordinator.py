@@ -180,6 +180,14 @@ def run(tap):
         tap.ok(r.status == 200 and r.json().get("alerts") == 1,
                "C02-E: no rule matches: 200 (accepted)", r.text)
         tap.ok(time.monotonic() - t0 < 1.0, "the reply comes within 1 s")
+        r = env.post(alert_body([{
+            "status": "firing",
+            "labels": {"alertname": "NothingMatches", "n": str(i)},
+            "annotations": {}, "startsAt": "2026-12-04T10:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z"} for i in range(12)]))
+        tap.ok(r.status == 200 and
+               r.text == '{"status":"accepted","alerts":12}',
+               "the reply counts the alerts stored, exactly", r.text)
 
         # -- C01: HA pair duplicates -------------------------------------
         c01 = case("C01-ha-duplicate-delivery.json")

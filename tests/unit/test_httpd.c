@@ -66,9 +66,19 @@ echo_cb(struct coord_httpd_req *rq, void *arg)
 	coord_httpd_reply(rq, 200, "text/plain", q, strlen(q), NULL);
 }
 
+// A status without a name of its own, with an extra header line.
+static void
+odd_cb(struct coord_httpd_req *rq, void *arg)
+{
+	(void)arg;
+	coord_httpd_reply(rq, 299, "application/json", "{}", 2,
+	    "WWW-Authenticate: Bearer realm=\"t\"");
+}
+
 static const struct coord_httpd_route routes[] = {
 	{ "/async", "GET", async_cb },
 	{ "/echo", "GET", echo_cb },
+	{ "/odd", "GET", odd_cb },
 };
 
 static struct coord_httpd *
@@ -79,7 +89,7 @@ start(int delay_ms)
 
 	memset(&owed, 0, sizeof(owed));
 	owed.delay_ms = delay_ms;
-	if (coord_httpd_start(&s, "127.0.0.1:0", &lim, NULL, routes, 2, &owed,
+	if (coord_httpd_start(&s, "127.0.0.1:0", &lim, NULL, routes, 3, &owed,
 	    err, sizeof(err)) != 0) {
 		printf("# start: %s\n", err);
 		return NULL;
@@ -239,6 +249,44 @@ test_stop_waits_for_owed_reply(void)
 	close(fd);
 }
 
+// The header of a reply, byte for byte: status line, type, no-store,
+// length, the Connection line when the client needs one, an extra line.
+static void
+test_reply_head_exact(void)
+{
+	static const struct {
+		const char *req, *want;
+	} cases[] = {
+		{ "GET /echo?abc HTTP/1.1\r\nHost: x\r\n\r\n",
+		  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+		  "Cache-Control: no-store\r\nContent-Length: 3\r\n\r\nabc" },
+		{ "GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+		  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+		  "Cache-Control: no-store\r\nContent-Length: 0\r\n"
+		  "Connection: keep-alive\r\n\r\n" },
+		{ "GET /odd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		  "HTTP/1.1 299 Status\r\nContent-Type: application/json\r\n"
+		  "Cache-Control: no-store\r\nContent-Length: 2\r\n"
+		  "Connection: close\r\n"
+		  "WWW-Authenticate: Bearer realm=\"t\"\r\n\r\n{}" },
+	};
+	struct coord_httpd *s = start(0);
+	char buf[2048];
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = dial(s);
+
+		say(fd, cases[i].req);
+		hear(fd, buf, sizeof(buf), 1);
+		CHECK_STR(buf, cases[i].want);
+		close(fd);
+	}
+	coord_httpd_stop(s);
+}
+
 static void
 test_start_errors_name_the_cause(void)
 {
@@ -263,6 +311,7 @@ static const struct tt_case cases[] = {
 	  test_reset_client_reply_dropped },
 	{ "stop waits for the reply owed", test_stop_waits_for_owed_reply },
 	{ "start errors name the cause", test_start_errors_name_the_cause },
+	{ "reply header bytes exactly", test_reply_head_exact },
 	{ NULL, NULL },
 };
 

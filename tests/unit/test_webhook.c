@@ -1656,7 +1656,7 @@ test_reader_depth(void)
 	}
 }
 
-// Strings are scanned eight bytes at a time: a special byte (escape,
+// Strings are scanned sixteen bytes at a time: a special byte (escape,
 // quote, control byte, non-ASCII) at every position of strings of every
 // length up to a few words, at every alignment of the body.
 static void
@@ -1796,6 +1796,184 @@ test_reader_alert_ownership(void)
 	coord_alert_free(d);
 }
 
+// Strings are scanned sixteen bytes at a time while that many body bytes
+// are left and byte by byte after: the string that ends the body, with a
+// special byte at every position, crosses from one to the other at every
+// offset; the body is an exact-size copy, so a read past it is caught
+// under ASan.
+static void
+test_reader_string_at_body_end(void)
+{
+	static const char *const kinds[] = { "\\n", "\x01", "\xff",
+		"\xc3\xa9", "\\\"", "\\u00e9", "\\ud83d\\ude00" };
+	static const char *const decoded[] = { "\n", NULL, NULL, "\xc3\xa9",
+		"\"", "\xc3\xa9", "\xf0\x9f\x98\x80" };
+	char body[512], val[128], want[128], err[256];
+	int bad = 0;
+
+	for (size_t kind = 0; kind < 7; kind++)
+	for (size_t len = 0; len <= 40; len++)
+	for (size_t at = 0; at <= len; at++) {
+		struct coord_notification *n = NULL;
+		size_t k = 0, w = 0;
+		int rv;
+
+		for (size_t i = 0; i <= len; i++) {
+			if (i == at) {
+				k += (size_t)sprintf(val + k, "%s",
+				    kinds[kind]);
+				if (decoded[kind] != NULL)
+					w += (size_t)sprintf(want + w, "%s",
+					    decoded[kind]);
+			}
+			if (i < len) {
+				val[k++] = (char)('a' + i % 26);
+				want[w++] = (char)('a' + i % 26);
+			}
+		}
+		val[k] = want[w] = '\0';
+		snprintf(body, sizeof(body), TOP(",\"receiver\":\"%s\""), val);
+		rv = parse_s(body, &n, err, sizeof(err));
+		if (kind == 1 ? (rv != -EINVAL || !strstr(err,
+		    "control character in a string")) :
+		    kind == 2 ? (rv != -EINVAL || !strstr(err,
+		    "receiver: not valid UTF-8")) :
+		    (rv != 0 || strcmp(n->receiver, want) != 0)) {
+			if (bad++ < 5)
+				printf("# kind %zu len %zu at %zu: rv %d %s\n",
+				    kind, len, at, rv, err);
+		}
+		coord_notification_free(n);
+	}
+	CHECK_INT(bad, 0);
+}
+
+// A body cut anywhere inside its last string (in an escape, after a
+// lone backslash, before the closing quote) is malformed JSON, reported
+// at the end of the body or at the escape it cuts.
+static void
+test_reader_string_cut(void)
+{
+	static const char full[] = TOP(",\"receiver\":\"abcdefghijklmnopq"
+	    "\\u00e9\\ud83d\\ude00rst\\\"uvwxyz0123456789\\\\\"");
+	size_t from = strlen(TOP(",\"receiver\":\""));
+	int bad = 0;
+
+	from -= 1; // TOP's closing "}": from is just past the opening quote
+	for (size_t cut = from; cut < sizeof(full) - 2; cut++) {
+		struct coord_notification *n = NULL;
+		char err[256] = "";
+		int rv = parse_n(full, cut, NULL, &n, err, sizeof(err));
+
+		if (rv != -EINVAL || !strstr(err, "body: invalid JSON near "
+		    "offset") || n != NULL) {
+			if (bad++ < 5)
+				printf("# cut at %zu: rv %d %s\n", cut, rv,
+				    err);
+		}
+		coord_notification_free(n);
+	}
+	CHECK_INT(bad, 0);
+	// The whole body parses.
+	{
+		struct coord_notification *n = parse_ok(full);
+
+		CHECK(n != NULL);
+		if (n != NULL)
+			CHECK_STR(n->receiver, "abcdefghijklmnopq\xc3\xa9"
+			    "\xf0\x9f\x98\x80rst\"uvwxyz0123456789\\");
+		coord_notification_free(n);
+	}
+}
+
+// Label names are checked in the block their key was read in when it is
+// short and plain, byte by byte otherwise: names of every length with a
+// byte just outside each allowed range at every position, in an alert
+// (bytes follow: the block path) and as the body's last label (no room
+// for a block), and names spelled with escapes.
+static void
+test_reader_label_names(void)
+{
+	static const char ok_bytes[] = "aZ_9zA0m";
+	static const char *const bad_bytes[] = { "-", "@", "[", "`", "{",
+		"/", ":", "^", "\x7f", "\xc3\xa9", " " };
+	char name[64], body[512], err[256];
+	int bad = 0;
+
+	for (size_t len = 1; len <= 40; len++)
+	for (size_t at = 0; at <= len; at++) // at == len: all valid
+	for (size_t b = 0; b < sizeof(bad_bytes) / sizeof(bad_bytes[0]); b++)
+	for (int last = 0; last < 2; last++) {
+		struct coord_notification *n = NULL;
+		size_t k = 0;
+		bool valid;
+		int rv;
+
+		if (at == len && b > 0)
+			continue;
+		for (size_t i = 0; i < len; i++) {
+			if (i == at)
+				k += (size_t)sprintf(name + k, "%s",
+				    bad_bytes[b]);
+			else
+				name[k++] = i == 0 ? 'x' : ok_bytes[i % 8];
+		}
+		name[k] = '\0';
+		valid = at == len;
+		if (last)
+			snprintf(body, sizeof(body), TOP(",\"groupLabels\":"
+			    "{\"%s\":\"v\"}"), name);
+		else
+			snprintf(body, sizeof(body), HEAD LBL(",\"%s\":\"v\"")
+			    TAIL, name);
+		rv = parse_s(body, &n, err, sizeof(err));
+		if (valid ? rv != 0 || coord_kvs_get(last ?
+		    &n->group_labels : &n->alerts[0].labels, name) == NULL :
+		    rv != -EINVAL || !strstr(err, "invalid label name")) {
+			if (bad++ < 5)
+				printf("# len %zu at %zu byte %zu last %d: rv %d "
+				    "%s\n", len, at, b, last, rv, err);
+		}
+		coord_notification_free(n);
+	}
+	// A digit first, alone or in front of a valid name.
+	for (size_t len = 1; len <= 20; len++) {
+		struct coord_notification *n = NULL;
+
+		memset(name, 'a', len);
+		name[0] = '7';
+		name[len] = '\0';
+		snprintf(body, sizeof(body), HEAD LBL(",\"%s\":\"v\"") TAIL,
+		    name);
+		if (parse_s(body, &n, err, sizeof(err)) != -EINVAL ||
+		    !strstr(err, "invalid label name")) {
+			if (bad++ < 5)
+				printf("# digit first, len %zu: %s\n", len, err);
+		}
+		coord_notification_free(n);
+	}
+	CHECK_INT(bad, 0);
+	// Escapes: checked on the decoded name.
+	{
+		struct coord_notification *n = parse_ok(HEAD
+		    LBL(",\"\\u0061b_\\u0039\":\"v\"") TAIL);
+
+		CHECK(n != NULL);
+		if (n != NULL)
+			CHECK_STR(coord_kvs_get(&n->alerts[0].labels, "ab_9"),
+			    "v");
+		coord_notification_free(n);
+	}
+	{
+		struct coord_notification *n = NULL;
+		int rv = parse_s(HEAD LBL(",\"a\\u002db\":\"v\"") TAIL, &n, err,
+		    sizeof(err));
+
+		CHECK_INT(rv, -EINVAL);
+		CHECK_HAS(err, "invalid label name \"a-b\"");
+	}
+}
+
 static const struct tt_case cases[] = {
 	{ "real AM 0.25 body: every field", test_real_body_all_fields },
 	{ "real AM 0.25 body with truncatedAlerts", test_real_body_truncated },
@@ -1823,6 +2001,12 @@ static const struct tt_case cases[] = {
 	{ "reader: valid text in every form", test_reader_valid },
 	{ "reader: special bytes at every position",
 	  test_reader_string_positions },
+	{ "reader: the body's last string, every position",
+	  test_reader_string_at_body_end },
+	{ "reader: a body cut inside its last string",
+	  test_reader_string_cut },
+	{ "reader: label names, every length and position",
+	  test_reader_label_names },
 	{ "reader: nesting is bounded", test_reader_depth },
 	{ "reader: limits.max_json_depth", test_reader_configured_depth },
 	{ "reader: alerts own their memory", test_reader_alert_ownership },
