@@ -51,6 +51,7 @@ worker(void *arg)
 {
 	struct agent_kwork *w = arg;
 
+	pthread_setname_np(pthread_self(), "kube-worker"); // top -H, bench
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		struct agent_kjob *j;

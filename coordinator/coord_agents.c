@@ -1165,6 +1165,7 @@ worker_main(void *arg)
 {
 	struct coord_agents *a = arg;
 
+	pthread_setname_np(pthread_self(), "agents-permit"); // top -H, bench
 	pthread_mutex_lock(&a->wmu);
 	while (!atomic_load(&a->stopping)) {
 		struct srv_ctx *c = a->whead;

@@ -3370,6 +3370,7 @@ engine_main(void *arg)
 	struct coord_engine *e = arg;
 	int64_t last_tick = 0;
 
+	pthread_setname_np(pthread_self(), "engine"); // top -H, bench
 	for (;;) {
 		struct ev *batch;
 		int64_t now = cm_mono_ms(), deadline = next_deadline(e, now);

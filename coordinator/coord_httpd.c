@@ -1334,6 +1334,7 @@ serve(void *arg)
 	struct coord_httpd *s = arg;
 	struct epoll_event evs[64];
 
+	pthread_setname_np(pthread_self(), "http"); // top -H, bench
 	while (!atomic_load(&s->stop)) {
 		int64_t now;
 		int n = epoll_wait(s->epfd, evs, 64, s->first != NULL ||

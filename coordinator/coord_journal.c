@@ -1593,6 +1593,7 @@ syncer_main(void *arg)
 	struct coord_journal *j = arg;
 	struct committed c;
 
+	pthread_setname_np(pthread_self(), "journal-sync"); // top -H, bench
 	for (;;) {
 		pthread_mutex_lock(&j->lock);
 		while (j->slot.batch == NULL && !j->sync_stop)
@@ -1776,6 +1777,7 @@ ckpt_main(void *arg)
 	struct coord_journal *j = arg;
 	int rc, nlog, nckpt;
 
+	pthread_setname_np(pthread_self(), "journal-ckpt"); // top -H, bench
 	pthread_mutex_lock(&j->lock);
 	for (;;) {
 		while (!j->ckpt_stop &&
@@ -1809,6 +1811,7 @@ writer_main(void *arg)
 	struct coord_journal *j = arg;
 	struct op *batch;
 
+	pthread_setname_np(pthread_self(), "journal-writer"); // top -H, bench
 	tl_running = j;
 	for (;;) {
 		pthread_mutex_lock(&j->lock);

@@ -28,6 +28,7 @@ worker_main(void *arg)
 {
 	struct coord_worker *w = arg;
 
+	pthread_setname_np(pthread_self(), "coord-worker"); // top -H, bench
 	for (;;) {
 		struct job *j;
 
