@@ -530,12 +530,56 @@ test_storm_count_matches_recount(void)
 	storm_counter_free(s, &c);
 }
 
+// Restarts of one instance count once, however many and in whatever
+// order they sit in the window; the reason gives the distinct count.
+static void
+test_blast_radius_counts_instances_once(void)
+{
+	static const char *const order[] = {
+		"web-2", "web-0", "web-1", "web-0", "web-2", "web-2", "web-1",
+	};
+	struct coord_safety_conf c = defaults();
+	struct coord_safety_req r;
+	struct coord_verdict v;
+	struct coord_safety *s;
+
+	c.blast_percent = 75; // of 4 instances: 3 allowed
+	c.service_max = 1000;
+	c.global_max = 1000;
+	c.max_concurrent = 1000;
+	s = coord_safety_new(&c);
+	for (size_t k = 0; k < 4; k++) { // web-2, web-0, web-1, web-0
+		r = restart("web", order[k], (uint64_t)k + 1, 4);
+		coord_safety_started(s, &r, T0);
+	}
+	r = restart("web", "web-3", 99, 4);
+	coord_safety_check(s, &r, T0 + 1000, &v);
+	CHECK(!v.allow);
+	CHECK_STR(v.check, "blast_radius");
+	CHECK_HAS(v.reason, "would make 4 of 4 instances");
+	// One of those three again: still 3 distinct, allowed.
+	r = restart("web", "web-1", 98, 4);
+	coord_safety_check(s, &r, T0 + 1000, &v);
+	CHECK(v.allow);
+	for (size_t k = 4; k < sizeof(order) / sizeof(order[0]); k++) {
+		r = restart("web", order[k], (uint64_t)k + 1, 4);
+		coord_safety_started(s, &r, T0);
+	}
+	r = restart("web", "web-0", 97, 4);
+	coord_safety_check(s, &r, T0 + 1000, &v);
+	CHECK(v.allow);
+	coord_safety_free(s);
+	cm_conf_free(&c, coord_safety_fields);
+}
+
 static const struct tt_case cases[] = {
 	{ "defaults match the issue", test_defaults_match_the_issue },
 	{ "critical services need force", test_critical_needs_force },
 	{ "global and per-service rate limits", test_rate_limits },
 	{ "concurrency limit", test_concurrency },
 	{ "blast radius share with at least one", test_blast_radius },
+	{ "blast radius counts an instance once",
+	    test_blast_radius_counts_instances_once },
 	{ "dependencies: skip or wait", test_dependencies },
 	{ "flapping loop detection", test_flapping },
 	{ "breaker on success rate, cool-off", test_breaker_on_success_rate_and_cool_off },
