@@ -64,6 +64,9 @@
 // cost more than the insert itself. `alerts` is the view people and tests
 // query: each alert with its outcome, 'pending' until it has one.
 // alerts_in has no index but its id: retention walks it in id order.
+// actions has no index on state, which changes with every update of the
+// row: a history filtered by state reads the newest rows back until it
+// has its page.
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS alerts_in("
 	" id INTEGER PRIMARY KEY,"
@@ -112,8 +115,6 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS actions_created ON actions(created_ms);"
 	"CREATE INDEX IF NOT EXISTS actions_service"
 	" ON actions(service, created_ms);"
-	"CREATE INDEX IF NOT EXISTS actions_state"
-	" ON actions(state, created_ms);"
 	"CREATE TABLE IF NOT EXISTS meta("
 	" key TEXT PRIMARY KEY,"
 	" value TEXT NOT NULL);";
@@ -135,7 +136,8 @@ static const char migrate_to_3_sql[] =
 	" WHERE outcome <> 'pending';"
 	"ALTER TABLE alerts_in DROP COLUMN outcome;"
 	"ALTER TABLE alerts_in DROP COLUMN detail;"
-	"ALTER TABLE alerts_in DROP COLUMN done_ms;";
+	"ALTER TABLE alerts_in DROP COLUMN done_ms;"
+	"DROP INDEX IF EXISTS actions_state;";
 
 // Statements of the write connection, prepared once.
 enum {

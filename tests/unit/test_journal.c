@@ -477,6 +477,7 @@ test_schema_migrates_from_v2(void)
 	    " instance TEXT NOT NULL, node TEXT, state TEXT NOT NULL,"
 	    " detail TEXT, attempt INTEGER NOT NULL,"
 	    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+	    "CREATE INDEX actions_state ON actions(state, created_ms);"
 	    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	    "INSERT INTO alerts(id, received_ms, identity, fingerprint,"
 	    " status, alertname, labels, annotations, generator_url,"
@@ -522,7 +523,8 @@ test_schema_migrates_from_v2(void)
 	    " ORDER BY id)", buf, sizeof(buf));
 	CHECK_STR(buf, "1:acted:restart 2:no-agent:nobody");
 	db_text(t.db, "SELECT count(*) FROM sqlite_master WHERE name IN"
-	    " ('alerts_pending', 'alerts_received')", buf, sizeof(buf));
+	    " ('alerts_pending', 'alerts_received', 'actions_state')", buf,
+	    sizeof(buf));
 	CHECK_STR(buf, "0");
 	tmp_remove(&t);
 }
