@@ -115,6 +115,7 @@ tsring_since(const struct tsring *r, int64_t since)
 
 struct blast {
 	char instance[64];
+	uint64_t hash;		// inst_hash(instance)
 	int64_t ts;
 };
 
@@ -333,10 +334,17 @@ check_dependencies(struct coord_safety *s, const struct coord_safety_req *r,
 	return false;
 }
 
-static int
-cmp_str_ptr(const void *x, const void *y)
+// FNV-1a: the blast window's instances are told apart by it first.
+static uint64_t
+inst_hash(const char *s)
 {
-	return strcmp(*(const char *const *)x, *(const char *const *)y);
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
 }
 
 static bool
@@ -344,28 +352,42 @@ check_blast(struct coord_safety *s, const struct coord_safety_req *r,
     struct svc *sv, int64_t now, struct coord_verdict *v)
 {
 	int64_t since = now - s->c->blast_window_ms, allowed, distinct = 0;
-	const char *live[BLAST_SLOTS];
-	size_t n = 0;
+	// The other instances restarted within the window, each counted
+	// once, through an open-addressing set of slot numbers (+1; 0 is
+	// empty) keyed by the instance's hash (a pairwise comparison was
+	// 65,000 strcmp calls for a full window).
+	uint16_t set[2 * BLAST_SLOTS];
+	const size_t mask = 2 * BLAST_SLOTS - 1;
+	char self[sizeof(sv->blast[0].instance)];
+	uint64_t hself;
 
 	if (sv == NULL || r->instance[0] == '\0' || r->type != COORD_ACT_RESTART)
 		return false;
 	allowed = r->service_instances * s->c->blast_percent / 100;
 	if (allowed < 1)
 		allowed = 1;
-	// The other instances restarted within the window, each counted
-	// once: sorted, then told apart from their neighbours (a pairwise
-	// comparison was 65,000 strcmp calls for a full table).
+	snprintf(self, sizeof(self), "%s", r->instance); // as slots keep it
+	hself = inst_hash(self);
+	memset(set, 0, sizeof(set));
 	for (size_t i = 0; i < BLAST_SLOTS; i++) {
 		const struct blast *b = &sv->blast[i];
+		size_t k;
 
-		if (b->ts >= since && b->ts != 0 &&
-		    strcmp(b->instance, r->instance) != 0)
-			live[n++] = b->instance;
+		if (b->ts < since || b->ts == 0 || (b->hash == hself &&
+		    strcmp(b->instance, self) == 0))
+			continue; // the same instance again is not a new one
+		for (k = b->hash & mask; set[k] != 0; k = (k + 1) & mask) {
+			const struct blast *o = &sv->blast[set[k] - 1];
+
+			if (o->hash == b->hash &&
+			    strcmp(o->instance, b->instance) == 0)
+				break;
+		}
+		if (set[k] == 0) {
+			set[k] = (uint16_t)(i + 1);
+			distinct++;
+		}
 	}
-	if (n > 1)
-		qsort(live, n, sizeof(live[0]), cmp_str_ptr);
-	for (size_t i = 0; i < n; i++)
-		distinct += i == 0 || strcmp(live[i - 1], live[i]) != 0;
 	if (distinct + 1 <= allowed)
 		return false;
 	if (r->service_instances <= 0)
@@ -454,6 +476,7 @@ coord_safety_started(struct coord_safety *s, const struct coord_safety_req *r,
 		struct blast *b = &sv->blast[sv->blast_head];
 
 		snprintf(b->instance, sizeof(b->instance), "%s", r->instance);
+		b->hash = inst_hash(b->instance);
 		b->ts = now;
 		sv->blast_head = (sv->blast_head + 1) % BLAST_SLOTS;
 	}
