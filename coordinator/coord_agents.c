@@ -401,7 +401,9 @@ wl_tables_reserve_locked(struct coord_agents *a, size_t more)
 	a->by_inst = bi;
 	a->by_addr = ba;
 	a->n_wl_buckets = nb;
-	// Every registered workload again (the old chains are gone).
+	// Every indexed workload reachable from an agent again (the old
+	// chains are gone). A re-registration's previous workloads are no
+	// longer reachable: they stay out, which is where they are going.
 	for (size_t i = 0; i < a->n; i++) {
 		struct agent *ag = a->v[i];
 
