@@ -23,8 +23,16 @@
 
 enum ctx_phase {
 	PH_RECV,  // waiting for a request
+	PH_DIRECT, // with the server's direct function
 	PH_QUEUED, // handed to the main loop
 	PH_SEND,  // reply being sent
+};
+
+// What the "cmd.done" line says of an answer.
+struct done_facts {
+	bool ok;
+	int code;
+	char message[CM_TEXT_MAX];
 };
 
 struct agent_cmd_ctx {
@@ -35,6 +43,12 @@ struct agent_cmd_ctx {
 	bool ctx_open;
 	enum ctx_phase phase;
 	struct cm_msg req; // decoded request while queued
+	// The direct function's answer, logged and sent once it returned
+	// (so not under the lock it holds): the frame (NULL: encoding
+	// failed with out_rv) and the facts of its line.
+	nng_msg *out;
+	int out_rv;
+	struct done_facts done;
 };
 
 struct agent_cmd_srv {
@@ -96,33 +110,70 @@ agent_wire_decode(struct cm_auth *auth, struct cm_msg *m, const void *buf,
 
 static void start_recv(struct agent_cmd_ctx *c);
 
-// Encodes m (stamped and sealed when the server authenticates) and
-// starts sending it on c. Falls back to receiving when nothing could be
-// sent (the peer will time out).
-static void
-send_msg(struct agent_cmd_ctx *c, struct cm_msg *m)
+#define WIRE_RESERVE 256 // most answers fit: one allocation
+
+static int
+msg_append(void *arg, const char *buf, size_t len)
 {
-	nng_msg *msg = NULL;
-	void *buf = NULL;
-	size_t len = 0;
+	return nng_msg_append(arg, buf, len) == 0 ? 0 : -1;
+}
+
+// Encodes m straight into a new nng_msg (*ret, the caller's), stamped
+// and sealed when the server authenticates: the bytes agent_wire_encode
+// makes, without a buffer of their own. Returns 0 or a negative errno.
+static int
+wire_msg(struct cm_auth *auth, struct cm_msg *m, nng_msg **ret)
+{
+	unsigned char mac[CM_AUTH_MAC_LEN];
+	nng_msg *msg;
 	int rv;
 
-	rv = agent_wire_encode(c->srv->auth, m, &buf, &len);
-	if (rv == 0 && nng_msg_alloc(&msg, 0) != 0)
-		rv = -ENOMEM;
-	if (rv == 0 && nng_msg_append(msg, buf, len) != 0)
-		rv = -ENOMEM;
-	free(buf);
+	// One allocation of WIRE_RESERVE bytes, emptied: the frame is
+	// appended into it (append grows it when the frame is larger).
+	if (nng_msg_alloc(&msg, WIRE_RESERVE) != 0)
+		return -ENOMEM;
+	nng_msg_clear(msg);
+	if (auth != NULL)
+		cm_auth_stamp(m);
+	rv = cm_msg_encode_to(m, msg_append, msg, NULL);
+	if (rv == 0 && auth != NULL) {
+		rv = cm_auth_seal(auth, nng_msg_body(msg), nng_msg_len(msg),
+		    mac);
+		if (rv == 0 && nng_msg_append(msg, mac, sizeof(mac)) != 0)
+			rv = -ENOMEM;
+	}
 	if (rv < 0) {
+		nng_msg_free(msg);
+		return rv;
+	}
+	*ret = msg;
+	return 0;
+}
+
+// Starts sending msg (encoded by wire_msg; NULL when that failed with
+// rv) on c. Falls back to receiving when there is nothing to send (the
+// peer will time out).
+static void
+send_frame(struct agent_cmd_ctx *c, nng_msg *msg, int rv)
+{
+	if (msg == NULL) {
 		cm_err("cmd.reply_failed", "server=%s error=%s", c->srv->name,
 		    cm_q(strerror(-rv)));
-		nng_msg_free(msg);
 		start_recv(c);
 		return;
 	}
 	c->phase = PH_SEND;
 	nng_aio_set_msg(c->aio, msg);
 	nng_ctx_send(c->ctx, c->aio);
+}
+
+static void
+send_msg(struct agent_cmd_ctx *c, struct cm_msg *m)
+{
+	nng_msg *msg = NULL;
+	int rv = wire_msg(c->srv->auth, m, &msg);
+
+	send_frame(c, msg, rv);
 }
 
 static void
@@ -156,6 +207,8 @@ send_error(struct agent_cmd_ctx *c, int rv, const char *why)
 }
 
 // ---- receiving (nng threads) ------------------------------------------
+
+static void finish_direct(struct agent_cmd_ctx *c);
 
 static void
 start_recv(struct agent_cmd_ctx *c)
@@ -224,9 +277,11 @@ on_frame(struct agent_cmd_ctx *c, nng_msg *msg)
 		send_reply(c, id, false, -EPROTO, s->refusal);
 		return;
 	}
-	c->phase = PH_QUEUED;
-	if (s->direct != NULL && s->direct(s->direct_arg, c))
-		return; // answered: the context is sending
+	c->phase = PH_DIRECT;
+	if (s->direct != NULL && s->direct(s->direct_arg, c)) {
+		finish_direct(c); // answered: log it and send it now
+		return;
+	}
 	enqueue(c);
 }
 
@@ -281,25 +336,90 @@ agent_cmd_request(const struct agent_cmd_ctx *c)
 	return &c->req;
 }
 
+// A name field of a decoded command as cm_q() prints it, without its
+// scan: the decoder let through only [A-Za-z0-9._-] (alphanumeric at
+// both ends, under 64 bytes), which cm_q leaves as it is, or "" (the
+// instance of a command to every instance), which it prints as "".
+static const char *
+name_field(const char *name)
+{
+	return name[0] != '\0' ? name : "\"\"";
+}
+
 // The one log line of a command: what was asked and what it got ("check",
 // which the coordinator sends every verify interval, at debug only).
 static void
-log_done(const struct cm_msg *req, const struct cm_msg *reply)
+log_done(const struct cm_msg *req, const struct done_facts *d)
 {
 	const struct cm_msg_command *c = &req->u.cmd;
-	const struct cm_msg_reply *r = &reply->u.reply;
-	bool ok = reply->type == CM_MSG_REPLY && r->ok;
+	int level;
 
 	if (req->type != CM_MSG_COMMAND)
 		return;
-	cm_log(strcmp(c->action, "check") == 0 ? CM_LOG_DEBUG : CM_LOG_INFO,
-	    "cmd.done", "action=%s action_id=%llu service=%s instance=%s "
-	    "ok=%s code=%d message=%s reason=%s", cm_q(c->action),
-	    (unsigned long long)c->action_id, cm_q(c->service),
-	    cm_q(c->instance), ok ? "true" : "false",
-	    reply->type == CM_MSG_REPLY ? (int)r->code : 0,
-	    cm_q(reply->type == CM_MSG_REPLY ? r->message : ""),
+	level = strcmp(c->action, "check") == 0 ? CM_LOG_DEBUG : CM_LOG_INFO;
+	CM_LOG_AT(level, "cmd.done", "action=%s action_id=%llu service=%s "
+	    "instance=%s ok=%s code=%d message=%s reason=%s",
+	    name_field(c->action), (unsigned long long)c->action_id,
+	    name_field(c->service), name_field(c->instance),
+	    d->ok ? "true" : "false", d->code, cm_q(d->message),
 	    cm_q(c->reason));
+}
+
+// Notes what the line of answer m says (only a reply has ok, code and
+// message).
+static void
+note_facts(struct done_facts *d, const struct cm_msg *m)
+{
+	const struct cm_msg_reply *r = &m->u.reply;
+	bool reply = m->type == CM_MSG_REPLY;
+	const char *text = reply ? r->message : "";
+	size_t n = strnlen(text, sizeof(d->message) - 1);
+
+	d->ok = reply && r->ok;
+	d->code = reply ? (int)r->code : 0;
+	memcpy(d->message, text, n);
+	d->message[n] = '\0';
+}
+
+// Logs the answer's line, releases the request and sends the frame.
+static void
+finish(struct agent_cmd_ctx *c, nng_msg *msg, int rv)
+{
+	log_done(&c->req, &c->done);
+	cm_msg_clear(&c->req);
+	send_frame(c, msg, rv);
+}
+
+// After the direct function answered: the frame it encoded goes out now,
+// on the same nng thread but with the agent's state lock released.
+static void
+finish_direct(struct agent_cmd_ctx *c)
+{
+	nng_msg *msg = c->out;
+
+	c->out = NULL;
+	finish(c, msg, c->out_rv);
+}
+
+// Answers c's request with m (version and id set here): encoded at once,
+// logged and sent at once from the main loop, or once the direct
+// function has returned.
+static void
+answer(struct agent_cmd_ctx *c, struct cm_msg *m)
+{
+	nng_msg *msg = NULL;
+	int rv;
+
+	m->version = CM_PROTO_VERSION;
+	m->id = c->req.id;
+	rv = wire_msg(c->srv->auth, m, &msg);
+	note_facts(&c->done, m);
+	if (c->phase == PH_DIRECT) {
+		c->out = msg;
+		c->out_rv = rv;
+		return;
+	}
+	finish(c, msg, rv);
 }
 
 void
@@ -307,34 +427,24 @@ agent_cmd_reply(struct agent_cmd_ctx *c, const struct cm_msg *reply)
 {
 	struct cm_msg m = *reply;
 
-	m.version = CM_PROTO_VERSION;
-	m.id = c->req.id;
-	log_done(&c->req, &m);
-	cm_msg_clear(&c->req);
-	send_msg(c, &m);
+	answer(c, &m);
 }
 
 void
 agent_cmd_replyf(struct agent_cmd_ctx *c, bool ok, int code,
     const char *fmt, ...)
 {
-	char text[CM_TEXT_MAX];
-	uint64_t id = c->req.id;
+	struct cm_msg m;
 	va_list ap;
 
-	struct cm_msg m;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	memset(&m, 0, sizeof(m));
 	m.type = CM_MSG_REPLY;
 	m.u.reply.ok = ok;
 	m.u.reply.code = code;
-	snprintf(m.u.reply.message, sizeof(m.u.reply.message), "%s", text);
-	log_done(&c->req, &m);
-	cm_msg_clear(&c->req);
-	send_reply(c, id, ok, code, text);
+	va_start(ap, fmt);
+	vsnprintf(m.u.reply.message, sizeof(m.u.reply.message), fmt, ap);
+	va_end(ap);
+	answer(c, &m);
 }
 
 uint64_t

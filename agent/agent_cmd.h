@@ -83,12 +83,16 @@ struct agent_cmd_ctx *agent_cmd_next(struct agent_cmd_srv *s);
 // to the direct function. Borrowed until agent_cmd_reply().
 const struct cm_msg *agent_cmd_request(const struct agent_cmd_ctx *c);
 
-// Answers the request with `reply` (borrowed; its version and id are set
-// from the request) and releases the context for the next request. Logs
-// the one line of a command, "cmd.done" with the request's action,
-// action_id, service, instance and reason and the answer's ok, code and
-// message (info; debug for "check"). Never blocks. The thread that has
-// the context: the main thread, or the direct function's.
+// Answers the request with `reply` (borrowed during the call; its
+// version and id are set from the request) and releases the context for
+// the next request. Logs the one line of a command, "cmd.done" with the
+// request's action, action_id, service, instance and reason and the
+// answer's ok, code and message (info; debug for "check"). Never blocks.
+// The thread that has the context: the main thread, or the direct
+// function's; called from the direct function, it only encodes the
+// answer, and the line is logged and the answer sent once the function
+// has returned (so neither the log's write nor the socket's send happens
+// under a lock the function holds).
 void agent_cmd_reply(struct agent_cmd_ctx *c, const struct cm_msg *reply);
 
 // Shortcut: answers with a reply ok/code/message (printf format).

@@ -904,10 +904,15 @@ struct enc {
 	msgpack_packer pk;
 	int rv;
 	char err[192];
-	// cm_msg_encode_to: where the bytes go, and how many went.
+	// cm_msg_encode_to: where the bytes go, and how many went. msgpack
+	// hands over every key and value on its own; they are gathered in
+	// `chunk` and passed on when it is full and at the end, so that a
+	// small frame costs the writer one call, not one per item.
 	cm_msg_write_fn write;
 	void *write_arg;
 	size_t written;
+	size_t chunk_len;
+	char chunk[512];
 };
 
 static void
@@ -1198,15 +1203,30 @@ cm_msg_encode(const struct cm_msg *m, void **ret_buf, size_t *ret_len)
 	return 0;
 }
 
-// msgpack's write callback for cm_msg_encode_to: counts and forwards.
+// Passes the gathered bytes on. Returns 0 or -1 (the writer refused).
+static int
+flush_chunk(struct enc *e)
+{
+	size_t n = e->chunk_len;
+
+	e->chunk_len = 0;
+	return n == 0 || e->write(e->write_arg, e->chunk, n) == 0 ? 0 : -1;
+}
+
+// msgpack's write callback for cm_msg_encode_to: counts, gathers and
+// forwards (a piece larger than the chunk goes on by itself).
 static int
 write_through(void *data, const char *buf, size_t len)
 {
 	struct enc *e = data;
 
-	if (e->write(e->write_arg, buf, len) != 0)
-		return -1;
 	e->written += len;
+	if (e->chunk_len + len > sizeof(e->chunk) && flush_chunk(e) != 0)
+		return -1;
+	if (len > sizeof(e->chunk))
+		return e->write(e->write_arg, buf, len) == 0 ? 0 : -1;
+	memcpy(e->chunk + e->chunk_len, buf, len);
+	e->chunk_len += len;
 	return 0;
 }
 
@@ -1225,8 +1245,10 @@ cm_msg_encode_to(const struct cm_msg *m, cm_msg_write_fn write, void *arg,
 		return -EINVAL;
 	}
 	msgpack_packer_init(&e.pk, &e, write_through);
-	if (encode_into(&e, k, m) == 0)
-		(void)too_large(&e, e.written);
+	if (encode_into(&e, k, m) == 0 && too_large(&e, e.written) == 0 &&
+	    flush_chunk(&e) != 0)
+		e.rv = fail(e.err, sizeof(e.err), -ENOMEM,
+		    "out of memory while packing");
 	if (e.rv < 0) {
 		cm_debug("msg.encode.invalid", "type=%s reason=%s", k->name,
 		    cm_q(e.err));

@@ -192,8 +192,10 @@ int cm_msg_encode(const struct cm_msg *m, void **ret_buf, size_t *ret_len)
 typedef int (*cm_msg_write_fn)(void *arg, const char *buf, size_t len);
 
 // Encodes `m` exactly as cm_msg_encode does, but hands the bytes to
-// `write` as they are produced (e.g. straight into a transport message)
-// instead of into a buffer of its own. Returns 0 (with *ret_len the
+// `write` in order (e.g. straight into a transport message) instead of
+// into a buffer of its own: gathered in pieces of up to 512 bytes (a
+// frame that small takes one call), a longer string in a piece of its
+// own. Returns 0 (with *ret_len the
 // frame's size when ret_len is not NULL) or cm_msg_encode's errors; on
 // error part of the frame may have been written: discard it. Borrows m;
 // never blocks; any thread.

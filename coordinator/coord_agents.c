@@ -177,9 +177,11 @@ wire_msg(struct coord_agents *a, struct cm_msg *m, nng_msg **ret)
 	nng_msg *msg;
 	int rv;
 
-	if (nng_msg_alloc(&msg, 0) != 0)
+	// One allocation of WIRE_RESERVE bytes, emptied: the frame is
+	// appended into it (append grows it when the frame is larger).
+	if (nng_msg_alloc(&msg, WIRE_RESERVE) != 0)
 		return -ENOMEM;
-	(void)nng_msg_reserve(msg, WIRE_RESERVE); // a hint: append grows
+	nng_msg_clear(msg);
 	if (a->auth != NULL)
 		cm_auth_stamp(m);
 	rv = cm_msg_encode_to(m, msg_append, msg, NULL);

@@ -115,7 +115,7 @@ static void
 test_encode_to_writes_the_same_frame(void)
 {
 	struct cm_msg m = command(), bad = command();
-	struct sink s = { .len = 0 }, f = { .fail_at = 3 };
+	struct sink s = { .len = 0 }, f = { .fail_at = 1 };
 	void *buf;
 	size_t len, n = 0;
 
@@ -124,6 +124,8 @@ test_encode_to_writes_the_same_frame(void)
 	CHECK_INT(n, len);
 	CHECK_INT(s.len, len);
 	CHECK(memcmp(s.buf, buf, len) == 0);
+	// A small frame reaches the writer in one piece.
+	CHECK_INT(s.calls, 1);
 	free(buf);
 	// A writer that gives up fails the encoding.
 	CHECK_INT(cm_msg_encode_to(&m, sink_write, &f, NULL), -ENOMEM);
@@ -132,6 +134,41 @@ test_encode_to_writes_the_same_frame(void)
 	CHECK_INT(cm_msg_encode_to(&bad, sink_write, &s, NULL), -EINVAL);
 	bad.type = (enum cm_msg_type)77;
 	CHECK_INT(cm_msg_encode_to(&bad, sink_write, &s, NULL), -EINVAL);
+}
+
+// A frame larger than the encoder's 512-byte pieces: a reply whose
+// message fills most of one piece and whose json needs several. The
+// writer gets the same bytes as cm_msg_encode makes, in a few calls (not
+// one per key and value), and a refusal at any of them fails the frame.
+static void
+test_encode_to_large_frame_in_pieces(void)
+{
+	struct cm_msg m = { .version = CM_PROTO_VERSION,
+		.type = CM_MSG_REPLY, .id = 7 };
+	char json[3001];
+	struct sink s = { .len = 0 };
+	void *buf;
+	size_t len, n = 0, calls;
+
+	memset(m.u.reply.message, 'm', 500);
+	memset(json, 'j', sizeof(json) - 1);
+	json[sizeof(json) - 1] = '\0';
+	m.u.reply.ok = true;
+	m.u.reply.json = json;
+	CHECK_INT(cm_msg_encode(&m, &buf, &len), 0);
+	CHECK_INT(cm_msg_encode_to(&m, sink_write, &s, &n), 0);
+	CHECK_INT(n, len);
+	CHECK_INT(s.len, len);
+	CHECK(memcmp(s.buf, buf, len) == 0);
+	printf("# %zu bytes in %zu writes\n", len, s.calls);
+	CHECK(s.calls >= 2 && s.calls <= 4);
+	calls = s.calls;
+	for (size_t i = 1; i <= calls; i++) {
+		struct sink f = { .fail_at = i };
+
+		CHECK_INT(cm_msg_encode_to(&m, sink_write, &f, NULL), -ENOMEM);
+	}
+	free(buf);
 }
 
 static void
@@ -181,6 +218,8 @@ static const struct tt_case cases[] = {
 	  test_decode_errors_map_as_documented },
 	{ "encode_to writes the same frame",
 	  test_encode_to_writes_the_same_frame },
+	{ "encode_to: a large frame in pieces",
+	  test_encode_to_large_frame_in_pieces },
 	{ "seal matches auth_encode", test_seal_matches_auth_encode },
 	{ NULL, NULL },
 };
