@@ -220,6 +220,35 @@ line_fields(struct line *l, const char *f, va_list *ap)
 	return true;
 }
 
+// The calling thread's held lines (cm_log_hold); whole lines, at most
+// CM_LOG_HOLD_MAX bytes (a line is at most LINE_BUF).
+static _Thread_local struct {
+	int depth;
+	size_t n;
+	char b[CM_LOG_HOLD_MAX];
+} hold;
+
+static void
+hold_flush(void)
+{
+	if (hold.n > 0)
+		(void)!write(STDERR_FILENO, hold.b, hold.n);
+	hold.n = 0;
+}
+
+void
+cm_log_hold(void)
+{
+	hold.depth++;
+}
+
+void
+cm_log_release(void)
+{
+	if (hold.depth > 0 && --hold.depth == 0)
+		hold_flush();
+}
+
 static void
 log_emit(int level, const char *event, const char *fields, va_list ap)
 {
@@ -259,6 +288,14 @@ log_emit(int level, const char *event, const char *fields, va_list ap)
 		return;
 	}
 	l.b[l.n++] = '\n';
+	if (hold.depth > 0 && level > CM_LOG_WARN) {
+		if (hold.n + l.n > sizeof(hold.b))
+			hold_flush();
+		memcpy(hold.b + hold.n, l.b, l.n);
+		hold.n += l.n;
+		return;
+	}
+	hold_flush();
 	// One write keeps concurrent lines whole; a short write to stderr is
 	// not worth retrying in a logger.
 	(void)!write(STDERR_FILENO, l.b, l.n);

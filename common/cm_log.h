@@ -50,6 +50,18 @@ void cm_log(int level, const char *event, const char *fields, ...)
 int cm_log_ret(int rv, int level, const char *event, const char *fields, ...)
 	__attribute__((format(printf, 4, 5)));
 
+// Gathers the calling thread's lines while held (calls nest) and writes
+// them with as few write(2) calls as fit, each of whole lines and at most
+// CM_LOG_HOLD_MAX bytes (PIPE_BUF: a pipe keeps such a write whole), when
+// the last hold is released or the gathered lines would pass that size.
+// warn and err lines are never held back: what was gathered goes first,
+// then they. For a thread that logs many lines in a burst (the engine's
+// decisions in a storm); a crash loses at most the held lines, which the
+// journal records anyway. A sink (tests) gets every line at once.
+#define CM_LOG_HOLD_MAX 4096
+void cm_log_hold(void);
+void cm_log_release(void);
+
 // The level is checked before the arguments are evaluated, so a debug
 // line on a hot path costs no cm_q() quoting when debug is off.
 #define CM_LOG_AT(lvl, ev, ...)                                             \

@@ -3408,6 +3408,9 @@ engine_main(void *arg)
 			if (ev->kind == EV_ALERT)
 				e->queued--;
 		pthread_mutex_unlock(&e->mu);
+		// A storm's decisions are many lines: written a few KB at a
+		// time, not one write(2) each (warnings still go at once).
+		cm_log_hold();
 
 		count_demand(e, batch);
 		for (size_t n = 1; batch != NULL; n++) {
@@ -3426,8 +3429,10 @@ engine_main(void *arg)
 				}
 			}
 		}
-		if (stopping_now(e))
+		if (stopping_now(e)) {
+			cm_log_release();
 			break;
+		}
 		pump_runs(e);
 
 		now = cm_mono_ms();
@@ -3446,6 +3451,7 @@ engine_main(void *arg)
 		// own blocking write follows it).
 		engine_flush(e);
 		publish_breaker(e);
+		cm_log_release();
 	}
 	drain_commits(e);
 	return NULL;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -264,6 +265,81 @@ test_stderr_line(void)
 	CHECK(buf[n - 1] == '\n');
 }
 
+// Held lines (cm_log_hold): written a few KB at a time, each write whole
+// lines of at most CM_LOG_HOLD_MAX bytes, in order; a warning goes at
+// once, after what was held; nested holds write at the last release.
+// stderr is a SOCK_SEQPACKET socket here, so each write is one message.
+static int
+next_msg(int fd, char *buf, size_t n)
+{
+	ssize_t k = recv(fd, buf, n - 1, MSG_DONTWAIT);
+
+	if (k < 0)
+		return -1;
+	buf[k] = '\0';
+	return (int)k;
+}
+
+static void
+test_held_lines(void)
+{
+	static char buf[2 * CM_LOG_HOLD_MAX];
+	int sv[2], saved = dup(STDERR_FILENO), k, msgs = 0, seq = 0;
+	char want[64];
+	bool whole = true, ordered = true, warn_seen = false;
+
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0 && saved >= 0);
+	cm_log_set_component("test");
+	cm_log_set_sink(NULL, NULL);
+	dup2(sv[1], STDERR_FILENO);
+	cm_log_hold();
+	cm_log_hold();
+	cm_info("test.held", "seq=%d pad=%s", 0, "x");
+	cm_log_release(); // still held once
+	CHECK_INT(next_msg(sv[0], buf, sizeof(buf)), -1);
+	for (int i = 1; i < 100; i++)
+		cm_info("test.held", "seq=%d pad=%s", i,
+		    "........................................................."
+		    ".............................");
+	cm_warn("test.warned", "after=%d", 99);
+	for (int i = 100; i < 110; i++)
+		cm_info("test.held", "seq=%d pad=%s", i, "y");
+	CHECK(next_msg(sv[0], buf, sizeof(buf)) > 0); // written already
+	msgs++;
+	cm_log_release();
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(sv[1]);
+	// Read every message (the first one again from the start).
+	seq = 0;
+	do {
+		char *line = buf, *nl;
+
+		if (buf[0] == '\0')
+			continue;
+		whole = whole && strlen(buf) <= CM_LOG_HOLD_MAX &&
+		    buf[strlen(buf) - 1] == '\n';
+		for (; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+			*nl = '\0';
+			if (strstr(line, "event=test.warned") != NULL) {
+				warn_seen = true;
+				ordered = ordered && seq == 100;
+				continue;
+			}
+			snprintf(want, sizeof(want), " seq=%d ", seq);
+			ordered = ordered && strstr(line, want) != NULL;
+			seq++;
+		}
+	} while ((k = next_msg(sv[0], buf, sizeof(buf))) > 0 && ++msgs);
+	close(sv[0]);
+	printf("# %d writes for 111 lines\n", msgs);
+	CHECK(whole);
+	CHECK(ordered);
+	CHECK(warn_seen);
+	CHECK_INT(seq, 110);
+	CHECK(msgs >= 4 && msgs <= 8); // ~12 KB: a few writes, not 111
+}
+
 // The quoting rules cm_q follows, spelled out plainly (the logger's own
 // code is faster; both must agree byte for byte).
 static char *
@@ -386,6 +462,7 @@ static const struct tt_case cases[] = {
 	{ "truncates long lines", test_truncates_long_lines },
 	{ "levels", test_levels },
 	{ "stderr line", test_stderr_line },
+	{ "held lines", test_held_lines },
 	{ "q examples", test_q_examples },
 	{ "q matches reference", test_q_matches_reference },
 	{ NULL, NULL },
