@@ -1156,16 +1156,12 @@ pend_del(struct pend *p, int64_t id)
 	}
 }
 
-// Forgets the entries below id (their rows were deleted).
+// Forgets every entry (their rows were deleted).
 static void
-pend_drop_below(struct pend *p, int64_t id)
+pend_clear(struct pend *p)
 {
-	for (size_t i = p->head; i < p->len && (p->v[i] < 0 ? -p->v[i] :
-	    p->v[i]) < id; i++) {
-		if (p->v[i] > 0) {
-			p->v[i] = -p->v[i];
-			p->live--;
-		}
+	p->head = p->len = p->live = 0;
+}
 	}
 	pend_tidy(p);
 }
@@ -1631,7 +1627,7 @@ pend_after_retention(struct coord_journal *j)
 	    " LIMIT 1)", &left) < 0)
 		return;
 	if (left == 0) {
-		pend_drop_below(p, INT64_MAX);
+		pend_clear(p);
 		j->max_alert_id = 0;
 		return;
 	}
