@@ -1162,9 +1162,6 @@ pend_clear(struct pend *p)
 {
 	p->head = p->len = p->live = 0;
 }
-	}
-	pend_tidy(p);
-}
 
 static int64_t
 pend_mark(const struct coord_journal *j)
