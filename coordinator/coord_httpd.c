@@ -803,7 +803,10 @@ dispatch(struct conn *c)
 	c->rq = rq;
 	c->st = ST_WAIT;
 	c->deadline = 0;
-	conn_interest(c, 0);
+	// Interest in input stays while the handler works: a client waits
+	// for its answer, so nothing comes, and the usual request costs no
+	// epoll_ctl either way. Input that does come is looked at after the
+	// answer (the event handler drops the interest until then).
 	s->outstanding++;
 	for (size_t i = 0; i < s->n_routes; i++) {
 		const struct coord_httpd_route *r = &s->routes[i];
@@ -1321,6 +1324,8 @@ conn_event(struct conn *c, uint32_t ev)
 	case ST_WAIT:
 		if (ev & EPOLLHUP)
 			conn_close(c); // nothing to answer to any more
+		else
+			conn_interest(c, 0); // early input, or a half-close
 		break;
 	default:
 		conn_readable(c);
