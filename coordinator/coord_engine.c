@@ -699,7 +699,9 @@ j_update(struct coord_engine *e, int64_t id, const char *state,
 
 // The journal's completion thread (its syncer, or its writer when that
 // syncs itself): the batch is durable (or failed). The engine
-// thread takes it from here (handle_commit).
+// thread takes it from here (handle_commit), unless it sends nothing:
+// then there is nothing to do but free it, done here without waking the
+// engine (in a storm most batches are outcomes only).
 static void
 batch_done(int rv, void *arg)
 {
@@ -707,6 +709,18 @@ batch_done(int rv, void *arg)
 	struct coord_engine *e = eb->e;
 	struct ev *ev = eb->ev;
 
+	if (eb->n_sends == 0) {
+		if (rv < 0)
+			cm_err("engine.journal_failed", "what=batch rv=%d "
+			    "targets=0", rv);
+		ebatch_free(eb);
+		pthread_mutex_lock(&e->mu);
+		e->outstanding--;
+		if (e->stopping) // drain_commits or stop may wait for it
+			pthread_cond_broadcast(&e->cv);
+		pthread_mutex_unlock(&e->mu);
+		return;
+	}
 	eb->rv = rv;
 	eb->ev = NULL;
 	ev->commit = eb;
