@@ -1614,23 +1614,40 @@ syncer_main(void *arg)
 	return NULL;
 }
 
-// After retention deleted alerts: pending ones among them are forgotten
-// (the set is small: alerts not decided yet). With no alert left, ids
-// start again from 1.
+// Inside retention's transaction, after it deleted alerts: the highest
+// id left (*top). SQLite hands out the ids above it again, so a saved
+// mark above it would skip alerts stored from now on: it is lowered to
+// *top in the same transaction (still behind every pending alert, since
+// the old mark was). Returns 0 or the database failure.
+static int
+retain_mark(struct coord_journal *j, int64_t *top)
+{
+	int rv = query_int(j->wdb, "SELECT coalesce(max(id), 0)"
+	    " FROM alerts_in", top);
+
+	if (rv == 0 && *top < j->mark_saved)
+		rv = mark_write(j, *top);
+	return rv;
+}
+
+// After retention deleted alerts (committed; top: the highest id left):
+// pending ones among them are forgotten (the set is small: alerts not
+// decided yet), the mark follows retain_mark, and ids go on from top
+// (from 1 with no alert left).
 static void
-pend_after_retention(struct coord_journal *j)
+pend_after_retention(struct coord_journal *j, int64_t top)
 {
 	struct pend *p = &j->pend;
 	sqlite3_stmt *st = NULL;
-	int64_t left = 0;
 	size_t i;
 
-	if (query_int(j->wdb, "SELECT count(*) FROM (SELECT 1 FROM alerts_in"
-	    " LIMIT 1)", &left) < 0)
-		return;
-	if (left == 0) {
+	if (top < j->mark_saved) {
+		j->mark_saved = top;
+		j->mark_saved_mono = cm_mono_ms();
+	}
+	j->max_alert_id = top;
+	if (top == 0) {
 		pend_drop_below(p, INT64_MAX);
-		j->max_alert_id = 0;
 		return;
 	}
 	if (sqlite3_prepare_v2(j->wdb, "SELECT 1 FROM alerts_in WHERE id = ?1",
@@ -1657,6 +1674,7 @@ static int64_t
 retain_pass(struct coord_journal *j, bool *more)
 {
 	int64_t cutoff = cm_now_ms() - j->retention_ms, na = 0, nb = 0;
+	int64_t top = 0;
 	int rv;
 
 	*more = false;
@@ -1680,6 +1698,8 @@ retain_pass(struct coord_journal *j, bool *more)
 		rv = step_done(j->wdb, j->w[W_RETAIN_ACTIONS]);
 		nb = sqlite3_changes(j->wdb);
 	}
+	if (rv == 0 && na > 0)
+		rv = retain_mark(j, &top);
 	if (rv == 0)
 		rv = step_done(j->wdb, j->w[W_COMMIT]);
 	if (rv < 0) {
@@ -1688,7 +1708,7 @@ retain_pass(struct coord_journal *j, bool *more)
 		if (!sqlite3_get_autocommit(j->wdb))
 			(void)step_done(j->wdb, j->w[W_ROLLBACK]);
 	} else if (na > 0) {
-		pend_after_retention(j);
+		pend_after_retention(j, top);
 	}
 	if (j->shared)
 		pthread_mutex_unlock(&j->rlock);

@@ -1785,6 +1785,66 @@ test_retention_of_pending_alerts(void)
 	tmp_remove(&t);
 }
 
+// Retention that deletes the newest alerts (here every one) lets SQLite
+// hand out their ids again, below the decided-through mark saved in meta.
+// Alerts stored after that and never decided must still replay after a
+// crash (the child exits without closing, well within the mark's save
+// interval): the saved mark may never stay above a stored pending alert.
+static void
+test_mark_after_retention_reuses_ids(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_journal *j;
+	struct replayed r = { 0 };
+	int64_t now = cm_now_ms(), id, last;
+	struct tmp t;
+	pid_t pid;
+	int status = -1;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL) {
+		tmp_remove(&t);
+		return;
+	}
+	last = submit_aged(j, 3, now - 2 * HOUR_MS);
+	for (id = 1; id <= last; id++)
+		CHECK_INT(coord_journal_alert_done(j, id, "no-rule", NULL), 0);
+	coord_journal_close(j); // the mark: 3
+	pid = fork();
+	if (pid == 0) {
+		struct coord_alert_rec recs[6];
+		struct coord_alert *a = mk_alert("Reused", 1, "r");
+		int64_t deleted = -1;
+		char err[256];
+		int i;
+
+		j = NULL;
+		if (coord_journal_open(&j, t.db, &o, err, sizeof(err)) != 0)
+			_exit(2);
+		if (coord_journal_retain_now(j, &deleted) != 0 || deleted != 3)
+			_exit(3);
+		for (i = 0; i < 6; i++)
+			rec_init(&recs[i], a, now);
+		if (submit_wait(j, recs, 6) != 0 || recs[5].id != 6)
+			_exit(4); // ids 1..6 again
+		_exit(0); // a crash: no close, no mark written at close
+	}
+	CHECK(pid > 0);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	j = open_ok(t.db, &o);
+	if (j != NULL) {
+		CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+		CHECK_INT(r.n, 6);
+		replayed_free(&r);
+		coord_journal_close(j);
+	}
+	tmp_remove(&t);
+}
+
 // The automatic pass runs on the writer after batches once the interval
 // passed; drive batches until it has happened (bounded, no time checks).
 static void
@@ -2195,6 +2255,8 @@ static const struct tt_case cases[] = {
 	    test_commit_failure_rolls_back },
 	{ "retention deletes old rows", test_retention_deletes_old_rows },
 	{ "retention runs automatically", test_retention_runs_automatically },
+	{ "ids reused after retention replay after a crash",
+	    test_mark_after_retention_reuses_ids },
 	{ "reads run beside commits", test_reads_beside_commits },
 	{ "stats report file size and WAL mode",
 	    test_stats_file_size_and_wal },
