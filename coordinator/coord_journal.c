@@ -543,7 +543,6 @@ set_pragmas(struct coord_journal *j, const struct coord_journal_opts *o,
     char *err, size_t errlen)
 {
 	char mode[16], sql[64];
-	int64_t page_size = 0;
 	int rv;
 
 	rv = query_text(j->wdb, "PRAGMA journal_mode=WAL", mode, sizeof(mode));
@@ -558,6 +557,21 @@ set_pragmas(struct coord_journal *j, const struct coord_journal_opts *o,
 	if (rv != SQLITE_OK)
 		return fail_open(j, j->wdb, sql_errno(j->wdb, rv),
 		    "synchronous", err, errlen);
+	return 0;
+}
+
+// The size cap (max_page_count), set once the schema is current: a
+// migration rewrites the alerts and may need a third more pages than the
+// file holds, and a journal near its cap must still open after an
+// upgrade. SQLite keeps the cap at the current size if that is larger.
+static int
+set_max_bytes(struct coord_journal *j, const struct coord_journal_opts *o,
+    char *err, size_t errlen)
+{
+	char mode[16], sql[64];
+	int64_t page_size = 0;
+	int rv;
+
 	if (o->max_bytes <= 0)
 		return 0;
 	rv = query_int(j->wdb, "PRAGMA page_size", &page_size);
@@ -744,6 +758,9 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 	if (rv < 0)
 		goto fail;
 	rv = create_schema(j, err, errlen);
+	if (rv < 0)
+		goto fail;
+	rv = set_max_bytes(j, opts, err, errlen);
 	if (rv < 0)
 		goto fail;
 	if (j->shared) {

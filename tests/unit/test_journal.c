@@ -527,6 +527,78 @@ test_schema_migrates_from_v2(void)
 	tmp_remove(&t);
 }
 
+// The tables and indexes of schema version 2 (as in
+// test_schema_migrates_from_v2), without rows.
+static const char v2_schema[] =
+    "CREATE TABLE alerts(id INTEGER PRIMARY KEY,"
+    " received_ms INTEGER NOT NULL, identity INTEGER NOT NULL,"
+    " fingerprint TEXT NOT NULL, status TEXT NOT NULL"
+    " CHECK(status IN ('firing', 'resolved')), starts_ms INTEGER,"
+    " ends_ms INTEGER, alertname TEXT, labels TEXT NOT NULL,"
+    " annotations TEXT NOT NULL, generator_url TEXT NOT NULL,"
+    " receiver TEXT, group_key TEXT,"
+    " outcome TEXT NOT NULL DEFAULT 'pending', detail TEXT,"
+    " done_ms INTEGER);"
+    "CREATE INDEX alerts_pending ON alerts(id)"
+    " WHERE outcome = 'pending';"
+    "CREATE INDEX alerts_received ON alerts(received_ms);"
+    "CREATE TABLE actions(id INTEGER PRIMARY KEY,"
+    " alert_id INTEGER NOT NULL, identity INTEGER NOT NULL,"
+    " incident_start_ms INTEGER NOT NULL, rule TEXT NOT NULL,"
+    " type TEXT NOT NULL, service TEXT NOT NULL,"
+    " instance TEXT NOT NULL, node TEXT, state TEXT NOT NULL,"
+    " detail TEXT, attempt INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+
+// A version 2 journal at its size cap (max_bytes: the file's size, as a
+// journal that filled up leaves it) still opens after the upgrade: the
+// migration rewrites the alerts and needs room beyond the cap, which
+// applies from then on.
+static void
+test_schema_migrates_at_size_cap(void)
+{
+	struct coord_journal_opts o = { 0 };
+	struct coord_journal_stats st;
+	struct coord_journal *j = NULL;
+	char err[256], buf[64];
+	struct stat sb;
+	struct tmp t;
+	sqlite3 *db;
+	int rv;
+
+	tmp_make(&t);
+	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, v2_schema, NULL, NULL, NULL), SQLITE_OK);
+	// 4,000 decided alerts with a detail, one pending.
+	CHECK_INT(sqlite3_exec(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION"
+	    " ALL SELECT i + 1 FROM n WHERE i < 4001) INSERT INTO alerts(id,"
+	    " received_ms, identity, fingerprint, status, alertname, labels,"
+	    " annotations, generator_url, outcome, detail, done_ms) SELECT i,"
+	    " i, i, 'fp-' || i, 'firing', 'Full', '{\"alertname\":\"Full\"}',"
+	    " '{}', '', CASE WHEN i = 4001 THEN 'pending' ELSE 'acted' END,"
+	    " CASE WHEN i = 4001 THEN NULL ELSE 'restart checkout instance"
+	    " checkout-7d9f8b on node-' || i END, i FROM n;"
+	    "PRAGMA user_version=2;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	CHECK_INT(stat(t.db, &sb), 0);
+	o.max_bytes = (int64_t)sb.st_size;
+	rv = coord_journal_open(&j, t.db, &o, err, sizeof(err));
+	if (rv != 0)
+		printf("# open %s: %d %s\n", t.db, rv, err);
+	CHECK_INT(rv, 0);
+	if (j != NULL) {
+		coord_journal_stats(j, &st);
+		CHECK_INT(st.alerts, 4001);
+		coord_journal_close(j);
+	}
+	db_text(t.db, "PRAGMA user_version", buf, sizeof(buf));
+	CHECK_STR(buf, "3");
+	db_text(t.db, "SELECT count(*) FROM alert_outcomes", buf, sizeof(buf));
+	CHECK_STR(buf, "4000");
+	tmp_remove(&t);
+}
+
 // The decided-through mark: saved at close, it bounds what a restart
 // reads, and an alert left pending behind decided ones still replays.
 static void
@@ -2223,6 +2295,8 @@ test_acknowledged_alerts_survive_kill9(void)
 static const struct tt_case cases[] = {
 	{ "open reports a missing directory", test_open_missing_dir },
 	{ "schema version 2 migrates to 3", test_schema_migrates_from_v2 },
+	{ "a version 2 journal at its size cap migrates",
+	    test_schema_migrates_at_size_cap },
 	{ "retention of pending alerts moves the mark",
 	    test_retention_of_pending_alerts },
 	{ "the decided-through mark bounds replay",
