@@ -1735,7 +1735,10 @@ retain_pass(struct coord_journal *j, bool *more)
 	j->n_alerts -= na;
 	j->n_actions -= nb;
 	pthread_mutex_unlock(&j->lock);
-	*more = na == RETENTION_ROWS || nb == RETENTION_ROWS;
+	// Alerts: a window of the oldest ids, where rows received later
+	// than the cutoff (a clock that was ahead) stay and take room, so
+	// any deletion may leave old rows behind the window: another pass.
+	*more = na > 0 || nb == RETENTION_ROWS;
 	if (na + nb > 0)
 		cm_debug("journal.retention", "alerts=%lld actions=%lld",
 		    (long long)na, (long long)nb);

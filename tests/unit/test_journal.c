@@ -1823,6 +1823,31 @@ test_retention_deletes_old_rows(void)
 	coord_journal_close(j);
 }
 
+// Retention walks the alerts in id order, a window at a time. An alert
+// whose received time lies ahead (stored while the clock was ahead) stays
+// and leads every window; retain_now still deletes every old alert
+// behind it, not only those of the first window.
+static void
+test_retention_past_a_young_alert(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_journal_stats st;
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), deleted = -1;
+
+	j = open_ok(":memory:", &o);
+	if (j == NULL)
+		return;
+	submit_aged(j, 1, now + 24 * HOUR_MS);
+	submit_aged(j, 2500, now - 2 * HOUR_MS);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 2500);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.alerts, 1);
+	coord_journal_close(j);
+}
+
 // Pending alerts deleted by retention no longer hold the decided-through
 // mark back; a decision for one of them is -ENOENT.
 static void
@@ -2328,6 +2353,8 @@ static const struct tt_case cases[] = {
 	{ "a failed commit stores nothing and the journal goes on",
 	    test_commit_failure_rolls_back },
 	{ "retention deletes old rows", test_retention_deletes_old_rows },
+	{ "retention goes past an alert received in the future",
+	    test_retention_past_a_young_alert },
 	{ "retention runs automatically", test_retention_runs_automatically },
 	{ "ids reused after retention replay after a crash",
 	    test_mark_after_retention_reuses_ids },
