@@ -1107,13 +1107,25 @@ pend_add(struct pend *p, int64_t id)
 	return 0;
 }
 
+// Drops every dead entry.
+static void
+pend_compact(struct pend *p)
+{
+	size_t i, n = 0;
+
+	for (i = p->head; i < p->len; i++)
+		if (p->v[i] > 0)
+			p->v[n++] = p->v[i];
+	p->head = 0;
+	p->len = n;
+}
+
 // Drops the dead entries: from the front as soon as they lead, all of
 // them once they outnumber the live ones (a long-pending alert keeps
 // later decided ones behind it).
 static void
 pend_tidy(struct pend *p)
 {
-	size_t i, n = 0;
 
 	while (p->head < p->len && p->v[p->head] < 0)
 		p->head++;
@@ -1123,11 +1135,7 @@ pend_tidy(struct pend *p)
 	}
 	if (p->len - p->head - p->live <= p->live + 64 && p->head < 4096)
 		return;
-	for (i = p->head; i < p->len; i++)
-		if (p->v[i] > 0)
-			p->v[n++] = p->v[i];
-	p->head = 0;
-	p->len = n;
+	pend_compact(p);
 }
 
 // The entry of id (live or dead), or NULL.
@@ -1681,7 +1689,10 @@ pend_after_retention(struct coord_journal *j, int64_t top)
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
-	pend_tidy(p);
+	// Every dead entry goes: the ids above top come back for new
+	// alerts, and a dead entry with a new alert's id would shadow its
+	// live one (pend_find may land on either).
+	pend_compact(p);
 }
 
 // One retention transaction: deletes at most RETENTION_ROWS alerts and as

@@ -1823,6 +1823,46 @@ test_retention_deletes_old_rows(void)
 	coord_journal_close(j);
 }
 
+// Ids that retention freed come back (SQLite reuses the top ones): the
+// writer's set of pending alerts must not keep entries of the deleted
+// alerts, or a decision of the new alert with the same id finds the old
+// entry and the new one stays "pending" in the set, holding the mark
+// back. Here everything is decided, so the mark saved at close is the
+// highest id.
+static void
+test_mark_follows_reused_ids(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), young, last, deleted = -1, id;
+	struct tmp t;
+	char buf[64];
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL) {
+		tmp_remove(&t);
+		return;
+	}
+	young = submit_aged(j, 1, now);			// 1, stays
+	last = submit_aged(j, 2, now - 2 * HOUR_MS);	// 2 and 3, old
+	for (id = young + 1; id <= last; id++)
+		CHECK_INT(coord_journal_alert_done(j, id, "no-rule", NULL), 0);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 2);
+	last = submit_aged(j, 3, now);			// 2, 3 and 4
+	CHECK_INT(last, young + 3);
+	for (id = young + 1; id <= last; id++)
+		CHECK_INT(coord_journal_alert_done(j, id, "no-rule", NULL), 0);
+	CHECK_INT(coord_journal_alert_done(j, young, "no-rule", NULL), 0);
+	coord_journal_close(j);
+	db_text(t.db, "SELECT value FROM meta WHERE key ="
+	    " 'alerts_decided_through'", buf, sizeof(buf));
+	CHECK_STR(buf, "4");
+	tmp_remove(&t);
+}
+
 // Retention walks the alerts in id order, a window at a time. An alert
 // whose received time lies ahead (stored while the clock was ahead) stays
 // and leads every window; retain_now still deletes every old alert
@@ -2355,6 +2395,8 @@ static const struct tt_case cases[] = {
 	{ "retention deletes old rows", test_retention_deletes_old_rows },
 	{ "retention goes past an alert received in the future",
 	    test_retention_past_a_young_alert },
+	{ "the mark follows alerts whose ids retention freed",
+	    test_mark_follows_reused_ids },
 	{ "retention runs automatically", test_retention_runs_automatically },
 	{ "ids reused after retention replay after a crash",
 	    test_mark_after_retention_reuses_ids },
