@@ -106,6 +106,7 @@ struct agent {
 	uint64_t hash;		// name_hash(node)
 	struct agent *hnext;	// bucket chain
 	struct cmd_pool *pool; // owned; NULL: no command socket
+	uint64_t resolved;	// the resolve that last took it (mu)
 };
 
 enum srv_phase {
@@ -144,6 +145,7 @@ struct coord_agents {
 	size_t n_svcs;
 	struct workload **by_inst, **by_addr;
 	size_t n_wl_buckets;	// 0 or a power of two
+	uint64_t resolves;	// coord_agents_resolve calls (agent.resolved)
 	nng_socket rep;
 	bool rep_open;
 	struct srv_ctx srv[SRV_CONTEXTS];
@@ -1356,15 +1358,17 @@ coord_agents_stop(struct coord_agents *a)
 	    (long long)(cm_mono_ms() - t0));
 }
 
-// Adds ag as a target (unless `once` and it is one already). Returns the
-// new count.
+// Adds ag as a target unless this resolve (`gen`) took it already: a
+// mark on the agent, not a look through the targets so far (quadratic
+// when thousands of agents answer to one instance or address). Returns
+// the new count.
 static size_t
-add_target(struct coord_target *ret, size_t n, const struct agent *ag,
-    const char *service, const char *instance, bool once)
+add_target(struct coord_target *ret, size_t n, struct agent *ag,
+    const char *service, const char *instance, uint64_t gen)
 {
-	for (size_t i = 0; once && i < n; i++)
-		if (strcmp(ret[i].node, ag->node) == 0)
-			return n;
+	if (ag->resolved == gen)
+		return n;
+	ag->resolved = gen;
 	memset(&ret[n], 0, sizeof(ret[n]));
 	snprintf(ret[n].node, sizeof(ret[n].node), "%s", ag->node);
 	snprintf(ret[n].service, sizeof(ret[n].service), "%s", service);
@@ -1378,22 +1382,18 @@ coord_agents_resolve(struct coord_agents *a, const char *service,
     const char *instance, struct coord_target *ret, size_t max)
 {
 	const struct workload *w;
-	const struct agent *last = NULL;
+	uint64_t gen;
 	size_t n = 0;
 
 	pthread_mutex_lock(&a->mu);
+	gen = ++a->resolves;
 	if (instance[0] == '\0') {
-		// Every agent of the service, once: an agent's workloads are
-		// next to each other in its list (indexed together).
+		// Every agent of the service, once (add_target).
 		const struct svc *v = svc_find_locked(a, service);
 
 		for (w = v != NULL ? v->head : NULL; w != NULL && n < max;
-		    w = w->snext) {
-			if (w->ag == last)
-				continue;
-			last = w->ag;
-			n = add_target(ret, n, w->ag, service, "", false);
-		}
+		    w = w->snext)
+			n = add_target(ret, n, w->ag, service, "", gen);
 	} else if (a->n_wl_buckets > 0) {
 		// By instance name, then by address (Prometheus' label).
 		for (w = *wl_bucket(a, a->by_inst, pair_hash(a, service,
@@ -1401,13 +1401,13 @@ coord_agents_resolve(struct coord_agents *a, const char *service,
 			if (strcmp(w->instance, instance) == 0 &&
 			    strcmp(w->service, service) == 0)
 				n = add_target(ret, n, w->ag, service,
-				    w->instance, true);
+				    w->instance, gen);
 		for (w = *wl_bucket(a, a->by_addr, pair_hash(a, service,
 		    instance)); w != NULL && n < max; w = w->anext)
 			if (strcmp(w->addr, instance) == 0 &&
 			    strcmp(w->service, service) == 0)
 				n = add_target(ret, n, w->ag, service,
-				    w->instance, true);
+				    w->instance, gen);
 	}
 	pthread_mutex_unlock(&a->mu);
 	return n;

@@ -545,7 +545,6 @@ set_pragmas(struct coord_journal *j, const struct coord_journal_opts *o,
     char *err, size_t errlen)
 {
 	char mode[16], sql[64];
-	int64_t page_size = 0;
 	int rv;
 
 	rv = query_text(j->wdb, "PRAGMA journal_mode=WAL", mode, sizeof(mode));
@@ -560,6 +559,21 @@ set_pragmas(struct coord_journal *j, const struct coord_journal_opts *o,
 	if (rv != SQLITE_OK)
 		return fail_open(j, j->wdb, sql_errno(j->wdb, rv),
 		    "synchronous", err, errlen);
+	return 0;
+}
+
+// The size cap (max_page_count), set once the schema is current: a
+// migration rewrites the alerts and may need a third more pages than the
+// file holds, and a journal near its cap must still open after an
+// upgrade. SQLite keeps the cap at the current size if that is larger.
+static int
+set_max_bytes(struct coord_journal *j, const struct coord_journal_opts *o,
+    char *err, size_t errlen)
+{
+	char mode[16], sql[64];
+	int64_t page_size = 0;
+	int rv;
+
 	if (o->max_bytes <= 0)
 		return 0;
 	rv = query_int(j->wdb, "PRAGMA page_size", &page_size);
@@ -746,6 +760,9 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 	if (rv < 0)
 		goto fail;
 	rv = create_schema(j, err, errlen);
+	if (rv < 0)
+		goto fail;
+	rv = set_max_bytes(j, opts, err, errlen);
 	if (rv < 0)
 		goto fail;
 	if (j->shared) {
@@ -1092,14 +1109,25 @@ pend_add(struct pend *p, int64_t id)
 	return 0;
 }
 
+// Drops every dead entry.
+static void
+pend_compact(struct pend *p)
+{
+	size_t i, n = 0;
+
+	for (i = p->head; i < p->len; i++)
+		if (p->v[i] > 0)
+			p->v[n++] = p->v[i];
+	p->head = 0;
+	p->len = n;
+}
+
 // Drops the dead entries: from the front as soon as they lead, all of
 // them once they outnumber the live ones (a long-pending alert keeps
 // later decided ones behind it).
 static void
 pend_tidy(struct pend *p)
 {
-	size_t i, n = 0;
-
 	while (p->head < p->len && p->v[p->head] < 0)
 		p->head++;
 	if (p->head == p->len) {
@@ -1108,11 +1136,7 @@ pend_tidy(struct pend *p)
 	}
 	if (p->len - p->head - p->live <= p->live + 64 && p->head < 4096)
 		return;
-	for (i = p->head; i < p->len; i++)
-		if (p->v[i] > 0)
-			p->v[n++] = p->v[i];
-	p->head = 0;
-	p->len = n;
+	pend_compact(p);
 }
 
 // The entry of id (live or dead), or NULL.
@@ -1609,23 +1633,40 @@ syncer_main(void *arg)
 	return NULL;
 }
 
-// After retention deleted alerts: pending ones among them are forgotten
-// (the set is small: alerts not decided yet). With no alert left, ids
-// start again from 1.
+// Inside retention's transaction, after it deleted alerts: the highest
+// id left (*top). SQLite hands out the ids above it again, so a saved
+// mark above it would skip alerts stored from now on: it is lowered to
+// *top in the same transaction (still behind every pending alert, since
+// the old mark was). Returns 0 or the database failure.
+static int
+retain_mark(struct coord_journal *j, int64_t *top)
+{
+	int rv = query_int(j->wdb, "SELECT coalesce(max(id), 0)"
+	    " FROM alerts_in", top);
+
+	if (rv == 0 && *top < j->mark_saved)
+		rv = mark_write(j, *top);
+	return rv;
+}
+
+// After retention deleted alerts (committed; top: the highest id left):
+// pending ones among them are forgotten (the set is small: alerts not
+// decided yet), the mark follows retain_mark, and ids go on from top
+// (from 1 with no alert left).
 static void
-pend_after_retention(struct coord_journal *j)
+pend_after_retention(struct coord_journal *j, int64_t top)
 {
 	struct pend *p = &j->pend;
 	sqlite3_stmt *st = NULL;
-	int64_t left = 0;
 	size_t i;
 
-	if (query_int(j->wdb, "SELECT count(*) FROM (SELECT 1 FROM alerts_in"
-	    " LIMIT 1)", &left) < 0)
-		return;
-	if (left == 0) {
+	if (top < j->mark_saved) {
+		j->mark_saved = top;
+		j->mark_saved_mono = cm_mono_ms();
+	}
+	j->max_alert_id = top;
+	if (top == 0) {
 		pend_clear(p);
-		j->max_alert_id = 0;
 		return;
 	}
 	if (sqlite3_prepare_v2(j->wdb, "SELECT 1 FROM alerts_in WHERE id = ?1",
@@ -1642,7 +1683,10 @@ pend_after_retention(struct coord_journal *j)
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
-	pend_tidy(p);
+	// Every dead entry goes: the ids above top come back for new
+	// alerts, and a dead entry with a new alert's id would shadow its
+	// live one (pend_find may land on either).
+	pend_compact(p);
 }
 
 // One retention transaction: deletes at most RETENTION_ROWS alerts and as
@@ -1652,6 +1696,7 @@ static int64_t
 retain_pass(struct coord_journal *j, bool *more)
 {
 	int64_t cutoff = cm_now_ms() - j->retention_ms, na = 0, nb = 0;
+	int64_t top = 0;
 	int rv;
 
 	*more = false;
@@ -1675,6 +1720,8 @@ retain_pass(struct coord_journal *j, bool *more)
 		rv = step_done(j->wdb, j->w[W_RETAIN_ACTIONS]);
 		nb = sqlite3_changes(j->wdb);
 	}
+	if (rv == 0 && na > 0)
+		rv = retain_mark(j, &top);
 	if (rv == 0)
 		rv = step_done(j->wdb, j->w[W_COMMIT]);
 	if (rv < 0) {
@@ -1683,7 +1730,7 @@ retain_pass(struct coord_journal *j, bool *more)
 		if (!sqlite3_get_autocommit(j->wdb))
 			(void)step_done(j->wdb, j->w[W_ROLLBACK]);
 	} else if (na > 0) {
-		pend_after_retention(j);
+		pend_after_retention(j, top);
 	}
 	if (j->shared)
 		pthread_mutex_unlock(&j->rlock);
@@ -1693,7 +1740,10 @@ retain_pass(struct coord_journal *j, bool *more)
 	j->n_alerts -= na;
 	j->n_actions -= nb;
 	pthread_mutex_unlock(&j->lock);
-	*more = na == RETENTION_ROWS || nb == RETENTION_ROWS;
+	// Alerts: a window of the oldest ids, where rows received later
+	// than the cutoff (a clock that was ahead) stay and take room, so
+	// any deletion may leave old rows behind the window: another pass.
+	*more = na > 0 || nb == RETENTION_ROWS;
 	if (na + nb > 0)
 		cm_debug("journal.retention", "alerts=%lld actions=%lld",
 		    (long long)na, (long long)nb);

@@ -11,6 +11,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coord_agents.h"
@@ -461,6 +462,157 @@ test_workload_index(void)
 	rig_stop(&r);
 }
 
+// The model of test_index_matches_a_scan: what each node registered.
+#define MODEL_NODES 8
+#define MODEL_WL 6
+
+struct model_node {
+	bool reg;
+	size_t n;
+	struct cm_workload w[MODEL_WL];
+};
+
+// Registers node with the n workloads w; the reply.
+static struct cm_msg_reply
+reg_wl(struct rig *r, const char *node, struct cm_workload *w, size_t n)
+{
+	struct cm_msg m = { .version = CM_PROTO_VERSION,
+		.type = CM_MSG_REGISTER, .id = 1 }, out = { 0 };
+	struct cm_msg_reply rep = { .ok = false, .code = -EIO };
+
+	snprintf(m.u.reg.node, sizeof(m.u.reg.node), "%s", node);
+	snprintf(m.u.reg.addr, sizeof(m.u.reg.addr), "ipc://%s/%s.cmd", dir,
+	    node);
+	snprintf(m.u.reg.runtime, sizeof(m.u.reg.runtime), "process");
+	m.u.reg.workloads = n > 0 ? w : NULL;
+	m.u.reg.n_workloads = n;
+	if (ask(r, &m, &out) == 0 && out.type == CM_MSG_REPLY) {
+		rep = out.u.reply;
+		rep.json = NULL;
+	}
+	cm_msg_clear(&out);
+	return rep;
+}
+
+static bool
+model_matches(const struct cm_workload *w, const char *service,
+    const char *instance)
+{
+	return strcmp(w->service, service) == 0 && (instance[0] == '\0' ||
+	    strcmp(w->instance, instance) == 0 ||
+	    strcmp(w->addr, instance) == 0);
+}
+
+// Compares one resolve and one count with a walk over the model: the
+// nodes found, each once, with an instance of theirs that matches.
+static bool
+model_check(struct rig *r, const struct model_node *m, const char *service,
+    const char *instance)
+{
+	struct coord_target t[2 * MODEL_NODES];
+	bool want[MODEL_NODES] = { false }, seen[MODEL_NODES] = { false };
+	size_t n, nwant = 0, count = 0;
+	bool ok = true;
+
+	for (int i = 0; i < MODEL_NODES; i++) {
+		for (size_t k = 0; m[i].reg && k < m[i].n; k++) {
+			count += strcmp(m[i].w[k].service, service) == 0;
+			if (!want[i] && model_matches(&m[i].w[k], service,
+			    instance)) {
+				want[i] = true;
+				nwant++;
+			}
+		}
+	}
+	n = coord_agents_resolve(r->a, service, instance, t, 2 * MODEL_NODES);
+	ok = n == nwant;
+	for (size_t i = 0; ok && i < n; i++) {
+		int k = t[i].node[0] == 'm' ? atoi(t[i].node + 1) : -1;
+		bool inst_ok = false;
+
+		if (k < 0 || k >= MODEL_NODES || !want[k] || seen[k]) {
+			ok = false;
+			break;
+		}
+		seen[k] = true;
+		for (size_t x = 0; x < m[k].n; x++)
+			inst_ok |= model_matches(&m[k].w[x], service,
+			    instance) && (instance[0] == '\0' ?
+			    t[i].instance[0] == '\0' :
+			    strcmp(t[i].instance, m[k].w[x].instance) == 0);
+		ok = inst_ok && strcmp(t[i].service, service) == 0;
+	}
+	if (coord_agents_count_instances(r->a, service) != (int64_t)count)
+		ok = false;
+	if (!ok)
+		printf("# resolve(%s, %s): %zu targets, the model %zu\n",
+		    service, instance, n, nwant);
+	return ok;
+}
+
+// Random registrations and re-registrations of a few nodes (workloads
+// sharing services, instance names and addresses, an instance named like
+// another's address, nodes with none): every resolve and count answers
+// what a walk over all registered workloads gives.
+static void
+test_index_matches_a_scan(void)
+{
+	static const char *const svcs[] = { "a", "b", "c" };
+	static const char *const names[] = { "i0", "i1", "i2",
+		"127.0.0.1:1", "" };
+	static const char *const addrs[] = { "127.0.0.1:1", "127.0.0.1:2",
+		"127.0.0.1:3" };
+	static struct model_node m[MODEL_NODES];
+	const char *env = getenv("REFLEX_TEST_SEED");
+	unsigned int seed = env != NULL ? (unsigned int)strtoul(env, NULL, 10) :
+	    (unsigned int)time(NULL) ^ (unsigned int)getpid();
+	struct cm_workload w[MODEL_WL];
+	struct cm_msg_reply rep;
+	char node[16];
+	int step, bad = 0, accepted = 0;
+	struct rig r;
+
+	printf("# seed=%u (REFLEX_TEST_SEED)\n", seed);
+	srand(seed);
+	memset(m, 0, sizeof(m));
+	rig_start(&r, "scan", 60000, 1000);
+	for (step = 0; step < 300 && bad == 0; step++) {
+		int k = rand() % MODEL_NODES;
+		size_t n = (size_t)(rand() % (MODEL_WL + 1));
+
+		memset(w, 0, sizeof(w));
+		for (size_t i = 0; i < n; i++) {
+			w[i].healthy = true;
+			snprintf(w[i].service, sizeof(w[i].service), "%s",
+			    svcs[rand() % 3]);
+			snprintf(w[i].instance, sizeof(w[i].instance), "%s",
+			    names[rand() % 5]);
+			snprintf(w[i].addr, sizeof(w[i].addr), "%s",
+			    addrs[rand() % 3]);
+		}
+		snprintf(node, sizeof(node), "m%d", k);
+		rep = reg_wl(&r, node, w, n);
+		if (rep.ok) {
+			accepted++;
+			m[k].reg = true;
+			m[k].n = n;
+			memcpy(m[k].w, w, sizeof(w));
+		}
+		for (size_t s = 0; s < 3; s++) {
+			bad += !model_check(&r, m, svcs[s], "");
+			for (size_t i = 0; i < 4; i++)
+				bad += !model_check(&r, m, svcs[s], names[i]);
+			for (size_t i = 0; i < 3; i++)
+				bad += !model_check(&r, m, svcs[s], addrs[i]);
+		}
+		bad += !model_check(&r, m, "none", "");
+	}
+	printf("# %d steps, %d registrations accepted\n", step, accepted);
+	CHECK(accepted > 0);
+	CHECK_INT(bad, 0);
+	rig_stop(&r);
+}
+
 static const struct tt_case cases[] = {
 	{ "max_agents defaults to 5000", test_max_agents_defaults_to_5000 },
 	{ "max_workloads defaults to 150000",
@@ -476,6 +628,8 @@ static const struct tt_case cases[] = {
 	{ "find_pod picks the live kubernetes agent",
 	  test_find_pod_picks_the_live_kubernetes_agent },
 	{ "the workload index resolves and counts", test_workload_index },
+	{ "the workload index answers as a walk over every workload",
+	  test_index_matches_a_scan },
 	{ NULL, NULL },
 };
 

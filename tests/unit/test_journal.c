@@ -529,6 +529,78 @@ test_schema_migrates_from_v2(void)
 	tmp_remove(&t);
 }
 
+// The tables and indexes of schema version 2 (as in
+// test_schema_migrates_from_v2), without rows.
+static const char v2_schema[] =
+    "CREATE TABLE alerts(id INTEGER PRIMARY KEY,"
+    " received_ms INTEGER NOT NULL, identity INTEGER NOT NULL,"
+    " fingerprint TEXT NOT NULL, status TEXT NOT NULL"
+    " CHECK(status IN ('firing', 'resolved')), starts_ms INTEGER,"
+    " ends_ms INTEGER, alertname TEXT, labels TEXT NOT NULL,"
+    " annotations TEXT NOT NULL, generator_url TEXT NOT NULL,"
+    " receiver TEXT, group_key TEXT,"
+    " outcome TEXT NOT NULL DEFAULT 'pending', detail TEXT,"
+    " done_ms INTEGER);"
+    "CREATE INDEX alerts_pending ON alerts(id)"
+    " WHERE outcome = 'pending';"
+    "CREATE INDEX alerts_received ON alerts(received_ms);"
+    "CREATE TABLE actions(id INTEGER PRIMARY KEY,"
+    " alert_id INTEGER NOT NULL, identity INTEGER NOT NULL,"
+    " incident_start_ms INTEGER NOT NULL, rule TEXT NOT NULL,"
+    " type TEXT NOT NULL, service TEXT NOT NULL,"
+    " instance TEXT NOT NULL, node TEXT, state TEXT NOT NULL,"
+    " detail TEXT, attempt INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+
+// A version 2 journal at its size cap (max_bytes: the file's size, as a
+// journal that filled up leaves it) still opens after the upgrade: the
+// migration rewrites the alerts and needs room beyond the cap, which
+// applies from then on.
+static void
+test_schema_migrates_at_size_cap(void)
+{
+	struct coord_journal_opts o = { 0 };
+	struct coord_journal_stats st;
+	struct coord_journal *j = NULL;
+	char err[256], buf[64];
+	struct stat sb;
+	struct tmp t;
+	sqlite3 *db;
+	int rv;
+
+	tmp_make(&t);
+	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, v2_schema, NULL, NULL, NULL), SQLITE_OK);
+	// 4,000 decided alerts with a detail, one pending.
+	CHECK_INT(sqlite3_exec(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION"
+	    " ALL SELECT i + 1 FROM n WHERE i < 4001) INSERT INTO alerts(id,"
+	    " received_ms, identity, fingerprint, status, alertname, labels,"
+	    " annotations, generator_url, outcome, detail, done_ms) SELECT i,"
+	    " i, i, 'fp-' || i, 'firing', 'Full', '{\"alertname\":\"Full\"}',"
+	    " '{}', '', CASE WHEN i = 4001 THEN 'pending' ELSE 'acted' END,"
+	    " CASE WHEN i = 4001 THEN NULL ELSE 'restart checkout instance"
+	    " checkout-7d9f8b on node-' || i END, i FROM n;"
+	    "PRAGMA user_version=2;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	CHECK_INT(stat(t.db, &sb), 0);
+	o.max_bytes = (int64_t)sb.st_size;
+	rv = coord_journal_open(&j, t.db, &o, err, sizeof(err));
+	if (rv != 0)
+		printf("# open %s: %d %s\n", t.db, rv, err);
+	CHECK_INT(rv, 0);
+	if (j != NULL) {
+		coord_journal_stats(j, &st);
+		CHECK_INT(st.alerts, 4001);
+		coord_journal_close(j);
+	}
+	db_text(t.db, "PRAGMA user_version", buf, sizeof(buf));
+	CHECK_STR(buf, "3");
+	db_text(t.db, "SELECT count(*) FROM alert_outcomes", buf, sizeof(buf));
+	CHECK_STR(buf, "4000");
+	tmp_remove(&t);
+}
+
 // The decided-through mark: saved at close, it bounds what a restart
 // reads, and an alert left pending behind decided ones still replays.
 static void
@@ -1753,6 +1825,71 @@ test_retention_deletes_old_rows(void)
 	coord_journal_close(j);
 }
 
+// Ids that retention freed come back (SQLite reuses the top ones): the
+// writer's set of pending alerts must not keep entries of the deleted
+// alerts, or a decision of the new alert with the same id finds the old
+// entry and the new one stays "pending" in the set, holding the mark
+// back. Here everything is decided, so the mark saved at close is the
+// highest id.
+static void
+test_mark_follows_reused_ids(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), young, last, deleted = -1, id;
+	struct tmp t;
+	char buf[64];
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL) {
+		tmp_remove(&t);
+		return;
+	}
+	young = submit_aged(j, 1, now);			// 1, stays
+	last = submit_aged(j, 2, now - 2 * HOUR_MS);	// 2 and 3, old
+	for (id = young + 1; id <= last; id++)
+		CHECK_INT(coord_journal_alert_done(j, id, "no-rule", NULL), 0);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 2);
+	last = submit_aged(j, 3, now);			// 2, 3 and 4
+	CHECK_INT(last, young + 3);
+	for (id = young + 1; id <= last; id++)
+		CHECK_INT(coord_journal_alert_done(j, id, "no-rule", NULL), 0);
+	CHECK_INT(coord_journal_alert_done(j, young, "no-rule", NULL), 0);
+	coord_journal_close(j);
+	db_text(t.db, "SELECT value FROM meta WHERE key ="
+	    " 'alerts_decided_through'", buf, sizeof(buf));
+	CHECK_STR(buf, "4");
+	tmp_remove(&t);
+}
+
+// Retention walks the alerts in id order, a window at a time. An alert
+// whose received time lies ahead (stored while the clock was ahead) stays
+// and leads every window; retain_now still deletes every old alert
+// behind it, not only those of the first window.
+static void
+test_retention_past_a_young_alert(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_journal_stats st;
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), deleted = -1;
+
+	j = open_ok(":memory:", &o);
+	if (j == NULL)
+		return;
+	submit_aged(j, 1, now + 24 * HOUR_MS);
+	submit_aged(j, 2500, now - 2 * HOUR_MS);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 2500);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.alerts, 1);
+	coord_journal_close(j);
+}
+
 // Pending alerts deleted by retention no longer hold the decided-through
 // mark back; a decision for one of them is -ENOENT.
 static void
@@ -1784,6 +1921,66 @@ test_retention_of_pending_alerts(void)
 	CHECK_STR(buf, want);
 	db_text(t.db, "SELECT count(*) FROM alert_outcomes", buf, sizeof(buf));
 	CHECK_STR(buf, "1");
+	tmp_remove(&t);
+}
+
+// Retention that deletes the newest alerts (here every one) lets SQLite
+// hand out their ids again, below the decided-through mark saved in meta.
+// Alerts stored after that and never decided must still replay after a
+// crash (the child exits without closing, well within the mark's save
+// interval): the saved mark may never stay above a stored pending alert.
+static void
+test_mark_after_retention_reuses_ids(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_journal *j;
+	struct replayed r = { 0 };
+	int64_t now = cm_now_ms(), id, last;
+	struct tmp t;
+	pid_t pid;
+	int status = -1;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL) {
+		tmp_remove(&t);
+		return;
+	}
+	last = submit_aged(j, 3, now - 2 * HOUR_MS);
+	for (id = 1; id <= last; id++)
+		CHECK_INT(coord_journal_alert_done(j, id, "no-rule", NULL), 0);
+	coord_journal_close(j); // the mark: 3
+	pid = fork();
+	if (pid == 0) {
+		struct coord_alert_rec recs[6];
+		struct coord_alert *a = mk_alert("Reused", 1, "r");
+		int64_t deleted = -1;
+		char err[256];
+		int i;
+
+		j = NULL;
+		if (coord_journal_open(&j, t.db, &o, err, sizeof(err)) != 0)
+			_exit(2);
+		if (coord_journal_retain_now(j, &deleted) != 0 || deleted != 3)
+			_exit(3);
+		for (i = 0; i < 6; i++)
+			rec_init(&recs[i], a, now);
+		if (submit_wait(j, recs, 6) != 0 || recs[5].id != 6)
+			_exit(4); // ids 1..6 again
+		_exit(0); // a crash: no close, no mark written at close
+	}
+	CHECK(pid > 0);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	j = open_ok(t.db, &o);
+	if (j != NULL) {
+		CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+		CHECK_INT(r.n, 6);
+		replayed_free(&r);
+		coord_journal_close(j);
+	}
 	tmp_remove(&t);
 }
 
@@ -2165,6 +2362,8 @@ test_acknowledged_alerts_survive_kill9(void)
 static const struct tt_case cases[] = {
 	{ "open reports a missing directory", test_open_missing_dir },
 	{ "schema version 2 migrates to 3", test_schema_migrates_from_v2 },
+	{ "a version 2 journal at its size cap migrates",
+	    test_schema_migrates_at_size_cap },
 	{ "retention of pending alerts moves the mark",
 	    test_retention_of_pending_alerts },
 	{ "the decided-through mark bounds replay",
@@ -2196,7 +2395,13 @@ static const struct tt_case cases[] = {
 	{ "a failed commit stores nothing and the journal goes on",
 	    test_commit_failure_rolls_back },
 	{ "retention deletes old rows", test_retention_deletes_old_rows },
+	{ "retention goes past an alert received in the future",
+	    test_retention_past_a_young_alert },
+	{ "the mark follows alerts whose ids retention freed",
+	    test_mark_follows_reused_ids },
 	{ "retention runs automatically", test_retention_runs_automatically },
+	{ "ids reused after retention replay after a crash",
+	    test_mark_after_retention_reuses_ids },
 	{ "reads run beside commits", test_reads_beside_commits },
 	{ "stats report file size and WAL mode",
 	    test_stats_file_size_and_wal },
