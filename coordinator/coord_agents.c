@@ -405,9 +405,7 @@ wl_tables_reserve_locked(struct coord_agents *a, size_t more)
 	a->by_inst = bi;
 	a->by_addr = ba;
 	a->n_wl_buckets = nb;
-	// Every indexed workload reachable from an agent again (the old
-	// chains are gone). A re-registration's previous workloads are no
-	// longer reachable: they stay out, which is where they are going.
+	// Every indexed workload again (the old chains are gone).
 	for (size_t i = 0; i < a->n; i++) {
 		struct agent *ag = a->v[i];
 
@@ -915,11 +913,15 @@ handle_register(struct srv_ctx *c, struct cm_msg *m)
 		return;
 	}
 	// The new workloads join the index before the old leave it, so an
-	// ENOMEM leaves the registration as it was.
+	// ENOMEM leaves the registration as it was. The tables grow first,
+	// while the old workloads are still the agent's (a rebuild carries
+	// only those it can reach).
 	old = *ag;
-	ag->workloads = wl;
-	ag->n_workloads = r->n_workloads;
-	if (wl_index_locked(a, ag) < 0) {
+	if (wl_tables_reserve_locked(a, r->n_workloads) == 0) {
+		ag->workloads = wl;
+		ag->n_workloads = r->n_workloads;
+	}
+	if (ag->workloads != wl || wl_index_locked(a, ag) < 0) {
 		ag->workloads = old.workloads;
 		ag->n_workloads = old.n_workloads;
 		if (fresh) { // added above, for this registration only
