@@ -2427,10 +2427,10 @@ struct pending_row {
 
 // Reads up to READ_PAGE pending alerts with id > after (rlock held).
 // Undecodable rows are logged and skipped (their id still advances
-// *last). Returns rows read or -errno.
+// *last) and their ids put in bad[*n_bad]. Returns rows read or -errno.
 static int
 read_pending_page(struct coord_journal *j, int64_t after,
-    struct pending_row *rows, int64_t *last)
+    struct pending_row *rows, int64_t *last, int64_t *bad, int *n_bad)
 {
 	sqlite3_stmt *st = j->r[R_PENDING];
 	struct pending_row *r;
@@ -2449,6 +2449,7 @@ read_pending_page(struct coord_journal *j, int64_t after,
 		if (rv == -EINVAL) {
 			cm_warn("journal.replay_skip", "id=%lld reason=%s",
 			    (long long)r->id, "undecodable labels");
+			bad[(*n_bad)++] = r->id;
 			rv = 0;
 			continue;
 		}
@@ -2472,18 +2473,27 @@ coord_journal_replay_pending(struct coord_journal *j,
     coord_journal_alert_fn fn, void *arg)
 {
 	struct pending_row rows[READ_PAGE];
-	int64_t after = 0, last;
-	int n, i;
+	int64_t after = 0, last, bad[READ_PAGE];
+	int n, i, n_bad;
 
 	if (j == NULL || fn == NULL)
 		return -EINVAL;
 	for (;;) {
 		last = after;
+		n_bad = 0;
 		pthread_mutex_lock(&j->rlock);
-		n = read_pending_page(j, after, rows, &last);
+		n = read_pending_page(j, after, rows, &last, bad, &n_bad);
 		pthread_mutex_unlock(&j->rlock);
 		if (n < 0)
 			return n;
+		// An alert no replay can rebuild is given up on, with its
+		// reason, rather than left pending for good (it would hold
+		// the decided-through mark back, and every start would read
+		// it again). Not fatal when it fails: read again next time.
+		for (i = 0; i < n_bad; i++)
+			(void)coord_journal_alert_done(j, bad[i], "unreadable",
+			    "stored labels or annotations are not valid JSON; "
+			    "the alert cannot be rebuilt");
 		for (i = 0; i < n; i++)
 			fn(rows[i].id, rows[i].identity, rows[i].received_ms,
 			    rows[i].alert, arg);

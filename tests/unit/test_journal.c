@@ -681,6 +681,61 @@ out:
 		coord_alert_free(a[i]);
 }
 
+// An alert whose stored labels cannot be read back is given up on by
+// replay, with an outcome, so it is not read again at every start (and
+// does not hold the decided-through mark back).
+static void
+test_replay_gives_up_on_unreadable(void)
+{
+	struct coord_alert *a[2];
+	struct coord_alert_rec recs[2];
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	char buf[96], want[32];
+	struct tmp t;
+	sqlite3 *db;
+	int i;
+
+	tmp_make(&t);
+	for (i = 0; i < 2; i++) {
+		a[i] = mk_alert("Bad", i, "s");
+		rec_init(&recs[i], a[i], 100 + i);
+	}
+	j = open_ok(t.db, NULL);
+	if (j == NULL)
+		goto out;
+	CHECK_INT(submit_wait(j, recs, 2), 0);
+	coord_journal_close(j);
+	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+	snprintf(buf, sizeof(buf), "UPDATE alerts_in SET labels = '{\"a\":'"
+	    " WHERE id = %" PRId64, recs[0].id);
+	CHECK_INT(sqlite3_exec(db, buf, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	j = open_ok(t.db, NULL);
+	if (j == NULL)
+		goto out;
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 1);
+	if (r.n == 1)
+		CHECK_INT(r.ids[0], recs[1].id);
+	replayed_free(&r);
+	coord_journal_close(j);
+	snprintf(want, sizeof(want), "%" PRId64, recs[0].id);
+	snprintf(buf, sizeof(buf), "SELECT outcome FROM alerts WHERE id = %s",
+	    want);
+	db_text(t.db, buf, want, sizeof(want));
+	CHECK_STR(want, "unreadable");
+	db_text(t.db, "SELECT value FROM meta WHERE key ="
+	    " 'alerts_decided_through'", buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%" PRId64, recs[0].id);
+	CHECK_STR(buf, want); // up to the bad one; the next still pending
+out:
+	for (i = 0; i < 2; i++)
+		coord_alert_free(a[i]);
+	tmp_remove(&t);
+}
+
 // Replay calls back with no lock held: the callback may write (here on
 // the shared in-memory connection, the case most prone to deadlock).
 struct done_ctx {
@@ -2366,6 +2421,8 @@ static const struct tt_case cases[] = {
 	    test_schema_migrates_at_size_cap },
 	{ "retention of pending alerts moves the mark",
 	    test_retention_of_pending_alerts },
+	{ "replay gives up on an unreadable alert",
+	    test_replay_gives_up_on_unreadable },
 	{ "the decided-through mark bounds replay",
 	    test_decided_mark_bounds_replay },
 	{ "open refuses a newer schema and a non-database",
