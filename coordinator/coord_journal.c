@@ -149,6 +149,7 @@ enum {
 	W_OUTCOME_PENDING,
 	W_ACTION_INSERT,
 	W_ACTION_UPDATE,
+	W_RETAIN_LAST,
 	W_RETAIN_OUTCOMES,
 	W_RETAIN_ALERTS,
 	W_RETAIN_ACTIONS,
@@ -178,13 +179,17 @@ static const char *const wsql[W_COUNT] = {
 	    " ?13)",
 	[W_ACTION_UPDATE] = "UPDATE actions SET state = ?2,"
 	    " detail = COALESCE(?3, detail), updated_ms = ?4 WHERE id = ?1",
-	// Retention looks at the oldest ?2 alerts by id (no index on
-	// received_ms to keep in step): outcomes first, then the alerts.
+	// Retention looks at a window of ?2 alerts by id, after id ?3 (no
+	// index on received_ms to keep in step): outcomes first, then the
+	// alerts; W_RETAIN_LAST is the window's last row when it is full.
+	[W_RETAIN_LAST] = "SELECT id, received_ms FROM alerts_in WHERE id > ?3"
+	    " ORDER BY id LIMIT 1 OFFSET ?2 - 1",
 	[W_RETAIN_OUTCOMES] = "DELETE FROM alert_outcomes WHERE alert_id IN"
 	    " (SELECT id FROM alerts_in WHERE id IN (SELECT id FROM alerts_in"
-	    " ORDER BY id LIMIT ?2) AND received_ms < ?1)",
+	    " WHERE id > ?3 ORDER BY id LIMIT ?2) AND received_ms < ?1)",
 	[W_RETAIN_ALERTS] = "DELETE FROM alerts_in WHERE id IN (SELECT id"
-	    " FROM alerts_in ORDER BY id LIMIT ?2) AND received_ms < ?1",
+	    " FROM alerts_in WHERE id > ?3 ORDER BY id LIMIT ?2)"
+	    " AND received_ms < ?1",
 	[W_RETAIN_ACTIONS] = "DELETE FROM actions WHERE id IN (SELECT id FROM"
 	    " actions WHERE created_ms < ?1 LIMIT ?2)",
 	[W_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
@@ -303,6 +308,7 @@ struct coord_journal {
 	char *wbuf;		// writer thread only: JSON of an alert's sets
 	size_t wbuf_cap;
 	bool retain_more;	  // writer thread only
+	int64_t retain_after;	  // writer thread only: the window's start
 
 	pthread_mutex_t rlock;	// guards rdb and r[]
 	sqlite3 *rdb;		// == wdb when shared
@@ -1695,22 +1701,41 @@ pend_after_retention(struct coord_journal *j, int64_t top)
 static int64_t
 retain_pass(struct coord_journal *j, bool *more)
 {
-	int64_t cutoff = cm_now_ms() - j->retention_ms, na = 0, nb = 0;
-	int64_t top = 0;
-	int rv;
+	int64_t now = cm_now_ms(), cutoff = now - j->retention_ms;
+	int64_t na = 0, nb = 0, top = 0, last_id = 0, last_ms = 0;
+	bool full = false, further = false;
+	sqlite3_stmt *st;
+	int rc, rv;
 
 	*more = false;
 	if (j->shared)
 		pthread_mutex_lock(&j->rlock);
 	rv = step_done(j->wdb, j->w[W_BEGIN]);
+	if (rv == 0) { // the window's last row, before anything goes
+		st = j->w[W_RETAIN_LAST];
+		sqlite3_bind_int(st, 2, RETENTION_ROWS);
+		sqlite3_bind_int64(st, 3, j->retain_after);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			full = true;
+			last_id = sqlite3_column_int64(st, 0);
+			last_ms = sqlite3_column_int64(st, 1);
+		} else if (rc != SQLITE_DONE) {
+			rv = sql_errno(j->wdb, rc);
+		}
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
 	if (rv == 0) {
 		sqlite3_bind_int64(j->w[W_RETAIN_OUTCOMES], 1, cutoff);
 		sqlite3_bind_int(j->w[W_RETAIN_OUTCOMES], 2, RETENTION_ROWS);
+		sqlite3_bind_int64(j->w[W_RETAIN_OUTCOMES], 3, j->retain_after);
 		rv = step_done(j->wdb, j->w[W_RETAIN_OUTCOMES]);
 	}
 	if (rv == 0) {
 		sqlite3_bind_int64(j->w[W_RETAIN_ALERTS], 1, cutoff);
 		sqlite3_bind_int(j->w[W_RETAIN_ALERTS], 2, RETENTION_ROWS);
+		sqlite3_bind_int64(j->w[W_RETAIN_ALERTS], 3, j->retain_after);
 		rv = step_done(j->wdb, j->w[W_RETAIN_ALERTS]);
 		na = sqlite3_changes(j->wdb);
 	}
@@ -1740,10 +1765,14 @@ retain_pass(struct coord_journal *j, bool *more)
 	j->n_alerts -= na;
 	j->n_actions -= nb;
 	pthread_mutex_unlock(&j->lock);
-	// Alerts: a window of the oldest ids, where rows received later
-	// than the cutoff (a clock that was ahead) stay and take room, so
-	// any deletion may leave old rows behind the window: another pass.
-	*more = na > 0 || nb == RETENTION_ROWS;
+	// Alerts come in id order, which is time order but for a clock that
+	// stepped: the window moves on past its last row while that row is
+	// old (more old rows may follow) or received in the future (rows a
+	// clock ahead left, which would otherwise fill the window for good);
+	// at a young row or the end, the next pass starts from the oldest.
+	further = full && (last_ms < cutoff || last_ms > now);
+	j->retain_after = further ? last_id : 0;
+	*more = further || nb == RETENTION_ROWS;
 	if (na + nb > 0)
 		cm_debug("journal.retention", "alerts=%lld actions=%lld",
 		    (long long)na, (long long)nb);

@@ -1943,6 +1943,23 @@ test_retention_past_a_young_alert(void)
 	coord_journal_stats(j, &st);
 	CHECK_INT(st.alerts, 1);
 	coord_journal_close(j);
+
+	// More such alerts than one pass looks at: retention walks past
+	// them to the old ones behind, and keeps what is young.
+	j = open_ok(":memory:", &o);
+	if (j == NULL)
+		return;
+	submit_aged(j, 1500, now + 24 * HOUR_MS);
+	submit_aged(j, 700, now - 2 * HOUR_MS);
+	submit_aged(j, 300, now - 60 * 1000);
+	submit_aged(j, 400, now - 2 * HOUR_MS); // a clock that was behind
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 1100);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.alerts, 1800);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 0);
+	coord_journal_close(j);
 }
 
 // Pending alerts deleted by retention no longer hold the decided-through
