@@ -52,6 +52,8 @@
 // the writer checkpoints itself (what SQLite's autocheckpoint did at
 // 1,000 pages) once the WAL holds that many frames.
 #define CKPT_PAGES 1000
+// Committed batches that may wait for the syncer at once.
+#define SYNC_QUEUE 16
 #define CKPT_BACKSTOP 16384
 // The decided-through mark (see "pending alerts" below) is saved at most
 // this often, inside a batch's transaction.
@@ -323,19 +325,22 @@ struct coord_journal {
 	bool stop;
 	bool started;
 	pthread_t writer;
-	// The syncer (own_sync only): one committed batch waits for it at a
-	// time; the writer waits (sync_free) while the slot is taken.
+	// The syncer (own_sync only): committed batches wait for it in a
+	// ring, in commit order, and one fdatasync covers all it takes; the
+	// writer goes on committing meanwhile and waits (sync_free) only
+	// while the ring is full.
 	bool own_sync;		// set before the threads start
 	int wal_fd;		// the WAL file, for fdatasync; -1 if not
-	pthread_cond_t sync_wake; // syncer: a batch in the slot or stop
-	pthread_cond_t sync_free; // writer: the slot is empty
+	pthread_cond_t sync_wake; // syncer: a batch in the ring or stop
+	pthread_cond_t sync_free; // writer: room in the ring
 	struct committed {
-		struct op *batch; // NULL: slot empty
+		struct op *batch;
 		int rv;
 		int64_t added[2];
 		size_t nops;
 		char why[256];
-	} slot;
+	} syncq[SYNC_QUEUE];
+	size_t sync_head, sync_n; // the ring's oldest entry, its length
 	bool sync_stop;
 	bool syncer_started;
 	pthread_t syncer;
@@ -870,7 +875,7 @@ coord_journal_close(struct coord_journal *j)
 		return;
 	if (j->started)
 		stop_thread(j, &j->stop, &j->wake, j->writer);
-	// After the writer: its last batch is in the syncer's slot or done.
+	// After the writer: its last batch is in the syncer's ring or done.
 	if (j->syncer_started)
 		stop_thread(j, &j->sync_stop, &j->sync_wake, j->syncer);
 	if (j->ckpt_started)
@@ -1559,6 +1564,7 @@ static void
 run_batch(struct coord_journal *j, struct op *batch)
 {
 	int64_t added[2] = { 0, 0 };
+	struct committed *c;
 	char why[256] = "";
 	size_t nops = 0;
 	struct op *o;
@@ -1577,16 +1583,18 @@ run_batch(struct coord_journal *j, struct op *batch)
 		return;
 	}
 	// Hand the batch (failed ones too, to keep completions in order) to
-	// the syncer; wait while it still has the previous one waiting.
+	// the syncer; wait only while the ring is full.
 	pthread_mutex_lock(&j->lock);
-	while (j->slot.batch != NULL)
+	while (j->sync_n == SYNC_QUEUE)
 		pthread_cond_wait(&j->sync_free, &j->lock);
-	j->slot.batch = batch;
-	j->slot.rv = rv;
-	j->slot.added[0] = added[0];
-	j->slot.added[1] = added[1];
-	j->slot.nops = nops;
-	snprintf(j->slot.why, sizeof(j->slot.why), "%s", why);
+	c = &j->syncq[(j->sync_head + j->sync_n) % SYNC_QUEUE];
+	j->sync_n++;
+	c->batch = batch;
+	c->rv = rv;
+	c->added[0] = added[0];
+	c->added[1] = added[1];
+	c->nops = nops;
+	snprintf(c->why, sizeof(c->why), "%s", why);
 	pthread_cond_signal(&j->sync_wake);
 	pthread_mutex_unlock(&j->lock);
 }
@@ -1616,25 +1624,36 @@ static void *
 syncer_main(void *arg)
 {
 	struct coord_journal *j = arg;
-	struct committed c;
+	struct committed c[SYNC_QUEUE];
+	size_t n, i;
+	bool any;
 
 	pthread_setname_np(pthread_self(), "journal-sync"); // top -H, bench
 	for (;;) {
 		pthread_mutex_lock(&j->lock);
-		while (j->slot.batch == NULL && !j->sync_stop)
+		while (j->sync_n == 0 && !j->sync_stop)
 			pthread_cond_wait(&j->sync_wake, &j->lock);
-		if (j->slot.batch == NULL) {
+		if (j->sync_n == 0) {
 			pthread_mutex_unlock(&j->lock);
 			break;
 		}
-		c = j->slot;
-		j->slot.batch = NULL;
+		n = j->sync_n;
+		for (i = 0; i < n; i++)
+			c[i] = j->syncq[(j->sync_head + i) % SYNC_QUEUE];
+		j->sync_head = (j->sync_head + n) % SYNC_QUEUE;
+		j->sync_n = 0;
 		pthread_cond_signal(&j->sync_free);
 		pthread_mutex_unlock(&j->lock);
-		if (c.rv == 0 && fdatasync(j->wal_fd) < 0)
+		// Every batch taken was committed (written to the WAL) before
+		// it was queued: one fdatasync covers them all.
+		for (i = 0, any = false; i < n; i++)
+			any = any || c[i].rv == 0;
+		if (any && fdatasync(j->wal_fd) < 0)
 			sync_failed(j, errno);
-		note_result(j, c.rv, c.added, c.nops, c.why);
-		complete_batch(j, c.batch, c.rv);
+		for (i = 0; i < n; i++) {
+			note_result(j, c[i].rv, c[i].added, c[i].nops, c[i].why);
+			complete_batch(j, c[i].batch, c[i].rv);
+		}
 	}
 	return NULL;
 }
