@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "cm_hash.h"
 #include "cm_log.h"
 #include "cm_time.h"
 #include "cm_wire.h"
@@ -217,12 +218,8 @@ wire_decode(struct coord_agents *a, struct cm_msg *m, const void *buf,
 static uint64_t
 name_hash(const struct coord_agents *a, const char *s)
 {
-	uint64_t h = 14695981039346656037ULL ^ a->seed;
+	uint64_t h = cm_fnv1a(CM_FNV_OFFSET ^ a->seed, s);
 
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
 	return h ^ (h >> 32);
 }
 
@@ -289,12 +286,8 @@ index_remove_locked(struct coord_agents *a, struct agent *ag)
 static uint64_t
 pair_hash(const struct coord_agents *a, const char *service, const char *s)
 {
-	uint64_t h = name_hash(a, service) * 1099511628211ULL;
+	uint64_t h = cm_fnv1a(name_hash(a, service) * CM_FNV_PRIME, s);
 
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
 	return h ^ (h >> 32);
 }
 

@@ -26,6 +26,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "cm_hash.h"
 #include "cm_msg.h"
 #include "cm_time.h"
 #include "coord_alert.h"
@@ -1627,9 +1628,8 @@ coord_alert_free(struct coord_alert *a)
 	free(a);
 }
 
-#define FNV64_OFFSET 14695981039346656037ULL
-#define FNV64_PRIME 1099511628211ULL
-
+// cm_fnv1a, but with the terminating NUL hashed too (the identity's
+// separator) and unrolled for this hot loop.
 static uint64_t
 fnv1a(uint64_t h, const char *s)
 {
@@ -1638,10 +1638,10 @@ fnv1a(uint64_t h, const char *s)
 	// Hashes the terminating NUL too, as the separator. Two bytes a
 	// turn: half the loop overhead of this hot loop.
 	for (;; u += 2) {
-		h = (h ^ u[0]) * FNV64_PRIME;
+		h = (h ^ u[0]) * CM_FNV_PRIME;
 		if (u[0] == '\0')
 			return h;
-		h = (h ^ u[1]) * FNV64_PRIME;
+		h = (h ^ u[1]) * CM_FNV_PRIME;
 		if (u[1] == '\0')
 			return h;
 	}
@@ -1663,7 +1663,7 @@ uint64_t
 coord_alert_identity(const struct coord_alert *a, const char *const *ignore,
     size_t n_ignore)
 {
-	uint64_t h = FNV64_OFFSET;
+	uint64_t h = CM_FNV_OFFSET;
 	size_t i;
 
 	for (i = 0; i < a->labels.n; i++) {

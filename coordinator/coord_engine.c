@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cm_log.h"
+#include "cm_hash.h"
 #include "cm_time.h"
 #include "coord_metrics.h"
 #include "coord_k8s_actions.h"
@@ -286,16 +287,12 @@ struct coord_engine {
 	struct ebatch *cur;	// writes not yet submitted (engine_flush)
 };
 
+// FNV-1a from this (non-standard) start: the rollout's picks of services
+// depend on it, so it stays.
 static uint64_t
 fnv1a(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return cm_fnv1a(1469598103934665603ULL, s);
 }
 
 // ---- queue ---------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cm_hash.h"
 #include "cm_log.h"
 
 #define MAX_SERVICES 4096
@@ -338,13 +339,7 @@ check_dependencies(struct coord_safety *s, const struct coord_safety_req *r,
 static uint64_t
 inst_hash(const char *s)
 {
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return cm_fnv1a(CM_FNV_OFFSET, s);
 }
 
 static bool

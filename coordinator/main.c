@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cm_hash.h"
 #include "cm_log.h"
 #include "coord_agents.h"
 #include "coord_cli.h"
@@ -112,10 +113,7 @@ file_digest(const char *path, uint64_t *ret)
 		return -errno;
 	while (left > 0 && (n = fread(buf, 1, left < sizeof(buf) ? left :
 	    sizeof(buf), f)) > 0) {
-		for (size_t i = 0; i < n; i++) {
-			h ^= buf[i];
-			h *= 1099511628211ULL;
-		}
+		h = cm_fnv1a_buf(h, buf, n);
 		left -= n;
 	}
 	if (ferror(f))
