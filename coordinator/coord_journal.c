@@ -6,15 +6,18 @@
 // the writer takes everything queued (bounded by max_batch alerts), runs
 // it in ONE transaction, then completes each op in order. A failed
 // transaction is rolled back whole and every op of it gets the error.
+// (Without full sync, a batch that finds the writer idle may run on the
+// thread that submits it instead: coord_journal_batch_submit.)
 //
 // With sync_full on a file, the fsync leaves the writer: the connection
 // runs with synchronous=NORMAL (COMMIT writes the WAL without syncing it)
 // and a syncer thread fdatasync()s the WAL file, then completes the
-// batch's ops. Meanwhile the writer already runs the next transaction, so
-// a commit cycle costs max(fsync, SQL work) instead of their sum. No op is
-// completed (no 2xx, no callback) before the fdatasync that covers its
-// COMMIT returned; SQLite itself still syncs the WAL header when it
-// restarts the log and the WAL and database around every checkpoint.
+// batches' ops in commit order. Meanwhile the writer goes on committing,
+// and one fdatasync covers every batch committed before it, so intake is
+// set by the SQL work, not by the fsync. No op is completed (no 2xx, no
+// callback) before the fdatasync that covers its COMMIT returned; SQLite
+// itself still syncs the WAL header when it restarts the log and the WAL
+// and database around every checkpoint.
 #include "coord_journal.h"
 
 #include <errno.h>
