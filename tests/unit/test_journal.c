@@ -451,34 +451,37 @@ db_text(const char *path, const char *sql, char *buf, size_t n)
 	sqlite3_close(db);
 }
 
+// The tables and indexes of schema version 2, without rows.
+static const char v2_schema[] =
+    "CREATE TABLE alerts(id INTEGER PRIMARY KEY,"
+    " received_ms INTEGER NOT NULL, identity INTEGER NOT NULL,"
+    " fingerprint TEXT NOT NULL, status TEXT NOT NULL"
+    " CHECK(status IN ('firing', 'resolved')), starts_ms INTEGER,"
+    " ends_ms INTEGER, alertname TEXT, labels TEXT NOT NULL,"
+    " annotations TEXT NOT NULL, generator_url TEXT NOT NULL,"
+    " receiver TEXT, group_key TEXT,"
+    " outcome TEXT NOT NULL DEFAULT 'pending', detail TEXT,"
+    " done_ms INTEGER);"
+    "CREATE INDEX alerts_pending ON alerts(id)"
+    " WHERE outcome = 'pending';"
+    "CREATE INDEX alerts_received ON alerts(received_ms);"
+    "CREATE TABLE actions(id INTEGER PRIMARY KEY,"
+    " alert_id INTEGER NOT NULL, identity INTEGER NOT NULL,"
+    " incident_start_ms INTEGER NOT NULL, rule TEXT NOT NULL,"
+    " type TEXT NOT NULL, service TEXT NOT NULL,"
+    " instance TEXT NOT NULL, node TEXT, state TEXT NOT NULL,"
+    " detail TEXT, attempt INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX actions_state ON actions(state, created_ms);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+
 // A journal written by schema version 2 (the outcome in the alert's row)
 // opens as version 3: decided alerts keep their outcome, pending ones
 // replay, and the `alerts` view reads as the old table did.
 static void
 test_schema_migrates_from_v2(void)
 {
-	static const char v2[] =
-	    "CREATE TABLE alerts(id INTEGER PRIMARY KEY,"
-	    " received_ms INTEGER NOT NULL, identity INTEGER NOT NULL,"
-	    " fingerprint TEXT NOT NULL, status TEXT NOT NULL"
-	    " CHECK(status IN ('firing', 'resolved')), starts_ms INTEGER,"
-	    " ends_ms INTEGER, alertname TEXT, labels TEXT NOT NULL,"
-	    " annotations TEXT NOT NULL, generator_url TEXT NOT NULL,"
-	    " receiver TEXT, group_key TEXT,"
-	    " outcome TEXT NOT NULL DEFAULT 'pending', detail TEXT,"
-	    " done_ms INTEGER);"
-	    "CREATE INDEX alerts_pending ON alerts(id)"
-	    " WHERE outcome = 'pending';"
-	    "CREATE INDEX alerts_received ON alerts(received_ms);"
-	    "CREATE TABLE actions(id INTEGER PRIMARY KEY,"
-	    " alert_id INTEGER NOT NULL, identity INTEGER NOT NULL,"
-	    " incident_start_ms INTEGER NOT NULL, rule TEXT NOT NULL,"
-	    " type TEXT NOT NULL, service TEXT NOT NULL,"
-	    " instance TEXT NOT NULL, node TEXT, state TEXT NOT NULL,"
-	    " detail TEXT, attempt INTEGER NOT NULL,"
-	    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-	    "CREATE INDEX actions_state ON actions(state, created_ms);"
-	    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	static const char v2_rows[] =
 	    "INSERT INTO alerts(id, received_ms, identity, fingerprint,"
 	    " status, alertname, labels, annotations, generator_url,"
 	    " outcome, detail, done_ms) VALUES"
@@ -496,7 +499,8 @@ test_schema_migrates_from_v2(void)
 
 	tmp_make(&t);
 	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, v2_schema, NULL, NULL, NULL), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, v2_rows, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
 	j = open_ok(t.db, NULL);
@@ -529,29 +533,6 @@ test_schema_migrates_from_v2(void)
 	tmp_remove(&t);
 }
 
-// The tables and indexes of schema version 2 (as in
-// test_schema_migrates_from_v2), without rows.
-static const char v2_schema[] =
-    "CREATE TABLE alerts(id INTEGER PRIMARY KEY,"
-    " received_ms INTEGER NOT NULL, identity INTEGER NOT NULL,"
-    " fingerprint TEXT NOT NULL, status TEXT NOT NULL"
-    " CHECK(status IN ('firing', 'resolved')), starts_ms INTEGER,"
-    " ends_ms INTEGER, alertname TEXT, labels TEXT NOT NULL,"
-    " annotations TEXT NOT NULL, generator_url TEXT NOT NULL,"
-    " receiver TEXT, group_key TEXT,"
-    " outcome TEXT NOT NULL DEFAULT 'pending', detail TEXT,"
-    " done_ms INTEGER);"
-    "CREATE INDEX alerts_pending ON alerts(id)"
-    " WHERE outcome = 'pending';"
-    "CREATE INDEX alerts_received ON alerts(received_ms);"
-    "CREATE TABLE actions(id INTEGER PRIMARY KEY,"
-    " alert_id INTEGER NOT NULL, identity INTEGER NOT NULL,"
-    " incident_start_ms INTEGER NOT NULL, rule TEXT NOT NULL,"
-    " type TEXT NOT NULL, service TEXT NOT NULL,"
-    " instance TEXT NOT NULL, node TEXT, state TEXT NOT NULL,"
-    " detail TEXT, attempt INTEGER NOT NULL,"
-    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
 // A version 2 journal at its size cap (max_bytes: the file's size, as a
 // journal that filled up leaves it) still opens after the upgrade: the
