@@ -112,45 +112,7 @@ static void start_recv(struct agent_cmd_ctx *c);
 
 #define WIRE_RESERVE 256 // most answers fit: one allocation
 
-static int
-msg_append(void *arg, const char *buf, size_t len)
-{
-	return nng_msg_append(arg, buf, len) == 0 ? 0 : -1;
-}
-
-// Encodes m straight into a new nng_msg (*ret, the caller's), stamped
-// and sealed when the server authenticates: the bytes agent_wire_encode
-// makes, without a buffer of their own. Returns 0 or a negative errno.
-static int
-wire_msg(struct cm_auth *auth, struct cm_msg *m, nng_msg **ret)
-{
-	unsigned char mac[CM_AUTH_MAC_LEN];
-	nng_msg *msg;
-	int rv;
-
-	// One allocation of WIRE_RESERVE bytes, emptied: the frame is
-	// appended into it (append grows it when the frame is larger).
-	if (nng_msg_alloc(&msg, WIRE_RESERVE) != 0)
-		return -ENOMEM;
-	nng_msg_clear(msg);
-	if (auth != NULL)
-		cm_auth_stamp(m);
-	rv = cm_msg_encode_to(m, msg_append, msg, NULL);
-	if (rv == 0 && auth != NULL) {
-		rv = cm_auth_seal(auth, nng_msg_body(msg), nng_msg_len(msg),
-		    mac);
-		if (rv == 0 && nng_msg_append(msg, mac, sizeof(mac)) != 0)
-			rv = -ENOMEM;
-	}
-	if (rv < 0) {
-		nng_msg_free(msg);
-		return rv;
-	}
-	*ret = msg;
-	return 0;
-}
-
-// Starts sending msg (encoded by wire_msg; NULL when that failed with
+// Starts sending msg (encoded by cm_wire_msg; NULL when that failed with
 // rv) on c. Falls back to receiving when there is nothing to send (the
 // peer will time out).
 static void
@@ -171,7 +133,7 @@ static void
 send_msg(struct agent_cmd_ctx *c, struct cm_msg *m)
 {
 	nng_msg *msg = NULL;
-	int rv = wire_msg(c->srv->auth, m, &msg);
+	int rv = cm_wire_msg(c->srv->auth, m, WIRE_RESERVE, &msg);
 
 	send_frame(c, msg, rv);
 }
@@ -412,7 +374,7 @@ answer(struct agent_cmd_ctx *c, struct cm_msg *m)
 
 	m->version = CM_PROTO_VERSION;
 	m->id = c->req.id;
-	rv = wire_msg(c->srv->auth, m, &msg);
+	rv = cm_wire_msg(c->srv->auth, m, WIRE_RESERVE, &msg);
 	note_facts(&c->done, m);
 	if (c->phase == PH_DIRECT) {
 		c->out = msg;

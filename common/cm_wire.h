@@ -1,8 +1,23 @@
 // SPDX-License-Identifier: MIT
-// cm_wire: what both ends of the agent channel (coordinator and agent)
-// answer the same way when a frame cannot be decoded.
+// cm_wire: what both ends of the agent channel (coordinator and agent) do
+// the same way: build a frame into an nng message, and answer a frame
+// that cannot be decoded.
 #ifndef CM_WIRE_H
 #define CM_WIRE_H
+
+#include <stddef.h>
+
+#include <nng/nng.h>
+
+struct cm_auth;
+struct cm_msg;
+
+// Encodes m straight into a new nng message (*ret, the caller's: to send
+// or to free), stamped and sealed when `auth` is set (NULL: a plain
+// channel). `reserve` bytes are allocated at once, so a frame that fits
+// costs one allocation. Returns 0 or a negative errno.
+int cm_wire_msg(struct cm_auth *auth, struct cm_msg *m, size_t reserve,
+    nng_msg **ret);
 
 // The code an "error" answer carries for a frame that cm_msg_decode or
 // cm_auth_decode refused with `rv`:

@@ -165,44 +165,6 @@ struct coord_agents {
 // ---- framing ---------------------------------------------------------------
 
 static int
-msg_append(void *arg, const char *buf, size_t len)
-{
-	return nng_msg_append(arg, buf, len) == 0 ? 0 : -1;
-}
-
-// Encodes m straight into a new nng_msg (*ret, the caller's), stamped
-// and sealed when the channel is authenticated. Returns 0 or a negative
-// errno.
-static int
-wire_msg(struct coord_agents *a, struct cm_msg *m, nng_msg **ret)
-{
-	unsigned char mac[CM_AUTH_MAC_LEN];
-	nng_msg *msg;
-	int rv;
-
-	// One allocation of WIRE_RESERVE bytes, emptied: the frame is
-	// appended into it (append grows it when the frame is larger).
-	if (nng_msg_alloc(&msg, WIRE_RESERVE) != 0)
-		return -ENOMEM;
-	nng_msg_clear(msg);
-	if (a->auth != NULL)
-		cm_auth_stamp(m);
-	rv = cm_msg_encode_to(m, msg_append, msg, NULL);
-	if (rv == 0 && a->auth != NULL) {
-		rv = cm_auth_seal(a->auth, nng_msg_body(msg), nng_msg_len(msg),
-		    mac);
-		if (rv == 0 && nng_msg_append(msg, mac, sizeof(mac)) != 0)
-			rv = -ENOMEM;
-	}
-	if (rv < 0) {
-		nng_msg_free(msg);
-		return rv;
-	}
-	*ret = msg;
-	return 0;
-}
-
-static int
 wire_decode(struct coord_agents *a, struct cm_msg *m, const void *buf,
     size_t len, char *err, size_t errlen)
 {
@@ -770,7 +732,7 @@ static void
 srv_answer(struct srv_ctx *c, struct cm_msg *m)
 {
 	nng_msg *msg;
-	int rv = wire_msg(c->owner, m, &msg);
+	int rv = cm_wire_msg(c->owner->auth, m, WIRE_RESERVE, &msg);
 
 	if (rv < 0) {
 		cm_err("agents.answer_failed", "type=%s error=%s",
@@ -1532,7 +1494,7 @@ coord_agents_command(struct coord_agents *a, const char *node,
 	nng_msg *msg;
 	int rv;
 
-	rv = wire_msg(a, &m, &msg);
+	rv = cm_wire_msg(a->auth, &m, WIRE_RESERVE, &msg);
 	if (rv < 0)
 		return rv;
 	pthread_mutex_lock(&a->mu);
