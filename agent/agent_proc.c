@@ -447,9 +447,12 @@ fail:
 }
 
 // Waits until the child exec'd (the CLOEXEC error pipe closes) or reports
-// why it could not. Returns 0 or the child's negative errno.
+// why it could not. Returns 0 or the child's negative errno. A child that
+// could not exec exits at once; agent_proc_reap reaps it when its SIGCHLD
+// comes, as any other: the main loop never blocks in waitpid (a child
+// slow to exit, under a debugger or valgrind, would hold it there).
 static int
-wait_exec(pid_t pid, int errr)
+wait_exec(int errr)
 {
 	ssize_t n;
 	int e = 0;
@@ -459,8 +462,6 @@ wait_exec(pid_t pid, int errr)
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(e))
 		return 0;
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
 	return -e;
 }
 
@@ -510,7 +511,7 @@ fork_exec(const char *path, char **argv, char **envp, pid_t *ret_pid,
 	close_fd(&nullfd);
 	if (rv == 0) {
 		(void)setpgid(pid, pid); // either side may win the race
-		rv = wait_exec(pid, errp[0]);
+		rv = wait_exec(errp[0]);
 	}
 	close_fd(&errp[0]);
 	if (rv == 0 && fcntl(outp[0], F_SETFL, O_NONBLOCK) < 0)
