@@ -86,6 +86,38 @@ ask(struct rig *r, const struct cm_msg *m, struct cm_msg *ret)
 	return rv == 0 ? 0 : -1;
 }
 
+// Sends m; its reply (not ok, code -EIO, when none came).
+static struct cm_msg_reply
+ask_reply(struct rig *r, const struct cm_msg *m)
+{
+	struct cm_msg_reply rep = { .ok = false, .code = -EIO };
+	struct cm_msg out = { 0 };
+
+	if (ask(r, m, &out) == 0 && out.type == CM_MSG_REPLY) {
+		rep = out.u.reply;
+		rep.json = NULL;
+	}
+	cm_msg_clear(&out);
+	return rep;
+}
+
+// Registers `node` of `runtime` with the n workloads w; the reply.
+static struct cm_msg_reply
+reg_node(struct rig *r, const char *node, const char *runtime,
+    struct cm_workload *w, size_t n)
+{
+	struct cm_msg m = { .version = CM_PROTO_VERSION,
+		.type = CM_MSG_REGISTER, .id = 1 };
+
+	snprintf(m.u.reg.node, sizeof(m.u.reg.node), "%s", node);
+	snprintf(m.u.reg.addr, sizeof(m.u.reg.addr), "ipc://%s/%s.cmd", dir,
+	    node);
+	snprintf(m.u.reg.runtime, sizeof(m.u.reg.runtime), "%s", runtime);
+	m.u.reg.workloads = n > 0 ? w : NULL;
+	m.u.reg.n_workloads = n;
+	return ask_reply(r, &m);
+}
+
 // Registers `node` of `runtime` hosting `instance` of `service`; the
 // reply.
 static struct cm_msg_reply
@@ -93,25 +125,11 @@ reg_as(struct rig *r, const char *node, const char *runtime,
     const char *service, const char *instance)
 {
 	struct cm_workload w = { .healthy = true };
-	struct cm_msg m = { .version = CM_PROTO_VERSION,
-		.type = CM_MSG_REGISTER, .id = 1 }, out = { 0 };
-	struct cm_msg_reply rep = { .ok = false, .code = -EIO };
 
-	snprintf(m.u.reg.node, sizeof(m.u.reg.node), "%s", node);
-	snprintf(m.u.reg.addr, sizeof(m.u.reg.addr), "ipc://%s/%s.cmd", dir,
-	    node);
-	snprintf(m.u.reg.runtime, sizeof(m.u.reg.runtime), "%s", runtime);
 	snprintf(w.service, sizeof(w.service), "%s", service);
 	snprintf(w.instance, sizeof(w.instance), "%s", instance);
 	snprintf(w.addr, sizeof(w.addr), "127.0.0.1:9");
-	m.u.reg.workloads = &w;
-	m.u.reg.n_workloads = 1;
-	if (ask(r, &m, &out) == 0 && out.type == CM_MSG_REPLY) {
-		rep = out.u.reply;
-		rep.json = NULL;
-	}
-	cm_msg_clear(&out);
-	return rep;
+	return reg_node(r, node, runtime, &w, 1);
 }
 
 // Registers `node` hosting `service` (instance service-0); the reply.
@@ -128,8 +146,7 @@ static struct cm_msg_reply
 permit(struct rig *r, const char *node, const char *service)
 {
 	struct cm_msg m = { .version = CM_PROTO_VERSION,
-		.type = CM_MSG_PERMIT, .id = 2 }, out = { 0 };
-	struct cm_msg_reply rep = { .ok = false, .code = -EIO };
+		.type = CM_MSG_PERMIT, .id = 2 };
 
 	snprintf(m.u.permit.node, sizeof(m.u.permit.node), "%s", node);
 	snprintf(m.u.permit.service, sizeof(m.u.permit.service), "%s",
@@ -137,12 +154,7 @@ permit(struct rig *r, const char *node, const char *service)
 	snprintf(m.u.permit.instance, sizeof(m.u.permit.instance), "%s-0",
 	    service);
 	snprintf(m.u.permit.reason, sizeof(m.u.permit.reason), "probe");
-	if (ask(r, &m, &out) == 0 && out.type == CM_MSG_REPLY) {
-		rep = out.u.reply;
-		rep.json = NULL;
-	}
-	cm_msg_clear(&out);
-	return rep;
+	return ask_reply(r, &m);
 }
 
 static int64_t
@@ -367,8 +379,6 @@ reg_many(struct rig *r, const char *node, const char *const *svc,
     size_t nsvc, size_t n, int port0)
 {
 	struct cm_workload *w = calloc(n, sizeof(*w));
-	struct cm_msg m = { .version = CM_PROTO_VERSION,
-		.type = CM_MSG_REGISTER, .id = 1 }, out = { 0 };
 	struct cm_msg_reply rep = { .ok = false, .code = -EIO };
 
 	if (w == NULL)
@@ -383,17 +393,7 @@ reg_many(struct rig *r, const char *node, const char *const *svc,
 		snprintf(w[i].addr, sizeof(w[i].addr), "127.0.0.1:%d",
 		    port0 + (int)i);
 	}
-	snprintf(m.u.reg.node, sizeof(m.u.reg.node), "%s", node);
-	snprintf(m.u.reg.addr, sizeof(m.u.reg.addr), "ipc://%s/%s.cmd", dir,
-	    node);
-	snprintf(m.u.reg.runtime, sizeof(m.u.reg.runtime), "process");
-	m.u.reg.workloads = w;
-	m.u.reg.n_workloads = n;
-	if (ask(r, &m, &out) == 0 && out.type == CM_MSG_REPLY) {
-		rep = out.u.reply;
-		rep.json = NULL;
-	}
-	cm_msg_clear(&out);
+	rep = reg_node(r, node, "process", w, n);
 	free(w);
 	return rep;
 }
@@ -471,28 +471,6 @@ struct model_node {
 	size_t n;
 	struct cm_workload w[MODEL_WL];
 };
-
-// Registers node with the n workloads w; the reply.
-static struct cm_msg_reply
-reg_wl(struct rig *r, const char *node, struct cm_workload *w, size_t n)
-{
-	struct cm_msg m = { .version = CM_PROTO_VERSION,
-		.type = CM_MSG_REGISTER, .id = 1 }, out = { 0 };
-	struct cm_msg_reply rep = { .ok = false, .code = -EIO };
-
-	snprintf(m.u.reg.node, sizeof(m.u.reg.node), "%s", node);
-	snprintf(m.u.reg.addr, sizeof(m.u.reg.addr), "ipc://%s/%s.cmd", dir,
-	    node);
-	snprintf(m.u.reg.runtime, sizeof(m.u.reg.runtime), "process");
-	m.u.reg.workloads = n > 0 ? w : NULL;
-	m.u.reg.n_workloads = n;
-	if (ask(r, &m, &out) == 0 && out.type == CM_MSG_REPLY) {
-		rep = out.u.reply;
-		rep.json = NULL;
-	}
-	cm_msg_clear(&out);
-	return rep;
-}
 
 static bool
 model_matches(const struct cm_workload *w, const char *service,
@@ -591,7 +569,7 @@ test_index_matches_a_scan(void)
 			    addrs[rand() % 3]);
 		}
 		snprintf(node, sizeof(node), "m%d", k);
-		rep = reg_wl(&r, node, w, n);
+		rep = reg_node(&r, node, "process", w, n);
 		if (rep.ok) {
 			accepted++;
 			m[k].reg = true;
