@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include "cm_thread.h"
 
 struct agent_kwork {
 	pthread_mutex_t mu;
@@ -51,7 +52,7 @@ worker(void *arg)
 {
 	struct agent_kwork *w = arg;
 
-	pthread_setname_np(pthread_self(), "kube-worker"); // top -H, bench
+	cm_thread_start("kube-worker", CM_THREAD_LATENCY);
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		struct agent_kjob *j;

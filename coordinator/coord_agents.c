@@ -37,6 +37,7 @@
 #include "cm_log.h"
 #include "cm_time.h"
 #include "cm_wire.h"
+#include "cm_thread.h"
 #include "coord_metrics.h"
 
 #define SRV_CONTEXTS 16	 // agents' requests being answered at once
@@ -1128,7 +1129,7 @@ worker_main(void *arg)
 {
 	struct coord_agents *a = arg;
 
-	pthread_setname_np(pthread_self(), "agents-permit"); // top -H, bench
+	cm_thread_start("agents-permit", CM_THREAD_LATENCY);
 	pthread_mutex_lock(&a->wmu);
 	while (!atomic_load(&a->stopping)) {
 		struct srv_ctx *c = a->whead;

@@ -20,6 +20,7 @@
 
 static const char *const modes[] = { "live", "shadow", NULL };
 static const char *const runtimes[] = { "process", "kubernetes", NULL };
+static const char *const scheds[] = { "batch", "normal", NULL };
 
 static const char *const automations[] = { "rule", "live", "shadow",
 	"approval", "off", NULL };
@@ -121,6 +122,11 @@ const struct cm_conf_field coord_conf_fields[] = {
 	    .help = "err, warn, notice, info or debug"),
 	F("journal_sync_full", CM_CONF_BOOL, journal_sync_full, .def = "true",
 	    .help = "fsync every group commit (false: only at checkpoints)"),
+	F("cpu_scheduling", CM_CONF_ENUM, cpu_scheduling, .choices = scheds,
+	    .def = "batch",
+	    .help = "batch: the HTTP, journal writer, checkpointer and engine "
+	    "threads run as SCHED_BATCH (more work per wake-up under load, "
+	    "no preempting the node's workloads); normal: the default class"),
 	F("retention", CM_CONF_DURATION, retention_ms, .def = "720h",
 	    .help = "journal rows older than this are deleted (0 keeps all)"),
 	F("agent_lost_after", CM_CONF_DURATION, agent_lost_after_ms,

@@ -83,6 +83,7 @@ struct coord_conf {
 	struct cm_msg_limits wire_limits; // frames from agents (cm_msg.h)
 	struct coord_safety_conf safety;
 	int mode;		// enum coord_mode: live or shadow, for all rules
+	int cpu_scheduling;	// enum coord_sched: the bulk threads' class
 	char *prometheus_url;	// for verify.promql; "" = none
 	int64_t prometheus_timeout_ms;
 	struct cm_list notify;	// of struct coord_notifier_conf
@@ -108,6 +109,7 @@ struct coord_conf {
 };
 
 enum coord_mode { COORD_MODE_LIVE, COORD_MODE_SHADOW };
+enum coord_sched { COORD_SCHED_BATCH, COORD_SCHED_NORMAL };
 enum coord_runtime { COORD_RUNTIME_PROCESS, COORD_RUNTIME_KUBERNETES };
 
 extern const struct cm_conf_field coord_conf_fields[];

@@ -17,6 +17,7 @@
 #include "cm_log.h"
 #include "cm_hash.h"
 #include "cm_time.h"
+#include "cm_thread.h"
 #include "coord_metrics.h"
 #include "coord_k8s_actions.h"
 #include "coord_kexec.h"
@@ -3385,7 +3386,7 @@ engine_main(void *arg)
 	struct coord_engine *e = arg;
 	int64_t last_tick = 0;
 
-	pthread_setname_np(pthread_self(), "engine"); // top -H, bench
+	cm_thread_start("engine", CM_THREAD_BULK);
 	for (;;) {
 		struct ev *batch;
 		int64_t now = cm_mono_ms(), deadline = next_deadline(e, now);

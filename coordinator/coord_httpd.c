@@ -36,6 +36,7 @@
 
 #include "cm_log.h"
 #include "cm_time.h"
+#include "cm_thread.h"
 
 #define MAX_HDRS 64
 #define MAX_METHOD 16
@@ -1339,7 +1340,7 @@ serve(void *arg)
 	struct coord_httpd *s = arg;
 	struct epoll_event evs[64];
 
-	pthread_setname_np(pthread_self(), "http"); // top -H, bench
+	cm_thread_start("http", CM_THREAD_BULK);
 	while (!atomic_load(&s->stop)) {
 		int64_t now;
 		int n = epoll_wait(s->epfd, evs, 64, s->first != NULL ||

@@ -34,6 +34,7 @@
 
 #include "cm_log.h"
 #include "cm_time.h"
+#include "cm_thread.h"
 
 // PRAGMA user_version of the schema below. A later build that changes the
 // schema migrates from each older version in create_schema().
@@ -1631,7 +1632,7 @@ syncer_main(void *arg)
 	size_t n, i;
 	bool any;
 
-	pthread_setname_np(pthread_self(), "journal-sync"); // top -H, bench
+	cm_thread_start("journal-sync", CM_THREAD_LATENCY);
 	for (;;) {
 		pthread_mutex_lock(&j->lock);
 		while (j->sync_n == 0 && !j->sync_stop)
@@ -1873,7 +1874,7 @@ ckpt_main(void *arg)
 	struct coord_journal *j = arg;
 	int rc, nlog, nckpt;
 
-	pthread_setname_np(pthread_self(), "journal-ckpt"); // top -H, bench
+	cm_thread_start("journal-ckpt", CM_THREAD_BULK);
 	pthread_mutex_lock(&j->lock);
 	for (;;) {
 		while (!j->ckpt_stop &&
@@ -1907,7 +1908,7 @@ writer_main(void *arg)
 	struct coord_journal *j = arg;
 	struct op *batch;
 
-	pthread_setname_np(pthread_self(), "journal-writer"); // top -H, bench
+	cm_thread_start("journal-writer", CM_THREAD_BULK);
 	tl_running = j;
 	for (;;) {
 		pthread_mutex_lock(&j->lock);

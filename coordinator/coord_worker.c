@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include "cm_thread.h"
 
 struct job {
 	struct job *next;
@@ -28,7 +29,7 @@ worker_main(void *arg)
 {
 	struct coord_worker *w = arg;
 
-	pthread_setname_np(pthread_self(), "coord-worker"); // top -H, bench
+	cm_thread_start("coord-worker", CM_THREAD_LATENCY);
 	for (;;) {
 		struct job *j;
 

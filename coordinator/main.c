@@ -11,6 +11,7 @@
 
 #include "cm_hash.h"
 #include "cm_log.h"
+#include "cm_thread.h"
 #include "coord_agents.h"
 #include "coord_cli.h"
 #include "coord_conf.h"
@@ -304,8 +305,9 @@ app_run(struct app *a)
 		return cm_log_ret(rv, CM_LOG_ERR, "coordinator.http_failed",
 		    "reason=%s", cm_q(err));
 	cm_notice("coordinator.started", "listen=%s agent_listen=%s journal=%s "
-	    "rules=%zu", cm_q(a->conf.listen), cm_q(a->conf.agent_listen),
-	    cm_q(a->conf.journal), a->conf.compiled.n);
+	    "rules=%zu cpu_scheduling=%s", cm_q(a->conf.listen),
+	    cm_q(a->conf.agent_listen), cm_q(a->conf.journal),
+	    a->conf.compiled.n, cm_thread_batch() ? "batch" : "normal");
 	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
 		app_reload(a);
 	cm_notice("coordinator.stopping", "signal=%d", sig);
@@ -427,6 +429,8 @@ main(int argc, char **argv)
 		coord_conf_free(&a.conf);
 		return 1;
 	}
+	// Before any thread starts: they take their class as they begin.
+	cm_thread_set_batch(a.conf.cpu_scheduling == COORD_SCHED_BATCH);
 	rv = app_run(&a);
 	app_stop(&a);
 	return rv < 0 ? 1 : 0;

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+// cm_thread: thread names and the bulk threads' scheduling class.
+#include "cm_thread.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "cm_log.h"
+
+static atomic_bool batch_on;
+static atomic_bool warned;
+
+void
+cm_thread_set_batch(bool on)
+{
+	atomic_store(&batch_on, on);
+}
+
+bool
+cm_thread_batch(void)
+{
+	return atomic_load(&batch_on);
+}
+
+void
+cm_thread_start(const char *name, enum cm_thread_class cls)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+	char buf[16];
+	int rv;
+
+	// pthread_setname_np refuses names over 15 bytes: keep their start.
+	strncpy(buf, name, sizeof(buf) - 1);
+	buf[sizeof(buf) - 1] = '\0';
+	(void)pthread_setname_np(pthread_self(), buf);
+	if (cls != CM_THREAD_BULK || !atomic_load(&batch_on))
+		return;
+	rv = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+	if (rv != 0 && !atomic_exchange(&warned, true))
+		cm_warn("thread.sched", "thread=%s policy=batch error=%s "
+		    "detail=\"keeps the default scheduling\"", cm_q(buf),
+		    cm_q(strerror(rv)));
+}

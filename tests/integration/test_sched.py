@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""cpu_scheduling: with the default (batch) the coordinator's bulk threads
+(http, journal-writer, journal-ckpt, engine) run as SCHED_BATCH and every
+other thread, the journal's syncer first, keeps the default class; with
+`normal` none is moved; any other value is a config error naming the file,
+the line and the key. The class is read from /proc (policy field of each
+thread's stat)."""
+
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from reflexlab import free_port, lab_main, reflex_binary  # noqa: E402
+
+SCHED_OTHER, SCHED_BATCH = 0, 3
+BULK = {"http", "journal-writer", "journal-ckpt", "engine"}
+
+CONFIG = """\
+listen: 127.0.0.1:{http}
+agent_listen: tcp://127.0.0.1:{agents}
+journal: {journal}
+{extra}rules:
+  - name: web
+    matchers: ['alertname = "WebDown"']
+    actions: [ {{ type: restart, service: web }} ]
+"""
+
+
+def threads(pid):
+    """{thread name: [policy, ...]} of the process's threads."""
+    out = {}
+    base = f"/proc/{pid}/task"
+    for tid in os.listdir(base):
+        try:
+            with open(f"{base}/{tid}/stat") as f:
+                stat = f.read()
+            with open(f"{base}/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue  # the thread ended meanwhile
+        # Fields after the name (which may hold spaces): field 3 on;
+        # policy is field 41.
+        rest = stat[stat.rindex(")") + 2:].split()
+        out.setdefault(name, []).append(int(rest[41 - 3]))
+    return out
+
+
+def start(lab, name, extra):
+    http, agents = free_port(), free_port()
+    cfg = lab.write_file(f"{name}.yaml", CONFIG.format(
+        http=http, agents=agents, journal=lab.path(f"{name}.db"),
+        extra=extra))
+    return lab.start(name, [reflex_binary("reflex-coordinator"), "-c", cfg],
+                     ready_url=f"http://127.0.0.1:{http}/readyz",
+                     ready_timeout=30)
+
+
+def run(tap, lab):
+    coord = start(lab, "batch", "")
+    got = threads(coord.pid)
+    tap.ok(BULK <= set(got), "the bulk threads are there by name",
+           sorted(got))
+    tap.ok(all(p == SCHED_BATCH for n in BULK for p in got.get(n, [None])),
+           "by default http, journal-writer, journal-ckpt and engine run "
+           "as SCHED_BATCH", got)
+    others = {n: p for n, p in got.items() if n not in BULK}
+    tap.ok("journal-sync" in others and
+           all(p == SCHED_OTHER for ps in others.values() for p in ps),
+           "the journal's syncer and every other thread keep the default "
+           "class", others)
+    tap.ok("cpu_scheduling=batch" in coord.log_text(),
+           "the start line says cpu_scheduling=batch",
+           coord.log_text(tail=5))
+    coord.stop()
+
+    coord = start(lab, "normal", 'cpu_scheduling: "normal"\n')
+    got = threads(coord.pid)
+    tap.ok(BULK <= set(got) and
+           all(p == SCHED_OTHER for ps in got.values() for p in ps),
+           "with cpu_scheduling: normal no thread is moved", got)
+    tap.ok("cpu_scheduling=normal" in coord.log_text(),
+           "the start line says cpu_scheduling=normal",
+           coord.log_text(tail=5))
+    coord.stop()
+
+    cfg = lab.write_file("bad.yaml", CONFIG.format(
+        http=free_port(), agents=free_port(), journal=lab.path("bad.db"),
+        extra='cpu_scheduling: "realtime"\n'))
+    r = subprocess.run([reflex_binary("reflex-coordinator"), "-c", cfg,
+                        "--check-config"], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    tap.ok(r.returncode != 0 and "cpu_scheduling" in r.stderr and
+           "bad.yaml:4" in r.stderr,
+           "another value is a config error with file, line and key",
+           f"rc={r.returncode} {r.stderr.strip()}")
+
+
+if __name__ == "__main__":
+    lab_main(run, "reflex-sched-")
