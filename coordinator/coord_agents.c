@@ -81,7 +81,10 @@ struct workload {
 	// The workload index (see below); set while the agent is registered.
 	struct agent *ag;
 	struct workload *snext, *sprev; // its service's list
-	struct workload *inext, *anext; // by (service, instance|addr)
+	// By (service, instance|addr): chains with a back-pointer (the
+	// previous entry's link or the bucket) so removal does not walk them.
+	struct workload *inext, *anext;
+	struct workload **iprev, **aprev;
 };
 
 // A service's entry in the workload index: how many workloads it has and
@@ -335,6 +338,27 @@ wl_bucket(const struct coord_agents *a, struct workload **tab, uint64_t h)
 	return &tab[h & (a->n_wl_buckets - 1)];
 }
 
+// Puts w at the head of its (service, instance) and (service, addr)
+// chains.
+static void
+wl_link_pairs(struct coord_agents *a, struct workload *w)
+{
+	struct workload **head;
+
+	head = wl_bucket(a, a->by_inst, pair_hash(a, w->service, w->instance));
+	w->inext = *head;
+	if (*head != NULL)
+		(*head)->iprev = &w->inext;
+	w->iprev = head;
+	*head = w;
+	head = wl_bucket(a, a->by_addr, pair_hash(a, w->service, w->addr));
+	w->anext = *head;
+	if (*head != NULL)
+		(*head)->aprev = &w->anext;
+	w->aprev = head;
+	*head = w;
+}
+
 // Makes room for `more` workloads in the (service, instance|addr) tables:
 // at least as many buckets as workloads. Returns 0 or -ENOMEM.
 static int
@@ -365,31 +389,11 @@ wl_tables_reserve_locked(struct coord_agents *a, size_t more)
 	for (size_t i = 0; i < a->n; i++) {
 		struct agent *ag = a->v[i];
 
-		for (size_t j = 0; j < ag->n_workloads; j++) {
-			struct workload *w = &ag->workloads[j], **head;
-
-			if (w->ag == NULL)
-				continue; // not indexed yet
-			head = wl_bucket(a, bi, pair_hash(a, w->service,
-			    w->instance));
-			w->inext = *head;
-			*head = w;
-			head = wl_bucket(a, ba, pair_hash(a, w->service,
-			    w->addr));
-			w->anext = *head;
-			*head = w;
-		}
+		for (size_t j = 0; j < ag->n_workloads; j++)
+			if (ag->workloads[j].ag != NULL) // indexed already
+				wl_link_pairs(a, &ag->workloads[j]);
 	}
 	return 0;
-}
-
-static void
-wl_chain_remove(struct workload **pp, struct workload *w, bool by_addr)
-{
-	while (*pp != NULL && *pp != w)
-		pp = by_addr ? &(*pp)->anext : &(*pp)->inext;
-	if (*pp == w)
-		*pp = by_addr ? w->anext : w->inext;
 }
 
 static void
@@ -407,12 +411,15 @@ wl_unindex_one_locked(struct coord_agents *a, struct workload *w)
 		w->snext->sprev = w->sprev;
 	if (v != NULL && --v->count == 0)
 		svc_drop_locked(a, v);
-	wl_chain_remove(wl_bucket(a, a->by_inst, pair_hash(a, w->service,
-	    w->instance)), w, false);
-	wl_chain_remove(wl_bucket(a, a->by_addr, pair_hash(a, w->service,
-	    w->addr)), w, true);
+	*w->iprev = w->inext;
+	if (w->inext != NULL)
+		w->inext->iprev = w->iprev;
+	*w->aprev = w->anext;
+	if (w->anext != NULL)
+		w->anext->aprev = w->aprev;
 	w->ag = NULL;
 	w->snext = w->sprev = w->inext = w->anext = NULL;
+	w->iprev = w->aprev = NULL;
 }
 
 // Takes the agent's workloads out of the index.
@@ -428,7 +435,6 @@ wl_unindex_locked(struct coord_agents *a, struct agent *ag)
 static int
 wl_index_locked(struct coord_agents *a, struct agent *ag)
 {
-	struct workload **head;
 	struct svc *v;
 
 	if (wl_tables_reserve_locked(a, ag->n_workloads) < 0)
@@ -448,14 +454,7 @@ wl_index_locked(struct coord_agents *a, struct agent *ag)
 			v->head->sprev = w;
 		v->head = w;
 		v->count++;
-		head = wl_bucket(a, a->by_inst, pair_hash(a, w->service,
-		    w->instance));
-		w->inext = *head;
-		*head = w;
-		head = wl_bucket(a, a->by_addr, pair_hash(a, w->service,
-		    w->addr));
-		w->anext = *head;
-		*head = w;
+		wl_link_pairs(a, w);
 	}
 	return 0;
 }

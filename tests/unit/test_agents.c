@@ -464,7 +464,7 @@ test_workload_index(void)
 
 // The model of test_index_matches_a_scan: what each node registered.
 #define MODEL_NODES 8
-#define MODEL_WL 6
+#define MODEL_WL 24 // 8 x 24 > 64 buckets: rehashes with chains in use
 
 struct model_node {
 	bool reg;
@@ -529,9 +529,11 @@ model_check(struct rig *r, const struct model_node *m, const char *service,
 }
 
 // Random registrations and re-registrations of a few nodes (workloads
-// sharing services, instance names and addresses, an instance named like
-// another's address, nodes with none): every resolve and count answers
-// what a walk over all registered workloads gives.
+// sharing services, instance names and addresses, nodes with none, some
+// frames refused for an invalid instance name; up to 192 workloads, so the
+// index grows while its chains are in use): every resolve and count, by
+// instance and by address, answers what a walk over all registered
+// workloads gives.
 static void
 test_index_matches_a_scan(void)
 {
@@ -563,8 +565,12 @@ test_index_matches_a_scan(void)
 			w[i].healthy = true;
 			snprintf(w[i].service, sizeof(w[i].service), "%s",
 			    svcs[rand() % 3]);
+			// The last two names are not valid instance names
+			// (the frame is refused before it leaves): only the
+			// first two workloads may draw them, so that many
+			// registrations of up to MODEL_WL pass.
 			snprintf(w[i].instance, sizeof(w[i].instance), "%s",
-			    names[rand() % 5]);
+			    names[rand() % (i < 2 ? 5 : 3)]);
 			snprintf(w[i].addr, sizeof(w[i].addr), "%s",
 			    addrs[rand() % 3]);
 		}
@@ -586,7 +592,7 @@ test_index_matches_a_scan(void)
 		bad += !model_check(&r, m, "none", "");
 	}
 	printf("# %d steps, %d registrations accepted\n", step, accepted);
-	CHECK(accepted > 0);
+	CHECK(accepted >= 30); // about a third of the 300 draws pass
 	CHECK_INT(bad, 0);
 	rig_stop(&r);
 }
