@@ -292,6 +292,11 @@ class Suite:
                              "timeout": "30s"}],
             }],
         }
+        # A/B runs of the bulk threads' class (README: cpu_scheduling);
+        # unset: the coordinator's default.
+        sched = os.environ.get("REFLEX_BENCH_CPU_SCHEDULING")
+        if sched:
+            conf["cpu_scheduling"] = sched
         conf.update(extra or {})
         path = self.lab.write_file(f"{name}.yml", rl.yaml_dump(conf))
         url = f"http://127.0.0.1:{http_port}"
