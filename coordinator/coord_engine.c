@@ -235,7 +235,10 @@ struct ev {
 	struct run_target *target; // EV_DONE
 	int rv;
 	bool has_reply;
-	struct cm_msg_reply reply; // reply.json owned by the event
+	// EV_DONE, EV_VCHECK: the reply, in the event's own block (ev_new
+	// with room), so that the alerts' events do not carry its ~1 KB;
+	// reply->json owned by the event. NULL in every other event.
+	struct cm_msg_reply *reply;
 	char who[CM_NAME_MAX];	   // EV_PAUSE
 	struct verify *verify;	   // EV_VCHECK, EV_VQUERY
 	int64_t approval_id;	   // EV_APPROVE, EV_REJECT
@@ -252,6 +255,19 @@ struct ev {
 	struct coord_plan *plans;
 	size_t n_plans;
 };
+
+// A zeroed event; with_reply: with room for a reply in the same block
+// (ev->reply points there). Free with ev_free. NULL when out of memory.
+static struct ev *
+ev_new(bool with_reply)
+{
+	struct ev *ev = calloc(1, sizeof(*ev) + (with_reply ?
+	    sizeof(struct cm_msg_reply) : 0));
+
+	if (ev != NULL && with_reply)
+		ev->reply = (struct cm_msg_reply *)(void *)(ev + 1);
+	return ev;
+}
 
 struct coord_engine {
 	struct coord_engine_deps d;
@@ -323,7 +339,7 @@ ev_free(struct ev *ev)
 	if (ev->kind == EV_PERMIT && ev->permit != NULL)
 		permit_unref(ev->permit);
 	if (ev->has_reply)
-		free(ev->reply.json);
+		free(ev->reply->json);
 	coord_plans_free(ev->plans, ev->n_plans);
 	coord_alert_free(ev->alert);
 	free(ev);
@@ -1155,7 +1171,7 @@ static void
 command_done(int rv, const struct cm_msg_reply *reply, void *arg)
 {
 	struct run_target *rt = arg;
-	struct ev *ev = calloc(1, sizeof(*ev));
+	struct ev *ev = ev_new(true);
 
 	if (ev == NULL) {
 		// Without memory we cannot hand the result over; the run stays
@@ -1168,9 +1184,10 @@ command_done(int rv, const struct cm_msg_reply *reply, void *arg)
 	ev->rv = rv;
 	if (reply != NULL) {
 		ev->has_reply = true;
-		ev->reply = *reply;
+		*ev->reply = *reply;
 		// The sender frees its copy; the evidence in it is kept.
-		ev->reply.json = reply->json != NULL ? strdup(reply->json) : NULL;
+		ev->reply->json = reply->json != NULL ? strdup(reply->json) :
+		    NULL;
 	}
 	enqueue(rt->run->e, ev);
 }
@@ -2726,8 +2743,8 @@ verify_check_done(int rv, const struct cm_msg_reply *reply, void *arg)
 	ev->rv = rv;
 	ev->has_reply = reply != NULL;
 	if (reply != NULL) {
-		ev->reply = *reply;
-		ev->reply.json = NULL;
+		*ev->reply = *reply;
+		ev->reply->json = NULL;
 	}
 	enqueue(v->e, ev);
 }
@@ -2774,7 +2791,7 @@ verify_poll(struct verify *v, int64_t now)
 		snprintf(cmd.reason, sizeof(cmd.reason), "verify action %" PRId64,
 		    v->row_id);
 		cmd.timeout_ms = (uint32_t)timeout;
-		v->check_ev = calloc(1, sizeof(*v->check_ev));
+		v->check_ev = ev_new(true);
 		if (v->check_ev == NULL)
 			rv = -ENOMEM; // tried again at the next poll
 		else if (v->kplan != NULL)
@@ -2971,9 +2988,9 @@ handle_vcheck(struct coord_engine *e, struct ev *ev)
 	if (ev->rv < 0)
 		v->health = -1;
 	else
-		v->health = ev->has_reply && ev->reply.ok ? 1 : 0;
+		v->health = ev->has_reply && ev->reply->ok ? 1 : 0;
 	snprintf(v->health_detail, sizeof(v->health_detail), "%s",
-	    ev->has_reply ? ev->reply.message : strerror(-ev->rv));
+	    ev->has_reply ? ev->reply->message : strerror(-ev->rv));
 	verify_evaluate(v, cm_mono_ms());
 }
 
@@ -3185,7 +3202,7 @@ handle_event(struct coord_engine *e, struct ev *ev)
 		break;
 	case EV_DONE:
 		handle_done(e, ev->target, ev->rv,
-		    ev->has_reply ? &ev->reply : NULL);
+		    ev->has_reply ? ev->reply : NULL);
 		break;
 	case EV_PAUSE:
 		coord_safety_pause(e->safety, ev->who, cm_now_ms());
