@@ -21,6 +21,7 @@
 #include "coord_k8s_actions.h"
 #include "coord_kexec.h"
 #include "coord_notify.h"
+#include "coord_planmemo.h"
 #include "coord_prom.h"
 #include "coord_worker.h"
 
@@ -254,6 +255,7 @@ struct ev {
 	int plan_rv;		   // plan_for's result; its reason in detail
 	struct coord_plan *plans;
 	size_t n_plans;
+	struct coord_planmemo_slot *lease; // non-NULL: plans lent by the memo
 };
 
 // A zeroed event; with_reply: with room for a reply in the same block
@@ -301,6 +303,7 @@ struct coord_engine {
 	struct coord_kexec *kexec; // kubernetes runtime, else NULL
 	int64_t last_prune_mono;
 	struct ebatch *cur;	// writes not yet submitted (engine_flush)
+	struct coord_planmemo *memo; // plans of label sets that come again
 };
 
 // FNV-1a from this (non-standard) start: the rollout's picks of services
@@ -340,7 +343,10 @@ ev_free(struct ev *ev)
 		permit_unref(ev->permit);
 	if (ev->has_reply)
 		free(ev->reply->json);
-	coord_plans_free(ev->plans, ev->n_plans);
+	if (ev->lease != NULL)
+		coord_planmemo_release(ev->lease);
+	else
+		coord_plans_free(ev->plans, ev->n_plans);
 	coord_alert_free(ev->alert);
 	free(ev);
 }
@@ -846,50 +852,53 @@ dispatchable_in(const struct coord_engine *e, enum coord_action_type t)
 	return on_k8s(e, t) || agent_action(t);
 }
 
-// Collects the plans of the first matching rule, and of later ones while
-// the matched rules say "continue". Returns 0 with *ret_n == 0 when no
-// rule matched; -EINVAL on a template error (reason in err).
+// The plans of the first matching rule, and of later ones while the
+// matched rules say "continue" (coord_rules_plan). Returns 0 with
+// *ret_n == 0 when no rule matched; -EINVAL on a template error (reason
+// in err). With *lease non-NULL the plans are the memo's, lent (see
+// plans_drop, plans_own); else the caller's.
 static int
 plan_for(struct coord_engine *e, const struct coord_alert *a,
-    struct coord_plan **ret, size_t *ret_n, char *err, size_t errlen)
+    uint64_t identity, struct coord_plan **ret, size_t *ret_n,
+    struct coord_planmemo_slot **lease, char *err, size_t errlen)
 {
 	const struct coord_rules *rules = atomic_load(&e->rules);
-	struct coord_plan *all = NULL;
-	size_t n_all = 0;
 
-	for (size_t i = 0; i < rules->n; i++) {
-		struct coord_plan *p, *grown;
-		size_t n;
-		int rv;
-
-		if (!coord_rule_matches(&rules->v[i], a))
-			continue;
-		rv = coord_rule_plan(&rules->v[i], a, &p, &n, err, errlen);
-		if (rv < 0) {
-			coord_plans_free(all, n_all);
-			return rv;
-		}
-		if (all == NULL) { // the first plans: taken as they are
-			all = p;
-			n_all = n;
-		} else {
-			grown = realloc(all, (n_all + n) * sizeof(*all));
-			if (grown == NULL) {
-				coord_plans_free(p, n);
-				coord_plans_free(all, n_all);
-				return -ENOMEM;
-			}
-			all = grown;
-			memcpy(all + n_all, p, n * sizeof(*p));
-			n_all += n;
-			free(p); // elements moved into `all`
-		}
-		if (!rules->v[i].conf->cont)
-			break;
+	if (e->memo == NULL) {
+		*lease = NULL;
+		return coord_rules_plan(rules, a, ret, ret_n, err, errlen);
 	}
-	*ret = all;
-	*ret_n = n_all;
-	return 0;
+	return coord_planmemo_plan(e->memo, rules, a, identity, ret, ret_n,
+	    lease, err, errlen);
+}
+
+// Lets go of plans from plan_for: gives lent ones back, frees own ones.
+static void
+plans_drop(struct coord_plan *plans, size_t n,
+    struct coord_planmemo_slot *lease)
+{
+	if (lease != NULL)
+		coord_planmemo_release(lease);
+	else
+		coord_plans_free(plans, n);
+}
+
+// Makes plans from plan_for the caller's own (a copy of lent ones), for
+// what keeps them (a run, an approval). False when out of memory: then
+// they are let go of.
+static bool
+plans_own(struct coord_plan **plans, size_t n,
+    struct coord_planmemo_slot **lease)
+{
+	struct coord_plan *copy;
+
+	if (*lease == NULL)
+		return true;
+	copy = coord_plans_dup(*plans, n);
+	coord_planmemo_release(*lease);
+	*lease = NULL;
+	*plans = copy;
+	return copy != NULL;
 }
 
 static void run_step(struct run *r);
@@ -2216,6 +2225,7 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 {
 	struct incident *inc = incident_find(e, ev->identity);
 	struct coord_plan *plans = NULL;
+	struct coord_planmemo_slot *lease = NULL;
 	size_t n_plans = 0;
 	int64_t now = cm_mono_ms();
 	bool taken = false;
@@ -2242,14 +2252,16 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 		rv = ev->plan_rv;
 		plans = ev->plans;
 		n_plans = ev->n_plans;
+		lease = ev->lease;
 		if (rv < 0) // the only use of the reason
 			snprintf(detail, sizeof(detail), "%s", ev->detail);
 		ev->planned = false;
 		ev->plans = NULL;
 		ev->n_plans = 0;
+		ev->lease = NULL;
 	} else {
-		rv = plan_for(e, ev->alert, &plans, &n_plans, detail,
-		    sizeof(detail));
+		rv = plan_for(e, ev->alert, ev->identity, &plans, &n_plans,
+		    &lease, detail, sizeof(detail));
 	}
 	if (rv < 0) {
 		decide(e, ev->alert_id, COORD_DEC_TEMPLATE_ERROR, detail);
@@ -2278,10 +2290,15 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 		    sizeof(detail))) {
 			decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
 		} else if (!refused(e, inc, ev, &plans[0], &taken)) {
+			if (!plans_own(&plans, n_plans, &lease)) {
+				decide(e, ev->alert_id, COORD_DEC_REFUSED,
+				    "out of memory");
+				return false;
+			}
 			act(e, inc, ev, plans, n_plans);
 			return false;
 		}
-		coord_plans_free(plans, n_plans);
+		plans_drop(plans, n_plans, lease);
 		return taken;
 	}
 
@@ -2293,15 +2310,15 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 		decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
 	} else if (!refused(e, inc, ev, &plans[0], &taken)) {
 		inc = incident_get(e, ev->identity);
-		if (inc == NULL) {
+		if (inc == NULL || !plans_own(&plans, n_plans, &lease)) {
 			decide(e, ev->alert_id, COORD_DEC_REFUSED, "out of memory");
-			coord_plans_free(plans, n_plans);
+			plans_drop(plans, n_plans, lease);
 			return false;
 		}
 		act(e, inc, ev, plans, n_plans);
 		return false;
 	}
-	coord_plans_free(plans, n_plans);
+	plans_drop(plans, n_plans, lease);
 	return taken;
 }
 
@@ -2370,8 +2387,9 @@ count_demand(struct coord_engine *e, struct ev *batch)
 		// next, should this one stop early).
 		if (!ev->planned) {
 			ev->planned = true;
-			ev->plan_rv = plan_for(e, ev->alert, &ev->plans,
-			    &ev->n_plans, ev->detail, sizeof(ev->detail));
+			ev->plan_rv = plan_for(e, ev->alert, ev->identity,
+			    &ev->plans, &ev->n_plans, &ev->lease, ev->detail,
+			    sizeof(ev->detail));
 		}
 		// Counted only when a rule wants it and its target exists:
 		// alerts about things reflex does not run are no storm of ours.
@@ -3580,7 +3598,8 @@ restore_approval(struct rebuild *rb, const struct coord_action_rec *rec,
 	}
 	if (coord_journal_read_alert(e->d.journal, rec->alert_id, &alert,
 	    &received_ms) < 0 ||
-	    plan_for(e, alert, &plans, &n, err, sizeof(err)) < 0 || n == 0 ||
+	    coord_rules_plan(atomic_load(&e->rules), alert, &plans, &n, err,
+	    sizeof(err)) < 0 || n == 0 ||
 	    strcmp(plans[0].rule->conf->name, rec->rule) != 0 ||
 	    strcmp(coord_action_name(plans[0].type), rec->type) != 0 ||
 	    strcmp(plans[0].service, rec->service) != 0 ||
@@ -3713,9 +3732,11 @@ coord_engine_start(struct coord_engine **ret,
 	e->d = *deps;
 	atomic_init(&e->rules, &deps->conf->compiled);
 	e->safety = coord_safety_new(&deps->conf->safety);
-	if (e->safety == NULL ||
+	e->memo = coord_planmemo_new();
+	if (e->safety == NULL || e->memo == NULL ||
 	    coord_worker_start(&e->worker, 2, 1024) < 0) {
 		coord_safety_free(e->safety);
+		coord_planmemo_free(e->memo);
 		free(e);
 		return -ENOMEM;
 	}
@@ -3851,6 +3872,7 @@ coord_engine_free(struct coord_engine *e)
 		}
 	}
 	ebatch_free(e->cur);
+	coord_planmemo_free(e->memo); // after every event that may hold a lease
 	coord_safety_free(e->safety);
 	coord_kexec_free(e->kexec);
 	pthread_cond_destroy(&e->cv);

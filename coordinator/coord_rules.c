@@ -1021,6 +1021,94 @@ coord_rule_plan(const struct coord_rule *r, const struct coord_alert *a,
 }
 
 int
+coord_rules_plan(const struct coord_rules *rules, const struct coord_alert *a,
+    struct coord_plan **ret, size_t *ret_n, char *err, size_t errlen)
+{
+	struct coord_plan *all = NULL;
+	size_t n_all = 0;
+
+	*ret = NULL;
+	*ret_n = 0;
+	for (size_t i = 0; i < rules->n; i++) {
+		struct coord_plan *p, *grown;
+		size_t n;
+		int rv;
+
+		if (!coord_rule_matches(&rules->v[i], a))
+			continue;
+		rv = coord_rule_plan(&rules->v[i], a, &p, &n, err, errlen);
+		if (rv < 0) {
+			coord_plans_free(all, n_all);
+			return rv;
+		}
+		if (all == NULL) { // the first plans: taken as they are
+			all = p;
+			n_all = n;
+		} else {
+			grown = realloc(all, (n_all + n) * sizeof(*all));
+			if (grown == NULL) {
+				coord_plans_free(p, n);
+				coord_plans_free(all, n_all);
+				return -ENOMEM;
+			}
+			all = grown;
+			memcpy(all + n_all, p, n * sizeof(*p));
+			n_all += n;
+			free(p); // elements moved into `all`
+		}
+		if (!rules->v[i].conf->cont)
+			break;
+	}
+	*ret = all;
+	*ret_n = n_all;
+	return 0;
+}
+
+struct coord_plan *
+coord_plans_dup(const struct coord_plan *p, size_t n)
+{
+	struct coord_plan *d;
+
+	if (n == 0)
+		return NULL;
+	d = calloc(n, sizeof(*d));
+	if (d == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t ls = strlen(p[i].service), li = strlen(p[i].instance);
+
+		d[i].type = p[i].type;
+		d[i].rule = p[i].rule;
+		d[i].act = p[i].act;
+		d[i].step = p[i].step;
+		d[i].service = malloc(ls + li + 2); // as plan_one lays it out
+		if (d[i].service == NULL)
+			goto fail;
+		memcpy(d[i].service, p[i].service, ls + 1);
+		d[i].instance = d[i].service + ls + 1;
+		memcpy(d[i].instance, p[i].instance, li + 1);
+		if (p[i].params.n == 0)
+			continue;
+		d[i].params.keys = calloc(p[i].params.n, sizeof(char *));
+		d[i].params.vals = calloc(p[i].params.n, sizeof(char *));
+		if (d[i].params.keys == NULL || d[i].params.vals == NULL)
+			goto fail;
+		for (size_t k = 0; k < p[i].params.n; k++) {
+			d[i].params.keys[k] = strdup(p[i].params.keys[k]);
+			d[i].params.vals[k] = strdup(p[i].params.vals[k]);
+			d[i].params.n++;
+			if (d[i].params.keys[k] == NULL ||
+			    d[i].params.vals[k] == NULL)
+				goto fail;
+		}
+	}
+	return d;
+fail:
+	coord_plans_free(d, n);
+	return NULL;
+}
+
+int
 coord_rule_plan_escalation(const struct coord_rule *r,
     const struct coord_alert *a, size_t step, struct coord_plan **ret,
     char *err, size_t errlen)
