@@ -535,7 +535,7 @@ str_join(char *buf, size_t n, const char *sep, ...)
 	va_start(ap, sep);
 	for (bool first = true; (s = va_arg(ap, const char *)) != NULL;
 	    first = false) {
-		if (!first)
+		if (!first && sep[0] != '\0') // "" adds nothing: not put
 			o = str_put(buf, n, o, sep);
 		o = str_put(buf, n, o, s);
 	}
