@@ -229,7 +229,9 @@ struct approval {
 struct ev {
 	struct ev *next;
 	enum ev_kind kind;
-	struct coord_alert *alert; // EV_ALERT, owned
+	struct coord_alert *alert; // EV_ALERT, owned: alert_in, or on the
+				   // heap (replayed alerts); ev_take_alert
+	struct coord_alert alert_in; // a webhook's alert, moved in
 	int64_t alert_id;
 	uint64_t identity;
 	int64_t received_mono;
@@ -347,8 +349,29 @@ ev_free(struct ev *ev)
 		coord_planmemo_release(ev->lease);
 	else
 		coord_plans_free(ev->plans, ev->n_plans);
-	coord_alert_free(ev->alert);
+	if (ev->alert == &ev->alert_in)
+		coord_alert_clear(ev->alert);
+	else
+		coord_alert_free(ev->alert);
 	free(ev);
+}
+
+// Takes ev's alert for what keeps it beyond the event (a run, an
+// approval): on the heap. NULL when out of memory; ev keeps it then.
+static struct coord_alert *
+ev_take_alert(struct ev *ev)
+{
+	struct coord_alert *a = ev->alert;
+
+	if (a == &ev->alert_in) {
+		a = malloc(sizeof(*a));
+		if (a == NULL)
+			return NULL;
+		*a = ev->alert_in; // moved: `mem` goes with it
+		memset(&ev->alert_in, 0, sizeof(ev->alert_in));
+	}
+	ev->alert = NULL;
+	return a;
 }
 
 void
@@ -406,21 +429,17 @@ coord_engine_push(struct coord_engine *e, struct coord_notification *n,
 	for (size_t i = 0; i < n->n_alerts; i++) {
 		struct ev *ev = calloc(1, sizeof(*ev));
 
-		if (ev != NULL)
-			ev->alert = malloc(sizeof(*ev->alert));
-		if (ev != NULL && ev->alert != NULL) {
-			// Moved, not copied: the notification keeps an empty
-			// alert that frees nothing.
-			*ev->alert = n->alerts[i];
-			memset(&n->alerts[i], 0, sizeof(n->alerts[i]));
-		}
-		if (ev == NULL || ev->alert == NULL) {
+		if (ev == NULL) {
 			// Stored as pending in the journal: the next start
 			// replays it. Nothing is lost, only delayed.
-			free(ev);
 			cm_err("engine.enqueue_failed", "alert_id=%" PRId64, ids[i]);
 			continue;
 		}
+		// Moved into the event, not copied: the notification keeps an
+		// empty alert that frees nothing.
+		ev->alert_in = n->alerts[i];
+		ev->alert = &ev->alert_in;
+		memset(&n->alerts[i], 0, sizeof(n->alerts[i]));
 		ev->kind = EV_ALERT;
 		ev->alert_id = ids[i];
 		ev->identity = identities[i];
@@ -1705,9 +1724,9 @@ run_begin(struct coord_engine *e, struct incident *inc, struct coord_alert *a,
     int64_t alert_id, int64_t received_mono, struct coord_plan *plans,
     size_t n_plans, size_t esc_next)
 {
-	struct run *r = calloc(1, sizeof(*r));
+	struct run *r = a != NULL ? calloc(1, sizeof(*r)) : NULL;
 
-	if (r == NULL) {
+	if (r == NULL) { // out of memory (a NULL alert included)
 		coord_plans_free(plans, n_plans);
 		coord_alert_free(a);
 		return false;
@@ -2000,9 +2019,11 @@ hold_for_approval(struct coord_engine *e, struct incident *inc, struct ev *ev,
     struct coord_plan *plans, size_t n_plans, const char *why)
 {
 	struct approval *a = calloc(1, sizeof(*a));
+	struct coord_alert *alert = a != NULL ? ev_take_alert(ev) : NULL;
 	char detail[512];
 
-	if (a == NULL) {
+	if (alert == NULL) {
+		free(a);
 		coord_plans_free(plans, n_plans);
 		decide(e, ev->alert_id, COORD_DEC_REFUSED, "out of memory");
 		return;
@@ -2014,8 +2035,7 @@ hold_for_approval(struct coord_engine *e, struct incident *inc, struct ev *ev,
 	    coord_action_name(plans[0].type), plans[0].service,
 	    plans[0].instance, NULL, "awaiting-approval", detail);
 	a->inc = inc;
-	a->alert = ev->alert;
-	ev->alert = NULL;
+	a->alert = alert;
 	a->alert_id = ev->alert_id;
 	a->received_mono = ev->received_mono;
 	a->plans = plans;
@@ -2112,9 +2132,9 @@ act(struct coord_engine *e, struct incident *inc, struct ev *ev,
 		hold_for_approval(e, inc, ev, plans, n_plans, why);
 		return;
 	}
-	start_run(e, inc, ev->alert, ev->alert_id, ev->received_mono, plans,
-	    n_plans);
-	ev->alert = NULL;
+	// NULL when out of memory: run_begin then fails as without a run.
+	start_run(e, inc, ev_take_alert(ev), ev->alert_id, ev->received_mono,
+	    plans, n_plans);
 }
 
 static void
