@@ -9,7 +9,9 @@
 struct coord_planmemo_slot {
 	const struct coord_rules *rules; // NULL: empty
 	uint64_t identity;
-	struct coord_alert *alert;	 // its labels (a copy, owned)
+	// The values of the memo's label names (names[i] -> vals[i], NULL
+	// when the alert lacks it): one block, owned.
+	char **vals;
 	struct coord_plan *plans;	 // owned; NULL: no rule matched
 	size_t n_plans;
 	unsigned lent;			 // leases out
@@ -22,6 +24,13 @@ struct coord_planmemo_slot {
 struct coord_planmemo {
 	struct coord_planmemo_slot slots[COORD_PLANMEMO_SLOTS];
 	uint64_t hits;
+	// The labels the plans of `names_for` read (coord_rules_label_names):
+	// only they are compared. names_ok false: none could be had; then
+	// nothing is kept.
+	const struct coord_rules *names_for;
+	char **names;
+	size_t n_names;
+	bool names_ok;
 };
 
 struct coord_planmemo *
@@ -33,9 +42,9 @@ coord_planmemo_new(void)
 static void
 slot_clear(struct coord_planmemo_slot *s)
 {
-	coord_alert_free(s->alert);
+	free(s->vals);
 	coord_plans_free(s->plans, s->n_plans);
-	s->alert = NULL;
+	s->vals = NULL;
 	s->plans = NULL;
 	s->n_plans = 0;
 	s->rules = NULL;
@@ -48,19 +57,71 @@ coord_planmemo_free(struct coord_planmemo *m)
 		return;
 	for (size_t i = 0; i < COORD_PLANMEMO_SLOTS; i++)
 		slot_clear(&m->slots[i]);
+	coord_rules_label_names_free(m->names, m->n_names);
 	free(m);
 }
 
-static bool
-labels_equal(const struct coord_kvs *x, const struct coord_kvs *y)
+// The names for `rules`, worked out when the rules change (a reload).
+static void
+names_for(struct coord_planmemo *m, const struct coord_rules *rules)
 {
-	if (x->n != y->n)
-		return false;
-	for (size_t i = 0; i < x->n; i++)
-		if (strcmp(x->v[i].key, y->v[i].key) != 0 ||
-		    strcmp(x->v[i].val, y->v[i].val) != 0)
+	if (m->names_for == rules)
+		return;
+	coord_rules_label_names_free(m->names, m->n_names);
+	m->names = NULL;
+	m->n_names = 0;
+	m->names_for = rules;
+	m->names_ok = coord_rules_label_names(rules, &m->names,
+	    &m->n_names) == 0;
+}
+
+static bool
+vals_equal(const struct coord_planmemo *m,
+    const struct coord_planmemo_slot *s, const struct coord_alert *a)
+{
+	for (size_t i = 0; i < m->n_names; i++) {
+		const char *v = coord_kvs_get(&a->labels, m->names[i]);
+
+		if (v == NULL || s->vals[i] == NULL) {
+			if (v != s->vals[i])
+				return false;
+		} else if (strcmp(v, s->vals[i]) != 0) {
 			return false;
+		}
+	}
 	return true;
+}
+
+// The values of the names in one block, or NULL when out of memory.
+static char **
+vals_copy(const struct coord_planmemo *m, const struct coord_alert *a)
+{
+	size_t size = (m->n_names + 1) * sizeof(char *), o;
+	char **v;
+
+	for (size_t i = 0; i < m->n_names; i++) {
+		const char *x = coord_kvs_get(&a->labels, m->names[i]);
+
+		if (x != NULL)
+			size += strlen(x) + 1;
+	}
+	v = malloc(size);
+	if (v == NULL)
+		return NULL;
+	o = (m->n_names + 1) * sizeof(char *);
+	for (size_t i = 0; i < m->n_names; i++) {
+		const char *x = coord_kvs_get(&a->labels, m->names[i]);
+		size_t k;
+
+		v[i] = NULL;
+		if (x == NULL)
+			continue;
+		k = strlen(x) + 1;
+		v[i] = (char *)v + o;
+		memcpy(v[i], x, k);
+		o += k;
+	}
+	return v;
 }
 
 static int
@@ -84,25 +145,25 @@ coord_planmemo_plan(struct coord_planmemo *m,
 {
 	struct coord_planmemo_slot *s =
 	    &m->slots[identity % COORD_PLANMEMO_SLOTS];
-	struct coord_alert *copy;
 	struct coord_plan *plans;
+	char **vals;
 	size_t n;
 	int rv;
 
 	*ret = NULL;
 	*ret_n = 0;
 	*ret_lease = NULL;
-	if (s->rules == rules && s->identity == identity &&
-	    labels_equal(&s->alert->labels, &a->labels)) {
+	names_for(m, rules);
+	if (m->names_ok && s->rules == rules && s->identity == identity &&
+	    vals_equal(m, s, a)) {
 		m->hits++;
 		return answer(s, ret, ret_n, ret_lease);
 	}
 	rv = coord_rules_plan(rules, a, &plans, &n, err, errlen);
 	if (rv < 0)
 		return rv; // errors (rare) are not kept: planned each time
-	if (s->lent > 0 || s->seen_rules != rules ||
-	    s->seen_identity != identity ||
-	    (copy = coord_alert_dup(a)) == NULL) {
+	if (!m->names_ok || s->lent > 0 || s->seen_rules != rules ||
+	    s->seen_identity != identity || (vals = vals_copy(m, a)) == NULL) {
 		// Once, or the slot is busy: the caller's own plans.
 		if (s->lent == 0) {
 			s->seen_rules = rules;
@@ -116,7 +177,7 @@ coord_planmemo_plan(struct coord_planmemo *m,
 	slot_clear(s);
 	s->rules = rules;
 	s->identity = identity;
-	s->alert = copy;
+	s->vals = vals;
 	s->plans = plans;
 	s->n_plans = n;
 	s->seen_rules = NULL;

@@ -1064,6 +1064,93 @@ coord_rules_plan(const struct coord_rules *rules, const struct coord_alert *a,
 	return 0;
 }
 
+void
+coord_rules_label_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; names != NULL && i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+// Adds the first k bytes of s to the name list unless it is there.
+static int
+names_add(char ***v, size_t *n, size_t *cap, const char *s, size_t k)
+{
+	char *d;
+
+	for (size_t i = 0; i < *n; i++)
+		if (strlen((*v)[i]) == k && memcmp((*v)[i], s, k) == 0)
+			return 0;
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 8;
+		char **g = realloc(*v, c * sizeof(*g));
+
+		if (g == NULL)
+			return -ENOMEM;
+		*v = g;
+		*cap = c;
+	}
+	d = strndup(s, k);
+	if (d == NULL)
+		return -ENOMEM;
+	(*v)[(*n)++] = d;
+	return 0;
+}
+
+// The placeholders of one template (NULL or "" has none).
+static int
+names_of_template(char ***v, size_t *n, size_t *cap, const char *tmpl)
+{
+	const char *p = tmpl;
+	struct tok t;
+	int rv;
+
+	if (tmpl == NULL)
+		return 0;
+	for (t = tmpl_next(&p); t.kind != TOK_END; t = tmpl_next(&p)) {
+		if (t.kind == TOK_ERR)
+			return -EINVAL;
+		if (t.kind == TOK_VAR &&
+		    (rv = names_add(v, n, cap, t.s, t.n)) < 0)
+			return rv;
+	}
+	return 0;
+}
+
+int
+coord_rules_label_names(const struct coord_rules *rules, char ***ret,
+    size_t *ret_n)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	int rv = 0;
+
+	for (size_t i = 0; rv == 0 && i < rules->n; i++) {
+		const struct coord_rule *r = &rules->v[i];
+		const struct coord_action_conf *acts = r->conf->actions.v;
+
+		for (size_t k = 0; rv == 0 && k < r->n_matchers; k++)
+			rv = names_add(&v, &n, &cap, r->matchers[k].name,
+			    strlen(r->matchers[k].name));
+		for (size_t k = 0; rv == 0 && k < r->conf->actions.n; k++) {
+			rv = names_of_template(&v, &n, &cap, acts[k].service);
+			if (rv == 0)
+				rv = names_of_template(&v, &n, &cap,
+				    acts[k].instance);
+			for (size_t j = 0; rv == 0 && j < acts[k].params.n; j++)
+				rv = names_of_template(&v, &n, &cap,
+				    acts[k].params.vals[j]);
+		}
+	}
+	if (rv < 0) {
+		coord_rules_label_names_free(v, n);
+		return rv;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
 struct coord_plan *
 coord_plans_dup(const struct coord_plan *p, size_t n)
 {

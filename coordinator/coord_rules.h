@@ -203,6 +203,17 @@ int coord_rules_plan(const struct coord_rules *rules,
     const struct coord_alert *a, struct coord_plan **ret, size_t *ret_n,
     char *err, size_t errlen);
 
+// The names of the labels coord_rules_plan reads for `rules`: every
+// matcher's, and every placeholder of the action templates (service,
+// instance, params values), each once. Its result is a function of the
+// values (or absence) of these labels alone. *ret: n malloc'd names in a
+// malloc'd array (NULL when n is 0), free with
+// coord_rules_label_names_free. Returns 0, -EINVAL (a template that does
+// not parse) or -ENOMEM. Any thread.
+int coord_rules_label_names(const struct coord_rules *rules, char ***ret,
+    size_t *ret_n);
+void coord_rules_label_names_free(char **names, size_t n);
+
 // Deep copy of n plans (the rules they point to are shared). NULL when n
 // is 0 or out of memory. Free with coord_plans_free.
 struct coord_plan *coord_plans_dup(const struct coord_plan *p, size_t n);

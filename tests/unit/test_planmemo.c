@@ -225,8 +225,8 @@ test_reload_invalidates(void)
 	rs_free(&b);
 }
 
-// The identity only picks the slot: other labels under the same identity
-// (as ignored labels make) are planned for themselves.
+// The identity only picks the slot: another value of a label the rules
+// read, under the same identity, is planned for itself.
 static void
 test_labels_decide(void)
 {
@@ -261,6 +261,67 @@ test_labels_decide(void)
 	coord_alert_free(y);
 	coord_planmemo_free(m);
 	rs_free(&a);
+}
+
+// Only the labels the rules read take part: another value of a label no
+// rule reads is the same plans (lent); another value of a label only a
+// matcher reads is planned anew.
+#define RULES_C                                                             \
+	"rules:\n"                                                          \
+	"  - name: crit\n"                                                  \
+	"    matchers: ['alertname = \"Down\"', 'severity =~ \"crit.*\"']\n" \
+	"    actions:\n"                                                    \
+	"      - type: restart\n"                                           \
+	"        service: \"{{ service }}\"\n"
+
+static void
+test_read_labels_decide(void)
+{
+	struct rs c;
+	struct coord_planmemo *m = coord_planmemo_new();
+	struct coord_alert *x = mk_alert("\"alertname\":\"Down\","
+	    "\"service\":\"api\",\"severity\":\"critical\",\"pod\":\"p1\"");
+	struct coord_alert *x2 = mk_alert("\"alertname\":\"Down\","
+	    "\"service\":\"api\",\"severity\":\"critical\",\"pod\":\"p2\"");
+	struct coord_alert *w = mk_alert("\"alertname\":\"Down\","
+	    "\"service\":\"api\",\"severity\":\"warning\",\"pod\":\"p1\"");
+	struct coord_alert *nosev = mk_alert("\"alertname\":\"Down\","
+	    "\"service\":\"api\",\"pod\":\"p1\"");
+	struct coord_planmemo_slot *l;
+	struct coord_plan *p;
+	char **names = NULL;
+	size_t n, n_names = 0;
+
+	CHECK(m != NULL && x != NULL && x2 != NULL && w != NULL &&
+	    nosev != NULL && rs_load(&c, RULES_C));
+	CHECK_INT(coord_rules_label_names(&c.rules, &names, &n_names), 0);
+	CHECK_INT((long long)n_names, 3);
+	if (n_names == 3) {
+		CHECK_STR(names[0], "alertname");
+		CHECK_STR(names[1], "severity");
+		CHECK_STR(names[2], "service");
+	}
+	coord_rules_label_names_free(names, n_names);
+	for (int i = 0; i < 2; i++) {
+		l = plan_checked(m, &c.rules, x, 5, &p, &n);
+		drop(p, n, l);
+	}
+	l = plan_checked(m, &c.rules, x2, 5, &p, &n); // pod: read by none
+	CHECK(l != NULL);
+	CHECK_INT((long long)n, 1);
+	drop(p, n, l);
+	CHECK_INT((long long)coord_planmemo_hits(m), 1);
+	l = plan_checked(m, &c.rules, w, 5, &p, &n); // no rule matches
+	CHECK(l == NULL && n == 0);
+	l = plan_checked(m, &c.rules, nosev, 5, &p, &n); // absent: no match
+	CHECK(l == NULL && n == 0);
+	CHECK_INT((long long)coord_planmemo_hits(m), 1);
+	coord_alert_free(x);
+	coord_alert_free(x2);
+	coord_alert_free(w);
+	coord_alert_free(nosev);
+	coord_planmemo_free(m);
+	rs_free(&c);
 }
 
 // Errors are never kept; "no rule matched" is, without plans to lend.
@@ -335,7 +396,10 @@ static const struct tt_case cases[] = {
 	{ "kept on the second sighting, then lent", test_kept_on_second_sighting },
 	{ "a rules reload is never answered from the memo",
 	  test_reload_invalidates },
-	{ "labels decide a match, a lent slot stays", test_labels_decide },
+	{ "a read label's value decides, a lent slot stays",
+	  test_labels_decide },
+	{ "only the labels the rules read decide",
+	  test_read_labels_decide },
 	{ "errors are not kept, no-rule is", test_errors_and_no_rule },
 	{ "coord_plans_dup copies deeply", test_plans_dup },
 	{ NULL, NULL },
