@@ -223,6 +223,7 @@ struct approval {
 	int64_t expires_mono;
 };
 
+#define DEC_NAME_MAX 64
 #define DEFER_RETRY_MS 10000
 #define DEFER_MAX_MS (10 * 60000)
 
@@ -306,6 +307,7 @@ struct coord_engine {
 	int64_t last_prune_mono;
 	struct ebatch *cur;	// writes not yet submitted (engine_flush)
 	struct coord_planmemo *memo; // plans of label sets that come again
+	char dec_names[COORD_DEC__COUNT][DEC_NAME_MAX]; // dashed_name of each
 };
 
 // FNV-1a from this (non-standard) start: the rollout's picks of services
@@ -819,21 +821,29 @@ stopping_now(struct coord_engine *e)
 
 // ---- decisions -----------------------------------------------------------
 
+// The journal spells decision names with dashes ("no-rule").
+static void
+dashed_name(char buf[DEC_NAME_MAX], enum coord_decision d)
+{
+	const char *name = coord_decision_name(d);
+	size_t i;
+
+	for (i = 0; name[i] != '\0' && i < DEC_NAME_MAX - 1; i++)
+		buf[i] = name[i] == '_' ? '-' : name[i];
+	buf[i] = '\0';
+}
+
 static void
 decide_as(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
     const char *outcome, const char *detail)
 {
-	char buf[64];
+	char buf[DEC_NAME_MAX];
 
 	coord_metrics_decision(d);
-	if (outcome == NULL) {
-		// The journal spells decision names with dashes ("no-rule").
-		const char *name = coord_decision_name(d);
-		size_t i;
-
-		for (i = 0; name[i] != '\0' && i < sizeof(buf) - 1; i++)
-			buf[i] = name[i] == '_' ? '-' : name[i];
-		buf[i] = '\0';
+	if (outcome == NULL && (unsigned)d < COORD_DEC__COUNT) {
+		outcome = e->dec_names[d]; // spelled at the start
+	} else if (outcome == NULL) {
+		dashed_name(buf, d);
 		outcome = buf;
 	}
 	j_alert_done(e, alert_id, outcome, detail);
@@ -3751,6 +3761,8 @@ coord_engine_start(struct coord_engine **ret,
 		return -ENOMEM;
 	e->d = *deps;
 	atomic_init(&e->rules, &deps->conf->compiled);
+	for (int d = 0; d < COORD_DEC__COUNT; d++)
+		dashed_name(e->dec_names[d], (enum coord_decision)d);
 	e->safety = coord_safety_new(&deps->conf->safety);
 	e->memo = coord_planmemo_new();
 	if (e->safety == NULL || e->memo == NULL ||
