@@ -345,11 +345,42 @@ needs_escape(unsigned char c)
 	return c < 0x20 || c == 0x7f || c == '"' || c == '\\';
 }
 
+// True if one of the 8 bytes at p needs an escape. Word-at-a-time: a
+// byte below 0x20, or equal to '"', '\\' or 0x7f (each found as a zero
+// byte of the word xor'ed with it) sets a high bit of the result; the
+// tests are exact for "any byte", which is all that is asked.
+static bool
+word_needs_escape(const unsigned char *p)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
+	uint64_t x, q, b, d;
+
+	memcpy(&x, p, sizeof(x));
+	q = x ^ (ones * '"');
+	b = x ^ (ones * '\\');
+	d = x ^ (ones * 0x7f);
+	return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) |
+	    ((b - ones) & ~b) | ((d - ones) & ~d)) & high;
+}
+
+// Bytes from p up to the first that needs an escape, or to end (its NUL).
+static size_t
+clean_run(const unsigned char *p, const unsigned char *end)
+{
+	size_t run = 0, left = (size_t)(end - p);
+
+	while (left - run >= 8 && !word_needs_escape(p + run))
+		run += 8;
+	while (run < left && !needs_escape(p[run]))
+		run++;
+	return run;
+}
+
 char *
 cm_q_buf(char *buf, size_t n, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *p = (const unsigned char *)s, *end;
 	size_t o = 0, len;
 
 	if (n < 8) {
@@ -370,13 +401,13 @@ cm_q_buf(char *buf, size_t n, const char *s)
 	// Quoted. `fit`: the bytes that may still go in while leaving room
 	// for `..."` and the NUL (5); a run or escape that does not fit ends
 	// the value in "...". Runs without escapes are copied whole.
+	end = p + len + strlen(s + len);
 	buf[o++] = '"';
 	while (*p != '\0') {
-		size_t run = 0, fit = n - 5 - o, k = 2;
+		size_t run, fit = n - 5 - o, k = 2;
 		char esc[4] = { '\\', (char)*p };
 
-		while (!needs_escape(p[run])) // stops at the NUL too
-			run++;
+		run = clean_run(p, end); // stops at the NUL too
 		if (run > 0) { // copied as it is, as much as fits
 			if (run > fit)
 				run = fit;

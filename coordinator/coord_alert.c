@@ -1555,6 +1555,13 @@ coord_notification_free(struct coord_notification *n)
 	free(n);
 }
 
+void
+coord_alert_clear(struct coord_alert *a)
+{
+	if (a != NULL)
+		alert_clear(a);
+}
+
 const char *
 coord_kvs_get(const struct coord_kvs *kvs, const char *key)
 {

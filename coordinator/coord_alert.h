@@ -124,6 +124,9 @@ const char *coord_kvs_get(const struct coord_kvs *kvs, const char *key);
 // their notification). copy returns NULL on ENOMEM.
 struct coord_alert *coord_alert_dup(const struct coord_alert *a);
 void coord_alert_free(struct coord_alert *a);
+// Releases what an alert of either layout holds, not the struct itself
+// (one kept inside another struct), and zeroes it. NULL is a no-op.
+void coord_alert_clear(struct coord_alert *a);
 
 // The alert's identity for deduplication: a 64-bit FNV-1a hash over the
 // sorted label set with the labels named in `ignore` (replica labels such

@@ -22,6 +22,7 @@
 #include "coord_k8s_actions.h"
 #include "coord_kexec.h"
 #include "coord_notify.h"
+#include "coord_planmemo.h"
 #include "coord_prom.h"
 #include "coord_worker.h"
 
@@ -223,20 +224,26 @@ struct approval {
 	int64_t expires_mono;
 };
 
+#define DEC_NAME_MAX 64
 #define DEFER_RETRY_MS 10000
 #define DEFER_MAX_MS (10 * 60000)
 
 struct ev {
 	struct ev *next;
 	enum ev_kind kind;
-	struct coord_alert *alert; // EV_ALERT, owned
+	struct coord_alert *alert; // EV_ALERT, owned: alert_in, or on the
+				   // heap (replayed alerts); ev_take_alert
+	struct coord_alert alert_in; // a webhook's alert, moved in
 	int64_t alert_id;
 	uint64_t identity;
 	int64_t received_mono;
 	struct run_target *target; // EV_DONE
 	int rv;
 	bool has_reply;
-	struct cm_msg_reply reply; // reply.json owned by the event
+	// EV_DONE, EV_VCHECK: the reply, in the event's own block (ev_new
+	// with room), so that the alerts' events do not carry its ~1 KB;
+	// reply->json owned by the event. NULL in every other event.
+	struct cm_msg_reply *reply;
 	char who[CM_NAME_MAX];	   // EV_PAUSE
 	struct verify *verify;	   // EV_VCHECK, EV_VQUERY
 	int64_t approval_id;	   // EV_APPROVE, EV_REJECT
@@ -252,7 +259,21 @@ struct ev {
 	int plan_rv;		   // plan_for's result; its reason in detail
 	struct coord_plan *plans;
 	size_t n_plans;
+	struct coord_planmemo_slot *lease; // non-NULL: plans lent by the memo
 };
+
+// A zeroed event; with_reply: with room for a reply in the same block
+// (ev->reply points there). Free with ev_free. NULL when out of memory.
+static struct ev *
+ev_new(bool with_reply)
+{
+	struct ev *ev = calloc(1, sizeof(*ev) + (with_reply ?
+	    sizeof(struct cm_msg_reply) : 0));
+
+	if (ev != NULL && with_reply)
+		ev->reply = (struct cm_msg_reply *)(void *)(ev + 1);
+	return ev;
+}
 
 struct coord_engine {
 	struct coord_engine_deps d;
@@ -286,6 +307,8 @@ struct coord_engine {
 	struct coord_kexec *kexec; // kubernetes runtime, else NULL
 	int64_t last_prune_mono;
 	struct ebatch *cur;	// writes not yet submitted (engine_flush)
+	struct coord_planmemo *memo; // plans of label sets that come again
+	char dec_names[COORD_DEC__COUNT][DEC_NAME_MAX]; // dashed_name of each
 };
 
 // FNV-1a from this (non-standard) start: the rollout's picks of services
@@ -324,10 +347,34 @@ ev_free(struct ev *ev)
 	if (ev->kind == EV_PERMIT && ev->permit != NULL)
 		permit_unref(ev->permit);
 	if (ev->has_reply)
-		free(ev->reply.json);
-	coord_plans_free(ev->plans, ev->n_plans);
-	coord_alert_free(ev->alert);
+		free(ev->reply->json);
+	if (ev->lease != NULL)
+		coord_planmemo_release(ev->lease);
+	else
+		coord_plans_free(ev->plans, ev->n_plans);
+	if (ev->alert == &ev->alert_in)
+		coord_alert_clear(ev->alert);
+	else
+		coord_alert_free(ev->alert);
 	free(ev);
+}
+
+// Takes ev's alert for what keeps it beyond the event (a run, an
+// approval): on the heap. NULL when out of memory; ev keeps it then.
+static struct coord_alert *
+ev_take_alert(struct ev *ev)
+{
+	struct coord_alert *a = ev->alert;
+
+	if (a == &ev->alert_in) {
+		a = malloc(sizeof(*a));
+		if (a == NULL)
+			return NULL;
+		*a = ev->alert_in; // moved: `mem` goes with it
+		memset(&ev->alert_in, 0, sizeof(ev->alert_in));
+	}
+	ev->alert = NULL;
+	return a;
 }
 
 void
@@ -385,21 +432,17 @@ coord_engine_push(struct coord_engine *e, struct coord_notification *n,
 	for (size_t i = 0; i < n->n_alerts; i++) {
 		struct ev *ev = calloc(1, sizeof(*ev));
 
-		if (ev != NULL)
-			ev->alert = malloc(sizeof(*ev->alert));
-		if (ev != NULL && ev->alert != NULL) {
-			// Moved, not copied: the notification keeps an empty
-			// alert that frees nothing.
-			*ev->alert = n->alerts[i];
-			memset(&n->alerts[i], 0, sizeof(n->alerts[i]));
-		}
-		if (ev == NULL || ev->alert == NULL) {
+		if (ev == NULL) {
 			// Stored as pending in the journal: the next start
 			// replays it. Nothing is lost, only delayed.
-			free(ev);
 			cm_err("engine.enqueue_failed", "alert_id=%" PRId64, ids[i]);
 			continue;
 		}
+		// Moved into the event, not copied: the notification keeps an
+		// empty alert that frees nothing.
+		ev->alert_in = n->alerts[i];
+		ev->alert = &ev->alert_in;
+		memset(&n->alerts[i], 0, sizeof(n->alerts[i]));
 		ev->kind = EV_ALERT;
 		ev->alert_id = ids[i];
 		ev->identity = identities[i];
@@ -514,7 +557,7 @@ str_join(char *buf, size_t n, const char *sep, ...)
 	va_start(ap, sep);
 	for (bool first = true; (s = va_arg(ap, const char *)) != NULL;
 	    first = false) {
-		if (!first)
+		if (!first && sep[0] != '\0') // "" adds nothing: not put
 			o = str_put(buf, n, o, sep);
 		o = str_put(buf, n, o, s);
 	}
@@ -779,21 +822,29 @@ stopping_now(struct coord_engine *e)
 
 // ---- decisions -----------------------------------------------------------
 
+// The journal spells decision names with dashes ("no-rule").
+static void
+dashed_name(char buf[DEC_NAME_MAX], enum coord_decision d)
+{
+	const char *name = coord_decision_name(d);
+	size_t i;
+
+	for (i = 0; name[i] != '\0' && i < DEC_NAME_MAX - 1; i++)
+		buf[i] = name[i] == '_' ? '-' : name[i];
+	buf[i] = '\0';
+}
+
 static void
 decide_as(struct coord_engine *e, int64_t alert_id, enum coord_decision d,
     const char *outcome, const char *detail)
 {
-	char buf[64];
+	char buf[DEC_NAME_MAX];
 
 	coord_metrics_decision(d);
-	if (outcome == NULL) {
-		// The journal spells decision names with dashes ("no-rule").
-		const char *name = coord_decision_name(d);
-		size_t i;
-
-		for (i = 0; name[i] != '\0' && i < sizeof(buf) - 1; i++)
-			buf[i] = name[i] == '_' ? '-' : name[i];
-		buf[i] = '\0';
+	if (outcome == NULL && (unsigned)d < COORD_DEC__COUNT) {
+		outcome = e->dec_names[d]; // spelled at the start
+	} else if (outcome == NULL) {
+		dashed_name(buf, d);
 		outcome = buf;
 	}
 	j_alert_done(e, alert_id, outcome, detail);
@@ -831,50 +882,53 @@ dispatchable_in(const struct coord_engine *e, enum coord_action_type t)
 	return on_k8s(e, t) || agent_action(t);
 }
 
-// Collects the plans of the first matching rule, and of later ones while
-// the matched rules say "continue". Returns 0 with *ret_n == 0 when no
-// rule matched; -EINVAL on a template error (reason in err).
+// The plans of the first matching rule, and of later ones while the
+// matched rules say "continue" (coord_rules_plan). Returns 0 with
+// *ret_n == 0 when no rule matched; -EINVAL on a template error (reason
+// in err). With *lease non-NULL the plans are the memo's, lent (see
+// plans_drop, plans_own); else the caller's.
 static int
 plan_for(struct coord_engine *e, const struct coord_alert *a,
-    struct coord_plan **ret, size_t *ret_n, char *err, size_t errlen)
+    uint64_t identity, struct coord_plan **ret, size_t *ret_n,
+    struct coord_planmemo_slot **lease, char *err, size_t errlen)
 {
 	const struct coord_rules *rules = atomic_load(&e->rules);
-	struct coord_plan *all = NULL;
-	size_t n_all = 0;
 
-	for (size_t i = 0; i < rules->n; i++) {
-		struct coord_plan *p, *grown;
-		size_t n;
-		int rv;
-
-		if (!coord_rule_matches(&rules->v[i], a))
-			continue;
-		rv = coord_rule_plan(&rules->v[i], a, &p, &n, err, errlen);
-		if (rv < 0) {
-			coord_plans_free(all, n_all);
-			return rv;
-		}
-		if (all == NULL) { // the first plans: taken as they are
-			all = p;
-			n_all = n;
-		} else {
-			grown = realloc(all, (n_all + n) * sizeof(*all));
-			if (grown == NULL) {
-				coord_plans_free(p, n);
-				coord_plans_free(all, n_all);
-				return -ENOMEM;
-			}
-			all = grown;
-			memcpy(all + n_all, p, n * sizeof(*p));
-			n_all += n;
-			free(p); // elements moved into `all`
-		}
-		if (!rules->v[i].conf->cont)
-			break;
+	if (e->memo == NULL) {
+		*lease = NULL;
+		return coord_rules_plan(rules, a, ret, ret_n, err, errlen);
 	}
-	*ret = all;
-	*ret_n = n_all;
-	return 0;
+	return coord_planmemo_plan(e->memo, rules, a, identity, ret, ret_n,
+	    lease, err, errlen);
+}
+
+// Lets go of plans from plan_for: gives lent ones back, frees own ones.
+static void
+plans_drop(struct coord_plan *plans, size_t n,
+    struct coord_planmemo_slot *lease)
+{
+	if (lease != NULL)
+		coord_planmemo_release(lease);
+	else
+		coord_plans_free(plans, n);
+}
+
+// Makes plans from plan_for the caller's own (a copy of lent ones), for
+// what keeps them (a run, an approval). False when out of memory: then
+// they are let go of.
+static bool
+plans_own(struct coord_plan **plans, size_t n,
+    struct coord_planmemo_slot **lease)
+{
+	struct coord_plan *copy;
+
+	if (*lease == NULL)
+		return true;
+	copy = coord_plans_dup(*plans, n);
+	coord_planmemo_release(*lease);
+	*lease = NULL;
+	*plans = copy;
+	return copy != NULL;
 }
 
 static void run_step(struct run *r);
@@ -1156,7 +1210,7 @@ static void
 command_done(int rv, const struct cm_msg_reply *reply, void *arg)
 {
 	struct run_target *rt = arg;
-	struct ev *ev = calloc(1, sizeof(*ev));
+	struct ev *ev = ev_new(true);
 
 	if (ev == NULL) {
 		// Without memory we cannot hand the result over; the run stays
@@ -1169,9 +1223,10 @@ command_done(int rv, const struct cm_msg_reply *reply, void *arg)
 	ev->rv = rv;
 	if (reply != NULL) {
 		ev->has_reply = true;
-		ev->reply = *reply;
+		*ev->reply = *reply;
 		// The sender frees its copy; the evidence in it is kept.
-		ev->reply.json = reply->json != NULL ? strdup(reply->json) : NULL;
+		ev->reply->json = reply->json != NULL ? strdup(reply->json) :
+		    NULL;
 	}
 	enqueue(rt->run->e, ev);
 }
@@ -1680,9 +1735,9 @@ run_begin(struct coord_engine *e, struct incident *inc, struct coord_alert *a,
     int64_t alert_id, int64_t received_mono, struct coord_plan *plans,
     size_t n_plans, size_t esc_next)
 {
-	struct run *r = calloc(1, sizeof(*r));
+	struct run *r = a != NULL ? calloc(1, sizeof(*r)) : NULL;
 
-	if (r == NULL) {
+	if (r == NULL) { // out of memory (a NULL alert included)
 		coord_plans_free(plans, n_plans);
 		coord_alert_free(a);
 		return false;
@@ -1975,9 +2030,11 @@ hold_for_approval(struct coord_engine *e, struct incident *inc, struct ev *ev,
     struct coord_plan *plans, size_t n_plans, const char *why)
 {
 	struct approval *a = calloc(1, sizeof(*a));
+	struct coord_alert *alert = a != NULL ? ev_take_alert(ev) : NULL;
 	char detail[512];
 
-	if (a == NULL) {
+	if (alert == NULL) {
+		free(a);
 		coord_plans_free(plans, n_plans);
 		decide(e, ev->alert_id, COORD_DEC_REFUSED, "out of memory");
 		return;
@@ -1989,8 +2046,7 @@ hold_for_approval(struct coord_engine *e, struct incident *inc, struct ev *ev,
 	    coord_action_name(plans[0].type), plans[0].service,
 	    plans[0].instance, NULL, "awaiting-approval", detail);
 	a->inc = inc;
-	a->alert = ev->alert;
-	ev->alert = NULL;
+	a->alert = alert;
 	a->alert_id = ev->alert_id;
 	a->received_mono = ev->received_mono;
 	a->plans = plans;
@@ -2087,9 +2143,9 @@ act(struct coord_engine *e, struct incident *inc, struct ev *ev,
 		hold_for_approval(e, inc, ev, plans, n_plans, why);
 		return;
 	}
-	start_run(e, inc, ev->alert, ev->alert_id, ev->received_mono, plans,
-	    n_plans);
-	ev->alert = NULL;
+	// NULL when out of memory: run_begin then fails as without a run.
+	start_run(e, inc, ev_take_alert(ev), ev->alert_id, ev->received_mono,
+	    plans, n_plans);
 }
 
 static void
@@ -2200,6 +2256,7 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 {
 	struct incident *inc = incident_find(e, ev->identity);
 	struct coord_plan *plans = NULL;
+	struct coord_planmemo_slot *lease = NULL;
 	size_t n_plans = 0;
 	int64_t now = cm_mono_ms();
 	bool taken = false;
@@ -2226,14 +2283,16 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 		rv = ev->plan_rv;
 		plans = ev->plans;
 		n_plans = ev->n_plans;
+		lease = ev->lease;
 		if (rv < 0) // the only use of the reason
 			snprintf(detail, sizeof(detail), "%s", ev->detail);
 		ev->planned = false;
 		ev->plans = NULL;
 		ev->n_plans = 0;
+		ev->lease = NULL;
 	} else {
-		rv = plan_for(e, ev->alert, &plans, &n_plans, detail,
-		    sizeof(detail));
+		rv = plan_for(e, ev->alert, ev->identity, &plans, &n_plans,
+		    &lease, detail, sizeof(detail));
 	}
 	if (rv < 0) {
 		decide(e, ev->alert_id, COORD_DEC_TEMPLATE_ERROR, detail);
@@ -2262,10 +2321,15 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 		    sizeof(detail))) {
 			decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
 		} else if (!refused(e, inc, ev, &plans[0], &taken)) {
+			if (!plans_own(&plans, n_plans, &lease)) {
+				decide(e, ev->alert_id, COORD_DEC_REFUSED,
+				    "out of memory");
+				return false;
+			}
 			act(e, inc, ev, plans, n_plans);
 			return false;
 		}
-		coord_plans_free(plans, n_plans);
+		plans_drop(plans, n_plans, lease);
 		return taken;
 	}
 
@@ -2277,15 +2341,15 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 		decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
 	} else if (!refused(e, inc, ev, &plans[0], &taken)) {
 		inc = incident_get(e, ev->identity);
-		if (inc == NULL) {
+		if (inc == NULL || !plans_own(&plans, n_plans, &lease)) {
 			decide(e, ev->alert_id, COORD_DEC_REFUSED, "out of memory");
-			coord_plans_free(plans, n_plans);
+			plans_drop(plans, n_plans, lease);
 			return false;
 		}
 		act(e, inc, ev, plans, n_plans);
 		return false;
 	}
-	coord_plans_free(plans, n_plans);
+	plans_drop(plans, n_plans, lease);
 	return taken;
 }
 
@@ -2354,8 +2418,9 @@ count_demand(struct coord_engine *e, struct ev *batch)
 		// next, should this one stop early).
 		if (!ev->planned) {
 			ev->planned = true;
-			ev->plan_rv = plan_for(e, ev->alert, &ev->plans,
-			    &ev->n_plans, ev->detail, sizeof(ev->detail));
+			ev->plan_rv = plan_for(e, ev->alert, ev->identity,
+			    &ev->plans, &ev->n_plans, &ev->lease, ev->detail,
+			    sizeof(ev->detail));
 		}
 		// Counted only when a rule wants it and its target exists:
 		// alerts about things reflex does not run are no storm of ours.
@@ -2727,8 +2792,8 @@ verify_check_done(int rv, const struct cm_msg_reply *reply, void *arg)
 	ev->rv = rv;
 	ev->has_reply = reply != NULL;
 	if (reply != NULL) {
-		ev->reply = *reply;
-		ev->reply.json = NULL;
+		*ev->reply = *reply;
+		ev->reply->json = NULL;
 	}
 	enqueue(v->e, ev);
 }
@@ -2775,7 +2840,7 @@ verify_poll(struct verify *v, int64_t now)
 		snprintf(cmd.reason, sizeof(cmd.reason), "verify action %" PRId64,
 		    v->row_id);
 		cmd.timeout_ms = (uint32_t)timeout;
-		v->check_ev = calloc(1, sizeof(*v->check_ev));
+		v->check_ev = ev_new(true);
 		if (v->check_ev == NULL)
 			rv = -ENOMEM; // tried again at the next poll
 		else if (v->kplan != NULL)
@@ -2972,9 +3037,9 @@ handle_vcheck(struct coord_engine *e, struct ev *ev)
 	if (ev->rv < 0)
 		v->health = -1;
 	else
-		v->health = ev->has_reply && ev->reply.ok ? 1 : 0;
+		v->health = ev->has_reply && ev->reply->ok ? 1 : 0;
 	snprintf(v->health_detail, sizeof(v->health_detail), "%s",
-	    ev->has_reply ? ev->reply.message : strerror(-ev->rv));
+	    ev->has_reply ? ev->reply->message : strerror(-ev->rv));
 	verify_evaluate(v, cm_mono_ms());
 }
 
@@ -3186,7 +3251,7 @@ handle_event(struct coord_engine *e, struct ev *ev)
 		break;
 	case EV_DONE:
 		handle_done(e, ev->target, ev->rv,
-		    ev->has_reply ? &ev->reply : NULL);
+		    ev->has_reply ? ev->reply : NULL);
 		break;
 	case EV_PAUSE:
 		coord_safety_pause(e->safety, ev->who, cm_now_ms());
@@ -3564,7 +3629,8 @@ restore_approval(struct rebuild *rb, const struct coord_action_rec *rec,
 	}
 	if (coord_journal_read_alert(e->d.journal, rec->alert_id, &alert,
 	    &received_ms) < 0 ||
-	    plan_for(e, alert, &plans, &n, err, sizeof(err)) < 0 || n == 0 ||
+	    coord_rules_plan(atomic_load(&e->rules), alert, &plans, &n, err,
+	    sizeof(err)) < 0 || n == 0 ||
 	    strcmp(plans[0].rule->conf->name, rec->rule) != 0 ||
 	    strcmp(coord_action_name(plans[0].type), rec->type) != 0 ||
 	    strcmp(plans[0].service, rec->service) != 0 ||
@@ -3696,10 +3762,14 @@ coord_engine_start(struct coord_engine **ret,
 		return -ENOMEM;
 	e->d = *deps;
 	atomic_init(&e->rules, &deps->conf->compiled);
+	for (int d = 0; d < COORD_DEC__COUNT; d++)
+		dashed_name(e->dec_names[d], (enum coord_decision)d);
 	e->safety = coord_safety_new(&deps->conf->safety);
-	if (e->safety == NULL ||
+	e->memo = coord_planmemo_new();
+	if (e->safety == NULL || e->memo == NULL ||
 	    coord_worker_start(&e->worker, 2, 1024) < 0) {
 		coord_safety_free(e->safety);
+		coord_planmemo_free(e->memo);
 		free(e);
 		return -ENOMEM;
 	}
@@ -3835,6 +3905,7 @@ coord_engine_free(struct coord_engine *e)
 		}
 	}
 	ebatch_free(e->cur);
+	coord_planmemo_free(e->memo); // after every event that may hold a lease
 	coord_safety_free(e->safety);
 	coord_kexec_free(e->kexec);
 	pthread_cond_destroy(&e->cv);

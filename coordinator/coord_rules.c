@@ -791,6 +791,28 @@ coord_template_check(const char *tmpl, char *err, size_t errlen)
 	return 0;
 }
 
+// Copies a label value into out (COORD_TMPL_MAX + 1 bytes) if it passes
+// every rule of rendered_check, in one pass. Returns its length, or 0
+// when it does not pass (rendered_check then says why).
+static size_t
+value_copy_ok(char *out, const char *v)
+{
+	size_t i;
+
+	for (i = 0; v[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (i == COORD_TMPL_MAX || !target_char_ok(c) ||
+		    (c == '.' && v[i + 1] == '.'))
+			return 0;
+		out[i] = (char)c;
+	}
+	if (i == 0 || v[0] == '/' || v[0] == '-')
+		return 0;
+	out[i] = '\0';
+	return i;
+}
+
 // Renders `tmpl` into out (COORD_TMPL_MAX + 1 bytes) and checks the
 // result; *ret_len: its length. Returns 0 or -EINVAL (reason in err).
 static int
@@ -805,6 +827,20 @@ render_into(char *out, size_t *ret_len, const char *tmpl,
 
 	if (tmpl == NULL)
 		return errf(err, errlen, -EINVAL, "empty template");
+	// A placeholder alone ("{{ service }}", most templates) whose value
+	// passes: one pass over the value. Anything else, and every error,
+	// takes the general way below.
+	t = tmpl_next(&p);
+	if (t.kind == TOK_VAR && *p == '\0') {
+		memcpy(name, t.s, t.n);
+		name[t.n] = '\0';
+		v = coord_kvs_get(&a->labels, name);
+		if (v != NULL && (n = value_copy_ok(out, v)) > 0) {
+			*ret_len = n;
+			return 0;
+		}
+	}
+	p = tmpl;
 	for (t = tmpl_next(&p); t.kind != TOK_END; t = tmpl_next(&p)) {
 		if (t.kind == TOK_ERR)
 			return errf(err, errlen, -EINVAL, "%s", t.s);
@@ -966,10 +1002,12 @@ coord_rule_plan(const struct coord_rule *r, const struct coord_alert *a,
 	*ret_n = 0;
 	if (n == 0)
 		return 0;
-	plans = calloc(n, sizeof(*plans));
+	// Not calloc: each plan is zeroed as it is made (cheaper per alert).
+	plans = malloc(n * sizeof(*plans));
 	if (plans == NULL)
 		return errf(err, errlen, -ENOMEM, "out of memory");
 	for (i = 0; i < n; i++) {
+		plans[i] = (struct coord_plan){ 0 };
 		rv = plan_one(&plans[i], r, &r->conf->actions, i, a, err,
 		    errlen);
 		if (rv < 0) {
@@ -980,6 +1018,181 @@ coord_rule_plan(const struct coord_rule *r, const struct coord_alert *a,
 	*ret = plans;
 	*ret_n = n;
 	return 0;
+}
+
+int
+coord_rules_plan(const struct coord_rules *rules, const struct coord_alert *a,
+    struct coord_plan **ret, size_t *ret_n, char *err, size_t errlen)
+{
+	struct coord_plan *all = NULL;
+	size_t n_all = 0;
+
+	*ret = NULL;
+	*ret_n = 0;
+	for (size_t i = 0; i < rules->n; i++) {
+		struct coord_plan *p, *grown;
+		size_t n;
+		int rv;
+
+		if (!coord_rule_matches(&rules->v[i], a))
+			continue;
+		rv = coord_rule_plan(&rules->v[i], a, &p, &n, err, errlen);
+		if (rv < 0) {
+			coord_plans_free(all, n_all);
+			return rv;
+		}
+		if (all == NULL) { // the first plans: taken as they are
+			all = p;
+			n_all = n;
+		} else {
+			grown = realloc(all, (n_all + n) * sizeof(*all));
+			if (grown == NULL) {
+				coord_plans_free(p, n);
+				coord_plans_free(all, n_all);
+				return -ENOMEM;
+			}
+			all = grown;
+			memcpy(all + n_all, p, n * sizeof(*p));
+			n_all += n;
+			free(p); // elements moved into `all`
+		}
+		if (!rules->v[i].conf->cont)
+			break;
+	}
+	*ret = all;
+	*ret_n = n_all;
+	return 0;
+}
+
+void
+coord_rules_label_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; names != NULL && i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+// Adds the first k bytes of s to the name list unless it is there.
+static int
+names_add(char ***v, size_t *n, size_t *cap, const char *s, size_t k)
+{
+	char *d;
+
+	for (size_t i = 0; i < *n; i++)
+		if (strlen((*v)[i]) == k && memcmp((*v)[i], s, k) == 0)
+			return 0;
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 8;
+		char **g = realloc(*v, c * sizeof(*g));
+
+		if (g == NULL)
+			return -ENOMEM;
+		*v = g;
+		*cap = c;
+	}
+	d = strndup(s, k);
+	if (d == NULL)
+		return -ENOMEM;
+	(*v)[(*n)++] = d;
+	return 0;
+}
+
+// The placeholders of one template (NULL or "" has none).
+static int
+names_of_template(char ***v, size_t *n, size_t *cap, const char *tmpl)
+{
+	const char *p = tmpl;
+	struct tok t;
+	int rv;
+
+	if (tmpl == NULL)
+		return 0;
+	for (t = tmpl_next(&p); t.kind != TOK_END; t = tmpl_next(&p)) {
+		if (t.kind == TOK_ERR)
+			return -EINVAL;
+		if (t.kind == TOK_VAR &&
+		    (rv = names_add(v, n, cap, t.s, t.n)) < 0)
+			return rv;
+	}
+	return 0;
+}
+
+int
+coord_rules_label_names(const struct coord_rules *rules, char ***ret,
+    size_t *ret_n)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	int rv = 0;
+
+	for (size_t i = 0; rv == 0 && i < rules->n; i++) {
+		const struct coord_rule *r = &rules->v[i];
+		const struct coord_action_conf *acts = r->conf->actions.v;
+
+		for (size_t k = 0; rv == 0 && k < r->n_matchers; k++)
+			rv = names_add(&v, &n, &cap, r->matchers[k].name,
+			    strlen(r->matchers[k].name));
+		for (size_t k = 0; rv == 0 && k < r->conf->actions.n; k++) {
+			rv = names_of_template(&v, &n, &cap, acts[k].service);
+			if (rv == 0)
+				rv = names_of_template(&v, &n, &cap,
+				    acts[k].instance);
+			for (size_t j = 0; rv == 0 && j < acts[k].params.n; j++)
+				rv = names_of_template(&v, &n, &cap,
+				    acts[k].params.vals[j]);
+		}
+	}
+	if (rv < 0) {
+		coord_rules_label_names_free(v, n);
+		return rv;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+struct coord_plan *
+coord_plans_dup(const struct coord_plan *p, size_t n)
+{
+	struct coord_plan *d;
+
+	if (n == 0)
+		return NULL;
+	d = calloc(n, sizeof(*d));
+	if (d == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t ls = strlen(p[i].service), li = strlen(p[i].instance);
+
+		d[i].type = p[i].type;
+		d[i].rule = p[i].rule;
+		d[i].act = p[i].act;
+		d[i].step = p[i].step;
+		d[i].service = malloc(ls + li + 2); // as plan_one lays it out
+		if (d[i].service == NULL)
+			goto fail;
+		memcpy(d[i].service, p[i].service, ls + 1);
+		d[i].instance = d[i].service + ls + 1;
+		memcpy(d[i].instance, p[i].instance, li + 1);
+		if (p[i].params.n == 0)
+			continue;
+		d[i].params.keys = calloc(p[i].params.n, sizeof(char *));
+		d[i].params.vals = calloc(p[i].params.n, sizeof(char *));
+		if (d[i].params.keys == NULL || d[i].params.vals == NULL)
+			goto fail;
+		for (size_t k = 0; k < p[i].params.n; k++) {
+			d[i].params.keys[k] = strdup(p[i].params.keys[k]);
+			d[i].params.vals[k] = strdup(p[i].params.vals[k]);
+			d[i].params.n++;
+			if (d[i].params.keys[k] == NULL ||
+			    d[i].params.vals[k] == NULL)
+				goto fail;
+		}
+	}
+	return d;
+fail:
+	coord_plans_free(d, n);
+	return NULL;
 }
 
 int

@@ -194,6 +194,30 @@ int coord_rule_plan(const struct coord_rule *r, const struct coord_alert *a,
     struct coord_plan **ret, size_t *ret_n, char *err, size_t errlen);
 void coord_plans_free(struct coord_plan *p, size_t n);
 
+// The plans of the first rule of `rules` that matches `a`, followed by
+// those of later matching rules while the matched rules say "continue".
+// Returns 0 with *ret_n == 0 when no rule matched, or the first render
+// error (reason in err) or -ENOMEM. A pure function of `rules` and the
+// alert's labels. Free *ret with coord_plans_free. Any thread.
+int coord_rules_plan(const struct coord_rules *rules,
+    const struct coord_alert *a, struct coord_plan **ret, size_t *ret_n,
+    char *err, size_t errlen);
+
+// The names of the labels coord_rules_plan reads for `rules`: every
+// matcher's, and every placeholder of the action templates (service,
+// instance, params values), each once. Its result is a function of the
+// values (or absence) of these labels alone. *ret: n malloc'd names in a
+// malloc'd array (NULL when n is 0), free with
+// coord_rules_label_names_free. Returns 0, -EINVAL (a template that does
+// not parse) or -ENOMEM. Any thread.
+int coord_rules_label_names(const struct coord_rules *rules, char ***ret,
+    size_t *ret_n);
+void coord_rules_label_names_free(char **names, size_t n);
+
+// Deep copy of n plans (the rules they point to are shared). NULL when n
+// is 0 or out of memory. Free with coord_plans_free.
+struct coord_plan *coord_plans_dup(const struct coord_plan *p, size_t n);
+
 // Renders step `step` of the rule's escalation chain into *ret (one plan,
 // free with coord_plans_free(ret, 1)). Returns 0, -ENOENT past the end of
 // the chain, or a render error with the reason in err.

@@ -452,6 +452,20 @@ test_q_matches_reference(void)
 		s[len] = '\0';
 		check_q(s);
 	}
+	// Long clean runs with an escape now and then, at every place in a
+	// word: cm_q looks at 8 bytes at a time there.
+	for (int round = 0; round < 2000; round++) {
+		size_t len = (size_t)(rand_r(&seed) % 200);
+
+		for (size_t j = 0; j < len; j++)
+			s[j] = rand_r(&seed) % 23 == 0 ?
+			    "\"\\\n\x7f\x1f\x01"[rand_r(&seed) % 6] :
+			    rand_r(&seed) % 9 == 0 ? (char)(0x80 +
+			    rand_r(&seed) % 128) : rand_r(&seed) % 7 == 0 ?
+			    ' ' : (char)('a' + rand_r(&seed) % 26);
+		s[len] = '\0';
+		check_q(s);
+	}
 }
 
 static const struct tt_case cases[] = {

@@ -447,7 +447,8 @@ struct tr_case {
 	"\"tick\":\"`id`\",\"pipe\":\"a|b\",\"amp\":\"a&b\","              \
 	"\"gt\":\"a>b\",\"nl\":\"a\\nb\",\"tab\":\"a\\tb\","               \
 	"\"del\":\"a\\u007fb\",\"esc\":\"a\\u001bb\",\"uni\":\"caf\\u00e9\"," \
-	"\"empty\":\"\",\"star\":\"a*\",\"quote\":\"a'b\",\"bs\":\"a\\\\b\""
+	"\"empty\":\"\",\"star\":\"a*\",\"quote\":\"a'b\",\"bs\":\"a\\\\b\","    \
+	"\"tail\":\"a..\",\"dotmid\":\"a.b.c\",\"slash\":\"a/b\""
 
 static const struct tr_case tr_cases[] = {
 	{ "{{ service }}", "web", NULL },
@@ -459,6 +460,12 @@ static const struct tr_case tr_cases[] = {
 	{ "svc@{{ service }}:{{ namespace }}", "svc@web:ns-a", NULL },
 	{ "plain-literal_1.2", "plain-literal_1.2", NULL },
 	{ "{{ service }}{{ service }}", "webweb", NULL },
+	// A placeholder alone takes a one-pass way; the same rules hold.
+	{ "{{ dot }}", "x.", NULL },
+	{ "{{ dotmid }}", "a.b.c", NULL },
+	{ "{{ slash }}", "a/b", NULL },
+	{ "{{ tail }}", NULL, "contains \"..\"" },
+	{ "{{ service }} ", NULL, "outside" },
 	// Missing labels.
 	{ "{{ nope }}", NULL, "the alert has no label \"nope\"" },
 	{ "a-{{ Service }}", NULL, "no label \"Service\"" },
