@@ -993,6 +993,75 @@ out:
 	coord_alert_free(a);
 }
 
+// The same for 400 random values: plain runs of every length around the
+// 8-byte words json_str scans by, with quotes, backslashes, control bytes,
+// DEL and UTF-8 at every offset.
+static void
+test_label_json_random(void)
+{
+	static const char *const pieces[] = { "\"", "\\", "\n", "\x01",
+		"\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac", " ", "/" };
+	enum { N = 400 };
+	struct coord_alert *a[N];
+	struct coord_alert_rec recs[N];
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	unsigned int seed = (unsigned int)time(NULL);
+	int bad = 0;
+
+	printf("# seed=%u\n", seed);
+	srand(seed);
+	for (int i = 0; i < N; i++) {
+		char v[128];
+		size_t o = 0;
+
+		while (o < 80) {
+			int k = rand() % 12;
+			size_t plain = (size_t)(rand() % 20);
+
+			for (size_t p = 0; p < plain; p++, o++)
+				v[o] = (char)('a' + (int)(o % 26));
+			if (k < 10) {
+				size_t len = strlen(pieces[k]);
+
+				memcpy(v + o, pieces[k], len);
+				o += len;
+			} else if (k == 10) {
+				break;
+			}
+		}
+		v[o] = '\0';
+		a[i] = mk_alert("Rand", i, v);
+		free(a[i]->labels.v[1].val); // "seq"
+		a[i]->labels.v[1].val = xstrdup(v);
+		rec_init(&recs[i], a[i], i + 1);
+	}
+	j = open_ok(":memory:", NULL);
+	if (j == NULL)
+		goto out;
+	CHECK_INT(submit_wait(j, recs, N), 0);
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, N);
+	for (size_t i = 0; i < r.n && i < N; i++) {
+		const char *want = a[i]->labels.v[1].val;
+		const char *l = coord_kvs_get(&r.alerts[i]->labels, "seq");
+		const char *s = coord_kvs_get(&r.alerts[i]->annotations,
+		    "summary");
+
+		if (l == NULL || s == NULL || strcmp(l, want) != 0 ||
+		    strcmp(s, want) != 0) {
+			if (bad++ == 0)
+				printf("# value %zu differs\n", i);
+		}
+	}
+	CHECK_INT(bad, 0);
+	replayed_free(&r);
+	coord_journal_close(j);
+out:
+	for (int i = 0; i < N; i++)
+		coord_alert_free(a[i]);
+}
+
 // Waits for a batch's callback.
 struct bwait {
 	pthread_mutex_t mu;
@@ -2436,6 +2505,7 @@ static const struct tt_case cases[] = {
 	    test_batch_one_commit },
 	{ "label JSON survives quotes, control bytes and UTF-8",
 	    test_label_json_round_trip },
+	{ "label JSON survives 400 random values", test_label_json_random },
 	{ "query filters, orders and limits", test_query_filters_and_limit },
 	{ "query limit default and maximum", test_query_limit_bounds },
 	{ "concurrent submitters share group commits", test_group_commit },
