@@ -181,7 +181,33 @@ struct jr {
 	size_t used;
 	struct coord_kv *kv, *kv_local;
 	size_t n_kv, cap_kv;
+	struct nblock *blk;	 // the notification's block (struct nblock)
+	size_t top_kv_used;	 // entries of blk->top_kv given out
 };
+
+// A notification from coord_webhook_parse and what comes with it in one
+// allocation: room for its first alerts and for the entries of its
+// top-level label sets (the usual webhook needs no allocation for
+// either; larger ones are malloc'd), then the string arena (len + 2).
+// coord_notification_free frees only what lies outside the block.
+#define NBLOCK_ALERTS 4
+#define NBLOCK_KV 16
+
+struct nblock {
+	struct coord_notification n; // first: the caller's pointer
+	struct coord_alert alerts[NBLOCK_ALERTS];
+	struct coord_kv top_kv[NBLOCK_KV];
+	char arena[];
+};
+
+// True when `p` points into the block (then it is not freed on its own).
+static bool
+nblock_holds(const struct nblock *b, const void *p)
+{
+	uintptr_t u = (uintptr_t)p, lo = (uintptr_t)b;
+
+	return u >= lo && u < lo + sizeof(*b);
+}
 
 // Entries of the kv scratch in the parser's frame: a webhook's largest
 // label set (labels and annotations are popped after each alert) fits,
@@ -1086,7 +1112,12 @@ top_kvs_read(struct jr *j, const char *field, enum kvs_kind kind,
 	rv = kvs_read(j, &w, kind, &off, &cnt);
 	if (rv < 0 || cnt == 0)
 		return rv;
-	out->v = malloc(cnt * sizeof(*out->v));
+	if (cnt <= NBLOCK_KV - j->top_kv_used) {
+		out->v = j->blk->top_kv + j->top_kv_used;
+		j->top_kv_used += cnt;
+	} else {
+		out->v = malloc(cnt * sizeof(*out->v));
+	}
 	if (out->v == NULL)
 		return failf(j->p, -ENOMEM, "%s: out of memory", field);
 	memcpy(out->v, kv_at(j, off), cnt * sizeof(*out->v));
@@ -1347,10 +1378,20 @@ alerts_read(struct jr *j, struct coord_notification *n)
 			return failf(j->p, -EINVAL, "alerts[%zu]: expected "
 			    "object", n->n_alerts);
 		if (n->n_alerts == cap) {
-			size_t c = cap != 0 ? cap * 2 : 4;
+			size_t c = cap != 0 ? cap * 2 : NBLOCK_ALERTS;
 			struct coord_alert *v;
 
-			v = realloc(n->alerts, c * sizeof(*v));
+			// The first alerts go into the block, then a malloc'd
+			// array.
+			if (cap == 0) {
+				v = j->blk->alerts;
+			} else if (n->alerts == j->blk->alerts) {
+				v = malloc(c * sizeof(*v));
+				if (v != NULL)
+					memcpy(v, n->alerts, cap * sizeof(*v));
+			} else {
+				v = realloc(n->alerts, c * sizeof(*v));
+			}
 			if (v == NULL)
 				return failf(j->p, -ENOMEM,
 				    "alerts: out of memory");
@@ -1547,6 +1588,7 @@ coord_webhook_parse(struct coord_notification **ret, const char *body,
 	};
 	struct coord_kv kv_local[KV_LOCAL];
 	struct coord_notification *n;
+	struct nblock *blk;
 	struct jr j;
 	int rv;
 
@@ -1560,16 +1602,19 @@ coord_webhook_parse(struct coord_notification **ret, const char *body,
 		    "body: %zu bytes exceed the limit of %zu", len,
 		    p.lim->max_body);
 
-	// The notification and its string arena in one block.
-	n = malloc(sizeof(*n) + len + 2);
-	if (n == NULL)
+	// The notification, room for its first alerts and top-level label
+	// entries, and its string arena in one block (struct nblock).
+	blk = malloc(sizeof(*blk) + len + 2);
+	if (blk == NULL)
 		return failf(&p, -ENOMEM, "body: out of memory");
+	n = &blk->n;
 	memset(n, 0, sizeof(*n));
 	j = (struct jr){
 		.s = (const unsigned char *)body,
 		.len = len,
 		.p = &p,
-		.arena = (char *)(n + 1),
+		.arena = blk->arena,
+		.blk = blk,
 		.kv = kv_local,
 		.kv_local = kv_local,
 		.cap_kv = KV_LOCAL,
@@ -1593,18 +1638,25 @@ static void alert_clear(struct coord_alert *a);
 void
 coord_notification_free(struct coord_notification *n)
 {
+	struct nblock *blk = (struct nblock *)(void *)n; // n is its first member
+	struct coord_kvs *sets[3];
 	size_t i;
 
 	if (n == NULL)
 		return;
-	// Strings live in the block with n; only the arrays are separate.
-	free(n->group_labels.v);
-	free(n->common_labels.v);
-	free(n->common_annotations.v);
+	// Strings live in the block with n; arrays that did not fit in it
+	// are separate.
+	sets[0] = &n->group_labels;
+	sets[1] = &n->common_labels;
+	sets[2] = &n->common_annotations;
+	for (i = 0; i < 3; i++)
+		if (!nblock_holds(blk, sets[i]->v))
+			free(sets[i]->v);
 	for (i = 0; i < n->n_alerts; i++)
 		alert_clear(&n->alerts[i]);
-	free(n->alerts);
-	free(n);
+	if (!nblock_holds(blk, n->alerts))
+		free(n->alerts);
+	free(blk);
 }
 
 const char *

@@ -2218,6 +2218,89 @@ test_large_label_sets(void)
 	free(body);
 }
 
+// Notifications with 1..9 alerts and top-level label sets of sizes around
+// what fits in the notification's own block (16 entries for the three
+// sets together, 4 alerts): every alert and entry read back in order,
+// freed without a leak or a double free (the ASan build checks that).
+static void
+test_notification_sizes(void)
+{
+	static const size_t sets[][3] = {
+		{ 0, 0, 0 }, { 1, 1, 1 }, { 16, 0, 0 }, { 6, 10, 0 },
+		{ 6, 10, 1 }, { 10, 10, 10 }, { 17, 0, 2 }, { 0, 0, 16 },
+		{ 5, 5, 7 },
+	};
+	static const char *const names[3] = {
+		"groupLabels", "commonLabels", "commonAnnotations",
+	};
+	size_t cap = 32 * 1024;
+	char *body = malloc(cap), err[256];
+	int bad = 0;
+
+	CHECK(body != NULL);
+	if (body == NULL)
+		return;
+	for (size_t t = 0; t < sizeof(sets) / sizeof(sets[0]); t++) {
+		for (size_t na = 1; na <= 9; na++) {
+			struct coord_notification *n = NULL;
+			const struct coord_kvs *got[3];
+			size_t o = (size_t)snprintf(body, cap, "{\"version\":\"4\"");
+
+			for (int k = 0; k < 3; k++) {
+				o += (size_t)snprintf(body + o, cap - o, ",\"%s\":{",
+				    names[k]);
+				for (size_t i = 0; i < sets[t][k]; i++)
+					o += (size_t)snprintf(body + o, cap - o,
+					    "%s\"k%02zu\":\"%d-%zu\"", i ? "," : "",
+					    i, k, i);
+				o += (size_t)snprintf(body + o, cap - o, "}");
+			}
+			o += (size_t)snprintf(body + o, cap - o, ",\"alerts\":[");
+			for (size_t a = 0; a < na; a++)
+				o += (size_t)snprintf(body + o, cap - o, "%s{\"status\":"
+				    "\"firing\",\"labels\":{\"alertname\":\"A%zu\"}}",
+				    a ? "," : "", a);
+			o += (size_t)snprintf(body + o, cap - o, "]}");
+			if (parse_n(body, o, NULL, &n, err, sizeof(err)) != 0) {
+				if (bad++ < 5)
+					printf("# %zu/%zu: %s\n", t, na, err);
+				continue;
+			}
+			got[0] = &n->group_labels;
+			got[1] = &n->common_labels;
+			got[2] = &n->common_annotations;
+			for (int k = 0; k < 3; k++) {
+				if (got[k]->n != sets[t][k]) {
+					bad++;
+					continue;
+				}
+				for (size_t i = 0; i < got[k]->n; i++) {
+					char key[16], val[16];
+
+					snprintf(key, sizeof(key), "k%02zu", i);
+					snprintf(val, sizeof(val), "%d-%zu", k, i);
+					if (strcmp(got[k]->v[i].key, key) != 0 ||
+					    strcmp(got[k]->v[i].val, val) != 0)
+						bad++;
+				}
+			}
+			if (n->n_alerts != na)
+				bad++;
+			for (size_t a = 0; a < n->n_alerts; a++) {
+				char name[16];
+
+				snprintf(name, sizeof(name), "A%zu", a);
+				if (strcmp(coord_kvs_get(&n->alerts[a].labels,
+				    "alertname"), name) != 0)
+					bad++;
+			}
+			coord_notification_free(n);
+		}
+	}
+	CHECK_INT(bad, 0);
+	free(body);
+}
+
 static const struct tt_case cases[] = {
 	{ "real AM 0.25 body: every field", test_real_body_all_fields },
 	{ "real AM 0.25 body with truncatedAlerts", test_real_body_truncated },
@@ -2235,6 +2318,8 @@ static const struct tt_case cases[] = {
 	  test_limits_names_and_annotations },
 	{ "1000 alerts x 64 labels parse", test_full_size_notification },
 	{ "identity ignores order and replica labels", test_identity },
+	{ "notifications of 1..9 alerts and sets of 0..17",
+	  test_notification_sizes },
 	{ "identity: FNV-1a of every length, ignore lists",
 	  test_identity_values },
 	{ "zero times in every form read as none", test_zero_times },
