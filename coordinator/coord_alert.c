@@ -482,6 +482,47 @@ jr_string_any(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 	return 0;
 }
 
+#if defined(__SSE2__)
+// jr_string_name's string of 16 + n2 bytes (n2 < 16): the block w without
+// a special byte, then n2 plain bytes of w2 and the closing quote. Same
+// results as jr_string_any, plus *name_ok / *no_ctl from the blocks.
+static inline int
+jr_string_two(struct jr *j, __m128i w, __m128i w2, unsigned n2, char **ret,
+    size_t *ret_len, bool *ret_high, bool *name_ok, bool *no_ctl)
+{
+	size_t n = 16 + n2;
+	char *out = j->arena + j->used;
+	unsigned want2 = (1u << n2) - 1;
+
+	// Inside the arena: see struct jr and plain_run (32 bytes of body
+	// follow the opening quote).
+	_mm_storeu_si128((__m128i *)(void *)out, w);
+	_mm_storeu_si128((__m128i *)(void *)(out + 16), w2);
+	out[n] = '\0';
+	*ret = out;
+	*ret_len = n;
+	*ret_high = (_mm_movemask_epi8(w) | _mm_movemask_epi8(w2)) != 0;
+	j->pos += n + 2;
+	j->used += n + 1;
+	if (name_ok != NULL) {
+		unsigned dig, dig2, ok = block_name_bytes(w, &dig);
+		unsigned ok2 = block_name_bytes(w2, &dig2);
+
+		*name_ok = ok == 0xffff && (ok2 & want2) == want2 &&
+		    (dig & 1) == 0;
+	}
+	if (no_ctl != NULL) {
+		const __m128i del = _mm_set1_epi8(0x7f);
+		unsigned d = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w, del));
+		unsigned d2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w2,
+		    del));
+
+		*no_ctl = d == 0 && (d2 & want2) == 0;
+	}
+	return 0;
+}
+#endif
+
 // Reads the string at j->pos (a '"') into the arena: *ret (NUL-terminated,
 // no NUL inside), *ret_len; *ret_high is set when a raw byte >= 0x80 was
 // copied (only then can the result be invalid UTF-8: escapes always
@@ -489,9 +530,10 @@ jr_string_any(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 // closely, which costs a needless UTF-8 check and nothing else.
 //
 // Inline, for the common case: the whole string (no escape) in the 16
-// bytes after its opening quote, as most keys and many values are; a call
-// with its register saves was half the cost of such a string.
-// jr_string_any does the rest.
+// bytes after its opening quote, as most keys and many values are, or in
+// the 32 bytes after it (pod names, timestamps, most annotation names and
+// short values); a call with its register saves was half the cost of
+// such a string. jr_string_any does the rest.
 //
 // With `name_ok` (label keys), *name_ok is set when the string is known
 // to be a valid label name (label_name_ok), seen in the same block; false
@@ -537,6 +579,19 @@ jr_string_name(struct jr *j, char **ret, size_t *ret_len, bool *ret_high,
 				*no_ctl = (del & ((1u << n) - 1)) == 0;
 			}
 			return 0;
+		}
+		// No special byte in the first block: the string may end in
+		// the second, read the same way.
+		if (m == 0 && j->len - i >= 32) {
+			__m128i w2 = _mm_loadu_si128((const __m128i *)
+			    (const void *)(j->s + i + 16));
+			unsigned m2 = block_specials(w2);
+
+			if (m2 != 0 &&
+			    j->s[i + 16 + (unsigned)__builtin_ctz(m2)] == '"')
+				return jr_string_two(j, w, w2,
+				    (unsigned)__builtin_ctz(m2), ret, ret_len,
+				    ret_high, name_ok, no_ctl);
 		}
 	}
 #endif
