@@ -1094,10 +1094,14 @@ static int
 kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
     size_t *off, size_t *cnt)
 {
-	size_t max_val = kind == KVS_LABELS ? j->p->lim->max_value_len :
-	    j->p->lim->max_annotation_len;
+	const struct coord_webhook_limits *lim = j->p->lim;
+	size_t max_val = kind == KVS_LABELS ? lim->max_value_len :
+	    lim->max_annotation_len;
+	// In locals: the arena stores through char * would make the
+	// compiler load them again for every entry.
+	size_t max_labels = lim->max_labels, max_name = lim->max_name_len;
 	char path[WBUF], sbuf[200], *key, *val;
-	size_t klen, vlen, i;
+	size_t klen, vlen, i, n = 0;
 	bool more, high, name_ok = false;
 	int rv;
 
@@ -1110,13 +1114,19 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 		    kind == KVS_ANNOTATIONS ? &name_ok : NULL);
 		if (rv < 0)
 			return rv;
-		if (++*cnt > j->p->lim->max_labels)
+		if (++n > max_labels)
 			return failf(j->p, -E2BIG, "%s: more than %zu entries",
-			    where_str(path, sizeof(path), w),
-			    j->p->lim->max_labels);
-		rv = kv_key_check(j->p, key, klen, high, name_ok, w, kind);
-		if (rv < 0)
-			return rv;
+			    where_str(path, sizeof(path), w), max_labels);
+		// What kv_key_check passes without a look: a label name
+		// already checked, an annotation name with no control and
+		// no raw byte >= 0x80.
+		if (klen > max_name || !name_ok || (kind == KVS_ANNOTATIONS &&
+		    (klen == 0 || high))) {
+			rv = kv_key_check(j->p, key, klen, high, name_ok, w,
+			    kind);
+			if (rv < 0)
+				return rv;
+		}
 		if (jr_peek(j) != '"')
 			return failf(j->p, -EINVAL, "%s.%s: expected string",
 			    where_str(path, sizeof(path), w), key);
@@ -1137,6 +1147,7 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 	}
 	if (rv < 0)
 		return rv;
+	*cnt = n;
 	if (!kv_sort(kv_at(j, *off), *cnt))
 		return 0;
 	for (i = 1; i < *cnt; i++) {
