@@ -890,9 +890,10 @@ status_read(struct jr *j, const struct where *w, bool *ret_firing,
 	rv = jr_string(j, &s, &n, &high);
 	if (rv < 0)
 		return rv;
-	if (strcmp(s, "firing") == 0)
+	// s holds no NUL (n bytes): equal exactly when the lengths are.
+	if (n == 6 && memcmp(s, "firing", 6) == 0)
 		*ret_firing = true;
-	else if (strcmp(s, "resolved") == 0)
+	else if (n == 8 && memcmp(s, "resolved", 8) == 0)
 		*ret_firing = false;
 	else
 		return failf(j->p, -EINVAL,
@@ -1377,7 +1378,11 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 				return rv;
 			t.labels = (struct coord_kvs){ kv_at(j, lab_off),
 			    lab_n };
-			name = coord_kvs_get(&t.labels, "alertname");
+			// Sorted, keys unique: "alertname" is most often
+			// the first (few names sort before it).
+			name = lab_n > 0 && strcmp(t.labels.v[0].key,
+			    "alertname") == 0 ? t.labels.v[0].val :
+			    coord_kvs_get(&t.labels, "alertname");
 			if (name == NULL || name[0] == '\0')
 				return failf(j->p, -EINVAL, "alerts[%zu]."
 				    "labels: no alertname label", idx);

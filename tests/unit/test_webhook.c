@@ -2301,6 +2301,70 @@ test_notification_sizes(void)
 	free(body);
 }
 
+// Per-alert status spellings, and the alertname label wherever it sorts
+// (first, after names that sort before it, absent beside near names).
+static void
+test_status_and_alertname(void)
+{
+	static const struct {
+		const char *status;
+		int rv;
+		bool firing;
+	} st[] = {
+		{ "firing", 0, true }, { "resolved", 0, false },
+		{ "fir\\u0069ng", 0, true }, { "\\u0072esolved", 0, false },
+		{ "Firing", -EINVAL, false }, { "firin", -EINVAL, false },
+		{ "firing ", -EINVAL, false }, { "resolvedx", -EINVAL, false },
+		{ "", -EINVAL, false }, { "resolve", -EINVAL, false },
+	};
+	static const struct {
+		const char *labels;
+		const char *want; // NULL: refused
+	} an[] = {
+		{ "\"alertname\":\"A\"", "A" },
+		{ "\"_x\":\"1\",\"alertname\":\"B\"", "B" },
+		{ "\"Zed\":\"1\",\"a\":\"2\",\"alertname\":\"C\",\"b\":\"3\"", "C" },
+		{ "\"alertnam\":\"D\",\"alertnamf\":\"E\"", NULL },
+		{ "\"alertname_\":\"F\"", NULL },
+		{ "\"alertname\":\"\"", NULL },
+	};
+	char body[512], err[256];
+
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+		struct coord_notification *n = NULL;
+		int rv;
+
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"%s\",\"labels\":"
+		    "{\"alertname\":\"A\"}}" TAIL, st[i].status);
+		rv = parse_s(body, &n, err, sizeof(err));
+		CHECK_INT(rv, st[i].rv);
+		if (rv == 0)
+			CHECK(n->alerts[0].firing == st[i].firing);
+		else
+			CHECK_HAS(err, "alerts[0].status: must be \"firing\" or "
+			    "\"resolved\"");
+		coord_notification_free(n);
+	}
+	for (size_t i = 0; i < sizeof(an) / sizeof(an[0]); i++) {
+		struct coord_notification *n = NULL;
+		int rv;
+
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"firing\","
+		    "\"labels\":{%s}}" TAIL, an[i].labels);
+		rv = parse_s(body, &n, err, sizeof(err));
+		if (an[i].want != NULL) {
+			CHECK_INT(rv, 0);
+			if (rv == 0)
+				CHECK_STR(coord_kvs_get(&n->alerts[0].labels,
+				    "alertname"), an[i].want);
+		} else {
+			CHECK_INT(rv, -EINVAL);
+			CHECK_HAS(err, "alerts[0].labels: no alertname label");
+		}
+		coord_notification_free(n);
+	}
+}
+
 static const struct tt_case cases[] = {
 	{ "real AM 0.25 body: every field", test_real_body_all_fields },
 	{ "real AM 0.25 body with truncatedAlerts", test_real_body_truncated },
@@ -2318,6 +2382,8 @@ static const struct tt_case cases[] = {
 	  test_limits_names_and_annotations },
 	{ "1000 alerts x 64 labels parse", test_full_size_notification },
 	{ "identity ignores order and replica labels", test_identity },
+	{ "status spellings, alertname wherever it sorts",
+	  test_status_and_alertname },
 	{ "notifications of 1..9 alerts and sets of 0..17",
 	  test_notification_sizes },
 	{ "identity: FNV-1a of every length, ignore lists",
