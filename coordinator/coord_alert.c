@@ -974,13 +974,17 @@ truncated_read(struct jr *j, int64_t *ret)
 	return 0;
 }
 
-// strcmp's order; most label names differ in their first byte, which
-// is compared without a call.
+// strcmp's order (its sign); most label names differ in their first or
+// second byte, which are compared without a call.
 static inline int
 key_cmp(const char *a, const char *b)
 {
 	if (a[0] != b[0])
 		return (unsigned char)a[0] - (unsigned char)b[0];
+	if (a[0] == '\0')
+		return 0;
+	if (a[1] != b[1])
+		return (unsigned char)a[1] - (unsigned char)b[1];
 	return strcmp(a, b);
 }
 
@@ -1293,9 +1297,10 @@ alert_pack_arena(struct coord_alert *dst, const struct coord_alert *src,
 
 		d->v = sets[s]->n > 0 ? kv : NULL;
 		d->n = sets[s]->n;
+		// Keys and values are always in the arena, never `empty`.
 		for (size_t i = 0; i < sets[s]->n; i++, kv++) {
-			kv->key = rebase_str(&r, sets[s]->v[i].key);
-			kv->val = rebase_str(&r, sets[s]->v[i].val);
+			kv->key = r.to + (sets[s]->v[i].key - r.from);
+			kv->val = r.to + (sets[s]->v[i].val - r.from);
 		}
 	}
 	return 0;

@@ -2365,6 +2365,52 @@ test_status_and_alertname(void)
 	}
 }
 
+// Label sets sorted in strcmp's (unsigned) order whatever prefix their
+// names share, and equal names found however short.
+static void
+test_kvs_order(void)
+{
+	static const char *const want[] = {
+		"a", "aa", "aab", "ab", "a\xc3\xa9", "b", "\xc3\xa9", "\xc3\xa9\xc3\xa9",
+	};
+	static const char *const dups[] = {
+		"{\"a\":\"1\",\"b\":\"2\",\"a\":\"3\"}",
+		"{\"ab\":\"1\",\"ab\":\"2\"}",
+		"{\"abc\":\"1\",\"abd\":\"2\",\"abc\":\"3\"}",
+		"{\"\\u00e9\":\"1\",\"\xc3\xa9\":\"2\"}",
+	};
+	struct coord_notification *n = parse_ok(HEAD "{\"status\":\"firing\","
+	    "\"labels\":{\"alertname\":\"A\"},\"annotations\":{"
+	    "\"\xc3\xa9\xc3\xa9\":\"8\",\"b\":\"6\",\"a\":\"1\",\"ab\":\"4\","
+	    "\"aa\":\"2\",\"a\\u00e9\":\"5\",\"\\u00e9\":\"7\",\"aab\":\"3\"}}"
+	    TAIL);
+	char body[512], err[256];
+
+	CHECK(n != NULL);
+	if (n != NULL) {
+		const struct coord_kvs *a = &n->alerts[0].annotations;
+
+		CHECK(a->n == 8);
+		for (size_t i = 0; i < a->n && i < 8; i++) {
+			char v[4];
+
+			snprintf(v, sizeof(v), "%zu", i + 1);
+			CHECK_STR(a->v[i].key, want[i]);
+			CHECK_STR(a->v[i].val, v);
+		}
+		coord_notification_free(n);
+	}
+	for (size_t i = 0; i < sizeof(dups) / sizeof(dups[0]); i++) {
+		n = NULL;
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"firing\","
+		    "\"labels\":{\"alertname\":\"A\"},\"annotations\":%s}" TAIL,
+		    dups[i]);
+		CHECK_INT(parse_s(body, &n, err, sizeof(err)), -EINVAL);
+		CHECK_HAS(err, "alerts[0].annotations: duplicate key");
+		coord_notification_free(n);
+	}
+}
+
 static const struct tt_case cases[] = {
 	{ "real AM 0.25 body: every field", test_real_body_all_fields },
 	{ "real AM 0.25 body with truncatedAlerts", test_real_body_truncated },
@@ -2382,6 +2428,8 @@ static const struct tt_case cases[] = {
 	  test_limits_names_and_annotations },
 	{ "1000 alerts x 64 labels parse", test_full_size_notification },
 	{ "identity ignores order and replica labels", test_identity },
+	{ "label sets in strcmp order, duplicates of any length",
+	  test_kvs_order },
 	{ "status spellings, alertname wherever it sorts",
 	  test_status_and_alertname },
 	{ "notifications of 1..9 alerts and sets of 0..17",
