@@ -34,6 +34,9 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "cm_log.h"
 #include "cm_time.h"
@@ -720,6 +723,30 @@ header_apply(struct conn *c, const char *name, size_t name_len,
 	return 0;
 }
 
+// True when [v, end) holds no byte refused in a header value (CH_CTL):
+// sixteen bytes a test with SSE2, the rest by the table.
+static bool
+value_clean(const char *v, const char *end)
+{
+#if defined(__SSE2__)
+	const __m128i max_ctl = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t');
+
+	for (; end - v >= 16; v += 16) {
+		__m128i w = _mm_loadu_si128((const __m128i *)(const void *)v);
+		// c <= 0x1f (unsigned) exactly when min(c, 0x1f) == c.
+		__m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(w, max_ctl), w);
+
+		if (_mm_movemask_epi8(_mm_andnot_si128(_mm_cmpeq_epi8(w, tab),
+		    ctl)) != 0)
+			return false;
+	}
+#endif
+	for (; v < end; v++)
+		if (ch_class[(unsigned char)*v] & CH_CTL)
+			return false;
+	return true;
+}
+
 // Parses head_len bytes of headers in place (NUL-terminating names and
 // values). Returns 0 or the status to refuse with.
 static int
@@ -773,11 +800,10 @@ parse_head(struct conn *c, const char **why)
 		for (t = eol; t > v && (t[-1] == ' ' || t[-1] == '\t'); t--)
 			;
 		*t = '\0';
-		for (char *u = v; u < t; u++)
-			if (ch_class[(unsigned char)*u] & CH_CTL) {
-				*why = "control character in a header value";
-				return 400;
-			}
+		if (!value_clean(v, t)) {
+			*why = "control character in a header value";
+			return 400;
+		}
 		if (c->nhdrs == MAX_HDRS) {
 			*why = "more than 64 header fields";
 			return 431;

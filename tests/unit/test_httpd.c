@@ -490,6 +490,61 @@ test_replies_from_threads(void)
 	coord_httpd_stop(s);
 }
 
+// Header values of 2..42 bytes with a byte at every position: a control
+// byte refused (in and out of the 16-byte blocks the check reads), a tab,
+// DEL or a byte >= 0x80 kept as sent.
+static void
+test_header_value_bytes(void)
+{
+	static const struct {
+		char c;
+		bool ok;
+	} kinds[] = {
+		{ '\x01', false }, { '\x1f', false }, { '\n', false },
+		{ '\t', true }, { '\x7f', true }, { '\xff', true },
+	};
+	struct coord_httpd *s = start(0);
+	char req[256], val[64], want[128], buf[2048];
+	int bad = 0, fd = -1;
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+	for (size_t len = 0; len <= 40; len++)
+	for (size_t at = 0; at < len; at++) {
+		const char *got;
+
+		val[0] = 'a';
+		for (size_t i = 0; i < len; i++)
+			val[1 + i] = i == at ? kinds[k].c : (char)('b' + i % 20);
+		val[len + 1] = 'z';
+		val[len + 2] = '\0';
+		snprintf(req, sizeof(req), "GET /hdr HTTP/1.1\r\nHost: x\r\n"
+		    "X-Test: %s\r\n\r\n", val);
+		if (fd < 0)
+			fd = dial(s);
+		say(fd, req);
+		hear(fd, buf, sizeof(buf), 1);
+		if (kinds[k].ok) {
+			snprintf(want, sizeof(want), "\r\n\r\n%s", val);
+			got = strstr(buf, want);
+			if (got == NULL || got[strlen(want)] != '\0')
+				bad++;
+		} else {
+			if (strstr(buf, "control character in a header value") ==
+			    NULL)
+				bad++;
+			close(fd); // refused: the server closes
+			fd = -1;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	CHECK_INT(bad, 0);
+	coord_httpd_stop(s);
+}
+
 static void
 test_start_errors_name_the_cause(void)
 {
@@ -518,6 +573,7 @@ static const struct tt_case cases[] = {
 	{ "head fields: names, values, target", test_head_fields },
 	{ "head split at every byte", test_head_split_anywhere },
 	{ "replies from other threads", test_replies_from_threads },
+	{ "header value bytes at every position", test_header_value_bytes },
 	{ NULL, NULL },
 };
 
