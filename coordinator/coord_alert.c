@@ -168,7 +168,9 @@ prescan(struct pctx *p, const char *body, size_t len)
 // (quotes out, NUL in), so len + 2 bytes always suffice, and the next
 // byte written (arena + used + what the current string decoded so far)
 // never lies more than pos + 1 bytes into the arena: plain_run relies on
-// that. `kv` is scratch for label sets being read, also used as a stack.
+// that. `kv` is scratch for label sets being read, also used as a stack:
+// `kv_local` (cap_kv entries, the parser's stack frame) until it fills,
+// then malloc'd.
 struct jr {
 	const unsigned char *s;
 	size_t len, pos;
@@ -177,9 +179,40 @@ struct jr {
 	bool syntax;		 // the failure was malformed JSON
 	char *arena;
 	size_t used;
-	struct coord_kv *kv;
+	struct coord_kv *kv, *kv_local;
 	size_t n_kv, cap_kv;
+	struct nblock *blk;	 // the notification's block (struct nblock)
+	size_t top_kv_used;	 // entries of blk->top_kv given out
 };
+
+// A notification from coord_webhook_parse and what comes with it in one
+// allocation: room for its first alerts and for the entries of its
+// top-level label sets (the usual webhook needs no allocation for
+// either; larger ones are malloc'd), then the string arena (len + 2).
+// coord_notification_free frees only what lies outside the block.
+#define NBLOCK_ALERTS 4
+#define NBLOCK_KV 16
+
+struct nblock {
+	struct coord_notification n; // first: the caller's pointer
+	struct coord_alert alerts[NBLOCK_ALERTS];
+	struct coord_kv top_kv[NBLOCK_KV];
+	char arena[];
+};
+
+// True when `p` points into the block (then it is not freed on its own).
+static bool
+nblock_holds(const struct nblock *b, const void *p)
+{
+	uintptr_t u = (uintptr_t)p, lo = (uintptr_t)b;
+
+	return u >= lo && u < lo + sizeof(*b);
+}
+
+// Entries of the kv scratch in the parser's frame: a webhook's largest
+// label set (labels and annotations are popped after each alert) fits,
+// so the usual body needs no allocation for it.
+#define KV_LOCAL 64
 
 static int
 jr_bad(struct jr *j, size_t off)
@@ -449,6 +482,47 @@ jr_string_any(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 	return 0;
 }
 
+#if defined(__SSE2__)
+// jr_string_name's string of 16 + n2 bytes (n2 < 16): the block w without
+// a special byte, then n2 plain bytes of w2 and the closing quote. Same
+// results as jr_string_any, plus *name_ok / *no_ctl from the blocks.
+static inline int
+jr_string_two(struct jr *j, __m128i w, __m128i w2, unsigned n2, char **ret,
+    size_t *ret_len, bool *ret_high, bool *name_ok, bool *no_ctl)
+{
+	size_t n = 16 + n2;
+	char *out = j->arena + j->used;
+	unsigned want2 = (1u << n2) - 1;
+
+	// Inside the arena: see struct jr and plain_run (32 bytes of body
+	// follow the opening quote).
+	_mm_storeu_si128((__m128i *)(void *)out, w);
+	_mm_storeu_si128((__m128i *)(void *)(out + 16), w2);
+	out[n] = '\0';
+	*ret = out;
+	*ret_len = n;
+	*ret_high = (_mm_movemask_epi8(w) | _mm_movemask_epi8(w2)) != 0;
+	j->pos += n + 2;
+	j->used += n + 1;
+	if (name_ok != NULL) {
+		unsigned dig, dig2, ok = block_name_bytes(w, &dig);
+		unsigned ok2 = block_name_bytes(w2, &dig2);
+
+		*name_ok = ok == 0xffff && (ok2 & want2) == want2 &&
+		    (dig & 1) == 0;
+	}
+	if (no_ctl != NULL) {
+		const __m128i del = _mm_set1_epi8(0x7f);
+		unsigned d = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w, del));
+		unsigned d2 = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w2,
+		    del));
+
+		*no_ctl = d == 0 && (d2 & want2) == 0;
+	}
+	return 0;
+}
+#endif
+
 // Reads the string at j->pos (a '"') into the arena: *ret (NUL-terminated,
 // no NUL inside), *ret_len; *ret_high is set when a raw byte >= 0x80 was
 // copied (only then can the result be invalid UTF-8: escapes always
@@ -456,16 +530,20 @@ jr_string_any(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 // closely, which costs a needless UTF-8 check and nothing else.
 //
 // Inline, for the common case: the whole string (no escape) in the 16
-// bytes after its opening quote, as most keys and many values are; a call
-// with its register saves was half the cost of such a string.
-// jr_string_any does the rest.
+// bytes after its opening quote, as most keys and many values are, or in
+// the 32 bytes after it (pod names, timestamps, most annotation names and
+// short values); a call with its register saves was half the cost of
+// such a string. jr_string_any does the rest.
 //
 // With `name_ok` (label keys), *name_ok is set when the string is known
 // to be a valid label name (label_name_ok), seen in the same block; false
-// only means "not checked here".
+// only means "not checked here". With `no_ctl` (annotation names),
+// *no_ctl is set when the string is known to hold no control byte (below
+// 0x20 or 0x7f), likewise: read in the block, it has no escape and no
+// byte below 0x20 (block_specials), so only 0x7f is looked for.
 static inline int
 jr_string_name(struct jr *j, char **ret, size_t *ret_len, bool *ret_high,
-    bool *name_ok)
+    bool *name_ok, bool *no_ctl)
 {
 #if defined(__SSE2__)
 	size_t i = j->pos + 1; // <= j->len: j->pos holds the '"'
@@ -494,19 +572,40 @@ jr_string_name(struct jr *j, char **ret, size_t *ret_len, bool *ret_high,
 				*name_ok = n > 0 && (ok & want) == want &&
 				    (dig & 1) == 0;
 			}
+			if (no_ctl != NULL) {
+				unsigned del = (unsigned)_mm_movemask_epi8(
+				    _mm_cmpeq_epi8(w, _mm_set1_epi8(0x7f)));
+
+				*no_ctl = (del & ((1u << n) - 1)) == 0;
+			}
 			return 0;
+		}
+		// No special byte in the first block: the string may end in
+		// the second, read the same way.
+		if (m == 0 && j->len - i >= 32) {
+			__m128i w2 = _mm_loadu_si128((const __m128i *)
+			    (const void *)(j->s + i + 16));
+			unsigned m2 = block_specials(w2);
+
+			if (m2 != 0 &&
+			    j->s[i + 16 + (unsigned)__builtin_ctz(m2)] == '"')
+				return jr_string_two(j, w, w2,
+				    (unsigned)__builtin_ctz(m2), ret, ret_len,
+				    ret_high, name_ok, no_ctl);
 		}
 	}
 #endif
 	if (name_ok != NULL)
 		*name_ok = false;
+	if (no_ctl != NULL)
+		*no_ctl = false;
 	return jr_string_any(j, ret, ret_len, ret_high);
 }
 
 static inline int
 jr_string(struct jr *j, char **ret, size_t *ret_len, bool *ret_high)
 {
-	return jr_string_name(j, ret, ret_len, ret_high, NULL);
+	return jr_string_name(j, ret, ret_len, ret_high, NULL, NULL);
 }
 
 // Skips a string, checking it the same way.
@@ -613,15 +712,17 @@ jr_begin(struct jr *j, char close, bool *more)
 	return 0;
 }
 
-// A member's key and its ':'; `name_ok` as in jr_string_name.
+// A member's key and its ':'; `name_ok` and `no_ctl` as in
+// jr_string_name.
 static inline int
-jr_key(struct jr *j, char **key, size_t *klen, bool *high, bool *name_ok)
+jr_key(struct jr *j, char **key, size_t *klen, bool *high, bool *name_ok,
+    bool *no_ctl)
 {
 	int rv;
 
 	if (jr_peek(j) != '"')
 		return jr_bad(j, j->pos);
-	rv = jr_string_name(j, key, klen, high, name_ok);
+	rv = jr_string_name(j, key, klen, high, name_ok, no_ctl);
 	if (rv < 0)
 		return rv;
 	if (jr_peek(j) != ':')
@@ -633,7 +734,7 @@ jr_key(struct jr *j, char **key, size_t *klen, bool *high, bool *name_ok)
 static int
 jr_obj_key(struct jr *j, char **key, size_t *klen, bool *high)
 {
-	return jr_key(j, key, klen, high, NULL);
+	return jr_key(j, key, klen, high, NULL, NULL);
 }
 
 static int
@@ -789,9 +890,10 @@ status_read(struct jr *j, const struct where *w, bool *ret_firing,
 	rv = jr_string(j, &s, &n, &high);
 	if (rv < 0)
 		return rv;
-	if (strcmp(s, "firing") == 0)
+	// s holds no NUL (n bytes): equal exactly when the lengths are.
+	if (n == 6 && memcmp(s, "firing", 6) == 0)
 		*ret_firing = true;
-	else if (strcmp(s, "resolved") == 0)
+	else if (n == 8 && memcmp(s, "resolved", 8) == 0)
 		*ret_firing = false;
 	else
 		return failf(j->p, -EINVAL,
@@ -803,6 +905,8 @@ status_read(struct jr *j, const struct where *w, bool *ret_firing,
 		j->used = mark;
 	return 0;
 }
+
+#define GO_ZERO_TIME "0001-01-01T00:00:00Z"
 
 static int
 time_read(struct jr *j, const struct where *w, int64_t *ret_ms)
@@ -821,6 +925,13 @@ time_read(struct jr *j, const struct where *w, int64_t *ret_ms)
 	rv = jr_string(j, &s, &n, &high);
 	if (rv < 0)
 		return rv;
+	// Go's zero time, the endsAt of every firing alert: what
+	// cm_time_parse gives for it (CM_TIME_NONE), without parsing.
+	if (n == sizeof(GO_ZERO_TIME) - 1 &&
+	    memcmp(s, GO_ZERO_TIME, sizeof(GO_ZERO_TIME) - 1) == 0) {
+		j->used = mark;
+		return 0;
+	}
 	if (cm_time_parse(s, ret_ms) < 0)
 		return failf(j->p, -EINVAL, "%s: not an RFC 3339 time",
 		    where_str(wb, sizeof(wb), w));
@@ -863,13 +974,17 @@ truncated_read(struct jr *j, int64_t *ret)
 	return 0;
 }
 
-// strcmp's order; most label names differ in their first byte, which
-// is compared without a call.
+// strcmp's order (its sign); most label names differ in their first or
+// second byte, which are compared without a call.
 static inline int
 key_cmp(const char *a, const char *b)
 {
 	if (a[0] != b[0])
 		return (unsigned char)a[0] - (unsigned char)b[0];
+	if (a[0] == '\0')
+		return 0;
+	if (a[1] != b[1])
+		return (unsigned char)a[1] - (unsigned char)b[1];
 	return strcmp(a, b);
 }
 
@@ -911,7 +1026,8 @@ kv_sort(struct coord_kv *v, size_t n)
 }
 
 // `high`: jr_string's flag (no raw byte >= 0x80: valid UTF-8 already);
-// `name_ok`: jr_string_name's (a valid label name, no need to look).
+// `name_ok`: jr_string_name's (a valid label name, or for an annotation
+// name no control byte in it: no need to look).
 static int
 kv_key_check(struct pctx *p, const char *key, size_t n, bool high,
     bool name_ok, const struct where *w, enum kvs_kind kind)
@@ -931,9 +1047,9 @@ kv_key_check(struct pctx *p, const char *key, size_t n, bool high,
 	// Annotations are only displayed, never matched: any non-empty
 	// UTF-8 name without control characters is fine.
 	if (kind == KVS_ANNOTATIONS) {
-		size_t i;
+		size_t i = name_ok ? n : 0;
 
-		for (i = 0; i < n; i++)
+		for (; i < n; i++)
 			if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
 				break;
 		if (n == 0 || i < n || (high && !cm_utf8_valid(key, n)))
@@ -958,8 +1074,15 @@ kv_push(struct jr *j, char *key, char *val)
 {
 	if (j->n_kv == j->cap_kv) {
 		size_t cap = j->cap_kv != 0 ? j->cap_kv * 2 : 32;
-		struct coord_kv *v = realloc(j->kv, cap * sizeof(*v));
+		struct coord_kv *v;
 
+		if (j->kv != NULL && j->kv == j->kv_local) {
+			v = malloc(cap * sizeof(*v));
+			if (v != NULL)
+				memcpy(v, j->kv, j->n_kv * sizeof(*v));
+		} else {
+			v = realloc(j->kv, cap * sizeof(*v));
+		}
 		if (v == NULL)
 			return -ENOMEM;
 		j->kv = v;
@@ -976,10 +1099,14 @@ static int
 kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
     size_t *off, size_t *cnt)
 {
-	size_t max_val = kind == KVS_LABELS ? j->p->lim->max_value_len :
-	    j->p->lim->max_annotation_len;
+	const struct coord_webhook_limits *lim = j->p->lim;
+	size_t max_val = kind == KVS_LABELS ? lim->max_value_len :
+	    lim->max_annotation_len;
+	// In locals: the arena stores through char * would make the
+	// compiler load them again for every entry.
+	size_t max_labels = lim->max_labels, max_name = lim->max_name_len;
 	char path[WBUF], sbuf[200], *key, *val;
-	size_t klen, vlen, i;
+	size_t klen, vlen, i, n = 0;
 	bool more, high, name_ok = false;
 	int rv;
 
@@ -988,16 +1115,23 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 	rv = jr_begin(j, '}', &more);
 	while (rv == 0 && more) {
 		rv = jr_key(j, &key, &klen, &high,
-		    kind == KVS_LABELS ? &name_ok : NULL);
+		    kind == KVS_LABELS ? &name_ok : NULL,
+		    kind == KVS_ANNOTATIONS ? &name_ok : NULL);
 		if (rv < 0)
 			return rv;
-		if (++*cnt > j->p->lim->max_labels)
+		if (++n > max_labels)
 			return failf(j->p, -E2BIG, "%s: more than %zu entries",
-			    where_str(path, sizeof(path), w),
-			    j->p->lim->max_labels);
-		rv = kv_key_check(j->p, key, klen, high, name_ok, w, kind);
-		if (rv < 0)
-			return rv;
+			    where_str(path, sizeof(path), w), max_labels);
+		// What kv_key_check passes without a look: a label name
+		// already checked, an annotation name with no control and
+		// no raw byte >= 0x80.
+		if (klen > max_name || !name_ok || (kind == KVS_ANNOTATIONS &&
+		    (klen == 0 || high))) {
+			rv = kv_key_check(j->p, key, klen, high, name_ok, w,
+			    kind);
+			if (rv < 0)
+				return rv;
+		}
 		if (jr_peek(j) != '"')
 			return failf(j->p, -EINVAL, "%s.%s: expected string",
 			    where_str(path, sizeof(path), w), key);
@@ -1018,6 +1152,7 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 	}
 	if (rv < 0)
 		return rv;
+	*cnt = n;
 	if (!kv_sort(kv_at(j, *off), *cnt))
 		return 0;
 	for (i = 1; i < *cnt; i++) {
@@ -1048,7 +1183,12 @@ top_kvs_read(struct jr *j, const char *field, enum kvs_kind kind,
 	rv = kvs_read(j, &w, kind, &off, &cnt);
 	if (rv < 0 || cnt == 0)
 		return rv;
-	out->v = malloc(cnt * sizeof(*out->v));
+	if (cnt <= NBLOCK_KV - j->top_kv_used) {
+		out->v = j->blk->top_kv + j->top_kv_used;
+		j->top_kv_used += cnt;
+	} else {
+		out->v = malloc(cnt * sizeof(*out->v));
+	}
 	if (out->v == NULL)
 		return failf(j->p, -ENOMEM, "%s: out of memory", field);
 	memcpy(out->v, kv_at(j, off), cnt * sizeof(*out->v));
@@ -1157,9 +1297,10 @@ alert_pack_arena(struct coord_alert *dst, const struct coord_alert *src,
 
 		d->v = sets[s]->n > 0 ? kv : NULL;
 		d->n = sets[s]->n;
+		// Keys and values are always in the arena, never `empty`.
 		for (size_t i = 0; i < sets[s]->n; i++, kv++) {
-			kv->key = rebase_str(&r, sets[s]->v[i].key);
-			kv->val = rebase_str(&r, sets[s]->v[i].val);
+			kv->key = r.to + (sets[s]->v[i].key - r.from);
+			kv->val = r.to + (sets[s]->v[i].val - r.from);
 		}
 	}
 	return 0;
@@ -1170,19 +1311,27 @@ enum {
 	A__N,
 };
 
-static const char *const alert_keys[A__N] = {
-	[A_STATUS] = "status", [A_LABELS] = "labels",
-	[A_ANNOTATIONS] = "annotations", [A_STARTS] = "startsAt",
-	[A_ENDS] = "endsAt", [A_GENURL] = "generatorURL",
-	[A_FP] = "fingerprint",
+// A known key and its length.
+struct key_name {
+	const char *s;
+	size_t n;
+};
+
+#define KEY(str) { str, sizeof(str) - 1 }
+
+static const struct key_name alert_keys[A__N] = {
+	[A_STATUS] = KEY("status"), [A_LABELS] = KEY("labels"),
+	[A_ANNOTATIONS] = KEY("annotations"), [A_STARTS] = KEY("startsAt"),
+	[A_ENDS] = KEY("endsAt"), [A_GENURL] = KEY("generatorURL"),
+	[A_FP] = KEY("fingerprint"),
 };
 
 static int
-key_find(const char *const *names, int n, const char *key, size_t klen)
+key_find(const struct key_name *names, int n, const char *key, size_t klen)
 {
 	for (int i = 0; i < n; i++)
-		if (names[i][0] == key[0] && strlen(names[i]) == klen &&
-		    memcmp(key, names[i], klen) == 0)
+		if (names[i].n == klen && names[i].s[0] == key[0] &&
+		    memcmp(key, names[i].s, klen) == 0)
 			return i;
 	return -1;
 }
@@ -1217,9 +1366,9 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 		if (id >= 0) {
 			if (seen & (1u << id))
 				return failf(j->p, -EINVAL, "alerts[%zu].%s: "
-				    "duplicate key", idx, alert_keys[id]);
+				    "duplicate key", idx, alert_keys[id].s);
 			seen |= 1u << id;
-			w.field = alert_keys[id];
+			w.field = alert_keys[id].s;
 		}
 		switch (id) {
 		case A_STATUS:
@@ -1234,7 +1383,11 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 				return rv;
 			t.labels = (struct coord_kvs){ kv_at(j, lab_off),
 			    lab_n };
-			name = coord_kvs_get(&t.labels, "alertname");
+			// Sorted, keys unique: "alertname" is most often
+			// the first (few names sort before it).
+			name = lab_n > 0 && strcmp(t.labels.v[0].key,
+			    "alertname") == 0 ? t.labels.v[0].val :
+			    coord_kvs_get(&t.labels, "alertname");
 			if (name == NULL || name[0] == '\0')
 				return failf(j->p, -EINVAL, "alerts[%zu]."
 				    "labels: no alertname label", idx);
@@ -1301,10 +1454,20 @@ alerts_read(struct jr *j, struct coord_notification *n)
 			return failf(j->p, -EINVAL, "alerts[%zu]: expected "
 			    "object", n->n_alerts);
 		if (n->n_alerts == cap) {
-			size_t c = cap != 0 ? cap * 2 : 4;
+			size_t c = cap != 0 ? cap * 2 : NBLOCK_ALERTS;
 			struct coord_alert *v;
 
-			v = realloc(n->alerts, c * sizeof(*v));
+			// The first alerts go into the block, then a malloc'd
+			// array.
+			if (cap == 0) {
+				v = j->blk->alerts;
+			} else if (n->alerts == j->blk->alerts) {
+				v = malloc(c * sizeof(*v));
+				if (v != NULL)
+					memcpy(v, n->alerts, cap * sizeof(*v));
+			} else {
+				v = realloc(n->alerts, c * sizeof(*v));
+			}
 			if (v == NULL)
 				return failf(j->p, -ENOMEM,
 				    "alerts: out of memory");
@@ -1325,12 +1488,13 @@ enum {
 	N_CLABELS, N_CANNOT, N_EXTURL, N_TRUNC, N__N,
 };
 
-static const char *const top_keys[N__N] = {
-	[N_VERSION] = "version", [N_RECEIVER] = "receiver",
-	[N_STATUS] = "status", [N_ALERTS] = "alerts",
-	[N_GROUPKEY] = "groupKey", [N_GLABELS] = "groupLabels",
-	[N_CLABELS] = "commonLabels", [N_CANNOT] = "commonAnnotations",
-	[N_EXTURL] = "externalURL", [N_TRUNC] = "truncatedAlerts",
+static const struct key_name top_keys[N__N] = {
+	[N_VERSION] = KEY("version"), [N_RECEIVER] = KEY("receiver"),
+	[N_STATUS] = KEY("status"), [N_ALERTS] = KEY("alerts"),
+	[N_GROUPKEY] = KEY("groupKey"), [N_GLABELS] = KEY("groupLabels"),
+	[N_CLABELS] = KEY("commonLabels"),
+	[N_CANNOT] = KEY("commonAnnotations"),
+	[N_EXTURL] = KEY("externalURL"), [N_TRUNC] = KEY("truncatedAlerts"),
 };
 
 static int
@@ -1357,7 +1521,7 @@ version_read(struct jr *j, struct coord_notification *n)
 static int
 top_field(struct jr *j, struct coord_notification *n, int id, char *empty)
 {
-	struct where w = { .field = id >= 0 ? top_keys[id] : NULL };
+	struct where w = { .field = id >= 0 ? top_keys[id].s : NULL };
 	bool firing;
 
 	switch (id) {
@@ -1421,7 +1585,7 @@ notification_read(struct jr *j, struct coord_notification *n)
 		if (id >= 0) {
 			if (seen & (1u << id))
 				return failf(j->p, -EINVAL, "%s: duplicate key",
-				    top_keys[id]);
+				    top_keys[id].s);
 			seen |= 1u << id;
 		}
 		rv = top_field(j, n, id, empty);
@@ -1498,7 +1662,9 @@ coord_webhook_parse(struct coord_notification **ret, const char *body,
 		.err = err,
 		.errlen = errlen,
 	};
+	struct coord_kv kv_local[KV_LOCAL];
 	struct coord_notification *n;
+	struct nblock *blk;
 	struct jr j;
 	int rv;
 
@@ -1512,22 +1678,29 @@ coord_webhook_parse(struct coord_notification **ret, const char *body,
 		    "body: %zu bytes exceed the limit of %zu", len,
 		    p.lim->max_body);
 
-	// The notification and its string arena in one block.
-	n = malloc(sizeof(*n) + len + 2);
-	if (n == NULL)
+	// The notification, room for its first alerts and top-level label
+	// entries, and its string arena in one block (struct nblock).
+	blk = malloc(sizeof(*blk) + len + 2);
+	if (blk == NULL)
 		return failf(&p, -ENOMEM, "body: out of memory");
+	n = &blk->n;
 	memset(n, 0, sizeof(*n));
 	j = (struct jr){
 		.s = (const unsigned char *)body,
 		.len = len,
 		.p = &p,
-		.arena = (char *)(n + 1),
+		.arena = blk->arena,
+		.blk = blk,
+		.kv = kv_local,
+		.kv_local = kv_local,
+		.cap_kv = KV_LOCAL,
 		.max_depth = p.lim->max_depth != 0 &&
 		    p.lim->max_depth < COORD_JSON_DEPTH_MAX ?
 		    p.lim->max_depth : COORD_JSON_DEPTH_MAX,
 	};
 	rv = notification_read(&j, n);
-	free(j.kv);
+	if (j.kv != kv_local)
+		free(j.kv);
 	if (rv < 0) {
 		coord_notification_free(n);
 		return reclassify(&p, body, len, j.syntax, rv);
@@ -1541,18 +1714,25 @@ static void alert_clear(struct coord_alert *a);
 void
 coord_notification_free(struct coord_notification *n)
 {
+	struct nblock *blk = (struct nblock *)(void *)n; // n is its first member
+	struct coord_kvs *sets[3];
 	size_t i;
 
 	if (n == NULL)
 		return;
-	// Strings live in the block with n; only the arrays are separate.
-	free(n->group_labels.v);
-	free(n->common_labels.v);
-	free(n->common_annotations.v);
+	// Strings live in the block with n; arrays that did not fit in it
+	// are separate.
+	sets[0] = &n->group_labels;
+	sets[1] = &n->common_labels;
+	sets[2] = &n->common_annotations;
+	for (i = 0; i < 3; i++)
+		if (!nblock_holds(blk, sets[i]->v))
+			free(sets[i]->v);
 	for (i = 0; i < n->n_alerts; i++)
 		alert_clear(&n->alerts[i]);
-	free(n->alerts);
-	free(n);
+	if (!nblock_holds(blk, n->alerts))
+		free(n->alerts);
+	free(blk);
 }
 
 void
@@ -1642,14 +1822,20 @@ fnv1a(uint64_t h, const char *s)
 {
 	const unsigned char *u = (const unsigned char *)s;
 
-	// Hashes the terminating NUL too, as the separator. Two bytes a
-	// turn: half the loop overhead of this hot loop.
-	for (;; u += 2) {
+	// Hashes the terminating NUL too, as the separator. Four bytes a
+	// turn: a quarter of the loop overhead of this hot loop.
+	for (;; u += 4) {
 		h = (h ^ u[0]) * CM_FNV_PRIME;
 		if (u[0] == '\0')
 			return h;
 		h = (h ^ u[1]) * CM_FNV_PRIME;
 		if (u[1] == '\0')
+			return h;
+		h = (h ^ u[2]) * CM_FNV_PRIME;
+		if (u[2] == '\0')
+			return h;
+		h = (h ^ u[3]) * CM_FNV_PRIME;
+		if (u[3] == '\0')
 			return h;
 	}
 }
@@ -1671,12 +1857,23 @@ coord_alert_identity(const struct coord_alert *a, const char *const *ignore,
     size_t n_ignore)
 {
 	uint64_t h = CM_FNV_OFFSET;
+	// The first bytes of the ignored names, one bit each: most labels
+	// are ruled out by one test instead of a look at every name.
+	uint64_t first[4] = { 0, 0, 0, 0 };
 	size_t i;
 
+	for (i = 0; i < n_ignore; i++)
+		if (ignore[i] != NULL) {
+			unsigned char c = (unsigned char)ignore[i][0];
+
+			first[c >> 6] |= 1ull << (c & 63);
+		}
 	for (i = 0; i < a->labels.n; i++) {
 		const struct coord_kv *kv = &a->labels.v[i];
+		unsigned char c = (unsigned char)kv->key[0];
 
-		if (ignored(kv->key, ignore, n_ignore))
+		if ((first[c >> 6] >> (c & 63) & 1) != 0 &&
+		    ignored(kv->key, ignore, n_ignore))
 			continue;
 		h = fnv1a(h, kv->key);
 		h = fnv1a(h, kv->val);

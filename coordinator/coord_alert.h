@@ -42,9 +42,11 @@ struct coord_alert {
 // Memory: built only by coord_webhook_parse and freed only with
 // coord_notification_free. The top-level strings and the keys and values
 // of the three label sets live in memory the notification owns (one
-// block with the struct); each kvs array is malloc'd on its own; each
-// alert owns its own block (coord_alert.mem), so alerts may be moved out
-// of alerts[] (coord_engine_push) and outlive the notification.
+// block with the struct); the kvs arrays and alerts[] lie in that block
+// too when they are small (a few alerts, 16 top-level entries) and are
+// malloc'd otherwise, so neither may be freed or reallocated on its own;
+// each alert owns its own block (coord_alert.mem), so alerts may be moved
+// out of alerts[] (coord_engine_push) and outlive the notification.
 struct coord_notification {
 	char *version;		 // always "4" after a successful parse
 	char *receiver;

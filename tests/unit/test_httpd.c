@@ -5,6 +5,7 @@
 // replies still owed. Runs a server on 127.0.0.1 (port chosen by the OS).
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -75,10 +76,62 @@ odd_cb(struct coord_httpd_req *rq, void *arg)
 	    "WWW-Authenticate: Bearer realm=\"t\"");
 }
 
+// Answers with the value of the request's X-Test header, "-" without.
+static void
+hdr_cb(struct coord_httpd_req *rq, void *arg)
+{
+	const char *v = coord_httpd_header(rq, "X-Test");
+
+	(void)arg;
+	if (v == NULL)
+		v = "-";
+	coord_httpd_reply(rq, 200, "text/plain", v, strlen(v), NULL);
+}
+
+// Answers with the request's body.
+static void
+body_cb(struct coord_httpd_req *rq, void *arg)
+{
+	size_t n;
+	const void *b = coord_httpd_body(rq, &n);
+
+	(void)arg;
+	coord_httpd_reply(rq, 200, "text/plain", b, n, NULL);
+}
+
+// Replies posted from threads of their own, at once: counted when
+// coord_httpd_reply has returned.
+static atomic_int thread_replies;
+
+static void *
+thread_reply(void *arg)
+{
+	coord_httpd_reply(arg, 200, "text/plain", "t", 1, NULL);
+	atomic_fetch_add(&thread_replies, 1);
+	return NULL;
+}
+
+static void
+thread_cb(struct coord_httpd_req *rq, void *arg)
+{
+	pthread_t t;
+
+	(void)arg;
+	if (pthread_create(&t, NULL, thread_reply, rq) != 0) {
+		coord_httpd_reply(rq, 500, "text/plain", "thread", 6, NULL);
+		atomic_fetch_add(&thread_replies, 1);
+		return;
+	}
+	pthread_detach(t);
+}
+
 static const struct coord_httpd_route routes[] = {
 	{ "/async", "GET", async_cb },
 	{ "/echo", "GET", echo_cb },
 	{ "/odd", "GET", odd_cb },
+	{ "/hdr", "GET", hdr_cb },
+	{ "/body", "POST", body_cb },
+	{ "/thread", "GET", thread_cb },
 };
 
 static struct coord_httpd *
@@ -89,7 +142,8 @@ start(int delay_ms)
 
 	memset(&owed, 0, sizeof(owed));
 	owed.delay_ms = delay_ms;
-	if (coord_httpd_start(&s, "127.0.0.1:0", &lim, NULL, routes, 3, &owed,
+	if (coord_httpd_start(&s, "127.0.0.1:0", &lim, NULL, routes,
+	    sizeof(routes) / sizeof(routes[0]), &owed,
 	    err, sizeof(err)) != 0) {
 		printf("# start: %s\n", err);
 		return NULL;
@@ -287,6 +341,210 @@ test_reply_head_exact(void)
 	coord_httpd_stop(s);
 }
 
+// Request heads, each on a connection of its own, and what the reply
+// holds: header names matched without case and only in full (names as
+// long as a known one but not it are ignored), every byte class of names
+// and values, and the request target's.
+static void
+test_head_fields(void)
+{
+	static const struct {
+		const char *req, *want;
+	} cases[] = {
+		{ "POST /body HTTP/1.1\r\nHost: x\r\ncontent-length: 3\r\n"
+		  "\r\nabc", "Content-Length: 3\r\n\r\nabc" },
+		{ "POST /body HTTP/1.1\r\nHost: x\r\nCONTENT-LENGTH: 3\r\n"
+		  "Content-Lengtx: 9\r\n\r\nabc",
+		  "Content-Length: 3\r\n\r\nabc" },
+		{ "GET /echo?q HTTP/1.1\r\nHOST: x\r\n\r\n",
+		  "200 OK\r\nContent-Type: text/plain\r\n" },
+		{ "GET /echo?q HTTP/1.1\r\nHosu: x\r\n\r\n",
+		  "HTTP/1.1 request without a Host header" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\ntransfer-encoding: "
+		  "chunked\r\n\r\n", "HTTP/1.1 411 Length Required" },
+		{ "GET /echo?q HTTP/1.1\r\nHost: x\r\nTransfer-Encodinx: "
+		  "chunked\r\n\r\n", "Content-Length: 1\r\n\r\nq" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\nexpect: 200-ok\r\n\r\n",
+		  "HTTP/1.1 417 Expectation Failed" },
+		{ "GET /echo?q HTTP/1.1\r\nHost: x\r\nExpecu: 200-ok\r\n\r\n",
+		  "Content-Length: 1\r\n\r\nq" },
+		{ "GET /echo?q HTTP/1.1\r\nHost: x\r\nconnection: CLOSE\r\n"
+		  "\r\n", "Connection: close\r\n\r\nq" },
+		{ "GET /echo?q HTTP/1.1\r\nHost: x\r\nConnectioo: close\r\n"
+		  "\r\n", "Content-Length: 1\r\n\r\nq" },
+		{ "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Tesu: no\r\nx-TEST: yes"
+		  "\r\n\r\n", "\r\n\r\nyes" },
+		{ "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test-: no\r\nX-Tes: no"
+		  "\r\n\r\n", "\r\n\r\n-" },
+		{ "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test: \t b\tc \t\r\n\r\n",
+		  "Content-Length: 3\r\n\r\nb\tc" },
+		{ "GET /hdr HTTP/1.1\r\nHost: x\r\nX-Test: \xc3\xa9~\x7f\r\n"
+		  "\r\n", "\r\n\r\n\xc3\xa9~\x7f" },
+		{ "GET /hdr HTTP/1.1\r\nHost: x\r\n!#$%&'*+-.^_`|~09azAZ: v\r\n"
+		  "\r\n", "\r\n\r\n-" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: b\x01c\r\n\r\n",
+		  "control character in a header value" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: b\nc\r\n\r\n",
+		  "control character in a header value" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: b\x1f\r\n\r\n",
+		  "control character in a header value" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\nX-A: b\rc\r\n\r\n",
+		  "malformed header line" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\n\rX\r\n\r\n",
+		  "malformed header line" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\nX(A: b\r\n\r\n",
+		  "malformed header name" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\nX\x80: b\r\n\r\n",
+		  "malformed header name" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\nX-A\x7f: b\r\n\r\n",
+		  "malformed header name" },
+		{ "GET /echo HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n",
+		  "malformed header name" },
+		{ "GET /ec\x01ho HTTP/1.1\r\nHost: x\r\n\r\n",
+		  "malformed request target" },
+		{ "GET /echo?\x7f HTTP/1.1\r\nHost: x\r\n\r\n",
+		  "malformed request target" },
+		{ "G(T /echo HTTP/1.1\r\nHost: x\r\n\r\n", "malformed method" },
+		{ "GET /echo?\x80\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+		  "Content-Length: 2\r\n\r\n\x80\xff" },
+	};
+	struct coord_httpd *s = start(0);
+	char buf[2048];
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = dial(s);
+
+		say(fd, cases[i].req);
+		hear(fd, buf, sizeof(buf), 1);
+		if (strstr(buf, cases[i].want) == NULL)
+			printf("# case %zu: %s\n", i, buf);
+		CHECK_HAS(buf, cases[i].want);
+		close(fd);
+	}
+	coord_httpd_stop(s);
+}
+
+// A head that arrives in two parts, split at every byte: the end of the
+// head (CRLF CRLF) is found wherever the parts meet, and a CR that does
+// not start it is passed over.
+static void
+test_head_split_anywhere(void)
+{
+	static const char req[] = "GET /echo?split HTTP/1.1\r\nHost: x\r\n"
+	    "X-A: \r\n\r\n";
+	struct coord_httpd *s = start(0);
+	char buf[2048];
+	int one = 1;
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	for (size_t k = 1; k < sizeof(req) - 1; k++) {
+		int fd = dial(s);
+
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+		CHECK(write(fd, req, k) == (ssize_t)k);
+		usleep(2000);
+		say(fd, req + k);
+		hear(fd, buf, sizeof(buf), 1);
+		CHECK_HAS(buf, "Content-Length: 5\r\n\r\nsplit");
+		close(fd);
+	}
+	coord_httpd_stop(s);
+}
+
+// Replies posted at once from other threads, many connections at a time:
+// each wakes the server thread when it waits and is picked up without a
+// wake-up when it is busy; none is left behind.
+static void
+test_replies_from_threads(void)
+{
+	enum { CONNS = 8, ROUNDS = 40 };
+	struct coord_httpd *s = start(0);
+	char buf[2048];
+	int fds[CONNS], answered = 0;
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	atomic_store(&thread_replies, 0);
+	for (int i = 0; i < CONNS; i++)
+		fds[i] = dial(s);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < CONNS; i++)
+			say(fds[i], "GET /thread HTTP/1.1\r\nHost: x\r\n\r\n");
+		for (int i = 0; i < CONNS; i++) {
+			hear(fds[i], buf, sizeof(buf), 1);
+			answered += strstr(buf, "\r\n\r\nt") != NULL;
+		}
+	}
+	CHECK_INT(answered, CONNS * ROUNDS);
+	while (atomic_load(&thread_replies) < CONNS * ROUNDS)
+		usleep(1000);
+	for (int i = 0; i < CONNS; i++)
+		close(fds[i]);
+	coord_httpd_stop(s);
+}
+
+// Header values of 2..42 bytes with a byte at every position: a control
+// byte refused (in and out of the 16-byte blocks the check reads), a tab,
+// DEL or a byte >= 0x80 kept as sent.
+static void
+test_header_value_bytes(void)
+{
+	static const struct {
+		char c;
+		bool ok;
+	} kinds[] = {
+		{ '\x01', false }, { '\x1f', false }, { '\n', false },
+		{ '\t', true }, { '\x7f', true }, { '\xff', true },
+	};
+	struct coord_httpd *s = start(0);
+	char req[256], val[64], want[128], buf[2048];
+	int bad = 0, fd = -1;
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+	for (size_t len = 0; len <= 40; len++)
+	for (size_t at = 0; at < len; at++) {
+		const char *got;
+
+		val[0] = 'a';
+		for (size_t i = 0; i < len; i++)
+			val[1 + i] = i == at ? kinds[k].c : (char)('b' + i % 20);
+		val[len + 1] = 'z';
+		val[len + 2] = '\0';
+		snprintf(req, sizeof(req), "GET /hdr HTTP/1.1\r\nHost: x\r\n"
+		    "X-Test: %s\r\n\r\n", val);
+		if (fd < 0)
+			fd = dial(s);
+		say(fd, req);
+		hear(fd, buf, sizeof(buf), 1);
+		if (kinds[k].ok) {
+			snprintf(want, sizeof(want), "\r\n\r\n%s", val);
+			got = strstr(buf, want);
+			if (got == NULL || got[strlen(want)] != '\0')
+				bad++;
+		} else {
+			if (strstr(buf, "control character in a header value") ==
+			    NULL)
+				bad++;
+			close(fd); // refused: the server closes
+			fd = -1;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	CHECK_INT(bad, 0);
+	coord_httpd_stop(s);
+}
+
 static void
 test_start_errors_name_the_cause(void)
 {
@@ -312,6 +570,10 @@ static const struct tt_case cases[] = {
 	{ "stop waits for the reply owed", test_stop_waits_for_owed_reply },
 	{ "start errors name the cause", test_start_errors_name_the_cause },
 	{ "reply header bytes exactly", test_reply_head_exact },
+	{ "head fields: names, values, target", test_head_fields },
+	{ "head split at every byte", test_head_split_anywhere },
+	{ "replies from other threads", test_replies_from_threads },
+	{ "header value bytes at every position", test_header_value_bytes },
 	{ NULL, NULL },
 };
 

@@ -2010,6 +2010,443 @@ test_reader_label_names(void)
 	}
 }
 
+// FNV-1a 64 of the sorted label pairs, each key and value followed by a
+// NUL, byte by byte: what coord_alert_identity must give.
+static uint64_t
+identity_ref(const struct coord_kvs *kvs, const char *const *ign,
+    size_t n_ign)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (size_t i = 0; i < kvs->n; i++) {
+		bool skip = false;
+
+		for (size_t k = 0; k < n_ign; k++)
+			if (ign[k] != NULL && strcmp(ign[k], kvs->v[i].key) == 0)
+				skip = true;
+		if (skip)
+			continue;
+		for (int f = 0; f < 2; f++) {
+			const unsigned char *u = (const unsigned char *)
+			    (f == 0 ? kvs->v[i].key : kvs->v[i].val);
+
+			do {
+				h ^= *u;
+				h *= 1099511628211ULL;
+			} while (*u++ != '\0');
+		}
+	}
+	return h;
+}
+
+// The identity against identity_ref: names and values of every length
+// 0..40 (each remainder of the hash loop), ignore lists with names that
+// share a first byte with labels but are not theirs, NULL and "" entries,
+// and first bytes in every quarter of the byte range (UTF-8 values).
+static void
+test_identity_values(void)
+{
+	static const char *const ign[] = {
+		"prometheus_replica", NULL, "", "a", "\xc3\xa9", "zz", "_x",
+	};
+	char body[8192], val[64];
+	int bad = 0;
+
+	for (size_t len = 0; len <= 40; len++) {
+		struct coord_notification *n;
+
+		memset(val, 'v', len);
+		val[len] = '\0';
+		if (len > 3)
+			memcpy(val + 1, "\xc3\xa9", 2);
+		snprintf(body, sizeof(body), HEAD LBL(",\"prometheus\":\"%s\","
+		    "\"prometheus_replica\":\"%s\",\"a\":\"%s\",\"ab\":\"x\","
+		    "\"_x\":\"%s\",\"zz\":\"1\",\"z\":\"%s\"") TAIL, val, val,
+		    val, val, val);
+		n = parse_ok(body);
+		if (n == NULL) {
+			bad++;
+			continue;
+		}
+		for (size_t k = 0; k <= sizeof(ign) / sizeof(ign[0]); k++) {
+			const struct coord_alert *a = &n->alerts[0];
+
+			if (coord_alert_identity(a, ign, k) !=
+			    identity_ref(&a->labels, ign, k)) {
+				if (bad++ < 5)
+					printf("# len %zu, %zu ignored\n", len, k);
+			}
+		}
+		coord_notification_free(n);
+	}
+	CHECK_INT(bad, 0);
+	// Field by field (mem NULL), keys and values with bytes >= 0x80
+	// first, and an empty key.
+	{
+		static char k0[] = "", k1[] = "\xc3\xa9t\xc3\xa9", k2[] = "\xff";
+		static char v0[] = "e", v1[] = "", v2[] = "\x80\x81";
+		static const char *const ign2[] = { "\xc3\xa9", "\xff" };
+		struct coord_kv kv[] = { { k0, v0 }, { k1, v1 }, { k2, v2 } };
+		struct coord_alert a = { .labels = { kv, 3 } };
+
+		for (size_t k = 0; k <= 2; k++)
+			CHECK(coord_alert_identity(&a, ign2, k) ==
+			    identity_ref(&a.labels, ign2, k));
+	}
+}
+
+// Go's zero time reads as "none" in either field, however it is written;
+// other times near it do not.
+static void
+test_zero_times(void)
+{
+	static const struct {
+		const char *text;
+		bool none;
+	} cases[] = {
+		{ "0001-01-01T00:00:00Z", true },
+		{ "0001-01-01T00:00:00.000Z", true },
+		{ "0001-01-01T00:00:00+00:00", true },
+		{ "0001-01-01t00:00:00z", true },
+		{ "0001-01-01T00:00:00\\u005a", true },
+		{ "\\u0030001-01-01T00:00:00Z", true },
+		{ "0001-01-01T00:00:01Z", false },
+		{ "0001-01-02T00:00:00Z", false },
+		{ "0001-01-01T00:00:00.001Z", false },
+		{ "0001-01-01T01:00:00+01:00", true },
+	};
+	char body[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct coord_notification *n;
+
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"firing\","
+		    "\"labels\":{\"alertname\":\"A\"},\"startsAt\":\"%s\","
+		    "\"endsAt\":\"%s\"}" TAIL, cases[i].text, cases[i].text);
+		n = parse_ok(body);
+		CHECK(n != NULL);
+		if (n == NULL)
+			continue;
+		if ((n->alerts[0].starts_ms == CM_TIME_NONE) != cases[i].none ||
+		    n->alerts[0].ends_ms != n->alerts[0].starts_ms)
+			printf("# %s\n", cases[i].text);
+		CHECK((n->alerts[0].starts_ms == CM_TIME_NONE) == cases[i].none);
+		CHECK(n->alerts[0].ends_ms == n->alerts[0].starts_ms);
+		coord_notification_free(n);
+	}
+	// Not a time at all, however close to the zero time.
+	{
+		struct coord_notification *n = NULL;
+		char err[256] = "";
+
+		CHECK_INT(parse_s(HEAD "{\"status\":\"firing\",\"labels\":"
+		    "{\"alertname\":\"A\"},\"endsAt\":\"0001-01-01T00:00:00Z \"}"
+		    TAIL, &n, err, sizeof(err)), -EINVAL);
+		CHECK_HAS(err, "alerts[0].endsAt: not an RFC 3339 time");
+	}
+}
+
+// Annotation names: a DEL or (escaped) control byte anywhere refuses the
+// name, short (read in one block) or long, and any other name passes.
+static void
+test_annotation_names(void)
+{
+	static const struct {
+		const char *name;
+		bool ok;
+	} cases[] = {
+		{ "summary", true },
+		{ "a\x7f", false },
+		{ "\x7f", false },
+		{ "fifteen-bytes-x\x7f", false },
+		{ "sixteen-bytes-xx\x7f", false },
+		{ "a-much-longer-annotation-name\x7f", false },
+		{ "\x7f" "a-much-longer-annotation-name", false },
+		{ "a\\u007f", false },
+		{ "a\\u0001", false },
+		{ "a\\n", false },
+		{ "a\\t-and-a-long-tail-after-it", false },
+		{ "\xc3\xa9t\xc3\xa9 ~!", true },
+		{ "a-much-longer-annotation-name~~", true },
+		{ "", false },
+	};
+	char body[512], err[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct coord_notification *n = NULL;
+		int rv;
+
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"firing\","
+		    "\"labels\":{\"alertname\":\"A\"},\"annotations\":"
+		    "{\"%s\":\"v\"}}" TAIL, cases[i].name);
+		rv = parse_s(body, &n, err, sizeof(err));
+		if ((rv == 0) != cases[i].ok)
+			printf("# %zu: %d %s\n", i, rv, err);
+		CHECK((rv == 0) == cases[i].ok);
+		if (!cases[i].ok)
+			CHECK_HAS(err, "alerts[0].annotations: invalid "
+			    "annotation name");
+		coord_notification_free(n);
+	}
+}
+
+// Label sets larger than the reader's scratch in its frame (64 entries):
+// an alert with 64 labels and 64 annotations, and with a raised limit
+// sets of 150, read in full and in order.
+static void
+test_large_label_sets(void)
+{
+	struct coord_webhook_limits lim = coord_webhook_default_limits;
+	size_t cap = 64 * 1024, o;
+	char *body = malloc(cap), err[256];
+	struct coord_notification *n = NULL;
+	int rv;
+
+	CHECK(body != NULL);
+	if (body == NULL)
+		return;
+	lim.max_labels = 150;
+	for (size_t count = 63; count <= 150; count += count < 66 ? 1 : 84) {
+		o = (size_t)snprintf(body, cap, "{\"version\":\"4\","
+		    "\"commonLabels\":{");
+		for (size_t i = 0; i < count; i++)
+			o += (size_t)snprintf(body + o, cap - o, "%s\"c%03zu\":"
+			    "\"%zu\"", i ? "," : "", count - 1 - i, i);
+		o += (size_t)snprintf(body + o, cap - o, "},\"alerts\":["
+		    "{\"status\":\"firing\",\"labels\":{\"alertname\":\"A\"");
+		for (size_t i = 1; i < count; i++)
+			o += (size_t)snprintf(body + o, cap - o, ",\"l%03zu\":"
+			    "\"%zu\"", count - i, i);
+		o += (size_t)snprintf(body + o, cap - o, "},\"annotations\":{");
+		for (size_t i = 0; i < count; i++)
+			o += (size_t)snprintf(body + o, cap - o, "%s\"a%03zu\":"
+			    "\"%zu\"", i ? "," : "", i, i);
+		o += (size_t)snprintf(body + o, cap - o, "}}]}");
+		rv = parse_n(body, o, count > 64 ? &lim : NULL, &n, err,
+		    sizeof(err));
+		CHECK_INT(rv, 0);
+		if (rv != 0) {
+			printf("# %zu: %s\n", count, err);
+			continue;
+		}
+		CHECK(n->common_labels.n == count);
+		CHECK(n->alerts[0].labels.n == count);
+		CHECK(n->alerts[0].annotations.n == count);
+		for (size_t i = 0; i + 1 < count; i++) {
+			char k[16], v[16];
+
+			snprintf(k, sizeof(k), "c%03zu", i);
+			snprintf(v, sizeof(v), "%zu", count - 1 - i);
+			CHECK_STR(n->common_labels.v[i].key, k);
+			CHECK_STR(n->common_labels.v[i].val, v);
+			snprintf(k, sizeof(k), "l%03zu", i + 1);
+			snprintf(v, sizeof(v), "%zu", count - 1 - i);
+			CHECK_STR(n->alerts[0].labels.v[i + 1].key, k);
+			CHECK_STR(n->alerts[0].labels.v[i + 1].val, v);
+			snprintf(k, sizeof(k), "a%03zu", i);
+			snprintf(v, sizeof(v), "%zu", i);
+			CHECK_STR(n->alerts[0].annotations.v[i].key, k);
+			CHECK_STR(n->alerts[0].annotations.v[i].val, v);
+		}
+		coord_notification_free(n);
+		n = NULL;
+	}
+	free(body);
+}
+
+// Notifications with 1..9 alerts and top-level label sets of sizes around
+// what fits in the notification's own block (16 entries for the three
+// sets together, 4 alerts): every alert and entry read back in order,
+// freed without a leak or a double free (the ASan build checks that).
+static void
+test_notification_sizes(void)
+{
+	static const size_t sets[][3] = {
+		{ 0, 0, 0 }, { 1, 1, 1 }, { 16, 0, 0 }, { 6, 10, 0 },
+		{ 6, 10, 1 }, { 10, 10, 10 }, { 17, 0, 2 }, { 0, 0, 16 },
+		{ 5, 5, 7 },
+	};
+	static const char *const names[3] = {
+		"groupLabels", "commonLabels", "commonAnnotations",
+	};
+	size_t cap = 32 * 1024;
+	char *body = malloc(cap), err[256];
+	int bad = 0;
+
+	CHECK(body != NULL);
+	if (body == NULL)
+		return;
+	for (size_t t = 0; t < sizeof(sets) / sizeof(sets[0]); t++) {
+		for (size_t na = 1; na <= 9; na++) {
+			struct coord_notification *n = NULL;
+			const struct coord_kvs *got[3];
+			size_t o = (size_t)snprintf(body, cap, "{\"version\":\"4\"");
+
+			for (int k = 0; k < 3; k++) {
+				o += (size_t)snprintf(body + o, cap - o, ",\"%s\":{",
+				    names[k]);
+				for (size_t i = 0; i < sets[t][k]; i++)
+					o += (size_t)snprintf(body + o, cap - o,
+					    "%s\"k%02zu\":\"%d-%zu\"", i ? "," : "",
+					    i, k, i);
+				o += (size_t)snprintf(body + o, cap - o, "}");
+			}
+			o += (size_t)snprintf(body + o, cap - o, ",\"alerts\":[");
+			for (size_t a = 0; a < na; a++)
+				o += (size_t)snprintf(body + o, cap - o, "%s{\"status\":"
+				    "\"firing\",\"labels\":{\"alertname\":\"A%zu\"}}",
+				    a ? "," : "", a);
+			o += (size_t)snprintf(body + o, cap - o, "]}");
+			if (parse_n(body, o, NULL, &n, err, sizeof(err)) != 0) {
+				if (bad++ < 5)
+					printf("# %zu/%zu: %s\n", t, na, err);
+				continue;
+			}
+			got[0] = &n->group_labels;
+			got[1] = &n->common_labels;
+			got[2] = &n->common_annotations;
+			for (int k = 0; k < 3; k++) {
+				if (got[k]->n != sets[t][k]) {
+					bad++;
+					continue;
+				}
+				for (size_t i = 0; i < got[k]->n; i++) {
+					char key[16], val[16];
+
+					snprintf(key, sizeof(key), "k%02zu", i);
+					snprintf(val, sizeof(val), "%d-%zu", k, i);
+					if (strcmp(got[k]->v[i].key, key) != 0 ||
+					    strcmp(got[k]->v[i].val, val) != 0)
+						bad++;
+				}
+			}
+			if (n->n_alerts != na)
+				bad++;
+			for (size_t a = 0; a < n->n_alerts; a++) {
+				char name[16];
+
+				snprintf(name, sizeof(name), "A%zu", a);
+				if (strcmp(coord_kvs_get(&n->alerts[a].labels,
+				    "alertname"), name) != 0)
+					bad++;
+			}
+			coord_notification_free(n);
+		}
+	}
+	CHECK_INT(bad, 0);
+	free(body);
+}
+
+// Per-alert status spellings, and the alertname label wherever it sorts
+// (first, after names that sort before it, absent beside near names).
+static void
+test_status_and_alertname(void)
+{
+	static const struct {
+		const char *status;
+		int rv;
+		bool firing;
+	} st[] = {
+		{ "firing", 0, true }, { "resolved", 0, false },
+		{ "fir\\u0069ng", 0, true }, { "\\u0072esolved", 0, false },
+		{ "Firing", -EINVAL, false }, { "firin", -EINVAL, false },
+		{ "firing ", -EINVAL, false }, { "resolvedx", -EINVAL, false },
+		{ "", -EINVAL, false }, { "resolve", -EINVAL, false },
+	};
+	static const struct {
+		const char *labels;
+		const char *want; // NULL: refused
+	} an[] = {
+		{ "\"alertname\":\"A\"", "A" },
+		{ "\"_x\":\"1\",\"alertname\":\"B\"", "B" },
+		{ "\"Zed\":\"1\",\"a\":\"2\",\"alertname\":\"C\",\"b\":\"3\"", "C" },
+		{ "\"alertnam\":\"D\",\"alertnamf\":\"E\"", NULL },
+		{ "\"alertname_\":\"F\"", NULL },
+		{ "\"alertname\":\"\"", NULL },
+	};
+	char body[512], err[256];
+
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+		struct coord_notification *n = NULL;
+		int rv;
+
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"%s\",\"labels\":"
+		    "{\"alertname\":\"A\"}}" TAIL, st[i].status);
+		rv = parse_s(body, &n, err, sizeof(err));
+		CHECK_INT(rv, st[i].rv);
+		if (rv == 0)
+			CHECK(n->alerts[0].firing == st[i].firing);
+		else
+			CHECK_HAS(err, "alerts[0].status: must be \"firing\" or "
+			    "\"resolved\"");
+		coord_notification_free(n);
+	}
+	for (size_t i = 0; i < sizeof(an) / sizeof(an[0]); i++) {
+		struct coord_notification *n = NULL;
+		int rv;
+
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"firing\","
+		    "\"labels\":{%s}}" TAIL, an[i].labels);
+		rv = parse_s(body, &n, err, sizeof(err));
+		if (an[i].want != NULL) {
+			CHECK_INT(rv, 0);
+			if (rv == 0)
+				CHECK_STR(coord_kvs_get(&n->alerts[0].labels,
+				    "alertname"), an[i].want);
+		} else {
+			CHECK_INT(rv, -EINVAL);
+			CHECK_HAS(err, "alerts[0].labels: no alertname label");
+		}
+		coord_notification_free(n);
+	}
+}
+
+// Label sets sorted in strcmp's (unsigned) order whatever prefix their
+// names share, and equal names found however short.
+static void
+test_kvs_order(void)
+{
+	static const char *const want[] = {
+		"a", "aa", "aab", "ab", "a\xc3\xa9", "b", "\xc3\xa9", "\xc3\xa9\xc3\xa9",
+	};
+	static const char *const dups[] = {
+		"{\"a\":\"1\",\"b\":\"2\",\"a\":\"3\"}",
+		"{\"ab\":\"1\",\"ab\":\"2\"}",
+		"{\"abc\":\"1\",\"abd\":\"2\",\"abc\":\"3\"}",
+		"{\"\\u00e9\":\"1\",\"\xc3\xa9\":\"2\"}",
+	};
+	struct coord_notification *n = parse_ok(HEAD "{\"status\":\"firing\","
+	    "\"labels\":{\"alertname\":\"A\"},\"annotations\":{"
+	    "\"\xc3\xa9\xc3\xa9\":\"8\",\"b\":\"6\",\"a\":\"1\",\"ab\":\"4\","
+	    "\"aa\":\"2\",\"a\\u00e9\":\"5\",\"\\u00e9\":\"7\",\"aab\":\"3\"}}"
+	    TAIL);
+	char body[512], err[256];
+
+	CHECK(n != NULL);
+	if (n != NULL) {
+		const struct coord_kvs *a = &n->alerts[0].annotations;
+
+		CHECK(a->n == 8);
+		for (size_t i = 0; i < a->n && i < 8; i++) {
+			char v[4];
+
+			snprintf(v, sizeof(v), "%zu", i + 1);
+			CHECK_STR(a->v[i].key, want[i]);
+			CHECK_STR(a->v[i].val, v);
+		}
+		coord_notification_free(n);
+	}
+	for (size_t i = 0; i < sizeof(dups) / sizeof(dups[0]); i++) {
+		n = NULL;
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"firing\","
+		    "\"labels\":{\"alertname\":\"A\"},\"annotations\":%s}" TAIL,
+		    dups[i]);
+		CHECK_INT(parse_s(body, &n, err, sizeof(err)), -EINVAL);
+		CHECK_HAS(err, "alerts[0].annotations: duplicate key");
+		coord_notification_free(n);
+	}
+}
+
 static const struct tt_case cases[] = {
 	{ "real AM 0.25 body: every field", test_real_body_all_fields },
 	{ "real AM 0.25 body with truncatedAlerts", test_real_body_truncated },
@@ -2027,6 +2464,19 @@ static const struct tt_case cases[] = {
 	  test_limits_names_and_annotations },
 	{ "1000 alerts x 64 labels parse", test_full_size_notification },
 	{ "identity ignores order and replica labels", test_identity },
+	{ "label sets in strcmp order, duplicates of any length",
+	  test_kvs_order },
+	{ "status spellings, alertname wherever it sorts",
+	  test_status_and_alertname },
+	{ "notifications of 1..9 alerts and sets of 0..17",
+	  test_notification_sizes },
+	{ "identity: FNV-1a of every length, ignore lists",
+	  test_identity_values },
+	{ "zero times in every form read as none", test_zero_times },
+	{ "annotation names with control bytes refused",
+	  test_annotation_names },
+	{ "label sets larger than the reader's scratch",
+	  test_large_label_sets },
 	{ "label lookup in a large set", test_kvs_get_many },
 	{ "alert dup is deep", test_alert_dup },
 	{ "alert clear frees what the alert holds", test_alert_clear },
