@@ -926,53 +926,34 @@ kvs_find(const struct coord_kvs *kvs, const char *key)
 	return NULL;
 }
 
-// Bytes json_str must escape: control characters, '"' and '\\'.
+// Bytes json_str must escape: control characters (and the terminating
+// NUL), '"' and '\\'.
 static const bool json_special[256] = {
 	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 	['"'] = 1, ['\\'] = 1,
 };
 
-// True if one of the 8 bytes at p must be escaped in a JSON string: a
-// byte below 0x20, '"' or '\\' (each a zero byte of the word xor'ed with
-// it) sets a high bit. Exact for "any byte", which is all that is asked.
-static bool
-json_word_special(const char *p)
-{
-	const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
-	uint64_t x, q, b;
-
-	memcpy(&x, p, sizeof(x));
-	q = x ^ (ones * '"');
-	b = x ^ (ones * '\\');
-	return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) |
-	    ((b - ones) & ~b)) & high;
-}
-
-// Writes s (n bytes, then its NUL) as a JSON string (quotes included) at
-// o; returns the new end. Room: 6 bytes per input byte + 2. Escapes what
-// JSON requires (", \\ and control characters); UTF-8 goes through as it
-// is (the parser checked it). Runs of plain bytes are found 8 bytes at a
-// time and copied whole.
+// Writes s as a JSON string (quotes included) at o; returns the new end.
+// Room: 6 bytes per input byte + 2. Escapes what JSON requires (", \\ and
+// control characters); UTF-8 goes through as it is (the parser checked it).
+// Runs of plain bytes are copied whole.
 static char *
-json_str(char *o, const char *s, size_t n)
+json_str(char *o, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	const char *end = s + n, *run;
+	const char *run;
 	unsigned char c;
 
 	*o++ = '"';
 	for (;;) {
-		run = s;
-		while (end - s >= 8 && !json_word_special(s))
-			s += 8;
-		while (s < end && !json_special[(unsigned char)*s])
-			s++;
+		for (run = s; !json_special[(unsigned char)*s]; s++)
+			;
 		memcpy(o, run, (size_t)(s - run));
 		o += s - run;
-		if (s == end)
-			break;
 		c = (unsigned char)*s++;
+		if (c == '\0')
+			break;
 		*o++ = '\\';
 		switch (c) {
 		case '"': *o++ = '"'; break;
@@ -1014,9 +995,9 @@ kvs_write(char *o, const struct coord_kvs *kvs)
 	for (size_t i = 0; i < kvs->n; i++) {
 		if (i > 0)
 			*o++ = ',';
-		o = json_str(o, kvs->v[i].key, strlen(kvs->v[i].key));
+		o = json_str(o, kvs->v[i].key);
 		*o++ = ':';
-		o = json_str(o, kvs->v[i].val, strlen(kvs->v[i].val));
+		o = json_str(o, kvs->v[i].val);
 	}
 	*o++ = '}';
 	*o++ = '\0';
