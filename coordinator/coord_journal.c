@@ -59,6 +59,8 @@
 // Committed batches that may wait for the syncer at once.
 #define SYNC_QUEUE 16
 #define CKPT_BACKSTOP 16384
+// Rows of W_OUTCOMES_PENDING (its VALUES lists).
+#define OUTCOME_GROUP 8
 // The decided-through mark (see "pending alerts" below) is saved at most
 // this often, inside a batch's transaction.
 #define MARK_SAVE_MS 1000
@@ -153,6 +155,7 @@ enum {
 	W_ALERT_INSERT,
 	W_ALERT_DONE,
 	W_OUTCOME_PENDING,
+	W_OUTCOMES_PENDING, // OUTCOME_GROUP of them in one statement
 	W_ACTION_INSERT,
 	W_ACTION_UPDATE,
 	W_RETAIN_LAST,
@@ -178,6 +181,12 @@ static const char *const wsql[W_COUNT] = {
 	// The same for an alert the writer knows is stored and pending.
 	[W_OUTCOME_PENDING] = "INSERT OR REPLACE INTO alert_outcomes(alert_id,"
 	    " outcome, detail, done_ms) VALUES(?1, ?2, ?3, ?4)",
+	// OUTCOME_GROUP rows of W_OUTCOME_PENDING: the per-statement work
+	// (step, reset, the program's start and end) once for all of them.
+	[W_OUTCOMES_PENDING] = "INSERT OR REPLACE INTO alert_outcomes(alert_id,"
+	    " outcome, detail, done_ms) VALUES(?, ?, ?, ?), (?, ?, ?, ?),"
+	    " (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?),"
+	    " (?, ?, ?, ?), (?, ?, ?, ?)",
 	[W_ACTION_INSERT] = "INSERT INTO actions(alert_id, identity,"
 	    " incident_start_ms, rule, type, service, instance, node, state,"
 	    " detail, attempt, created_ms, updated_ms, id)"
@@ -1326,6 +1335,40 @@ update_row(struct coord_journal *j, int stmt, int64_t id, const char *text,
 	return rv;
 }
 
+// True when the OUTCOME_GROUP entries of b from i on are outcomes of
+// alerts known to be stored and pending (W_OUTCOME_PENDING's rows).
+static bool
+outcome_group_at(const struct coord_journal *j,
+    const struct coord_journal_batch *b, size_t i)
+{
+	if (b->n - i < OUTCOME_GROUP)
+		return false;
+	for (size_t k = i; k < i + OUTCOME_GROUP; k++)
+		if (b->v[k].kind != BE_ALERT_DONE || !pend_has(&j->pend,
+		    b->v[k].id))
+			return false;
+	return true;
+}
+
+// Writes those OUTCOME_GROUP outcomes with one statement. Returns 0 or
+// the database failure.
+static int
+outcome_group(struct coord_journal *j, const struct coord_journal_batch *b,
+    size_t i)
+{
+	sqlite3_stmt *st = j->w[W_OUTCOMES_PENDING];
+
+	for (int k = 0; k < OUTCOME_GROUP; k++) {
+		const struct bent *be = &b->v[i + (size_t)k];
+
+		sqlite3_bind_int64(st, 4 * k + 1, be->id);
+		bind_str(st, 4 * k + 2, bstr(b, be->s[0]));
+		bind_str(st, 4 * k + 3, bstr(b, be->s[1]));
+		sqlite3_bind_int64(st, 4 * k + 4, be->ms);
+	}
+	return step_done(j->wdb, st);
+}
+
 // The rows of one OP_BATCH, in order. Returns 0 or the database failure
 // that dooms the transaction; counts inserted actions into *added.
 static int
@@ -1338,6 +1381,11 @@ exec_batch(struct coord_journal *j, const struct coord_journal_batch *b,
 		const struct bent *be = &b->v[i];
 		struct coord_action_rec r;
 
+		if (outcome_group_at(j, b, i)) {
+			rv = outcome_group(j, b, i);
+			i += OUTCOME_GROUP - 1;
+			continue;
+		}
 		switch (be->kind) {
 		case BE_ALERT_DONE: // a row gone meanwhile (-ENOENT) is fine
 			rv = update_row(j, pend_has(&j->pend, be->id) ?

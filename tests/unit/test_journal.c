@@ -1192,6 +1192,93 @@ out:
 	tmp_remove(&t);
 }
 
+// A batch's outcomes of pending alerts go eight to a statement: every
+// row as if written one by one, in order (the second outcome of one alert
+// wins), an outcome for an alert not stored (no row) and the other rows
+// between them as before.
+static void
+test_batch_outcome_groups(void)
+{
+	enum { N = 30 };
+	struct coord_alert *a[N];
+	struct coord_alert_rec recs[N];
+	struct coord_action_rec act;
+	struct coord_journal_batch *b;
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	char want[32], detail[32];
+	int rows = 0, bad = 0;
+	struct tmp t;
+
+	tmp_make(&t);
+	for (int i = 0; i < N; i++) {
+		a[i] = mk_alert("Group", i, "s");
+		rec_init(&recs[i], a[i], i + 1);
+	}
+	j = open_ok(t.db, NULL);
+	if (j == NULL)
+		goto out;
+	CHECK_INT(submit_wait(j, recs, N), 0);
+	b = coord_journal_batch_new(j);
+	for (int i = 0; i < N; i++) {
+		snprintf(want, sizeof(want), "outcome-%d", i);
+		snprintf(detail, sizeof(detail), "detail %d", i);
+		if (i == 10) // not stored: no row, and no failure
+			CHECK_INT(coord_journal_batch_alert_done(b, 999999,
+			    "acted", "x"), 0);
+		if (i == 12) // decided twice in the batch: the last wins
+			CHECK_INT(coord_journal_batch_alert_done(b,
+			    recs[i].id, "deferred", NULL), 0);
+		if (i == 20) {
+			act = (struct coord_action_rec){
+				.alert_id = recs[i].id, .rule = "r",
+				.type = "restart", .service = "svc",
+				.instance = "", .node = "n", .state = "dispatched",
+				.attempt = 1, .created_ms = 1000,
+			};
+			CHECK_INT(coord_journal_batch_action_insert(b, &act),
+			    0);
+		}
+		CHECK_INT(coord_journal_batch_alert_done(b, recs[i].id, want,
+		    i % 3 == 0 ? NULL : detail), 0);
+	}
+	CHECK_INT(batch_wait(b), 0);
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 0);
+	replayed_free(&r);
+	coord_journal_close(j);
+
+	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT alert_id, outcome, detail"
+	    " FROM alert_outcomes ORDER BY alert_id", -1, &st, NULL),
+	    SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int i = rows++;
+		const char *o = (const char *)sqlite3_column_text(st, 1);
+		const char *d = (const char *)sqlite3_column_text(st, 2);
+
+		snprintf(want, sizeof(want), "outcome-%d", i);
+		snprintf(detail, sizeof(detail), "detail %d", i);
+		if (i >= N || sqlite3_column_int64(st, 0) != recs[i].id ||
+		    o == NULL || strcmp(o, want) != 0 ||
+		    (i % 3 == 0 ? d != NULL : d == NULL || strcmp(d, detail)))
+			if (bad++ == 0)
+				printf("# row %d: %lld %s %s\n", i,
+				    (long long)sqlite3_column_int64(st, 0),
+				    o ? o : "(null)", d ? d : "(null)");
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	CHECK_INT(rows, N);
+	CHECK_INT(bad, 0);
+out:
+	for (int i = 0; i < N; i++)
+		coord_alert_free(a[i]);
+	tmp_remove(&t);
+}
+
 // Inserts one alert named `name` and returns its id.
 static int64_t
 insert_named_alert(struct coord_journal *j, const char *name, int seq)
@@ -2503,6 +2590,8 @@ static const struct tt_case cases[] = {
 	{ "a fan-out's rows go in one commit", test_actions_insert_many },
 	{ "a batch of outcomes, rows and updates is one commit",
 	    test_batch_one_commit },
+	{ "a batch's outcomes go eight to a statement",
+	  test_batch_outcome_groups },
 	{ "label JSON survives quotes, control bytes and UTF-8",
 	    test_label_json_round_trip },
 	{ "label JSON survives 400 random values", test_label_json_random },
