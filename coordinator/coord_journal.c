@@ -61,6 +61,9 @@
 #define CKPT_BACKSTOP 16384
 // Rows of W_OUTCOMES_PENDING (its VALUES lists).
 #define OUTCOME_GROUP 8
+// A webhook's alerts go up to ALERT_GROUP to an INSERT (j->wa[k], k rows).
+#define ALERT_GROUP 4
+#define ALERT_COLS 12
 // The decided-through mark (see "pending alerts" below) is saved at most
 // this often, inside a batch's transaction.
 #define MARK_SAVE_MS 1000
@@ -319,6 +322,11 @@ struct coord_journal {
 
 	sqlite3 *wdb;		// writer thread only (after open)
 	sqlite3_stmt *w[W_COUNT];
+	sqlite3_stmt *wa[ALERT_GROUP + 1]; // [k]: k alerts' rows, k >= 2
+	// The largest alert id known to the writer: SQLite gives the rows
+	// of one INSERT consecutive ids (one above the table's largest)
+	// unless that reached INT64_MAX; near it, alerts go one by one.
+	int64_t alert_top;
 	int64_t last_retain_mono; // writer thread only
 	char *wbuf;		// writer thread only: JSON of an alert's sets
 	size_t wbuf_cap;
@@ -674,6 +682,28 @@ prepare_all(struct coord_journal *j, char *err, size_t errlen)
 			return fail_open(j, j->wdb, sql_errno(j->wdb, rc),
 			    "prepare", err, errlen);
 	}
+	for (i = 2; i <= ALERT_GROUP; i++) {
+		char sql[1024];
+		size_t o;
+
+		// W_ALERT_INSERT's columns, i lists of ALERT_COLS values.
+		o = (size_t)snprintf(sql, sizeof(sql), "%.*s",
+		    (int)(strstr(wsql[W_ALERT_INSERT], " VALUES") -
+		    wsql[W_ALERT_INSERT]), wsql[W_ALERT_INSERT]);
+		for (int r = 0; r < i; r++) {
+			o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s(",
+			    r == 0 ? " VALUES" : ",");
+			for (int c = 0; c < ALERT_COLS; c++)
+				o += (size_t)snprintf(sql + o, sizeof(sql) - o,
+				    "%s?", c == 0 ? "" : ", ");
+			o += (size_t)snprintf(sql + o, sizeof(sql) - o, ")");
+		}
+		rc = sqlite3_prepare_v3(j->wdb, sql, -1,
+		    SQLITE_PREPARE_PERSISTENT, &j->wa[i], NULL);
+		if (rc != SQLITE_OK)
+			return fail_open(j, j->wdb, sql_errno(j->wdb, rc),
+			    "prepare", err, errlen);
+	}
 	for (i = 0; i < R_COUNT; i++) {
 		rc = sqlite3_prepare_v3(j->rdb, rsql[i], -1,
 		    SQLITE_PREPARE_PERSISTENT, &j->r[i], NULL);
@@ -804,6 +834,9 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 	// Counting the narrow outcome rows is much cheaper than the alerts'.
 	rv = pend_load(j);
 	if (rv == 0)
+		rv = query_int(j->wdb, "SELECT coalesce(max(id), 0) FROM"
+		    " alerts_in", &j->alert_top);
+	if (rv == 0)
 		rv = query_int(j->wdb, "SELECT count(*) FROM alert_outcomes",
 		    &j->n_alerts);
 	if (rv == 0)
@@ -902,6 +935,8 @@ coord_journal_close(struct coord_journal *j)
 		close(j->wal_fd);
 	for (i = 0; i < W_COUNT; i++)
 		sqlite3_finalize(j->w[i]);
+	for (i = 0; i <= ALERT_GROUP; i++)
+		sqlite3_finalize(j->wa[i]);
 	for (i = 0; i < R_COUNT; i++)
 		sqlite3_finalize(j->r[i]);
 	if (j->rdb != NULL && j->rdb != j->wdb)
@@ -1013,16 +1048,24 @@ kvs_write(char *o, const struct coord_kvs *kvs)
 	return o;
 }
 
-// Encodes the alert's labels and annotations as JSON into the writer's
-// scratch buffer (kept between batches: no allocation per alert once it
-// is large enough; the HTTP thread, the busier one, no longer does it).
+// Inserts the k alerts' rows (1 <= k <= ALERT_GROUP) with one statement
+// and sets their ids. Their labels and annotations are encoded as JSON
+// into the writer's scratch buffer (kept between batches: no allocation
+// per alert once it is large enough; the HTTP thread, the busier one, no
+// longer does it), all k at once since the statement binds them all.
 static int
-encode_sets(struct coord_journal *j, const struct coord_alert *a,
-    const char **labels, const char **annotations)
+insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
+    size_t k)
 {
-	size_t room = kvs_room(&a->labels) + kvs_room(&a->annotations);
+	sqlite3_stmt *st = k == 1 ? j->w[W_ALERT_INSERT] : j->wa[k];
+	size_t room = 0;
+	int64_t last;
 	char *o;
+	int rv;
 
+	for (size_t i = 0; i < k; i++)
+		room += kvs_room(&recs[i].alert->labels) +
+		    kvs_room(&recs[i].alert->annotations);
 	if (room > j->wbuf_cap) {
 		o = realloc(j->wbuf, room);
 		if (o == NULL)
@@ -1030,40 +1073,60 @@ encode_sets(struct coord_journal *j, const struct coord_alert *a,
 		j->wbuf = o;
 		j->wbuf_cap = room;
 	}
-	*labels = j->wbuf;
-	o = kvs_write(j->wbuf, &a->labels);
-	*annotations = o;
-	(void)kvs_write(o, &a->annotations);
+	o = j->wbuf;
+	for (size_t i = 0; i < k; i++) {
+		const struct coord_alert_rec *rec = &recs[i];
+		const struct coord_alert *a = rec->alert;
+		const char *labels, *annotations;
+		int c = (int)i * ALERT_COLS;
+
+		sqlite3_bind_int64(st, c + 1, rec->received_ms);
+		sqlite3_bind_int64(st, c + 2, u64_to_i64(rec->identity));
+		bind_str(st, c + 3, a->fingerprint != NULL ? a->fingerprint :
+		    "");
+		bind_str(st, c + 4, a->firing ? "firing" : "resolved");
+		bind_time(st, c + 5, a->starts_ms);
+		bind_time(st, c + 6, a->ends_ms);
+		bind_str(st, c + 7, kvs_find(&a->labels, "alertname"));
+		// Written before bound: binding measures the text.
+		labels = o;
+		o = kvs_write(o, &a->labels);
+		annotations = o;
+		o = kvs_write(o, &a->annotations);
+		bind_str(st, c + 8, labels);
+		bind_str(st, c + 9, annotations);
+		bind_str(st, c + 10, a->generator_url != NULL ?
+		    a->generator_url : "");
+		bind_str(st, c + 11, rec->receiver);
+		bind_str(st, c + 12, rec->group_key);
+	}
+	rv = step_done(j->wdb, st);
+	if (rv < 0)
+		return rv;
+	last = sqlite3_last_insert_rowid(j->wdb);
+	for (size_t i = 0; i < k; i++)
+		recs[i].id = last - (int64_t)(k - 1 - i);
+	if (last > j->alert_top)
+		j->alert_top = last;
 	return 0;
 }
 
+// A webhook's n alerts, up to ALERT_GROUP to a statement (one by one
+// when the ids come near INT64_MAX: see alert_top).
 static int
-insert_alert(struct coord_journal *j, struct coord_alert_rec *rec)
+insert_alert_set(struct coord_journal *j, struct coord_alert_rec *recs,
+    size_t n)
 {
-	sqlite3_stmt *st = j->w[W_ALERT_INSERT];
-	const struct coord_alert *a = rec->alert;
-	const char *labels, *annotations;
-	int rv;
+	size_t i = 0, k;
+	int rv = 0;
 
-	rv = encode_sets(j, a, &labels, &annotations);
-	if (rv < 0)
-		return rv;
-
-	sqlite3_bind_int64(st, 1, rec->received_ms);
-	sqlite3_bind_int64(st, 2, u64_to_i64(rec->identity));
-	bind_str(st, 3, a->fingerprint != NULL ? a->fingerprint : "");
-	bind_str(st, 4, a->firing ? "firing" : "resolved");
-	bind_time(st, 5, a->starts_ms);
-	bind_time(st, 6, a->ends_ms);
-	bind_str(st, 7, kvs_find(&a->labels, "alertname"));
-	bind_str(st, 8, labels);
-	bind_str(st, 9, annotations);
-	bind_str(st, 10, a->generator_url != NULL ? a->generator_url : "");
-	bind_str(st, 11, rec->receiver);
-	bind_str(st, 12, rec->group_key);
-	rv = step_done(j->wdb, st);
-	if (rv == 0)
-		rec->id = sqlite3_last_insert_rowid(j->wdb);
+	while (i < n && rv == 0) {
+		k = n - i < ALERT_GROUP ? n - i : ALERT_GROUP;
+		if (j->alert_top >= INT64_MAX - 2 * ALERT_GROUP)
+			k = 1;
+		rv = insert_alerts(j, recs + i, k);
+		i += k;
+	}
 	return rv;
 }
 
@@ -1438,8 +1501,7 @@ exec_op(struct coord_journal *j, struct op *op, int64_t added[2])
 	op->rv = 0;
 	switch (op->kind) {
 	case OP_ALERTS:
-		for (i = 0; i < op->u.alerts.n && rv == 0; i++)
-			rv = insert_alert(j, &op->u.alerts.recs[i]);
+		rv = insert_alert_set(j, op->u.alerts.recs, op->u.alerts.n);
 		if (rv == 0)
 			added[0] += (int64_t)op->u.alerts.n;
 		break;

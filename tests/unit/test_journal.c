@@ -1192,6 +1192,52 @@ out:
 	tmp_remove(&t);
 }
 
+// A webhook's alerts go up to four to an INSERT: 1 to 9 alerts per
+// submission, each rec gets the id of its own row (labels, received time
+// and fingerprint read back by id), ids in order.
+static void
+test_alert_groups_ids(void)
+{
+	enum { N = 45 }; // 1 + 2 + ... + 9
+	struct coord_alert *a[N];
+	struct coord_alert_rec recs[N];
+	struct coord_journal *j;
+	int bad = 0, at = 0;
+	char want[16];
+	struct tmp t;
+
+	tmp_make(&t);
+	for (int i = 0; i < N; i++) {
+		a[i] = mk_alert("Ids", i, "s");
+		rec_init(&recs[i], a[i], 5000 + i);
+	}
+	j = open_ok(t.db, NULL);
+	if (j == NULL)
+		goto out;
+	for (int n = 1; n <= 9; at += n, n++)
+		CHECK_INT(submit_wait(j, recs + at, (size_t)n), 0);
+	for (int i = 0; i < N; i++) {
+		struct coord_alert *got = NULL;
+		int64_t recv = 0;
+
+		snprintf(want, sizeof(want), "%d", i);
+		if (coord_journal_read_alert(j, recs[i].id, &got, &recv) != 0 ||
+		    got == NULL || recv != 5000 + i ||
+		    strcmp(coord_kvs_get(&got->labels, "seq"), want) != 0 ||
+		    (i > 0 && recs[i].id != recs[i - 1].id + 1))
+			if (bad++ == 0)
+				printf("# alert %d: id %lld\n", i,
+				    (long long)recs[i].id);
+		coord_alert_free(got);
+	}
+	CHECK_INT(bad, 0);
+	coord_journal_close(j);
+out:
+	for (int i = 0; i < N; i++)
+		coord_alert_free(a[i]);
+	tmp_remove(&t);
+}
+
 // A batch's outcomes of pending alerts go eight to a statement: every
 // row as if written one by one, in order (the second outcome of one alert
 // wins), an outcome for an alert not stored (no row) and the other rows
@@ -2590,6 +2636,8 @@ static const struct tt_case cases[] = {
 	{ "a fan-out's rows go in one commit", test_actions_insert_many },
 	{ "a batch of outcomes, rows and updates is one commit",
 	    test_batch_one_commit },
+	{ "a webhook's alerts go four to a statement, each with its id",
+	  test_alert_groups_ids },
 	{ "a batch's outcomes go eight to a statement",
 	  test_batch_outcome_groups },
 	{ "label JSON survives quotes, control bytes and UTF-8",
