@@ -323,12 +323,13 @@ struct coord_journal {
 	sqlite3 *wdb;		// writer thread only (after open)
 	sqlite3_stmt *w[W_COUNT];
 	sqlite3_stmt *wa[ALERT_GROUP + 1]; // [k]: k alerts' rows, k >= 2
-	// The largest alert id known to the writer: SQLite gives the rows
-	// of one INSERT consecutive ids (one above the table's largest)
-	// unless that reached INT64_MAX; near it, alerts go one by one.
+	// Writer thread only: the largest alert id it knows. SQLite gives
+	// the rows of one INSERT consecutive ids (one above the table's
+	// largest) unless that reached INT64_MAX; near it, alerts go one by
+	// one.
 	int64_t alert_top;
 	int64_t last_retain_mono; // writer thread only
-	char *wbuf;		// writer thread only: JSON of an alert's sets
+	char *wbuf;		// writer thread only: JSON of one INSERT's alerts
 	size_t wbuf_cap;
 	bool retain_more;	  // writer thread only
 	int64_t retain_after;	  // writer thread only: the window's start
