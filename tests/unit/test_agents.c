@@ -597,6 +597,92 @@ test_index_matches_a_scan(void)
 	rig_stop(&r);
 }
 
+// Registration churn at max_agents (4 of 8 nodes): before most
+// registrations every agent is marked lost, so a new node evicts the
+// longest-lost one (the one registered longest ago: the lost ones are
+// always the oldest) and its workloads leave the index through their
+// back-pointers while other agents share their services, instance names
+// and addresses. Every resolve and count answers what a walk over the
+// agents still registered gives.
+static void
+test_churn_with_evictions(void)
+{
+	static const char *const svcs[] = { "a", "b", "c" };
+	static const char *const names[] = { "i0", "i1", "i2" };
+	static const char *const addrs[] = { "127.0.0.1:1", "127.0.0.1:2",
+		"127.0.0.1:3" };
+	static struct model_node m[MODEL_NODES];
+	const char *env = getenv("REFLEX_TEST_SEED");
+	unsigned int seed = env != NULL ? (unsigned int)strtoul(env, NULL, 10) :
+	    (unsigned int)time(NULL) ^ (unsigned int)getpid();
+	int last[MODEL_NODES] = { 0 };
+	struct cm_workload w[MODEL_WL];
+	struct cm_msg_reply rep;
+	char node[16];
+	int step, bad = 0, evicted = 0;
+	struct rig r;
+
+	printf("# seed=%u (REFLEX_TEST_SEED)\n", seed);
+	srand(seed);
+	memset(m, 0, sizeof(m));
+	rig_start(&r, "churn", 1, 4);
+	for (step = 1; step <= 200 && bad == 0; step++) {
+		int k = rand() % MODEL_NODES, nreg = 0;
+		size_t n = (size_t)(rand() % (MODEL_WL + 1));
+
+		// Silent for longer than lost_after (1 ms), then marked lost;
+		// one step in five leaves the last registered alive.
+		nng_msleep(3);
+		if (rand() % 5 != 0)
+			coord_agents_tick(r.a);
+		memset(w, 0, sizeof(w));
+		for (size_t i = 0; i < n; i++) {
+			w[i].healthy = true;
+			snprintf(w[i].service, sizeof(w[i].service), "%s",
+			    svcs[rand() % 3]);
+			snprintf(w[i].instance, sizeof(w[i].instance), "%s",
+			    names[rand() % 3]);
+			snprintf(w[i].addr, sizeof(w[i].addr), "%s",
+			    addrs[rand() % 3]);
+		}
+		for (int i = 0; i < MODEL_NODES; i++)
+			nreg += m[i].reg;
+		snprintf(node, sizeof(node), "m%d", k);
+		rep = reg_node(&r, node, "process", w, n);
+		if (rep.ok) {
+			if (!m[k].reg && nreg == 4) { // the oldest is evicted
+				int old = -1;
+
+				for (int i = 0; i < MODEL_NODES; i++)
+					if (m[i].reg && (old < 0 ||
+					    last[i] < last[old]))
+						old = i;
+				m[old].reg = false;
+				evicted++;
+			}
+			m[k].reg = true;
+			m[k].n = n;
+			last[k] = step;
+			memcpy(m[k].w, w, sizeof(w));
+		} else if (rep.code != -EUSERS) { // none lost: refused
+			printf("# step %d: %d %s\n", step, rep.code,
+			    rep.message);
+			bad++;
+		}
+		for (size_t s = 0; s < 3; s++) {
+			bad += !model_check(&r, m, svcs[s], "");
+			for (size_t i = 0; i < 3; i++) {
+				bad += !model_check(&r, m, svcs[s], names[i]);
+				bad += !model_check(&r, m, svcs[s], addrs[i]);
+			}
+		}
+	}
+	printf("# %d steps, %d evictions\n", step - 1, evicted);
+	CHECK(evicted >= 20); // about half of the 200 draws are new nodes
+	CHECK_INT(bad, 0);
+	rig_stop(&r);
+}
+
 static const struct tt_case cases[] = {
 	{ "max_agents defaults to 5000", test_max_agents_defaults_to_5000 },
 	{ "max_workloads defaults to 150000",
@@ -614,6 +700,8 @@ static const struct tt_case cases[] = {
 	{ "the workload index resolves and counts", test_workload_index },
 	{ "the workload index answers as a walk over every workload",
 	  test_index_matches_a_scan },
+	{ "registration churn with evictions keeps the index exact",
+	  test_churn_with_evictions },
 	{ NULL, NULL },
 };
 

@@ -392,6 +392,153 @@ test_plans_dup(void)
 	rs_free(&a);
 }
 
+// Three rule sets: matchers on present, absent and empty values,
+// templates in service, instance and params, templates that fail for
+// some alerts (a label absent or empty); R2 and R3 read the same labels
+// (a reload that changes only what is done with them).
+#define RULES_R1                                                            \
+	"rules:\n"                                                          \
+	"  - name: crit\n"                                                  \
+	"    matchers: ['alertname = \"Down\"', 'severity =~ \"crit|\"']\n"  \
+	"    continue: true\n"                                              \
+	"    actions:\n"                                                    \
+	"      - type: restart\n"                                           \
+	"        service: \"{{ service }}\"\n"                              \
+	"        instance: \"{{ pod }}\"\n"                                 \
+	"  - name: team\n"                                                  \
+	"    matchers: ['team != \"\"']\n"                                  \
+	"    actions:\n"                                                    \
+	"      - type: notify\n"                                            \
+	"        service: \"t-{{ team }}\"\n"                               \
+	"        params: { env: \"{{ env }}\" }\n"
+#define RULES_R2                                                            \
+	"rules:\n"                                                          \
+	"  - name: any\n"                                                   \
+	"    matchers: ['env = \"\"']\n"                                    \
+	"    actions:\n"                                                    \
+	"      - type: restart\n"                                           \
+	"        service: \"{{ service }}-{{ severity }}\"\n"
+#define RULES_R3                                                            \
+	"rules:\n"                                                          \
+	"  - name: any\n"                                                   \
+	"    matchers: ['env = \"\"']\n"                                    \
+	"    actions:\n"                                                    \
+	"      - type: restart\n"                                           \
+	"        service: \"{{ service }}\"\n"                              \
+	"        params: { who: \"{{ severity }}\" }\n"
+
+// A random label set from a small pool: each optional label absent,
+// empty or one of two values, so that sets repeat, differ in one read
+// label, or differ only in labels some rules do not read.
+static struct coord_alert *
+random_alert(unsigned *seed)
+{
+	static const char *const names[] = { "severity", "pod", "team", "env",
+		"zone" };
+	static const char *const vals[] = { "crit", "p1", "x", "prod",
+		"p.2" };
+	char labels[512];
+	size_t o;
+
+	o = (size_t)snprintf(labels, sizeof(labels),
+	    "\"alertname\":\"%s\",\"service\":\"s%d\"",
+	    rand_r(seed) % 4 ? "Down" : "Up", rand_r(seed) % 2);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int k = rand_r(seed) % 4;
+
+		if (k == 0)
+			continue; // absent
+		o += (size_t)snprintf(labels + o, sizeof(labels) - o,
+		    ",\"%s\":\"%s\"", names[i], k == 1 ? "" : k == 2 ?
+		    vals[i] : vals[(i + 1) % 5]);
+	}
+	return mk_alert(labels);
+}
+
+// Random sightings under reloads among three rule sets, with up to 8
+// leases held at a time (runs, approvals) and identities that sometimes
+// collide on purpose: every answer equals coord_rules_plan's (checked
+// by plan_checked), lent plans stay intact until released, and the memo
+// answers some from its slots.
+static void
+test_random_against_direct(void)
+{
+	const char *env = getenv("REFLEX_TEST_SEED");
+	unsigned seed = env != NULL ? (unsigned)strtoul(env, NULL, 10) : 7;
+	struct coord_planmemo *m = coord_planmemo_new();
+	struct rs sets[3];
+	struct held {
+		struct coord_planmemo_slot *lease;
+		struct coord_plan *p, *copy;
+		size_t n;
+	} held[8] = { { 0 } };
+	struct coord_alert *pool[24] = { NULL };
+	const struct coord_rules *cur;
+	int bad = 0, prev = 0;
+
+	printf("# seed=%u (REFLEX_TEST_SEED)\n", seed);
+	CHECK(m != NULL && rs_load(&sets[0], RULES_R1) &&
+	    rs_load(&sets[1], RULES_R2) && rs_load(&sets[2], RULES_R3));
+	if (m == NULL)
+		return;
+	// A pool of label sets, so that sets come again (in a row or not).
+	for (int i = 0; i < 24; i++)
+		if ((pool[i] = random_alert(&seed)) == NULL)
+			bad++;
+	cur = &sets[0].rules;
+	for (int step = 0; step < 4000 && bad == 0; step++) {
+		struct coord_alert *a;
+		struct coord_planmemo_slot *lease;
+		struct coord_plan *p;
+		size_t n;
+		uint64_t id;
+		int h;
+
+		if (rand_r(&seed) % 2 == 0)
+			prev = rand_r(&seed) % 24;
+		a = pool[prev];
+		if (rand_r(&seed) % 10 == 0)
+			cur = &sets[rand_r(&seed) % 3].rules; // a reload
+		id = rand_r(&seed) % 4 == 0 ? 42 : // a collision
+		    coord_alert_identity(a, NULL, 0);
+		lease = plan_checked(m, cur, a, id, &p, &n);
+		h = rand_r(&seed) % 16;
+		if (h < 8 && lease != NULL && held[h].lease == NULL) {
+			held[h].lease = lease; // kept for a while
+			held[h].p = p;
+			held[h].n = n;
+			held[h].copy = coord_plans_dup(p, n);
+		} else {
+			drop(p, n, lease);
+		}
+		h = rand_r(&seed) % 8;
+		if (held[h].lease != NULL && rand_r(&seed) % 3 == 0) {
+			for (size_t i = 0; i < held[h].n; i++)
+				bad += strcmp(held[h].p[i].service,
+				    held[h].copy[i].service) != 0 ||
+				    strcmp(held[h].p[i].instance,
+				    held[h].copy[i].instance) != 0;
+			coord_planmemo_release(held[h].lease);
+			coord_plans_free(held[h].copy, held[h].n);
+			held[h].lease = NULL;
+		}
+	}
+	for (int h = 0; h < 8; h++)
+		if (held[h].lease != NULL) {
+			coord_planmemo_release(held[h].lease);
+			coord_plans_free(held[h].copy, held[h].n);
+		}
+	printf("# %llu of 4000 answered from the memo\n",
+	    (unsigned long long)coord_planmemo_hits(m));
+	CHECK(coord_planmemo_hits(m) > 0);
+	CHECK_INT(bad, 0);
+	coord_planmemo_free(m);
+	for (int i = 0; i < 24; i++)
+		coord_alert_free(pool[i]);
+	for (int i = 0; i < 3; i++)
+		rs_free(&sets[i]);
+}
+
 static const struct tt_case cases[] = {
 	{ "kept on the second sighting, then lent", test_kept_on_second_sighting },
 	{ "a rules reload is never answered from the memo",
@@ -402,6 +549,8 @@ static const struct tt_case cases[] = {
 	  test_read_labels_decide },
 	{ "errors are not kept, no-rule is", test_errors_and_no_rule },
 	{ "coord_plans_dup copies deeply", test_plans_dup },
+	{ "random sightings, reloads and held leases answer as planning",
+	  test_random_against_direct },
 	{ NULL, NULL },
 };
 
