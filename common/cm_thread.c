@@ -38,8 +38,12 @@ cm_thread_start(const char *name, enum cm_thread_class cls)
 	if (cls != CM_THREAD_BULK || !atomic_load(&batch_on))
 		return;
 	rv = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
-	if (rv != 0 && !atomic_exchange(&warned, true))
+	if (rv == 0)
+		return;
+	// Refused: no later thread tries, and cm_thread_batch() says so.
+	atomic_store(&batch_on, false);
+	if (!atomic_exchange(&warned, true))
 		cm_warn("thread.sched", "thread=%s policy=batch error=%s "
-		    "detail=\"keeps the default scheduling\"", cm_q(buf),
-		    cm_q(strerror(rv)));
+		    "detail=\"the threads keep the default scheduling\"",
+		    cm_q(buf), cm_q(strerror(rv)));
 }

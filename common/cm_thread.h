@@ -20,13 +20,15 @@
 enum cm_thread_class { CM_THREAD_LATENCY, CM_THREAD_BULK };
 
 // Process-wide: whether bulk threads started from now on use SCHED_BATCH
-// (default off). Set it before starting them.
+// (default off). Set it before starting them. cm_thread_batch() turns
+// false once the system refused it.
 void cm_thread_set_batch(bool on);
 bool cm_thread_batch(void);
 
 // Names the calling thread (up to 15 bytes are kept) and, for a bulk
 // thread with batch scheduling on, moves it to SCHED_BATCH. A refusal
-// (a seccomp profile, say) is logged once and the thread goes on as it is.
+// (a seccomp profile, say) is logged once, turns batch scheduling off
+// for the threads that follow, and the thread goes on as it is.
 void cm_thread_start(const char *name, enum cm_thread_class cls);
 
 #endif
