@@ -4,15 +4,18 @@
 (http, journal-writer, journal-ckpt, engine) run as SCHED_BATCH and every
 other thread, the journal's syncer first, keeps the default class; with
 `normal` none is moved; any other value is a config error naming the file,
-the line and the key. The class is read from /proc (policy field of each
-thread's stat)."""
+the line and the key; refused by the system (the fault shim), it is
+logged once and every thread keeps the default class. The class is read
+from /proc (policy field of each thread's stat)."""
 
+import json
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from reflexlab import free_port, lab_main, reflex_binary  # noqa: E402
+from reflexlab import (free_port, http_post, lab_main,  # noqa: E402
+                       reflex_binary)
 
 SCHED_OTHER, SCHED_BATCH = 0, 3
 BULK = {"http", "journal-writer", "journal-ckpt", "engine"}
@@ -47,14 +50,25 @@ def threads(pid):
     return out
 
 
-def start(lab, name, extra):
+def start(lab, name, extra, env=None):
     http, agents = free_port(), free_port()
     cfg = lab.write_file(f"{name}.yaml", CONFIG.format(
         http=http, agents=agents, journal=lab.path(f"{name}.db"),
         extra=extra))
-    return lab.start(name, [reflex_binary("reflex-coordinator"), "-c", cfg],
-                     ready_url=f"http://127.0.0.1:{http}/readyz",
-                     ready_timeout=30)
+    coord = lab.start(name, [reflex_binary("reflex-coordinator"), "-c", cfg],
+                      env=env, ready_url=f"http://127.0.0.1:{http}/readyz",
+                      ready_timeout=30)
+    coord.url = f"http://127.0.0.1:{http}"
+    return coord
+
+
+def webhook_status(url):
+    body = json.dumps({"version": "4", "status": "firing", "alerts": [{
+        "status": "firing", "labels": {"alertname": "WebDown"},
+        "startsAt": "2026-12-04T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z"}]}).encode()
+    return http_post(url + "/api/v1/alerts", body,
+                     {"Content-Type": "application/json"}, timeout=30).status
 
 
 def run(tap, lab):
@@ -84,6 +98,32 @@ def run(tap, lab):
            "the start line says cpu_scheduling=normal",
            coord.log_text(tail=5))
     coord.stop()
+
+    # Refused by the system (the fault shim's pthread_setschedparam):
+    # one warning, every thread in the default class, and it works.
+    shim = os.environ.get("REFLEX_FAULTS_LIB", "")
+    if not os.path.isfile(shim):
+        tap.ok(False, "the fault shim is built (REFLEX_FAULTS_LIB)", shim)
+    else:
+        trigger = lab.write_file("refuse-sched", "")
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        coord = start(lab, "refused", "", env={
+            "LD_PRELOAD": shim, "REFLEX_FAIL_SCHED": trigger,
+            "ASAN_OPTIONS": (asan + ":" if asan else "") +
+            "verify_asan_link_order=0"})
+        got = threads(coord.pid)
+        tap.ok(BULK <= set(got) and
+               all(p == SCHED_OTHER for ps in got.values() for p in ps),
+               "refused by the system, every thread keeps the default class",
+               got)
+        log = coord.log_text()
+        tap.ok(log.count("event=thread.sched ") == 1 and
+               "Operation not permitted" in log,
+               "the refusal is logged once, with the error",
+               coord.log_text(tail=6))
+        tap.ok(webhook_status(coord.url) == 200,
+               "and the coordinator takes alerts as before")
+        coord.stop()
 
     cfg = lab.write_file("bad.yaml", CONFIG.format(
         http=free_port(), agents=free_port(), journal=lab.path("bad.db"),

@@ -17,7 +17,11 @@
 //                             what keys on elapsed time (pruning,
 //                             expiries). Waits that an absolute time
 //                             bounds then end only when woken.
+//   REFLEX_FAIL_SCHED=PATH    while PATH exists, pthread_setschedparam()
+//                             fails with EPERM (a seccomp profile or a
+//                             policy that refuses scheduling changes).
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -129,4 +133,17 @@ clock_gettime(clockid_t id, struct timespec *ts)
 	if (rv == 0 && id == CLOCK_MONOTONIC)
 		ts->tv_sec += clock_skip();
 	return rv;
+}
+
+typedef int (*sched_fn)(pthread_t, int, const struct sched_param *);
+
+int
+pthread_setschedparam(pthread_t th, int policy, const struct sched_param *p)
+{
+	sched_fn next;
+
+	if (on("REFLEX_FAIL_SCHED"))
+		return EPERM;
+	next = (sched_fn)dlsym(RTLD_NEXT, "pthread_setschedparam");
+	return next != NULL ? next(th, policy, p) : ENOSYS;
 }
