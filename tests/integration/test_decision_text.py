@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from reflexlab import (free_port, http_post, lab_main,  # noqa: E402
@@ -84,9 +85,18 @@ def run(tap, lab):
         tap.ok(got == w, f"{w[0]}: journaled {w[1]} with its whole reason",
                got)
 
-    log = coord.log_text()
-    lines = [line for line in log.splitlines()
-             if "event=engine.decision " in line]
+    def decision_lines():
+        return [line for line in coord.log_text().splitlines()
+                if "event=engine.decision " in line]
+
+    # The engine writes a turn's log lines at the end of the turn, after
+    # its journal commit: they may come a moment after the rows (seen
+    # under valgrind).
+    deadline = time.monotonic() + 15
+    lines = decision_lines()
+    while len(lines) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        lines = decision_lines()
     pat = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=info "
                      r"comp=coordinator event=engine\.decision "
                      r"alert_id=(\d+) result=(\S+) detail=(.*)$")
