@@ -543,17 +543,13 @@ test_index_matches_a_scan(void)
 	static const char *const addrs[] = { "127.0.0.1:1", "127.0.0.1:2",
 		"127.0.0.1:3" };
 	static struct model_node m[MODEL_NODES];
-	const char *env = getenv("REFLEX_TEST_SEED");
-	unsigned int seed = env != NULL ? (unsigned int)strtoul(env, NULL, 10) :
-	    (unsigned int)time(NULL) ^ (unsigned int)getpid();
 	struct cm_workload w[MODEL_WL];
 	struct cm_msg_reply rep;
 	char node[16];
 	int step, bad = 0, accepted = 0;
 	struct rig r;
 
-	printf("# seed=%u (REFLEX_TEST_SEED)\n", seed);
-	srand(seed);
+	(void)tt_seed();
 	memset(m, 0, sizeof(m));
 	rig_start(&r, "scan", 60000, 1000);
 	for (step = 0; step < 300 && bad == 0; step++) {
@@ -612,9 +608,6 @@ test_churn_with_evictions(void)
 	static const char *const addrs[] = { "127.0.0.1:1", "127.0.0.1:2",
 		"127.0.0.1:3" };
 	static struct model_node m[MODEL_NODES];
-	const char *env = getenv("REFLEX_TEST_SEED");
-	unsigned int seed = env != NULL ? (unsigned int)strtoul(env, NULL, 10) :
-	    (unsigned int)time(NULL) ^ (unsigned int)getpid();
 	int last[MODEL_NODES] = { 0 };
 	struct cm_workload w[MODEL_WL];
 	struct cm_msg_reply rep;
@@ -622,8 +615,7 @@ test_churn_with_evictions(void)
 	int step, bad = 0, evicted = 0;
 	struct rig r;
 
-	printf("# seed=%u (REFLEX_TEST_SEED)\n", seed);
-	srand(seed);
+	(void)tt_seed();
 	memset(m, 0, sizeof(m));
 	rig_start(&r, "churn", 1, 4);
 	for (step = 1; step <= 200 && bad == 0; step++) {

@@ -1006,11 +1006,9 @@ test_label_json_random(void)
 	struct coord_alert_rec recs[N];
 	struct replayed r = { 0 };
 	struct coord_journal *j;
-	unsigned int seed = (unsigned int)time(NULL);
 	int bad = 0;
 
-	printf("# seed=%u\n", seed);
-	srand(seed);
+	(void)tt_seed();
 	for (int i = 0; i < N; i++) {
 		char v[128];
 		size_t o = 0;
@@ -2565,17 +2563,11 @@ test_acknowledged_alerts_survive_kill9(void)
 {
 	struct ack *acks = NULL;
 	size_t n = 0, cap = 0, before;
-	unsigned int seed;
-	const char *env;
 	struct tmp t;
 	int fds[2], it, status, iters = 30;
 	pid_t pid;
 
-	env = getenv("REFLEX_TEST_SEED");
-	seed = env != NULL ? (unsigned int)strtoul(env, NULL, 10) :
-	    (unsigned int)time(NULL) ^ (unsigned int)getpid();
-	printf("# seed=%u (REFLEX_TEST_SEED)\n", seed);
-	srand(seed);
+	(void)tt_seed();
 	tmp_make(&t);
 	for (it = 0; it < iters; it++) {
 		if (pipe(fds) != 0) {

@@ -12,44 +12,10 @@
 #include "coord_alert.h"
 #include "coord_planmemo.h"
 #include "coord_rules.h"
+#include "rules_fixture.h"
 #include "tt.h"
 
 // ---- helpers -------------------------------------------------------------
-
-// An alert from the inside of a JSON labels object, through the webhook
-// parser (the label set the engine sees).
-static struct coord_alert *
-mk_alert(const char *labels)
-{
-	struct coord_notification *n = NULL;
-	struct coord_alert *a = NULL;
-	char body[2048], err[256] = "";
-
-	snprintf(body, sizeof(body), "{\"version\":\"4\",\"alerts\":"
-	    "[{\"status\":\"firing\",\"labels\":{%s}}]}", labels);
-	if (coord_webhook_parse(&n, body, strlen(body), NULL, err,
-	    sizeof(err)) != 0) {
-		printf("# mk_alert: %s\n", err);
-		return NULL;
-	}
-	if (n->n_alerts == 1)
-		a = coord_alert_dup(&n->alerts[0]);
-	coord_notification_free(n);
-	return a;
-}
-
-struct test_conf {
-	struct cm_list rules;
-};
-
-static const struct cm_conf_field test_fields[] = {
-	{ .key = "rules", .type = CM_CONF_LIST, .required = true,
-	  .off = offsetof(struct test_conf, rules), .sub = coord_rule_fields,
-	  .elem_size = sizeof(struct coord_rule_conf),
-	  .line_off = CM_CONF_LINE(struct coord_rule_conf, line),
-	  .help = "rules" },
-	{ .key = NULL },
-};
 
 struct rs {
 	struct test_conf conf;
@@ -61,11 +27,7 @@ rs_load(struct rs *r, const char *yaml)
 {
 	char err[512] = "";
 
-	memset(r, 0, sizeof(*r));
-	if (cm_conf_load_mem(&r->conf, test_fields, "test.yaml", yaml,
-	    strlen(yaml), err, sizeof(err)) < 0 ||
-	    coord_rules_compile(&r->rules, &r->conf.rules, "test.yaml", err,
-	    sizeof(err)) < 0) {
+	if (load_rules(yaml, &r->conf, &r->rules, err, sizeof(err)) < 0) {
 		printf("# rs_load: %s\n", err);
 		return false;
 	}

@@ -14,7 +14,10 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 struct tt_case {
 	const char *name;
@@ -66,6 +69,20 @@ tt_fail(const char *file, int line, const char *what)
 			tt_fail(__FILE__, __LINE__, #hay " has " #needle);  \
 		}                                                           \
 	} while (0)
+
+// Seeds rand() for a randomized case: $REFLEX_TEST_SEED when set, else
+// the time and pid; prints the seed so that a failure can be replayed.
+static inline unsigned int
+tt_seed(void)
+{
+	const char *env = getenv("REFLEX_TEST_SEED");
+	unsigned int seed = env != NULL ? (unsigned int)strtoul(env, NULL, 10) :
+	    (unsigned int)time(NULL) ^ (unsigned int)getpid();
+
+	printf("# seed=%u (REFLEX_TEST_SEED)\n", seed);
+	srand(seed);
+	return seed;
+}
 
 static inline int
 tt_run(const struct tt_case *cases, int argc, char **argv)
