@@ -13,8 +13,10 @@ cd "$top"
 status=0
 
 # clang and libFuzzer for the fuzz targets, valgrind for its scenario
-# (both suites skip, and say so, where these are missing).
-export REFLEX_EXTRA_PACKAGES="clang libclang-rt-14-dev valgrind"
+# (both suites skip, and say so, where these are missing); openssl makes
+# the certificates of the fake Kubernetes API server and the HTTPS tests
+# (a minimal Debian has it only through ca-certificates, a recommends).
+export REFLEX_EXTRA_PACKAGES="clang libclang-rt-14-dev valgrind openssl"
 "$top/deploy/bootstrap.sh" build || exit 1
 "$top/deploy/bootstrap.sh" build-asan -Db_sanitize=address,undefined \
     -Db_lundef=false -Dbuildtype=debug || exit 1
