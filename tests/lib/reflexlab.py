@@ -1368,13 +1368,37 @@ __all__ = [
 ]
 
 
+def log_tails(workdir, lines=25):
+    """The last `lines` lines of every *.log in workdir, each headed by its
+    name: what a failed case prints, since CI keeps no work directory."""
+    out = []
+    try:
+        names = sorted(n for n in os.listdir(workdir) if n.endswith(".log"))
+    except OSError:
+        return ""
+    for name in names:
+        try:
+            with open(os.path.join(workdir, name), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * 1024))
+                tail = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            continue
+        out.append(f"--- {name} (last {min(lines, len(tail))} lines)")
+        out.extend(tail[-lines:])
+    return "\n".join(out)
+
+
 def _run_in_lab(tap, run, prefix, what):
+    lab = None
     try:
         with Lab(prefix=prefix, keep=bool(os.environ.get("REFLEX_KEEP"))) \
                 as lab:
             run(tap, lab)
     except Exception as e:  # noqa: BLE001 - report, do not crash
-        tap.ok(False, f"{what} to the end: {e}", traceback.format_exc())
+        tails = log_tails(lab.workdir) if lab is not None else ""
+        tap.ok(False, f"{what} to the end: {e}",
+               traceback.format_exc() + tails)
 
 
 def lab_main(run, prefix):

@@ -13,6 +13,23 @@ OK = re.compile(r"^ok\b")
 NOT_OK = re.compile(r"^not ok\b")
 
 
+DIAG_LINES = 80
+
+
+def print_diag(rest):
+    """Prints the diagnostic lines ('#' comments) that follow a failed
+    case, at most DIAG_LINES of them: what the test knew when it failed."""
+    n = 0
+    for l in rest:
+        if not l.startswith("#"):
+            break
+        if n == DIAG_LINES:
+            print("    ... (more in the test log)")
+            break
+        print(f"    {l}")
+        n += 1
+
+
 def count(path):
     passed = failed = 0
     try:
@@ -31,9 +48,10 @@ def count(path):
         if result not in ("OK", "SKIP", "EXPECTEDFAIL") and f == 0:
             f = 1
             print(f"tapsum: {t.get('name')}: {result} without a failing case")
-        for l in out:
+        for i, l in enumerate(out):
             if NOT_OK.match(l):
                 print(f"FAILED {t.get('name')}: {l}")
+                print_diag(out[i + 1:])
         passed += p
         failed += f
     return passed, failed

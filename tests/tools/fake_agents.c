@@ -57,6 +57,7 @@ static bool replay_test;     // --replay: send the first register twice
 static int n_permits, permits_done;
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool stop;
+static const char *coord_url; // --coordinator
 
 static void
 subst(char *dst, size_t n, const char *src, int i)
@@ -192,6 +193,31 @@ on_cmd(void *arg)
 	nng_send_aio(f->rep, f->aio);
 }
 
+// Opens f's req socket to the coordinator and starts dialing it.
+static int
+req_open(struct fake *f, const char *coord)
+{
+	int rv = nng_req0_open(&f->req);
+
+	if (rv != 0)
+		return rv;
+	nng_socket_set_ms(f->req, NNG_OPT_SENDTIMEO, 1000);
+	nng_socket_set_ms(f->req, NNG_OPT_RECVTIMEO, 1000);
+	return nng_dial(f->req, coord, NULL, NNG_FLAG_NONBLOCK);
+}
+
+// An exchange got no answer: a new socket, dialing at once, as
+// reflex-agent does (agent_link.c), rather than leaning on libnng's
+// redial of a connection that broke with a request in flight.
+static void
+req_reopen(struct fake *f)
+{
+	nng_close(f->req);
+	if (req_open(f, coord_url) != 0)
+		fprintf(stderr, "fake-agents: %s: cannot reopen its socket\n",
+		    f->node);
+}
+
 static bool
 exchange(struct fake *f, const struct cm_msg *m, struct cm_msg *reply)
 {
@@ -199,10 +225,11 @@ exchange(struct fake *f, const struct cm_msg *m, struct cm_msg *reply)
 	void *buf = NULL;
 	size_t len;
 
-	if (send_msg(f->req, m) != 0)
+	if (send_msg(f->req, m) != 0 ||
+	    nng_recv(f->req, &buf, &len, NNG_FLAG_ALLOC) != 0) {
+		req_reopen(f);
 		return false;
-	if (nng_recv(f->req, &buf, &len, NNG_FLAG_ALLOC) != 0)
-		return false;
+	}
 	if (decode(reply, buf, len, err, sizeof(err)) < 0) {
 		nng_free(buf, len);
 		return false;
@@ -374,6 +401,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "fake-agents: need --coordinator and --port\n");
 		return 2;
 	}
+	coord_url = coord;
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	fakes = calloc((size_t)count, sizeof(*fakes));
@@ -408,7 +436,7 @@ main(int argc, char **argv)
 		    nng_listen(f->rep, f->url, &l, 0) != 0 ||
 		    nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa) != 0 ||
 		    nng_aio_alloc(&f->aio, on_cmd, f) != 0 ||
-		    nng_req0_open(&f->req) != 0) {
+		    req_open(f, coord) != 0) {
 			fprintf(stderr, "fake-agents: cannot listen on %s\n", f->url);
 			return 1;
 		}
@@ -416,9 +444,6 @@ main(int argc, char **argv)
 		snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%u",
 		    (unsigned)(((sa.s_in.sa_port & 0xff) << 8) |
 		    (sa.s_in.sa_port >> 8)));
-		nng_socket_set_ms(f->req, NNG_OPT_SENDTIMEO, 1000);
-		nng_socket_set_ms(f->req, NNG_OPT_RECVTIMEO, 1000);
-		nng_dial(f->req, coord, NULL, NNG_FLAG_NONBLOCK);
 		nng_recv_aio(f->rep, f->aio);
 	}
 	fprintf(stderr, "fake-agents: %d agents up\n", count);
