@@ -359,7 +359,7 @@ static int
 walk_sized(struct walk *w, size_t lenbytes, uint64_t extra,
     const char *what, size_t at)
 {
-	uint64_t n;
+	uint64_t n = 0; // set by walk_be (gcc -O3 cannot tell)
 	int r;
 
 	r = walk_be(w, lenbytes, what, at, &n);

@@ -56,6 +56,15 @@
 // the writer checkpoints itself (what SQLite's autocheckpoint did at
 // 1,000 pages) once the WAL holds that many frames.
 #define CKPT_PAGES 1000
+// After each checkpoint the database's pages are dropped from the page
+// cache but for the last cache_tail bytes of the file (CACHE_TAIL unless
+// set), where rows are added and recent ones read. The journal is written
+// once and read rarely: left alone, every row would stay in memory until
+// the kernel needs it, crowding the node's page cache, and a file that
+// keeps growing takes a never-used page of memory for every page written,
+// which costs a virtual machine a fault to its host each (about 12 us per
+// 4 KiB page on the benchmark machine against 1-2 us for a reused one).
+#define CACHE_TAIL (32 << 20)
 // Committed batches that may wait for the syncer at once.
 #define SYNC_QUEUE 16
 #define CKPT_BACKSTOP 16384
@@ -372,6 +381,9 @@ struct coord_journal {
 	pthread_cond_t ckpt_wake;
 	int wal_frames;		// frames in the WAL after the last commit
 	int ckpt_done;		// of those, copied by the last checkpoint
+	int db_fd;		// the database file, for posix_fadvise; -1
+	int64_t cache_tail;	// see CACHE_TAIL; < 0: no drops
+	int64_t cache_trims;
 	bool ckpt_stop;
 	bool ckpt_started;
 	pthread_t ckpter;
@@ -802,6 +814,7 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 	pthread_cond_init(&j->sync_free, NULL);
 	pthread_cond_init(&j->ckpt_wake, NULL);
 	j->wal_fd = -1;
+	j->db_fd = -1;
 
 	rv = init_journal(j, path, opts);
 	if (rv < 0) {
@@ -866,6 +879,11 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 		}
 		if (rv < 0)
 			goto fail;
+		j->cache_tail = opts->cache_tail != 0 ? opts->cache_tail :
+		    CACHE_TAIL;
+		// Without it the pages stay cached, as they always did.
+		if (j->cache_tail >= 0)
+			j->db_fd = open(j->path, O_RDONLY | O_CLOEXEC);
 		rv = -pthread_create(&j->ckpter, NULL, ckpt_main, j);
 		if (rv < 0) {
 			snprintf(err, errlen, "checkpoint thread: %s",
@@ -934,6 +952,8 @@ coord_journal_close(struct coord_journal *j)
 		(void)mark_write(j, pend_mark(j));
 	if (j->wal_fd >= 0)
 		close(j->wal_fd);
+	if (j->db_fd >= 0)
+		close(j->db_fd);
 	for (i = 0; i < W_COUNT; i++)
 		sqlite3_finalize(j->w[i]);
 	for (i = 0; i <= ALERT_GROUP; i++)
@@ -1976,6 +1996,33 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
+// Drops the pages a checkpoint wrote from the page cache, all but the
+// file's last cache_tail bytes. A checkpoint that ran beside the writer
+// leaves its pages dirty (SQLite syncs the database only after one that
+// copied the whole log), and dirty pages cannot be dropped: they are
+// written out first, here, as the kernel would have done later. That is
+// not a sync (the log still holds every frame until a complete
+// checkpoint has synced the database). Advice only: a failure changes
+// nothing that matters.
+static void
+cache_trim(struct coord_journal *j)
+{
+	struct stat st;
+	off_t len;
+
+	if (j->db_fd < 0 || fstat(j->db_fd, &st) < 0 ||
+	    st.st_size <= j->cache_tail)
+		return;
+	len = st.st_size - j->cache_tail;
+	if (sync_file_range(j->db_fd, 0, len, SYNC_FILE_RANGE_WAIT_BEFORE |
+	    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0 &&
+	    posix_fadvise(j->db_fd, 0, len, POSIX_FADV_DONTNEED) == 0) {
+		pthread_mutex_lock(&j->lock);
+		j->cache_trims++;
+		pthread_mutex_unlock(&j->lock);
+	}
+}
+
 // The checkpointer thread: PASSIVE checkpoints on its own connection (they
 // never block the writer, and the writer restarts the log after one that
 // copied everything).
@@ -2000,6 +2047,8 @@ ckpt_main(void *arg)
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			cm_warn("journal.checkpoint_failed", "err=%s",
 			    cm_q(sqlite3_errmsg(j->cdb)));
+		if (rc == SQLITE_OK)
+			cache_trim(j);
 		pthread_mutex_lock(&j->lock);
 		if (rc == SQLITE_OK)
 			j->checkpoints++;
@@ -2979,6 +3028,7 @@ coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s)
 	s->commits = j->commits;
 	s->checkpoints = j->checkpoints;
 	s->backstop_checkpoints = j->backstop_checkpoints;
+	s->cache_trims = j->cache_trims;
 	s->commit_errors = j->commit_errors;
 	pthread_mutex_unlock(&j->lock);
 	if (!j->shared) {

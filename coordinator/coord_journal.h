@@ -46,6 +46,9 @@ struct coord_journal_opts {
 			      // with -ENOSPC (0 = none)
 	int64_t retention_interval_ms; // time between automatic
 			      // retention passes (default 60000)
+	int64_t cache_tail;   // bytes at the end of a file journal that stay
+			      // in the page cache after a checkpoint
+			      // (default 32 MiB; < 0: keep every page)
 };
 
 // Opens or creates the journal at `path` (":memory:" for tests), creates
@@ -281,6 +284,7 @@ struct coord_journal_stats {
 	int64_t commit_errors;
 	int64_t checkpoints;   // by the checkpointer thread
 	int64_t backstop_checkpoints; // by the writer (checkpointer behind)
+	int64_t cache_trims;   // page cache drops after checkpoints
 };
 void coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s);
 

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1727,6 +1730,108 @@ out:
 	tmp_remove(&t);
 }
 
+// Pages of the file's first `len` bytes in the page cache, or -1.
+static long
+resident_pages(const char *path, off_t len)
+{
+	long page = sysconf(_SC_PAGESIZE), n = 0;
+	size_t pages = (size_t)((len + page - 1) / page);
+	unsigned char *vec;
+	void *map;
+	int fd;
+
+	if (len <= 0 || (fd = open(path, O_RDONLY)) < 0)
+		return -1;
+	map = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return -1;
+	vec = xcalloc(pages, 1);
+	if (mincore(map, (size_t)len, vec) == 0)
+		for (size_t i = 0; i < pages; i++)
+			n += vec[i] & 1;
+	else
+		n = -1;
+	free(vec);
+	munmap(map, (size_t)len);
+	return n;
+}
+
+// Fills a file journal past a checkpoint with cache_tail `tail`; returns
+// the share (0..1) of the database's pages before its last `keep` bytes
+// that are in the page cache, or -1 when it cannot tell.
+static double
+cached_share_after_checkpoint(int64_t tail, int64_t keep)
+{
+	struct coord_journal_opts o = { .sync_full = true, .cache_tail = tail };
+	struct coord_alert_rec recs[100];
+	struct coord_journal_stats js;
+	struct coord_alert *a;
+	struct coord_journal *j;
+	struct stat st;
+	char *big = xcalloc(1, 4001);
+	double share = -1;
+	long cached;
+	int i, tries;
+	struct tmp t;
+
+	memset(big, 'c', 4000);
+	a = mk_alert("Cache", 1, big);
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	for (i = 0; i < 100; i++)
+		rec_init(&recs[i], a, i);
+	for (i = 0; i < 12; i++) // over 1,000 WAL frames: a checkpoint
+		CHECK_INT(submit_wait(j, recs, 100), 0);
+	for (tries = 0; tries < 1000; tries++) {
+		coord_journal_stats(j, &js);
+		if (js.checkpoints >= 1 &&
+		    (tail < 0 || js.cache_trims >= js.checkpoints))
+			break;
+		usleep(10000);
+	}
+	CHECK(js.checkpoints >= 1);
+	CHECK_INT(js.cache_trims, tail < 0 ? 0 : js.checkpoints);
+	if (stat(t.db, &st) == 0 && st.st_size > keep + 1024 * 1024) {
+		cached = resident_pages(t.db, st.st_size - keep);
+		if (cached >= 0)
+			share = (double)cached * (double)sysconf(_SC_PAGESIZE) /
+			    (double)(st.st_size - keep);
+		printf("# tail %lld: %ld of the first %lld bytes' pages "
+		    "cached\n", (long long)tail, cached,
+		    (long long)(st.st_size - keep));
+	}
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+	free(big);
+	tmp_remove(&t);
+	return share;
+}
+
+// After a checkpoint the database's pages leave the page cache, all but
+// the file's last cache_tail bytes; with a negative cache_tail they stay
+// (the control: the same rows, written the same way, are cached).
+static void
+test_checkpoint_drops_cached_pages(void)
+{
+	struct statfs fs;
+	double kept, trimmed;
+
+	if (statfs("/tmp", &fs) == 0 && fs.f_type == TMPFS_MAGIC) {
+		printf("# /tmp is a tmpfs: its pages cannot be dropped; "
+		    "nothing to check\n");
+		return;
+	}
+	kept = cached_share_after_checkpoint(-1, 64 * 1024);
+	trimmed = cached_share_after_checkpoint(64 * 1024, 64 * 1024);
+	printf("# cached share: %.2f kept, %.2f trimmed\n", kept, trimmed);
+	CHECK(kept > 0.5);
+	CHECK(trimmed >= 0 && trimmed < 0.1);
+}
+
 static void
 test_full_queue_eagain(void)
 {
@@ -2641,6 +2746,8 @@ static const struct tt_case cases[] = {
 	{ "a full queue answers EAGAIN", test_full_queue_eagain },
 	{ "WAL frames reach the database file by the checkpointer",
 	    test_checkpoint_beside_writer },
+	{ "a checkpoint's pages leave the page cache but the file's tail",
+	    test_checkpoint_drops_cached_pages },
 	{ "sync_full: the next batch commits beside the sync",
 	    test_commit_beside_sync },
 	{ "a batch runs inline when the writer is idle (no full sync)",
