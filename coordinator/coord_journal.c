@@ -277,6 +277,7 @@ struct coord_journal_batch {
 	struct coord_journal *j;
 	struct bent *v;
 	size_t n, cap;
+	size_t n_actions;	// BE_INSERT and BE_UPDATE entries
 	char *text;
 	size_t len, tcap;
 	coord_journal_batch_fn fn;
@@ -2362,6 +2363,7 @@ coord_journal_batch_action_insert(struct coord_journal_batch *b,
 		.attempt = r->attempt, .ms = r->created_ms };
 	for (int i = 0; i < 7; i++)
 		be->s[i] = batch_str(b, s[i]);
+	b->n_actions++;
 	pthread_mutex_lock(&b->j->lock);
 	be->id = b->j->next_action_id++;
 	pthread_mutex_unlock(&b->j->lock);
@@ -2383,6 +2385,7 @@ coord_journal_batch_action_update(struct coord_journal_batch *b, int64_t id,
 	*be = (struct bent){ .kind = BE_UPDATE, .id = id, .ms = now_ms };
 	be->s[0] = batch_str(b, state);
 	be->s[1] = batch_str(b, detail);
+	b->n_actions++;
 	return 0;
 }
 
@@ -2411,11 +2414,14 @@ coord_journal_batch_submit(struct coord_journal_batch *b,
 	pthread_mutex_lock(&j->lock);
 	if (j->stop) {
 		rv = -ESHUTDOWN;
-	} else if (j->started && !j->own_sync && !j->busy && j->head == NULL &&
-	    tl_running == NULL) {
-		// Without a sync of its own to wait for, a batch finds the
-		// writer idle: it runs here, saving the caller two thread
-		// hand-offs (to the writer and back) on its way to a command.
+	} else if (b->n_actions > 0 && j->started && !j->own_sync &&
+	    !j->busy && j->head == NULL && tl_running == NULL) {
+		// Without a sync of its own to wait for, a batch of action
+		// rows finds the writer idle: it runs here, saving the caller
+		// two thread hand-offs (to the writer and back) on its way to
+		// a command. Outcomes alone wait for nothing: queued, they
+		// share the writer's next transaction with the webhooks'
+		// alerts instead of holding those back for one of their own.
 		j->busy = true;
 		pthread_mutex_unlock(&j->lock);
 		tl_running = j;

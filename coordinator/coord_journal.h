@@ -201,9 +201,9 @@ typedef void (*coord_journal_batch_fn)(int rv, void *arg);
 // other write) and takes it. Returns 0 (fn will be called), or -EINVAL,
 // -ESHUTDOWN (the journal is closing): fn is not called then. Any thread;
 // not bounded by max_queue (the caller's own rows). Never waits for other
-// work: on a journal without full sync whose writer is idle, the batch
-// runs on the calling thread (fn called before this returns), which
-// saves two thread hand-offs; otherwise it is queued.
+// work: on a journal without full sync whose writer is idle, a batch
+// with action rows runs on the calling thread (fn called before this
+// returns), which saves two thread hand-offs; otherwise it is queued.
 int coord_journal_batch_submit(struct coord_journal_batch *b,
     coord_journal_batch_fn fn, void *arg)
     __attribute__((warn_unused_result));
