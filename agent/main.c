@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -43,7 +44,9 @@ usage(FILE *f)
 	    AGENT_CONF_DEFAULT_PATH);
 }
 
-// Returns 0 to run, 1 for --help, -EINVAL for a usage error.
+// Returns 0 to run, 1 for --help, ARGS_STATUS when the word "status"
+// follows the options (at optind), -EINVAL for a usage error.
+#define ARGS_STATUS 2
 static int
 parse_args(int argc, char **argv, struct args *a)
 {
@@ -74,10 +77,47 @@ parse_args(int argc, char **argv, struct args *a)
 		else
 			return -EINVAL;
 	}
-	if (optind != argc || a->verbose > MAX_VERBOSE ||
-	    a->config[0] == '\0' || strlen(a->config) >= 4096)
+	if (optind < argc && strcmp(argv[optind], "status") == 0)
+		return ARGS_STATUS;
+	if (optind != argc) {
+		fprintf(stderr, "reflex-agent: unexpected argument \"%.64s\"\n",
+		    argv[optind]);
+		return -EINVAL;
+	}
+	if (a->verbose > MAX_VERBOSE || a->config[0] == '\0' ||
+	    strlen(a->config) >= 4096)
 		return -EINVAL;
 	return 0;
+}
+
+// "reflex-agent -c FILE status ...": the status client with the options
+// given before the word (only -c means anything to it; any other is
+// refused there, with its usage), then those after it.
+static int
+status_after_options(int argc, char **argv, int at, const struct args *a,
+    bool config_given)
+{
+	char **sv = calloc((size_t)argc + 3, sizeof(*sv));
+	int n = 0, rv;
+
+	if (sv == NULL)
+		return 1;
+	sv[n++] = argv[at];
+	if (config_given) {
+		sv[n++] = "-c";
+		sv[n++] = (char *)a->config;
+	}
+	if (a->verbose > 0 || a->check || a->help_config) {
+		fprintf(stderr, "reflex-agent: status takes -c or -s, "
+		    "--json\n");
+		free(sv);
+		return 2;
+	}
+	for (int i = at + 1; i < argc; i++)
+		sv[n++] = argv[i];
+	rv = agent_status_main(n, sv);
+	free(sv);
+	return rv;
 }
 
 static int
@@ -146,6 +186,14 @@ main(int argc, char **argv)
 		return agent_status_main(argc - 1, argv + 1);
 	}
 	rv = parse_args(argc, argv, &a);
+	if (rv == ARGS_STATUS) {
+		if (cm_conf_set_max_file(a.max_size, err, sizeof(err)) < 0) {
+			fprintf(stderr, "reflex-agent: %s\n", err);
+			return 2;
+		}
+		return status_after_options(argc, argv, optind, &a,
+		    strcmp(a.config, AGENT_CONF_DEFAULT_PATH) != 0);
+	}
 	if (rv != 0) {
 		usage(rv > 0 ? stdout : stderr);
 		return rv > 0 ? 0 : 2;

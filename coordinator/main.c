@@ -40,6 +40,7 @@ usage(FILE *f)
 	    "       reflex-coordinator [-c FILE] approve|reject [--token-file F] "
 	    "ID\n"
 	    "       reflex-coordinator [-c FILE] simulate [--json] BODY_FILE\n"
+	    "  (-c FILE may also follow the command)\n"
 	    "\n"
 	    "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
 	    "  -v, --verbose       more logging (repeat for debug)\n"
@@ -314,6 +315,35 @@ app_run(struct app *a)
 	return 0;
 }
 
+// A subcommand's "-c FILE", "--config FILE" or "--config=FILE" (the
+// agent's status client takes it there, so people write it there too):
+// sets *path and leaves the subcommand's other arguments, in order, in
+// argv. Returns the new argc, or -1 when -c has no value.
+static int
+take_config(int argc, char **argv, const char **path)
+{
+	int n = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				argv[n++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "-c") == 0 ||
+		    strcmp(argv[i], "--config") == 0) {
+			if (i + 1 == argc)
+				return -1;
+			*path = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			*path = argv[i] + 9;
+		} else {
+			argv[n++] = argv[i];
+		}
+	}
+	return n;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -365,9 +395,14 @@ main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		const char *cmd = argv[optind];
-		int sub_argc = argc - optind;
 		char **sub_argv = argv + optind;
+		int sub_argc = take_config(argc - optind, sub_argv, &path);
 
+		if (sub_argc < 0 || path[0] == '\0') {
+			fprintf(stderr, "reflex-coordinator: %s: -c needs a "
+			    "file\n", cmd);
+			return 2;
+		}
 		if (strcmp(cmd, "history") == 0)
 			rv = coord_cli_history(path, sub_argc, sub_argv);
 		else if (strcmp(cmd, "status") == 0)

@@ -238,6 +238,15 @@ def check_startup(agent, ports, sock):
     T.ok(r.returncode == 0 and "node         node-t" in r.stdout and
          "demo-a-1" in r.stdout and "running" in r.stdout,
          "status prints for a person", r.stdout + r.stderr)
+    r2 = run([AGENT, "-c", agent.conf, "status"])
+    T.ok(r2.returncode == 0 and "node         node-t" in r2.stdout,
+         "-c FILE may come before the word status", r2.stdout + r2.stderr)
+    r3 = run([AGENT, "-v", "status"])
+    r4 = run([AGENT, "-c", agent.conf, "stats"])
+    T.ok(r3.returncode == 2 and "status takes -c or -s" in r3.stderr and
+         r4.returncode == 2 and 'unexpected argument "stats"' in r4.stderr,
+         "other options before status, and a misspelt command, are "
+         "refused with a reason", r3.stderr + r4.stderr)
     i = info(ports["base"])
     PIDS.update([i["pid"], i["grandchild"]])
     T.ok(i["env"].get("REFLEX_INSTANCE") == "demo-a-0" and

@@ -190,6 +190,19 @@ def run(tap, lab):
     rc, out, err = cli(cfg, "agents")
     tap.ok(rc == 0 and len(out.strip().splitlines()) == 5 and "node-0" in out,
            "reflex-coordinator agents lists the registry", out + err)
+    # -c may follow the command too (as with reflex-agent status).
+    exe = reflex_binary("reflex-coordinator")
+    after = [subprocess.run([exe] + args, capture_output=True, text=True,
+                            timeout=20)
+             for args in (["agents", "-c", cfg], ["agents", f"--config={cfg}"],
+                          ["-c", "/nonexistent.yaml", "agents", "-c", cfg])]
+    tap.ok(all(r.returncode == 0 and r.stdout == out for r in after),
+           "agents -c FILE, --config=FILE after the command, and a later -c "
+           "over an earlier one", [(r.returncode, r.stderr) for r in after])
+    r = subprocess.run([exe, "agents", "-c"], capture_output=True, text=True,
+                       timeout=20)
+    tap.ok(r.returncode == 2 and "-c needs a file" in r.stderr,
+           "a trailing -c without its file is a usage error", r.stderr)
 
     # -- simulate -----------------------------------------------------------
     sim = lab.write_file("sim.json", body("web-9"))
