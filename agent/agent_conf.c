@@ -753,10 +753,10 @@ static int
 read_file(const char *path, char **ret, size_t *ret_len, char *err,
     size_t errlen)
 {
-	struct stat st;
 	char *text = NULL;
+	size_t size = 0;
 	ssize_t n = 0;
-	int fd, rv = 0;
+	int fd, rv;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -765,17 +765,13 @@ read_file(const char *path, char **ret, size_t *ret_len, char *err,
 		    strerror(errno));
 		return rv;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > cm_conf_max_file())
-		rv = cm_conf_errf(err, errlen, path, 0, NULL, "not a regular "
-		    "file of at most %zu bytes (the limit: --config-max-size "
-		    "or " CM_CONF_MAX_FILE_ENV ")", cm_conf_max_file());
+	rv = cm_conf_check_file(fd, path, &size, err, errlen);
 	if (rv == 0) {
-		text = malloc((size_t)st.st_size + 1);
+		text = malloc(size + 1);
 		rv = text == NULL ? -ENOMEM : 0;
 	}
 	if (rv == 0) {
-		n = read(fd, text, (size_t)st.st_size);
+		n = read(fd, text, size);
 		if (n < 0)
 			rv = cm_conf_errf(err, errlen, path, 0, NULL,
 			    "read: %s", strerror(errno));

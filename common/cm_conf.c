@@ -852,13 +852,30 @@ cm_conf_load_mem(void *out, const struct cm_conf_field *tbl, const char *name,
 }
 
 int
+cm_conf_check_file(int fd, const char *path, size_t *size, char *err,
+    size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return cm_conf_errf(err, errlen, path, 0, NULL,
+		    "not a regular file");
+	if ((uint64_t)st.st_size > max_file)
+		return cm_conf_errf(err, errlen, path, 0, NULL,
+		    "file of %jd bytes is larger than %zu bytes (the limit: "
+		    "--config-max-size or " CM_CONF_MAX_FILE_ENV ")",
+		    (intmax_t)st.st_size, max_file);
+	*size = (size_t)st.st_size;
+	return 0;
+}
+
+int
 cm_conf_load(void *out, const struct cm_conf_field *tbl, const char *path,
     char *err, size_t errlen)
 {
-	struct stat st;
 	FILE *f;
 	char *text;
-	size_t n;
+	size_t n, size;
 	int rv;
 
 	f = fopen(path, "rbe");
@@ -867,19 +884,17 @@ cm_conf_load(void *out, const struct cm_conf_field *tbl, const char *path,
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return rv;
 	}
-	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > max_file) {
+	rv = cm_conf_check_file(fileno(f), path, &size, err, errlen);
+	if (rv < 0) {
 		fclose(f);
-		return cm_conf_errf(err, errlen, path, 0, NULL,
-		    "not a regular file of at most %zu bytes (the limit: "
-		    "--config-max-size or " CM_CONF_MAX_FILE_ENV ")", max_file);
+		return rv;
 	}
-	text = malloc((size_t)st.st_size + 1);
+	text = malloc(size + 1);
 	if (text == NULL) {
 		fclose(f);
 		return -ENOMEM;
 	}
-	n = fread(text, 1, (size_t)st.st_size, f);
+	n = fread(text, 1, size, f);
 	fclose(f);
 	rv = cm_conf_load_mem(out, tbl, path, text, n, err, errlen);
 	free(text);

@@ -133,6 +133,13 @@ int cm_yaml_precheck(const char *text, size_t len, int max_depth,
 // The file limit in force (bytes).
 size_t cm_conf_max_file(void);
 
+// Checks the open configuration file fd (named path) before it is read:
+// a regular file within the file limit. Returns 0 with *size set, or
+// -EINVAL with "path: (top): not a regular file" or "... file of N bytes
+// is larger than L bytes (the limit: ...)" in err.
+int cm_conf_check_file(int fd, const char *path, size_t *size, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
+
 // Sets the file limit from `opt` (a --config-max-size value such as
 // "4MiB"), or, when opt is NULL, from the environment variable
 // CM_CONF_MAX_FILE_ENV if set and non-empty; neither: the limit stays.

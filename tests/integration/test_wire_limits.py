@@ -385,7 +385,8 @@ def check_config_size(tap, lab, env):
                             "--check-config", "-c", conf],
                            capture_output=True, text=True, timeout=30)
         tap.ok([x[0] for x in results] == [0, 1, 0, 1] and
-               all("at most 8192 bytes" in x[1] for x in results[1::2]) and
+               all("8193 bytes is larger than 8192 bytes" in x[1] for x in
+                   results[1::2]) and
                r.returncode == 2 and "is outside 4096..16777216" in r.stderr,
                f"config file size ({who}): with --config-max-size 8KiB or "
                "REFLEX_CONFIG_MAX_SIZE=8KiB a file of 8192 bytes loads, "
