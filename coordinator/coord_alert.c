@@ -1036,7 +1036,8 @@ kv_key_check(struct pctx *p, const char *key, size_t n, bool high,
 
 	if (n > p->lim->max_name_len)
 		return failf(p, -E2BIG,
-		    "%s: name \"%s\" is %zu bytes, over the limit of %zu",
+		    "%s: name \"%s\" is %zu bytes, over the limit of %zu "
+		    "(limits.max_name_len)",
 		    where_str(path, sizeof(path), w),
 		    coord_safe_str(sbuf, sizeof(sbuf), key), n,
 		    p->lim->max_name_len);
@@ -1120,7 +1121,8 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 		if (rv < 0)
 			return rv;
 		if (++n > max_labels)
-			return failf(j->p, -E2BIG, "%s: more than %zu entries",
+			return failf(j->p, -E2BIG, "%s: more than %zu entries "
+			    "(limits.max_labels)",
 			    where_str(path, sizeof(path), w), max_labels);
 		// What kv_key_check passes without a look: a label name
 		// already checked, an annotation name with no control and
@@ -1140,8 +1142,10 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 			return rv;
 		if (vlen > max_val)
 			return failf(j->p, -E2BIG, "%s.%s: %zu bytes exceed "
-			    "the limit of %zu", where_str(path, sizeof(path),
-			    w), key, vlen, max_val);
+			    "the limit of %zu (limits.%s)", where_str(path,
+			    sizeof(path), w), key, vlen, max_val,
+			    kind == KVS_LABELS ? "max_value_len" :
+			    "max_annotation_len");
 		if (high && !cm_utf8_valid(val, vlen))
 			return failf(j->p, -EINVAL, "%s.%s: not valid UTF-8",
 			    where_str(path, sizeof(path), w), key);
@@ -1449,7 +1453,8 @@ alerts_read(struct jr *j, struct coord_notification *n)
 	while (rv == 0 && more) {
 		if (n->n_alerts == j->p->lim->max_alerts)
 			return failf(j->p, -E2BIG, "alerts: more than %zu "
-			    "alerts", j->p->lim->max_alerts);
+			    "alerts (limits.max_alerts)",
+			    j->p->lim->max_alerts);
 		if (jr_peek(j) != '{')
 			return failf(j->p, -EINVAL, "alerts[%zu]: expected "
 			    "object", n->n_alerts);
@@ -1675,7 +1680,8 @@ coord_webhook_parse(struct coord_notification **ret, const char *body,
 		return failf(&p, -EINVAL, "body: empty");
 	if (len > p.lim->max_body)
 		return failf(&p, -E2BIG,
-		    "body: %zu bytes exceed the limit of %zu", len,
+		    "body: %zu bytes exceed the limit of %zu (limits.max_body)",
+		    len,
 		    p.lim->max_body);
 
 	// The notification, room for its first alerts and top-level label

@@ -195,7 +195,7 @@ webhook_cb(struct coord_httpd_req *rq, void *arg)
 	body = coord_httpd_body(rq, &len);
 	if (len > c->wl.max_body) {
 		snprintf(err, sizeof(err), "body of %zu bytes exceeds the limit "
-		    "of %zu bytes", len, c->wl.max_body);
+		    "of %zu bytes (limits.max_body)", len, c->wl.max_body);
 		cm_warn("webhook.rejected", "status=413 reason=%s", cm_q(err));
 		coord_metrics_webhook(413);
 		reply_error(rq, 413, err);

@@ -696,9 +696,10 @@ header_apply(struct conn *c, const char *name, size_t name_len,
 		*have_len = true;
 		c->body_len = (size_t)v;
 		if (v > (unsigned long long)lim->max_body) {
+			// The coordinator sets max_body from limits.max_body.
 			snprintf(c->why, sizeof(c->why), "body of %llu bytes "
-			    "exceeds the limit of %lld bytes", v,
-			    (long long)lim->max_body);
+			    "exceeds the limit of %lld bytes (limits.max_body)",
+			    v, (long long)lim->max_body);
 			*why = c->why;
 			return 413;
 		}

@@ -777,12 +777,18 @@ services:
 
 LIMIT_CASES = [
     # name, builder(over) -> body, expected status and reason when over
-    ("body size", "body_size", 413, "exceeds the limit of 65536"),
-    ("alerts per payload", "alerts", 413, "more than 20 alerts"),
-    ("labels per alert", "labels", 413, "labels: more than 16 entries"),
-    ("label name length", "name_len", 413, "over the limit of 128"),
-    ("label value length", "value_len", 413, "exceed the limit of 256"),
-    ("annotation length", "annotation_len", 413, "exceed the limit of 1024"),
+    ("body size", "body_size", 413,
+     "exceeds the limit of 65536 bytes (limits.max_body)"),
+    ("alerts per payload", "alerts", 413,
+     "more than 20 alerts (limits.max_alerts)"),
+    ("labels per alert", "labels", 413,
+     "labels: more than 16 entries (limits.max_labels)"),
+    ("label name length", "name_len", 413,
+     "over the limit of 128 (limits.max_name_len)"),
+    ("label value length", "value_len", 413,
+     "exceed the limit of 256 (limits.max_value_len)"),
+    ("annotation length", "annotation_len", 413,
+     "exceed the limit of 1024 (limits.max_annotation_len)"),
     ("JSON nesting depth", "json_depth", 400,
      "JSON nests deeper than 1000 levels"),
 ]
