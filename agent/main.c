@@ -128,7 +128,7 @@ check_config(const char *path)
 	size_t n = 0;
 
 	if (agent_conf_load(&c, path, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
+		fprintf(stderr, "reflex-agent: %s\n", err);
 		return 1;
 	}
 	if (c.coordinator_secret_file != NULL) {
@@ -136,7 +136,8 @@ check_config(const char *path)
 
 		if (cm_auth_new(&auth, c.coordinator_secret_file, err,
 		    sizeof(err)) < 0) {
-			fprintf(stderr, "%s: coordinator_secret_file: %s\n",
+			fprintf(stderr, "reflex-agent: %s: "
+			    "coordinator_secret_file: %s\n",
 			    path, err);
 			agent_conf_free(&c);
 			return 1;

@@ -200,8 +200,10 @@ def check_cli(work, conf):
     with open(bad, "w") as f:
         f.write("node: n\ncoordinator: tcp://127.0.0.1:1\ncolour: red\n")
     r = run([AGENT, "-c", bad, "--check-config"])
-    T.ok(r.returncode == 1 and bad + ":3: colour: unknown key" in r.stderr,
-         "--check-config reports file:line: key: reason", r.stderr)
+    T.ok(r.returncode == 1 and
+         "reflex-agent: " + bad + ":3: colour: unknown key" in r.stderr,
+         "--check-config reports file:line: key: reason, after the "
+         "program's name as the coordinator does", r.stderr)
     r = run([AGENT, "--bogus"])
     T.ok(r.returncode == 2 and "usage:" in r.stderr,
          "unknown option: usage and exit 2", r.stderr)
