@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -2125,6 +2126,163 @@ out:
 	tmp_remove(&t);
 }
 
+// Several submitters, each sending outcome-only batches (always queued)
+// and action batches (inline when the writer is idle) in a random mix,
+// without waiting: a submitter's batches commit and complete in the order
+// it submitted them, whichever ran inline and whichever was queued (an
+// action batch running here past an outcome batch still queued would
+// commit first, and its command could leave before the earlier outcome is
+// stored). Each batch writes "<thread>:<seq>" over its thread's alert
+// outcome or action row; completions count in order and the file ends
+// with each thread's last of each.
+#define ORDER_THREADS 4
+#define ORDER_BATCHES 400
+
+struct order_sub {
+	struct coord_journal *j;
+	int t;
+	unsigned int seed;
+	int64_t alert_id, action_id;
+	pthread_t self;
+	_Atomic int next;	// the seq whose completion comes next
+	_Atomic int done, inline_runs, out_of_order;
+	int last_outcome, last_action; // seqs, -1: none
+};
+
+struct order_op {
+	struct order_sub *s;
+	int seq;
+};
+
+static void
+order_cb(int rv, void *arg)
+{
+	struct order_op *op = arg;
+	struct order_sub *s = op->s;
+
+	if (rv != 0 || atomic_load(&s->next) != op->seq)
+		atomic_fetch_add(&s->out_of_order, 1);
+	atomic_store(&s->next, op->seq + 1);
+	if (pthread_equal(pthread_self(), s->self))
+		atomic_fetch_add(&s->inline_runs, 1);
+	atomic_fetch_add(&s->done, 1);
+	free(op);
+}
+
+static void *
+order_main(void *arg)
+{
+	struct order_sub *s = arg;
+	struct coord_journal_batch *b;
+	struct order_op *op;
+	char text[32];
+
+	s->self = pthread_self();
+	for (int i = 0; i < ORDER_BATCHES; i++) {
+		bool action = rand_r(&s->seed) % 2 == 0;
+
+		snprintf(text, sizeof(text), "%d:%d", s->t, i);
+		b = coord_journal_batch_new(s->j);
+		if (b == NULL)
+			break;
+		if (action) {
+			(void)coord_journal_batch_action_update(b, s->action_id,
+			    "running", text, 1000 + i);
+			s->last_action = i;
+		} else {
+			(void)coord_journal_batch_alert_done(b, s->alert_id,
+			    "noted", text);
+			s->last_outcome = i;
+		}
+		op = xcalloc(1, sizeof(*op));
+		op->s = s;
+		op->seq = i;
+		if (coord_journal_batch_submit(b, order_cb, op) != 0) {
+			free(op);
+			atomic_fetch_add(&s->out_of_order, 1);
+			break;
+		}
+		if (rand_r(&s->seed) % 8 == 0)
+			sched_yield();
+	}
+	return NULL;
+}
+
+static void
+order_run(bool sync_full, unsigned int seed)
+{
+	struct coord_journal_opts o = { .sync_full = sync_full };
+	struct order_sub subs[ORDER_THREADS];
+	struct coord_alert *a = mk_alert("Order", 1, "o");
+	struct coord_alert_rec ar;
+	struct coord_journal *j;
+	char sql[160], buf[64], want[32];
+	int inl = 0, tries;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	memset(subs, 0, sizeof(subs));
+	for (int i = 0; i < ORDER_THREADS; i++) {
+		struct coord_action_rec act = { .rule = "r", .type = "restart",
+			.service = "s", .instance = "i", .state = "dispatched",
+			.attempt = 1, .created_ms = 1000 };
+
+		rec_init(&ar, a, 1);
+		CHECK_INT(submit_wait(j, &ar, 1), 0);
+		act.alert_id = ar.id;
+		CHECK_INT(coord_journal_action_insert(j, &act), 0);
+		subs[i] = (struct order_sub){ .j = j, .t = i,
+			.seed = seed + (unsigned int)i, .alert_id = ar.id,
+			.action_id = act.id, .last_outcome = -1,
+			.last_action = -1 };
+	}
+	for (int i = 0; i < ORDER_THREADS; i++)
+		CHECK_INT(pthread_create(&subs[i].self, NULL, order_main,
+		    &subs[i]), 0);
+	for (int i = 0; i < ORDER_THREADS; i++)
+		pthread_join(subs[i].self, NULL);
+	for (int i = 0; i < ORDER_THREADS; i++) {
+		for (tries = 0; tries < 3000 &&
+		    atomic_load(&subs[i].done) < ORDER_BATCHES; tries++)
+			usleep(10000);
+		CHECK_INT(atomic_load(&subs[i].done), ORDER_BATCHES);
+		CHECK_INT(atomic_load(&subs[i].out_of_order), 0);
+		inl += atomic_load(&subs[i].inline_runs);
+	}
+	printf("# sync_full %d: %d of %d batches ran inline\n", sync_full, inl,
+	    ORDER_THREADS * ORDER_BATCHES);
+	if (sync_full)
+		CHECK_INT(inl, 0);
+	coord_journal_close(j);
+	for (int i = 0; i < ORDER_THREADS; i++) {
+		snprintf(sql, sizeof(sql), "SELECT detail FROM alert_outcomes"
+		    " WHERE alert_id = %" PRId64, subs[i].alert_id);
+		db_text(t.db, sql, buf, sizeof(buf));
+		snprintf(want, sizeof(want), "%d:%d", i, subs[i].last_outcome);
+		CHECK_STR(buf, want);
+		snprintf(sql, sizeof(sql), "SELECT detail FROM actions"
+		    " WHERE id = %" PRId64, subs[i].action_id);
+		db_text(t.db, sql, buf, sizeof(buf));
+		snprintf(want, sizeof(want), "%d:%d", i, subs[i].last_action);
+		CHECK_STR(buf, want);
+	}
+out:
+	coord_alert_free(a);
+	tmp_remove(&t);
+}
+
+static void
+test_batch_order_per_submitter(void)
+{
+	unsigned int seed = tt_seed();
+
+	order_run(false, seed);
+	order_run(true, seed);
+}
+
 // Stores n alerts received at received_ms; returns the last one's id.
 static int64_t
 submit_aged(struct coord_journal *j, int n, int64_t received_ms)
@@ -2792,6 +2950,8 @@ static const struct tt_case cases[] = {
 	{ "a batch of action rows runs inline when the writer is idle "
 	    "(no full sync); outcomes alone are queued",
 	    test_batch_inline_when_idle },
+	{ "a submitter's batches commit in order, inline or queued",
+	    test_batch_order_per_submitter },
 	{ "blocking write from a callback is refused",
 	    test_blocking_write_from_callback_refused },
 	{ "a failed commit stores nothing and the journal goes on",
