@@ -1852,6 +1852,99 @@ test_checkpoint_drops_cached_pages(void)
 	CHECK(trimmed >= 0 && trimmed < 0.1);
 }
 
+// With cache_tail 1 every checkpoint drops nearly all of the database's
+// pages from the page cache, while retention frees the pages of old rows
+// and new rows reuse them (SQLite reads such a page back from the disk):
+// over six rounds of old and new alerts, outcomes and retention, the file
+// passes SQLite's integrity check and every row left reads back whole.
+#define CHURN_ROUNDS 6
+#define CHURN_OLD 500
+#define CHURN_NEW 100	// all rounds' below one retention window (1,000)
+
+static void
+test_trim_beside_retention(void)
+{
+	struct coord_journal_opts o = { .sync_full = false, .cache_tail = 1,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_alert_rec recs[100];
+	struct coord_journal_stats js;
+	struct coord_alert *olda, *fresh[CHURN_ROUNDS];
+	struct coord_journal *j;
+	struct replayed r = { 0 };
+	char body[CHURN_ROUNDS][2501], buf[64];
+	int64_t now = cm_now_ms(), deleted, total = 0;
+	size_t whole = 0, decided = 0;
+	struct tmp t;
+	int k, i, tries;
+
+	memset(body, 0, sizeof(body));
+	for (k = 0; k < CHURN_ROUNDS; k++) {
+		memset(body[k], 'a' + k, 2500);
+		fresh[k] = mk_alert("Fresh", k, body[k]);
+	}
+	olda = mk_alert("Old", 99, body[CHURN_ROUNDS - 1]);
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	for (k = 0; k < CHURN_ROUNDS; k++) {
+		for (i = 0; i < CHURN_OLD; i += 100) {
+			for (int m = 0; m < 100; m++)
+				rec_init(&recs[m], olda, now - 2 * HOUR_MS - m);
+			CHECK_INT(submit_wait(j, recs, 100), 0);
+		}
+		for (i = 0; i < CHURN_NEW; i += 100) {
+			for (int m = 0; m < 100; m++)
+				rec_init(&recs[m], fresh[k], now + k);
+			CHECK_INT(submit_wait(j, recs, 100), 0);
+			// Every fourth new alert decided: not replayed.
+			for (int m = 0; m < 100; m += 4) {
+				CHECK_INT(coord_journal_alert_done(j, recs[m].id,
+				    "noted", NULL), 0);
+				decided++;
+			}
+		}
+		deleted = -1;
+		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		CHECK_INT(deleted, CHURN_OLD);
+		total += CHURN_NEW;
+	}
+	for (tries = 0; tries < 1000; tries++) {
+		coord_journal_stats(j, &js);
+		if (js.cache_trims >= 3)
+			break;
+		usleep(10000);
+	}
+	printf("# %lld checkpoints, %lld of them trimmed the cache\n",
+	    (long long)js.checkpoints, (long long)js.cache_trims);
+	CHECK(js.cache_trims >= 3);
+	coord_journal_close(j);
+	db_text(t.db, "PRAGMA integrity_check", buf, sizeof(buf));
+	CHECK_STR(buf, "ok");
+	j = open_ok(t.db, NULL);
+	if (j == NULL)
+		goto out;
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, total - (int64_t)decided);
+	for (size_t n = 0; n < r.n; n++) {
+		const char *seq = label(r.alerts[n], "seq");
+		int64_t round = r.received[n] - now;
+
+		whole += seq != NULL && round >= 0 && round < CHURN_ROUNDS &&
+		    atoi(seq) == round && r.alerts[n]->annotations.n == 1 &&
+		    strcmp(r.alerts[n]->annotations.v[0].val,
+		    body[round]) == 0;
+	}
+	CHECK_INT(whole, r.n);
+	replayed_free(&r);
+	coord_journal_close(j);
+out:
+	for (k = 0; k < CHURN_ROUNDS; k++)
+		coord_alert_free(fresh[k]);
+	coord_alert_free(olda);
+	tmp_remove(&t);
+}
+
 static void
 test_full_queue_eagain(void)
 {
@@ -2945,6 +3038,8 @@ static const struct tt_case cases[] = {
 	    test_checkpoint_beside_writer },
 	{ "a checkpoint's pages leave the page cache but the file's tail",
 	    test_checkpoint_drops_cached_pages },
+	{ "pages dropped after checkpoints read back whole beside retention",
+	    test_trim_beside_retention },
 	{ "sync_full: the next batch commits beside the sync",
 	    test_commit_beside_sync },
 	{ "a batch of action rows runs inline when the writer is idle "
