@@ -2295,8 +2295,21 @@ order_main(void *arg)
 			atomic_fetch_add(&s->out_of_order, 1);
 			break;
 		}
-		if (rand_r(&s->seed) % 8 == 0)
+		switch (rand_r(&s->seed) % 16) {
+		case 0: // now and then, its batches all done (bounded): the
+			// writer may be idle for the next one, which then
+			// runs inline if it has an action row
+			for (int w = 0; w < 1000 &&
+			    atomic_load(&s->done) <= i; w++)
+				usleep(100);
+			break;
+		case 1:
+		case 2:
 			sched_yield();
+			break;
+		default:
+			break;
+		}
 	}
 	return NULL;
 }
