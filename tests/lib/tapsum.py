@@ -13,21 +13,40 @@ OK = re.compile(r"^ok\b")
 NOT_OK = re.compile(r"^not ok\b")
 
 
-DIAG_LINES = 80
+DIAG_LINES = 40    # each side of a failed case's result line
+DIAG_WIDTH = 500   # characters of one diagnostic line
 
 
-def print_diag(rest):
-    """Prints the diagnostic lines ('#' comments) that follow a failed
-    case, at most DIAG_LINES of them: what the test knew when it failed."""
-    n = 0
-    for l in rest:
-        if not l.startswith("#"):
-            break
-        if n == DIAG_LINES:
-            print("    ... (more in the test log)")
-            break
-        print(f"    {l}")
-        n += 1
+def clip(line):
+    """One line of a test's output, at most DIAG_WIDTH characters."""
+    if len(line) <= DIAG_WIDTH:
+        return line
+    return f"{line[:DIAG_WIDTH]}... ({len(line) - DIAG_WIDTH} more characters)"
+
+
+def print_diag(out, i):
+    """Prints the diagnostic lines ('#' comments) around the failed case's
+    result line out[i]: what the test knew when it failed. The C tests
+    (tests/unit/tt.h) print a case's diagnostics before its result line,
+    the Python ones (Tap.ok) after it, so both sides are shown, each up to
+    the next other line and at most DIAG_LINES long, in their order."""
+    start = i
+    while start > 0 and out[start - 1].startswith("#"):
+        start -= 1
+    end = i + 1
+    while end < len(out) and out[end].startswith("#"):
+        end += 1
+    if i - start > DIAG_LINES:
+        print(f"    ... ({i - start - DIAG_LINES} lines before)")
+        start = i - DIAG_LINES
+    for l in out[start:i]:
+        print(f"    {clip(l)}")
+    if end > i + 1:
+        print(f"    {clip(out[i])}")
+    for l in out[i + 1:min(end, i + 1 + DIAG_LINES)]:
+        print(f"    {clip(l)}")
+    if end > i + 1 + DIAG_LINES:
+        print("    ... (more in the test log)")
 
 
 def count(path):
@@ -37,11 +56,21 @@ def count(path):
     except OSError as e:
         print(f"tapsum: {path}: {e}")
         return 0, 1
-    for line in lines:
+    for k, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        t = json.loads(line)
-        out = (t.get("stdout") or "").splitlines()
+        try:
+            t = json.loads(line)
+            why = f"a JSON {type(t).__name__}"
+        except ValueError as e:
+            t, why = None, e
+        if not isinstance(t, dict):
+            # e.g. a log cut short: counted, not a crash of the summary
+            print(f"tapsum: {path}:{k}: not a test's record: {why}")
+            failed += 1
+            continue
+        out = t.get("stdout")
+        out = out.splitlines() if isinstance(out, str) else []
         p = sum(1 for l in out if OK.match(l))
         f = sum(1 for l in out if NOT_OK.match(l))
         result = t.get("result", "")
@@ -50,14 +79,17 @@ def count(path):
             print(f"tapsum: {t.get('name')}: {result} without a failing case")
         for i, l in enumerate(out):
             if NOT_OK.match(l):
-                print(f"FAILED {t.get('name')}: {l}")
-                print_diag(out[i + 1:])
+                print(f"FAILED {t.get('name')}: {clip(l)}")
+                print_diag(out, i)
         passed += p
         failed += f
     return passed, failed
 
 
 def main():
+    # Whatever a test printed (log tails, bytes a terminal cannot show)
+    # must not stop the summary.
+    sys.stdout.reconfigure(errors="backslashreplace")
     passed = failed = 0
     for path in sys.argv[1:]:
         p, f = count(path)

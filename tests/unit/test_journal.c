@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1851,6 +1852,99 @@ test_checkpoint_drops_cached_pages(void)
 	CHECK(trimmed >= 0 && trimmed < 0.1);
 }
 
+// With cache_tail 1 every checkpoint drops nearly all of the database's
+// pages from the page cache, while retention frees the pages of old rows
+// and new rows reuse them (SQLite reads such a page back from the disk):
+// over six rounds of old and new alerts, outcomes and retention, the file
+// passes SQLite's integrity check and every row left reads back whole.
+#define CHURN_ROUNDS 6
+#define CHURN_OLD 500
+#define CHURN_NEW 100	// all rounds' below one retention window (1,000)
+
+static void
+test_trim_beside_retention(void)
+{
+	struct coord_journal_opts o = { .sync_full = false, .cache_tail = 1,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_alert_rec recs[100];
+	struct coord_journal_stats js;
+	struct coord_alert *olda, *fresh[CHURN_ROUNDS];
+	struct coord_journal *j;
+	struct replayed r = { 0 };
+	char body[CHURN_ROUNDS][2501], buf[64];
+	int64_t now = cm_now_ms(), deleted, total = 0;
+	size_t whole = 0, decided = 0;
+	struct tmp t;
+	int k, i, tries;
+
+	memset(body, 0, sizeof(body));
+	for (k = 0; k < CHURN_ROUNDS; k++) {
+		memset(body[k], 'a' + k, 2500);
+		fresh[k] = mk_alert("Fresh", k, body[k]);
+	}
+	olda = mk_alert("Old", 99, body[CHURN_ROUNDS - 1]);
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	for (k = 0; k < CHURN_ROUNDS; k++) {
+		for (i = 0; i < CHURN_OLD; i += 100) {
+			for (int m = 0; m < 100; m++)
+				rec_init(&recs[m], olda, now - 2 * HOUR_MS - m);
+			CHECK_INT(submit_wait(j, recs, 100), 0);
+		}
+		for (i = 0; i < CHURN_NEW; i += 100) {
+			for (int m = 0; m < 100; m++)
+				rec_init(&recs[m], fresh[k], now + k);
+			CHECK_INT(submit_wait(j, recs, 100), 0);
+			// Every fourth new alert decided: not replayed.
+			for (int m = 0; m < 100; m += 4) {
+				CHECK_INT(coord_journal_alert_done(j, recs[m].id,
+				    "noted", NULL), 0);
+				decided++;
+			}
+		}
+		deleted = -1;
+		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		CHECK_INT(deleted, CHURN_OLD);
+		total += CHURN_NEW;
+	}
+	for (tries = 0; tries < 1000; tries++) {
+		coord_journal_stats(j, &js);
+		if (js.cache_trims >= 3)
+			break;
+		usleep(10000);
+	}
+	printf("# %lld checkpoints, %lld of them trimmed the cache\n",
+	    (long long)js.checkpoints, (long long)js.cache_trims);
+	CHECK(js.cache_trims >= 3);
+	coord_journal_close(j);
+	db_text(t.db, "PRAGMA integrity_check", buf, sizeof(buf));
+	CHECK_STR(buf, "ok");
+	j = open_ok(t.db, NULL);
+	if (j == NULL)
+		goto out;
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, total - (int64_t)decided);
+	for (size_t n = 0; n < r.n; n++) {
+		const char *seq = label(r.alerts[n], "seq");
+		int64_t round = r.received[n] - now;
+
+		whole += seq != NULL && round >= 0 && round < CHURN_ROUNDS &&
+		    atoi(seq) == round && r.alerts[n]->annotations.n == 1 &&
+		    strcmp(r.alerts[n]->annotations.v[0].val,
+		    body[round]) == 0;
+	}
+	CHECK_INT(whole, r.n);
+	replayed_free(&r);
+	coord_journal_close(j);
+out:
+	for (k = 0; k < CHURN_ROUNDS; k++)
+		coord_alert_free(fresh[k]);
+	coord_alert_free(olda);
+	tmp_remove(&t);
+}
+
 static void
 test_full_queue_eagain(void)
 {
@@ -2123,6 +2217,176 @@ out:
 	coord_alert_free(big);
 	free(huge);
 	tmp_remove(&t);
+}
+
+// Several submitters, each sending outcome-only batches (always queued)
+// and action batches (inline when the writer is idle) in a random mix,
+// without waiting: a submitter's batches commit and complete in the order
+// it submitted them, whichever ran inline and whichever was queued (an
+// action batch running here past an outcome batch still queued would
+// commit first, and its command could leave before the earlier outcome is
+// stored). Each batch writes "<thread>:<seq>" over its thread's alert
+// outcome or action row; completions count in order and the file ends
+// with each thread's last of each.
+#define ORDER_THREADS 4
+#define ORDER_BATCHES 400
+
+struct order_sub {
+	struct coord_journal *j;
+	int t;
+	unsigned int seed;
+	int64_t alert_id, action_id;
+	pthread_t self;
+	_Atomic int next;	// the seq whose completion comes next
+	_Atomic int done, inline_runs, out_of_order;
+	int last_outcome, last_action; // seqs, -1: none
+};
+
+struct order_op {
+	struct order_sub *s;
+	int seq;
+};
+
+static void
+order_cb(int rv, void *arg)
+{
+	struct order_op *op = arg;
+	struct order_sub *s = op->s;
+
+	if (rv != 0 || atomic_load(&s->next) != op->seq)
+		atomic_fetch_add(&s->out_of_order, 1);
+	atomic_store(&s->next, op->seq + 1);
+	if (pthread_equal(pthread_self(), s->self))
+		atomic_fetch_add(&s->inline_runs, 1);
+	atomic_fetch_add(&s->done, 1);
+	free(op);
+}
+
+static void *
+order_main(void *arg)
+{
+	struct order_sub *s = arg;
+	struct coord_journal_batch *b;
+	struct order_op *op;
+	char text[32];
+
+	s->self = pthread_self();
+	for (int i = 0; i < ORDER_BATCHES; i++) {
+		bool action = rand_r(&s->seed) % 2 == 0;
+
+		snprintf(text, sizeof(text), "%d:%d", s->t, i);
+		b = coord_journal_batch_new(s->j);
+		if (b == NULL)
+			break;
+		if (action) {
+			(void)coord_journal_batch_action_update(b, s->action_id,
+			    "running", text, 1000 + i);
+			s->last_action = i;
+		} else {
+			(void)coord_journal_batch_alert_done(b, s->alert_id,
+			    "noted", text);
+			s->last_outcome = i;
+		}
+		op = xcalloc(1, sizeof(*op));
+		op->s = s;
+		op->seq = i;
+		if (coord_journal_batch_submit(b, order_cb, op) != 0) {
+			free(op);
+			atomic_fetch_add(&s->out_of_order, 1);
+			break;
+		}
+		switch (rand_r(&s->seed) % 16) {
+		case 0: // now and then, its batches all done (bounded): the
+			// writer may be idle for the next one, which then
+			// runs inline if it has an action row
+			for (int w = 0; w < 1000 &&
+			    atomic_load(&s->done) <= i; w++)
+				usleep(100);
+			break;
+		case 1:
+		case 2:
+			sched_yield();
+			break;
+		default:
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void
+order_run(bool sync_full, unsigned int seed)
+{
+	struct coord_journal_opts o = { .sync_full = sync_full };
+	struct order_sub subs[ORDER_THREADS];
+	struct coord_alert *a = mk_alert("Order", 1, "o");
+	struct coord_alert_rec ar;
+	struct coord_journal *j;
+	char sql[160], buf[64], want[32];
+	int inl = 0, tries;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	memset(subs, 0, sizeof(subs));
+	for (int i = 0; i < ORDER_THREADS; i++) {
+		struct coord_action_rec act = { .rule = "r", .type = "restart",
+			.service = "s", .instance = "i", .state = "dispatched",
+			.attempt = 1, .created_ms = 1000 };
+
+		rec_init(&ar, a, 1);
+		CHECK_INT(submit_wait(j, &ar, 1), 0);
+		act.alert_id = ar.id;
+		CHECK_INT(coord_journal_action_insert(j, &act), 0);
+		subs[i] = (struct order_sub){ .j = j, .t = i,
+			.seed = seed + (unsigned int)i, .alert_id = ar.id,
+			.action_id = act.id, .last_outcome = -1,
+			.last_action = -1 };
+	}
+	for (int i = 0; i < ORDER_THREADS; i++)
+		CHECK_INT(pthread_create(&subs[i].self, NULL, order_main,
+		    &subs[i]), 0);
+	for (int i = 0; i < ORDER_THREADS; i++)
+		pthread_join(subs[i].self, NULL);
+	for (int i = 0; i < ORDER_THREADS; i++) {
+		for (tries = 0; tries < 3000 &&
+		    atomic_load(&subs[i].done) < ORDER_BATCHES; tries++)
+			usleep(10000);
+		CHECK_INT(atomic_load(&subs[i].done), ORDER_BATCHES);
+		CHECK_INT(atomic_load(&subs[i].out_of_order), 0);
+		inl += atomic_load(&subs[i].inline_runs);
+	}
+	printf("# sync_full %d: %d of %d batches ran inline\n", sync_full, inl,
+	    ORDER_THREADS * ORDER_BATCHES);
+	if (sync_full)
+		CHECK_INT(inl, 0);
+	coord_journal_close(j);
+	for (int i = 0; i < ORDER_THREADS; i++) {
+		snprintf(sql, sizeof(sql), "SELECT detail FROM alert_outcomes"
+		    " WHERE alert_id = %" PRId64, subs[i].alert_id);
+		db_text(t.db, sql, buf, sizeof(buf));
+		snprintf(want, sizeof(want), "%d:%d", i, subs[i].last_outcome);
+		CHECK_STR(buf, want);
+		snprintf(sql, sizeof(sql), "SELECT detail FROM actions"
+		    " WHERE id = %" PRId64, subs[i].action_id);
+		db_text(t.db, sql, buf, sizeof(buf));
+		snprintf(want, sizeof(want), "%d:%d", i, subs[i].last_action);
+		CHECK_STR(buf, want);
+	}
+out:
+	coord_alert_free(a);
+	tmp_remove(&t);
+}
+
+static void
+test_batch_order_per_submitter(void)
+{
+	unsigned int seed = tt_seed();
+
+	order_run(false, seed);
+	order_run(true, seed);
 }
 
 // Stores n alerts received at received_ms; returns the last one's id.
@@ -2787,11 +3051,15 @@ static const struct tt_case cases[] = {
 	    test_checkpoint_beside_writer },
 	{ "a checkpoint's pages leave the page cache but the file's tail",
 	    test_checkpoint_drops_cached_pages },
+	{ "pages dropped after checkpoints read back whole beside retention",
+	    test_trim_beside_retention },
 	{ "sync_full: the next batch commits beside the sync",
 	    test_commit_beside_sync },
 	{ "a batch of action rows runs inline when the writer is idle "
 	    "(no full sync); outcomes alone are queued",
 	    test_batch_inline_when_idle },
+	{ "a submitter's batches commit in order, inline or queued",
+	    test_batch_order_per_submitter },
 	{ "blocking write from a callback is refused",
 	    test_blocking_write_from_callback_refused },
 	{ "a failed commit stores nothing and the journal goes on",
