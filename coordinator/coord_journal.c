@@ -2004,8 +2004,9 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 // written out first, here, as the kernel would have done later. That is
 // not a sync (the log still holds every frame until a complete
 // checkpoint has synced the database). Advice only: a failure changes
-// nothing that matters.
-static void
+// nothing that matters. Returns whether the advice was taken (counted
+// with the checkpoint, so that stats never show one without the other).
+static bool
 cache_trim(struct coord_journal *j)
 {
 	struct stat st;
@@ -2013,15 +2014,11 @@ cache_trim(struct coord_journal *j)
 
 	if (j->db_fd < 0 || fstat(j->db_fd, &st) < 0 ||
 	    st.st_size <= j->cache_tail)
-		return;
+		return false;
 	len = st.st_size - j->cache_tail;
-	if (sync_file_range(j->db_fd, 0, len, SYNC_FILE_RANGE_WAIT_BEFORE |
+	return sync_file_range(j->db_fd, 0, len, SYNC_FILE_RANGE_WAIT_BEFORE |
 	    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0 &&
-	    posix_fadvise(j->db_fd, 0, len, POSIX_FADV_DONTNEED) == 0) {
-		pthread_mutex_lock(&j->lock);
-		j->cache_trims++;
-		pthread_mutex_unlock(&j->lock);
-	}
+	    posix_fadvise(j->db_fd, 0, len, POSIX_FADV_DONTNEED) == 0;
 }
 
 // The checkpointer thread: PASSIVE checkpoints on its own connection (they
@@ -2032,6 +2029,7 @@ ckpt_main(void *arg)
 {
 	struct coord_journal *j = arg;
 	int rc, nlog, nckpt;
+	bool trimmed;
 
 	cm_thread_start("journal-ckpt", CM_THREAD_BULK);
 	pthread_mutex_lock(&j->lock);
@@ -2048,11 +2046,12 @@ ckpt_main(void *arg)
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			cm_warn("journal.checkpoint_failed", "err=%s",
 			    cm_q(sqlite3_errmsg(j->cdb)));
-		if (rc == SQLITE_OK)
-			cache_trim(j);
+		trimmed = rc == SQLITE_OK && cache_trim(j);
 		pthread_mutex_lock(&j->lock);
 		if (rc == SQLITE_OK)
 			j->checkpoints++;
+		if (trimmed)
+			j->cache_trims++;
 		if (rc == SQLITE_OK && nckpt >= 0 && nlog >= nckpt &&
 		    nlog <= j->wal_frames)
 			j->ckpt_done = nckpt;
