@@ -45,6 +45,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -1377,8 +1378,12 @@ def log_tails(workdir, lines=25):
     except OSError:
         return ""
     for name in names:
+        path = os.path.join(workdir, name)
         try:
-            with open(os.path.join(workdir, name), "rb") as f:
+            # Regular files only: opening a FIFO would wait for a writer.
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            with open(path, "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - 64 * 1024))
                 tail = f.read().decode("utf-8", "replace").splitlines()
