@@ -12,10 +12,34 @@
 static atomic_bool batch_on;
 static atomic_bool warned;
 
+static void
+refused(const char *thread, int rv)
+{
+	// No later thread tries, and cm_thread_batch() says so.
+	atomic_store(&batch_on, false);
+	if (!atomic_exchange(&warned, true))
+		cm_warn("thread.sched", "thread=%s policy=batch error=%s "
+		    "detail=\"the threads keep the default scheduling\"",
+		    cm_q(thread), cm_q(strerror(rv)));
+}
+
 void
 cm_thread_set_batch(bool on)
 {
+	struct sched_param sp = { .sched_priority = 0 }, old;
+	int policy, rv;
+
 	atomic_store(&batch_on, on);
+	// Asked once here, on the calling thread and put back at once, so
+	// that a refusal is known (and cm_thread_batch() false) before the
+	// threads start and before anything reports the setting.
+	if (!on || pthread_getschedparam(pthread_self(), &policy, &old) != 0)
+		return;
+	rv = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+	if (rv != 0)
+		refused("main", rv);
+	else
+		(void)pthread_setschedparam(pthread_self(), policy, &old);
 }
 
 bool
@@ -38,12 +62,6 @@ cm_thread_start(const char *name, enum cm_thread_class cls)
 	if (cls != CM_THREAD_BULK || !atomic_load(&batch_on))
 		return;
 	rv = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
-	if (rv == 0)
-		return;
-	// Refused: no later thread tries, and cm_thread_batch() says so.
-	atomic_store(&batch_on, false);
-	if (!atomic_exchange(&warned, true))
-		cm_warn("thread.sched", "thread=%s policy=batch error=%s "
-		    "detail=\"the threads keep the default scheduling\"",
-		    cm_q(buf), cm_q(strerror(rv)));
+	if (rv != 0)
+		refused(buf, rv);
 }

@@ -20,8 +20,10 @@
 enum cm_thread_class { CM_THREAD_LATENCY, CM_THREAD_BULK };
 
 // Process-wide: whether bulk threads started from now on use SCHED_BATCH
-// (default off). Set it before starting them. cm_thread_batch() turns
-// false once the system refused it.
+// (default off). Set it before starting them: turning it on tries the
+// class on the calling thread (then puts that thread's back), so a
+// system that refuses it is known, logged once and cm_thread_batch()
+// false before any thread starts.
 void cm_thread_set_batch(bool on);
 bool cm_thread_batch(void);
 

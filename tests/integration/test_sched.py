@@ -121,6 +121,11 @@ def run(tap, lab):
                "Operation not permitted" in log,
                "the refusal is logged once, with the error",
                coord.log_text(tail=6))
+        tap.ok("cpu_scheduling=normal" in log and
+               log.index("event=thread.sched ") <
+               log.index("event=coordinator.started "),
+               "the refusal is known before the start line, which says "
+               "cpu_scheduling=normal", coord.log_text(tail=6))
         tap.ok(webhook_status(coord.url) == 200,
                "and the coordinator takes alerts as before")
         coord.stop()
