@@ -534,14 +534,55 @@ model_check(struct rig *r, const struct model_node *m, const char *service,
 // index grows while its chains are in use): every resolve and count, by
 // instance and by address, answers what a walk over all registered
 // workloads gives.
+static const char *const rnd_svcs[] = { "a", "b", "c" };
+static const char *const rnd_addrs[] = { "127.0.0.1:1", "127.0.0.1:2",
+	"127.0.0.1:3" };
+
+// n random workloads into w (zeroed first): services and addresses from
+// rnd_svcs and rnd_addrs, instances from names; the first two workloads
+// draw from n_first names, the others from the first three.
+static void
+draw_workloads(struct cm_workload *w, size_t n, const char *const *names,
+    int n_first)
+{
+	memset(w, 0, MODEL_WL * sizeof(*w));
+	for (size_t i = 0; i < n; i++) {
+		w[i].healthy = true;
+		snprintf(w[i].service, sizeof(w[i].service), "%s",
+		    rnd_svcs[rand() % 3]);
+		snprintf(w[i].instance, sizeof(w[i].instance), "%s",
+		    names[rand() % (i < 2 ? n_first : 3)]);
+		snprintf(w[i].addr, sizeof(w[i].addr), "%s",
+		    rnd_addrs[rand() % 3]);
+	}
+}
+
+// Checks every service of rnd_svcs, alone and with each of the first
+// n_names names and each address, against the model; returns the misses.
+static int
+check_every_key(struct rig *r, const struct model_node *m,
+    const char *const *names, size_t n_names)
+{
+	int bad = 0;
+
+	for (size_t s = 0; s < 3; s++) {
+		bad += !model_check(r, m, rnd_svcs[s], "");
+		for (size_t i = 0; i < n_names; i++)
+			bad += !model_check(r, m, rnd_svcs[s], names[i]);
+		for (size_t i = 0; i < 3; i++)
+			bad += !model_check(r, m, rnd_svcs[s], rnd_addrs[i]);
+	}
+	return bad;
+}
+
 static void
 test_index_matches_a_scan(void)
 {
-	static const char *const svcs[] = { "a", "b", "c" };
+	// The last two are not valid instance names (the frame is refused
+	// before it leaves): only the first two workloads may draw them, so
+	// that many registrations of up to MODEL_WL pass.
 	static const char *const names[] = { "i0", "i1", "i2",
 		"127.0.0.1:1", "" };
-	static const char *const addrs[] = { "127.0.0.1:1", "127.0.0.1:2",
-		"127.0.0.1:3" };
 	static struct model_node m[MODEL_NODES];
 	struct cm_workload w[MODEL_WL];
 	struct cm_msg_reply rep;
@@ -556,20 +597,7 @@ test_index_matches_a_scan(void)
 		int k = rand() % MODEL_NODES;
 		size_t n = (size_t)(rand() % (MODEL_WL + 1));
 
-		memset(w, 0, sizeof(w));
-		for (size_t i = 0; i < n; i++) {
-			w[i].healthy = true;
-			snprintf(w[i].service, sizeof(w[i].service), "%s",
-			    svcs[rand() % 3]);
-			// The last two names are not valid instance names
-			// (the frame is refused before it leaves): only the
-			// first two workloads may draw them, so that many
-			// registrations of up to MODEL_WL pass.
-			snprintf(w[i].instance, sizeof(w[i].instance), "%s",
-			    names[rand() % (i < 2 ? 5 : 3)]);
-			snprintf(w[i].addr, sizeof(w[i].addr), "%s",
-			    addrs[rand() % 3]);
-		}
+		draw_workloads(w, n, names, 5);
 		snprintf(node, sizeof(node), "m%d", k);
 		rep = reg_node(&r, node, "process", w, n);
 		if (rep.ok) {
@@ -578,13 +606,7 @@ test_index_matches_a_scan(void)
 			m[k].n = n;
 			memcpy(m[k].w, w, sizeof(w));
 		}
-		for (size_t s = 0; s < 3; s++) {
-			bad += !model_check(&r, m, svcs[s], "");
-			for (size_t i = 0; i < 4; i++)
-				bad += !model_check(&r, m, svcs[s], names[i]);
-			for (size_t i = 0; i < 3; i++)
-				bad += !model_check(&r, m, svcs[s], addrs[i]);
-		}
+		bad += check_every_key(&r, m, names, 4);
 		bad += !model_check(&r, m, "none", "");
 	}
 	printf("# %d steps, %d registrations accepted\n", step, accepted);
@@ -603,10 +625,7 @@ test_index_matches_a_scan(void)
 static void
 test_churn_with_evictions(void)
 {
-	static const char *const svcs[] = { "a", "b", "c" };
 	static const char *const names[] = { "i0", "i1", "i2" };
-	static const char *const addrs[] = { "127.0.0.1:1", "127.0.0.1:2",
-		"127.0.0.1:3" };
 	static struct model_node m[MODEL_NODES];
 	int last[MODEL_NODES] = { 0 };
 	struct cm_workload w[MODEL_WL];
@@ -627,16 +646,7 @@ test_churn_with_evictions(void)
 		nng_msleep(3);
 		if (rand() % 5 != 0)
 			coord_agents_tick(r.a);
-		memset(w, 0, sizeof(w));
-		for (size_t i = 0; i < n; i++) {
-			w[i].healthy = true;
-			snprintf(w[i].service, sizeof(w[i].service), "%s",
-			    svcs[rand() % 3]);
-			snprintf(w[i].instance, sizeof(w[i].instance), "%s",
-			    names[rand() % 3]);
-			snprintf(w[i].addr, sizeof(w[i].addr), "%s",
-			    addrs[rand() % 3]);
-		}
+		draw_workloads(w, n, names, 3);
 		for (int i = 0; i < MODEL_NODES; i++)
 			nreg += m[i].reg;
 		snprintf(node, sizeof(node), "m%d", k);
@@ -661,13 +671,7 @@ test_churn_with_evictions(void)
 			    rep.message);
 			bad++;
 		}
-		for (size_t s = 0; s < 3; s++) {
-			bad += !model_check(&r, m, svcs[s], "");
-			for (size_t i = 0; i < 3; i++) {
-				bad += !model_check(&r, m, svcs[s], names[i]);
-				bad += !model_check(&r, m, svcs[s], addrs[i]);
-			}
-		}
+		bad += check_every_key(&r, m, names, 3);
 	}
 	printf("# %d steps, %d evictions\n", step - 1, evicted);
 	CHECK(evicted >= 20); // about half of the 200 draws are new nodes

@@ -1682,6 +1682,26 @@ out:
 	tmp_remove(&t);
 }
 
+// Stores 1,200 alerts named `name` whose summary is 4,000 bytes of
+// `fill`, received at 0..99 twelve times over: well over the 1,000 WAL
+// frames that wake the checkpointer.
+static void
+submit_big_rows(struct coord_journal *j, const char *name, char fill)
+{
+	struct coord_alert_rec recs[100];
+	struct coord_alert *a;
+	char *big = xcalloc(1, 4001);
+
+	memset(big, fill, 4000);
+	a = mk_alert(name, 1, big);
+	for (int i = 0; i < 100; i++)
+		rec_init(&recs[i], a, i);
+	for (int i = 0; i < 12; i++)
+		CHECK_INT(submit_wait(j, recs, 100), 0);
+	coord_alert_free(a);
+	free(big);
+}
+
 // The writer's commits leave the WAL; the checkpointer thread (not the
 // writer's own autocheckpoint, which the WAL hook replaces) copies it into
 // the database file once CKPT_PAGES (1,000) frames wait, long before the
@@ -1690,26 +1710,17 @@ static void
 test_checkpoint_beside_writer(void)
 {
 	struct coord_journal_opts o = { .sync_full = true };
-	struct coord_alert_rec recs[100];
 	struct coord_journal_stats js;
-	struct coord_alert *a;
 	struct coord_journal *j;
 	struct stat st;
-	char *big = xcalloc(1, 4001);
-	int i, tries;
+	int tries;
 	struct tmp t;
 
-	memset(big, 'x', 4000);
-	a = mk_alert("Big", 1, big);
 	tmp_make(&t);
 	j = open_ok(t.db, &o);
 	if (j == NULL)
 		goto out;
-	for (i = 0; i < 100; i++)
-		rec_init(&recs[i], a, i);
-	// ~1,200 rows of >4 KB: well over 1,000 WAL frames.
-	for (i = 0; i < 12; i++)
-		CHECK_INT(submit_wait(j, recs, 100), 0);
+	submit_big_rows(j, "Big", 'x');
 	// The file grows while a checkpoint runs; it is counted when done.
 	for (tries = 0; tries < 1000; tries++) {
 		coord_journal_stats(j, &js);
@@ -1726,8 +1737,6 @@ test_checkpoint_beside_writer(void)
 	CHECK_INT(js.backstop_checkpoints, 0);
 	coord_journal_close(j);
 out:
-	coord_alert_free(a);
-	free(big);
 	tmp_remove(&t);
 }
 
@@ -1765,27 +1774,21 @@ static double
 cached_share_after_checkpoint(int64_t tail, int64_t keep)
 {
 	struct coord_journal_opts o = { .sync_full = true, .cache_tail = tail };
-	struct coord_alert_rec recs[100];
 	struct coord_journal_stats js;
-	struct coord_alert *a;
 	struct coord_journal *j;
 	struct stat st;
-	char *big = xcalloc(1, 4001);
+	char *big = xcalloc(1, 4001); // each row's summary, to compare
 	double share = -1;
 	long cached;
-	int i, tries;
+	int tries;
 	struct tmp t;
 
 	memset(big, 'c', 4000);
-	a = mk_alert("Cache", 1, big);
 	tmp_make(&t);
 	j = open_ok(t.db, &o);
 	if (j == NULL)
 		goto out;
-	for (i = 0; i < 100; i++)
-		rec_init(&recs[i], a, i);
-	for (i = 0; i < 12; i++) // over 1,000 WAL frames: a checkpoint
-		CHECK_INT(submit_wait(j, recs, 100), 0);
+	submit_big_rows(j, "Cache", 'c');
 	for (tries = 0; tries < 1000; tries++) {
 		coord_journal_stats(j, &js);
 		if (js.checkpoints >= 1 &&
@@ -1825,7 +1828,6 @@ cached_share_after_checkpoint(int64_t tail, int64_t keep)
 		coord_journal_close(j);
 	}
 out:
-	coord_alert_free(a);
 	free(big);
 	tmp_remove(&t);
 	return share;
