@@ -193,12 +193,9 @@ static const char *const wsql[W_COUNT] = {
 	// The same for an alert the writer knows is stored and pending.
 	[W_OUTCOME_PENDING] = "INSERT OR REPLACE INTO alert_outcomes(alert_id,"
 	    " outcome, detail, done_ms) VALUES(?1, ?2, ?3, ?4)",
-	// OUTCOME_GROUP rows of W_OUTCOME_PENDING: the per-statement work
-	// (step, reset, the program's start and end) once for all of them.
-	[W_OUTCOMES_PENDING] = "INSERT OR REPLACE INTO alert_outcomes(alert_id,"
-	    " outcome, detail, done_ms) VALUES(?, ?, ?, ?), (?, ?, ?, ?),"
-	    " (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?),"
-	    " (?, ?, ?, ?), (?, ?, ?, ?)",
+	// W_OUTCOMES_PENDING: OUTCOME_GROUP rows of W_OUTCOME_PENDING in one
+	// statement (the per-statement work, step, reset, the program's start
+	// and end, once for all of them), made by prepare_rows.
 	[W_ACTION_INSERT] = "INSERT INTO actions(alert_id, identity,"
 	    " incident_start_ms, rule, type, service, instance, node, state,"
 	    " detail, attempt, created_ms, updated_ms, id)"
@@ -684,40 +681,56 @@ create_schema(struct coord_journal *j, char *err, size_t errlen)
 	return 0;
 }
 
+// Prepares wsql[one] (an INSERT ... VALUES of one row of `cols` values)
+// with `rows` lists of values instead of one.
+static int
+prepare_rows(struct coord_journal *j, int one, int rows, int cols,
+    sqlite3_stmt **st, char *err, size_t errlen)
+{
+	const char *head = wsql[one];
+	char sql[1024];
+	size_t o;
+	int rc;
+
+	o = (size_t)snprintf(sql, sizeof(sql), "%.*s",
+	    (int)(strstr(head, " VALUES") - head), head);
+	for (int r = 0; r < rows; r++) {
+		o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s(",
+		    r == 0 ? " VALUES" : ",");
+		for (int c = 0; c < cols; c++)
+			o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s?",
+			    c == 0 ? "" : ", ");
+		o += (size_t)snprintf(sql + o, sizeof(sql) - o, ")");
+	}
+	rc = sqlite3_prepare_v3(j->wdb, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    st, NULL);
+	if (rc != SQLITE_OK)
+		return fail_open(j, j->wdb, sql_errno(j->wdb, rc), "prepare",
+		    err, errlen);
+	return 0;
+}
+
 static int
 prepare_all(struct coord_journal *j, char *err, size_t errlen)
 {
 	int i, rc;
 
 	for (i = 0; i < W_COUNT; i++) {
+		if (wsql[i] == NULL) // made below
+			continue;
 		rc = sqlite3_prepare_v3(j->wdb, wsql[i], -1,
 		    SQLITE_PREPARE_PERSISTENT, &j->w[i], NULL);
 		if (rc != SQLITE_OK)
 			return fail_open(j, j->wdb, sql_errno(j->wdb, rc),
 			    "prepare", err, errlen);
 	}
-	for (i = 2; i <= ALERT_GROUP; i++) {
-		char sql[1024];
-		size_t o;
-
-		// W_ALERT_INSERT's columns, i lists of ALERT_COLS values.
-		o = (size_t)snprintf(sql, sizeof(sql), "%.*s",
-		    (int)(strstr(wsql[W_ALERT_INSERT], " VALUES") -
-		    wsql[W_ALERT_INSERT]), wsql[W_ALERT_INSERT]);
-		for (int r = 0; r < i; r++) {
-			o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s(",
-			    r == 0 ? " VALUES" : ",");
-			for (int c = 0; c < ALERT_COLS; c++)
-				o += (size_t)snprintf(sql + o, sizeof(sql) - o,
-				    "%s?", c == 0 ? "" : ", ");
-			o += (size_t)snprintf(sql + o, sizeof(sql) - o, ")");
-		}
-		rc = sqlite3_prepare_v3(j->wdb, sql, -1,
-		    SQLITE_PREPARE_PERSISTENT, &j->wa[i], NULL);
-		if (rc != SQLITE_OK)
-			return fail_open(j, j->wdb, sql_errno(j->wdb, rc),
-			    "prepare", err, errlen);
-	}
+	rc = prepare_rows(j, W_OUTCOME_PENDING, OUTCOME_GROUP, 4,
+	    &j->w[W_OUTCOMES_PENDING], err, errlen);
+	for (i = 2; i <= ALERT_GROUP && rc == 0; i++)
+		rc = prepare_rows(j, W_ALERT_INSERT, i, ALERT_COLS, &j->wa[i],
+		    err, errlen);
+	if (rc < 0)
+		return rc;
 	for (i = 0; i < R_COUNT; i++) {
 		rc = sqlite3_prepare_v3(j->rdb, rsql[i], -1,
 		    SQLITE_PREPARE_PERSISTENT, &j->r[i], NULL);
