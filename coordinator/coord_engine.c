@@ -237,6 +237,8 @@ struct ev {
 	int64_t alert_id;
 	uint64_t identity;
 	int64_t received_mono;
+	bool hold;		   // EV_ALERT: a journal hold to keep (see
+				   // coord_engine_push_early)
 	struct run_target *target; // EV_DONE
 	int rv;
 	bool has_reply;
@@ -287,6 +289,7 @@ struct coord_engine {
 	int64_t outstanding;	// batches submitted, callback not yet run
 	bool stopping;
 	bool started;
+	bool idle;		// the engine thread waits with nothing queued
 	struct coord_breaker_state br; // snapshot for other threads
 	int64_t rollout_pub;	       // snapshot of rollout_percent
 
@@ -307,6 +310,7 @@ struct coord_engine {
 	struct coord_kexec *kexec; // kubernetes runtime, else NULL
 	int64_t last_prune_mono;
 	struct ebatch *cur;	// writes not yet submitted (engine_flush)
+	unsigned jholds;	// journal holds of this turn's alerts
 	struct coord_planmemo *memo; // plans of label sets that come again
 	char dec_names[COORD_DEC__COUNT][DEC_NAME_MAX]; // dashed_name of each
 };
@@ -420,13 +424,17 @@ push_alert(struct coord_engine *e, struct coord_alert *a, int64_t id,
 	return 0;
 }
 
-int
-coord_engine_push(struct coord_engine *e, struct coord_notification *n,
-    const int64_t *ids, const uint64_t *identities, int64_t received_mono)
+// Queues n's alerts; with try_hold, takes a journal hold for them when
+// the engine thread is idle (*held).
+static int
+push_notification(struct coord_engine *e, struct coord_notification *n,
+    const int64_t *ids, const uint64_t *identities, int64_t received_mono,
+    bool try_hold, bool *held)
 {
 	struct ev *head = NULL, **tail = &head;
 	size_t count = 0;
 
+	*held = false;
 	// The alerts of one notification enter the queue together, so the
 	// engine counts them as one batch (storm detection sees them all).
 	for (size_t i = 0; i < n->n_alerts; i++) {
@@ -454,6 +462,10 @@ coord_engine_push(struct coord_engine *e, struct coord_notification *n,
 	if (head == NULL)
 		return n->n_alerts > 0 ? -ENOMEM : 0;
 	pthread_mutex_lock(&e->mu);
+	// Only an idle engine decides these alerts at once: a busy one
+	// would keep the journal's syncer waiting for its whole backlog.
+	if (try_hold && e->idle && e->head == NULL)
+		*held = head->hold = true;
 	if (e->tail != NULL)
 		e->tail->next = head;
 	else
@@ -464,6 +476,27 @@ coord_engine_push(struct coord_engine *e, struct coord_notification *n,
 	pthread_cond_signal(&e->cv);
 	pthread_mutex_unlock(&e->mu);
 	return count == n->n_alerts ? 0 : -ENOMEM;
+}
+
+int
+coord_engine_push(struct coord_engine *e, struct coord_notification *n,
+    const int64_t *ids, const uint64_t *identities, int64_t received_mono)
+{
+	bool held;
+
+	return push_notification(e, n, ids, identities, received_mono, false,
+	    &held);
+}
+
+unsigned
+coord_engine_push_early(struct coord_engine *e, struct coord_notification *n,
+    const int64_t *ids, const uint64_t *identities, int64_t received_mono)
+{
+	bool held;
+
+	(void)push_notification(e, n, ids, identities, received_mono, true,
+	    &held);
+	return held ? 1 : 0;
 }
 
 // ---- incidents and cooldowns ---------------------------------------------
@@ -785,22 +818,34 @@ engine_flush(struct coord_engine *e)
 {
 	struct ebatch *eb = e->cur;
 	struct coord_journal_batch *jb;
+	unsigned holds;
 	int rv;
 
+	// The turn's journal holds are kept by its batch, even one with no
+	// rows: the journal's syncer waits for it.
+	if (eb == NULL && e->jholds > 0 && (eb = cur_batch(e)) == NULL) {
+		coord_journal_release(e->d.journal, e->jholds);
+		e->jholds = 0;
+	}
 	if (eb == NULL)
 		return;
 	e->cur = NULL;
-	if (coord_journal_batch_len(eb->jb) == 0 && eb->n_sends == 0) {
+	if (coord_journal_batch_len(eb->jb) == 0 && eb->n_sends == 0 &&
+	    e->jholds == 0) {
 		ebatch_free(eb);
 		return;
 	}
 	jb = eb->jb;
 	eb->jb = NULL;
+	holds = e->jholds;
+	e->jholds = 0;
+	coord_journal_batch_release(jb, holds);
 	pthread_mutex_lock(&e->mu);
 	e->outstanding++;
 	pthread_mutex_unlock(&e->mu);
 	rv = coord_journal_batch_submit(jb, batch_done, eb);
 	if (rv < 0) {
+		coord_journal_release(e->d.journal, holds);
 		pthread_mutex_lock(&e->mu);
 		e->outstanding--;
 		pthread_mutex_unlock(&e->mu);
@@ -3461,6 +3506,7 @@ engine_main(void *arg)
 			if (d->retry_at_mono < deadline)
 				deadline = d->retry_at_mono;
 		pthread_mutex_lock(&e->mu);
+		e->idle = true;
 		while (e->head == NULL && !e->stopping && cm_mono_ms() < deadline) {
 			int64_t wait = deadline - cm_mono_ms();
 
@@ -3473,6 +3519,7 @@ engine_main(void *arg)
 			}
 			pthread_cond_timedwait(&e->cv, &e->mu, &ts);
 		}
+		e->idle = false;
 		if (e->stopping) {
 			pthread_mutex_unlock(&e->mu);
 			break;
@@ -3495,6 +3542,10 @@ engine_main(void *arg)
 
 			batch = ev->next;
 			ev->next = NULL;
+			if (ev->hold) {
+				ev->hold = false;
+				e->jholds++;
+			}
 			handle_event(e, ev);
 			// Bounded chunks: their rows go to the journal while
 			// the next are decided, and a stop is seen in time.
@@ -3525,7 +3576,7 @@ engine_main(void *arg)
 		}
 		pump_runs(e);
 		// One batch for everything this turn decided (the breaker's
-		// own blocking write follows it).
+		// own blocking write follows it); it keeps the turn's holds.
 		engine_flush(e);
 		publish_breaker(e);
 		cm_log_release();

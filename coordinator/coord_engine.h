@@ -67,6 +67,16 @@ bool coord_engine_full(struct coord_engine *e);
 int coord_engine_push(struct coord_engine *e, struct coord_notification *n,
     const int64_t *ids, const uint64_t *identities, int64_t received_mono);
 
+// coord_engine_push() for alerts committed but not yet durable (called
+// from the journal's coord_journal_early_fn): the engine decides them
+// now, while the journal syncs, and writes nothing from them that leaves
+// the process before its own batch is durable, which comes after the
+// alerts' sync. Returns the journal holds taken (0 or 1): 1 when the
+// engine was idle, kept by the batch of the turn that decides them.
+unsigned coord_engine_push_early(struct coord_engine *e,
+    struct coord_notification *n, const int64_t *ids,
+    const uint64_t *identities, int64_t received_mono);
+
 // Sampled for /metrics and /health.
 void coord_engine_counts(struct coord_engine *e, int64_t *queued,
     int64_t *in_flight);

@@ -55,6 +55,7 @@ struct intake {
 	uint64_t *identities;
 	int64_t *ids;
 	int64_t received_mono;
+	bool pushed;	// handed to the engine by intake_committed
 };
 
 static void
@@ -148,6 +149,21 @@ reply_accepted(struct coord_httpd_req *rq, size_t n)
 	    sizeof(head) + sizeof(d) - k);
 }
 
+// Journal writer thread (durable journal only): the alerts are committed,
+// not yet synced. The engine decides them meanwhile; what it sends
+// leaves only after its own rows are synced, which comes after these.
+static unsigned
+intake_committed(struct coord_alert_rec *recs, size_t n, void *arg)
+{
+	struct intake *in = arg;
+
+	for (size_t i = 0; i < n; i++)
+		in->ids[i] = recs[i].id;
+	in->pushed = true;
+	return coord_engine_push_early(in->h->d.engine, in->n, in->ids,
+	    in->identities, in->received_mono);
+}
+
 // Journal completion thread: the alerts are durable (or not) now.
 static void
 intake_done(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
@@ -160,12 +176,14 @@ intake_done(int rv, struct coord_alert_rec *recs, size_t n, void *arg)
 		coord_metrics_webhook(503);
 		reply_error(in->rq, 503, "journal unavailable: alerts not stored");
 	} else {
-		for (size_t i = 0; i < n; i++)
-			in->ids[i] = recs[i].id;
 		// Committed: from here on a lost hand-over only delays the
 		// alert until the next start replays it as pending.
-		(void)coord_engine_push(h->d.engine, in->n, in->ids,
-		    in->identities, in->received_mono);
+		if (!in->pushed) {
+			for (size_t i = 0; i < n; i++)
+				in->ids[i] = recs[i].id;
+			(void)coord_engine_push(h->d.engine, in->n, in->ids,
+			    in->identities, in->received_mono);
+		}
 		coord_metrics_webhook(200);
 		reply_accepted(in->rq, n);
 	}
@@ -253,8 +271,8 @@ webhook_cb(struct coord_httpd_req *rq, void *arg)
 		};
 	}
 	atomic_fetch_add(&h->pending, 1);
-	rv = coord_journal_submit_alerts(h->d.journal, in->recs, n->n_alerts,
-	    intake_done, in);
+	rv = coord_journal_submit_alerts_early(h->d.journal, in->recs,
+	    n->n_alerts, intake_committed, intake_done, in);
 	if (rv < 0) {
 		atomic_fetch_sub(&h->pending, 1);
 		intake_free(in);
@@ -427,6 +445,8 @@ gauges(struct coord_http *h, struct coord_gauges *g,
 	g->journal_commit_errors = js->commit_errors;
 	g->journal_checkpoints = js->checkpoints;
 	g->journal_backstop_checkpoints = js->backstop_checkpoints;
+	g->journal_syncs = js->syncs;
+	g->journal_linger_timeouts = js->linger_timeouts;
 	{
 		struct coord_breaker_state b;
 

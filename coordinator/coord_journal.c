@@ -6,8 +6,8 @@
 // the writer takes everything queued (bounded by max_batch alerts), runs
 // it in ONE transaction, then completes each op in order. A failed
 // transaction is rolled back whole and every op of it gets the error.
-// (Without full sync, a batch that finds the writer idle may run on the
-// thread that submits it instead: coord_journal_batch_submit.)
+// (A batch that finds the writer idle may run on the thread that submits
+// it instead: coord_journal_batch_submit.)
 //
 // With sync_full on a file, the fsync leaves the writer: the connection
 // runs with synchronous=NORMAL (COMMIT writes the WAL without syncing it)
@@ -67,6 +67,10 @@
 #define CACHE_TAIL (32 << 20)
 // Committed batches that may wait for the syncer at once.
 #define SYNC_QUEUE 16
+// How long the syncer waits at most for the writes promised by holds
+// (coord_journal_early_fn) before it syncs what it has, unless set.
+#define SYNC_LINGER_US 1000
+#define STALE_LINGERS 3
 #define CKPT_BACKSTOP 16384
 // Rows of W_OUTCOMES_PENDING (its VALUES lists).
 #define OUTCOME_GROUP 8
@@ -277,6 +281,7 @@ struct coord_journal_batch {
 	size_t n_actions;	// BE_INSERT and BE_UPDATE entries
 	char *text;
 	size_t len, tcap;
+	unsigned releases;	// holds released once committed
 	coord_journal_batch_fn fn;
 	void *arg;
 };
@@ -291,6 +296,7 @@ struct op {
 			struct coord_alert_rec *recs;
 			size_t n;
 			coord_journal_done_fn fn;
+			coord_journal_early_fn early; // may be NULL
 			void *arg;
 		} alerts;
 		struct {
@@ -370,6 +376,19 @@ struct coord_journal {
 		char why[256];
 	} syncq[SYNC_QUEUE];
 	size_t sync_head, sync_n; // the ring's oldest entry, its length
+	// Writes promised by early callbacks and not committed yet: while
+	// there are any, the syncer lingers (up to linger_ns) so that one
+	// fdatasync covers them with the alerts that caused them. Taken as
+	// the alerts' batch goes to the syncer's ring, released as the batch
+	// that keeps them goes there, which is committed later (by the
+	// writer, or inline once the writer is idle again): a release never
+	// comes before its hold but from coord_journal_release.
+	unsigned holds;
+	int64_t holds_released; // releases so far
+	int64_t linger_ns;	// sync_linger_us; 0: no lingering
+	int stale_lingers;	// linger timeouts in a row without a release
+	int64_t syncs;		// fdatasyncs of the WAL by the syncer
+	int64_t linger_timeouts; // waits of linger() that ran out
 	bool sync_stop;
 	bool syncer_started;
 	pthread_t syncer;
@@ -805,6 +824,7 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 		.sync_full = true,
 	};
 	struct coord_journal *j;
+	pthread_condattr_t ca;
 	int64_t dummy;
 	int rv;
 
@@ -824,7 +844,10 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->wake, NULL);
 	pthread_cond_init(&j->opdone, NULL);
-	pthread_cond_init(&j->sync_wake, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->sync_wake, &ca); // timed: the syncer's linger
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&j->sync_free, NULL);
 	pthread_cond_init(&j->ckpt_wake, NULL);
 	j->wal_fd = -1;
@@ -895,6 +918,9 @@ coord_journal_open(struct coord_journal **ret, const char *path,
 			goto fail;
 		j->cache_tail = opts->cache_tail != 0 ? opts->cache_tail :
 		    CACHE_TAIL;
+		j->linger_ns = opts->sync_linger_us < 0 ? 0 : 1000 *
+		    (opts->sync_linger_us > 0 ? opts->sync_linger_us :
+		    SYNC_LINGER_US);
 		// Without it the pages stay cached, as they always did.
 		if (j->cache_tail >= 0)
 			j->db_fd = open(j->path, O_RDONLY | O_CLOEXEC);
@@ -1709,18 +1735,33 @@ complete_batch(struct coord_journal *j, struct op *batch, int rv)
 	}
 }
 
+// Keeps n holds (j->lock held); more than are held count as nothing.
+static void
+holds_release(struct coord_journal *j, unsigned n)
+{
+	if (n == 0)
+		return;
+	j->holds -= n < j->holds ? n : j->holds;
+	j->holds_released += n;
+	pthread_cond_signal(&j->sync_wake);
+}
+
 static void
 run_batch(struct coord_journal *j, struct op *batch)
 {
 	int64_t added[2] = { 0, 0 };
+	unsigned holds = 0, releases = 0;
 	struct committed *c;
 	char why[256] = "";
 	size_t nops = 0;
 	struct op *o;
 	int rv;
 
-	for (o = batch; o != NULL; o = o->next)
+	for (o = batch; o != NULL; o = o->next) {
 		nops++;
+		if (o->kind == OP_BATCH)
+			releases += o->u.batch->releases;
+	}
 	if (j->shared)
 		pthread_mutex_lock(&j->rlock);
 	rv = commit_batch(j, batch, added, why, sizeof(why));
@@ -1731,9 +1772,18 @@ run_batch(struct coord_journal *j, struct op *batch)
 		complete_batch(j, batch, rv);
 		return;
 	}
+	// Committed, not yet synced: the early callbacks may act on the
+	// alerts now (nothing they cause leaves the process before the
+	// fdatasync that covers these alerts has returned).
+	for (o = batch; rv == 0 && o != NULL; o = o->next)
+		if (o->kind == OP_ALERTS && o->u.alerts.early != NULL)
+			holds += o->u.alerts.early(o->u.alerts.recs,
+			    o->u.alerts.n, o->u.alerts.arg);
 	// Hand the batch (failed ones too, to keep completions in order) to
 	// the syncer; wait only while the ring is full.
 	pthread_mutex_lock(&j->lock);
+	j->holds += holds;
+	holds_release(j, releases);
 	while (j->sync_n == SYNC_QUEUE)
 		pthread_cond_wait(&j->sync_free, &j->lock);
 	c = &j->syncq[(j->sync_head + j->sync_n) % SYNC_QUEUE];
@@ -1766,6 +1816,44 @@ sync_failed(struct coord_journal *j, int e)
 	_exit(COORD_JOURNAL_EXIT_SYNC);
 }
 
+// The syncer (j->lock held), with committed batches in its ring: while
+// holds promise more writes soon, waits for them (bounded), so that the
+// coming fdatasync covers them too. A promise not kept in time stays
+// (its writes come later, with a sync of their own); holds that see no
+// release through STALE_LINGERS waits in a row are dropped, so that a
+// promise never kept cannot slow every sync after it.
+static void
+linger(struct coord_journal *j)
+{
+	int64_t released = j->holds_released;
+	struct timespec ts;
+
+	if (j->holds == 0 || j->linger_ns == 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += j->linger_ns / 1000000000;
+	ts.tv_nsec += j->linger_ns % 1000000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	while (j->holds > 0 && !j->sync_stop && j->sync_n < SYNC_QUEUE) {
+		if (pthread_cond_timedwait(&j->sync_wake, &j->lock, &ts) !=
+		    ETIMEDOUT)
+			continue;
+		j->linger_timeouts++;
+		j->stale_lingers = j->holds_released == released ?
+		    j->stale_lingers + 1 : 0;
+		if (j->stale_lingers >= STALE_LINGERS) {
+			cm_warn("journal.holds_dropped", "holds=%u "
+			    "reason=\"no write came for them\"", j->holds);
+			j->holds = 0;
+			j->stale_lingers = 0;
+		}
+		break;
+	}
+}
+
 // The syncer thread (own_sync): takes the committed batch, makes the WAL
 // durable, then completes its ops. Any transactions committed before the
 // fdatasync are covered by it.
@@ -1786,6 +1874,7 @@ syncer_main(void *arg)
 			pthread_mutex_unlock(&j->lock);
 			break;
 		}
+		linger(j);
 		n = j->sync_n;
 		for (i = 0; i < n; i++)
 			c[i] = j->syncq[(j->sync_head + i) % SYNC_QUEUE];
@@ -1799,6 +1888,11 @@ syncer_main(void *arg)
 			any = any || c[i].rv == 0;
 		if (any && fdatasync(j->wal_fd) < 0)
 			sync_failed(j, errno);
+		if (any) {
+			pthread_mutex_lock(&j->lock);
+			j->syncs++;
+			pthread_mutex_unlock(&j->lock);
+		}
 		for (i = 0; i < n; i++) {
 			note_result(j, c[i].rv, c[i].added, c[i].nops, c[i].why);
 			complete_batch(j, c[i].batch, c[i].rv);
@@ -2148,6 +2242,14 @@ coord_journal_submit_alerts(struct coord_journal *j,
     struct coord_alert_rec *recs, size_t n, coord_journal_done_fn done,
     void *arg)
 {
+	return coord_journal_submit_alerts_early(j, recs, n, NULL, done, arg);
+}
+
+int
+coord_journal_submit_alerts_early(struct coord_journal *j,
+    struct coord_alert_rec *recs, size_t n, coord_journal_early_fn early,
+    coord_journal_done_fn done, void *arg)
+{
 	struct op *op;
 	size_t i;
 	int rv = 0;
@@ -2164,6 +2266,7 @@ coord_journal_submit_alerts(struct coord_journal *j,
 	op->u.alerts.recs = recs;
 	op->u.alerts.n = n;
 	op->u.alerts.fn = done;
+	op->u.alerts.early = early;
 	op->u.alerts.arg = arg;
 
 	pthread_mutex_lock(&j->lock);
@@ -2401,6 +2504,23 @@ coord_journal_batch_action_update(struct coord_journal_batch *b, int64_t id,
 	return 0;
 }
 
+void
+coord_journal_batch_release(struct coord_journal_batch *b, unsigned n)
+{
+	if (b != NULL)
+		b->releases += n;
+}
+
+void
+coord_journal_release(struct coord_journal *j, unsigned n)
+{
+	if (j == NULL || n == 0)
+		return;
+	pthread_mutex_lock(&j->lock);
+	holds_release(j, n);
+	pthread_mutex_unlock(&j->lock);
+}
+
 int
 coord_journal_batch_submit(struct coord_journal_batch *b,
     coord_journal_batch_fn fn, void *arg)
@@ -2426,18 +2546,19 @@ coord_journal_batch_submit(struct coord_journal_batch *b,
 	pthread_mutex_lock(&j->lock);
 	if (j->stop) {
 		rv = -ESHUTDOWN;
-	} else if (b->n_actions > 0 && j->started && !j->own_sync &&
+	} else if ((b->n_actions > 0 || b->releases > 0) && j->started &&
 	    !j->busy && j->head == NULL && tl_running == NULL) {
-		// Without a sync of its own to wait for, a batch of action
-		// rows finds the writer idle: it runs here, saving the caller
-		// two thread hand-offs (to the writer and back) on its way to
-		// a command. Outcomes alone wait for nothing: queued, they
-		// share the writer's next transaction with the webhooks'
-		// alerts instead of holding those back for one of their own.
+		// A batch of action rows (or one the syncer waits for) finds
+		// the writer idle: it runs here, saving the caller the
+		// hand-off to the writer on its way to a command, and without
+		// full sync also the one back. Outcomes alone wait for
+		// nothing: queued, they share the writer's next transaction
+		// with the webhooks' alerts instead of holding those back for
+		// one of their own.
 		j->busy = true;
 		pthread_mutex_unlock(&j->lock);
 		tl_running = j;
-		run_batch(j, op); // completes it: fn runs on this thread
+		run_batch(j, op); // without full sync, fn runs on this thread
 		tl_running = NULL;
 		pthread_mutex_lock(&j->lock);
 		j->busy = false;
@@ -3047,6 +3168,8 @@ coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s)
 	s->checkpoints = j->checkpoints;
 	s->backstop_checkpoints = j->backstop_checkpoints;
 	s->cache_trims = j->cache_trims;
+	s->syncs = j->syncs;
+	s->linger_timeouts = j->linger_timeouts;
 	s->commit_errors = j->commit_errors;
 	pthread_mutex_unlock(&j->lock);
 	if (!j->shared) {

@@ -49,6 +49,9 @@ struct coord_journal_opts {
 	int64_t cache_tail;   // bytes at the end of a file journal that stay
 			      // in the page cache after a checkpoint
 			      // (default 32 MiB; < 0: keep every page)
+	int64_t sync_linger_us; // longest wait of the syncer for promised
+			      // writes (coord_journal_early_fn; default
+			      // 1000; < 0: no wait)
 };
 
 // Opens or creates the journal at `path` (":memory:" for tests), creates
@@ -110,6 +113,30 @@ typedef void (*coord_journal_done_fn)(int rv, struct coord_alert_rec *recs,
 int coord_journal_submit_alerts(struct coord_journal *j,
     struct coord_alert_rec *recs, size_t n, coord_journal_done_fn done,
     void *arg) __attribute__((warn_unused_result));
+
+// For a caller that acts on alerts as soon as they are committed, before
+// they are durable (it must let nothing out of the process that depends
+// on them before `done`). Called on the writer thread right after the
+// COMMIT that stored recs (ids set), never after a failed one, and only
+// with sync_full on a file: then `done` comes after the fdatasync, and
+// meanwhile the caller may decide on the alerts and queue the writes
+// that follow from them. Returns how many holds it takes: promises of
+// such writes, each kept by coord_journal_batch_release() on a
+// submitted batch (or coord_journal_release() when nothing is written).
+// While holds are outstanding the syncer waits for them (at most
+// sync_linger_us; each time it gives up counts in linger_timeouts, and
+// holds no release came for through three such waits are dropped), so
+// that one fdatasync covers the alerts and the writes they caused, and
+// their completions come together. Must not block or call the journal's blocking writes.
+typedef unsigned (*coord_journal_early_fn)(struct coord_alert_rec *recs,
+    size_t n, void *arg);
+
+// coord_journal_submit_alerts() with an early callback (may be NULL:
+// then the same call). `early` runs at most once, before `done`.
+int coord_journal_submit_alerts_early(struct coord_journal *j,
+    struct coord_alert_rec *recs, size_t n, coord_journal_early_fn early,
+    coord_journal_done_fn done, void *arg)
+    __attribute__((warn_unused_result));
 
 // Alert processing outcome: "pending" (as stored), then one of
 // "acted", "no-rule", "duplicate", "resolved", "refused:<check>",
@@ -188,6 +215,15 @@ int coord_journal_batch_action_insert(struct coord_journal_batch *b,
 int coord_journal_batch_action_update(struct coord_journal_batch *b,
     int64_t id, const char *state, const char *detail, int64_t now_ms);
 
+// Keeps n holds (see coord_journal_early_fn) once the batch committed:
+// the syncer, which waited for them, syncs it with the alerts that took
+// them. NULL-safe.
+void coord_journal_batch_release(struct coord_journal_batch *b, unsigned n);
+// Keeps n holds at once, for a caller that cannot submit a batch (out
+// of memory, journal closing); a batch with no rows keeps them in order.
+// NULL-safe; any thread.
+void coord_journal_release(struct coord_journal *j, unsigned n);
+
 // Rows written by the batch so far.
 size_t coord_journal_batch_len(const struct coord_journal_batch *b);
 
@@ -201,9 +237,12 @@ typedef void (*coord_journal_batch_fn)(int rv, void *arg);
 // other write) and takes it. Returns 0 (fn will be called), or -EINVAL,
 // -ESHUTDOWN (the journal is closing): fn is not called then. Any thread;
 // not bounded by max_queue (the caller's own rows). Never waits for other
-// work: on a journal without full sync whose writer is idle, a batch
-// with action rows runs on the calling thread (fn called before this
-// returns), which saves two thread hand-offs; otherwise it is queued.
+// work (but, with full sync, for room in the syncer's ring of 16 batches
+// when it runs here): when the writer is idle, a batch with action rows
+// or releases runs its transaction on the calling thread, which saves a
+// thread hand-off on its way to a command (without full sync also the
+// hand-off back: fn is called before this returns; with it, fn comes from
+// the syncer); otherwise it is queued.
 int coord_journal_batch_submit(struct coord_journal_batch *b,
     coord_journal_batch_fn fn, void *arg)
     __attribute__((warn_unused_result));
@@ -285,6 +324,8 @@ struct coord_journal_stats {
 	int64_t checkpoints;   // by the checkpointer thread
 	int64_t backstop_checkpoints; // by the writer (checkpointer behind)
 	int64_t cache_trims;   // page cache drops after checkpoints
+	int64_t syncs;	       // fdatasyncs of the WAL (sync_full file)
+	int64_t linger_timeouts; // holds dropped unkept (see early_fn)
 };
 void coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s);
 

@@ -394,6 +394,16 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    "reflex_journal_checkpoints_total{by=\"writer\"} %lld\n",
 	    (long long)g->journal_checkpoints,
 	    (long long)g->journal_backstop_checkpoints);
+	family(&o, "reflex_journal_syncs_total", "counter",
+	    "fdatasyncs of the journal's WAL (journal_sync_full on a file); "
+	    "each covers every commit before it.");
+	outf(&o, "reflex_journal_syncs_total %lld\n",
+	    (long long)g->journal_syncs);
+	family(&o, "reflex_journal_linger_timeouts_total", "counter",
+	    "Times the journal's syncer stopped waiting for the engine's rows "
+	    "of just-committed alerts (1 ms) and synced without them.");
+	outf(&o, "reflex_journal_linger_timeouts_total %lld\n",
+	    (long long)g->journal_linger_timeouts);
 	if (o.err) {
 		free(o.buf);
 		return o.err;

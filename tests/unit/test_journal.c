@@ -1682,6 +1682,234 @@ out:
 	tmp_remove(&t);
 }
 
+// An early callback (coord_journal_early_fn): counts its calls, notes
+// the first alert's id and whether the submission's done had run yet,
+// and takes `holds` holds. The submission's arg for both callbacks: its
+// done is waiter_cb on the first member.
+struct early {
+	struct waiter w;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int calls;
+	int64_t id;
+	bool before_done;
+	unsigned holds;
+};
+
+#define EARLY_INIT(h) { WAITER_INIT, PTHREAD_MUTEX_INITIALIZER, \
+	PTHREAD_COND_INITIALIZER, 0, 0, false, (h) }
+
+static unsigned
+early_cb(struct coord_alert_rec *recs, size_t n, void *arg)
+{
+	struct early *e = arg;
+	bool none_done;
+
+	pthread_mutex_lock(&e->w.mu);
+	none_done = e->w.calls == 0;
+	pthread_mutex_unlock(&e->w.mu);
+	pthread_mutex_lock(&e->mu);
+	e->calls++;
+	e->id = n > 0 ? recs[0].id : 0;
+	e->before_done = none_done;
+	pthread_cond_broadcast(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+	return e->holds;
+}
+
+// Submits one alert with early_cb and waits for its done; returns its rv.
+static int
+submit_early_wait(struct coord_journal *j, struct coord_alert_rec *rec,
+    unsigned holds, int *early_calls)
+{
+	struct early e = EARLY_INIT(holds);
+	int rv;
+
+	rv = coord_journal_submit_alerts_early(j, rec, 1, early_cb, waiter_cb,
+	    &e);
+	if (rv < 0)
+		return rv;
+	waiter_wait(&e.w, 1);
+	*early_calls += e.calls;
+	return e.w.rv;
+}
+
+// The early callback gets the alerts once committed, before their sync,
+// and may hold that sync for the writes it causes: the alerts' done
+// waits (here: the linger is 60 s, so it cannot run out) until the
+// promised batch committed, then one fdatasync covers both, and the
+// alerts' done comes before the batch's.
+static void
+test_early_shares_sync(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.sync_linger_us = 60 * 1000000LL };
+	struct coord_alert *a = mk_alert("Early", 1, "e");
+	struct coord_action_rec act = { .rule = "r", .type = "restart",
+		.service = "svc", .instance = "i-1", .node = "n",
+		.state = "dispatched", .attempt = 1, .created_ms = 1000 };
+	struct early e = EARLY_INIT(1);
+	struct coord_journal_stats st0, st;
+	struct coord_journal_batch *b;
+	struct coord_alert_rec rec;
+	struct coord_journal *j;
+	char state[32];
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&rec, a, 1);
+	coord_journal_stats(j, &st0);
+	CHECK_INT(coord_journal_submit_alerts_early(j, &rec, 1, early_cb,
+	    waiter_cb, &e), 0);
+	pthread_mutex_lock(&e.mu);
+	while (e.calls == 0)
+		pthread_cond_wait(&e.cv, &e.mu);
+	pthread_mutex_unlock(&e.mu);
+	CHECK(e.id > 0);
+	CHECK(e.before_done);
+	usleep(50 * 1000);
+	pthread_mutex_lock(&e.w.mu);
+	CHECK_INT(e.w.calls, 0); // the syncer waits for the promised write
+	pthread_mutex_unlock(&e.w.mu);
+
+	b = coord_journal_batch_new(j);
+	CHECK_INT(coord_journal_batch_alert_done(b, e.id, "acted", NULL), 0);
+	act.alert_id = e.id;
+	CHECK_INT(coord_journal_batch_action_insert(b, &act), 0);
+	coord_journal_batch_release(b, 1);
+	CHECK_INT(batch_wait(b), 0);
+	pthread_mutex_lock(&e.w.mu);
+	CHECK_INT(e.w.calls, 1); // the alerts' done came first
+	CHECK_INT(e.w.rv, 0);
+	pthread_mutex_unlock(&e.w.mu);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.syncs - st0.syncs, 1);
+	CHECK_INT(st.commits - st0.commits, 2);
+	CHECK_INT(st.linger_timeouts, 0);
+	CHECK_INT(e.calls, 1);
+	CHECK_INT(coord_journal_action_state(j, act.id, state, sizeof(state)),
+	    0);
+	CHECK_STR(state, "dispatched");
+
+	// A batch with no rows keeps a hold as well.
+	e = (struct early)EARLY_INIT(1);
+	rec_init(&rec, a, 2);
+	CHECK_INT(coord_journal_submit_alerts_early(j, &rec, 1, early_cb,
+	    waiter_cb, &e), 0);
+	pthread_mutex_lock(&e.mu);
+	while (e.calls == 0)
+		pthread_cond_wait(&e.cv, &e.mu);
+	pthread_mutex_unlock(&e.mu);
+	b = coord_journal_batch_new(j);
+	coord_journal_batch_release(b, 1);
+	CHECK_INT(batch_wait(b), 0);
+	waiter_wait(&e.w, 1);
+	CHECK_INT(e.w.rv, 0);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.linger_timeouts, 0);
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+	tmp_remove(&t);
+}
+
+// A hold nobody keeps delays its alerts' done by one linger (1 ms), and
+// each sync after it lingers too until three waits in a row saw no
+// release: then it is dropped, and syncs go on without waiting.
+static void
+test_early_unkept_hold(void)
+{
+	struct coord_journal_opts o = { .sync_full = true };
+	struct coord_alert *a = mk_alert("Unkept", 1, "u");
+	struct coord_journal_stats st;
+	struct coord_alert_rec rec;
+	struct coord_journal *j;
+	int calls = 0;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&rec, a, 1);
+	CHECK_INT(submit_early_wait(j, &rec, 1, &calls), 0);
+	CHECK(rec.id > 0);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.linger_timeouts, 1);
+	for (int i = 0; i < 6; i++) {
+		rec_init(&rec, a, 2 + i);
+		CHECK_INT(submit_early_wait(j, &rec, 0, &calls), 0);
+	}
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.linger_timeouts, 3);
+	CHECK_INT(calls, 7);
+	// A release with nothing held counts as nothing: the next hold is
+	// waited for again (and, unkept, times out once more).
+	coord_journal_release(j, 5);
+	rec_init(&rec, a, 20);
+	CHECK_INT(submit_early_wait(j, &rec, 1, &calls), 0);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.linger_timeouts, 4);
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+	tmp_remove(&t);
+}
+
+// The early callback runs only where a sync follows the commit (full
+// sync on a file), and never for a commit that failed.
+static void
+test_early_only_committed_synced(void)
+{
+	struct coord_journal_opts normal = { .sync_full = false };
+	struct coord_journal_opts capped = { .sync_full = true,
+		.max_bytes = 96 * 1024 };
+	struct coord_alert *a = mk_alert("Plain", 1, "p");
+	struct coord_alert *big;
+	struct coord_alert_rec rec;
+	struct coord_journal *j;
+	int calls = 0, stored = 0, rv = 0;
+	char *huge;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &normal);
+	if (j != NULL) {
+		rec_init(&rec, a, 1);
+		CHECK_INT(submit_early_wait(j, &rec, 1, &calls), 0);
+		CHECK(rec.id > 0);
+		CHECK_INT(calls, 0);
+		coord_journal_close(j);
+	}
+	tmp_remove(&t);
+
+	huge = xcalloc(1, 4096);
+	memset(huge, 'x', 4095);
+	big = mk_alert("Big", 2, huge);
+	tmp_make(&t);
+	j = open_ok(t.db, &capped);
+	if (j != NULL) {
+		for (int i = 0; i < 200; i++) {
+			rec_init(&rec, big, 100 + i);
+			rv = submit_early_wait(j, &rec, 0, &calls);
+			if (rv < 0)
+				break;
+			stored++;
+		}
+		CHECK_INT(rv, -ENOSPC);
+		CHECK(stored > 0);
+		CHECK_INT(calls, stored);
+		coord_journal_close(j);
+	}
+	tmp_remove(&t);
+	coord_alert_free(big);
+	coord_alert_free(a);
+	free(huge);
+}
+
 // Stores 1,200 alerts named `name` whose summary is 4,000 bytes of
 // `fill`, received at 0..99 twelve times over: well over the 1,000 WAL
 // frames that wake the checkpointer.
@@ -3057,6 +3285,12 @@ static const struct tt_case cases[] = {
 	    test_trim_beside_retention },
 	{ "sync_full: the next batch commits beside the sync",
 	    test_commit_beside_sync },
+	{ "early callback: the promised batch shares the alerts' sync",
+	    test_early_shares_sync },
+	{ "early callback: an unkept hold lingers, then is dropped",
+	    test_early_unkept_hold },
+	{ "early callback: only after a commit that a sync follows",
+	    test_early_only_committed_synced },
 	{ "a batch of action rows runs inline when the writer is idle "
 	    "(no full sync); outcomes alone are queued",
 	    test_batch_inline_when_idle },
