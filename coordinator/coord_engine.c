@@ -490,11 +490,12 @@ coord_engine_push(struct coord_engine *e, struct coord_notification *n,
 
 unsigned
 coord_engine_push_early(struct coord_engine *e, struct coord_notification *n,
-    const int64_t *ids, const uint64_t *identities, int64_t received_mono)
+    const int64_t *ids, const uint64_t *identities, int64_t received_mono,
+    bool quiet)
 {
 	bool held;
 
-	(void)push_notification(e, n, ids, identities, received_mono, true,
+	(void)push_notification(e, n, ids, identities, received_mono, quiet,
 	    &held);
 	return held ? 1 : 0;
 }
@@ -821,24 +822,24 @@ engine_flush(struct coord_engine *e)
 	unsigned holds;
 	int rv;
 
-	// The turn's journal holds are kept by its batch, even one with no
-	// rows: the journal's syncer waits for it.
-	if (eb == NULL && e->jholds > 0 && (eb = cur_batch(e)) == NULL) {
-		coord_journal_release(e->d.journal, e->jholds);
-		e->jholds = 0;
+	// The turn's journal holds: a batch that sends commands keeps them
+	// (the journal's syncer waits for its rows); with nothing to send
+	// nothing needs to wait, and they are kept at once.
+	holds = e->jholds;
+	e->jholds = 0;
+	if (holds > 0 && (eb == NULL || eb->n_sends == 0)) {
+		coord_journal_release(e->d.journal, holds);
+		holds = 0;
 	}
 	if (eb == NULL)
 		return;
 	e->cur = NULL;
-	if (coord_journal_batch_len(eb->jb) == 0 && eb->n_sends == 0 &&
-	    e->jholds == 0) {
+	if (coord_journal_batch_len(eb->jb) == 0 && eb->n_sends == 0) {
 		ebatch_free(eb);
 		return;
 	}
 	jb = eb->jb;
 	eb->jb = NULL;
-	holds = e->jholds;
-	e->jholds = 0;
 	coord_journal_batch_release(jb, holds);
 	pthread_mutex_lock(&e->mu);
 	e->outstanding++;

@@ -69,13 +69,14 @@ int coord_engine_push(struct coord_engine *e, struct coord_notification *n,
 
 // coord_engine_push() for alerts committed but not yet durable (called
 // from the journal's coord_journal_early_fn): the engine decides them
-// now, while the journal syncs, and writes nothing from them that leaves
-// the process before its own batch is durable, which comes after the
-// alerts' sync. Returns the journal holds taken (0 or 1): 1 when the
-// engine was idle, kept by the batch of the turn that decides them.
+// now, while the journal syncs, and sends nothing from them before its
+// own batch is durable, which comes after the alerts' sync. Returns the
+// journal holds taken (0 or 1): 1 when the journal was quiet and the
+// engine idle. The turn that decides them keeps the hold: with the
+// batch of its commands' rows, or at once when it sends nothing.
 unsigned coord_engine_push_early(struct coord_engine *e,
     struct coord_notification *n, const int64_t *ids,
-    const uint64_t *identities, int64_t received_mono);
+    const uint64_t *identities, int64_t received_mono, bool quiet);
 
 // Sampled for /metrics and /health.
 void coord_engine_counts(struct coord_engine *e, int64_t *queued,

@@ -153,7 +153,8 @@ reply_accepted(struct coord_httpd_req *rq, size_t n)
 // not yet synced. The engine decides them meanwhile; what it sends
 // leaves only after its own rows are synced, which comes after these.
 static unsigned
-intake_committed(struct coord_alert_rec *recs, size_t n, void *arg)
+intake_committed(struct coord_alert_rec *recs, size_t n, bool quiet,
+    void *arg)
 {
 	struct intake *in = arg;
 
@@ -161,7 +162,7 @@ intake_committed(struct coord_alert_rec *recs, size_t n, void *arg)
 		in->ids[i] = recs[i].id;
 	in->pushed = true;
 	return coord_engine_push_early(in->h->d.engine, in->n, in->ids,
-	    in->identities, in->received_mono);
+	    in->identities, in->received_mono, quiet);
 }
 
 // Journal completion thread: the alerts are durable (or not) now.

@@ -378,11 +378,9 @@ struct coord_journal {
 	size_t sync_head, sync_n; // the ring's oldest entry, its length
 	// Writes promised by early callbacks and not committed yet: while
 	// there are any, the syncer lingers (up to linger_ns) so that one
-	// fdatasync covers them with the alerts that caused them. Taken as
-	// the alerts' batch goes to the syncer's ring, released as the batch
-	// that keeps them goes there, which is committed later (by the
-	// writer, or inline once the writer is idle again): a release never
-	// comes before its hold but from coord_journal_release.
+	// fdatasync covers them with the alerts that caused them. Counted
+	// before the callback that may take one runs (run_batch), so a
+	// release never comes before its hold.
 	unsigned holds;
 	int64_t holds_released; // releases so far
 	int64_t linger_ns;	// sync_linger_us; 0: no lingering
@@ -1750,8 +1748,9 @@ static void
 run_batch(struct coord_journal *j, struct op *batch)
 {
 	int64_t added[2] = { 0, 0 };
-	unsigned holds = 0, releases = 0;
+	unsigned releases = 0;
 	struct committed *c;
+	bool quiet, taken = false;
 	char why[256] = "";
 	size_t nops = 0;
 	struct op *o;
@@ -1774,15 +1773,25 @@ run_batch(struct coord_journal *j, struct op *batch)
 	}
 	// Committed, not yet synced: the early callbacks may act on the
 	// alerts now (nothing they cause leaves the process before the
-	// fdatasync that covers these alerts has returned).
+	// fdatasync that covers these alerts has returned). A batch of one
+	// op is quiet: its callback may take a hold, counted before it runs
+	// (so that a release never comes first) and given back if not taken.
+	quiet = rv == 0 && nops == 1 && batch->kind == OP_ALERTS &&
+	    batch->u.alerts.early != NULL && j->linger_ns > 0;
+	if (quiet) {
+		pthread_mutex_lock(&j->lock);
+		j->holds++;
+		pthread_mutex_unlock(&j->lock);
+	}
 	for (o = batch; rv == 0 && o != NULL; o = o->next)
 		if (o->kind == OP_ALERTS && o->u.alerts.early != NULL)
-			holds += o->u.alerts.early(o->u.alerts.recs,
-			    o->u.alerts.n, o->u.alerts.arg);
+			taken = o->u.alerts.early(o->u.alerts.recs,
+			    o->u.alerts.n, quiet, o->u.alerts.arg) > 0;
 	// Hand the batch (failed ones too, to keep completions in order) to
 	// the syncer; wait only while the ring is full.
 	pthread_mutex_lock(&j->lock);
-	j->holds += holds;
+	if (quiet && !taken)
+		j->holds--;
 	holds_release(j, releases);
 	while (j->sync_n == SYNC_QUEUE)
 		pthread_cond_wait(&j->sync_free, &j->lock);

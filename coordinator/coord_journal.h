@@ -120,16 +120,21 @@ int coord_journal_submit_alerts(struct coord_journal *j,
 // COMMIT that stored recs (ids set), never after a failed one, and only
 // with sync_full on a file: then `done` comes after the fdatasync, and
 // meanwhile the caller may decide on the alerts and queue the writes
-// that follow from them. Returns how many holds it takes: promises of
-// such writes, each kept by coord_journal_batch_release() on a
-// submitted batch (or coord_journal_release() when nothing is written).
-// While holds are outstanding the syncer waits for them (at most
-// sync_linger_us; each time it gives up counts in linger_timeouts, and
-// holds no release came for through three such waits are dropped), so
-// that one fdatasync covers the alerts and the writes they caused, and
-// their completions come together. Must not block or call the journal's blocking writes.
+// that follow from them.
+//
+// `quiet`: the commit held these alerts and nothing else (the journal
+// had no other work). Only then may the callback take a hold (return 1;
+// otherwise it returns 0): a promise of such writes, kept by
+// coord_journal_batch_release() on the batch that holds them, or by
+// coord_journal_release() as soon as it knows none are needed. While a
+// hold is outstanding the syncer waits for it (at most sync_linger_us;
+// each time it gives up counts in linger_timeouts, and a hold no
+// release came for through three such waits is dropped), so that one
+// fdatasync covers the alerts and the writes they caused, and their
+// completions come together. Must not block or call the journal's
+// blocking writes.
 typedef unsigned (*coord_journal_early_fn)(struct coord_alert_rec *recs,
-    size_t n, void *arg);
+    size_t n, bool quiet, void *arg);
 
 // coord_journal_submit_alerts() with an early callback (may be NULL:
 // then the same call). `early` runs at most once, before `done`.
@@ -219,9 +224,8 @@ int coord_journal_batch_action_update(struct coord_journal_batch *b,
 // the syncer, which waited for them, syncs it with the alerts that took
 // them. NULL-safe.
 void coord_journal_batch_release(struct coord_journal_batch *b, unsigned n);
-// Keeps n holds at once, for a caller that cannot submit a batch (out
-// of memory, journal closing); a batch with no rows keeps them in order.
-// NULL-safe; any thread.
+// Keeps n holds at once: for a caller that has no write to wait for, or
+// cannot submit its batch. NULL-safe; any thread.
 void coord_journal_release(struct coord_journal *j, unsigned n);
 
 // Rows written by the batch so far.

@@ -1683,9 +1683,11 @@ out:
 }
 
 // An early callback (coord_journal_early_fn): counts its calls, notes
-// the first alert's id and whether the submission's done had run yet,
-// and takes `holds` holds. The submission's arg for both callbacks: its
-// done is waiter_cb on the first member.
+// the first alert's id, whether the commit was quiet and whether the
+// submission's done had run yet, and takes a hold when `hold` and
+// quiet. With `block`, it waits (on the writer thread) until released.
+// The submission's arg for both callbacks: its done is waiter_cb on the
+// first member.
 struct early {
 	struct waiter w;
 	pthread_mutex_t mu;
@@ -1693,14 +1695,16 @@ struct early {
 	int calls;
 	int64_t id;
 	bool before_done;
-	unsigned holds;
+	bool quiet;
+	bool hold;
+	bool block;
 };
 
 #define EARLY_INIT(h) { WAITER_INIT, PTHREAD_MUTEX_INITIALIZER, \
-	PTHREAD_COND_INITIALIZER, 0, 0, false, (h) }
+	PTHREAD_COND_INITIALIZER, 0, 0, false, false, (h), false }
 
 static unsigned
-early_cb(struct coord_alert_rec *recs, size_t n, void *arg)
+early_cb(struct coord_alert_rec *recs, size_t n, bool quiet, void *arg)
 {
 	struct early *e = arg;
 	bool none_done;
@@ -1712,17 +1716,29 @@ early_cb(struct coord_alert_rec *recs, size_t n, void *arg)
 	e->calls++;
 	e->id = n > 0 ? recs[0].id : 0;
 	e->before_done = none_done;
+	e->quiet = quiet;
 	pthread_cond_broadcast(&e->cv);
+	while (e->block)
+		pthread_cond_wait(&e->cv, &e->mu);
 	pthread_mutex_unlock(&e->mu);
-	return e->holds;
+	return e->hold && quiet ? 1 : 0;
+}
+
+static void
+early_wait_called(struct early *e)
+{
+	pthread_mutex_lock(&e->mu);
+	while (e->calls == 0)
+		pthread_cond_wait(&e->cv, &e->mu);
+	pthread_mutex_unlock(&e->mu);
 }
 
 // Submits one alert with early_cb and waits for its done; returns its rv.
 static int
 submit_early_wait(struct coord_journal *j, struct coord_alert_rec *rec,
-    unsigned holds, int *early_calls)
+    bool hold, int *early_calls)
 {
-	struct early e = EARLY_INIT(holds);
+	struct early e = EARLY_INIT(hold);
 	int rv;
 
 	rv = coord_journal_submit_alerts_early(j, rec, 1, early_cb, waiter_cb,
@@ -1735,10 +1751,11 @@ submit_early_wait(struct coord_journal *j, struct coord_alert_rec *rec,
 }
 
 // The early callback gets the alerts once committed, before their sync,
-// and may hold that sync for the writes it causes: the alerts' done
-// waits (here: the linger is 60 s, so it cannot run out) until the
-// promised batch committed, then one fdatasync covers both, and the
-// alerts' done comes before the batch's.
+// and, the commit being quiet, may hold that sync for the writes it
+// causes: the alerts' done waits (here: the linger is 60 s, so it cannot
+// run out) until the promised batch committed, then one fdatasync covers
+// both, and the alerts' done comes before the batch's. A hold is also
+// kept by a batch with no rows, or at once by coord_journal_release.
 static void
 test_early_shares_sync(void)
 {
@@ -1748,7 +1765,7 @@ test_early_shares_sync(void)
 	struct coord_action_rec act = { .rule = "r", .type = "restart",
 		.service = "svc", .instance = "i-1", .node = "n",
 		.state = "dispatched", .attempt = 1, .created_ms = 1000 };
-	struct early e = EARLY_INIT(1);
+	struct early e = EARLY_INIT(true);
 	struct coord_journal_stats st0, st;
 	struct coord_journal_batch *b;
 	struct coord_alert_rec rec;
@@ -1764,12 +1781,10 @@ test_early_shares_sync(void)
 	coord_journal_stats(j, &st0);
 	CHECK_INT(coord_journal_submit_alerts_early(j, &rec, 1, early_cb,
 	    waiter_cb, &e), 0);
-	pthread_mutex_lock(&e.mu);
-	while (e.calls == 0)
-		pthread_cond_wait(&e.cv, &e.mu);
-	pthread_mutex_unlock(&e.mu);
+	early_wait_called(&e);
 	CHECK(e.id > 0);
 	CHECK(e.before_done);
+	CHECK(e.quiet);
 	usleep(50 * 1000);
 	pthread_mutex_lock(&e.w.mu);
 	CHECK_INT(e.w.calls, 0); // the syncer waits for the promised write
@@ -1795,19 +1810,83 @@ test_early_shares_sync(void)
 	CHECK_STR(state, "dispatched");
 
 	// A batch with no rows keeps a hold as well.
-	e = (struct early)EARLY_INIT(1);
+	e = (struct early)EARLY_INIT(true);
 	rec_init(&rec, a, 2);
 	CHECK_INT(coord_journal_submit_alerts_early(j, &rec, 1, early_cb,
 	    waiter_cb, &e), 0);
-	pthread_mutex_lock(&e.mu);
-	while (e.calls == 0)
-		pthread_cond_wait(&e.cv, &e.mu);
-	pthread_mutex_unlock(&e.mu);
+	early_wait_called(&e);
 	b = coord_journal_batch_new(j);
 	coord_journal_batch_release(b, 1);
 	CHECK_INT(batch_wait(b), 0);
 	waiter_wait(&e.w, 1);
 	CHECK_INT(e.w.rv, 0);
+
+	// So does a release on its own, for a turn with nothing to wait for.
+	e = (struct early)EARLY_INIT(true);
+	rec_init(&rec, a, 3);
+	CHECK_INT(coord_journal_submit_alerts_early(j, &rec, 1, early_cb,
+	    waiter_cb, &e), 0);
+	early_wait_called(&e);
+	usleep(20 * 1000);
+	pthread_mutex_lock(&e.w.mu);
+	CHECK_INT(e.w.calls, 0);
+	pthread_mutex_unlock(&e.w.mu);
+	coord_journal_release(j, 1);
+	waiter_wait(&e.w, 1);
+	CHECK_INT(e.w.rv, 0);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.linger_timeouts, 0);
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+	tmp_remove(&t);
+}
+
+// Only a commit of one submission's alerts alone is quiet: submissions
+// that queued behind a busy writer share a commit, and their callbacks
+// are told it is not (a hold there would keep every one of them waiting).
+static void
+test_early_quiet_alone(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.sync_linger_us = 60 * 1000000LL };
+	struct coord_alert *a = mk_alert("Quiet", 1, "q");
+	struct early first = EARLY_INIT(false), e2 = EARLY_INIT(true),
+	    e3 = EARLY_INIT(true);
+	struct coord_alert_rec r1, r2, r3;
+	struct coord_journal_stats st;
+	struct coord_journal *j;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&r1, a, 1);
+	rec_init(&r2, a, 2);
+	rec_init(&r3, a, 3);
+	first.block = true; // holds the writer in the first callback
+	CHECK_INT(coord_journal_submit_alerts_early(j, &r1, 1, early_cb,
+	    waiter_cb, &first), 0);
+	early_wait_called(&first);
+	CHECK(first.quiet);
+	CHECK_INT(coord_journal_submit_alerts_early(j, &r2, 1, early_cb,
+	    waiter_cb, &e2), 0);
+	CHECK_INT(coord_journal_submit_alerts_early(j, &r3, 1, early_cb,
+	    waiter_cb, &e3), 0);
+	pthread_mutex_lock(&first.mu);
+	first.block = false;
+	pthread_cond_broadcast(&first.cv);
+	pthread_mutex_unlock(&first.mu);
+	// Not quiet: no hold taken, so nothing waits for the 60 s linger.
+	waiter_wait(&first.w, 1);
+	waiter_wait(&e2.w, 1);
+	waiter_wait(&e3.w, 1);
+	CHECK_INT(e2.calls, 1);
+	CHECK_INT(e3.calls, 1);
+	CHECK(!e2.quiet);
+	CHECK(!e3.quiet);
+	CHECK(r3.id > r2.id && r2.id > r1.id);
 	coord_journal_stats(j, &st);
 	CHECK_INT(st.linger_timeouts, 0);
 	coord_journal_close(j);
@@ -1835,13 +1914,13 @@ test_early_unkept_hold(void)
 	if (j == NULL)
 		goto out;
 	rec_init(&rec, a, 1);
-	CHECK_INT(submit_early_wait(j, &rec, 1, &calls), 0);
+	CHECK_INT(submit_early_wait(j, &rec, true, &calls), 0);
 	CHECK(rec.id > 0);
 	coord_journal_stats(j, &st);
 	CHECK_INT(st.linger_timeouts, 1);
 	for (int i = 0; i < 6; i++) {
 		rec_init(&rec, a, 2 + i);
-		CHECK_INT(submit_early_wait(j, &rec, 0, &calls), 0);
+		CHECK_INT(submit_early_wait(j, &rec, false, &calls), 0);
 	}
 	coord_journal_stats(j, &st);
 	CHECK_INT(st.linger_timeouts, 3);
@@ -1850,7 +1929,7 @@ test_early_unkept_hold(void)
 	// waited for again (and, unkept, times out once more).
 	coord_journal_release(j, 5);
 	rec_init(&rec, a, 20);
-	CHECK_INT(submit_early_wait(j, &rec, 1, &calls), 0);
+	CHECK_INT(submit_early_wait(j, &rec, true, &calls), 0);
 	coord_journal_stats(j, &st);
 	CHECK_INT(st.linger_timeouts, 4);
 	coord_journal_close(j);
@@ -1879,7 +1958,7 @@ test_early_only_committed_synced(void)
 	j = open_ok(t.db, &normal);
 	if (j != NULL) {
 		rec_init(&rec, a, 1);
-		CHECK_INT(submit_early_wait(j, &rec, 1, &calls), 0);
+		CHECK_INT(submit_early_wait(j, &rec, true, &calls), 0);
 		CHECK(rec.id > 0);
 		CHECK_INT(calls, 0);
 		coord_journal_close(j);
@@ -1894,7 +1973,7 @@ test_early_only_committed_synced(void)
 	if (j != NULL) {
 		for (int i = 0; i < 200; i++) {
 			rec_init(&rec, big, 100 + i);
-			rv = submit_early_wait(j, &rec, 0, &calls);
+			rv = submit_early_wait(j, &rec, false, &calls);
 			if (rv < 0)
 				break;
 			stored++;
@@ -2104,6 +2183,7 @@ test_trim_beside_retention(void)
 	char body[CHURN_ROUNDS][2501], buf[64];
 	int64_t now = cm_now_ms(), deleted, total = 0;
 	size_t whole = 0, decided = 0;
+	int64_t ckpts;
 	struct tmp t;
 	int k, i, tries;
 
@@ -2138,6 +2218,17 @@ test_trim_beside_retention(void)
 		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
 		CHECK_INT(deleted, CHURN_OLD);
 		total += CHURN_NEW;
+		// Let the checkpointer catch up between rounds (on a busy
+		// machine it would otherwise copy several rounds at once, and
+		// the rounds would see fewer trims); it runs once 1,000 frames
+		// wait, so a round that wrote fewer may see none: not waited
+		// for beyond 2 s.
+		coord_journal_stats(j, &js);
+		for (tries = 0, ckpts = js.checkpoints; tries < 200 &&
+		    js.checkpoints == ckpts; tries++) {
+			usleep(10000);
+			coord_journal_stats(j, &js);
+		}
 	}
 	for (tries = 0; tries < 1000; tries++) {
 		coord_journal_stats(j, &js);
@@ -3287,6 +3378,8 @@ static const struct tt_case cases[] = {
 	    test_commit_beside_sync },
 	{ "early callback: the promised batch shares the alerts' sync",
 	    test_early_shares_sync },
+	{ "early callback: quiet only for a commit of its alerts alone",
+	    test_early_quiet_alone },
 	{ "early callback: an unkept hold lingers, then is dropped",
 	    test_early_unkept_hold },
 	{ "early callback: only after a commit that a sync follows",
