@@ -999,12 +999,14 @@ kv_cmp(const void *a, const void *b)
 // Label sets are small: insertion sort, qsort past a few dozen. Returns
 // false when the keys are known to be unique: insertion meets any equal
 // key next to the place it stops at, so the caller's scan for duplicates
-// is needed only when it did (or after qsort).
+// is needed only when it did (or after qsort). *moved: false when the
+// entries were in order already (never said after qsort).
 static bool
-kv_sort(struct coord_kv *v, size_t n)
+kv_sort(struct coord_kv *v, size_t n, bool *moved)
 {
 	bool equal = false;
 
+	*moved = n > 32;
 	if (n > 32) {
 		qsort(v, n, sizeof(*v), kv_cmp);
 		return true;
@@ -1020,7 +1022,10 @@ kv_sort(struct coord_kv *v, size_t n)
 		}
 		if (k > 0 && c == 0)
 			equal = true;
-		v[k] = t;
+		if (k != i) {
+			v[k] = t;
+			*moved = true;
+		}
 	}
 	return equal;
 }
@@ -1095,10 +1100,13 @@ kv_push(struct jr *j, char *key, char *val)
 
 // Reads a string->string object at j->pos (a '{') onto the kv scratch
 // stack, sorted and checked for duplicates: entries j->kv[*off ..
-// *off + *cnt). Keys and values stay in the arena.
+// *off + *cnt). Keys and values stay in the arena. With `canon` non-NULL,
+// *canon is true when the object's text in the body is what the journal
+// stores for the set (struct coord_alert, labels_json): then it is the
+// *canon_len bytes before j->pos.
 static int
 kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
-    size_t *off, size_t *cnt)
+    size_t *off, size_t *cnt, bool *canon, size_t *canon_len)
 {
 	const struct coord_webhook_limits *lim = j->p->lim;
 	size_t max_val = kind == KVS_LABELS ? lim->max_value_len :
@@ -1107,8 +1115,8 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 	// compiler load them again for every entry.
 	size_t max_labels = lim->max_labels, max_name = lim->max_name_len;
 	char path[WBUF], sbuf[200], *key, *val;
-	size_t klen, vlen, i, n = 0;
-	bool more, high, name_ok = false;
+	size_t klen, vlen, i, n = 0, start = j->pos, text = 0;
+	bool more, high, name_ok = false, moved;
 	int rv;
 
 	*off = j->n_kv;
@@ -1152,13 +1160,29 @@ kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
 		if (kv_push(j, key, val) < 0)
 			return failf(j->p, -ENOMEM, "%s: out of memory",
 			    where_str(path, sizeof(path), w));
+		text += klen + vlen;
 		rv = jr_next(j, '}', &more);
 	}
 	if (rv < 0)
 		return rv;
 	*cnt = n;
-	if (!kv_sort(kv_at(j, *off), *cnt))
+	if (canon != NULL) {
+		// The journal's text: "{}", or '{', n entries "k":"v" with
+		// n - 1 commas, '}'. An escape decodes to fewer bytes than it
+		// takes and space adds bytes, so a body text of exactly that
+		// length has neither: its strings are the decoded bytes (none
+		// the journal would escape: those come only from escapes) and
+		// it differs from the journal's text at most in the order.
+		*canon_len = j->pos - start;
+		*canon = *canon_len == (n == 0 ? 2 : text + 6 * n + 1);
+	}
+	if (!kv_sort(kv_at(j, *off), *cnt, &moved)) {
+		if (canon != NULL && moved)
+			*canon = false;
 		return 0;
+	}
+	if (canon != NULL)
+		*canon = false;
 	for (i = 1; i < *cnt; i++) {
 		const struct coord_kv *v = kv_at(j, *off);
 
@@ -1184,7 +1208,7 @@ top_kvs_read(struct jr *j, const char *field, enum kvs_kind kind,
 		return 0;
 	if (jr_peek(j) != '{')
 		return failf(j->p, -EINVAL, "%s: expected object", field);
-	rv = kvs_read(j, &w, kind, &off, &cnt);
+	rv = kvs_read(j, &w, kind, &off, &cnt, NULL, NULL);
 	if (rv < 0 || cnt == 0)
 		return rv;
 	if (cnt <= NBLOCK_KV - j->top_kv_used) {
@@ -1265,22 +1289,40 @@ rebase_str(const struct rebase *r, const char *s)
 	return s == r->empty ? r->to_empty : r->to + (s - r->from);
 }
 
+// Copies the JSON text [s, s + n) to o, NUL-terminated, as *ret (NULL
+// when s is); returns the byte after the NUL.
+static char *
+json_put(char *o, const char *s, size_t n, const char **ret)
+{
+	*ret = NULL;
+	if (s == NULL)
+		return o;
+	memcpy(o, s, n);
+	o[n] = '\0';
+	*ret = o;
+	return o + n + 1;
+}
+
 // The parser's alert_pack: the alert's strings are the arena bytes
 // [from, from + n) (everything alert_read dropped on the way was popped
 // off the stack), so one memcpy moves them all and the pointers follow;
 // no strlen, no copy per string. Same layout as alert_pack: the kv arrays,
-// then the strings. Returns 0 or -ENOMEM (dst untouched).
+// then the strings, then src's labels_json and annotations_json (texts
+// in the body) when it has them. Returns 0 or -ENOMEM (dst untouched).
 static int
 alert_pack_arena(struct coord_alert *dst, const struct coord_alert *src,
     const char *from, size_t n, const char *empty)
 {
 	const struct coord_kvs *sets[2] = { &src->labels, &src->annotations };
 	size_t nkv = src->labels.n + src->annotations.n;
+	size_t json = (src->labels_json != NULL ? src->labels_json_len + 1 :
+	    0) + (src->annotations_json != NULL ?
+	    src->annotations_json_len + 1 : 0);
 	struct coord_kv *kv;
 	struct rebase r = { .from = from, .empty = empty };
-	char *mem;
+	char *mem, *o;
 
-	mem = malloc(nkv * sizeof(*kv) + n + 1);
+	mem = malloc(nkv * sizeof(*kv) + n + 1 + json);
 	if (mem == NULL)
 		return -ENOMEM;
 	kv = (struct coord_kv *)(void *)mem;
@@ -1295,7 +1337,13 @@ alert_pack_arena(struct coord_alert *dst, const struct coord_alert *src,
 		.generator_url = rebase_str(&r, src->generator_url),
 		.fingerprint = rebase_str(&r, src->fingerprint),
 		.mem = mem,
+		.labels_json_len = src->labels_json_len,
+		.annotations_json_len = src->annotations_json_len,
 	};
+	o = json_put(r.to_empty + 1, src->labels_json, src->labels_json_len,
+	    &dst->labels_json);
+	(void)json_put(o, src->annotations_json, src->annotations_json_len,
+	    &dst->annotations_json);
 	for (int s = 0; s < 2; s++) {
 		struct coord_kvs *d = s == 0 ? &dst->labels : &dst->annotations;
 
@@ -1351,9 +1399,9 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 	};
 	struct where w = { .idx = idx, .in_alert = true };
 	size_t mark = j->used, kv_mark = j->n_kv, lab_off = 0, lab_n = 0;
-	size_t ann_off = 0, ann_n = 0, klen;
+	size_t ann_off = 0, ann_n = 0, klen, clen;
 	unsigned seen = 0;
-	bool more, high;
+	bool more, high, canon;
 	const char *name;
 	char *key;
 	int rv, id;
@@ -1382,9 +1430,15 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 			if (jr_peek(j) != '{')
 				return failf(j->p, -EINVAL, "alerts[%zu]."
 				    "labels: expected object", idx);
-			rv = kvs_read(j, &w, KVS_LABELS, &lab_off, &lab_n);
+			rv = kvs_read(j, &w, KVS_LABELS, &lab_off, &lab_n,
+			    &canon, &clen);
 			if (rv < 0)
 				return rv;
+			if (canon) { // in the body, copied by alert_pack_arena
+				t.labels_json = (const char *)j->s + j->pos -
+				    clen;
+				t.labels_json_len = clen;
+			}
 			t.labels = (struct coord_kvs){ kv_at(j, lab_off),
 			    lab_n };
 			// Sorted, keys unique: "alertname" is most often
@@ -1402,7 +1456,13 @@ alert_read(struct jr *j, size_t idx, struct coord_alert *a)
 			if (jr_peek(j) != '{')
 				return failf(j->p, -EINVAL, "alerts[%zu]."
 				    "annotations: expected object", idx);
-			rv = kvs_read(j, &w, KVS_ANNOTATIONS, &ann_off, &ann_n);
+			rv = kvs_read(j, &w, KVS_ANNOTATIONS, &ann_off, &ann_n,
+			    &canon, &clen);
+			if (rv == 0 && canon) {
+				t.annotations_json = (const char *)j->s +
+				    j->pos - clen;
+				t.annotations_json_len = clen;
+			}
 			break;
 		case A_STARTS:
 			rv = time_read(j, &w, &t.starts_ms);

@@ -37,6 +37,17 @@ struct coord_alert {
 	char *generator_url;	 // may be ""
 	char *fingerprint;	 // as sent, may be ""
 	void *mem;		 // see above: the one block, or NULL
+	// The labels and the annotations as the journal stores them, or
+	// NULL: a JSON object of the set's entries in its order, no space,
+	// each key and value a JSON string escaping '"', '\\' and the
+	// control bytes and nothing else (coord_journal encodes the set so
+	// when this is NULL). Lengths without the NUL. The parser sets them
+	// when the body already holds that text (keys sent sorted, no escape
+	// and no space in the object: what Alertmanager sends), copied into
+	// `mem`; coord_alert_dup and an alert built field by field leave
+	// them NULL.
+	const char *labels_json, *annotations_json;
+	size_t labels_json_len, annotations_json_len;
 };
 
 // Memory: built only by coord_webhook_parse and freed only with

@@ -499,6 +499,14 @@ bind_str(sqlite3_stmt *st, int idx, const char *s)
 	sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
 }
 
+// The same for the n bytes at s (not NUL-terminated, or known length:
+// SQLite need not measure it).
+static void
+bind_strn(sqlite3_stmt *st, int idx, const char *s, size_t n)
+{
+	sqlite3_bind_text64(st, idx, s, n, SQLITE_STATIC, SQLITE_UTF8);
+}
+
 // Steps a statement that returns no row; resets it and clears bindings.
 // Returns 0 or a negative errno.
 static int
@@ -1090,7 +1098,8 @@ kvs_room(const struct coord_kvs *kvs)
 }
 
 // Writes the set as a JSON object text, keys in their (sorted) order,
-// NUL-terminated, at o; returns the byte after the NUL.
+// NUL-terminated, at o; returns the byte after the NUL. This is the text
+// coord_alert.h describes for labels_json and annotations_json.
 static char *
 kvs_write(char *o, const struct coord_kvs *kvs)
 {
@@ -1107,11 +1116,28 @@ kvs_write(char *o, const struct coord_kvs *kvs)
 	return o;
 }
 
+// The JSON text of a set: the alert's own (see coord_alert.h) when it has
+// it, else written by kvs_write at *o (which moves past it).
+static void
+set_json(const char *own, size_t own_len, const struct coord_kvs *kvs,
+    char **o, const char **ret, size_t *ret_len)
+{
+	if (own != NULL) {
+		*ret = own;
+		*ret_len = own_len;
+		return;
+	}
+	*ret = *o;
+	*o = kvs_write(*o, kvs);
+	*ret_len = (size_t)(*o - *ret) - 1;
+}
+
 // Inserts the k alerts' rows (1 <= k <= ALERT_GROUP) with one statement
-// and sets their ids. Their labels and annotations are encoded as JSON
-// into the writer's scratch buffer (kept between batches: no allocation
-// per alert once it is large enough; the HTTP thread, the busier one, no
-// longer does it), all k at once since the statement binds them all.
+// and sets their ids. Labels and annotations go as the alert's own JSON
+// text when the parser found it in the body (what Alertmanager sends);
+// else they are encoded as JSON into the writer's scratch buffer (kept
+// between batches: no allocation per alert once it is large enough), all
+// k at once since the statement binds them all.
 static int
 insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
     size_t k)
@@ -1122,9 +1148,14 @@ insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
 	char *o;
 	int rv;
 
-	for (size_t i = 0; i < k; i++)
-		room += kvs_room(&recs[i].alert->labels) +
-		    kvs_room(&recs[i].alert->annotations);
+	for (size_t i = 0; i < k; i++) {
+		const struct coord_alert *a = recs[i].alert;
+
+		if (a->labels_json == NULL)
+			room += kvs_room(&a->labels);
+		if (a->annotations_json == NULL)
+			room += kvs_room(&a->annotations);
+	}
 	if (room > j->wbuf_cap) {
 		o = realloc(j->wbuf, room);
 		if (o == NULL)
@@ -1137,6 +1168,7 @@ insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
 		const struct coord_alert_rec *rec = &recs[i];
 		const struct coord_alert *a = rec->alert;
 		const char *labels, *annotations;
+		size_t labels_len, annotations_len;
 		int c = (int)i * ALERT_COLS;
 
 		sqlite3_bind_int64(st, c + 1, rec->received_ms);
@@ -1147,13 +1179,12 @@ insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
 		bind_time(st, c + 5, a->starts_ms);
 		bind_time(st, c + 6, a->ends_ms);
 		bind_str(st, c + 7, kvs_find(&a->labels, "alertname"));
-		// Written before bound: binding measures the text.
-		labels = o;
-		o = kvs_write(o, &a->labels);
-		annotations = o;
-		o = kvs_write(o, &a->annotations);
-		bind_str(st, c + 8, labels);
-		bind_str(st, c + 9, annotations);
+		set_json(a->labels_json, a->labels_json_len, &a->labels, &o,
+		    &labels, &labels_len);
+		set_json(a->annotations_json, a->annotations_json_len,
+		    &a->annotations, &o, &annotations, &annotations_len);
+		bind_strn(st, c + 8, labels, labels_len);
+		bind_strn(st, c + 9, annotations, annotations_len);
 		bind_str(st, c + 10, a->generator_url != NULL ?
 		    a->generator_url : "");
 		bind_str(st, c + 11, rec->receiver);

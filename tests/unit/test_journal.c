@@ -1064,6 +1064,83 @@ out:
 		coord_alert_free(a[i]);
 }
 
+// Labels and annotations the alert brings as JSON text (labels_json,
+// annotations_json: the parser's, when the body held the journal's own
+// text) are stored as they are; the same alerts parsed from a body whose
+// text the journal encodes instead (space, keys out of order, an escape)
+// are stored byte for byte the same.
+static void
+test_label_json_own(void)
+{
+	static const char as_sent[] = "{\"version\":\"4\",\"alerts\":["
+	    "{\"status\":\"firing\",\"labels\":{\"alertname\":\"A\","
+	    "\"instance\":\"h:1\",\"job\":\"a b\xc3\xa9\"},\"annotations\":"
+	    "{\"d\":\"x/y\",\"s\":\"5%\"}}]}";
+	static const char reworded[] = "{\"version\":\"4\",\"alerts\":["
+	    "{\"status\":\"firing\",\"labels\":{\"job\":\"a b\\u00e9\", "
+	    "\"alertname\":\"A\",\"instance\":\"h:1\"},\"annotations\":"
+	    "{\"d\":\"x\\/y\",\n\"s\":\"5%\"}}]}";
+	struct coord_notification *n[2] = { NULL, NULL };
+	struct coord_alert_rec recs[3];
+	struct coord_alert *own = mk_alert("Own", 1, "s");
+	struct coord_journal *j;
+	char err[256], buf[2][512];
+	struct tmp t;
+
+	CHECK_INT(coord_webhook_parse(&n[0], as_sent, strlen(as_sent), NULL,
+	    err, sizeof(err)), 0);
+	CHECK_INT(coord_webhook_parse(&n[1], reworded, strlen(reworded),
+	    NULL, err, sizeof(err)), 0);
+	if (n[0] == NULL || n[1] == NULL)
+		goto out;
+	CHECK(n[0]->alerts[0].labels_json != NULL);
+	CHECK(n[0]->alerts[0].annotations_json != NULL);
+	CHECK(n[1]->alerts[0].labels_json == NULL);
+	CHECK(n[1]->alerts[0].annotations_json == NULL);
+	// Stored as given, even where it says other than the sets (which
+	// the journal would write as {"alertname":"Own",...}).
+	own->labels_json = "{\"given\":\"as is\"}";
+	own->labels_json_len = strlen(own->labels_json);
+	own->annotations_json = "{\"also\":\"x\"}...";
+	own->annotations_json_len = strlen("{\"also\":\"x\"}");
+	tmp_make(&t);
+	j = open_ok(t.db, NULL);
+	if (j == NULL)
+		goto out_tmp;
+	rec_init(&recs[0], &n[0]->alerts[0], 1);
+	rec_init(&recs[1], &n[1]->alerts[0], 2);
+	rec_init(&recs[2], own, 3);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(submit_wait(j, &recs[i], 1), 0);
+	coord_journal_close(j);
+	for (int c = 0; c < 2; c++) {
+		const char *col = c == 0 ? "labels" : "annotations";
+		char sql[128];
+
+		for (int i = 0; i < 2; i++) {
+			snprintf(sql, sizeof(sql), "SELECT %s FROM alerts"
+			    " WHERE id = %" PRId64, col, recs[i].id);
+			db_text(t.db, sql, buf[i], sizeof(buf[i]));
+		}
+		CHECK_STR(buf[0], buf[1]);
+		CHECK_STR(buf[0], c == 0 ? "{\"alertname\":\"A\",\"instance\":"
+		    "\"h:1\",\"job\":\"a b\xc3\xa9\"}" :
+		    "{\"d\":\"x/y\",\"s\":\"5%\"}");
+		snprintf(sql, sizeof(sql), "SELECT %s FROM alerts WHERE id = %"
+		    PRId64, col, recs[2].id);
+		db_text(t.db, sql, buf[0], sizeof(buf[0]));
+		CHECK_STR(buf[0], c == 0 ? "{\"given\":\"as is\"}" :
+		    "{\"also\":\"x\"}");
+	}
+out_tmp:
+	tmp_remove(&t);
+out:
+	coord_notification_free(n[0]);
+	coord_notification_free(n[1]);
+	own->labels_json = own->annotations_json = NULL;
+	coord_alert_free(own);
+}
+
 // Waits for a batch's callback.
 struct bwait {
 	pthread_mutex_t mu;
@@ -3364,6 +3441,8 @@ static const struct tt_case cases[] = {
 	{ "label JSON survives quotes, control bytes and UTF-8",
 	    test_label_json_round_trip },
 	{ "label JSON survives 400 random values", test_label_json_random },
+	{ "label JSON the alert brings is stored as it is",
+	    test_label_json_own },
 	{ "query filters, orders and limits", test_query_filters_and_limit },
 	{ "query limit default and maximum", test_query_limit_bounds },
 	{ "concurrent submitters share group commits", test_group_commit },

@@ -209,6 +209,70 @@ kvs_ok(const struct coord_kvs *kvs)
 	return true;
 }
 
+// The set as the journal stores it (coord_alert.h, labels_json), written
+// here independently: "k":"v" entries in the set's order, no space, '"',
+// '\\' and control bytes escaped, nothing else. Returns a malloc'd text.
+static size_t
+canon_str(char *t, size_t o, const char *s)
+{
+	t[o++] = '"';
+	for (const unsigned char *c = (const unsigned char *)s; *c != '\0';
+	    c++) {
+		if (*c == '"' || *c == '\\') {
+			t[o++] = '\\';
+			t[o++] = (char)*c;
+		} else if (*c < 0x20) {
+			o += (size_t)sprintf(t + o, "\\u%04x", *c);
+		} else {
+			t[o++] = (char)*c;
+		}
+	}
+	t[o++] = '"';
+	return o;
+}
+
+static char *
+canon_json(const struct coord_kvs *kvs)
+{
+	size_t cap = 3, o = 0;
+	char *t;
+
+	for (size_t i = 0; i < kvs->n; i++)
+		cap += 6 * (strlen(kvs->v[i].key) + strlen(kvs->v[i].val)) + 6;
+	t = malloc(cap);
+	if (t == NULL)
+		abort();
+	t[o++] = '{';
+	for (size_t i = 0; i < kvs->n; i++) {
+		if (i > 0)
+			t[o++] = ',';
+		o = canon_str(t, o, kvs->v[i].key);
+		t[o++] = ':';
+		o = canon_str(t, o, kvs->v[i].val);
+	}
+	t[o++] = '}';
+	t[o] = '\0';
+	return t;
+}
+
+// An alert's labels_json / annotations_json, when set, is canon_json of
+// its set, with its length.
+static bool
+set_json_ok(const char *json, size_t len, const struct coord_kvs *kvs)
+{
+	char *want;
+	bool ok;
+
+	if (json == NULL)
+		return true;
+	want = canon_json(kvs);
+	ok = strlen(json) == len && strcmp(json, want) == 0;
+	if (!ok)
+		printf("# set text %s, journal's %s\n", json, want);
+	free(want);
+	return ok;
+}
+
 static bool
 notification_ok(const struct coord_notification *n)
 {
@@ -228,6 +292,10 @@ notification_ok(const struct coord_notification *n)
 		if (name == NULL || name[0] == '\0' || !kvs_ok(&a->labels) ||
 		    !kvs_ok(&a->annotations) || a->generator_url == NULL ||
 		    a->fingerprint == NULL)
+			return false;
+		if (!set_json_ok(a->labels_json, a->labels_json_len,
+		    &a->labels) || !set_json_ok(a->annotations_json,
+		    a->annotations_json_len, &a->annotations))
 			return false;
 	}
 	return true;
@@ -1134,6 +1202,158 @@ test_alert_dup(void)
 	coord_alert_free(NULL);
 	coord_notification_free(NULL);
 	CHECK(coord_alert_dup(NULL) == NULL);
+}
+
+static uint32_t rng(void);
+
+// The body's own text of a label set becomes the alert's labels_json (and
+// annotations_json) exactly when it is what the journal would write;
+// any space, escape or key out of order, and the journal encodes it.
+struct json_case {
+	const char *name;
+	const char *labels;	 // the labels member's value in the body
+	const char *annotations; // NULL: no annotations member
+	bool labels_own, annotations_own;
+};
+
+static const struct json_case json_cases[] = {
+	{ "as Alertmanager sends", "{\"alertname\":\"A\",\"job\":\"x\"}",
+	  "{\"d\":\"t\",\"s\":\"u v\"}", true, true },
+	{ "space inside", "{\"alertname\": \"A\"}", "{ }", false, false },
+	{ "space around is not inside", "{\"alertname\":\"A\"}",
+	  "{}", true, true },
+	{ "keys out of order", "{\"job\":\"x\",\"alertname\":\"A\"}",
+	  "{\"s\":\"1\",\"d\":\"2\"}", false, false },
+	{ "escapes", "{\"alertname\":\"A\\/B\"}",
+	  "{\"d\":\"\\u00e9\",\"q\":\"\\\"\"}", false, false },
+	{ "raw UTF-8 and DEL", "{\"alertname\":\"\xc3\xa9\x7f\"}",
+	  "{\"\xe2\x82\xac\":\"x\"}", true, true },
+	{ "null annotations", "{\"alertname\":\"A\"}", "null", true, false },
+	{ "no annotations", "{\"alertname\":\"A\"}", NULL, true, false },
+	{ "newline between entries", "{\"alertname\":\"A\",\n\"b\":\"c\"}",
+	  "{\"a\":\"b\"}", false, true },
+};
+
+static void
+test_set_json(void)
+{
+	for (size_t i = 0; i < sizeof(json_cases) / sizeof(json_cases[0]);
+	    i++) {
+		const struct json_case *c = &json_cases[i];
+		struct coord_notification *n = NULL;
+		const struct coord_alert *a;
+		struct coord_alert *d;
+		char body[512], err[256] = "";
+
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"firing\","
+		    "\"labels\": %s %s%s}" TAIL, c->labels,
+		    c->annotations != NULL ? ",\"annotations\":" : "",
+		    c->annotations != NULL ? c->annotations : "");
+		if (parse_s(body, &n, err, sizeof(err)) != 0) {
+			printf("# %s: %s\n", c->name, err);
+			CHECK(n != NULL);
+			continue;
+		}
+		a = &n->alerts[0];
+		if ((a->labels_json != NULL) != c->labels_own ||
+		    (a->annotations_json != NULL) != c->annotations_own)
+			printf("# %s: own texts %d %d\n", c->name,
+			    a->labels_json != NULL,
+			    a->annotations_json != NULL);
+		CHECK((a->labels_json != NULL) == c->labels_own);
+		CHECK((a->annotations_json != NULL) == c->annotations_own);
+		if (c->labels_own)
+			CHECK_STR(a->labels_json, c->labels);
+		if (c->annotations_own)
+			CHECK_STR(a->annotations_json, c->annotations);
+		CHECK(notification_ok(n));
+		// A copy is the journal's to encode.
+		d = coord_alert_dup(a);
+		coord_notification_free(n);
+		CHECK(d != NULL && d->labels_json == NULL &&
+		    d->annotations_json == NULL);
+		coord_alert_free(d);
+	}
+}
+
+// Random label sets, sent in order or not, with space or not, values
+// with and without escapes: the body's text is the alert's own exactly
+// when it is canon_json's, which notification_ok checks.
+static void
+test_set_json_random(void)
+{
+	static const char *const vals[] = { "x", "prod-eu", "a b", "\\\"",
+		"\\\\", "\\n", "\\u0001", "\xc3\xa9", "\x7f", "", "\\/",
+		"http://h:1/p?q=1&r=%2F" };
+	enum { NV = sizeof(vals) / sizeof(vals[0]) };
+	int own = 0, encoded = 0;
+
+	for (int r = 0; r < 3000; r++) {
+		struct coord_notification *n = NULL;
+		char body[4096], err[256] = "";
+		size_t o = 0, nl = 1 + rng() % 12;
+		bool sorted = true, spaced = rng() % 4 == 0;
+		bool plain = true;
+		int order[12];
+
+		for (size_t i = 0; i < nl; i++)
+			order[i] = (int)i;
+		if (rng() % 2 == 0 && nl > 1) {
+			size_t x = rng() % nl, y = rng() % nl;
+			int t = order[x];
+
+			order[x] = order[y];
+			order[y] = t;
+			sorted = x == y;
+		}
+		o += (size_t)snprintf(body + o, sizeof(body) - o,
+		    HEAD "{\"status\":\"firing\",\"labels\":{");
+		for (size_t i = 0; i < nl; i++) {
+			// Names "alertname", "l01" ... sort as numbered.
+			const char *v = order[i] == 0 ? "A" : vals[rng() % NV];
+			char name[16];
+
+			if (order[i] == 0)
+				snprintf(name, sizeof(name), "alertname");
+			else
+				snprintf(name, sizeof(name), "l%02d", order[i]);
+			if (strchr(v, '\\') != NULL)
+				plain = false;
+			o += (size_t)snprintf(body + o, sizeof(body) - o,
+			    "%s\"%s\":%s\"%s\"", i > 0 ? "," : "", name,
+			    spaced ? " " : "", v);
+		}
+		o += (size_t)snprintf(body + o, sizeof(body) - o, "}}" TAIL);
+		if (parse_s(body, &n, err, sizeof(err)) != 0) {
+			printf("# round %d: %s\n", r, err);
+			CHECK(n != NULL);
+			break;
+		}
+		if (n->alerts[0].labels_json != NULL)
+			own++;
+		else
+			encoded++;
+		// Plain, sorted and without space: the body's text is kept.
+		if ((n->alerts[0].labels_json != NULL) !=
+		    (plain && sorted && !spaced)) {
+			printf("# round %d: %s\n", r, body);
+			CHECK((n->alerts[0].labels_json != NULL) ==
+			    (plain && sorted && !spaced));
+			coord_notification_free(n);
+			break;
+		}
+		if (!notification_ok(n)) {
+			printf("# round %d: %s\n", r, body);
+			CHECK(notification_ok(n));
+			coord_notification_free(n);
+			break;
+		}
+		coord_notification_free(n);
+	}
+	printf("# %d sets kept as sent, %d for the journal to encode\n", own,
+	    encoded);
+	CHECK(own > 100);
+	CHECK(encoded > 100);
 }
 
 static void
@@ -2479,6 +2699,9 @@ static const struct tt_case cases[] = {
 	  test_large_label_sets },
 	{ "label lookup in a large set", test_kvs_get_many },
 	{ "alert dup is deep", test_alert_dup },
+	{ "label sets kept as sent when the journal's text",
+	  test_set_json },
+	{ "label sets kept as sent, random", test_set_json_random },
 	{ "alert clear frees what the alert holds", test_alert_clear },
 	{ "label name and UTF-8 helpers", test_helpers },
 	{ "random mutations never crash or leak", test_random_mutations },
