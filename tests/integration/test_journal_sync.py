@@ -9,7 +9,11 @@ before is still there and the unanswered one is taken when resent.
 
 The engine decides an alert as soon as it is committed, while its sync
 runs: a simulated agent hosts the instances, and the alert whose sync
-failed must not have sent its restart (its action row was never synced)."""
+failed must not have sent its restart (its action row was never synced).
+Nor may anything else those alerts cause leave before their sync: the
+report of a storm they start is sent only once the sync covering them
+(and its own row) returned, so a failed one leaves nothing sent
+(test_notes_wait_for_sync)."""
 
 import json
 import os
@@ -17,8 +21,8 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from reflexlab import (free_port, http_json, http_post, lab_main,  # noqa: E402
-                       reflex_binary, wait_until)
+from reflexlab import (free_port, http_json, http_post,  # noqa: E402
+                       labs_main, reflex_binary, wait_until)
 
 CONFIG = """\
 listen: 127.0.0.1:{http}
@@ -62,7 +66,7 @@ def stored(journal):
         c.close()
 
 
-def run(tap, lab):
+def test_sync_failed(tap, lab):
     shim = os.environ.get("REFLEX_FAULTS_LIB", "")
     if not os.path.isfile(shim):
         tap.ok(False, "the fault shim is built (REFLEX_FAULTS_LIB)",
@@ -140,5 +144,102 @@ def run(tap, lab):
            have)
 
 
+NOTES_CONFIG = """\
+listen: 127.0.0.1:{http}
+agent_listen: tcp://127.0.0.1:{agents}
+journal: {journal}
+notify: [ {{ name: oncall, url: "{hook}" }} ]
+safety: {{ blast_radius_percent: 100, storm_min_targets: 3 }}
+rules:
+  - name: web
+    matchers: ['alertname = "WebDown"']
+    actions: [ {{ type: restart, service: web, instance: "{{{{ instance }}}}"
+               }} ]
+"""
+
+
+def storm_body(n):
+    return json.dumps({"version": "4", "status": "firing", "alerts": [{
+        "status": "firing", "labels": {"alertname": "WebDown",
+                                       "instance": f"web-{i}"},
+        "startsAt": "2026-12-04T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z"} for i in range(n)]}).encode()
+
+
+def post_body(url, data):
+    try:
+        return http_post(url + "/api/v1/alerts", data,
+                         {"Content-Type": "application/json"},
+                         timeout=30).status
+    except Exception as e:  # noqa: BLE001 - the process may die mid-reply
+        return repr(e)
+
+
+def test_notes_wait_for_sync(tap, lab):
+    """A note to people (here a storm's report) caused by alerts the
+    engine decided before their sync leaves after it. The failing sync waits 1.5 s before it reports EIO,
+    so a note sent too early has long reached the receiver when the
+    coordinator exits."""
+    shim = os.environ.get("REFLEX_FAULTS_LIB", "")
+    if not os.path.isfile(shim):
+        tap.ok(False, "the fault shim is built (REFLEX_FAULTS_LIB)", shim)
+        return
+    hook = lab.start_webhook_receiver()
+    trigger = lab.path("fail-fsync-now")
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"LD_PRELOAD": shim, "REFLEX_FAIL_FSYNC": trigger,
+           "REFLEX_FAIL_FSYNC_DELAY_MS": "1500",
+           "ASAN_OPTIONS": (asan + ":" if asan else "") +
+           "verify_asan_link_order=0"}
+
+    def start(name):
+        http, agents = free_port(), free_port()
+        url = f"http://127.0.0.1:{http}"
+        cfg = lab.write_file(f"{name}.yaml", NOTES_CONFIG.format(
+            http=http, agents=agents, journal=lab.path(f"{name}.db"),
+            hook=hook.url))
+        coord = lab.start(name, [reflex_binary("reflex-coordinator"), "-c",
+                                 cfg], env=env, ready_url=url + "/readyz",
+                          ready_timeout=30)
+        lab.start(f"{name}-agents", [
+            reflex_binary("fake-agents"), "--coordinator",
+            f"tcp://127.0.0.1:{agents}", "--port", "0", "--heartbeat-ms",
+            "200"] + sum((["--workload", f"web:web-{i}:127.0.0.1:2100{i}"]
+                          for i in range(8)), []))
+        wait_until(lambda: len(http_json(url + "/api/v1/agents")) >= 1, 30,
+                   what="the simulated agent")
+        return coord, url
+
+    def headlines():
+        return [(d.json or {}).get("headline", "") for d in hook.snapshot()]
+
+    # While fsync works, the report goes out: what the next part must not
+    # see is really sent by this setup.
+    coord, url = start("coord-ok")
+    tap.ok(post_body(url, storm_body(6)) == 200, "a storm is taken")
+    got = wait_until(lambda: (lambda h: h if any(
+        "circuit breaker open" in x for x in h) else None)(headlines()), 30,
+        what="the storm's report")
+    tap.ok(any("circuit breaker open" in x for x in got),
+           "its report reaches people", got)
+    lab.stop(coord)
+
+    before = len(hook.snapshot())
+    coord, url = start("coord-failing")
+    with open(trigger, "w"):
+        pass
+    answer = post_body(url, storm_body(6))
+    tap.ok(answer != 200, "a storm whose sync fails is not answered 2xx",
+           answer)
+    rc = coord.wait(60)
+    tap.ok(rc == EXIT_SYNC, f"the coordinator exits with status {EXIT_SYNC}",
+           f"exit {rc}; log tail:\n{coord.log_text(tail=8)}")
+    sent = [d.json for d in hook.snapshot()[before:]]
+    tap.ok(sent == [], "no report of that storm left before its sync failed",
+           sent)
+    lab.stop(coord)
+    os.unlink(trigger)
+
+
 if __name__ == "__main__":
-    lab_main(run, "reflex-journal-sync-")
+    labs_main([test_sync_failed, test_notes_wait_for_sync])
