@@ -1828,13 +1828,17 @@ sync_failed(struct coord_journal *j, int e)
 // The syncer (j->lock held), with committed batches in its ring: while
 // holds promise more writes soon, waits for them (bounded), so that the
 // coming fdatasync covers them too. A promise not kept in time stays
-// (its writes come later, with a sync of their own); holds that see no
-// release through STALE_LINGERS waits in a row are dropped, so that a
-// promise never kept cannot slow every sync after it.
+// (its writes come later, with a sync of their own); when STALE_LINGERS
+// waits in a row run out having seen fewer releases than the holds they
+// began with, the holds are dropped, so that a promise never kept cannot
+// slow every sync after it. (Fewer, not none: the webhooks after a lost
+// hold take and keep holds of their own during each wait, which says
+// nothing of the lost one.)
 static void
 linger(struct coord_journal *j)
 {
 	int64_t released = j->holds_released;
+	unsigned held = j->holds;
 	struct timespec ts;
 
 	if (j->holds == 0 || j->linger_ns == 0)
@@ -1851,7 +1855,7 @@ linger(struct coord_journal *j)
 		    ETIMEDOUT)
 			continue;
 		j->linger_timeouts++;
-		j->stale_lingers = j->holds_released == released ?
+		j->stale_lingers = j->holds_released - released < held ?
 		    j->stale_lingers + 1 : 0;
 		if (j->stale_lingers >= STALE_LINGERS) {
 			cm_warn("journal.holds_dropped", "holds=%u "

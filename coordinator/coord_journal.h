@@ -128,8 +128,9 @@ int coord_journal_submit_alerts(struct coord_journal *j,
 // coord_journal_batch_release() on the batch that holds them, or by
 // coord_journal_release() as soon as it knows none are needed. While a
 // hold is outstanding the syncer waits for it (at most sync_linger_us;
-// each time it gives up counts in linger_timeouts, and a hold no
-// release came for through three such waits is dropped), so that one
+// each time it gives up counts in linger_timeouts, and holds are
+// dropped after three such waits in a row that each saw fewer releases
+// than the holds it began with), so that one
 // fdatasync covers the alerts and the writes they caused, and their
 // completions come together. Must not block or call the journal's
 // blocking writes.
