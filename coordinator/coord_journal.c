@@ -1790,7 +1790,9 @@ run_batch(struct coord_journal *j, struct op *batch)
 	// Hand the batch (failed ones too, to keep completions in order) to
 	// the syncer; wait only while the ring is full.
 	pthread_mutex_lock(&j->lock);
-	if (quiet && !taken)
+	// A hold not taken is given back, unless the syncer dropped the
+	// holds meanwhile (then it is gone: holds are counted only here).
+	if (quiet && !taken && j->holds > 0)
 		j->holds--;
 	holds_release(j, releases);
 	while (j->sync_n == SYNC_QUEUE)

@@ -330,7 +330,8 @@ struct coord_journal_stats {
 	int64_t backstop_checkpoints; // by the writer (checkpointer behind)
 	int64_t cache_trims;   // page cache drops after checkpoints
 	int64_t syncs;	       // fdatasyncs of the WAL (sync_full file)
-	int64_t linger_timeouts; // holds dropped unkept (see early_fn)
+	int64_t linger_timeouts; // syncer waits for holds that ran out
+				 // (see coord_journal_early_fn)
 };
 void coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s);
 
