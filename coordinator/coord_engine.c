@@ -3712,7 +3712,7 @@ coord_engine_breaker(struct coord_engine *e, struct coord_breaker_state *ret)
 struct rebuild {
 	struct coord_engine *e;
 	int64_t now_ms, now_mono;
-	int interrupted, restored;
+	int interrupted, restored, unsent;
 	int64_t last_alert_id_seen; // to count runs per incident
 };
 
@@ -3786,12 +3786,26 @@ rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
 {
 	struct rebuild *rb = arg;
 	struct coord_engine *e = rb->e;
-	struct incident *inc = incident_get(e, rec->identity);
 	int64_t mono = rb->now_mono - (rb->now_ms - rec->created_ms);
 	const struct coord_rule_conf *rc = NULL;
+	struct incident *inc;
 	char key[512];
 
 	(void)updated_ms;
+	// An action whose row the previous process committed but could not
+	// sync never left (coord_journal_unsent): no attempt, no window, no
+	// cooldown, so the alert, resent, acts again.
+	if (strcmp(rec->state, "unsent") == 0)
+		return;
+	if (strcmp(rec->state, "dispatched") == 0 &&
+	    coord_journal_unsent(e->d.journal, rec->id, rec->created_ms)) {
+		(void)coord_journal_action_update(e->d.journal, rec->id,
+		    "unsent", "never sent: the journal's sync failed before "
+		    "it could leave", rb->now_ms);
+		rb->unsent++;
+		return;
+	}
+	inc = incident_get(e, rec->identity);
 	if (inc == NULL)
 		return;
 	// Rate-limit and blast-radius windows come back with the actions
@@ -3921,6 +3935,8 @@ coord_engine_start(struct coord_engine **ret,
 	coord_safety_breaker(e->safety, cm_now_ms(), &e->br);
 	rv = coord_journal_scan_actions(e->d.journal,
 	    rb.now_ms - REBUILD_WINDOW_MS, rebuild_action, &rb);
+	if (rv == 0) // recorded as unsent (synced): the list can go
+		coord_journal_unsent_clear(e->d.journal);
 	if (rv == 0)
 		rv = coord_journal_replay_pending(e->d.journal, replay_alert, e);
 	if (rv < 0) {
@@ -3928,8 +3944,8 @@ coord_engine_start(struct coord_engine **ret,
 		return rv;
 	}
 	cm_info("engine.resumed", "queued=%lld interrupted_actions=%d "
-	    "approvals_waiting=%d", (long long)e->queued, rb.interrupted,
-	    rb.restored);
+	    "unsent_actions=%d approvals_waiting=%d", (long long)e->queued,
+	    rb.interrupted, rb.unsent, rb.restored);
 	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
 		coord_engine_free(e);
 		return -EAGAIN;

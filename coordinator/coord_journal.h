@@ -229,6 +229,18 @@ void coord_journal_batch_release(struct coord_journal_batch *b, unsigned n);
 // cannot submit its batch. NULL-safe; any thread.
 void coord_journal_release(struct coord_journal *j, unsigned n);
 
+// After a failed fdatasync (exit COORD_JOURNAL_EXIT_SYNC) the rows of the
+// batches it did not cover may still be in the file, but their commands
+// never left: the exiting process lists their action ids (best effort)
+// for the next open, with their created_ms (a list left behind by
+// mistake cannot match a later row that took the same id). True when
+// the row is one of them; clear once they are recorded as such (it
+// removes the list). Not thread-safe: for the start, before anything is
+// sent.
+bool coord_journal_unsent(struct coord_journal *j, int64_t action_id,
+    int64_t created_ms);
+void coord_journal_unsent_clear(struct coord_journal *j);
+
 // Rows written by the batch so far.
 size_t coord_journal_batch_len(const struct coord_journal_batch *b);
 

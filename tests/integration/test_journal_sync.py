@@ -10,6 +10,9 @@ before is still there and the unanswered one is taken when resent.
 The engine decides an alert as soon as it is committed, while its sync
 runs: a simulated agent hosts the instances, and the alert whose sync
 failed must not have sent its restart (its action row was never synced).
+That row, committed, is in the file at the restart: it is recorded as
+never sent, so the resent alert repairs (an in-flight row would count as
+a run that may have happened and hold the alert back for its cooldown).
 Nor may anything else those alerts cause leave before their sync: the
 report of a storm they start is sent only once the sync covering them
 (and its own row) returned, so a failed one leaves nothing sent
@@ -57,6 +60,15 @@ def post(url, instance):
         return repr(e)
 
 
+def action_rows(journal):
+    c = sqlite3.connect(journal)
+    try:
+        return [tuple(r) for r in
+                c.execute("SELECT instance, state FROM actions")]
+    finally:
+        c.close()
+
+
 def stored(journal):
     c = sqlite3.connect(journal)
     try:
@@ -80,7 +92,10 @@ def test_sync_failed(tap, lab):
         http=http, agents=agents, journal=journal))
     argv = [reflex_binary("reflex-coordinator"), "-c", cfg]
     asan = os.environ.get("ASAN_OPTIONS", "")
+    # The failing sync reports EIO after 0.5 s: the engine has decided
+    # web-1 and committed its action row by then.
     env = {"LD_PRELOAD": shim, "REFLEX_FAIL_FSYNC": trigger,
+           "REFLEX_FAIL_FSYNC_DELAY_MS": "500",
            # the sanitizer runtime need not come first in the list
            "ASAN_OPTIONS": (asan + ":" if asan else "") +
            "verify_asan_link_order=0"}
@@ -119,29 +134,35 @@ def test_sync_failed(tap, lab):
            coord.log_text(tail=5))
     tap.ok(restarted() == ["web-0"], "no restart left for the alert whose "
            "sync failed", restarted())
-    # Whether the engine got to web-1 before the sync failed depends on
-    # timing (the syncer waits 1 ms for it); if it did, its action row
-    # was committed after the alert, in the WAL the failed sync covered.
-    c = sqlite3.connect(journal)
-    try:
-        for row in c.execute("SELECT instance, state FROM actions"):
-            tap.diag(f"action row after the failed sync: {row}")
-    finally:
-        c.close()
+    # The engine decided web-1 while the sync ran: its action row was
+    # committed after the alert, in the WAL the failed sync covered.
+    rows = action_rows(journal)
+    tap.ok(("web-1", "dispatched") in rows, "web-1's action row was "
+           "committed, never sent", rows)
     lab.stop(coord)
     os.unlink(trigger)
 
     have = stored(journal)
     tap.ok("web-0" in have, "the alert answered 2xx before is in the journal",
            have)
-    lab.start("coordinator-2", argv, ready_url=url + "/readyz",
-              ready_timeout=30)
+    coord = lab.start("coordinator-2", argv, ready_url=url + "/readyz",
+                      ready_timeout=30)
+    rows = action_rows(journal)
+    tap.ok(("web-1", "unsent") in rows and "unsent_actions=1" in
+           coord.log_text(), "the restart records it as never sent (not "
+           "interrupted, which would hold its cooldown)", rows)
+    wait_until(lambda: len(http_json(url + "/api/v1/agents")) >= 1, 30,
+               what="the simulated agent, again")
     tap.ok(post(url, "web-1") == 200, "after a restart, the resent alert is "
            "taken")
     have = wait_until(lambda: (lambda s: s if "web-1" in s else None)(
         stored(journal)), 30, what="web-1 stored")
     tap.ok("web-0" in have and "web-1" in have, "both alerts are stored",
            have)
+    got = wait_until(lambda: (lambda r: r if "web-1" in r else None)(
+        restarted()), 30, what="web-1's restart after the restart")
+    tap.ok(got == ["web-0", "web-1"], "web-1, never repaired, is repaired "
+           "now", got)
 
 
 NOTES_CONFIG = """\
