@@ -807,9 +807,9 @@ static void
 unsent_load(struct coord_journal *j)
 {
 	long long id, ms;
-	FILE *f = fopen(j->unsent_path, "re");
+	FILE *f;
 
-	if (f == NULL)
+	if (j->unsent_path == NULL || (f = fopen(j->unsent_path, "re")) == NULL)
 		return;
 	j->unsent = calloc(UNSENT_MAX, sizeof(*j->unsent));
 	while (j->unsent != NULL && j->n_unsent < UNSENT_MAX &&
