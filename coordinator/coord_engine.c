@@ -3714,6 +3714,8 @@ struct rebuild {
 	int64_t now_ms, now_mono;
 	int interrupted, restored, unsent;
 	int64_t last_alert_id_seen; // to count runs per incident
+	bool storm_unsent;	    // a breaker opening whose report never left
+	char storm_detail[CM_TEXT_MAX + COORD_REASON_MAX];
 };
 
 // A plan that waited for an operator when the previous process ended
@@ -3797,6 +3799,16 @@ rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
 	// cooldown, so the alert, resent, acts again.
 	if (strcmp(rec->state, "unsent") == 0)
 		return;
+	if (strcmp(rec->type, "breaker") == 0 &&
+	    strcmp(rec->state, "open") == 0 &&
+	    coord_journal_unsent(e->d.journal, rec->id, rec->created_ms)) {
+		// The breaker opened (and is restored open) but its report to
+		// people went with the failed sync: it goes at the start.
+		rb->storm_unsent = true;
+		snprintf(rb->storm_detail, sizeof(rb->storm_detail), "%s",
+		    rec->detail != NULL ? rec->detail : "");
+		return;
+	}
 	if (strcmp(rec->state, "dispatched") == 0 &&
 	    coord_journal_unsent(e->d.journal, rec->id, rec->created_ms)) {
 		(void)coord_journal_action_update(e->d.journal, rec->id,
@@ -3937,6 +3949,9 @@ coord_engine_start(struct coord_engine **ret,
 	    rb.now_ms - REBUILD_WINDOW_MS, rebuild_action, &rb);
 	if (rv == 0) // recorded as unsent (synced): the list can go
 		coord_journal_unsent_clear(e->d.journal);
+	if (rv == 0 && rb.storm_unsent && e->br.open)
+		notify_report(e, 0, "circuit breaker open: automation paused",
+		    rb.storm_detail); // leaves with the first turn's batch
 	if (rv == 0)
 		rv = coord_journal_replay_pending(e->d.journal, replay_alert, e);
 	if (rv < 0) {

@@ -261,6 +261,18 @@ def test_notes_wait_for_sync(tap, lab):
     lab.stop(coord)
     os.unlink(trigger)
 
+    # The breaker's opening was committed with the storm and is restored
+    # open at the next start, so no later storm reports it: the report
+    # that never left goes then.
+    coord, url = start("coord-failing")
+    got = wait_until(lambda: (lambda h: h if any(
+        "circuit breaker open" in x for x in h) else None)(
+        [(d.json or {}).get("headline", "") for d in
+         hook.snapshot()[before:]]), 30, what="the report, at the restart")
+    tap.ok(any("circuit breaker open" in x for x in got), "the restart "
+           "sends the report that the failed sync held back", got)
+    lab.stop(coord)
+
 
 if __name__ == "__main__":
     labs_main([test_sync_failed, test_notes_wait_for_sync])
