@@ -198,9 +198,9 @@ def post_body(url, data):
 
 def test_notes_wait_for_sync(tap, lab):
     """A note to people (here a storm's report) caused by alerts the
-    engine decided before their sync leaves after it. The failing sync waits 1.5 s before it reports EIO,
-    so a note sent too early has long reached the receiver when the
-    coordinator exits."""
+    engine decided before their sync leaves after it. The failing sync
+    waits 1.5 s before it reports EIO, so a note sent too early has long
+    reached the receiver when the coordinator exits."""
     shim = os.environ.get("REFLEX_FAULTS_LIB", "")
     if not os.path.isfile(shim):
         tap.ok(False, "the fault shim is built (REFLEX_FAULTS_LIB)", shim)
