@@ -3714,6 +3714,7 @@ struct rebuild {
 	int64_t now_ms, now_mono;
 	int interrupted, restored, unsent;
 	int64_t last_alert_id_seen; // to count runs per incident
+	int64_t unsent_alert;	    // the last alert replayed for unsent rows
 	bool storm_unsent;	    // a breaker opening whose report never left
 	char storm_detail[CM_TEXT_MAX + COORD_REASON_MAX];
 };
@@ -3815,6 +3816,19 @@ rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
 		    "unsent", "never sent: the journal's sync failed before "
 		    "it could leave", rb->now_ms);
 		rb->unsent++;
+		// Its alert was decided, not acted on: decided again, as a
+		// pending one would be (once for the rows of one run).
+		if (rec->alert_id > 0 && rec->alert_id != rb->unsent_alert) {
+			struct coord_alert *a = NULL;
+			int64_t received_ms;
+
+			rb->unsent_alert = rec->alert_id;
+			if (coord_journal_read_alert(e->d.journal,
+			    rec->alert_id, &a, &received_ms) == 0 &&
+			    push_alert(e, a, rec->alert_id, rec->identity,
+			    rb->now_mono) < 0)
+				coord_alert_free(a);
+		}
 		return;
 	}
 	inc = incident_get(e, rec->identity);

@@ -69,6 +69,18 @@ def action_rows(journal):
         c.close()
 
 
+def outcomes(journal, instance):
+    """(id, outcome, done_ms) of the alerts about `instance`, by id."""
+    c = sqlite3.connect(journal)
+    try:
+        return [tuple(r[:3]) for r in c.execute(
+            "SELECT a.id, o.outcome, o.done_ms, a.labels FROM alerts_in a"
+            " LEFT JOIN alert_outcomes o ON o.alert_id = a.id ORDER BY a.id")
+            if json.loads(r[3]).get("instance") == instance]
+    finally:
+        c.close()
+
+
 def stored(journal):
     c = sqlite3.connect(journal)
     try:
@@ -145,12 +157,21 @@ def test_sync_failed(tap, lab):
     have = stored(journal)
     tap.ok("web-0" in have, "the alert answered 2xx before is in the journal",
            have)
+    decided = outcomes(journal, "web-1")
     coord = lab.start("coordinator-2", argv, ready_url=url + "/readyz",
                       ready_timeout=30)
     rows = action_rows(journal)
     tap.ok(("web-1", "unsent") in rows and "unsent_actions=1" in
            coord.log_text(), "the restart records it as never sent (not "
            "interrupted, which would hold its cooldown)", rows)
+    # Its alert was decided (acted) but not acted on: it is decided
+    # again, as a pending alert is at a start (whether the agent has
+    # registered again by then or not, its outcome is new).
+    again = wait_until(lambda: (lambda o: o if o != decided else None)(
+        outcomes(journal, "web-1")), 30, what="web-1 decided again")
+    tap.ok(len(decided) == 1 and again[0][0] == decided[0][0] and
+           again[0][2] != decided[0][2], "the alert of the unsent action is "
+           "decided again at the start", (decided, again))
     wait_until(lambda: len(http_json(url + "/api/v1/agents")) >= 1, 30,
                what="the simulated agent, again")
     tap.ok(post(url, "web-1") == 200, "after a restart, the resent alert is "
