@@ -162,16 +162,20 @@ struct verify {
 enum ev_kind { EV_ALERT, EV_DONE, EV_PAUSE, EV_RESUME, EV_VCHECK,
 	EV_VQUERY, EV_APPROVE, EV_REJECT, EV_PERMIT, EV_COMMIT };
 
+struct notify_job;
+
 // The engine's writes since its last flush: one journal batch (decisions,
-// outcome rows, write-ahead action rows, updates) and the targets whose
-// commands leave once that batch committed. Owned by the engine thread
-// until submitted; then by its EV_COMMIT event (`ev`, allocated up front
-// so the commit callback never fails).
+// outcome rows, write-ahead action rows, updates), the targets whose
+// commands leave once that batch committed, and the notes to people
+// (escalations, storm reports) that leave then too. Owned by the engine
+// thread until submitted; then by its EV_COMMIT event (`ev`, allocated up
+// front so the commit callback never fails).
 struct ebatch {
 	struct coord_engine *e;
 	struct coord_journal_batch *jb;
 	struct run_target **sends;
 	size_t n_sends, cap_sends;
+	struct notify_job *notes, **notes_tail; // owned, in order
 	struct ev *ev;
 	int rv;
 };
@@ -660,11 +664,15 @@ prune(struct coord_engine *e, int64_t now)
 // write-ahead rule holds through `sends`: a target's command leaves only
 // when the batch holding its row committed (handle_commit).
 
+static void notes_free(struct notify_job *list);
+static void notes_launch(struct coord_engine *e, struct notify_job *list);
+
 static void
 ebatch_free(struct ebatch *eb)
 {
 	if (eb == NULL)
 		return;
+	notes_free(eb->notes);
 	coord_journal_batch_free(eb->jb);
 	free(eb->sends);
 	free(eb->ev);
@@ -690,6 +698,7 @@ cur_batch(struct coord_engine *e)
 		return NULL;
 	}
 	eb->ev->kind = EV_COMMIT;
+	eb->notes_tail = &eb->notes;
 	e->cur = eb;
 	return eb;
 }
@@ -784,7 +793,7 @@ batch_done(int rv, void *arg)
 	struct coord_engine *e = eb->e;
 	struct ev *ev = eb->ev;
 
-	if (eb->n_sends == 0) {
+	if (eb->n_sends == 0 && eb->notes == NULL) {
 		if (rv < 0)
 			cm_err("engine.journal_failed", "what=batch rv=%d "
 			    "targets=0", rv);
@@ -822,19 +831,23 @@ engine_flush(struct coord_engine *e)
 	unsigned holds;
 	int rv;
 
-	// The turn's journal holds: a batch that sends commands keeps them
-	// (the journal's syncer waits for its rows); with nothing to send
-	// nothing needs to wait, and they are kept at once.
+	// The turn's journal holds: a batch that sends commands or notes
+	// keeps them (the journal's syncer waits for its rows); with nothing
+	// to send nothing needs to wait, and they are kept at once.
 	holds = e->jholds;
 	e->jholds = 0;
-	if (holds > 0 && (eb == NULL || eb->n_sends == 0)) {
+	if (holds > 0 && (eb == NULL || (eb->n_sends == 0 &&
+	    eb->notes == NULL))) {
 		coord_journal_release(e->d.journal, holds);
 		holds = 0;
 	}
 	if (eb == NULL)
 		return;
 	e->cur = NULL;
-	if (coord_journal_batch_len(eb->jb) == 0 && eb->n_sends == 0) {
+	// (Notes wait for the batch even without rows of their own: its
+	// completion comes after the sync of the alerts that caused them.)
+	if (coord_journal_batch_len(eb->jb) == 0 && eb->n_sends == 0 &&
+	    eb->notes == NULL) {
 		ebatch_free(eb);
 		return;
 	}
@@ -2530,6 +2543,7 @@ row_insert(struct coord_engine *e, int64_t alert_id, struct incident *inc,
 }
 
 struct notify_job {
+	struct notify_job *next; // in its ebatch's notes
 	struct coord_engine *e;
 	const struct coord_notifier_conf *n;
 	char *body;
@@ -2562,6 +2576,66 @@ notify_job_run(void *arg)
 	free(j);
 }
 
+// A note to people goes to a worker (engine thread); when it cannot, its
+// row (if any) says so.
+static void
+note_launch(struct coord_engine *e, struct notify_job *j)
+{
+	if (j->body != NULL &&
+	    coord_worker_submit(e->worker, notify_job_run, j) == 0)
+		return;
+	if (j->row_id > 0)
+		j_update(e, j->row_id, "failed",
+		    "could not queue the notification", cm_now_ms());
+	coord_metrics_notification(0);
+	free(j->body);
+	free(j);
+}
+
+static void
+notes_launch(struct coord_engine *e, struct notify_job *list)
+{
+	while (list != NULL) {
+		struct notify_job *j = list;
+
+		list = j->next;
+		j->next = NULL;
+		note_launch(e, j);
+	}
+}
+
+static void
+notes_free(struct notify_job *list)
+{
+	while (list != NULL) {
+		struct notify_job *j = list;
+
+		list = j->next;
+		free(j->body);
+		free(j);
+	}
+}
+
+// A note leaves like a command: once the current batch, which holds its
+// row, is durable. That batch also comes after the sync of the alerts
+// the engine decided before it (coord_engine_push_early), which may be
+// the ones this note is about: no note about alerts or a row that a
+// failed sync loses ever leaves. (Its job's own update of the row comes
+// after it.) Without a batch (out of memory) its row was written on its
+// own, waiting for the sync: it leaves at once.
+static void
+note_queue(struct coord_engine *e, struct notify_job *j)
+{
+	struct ebatch *eb = j->body != NULL ? cur_batch(e) : NULL;
+
+	if (eb == NULL) {
+		note_launch(e, j);
+		return;
+	}
+	*eb->notes_tail = j;
+	eb->notes_tail = &j->next;
+}
+
 // Tells every configured notifier, one journal row each.
 static void
 notify_people(struct coord_engine *e, struct incident *inc,
@@ -2582,17 +2656,7 @@ notify_people(struct coord_engine *e, struct incident *inc,
 		j->body = coord_notify_body(n->format, a, headline, tried, outcome);
 		j->row_id = row_insert(e, alert_id, inc, rule, "notify", n->name,
 		    "", NULL, "dispatched", headline);
-		// Queued before the job's own update of the row (FIFO).
-		engine_flush(e);
-		if (j->body == NULL ||
-		    coord_worker_submit(e->worker, notify_job_run, j) < 0) {
-			j_update(e, j->row_id,
-			    "failed", "could not queue the notification",
-			    cm_now_ms());
-			coord_metrics_notification(0);
-			free(j->body);
-			free(j);
-		}
+		note_queue(e, j);
 	}
 }
 
@@ -2615,12 +2679,7 @@ notify_report(struct coord_engine *e, int64_t row, const char *headline,
 		j->n = n;
 		j->body = coord_notify_body(n->format, NULL, headline, "nothing: "
 		    "automation paused before acting", text);
-		if (j->body == NULL ||
-		    coord_worker_submit(e->worker, notify_job_run, j) < 0) {
-			coord_metrics_notification(0);
-			free(j->body);
-			free(j);
-		}
+		note_queue(e, j);
 	}
 }
 
@@ -2823,6 +2882,9 @@ handle_commit(struct coord_engine *e, struct ebatch *eb)
 		target_finished(rt, false, "journal not writable: action not "
 		    "sent");
 	}
+	// People are told even when the journal could not keep the row.
+	notes_launch(e, eb->notes);
+	eb->notes = NULL;
 	ebatch_free(eb);
 }
 
@@ -3650,8 +3712,11 @@ coord_engine_breaker(struct coord_engine *e, struct coord_breaker_state *ret)
 struct rebuild {
 	struct coord_engine *e;
 	int64_t now_ms, now_mono;
-	int interrupted, restored;
+	int interrupted, restored, unsent;
 	int64_t last_alert_id_seen; // to count runs per incident
+	int64_t unsent_alert;	    // the last alert replayed for unsent rows
+	bool storm_unsent;	    // a breaker opening whose report never left
+	char storm_detail[CM_TEXT_MAX + COORD_REASON_MAX];
 };
 
 // A plan that waited for an operator when the previous process ended
@@ -3724,12 +3789,49 @@ rebuild_action(const struct coord_action_rec *rec, int64_t updated_ms,
 {
 	struct rebuild *rb = arg;
 	struct coord_engine *e = rb->e;
-	struct incident *inc = incident_get(e, rec->identity);
 	int64_t mono = rb->now_mono - (rb->now_ms - rec->created_ms);
 	const struct coord_rule_conf *rc = NULL;
+	struct incident *inc;
 	char key[512];
 
 	(void)updated_ms;
+	// An action whose row the previous process committed but could not
+	// sync never left (coord_journal_unsent): no attempt, no window, no
+	// cooldown, so the alert, resent, acts again.
+	if (strcmp(rec->state, "unsent") == 0)
+		return;
+	if (strcmp(rec->type, "breaker") == 0 &&
+	    strcmp(rec->state, "open") == 0 &&
+	    coord_journal_unsent(e->d.journal, rec->id, rec->created_ms)) {
+		// The breaker opened (and is restored open) but its report to
+		// people went with the failed sync: it goes at the start.
+		rb->storm_unsent = true;
+		snprintf(rb->storm_detail, sizeof(rb->storm_detail), "%s",
+		    rec->detail != NULL ? rec->detail : "");
+		return;
+	}
+	if (strcmp(rec->state, "dispatched") == 0 &&
+	    coord_journal_unsent(e->d.journal, rec->id, rec->created_ms)) {
+		(void)coord_journal_action_update(e->d.journal, rec->id,
+		    "unsent", "never sent: the journal's sync failed before "
+		    "it could leave", rb->now_ms);
+		rb->unsent++;
+		// Its alert was decided, not acted on: decided again, as a
+		// pending one would be (once for the rows of one run).
+		if (rec->alert_id > 0 && rec->alert_id != rb->unsent_alert) {
+			struct coord_alert *a = NULL;
+			int64_t received_ms;
+
+			rb->unsent_alert = rec->alert_id;
+			if (coord_journal_read_alert(e->d.journal,
+			    rec->alert_id, &a, &received_ms) == 0 &&
+			    push_alert(e, a, rec->alert_id, rec->identity,
+			    rb->now_mono) < 0)
+				coord_alert_free(a);
+		}
+		return;
+	}
+	inc = incident_get(e, rec->identity);
 	if (inc == NULL)
 		return;
 	// Rate-limit and blast-radius windows come back with the actions
@@ -3859,6 +3961,11 @@ coord_engine_start(struct coord_engine **ret,
 	coord_safety_breaker(e->safety, cm_now_ms(), &e->br);
 	rv = coord_journal_scan_actions(e->d.journal,
 	    rb.now_ms - REBUILD_WINDOW_MS, rebuild_action, &rb);
+	if (rv == 0) // recorded as unsent (synced): the list can go
+		coord_journal_unsent_clear(e->d.journal);
+	if (rv == 0 && rb.storm_unsent && e->br.open)
+		notify_report(e, 0, "circuit breaker open: automation paused",
+		    rb.storm_detail); // leaves with the first turn's batch
 	if (rv == 0)
 		rv = coord_journal_replay_pending(e->d.journal, replay_alert, e);
 	if (rv < 0) {
@@ -3866,8 +3973,8 @@ coord_engine_start(struct coord_engine **ret,
 		return rv;
 	}
 	cm_info("engine.resumed", "queued=%lld interrupted_actions=%d "
-	    "approvals_waiting=%d", (long long)e->queued, rb.interrupted,
-	    rb.restored);
+	    "unsent_actions=%d approvals_waiting=%d", (long long)e->queued,
+	    rb.interrupted, rb.unsent, rb.restored);
 	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
 		coord_engine_free(e);
 		return -EAGAIN;

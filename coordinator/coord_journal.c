@@ -71,6 +71,8 @@
 // (coord_journal_early_fn) before it syncs what it has, unless set.
 #define SYNC_LINGER_US 1000
 #define STALE_LINGERS 3
+// Action ids listed at most in the unsent file (see sync_failed).
+#define UNSENT_MAX 4096
 #define CKPT_BACKSTOP 16384
 // Rows of W_OUTCOMES_PENDING (its VALUES lists).
 #define OUTCOME_GROUP 8
@@ -417,6 +419,13 @@ struct coord_journal {
 	int64_t replay_from;	// the mark at open (replay reads past it)
 	int64_t n_alerts, n_actions;
 	int64_t next_action_id;	// handed out by reserve_action_ids()
+	// Read at open from <path>-unsent (see sync_failed): action rows
+	// whose commands never left the previous process.
+	struct unsent {
+		int64_t id, created_ms;
+	} *unsent;
+	size_t n_unsent;
+	char *unsent_path;	// NULL for a shared (memory) journal
 	int64_t commits, commit_errors;
 	int64_t checkpoints, backstop_checkpoints; // under lock
 	int64_t failing;	// consecutive failed commits
@@ -799,6 +808,27 @@ start_own_sync(struct coord_journal *j)
 	j->own_sync = true;
 }
 
+// Reads the rows sync_failed() listed, "id created_ms" each (at most
+// UNSENT_MAX; anything else in the file ends the list). Without the
+// file, or memory, none.
+static void
+unsent_load(struct coord_journal *j)
+{
+	long long id, ms;
+	FILE *f;
+
+	if (j->unsent_path == NULL || (f = fopen(j->unsent_path, "re")) == NULL)
+		return;
+	j->unsent = calloc(UNSENT_MAX, sizeof(*j->unsent));
+	while (j->unsent != NULL && j->n_unsent < UNSENT_MAX &&
+	    fscanf(f, "%lld %lld", &id, &ms) == 2 && id > 0)
+		j->unsent[j->n_unsent++] = (struct unsent){ id, ms };
+	fclose(f);
+	cm_notice("journal.unsent", "path=%s actions=%zu detail=\"rows "
+	    "committed by the previous process whose sync failed: their "
+	    "commands never left\"", cm_q(j->unsent_path), j->n_unsent);
+}
+
 static int
 init_journal(struct coord_journal *j, const char *path,
     const struct coord_journal_opts *o)
@@ -811,6 +841,12 @@ init_journal(struct coord_journal *j, const char *path,
 		j->wal_path = NULL;
 		return -ENOMEM;
 	}
+	if (!j->shared &&
+	    asprintf(&j->unsent_path, "%s-unsent", path) < 0) {
+		j->unsent_path = NULL;
+		return -ENOMEM;
+	}
+	unsent_load(j);
 	j->max_batch = o->max_batch > 0 ? o->max_batch : DEFAULT_MAX_BATCH;
 	j->max_queue = o->max_queue > 0 ? o->max_queue : DEFAULT_MAX_QUEUE;
 	j->retention_ms = o->retention_ms > 0 ? o->retention_ms : 0;
@@ -1018,6 +1054,8 @@ coord_journal_close(struct coord_journal *j)
 	pthread_mutex_destroy(&j->lock);
 	pthread_mutex_destroy(&j->rlock);
 	free(j->pend.v);
+	free(j->unsent);
+	free(j->unsent_path);
 	free(j->wbuf);
 	free(j->wal_path);
 	free(j->path);
@@ -1821,7 +1859,9 @@ run_batch(struct coord_journal *j, struct op *batch)
 	// Hand the batch (failed ones too, to keep completions in order) to
 	// the syncer; wait only while the ring is full.
 	pthread_mutex_lock(&j->lock);
-	if (quiet && !taken)
+	// A hold not taken is given back, unless the syncer dropped the
+	// holds meanwhile (then it is gone: holds are counted only here).
+	if (quiet && !taken && j->holds > 0)
 		j->holds--;
 	holds_release(j, releases);
 	while (j->sync_n == SYNC_QUEUE)
@@ -1846,26 +1886,94 @@ run_batch(struct coord_journal *j, struct op *batch)
 // command sent), so the process exits at once, without completing any
 // op or running exit handlers; senders see the connection drop and
 // resend, and the next start reads whatever the file really holds.
-static _Noreturn void
-sync_failed(struct coord_journal *j, int e)
+static void
+unsent_note(int fd, int64_t id, int64_t created_ms, size_t *count)
 {
+	char buf[48];
+	int k;
+
+	if (*count >= UNSENT_MAX || id <= 0)
+		return;
+	k = snprintf(buf, sizeof(buf), "%lld %lld\n", (long long)id,
+	    (long long)created_ms);
+	if (write(fd, buf, (size_t)k) == k)
+		(*count)++;
+}
+
+// The action rows a committed batch inserted.
+static void
+unsent_batch(int fd, const struct op *batch, size_t *count)
+{
+	for (const struct op *o = batch; o != NULL; o = o->next) {
+		if (o->kind == OP_BATCH) {
+			const struct coord_journal_batch *b = o->u.batch;
+
+			for (size_t i = 0; i < b->n; i++)
+				if (b->v[i].kind == BE_INSERT)
+					unsent_note(fd, b->v[i].id,
+					    b->v[i].ms, count);
+		} else if (o->kind == OP_ACTION_INSERT) {
+			for (size_t i = 0; i < o->u.actions.n; i++)
+				unsent_note(fd, o->u.actions.recs[i].id,
+				    o->u.actions.recs[i].created_ms, count);
+		}
+	}
+}
+
+static _Noreturn void
+sync_failed(struct coord_journal *j, int e, const struct committed *c,
+    size_t n)
+{
+	size_t count = 0;
+	int fd;
+
+	// The rows of the batches committed and not synced (these, and any
+	// queued behind them) may well be in the file at the next start,
+	// but none of their commands left: the next start must not take
+	// them for actions that may have run (interrupted, in cooldown),
+	// or a resent alert would wait out a cooldown for a repair that
+	// never happened. Listed for it in <path>-unsent, best effort (not
+	// synced: the disk just failed; without the list those rows count
+	// as interrupted, as any in-flight action does).
+	fd = open(j->unsent_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600);
+	if (fd >= 0) {
+		for (size_t i = 0; i < n; i++)
+			if (c[i].rv == 0)
+				unsent_batch(fd, c[i].batch, &count);
+		pthread_mutex_lock(&j->lock);
+		for (size_t i = 0; i < j->sync_n; i++) {
+			const struct committed *q =
+			    &j->syncq[(j->sync_head + i) % SYNC_QUEUE];
+
+			if (q->rv == 0)
+				unsent_batch(fd, q->batch, &count);
+		}
+		pthread_mutex_unlock(&j->lock);
+		close(fd);
+	}
 	cm_err("journal.sync_failed",
-	    "path=%s error=%s exit=%d action=\"exiting without answering the "
-	    "batch; the journal is read again at the next start\"",
-	    cm_q(j->wal_path), cm_q(strerror(e)), COORD_JOURNAL_EXIT_SYNC);
+	    "path=%s error=%s exit=%d unsent_actions=%zu action=\"exiting "
+	    "without answering the batch; the journal is read again at the "
+	    "next start\"", cm_q(j->wal_path), cm_q(strerror(e)),
+	    COORD_JOURNAL_EXIT_SYNC, count);
 	_exit(COORD_JOURNAL_EXIT_SYNC);
 }
 
 // The syncer (j->lock held), with committed batches in its ring: while
 // holds promise more writes soon, waits for them (bounded), so that the
 // coming fdatasync covers them too. A promise not kept in time stays
-// (its writes come later, with a sync of their own); holds that see no
-// release through STALE_LINGERS waits in a row are dropped, so that a
-// promise never kept cannot slow every sync after it.
+// (its writes come later, with a sync of their own); when STALE_LINGERS
+// waits in a row run out having seen fewer releases than the holds they
+// began with, the holds are dropped, so that a promise never kept cannot
+// slow every sync after it. (Fewer, not none: the webhooks after a lost
+// hold take and keep holds of their own during each wait, which says
+// nothing of the lost one.)
 static void
 linger(struct coord_journal *j)
 {
 	int64_t released = j->holds_released;
+	unsigned held = j->holds;
 	struct timespec ts;
 
 	if (j->holds == 0 || j->linger_ns == 0)
@@ -1882,7 +1990,7 @@ linger(struct coord_journal *j)
 		    ETIMEDOUT)
 			continue;
 		j->linger_timeouts++;
-		j->stale_lingers = j->holds_released == released ?
+		j->stale_lingers = j->holds_released - released < held ?
 		    j->stale_lingers + 1 : 0;
 		if (j->stale_lingers >= STALE_LINGERS) {
 			cm_warn("journal.holds_dropped", "holds=%u "
@@ -1927,7 +2035,7 @@ syncer_main(void *arg)
 		for (i = 0, any = false; i < n; i++)
 			any = any || c[i].rv == 0;
 		if (any && fdatasync(j->wal_fd) < 0)
-			sync_failed(j, errno);
+			sync_failed(j, errno, c, n);
 		if (any) {
 			pthread_mutex_lock(&j->lock);
 			j->syncs++;
@@ -2559,6 +2667,32 @@ coord_journal_release(struct coord_journal *j, unsigned n)
 	pthread_mutex_lock(&j->lock);
 	holds_release(j, n);
 	pthread_mutex_unlock(&j->lock);
+}
+
+bool
+coord_journal_unsent(struct coord_journal *j, int64_t action_id,
+    int64_t created_ms)
+{
+	if (j == NULL)
+		return false;
+	for (size_t i = 0; i < j->n_unsent; i++)
+		if (j->unsent[i].id == action_id &&
+		    j->unsent[i].created_ms == created_ms)
+			return true;
+	return false;
+}
+
+void
+coord_journal_unsent_clear(struct coord_journal *j)
+{
+	if (j == NULL || j->unsent_path == NULL)
+		return;
+	if (unlink(j->unsent_path) < 0 && errno != ENOENT)
+		cm_warn("journal.unsent_kept", "path=%s err=%s",
+		    cm_q(j->unsent_path), cm_q(strerror(errno)));
+	free(j->unsent);
+	j->unsent = NULL;
+	j->n_unsent = 0;
 }
 
 int

@@ -128,8 +128,9 @@ int coord_journal_submit_alerts(struct coord_journal *j,
 // coord_journal_batch_release() on the batch that holds them, or by
 // coord_journal_release() as soon as it knows none are needed. While a
 // hold is outstanding the syncer waits for it (at most sync_linger_us;
-// each time it gives up counts in linger_timeouts, and a hold no
-// release came for through three such waits is dropped), so that one
+// each time it gives up counts in linger_timeouts, and holds are
+// dropped after three such waits in a row that each saw fewer releases
+// than the holds it began with), so that one
 // fdatasync covers the alerts and the writes they caused, and their
 // completions come together. Must not block or call the journal's
 // blocking writes.
@@ -227,6 +228,18 @@ void coord_journal_batch_release(struct coord_journal_batch *b, unsigned n);
 // Keeps n holds at once: for a caller that has no write to wait for, or
 // cannot submit its batch. NULL-safe; any thread.
 void coord_journal_release(struct coord_journal *j, unsigned n);
+
+// After a failed fdatasync (exit COORD_JOURNAL_EXIT_SYNC) the rows of the
+// batches it did not cover may still be in the file, but their commands
+// never left: the exiting process lists their action ids (best effort)
+// for the next open, with their created_ms (a list left behind by
+// mistake cannot match a later row that took the same id). True when
+// the row is one of them; clear once they are recorded as such (it
+// removes the list). Not thread-safe: for the start, before anything is
+// sent.
+bool coord_journal_unsent(struct coord_journal *j, int64_t action_id,
+    int64_t created_ms);
+void coord_journal_unsent_clear(struct coord_journal *j);
 
 // Rows written by the batch so far.
 size_t coord_journal_batch_len(const struct coord_journal_batch *b);
@@ -329,7 +342,8 @@ struct coord_journal_stats {
 	int64_t backstop_checkpoints; // by the writer (checkpointer behind)
 	int64_t cache_trims;   // page cache drops after checkpoints
 	int64_t syncs;	       // fdatasyncs of the WAL (sync_full file)
-	int64_t linger_timeouts; // holds dropped unkept (see early_fn)
+	int64_t linger_timeouts; // syncer waits for holds that ran out
+				 // (see coord_journal_early_fn)
 };
 void coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s);
 

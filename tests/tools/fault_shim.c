@@ -5,6 +5,10 @@
 //
 //   REFLEX_FAIL_FSYNC=PATH    while PATH exists, fdatasync() and fsync()
 //                             fail with EIO (a disk that lost a write).
+//   REFLEX_FAIL_FSYNC_DELAY_MS=N  such a failing call first waits N ms
+//                             (0..60000): a disk that takes its time to
+//                             report the loss, while the other threads
+//                             go on.
 //   REFLEX_STALL_QUERY=PATH   while PATH exists (at most 60 s), SQLite
 //                             statements that begin with
 //                             $REFLEX_STALL_SQL (default "SELECT act.id",
@@ -45,6 +49,15 @@ sync_call(const char *name, int fd)
 	sync_fn next;
 
 	if (on("REFLEX_FAIL_FSYNC")) {
+		const char *d = getenv("REFLEX_FAIL_FSYNC_DELAY_MS");
+		long ms = d != NULL ? strtol(d, NULL, 10) : 0;
+
+		if (ms > 0 && ms <= 60000) {
+			struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+		}
 		errno = EIO;
 		return -1;
 	}

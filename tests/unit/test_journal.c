@@ -2015,6 +2015,148 @@ out:
 	tmp_remove(&t);
 }
 
+// An early callback that takes no hold and keeps one: it waits 20 ms on
+// the writer (the syncer is lingering by then) and releases.
+struct keeper {
+	struct waiter w;
+	struct coord_journal *j;
+};
+
+static unsigned
+keeper_cb(struct coord_alert_rec *recs, size_t n, bool quiet, void *arg)
+{
+	struct keeper *k = arg;
+
+	(void)recs;
+	(void)n;
+	(void)quiet;
+	usleep(20 * 1000);
+	coord_journal_release(k->j, 1);
+	return 0;
+}
+
+// A hold nobody keeps is dropped after three lingers even while other
+// holds are kept during each of them: the webhooks that follow a lost
+// hold take and keep holds of their own, and were the kept ones taken
+// for progress on the lost one, every sync after it would wait its full
+// linger (here 500 ms; 1 ms by default) for good.
+static void
+test_early_unkept_beside_kept(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.sync_linger_us = 500 * 1000 };
+	struct coord_alert *a = mk_alert("Beside", 1, "b");
+	struct coord_alert_rec lost, ra, rb;
+	struct coord_journal_stats st;
+	struct coord_journal *j;
+	int calls = 0;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&lost, a, 1);
+	CHECK_INT(submit_early_wait(j, &lost, true, &calls), 0);
+	for (int i = 0; i < 8; i++) {
+		struct early e = EARLY_INIT(true);
+		struct keeper k = { WAITER_INIT, j };
+
+		// A takes a hold (quiet: the writer is idle); B, committed
+		// while the syncer lingers for A, keeps it.
+		rec_init(&ra, a, 10 + 2 * i);
+		rec_init(&rb, a, 11 + 2 * i);
+		CHECK_INT(coord_journal_submit_alerts_early(j, &ra, 1, early_cb,
+		    waiter_cb, &e), 0);
+		early_wait_called(&e);
+		CHECK(e.quiet);
+		CHECK_INT(coord_journal_submit_alerts_early(j, &rb, 1,
+		    keeper_cb, waiter_cb, &k), 0);
+		waiter_wait(&e.w, 1);
+		waiter_wait(&k.w, 1);
+		CHECK_INT(e.w.rv, 0);
+		CHECK_INT(k.w.rv, 0);
+	}
+	// The lost hold costs three lingers (its own and two more), then is
+	// dropped: the later rounds end their lingers as B keeps A's hold.
+	// (Up to two more may run out on a machine slow to run B within
+	// 500 ms; without the drop there are nine, one per round.)
+	coord_journal_stats(j, &st);
+	printf("# linger timeouts: %lld\n", (long long)st.linger_timeouts);
+	CHECK(st.linger_timeouts >= 3);
+	CHECK(st.linger_timeouts <= 5);
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+	tmp_remove(&t);
+}
+
+// A quiet commit's hold is counted before its callback runs and given
+// back when the callback does not take it. Should the syncer drop the
+// holds in between (three stale lingers), the count must not go below
+// zero: it would wrap to a count no release ever brings down, and every
+// sync after it would linger until the next drop.
+static void
+test_early_drop_while_counted(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.sync_linger_us = 1000 * 1000 };
+	struct coord_alert *a = mk_alert("Counted", 1, "c");
+	struct early p2 = EARLY_INIT(false), x = EARLY_INIT(false);
+	struct coord_alert_rec rec, r2, rx;
+	struct coord_journal_stats st;
+	struct coord_journal *j;
+	int calls = 0, tries;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	// A lost hold, and two lingers that run out for it.
+	rec_init(&rec, a, 1);
+	CHECK_INT(submit_early_wait(j, &rec, true, &calls), 0);
+	rec_init(&rec, a, 2);
+	CHECK_INT(submit_early_wait(j, &rec, false, &calls), 0);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.linger_timeouts, 2);
+	// The third (1 s) runs while X's hold is counted, its callback
+	// held on the writer: the lost hold is dropped then.
+	rec_init(&r2, a, 3);
+	rec_init(&rx, a, 4);
+	x.block = true;
+	CHECK_INT(coord_journal_submit_alerts_early(j, &r2, 1, early_cb,
+	    waiter_cb, &p2), 0);
+	early_wait_called(&p2);
+	CHECK_INT(coord_journal_submit_alerts_early(j, &rx, 1, early_cb,
+	    waiter_cb, &x), 0);
+	early_wait_called(&x);
+	CHECK(x.quiet);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.linger_timeouts, 2); // not yet: X was counted first
+	for (tries = 0; tries < 2000 && st.linger_timeouts < 3; tries++) {
+		usleep(10 * 1000);
+		coord_journal_stats(j, &st);
+	}
+	CHECK_INT(st.linger_timeouts, 3);
+	pthread_mutex_lock(&x.mu);
+	x.block = false; // X takes no hold: its count is given back
+	pthread_cond_broadcast(&x.cv);
+	pthread_mutex_unlock(&x.mu);
+	waiter_wait(&p2.w, 1);
+	waiter_wait(&x.w, 1);
+	CHECK_INT(x.w.rv, 0);
+	// Nothing is held now: neither X's sync nor the next lingers.
+	rec_init(&rec, a, 5);
+	CHECK_INT(submit_early_wait(j, &rec, false, &calls), 0);
+	coord_journal_stats(j, &st);
+	CHECK_INT(st.linger_timeouts, 3);
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+	tmp_remove(&t);
+}
+
 // The early callback runs only where a sync follows the commit (full
 // sync on a file), and never for a commit that failed.
 static void
@@ -3461,6 +3603,10 @@ static const struct tt_case cases[] = {
 	    test_early_quiet_alone },
 	{ "early callback: an unkept hold lingers, then is dropped",
 	    test_early_unkept_hold },
+	{ "early callback: a lost hold is dropped while others are kept",
+	    test_early_unkept_beside_kept },
+	{ "early callback: holds dropped while one is counted stay at 0",
+	    test_early_drop_while_counted },
 	{ "early callback: only after a commit that a sync follows",
 	    test_early_only_committed_synced },
 	{ "a batch of action rows runs inline when the writer is idle "
