@@ -305,6 +305,11 @@ struct coord_engine {
 	struct run *runs;
 	struct ev *deferred;	// alerts waiting for a dependency
 	struct verify *verifies;
+	// At most the earliest time any verification is due (its next poll
+	// or its deadline); INT64_MAX with none. The list is walked only
+	// once that time came: with a storm's hundreds of verifications
+	// open, walking it at every turn was most of the engine's time.
+	int64_t verify_due;
 	struct approval *approvals;
 	struct revert *reverts;	// kubernetes changes to undo later
 	int64_t rollout_percent;
@@ -2930,6 +2935,17 @@ query_job_run(void *arg)
 	free(q);
 }
 
+// Lowers e->verify_due to v's next time.
+static void
+verify_due_note(struct coord_engine *e, const struct verify *v)
+{
+	int64_t t = v->next_poll_mono < v->deadline_mono ? v->next_poll_mono :
+	    v->deadline_mono;
+
+	if (t < e->verify_due)
+		e->verify_due = t;
+}
+
 static void
 verify_poll(struct verify *v, int64_t now)
 {
@@ -2937,6 +2953,7 @@ verify_poll(struct verify *v, int64_t now)
 	const struct coord_verify_conf *vc = &v->rule->conf->verify;
 
 	v->next_poll_mono = now + vc->interval_ms;
+	verify_due_note(e, v);
 	if (v->need_health && !v->health_pending) {
 		struct cm_msg_command cmd = { .action_id = (uint64_t)v->row_id };
 		int64_t timeout = vc->interval_ms < 10000 ? vc->interval_ms : 10000;
@@ -3133,6 +3150,7 @@ verify_start(struct run *r)
 	    1000);
 	v->next = e->verifies;
 	e->verifies = v;
+	verify_due_note(e, v);
 }
 
 static void
@@ -3198,12 +3216,8 @@ next_deadline(struct coord_engine *e, int64_t now)
 	for (struct revert *rv = e->reverts; rv != NULL; rv = rv->next)
 		if (rv->at_mono < d)
 			d = rv->at_mono;
-	for (struct verify *v = e->verifies; v != NULL; v = v->next) {
-		if (v->next_poll_mono < d)
-			d = v->next_poll_mono;
-		if (v->deadline_mono < d)
-			d = v->deadline_mono;
-	}
+	if (e->verify_due < d)
+		d = e->verify_due;
 	return d;
 }
 
@@ -3246,6 +3260,8 @@ fire_timers(struct coord_engine *e, int64_t now)
 			}
 		}
 	}
+	if (e->verify_due > now)
+		return;
 	for (struct verify *v = e->verifies, *next; v != NULL; v = next) {
 		next = v->next; // v may finish and be freed
 		if (v->next_poll_mono <= now && now < v->deadline_mono)
@@ -3253,6 +3269,9 @@ fire_timers(struct coord_engine *e, int64_t now)
 		if (v->deadline_mono <= now)
 			verify_evaluate(v, now);
 	}
+	e->verify_due = INT64_MAX;
+	for (struct verify *v = e->verifies; v != NULL; v = v->next)
+		verify_due_note(e, v);
 }
 
 // The agent's own restart goes through the checks as a restart of that
@@ -3915,6 +3934,7 @@ coord_engine_start(struct coord_engine **ret,
 	if (e == NULL)
 		return -ENOMEM;
 	e->d = *deps;
+	e->verify_due = INT64_MAX;
 	atomic_init(&e->rules, &deps->conf->compiled);
 	for (int d = 0; d < COORD_DEC__COUNT; d++)
 		dashed_name(e->dec_names[d], (enum coord_decision)d);
