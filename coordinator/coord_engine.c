@@ -293,7 +293,6 @@ struct coord_engine {
 	int64_t outstanding;	// batches submitted, callback not yet run
 	bool stopping;
 	bool started;
-	bool idle;		// the engine thread waits with nothing queued
 	struct coord_breaker_state br; // snapshot for other threads
 	int64_t rollout_pub;	       // snapshot of rollout_percent
 
@@ -434,7 +433,7 @@ push_alert(struct coord_engine *e, struct coord_alert *a, int64_t id,
 }
 
 // Queues n's alerts; with try_hold, takes a journal hold for them when
-// the engine thread is idle (*held).
+// nothing else is queued (*held).
 static int
 push_notification(struct coord_engine *e, struct coord_notification *n,
     const int64_t *ids, const uint64_t *identities, int64_t received_mono,
@@ -471,9 +470,10 @@ push_notification(struct coord_engine *e, struct coord_notification *n,
 	if (head == NULL)
 		return n->n_alerts > 0 ? -ENOMEM : 0;
 	pthread_mutex_lock(&e->mu);
-	// Only an idle engine decides these alerts at once: a busy one
-	// would keep the journal's syncer waiting for its whole backlog.
-	if (try_hold && e->idle && e->head == NULL)
+	// Only an engine with nothing queued decides these alerts at once
+	// (after the turn it may be in): one with a backlog would keep the
+	// journal's syncer waiting for all of it.
+	if (try_hold && e->head == NULL)
 		*held = head->hold = true;
 	if (e->tail != NULL)
 		e->tail->next = head;
@@ -3588,7 +3588,6 @@ engine_main(void *arg)
 			if (d->retry_at_mono < deadline)
 				deadline = d->retry_at_mono;
 		pthread_mutex_lock(&e->mu);
-		e->idle = true;
 		while (e->head == NULL && !e->stopping && cm_mono_ms() < deadline) {
 			int64_t wait = deadline - cm_mono_ms();
 
@@ -3601,7 +3600,6 @@ engine_main(void *arg)
 			}
 			pthread_cond_timedwait(&e->cv, &e->mu, &ts);
 		}
-		e->idle = false;
 		if (e->stopping) {
 			pthread_mutex_unlock(&e->mu);
 			break;

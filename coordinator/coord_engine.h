@@ -71,8 +71,9 @@ int coord_engine_push(struct coord_engine *e, struct coord_notification *n,
 // from the journal's coord_journal_early_fn): the engine decides them
 // now, while the journal syncs, and sends nothing from them before its
 // own batch is durable, which comes after the alerts' sync. Returns the
-// journal holds taken (0 or 1): 1 when the journal was quiet and the
-// engine idle. The turn that decides them keeps the hold: with the
+// journal holds taken (0 or 1): 1 when the journal was quiet and nothing
+// else waited in the engine's queue (it decides them after the turn it
+// may be in). The turn that decides them keeps the hold: with the
 // batch of its commands' rows, or at once when it sends nothing.
 unsigned coord_engine_push_early(struct coord_engine *e,
     struct coord_notification *n, const int64_t *ids,
