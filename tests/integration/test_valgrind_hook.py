@@ -69,6 +69,27 @@ def run(tap, logs):
            "a process that ignores SIGTERM is SIGKILLed and a \"not ok\"",
            text)
 
+    # A lab process (Proc.stop) that ignores SIGTERM: the report also
+    # carries the last lines of its own output.
+    argv, vg = rl.valgrind_argv([reflex_binary("vg-faulty"), "hang"],
+                                "faulty-hang-own", daemons=("vg-faulty",))
+    out_path = os.path.join(logs, "faulty-hang-own.out")
+    with open(out_path, "ab") as out:
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    vg.popen = popen
+    proc = rl.Proc("faulty-hang-own", argv, popen, out_path)
+    proc.valgrind = vg
+    rl.wait_until(lambda: "waiting" in proc.log_text(), 120,
+                  what="vg-faulty waiting")
+    proc.stop()
+    text, failed = report()
+    tap.ok(failed == 1 and "ignored SIGTERM" in text and
+           "its own log, last lines" in text and "waiting" in
+           text.split("its own log")[-1],
+           "it also shows the last lines of the process's own output", text)
+
     a = start("clean", "clean")
     b = start("waiting", "wait")
     a.wait(120)

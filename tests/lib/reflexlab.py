@@ -522,6 +522,7 @@ class ValgrindRun:
         self.log_path = log_path
         self.popen = None
         self.forced = False     # the harness had to SIGKILL it
+        self.own_tail = ""      # then: the last lines of its own log
         self.reported = False
 
     def verdict(self):
@@ -638,7 +639,8 @@ def valgrind_report(tap):
         if not clean:
             bad += 1
             tap.ok(False, f"valgrind: {r.name}: {what}; log {r.log_path}",
-                   r.tail())
+                   r.tail() + ("\n-- its own log, last lines --\n" +
+                               r.own_tail if r.own_tail else ""))
         elif what != "clean":
             tap.diag(f"valgrind: {r.name}: {what} ({r.log_path})")
     if not bad:
@@ -718,6 +720,9 @@ class Proc:
                       f"{grace:g}s; sending SIGKILL")
                 if self.valgrind:
                     self.valgrind.forced = True
+                    # What it said last, for the failure report: under
+                    # valgrind the kill leaves its log without a summary.
+                    self.valgrind.own_tail = self.log_text(tail=25)
                 try:
                     os.killpg(self.pid, signal.SIGKILL)
                 except ProcessLookupError:
