@@ -230,6 +230,11 @@ struct approval {
 
 #define DEC_NAME_MAX 64
 #define DEFER_RETRY_MS 10000
+// An alert taken up at a start (pending, or of an unsent action) whose
+// target no agent has announced waits this long after the start for
+// the agents to register again, looked at again every AGENTS_RETRY_MS.
+#define AGENTS_WAIT_MS 15000
+#define AGENTS_RETRY_MS 500
 #define DEFER_MAX_MS (10 * 60000)
 
 struct ev {
@@ -243,6 +248,7 @@ struct ev {
 	int64_t received_mono;
 	bool hold;		   // EV_ALERT: a journal hold to keep (see
 				   // coord_engine_push_early)
+	bool taken_up;		   // EV_ALERT: from the journal at a start
 	struct run_target *target; // EV_DONE
 	int rv;
 	bool has_reply;
@@ -320,6 +326,7 @@ struct coord_engine {
 	struct ebatch *cur;	// writes not yet submitted (engine_flush)
 	unsigned jholds;	// journal holds of this turn's alerts
 	struct coord_planmemo *memo; // plans of label sets that come again
+	int64_t started_mono;	// coord_engine_start
 	char dec_names[COORD_DEC__COUNT][DEC_NAME_MAX]; // dashed_name of each
 };
 
@@ -428,6 +435,7 @@ push_alert(struct coord_engine *e, struct coord_alert *a, int64_t id,
 	ev->alert_id = id;
 	ev->identity = identity;
 	ev->received_mono = received_mono;
+	ev->taken_up = true;
 	enqueue(e, ev);
 	return 0;
 }
@@ -1998,6 +2006,22 @@ escalate(struct coord_engine *e, struct incident *inc, struct ev *ev,
 }
 
 // Keeps an alert for a later look (dependency policy "wait"). Takes ev.
+static void defer(struct coord_engine *e, struct ev *ev, int64_t now);
+
+// An alert taken up at a start finds no agent for its target: the agents
+// may not have registered again yet (they do at their next heartbeat).
+// It waits for them, up to AGENTS_WAIT_MS after the start; true when it
+// was deferred for that. New webhooks never wait: "no-agent" at once.
+static bool
+await_agents(struct coord_engine *e, struct ev *ev, int64_t now)
+{
+	if (!ev->taken_up || now >= e->started_mono + AGENTS_WAIT_MS)
+		return false;
+	defer(e, ev, now);
+	ev->retry_at_mono = now + AGENTS_RETRY_MS;
+	return true;
+}
+
 static void
 defer(struct coord_engine *e, struct ev *ev, int64_t now)
 {
@@ -2383,7 +2407,11 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 			escalate(e, inc, ev, detail);
 		} else if (!first_step_hosted(e, &plans[0], detail,
 		    sizeof(detail))) {
-			decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
+			if (await_agents(e, ev, now))
+				taken = true;
+			else
+				decide(e, ev->alert_id, COORD_DEC_NO_AGENT,
+				    detail);
 		} else if (!refused(e, inc, ev, &plans[0], &taken)) {
 			if (!plans_own(&plans, n_plans, &lease)) {
 				decide(e, ev->alert_id, COORD_DEC_REFUSED,
@@ -2402,7 +2430,10 @@ handle_alert(struct coord_engine *e, struct ev *ev)
 	} else if (in_cooldown(e, plans, n_plans, detail, sizeof(detail))) {
 		decide(e, ev->alert_id, COORD_DEC_COOLDOWN, detail);
 	} else if (!first_step_hosted(e, &plans[0], detail, sizeof(detail))) {
-		decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
+		if (await_agents(e, ev, now))
+			taken = true;
+		else
+			decide(e, ev->alert_id, COORD_DEC_NO_AGENT, detail);
 	} else if (!refused(e, inc, ev, &plans[0], &taken)) {
 		inc = incident_get(e, ev->identity);
 		if (inc == NULL || !plans_own(&plans, n_plans, &lease)) {
@@ -3933,6 +3964,7 @@ coord_engine_start(struct coord_engine **ret,
 		return -ENOMEM;
 	e->d = *deps;
 	e->verify_due = INT64_MAX;
+	e->started_mono = cm_mono_ms();
 	atomic_init(&e->rules, &deps->conf->compiled);
 	for (int d = 0; d < COORD_DEC__COUNT; d++)
 		dashed_name(e->dec_names[d], (enum coord_decision)d);

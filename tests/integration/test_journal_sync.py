@@ -165,15 +165,21 @@ def test_sync_failed(tap, lab):
            coord.log_text(), "the restart records it as never sent (not "
            "interrupted, which would hold its cooldown)", rows)
     # Its alert was decided (acted) but not acted on: it is decided
-    # again, as a pending alert is at a start (whether the agent has
-    # registered again by then or not, its outcome is new).
+    # again, as a pending alert is at a start; taken up from the journal,
+    # it waits for the agents to register again (up to 15 s) rather than
+    # being decided "no-agent" before they had the time.
     again = wait_until(lambda: (lambda o: o if o != decided else None)(
         outcomes(journal, "web-1")), 30, what="web-1 decided again")
     tap.ok(len(decided) == 1 and again[0][0] == decided[0][0] and
-           again[0][2] != decided[0][2], "the alert of the unsent action is "
-           "decided again at the start", (decided, again))
+           again[0][2] != decided[0][2] and again[0][1] == "acted",
+           "the alert of the unsent action is decided again at the start, "
+           "once its agent is back: acted", (decided, again))
     wait_until(lambda: len(http_json(url + "/api/v1/agents")) >= 1, 30,
                what="the simulated agent, again")
+    got = wait_until(lambda: (lambda r: r if "web-1" in r else None)(
+        restarted()), 30, what="web-1's restart, taken up")
+    tap.ok(got == ["web-0", "web-1"], "web-1 is repaired without waiting "
+           "for Alertmanager to send it again", got)
     tap.ok(post(url, "web-1") == 200, "after a restart, the resent alert is "
            "taken")
     have = wait_until(lambda: (lambda s: s if "web-1" in s else None)(
