@@ -282,6 +282,14 @@ gauge(struct out *o, const char *name, const char *help, int64_t v)
 	outf(o, "%s %lld\n", name, (long long)v);
 }
 
+// A counter without labels.
+static void
+counter(struct out *o, const char *name, const char *help, int64_t v)
+{
+	family(o, name, "counter", help);
+	outf(o, "%s %lld\n", name, (long long)v);
+}
+
 int
 coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 {
@@ -379,14 +387,12 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    g->actions_in_flight);
 	gauge(&o, "reflex_journal_size_bytes", "Size of the journal on disk.",
 	    g->journal_bytes);
-	family(&o, "reflex_journal_commits_total", "counter",
-	    "Group commits written to the journal.");
-	outf(&o, "reflex_journal_commits_total %lld\n",
-	    (long long)g->journal_commits);
-	family(&o, "reflex_journal_commit_errors_total", "counter",
-	    "Journal commits that failed.");
-	outf(&o, "reflex_journal_commit_errors_total %lld\n",
-	    (long long)g->journal_commit_errors);
+	counter(&o, "reflex_journal_commits_total",
+	    "Group commits written to the journal.",
+	    g->journal_commits);
+	counter(&o, "reflex_journal_commit_errors_total",
+	    "Journal commits that failed.",
+	    g->journal_commit_errors);
 	family(&o, "reflex_journal_checkpoints_total", "counter",
 	    "WAL checkpoints into the database file, by who ran them (the "
 	    "writer only when the checkpointer fell behind).");
@@ -394,16 +400,14 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    "reflex_journal_checkpoints_total{by=\"writer\"} %lld\n",
 	    (long long)g->journal_checkpoints,
 	    (long long)g->journal_backstop_checkpoints);
-	family(&o, "reflex_journal_syncs_total", "counter",
+	counter(&o, "reflex_journal_syncs_total",
 	    "fdatasyncs of the journal's WAL (journal_sync_full on a file); "
-	    "each covers every commit before it.");
-	outf(&o, "reflex_journal_syncs_total %lld\n",
-	    (long long)g->journal_syncs);
-	family(&o, "reflex_journal_linger_timeouts_total", "counter",
+	    "each covers every commit before it.",
+	    g->journal_syncs);
+	counter(&o, "reflex_journal_linger_timeouts_total",
 	    "Times the journal's syncer stopped waiting for the engine's rows "
-	    "of just-committed alerts (1 ms) and synced without them.");
-	outf(&o, "reflex_journal_linger_timeouts_total %lld\n",
-	    (long long)g->journal_linger_timeouts);
+	    "of just-committed alerts (1 ms) and synced without them.",
+	    g->journal_linger_timeouts);
 	if (o.err) {
 		free(o.buf);
 		return o.err;

@@ -1810,6 +1810,17 @@ early_wait_called(struct early *e)
 	pthread_mutex_unlock(&e->mu);
 }
 
+// Submits one alert with early_cb (done: waiter_cb) and waits until its
+// early callback ran.
+static void
+submit_early_called(struct coord_journal *j, struct coord_alert_rec *rec,
+    struct early *e)
+{
+	CHECK_INT(coord_journal_submit_alerts_early(j, rec, 1, early_cb,
+	    waiter_cb, e), 0);
+	early_wait_called(e);
+}
+
 // Submits one alert with early_cb and waits for its done; returns its rv.
 static int
 submit_early_wait(struct coord_journal *j, struct coord_alert_rec *rec,
@@ -1856,9 +1867,7 @@ test_early_shares_sync(void)
 		goto out;
 	rec_init(&rec, a, 1);
 	coord_journal_stats(j, &st0);
-	CHECK_INT(coord_journal_submit_alerts_early(j, &rec, 1, early_cb,
-	    waiter_cb, &e), 0);
-	early_wait_called(&e);
+	submit_early_called(j, &rec, &e);
 	CHECK(e.id > 0);
 	CHECK(e.before_done);
 	CHECK(e.quiet);
@@ -1889,9 +1898,7 @@ test_early_shares_sync(void)
 	// A batch with no rows keeps a hold as well.
 	e = (struct early)EARLY_INIT(true);
 	rec_init(&rec, a, 2);
-	CHECK_INT(coord_journal_submit_alerts_early(j, &rec, 1, early_cb,
-	    waiter_cb, &e), 0);
-	early_wait_called(&e);
+	submit_early_called(j, &rec, &e);
 	b = coord_journal_batch_new(j);
 	coord_journal_batch_release(b, 1);
 	CHECK_INT(batch_wait(b), 0);
@@ -1901,9 +1908,7 @@ test_early_shares_sync(void)
 	// So does a release on its own, for a turn with nothing to wait for.
 	e = (struct early)EARLY_INIT(true);
 	rec_init(&rec, a, 3);
-	CHECK_INT(coord_journal_submit_alerts_early(j, &rec, 1, early_cb,
-	    waiter_cb, &e), 0);
-	early_wait_called(&e);
+	submit_early_called(j, &rec, &e);
 	usleep(20 * 1000);
 	pthread_mutex_lock(&e.w.mu);
 	CHECK_INT(e.w.calls, 0);
@@ -1943,9 +1948,7 @@ test_early_quiet_alone(void)
 	rec_init(&r2, a, 2);
 	rec_init(&r3, a, 3);
 	first.block = true; // holds the writer in the first callback
-	CHECK_INT(coord_journal_submit_alerts_early(j, &r1, 1, early_cb,
-	    waiter_cb, &first), 0);
-	early_wait_called(&first);
+	submit_early_called(j, &r1, &first);
 	CHECK(first.quiet);
 	CHECK_INT(coord_journal_submit_alerts_early(j, &r2, 1, early_cb,
 	    waiter_cb, &e2), 0);
@@ -2066,9 +2069,7 @@ test_early_unkept_beside_kept(void)
 		// while the syncer lingers for A, keeps it.
 		rec_init(&ra, a, 10 + 2 * i);
 		rec_init(&rb, a, 11 + 2 * i);
-		CHECK_INT(coord_journal_submit_alerts_early(j, &ra, 1, early_cb,
-		    waiter_cb, &e), 0);
-		early_wait_called(&e);
+		submit_early_called(j, &ra, &e);
 		CHECK(e.quiet);
 		CHECK_INT(coord_journal_submit_alerts_early(j, &rb, 1,
 		    keeper_cb, waiter_cb, &k), 0);
@@ -2125,12 +2126,8 @@ test_early_drop_while_counted(void)
 	rec_init(&r2, a, 3);
 	rec_init(&rx, a, 4);
 	x.block = true;
-	CHECK_INT(coord_journal_submit_alerts_early(j, &r2, 1, early_cb,
-	    waiter_cb, &p2), 0);
-	early_wait_called(&p2);
-	CHECK_INT(coord_journal_submit_alerts_early(j, &rx, 1, early_cb,
-	    waiter_cb, &x), 0);
-	early_wait_called(&x);
+	submit_early_called(j, &r2, &p2);
+	submit_early_called(j, &rx, &x);
 	CHECK(x.quiet);
 	coord_journal_stats(j, &st);
 	CHECK_INT(st.linger_timeouts, 2); // not yet: X was counted first
