@@ -631,8 +631,12 @@ agent_cmd_close(struct agent_cmd_srv *s)
 	if (s == NULL)
 		return;
 	atomic_store(&s->closing, true);
-	if (s->sock_open)
-		nng_close(s->sock); // aborts every operation
+	// Aborts every operation; a close libnng leaves hanging is left
+	// behind (the contexts' aios below are stopped either way).
+	if (s->sock_open && cm_wire_close(s->sock, CM_WIRE_CLOSE_WAIT_MS) !=
+	    CM_WIRE_CLOSED)
+		cm_warn("cmd.close_stuck", "server=%s reason=%s", s->name,
+		    cm_q("nng_close did not return (libnng 1.5.2): left open"));
 	for (unsigned i = 0; s->ctxs != NULL && i < s->n; i++) {
 		struct agent_cmd_ctx *c = &s->ctxs[i];
 

@@ -14,6 +14,7 @@
 
 #include "agent_cmd.h"
 #include "cm_log.h"
+#include "cm_wire.h"
 #include "cm_time.h"
 
 enum link_phase {
@@ -88,8 +89,10 @@ socket_close(struct agent_link *l)
 	if (l->send_watched)
 		agent_http_unwatch(l->http, l->send_fd);
 	l->recv_watched = l->send_watched = false;
-	if (l->sock_open)
-		nng_close(l->sock);
+	if (l->sock_open && cm_wire_close(l->sock, CM_WIRE_CLOSE_WAIT_MS) !=
+	    CM_WIRE_CLOSED)
+		cm_warn("link.close_stuck", "reason=%s",
+		    cm_q("nng_close did not return (libnng 1.5.2): left open"));
 	l->sock_open = false;
 }
 

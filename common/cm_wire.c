@@ -3,6 +3,10 @@
 #include "cm_wire.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "cm_auth.h"
 #include "cm_msg.h"
@@ -60,4 +64,101 @@ cm_wire_error_code(int rv)
 	default:
 		return "bad_frame";
 	}
+}
+
+// One nng_close handed to a thread: whoever of the two lets go last
+// frees it.
+struct closer {
+	nng_socket s;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int refs;
+};
+
+static void
+closer_unref(struct closer *c)
+{
+	bool last;
+
+	pthread_mutex_lock(&c->mu);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&c->mu);
+	if (!last)
+		return;
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+static void *
+closer_main(void *arg)
+{
+	struct closer *c = arg;
+
+	nng_close(c->s);
+	pthread_mutex_lock(&c->mu);
+	c->done = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	closer_unref(c);
+	return NULL;
+}
+
+// Set once a close was left behind: libnng's reaper is stuck.
+static atomic_bool wedged;
+
+enum cm_wire_closed
+cm_wire_close(nng_socket s, int64_t wait_ms)
+{
+	struct closer *c;
+	pthread_condattr_t ca;
+	pthread_attr_t ta;
+	pthread_t th;
+	struct timespec ts;
+	bool done;
+	int rv;
+
+	if (atomic_load(&wedged))
+		return CM_WIRE_SKIPPED;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		nng_close(s); // unbounded, as without this helper
+		return CM_WIRE_CLOSED;
+	}
+	c->s = s;
+	c->refs = 2;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_attr_init(&ta);
+	pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&ta, 64 * 1024);
+	rv = pthread_create(&th, &ta, closer_main, c);
+	pthread_attr_destroy(&ta);
+	if (rv != 0) {
+		c->refs = 1;
+		closer_main(c);
+		return CM_WIRE_CLOSED;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (wait_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&c->mu);
+	while (!c->done)
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) != 0)
+			break;
+	done = c->done;
+	pthread_mutex_unlock(&c->mu);
+	closer_unref(c);
+	if (done)
+		return CM_WIRE_CLOSED;
+	atomic_store(&wedged, true);
+	return CM_WIRE_LEFT;
 }

@@ -5,7 +5,9 @@
 #ifndef CM_WIRE_H
 #define CM_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <nng/nng.h>
 
@@ -30,5 +32,28 @@ int cm_wire_msg(struct cm_auth *auth, struct cm_msg *m, size_t reserve,
 //   anything else (-EBADMSG ...) "bad_frame"
 // Pure; returns a static string; any thread.
 const char *cm_wire_error_code(int rv);
+
+// How cm_wire_close ended.
+enum cm_wire_closed {
+	CM_WIRE_CLOSED,	 // nng_close returned
+	CM_WIRE_LEFT,	 // it did not within wait_ms: left behind
+	CM_WIRE_SKIPPED, // not tried: an earlier close was left behind
+};
+
+// How long a socket's close may take before it is left behind: it takes
+// milliseconds, unless libnng hangs in it (below).
+#define CM_WIRE_CLOSE_WAIT_MS 2000
+
+// nng_close(s), waiting at most wait_ms for it to return. libnng 1.5.2
+// can block in nng_close for good when a peer's message arrives while
+// the socket closes: a pipe's receive is aborted between the start and
+// the scheduling of its transport read, the abort is lost, and libnng's
+// one reaper thread waits for that receive for ever (fixed by later
+// releases). Such a close is left behind in a thread of its own; every
+// later close would wait on the same reaper, so once one is left behind
+// later calls do not try (CM_WIRE_SKIPPED). Unless CM_WIRE_CLOSED, nng
+// still holds the socket and the caller must not free what its callbacks
+// may reach. Any thread.
+enum cm_wire_closed cm_wire_close(nng_socket s, int64_t wait_ms);
 
 #endif

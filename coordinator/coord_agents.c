@@ -161,6 +161,7 @@ struct coord_agents {
 	struct srv_ctx *whead, *wtail; // permits to decide
 	struct cmd_pool *dead;	       // pools to close
 	atomic_bool stopping;
+	atomic_int left_open; // sockets not closed: libnng was stuck
 	coord_agents_permit_fn permit_fn;
 	void *permit_arg;
 	struct cm_auth *auth; // NULL: the channel is not authenticated
@@ -516,15 +517,41 @@ slot_free(struct cmd *c)
 	free(c);
 }
 
+// Closes s; false when its close was left behind or not tried (a
+// warning for the one left behind, a count of the others at the stop).
+static bool
+sock_close(struct coord_agents *a, nng_socket s, const char *what,
+    const char *node)
+{
+	switch (cm_wire_close(s, CM_WIRE_CLOSE_WAIT_MS)) {
+	case CM_WIRE_CLOSED:
+		return true;
+	case CM_WIRE_LEFT:
+		cm_warn("agents.close_stuck", "socket=%s node=%s wait_ms=%d "
+		    "reason=%s", what, cm_q(node), CM_WIRE_CLOSE_WAIT_MS,
+		    cm_q("nng_close did not return (a libnng 1.5.2 race "
+		    "with a peer sending): left open, and every later "
+		    "socket too"));
+		break;
+	case CM_WIRE_SKIPPED:
+		atomic_fetch_add(&a->left_open, 1);
+		break;
+	}
+	return false;
+}
+
 // Closes p's socket (its commands in flight call back with -ECANCELED),
 // waits until they all have, and frees p. Never on an nng callback, and
-// without mu held.
+// without mu held. A close left behind keeps p (nng may still call back
+// into it; it stays reachable from nng's socket).
 static void
 pool_close(struct cmd_pool *p)
 {
 	struct cmd *c;
 
-	nng_close(p->sock); // returns after the pipe callbacks ran
+	if (!sock_close(p->owner, p->sock, "command", p->node))
+		return;
+	// nng_close returned after the pipe callbacks ran.
 	pthread_mutex_lock(&p->mu);
 	while (p->busy > 0)
 		pthread_cond_wait(&p->drained, &p->mu);
@@ -1285,6 +1312,7 @@ coord_agents_stop(struct coord_agents *a)
 {
 	int64_t t0 = cm_mono_ms();
 	size_t n;
+	int left_open;
 
 	if (a == NULL)
 		return;
@@ -1297,7 +1325,10 @@ coord_agents_stop(struct coord_agents *a)
 	pthread_cond_broadcast(&a->wcv);
 	pthread_mutex_unlock(&a->wmu);
 	pthread_join(a->worker, NULL);
-	nng_close(a->rep); // every server context's operation ends
+	// Every server context's operation ends (nng closes the contexts
+	// before it waits for the pipes, where a close can hang: the aio
+	// stops below then return at once either way).
+	(void)sock_close(a, a->rep, "agents", "-");
 	// Every agent's pool joins the retired ones: agents_free closes them
 	// all, each after its commands called back (-ECANCELED).
 	// No server callback runs past this point (nor registers an agent
@@ -1310,9 +1341,11 @@ coord_agents_stop(struct coord_agents *a)
 	n = a->n;
 	a->n = 0;
 	pthread_mutex_unlock(&a->mu);
+	close_dead(a);
+	left_open = atomic_load(&a->left_open);
 	agents_free(a);
-	cm_info("agents.stopped", "agents=%zu ms=%lld", n,
-	    (long long)(cm_mono_ms() - t0));
+	cm_info("agents.stopped", "agents=%zu ms=%lld left_open=%d", n,
+	    (long long)(cm_mono_ms() - t0), left_open);
 }
 
 // Adds ag as a target unless this resolve (`gen`) took it already: a

@@ -718,11 +718,15 @@ class Proc:
             if self.wait(grace) is None:
                 _note(f"{self.name} (pid {self.pid}) ignored SIGTERM for "
                       f"{grace:g}s; sending SIGKILL")
+                stacks = thread_stacks(self.pid, bool(self.valgrind))
                 if self.valgrind:
                     self.valgrind.forced = True
                     # What it said last, for the failure report: under
                     # valgrind the kill leaves its log without a summary.
-                    self.valgrind.own_tail = self.log_text(tail=25)
+                    self.valgrind.own_tail = self.log_text(tail=25) + \
+                        ("\n-- its threads --\n" + stacks if stacks else "")
+                elif stacks:
+                    _note(f"{self.name}: its threads:\n{stacks}")
                 try:
                     os.killpg(self.pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -739,6 +743,28 @@ class Proc:
 
     def __repr__(self):
         return f"<Proc {self.name} pid={self.pid}>"
+
+
+def thread_stacks(pid, under_valgrind=False):
+    """Every thread's backtrace of a live process, as gdb prints it (for
+    a process that ignored SIGTERM: where it hangs), or "" without gdb.
+    Under valgrind, gdb reaches the program through vgdb. Bounded: at
+    most 60 s."""
+    gdb = shutil.which("gdb")
+    if not gdb or (under_valgrind and not shutil.which("vgdb")):
+        return ""
+    target = (["-ex", f"target remote | vgdb --pid={pid}"] if under_valgrind
+              else ["-p", str(pid)])
+    try:
+        r = subprocess.run([gdb, "-nx", "-batch", "-ex", "set pagination off"]
+                           + target + ["-ex", "thread apply all bt 20"],
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, errors="replace", timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"(gdb: {e})"
+    lines = [ln for ln in r.stdout.splitlines()
+             if ln.startswith(("#", "Thread"))]
+    return "\n".join(lines[:400])
 
 
 def _note(msg):

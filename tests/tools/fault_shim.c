@@ -24,6 +24,9 @@
 //   REFLEX_FAIL_SCHED=PATH    while PATH exists, pthread_setschedparam()
 //                             fails with EPERM (a seccomp profile or a
 //                             policy that refuses scheduling changes).
+//   REFLEX_HANG_NNG_CLOSE=PATH  while PATH exists, nng_close() never
+//                             returns (libnng 1.5.2's hang when an abort
+//                             is lost as a peer sends).
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -159,4 +162,26 @@ pthread_setschedparam(pthread_t th, int policy, const struct sched_param *p)
 		return EPERM;
 	next = (sched_fn)dlsym(RTLD_NEXT, "pthread_setschedparam");
 	return next != NULL ? next(th, policy, p) : ENOSYS;
+}
+
+// nng_socket as libnng passes it (by value: one 32-bit id); the shim
+// links no libnng of its own.
+struct shim_nng_socket {
+	unsigned id;
+};
+
+typedef int (*close_fn)(struct shim_nng_socket);
+
+int nng_close(struct shim_nng_socket s);
+
+int
+nng_close(struct shim_nng_socket s)
+{
+	close_fn next;
+
+	if (on("REFLEX_HANG_NNG_CLOSE"))
+		for (;;)
+			pause();
+	next = (close_fn)dlsym(RTLD_NEXT, "nng_close");
+	return next != NULL ? next(s) : ENOSYS;
 }
