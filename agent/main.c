@@ -40,13 +40,16 @@ usage(FILE *f)
 	    "1MiB,\n"
 	    "                      4KiB..16MiB; else from " CM_CONF_MAX_FILE_ENV
 	    ")\n"
+	    "  --version           print the version and exit\n"
 	    "  -h, --help          this text\n",
 	    AGENT_CONF_DEFAULT_PATH);
 }
 
 // Returns 0 to run, 1 for --help, ARGS_STATUS when the word "status"
-// follows the options (at optind), -EINVAL for a usage error.
+// follows the options (at optind), ARGS_VERSION for --version, -EINVAL
+// for a usage error.
 #define ARGS_STATUS 2
+#define ARGS_VERSION 3
 static int
 parse_args(int argc, char **argv, struct args *a)
 {
@@ -57,6 +60,7 @@ parse_args(int argc, char **argv, struct args *a)
 		{ "help-config", no_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "config-max-size", required_argument, NULL, 'M' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -74,6 +78,8 @@ parse_args(int argc, char **argv, struct args *a)
 			a->max_size = optarg;
 		else if (c == 'h')
 			return 1;
+		else if (c == 'V')
+			return ARGS_VERSION;
 		else
 			return -EINVAL;
 	}
@@ -187,6 +193,10 @@ main(int argc, char **argv)
 		return agent_status_main(argc - 1, argv + 1);
 	}
 	rv = parse_args(argc, argv, &a);
+	if (rv == ARGS_VERSION) {
+		printf("reflex-agent %s\n", REFLEX_VERSION);
+		return 0;
+	}
 	if (rv == ARGS_STATUS) {
 		if (cm_conf_set_max_file(a.max_size, err, sizeof(err)) < 0) {
 			fprintf(stderr, "reflex-agent: %s\n", err);

@@ -50,7 +50,9 @@ usage(FILE *f)
 	    "                      refuse larger configuration files (default "
 	    "1MiB,\n"
 	    "                      4KiB..16MiB; else from " CM_CONF_MAX_FILE_ENV
-	    ")\n");
+	    ")\n"
+	    "      --version       print the version and exit\n"
+	    "  -h, --help          this text\n");
 }
 
 struct app {
@@ -354,6 +356,7 @@ main(int argc, char **argv)
 		{ "help-config", no_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "config-max-size", required_argument, NULL, 'M' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	const char *path = DEFAULT_CONFIG, *max_size = NULL;
@@ -382,6 +385,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("reflex-coordinator %s\n", REFLEX_VERSION);
 			return 0;
 		default:
 			usage(stderr);

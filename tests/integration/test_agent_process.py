@@ -11,6 +11,7 @@ the end, also when a check fails or the script is interrupted.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -207,6 +208,16 @@ def check_cli(work, conf):
     r = run([AGENT, "--bogus"])
     T.ok(r.returncode == 2 and "usage:" in r.stderr,
          "unknown option: usage and exit 2", r.stderr)
+    coord = os.path.join(BUILD, "coordinator", "reflex-coordinator")
+    with open(os.path.join(os.path.dirname(__file__), "..", "..",
+                           "meson.build")) as f:
+        version = re.search(r"version : '([^']+)'", f.read()).group(1)
+    for binary in (AGENT, coord):
+        name = os.path.basename(binary)
+        r = run([binary, "--version"])
+        T.ok(r.returncode == 0 and r.stdout == f"{name} {version}\n",
+             f"{name} --version prints its name and the project's version "
+             f"({version})", r.stdout + r.stderr)
     r = run([AGENT, "status", "-s", os.path.join(work, "nothing.sock")])
     T.ok(r.returncode == 1 and "cannot connect" in r.stderr,
          "status without an agent fails clearly", r.stderr)
