@@ -35,12 +35,7 @@ answer_direct(void *arg, struct agent_cmd_ctx *ctx)
 	struct timespec until;
 	bool done;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += AGENT_DIRECT_WAIT_US * 1000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	until = cm_mono_after_ns(AGENT_DIRECT_WAIT_US * 1000L);
 	if (pthread_mutex_clocklock(&a->mu, CLOCK_MONOTONIC, &until) != 0)
 		return false;
 	done = agent_action_direct(a, ctx, cm_mono_ms());

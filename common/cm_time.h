@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 // Go's zero time.Time ("0001-01-01T00:00:00Z"), which Alertmanager sends as
 // endsAt of every firing alert, parses to this value: "no time known".
@@ -14,6 +15,11 @@
 // point (monotonic, for timeouts and rates).
 int64_t cm_now_ms(void);
 int64_t cm_mono_ms(void);
+
+// CLOCK_MONOTONIC's now plus ns (>= 0), as the absolute time that
+// pthread_cond_timedwait (on a condition variable set to that clock) and
+// pthread_mutex_clocklock take.
+struct timespec cm_mono_after_ns(int64_t ns);
 
 // Parses RFC 3339 ("2026-12-04T17:47:17.113904445+08:00", 1-9 fraction
 // digits, "Z" or +hh:mm offset) into epoch milliseconds, fraction

@@ -10,6 +10,7 @@
 
 #include "cm_auth.h"
 #include "cm_msg.h"
+#include "cm_time.h"
 
 static int
 msg_append(void *arg, const char *buf, size_t len)
@@ -143,13 +144,7 @@ cm_wire_close(nng_socket s, int64_t wait_ms)
 		closer_main(c);
 		return CM_WIRE_CLOSED;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += wait_ms / 1000;
-	ts.tv_nsec += (wait_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	ts = cm_mono_after_ns(wait_ms * 1000000);
 	pthread_mutex_lock(&c->mu);
 	while (!c->done)
 		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) != 0)

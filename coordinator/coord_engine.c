@@ -3620,15 +3620,8 @@ engine_main(void *arg)
 				deadline = d->retry_at_mono;
 		pthread_mutex_lock(&e->mu);
 		while (e->head == NULL && !e->stopping && cm_mono_ms() < deadline) {
-			int64_t wait = deadline - cm_mono_ms();
-
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += wait / 1000;
-			ts.tv_nsec += (wait % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			ts = cm_mono_after_ns((deadline - cm_mono_ms()) *
+			    1000000);
 			pthread_cond_timedwait(&e->cv, &e->mu, &ts);
 		}
 		if (e->stopping) {

@@ -1978,13 +1978,7 @@ linger(struct coord_journal *j)
 
 	if (j->holds == 0 || j->linger_ns == 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += j->linger_ns / 1000000000;
-	ts.tv_nsec += j->linger_ns % 1000000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	ts = cm_mono_after_ns(j->linger_ns);
 	while (j->holds > 0 && !j->sync_stop && j->sync_n < SYNC_QUEUE) {
 		if (pthread_cond_timedwait(&j->sync_wake, &j->lock, &ts) !=
 		    ETIMEDOUT)

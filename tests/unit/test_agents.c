@@ -316,25 +316,6 @@ test_permit_only_for_hosted_services(void)
 	rig_stop(&r);
 }
 
-// Removes the sockets' directory (flat: ipc files only).
-static void
-rm_dir(const char *path)
-{
-	char f[PATH_MAX];
-	struct dirent *de;
-	DIR *d = opendir(path);
-
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
-		(void)unlink(f); // best effort: a leftover file is harmless
-	}
-	if (d != NULL)
-		closedir(d);
-	(void)rmdir(path);
-}
-
 static void
 test_find_pod_picks_the_live_kubernetes_agent(void)
 {
@@ -712,6 +693,6 @@ main(int argc, char **argv)
 		return 1;
 	}
 	rv = tt_run(cases, argc, argv);
-	rm_dir(dir);
+	tt_rm_dir(dir);
 	return rv;
 }

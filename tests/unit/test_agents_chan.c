@@ -821,25 +821,6 @@ test_permit_does_not_hold_up_heartbeats(void)
 	coord_agents_stop(a);
 }
 
-// Removes the sockets' directory (flat: ipc files only).
-static void
-rm_dir(const char *path)
-{
-	char f[PATH_MAX];
-	struct dirent *de;
-	DIR *d = opendir(path);
-
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
-		(void)unlink(f); // best effort: a leftover file is harmless
-	}
-	if (d != NULL)
-		closedir(d);
-	(void)rmdir(path);
-}
-
 static const struct tt_case cases[] = {
 	{ "index through eviction and replacement",
 	  test_index_through_eviction_and_replacement },
@@ -871,6 +852,6 @@ main(int argc, char **argv)
 	if (getenv("TEST_DEBUG"))
 		cm_log_set_level(CM_LOG_DEBUG);
 	rv = tt_run(cases, argc, argv);
-	rm_dir(dir);
+	tt_rm_dir(dir);
 	return rv;
 }

@@ -155,24 +155,6 @@ test_stop_while_agents_send(void)
 	(void)cm_wire_close(agent, CM_WIRE_CLOSE_WAIT_MS);
 }
 
-static void
-rm_dir(const char *path)
-{
-	char f[PATH_MAX];
-	struct dirent *de;
-	DIR *d = opendir(path);
-
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
-		(void)unlink(f);
-	}
-	if (d != NULL)
-		closedir(d);
-	(void)rmdir(path);
-}
-
 static const struct tt_case cases[] = {
 	{ "stop while agents send", test_stop_while_agents_send },
 	{ NULL, NULL },
@@ -191,6 +173,6 @@ main(int argc, char **argv)
 	if (getenv("TEST_DEBUG") == NULL)
 		cm_log_set_level(CM_LOG_WARN);
 	rv = tt_run(cases, argc, argv);
-	rm_dir(dir);
+	tt_rm_dir(dir);
 	return rv;
 }

@@ -12,7 +12,9 @@
 #ifndef TT_H
 #define TT_H
 
+#include <dirent.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +108,26 @@ tt_run(const struct tt_case *cases, int argc, char **argv)
 		failed += tt_case_failed;
 	}
 	return failed ? 1 : 0;
+}
+
+// Removes a test's temporary directory and the files in it (flat: ipc
+// sockets and such), best effort: a leftover file is harmless.
+static inline void
+tt_rm_dir(const char *path)
+{
+	char f[PATH_MAX];
+	struct dirent *de;
+	DIR *d = opendir(path);
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
+		(void)unlink(f);
+	}
+	if (d != NULL)
+		closedir(d);
+	(void)rmdir(path);
 }
 
 #define TT_MAIN(cases)                                                      \
