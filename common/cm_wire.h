@@ -48,12 +48,13 @@ enum cm_wire_closed {
 // can block in nng_close for good when a peer's message arrives while
 // the socket closes: a pipe's receive is aborted between the start and
 // the scheduling of its transport read, the abort is lost, and libnng's
-// one reaper thread waits for that receive for ever (fixed by later
-// releases). Such a close is left behind in a thread of its own; every
-// later close would wait on the same reaper, so once one is left behind
-// later calls do not try (CM_WIRE_SKIPPED). Unless CM_WIRE_CLOSED, nng
-// still holds the socket and the caller must not free what its callbacks
-// may reach. Any thread.
+// one reaper thread waits for that receive for ever (later nng releases
+// changed how a stop treats such an operation: nng issue 1813). Such a
+// close is left behind in a thread of its own; every later close would
+// wait on the same reaper, so once one is left behind later calls do not
+// try (CM_WIRE_SKIPPED). Unless CM_WIRE_CLOSED, nng still holds the
+// socket and the caller must not free what its callbacks may reach. Any
+// thread.
 enum cm_wire_closed cm_wire_close(nng_socket s, int64_t wait_ms);
 
 // True once a close was left behind in this process (libnng is stuck).
