@@ -66,6 +66,7 @@ struct cmd {
 // into it, and the stop orphans it (below) instead of freeing it.
 struct cmd_pool {
 	nng_socket sock; // req, dialing the agent's address
+	nng_dialer dialer;
 	struct coord_agents *owner;
 	char node[CM_NAME_MAX]; // for the pipe callback and logs
 	struct cmd_pool *next;	// worker's list of pools to close, or left
@@ -506,7 +507,7 @@ pool_open(struct coord_agents *a, const char *node, const char *addr,
 	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 100);
 	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 2000);
 	nng_pipe_notify(p->sock, NNG_PIPE_EV_REM_POST, pipe_gone, p);
-	rv = nng_dial(p->sock, addr, NULL, NNG_FLAG_NONBLOCK);
+	rv = nng_dial(p->sock, addr, &p->dialer, NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
 		pool_retire_locked(a, p); // nng_close waits: not here
 		return -EINVAL;
@@ -548,8 +549,8 @@ sock_close(struct coord_agents *a, nng_socket s, const char *what,
 
 // Closes p's socket (its commands in flight call back with -ECANCELED),
 // waits until they all have, and frees p. Never on an nng callback, and
-// without mu held. A close left behind keeps p (nng may still call back
-// into it; it stays reachable from nng's socket).
+// without mu held. A close left behind or skipped keeps p on the `left`
+// list (nng may still call back into it), its dialer closed.
 static void
 pool_close(struct cmd_pool *p)
 {
@@ -557,6 +558,14 @@ pool_close(struct cmd_pool *p)
 	struct cmd *c;
 
 	if (!sock_close(a, p->sock, "command", p->node)) {
+		// A retired pool at least stops redialing (every 2 s, for
+		// ever: a core's worth at thousands of vanished agents) and
+		// drops its connection, which fails its commands in flight.
+		// Closing a dialer does not wait for libnng's stuck reaper
+		// (tried: it returns at once). At the stop, the commands in
+		// flight are orphaned instead (coord_agents_stop).
+		if (!atomic_load(&a->stopping))
+			(void)nng_dialer_close(p->dialer);
 		pthread_mutex_lock(&a->wmu);
 		p->next = a->left;
 		a->left = p;
