@@ -108,6 +108,12 @@ closer_main(void *arg)
 // Set once a close was left behind: libnng's reaper is stuck.
 static atomic_bool wedged;
 
+bool
+cm_wire_wedged(void)
+{
+	return atomic_load(&wedged);
+}
+
 enum cm_wire_closed
 cm_wire_close(nng_socket s, int64_t wait_ms)
 {

@@ -56,4 +56,10 @@ enum cm_wire_closed {
 // may reach. Any thread.
 enum cm_wire_closed cm_wire_close(nng_socket s, int64_t wait_ms);
 
+// True once a close was left behind in this process. libnng's reaper is
+// then stuck: besides closes, it never finishes a connection that
+// ended, so a socket whose connection drops does not dial again (seen
+// with libnng 1.5.2: a fresh socket connects). Any thread.
+bool cm_wire_wedged(void);
+
 #endif

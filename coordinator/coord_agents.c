@@ -712,12 +712,15 @@ pool_retire_locked(struct coord_agents *a, struct cmd_pool *p)
 // ---- registry --------------------------------------------------------------
 
 // Points an agent's command socket at addr, retiring the old one (its
-// in-flight commands fail with -ECANCELED) when the address changed.
+// in-flight commands fail with -ECANCELED) when the address changed, or
+// at every registration once libnng is stuck: its connection may have
+// dropped (the agent restarted), and it would not dial again then.
 // Caller holds mu.
 static int
 agent_dial_locked(struct coord_agents *a, struct agent *ag, const char *addr)
 {
-	if (ag->pool != NULL && strcmp(ag->addr, addr) == 0)
+	if (ag->pool != NULL && strcmp(ag->addr, addr) == 0 &&
+	    !cm_wire_wedged())
 		return 0;
 	pool_retire_locked(a, ag->pool);
 	ag->pool = NULL;

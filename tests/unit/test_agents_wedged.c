@@ -64,6 +64,18 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	atomic_fetch_add(&connected, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
 }
 
+// Connections the third fake agent accepted so far.
+static atomic_int accepted;
+
+static void
+on_accept(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	(void)ev;
+	(void)arg;
+	atomic_fetch_add(&accepted, 1);
+}
+
 // A command's outcome; `after_stop` set once coord_agents_stop returned.
 static atomic_bool stopped;
 struct outcome {
@@ -198,6 +210,14 @@ command(struct coord_agents *a, const char *node, uint64_t id,
 }
 
 static bool
+wait_int(atomic_int *v, int n)
+{
+	for (int i = 0; i < 1000 && atomic_load(v) < n; i++)
+		nng_msleep(10);
+	return atomic_load(v) >= n;
+}
+
+static bool
 wait_calls(struct outcome *o, int n)
 {
 	for (int i = 0; i < 1000 && atomic_load(&o->calls) < n; i++)
@@ -207,7 +227,9 @@ wait_calls(struct outcome *o, int n)
 
 // Once a close has hung: an agent that moves keeps working at its new
 // address, heartbeats are answered, the old socket left open stops
-// dialing the old address (its command in flight fails), and at the
+// dialing the old address (its command in flight fails), registering
+// again at the same address dials afresh (a stuck libnng does not redial
+// a dropped connection), and at the
 // stop the commands still out on sockets left open never call back,
 // though one is answered and another times out after the stop returned.
 static void
@@ -215,7 +237,7 @@ test_wedged_then_stop(void)
 {
 	struct coord_agents *a = NULL;
 	struct outcome moved = { 0 }, fresh = { 0 }, answered = { 0 },
-		       expiring = { 0 }, old = { 0 };
+		       expiring = { 0 }, old = { 0 }, again = { 0 };
 	char url[128], a1[128], a2[128], a3[128], err[256] = "";
 	nng_socket reg, ag1, ag1b, ag2, ag3;
 	uint64_t id_old, id_ans;
@@ -223,7 +245,12 @@ test_wedged_then_stop(void)
 	snprintf(url, sizeof(url), "ipc://%s/coord.ipc", dir);
 	CHECK(agent_open(&ag1, "a1.cmd", a1, sizeof(a1)) == 0);
 	CHECK(agent_open(&ag2, "a2.cmd", a2, sizeof(a2)) == 0);
-	CHECK(agent_open(&ag3, "a3.cmd", a3, sizeof(a3)) == 0);
+	snprintf(a3, sizeof(a3), "ipc://%s/a3.cmd", dir);
+	CHECK(nng_rep0_open(&ag3) == 0);
+	nng_socket_set_ms(ag3, NNG_OPT_RECVTIMEO, 10000);
+	nng_socket_set_ms(ag3, NNG_OPT_SENDTIMEO, 10000);
+	nng_pipe_notify(ag3, NNG_PIPE_EV_ADD_POST, on_accept, NULL);
+	CHECK(nng_listen(ag3, a3, NULL, 0) == 0);
 	if (coord_agents_start(&a, url, 60000, NULL, err, sizeof(err)) != 0) {
 		printf("# start: %s\n", err);
 		CHECK(false);
@@ -285,6 +312,17 @@ test_wedged_then_stop(void)
 	nng_msleep(2500);
 	CHECK_INT(atomic_load(&connected), 0);
 	(void)id_old;
+
+	// The agent registers again at the same address (it restarted,
+	// say): a fresh socket dials it, and commands go through.
+	CHECK_INT(atomic_load(&accepted), 1);
+	CHECK(register_at(reg, "n1", a3) == 0);
+	CHECK(wait_int(&accepted, 2));
+	CHECK(command(a, "n1", 6, 20000, &again) == 0);
+	CHECK(agent_take(ag3) == 6);
+	CHECK(agent_answer(ag3, 6) == 0);
+	CHECK(wait_calls(&again, 1));
+	CHECK_INT(atomic_load(&again.rv), 0);
 	CHECK(command(a, "n1", 4, 300, &expiring) == 0);
 	CHECK(agent_take(ag3) == 4);
 	CHECK(command(a, "n1", 5, 20000, &answered) == 0);
