@@ -10,7 +10,15 @@ with status 0: the restart is answered ("agent is shutting down"), the
 instances are stopped, the command server's close is left behind after
 2 s (cmd.close_stuck), the status server's and the coordinator link's are
 not tried, and the next start (same status socket, same command address)
-registers again and stops cleanly."""
+registers again and stops cleanly.
+
+The close can also hang while the agent runs: its link takes a new
+socket when an answer comes too late. With the coordinator frozen
+(SIGSTOP) that close is left behind (link.close_stuck); the agent goes
+on, and once a new coordinator takes the address, it registers there.
+(With libnng's real hang a dropped connection is never dialed again, so
+the agent then takes a fresh socket at each failed exchange; the shim
+does not stop nng's redialing, so this run passes either way.)"""
 
 import json
 import os
@@ -32,6 +40,7 @@ rules: []
 AGENT = """\
 node: node-stuck
 coordinator: tcp://127.0.0.1:{agents}
+heartbeat_interval: 1s
 listen: tcp://127.0.0.1:{cmd}
 status_socket: {sock}
 services:
@@ -92,9 +101,9 @@ def run(tap, lab):
     env = {"LD_PRELOAD": shim, "REFLEX_HANG_NNG_CLOSE": hang,
            "ASAN_OPTIONS": (asan + ":" if asan else "") +
            "verify_asan_link_order=0"}
-    lab.start("coordinator", [reflex_binary("reflex-coordinator"), "-c",
-                              ccfg], ready_url=url + "/readyz",
-              ready_timeout=30)
+    cargv = [reflex_binary("reflex-coordinator"), "-c", ccfg]
+    coord = lab.start("coordinator", cargv, ready_url=url + "/readyz",
+                      ready_timeout=30)
     argv = [reflex_binary("reflex-agent"), "-c", acfg, "-v"]
     agent = lab.start("agent", argv, env=env)
     wait_until(lambda: registered(url), scaled(20), what="the agent")
@@ -151,6 +160,25 @@ def run(tap, lab):
                what="the agent again")
     tap.ok(status(acfg) is not None, "the next start registers and answers "
            "on the same status socket")
+
+    # Mid-run: the coordinator freezes, a heartbeat gets no answer, the
+    # link's new socket replaces the old one, whose close hangs.
+    coord.signal(signal.SIGSTOP)
+    open(hang, "w").close()
+    wait_until(lambda: "event=link.close_stuck" in again.log_text(),
+               scaled(30), what="the link's close left behind")
+    os.unlink(hang)
+    coord.signal(signal.SIGKILL)
+    coord.wait(scaled(10))
+    lab.stop(coord)
+    lab.start("coordinator-new", cargv, ready_url=url + "/readyz",
+              ready_timeout=30)
+    tap.ok(wait_until(lambda: registered(url), scaled(30),
+                      what="the agent at the new coordinator"),
+           "with its link's close left behind mid-run, the agent registers "
+           "at a new coordinator")
+    tap.ok(again.alive() and status(acfg) is not None,
+           "and still answers on its status socket")
     tap.ok(lab.stop(again) == 0, "and stops cleanly")
 
 
