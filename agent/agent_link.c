@@ -30,6 +30,7 @@ struct agent_link {
 	void (*wake)(void *);
 	void *wake_arg;
 	nng_socket sock;
+	nng_dialer dialer;
 	bool sock_open;
 	int recv_fd; // NNG_OPT_RECVFD (nng's): readable while an answer waits
 	int send_fd; // NNG_OPT_SENDFD (nng's): readable while a connection
@@ -90,9 +91,13 @@ socket_close(struct agent_link *l)
 		agent_http_unwatch(l->http, l->send_fd);
 	l->recv_watched = l->send_watched = false;
 	if (l->sock_open && cm_wire_close(l->sock, CM_WIRE_CLOSE_WAIT_MS) !=
-	    CM_WIRE_CLOSED)
+	    CM_WIRE_CLOSED) {
 		cm_warn("link.close_stuck", "reason=%s",
 		    cm_q("nng_close did not return (libnng 1.5.2): left open"));
+		// The socket left open stops dialing (closing a dialer does
+		// not wait for libnng's stuck reaper).
+		(void)nng_dialer_close(l->dialer);
+	}
 	l->sock_open = false;
 }
 
@@ -143,7 +148,9 @@ socket_open(struct agent_link *l, char *err, size_t errlen)
 		return link_err(rv, "context", err, errlen);
 	// Non-blocking: the agent runs without a coordinator; nng keeps
 	// redialing in the background.
-	rv = nng_dial(l->sock, l->conf->coordinator, NULL, NNG_FLAG_NONBLOCK);
+	l->dialer = (nng_dialer)NNG_DIALER_INITIALIZER;
+	rv = nng_dial(l->sock, l->conf->coordinator, &l->dialer,
+	    NNG_FLAG_NONBLOCK);
 	if (rv != 0)
 		return link_err(rv, l->conf->coordinator, err, errlen);
 	return 0;
@@ -711,6 +718,11 @@ exchange_deadline(struct agent_link *l, int64_t now)
 		return;
 	if (l->phase == LK_SEND) {
 		link_failed(l, now, "send: not connected");
+		// Once libnng's reaper is stuck (a close left behind), a
+		// connection that dropped is never dialed again: a fresh
+		// socket is (the old one is left open, not dialing).
+		if (cm_wire_wedged())
+			link_reopen(l);
 		return;
 	}
 	link_failed(l, now, "no answer in time (is the coordinator "

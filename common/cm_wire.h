@@ -57,9 +57,12 @@ enum cm_wire_closed {
 // thread.
 enum cm_wire_closed cm_wire_close(nng_socket s, int64_t wait_ms);
 
-// True once a close was left behind in this process (libnng is stuck).
-// LeakSanitizer's exit check is then off (cm_wire.c): what libnng's
-// stuck threads hold can no longer be freed, and is not reflex's leak.
+// True once a close was left behind in this process. libnng's reaper is
+// then stuck: besides closes, it never finishes a connection that
+// ended, so a socket whose connection drops does not dial again (seen
+// with libnng 1.5.2: a fresh socket connects). Any thread.
+// LeakSanitizer's exit check is then off (cm_wire.c): what the stuck
+// threads hold can no longer be freed, and is not reflex's leak.
 bool cm_wire_wedged(void);
 
 #endif

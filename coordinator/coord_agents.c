@@ -60,17 +60,23 @@ struct cmd {
 };
 
 // An agent's command socket and its slots. Owned by its agent until
-// detached (new address, eviction, stop); then owned by pool_close().
+// detached (new address, eviction, stop); then owned by pool_close(),
+// or, when its socket's close was left behind or skipped (libnng
+// stuck), kept on the registry's `left` list: nng may still call back
+// into it, and the stop orphans it (below) instead of freeing it.
 struct cmd_pool {
 	nng_socket sock; // req, dialing the agent's address
+	nng_dialer dialer;
 	struct coord_agents *owner;
 	char node[CM_NAME_MAX]; // for the pipe callback and logs
-	struct cmd_pool *next;	// worker's list of pools to close
+	struct cmd_pool *next;	// worker's list of pools to close, or left
 	pthread_mutex_t mu;
-	pthread_cond_t drained; // busy reached 0
+	pthread_cond_t drained; // busy reached 0, or calling did (orphaned)
 	struct cmd *idle;	// free slots, owned
 	size_t n_idle;
-	size_t busy; // slots with a command in flight
+	size_t busy;	 // slots with a command in flight
+	size_t calling;	 // command callbacks running past cb_enter
+	bool orphaned;	 // stopped with its socket open: callbacks drop all
 };
 
 // A registered workload, stored compactly: the strings live in the same
@@ -160,6 +166,7 @@ struct coord_agents {
 	pthread_cond_t wcv;
 	struct srv_ctx *whead, *wtail; // permits to decide
 	struct cmd_pool *dead;	       // pools to close
+	struct cmd_pool *left;	       // pools whose close was not done
 	atomic_bool stopping;
 	atomic_int left_open; // sockets not closed: libnng was stuck
 	coord_agents_permit_fn permit_fn;
@@ -500,7 +507,7 @@ pool_open(struct coord_agents *a, const char *node, const char *addr,
 	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 100);
 	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 2000);
 	nng_pipe_notify(p->sock, NNG_PIPE_EV_REM_POST, pipe_gone, p);
-	rv = nng_dial(p->sock, addr, NULL, NNG_FLAG_NONBLOCK);
+	rv = nng_dial(p->sock, addr, &p->dialer, NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
 		pool_retire_locked(a, p); // nng_close waits: not here
 		return -EINVAL;
@@ -542,15 +549,29 @@ sock_close(struct coord_agents *a, nng_socket s, const char *what,
 
 // Closes p's socket (its commands in flight call back with -ECANCELED),
 // waits until they all have, and frees p. Never on an nng callback, and
-// without mu held. A close left behind keeps p (nng may still call back
-// into it; it stays reachable from nng's socket).
+// without mu held. A close left behind or skipped keeps p on the `left`
+// list (nng may still call back into it), its dialer closed.
 static void
 pool_close(struct cmd_pool *p)
 {
+	struct coord_agents *a = p->owner;
 	struct cmd *c;
 
-	if (!sock_close(p->owner, p->sock, "command", p->node))
+	if (!sock_close(a, p->sock, "command", p->node)) {
+		// A retired pool at least stops redialing (every 2 s, for
+		// ever: a core's worth at thousands of vanished agents) and
+		// drops its connection, which fails its commands in flight.
+		// Closing a dialer does not wait for libnng's stuck reaper
+		// (tried: it returns at once). At the stop, the commands in
+		// flight are orphaned instead (coord_agents_stop).
+		if (!atomic_load(&a->stopping))
+			(void)nng_dialer_close(p->dialer);
+		pthread_mutex_lock(&a->wmu);
+		p->next = a->left;
+		a->left = p;
+		pthread_mutex_unlock(&a->wmu);
 		return;
+	}
 	// nng_close returned after the pipe callbacks ran.
 	pthread_mutex_lock(&p->mu);
 	while (p->busy > 0)
@@ -567,6 +588,52 @@ pool_close(struct cmd_pool *p)
 	pthread_cond_destroy(&p->drained);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
+}
+
+// Makes p's command callbacks drop what they get from now on (neither
+// its owner nor a done callback is touched), and waits for those past
+// cb_enter to have returned: after this, nothing of the registry or of
+// the callers' is reached through p, whose socket stays open (its close
+// was left behind). p itself is never freed. Without mu held.
+static void
+pool_orphan(struct cmd_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->orphaned = true;
+	while (p->calling > 0)
+		pthread_cond_wait(&p->drained, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+// A command callback begins: false when p is orphaned (the callback
+// must only drop its message). Otherwise counted until cb_leave() or
+// slot_put().
+static bool
+cb_enter(struct cmd_pool *p)
+{
+	bool ok;
+
+	pthread_mutex_lock(&p->mu);
+	ok = !p->orphaned;
+	if (ok)
+		p->calling++;
+	pthread_mutex_unlock(&p->mu);
+	return ok;
+}
+
+static void
+cb_leave_locked(struct cmd_pool *p)
+{
+	if (--p->calling == 0 && p->orphaned)
+		pthread_cond_broadcast(&p->drained);
+}
+
+static void
+cb_leave(struct cmd_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	cb_leave_locked(p);
+	pthread_mutex_unlock(&p->mu);
 }
 
 static void cmd_cb(void *arg);
@@ -607,10 +674,12 @@ slot_take(struct cmd_pool *p)
 	return c;
 }
 
-// Returns a slot whose command has called back. The last thing a command
-// callback does: p may be freed as soon as the lock is released.
+// Returns a slot whose command has called back, and leaves the callback
+// when it entered (cb_enter; an orphaned pool's was not: the slot is
+// kept on its idle list all the same, reachable). The last thing a
+// command callback does: p may be freed as soon as the lock is released.
 static void
-slot_put(struct cmd *c)
+slot_put(struct cmd *c, bool entered)
 {
 	struct cmd_pool *p = c->pool;
 
@@ -620,6 +689,8 @@ slot_put(struct cmd *c)
 	c->next = p->idle;
 	p->idle = c;
 	p->n_idle++;
+	if (entered)
+		cb_leave_locked(p);
 	if (--p->busy == 0)
 		pthread_cond_broadcast(&p->drained);
 	pthread_mutex_unlock(&p->mu);
@@ -641,12 +712,15 @@ pool_retire_locked(struct coord_agents *a, struct cmd_pool *p)
 // ---- registry --------------------------------------------------------------
 
 // Points an agent's command socket at addr, retiring the old one (its
-// in-flight commands fail with -ECANCELED) when the address changed.
+// in-flight commands fail with -ECANCELED) when the address changed, or
+// at every registration once libnng is stuck: its connection may have
+// dropped (the agent restarted), and it would not dial again then.
 // Caller holds mu.
 static int
 agent_dial_locked(struct coord_agents *a, struct agent *ag, const char *addr)
 {
-	if (ag->pool != NULL && strcmp(ag->addr, addr) == 0)
+	if (ag->pool != NULL && strcmp(ag->addr, addr) == 0 &&
+	    !cm_wire_wedged())
 		return 0;
 	pool_retire_locked(a, ag->pool);
 	ag->pool = NULL;
@@ -1311,6 +1385,7 @@ void
 coord_agents_stop(struct coord_agents *a)
 {
 	int64_t t0 = cm_mono_ms();
+	struct cmd_pool *left;
 	size_t n;
 	int left_open;
 
@@ -1342,6 +1417,15 @@ coord_agents_stop(struct coord_agents *a)
 	a->n = 0;
 	pthread_mutex_unlock(&a->mu);
 	close_dead(a);
+	// The pools left open (closes left behind or skipped, now or
+	// earlier) may still see answers and timeouts: from here on their
+	// callbacks drop them. They are never freed (nng holds them).
+	pthread_mutex_lock(&a->wmu);
+	left = a->left;
+	a->left = NULL;
+	pthread_mutex_unlock(&a->wmu);
+	for (; left != NULL; left = left->next)
+		pool_orphan(left);
 	left_open = atomic_load(&a->left_open);
 	agents_free(a);
 	cm_info("agents.stopped", "agents=%zu ms=%lld left_open=%d", n,
@@ -1447,7 +1531,7 @@ static void
 cmd_finish(struct cmd *c, int rv, const struct cm_msg_reply *reply)
 {
 	c->done(rv, reply, c->arg);
-	slot_put(c); // last: the pool may be closed right after
+	slot_put(c, true); // last: the pool may be closed right after
 }
 
 static int
@@ -1475,6 +1559,16 @@ cmd_cb(void *arg)
 	nng_msg *msg;
 	char err[256];
 
+	if (!cb_enter(c->pool)) {
+		// The registry stopped with this socket open: its owner and
+		// the command's caller are gone.
+		msg = nng_aio_get_msg(c->aio);
+		nng_aio_set_msg(c->aio, NULL);
+		if (msg != NULL)
+			nng_msg_free(msg);
+		slot_put(c, false);
+		return;
+	}
 	if (rv != 0) {
 		if (!c->sent) {
 			nng_msg_free(nng_aio_get_msg(c->aio));
@@ -1488,6 +1582,7 @@ cmd_cb(void *arg)
 	if (!c->sent) {
 		c->sent = true;
 		nng_ctx_recv(c->ctx, c->aio);
+		cb_leave(c->pool); // busy: the pool stays
 		return;
 	}
 	msg = nng_aio_get_msg(c->aio);

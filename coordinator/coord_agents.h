@@ -28,7 +28,9 @@ int coord_agents_start(struct coord_agents **ret, const char *listen_url,
 
 // Stops the server, cuts off the commands in flight and frees all: every
 // pending command has called back (see coord_agents_done_fn) before it
-// returns, and no callback runs after.
+// returns, and no callback runs after. Once libnng's nng_close has hung
+// (cm_wire_close), the commands on sockets it could not close never
+// call back (their answers and timeouts are dropped).
 void coord_agents_stop(struct coord_agents *a);
 
 // Where a target runs: one agent and the instance there.
