@@ -16,6 +16,7 @@
 
 #include "coord_agents.h"
 #include "coord_conf.h"
+#include "chan_peer.h"
 #include "tt.h"
 
 static char dir[64];
@@ -68,22 +69,7 @@ rig_stop(struct rig *r)
 static int
 ask(struct rig *r, const struct cm_msg *m, struct cm_msg *ret)
 {
-	char err[256];
-	void *buf, *in = NULL;
-	size_t len, inlen = 0;
-	int rv;
-
-	if (cm_msg_encode(m, &buf, &len) != 0)
-		return -1;
-	rv = nng_send(r->req, buf, len, 0);
-	free(buf);
-	if (rv == 0)
-		rv = nng_recv(r->req, &in, &inlen, NNG_FLAG_ALLOC);
-	if (rv != 0)
-		return -1;
-	rv = cm_msg_decode(ret, in, inlen, err, sizeof(err));
-	nng_free(in, inlen);
-	return rv == 0 ? 0 : -1;
+	return chan_ask(r->req, m, ret);
 }
 
 // Sends m; its reply (not ok, code -EIO, when none came).

@@ -21,6 +21,7 @@
 
 #include "cm_log.h"
 #include "cm_time.h"
+#include "chan_peer.h"
 #include "coord_agents.h"
 #include "tt.h"
 
@@ -42,28 +43,6 @@ req_open(const char *url)
 	return s;
 }
 
-// Sends m on s, fills *ret with the answer. Returns 0 or -1.
-static int
-ask(nng_socket s, const struct cm_msg *m, struct cm_msg *ret)
-{
-	char err[256];
-	void *buf, *in = NULL;
-	size_t len, inlen = 0;
-	int rv;
-
-	if (cm_msg_encode(m, &buf, &len) != 0)
-		return -1;
-	rv = nng_send(s, buf, len, 0);
-	free(buf);
-	if (rv == 0)
-		rv = nng_recv(s, &in, &inlen, NNG_FLAG_ALLOC);
-	if (rv != 0)
-		return -1;
-	rv = cm_msg_decode(ret, in, inlen, err, sizeof(err));
-	nng_free(in, inlen);
-	return rv == 0 ? 0 : -1;
-}
-
 // The reply to m (code -EIO when there was none).
 static struct cm_msg_reply
 reply_to(nng_socket s, const struct cm_msg *m)
@@ -71,7 +50,7 @@ reply_to(nng_socket s, const struct cm_msg *m)
 	struct cm_msg out = { 0 };
 	struct cm_msg_reply rep = { .ok = false, .code = -EIO };
 
-	if (ask(s, m, &out) == 0 && out.type == CM_MSG_REPLY &&
+	if (chan_ask(s, m, &out) == 0 && out.type == CM_MSG_REPLY &&
 	    out.id == m->id) {
 		rep = out.u.reply;
 		rep.json = NULL;

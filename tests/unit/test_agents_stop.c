@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cm_log.h"
+#include "chan_peer.h"
 #include "cm_wire.h"
 #include "coord_agents.h"
 #include "tt.h"
@@ -32,30 +33,6 @@ struct peer {
 	atomic_bool *stop;
 	int answered;
 };
-
-static int
-exchange(nng_socket s, struct cm_msg *m)
-{
-	struct cm_msg out = { 0 };
-	char err[256];
-	void *buf, *in = NULL;
-	size_t len, inlen = 0;
-	int rv;
-
-	if (cm_msg_encode(m, &buf, &len) != 0)
-		return -1;
-	rv = nng_send(s, buf, len, 0);
-	free(buf);
-	if (rv == 0)
-		rv = nng_recv(s, &in, &inlen, NNG_FLAG_ALLOC);
-	if (rv != 0)
-		return -1;
-	rv = cm_msg_decode(&out, in, inlen, err, sizeof(err));
-	nng_free(in, inlen);
-	rv = rv == 0 && out.type == CM_MSG_REPLY && out.u.reply.ok ? 0 : -1;
-	cm_msg_clear(&out);
-	return rv;
-}
 
 static void *
 peer_main(void *arg)
@@ -81,14 +58,14 @@ peer_main(void *arg)
 	snprintf(w.addr, sizeof(w.addr), "127.0.0.1:9");
 	m.u.reg.workloads = &w;
 	m.u.reg.n_workloads = 1;
-	p->answered += exchange(s, &m) == 0;
+	p->answered += chan_ok(s, &m) == 0;
 	for (uint64_t id = 2; !atomic_load(p->stop); id++) {
 		struct cm_msg hb = { .version = CM_PROTO_VERSION,
 			.type = CM_MSG_HEARTBEAT, .id = id };
 
 		snprintf(hb.u.hb.node, sizeof(hb.u.hb.node), "%s", node);
 		hb.u.hb.seq = id;
-		p->answered += exchange(s, &hb) == 0;
+		p->answered += chan_ok(s, &hb) == 0;
 	}
 	(void)cm_wire_close(s, CM_WIRE_CLOSE_WAIT_MS);
 	return NULL;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cm_log.h"
+#include "chan_peer.h"
 #include "cm_wire.h"
 #include "coord_agents.h"
 #include "tt.h"
@@ -95,31 +96,6 @@ on_done(int rv, const struct cm_msg_reply *reply, void *arg)
 	atomic_fetch_add(&o->calls, 1);
 }
 
-// One request/answer on req socket s; 0 when answered ok.
-static int
-exchange(nng_socket s, struct cm_msg *m)
-{
-	struct cm_msg out = { 0 };
-	char err[256];
-	void *buf, *in = NULL;
-	size_t len, inlen = 0;
-	int rv;
-
-	if (cm_msg_encode(m, &buf, &len) != 0)
-		return -1;
-	rv = nng_send(s, buf, len, 0);
-	free(buf);
-	if (rv == 0)
-		rv = nng_recv(s, &in, &inlen, NNG_FLAG_ALLOC);
-	if (rv != 0)
-		return -1;
-	rv = cm_msg_decode(&out, in, inlen, err, sizeof(err));
-	nng_free(in, inlen);
-	rv = rv == 0 && out.type == CM_MSG_REPLY && out.u.reply.ok ? 0 : -1;
-	cm_msg_clear(&out);
-	return rv;
-}
-
 static int
 register_at(nng_socket s, const char *node, const char *addr)
 {
@@ -135,7 +111,7 @@ register_at(nng_socket s, const char *node, const char *addr)
 	snprintf(w.addr, sizeof(w.addr), "127.0.0.1:9");
 	m.u.reg.workloads = &w;
 	m.u.reg.n_workloads = 1;
-	return exchange(s, &m);
+	return chan_ok(s, &m);
 }
 
 static int
@@ -146,7 +122,7 @@ heartbeat(nng_socket s, const char *node, uint64_t seq)
 
 	snprintf(m.u.hb.node, sizeof(m.u.hb.node), "%s", node);
 	m.u.hb.seq = seq;
-	return exchange(s, &m);
+	return chan_ok(s, &m);
 }
 
 // A command server of a fake agent: a rep socket on ipc://dir/name.
@@ -343,24 +319,6 @@ test_wedged_then_stop(void)
 	CHECK_INT(atomic_load(&expiring.late), 0);
 }
 
-static void
-rm_dir(const char *path)
-{
-	char f[PATH_MAX];
-	struct dirent *de;
-	DIR *d = opendir(path);
-
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
-		(void)unlink(f);
-	}
-	if (d != NULL)
-		closedir(d);
-	(void)rmdir(path);
-}
-
 static const struct tt_case cases[] = {
 	{ "wedged, then stopped with commands out", test_wedged_then_stop },
 	{ NULL, NULL },
@@ -379,6 +337,6 @@ main(int argc, char **argv)
 	if (getenv("TEST_DEBUG") == NULL)
 		cm_log_set_level(CM_LOG_ERR);
 	rv = tt_run(cases, argc, argv);
-	rm_dir(dir);
+	tt_rm_dir(dir);
 	return rv;
 }
