@@ -15,6 +15,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "cm_log.h"
+#include "cm_wire.h"
 #include "cm_time.h"
 
 #define RELEASE_WAIT_MS 2000 // for nng to drop its handlers at close
@@ -256,6 +257,14 @@ healthz_cb(nng_aio *aio)
 	due = sh->due_ms;
 	pthread_mutex_unlock(&sh->mu);
 	late = due == INT64_MAX ? 0 : cm_mono_ms() - due;
+	if (cm_wire_wedged()) {
+		// A dropped link or command connection is never cleaned up or
+		// dialed again by a stuck libnng: only a restart mends it.
+		n = snprintf(body, sizeof(body), "nng stuck: libnng's nng_close "
+		    "hung (close_stuck); restart the agent\n");
+		reply(aio, 503, "text/plain", body, (size_t)n);
+		return;
+	}
 	if (late <= AGENT_METRICS_STALL_MS) {
 		reply(aio, 200, "text/plain", "ok\n", 3);
 		return;

@@ -13,6 +13,7 @@
 
 #include "cm_k8s.h"
 #include "cm_log.h"
+#include "cm_wire.h"
 #include "cm_time.h"
 #include "coord_httpd.h"
 #include "coord_metrics.h"
@@ -439,6 +440,7 @@ gauges(struct coord_http *h, struct coord_gauges *g,
 {
 	memset(g, 0, sizeof(*g));
 	coord_agents_counts(h->d.agents, &g->agents_registered, &g->agents_lost);
+	g->agent_channel_stuck = cm_wire_wedged() ? 1 : 0;
 	coord_engine_counts(h->d.engine, &g->queue_depth, &g->actions_in_flight);
 	coord_journal_stats(h->d.journal, js);
 	g->journal_bytes = js->bytes;
@@ -713,11 +715,20 @@ resume_cb(struct coord_httpd_req *rq, void *arg)
 	control(rq, arg, false);
 }
 
+// Alive, unless libnng is stuck (cm_wire_close left a close behind):
+// then a dropped agent connection is never cleaned up or dialed again,
+// and only a restart mends it, which a liveness probe on this asks for.
 static void
 healthz_cb(struct coord_httpd_req *rq, void *arg)
 {
+	static const char stuck[] = "agent channel stuck: libnng's nng_close "
+	    "hung (agents.close_stuck); restart the coordinator\n";
+
 	(void)arg;
-	reply(rq, 200, "text/plain", "ok\n", 3);
+	if (cm_wire_wedged())
+		reply(rq, 503, "text/plain", stuck, sizeof(stuck) - 1);
+	else
+		reply(rq, 200, "text/plain", "ok\n", 3);
 }
 
 // Ready to take alerts: the journal commits and the queue has room.

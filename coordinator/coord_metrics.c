@@ -381,6 +381,9 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    g->agents_registered);
 	gauge(&o, "reflex_agents_lost", "Agents whose heartbeats stopped.",
 	    g->agents_lost);
+	gauge(&o, "reflex_agent_channel_stuck", "1 once libnng's nng_close "
+	    "hung (agents.close_stuck): /healthz fails, restart needed.",
+	    g->agent_channel_stuck);
 	gauge(&o, "reflex_alert_queue_depth",
 	    "Alerts accepted and waiting for a decision.", g->queue_depth);
 	gauge(&o, "reflex_actions_in_flight", "Actions dispatched, not finished.",

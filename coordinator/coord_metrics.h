@@ -65,6 +65,7 @@ void coord_metrics_notification(int ok);
 struct coord_gauges {
 	int64_t agents_registered;
 	int64_t agents_lost;
+	int64_t agent_channel_stuck; // 1 once libnng's close hung
 	int64_t queue_depth;
 	int64_t actions_in_flight;
 	int64_t journal_bytes;

@@ -27,8 +27,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from reflexlab import (free_port, http_json, lab_main,  # noqa: E402
-                       reflex_binary, scaled, wait_until)
+from reflexlab import (free_port, http_get, http_json,  # noqa: E402
+                       lab_main, reflex_binary, scaled, wait_until)
 
 COORD = """\
 listen: 127.0.0.1:{http}
@@ -43,6 +43,7 @@ coordinator: tcp://127.0.0.1:{agents}
 heartbeat_interval: 1s
 listen: tcp://127.0.0.1:{cmd}
 status_socket: {sock}
+metrics_listen: 127.0.0.1:{metrics}
 services:
   - name: web
     command: ["{svc}", "--port", "{{port}}", "--name", "{{instance}}"]
@@ -89,11 +90,13 @@ def run(tap, lab):
         tap.ok(False, "the fault shim is built (REFLEX_FAULTS_LIB)", shim)
         return
     http, agents, cmd = free_port(), free_port(), free_port()
+    metrics = free_port()
     url = f"http://127.0.0.1:{http}"
     ccfg = lab.write_file("coordinator.yaml", COORD.format(
         http=http, agents=agents, journal=lab.path("journal.db")))
     acfg = lab.write_file("agent.yaml", AGENT.format(
         agents=agents, cmd=cmd, sock=lab.path("agent.sock"),
+        metrics=metrics,
         svc=reflex_binary("reflex-demo-svc"), web=free_port(),
         stub=free_port()))
     hang = lab.path("hang-nng-close")
@@ -167,6 +170,11 @@ def run(tap, lab):
     open(hang, "w").close()
     wait_until(lambda: "event=link.close_stuck" in again.log_text(),
                scaled(30), what="the link's close left behind")
+    r = http_get(f"http://127.0.0.1:{metrics}/healthz")
+    tap.ok(r.status == 503 and "nng" in r.text, "the agent's /healthz then "
+           "answers 503 with the reason (a stuck libnng never cleans up or "
+           "redials a dropped connection: a liveness probe restarts it)",
+           (r.status, r.text))
     os.unlink(hang)
     coord.signal(signal.SIGKILL)
     coord.wait(scaled(10))
