@@ -821,16 +821,8 @@ static const struct tt_case cases[] = {
 int
 main(int argc, char **argv)
 {
-	int rv;
-
-	snprintf(dir, sizeof(dir), "/tmp/reflex-chan-XXXXXX");
-	if (mkdtemp(dir) == NULL) {
-		perror("mkdtemp");
-		return 1;
-	}
 	if (getenv("TEST_DEBUG"))
 		cm_log_set_level(CM_LOG_DEBUG);
-	rv = tt_run(cases, argc, argv);
-	tt_rm_dir(dir);
-	return rv;
+	return tt_run_in_dir(cases, argc, argv, dir, sizeof(dir),
+	    "/tmp/reflex-chan-XXXXXX");
 }

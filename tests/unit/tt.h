@@ -130,6 +130,25 @@ tt_rm_dir(const char *path)
 	(void)rmdir(path);
 }
 
+// tt_run inside a new temporary directory: dir[size] is made from
+// `templ` ("/tmp/reflex-x-XXXXXX") before the cases and removed after.
+// Returns tt_run's status, or 1 when the directory cannot be made.
+static inline int
+tt_run_in_dir(const struct tt_case *cases, int argc, char **argv,
+    char *dir, size_t size, const char *templ)
+{
+	int rv;
+
+	snprintf(dir, size, "%s", templ);
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	rv = tt_run(cases, argc, argv);
+	tt_rm_dir(dir);
+	return rv;
+}
+
 #define TT_MAIN(cases)                                                      \
 	int main(int argc, char **argv)                                     \
 	{                                                                   \
