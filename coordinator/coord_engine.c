@@ -16,6 +16,7 @@
 
 #include "cm_log.h"
 #include "cm_hash.h"
+#include "cm_heap.h"
 #include "cm_time.h"
 #include "cm_thread.h"
 #include "coord_metrics.h"
@@ -135,7 +136,7 @@ struct run {
 // Verification of a finished run: polls the agent's view of the target
 // and a PromQL condition, and waits for the resolved notification.
 struct verify {
-	struct verify *next;
+	struct cm_heap_node due;   // in e->verifies, at its next time
 	struct coord_engine *e;
 	struct incident *inc;
 	struct coord_alert *alert; // owned
@@ -309,12 +310,10 @@ struct coord_engine {
 				// skip building their keys
 	struct run *runs;
 	struct ev *deferred;	// alerts waiting for a dependency
-	struct verify *verifies;
-	// At most the earliest time any verification is due (its next poll
-	// or its deadline); INT64_MAX with none. The list is walked only
-	// once that time came: with a storm's hundreds of verifications
-	// open, walking it at every turn was most of the engine's time.
-	int64_t verify_due;
+	// Open verifications by the time each is due next (its next poll
+	// or its deadline): a storm leaves hundreds open, and a walk of all
+	// of them at each one's poll was most of the engine's time.
+	struct cm_heap verifies;
 	struct approval *approvals;
 	struct revert *reverts;	// kubernetes changes to undo later
 	int64_t rollout_percent;
@@ -2543,15 +2542,11 @@ verify_free(struct verify *v)
 	free(v);
 }
 
-static void
-verify_unlink(struct coord_engine *e, struct verify *v)
+static struct verify *
+verify_of(struct cm_heap_node *nd)
 {
-	for (struct verify **p = &e->verifies; *p != NULL; p = &(*p)->next) {
-		if (*p == v) {
-			*p = v->next;
-			return;
-		}
-	}
+	return (struct verify *)(void *)((char *)nd -
+	    offsetof(struct verify, due));
 }
 
 static int64_t
@@ -2966,15 +2961,13 @@ query_job_run(void *arg)
 	free(q);
 }
 
-// Lowers e->verify_due to v's next time.
+// Moves v (in e->verifies) to its next time: its next poll or its
+// deadline, whichever comes first.
 static void
-verify_due_note(struct coord_engine *e, const struct verify *v)
+verify_reschedule(struct coord_engine *e, struct verify *v)
 {
-	int64_t t = v->next_poll_mono < v->deadline_mono ? v->next_poll_mono :
-	    v->deadline_mono;
-
-	if (t < e->verify_due)
-		e->verify_due = t;
+	cm_heap_update(&e->verifies, &v->due, v->next_poll_mono <
+	    v->deadline_mono ? v->next_poll_mono : v->deadline_mono);
 }
 
 static void
@@ -2984,7 +2977,7 @@ verify_poll(struct verify *v, int64_t now)
 	const struct coord_verify_conf *vc = &v->rule->conf->verify;
 
 	v->next_poll_mono = now + vc->interval_ms;
-	verify_due_note(e, v);
+	verify_reschedule(e, v);
 	if (v->need_health && !v->health_pending) {
 		struct cm_msg_command cmd = { .action_id = (uint64_t)v->row_id };
 		int64_t timeout = vc->interval_ms < 10000 ? vc->interval_ms : 10000;
@@ -3057,7 +3050,7 @@ verify_finish(struct verify *v, enum coord_verified outcome, const char *why)
 	cm_log(outcome == COORD_VER_VERIFIED ? CM_LOG_INFO : CM_LOG_WARN,
 	    "engine.verification", "alert_id=%" PRId64 " result=%s detail=%s",
 	    v->alert_id, states[outcome], cm_q(why));
-	verify_unlink(e, v);
+	cm_heap_remove(&e->verifies, &v->due);
 	v->inc->holds--;
 	history_add(v->inc, "%s: verification %s (%s)", v->tried,
 	    states[outcome], why);
@@ -3124,6 +3117,13 @@ verify_start(struct run *r)
 		return;
 	}
 	v->e = e;
+	// In the heap from here (its time set below), so that nothing after
+	// the row can fail for want of memory.
+	if (cm_heap_push(&e->verifies, &v->due, INT64_MAX) < 0) {
+		free(v);
+		r->inc->holds--;
+		return;
+	}
 	v->inc = r->inc;
 	v->rule = rule;
 	v->alert_id = r->alert_id;
@@ -3163,6 +3163,7 @@ verify_start(struct run *r)
 	if (!v->need_health && v->promql == NULL && !vc->resolved &&
 	    v->promql_state != 0) {
 		r->inc->holds--;
+		cm_heap_remove(&e->verifies, &v->due);
 		verify_free(v);
 		return;
 	}
@@ -3179,9 +3180,7 @@ verify_start(struct run *r)
 	v->deadline_mono = now + vc->timeout_ms;
 	v->next_poll_mono = now + (vc->interval_ms < 1000 ? vc->interval_ms :
 	    1000);
-	v->next = e->verifies;
-	e->verifies = v;
-	verify_due_note(e, v);
+	verify_reschedule(e, v);
 }
 
 static void
@@ -3217,7 +3216,9 @@ handle_vquery(struct coord_engine *e, struct ev *ev)
 static void
 verify_resolved(struct coord_engine *e, struct incident *inc)
 {
-	for (struct verify *v = e->verifies; v != NULL; v = v->next) {
+	for (size_t i = 0; i < e->verifies.n; i++) {
+		struct verify *v = verify_of(e->verifies.v[i]);
+
 		if (v->inc == inc) {
 			verify_evaluate(v, cm_mono_ms());
 			return; // evaluate may free v
@@ -3247,8 +3248,9 @@ next_deadline(struct coord_engine *e, int64_t now)
 	for (struct revert *rv = e->reverts; rv != NULL; rv = rv->next)
 		if (rv->at_mono < d)
 			d = rv->at_mono;
-	if (e->verify_due < d)
-		d = e->verify_due;
+	if (cm_heap_top(&e->verifies) != NULL &&
+	    cm_heap_top(&e->verifies)->key < d)
+		d = cm_heap_top(&e->verifies)->key;
 	return d;
 }
 
@@ -3291,18 +3293,19 @@ fire_timers(struct coord_engine *e, int64_t now)
 			}
 		}
 	}
-	if (e->verify_due > now)
-		return;
-	for (struct verify *v = e->verifies, *next; v != NULL; v = next) {
-		next = v->next; // v may finish and be freed
-		if (v->next_poll_mono <= now && now < v->deadline_mono)
-			verify_poll(v, now);
-		if (v->deadline_mono <= now)
-			verify_evaluate(v, now);
+	for (struct cm_heap_node *top; (top = cm_heap_top(&e->verifies)) !=
+	    NULL && top->key <= now;) {
+		struct verify *v = verify_of(top);
+
+		if (now < v->deadline_mono) {
+			verify_poll(v, now); // due again an interval later
+			continue;
+		}
+		// Past its deadline: decided now, or (a check or query still
+		// out) when that answer comes; due no more until then.
+		cm_heap_update(&e->verifies, &v->due, INT64_MAX);
+		verify_evaluate(v, now); // may finish and free v
 	}
-	e->verify_due = INT64_MAX;
-	for (struct verify *v = e->verifies; v != NULL; v = v->next)
-		verify_due_note(e, v);
 }
 
 // The agent's own restart goes through the checks as a restart of that
@@ -3956,7 +3959,7 @@ coord_engine_start(struct coord_engine **ret,
 	if (e == NULL)
 		return -ENOMEM;
 	e->d = *deps;
-	e->verify_due = INT64_MAX;
+	cm_heap_init(&e->verifies);
 	e->started_mono = cm_mono_ms();
 	atomic_init(&e->rules, &deps->conf->compiled);
 	for (int d = 0; d < COORD_DEC__COUNT; d++)
@@ -4073,12 +4076,12 @@ coord_engine_free(struct coord_engine *e)
 		e->approvals = a->next;
 		approval_free(a);
 	}
-	while (e->verifies != NULL) {
-		struct verify *v = e->verifies;
-
-		e->verifies = v->next;
-		verify_free(v);
+	for (struct cm_heap_node *top; (top = cm_heap_top(&e->verifies)) !=
+	    NULL;) {
+		cm_heap_remove(&e->verifies, top);
+		verify_free(verify_of(top));
 	}
+	cm_heap_fini(&e->verifies);
 	while (e->deferred != NULL) {
 		struct ev *ev = e->deferred;
 
