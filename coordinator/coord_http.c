@@ -448,6 +448,7 @@ gauges(struct coord_http *h, struct coord_gauges *g,
 	g->journal_commit_errors = js->commit_errors;
 	g->journal_checkpoints = js->checkpoints;
 	g->journal_backstop_checkpoints = js->backstop_checkpoints;
+	g->journal_checkpoint_waits = js->checkpoint_waits;
 	g->journal_syncs = js->syncs;
 	g->journal_linger_timeouts = js->linger_timeouts;
 	{

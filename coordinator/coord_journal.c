@@ -56,6 +56,11 @@
 // the writer checkpoints itself (what SQLite's autocheckpoint did at
 // 1,000 pages) once the WAL holds that many frames.
 #define CKPT_PAGES 1000
+// A checkpoint's writes and its fsync of the database delay an fdatasync
+// of the WAL that meets them (an alert's way to its command): from
+// CKPT_PAGES on, the checkpointer waits for a moment when no commit is
+// under way or waiting to be synced, unless CKPT_FORCE frames wait.
+#define CKPT_FORCE 2000
 // After each checkpoint the database's pages are dropped from the page
 // cache but for the last cache_tail bytes of the file (CACHE_TAIL unless
 // set), where rows are added and recent ones read. The journal is written
@@ -389,6 +394,7 @@ struct coord_journal {
 	int stale_lingers;	// linger timeouts in a row without a release
 	int64_t syncs;		// fdatasyncs of the WAL by the syncer
 	int64_t linger_timeouts; // waits of linger() that ran out
+	bool syncing;		// the syncer has batches out of the ring
 	bool sync_stop;
 	bool syncer_started;
 	pthread_t syncer;
@@ -397,6 +403,8 @@ struct coord_journal {
 	sqlite3 *cdb;
 	pthread_cond_t ckpt_wake;
 	int wal_frames;		// frames in the WAL after the last commit
+	bool ckpt_waiting;	// for a quiet moment (see CKPT_FORCE)
+	int64_t ckpt_waits;	// checkpoints that waited for one
 	int ckpt_done;		// of those, copied by the last checkpoint
 	int db_fd;		// the database file, for posix_fadvise; -1
 	int64_t cache_tail;	// see CACHE_TAIL; < 0: no drops
@@ -1960,6 +1968,24 @@ sync_failed(struct coord_journal *j, int e, const struct committed *c,
 	_exit(COORD_JOURNAL_EXIT_SYNC);
 }
 
+// (j->lock held) No commit under way, queued, waiting for the syncer or
+// promised by a hold: a checkpoint started now meets no fdatasync.
+static bool
+quiet(const struct coord_journal *j)
+{
+	return !j->busy && j->head == NULL && j->sync_n == 0 && !j->syncing &&
+	    j->holds == 0;
+}
+
+// (j->lock held) Wakes a checkpointer waiting for a quiet moment, if this
+// is one.
+static void
+quiet_note(struct coord_journal *j)
+{
+	if (j->ckpt_waiting && quiet(j))
+		pthread_cond_signal(&j->ckpt_wake);
+}
+
 // The syncer (j->lock held), with committed batches in its ring: while
 // holds promise more writes soon, waits for them (bounded), so that the
 // coming fdatasync covers them too. A promise not kept in time stays
@@ -2022,6 +2048,7 @@ syncer_main(void *arg)
 			c[i] = j->syncq[(j->sync_head + i) % SYNC_QUEUE];
 		j->sync_head = (j->sync_head + n) % SYNC_QUEUE;
 		j->sync_n = 0;
+		j->syncing = true;
 		pthread_cond_signal(&j->sync_free);
 		pthread_mutex_unlock(&j->lock);
 		// Every batch taken was committed (written to the WAL) before
@@ -2039,6 +2066,10 @@ syncer_main(void *arg)
 			note_result(j, c[i].rv, c[i].added, c[i].nops, c[i].why);
 			complete_batch(j, c[i].batch, c[i].rv);
 		}
+		pthread_mutex_lock(&j->lock);
+		j->syncing = false;
+		quiet_note(j);
+		pthread_mutex_unlock(&j->lock);
 	}
 	return NULL;
 }
@@ -2233,7 +2264,8 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	if (frames < j->ckpt_done)	// the log restarted
 		j->ckpt_done = 0;
 	j->wal_frames = frames;
-	if (frames - j->ckpt_done >= CKPT_PAGES)
+	if (frames - j->ckpt_done >= (j->ckpt_waiting ? CKPT_FORCE :
+	    CKPT_PAGES))
 		pthread_cond_signal(&j->ckpt_wake);
 	pthread_mutex_unlock(&j->lock);
 	if (frames >= CKPT_BACKSTOP) {
@@ -2288,6 +2320,16 @@ ckpt_main(void *arg)
 			pthread_cond_wait(&j->ckpt_wake, &j->lock);
 		if (j->ckpt_stop)
 			break;
+		if (!quiet(j) && j->wal_frames - j->ckpt_done < CKPT_FORCE) {
+			// Woken again at the next quiet moment (quiet_note)
+			// or by the WAL hook at CKPT_FORCE frames.
+			if (!j->ckpt_waiting)
+				j->ckpt_waits++;
+			j->ckpt_waiting = true;
+			pthread_cond_wait(&j->ckpt_wake, &j->lock);
+			continue;
+		}
+		j->ckpt_waiting = false;
 		pthread_mutex_unlock(&j->lock);
 		nlog = nckpt = 0;
 		rc = sqlite3_wal_checkpoint_v2(j->cdb, NULL,
@@ -2338,6 +2380,7 @@ writer_main(void *arg)
 		maybe_retain(j);
 		pthread_mutex_lock(&j->lock);
 		j->busy = false;
+		quiet_note(j);
 		pthread_mutex_unlock(&j->lock);
 	}
 	return NULL;
@@ -2732,6 +2775,7 @@ coord_journal_batch_submit(struct coord_journal_batch *b,
 		j->busy = false;
 		if (j->head != NULL || j->retain_more || j->stop)
 			pthread_cond_signal(&j->wake);
+		quiet_note(j);
 		pthread_mutex_unlock(&j->lock);
 		return 0;
 	} else {
@@ -3335,6 +3379,7 @@ coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s)
 	s->commits = j->commits;
 	s->checkpoints = j->checkpoints;
 	s->backstop_checkpoints = j->backstop_checkpoints;
+	s->checkpoint_waits = j->ckpt_waits;
 	s->cache_trims = j->cache_trims;
 	s->syncs = j->syncs;
 	s->linger_timeouts = j->linger_timeouts;

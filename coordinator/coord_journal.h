@@ -340,6 +340,8 @@ struct coord_journal_stats {
 	int64_t commit_errors;
 	int64_t checkpoints;   // by the checkpointer thread
 	int64_t backstop_checkpoints; // by the writer (checkpointer behind)
+	int64_t checkpoint_waits; // checkpoints that waited for a moment
+				  // without commits (see CKPT_FORCE)
 	int64_t cache_trims;   // page cache drops after checkpoints
 	int64_t syncs;	       // fdatasyncs of the WAL (sync_full file)
 	int64_t linger_timeouts; // syncer waits for holds that ran out

@@ -403,6 +403,10 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    "reflex_journal_checkpoints_total{by=\"writer\"} %lld\n",
 	    (long long)g->journal_checkpoints,
 	    (long long)g->journal_backstop_checkpoints);
+	counter(&o, "reflex_journal_checkpoint_waits_total",
+	    "Checkpoints that waited for a moment without commits, so that "
+	    "their writes would not delay a commit's fdatasync.",
+	    g->journal_checkpoint_waits);
 	counter(&o, "reflex_journal_syncs_total",
 	    "fdatasyncs of the journal's WAL (journal_sync_full on a file); "
 	    "each covers every commit before it.",

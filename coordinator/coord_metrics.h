@@ -73,6 +73,7 @@ struct coord_gauges {
 	int64_t journal_commit_errors;
 	int64_t journal_checkpoints;	  // by the checkpointer thread
 	int64_t journal_backstop_checkpoints; // by the writer itself
+	int64_t journal_checkpoint_waits; // that waited for a quiet moment
 	int64_t journal_syncs;		  // fdatasyncs of the WAL
 	int64_t journal_linger_timeouts;  // syncer gave up on the engine
 	int64_t breaker_open;

@@ -2263,6 +2263,153 @@ out:
 	tmp_remove(&t);
 }
 
+// `times` groups of 100 alerts of 4,000 bytes each (about 100 WAL frames
+// a group), submitted without waiting: the records and the alert stay
+// until big_free, after their callbacks (counted in w).
+struct big {
+	struct coord_alert *a;
+	struct coord_alert_rec *recs;
+};
+
+static void
+big_submit(struct big *b, struct coord_journal *j, int times,
+    struct waiter *w)
+{
+	char *text = xcalloc(1, 4001);
+
+	memset(text, 'q', 4000);
+	b->a = mk_alert("Busy", 1, text);
+	free(text);
+	b->recs = xcalloc((size_t)times * 100, sizeof(*b->recs));
+	for (int i = 0; i < times * 100; i++)
+		rec_init(&b->recs[i], b->a, i % 100);
+	for (int i = 0; i < times; i++)
+		CHECK_INT(coord_journal_submit_alerts(j, &b->recs[i * 100], 100,
+		    waiter_cb, w), 0);
+}
+
+static void
+big_free(struct big *b)
+{
+	free(b->recs);
+	coord_alert_free(b->a);
+}
+
+// Polls the journal's stats (up to 10 s) until checkpoints reach `cp` and
+// checkpoint_waits `waits`; returns the last stats.
+static struct coord_journal_stats
+stats_until(struct coord_journal *j, int64_t cp, int64_t waits)
+{
+	struct coord_journal_stats js;
+
+	for (int i = 0; i < 1000; i++) {
+		coord_journal_stats(j, &js);
+		if (js.checkpoints >= cp && js.checkpoint_waits >= waits)
+			break;
+		usleep(10000);
+	}
+	return js;
+}
+
+// A checkpoint's writes and its fsync of the database would delay the
+// fdatasync of a commit they meet: past 1,000 frames the checkpointer
+// waits for a moment without commits under way, queued, unsynced or
+// promised. Here an early callback's hold (linger 60 s) keeps the
+// journal busy: no checkpoint while it is held, however long; one as soon
+// as it is kept and the commits behind it are synced.
+static void
+test_checkpoint_waits_for_quiet(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.sync_linger_us = 60 * 1000000LL };
+	struct coord_alert *a = mk_alert("Held", 1, "h");
+	struct early e = EARLY_INIT(true);
+	struct waiter w = WAITER_INIT;
+	struct big big = { 0 };
+	struct coord_journal_stats js;
+	struct coord_alert_rec rec;
+	struct coord_journal *j;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&rec, a, 1);
+	submit_early_called(j, &rec, &e); // takes the hold
+	big_submit(&big, j, 12, &w);	  // about 1,200 frames
+	js = stats_until(j, 0, 1);
+	CHECK_INT(js.checkpoint_waits, 1);
+	usleep(300 * 1000);
+	coord_journal_stats(j, &js);
+	CHECK_INT(js.checkpoints, 0);
+	pthread_mutex_lock(&w.mu);
+	CHECK_INT(w.calls, 0); // nothing synced: the hold is still out
+	pthread_mutex_unlock(&w.mu);
+
+	coord_journal_release(j, 1);
+	waiter_wait(&w, 12);
+	CHECK_INT(w.failures, 0);
+	js = stats_until(j, 1, 1);
+	CHECK(js.checkpoints >= 1);
+	CHECK_INT(js.checkpoint_waits, 1);
+	CHECK_INT(js.backstop_checkpoints, 0);
+	waiter_wait(&e.w, 1);
+	CHECK_INT(e.w.rv, 0);
+	coord_journal_close(j);
+	big_free(&big);
+out:
+	coord_alert_free(a);
+	tmp_remove(&t);
+}
+
+// The wait for a quiet moment is bounded: at 2,000 frames the checkpoint
+// runs with the journal still busy (the hold still out), long before the
+// writer's own backstop (16,384).
+static void
+test_checkpoint_forced_when_busy(void)
+{
+	struct coord_journal_opts o = { .sync_full = true,
+		.sync_linger_us = 60 * 1000000LL };
+	struct coord_alert *a = mk_alert("Held", 1, "h");
+	struct early e = EARLY_INIT(true);
+	struct waiter w = WAITER_INIT;
+	struct big big = { 0 }, big2 = { 0 };
+	struct coord_journal_stats js;
+	struct coord_alert_rec rec;
+	struct coord_journal *j;
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&rec, a, 1);
+	submit_early_called(j, &rec, &e);
+	big_submit(&big, j, 12, &w); // about 1,200 frames: it waits
+	js = stats_until(j, 0, 1);
+	CHECK_INT(js.checkpoint_waits, 1);
+	CHECK_INT(js.checkpoints, 0);
+	big_submit(&big2, j, 12, &w); // 1,200 more
+	js = stats_until(j, 1, 1);
+	CHECK(js.checkpoints >= 1);
+	CHECK_INT(js.checkpoint_waits, 1);
+	CHECK_INT(js.backstop_checkpoints, 0);
+	pthread_mutex_lock(&w.mu);
+	CHECK_INT(w.calls, 0); // the hold is still out
+	pthread_mutex_unlock(&w.mu);
+	coord_journal_release(j, 1);
+	waiter_wait(&w, 24);
+	CHECK_INT(w.failures, 0);
+	waiter_wait(&e.w, 1);
+	coord_journal_close(j);
+	big_free(&big);
+	big_free(&big2);
+out:
+	coord_alert_free(a);
+	tmp_remove(&t);
+}
+
 // Pages of the file's first `len` bytes in the page cache, or -1.
 static long
 resident_pages(const char *path, off_t len)
@@ -3588,6 +3735,8 @@ static const struct tt_case cases[] = {
 	{ "a full queue answers EAGAIN", test_full_queue_eagain },
 	{ "WAL frames reach the database file by the checkpointer",
 	    test_checkpoint_beside_writer },
+	{ "checkpoint_waits_for_quiet", test_checkpoint_waits_for_quiet },
+	{ "checkpoint_forced_when_busy", test_checkpoint_forced_when_busy },
 	{ "a checkpoint's pages leave the page cache but the file's tail",
 	    test_checkpoint_drops_cached_pages },
 	{ "pages dropped after checkpoints read back whole beside retention",
