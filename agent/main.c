@@ -18,6 +18,7 @@
 
 struct args {
 	const char *config;
+	bool config_given;    // -c, even with the default path
 	const char *max_size; // --config-max-size, NULL: from the environment
 	int verbose;
 	bool check;
@@ -66,8 +67,10 @@ parse_args(int argc, char **argv, struct args *a)
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+c:vh", opts, NULL)) != -1) {
-		if (c == 'c')
+		if (c == 'c') {
 			a->config = optarg;
+			a->config_given = true;
+		}
 		else if (c == 'v')
 			a->verbose++;
 		else if (c == 'C')
@@ -100,8 +103,7 @@ parse_args(int argc, char **argv, struct args *a)
 // given before the word (only -c means anything to it; any other is
 // refused there, with its usage), then those after it.
 static int
-status_after_options(int argc, char **argv, int at, const struct args *a,
-    bool config_given)
+status_after_options(int argc, char **argv, int at, const struct args *a)
 {
 	char **sv = calloc((size_t)argc + 3, sizeof(*sv));
 	int n = 0, rv;
@@ -109,7 +111,7 @@ status_after_options(int argc, char **argv, int at, const struct args *a,
 	if (sv == NULL)
 		return 1;
 	sv[n++] = argv[at];
-	if (config_given) {
+	if (a->config_given) {
 		sv[n++] = "-c";
 		sv[n++] = (char *)a->config;
 	}
@@ -202,8 +204,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "reflex-agent: %s\n", err);
 			return 2;
 		}
-		return status_after_options(argc, argv, optind, &a,
-		    strcmp(a.config, AGENT_CONF_DEFAULT_PATH) != 0);
+		return status_after_options(argc, argv, optind, &a);
 	}
 	if (rv != 0) {
 		usage(rv > 0 ? stdout : stderr);

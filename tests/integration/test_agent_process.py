@@ -254,6 +254,14 @@ def check_startup(agent, ports, sock):
     r2 = run([AGENT, "-c", agent.conf, "status"])
     T.ok(r2.returncode == 0 and "node         node-t" in r2.stdout,
          "-c FILE may come before the word status", r2.stdout + r2.stderr)
+    # -c is -c whatever the path, the default one too: with -s the
+    # status client refuses it as it refuses any other -c.
+    r5 = run([AGENT, "-c", "/etc/reflex/agent.yaml", "status", "-s", sock])
+    r6 = run([AGENT, "-c", agent.conf, "status", "-s", sock])
+    T.ok(r5.returncode == 2 and r6.returncode == 2 and
+         "usage: reflex-agent status" in r5.stderr,
+         "-c with the default path before status counts as given",
+         r5.stdout + r5.stderr + r6.stderr)
     r3 = run([AGENT, "-v", "status"])
     r4 = run([AGENT, "-c", agent.conf, "stats"])
     T.ok(r3.returncode == 2 and "status takes -c or -s" in r3.stderr and
