@@ -2315,59 +2315,13 @@ stats_until(struct coord_journal *j, int64_t cp, int64_t waits)
 // fdatasync of a commit they meet: past 1,000 frames the checkpointer
 // waits for a moment without commits under way, queued, unsynced or
 // promised. Here an early callback's hold (linger 60 s) keeps the
-// journal busy: no checkpoint while it is held, however long; one as soon
-// as it is kept and the commits behind it are synced.
+// journal busy while about 1,200 frames come: the checkpoint waits. Then,
+// with `force`, 1,200 more: at 2,000 it runs with the hold still out,
+// long before the writer's own backstop (16,384); without, it still
+// waits a while later. Once the hold is kept and the commits behind it
+// synced, the checkpoint it waited for runs.
 static void
-test_checkpoint_waits_for_quiet(void)
-{
-	struct coord_journal_opts o = { .sync_full = true,
-		.sync_linger_us = 60 * 1000000LL };
-	struct coord_alert *a = mk_alert("Held", 1, "h");
-	struct early e = EARLY_INIT(true);
-	struct waiter w = WAITER_INIT;
-	struct big big = { 0 };
-	struct coord_journal_stats js;
-	struct coord_alert_rec rec;
-	struct coord_journal *j;
-	struct tmp t;
-
-	tmp_make(&t);
-	j = open_ok(t.db, &o);
-	if (j == NULL)
-		goto out;
-	rec_init(&rec, a, 1);
-	submit_early_called(j, &rec, &e); // takes the hold
-	big_submit(&big, j, 12, &w);	  // about 1,200 frames
-	js = stats_until(j, 0, 1);
-	CHECK_INT(js.checkpoint_waits, 1);
-	usleep(300 * 1000);
-	coord_journal_stats(j, &js);
-	CHECK_INT(js.checkpoints, 0);
-	pthread_mutex_lock(&w.mu);
-	CHECK_INT(w.calls, 0); // nothing synced: the hold is still out
-	pthread_mutex_unlock(&w.mu);
-
-	coord_journal_release(j, 1);
-	waiter_wait(&w, 12);
-	CHECK_INT(w.failures, 0);
-	js = stats_until(j, 1, 1);
-	CHECK(js.checkpoints >= 1);
-	CHECK_INT(js.checkpoint_waits, 1);
-	CHECK_INT(js.backstop_checkpoints, 0);
-	waiter_wait(&e.w, 1);
-	CHECK_INT(e.w.rv, 0);
-	coord_journal_close(j);
-	big_free(&big);
-out:
-	coord_alert_free(a);
-	tmp_remove(&t);
-}
-
-// The wait for a quiet moment is bounded: at 2,000 frames the checkpoint
-// runs with the journal still busy (the hold still out), long before the
-// writer's own backstop (16,384).
-static void
-test_checkpoint_forced_when_busy(void)
+checkpoint_with_hold(bool force)
 {
 	struct coord_journal_opts o = { .sync_full = true,
 		.sync_linger_us = 60 * 1000000LL };
@@ -2379,35 +2333,59 @@ test_checkpoint_forced_when_busy(void)
 	struct coord_alert_rec rec;
 	struct coord_journal *j;
 	struct tmp t;
+	int groups = 12;
 
 	tmp_make(&t);
 	j = open_ok(t.db, &o);
 	if (j == NULL)
 		goto out;
 	rec_init(&rec, a, 1);
-	submit_early_called(j, &rec, &e);
-	big_submit(&big, j, 12, &w); // about 1,200 frames: it waits
+	submit_early_called(j, &rec, &e); // takes the hold
+	big_submit(&big, j, 12, &w);
 	js = stats_until(j, 0, 1);
 	CHECK_INT(js.checkpoint_waits, 1);
 	CHECK_INT(js.checkpoints, 0);
-	big_submit(&big2, j, 12, &w); // 1,200 more
+	if (force) {
+		big_submit(&big2, j, 12, &w);
+		groups += 12;
+		js = stats_until(j, 1, 1);
+		CHECK(js.checkpoints >= 1);
+	} else {
+		usleep(300 * 1000);
+		coord_journal_stats(j, &js);
+		CHECK_INT(js.checkpoints, 0);
+	}
+	pthread_mutex_lock(&w.mu);
+	CHECK_INT(w.calls, 0); // nothing synced: the hold is still out
+	pthread_mutex_unlock(&w.mu);
+
+	coord_journal_release(j, 1);
+	waiter_wait(&w, groups);
+	CHECK_INT(w.failures, 0);
 	js = stats_until(j, 1, 1);
 	CHECK(js.checkpoints >= 1);
 	CHECK_INT(js.checkpoint_waits, 1);
 	CHECK_INT(js.backstop_checkpoints, 0);
-	pthread_mutex_lock(&w.mu);
-	CHECK_INT(w.calls, 0); // the hold is still out
-	pthread_mutex_unlock(&w.mu);
-	coord_journal_release(j, 1);
-	waiter_wait(&w, 24);
-	CHECK_INT(w.failures, 0);
 	waiter_wait(&e.w, 1);
+	CHECK_INT(e.w.rv, 0);
 	coord_journal_close(j);
 	big_free(&big);
 	big_free(&big2);
 out:
 	coord_alert_free(a);
 	tmp_remove(&t);
+}
+
+static void
+test_checkpoint_waits_for_quiet(void)
+{
+	checkpoint_with_hold(false);
+}
+
+static void
+test_checkpoint_forced_when_busy(void)
+{
+	checkpoint_with_hold(true);
 }
 
 // Pages of the file's first `len` bytes in the page cache, or -1.
