@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// coord_cli: history, pause/resume and simulate subcommands.
+// coord_cli: history, alerts, status, agents, pause/resume, approve/reject
+// and simulate subcommands.
 #include "coord_cli.h"
 
 #include <cjson/cJSON.h>
@@ -115,14 +116,22 @@ since_arg(const char *arg, char *q, size_t n)
 	return 0;
 }
 
-int
-coord_cli_history(const char *config, int argc, char **argv)
+/*
+ * The common part of 'history' and 'alerts': parses --service,
+ * --alertname, --STATE_KEY (state or outcome), --since, --limit, --json
+ * and --url, and GETs `path` with them. Returns 0 with *doc the answer's
+ * array (NULL after --json printed it as it came), 1 when the request
+ * failed (reported), 2 on bad usage.
+ */
+static int
+list_get(const char *config, int argc, char **argv, const char *path,
+    const char *state_key, cJSON **doc)
 {
-	static const struct option opts[] = {
+	const struct option opts[] = {
 		{ "url", required_argument, NULL, 'u' },
 		{ "service", required_argument, NULL, 's' },
 		{ "alertname", required_argument, NULL, 'a' },
-		{ "state", required_argument, NULL, 't' },
+		{ state_key, required_argument, NULL, 't' },
 		{ "since", required_argument, NULL, 'S' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
@@ -132,14 +141,14 @@ coord_cli_history(const char *config, int argc, char **argv)
 	char base[512], q[1024] = "", full[1600];
 	struct coord_fetch_reply r;
 	bool json = false;
-	cJSON *doc, *a;
 	int opt, rv;
 
+	*doc = NULL;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		const char *key = opt == 's' ? "service" : opt == 'a' ?
-		    "alertname" : opt == 't' ? "state" : opt == 'S' ? "since" :
-		    opt == 'l' ? "limit" : NULL;
+		    "alertname" : opt == 't' ? state_key : opt == 'l' ?
+		    "limit" : NULL;
 
 		if (opt == 'u')
 			url = optarg;
@@ -155,8 +164,8 @@ coord_cli_history(const char *config, int argc, char **argv)
 	}
 	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
 		return 2;
-	snprintf(full, sizeof(full), "%s/api/v1/actions%s%s", base,
-	    q[0] ? "?" : "", q);
+	snprintf(full, sizeof(full), "%s%s%s%s", base, path, q[0] ? "?" : "",
+	    q);
 	rv = coord_fetch("GET", full, NULL, NULL, 0, CLI_TIMEOUT_MS, &r);
 	if (rv < 0) {
 		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r.error);
@@ -173,25 +182,70 @@ coord_cli_history(const char *config, int argc, char **argv)
 		free(r.body);
 		return 0;
 	}
-	doc = cJSON_Parse(r.body);
+	*doc = cJSON_Parse(r.body);
 	free(r.body);
-	if (!cJSON_IsArray(doc)) {
-		cJSON_Delete(doc);
+	if (!cJSON_IsArray(*doc)) {
+		cJSON_Delete(*doc);
+		*doc = NULL;
 		fprintf(stderr, "reflex-coordinator: unexpected answer\n");
 		return 1;
 	}
+	return 0;
+}
+
+static double
+num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+int
+coord_cli_history(const char *config, int argc, char **argv)
+{
+	cJSON *doc, *a;
+	int rv = list_get(config, argc, argv, "/api/v1/actions", "state",
+	    &doc);
+
+	if (rv != 0 || doc == NULL)
+		return rv;
 	printf("%-6s %-24s %-14s %-9s %-28s %-11s %s\n", "ID", "CREATED",
 	    "TYPE", "STATE", "TARGET", "NODE", "DETAIL");
 	cJSON_ArrayForEach(a, doc) {
 		char target[160];
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
 
 		snprintf(target, sizeof(target), "%s/%s", str(a, "service"),
 		    str(a, "instance")[0] ? str(a, "instance") : "*");
-		printf("%-6.0f %-24s %-14s %-9s %-28s %-11s ",
-		    cJSON_IsNumber(id) ? id->valuedouble : 0, str(a, "created"),
-		    str(a, "type"), str(a, "state"), target, str(a, "node")[0] ?
-		    str(a, "node") : "-");
+		printf("%-6.0f %-24s %-14s %-9s %-28s %-11s ", num(a, "id"),
+		    str(a, "created"), str(a, "type"), str(a, "state"), target,
+		    str(a, "node")[0] ? str(a, "node") : "-");
+		print_first_line(str(a, "detail"));
+	}
+	cJSON_Delete(doc);
+	return 0;
+}
+
+int
+coord_cli_alerts(const char *config, int argc, char **argv)
+{
+	cJSON *doc, *a;
+	int rv = list_get(config, argc, argv, "/api/v1/alerts", "outcome",
+	    &doc);
+
+	if (rv != 0 || doc == NULL)
+		return rv;
+	printf("%-7s %-24s %-22s %-8s %-28s %-22s %s\n", "ID", "RECEIVED",
+	    "ALERTNAME", "STATUS", "SERVICE/INSTANCE", "OUTCOME", "DETAIL");
+	cJSON_ArrayForEach(a, doc) {
+		char target[160];
+
+		snprintf(target, sizeof(target), "%s/%s",
+		    str(a, "service")[0] ? str(a, "service") : "-",
+		    str(a, "instance")[0] ? str(a, "instance") : "-");
+		printf("%-7.0f %-24s %-22s %-8s %-28s %-22s ", num(a, "id"),
+		    str(a, "received"), str(a, "alertname"), str(a, "status"),
+		    target, str(a, "outcome"));
 		print_first_line(str(a, "detail"));
 	}
 	cJSON_Delete(doc);

@@ -4,6 +4,9 @@
 //   reflex-coordinator history  [-c FILE] [--url URL] [--service S]
 //                               [--alertname A] [--state S] [--since T]
 //                               [--limit N] [--json]
+//   reflex-coordinator alerts   [-c FILE] [--url URL] [--service S]
+//                               [--alertname A] [--outcome O] [--since T]
+//                               [--limit N] [--json]
 //   reflex-coordinator status   [-c FILE] [--url URL] [--json]
 //   reflex-coordinator agents   [-c FILE] [--url URL] [--json]
 //   reflex-coordinator pause    [-c FILE] [--url URL] [--token-file F]
@@ -11,7 +14,7 @@
 //   reflex-coordinator approve|reject ID [-c FILE] [--url URL] [--token-file F]
 //   reflex-coordinator simulate [-c FILE] [--json] WEBHOOK_BODY_FILE
 //
-// history/pause/resume talk to a running coordinator's HTTP API (its
+// history/alerts/status/agents/pause/resume talk to a running coordinator's HTTP API (its
 // address from the config's `listen`, or --url). simulate feeds a saved
 // webhook body through the rules and the safety checks of the config
 // and prints the decisions without acting: how a rule change is tested.
@@ -20,6 +23,10 @@
 #define COORD_CLI_H
 
 int coord_cli_history(const char *config, int argc, char **argv);
+// alerts: the alerts received and what was decided for each (refusals,
+// no-rule, cooldown...), as GET /api/v1/alerts; --outcome refused also
+// matches refused:<check>.
+int coord_cli_alerts(const char *config, int argc, char **argv);
 // status [--json] [--url URL]: health, breaker and rollout stage.
 int coord_cli_status(const char *config, int argc, char **argv);
 

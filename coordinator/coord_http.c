@@ -309,40 +309,41 @@ url_decode(char *s)
 	return true;
 }
 
-static void
-actions_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
+// The query string of GET /api/v1/actions and /api/v1/alerts into *f
+// (its strings point into q, which holds the decoded copy): service,
+// alertname, `state_key` (state, or outcome), since, limit. Replies 400
+// with the reason and returns false on anything else.
+static bool
+filter_parse(struct coord_httpd_req *rq, const char *qs, char *q, size_t qn,
+    const char *state_key, struct coord_journal_filter *f)
 {
-	struct coord_journal_filter f = { .limit = 100 };
-	char q[1024], *save = NULL, *json = NULL;
-	int rv;
+	char *save = NULL, msg[160];
 
-	if (strlen(qs) >= sizeof(q)) {
+	if (strlen(qs) >= qn) {
 		reply_error(rq, 400, "query string too long");
-		return;
+		return false;
 	}
-	snprintf(q, sizeof(q), "%s", qs);
+	snprintf(q, qn, "%s", qs);
 	for (char *kv = strtok_r(q, "&", &save); kv != NULL;
 	    kv = strtok_r(NULL, "&", &save)) {
 		char *v = strchr(kv, '=');
-		char msg[160];
 
 		if (v == NULL || !url_decode(v + 1)) {
-			snprintf(msg, sizeof(msg), "malformed query parameter");
-			reply_error(rq, 400, msg);
-			return;
+			reply_error(rq, 400, "malformed query parameter");
+			return false;
 		}
 		*v++ = '\0';
 		if (strcmp(kv, "service") == 0)
-			f.service = v;
+			f->service = v;
 		else if (strcmp(kv, "alertname") == 0)
-			f.alertname = v;
-		else if (strcmp(kv, "state") == 0)
-			f.state = v;
+			f->alertname = v;
+		else if (strcmp(kv, state_key) == 0)
+			f->state = v;
 		else if (strcmp(kv, "since") == 0) {
-			if (cm_time_parse(v, &f.since_ms) < 0 ||
-			    f.since_ms == CM_TIME_NONE) {
+			if (cm_time_parse(v, &f->since_ms) < 0 ||
+			    f->since_ms == CM_TIME_NONE) {
 				reply_error(rq, 400, "since: expected an RFC 3339 time");
-				return;
+				return false;
 			}
 		} else if (strcmp(kv, "limit") == 0) {
 			char *end;
@@ -350,18 +351,48 @@ actions_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
 
 			if (*v == '\0' || *end != '\0' || l < 1 || l > 1000) {
 				reply_error(rq, 400, "limit: expected 1..1000");
-				return;
+				return false;
 			}
-			f.limit = (int)l;
+			f->limit = (int)l;
 		} else {
 			snprintf(msg, sizeof(msg), "unknown query parameter \"%.40s\" "
-			    "(service, alertname, state, since, limit)", kv);
+			    "(service, alertname, %s, since, limit)", kv,
+			    state_key);
 			reply_error(rq, 400, msg);
-			return;
+			return false;
 		}
 	}
-	rv = coord_journal_query_actions(h->d.journal, &f, &json);
-	if (rv < 0) {
+	return true;
+}
+
+// GET /api/v1/actions: the action history (coord_journal_query_actions).
+static void
+actions_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
+{
+	struct coord_journal_filter f = { .limit = 100 };
+	char q[1024], *json = NULL;
+
+	if (!filter_parse(rq, qs, q, sizeof(q), "state", &f))
+		return;
+	if (coord_journal_query_actions(h->d.journal, &f, &json) < 0) {
+		reply_error(rq, 503, "journal query failed");
+		return;
+	}
+	reply_json(rq, 200, json);
+	free(json);
+}
+
+// GET /api/v1/alerts: alerts and what was decided for them
+// (coord_journal_query_alerts), refusals included.
+static void
+alerts_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
+{
+	struct coord_journal_filter f = { .limit = 100 };
+	char q[1024], *json = NULL;
+
+	if (!filter_parse(rq, qs, q, sizeof(q), "outcome", &f))
+		return;
+	if (coord_journal_query_alerts(h->d.journal, &f, &json) < 0) {
 		reply_error(rq, 503, "journal query failed");
 		return;
 	}
@@ -763,6 +794,7 @@ static const struct {
 	slow_fn fn;
 } slow_routes[] = {
 	{ "/api/v1/actions", actions_run },
+	{ "/api/v1/alerts", alerts_run },
 	{ "/api/v1/agents", agents_run },
 	{ "/metrics", metrics_run },
 	{ "/health", health_run },
@@ -804,6 +836,7 @@ static const struct coord_httpd_route routes[] = {
 	{ "/api/v1/alerts", "POST", webhook_cb },
 	{ "/webhook/alert", "POST", webhook_cb },
 	{ "/api/v1/actions", "GET", slow_cb },
+	{ "/api/v1/alerts", "GET", slow_cb },
 	{ "/api/v1/agents", "GET", slow_cb },
 	{ "/metrics", "GET", slow_cb },
 	{ "/health", "GET", slow_cb },

@@ -862,8 +862,8 @@ dispatch(struct conn *c)
 	struct coord_httpd *s = c->s;
 	// Every member is set below (the compound literal zeroes the rest).
 	struct coord_httpd_req *rq = malloc(sizeof(*rq));
-	const struct coord_httpd_route *path_match = NULL;
-	char *q;
+	char allow[64] = "Allow: ", *q;
+	bool path_match = false;
 
 	if (rq == NULL) {
 		conn_fail(c, 503, COORD_HTTPD_REF_MALFORMED, "out of memory");
@@ -892,19 +892,21 @@ dispatch(struct conn *c)
 
 		if (strcmp(r->path, rq->path) != 0)
 			continue;
-		path_match = r;
 		if (strcmp(r->method, c->method) == 0 || (c->head &&
 		    strcmp(r->method, "GET") == 0)) {
 			r->fn(rq, s->arg);
 			return;
 		}
+		// Every method the path has, for the 405 (methods are short
+		// and a path has few: 64 bytes hold them).
+		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow),
+		    "%s%s", path_match ? ", " : "", r->method);
+		path_match = true;
 	}
-	if (path_match != NULL) {
-		char allow[64];
+	if (path_match) {
 		static const char b[] = "{\"status\":\"error\",\"error\":"
 		    "\"method not allowed\"}";
 
-		snprintf(allow, sizeof(allow), "Allow: %s", path_match->method);
 		coord_httpd_reply(rq, 405, "application/json", b, sizeof(b) - 1,
 		    allow);
 		return;

@@ -3318,9 +3318,98 @@ run_query(struct coord_journal *j, const struct coord_journal_filter *f,
 	return rv;
 }
 
-int
-coord_journal_query_actions(struct coord_journal *j,
-    const struct coord_journal_filter *f, char **ret_json)
+// Appends the current alerts query row to arr. Returns false on ENOMEM.
+static bool
+json_add_alert(cJSON *arr, sqlite3_stmt *st)
+{
+	static const char *const text_cols[] = {
+		NULL, NULL, "alertname", "status", "fingerprint", "service",
+		"instance", "outcome", "detail",
+	};
+	const char *labels = (const char *)sqlite3_column_text(st, 10);
+	cJSON *o, *l;
+	bool ok;
+
+	o = cJSON_CreateObject();
+	if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return false;
+	}
+	ok = cJSON_AddNumberToObject(o, "id",
+	    (double)sqlite3_column_int64(st, 0)) != NULL;
+	ok = ok && json_add_time(o, "received", sqlite3_column_int64(st, 1));
+	for (int i = 2; i < 9 && ok; i++)
+		ok = json_add_text(o, text_cols[i], st, i);
+	if (ok && sqlite3_column_type(st, 9) == SQLITE_NULL)
+		ok = cJSON_AddNullToObject(o, "decided") != NULL;
+	else if (ok)
+		ok = json_add_time(o, "decided", sqlite3_column_int64(st, 9));
+	// Stored as Alertmanager sent it, checked when it came; a row that
+	// does not parse (edited by hand) shows null rather than failing.
+	l = labels != NULL ? cJSON_Parse(labels) : NULL;
+	if (ok && !cJSON_AddItemToObject(o, "labels", l != NULL ? l :
+	    cJSON_CreateNull())) {
+		cJSON_Delete(l);
+		ok = false;
+	}
+	return ok;
+}
+
+// ?1 service, ?2 alertname, ?3 outcome, ?4 since, ?5 limit, bound whether
+// or not their clause is there. The newest COORD_JOURNAL_ALERTS_SCAN
+// alerts only: ids grow with arrival, so that bound is a range of the
+// table's key.
+static int
+run_alerts_query(struct coord_journal *j, const struct coord_journal_filter *f,
+    cJSON *arr)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[1024];
+	int limit = f->limit, rc, rv = 0;
+
+	if (limit <= 0)
+		limit = QUERY_DEFAULT_LIMIT;
+	if (limit > QUERY_MAX_LIMIT)
+		limit = QUERY_MAX_LIMIT;
+	snprintf(sql, sizeof(sql), "SELECT a.id, a.received_ms, a.alertname,"
+	    " a.status, a.fingerprint, json_extract(a.labels, '$.service'),"
+	    " json_extract(a.labels, '$.instance'),"
+	    " coalesce(o.outcome, 'pending'), o.detail, o.done_ms, a.labels"
+	    " FROM alerts_in a LEFT JOIN alert_outcomes o ON o.alert_id = a.id"
+	    " WHERE a.id > (SELECT coalesce(max(id), 0) FROM alerts_in) - %d"
+	    "%s%s%s%s ORDER BY a.id DESC LIMIT ?5", COORD_JOURNAL_ALERTS_SCAN,
+	    f->service != NULL ?
+	    " AND json_extract(a.labels, '$.service') = ?1" : "",
+	    f->alertname != NULL ? " AND a.alertname = ?2" : "",
+	    f->state != NULL ? " AND (coalesce(o.outcome, 'pending') = ?3"
+	    " OR substr(o.outcome, 1, length(?3) + 1) = ?3 || ':')" : "",
+	    f->since_ms > 0 ? " AND a.received_ms >= ?4" : "");
+	rc = sqlite3_prepare_v2(j->rdb, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_errno(j->rdb, rc);
+	bind_str(st, 1, f->service);
+	bind_str(st, 2, f->alertname);
+	bind_str(st, 3, f->state);
+	sqlite3_bind_int64(st, 4, f->since_ms);
+	sqlite3_bind_int(st, 5, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!json_add_alert(arr, st)) {
+			rv = -ENOMEM;
+			break;
+		}
+	}
+	if (rv == 0 && rc != SQLITE_DONE)
+		rv = sql_errno(j->rdb, rc);
+	sqlite3_finalize(st);
+	return rv;
+}
+
+// The body of both queries: runs `run` under the read lock and prints
+// its array.
+static int
+query_json(struct coord_journal *j, const struct coord_journal_filter *f,
+    int (*run)(struct coord_journal *, const struct coord_journal_filter *,
+    cJSON *), char **ret_json)
 {
 	static const struct coord_journal_filter none = { .limit = 0 };
 	cJSON *arr;
@@ -3338,7 +3427,7 @@ coord_journal_query_actions(struct coord_journal *j,
 	if (arr == NULL)
 		return -ENOMEM;
 	pthread_mutex_lock(&j->rlock);
-	rv = run_query(j, f, arr);
+	rv = run(j, f, arr);
 	pthread_mutex_unlock(&j->rlock);
 	if (rv == 0) {
 		// Copied so the caller frees with plain free() whatever
@@ -3351,6 +3440,20 @@ coord_journal_query_actions(struct coord_journal *j,
 	}
 	cJSON_Delete(arr);
 	return rv;
+}
+
+int
+coord_journal_query_actions(struct coord_journal *j,
+    const struct coord_journal_filter *f, char **ret_json)
+{
+	return query_json(j, f, run_query, ret_json);
+}
+
+int
+coord_journal_query_alerts(struct coord_journal *j,
+    const struct coord_journal_filter *f, char **ret_json)
+{
+	return query_json(j, f, run_alerts_query, ret_json);
 }
 
 static int64_t

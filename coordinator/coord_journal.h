@@ -322,6 +322,22 @@ struct coord_journal_filter {
 int coord_journal_query_actions(struct coord_journal *j,
     const struct coord_journal_filter *f, char **ret_json);
 
+// Alerts with what was decided for them, for the API and CLI ("why did
+// reflex not act?"): a JSON array text (free()), newest first, at most
+// `limit` rows, from the newest COORD_JOURNAL_ALERTS_SCAN alerts only (a
+// filter that matches none of them costs a bounded scan, not the whole
+// journal). The filter's fields mean: service, the alert's `service`
+// label; alertname; state, the outcome (`pending` until decided; a bare
+// word also matches its `word:<detail>` forms: `refused` matches
+// `refused:blast_radius`); since_ms, the time the webhook arrived. Each
+// element: {"id", "received", "alertname", "status", "fingerprint",
+// "service", "instance", "outcome", "detail", "decided", "labels"} with
+// times in RFC 3339, labels the alert's label object, JSON null for
+// absent values. Returns 0, -EINVAL or -ENOMEM / -EIO. Any thread.
+#define COORD_JOURNAL_ALERTS_SCAN 100000
+int coord_journal_query_alerts(struct coord_journal *j,
+    const struct coord_journal_filter *f, char **ret_json);
+
 // Small persistent settings (e.g. the rollout stage): set blocks until
 // committed; get copies the value into buf (-ENOENT when unset).
 int coord_journal_meta_set(struct coord_journal *j, const char *key,

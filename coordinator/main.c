@@ -33,6 +33,10 @@ usage(FILE *f)
 	    "[--alertname A]\n"
 	    "                          [--state S] [--since T|15m] [--limit N] "
 	    "[--json] [--url URL]\n"
+	    "       reflex-coordinator [-c FILE] alerts [--service S] "
+	    "[--alertname A]\n"
+	    "                          [--outcome O] [--since T|15m] "
+	    "[--limit N] [--json] [--url URL]\n"
 	    "       reflex-coordinator [-c FILE] status|agents [--json] "
 	    "[--url URL]\n"
 	    "       reflex-coordinator [-c FILE] pause|resume [--token-file F] "
@@ -411,6 +415,8 @@ main(int argc, char **argv)
 		}
 		if (strcmp(cmd, "history") == 0)
 			rv = coord_cli_history(path, sub_argc, sub_argv);
+		else if (strcmp(cmd, "alerts") == 0)
+			rv = coord_cli_alerts(path, sub_argc, sub_argv);
 		else if (strcmp(cmd, "status") == 0)
 			rv = coord_cli_status(path, sub_argc, sub_argv);
 		else if (strcmp(cmd, "agents") == 0)

@@ -121,6 +121,7 @@ def make_tokens(lab, insts, demo_bin, build):
     for n, node in enumerate(NODES, 1):
         t[f"AGENT_{n}_NODE"] = node
         t[f"AGENT_{n}_NNG_URL"] = f"tcp://{LOOPBACK}:{free_port()}"
+        t[f"AGENT_{n}_METRICS_ADDR"] = f"{LOOPBACK}:{free_port()}"
     for i in insts:
         key = f"{i.service}_{i.index}".upper().replace("-", "_")
         t[f"{key}_PORT"] = str(i.port)
@@ -429,7 +430,7 @@ def run(args, lab, demo_bin):
         sys.exit(f"run-demo: no instance {args.fault_instance!r}; have "
                  f"{', '.join(i.name for i in insts)}")
     tl = Timeline()
-    hook = coord_addr = None
+    hook = coord_addr = agent_metrics = None
     agents = []
 
     if args.no_reflex:
@@ -440,6 +441,7 @@ def run(args, lab, demo_bin):
     else:
         tokens = make_tokens(lab, insts, demo_bin, build_dir(args.build))
         coord_addr = tokens["COORD_HTTP_ADDR"]
+        agent_metrics = tokens["AGENT_1_METRICS_ADDR"]
         webhook_url = f"http://{coord_addr}{COORD_WEBHOOK_PATH}"
         cfg = {who: render(lab, os.path.join(args.config_dir, tmpl),
                            f"{who}.yml", tokens)
@@ -488,11 +490,14 @@ def run(args, lab, demo_bin):
             c = f"{bindir}/reflex-coordinator -c {lab.workdir}/coordinator.yml"
             a = os.path.join(os.path.dirname(bindir), "agent",
                              "reflex-agent")
-            for line in (f"{c} status", f"{c} history", f"{c} agents",
+            for line in (f"{c} status", f"{c} history", f"{c} alerts",
+                         f"{c} agents",
                          f"{c} pause    # and: resume",
                          f"{a} status -c {lab.workdir}/node-1.yml",
                          f"curl -s http://{coord_addr}/metrics",
-                         f"curl -s http://{coord_addr}/health"):
+                         f"curl -s http://{coord_addr}/health",
+                         f"curl -s http://{agent_metrics}/metrics"
+                         "    # reflex-agent of node-1"):
                 print(f"  {line}", flush=True)
         try:
             while True:
@@ -528,6 +533,7 @@ def main():
             raise
         if not healed:
             lab.mark_failed()
+    print("stopped everything it started", flush=True)
     return 0 if healed else 1
 
 

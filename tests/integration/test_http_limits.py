@@ -200,10 +200,14 @@ def check_keepalive(tap, port):
     tap.ok(st == 200 and hdrs.get("content-length") == "3" and body == b"",
            "HEAD: the GET route's headers without the body", (st, hdrs, body))
     st, hdrs, body = exchange(port, post(b"/healthz", b""))
-    st2, _, body2 = exchange(port, get(b"/api/v1/alerts"))
+    st2, _, body2 = exchange(port, get(b"/webhook/alert"))
+    st3, hdrs3, _ = exchange(port, b"DELETE /api/v1/alerts HTTP/1.1\r\n"
+                             b"Host: x\r\nContent-Length: 0\r\n\r\n")
     tap.ok(st == 405 and hdrs.get("allow") == "GET" and st2 == 405 and
-           b"method not allowed" in body2,
-           "wrong method: 405 with Allow and a reason", (st, hdrs, st2))
+           b"method not allowed" in body2 and st3 == 405 and
+           hdrs3.get("allow") == "POST, GET",
+           "wrong method: 405 with Allow (every method of the path) and a "
+           "reason", (st, hdrs, st2, st3, hdrs3))
     with connect(port) as s:
         s.sendall(get(b"/healthz"))
         first = reply(s)[0]

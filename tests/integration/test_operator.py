@@ -3,7 +3,7 @@
 """Operator surface and who may talk to the coordinator: webhook bearer and
 basic credentials (401 stores nothing), the operator token for pause and
 resume, HTTPS with a certificate made by openssl, and the CLI: history,
-pause, resume and simulate."""
+alerts, pause, resume and simulate."""
 
 import base64
 import json
@@ -15,7 +15,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from reflexlab import (Lab, Tap, free_port, http_get, http_json,  # noqa: E402
-                       http_post, reflex_binary, scaled, wait_until)
+                       http_post, http_request, reflex_binary, scaled,
+                       wait_until)
 
 SRC = os.environ.get("REFLEX_SRC", os.path.join(os.path.dirname(__file__),
                                                 "..", ".."))
@@ -186,6 +187,36 @@ def run(tap, lab):
            "error naming both forms", err)
     rc, out, err = cli(cfg, "history", "--limit", "0")
     tap.ok(rc == 1 and "limit" in err, "a bad filter is reported", err)
+
+    # -- alerts CLI: what was decided, refusals too -------------------------
+    # (a refusal makes no action row: history does not list web-2's alert)
+    rc, out, err = cli(cfg, "alerts", "--outcome", "refused")
+    lines = out.strip().splitlines()
+    tap.ok(rc == 0 and len(lines) == 2 and "refused:breaker" in lines[1] and
+           "-/web-2" in lines[1] and "ServiceDown" in lines[1],
+           "alerts --outcome refused lists the alert refused while paused, "
+           "with its check", out + err)
+    rc, out, err = cli(cfg, "alerts", "--json", "--alertname", "ServiceDown")
+    got = json.loads(out) if rc == 0 else []
+    tap.ok([a["labels"]["instance"] for a in got] ==
+           ["web-3", "web-2", "web-1", "web-0"] and
+           [a["outcome"].split(":")[0] for a in got] ==
+           ["acted", "refused", "acted", "acted"] and
+           all(a["received"] and a["decided"] for a in got),
+           "alerts --json: newest first, each with its labels, outcome and "
+           "times", out + err)
+    rc, out, err = cli(cfg, "alerts", "--json", "--outcome", "acted",
+                       "--limit", "1", "--since", "1h")
+    got = json.loads(out) if rc == 0 else []
+    tap.ok(len(got) == 1 and got[0]["instance"] == "web-3",
+           "alerts --outcome acted --limit 1 --since 1h", out + err)
+    r = http_get(url + "/api/v1/alerts?state=acted")
+    r2 = http_request("PUT", url + "/api/v1/alerts", b"{}")
+    tap.ok(r.status == 400 and "outcome" in r.text and r2.status == 405 and
+           r2.headers.get("Allow") == "POST, GET",
+           "GET /api/v1/alerts refuses an unknown parameter naming the "
+           "known ones; PUT is 405 naming both methods",
+           (r.status, r.text, r2.status, dict(r2.headers)))
 
     rc, out, err = cli(cfg, "agents")
     tap.ok(rc == 0 and len(out.strip().splitlines()) == 5 and "node-0" in out,

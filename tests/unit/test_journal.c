@@ -1450,6 +1450,96 @@ str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : "(missing)";
 }
 
+static cJSON *
+query_alerts(struct coord_journal *j, const struct coord_journal_filter *f)
+{
+	char *text = NULL;
+	cJSON *arr;
+
+	CHECK_INT(coord_journal_query_alerts(j, f, &text), 0);
+	arr = text != NULL ? cJSON_Parse(text) : NULL;
+	CHECK(cJSON_IsArray(arr));
+	free(text);
+	return arr;
+}
+
+// Checks that arr holds the alerts of ids[0..n) in that order, and frees
+// it.
+static void
+check_ids(cJSON *arr, const int64_t *ids, int n)
+{
+	CHECK_INT(cJSON_GetArraySize(arr), n);
+	for (int i = 0; i < n && i < cJSON_GetArraySize(arr); i++)
+		CHECK_INT(num(cJSON_GetArrayItem(arr, i), "id"), ids[i]);
+	cJSON_Delete(arr);
+}
+
+// GET /api/v1/alerts and `reflex-coordinator alerts`: alerts with what
+// was decided for them, newest first, filtered by the service label,
+// alertname, outcome (a bare word also matches its "word:..." forms, and
+// only those) and arrival time.
+static void
+test_query_alerts(void)
+{
+	struct coord_journal_filter f;
+	struct coord_journal *j;
+	int64_t id[4];
+	const cJSON *o;
+	cJSON *arr;
+
+	j = open_ok(":memory:", NULL);
+	if (j == NULL)
+		return;
+	id[0] = insert_named_alert(j, "HighLatency", 1);
+	id[1] = insert_named_alert(j, "DiskFull", 2);
+	id[2] = insert_named_alert(j, "HighLatency", 3);
+	id[3] = insert_named_alert(j, "HighLatency", 4); // left pending
+	CHECK_INT(coord_journal_alert_done(j, id[0], "acted", NULL), 0);
+	CHECK_INT(coord_journal_alert_done(j, id[1], "refused:blast_radius",
+	    "2 of 2 instances"), 0);
+	CHECK_INT(coord_journal_alert_done(j, id[2], "refusedness", NULL), 0);
+
+	arr = query_alerts(j, NULL);
+	o = cJSON_GetArrayItem(arr, 3);
+	CHECK_STR(str(o, "alertname"), "HighLatency");
+	CHECK_STR(str(o, "outcome"), "acted");
+	CHECK_STR(str(o, "service"), "checkout");
+	CHECK_STR(str(o, "instance"), "null");
+	CHECK_STR(str(o, "status"), "firing");
+	CHECK_STR(str(o, "fingerprint"), "fp-1");
+	CHECK(str(o, "decided")[0] >= '1' && str(o, "decided")[0] <= '9');
+	CHECK_STR(str(cJSON_GetObjectItemCaseSensitive(o, "labels"), "seq"),
+	    "1");
+	o = cJSON_GetArrayItem(arr, 0);
+	CHECK_STR(str(o, "outcome"), "pending");
+	CHECK_STR(str(o, "decided"), "null");
+	CHECK_STR(str(cJSON_GetArrayItem(arr, 2), "detail"),
+	    "2 of 2 instances");
+	check_ids(arr, (int64_t[]){ id[3], id[2], id[1], id[0] }, 4);
+
+	memset(&f, 0, sizeof(f));
+	f.state = "refused"; // not "refusedness"
+	check_ids(query_alerts(j, &f), (int64_t[]){ id[1] }, 1);
+	f.state = "refused:blast_radius";
+	check_ids(query_alerts(j, &f), (int64_t[]){ id[1] }, 1);
+	f.state = "refuse";
+	check_ids(query_alerts(j, &f), NULL, 0);
+	f.state = "pending";
+	check_ids(query_alerts(j, &f), (int64_t[]){ id[3] }, 1);
+
+	memset(&f, 0, sizeof(f));
+	f.alertname = "HighLatency";
+	f.limit = 2;
+	check_ids(query_alerts(j, &f), (int64_t[]){ id[3], id[2] }, 2);
+	memset(&f, 0, sizeof(f));
+	f.service = "cart";
+	check_ids(query_alerts(j, &f), NULL, 0);
+	f.service = "checkout";
+	f.since_ms = 3; // received_ms is the seq here
+	check_ids(query_alerts(j, &f), (int64_t[]){ id[3], id[2] }, 2);
+	coord_journal_close(j);
+}
+
 static void
 test_query_filters_and_limit(void)
 {
@@ -3708,6 +3798,7 @@ static const struct tt_case cases[] = {
 	{ "label JSON the alert brings is stored as it is",
 	    test_label_json_own },
 	{ "query filters, orders and limits", test_query_filters_and_limit },
+	{ "alerts with their outcomes, filtered", test_query_alerts },
 	{ "query limit default and maximum", test_query_limit_bounds },
 	{ "concurrent submitters share group commits", test_group_commit },
 	{ "a full queue answers EAGAIN", test_full_queue_eagain },
