@@ -159,8 +159,9 @@ check_config(const char *path)
 		    "annotated pods %s)\n", path, c.node, c.workloads.n,
 		    c.kubernetes.annotations.enabled ? "probed" : "ignored");
 	else
-		printf("%s: ok (node %s, %zu services, %zu instances)\n", path,
-		    c.node, c.services.n, n);
+		printf("%s: ok (node %s, %zu service%s, %zu instance%s)\n",
+		    path, c.node, c.services.n, c.services.n == 1 ? "" : "s",
+		    n, n == 1 ? "" : "s");
 	agent_conf_free(&c);
 	return 0;
 }

@@ -488,7 +488,7 @@ operator_post(const char *config, int argc, char **argv, const char *call,
 		    "--token-file or auth.operator_token_file)\n");
 		if (have_conf)
 			coord_conf_free(&c);
-		return 2;
+		return 1; // the setup lacks it: not a usage error
 	}
 	ac.operator_token_file = (char *)token_file;
 	rv = coord_auth_load(&auth, &ac, err, sizeof(err));
@@ -509,7 +509,16 @@ operator_post(const char *config, int argc, char **argv, const char *call,
 		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r.error);
 		return 1;
 	}
-	printf("HTTP %ld %s\n", r.status, r.body);
+	if (r.status == 202) {
+		cJSON *doc = cJSON_Parse(r.body);
+
+		printf("%s: accepted, %s (HTTP 202)\n", call,
+		    str(doc, "status")[0] ? str(doc, "status") : r.body);
+		cJSON_Delete(doc);
+	} else {
+		fprintf(stderr, "reflex-coordinator: %s: HTTP %ld: %s\n", call,
+		    r.status, r.body);
+	}
 	free(r.body);
 	return r.status == 202 ? 0 : 1;
 }

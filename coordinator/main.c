@@ -413,6 +413,13 @@ main(int argc, char **argv)
 			    "file\n", cmd);
 			return 2;
 		}
+		for (int i = 1; i < sub_argc; i++) {
+			if (strcmp(sub_argv[i], "--help") == 0 ||
+			    strcmp(sub_argv[i], "-h") == 0) {
+				usage(stdout);
+				return 0;
+			}
+		}
 		if (strcmp(cmd, "history") == 0)
 			rv = coord_cli_history(path, sub_argc, sub_argv);
 		else if (strcmp(cmd, "alerts") == 0)

@@ -195,8 +195,16 @@ services:
 
 def check_cli(work, conf):
     r = run([AGENT, "-c", conf, "--check-config"])
-    T.ok(r.returncode == 0 and "ok" in r.stdout, "--check-config accepts "
-         "the test config", r.stdout + r.stderr)
+    T.ok(r.returncode == 0 and "ok (node node-t, 3 services, 4 instances)"
+         in r.stdout, "--check-config accepts the test config and counts "
+         "what it runs", r.stdout + r.stderr)
+    one = os.path.join(work, "one.yaml")
+    with open(conf) as f, open(one, "w") as g:
+        g.write(f.read().split("  - name: stubborn")[0])
+    r1 = run([AGENT, "-c", one, "--check-config"])
+    T.ok(r1.returncode == 0 and "(node node-t, 1 service, 2 instances)"
+         in r1.stdout, "--check-config: one service, singular",
+         r1.stdout + r1.stderr)
     bad = os.path.join(work, "bad.yaml")
     with open(bad, "w") as f:
         f.write("node: n\ncoordinator: tcp://127.0.0.1:1\ncolour: red\n")

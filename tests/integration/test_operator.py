@@ -123,7 +123,8 @@ def run(tap, lab):
                   {"Authorization": "Bearer s3cret-token"})
     tap.ok(r.status == 401, "the webhook token is not an operator token")
     rc, out, err = cli(cfg, "pause")
-    tap.ok(rc == 0 and "202" in out, "reflex-coordinator pause", out + err)
+    tap.ok(rc == 0 and out.startswith("pause: accepted, pausing (HTTP 202)"),
+           "reflex-coordinator pause", out + err)
     wait_until(lambda: http_json(url + "/health")["status"] == "degraded",
                5, what="health to show the pause")
     h = http_json(url + "/health")
@@ -185,6 +186,11 @@ def run(tap, lab):
     rc, out, err = cli(cfg, "history", "--since", "yesterday")
     tap.ok(rc == 2 and "duration" in err, "history --since bogus: usage "
            "error naming both forms", err)
+    rc, out, err = cli(cfg, "history", "--help")
+    rc2, out2, err2 = cli(cfg, "alerts", "-h")
+    tap.ok(rc == 0 and rc2 == 0 and err == "" and err2 == "" and
+           "history [--service S]" in out and out2 == out,
+           "a command's --help or -h prints the usage, exit 0", err + err2)
     rc, out, err = cli(cfg, "history", "--limit", "0")
     tap.ok(rc == 1 and "limit" in err, "a bad filter is reported", err)
 
