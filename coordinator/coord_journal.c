@@ -3235,6 +3235,23 @@ json_add_time(cJSON *o, const char *key, int64_t ms)
 	    cm_time_format(ms, buf, sizeof(buf))) != NULL;
 }
 
+// A new object for the current row, appended to arr, with "id" from the
+// row's first column. NULL when out of memory.
+static cJSON *
+row_object(cJSON *arr, sqlite3_stmt *st)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	if (cJSON_AddNumberToObject(o, "id",
+	    (double)sqlite3_column_int64(st, 0)) == NULL)
+		return NULL;
+	return o;
+}
+
 // Appends the current query_actions row to arr. Returns false on ENOMEM.
 static bool
 json_add_action(cJSON *arr, sqlite3_stmt *st)
@@ -3243,17 +3260,10 @@ json_add_action(cJSON *arr, sqlite3_stmt *st)
 		NULL, NULL, "alertname", "rule", "type", "service",
 		"instance", "node", "state", "detail",
 	};
-	cJSON *o;
-	bool ok;
+	cJSON *o = row_object(arr, st);
+	bool ok = o != NULL;
 	int i;
 
-	o = cJSON_CreateObject();
-	if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
-		cJSON_Delete(o);
-		return false;
-	}
-	ok = cJSON_AddNumberToObject(o, "id",
-	    (double)sqlite3_column_int64(st, 0)) != NULL;
 	ok = ok && cJSON_AddNumberToObject(o, "alert_id",
 	    (double)sqlite3_column_int64(st, 1)) != NULL;
 	for (i = 2; i < 10 && ok; i++)
@@ -3285,19 +3295,20 @@ build_query(const struct coord_journal_filter *f, char *sql, size_t n)
 	    f->since_ms > 0 ? " AND act.created_ms >= ?4" : "");
 }
 
+// Runs a query of the filter's parameters (?1 service, ?2 alertname, ?3
+// state, ?4 since, ?5 limit: every one bound, clause or not), appending
+// each row to arr with `add`.
 static int
-run_query(struct coord_journal *j, const struct coord_journal_filter *f,
-    cJSON *arr)
+run_filtered(struct coord_journal *j, const struct coord_journal_filter *f,
+    const char *sql, bool (*add)(cJSON *, sqlite3_stmt *), cJSON *arr)
 {
 	sqlite3_stmt *st = NULL;
-	char sql[640];
 	int limit = f->limit, rc, rv = 0;
 
 	if (limit <= 0)
 		limit = QUERY_DEFAULT_LIMIT;
 	if (limit > QUERY_MAX_LIMIT)
 		limit = QUERY_MAX_LIMIT;
-	build_query(f, sql, sizeof(sql));
 	rc = sqlite3_prepare_v2(j->rdb, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sql_errno(j->rdb, rc);
@@ -3307,7 +3318,7 @@ run_query(struct coord_journal *j, const struct coord_journal_filter *f,
 	sqlite3_bind_int64(st, 4, f->since_ms);
 	sqlite3_bind_int(st, 5, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!json_add_action(arr, st)) {
+		if (!add(arr, st)) {
 			rv = -ENOMEM;
 			break;
 		}
@@ -3316,6 +3327,16 @@ run_query(struct coord_journal *j, const struct coord_journal_filter *f,
 		rv = sql_errno(j->rdb, rc);
 	sqlite3_finalize(st);
 	return rv;
+}
+
+static int
+run_query(struct coord_journal *j, const struct coord_journal_filter *f,
+    cJSON *arr)
+{
+	char sql[640];
+
+	build_query(f, sql, sizeof(sql));
+	return run_filtered(j, f, sql, json_add_action, arr);
 }
 
 // Appends the current alerts query row to arr. Returns false on ENOMEM.
@@ -3327,16 +3348,9 @@ json_add_alert(cJSON *arr, sqlite3_stmt *st)
 		"instance", "outcome", "detail",
 	};
 	const char *labels = (const char *)sqlite3_column_text(st, 10);
-	cJSON *o, *l;
-	bool ok;
+	cJSON *o = row_object(arr, st), *l;
+	bool ok = o != NULL;
 
-	o = cJSON_CreateObject();
-	if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
-		cJSON_Delete(o);
-		return false;
-	}
-	ok = cJSON_AddNumberToObject(o, "id",
-	    (double)sqlite3_column_int64(st, 0)) != NULL;
 	ok = ok && json_add_time(o, "received", sqlite3_column_int64(st, 1));
 	for (int i = 2; i < 9 && ok; i++)
 		ok = json_add_text(o, text_cols[i], st, i);
@@ -3355,22 +3369,15 @@ json_add_alert(cJSON *arr, sqlite3_stmt *st)
 	return ok;
 }
 
-// ?1 service, ?2 alertname, ?3 outcome, ?4 since, ?5 limit, bound whether
-// or not their clause is there. The newest COORD_JOURNAL_ALERTS_SCAN
-// alerts only: ids grow with arrival, so that bound is a range of the
-// table's key.
+// The alerts query (see run_filtered; ?3 is the outcome). The newest
+// COORD_JOURNAL_ALERTS_SCAN alerts only: ids grow with arrival, so that
+// bound is a range of the table's key.
 static int
 run_alerts_query(struct coord_journal *j, const struct coord_journal_filter *f,
     cJSON *arr)
 {
-	sqlite3_stmt *st = NULL;
 	char sql[1024];
-	int limit = f->limit, rc, rv = 0;
 
-	if (limit <= 0)
-		limit = QUERY_DEFAULT_LIMIT;
-	if (limit > QUERY_MAX_LIMIT)
-		limit = QUERY_MAX_LIMIT;
 	snprintf(sql, sizeof(sql), "SELECT a.id, a.received_ms, a.alertname,"
 	    " a.status, a.fingerprint, json_extract(a.labels, '$.service'),"
 	    " json_extract(a.labels, '$.instance'),"
@@ -3384,24 +3391,7 @@ run_alerts_query(struct coord_journal *j, const struct coord_journal_filter *f,
 	    f->state != NULL ? " AND (coalesce(o.outcome, 'pending') = ?3"
 	    " OR substr(o.outcome, 1, length(?3) + 1) = ?3 || ':')" : "",
 	    f->since_ms > 0 ? " AND a.received_ms >= ?4" : "");
-	rc = sqlite3_prepare_v2(j->rdb, sql, -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sql_errno(j->rdb, rc);
-	bind_str(st, 1, f->service);
-	bind_str(st, 2, f->alertname);
-	bind_str(st, 3, f->state);
-	sqlite3_bind_int64(st, 4, f->since_ms);
-	sqlite3_bind_int(st, 5, limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!json_add_alert(arr, st)) {
-			rv = -ENOMEM;
-			break;
-		}
-	}
-	if (rv == 0 && rc != SQLITE_DONE)
-		rv = sql_errno(j->rdb, rc);
-	sqlite3_finalize(st);
-	return rv;
+	return run_filtered(j, f, sql, json_add_alert, arr);
 }
 
 // The body of both queries: runs `run` under the read lock and prints

@@ -1419,17 +1419,26 @@ insert_named_alert(struct coord_journal *j, const char *name, int seq)
 	return rec.id;
 }
 
+// The array a query function (actions or alerts) answers.
 static cJSON *
-query(struct coord_journal *j, const struct coord_journal_filter *f)
+query_with(int (*fn)(struct coord_journal *,
+    const struct coord_journal_filter *, char **), struct coord_journal *j,
+    const struct coord_journal_filter *f)
 {
 	char *text = NULL;
 	cJSON *arr;
 
-	CHECK_INT(coord_journal_query_actions(j, f, &text), 0);
+	CHECK_INT(fn(j, f, &text), 0);
 	arr = text != NULL ? cJSON_Parse(text) : NULL;
 	CHECK(cJSON_IsArray(arr));
 	free(text);
 	return arr;
+}
+
+static cJSON *
+query(struct coord_journal *j, const struct coord_journal_filter *f)
+{
+	return query_with(coord_journal_query_actions, j, f);
 }
 
 static int64_t
@@ -1453,14 +1462,7 @@ str(const cJSON *o, const char *key)
 static cJSON *
 query_alerts(struct coord_journal *j, const struct coord_journal_filter *f)
 {
-	char *text = NULL;
-	cJSON *arr;
-
-	CHECK_INT(coord_journal_query_alerts(j, f, &text), 0);
-	arr = text != NULL ? cJSON_Parse(text) : NULL;
-	CHECK(cJSON_IsArray(arr));
-	free(text);
-	return arr;
+	return query_with(coord_journal_query_alerts, j, f);
 }
 
 // Checks that arr holds the alerts of ids[0..n) in that order, and frees
