@@ -39,6 +39,7 @@ typedef void (*agent_http_done_fn)(struct agent_http_req *r, bool ok,
 // agent_http_req_init(), release it with agent_http_req_fini().
 struct agent_http_req {
 	CURL *easy;
+	CURLU *uh;	   // the parsed URL the easy handle reads, or NULL
 	struct agent_http *http;
 	agent_http_done_fn done;
 	void *arg;
