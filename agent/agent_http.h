@@ -39,6 +39,7 @@ typedef void (*agent_http_done_fn)(struct agent_http_req *r, bool ok,
 // agent_http_req_init(), release it with agent_http_req_fini().
 struct agent_http_req {
 	CURL *easy;
+	CURLU *uh;	   // the parsed URL the easy handle reads, or NULL
 	struct agent_http *http;
 	agent_http_done_fn done;
 	void *arg;
@@ -56,7 +57,8 @@ struct agent_http_req {
 int agent_http_new(struct agent_http **ret)
     __attribute__((warn_unused_result));
 
-// Cancels nothing by itself: every request must have been fini'd. NULL-safe.
+// Cancels nothing by itself: every request must have been fini'd before
+// (fini uses h). NULL-safe.
 void agent_http_free(struct agent_http *h);
 
 // Prepares r for `url` (copied by curl) with method GET (post = false)
@@ -88,7 +90,8 @@ int agent_http_req_start(struct agent_http_req *r, int64_t now)
 // Aborts r if active; done is not called. Idempotent.
 void agent_http_req_cancel(struct agent_http_req *r);
 
-// Cancels and releases the easy handle. NULL-safe, idempotent.
+// Cancels and releases the easy handle and the parsed URL. NULL-safe,
+// idempotent.
 void agent_http_req_fini(struct agent_http_req *r);
 
 #define AGENT_HTTP_EVENTS 64 // events taken per agent_http_poll()

@@ -21,6 +21,9 @@ timed.
     (loop_wakeups), not to publish metrics, and /healthz says ok; SIGTERM
     stops it.
   probing agent: probes run at their period (the service counts them).
+  ten probed instances: each instance's probes all come on one kept-alive
+    connection (curl's default cache keeps 4 per transfer in progress: it
+    closed one whenever a probe ended with fewer than two others running).
   silent coordinator: an exchange that gets no answer fails at its
     deadline (link.down "no answer in time").
   heartbeat agent: heartbeats go out at their interval.
@@ -51,8 +54,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("REFLEX_SRC", os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from reflexlab import (Lab, LabTimeout, Tap, free_port, http_get,  # noqa
-                       http_json, reflex_binary, wait_until)
+from reflexlab import (Lab, LabTimeout, Tap, free_port,  # noqa
+                       free_ports, http_get, http_json, reflex_binary,
+                       wait_until)
 
 SVC = os.path.join(SRC, "tests", "lib", "agent_test_svc.py")
 WAIT = 20.0
@@ -306,6 +310,47 @@ def check_probes(tap, lab):
         waits(tap, lambda: first and http_json(url)["healthz"] >= h0 + 4,
               "probes go on at their period with nothing else to wake "
               "the loop (probe deadlines and curl wake it)")
+    finally:
+        coord.stop()
+
+
+def check_probe_conns(tap, lab):
+    coord = FakeCoordinator(lab, "coord-conns")
+    n = 10
+    port = free_ports(n)
+    ports = [port + i for i in range(n)]
+    # Two groups half a period apart: a probe often ends with one or two
+    # others in progress, when curl's default cache holds only 4 or 8.
+    svcs = "".join(
+        f'  - name: kept{k}\n'
+        f'    command: ["{sys.executable}", "{SVC}", "--port", '
+        '"{port}", "--name", "{instance}"]\n'
+        f'    instances: {n // 2}\n'
+        f'    base_port: {port + k * (n // 2)}\n'
+        '    stop_grace: 1s\n'
+        '    probe: { path: /healthz, period: 1s, timeout: 1s, '
+        f'initial_delay: {200 + 500 * k}ms }}\n' for k in (0, 1))
+    conf = agent_conf(lab, "loop-conns", coord.port, svcs)
+    lab.start("agent-conns", [reflex_binary("reflex-agent"), "-c", conf])
+
+    def infos():
+        return [http_json(f"http://127.0.0.1:{p}/info") for p in ports]
+
+    def probed(k):
+        try:
+            return all(i.get("healthz", 0) >= k for i in infos())
+        except Exception:
+            return False
+
+    try:
+        if waits(tap, lambda: probed(4), f"each of {n} instances is probed "
+                 "4 times"):
+            got = [i.get("healthz_conns") for i in infos()]
+            tap.ok(got == [1] * n, "each instance's probes come on one "
+                   "connection", f"connections per instance: {got}")
+        else:
+            tap.ok(False, "each instance's probes come on one connection",
+                   "no probes to count")
     finally:
         coord.stop()
 
@@ -586,6 +631,7 @@ def main():
         try:
             check_quiet(tap, lab)
             check_probes(tap, lab)
+            check_probe_conns(tap, lab)
             check_silent(tap, lab)
             check_heartbeats(tap, lab)
             check_direct(tap, lab)

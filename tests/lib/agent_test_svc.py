@@ -14,7 +14,7 @@ Listens on 127.0.0.1:N only. Endpoints:
   GET  /info             JSON: pid, pgid, name, port, the REFLEX_* and
                          TEST_* environment, SIGHUP count, cache clears,
                          fds open at start, grandchild pid, /healthz
-                         requests so far
+                         requests so far and the connections they came on
 --no-cache answers 404 to /cache/clear; --ignore-term ignores SIGTERM
 (to test the SIGKILL after stop_grace); --grandchild starts a `sleep`
 child in the same process group (to test that no orphan survives the
@@ -35,6 +35,7 @@ FDS_AT_START = sorted(int(f) for f in os.listdir("/proc/self/fd"))
 
 state = {"unhealthy": False, "hang": False, "sighup": 0, "cache_clears": 0,
          "grandchild": None, "healthz": 0}
+healthz_conns = set()  # the client ports /healthz requests came from
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -56,6 +57,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/healthz":
             state["healthz"] += 1
+            healthz_conns.add(self.client_address[1])
             if state["hang"]:
                 time.sleep(30)
             if state["unhealthy"]:
@@ -71,7 +73,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "cache_clears": state["cache_clears"],
                     "fds_at_start": FDS_AT_START,
                     "grandchild": state["grandchild"],
-                    "healthz": state["healthz"]}
+                    "healthz": state["healthz"],
+                    "healthz_conns": len(healthz_conns)}
             self.reply(200, json.dumps(info), "application/json")
         else:
             self.reply(404, "not found\n")
