@@ -28,6 +28,7 @@
 
 struct probe {
 	CURL *easy;
+	CURLU *url;	// parsed once, as reflex-agent does
 	size_t got;
 	char body[KEEP + 1];
 	char err[CURL_ERROR_SIZE];
@@ -54,14 +55,16 @@ probe_init(struct probe *p, const char *url)
 	CURLcode c = CURLE_OK;
 
 	p->easy = curl_easy_init();
-	if (p->easy == NULL)
+	p->url = curl_url();
+	if (p->easy == NULL || p->url == NULL ||
+	    curl_url_set(p->url, CURLUPART_URL, url, 0) != CURLUE_OK)
 		return -1;
 #define SET(opt, val)                                         \
 	do {                                                  \
 		if (c == CURLE_OK)                            \
 			c = curl_easy_setopt(p->easy, opt, val); \
 	} while (0)
-	SET(CURLOPT_URL, url);
+	SET(CURLOPT_CURLU, p->url);
 	SET(CURLOPT_PROTOCOLS_STR, "http");
 	SET(CURLOPT_PROXY, "");
 	SET(CURLOPT_NOSIGNAL, 1L);
@@ -107,6 +110,7 @@ single(const char *url, int count)
 	bench_print_dist(stdout, "latency", lat, (size_t)count);
 	printf("}\n");
 	curl_easy_cleanup(p.easy);
+	curl_url_cleanup(p.url);
 	free(lat);
 	return 0;
 }
@@ -153,6 +157,10 @@ sweep(int base, int targets, int period_ms, int sweeps, const char *path)
 
 	if (dur == NULL || m == NULL)
 		return 1;
+	// One kept connection per target: curl's default (4 per running
+	// transfer) closes idle ones as a sweep's last probes finish, and
+	// the next sweep reconnects them (reflex-agent sets the same).
+	(void)curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)targets);
 	for (int i = 0; i < targets; i++) {
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", base + i,
 		    path);
@@ -183,8 +191,10 @@ sweep(int base, int targets, int period_ms, int sweeps, const char *path)
 	    fails, (cpu1 - cpu0) / 1e3 / ((double)targets * sweeps));
 	bench_print_dist(stdout, "sweep", dur, (size_t)sweeps);
 	printf("}\n");
-	for (int i = 0; i < targets; i++)
+	for (int i = 0; i < targets; i++) {
 		curl_easy_cleanup(p[i].easy);
+		curl_url_cleanup(p[i].url);
+	}
 	curl_multi_cleanup(m);
 	free(dur);
 	return 0;
