@@ -905,9 +905,16 @@ void
 cm_conf_print_reference(const struct cm_conf_field *tbl, int indent)
 {
 	for (const struct cm_conf_field *f = tbl; f->key != NULL; f++) {
-		printf("%*s%-22s %-15s %-10s %s\n", indent, "", f->key,
-		    strchr(type_names[f->type], ' ') + 1, f->required ? "required" :
-		    f->def ? f->def : "-", f->help ? f->help : "");
+		const char *def = f->required ? "required" :
+		    f->def != NULL && f->def[0] != '\0' ? f->def : "-";
+
+		printf("%*s%-22s %-15s %-10s", indent, "", f->key,
+		    strchr(type_names[f->type], ' ') + 1, def);
+		// A default wider than its column puts the help under it,
+		// in the help's column, rather than right after it.
+		if (strlen(def) > 10 && f->help != NULL)
+			printf("\n%*s", indent + 22 + 1 + 15 + 1 + 10, "");
+		printf(" %s\n", f->help ? f->help : "");
 		if (f->sub != NULL)
 			cm_conf_print_reference(f->sub, indent + 2);
 	}

@@ -73,10 +73,14 @@ static const struct cm_conf_field action_fields[] = {
 static const struct cm_conf_field verify_fields[] = {
 	{ .key = "interval", .type = CM_CONF_DURATION, .def = "30s",
 	  .min = 100, .max = 3600000,
-	  .off = offsetof(struct coord_verify_conf, interval_ms) },
+	  .off = offsetof(struct coord_verify_conf, interval_ms),
+	  .help = "time between checks of health and promql (the first "
+		  "comes after at most 1 s)" },
 	{ .key = "timeout", .type = CM_CONF_DURATION, .def = "300s",
 	  .min = 1000, .max = 86400000,
-	  .off = offsetof(struct coord_verify_conf, timeout_ms) },
+	  .off = offsetof(struct coord_verify_conf, timeout_ms),
+	  .help = "recovery not seen by then: the verification ends "
+		  "failed (a check says broken) or timeout, and escalates" },
 	{ .key = "health", .type = CM_CONF_BOOL, .def = "true",
 	  .off = offsetof(struct coord_verify_conf, health),
 	  .help = "the agent reports the target healthy again" },

@@ -191,6 +191,18 @@ def run(tap, lab):
     tap.ok(rc == 0 and rc2 == 0 and err == "" and err2 == "" and
            "history [--service S]" in out and out2 == out,
            "a command's --help or -h prints the usage, exit 0", err + err2)
+    r = subprocess.run([reflex_binary("reflex-coordinator"), "--help-config"],
+                       capture_output=True, text=True, timeout=20)
+    ref = r.stdout.splitlines()
+    at = next((i for i, l in enumerate(ref) if l.startswith("journal ")), -1)
+    tap.ok(r.returncode == 0 and at >= 0 and
+           ref[at].rstrip().endswith("/var/lib/reflex/journal.db") and
+           ref[at + 1] == " " * 50 + "SQLite journal path" and
+           any(l.startswith("prometheus_url ") and l.split()[2] == "-"
+               for l in ref),
+           "--help-config: a default wider than its column puts the help "
+           "under it, in the help column; an empty default shows as -",
+           "\n".join(ref[max(at, 0):at + 2]))
     rc, out, err = cli(cfg, "history", "--limit", "0")
     tap.ok(rc == 1 and "limit" in err, "a bad filter is reported", err)
 
