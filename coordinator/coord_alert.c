@@ -1946,3 +1946,143 @@ coord_alert_identity(const struct coord_alert *a, const char *const *ignore,
 	}
 	return h;
 }
+
+// ---- identities by label text (coord_idmemo) -----------------------------
+
+#define IDMEMO_SLOTS 256
+#define IDMEMO_TEXT_MAX 4096
+#define IDMEMO_IGNORE_MAX 1024
+
+struct idmemo_slot {
+	uint64_t key;		// memo_key of text
+	size_t len;		// 0: empty slot (a set's text is >= 2 bytes)
+	size_t cap;
+	char *text;		// owned
+	uint64_t identity;
+};
+
+struct coord_idmemo {
+	struct idmemo_slot slot[IDMEMO_SLOTS];
+	// The ignore list the slots hold identities under: its non-NULL
+	// names in order, each with its NUL; ignore_len 0 with no slot
+	// filled yet.
+	char ignore[IDMEMO_IGNORE_MAX];
+	size_t ignore_len;
+	bool ignore_known;
+};
+
+struct coord_idmemo *
+coord_idmemo_new(void)
+{
+	return calloc(1, sizeof(struct coord_idmemo));
+}
+
+void
+coord_idmemo_free(struct coord_idmemo *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < IDMEMO_SLOTS; i++)
+		free(m->slot[i].text);
+	free(m);
+}
+
+// Picks the slot: 8 bytes a step (a multiply per word, not per byte as
+// FNV-1a). Only a slot's choice depends on it; a hit compares the text.
+// Over the alert's fingerprint when it has one (Alertmanager's hash of
+// the label set, 16 bytes), else over the text.
+static uint64_t
+memo_key(const char *s, size_t n)
+{
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	uint64_t h = n * k, w;
+	size_t i = 0;
+
+	for (; n - i >= 8; i += 8) {
+		memcpy(&w, s + i, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+	}
+	if (i < n) {
+		w = 0;
+		memcpy(&w, s + i, n - i);
+		h = (h ^ w) * k;
+	}
+	return h ^ h >> 32;
+}
+
+// True when the memo's slots were filled under this ignore list (in this
+// order); otherwise empties them and takes it, false when it is too long
+// to keep (then nothing is memoised).
+static bool
+memo_ignore(struct coord_idmemo *m, const char *const *ignore,
+    size_t n_ignore)
+{
+	size_t o = 0, k;
+
+	if (m->ignore_known) {
+		for (size_t i = 0; i < n_ignore; i++) {
+			if (ignore[i] == NULL)
+				continue;
+			k = strlen(ignore[i]) + 1;
+			if (m->ignore_len - o < k ||
+			    memcmp(m->ignore + o, ignore[i], k) != 0)
+				goto changed;
+			o += k;
+		}
+		if (o == m->ignore_len)
+			return true;
+	}
+changed:
+	for (size_t i = 0; i < IDMEMO_SLOTS; i++)
+		m->slot[i].len = 0;
+	m->ignore_known = false;
+	o = 0;
+	for (size_t i = 0; i < n_ignore; i++) {
+		if (ignore[i] == NULL)
+			continue;
+		k = strlen(ignore[i]) + 1;
+		if (sizeof(m->ignore) - o < k)
+			return false;
+		memcpy(m->ignore + o, ignore[i], k);
+		o += k;
+	}
+	m->ignore_len = o;
+	m->ignore_known = true;
+	return true;
+}
+
+uint64_t
+coord_idmemo_identity(struct coord_idmemo *m, const struct coord_alert *a,
+    const char *const *ignore, size_t n_ignore)
+{
+	const char *t = a->labels_json;
+	size_t n = a->labels_json_len;
+	struct idmemo_slot *sl;
+	uint64_t key, id;
+
+	if (m == NULL || t == NULL || n < 2 || n > IDMEMO_TEXT_MAX ||
+	    !memo_ignore(m, ignore, n_ignore))
+		return coord_alert_identity(a, ignore, n_ignore);
+	if (a->fingerprint != NULL && a->fingerprint[0] != '\0')
+		key = memo_key(a->fingerprint, strlen(a->fingerprint)) ^ n;
+	else
+		key = memo_key(t, n);
+	sl = &m->slot[key % IDMEMO_SLOTS];
+	if (sl->len == n && sl->key == key && memcmp(sl->text, t, n) == 0)
+		return sl->identity;
+	id = coord_alert_identity(a, ignore, n_ignore);
+	if (sl->cap < n) {
+		char *p = realloc(sl->text, n);
+
+		if (p == NULL)
+			return id;	// the slot keeps what it had
+		sl->text = p;
+		sl->cap = n;
+	}
+	memcpy(sl->text, t, n);
+	sl->len = n;
+	sl->key = key;
+	sl->identity = id;
+	return id;
+}

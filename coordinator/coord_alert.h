@@ -149,6 +149,25 @@ void coord_alert_clear(struct coord_alert *a);
 uint64_t coord_alert_identity(const struct coord_alert *a,
     const char *const *ignore, size_t n_ignore);
 
+// A memo of identities by label text, for alerts sent again (Alertmanager
+// sends every alert of a group again with each notification of the
+// group): coord_alert_identity's value for an alert whose labels_json it
+// has met under the same ignore list, found by that text (a slot picked
+// by the fingerprint, then a compare of the text) instead of FNV-1a over
+// every label byte; the text of a set is the set, so the value is the
+// same, whatever fingerprint comes with it. Alerts without
+// labels_json, or with a text over 4 KiB, are hashed every time.
+// IDMEMO_SLOTS slots, direct-mapped, each owning a copy of its text
+// (a few hundred bytes for a typical alert). Not locked: one thread at a
+// time.
+struct coord_idmemo;
+struct coord_idmemo *coord_idmemo_new(void);	// NULL on ENOMEM
+void coord_idmemo_free(struct coord_idmemo *m);	// NULL is a no-op
+// coord_alert_identity(a, ignore, n_ignore); m NULL computes it.
+uint64_t coord_idmemo_identity(struct coord_idmemo *m,
+    const struct coord_alert *a, const char *const *ignore,
+    size_t n_ignore);
+
 // Copies untrusted `s` into buf for an error message: printable ASCII as
 // is, everything else as \xNN, at most ~40 input bytes. Returns buf.
 const char *coord_safe_str(char *buf, size_t n, const char *s);

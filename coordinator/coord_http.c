@@ -32,6 +32,9 @@ struct coord_http {
 	struct coord_httpd *srv;
 	struct coord_worker *slow;
 	atomic_int pending; // webhook requests waiting for the journal
+	// The HTTP thread's (webhook_cb) identities of label sets met
+	// before; NULL (out of memory at start) hashes every alert.
+	struct coord_idmemo *idmemo;
 };
 
 // A read handler run on the slow pool: the request's query string is
@@ -202,6 +205,7 @@ webhook_cb(struct coord_httpd_req *rq, void *arg)
 	struct intake *in;
 	char err[512];
 	const void *body;
+	int64_t now_ms;
 	size_t len;
 	int rv;
 
@@ -261,11 +265,12 @@ webhook_cb(struct coord_httpd_req *rq, void *arg)
 	in->rq = rq;
 	in->n = n;
 	in->received_mono = cm_mono_ms();
+	now_ms = cm_now_ms();
 	for (size_t i = 0; i < n->n_alerts; i++) {
-		in->identities[i] = coord_alert_identity(&n->alerts[i],
-		    c->ignore_labels, c->n_ignore_labels);
+		in->identities[i] = coord_idmemo_identity(h->idmemo,
+		    &n->alerts[i], c->ignore_labels, c->n_ignore_labels);
 		in->recs[i] = (struct coord_alert_rec){
-			.received_ms = cm_now_ms(),
+			.received_ms = now_ms,
 			.identity = in->identities[i],
 			.alert = &n->alerts[i],
 			.receiver = n->receiver,
@@ -839,9 +844,11 @@ coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
 	if (h == NULL)
 		return -ENOMEM;
 	h->d = *d;
+	h->idmemo = coord_idmemo_new();
 	rv = coord_worker_start(&h->slow, SLOW_THREADS, SLOW_QUEUE);
 	if (rv < 0) {
 		snprintf(err, errlen, "HTTP read threads: %s", strerror(-rv));
+		coord_idmemo_free(h->idmemo);
 		free(h);
 		return rv;
 	}
@@ -850,6 +857,7 @@ coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
 	    sizeof(routes) / sizeof(routes[0]), h, err, errlen);
 	if (rv < 0) {
 		coord_worker_stop(h->slow);
+		coord_idmemo_free(h->idmemo);
 		free(h);
 		return rv;
 	}
@@ -869,5 +877,6 @@ coord_http_stop(struct coord_http *h)
 	// intake_done still touches h after its reply: wait for it to leave.
 	while (atomic_load(&h->pending) > 0)
 		usleep(1000);
+	coord_idmemo_free(h->idmemo);
 	free(h);
 }

@@ -2315,6 +2315,83 @@ test_identity_values(void)
 	}
 }
 
+// coord_idmemo gives coord_alert_identity's value: 600 label sets (more
+// than the memo's slots, so slots are taken over), each asked several
+// times in a random order under ignore lists that change between asks
+// (a new list, the same names at other addresses, a longer one, none).
+// An alert whose text is the memo's but whose labels differ (not what
+// the parser makes) shows that a hit does not hash: it gets the memo's
+// value until the ignore list changes.
+static void
+test_identity_memo(void)
+{
+	static const char *const ign_a[] = { "prometheus_replica" };
+	static const char *const ign_b[] = { "prometheus_replica", "pod" };
+	static const char *const ign_c[] = { NULL, "pod" };
+	char copy_a[] = "prometheus_replica";
+	const char *const ign_a2[] = { copy_a };
+	const char *const *lists[] = { ign_a, ign_b, ign_c, ign_a2, NULL };
+	const size_t n_lists[] = { 1, 2, 2, 1, 0 };
+	enum { SETS = 600, ASKS = 6000 };
+	struct coord_notification **ns = calloc(SETS, sizeof(*ns));
+	struct coord_idmemo *m = coord_idmemo_new();
+	unsigned seed = 7;
+	char body[1024];
+	int bad = 0, no_text = 0;
+
+	CHECK(ns != NULL && m != NULL);
+	if (ns == NULL || m == NULL)
+		goto out;
+	for (int i = 0; i < SETS; i++) {
+		snprintf(body, sizeof(body), HEAD LBL(",\"instance\":\"10.0.%d.%d"
+		    ":8080\",\"pod\":\"p-%d\",\"prometheus_replica\":\"r%d\"")
+		    TAIL, i / 250, i % 250, i % 7, i % 2);
+		ns[i] = parse_ok(body);
+		if (ns[i] == NULL)
+			goto out;
+		if (ns[i]->alerts[0].labels_json == NULL)
+			no_text++;
+	}
+	CHECK_INT(no_text, 0); // sorted, compact: the memo's case
+	for (int k = 0; k < ASKS; k++) {
+		const struct coord_alert *a;
+		int l;
+
+		seed = seed * 1103515245u + 12345u;
+		a = &ns[(seed >> 8) % SETS]->alerts[0];
+		l = k / 500 % 5; // the list changes every 500 asks
+		if (coord_idmemo_identity(m, a, lists[l], n_lists[l]) !=
+		    coord_alert_identity(a, lists[l], n_lists[l]) && bad++ < 5)
+			printf("# ask %d: set %u, list %d\n", k,
+			    (seed >> 8) % SETS, l);
+	}
+	CHECK_INT(bad, 0);
+	{
+		struct coord_alert t = ns[1]->alerts[0];
+		uint64_t h0 = coord_alert_identity(&ns[0]->alerts[0], NULL, 0);
+
+		t.labels_json = ns[0]->alerts[0].labels_json;
+		t.labels_json_len = ns[0]->alerts[0].labels_json_len;
+		CHECK(coord_alert_identity(&t, NULL, 0) != h0);
+		CHECK(coord_idmemo_identity(m, &ns[0]->alerts[0], NULL, 0) ==
+		    h0);
+		CHECK(coord_idmemo_identity(m, &t, NULL, 0) == h0);
+		CHECK(coord_idmemo_identity(m, &t, ign_a, 1) ==
+		    coord_alert_identity(&t, ign_a, 1));
+		// Without a text, or without a memo: hashed.
+		t.labels_json = NULL;
+		CHECK(coord_idmemo_identity(m, &t, NULL, 0) ==
+		    coord_alert_identity(&t, NULL, 0));
+		CHECK(coord_idmemo_identity(NULL, &ns[2]->alerts[0], ign_b,
+		    2) == coord_alert_identity(&ns[2]->alerts[0], ign_b, 2));
+	}
+out:
+	for (int i = 0; ns != NULL && i < SETS; i++)
+		coord_notification_free(ns[i]);
+	free(ns);
+	coord_idmemo_free(m);
+}
+
 // Go's zero time reads as "none" in either field, however it is written;
 // other times near it do not.
 static void
@@ -2692,6 +2769,8 @@ static const struct tt_case cases[] = {
 	  test_notification_sizes },
 	{ "identity: FNV-1a of every length, ignore lists",
 	  test_identity_values },
+	{ "identity memo: the same values, ignore lists changing",
+	  test_identity_memo },
 	{ "zero times in every form read as none", test_zero_times },
 	{ "annotation names with control bytes refused",
 	  test_annotation_names },
