@@ -2316,9 +2316,10 @@ test_identity_values(void)
 }
 
 // coord_idmemo gives coord_alert_identity's value: 600 label sets (more
-// than the memo's slots, so slots are taken over), each asked several
-// times in a random order under ignore lists that change between asks
-// (a new list, the same names at other addresses, a longer one, none).
+// than the memo's slots, so slots are taken over; without a fingerprint,
+// with their own, or all with the same one), each asked several times in
+// a random order under ignore lists that change between asks (a new
+// list, the same names at other addresses, a longer one, none).
 // An alert whose text is the memo's but whose labels differ (not what
 // the parser makes) shows that a hit does not hash: it gets the memo's
 // value until the ignore list changes.
@@ -2343,9 +2344,17 @@ test_identity_memo(void)
 	if (ns == NULL || m == NULL)
 		goto out;
 	for (int i = 0; i < SETS; i++) {
-		snprintf(body, sizeof(body), HEAD LBL(",\"instance\":\"10.0.%d.%d"
-		    ":8080\",\"pod\":\"p-%d\",\"prometheus_replica\":\"r%d\"")
-		    TAIL, i / 250, i % 250, i % 7, i % 2);
+		char fp[32] = "";
+
+		// No fingerprint, one shared by many sets, or its own.
+		if (i % 4 == 1)
+			snprintf(fp, sizeof(fp), ",\"fingerprint\":\"same\"");
+		else if (i % 4 > 1)
+			snprintf(fp, sizeof(fp), ",\"fingerprint\":\"f%d\"", i);
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"firing\","
+		    "\"labels\":{\"alertname\":\"A\",\"instance\":\"10.0.%d.%d"
+		    ":8080\",\"pod\":\"p-%d\",\"prometheus_replica\":\"r%d\"}%s}"
+		    TAIL, i / 250, i % 250, i % 7, i % 2, fp);
 		ns[i] = parse_ok(body);
 		if (ns[i] == NULL)
 			goto out;
@@ -2372,6 +2381,7 @@ test_identity_memo(void)
 
 		t.labels_json = ns[0]->alerts[0].labels_json;
 		t.labels_json_len = ns[0]->alerts[0].labels_json_len;
+		t.fingerprint = ns[0]->alerts[0].fingerprint;
 		CHECK(coord_alert_identity(&t, NULL, 0) != h0);
 		CHECK(coord_idmemo_identity(m, &ns[0]->alerts[0], NULL, 0) ==
 		    h0);
