@@ -191,7 +191,12 @@ static const char *const wsql[W_COUNT] = {
 	[W_BEGIN] = "BEGIN IMMEDIATE",
 	[W_COMMIT] = "COMMIT",
 	[W_ROLLBACK] = "ROLLBACK",
-	[W_ALERT_INSERT] = "INSERT INTO alerts_in(received_ms, identity,"
+	// OR FAIL: a violated constraint fails the statement without undoing
+	// its earlier rows (OR ABORT would), which the batch's rollback does
+	// anyway; so SQLite keeps no statement journal for the rows of a
+	// multi-row INSERT (a copy of every page they touch that the
+	// transaction had already changed).
+	[W_ALERT_INSERT] = "INSERT OR FAIL INTO alerts_in(received_ms, identity,"
 	    " fingerprint, status, starts_ms, ends_ms, alertname, labels,"
 	    " annotations, generator_url, receiver, group_key)"
 	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
