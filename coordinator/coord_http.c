@@ -32,9 +32,11 @@ struct coord_http {
 	struct coord_httpd *srv;
 	struct coord_worker *slow;
 	atomic_int pending; // webhook requests waiting for the journal
-	// The HTTP thread's (webhook_cb) identities of label sets met
-	// before; NULL (out of memory at start) hashes every alert.
+	// The HTTP thread's (webhook_cb) identities and decoded label and
+	// annotation sets of alerts met before; NULL (out of memory at
+	// start): none.
 	struct coord_idmemo *idmemo;
+	struct coord_setmemo *setmemo;
 };
 
 // A read handler run on the slow pool: the request's query string is
@@ -226,7 +228,8 @@ webhook_cb(struct coord_httpd_req *rq, void *arg)
 		return;
 	}
 	// The nesting limit (limits.max_json_depth) is c->wl.max_depth.
-	rv = coord_webhook_parse(&n, body, len, &c->wl, err, sizeof(err));
+	rv = coord_webhook_parse_memo(&n, body, len, &c->wl, h->setmemo, err,
+	    sizeof(err));
 	if (rv < 0) {
 		char head[33];
 		size_t k = len < 32 ? len : 32;
@@ -845,10 +848,12 @@ coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
 		return -ENOMEM;
 	h->d = *d;
 	h->idmemo = coord_idmemo_new();
+	h->setmemo = coord_setmemo_new();
 	rv = coord_worker_start(&h->slow, SLOW_THREADS, SLOW_QUEUE);
 	if (rv < 0) {
 		snprintf(err, errlen, "HTTP read threads: %s", strerror(-rv));
 		coord_idmemo_free(h->idmemo);
+		coord_setmemo_free(h->setmemo);
 		free(h);
 		return rv;
 	}
@@ -858,6 +863,7 @@ coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
 	if (rv < 0) {
 		coord_worker_stop(h->slow);
 		coord_idmemo_free(h->idmemo);
+		coord_setmemo_free(h->setmemo);
 		free(h);
 		return rv;
 	}
@@ -878,5 +884,6 @@ coord_http_stop(struct coord_http *h)
 	while (atomic_load(&h->pending) > 0)
 		usleep(1000);
 	coord_idmemo_free(h->idmemo);
+	coord_setmemo_free(h->setmemo);
 	free(h);
 }

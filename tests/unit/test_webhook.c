@@ -20,6 +20,7 @@
 #include "cm_time.h"
 #include "cm_msg.h"
 #include "coord_alert.h"
+#include "notif_eq.h"
 #include "tt.h"
 
 // ---- helpers -------------------------------------------------------------
@@ -135,7 +136,16 @@ load_json(const char *name)
 	return j;
 }
 
-// Parses `len` bytes copied into an exact-size heap buffer.
+// One memo for every body the tests parse: coord_webhook_parse_memo
+// meets the sets of all of them, under every limit they use.
+static struct coord_setmemo *memo;
+static int memo_differs;
+
+// Parses `len` bytes copied into an exact-size heap buffer. Every body
+// is parsed through the memo too, twice (the second time it holds the
+// body's sets if the first read them): both must give the same result,
+// error message and notification (memo_differs counts those that did
+// not; test_set_memo_all checks it).
 static int
 parse_n(const char *body, size_t len, const struct coord_webhook_limits *lim,
     struct coord_notification **ret, char *err, size_t errlen)
@@ -147,6 +157,22 @@ parse_n(const char *body, size_t len, const struct coord_webhook_limits *lim,
 		return -ENOMEM;
 	memcpy(copy, body, len);
 	rv = coord_webhook_parse(ret, copy, len, lim, err, errlen);
+	if (memo == NULL)
+		memo = coord_setmemo_new();
+	for (int k = 0; k < 2 && memo != NULL; k++) {
+		struct coord_notification *m = NULL;
+		char merr[512] = "";
+		int mrv = coord_webhook_parse_memo(&m, copy, len, lim, memo,
+		    merr, sizeof(merr));
+
+		if (mrv != rv || !notif_eq(m, *ret) || (err != NULL &&
+		    strncmp(merr, err, errlen > 0 ? errlen - 1 : 0) != 0)) {
+			if (memo_differs++ < 5)
+				printf("# memo differs (pass %d): %d/%d %s\n",
+				    k, mrv, rv, merr);
+		}
+		coord_notification_free(m);
+	}
 	free(copy);
 	return rv;
 }
@@ -2754,6 +2780,65 @@ test_kvs_order(void)
 	}
 }
 
+// coord_webhook_parse_memo with a set it holds, under limits that refuse
+// it, at a depth past the limit, and a set met as annotations read as
+// labels (valid as the one, not as the other): each as
+// coord_webhook_parse has it (parse_n compares), refused.
+static void
+test_set_memo_limits(void)
+{
+	static const char body[] = HEAD "{\"status\":\"firing\",\"labels\":"
+	    "{\"alertname\":\"A\",\"instance\":\"i-1\",\"job\":\"jj\","
+	    "\"pod\":\"p\",\"team\":\"t\"},\"annotations\":{\"a-b\":\"x\"}}"
+	    TAIL;
+	static const char as_labels[] = HEAD "{\"status\":\"firing\","
+	    "\"labels\":{\"a-b\":\"x\"},\"annotations\":{\"a-b\":\"x\"}}" TAIL;
+	struct coord_webhook_limits lim = coord_webhook_default_limits;
+	struct coord_notification *n = NULL;
+	char err[256];
+
+	for (int k = 0; k < 2; k++) { // the memo holds the sets after one
+		CHECK_INT(parse_n(body, strlen(body), NULL, &n, err,
+		    sizeof(err)), 0);
+		coord_notification_free(n);
+		n = NULL;
+	}
+	lim.max_labels = 4;
+	CHECK_INT(parse_n(body, strlen(body), &lim, &n, err, sizeof(err)),
+	    -E2BIG);
+	CHECK_HAS(err, "limits.max_labels");
+	lim = coord_webhook_default_limits;
+	lim.max_name_len = 7;
+	CHECK_INT(parse_n(body, strlen(body), &lim, &n, err, sizeof(err)),
+	    -E2BIG);
+	CHECK_HAS(err, "limits.max_name_len");
+	lim = coord_webhook_default_limits;
+	lim.max_value_len = 2;
+	CHECK_INT(parse_n(body, strlen(body), &lim, &n, err, sizeof(err)),
+	    -E2BIG);
+	CHECK_HAS(err, "limits.max_value_len");
+	lim = coord_webhook_default_limits;
+	lim.max_depth = 3; // the labels object is the 4th level
+	CHECK_INT(parse_n(body, strlen(body), &lim, &n, err, sizeof(err)),
+	    -EINVAL);
+	CHECK_HAS(err, "max_json_depth");
+	CHECK_INT(parse_n(as_labels, strlen(as_labels), NULL, &n, err,
+	    sizeof(err)), -EINVAL);
+	CHECK_HAS(err, "invalid label name \"a-b\"");
+	CHECK(n == NULL);
+}
+
+// Runs last: every body of every test above went through the memo too
+// (parse_n) and came out the same.
+static void
+test_set_memo_all(void)
+{
+	CHECK(memo != NULL);
+	CHECK_INT(memo_differs, 0);
+	coord_setmemo_free(memo);
+	memo = NULL;
+}
+
 static const struct tt_case cases[] = {
 	{ "real AM 0.25 body: every field", test_real_body_all_fields },
 	{ "real AM 0.25 body with truncatedAlerts", test_real_body_truncated },
@@ -2809,6 +2894,10 @@ static const struct tt_case cases[] = {
 	{ "reader: nesting is bounded", test_reader_depth },
 	{ "reader: limits.max_json_depth", test_reader_configured_depth },
 	{ "reader: alerts own their memory", test_reader_alert_ownership },
+	{ "set memo: limits, depth and kind still refuse",
+	  test_set_memo_limits },
+	{ "set memo: every body above parsed the same through it",
+	  test_set_memo_all },
 	{ NULL, NULL },
 };
 
