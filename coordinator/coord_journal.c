@@ -196,9 +196,9 @@ static const char *const wsql[W_COUNT] = {
 	// anyway; so SQLite keeps no statement journal for the rows of a
 	// multi-row INSERT (a copy of every page they touch that the
 	// transaction had already changed).
-	[W_ALERT_INSERT] = "INSERT OR FAIL INTO alerts_in(received_ms, identity,"
-	    " fingerprint, status, starts_ms, ends_ms, alertname, labels,"
-	    " annotations, generator_url, receiver, group_key)"
+	[W_ALERT_INSERT] = "INSERT OR FAIL INTO alerts_in(received_ms,"
+	    " identity, fingerprint, status, starts_ms, ends_ms, alertname,"
+	    " labels, annotations, generator_url, receiver, group_key)"
 	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	// Nothing when the alert's row is gone (update_row: -ENOENT).
 	[W_ALERT_DONE] = "INSERT OR REPLACE INTO alert_outcomes(alert_id,"
@@ -1208,11 +1208,12 @@ set_json(const char *own, size_t own_len, const struct coord_kvs *kvs,
 }
 
 // Inserts the k alerts' rows (1 <= k <= ALERT_GROUP, the same receiver
-// and group key) with one statement and sets their ids. Labels and annotations go as the alert's own JSON
-// text when the parser found it in the body (what Alertmanager sends);
-// else they are encoded as JSON into the writer's scratch buffer (kept
-// between batches: no allocation per alert once it is large enough), all
-// k at once since the statement binds them all.
+// and group key) with one statement and sets their ids. Labels and
+// annotations go as the alert's own JSON text when the parser found it
+// in the body (what Alertmanager sends); else they are encoded as JSON
+// into the writer's scratch buffer (kept between batches: no allocation
+// per alert once it is large enough), all k at once since the statement
+// binds them all.
 static int
 insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
     size_t k)

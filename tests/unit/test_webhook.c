@@ -2379,8 +2379,8 @@ test_identity_memo(void)
 			snprintf(fp, sizeof(fp), ",\"fingerprint\":\"f%d\"", i);
 		snprintf(body, sizeof(body), HEAD "{\"status\":\"firing\","
 		    "\"labels\":{\"alertname\":\"A\",\"instance\":\"10.0.%d.%d"
-		    ":8080\",\"pod\":\"p-%d\",\"prometheus_replica\":\"r%d\"}%s}"
-		    TAIL, i / 250, i % 250, i % 7, i % 2, fp);
+		    ":8080\",\"pod\":\"p-%d\",\"prometheus_replica\":"
+		    "\"r%d\"}%s}" TAIL, i / 250, i % 250, i % 7, i % 2, fp);
 		ns[i] = parse_ok(body);
 		if (ns[i] == NULL)
 			goto out;
