@@ -183,6 +183,7 @@ struct jr {
 	size_t n_kv, cap_kv;
 	struct nblock *blk;	 // the notification's block (struct nblock)
 	size_t top_kv_used;	 // entries of blk->top_kv given out
+	struct coord_setmemo *memo; // NULL: none
 };
 
 // A notification from coord_webhook_parse and what comes with it in one
@@ -1098,14 +1099,42 @@ kv_push(struct jr *j, char *key, char *val)
 	return 0;
 }
 
+static bool memo_take(struct jr *j, enum kvs_kind kind, size_t *off,
+    size_t *cnt, size_t *canon_len);
+static void memo_put(struct jr *j, enum kvs_kind kind, size_t start,
+    size_t used, size_t off, size_t cnt);
+static int kvs_read_text(struct jr *j, const struct where *w,
+    enum kvs_kind kind, size_t *off, size_t *cnt, bool *canon,
+    size_t *canon_len);
+
 // Reads a string->string object at j->pos (a '{') onto the kv scratch
 // stack, sorted and checked for duplicates: entries j->kv[*off ..
 // *off + *cnt). Keys and values stay in the arena. With `canon` non-NULL,
 // *canon is true when the object's text in the body is what the journal
 // stores for the set (struct coord_alert, labels_json): then it is the
-// *canon_len bytes before j->pos.
+// *canon_len bytes before j->pos. Such a set (an alert's) is taken from
+// j->memo when it holds the text, and kept there when read.
 static int
 kvs_read(struct jr *j, const struct where *w, enum kvs_kind kind,
+    size_t *off, size_t *cnt, bool *canon, size_t *canon_len)
+{
+	size_t start = j->pos, used = j->used;
+	int rv;
+
+	if (canon == NULL || j->memo == NULL)
+		return kvs_read_text(j, w, kind, off, cnt, canon, canon_len);
+	if (memo_take(j, kind, off, cnt, canon_len)) {
+		*canon = true;
+		return 0;
+	}
+	rv = kvs_read_text(j, w, kind, off, cnt, canon, canon_len);
+	if (rv == 0 && *canon)
+		memo_put(j, kind, start, used, *off, *cnt);
+	return rv;
+}
+
+static int
+kvs_read_text(struct jr *j, const struct where *w, enum kvs_kind kind,
     size_t *off, size_t *cnt, bool *canon, size_t *canon_len)
 {
 	const struct coord_webhook_limits *lim = j->p->lim;
@@ -1722,6 +1751,15 @@ coord_webhook_parse(struct coord_notification **ret, const char *body,
     size_t len, const struct coord_webhook_limits *lim, char *err,
     size_t errlen)
 {
+	return coord_webhook_parse_memo(ret, body, len, lim, NULL, err,
+	    errlen);
+}
+
+int
+coord_webhook_parse_memo(struct coord_notification **ret, const char *body,
+    size_t len, const struct coord_webhook_limits *lim,
+    struct coord_setmemo *m, char *err, size_t errlen)
+{
 	struct pctx p = {
 		.lim = lim != NULL ? lim : &coord_webhook_default_limits,
 		.err = err,
@@ -1763,6 +1801,7 @@ coord_webhook_parse(struct coord_notification **ret, const char *body,
 		.max_depth = p.lim->max_depth != 0 &&
 		    p.lim->max_depth < COORD_JSON_DEPTH_MAX ?
 		    p.lim->max_depth : COORD_JSON_DEPTH_MAX,
+		.memo = m,
 	};
 	rv = notification_read(&j, n);
 	if (j.kv != kv_local)
@@ -1945,4 +1984,302 @@ coord_alert_identity(const struct coord_alert *a, const char *const *ignore,
 		h = fnv1a(h, kv->val);
 	}
 	return h;
+}
+
+// ---- identities by label text (coord_idmemo) -----------------------------
+
+#define IDMEMO_SLOTS 256
+#define IDMEMO_TEXT_MAX 4096
+#define IDMEMO_IGNORE_MAX 1024
+
+struct idmemo_slot {
+	uint64_t key;		// memo_key of text
+	size_t len;		// 0: empty slot (a set's text is >= 2 bytes)
+	size_t cap;
+	char *text;		// owned
+	uint64_t identity;
+};
+
+struct coord_idmemo {
+	struct idmemo_slot slot[IDMEMO_SLOTS];
+	// The ignore list the slots hold identities under: its non-NULL
+	// names in order, each with its NUL; ignore_len 0 with no slot
+	// filled yet.
+	char ignore[IDMEMO_IGNORE_MAX];
+	size_t ignore_len;
+	bool ignore_known;
+};
+
+struct coord_idmemo *
+coord_idmemo_new(void)
+{
+	return calloc(1, sizeof(struct coord_idmemo));
+}
+
+void
+coord_idmemo_free(struct coord_idmemo *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < IDMEMO_SLOTS; i++)
+		free(m->slot[i].text);
+	free(m);
+}
+
+// Picks the slot: 8 bytes a step (a multiply per word, not per byte as
+// FNV-1a). Only a slot's choice depends on it; a hit compares the text.
+// Over the alert's fingerprint when it has one (Alertmanager's hash of
+// the label set, 16 bytes), else over the text.
+static uint64_t
+memo_key(const char *s, size_t n)
+{
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	uint64_t h = n * k, w;
+	size_t i = 0;
+
+	for (; n - i >= 8; i += 8) {
+		memcpy(&w, s + i, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+	}
+	if (i < n) {
+		w = 0;
+		memcpy(&w, s + i, n - i);
+		h = (h ^ w) * k;
+	}
+	return h ^ h >> 32;
+}
+
+// True when the memo's slots were filled under this ignore list (in this
+// order); otherwise empties them and takes it, false when it is too long
+// to keep (then nothing is memoised).
+static bool
+memo_ignore(struct coord_idmemo *m, const char *const *ignore,
+    size_t n_ignore)
+{
+	size_t o = 0, k;
+
+	if (m->ignore_known) {
+		for (size_t i = 0; i < n_ignore; i++) {
+			if (ignore[i] == NULL)
+				continue;
+			k = strlen(ignore[i]) + 1;
+			if (m->ignore_len - o < k ||
+			    memcmp(m->ignore + o, ignore[i], k) != 0)
+				goto changed;
+			o += k;
+		}
+		if (o == m->ignore_len)
+			return true;
+	}
+changed:
+	for (size_t i = 0; i < IDMEMO_SLOTS; i++)
+		m->slot[i].len = 0;
+	m->ignore_known = false;
+	o = 0;
+	for (size_t i = 0; i < n_ignore; i++) {
+		if (ignore[i] == NULL)
+			continue;
+		k = strlen(ignore[i]) + 1;
+		if (sizeof(m->ignore) - o < k)
+			return false;
+		memcpy(m->ignore + o, ignore[i], k);
+		o += k;
+	}
+	m->ignore_len = o;
+	m->ignore_known = true;
+	return true;
+}
+
+uint64_t
+coord_idmemo_identity(struct coord_idmemo *m, const struct coord_alert *a,
+    const char *const *ignore, size_t n_ignore)
+{
+	const char *t = a->labels_json;
+	size_t n = a->labels_json_len;
+	struct idmemo_slot *sl;
+	uint64_t key, id;
+
+	if (m == NULL || t == NULL || n < 2 || n > IDMEMO_TEXT_MAX ||
+	    !memo_ignore(m, ignore, n_ignore))
+		return coord_alert_identity(a, ignore, n_ignore);
+	if (a->fingerprint != NULL && a->fingerprint[0] != '\0')
+		key = memo_key(a->fingerprint, strlen(a->fingerprint)) ^ n;
+	else
+		key = memo_key(t, n);
+	sl = &m->slot[key % IDMEMO_SLOTS];
+	if (sl->len == n && sl->key == key && memcmp(sl->text, t, n) == 0)
+		return sl->identity;
+	id = coord_alert_identity(a, ignore, n_ignore);
+	if (sl->cap < n) {
+		char *p = realloc(sl->text, n);
+
+		if (p == NULL)
+			return id;	// the slot keeps what it had
+		sl->text = p;
+		sl->cap = n;
+	}
+	memcpy(sl->text, t, n);
+	sl->len = n;
+	sl->key = key;
+	sl->identity = id;
+	return id;
+}
+
+// ---- alerts' sets by their text (coord_setmemo) ---------------------------
+
+#define SETMEMO_SLOTS 256
+#define SETMEMO_TEXT_MAX 2048
+// Body bytes from a set's '{' that pick its slot (those after a shorter
+// set too: only the slot depends on them; a hit compares the set's text).
+#define SETMEMO_KEY 256
+
+struct setmemo_slot {
+	uint64_t key;
+	enum kvs_kind kind;
+	size_t tlen;		// the text's bytes; 0: empty slot
+	size_t dlen;		// its decoded strings' (each with its NUL)
+	size_t n;		// entries
+	size_t max_klen, max_vlen;
+	// The text, the decoded strings, then (4-aligned) n pairs of offsets
+	// of a key and its value in the strings. Owned.
+	char *mem;
+	size_t cap;
+};
+
+struct coord_setmemo {
+	struct setmemo_slot slot[SETMEMO_SLOTS];
+};
+
+struct coord_setmemo *
+coord_setmemo_new(void)
+{
+	return calloc(1, sizeof(struct coord_setmemo));
+}
+
+void
+coord_setmemo_free(struct coord_setmemo *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < SETMEMO_SLOTS; i++)
+		free(m->slot[i].mem);
+	free(m);
+}
+
+static size_t
+setmemo_offs(size_t tlen, size_t dlen)
+{
+	return (tlen + dlen + 3) & ~(size_t)3;
+}
+
+static struct setmemo_slot *
+setmemo_slot(struct jr *j, size_t at, uint64_t *key)
+{
+	size_t rem = j->len - at;
+
+	*key = memo_key((const char *)j->s + at,
+	    rem < SETMEMO_KEY ? rem : SETMEMO_KEY);
+	return &j->memo->slot[*key % SETMEMO_SLOTS];
+}
+
+// kvs_read's result for the set at j->pos when the memo holds its text
+// (of the same kind) and kvs_read_text would accept it under these
+// limits and at this depth: its strings copied to the arena, its entries
+// pushed, j->pos past it. False, with nothing changed that matters,
+// otherwise.
+static bool
+memo_take(struct jr *j, enum kvs_kind kind, size_t *off, size_t *cnt,
+    size_t *canon_len)
+{
+	const struct coord_webhook_limits *lim = j->p->lim;
+	size_t max_val = kind == KVS_LABELS ? lim->max_value_len :
+	    lim->max_annotation_len;
+	struct setmemo_slot *sl;
+	const uint32_t *o;
+	uint64_t key;
+	size_t first = j->n_kv;
+	char *d;
+
+	sl = setmemo_slot(j, j->pos, &key);
+	if (sl->tlen == 0 || sl->key != key || sl->kind != kind ||
+	    sl->tlen > j->len - j->pos ||
+	    memcmp(j->s + j->pos, sl->mem, sl->tlen) != 0)
+		return false;
+	if (sl->n > lim->max_labels || sl->max_klen > lim->max_name_len ||
+	    sl->max_vlen > max_val || j->depth + 1 > j->max_depth)
+		return false;	// read, to be refused as it would be
+	// The arena has room: a set's strings take fewer bytes than its
+	// text, and the text is in the body's rest (see struct jr).
+	d = j->arena + j->used;
+	memcpy(d, sl->mem + sl->tlen, sl->dlen);
+	o = (const uint32_t *)(const void *)(sl->mem +
+	    setmemo_offs(sl->tlen, sl->dlen));
+	for (size_t i = 0; i < sl->n; i++)
+		if (kv_push(j, d + o[2 * i], d + o[2 * i + 1]) < 0) {
+			j->n_kv = first;
+			return false;
+		}
+	j->used += sl->dlen;
+	j->pos += sl->tlen;
+	*off = first;
+	*cnt = sl->n;
+	*canon_len = sl->tlen;
+	return true;
+}
+
+// Keeps the set kvs_read_text just read (its text from `start`, its
+// strings from arena offset `used`, entries j->kv[off .. off + cnt), a
+// canonical text) in its slot, in place of what the slot held.
+static void
+memo_put(struct jr *j, enum kvs_kind kind, size_t start, size_t used,
+    size_t off, size_t cnt)
+{
+	size_t tlen = j->pos - start, dlen = j->used - used, oo, need;
+	const char *d = j->arena + used;
+	struct setmemo_slot *sl;
+	size_t max_klen = 0, max_vlen = 0;
+	uint64_t key;
+	uint32_t *o;
+
+	if (tlen > SETMEMO_TEXT_MAX || tlen < 2)
+		return;
+	for (size_t i = 0; i < cnt; i++) {
+		const struct coord_kv *v = kv_at(j, off + i);
+		size_t kl = strlen(v->key), vl = strlen(v->val);
+
+		// Every string of the set lies in its strings (defensive).
+		if (v->key < d || v->key + kl >= d + dlen ||
+		    v->val < d || v->val + vl >= d + dlen)
+			return;
+		max_klen = kl > max_klen ? kl : max_klen;
+		max_vlen = vl > max_vlen ? vl : max_vlen;
+	}
+	sl = setmemo_slot(j, start, &key);
+	oo = setmemo_offs(tlen, dlen);
+	need = oo + cnt * 2 * sizeof(uint32_t);
+	if (sl->cap < need) {
+		char *p = realloc(sl->mem, need);
+
+		if (p == NULL)
+			return;	// the slot keeps what it had
+		sl->mem = p;
+		sl->cap = need;
+	}
+	memcpy(sl->mem, j->s + start, tlen);
+	memcpy(sl->mem + tlen, d, dlen);
+	o = (uint32_t *)(void *)(sl->mem + oo);
+	for (size_t i = 0; i < cnt; i++) {
+		const struct coord_kv *v = kv_at(j, off + i);
+
+		o[2 * i] = (uint32_t)(v->key - d);
+		o[2 * i + 1] = (uint32_t)(v->val - d);
+	}
+	sl->key = key;
+	sl->kind = kind;
+	sl->tlen = tlen;
+	sl->dlen = dlen;
+	sl->n = cnt;
+	sl->max_klen = max_klen;
+	sl->max_vlen = max_vlen;
 }

@@ -121,6 +121,25 @@ int coord_webhook_parse(struct coord_notification **ret, const char *body,
     size_t len, const struct coord_webhook_limits *lim, char *err,
     size_t errlen) __attribute__((warn_unused_result));
 
+// A memo of alerts' label and annotation sets by their body text, for
+// alerts sent again: where the body holds, at an alert's "labels" or
+// "annotations" object, the text of a set met before (compact, keys
+// sorted: labels_json), coord_webhook_parse_memo takes its decoded
+// entries from the memo instead of reading every string again, when
+// they are within `lim` (else, and for any other set, it reads the text
+// as coord_webhook_parse does). The results are coord_webhook_parse's,
+// byte for byte. 256 slots, each owning a copy of a set's text (at most
+// 2 KiB) and its decoded strings: about 180 KiB for sets like the
+// benchmark's, at most ~1.7 MiB. Not locked: one thread at a time.
+struct coord_setmemo;
+struct coord_setmemo *coord_setmemo_new(void);	// NULL on ENOMEM
+void coord_setmemo_free(struct coord_setmemo *m); // NULL is a no-op
+// coord_webhook_parse with a memo (m NULL: without).
+int coord_webhook_parse_memo(struct coord_notification **ret,
+    const char *body, size_t len, const struct coord_webhook_limits *lim,
+    struct coord_setmemo *m, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 void coord_notification_free(struct coord_notification *n);
 
 
@@ -148,6 +167,25 @@ void coord_alert_clear(struct coord_alert *a);
 // externalURL play no part.
 uint64_t coord_alert_identity(const struct coord_alert *a,
     const char *const *ignore, size_t n_ignore);
+
+// A memo of identities by label text, for alerts sent again (Alertmanager
+// sends every alert of a group again with each notification of the
+// group): coord_alert_identity's value for an alert whose labels_json it
+// has met under the same ignore list, found by that text (a slot picked
+// by the fingerprint, then a compare of the text) instead of FNV-1a over
+// every label byte; the text of a set is the set, so the value is the
+// same, whatever fingerprint comes with it. Alerts without
+// labels_json, or with a text over 4 KiB, are hashed every time.
+// IDMEMO_SLOTS slots, direct-mapped, each owning a copy of its text
+// (a few hundred bytes for a typical alert). Not locked: one thread at a
+// time.
+struct coord_idmemo;
+struct coord_idmemo *coord_idmemo_new(void);	// NULL on ENOMEM
+void coord_idmemo_free(struct coord_idmemo *m);	// NULL is a no-op
+// coord_alert_identity(a, ignore, n_ignore); m NULL computes it.
+uint64_t coord_idmemo_identity(struct coord_idmemo *m,
+    const struct coord_alert *a, const char *const *ignore,
+    size_t n_ignore);
 
 // Copies untrusted `s` into buf for an error message: printable ASCII as
 // is, everything else as \xNN, at most ~40 input bytes. Returns buf.

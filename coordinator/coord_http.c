@@ -32,6 +32,11 @@ struct coord_http {
 	struct coord_httpd *srv;
 	struct coord_worker *slow;
 	atomic_int pending; // webhook requests waiting for the journal
+	// The HTTP thread's (webhook_cb) identities and decoded label and
+	// annotation sets of alerts met before; NULL (out of memory at
+	// start): none.
+	struct coord_idmemo *idmemo;
+	struct coord_setmemo *setmemo;
 };
 
 // A read handler run on the slow pool: the request's query string is
@@ -202,6 +207,7 @@ webhook_cb(struct coord_httpd_req *rq, void *arg)
 	struct intake *in;
 	char err[512];
 	const void *body;
+	int64_t now_ms;
 	size_t len;
 	int rv;
 
@@ -222,7 +228,8 @@ webhook_cb(struct coord_httpd_req *rq, void *arg)
 		return;
 	}
 	// The nesting limit (limits.max_json_depth) is c->wl.max_depth.
-	rv = coord_webhook_parse(&n, body, len, &c->wl, err, sizeof(err));
+	rv = coord_webhook_parse_memo(&n, body, len, &c->wl, h->setmemo, err,
+	    sizeof(err));
 	if (rv < 0) {
 		char head[33];
 		size_t k = len < 32 ? len : 32;
@@ -261,11 +268,12 @@ webhook_cb(struct coord_httpd_req *rq, void *arg)
 	in->rq = rq;
 	in->n = n;
 	in->received_mono = cm_mono_ms();
+	now_ms = cm_now_ms();
 	for (size_t i = 0; i < n->n_alerts; i++) {
-		in->identities[i] = coord_alert_identity(&n->alerts[i],
-		    c->ignore_labels, c->n_ignore_labels);
+		in->identities[i] = coord_idmemo_identity(h->idmemo,
+		    &n->alerts[i], c->ignore_labels, c->n_ignore_labels);
 		in->recs[i] = (struct coord_alert_rec){
-			.received_ms = cm_now_ms(),
+			.received_ms = now_ms,
 			.identity = in->identities[i],
 			.alert = &n->alerts[i],
 			.receiver = n->receiver,
@@ -873,9 +881,13 @@ coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
 	if (h == NULL)
 		return -ENOMEM;
 	h->d = *d;
+	h->idmemo = coord_idmemo_new();
+	h->setmemo = coord_setmemo_new();
 	rv = coord_worker_start(&h->slow, SLOW_THREADS, SLOW_QUEUE);
 	if (rv < 0) {
 		snprintf(err, errlen, "HTTP read threads: %s", strerror(-rv));
+		coord_idmemo_free(h->idmemo);
+		coord_setmemo_free(h->setmemo);
 		free(h);
 		return rv;
 	}
@@ -884,6 +896,8 @@ coord_http_start(struct coord_http **ret, const struct coord_http_deps *d,
 	    sizeof(routes) / sizeof(routes[0]), h, err, errlen);
 	if (rv < 0) {
 		coord_worker_stop(h->slow);
+		coord_idmemo_free(h->idmemo);
+		coord_setmemo_free(h->setmemo);
 		free(h);
 		return rv;
 	}
@@ -903,5 +917,7 @@ coord_http_stop(struct coord_http *h)
 	// intake_done still touches h after its reply: wait for it to leave.
 	while (atomic_load(&h->pending) > 0)
 		usleep(1000);
+	coord_idmemo_free(h->idmemo);
+	coord_setmemo_free(h->setmemo);
 	free(h);
 }

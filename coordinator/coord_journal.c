@@ -79,11 +79,15 @@
 // Action ids listed at most in the unsent file (see sync_failed).
 #define UNSENT_MAX 4096
 #define CKPT_BACKSTOP 16384
-// Rows of W_OUTCOMES_PENDING (its VALUES lists).
+// Outcomes in a row go up to OUTCOME_GROUP to an INSERT (j->wo[k], k rows
+// of W_OUTCOME_PENDING).
 #define OUTCOME_GROUP 8
 // A webhook's alerts go up to ALERT_GROUP to an INSERT (j->wa[k], k rows).
+// Their receiver and group key, the same for all of them, are bound once
+// per statement: ALERT_OWN_COLS parameters per row, then those two.
 #define ALERT_GROUP 4
 #define ALERT_COLS 12
+#define ALERT_OWN_COLS 10
 // The decided-through mark (see "pending alerts" below) is saved at most
 // this often, inside a batch's transaction.
 #define MARK_SAVE_MS 1000
@@ -178,7 +182,6 @@ enum {
 	W_ALERT_INSERT,
 	W_ALERT_DONE,
 	W_OUTCOME_PENDING,
-	W_OUTCOMES_PENDING, // OUTCOME_GROUP of them in one statement
 	W_ACTION_INSERT,
 	W_ACTION_UPDATE,
 	W_RETAIN_LAST,
@@ -193,9 +196,14 @@ static const char *const wsql[W_COUNT] = {
 	[W_BEGIN] = "BEGIN IMMEDIATE",
 	[W_COMMIT] = "COMMIT",
 	[W_ROLLBACK] = "ROLLBACK",
-	[W_ALERT_INSERT] = "INSERT INTO alerts_in(received_ms, identity,"
-	    " fingerprint, status, starts_ms, ends_ms, alertname, labels,"
-	    " annotations, generator_url, receiver, group_key)"
+	// OR FAIL: a violated constraint fails the statement without undoing
+	// its earlier rows (OR ABORT would), which the batch's rollback does
+	// anyway; so SQLite keeps no statement journal for the rows of a
+	// multi-row INSERT (a copy of every page they touch that the
+	// transaction had already changed).
+	[W_ALERT_INSERT] = "INSERT OR FAIL INTO alerts_in(received_ms,"
+	    " identity, fingerprint, status, starts_ms, ends_ms, alertname,"
+	    " labels, annotations, generator_url, receiver, group_key)"
 	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	// Nothing when the alert's row is gone (update_row: -ENOENT).
 	[W_ALERT_DONE] = "INSERT OR REPLACE INTO alert_outcomes(alert_id,"
@@ -204,9 +212,9 @@ static const char *const wsql[W_COUNT] = {
 	// The same for an alert the writer knows is stored and pending.
 	[W_OUTCOME_PENDING] = "INSERT OR REPLACE INTO alert_outcomes(alert_id,"
 	    " outcome, detail, done_ms) VALUES(?1, ?2, ?3, ?4)",
-	// W_OUTCOMES_PENDING: OUTCOME_GROUP rows of W_OUTCOME_PENDING in one
-	// statement (the per-statement work, step, reset, the program's start
-	// and end, once for all of them), made by prepare_rows.
+	// j->wo[k]: k rows of W_OUTCOME_PENDING in one statement (the
+	// per-statement work, step, reset, the program's start and end, once
+	// for all of them), made by prepare_rows.
 	[W_ACTION_INSERT] = "INSERT INTO actions(alert_id, identity,"
 	    " incident_start_ms, rule, type, service, instance, node, state,"
 	    " detail, attempt, created_ms, updated_ms, id)"
@@ -343,6 +351,7 @@ struct coord_journal {
 	sqlite3 *wdb;		// writer thread only (after open)
 	sqlite3_stmt *w[W_COUNT];
 	sqlite3_stmt *wa[ALERT_GROUP + 1]; // [k]: k alerts' rows, k >= 2
+	sqlite3_stmt *wo[OUTCOME_GROUP + 1]; // [k]: k outcomes, k >= 2
 	// Writer thread only: the largest alert id it knows. SQLite gives
 	// the rows of one INSERT consecutive ids (one above the table's
 	// largest) unless that reached INT64_MAX; near it, alerts go one by
@@ -539,6 +548,23 @@ step_done(sqlite3 *db, sqlite3_stmt *st)
 	return sql_errno(db, rc);
 }
 
+// step_done for a statement that has no parameter, or whose every
+// parameter its caller binds before each step: its bindings are left as
+// they are (clearing them walks every parameter, ~500 instructions for
+// an alert INSERT's 36). Borrowed strings may outlive the binding: SQLite
+// reads a binding only while stepping, and none is stepped unbound.
+static int
+step_rebound(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc;
+
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return 0;
+	return sql_errno(db, rc);
+}
+
 // Runs a PRAGMA (or any one-row query) and copies its first column.
 static int
 query_text(sqlite3 *db, const char *sql, char *buf, size_t n)
@@ -724,13 +750,17 @@ create_schema(struct coord_journal *j, char *err, size_t errlen)
 }
 
 // Prepares wsql[one] (an INSERT ... VALUES of one row of `cols` values)
-// with `rows` lists of values instead of one.
+// with `rows` lists of values instead of one. The first `own` values of
+// each list are its own parameters (row r's c-th is ?(r * own + c + 1));
+// the cols - own after them are shared by all rows, bound once after the
+// rows' own (?(rows * own + 1) on). With rows == 1 that is wsql[one]'s
+// own numbering.
 static int
-prepare_rows(struct coord_journal *j, int one, int rows, int cols,
+prepare_rows(struct coord_journal *j, int one, int rows, int cols, int own,
     sqlite3_stmt **st, char *err, size_t errlen)
 {
 	const char *head = wsql[one];
-	char sql[1024];
+	char sql[2048];
 	size_t o;
 	int rc;
 
@@ -740,10 +770,13 @@ prepare_rows(struct coord_journal *j, int one, int rows, int cols,
 		o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s(",
 		    r == 0 ? " VALUES" : ",");
 		for (int c = 0; c < cols; c++)
-			o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s?",
-			    c == 0 ? "" : ", ");
+			o += (size_t)snprintf(sql + o, sizeof(sql) - o,
+			    "%s?%d", c == 0 ? "" : ", ", c < own ?
+			    r * own + c + 1 : rows * own + (c - own) + 1);
 		o += (size_t)snprintf(sql + o, sizeof(sql) - o, ")");
 	}
+	if (o >= sizeof(sql))
+		return fail_open(j, j->wdb, -E2BIG, "prepare", err, errlen);
 	rc = sqlite3_prepare_v3(j->wdb, sql, -1, SQLITE_PREPARE_PERSISTENT,
 	    st, NULL);
 	if (rc != SQLITE_OK)
@@ -766,11 +799,13 @@ prepare_all(struct coord_journal *j, char *err, size_t errlen)
 			return fail_open(j, j->wdb, sql_errno(j->wdb, rc),
 			    "prepare", err, errlen);
 	}
-	rc = prepare_rows(j, W_OUTCOME_PENDING, OUTCOME_GROUP, 4,
-	    &j->w[W_OUTCOMES_PENDING], err, errlen);
-	for (i = 2; i <= ALERT_GROUP && rc == 0; i++)
-		rc = prepare_rows(j, W_ALERT_INSERT, i, ALERT_COLS, &j->wa[i],
+	rc = 0;
+	for (i = 2; i <= OUTCOME_GROUP && rc == 0; i++)
+		rc = prepare_rows(j, W_OUTCOME_PENDING, i, 4, 4, &j->wo[i],
 		    err, errlen);
+	for (i = 2; i <= ALERT_GROUP && rc == 0; i++)
+		rc = prepare_rows(j, W_ALERT_INSERT, i, ALERT_COLS,
+		    ALERT_OWN_COLS, &j->wa[i], err, errlen);
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < R_COUNT; i++) {
@@ -1048,6 +1083,8 @@ coord_journal_close(struct coord_journal *j)
 		sqlite3_finalize(j->w[i]);
 	for (i = 0; i <= ALERT_GROUP; i++)
 		sqlite3_finalize(j->wa[i]);
+	for (i = 0; i <= OUTCOME_GROUP; i++)
+		sqlite3_finalize(j->wo[i]);
 	for (i = 0; i < R_COUNT; i++)
 		sqlite3_finalize(j->r[i]);
 	if (j->rdb != NULL && j->rdb != j->wdb)
@@ -1178,12 +1215,13 @@ set_json(const char *own, size_t own_len, const struct coord_kvs *kvs,
 	*ret_len = (size_t)(*o - *ret) - 1;
 }
 
-// Inserts the k alerts' rows (1 <= k <= ALERT_GROUP) with one statement
-// and sets their ids. Labels and annotations go as the alert's own JSON
-// text when the parser found it in the body (what Alertmanager sends);
-// else they are encoded as JSON into the writer's scratch buffer (kept
-// between batches: no allocation per alert once it is large enough), all
-// k at once since the statement binds them all.
+// Inserts the k alerts' rows (1 <= k <= ALERT_GROUP, the same receiver
+// and group key) with one statement and sets their ids. Labels and
+// annotations go as the alert's own JSON text when the parser found it
+// in the body (what Alertmanager sends); else they are encoded as JSON
+// into the writer's scratch buffer (kept between batches: no allocation
+// per alert once it is large enough), all k at once since the statement
+// binds them all.
 static int
 insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
     size_t k)
@@ -1215,13 +1253,16 @@ insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
 		const struct coord_alert *a = rec->alert;
 		const char *labels, *annotations;
 		size_t labels_len, annotations_len;
-		int c = (int)i * ALERT_COLS;
+		int c = (int)i * ALERT_OWN_COLS;
 
 		sqlite3_bind_int64(st, c + 1, rec->received_ms);
 		sqlite3_bind_int64(st, c + 2, u64_to_i64(rec->identity));
 		bind_str(st, c + 3, a->fingerprint != NULL ? a->fingerprint :
 		    "");
-		bind_str(st, c + 4, a->firing ? "firing" : "resolved");
+		if (a->firing)
+			bind_strn(st, c + 4, "firing", 6);
+		else
+			bind_strn(st, c + 4, "resolved", 8);
 		bind_time(st, c + 5, a->starts_ms);
 		bind_time(st, c + 6, a->ends_ms);
 		bind_str(st, c + 7, kvs_find(&a->labels, "alertname"));
@@ -1233,10 +1274,10 @@ insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
 		bind_strn(st, c + 9, annotations, annotations_len);
 		bind_str(st, c + 10, a->generator_url != NULL ?
 		    a->generator_url : "");
-		bind_str(st, c + 11, rec->receiver);
-		bind_str(st, c + 12, rec->group_key);
 	}
-	rv = step_done(j->wdb, st);
+	bind_str(st, (int)k * ALERT_OWN_COLS + 1, recs[0].receiver);
+	bind_str(st, (int)k * ALERT_OWN_COLS + 2, recs[0].group_key);
+	rv = step_rebound(j->wdb, st);
 	if (rv < 0)
 		return rv;
 	last = sqlite3_last_insert_rowid(j->wdb);
@@ -1247,8 +1288,15 @@ insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
 	return 0;
 }
 
+static bool
+same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 // A webhook's n alerts, up to ALERT_GROUP to a statement (one by one
-// when the ids come near INT64_MAX: see alert_top).
+// when the ids come near INT64_MAX: see alert_top), a statement's alerts
+// with the same receiver and group key (those of one webhook always).
 static int
 insert_alert_set(struct coord_journal *j, struct coord_alert_rec *recs,
     size_t n)
@@ -1260,6 +1308,13 @@ insert_alert_set(struct coord_journal *j, struct coord_alert_rec *recs,
 		k = n - i < ALERT_GROUP ? n - i : ALERT_GROUP;
 		if (j->alert_top >= INT64_MAX - 2 * ALERT_GROUP)
 			k = 1;
+		for (size_t m = 1; m < k; m++)
+			if (!same_str(recs[i].receiver, recs[i + m].receiver) ||
+			    !same_str(recs[i].group_key,
+			    recs[i + m].group_key)) {
+				k = m;
+				break;
+			}
 		rv = insert_alerts(j, recs + i, k);
 		i += k;
 	}
@@ -1284,7 +1339,7 @@ insert_action(struct coord_journal *j, struct coord_action_rec *r)
 	sqlite3_bind_int(st, 11, r->attempt);
 	sqlite3_bind_int64(st, 12, r->created_ms);
 	sqlite3_bind_int64(st, 13, r->id); // reserved when queued
-	return step_done(j->wdb, st);
+	return step_rebound(j->wdb, st);
 }
 
 static const char *
@@ -1528,36 +1583,36 @@ update_row(struct coord_journal *j, int stmt, int64_t id, const char *text,
 	bind_str(st, 2, text);
 	bind_str(st, 3, detail);
 	sqlite3_bind_int64(st, 4, now_ms);
-	rv = step_done(j->wdb, st);
+	rv = step_rebound(j->wdb, st);
 	if (rv == 0 && sqlite3_changes(j->wdb) == 0)
 		return -ENOENT;
 	return rv;
 }
 
-// True when the OUTCOME_GROUP entries of b from i on are outcomes of
+// How many entries of b from i on (up to OUTCOME_GROUP) are outcomes of
 // alerts known to be stored and pending (W_OUTCOME_PENDING's rows).
-static bool
-outcome_group_at(const struct coord_journal *j,
+static size_t
+outcome_run(const struct coord_journal *j,
     const struct coord_journal_batch *b, size_t i)
 {
-	if (b->n - i < OUTCOME_GROUP)
-		return false;
-	for (size_t k = i; k < i + OUTCOME_GROUP; k++)
-		if (b->v[k].kind != BE_ALERT_DONE || !pend_has(&j->pend,
-		    b->v[k].id))
-			return false;
-	return true;
+	size_t k = i;
+
+	while (k < b->n && k - i < OUTCOME_GROUP &&
+	    b->v[k].kind == BE_ALERT_DONE && pend_has(&j->pend, b->v[k].id))
+		k++;
+	return k - i;
 }
 
-// Writes those OUTCOME_GROUP outcomes with one statement. Returns 0 or
-// the database failure.
+// Writes those n outcomes (2 <= n <= OUTCOME_GROUP) with one statement
+// (rows of one id go in order: the last one stays, as one by one).
+// Returns 0 or the database failure.
 static int
 outcome_group(struct coord_journal *j, const struct coord_journal_batch *b,
-    size_t i)
+    size_t i, size_t n)
 {
-	sqlite3_stmt *st = j->w[W_OUTCOMES_PENDING];
+	sqlite3_stmt *st = j->wo[n];
 
-	for (int k = 0; k < OUTCOME_GROUP; k++) {
+	for (int k = 0; k < (int)n; k++) {
 		const struct bent *be = &b->v[i + (size_t)k];
 
 		sqlite3_bind_int64(st, 4 * k + 1, be->id);
@@ -1565,7 +1620,7 @@ outcome_group(struct coord_journal *j, const struct coord_journal_batch *b,
 		bind_str(st, 4 * k + 3, bstr(b, be->s[1]));
 		sqlite3_bind_int64(st, 4 * k + 4, be->ms);
 	}
-	return step_done(j->wdb, st);
+	return step_rebound(j->wdb, st);
 }
 
 // The rows of one OP_BATCH, in order. Returns 0 or the database failure
@@ -1579,10 +1634,11 @@ exec_batch(struct coord_journal *j, const struct coord_journal_batch *b,
 	for (size_t i = 0; i < b->n && rv == 0; i++) {
 		const struct bent *be = &b->v[i];
 		struct coord_action_rec r;
+		size_t run = outcome_run(j, b, i);
 
-		if (outcome_group_at(j, b, i)) {
-			rv = outcome_group(j, b, i);
-			i += OUTCOME_GROUP - 1;
+		if (run >= 2) {
+			rv = outcome_group(j, b, i, run);
+			i += run - 1;
 			continue;
 		}
 		switch (be->kind) {
@@ -1719,13 +1775,13 @@ commit_batch(struct coord_journal *j, struct op *batch, int64_t added[2],
 	struct op *o;
 	int rv;
 
-	rv = step_done(j->wdb, j->w[W_BEGIN]);
+	rv = step_rebound(j->wdb, j->w[W_BEGIN]);
 	for (o = batch; o != NULL && rv == 0; o = o->next)
 		rv = exec_op(j, o, added);
 	if (rv == 0)
 		rv = mark_maybe_save(j);
 	if (rv == 0)
-		rv = step_done(j->wdb, j->w[W_COMMIT]);
+		rv = step_rebound(j->wdb, j->w[W_COMMIT]);
 	if (rv == 0) {
 		pend_apply(j, batch);
 		if (j->mark_saving >= 0) {

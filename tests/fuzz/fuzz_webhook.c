@@ -22,6 +22,7 @@
 #include "coord_alert.h"
 #include "coord_rules.h"
 #include "fuzz_common.h"
+#include "../unit/notif_eq.h"
 
 struct rules_doc {
 	struct cm_list rules;
@@ -215,14 +216,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		&coord_webhook_default_limits, &tight,
 	};
 
+	// Kept across inputs (never freed: reachable to the end), so that
+	// the sets of earlier inputs meet later ones, under either limits.
+	static struct coord_setmemo *memo;
+
+	if (memo == NULL)
+		memo = coord_setmemo_new();
 	for (size_t i = 0; i < 2; i++) {
-		struct coord_notification *n = NULL;
-		char err[512];
-		int rv;
+		struct coord_notification *n = NULL, *m = NULL;
+		char err[512], merr[512];
+		int rv, mrv;
 
 		err[0] = '\0';
+		merr[0] = '\0';
 		rv = coord_webhook_parse(&n, (const char *)data, size, limits[i],
 		    err, sizeof(err));
+		// Through the memo: the same result, reason and notification.
+		mrv = coord_webhook_parse_memo(&m, (const char *)data, size,
+		    limits[i], memo, merr, sizeof(merr));
+		FUZZ_CHECK(mrv == rv && strcmp(merr, err) == 0 &&
+		    notif_eq(m, n), "the memo's parse differs: %d/%d %s", mrv,
+		    rv, merr);
+		coord_notification_free(m);
 		if (rv == 0) {
 			FUZZ_CHECK(n != NULL, "success without a result");
 			check_notification(n, limits[i]);

@@ -1273,23 +1273,36 @@ out:
 
 // A webhook's alerts go up to four to an INSERT: 1 to 9 alerts per
 // submission, each rec gets the id of its own row (labels, received time
-// and fingerprint read back by id), ids in order.
+// and fingerprint read back by id), ids in order. Receiver and group key
+// are bound once per statement: each submission has its own, and some
+// alerts (the 4th of 7 and 8, the 2nd of 9) another or none, so a
+// statement takes only alerts that share them; each row's pair is read
+// back.
 static void
 test_alert_groups_ids(void)
 {
 	enum { N = 45 }; // 1 + 2 + ... + 9
 	struct coord_alert *a[N];
 	struct coord_alert_rec recs[N];
+	char rcv[N][16], gk[N][16];
 	struct coord_journal *j;
-	int bad = 0, at = 0;
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int bad = 0, at = 0, rows = 0;
 	char want[16];
 	struct tmp t;
 
 	tmp_make(&t);
-	for (int i = 0; i < N; i++) {
-		a[i] = mk_alert("Ids", i, "s");
-		rec_init(&recs[i], a[i], 5000 + i);
-	}
+	for (int n = 1, i = 0; n <= 9; n++)
+		for (int k = 0; k < n; k++, i++) {
+			a[i] = mk_alert("Ids", i, "s");
+			rec_init(&recs[i], a[i], 5000 + i);
+			snprintf(rcv[i], sizeof(rcv[i]), "rcv-%d%s", n,
+			    (n == 7 || n == 8) && k == 3 ? "x" : "");
+			snprintf(gk[i], sizeof(gk[i]), "gk-%d", n);
+			recs[i].receiver = rcv[i];
+			recs[i].group_key = n == 9 && k == 1 ? NULL : gk[i];
+		}
 	j = open_ok(t.db, NULL);
 	if (j == NULL)
 		goto out;
@@ -1311,6 +1324,99 @@ test_alert_groups_ids(void)
 	}
 	CHECK_INT(bad, 0);
 	coord_journal_close(j);
+
+	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT id, receiver, group_key"
+	    " FROM alerts_in ORDER BY id", -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int i = rows++;
+		const char *r = (const char *)sqlite3_column_text(st, 1);
+		const char *g = (const char *)sqlite3_column_text(st, 2);
+
+		if (i >= N || sqlite3_column_int64(st, 0) != recs[i].id ||
+		    r == NULL || strcmp(r, recs[i].receiver) != 0 ||
+		    (recs[i].group_key == NULL ? g != NULL : g == NULL ||
+		    strcmp(g, recs[i].group_key) != 0))
+			if (bad++ == 0)
+				printf("# row %d: %s %s\n", i, r ? r : "(null)",
+				    g ? g : "(null)");
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	CHECK_INT(rows, N);
+	CHECK_INT(bad, 0);
+out:
+	for (int i = 0; i < N; i++)
+		coord_alert_free(a[i]);
+	tmp_remove(&t);
+}
+
+// Outcomes of pending alerts go up to eight to a statement, any number
+// from two: batches of 1 to 17 outcomes (every group size and remainder),
+// each row read back with its own outcome, detail and time; ids of
+// another batch left alone.
+static void
+test_batch_outcome_runs(void)
+{
+	enum { N = 153 }; // 1 + 2 + ... + 17
+	struct coord_alert *a[N];
+	struct coord_alert_rec recs[N];
+	struct coord_journal *j;
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	char want[32];
+	int bad = 0, rows = 0;
+	struct tmp t;
+
+	tmp_make(&t);
+	for (int i = 0; i < N; i++) {
+		a[i] = mk_alert("Runs", i, "s");
+		rec_init(&recs[i], a[i], i + 1);
+	}
+	j = open_ok(t.db, NULL);
+	if (j == NULL)
+		goto out;
+	CHECK_INT(submit_wait(j, recs, N), 0);
+	for (int n = 1, i = 0; n <= 17; n++) {
+		struct coord_journal_batch *b = coord_journal_batch_new(j);
+
+		for (int k = 0; k < n; k++, i++) {
+			snprintf(want, sizeof(want), "o-%d-%d", n, k);
+			CHECK_INT(coord_journal_batch_alert_done(b, recs[i].id,
+			    want, k % 2 == 0 ? want + 2 : NULL), 0);
+		}
+		CHECK_INT(batch_wait(b), 0);
+	}
+	coord_journal_close(j);
+
+	CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT alert_id, outcome, detail,"
+	    " done_ms FROM alert_outcomes ORDER BY alert_id", -1, &st, NULL),
+	    SQLITE_OK);
+	for (int n = 1, i = 0; n <= 17; n++)
+		for (int k = 0; k < n; k++, i++) {
+			const char *o, *d;
+
+			if (sqlite3_step(st) != SQLITE_ROW)
+				break;
+			rows++;
+			o = (const char *)sqlite3_column_text(st, 1);
+			d = (const char *)sqlite3_column_text(st, 2);
+			snprintf(want, sizeof(want), "o-%d-%d", n, k);
+			if (sqlite3_column_int64(st, 0) != recs[i].id ||
+			    o == NULL || strcmp(o, want) != 0 ||
+			    (k % 2 == 0 ? d == NULL || strcmp(d, want + 2) :
+			    d != NULL) || sqlite3_column_int64(st, 3) <= 0)
+				if (bad++ == 0)
+					printf("# batch %d row %d: %s %s\n", n,
+					    k, o ? o : "(null)",
+					    d ? d : "(null)");
+		}
+	CHECK(sqlite3_step(st) == SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	CHECK_INT(rows, N);
+	CHECK_INT(bad, 0);
 out:
 	for (int i = 0; i < N; i++)
 		coord_alert_free(a[i]);
@@ -3790,6 +3896,8 @@ static const struct tt_case cases[] = {
 	{ "a fan-out's rows go in one commit", test_actions_insert_many },
 	{ "a batch of outcomes, rows and updates is one commit",
 	    test_batch_one_commit },
+	{ "a batch's outcomes go 2 to 8 to a statement, each row its own",
+	  test_batch_outcome_runs },
 	{ "a webhook's alerts go four to a statement, each with its id",
 	  test_alert_groups_ids },
 	{ "a batch's outcomes go eight to a statement",

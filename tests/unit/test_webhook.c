@@ -20,6 +20,7 @@
 #include "cm_time.h"
 #include "cm_msg.h"
 #include "coord_alert.h"
+#include "notif_eq.h"
 #include "tt.h"
 
 // ---- helpers -------------------------------------------------------------
@@ -135,7 +136,16 @@ load_json(const char *name)
 	return j;
 }
 
-// Parses `len` bytes copied into an exact-size heap buffer.
+// One memo for every body the tests parse: coord_webhook_parse_memo
+// meets the sets of all of them, under every limit they use.
+static struct coord_setmemo *memo;
+static int memo_differs;
+
+// Parses `len` bytes copied into an exact-size heap buffer. Every body
+// is parsed through the memo too, twice (the second time it holds the
+// body's sets if the first read them): both must give the same result,
+// error message and notification (memo_differs counts those that did
+// not; test_set_memo_all checks it).
 static int
 parse_n(const char *body, size_t len, const struct coord_webhook_limits *lim,
     struct coord_notification **ret, char *err, size_t errlen)
@@ -147,6 +157,22 @@ parse_n(const char *body, size_t len, const struct coord_webhook_limits *lim,
 		return -ENOMEM;
 	memcpy(copy, body, len);
 	rv = coord_webhook_parse(ret, copy, len, lim, err, errlen);
+	if (memo == NULL)
+		memo = coord_setmemo_new();
+	for (int k = 0; k < 2 && memo != NULL; k++) {
+		struct coord_notification *m = NULL;
+		char merr[512] = "";
+		int mrv = coord_webhook_parse_memo(&m, copy, len, lim, memo,
+		    merr, sizeof(merr));
+
+		if (mrv != rv || !notif_eq(m, *ret) || (err != NULL &&
+		    strncmp(merr, err, errlen > 0 ? errlen - 1 : 0) != 0)) {
+			if (memo_differs++ < 5)
+				printf("# memo differs (pass %d): %d/%d %s\n",
+				    k, mrv, rv, merr);
+		}
+		coord_notification_free(m);
+	}
 	free(copy);
 	return rv;
 }
@@ -2315,6 +2341,93 @@ test_identity_values(void)
 	}
 }
 
+// coord_idmemo gives coord_alert_identity's value: 600 label sets (more
+// than the memo's slots, so slots are taken over; without a fingerprint,
+// with their own, or all with the same one), each asked several times in
+// a random order under ignore lists that change between asks (a new
+// list, the same names at other addresses, a longer one, none).
+// An alert whose text is the memo's but whose labels differ (not what
+// the parser makes) shows that a hit does not hash: it gets the memo's
+// value until the ignore list changes.
+static void
+test_identity_memo(void)
+{
+	static const char *const ign_a[] = { "prometheus_replica" };
+	static const char *const ign_b[] = { "prometheus_replica", "pod" };
+	static const char *const ign_c[] = { NULL, "pod" };
+	char copy_a[] = "prometheus_replica";
+	const char *const ign_a2[] = { copy_a };
+	const char *const *lists[] = { ign_a, ign_b, ign_c, ign_a2, NULL };
+	const size_t n_lists[] = { 1, 2, 2, 1, 0 };
+	enum { SETS = 600, ASKS = 6000 };
+	struct coord_notification **ns = calloc(SETS, sizeof(*ns));
+	struct coord_idmemo *m = coord_idmemo_new();
+	unsigned seed = 7;
+	char body[1024];
+	int bad = 0, no_text = 0;
+
+	CHECK(ns != NULL && m != NULL);
+	if (ns == NULL || m == NULL)
+		goto out;
+	for (int i = 0; i < SETS; i++) {
+		char fp[32] = "";
+
+		// No fingerprint, one shared by many sets, or its own.
+		if (i % 4 == 1)
+			snprintf(fp, sizeof(fp), ",\"fingerprint\":\"same\"");
+		else if (i % 4 > 1)
+			snprintf(fp, sizeof(fp), ",\"fingerprint\":\"f%d\"", i);
+		snprintf(body, sizeof(body), HEAD "{\"status\":\"firing\","
+		    "\"labels\":{\"alertname\":\"A\",\"instance\":\"10.0.%d.%d"
+		    ":8080\",\"pod\":\"p-%d\",\"prometheus_replica\":"
+		    "\"r%d\"}%s}" TAIL, i / 250, i % 250, i % 7, i % 2, fp);
+		ns[i] = parse_ok(body);
+		if (ns[i] == NULL)
+			goto out;
+		if (ns[i]->alerts[0].labels_json == NULL)
+			no_text++;
+	}
+	CHECK_INT(no_text, 0); // sorted, compact: the memo's case
+	for (int k = 0; k < ASKS; k++) {
+		const struct coord_alert *a;
+		int l;
+
+		seed = seed * 1103515245u + 12345u;
+		a = &ns[(seed >> 8) % SETS]->alerts[0];
+		l = k / 500 % 5; // the list changes every 500 asks
+		if (coord_idmemo_identity(m, a, lists[l], n_lists[l]) !=
+		    coord_alert_identity(a, lists[l], n_lists[l]) && bad++ < 5)
+			printf("# ask %d: set %u, list %d\n", k,
+			    (seed >> 8) % SETS, l);
+	}
+	CHECK_INT(bad, 0);
+	{
+		struct coord_alert t = ns[1]->alerts[0];
+		uint64_t h0 = coord_alert_identity(&ns[0]->alerts[0], NULL, 0);
+
+		t.labels_json = ns[0]->alerts[0].labels_json;
+		t.labels_json_len = ns[0]->alerts[0].labels_json_len;
+		t.fingerprint = ns[0]->alerts[0].fingerprint;
+		CHECK(coord_alert_identity(&t, NULL, 0) != h0);
+		CHECK(coord_idmemo_identity(m, &ns[0]->alerts[0], NULL, 0) ==
+		    h0);
+		CHECK(coord_idmemo_identity(m, &t, NULL, 0) == h0);
+		CHECK(coord_idmemo_identity(m, &t, ign_a, 1) ==
+		    coord_alert_identity(&t, ign_a, 1));
+		// Without a text, or without a memo: hashed.
+		t.labels_json = NULL;
+		CHECK(coord_idmemo_identity(m, &t, NULL, 0) ==
+		    coord_alert_identity(&t, NULL, 0));
+		CHECK(coord_idmemo_identity(NULL, &ns[2]->alerts[0], ign_b,
+		    2) == coord_alert_identity(&ns[2]->alerts[0], ign_b, 2));
+	}
+out:
+	for (int i = 0; ns != NULL && i < SETS; i++)
+		coord_notification_free(ns[i]);
+	free(ns);
+	coord_idmemo_free(m);
+}
+
 // Go's zero time reads as "none" in either field, however it is written;
 // other times near it do not.
 static void
@@ -2667,6 +2780,65 @@ test_kvs_order(void)
 	}
 }
 
+// coord_webhook_parse_memo with a set it holds, under limits that refuse
+// it, at a depth past the limit, and a set met as annotations read as
+// labels (valid as the one, not as the other): each as
+// coord_webhook_parse has it (parse_n compares), refused.
+static void
+test_set_memo_limits(void)
+{
+	static const char body[] = HEAD "{\"status\":\"firing\",\"labels\":"
+	    "{\"alertname\":\"A\",\"instance\":\"i-1\",\"job\":\"jj\","
+	    "\"pod\":\"p\",\"team\":\"t\"},\"annotations\":{\"a-b\":\"x\"}}"
+	    TAIL;
+	static const char as_labels[] = HEAD "{\"status\":\"firing\","
+	    "\"labels\":{\"a-b\":\"x\"},\"annotations\":{\"a-b\":\"x\"}}" TAIL;
+	struct coord_webhook_limits lim = coord_webhook_default_limits;
+	struct coord_notification *n = NULL;
+	char err[256];
+
+	for (int k = 0; k < 2; k++) { // the memo holds the sets after one
+		CHECK_INT(parse_n(body, strlen(body), NULL, &n, err,
+		    sizeof(err)), 0);
+		coord_notification_free(n);
+		n = NULL;
+	}
+	lim.max_labels = 4;
+	CHECK_INT(parse_n(body, strlen(body), &lim, &n, err, sizeof(err)),
+	    -E2BIG);
+	CHECK_HAS(err, "limits.max_labels");
+	lim = coord_webhook_default_limits;
+	lim.max_name_len = 7;
+	CHECK_INT(parse_n(body, strlen(body), &lim, &n, err, sizeof(err)),
+	    -E2BIG);
+	CHECK_HAS(err, "limits.max_name_len");
+	lim = coord_webhook_default_limits;
+	lim.max_value_len = 2;
+	CHECK_INT(parse_n(body, strlen(body), &lim, &n, err, sizeof(err)),
+	    -E2BIG);
+	CHECK_HAS(err, "limits.max_value_len");
+	lim = coord_webhook_default_limits;
+	lim.max_depth = 3; // the labels object is the 4th level
+	CHECK_INT(parse_n(body, strlen(body), &lim, &n, err, sizeof(err)),
+	    -EINVAL);
+	CHECK_HAS(err, "max_json_depth");
+	CHECK_INT(parse_n(as_labels, strlen(as_labels), NULL, &n, err,
+	    sizeof(err)), -EINVAL);
+	CHECK_HAS(err, "invalid label name \"a-b\"");
+	CHECK(n == NULL);
+}
+
+// Runs last: every body of every test above went through the memo too
+// (parse_n) and came out the same.
+static void
+test_set_memo_all(void)
+{
+	CHECK(memo != NULL);
+	CHECK_INT(memo_differs, 0);
+	coord_setmemo_free(memo);
+	memo = NULL;
+}
+
 static const struct tt_case cases[] = {
 	{ "real AM 0.25 body: every field", test_real_body_all_fields },
 	{ "real AM 0.25 body with truncatedAlerts", test_real_body_truncated },
@@ -2692,6 +2864,8 @@ static const struct tt_case cases[] = {
 	  test_notification_sizes },
 	{ "identity: FNV-1a of every length, ignore lists",
 	  test_identity_values },
+	{ "identity memo: the same values, ignore lists changing",
+	  test_identity_memo },
 	{ "zero times in every form read as none", test_zero_times },
 	{ "annotation names with control bytes refused",
 	  test_annotation_names },
@@ -2720,6 +2894,10 @@ static const struct tt_case cases[] = {
 	{ "reader: nesting is bounded", test_reader_depth },
 	{ "reader: limits.max_json_depth", test_reader_configured_depth },
 	{ "reader: alerts own their memory", test_reader_alert_ownership },
+	{ "set memo: limits, depth and kind still refuse",
+	  test_set_memo_limits },
+	{ "set memo: every body above parsed the same through it",
+	  test_set_memo_all },
 	{ NULL, NULL },
 };
 
