@@ -32,6 +32,7 @@
 
 #include "cm_auth.h"
 #include "cm_msg.h"
+#include "cm_wire.h"
 
 #define MAX_WL 64
 
@@ -212,7 +213,10 @@ req_open(struct fake *f, const char *coord)
 static void
 req_reopen(struct fake *f)
 {
-	nng_close(f->req);
+	// Bounded: libnng 1.5.2 can hang in nng_close for good (cm_wire.h),
+	// which left this process stuck, never registering again, when a
+	// coordinator it talked to was killed.
+	(void)cm_wire_close(f->req, CM_WIRE_CLOSE_WAIT_MS);
 	if (req_open(f, coord_url) != 0)
 		fprintf(stderr, "fake-agents: %s: cannot reopen its socket\n",
 		    f->node);
@@ -455,12 +459,19 @@ main(int argc, char **argv)
 		for (int t = 0; t < heartbeat_ms && !atomic_load(&stop); t += 10)
 			nng_msleep(10);
 	}
+	bool all_closed = true;
 	for (int i = 0; i < count; i++) {
-		nng_close(fakes[i].rep);
-		nng_close(fakes[i].req);
-		nng_aio_free(fakes[i].aio);
+		// A socket left open may still run its aio's callback, which
+		// reaches its fake: those stay (the process ends anyway).
+		if (cm_wire_close(fakes[i].rep, CM_WIRE_CLOSE_WAIT_MS) ==
+		    CM_WIRE_CLOSED)
+			nng_aio_free(fakes[i].aio);
+		else
+			all_closed = false;
+		(void)cm_wire_close(fakes[i].req, CM_WIRE_CLOSE_WAIT_MS);
 	}
-	free(fakes);
+	if (all_closed)
+		free(fakes);
 	cm_auth_free(auth);
 	return 0;
 }
