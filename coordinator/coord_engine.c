@@ -2953,8 +2953,17 @@ query_job_run(void *arg)
 
 	ev->kind = EV_VQUERY;
 	ev->verify = q->v;
-	ev->verdict = coord_prom_check(q->url, q->expr, q->timeout_ms,
-	    ev->detail, sizeof(ev->detail));
+	// Stopping: nobody waits for the answer any more, and a stop must
+	// not wait for every queued query to time out against a Prometheus
+	// that does not answer.
+	if (coord_worker_stopping(q->v->e->worker)) {
+		ev->verdict = COORD_PROM_ERROR;
+		snprintf(ev->detail, sizeof(ev->detail), "not asked: the "
+		    "coordinator is stopping");
+	} else {
+		ev->verdict = coord_prom_check(q->url, q->expr, q->timeout_ms,
+		    ev->detail, sizeof(ev->detail));
+	}
 	enqueue(q->v->e, ev);
 	free(q->url);
 	free(q->expr);
@@ -4039,6 +4048,8 @@ coord_engine_stop(struct coord_engine *e)
 	e->stopping = true;
 	pthread_cond_signal(&e->cv);
 	pthread_mutex_unlock(&e->mu);
+	// Verification polls still queued are answered without a call.
+	coord_worker_winding_down(e->worker);
 	pthread_join(e->thread, NULL);
 	e->started = false;
 	// drain_commits waited for every batch; this only guards against

@@ -491,6 +491,13 @@ kjob_run(void *arg)
 	if (j->verify) {
 		struct coord_k8s_verify v;
 
+		// Stopping: the answer would be dropped, and the stop would
+		// wait for each queued poll against a slow API server.
+		if (coord_worker_stopping(j->x->w)) {
+			finish(j, false, -ECANCELED, "not asked: the coordinator "
+			    "is stopping");
+			return;
+		}
 		rv = coord_k8s_verify(j->x->k, &t, cm_now_ms(), &v);
 		finish(j, rv == 0 && v.ok, rv, "%s", v.reason);
 		return;
