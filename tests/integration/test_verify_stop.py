@@ -210,7 +210,7 @@ def kubernetes(tap, lab):
                                      1)
     # The client's timeout (it tries a GET 4 times) bounds the two polls
     # in flight at the stop; the API server holds each GET longer.
-    timeout_ms = min(int(scaled(2.0) * 1000), 600000)
+    timeout_ms = min(int(scaled(1.0) * 1000), 600000)
     with FakeAPIServer(objects=objs, tls=True) as srv:
         kc = srv.write_kubeconfig(lab.path("kc"), namespace="ns-v")
         http, agents = free_port(), free_port()
