@@ -3,7 +3,7 @@
 """A verification whose poll still waits for a worker when its time is up
 is decided without that poll, not after the polls ahead of it.
 
-Six verifications (timeout 1 s) with a PromQL condition poll a Prometheus
+Six verifications (timeout 1 s, scaled under valgrind) with a PromQL condition poll a Prometheus
 that takes every query and never answers (prometheus_timeout 2 s): the
 coordinator's two worker threads each wait on one query, the four other
 queries wait in the queue. When the first two time out (2 s after they
@@ -46,7 +46,7 @@ safety: {{ max_concurrent: 100, global_max_actions: 100,
 rules:
   - name: web
     matchers: ['alertname = "WebDown"']
-    verify: {{ interval: 100ms, timeout: 1s, health: false,
+    verify: {{ interval: 100ms, timeout: {vtimeout_ms}ms, health: false,
               resolved: true,
               promql: 'up{{instance="{{{{ instance }}}}"}} == 0' }}
     actions: [ {{ type: restart, service: web,
@@ -68,7 +68,8 @@ def scenario(tap, lab, prom):
     cfg = lab.write_file("coordinator.yaml", CONFIG.format(
         http=http, agents=agents, journal=lab.path("journal.db"),
         prom=prom.port, prom_timeout_ms=min(int(scaled(2.0) * 1000),
-                                            60000)))
+                                            60000),
+        vtimeout_ms=int(scaled(1.0) * 1000)))
     coord = lab.start("coordinator", [
         reflex_binary("reflex-coordinator"), "-c", cfg],
         ready_url=url + "/readyz")
@@ -116,7 +117,7 @@ safety: {{ max_concurrent: 100, global_max_actions: 100,
 rules:
   - name: app
     matchers: ['alertname = "AppDown"']
-    verify: {{ interval: 100ms, timeout: 1s, health: true,
+    verify: {{ interval: 100ms, timeout: {vtimeout_ms}ms, health: true,
               resolved: false }}
     actions: [ {{ type: restart, service: "{{{{ service }}}}",
                   params: {{ namespace: ns-v }} }} ]
@@ -150,7 +151,8 @@ def kubernetes(tap, lab):
         url = f"http://127.0.0.1:{http}"
         cfg = lab.write_file("coordinator.yaml", K8S_CONFIG.format(
             http=http, agents=agents, journal=lab.path("journal.db"),
-            kc=kc, timeout_ms=timeout_ms))
+            kc=kc, timeout_ms=timeout_ms,
+            vtimeout_ms=int(scaled(1.0) * 1000)))
         coord = lab.start("coordinator", [
             reflex_binary("reflex-coordinator"), "-c", cfg],
             ready_url=url + "/readyz")
