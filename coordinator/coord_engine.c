@@ -2942,6 +2942,7 @@ struct query_job {
 	char *url;
 	char *expr;
 	int64_t timeout_ms;
+	int64_t deadline_mono; // the verification's
 	struct ev *ev; // its answer, made before it is queued
 };
 
@@ -2953,8 +2954,24 @@ query_job_run(void *arg)
 
 	ev->kind = EV_VQUERY;
 	ev->verify = q->v;
-	ev->verdict = coord_prom_check(q->url, q->expr, q->timeout_ms,
-	    ev->detail, sizeof(ev->detail));
+	// Stopping: nobody waits for the answer any more, and a stop must
+	// not wait for every queued query to time out against a Prometheus
+	// that does not answer.
+	if (coord_worker_stopping(q->v->e->worker)) {
+		ev->verdict = COORD_PROM_ERROR;
+		snprintf(ev->detail, sizeof(ev->detail), "not asked: the "
+		    "coordinator is stopping");
+	} else if (cm_mono_ms() >= q->deadline_mono) {
+		// Queued behind others (a Prometheus slow to answer) until
+		// the verification's time was up: it is decided without this
+		// answer, at once, rather than a query timeout later.
+		ev->verdict = COORD_PROM_ERROR;
+		snprintf(ev->detail, sizeof(ev->detail), "not asked: its turn "
+		    "came after the verification's timeout");
+	} else {
+		ev->verdict = coord_prom_check(q->url, q->expr, q->timeout_ms,
+		    ev->detail, sizeof(ev->detail));
+	}
 	enqueue(q->v->e, ev);
 	free(q->url);
 	free(q->expr);
@@ -2994,7 +3011,7 @@ verify_poll(struct verify *v, int64_t now)
 			rv = -ENOMEM; // tried again at the next poll
 		else if (v->kplan != NULL)
 			rv = coord_kexec_verify(e->kexec, &v->kplan[v->kplan_last],
-			    verify_check_done, v);
+			    v->deadline_mono, verify_check_done, v);
 		else
 			rv = coord_agents_command(e->d.agents, v->node, &cmd,
 			    timeout, verify_check_done, v);
@@ -3016,6 +3033,7 @@ verify_poll(struct verify *v, int64_t now)
 			q->url = strdup(e->d.conf->prometheus_url);
 			q->expr = strdup(v->promql);
 			q->timeout_ms = e->d.conf->prometheus_timeout_ms;
+			q->deadline_mono = v->deadline_mono;
 			q->ev = calloc(1, sizeof(*q->ev));
 		}
 		if (q != NULL && q->url != NULL && q->expr != NULL &&
@@ -4039,6 +4057,8 @@ coord_engine_stop(struct coord_engine *e)
 	e->stopping = true;
 	pthread_cond_signal(&e->cv);
 	pthread_mutex_unlock(&e->mu);
+	// Verification polls still queued are answered without a call.
+	coord_worker_winding_down(e->worker);
 	pthread_join(e->thread, NULL);
 	e->started = false;
 	// drain_commits waited for every batch; this only guards against

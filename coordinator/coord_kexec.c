@@ -63,6 +63,7 @@ struct kjob {
 	struct coord_kvs labels; // owned copies (run_job env)
 	char *patch;		 // adjust_config, owned copy
 	int64_t timeout_ms;
+	int64_t deadline_mono;	 // verify: asked only before this
 	coord_agents_done_fn done;
 	void *arg;
 };
@@ -491,6 +492,25 @@ kjob_run(void *arg)
 	if (j->verify) {
 		struct coord_k8s_verify v;
 
+		// Stopping: the answer would be dropped, and the stop would
+		// wait for each queued poll against a slow API server.
+		if (coord_worker_stopping(j->x->w)) {
+			finish(j, false, -ECANCELED, "not asked: the coordinator "
+			    "is stopping");
+			return;
+		}
+		// Queued behind others (an API server slow to answer) until
+		// the verification's time was up: decided without this poll,
+		// its health unknown (rv < 0), not failing.
+		if (cm_mono_ms() >= j->deadline_mono) {
+			struct cm_msg_reply r = { .code = -ETIMEDOUT };
+
+			snprintf(r.message, sizeof(r.message), "not asked: its "
+			    "turn came after the verification's timeout");
+			j->done(-ETIMEDOUT, &r, j->arg);
+			kjob_free(j);
+			return;
+		}
 		rv = coord_k8s_verify(j->x->k, &t, cm_now_ms(), &v);
 		finish(j, rv == 0 && v.ok, rv, "%s", v.reason);
 		return;
@@ -648,13 +668,14 @@ coord_kexec_submit(struct coord_kexec *x, const struct coord_plan *p,
 
 int
 coord_kexec_verify(struct coord_kexec *x, const struct coord_plan *p,
-    coord_agents_done_fn done, void *arg)
+    int64_t deadline_mono, coord_agents_done_fn done, void *arg)
 {
 	struct kjob *j = kjob_new(x, p, done, arg);
 
 	if (j == NULL)
 		return -ENOMEM;
 	j->verify = true;
+	j->deadline_mono = deadline_mono;
 	if (coord_worker_submit(x->w, kjob_run, j) < 0) {
 		kjob_free(j);
 		return -EAGAIN;

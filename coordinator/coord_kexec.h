@@ -65,8 +65,10 @@ int coord_kexec_submit(struct coord_kexec *x, const struct coord_plan *p,
 
 // Verification of a workload after an action: ok when its rollout is
 // complete and enough Ready pods exist (Terminating ones not counted).
-// Same callback contract.
+// Same callback contract. A poll whose turn on the pool comes at or
+// after deadline_mono (cm_mono_ms) is answered without a call: rv
+// -ETIMEDOUT, with a reply that says why.
 int coord_kexec_verify(struct coord_kexec *x, const struct coord_plan *p,
-    coord_agents_done_fn done, void *arg);
+    int64_t deadline_mono, coord_agents_done_fn done, void *arg);
 
 #endif

@@ -20,6 +20,7 @@ struct coord_worker {
 	struct job *head, *tail;
 	size_t queued, max_queue;
 	bool stopping;
+	bool winding_down; // see coord_worker_stopping
 	pthread_t *threads;
 	size_t n_threads;
 };
@@ -104,6 +105,29 @@ coord_worker_submit(struct coord_worker *w, coord_worker_fn run, void *arg)
 	if (rv < 0)
 		free(j);
 	return rv;
+}
+
+bool
+coord_worker_stopping(struct coord_worker *w)
+{
+	bool s;
+
+	if (w == NULL)
+		return false;
+	pthread_mutex_lock(&w->mu);
+	s = w->stopping || w->winding_down;
+	pthread_mutex_unlock(&w->mu);
+	return s;
+}
+
+void
+coord_worker_winding_down(struct coord_worker *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->winding_down = true;
+	pthread_mutex_unlock(&w->mu);
 }
 
 void

@@ -6,6 +6,7 @@
 #ifndef COORD_WORKER_H
 #define COORD_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct coord_worker;
@@ -27,5 +28,14 @@ int coord_worker_submit(struct coord_worker *w, coord_worker_fn run,
 
 // Runs the jobs already queued, then joins the threads. NULL-safe.
 void coord_worker_stop(struct coord_worker *w);
+
+// Says that the pool's owner is stopping (coord_worker_stop has begun, or
+// coord_worker_winding_down was called): a job whose answer would come
+// too late to matter (a verification's poll) then skips its network
+// call, so that a stop is not held up by a queue of them, each waiting
+// for its timeout. Jobs are still taken and run (notifications must
+// leave). Any thread; NULL-safe (false).
+bool coord_worker_stopping(struct coord_worker *w);
+void coord_worker_winding_down(struct coord_worker *w);
 
 #endif
