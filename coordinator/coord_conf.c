@@ -227,6 +227,13 @@ validate(struct coord_conf *c, char *err, size_t errlen)
 	if (cm_log_level_parse(c->log_level, &level) < 0)
 		return cm_conf_errf(err, errlen, c->path, 0, "log_level",
 		    "unknown level \"%s\"", c->log_level);
+	// SQLite would read "file:..." as a URI (its own options, and a
+	// file it creates even when it refuses them): a path is wanted.
+	if (strncmp(c->journal, "file:", 5) == 0)
+		return cm_conf_errf(err, errlen, c->path, 0, "journal",
+		    "expected a file path, got the SQLite URI \"%.200s\" (for "
+		    "a file of that name, write ./%.200s)", c->journal,
+		    c->journal);
 	if (strncmp(c->agent_listen, "tcp://", 6) != 0 &&
 	    strncmp(c->agent_listen, "ipc://", 6) != 0)
 		return cm_conf_errf(err, errlen, c->path, 0, "agent_listen",

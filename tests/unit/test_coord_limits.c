@@ -194,6 +194,26 @@ test_rule_needs(void)
 	    "kubernetes.job_template");
 }
 
+// The journal is a path: SQLite would take "file:..." for a URI (its own
+// options, and a file created even when it refuses them).
+static void
+test_journal_not_uri(void)
+{
+	struct coord_conf c;
+	char err[512];
+
+	memset(&c, 0, sizeof(c));
+	CHECK_INT(load(&c, "journal: 'file:/tmp/reflex-uri.db?mode=rwc'\n",
+	    err, sizeof(err)), -EINVAL);
+	CHECK_HAS(err, "c.yml: journal: expected a file path, got the SQLite "
+	    "URI");
+	CHECK_HAS(err, "write ./file:/tmp/reflex-uri.db?mode=rwc");
+	memset(&c, 0, sizeof(c));
+	CHECK_INT(load(&c, "journal: './file:x.db'\n", err, sizeof(err)), 0);
+	CHECK_STR(c.journal, "./file:x.db");
+	coord_conf_free(&c);
+}
+
 static void
 test_cleanup(void)
 {
@@ -210,6 +230,7 @@ static const struct tt_case cases[] = {
 	{ "configured", test_configured },
 	{ "bounds", test_bounds },
 	{ "rule needs", test_rule_needs },
+	{ "journal is a path, not a URI", test_journal_not_uri },
 	{ "cleanup", test_cleanup },
 	{ NULL, NULL },
 };
