@@ -319,7 +319,12 @@ struct coord_engine {
 	int64_t rollout_percent;
 	int64_t rollout_changed_mono;
 	struct coord_safety *safety;
+	// Jobs that block: notifications, kubernetes actions and reverts on
+	// `worker`; verification polls (PromQL queries, kubernetes health
+	// reads) on `polls`, so that a storm's polls against a slow
+	// Prometheus or API server never hold back a repair or a page.
 	struct coord_worker *worker;
+	struct coord_worker *polls;
 	struct coord_kexec *kexec; // kubernetes runtime, else NULL
 	int64_t last_prune_mono;
 	struct ebatch *cur;	// writes not yet submitted (engine_flush)
@@ -2957,7 +2962,7 @@ query_job_run(void *arg)
 	// Stopping: nobody waits for the answer any more, and a stop must
 	// not wait for every queued query to time out against a Prometheus
 	// that does not answer.
-	if (coord_worker_stopping(q->v->e->worker)) {
+	if (coord_worker_stopping(q->v->e->polls)) {
 		ev->verdict = COORD_PROM_ERROR;
 		snprintf(ev->detail, sizeof(ev->detail), "not asked: the "
 		    "coordinator is stopping");
@@ -3038,7 +3043,7 @@ verify_poll(struct verify *v, int64_t now)
 		}
 		if (q != NULL && q->url != NULL && q->expr != NULL &&
 		    q->ev != NULL &&
-		    coord_worker_submit(e->worker, query_job_run, q) == 0) {
+		    coord_worker_submit(e->polls, query_job_run, q) == 0) {
 			v->promql_pending = true;
 		} else if (q != NULL) { // tried again at the next poll
 			free(q->url);
@@ -3985,7 +3990,9 @@ coord_engine_start(struct coord_engine **ret,
 	e->safety = coord_safety_new(&deps->conf->safety);
 	e->memo = coord_planmemo_new();
 	if (e->safety == NULL || e->memo == NULL ||
-	    coord_worker_start(&e->worker, 2, 1024) < 0) {
+	    coord_worker_start(&e->worker, 2, 1024) < 0 ||
+	    coord_worker_start(&e->polls, 2, 1024) < 0) {
+		coord_worker_stop(e->worker);
 		coord_safety_free(e->safety);
 		coord_planmemo_free(e->memo);
 		free(e);
@@ -4000,7 +4007,7 @@ coord_engine_start(struct coord_engine **ret,
 	if (deps->k8s != NULL &&
 	    coord_kexec_new(&e->kexec, deps->k8s, &deps->conf->kubernetes,
 	    &deps->conf->cluster_load, deps->conf->prometheus_url,
-	    deps->conf->prometheus_timeout_ms, e->worker) < 0) {
+	    deps->conf->prometheus_timeout_ms, e->worker, e->polls) < 0) {
 		coord_engine_free(e);
 		return -ENOMEM;
 	}
@@ -4059,6 +4066,7 @@ coord_engine_stop(struct coord_engine *e)
 	pthread_mutex_unlock(&e->mu);
 	// Verification polls still queued are answered without a call.
 	coord_worker_winding_down(e->worker);
+	coord_worker_winding_down(e->polls);
 	pthread_join(e->thread, NULL);
 	e->started = false;
 	// drain_commits waited for every batch; this only guards against
@@ -4076,6 +4084,7 @@ coord_engine_free(struct coord_engine *e)
 		return;
 	coord_engine_stop(e);
 	// Queued jobs finish and post their events into the stopped queue.
+	coord_worker_stop(e->polls);
 	coord_worker_stop(e->worker);
 	while (e->head != NULL) {
 		struct ev *ev = e->head;

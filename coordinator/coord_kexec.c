@@ -48,7 +48,8 @@ struct coord_kexec {
 	const struct coord_load_conf *load;
 	const char *prom_url;
 	int64_t prom_timeout_ms;
-	struct coord_worker *w;
+	struct coord_worker *w;	    // actions
+	struct coord_worker *polls; // verifications' health reads
 };
 
 // One job: everything copied, so the engine may free its plan.
@@ -88,14 +89,16 @@ coord_kexec_handles(enum coord_action_type t)
 int
 coord_kexec_new(struct coord_kexec **ret, struct cm_k8s *k,
     const struct coord_k8s_conf *kc, const struct coord_load_conf *load,
-    const char *prom_url, int64_t prom_timeout_ms, struct coord_worker *w)
+    const char *prom_url, int64_t prom_timeout_ms, struct coord_worker *w,
+    struct coord_worker *polls)
 {
 	struct coord_kexec *x = calloc(1, sizeof(*x));
 
 	if (x == NULL)
 		return -ENOMEM;
 	*x = (struct coord_kexec){ .k = k, .kc = kc, .load = load,
-		.prom_url = prom_url, .prom_timeout_ms = prom_timeout_ms, .w = w };
+		.prom_url = prom_url, .prom_timeout_ms = prom_timeout_ms, .w = w,
+		.polls = polls };
 	*ret = x;
 	return 0;
 }
@@ -494,7 +497,7 @@ kjob_run(void *arg)
 
 		// Stopping: the answer would be dropped, and the stop would
 		// wait for each queued poll against a slow API server.
-		if (coord_worker_stopping(j->x->w)) {
+		if (coord_worker_stopping(j->x->polls)) {
 			finish(j, false, -ECANCELED, "not asked: the coordinator "
 			    "is stopping");
 			return;
@@ -676,7 +679,7 @@ coord_kexec_verify(struct coord_kexec *x, const struct coord_plan *p,
 		return -ENOMEM;
 	j->verify = true;
 	j->deadline_mono = deadline_mono;
-	if (coord_worker_submit(x->w, kjob_run, j) < 0) {
+	if (coord_worker_submit(x->polls, kjob_run, j) < 0) {
 		kjob_free(j);
 		return -EAGAIN;
 	}

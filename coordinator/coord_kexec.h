@@ -46,10 +46,13 @@ extern const struct cm_conf_field coord_load_fields[];
 
 struct coord_kexec;
 
-// Borrows everything; all must outlive it. `prom_url` may be "".
+// Borrows everything; all must outlive it. `prom_url` may be "". Actions
+// run on `w`, verification polls on `polls` (a storm's polls, slow
+// against a slow API server, never hold an action back).
 int coord_kexec_new(struct coord_kexec **ret, struct cm_k8s *k,
     const struct coord_k8s_conf *kc, const struct coord_load_conf *load,
-    const char *prom_url, int64_t prom_timeout_ms, struct coord_worker *w);
+    const char *prom_url, int64_t prom_timeout_ms, struct coord_worker *w,
+    struct coord_worker *polls);
 void coord_kexec_free(struct coord_kexec *x);
 
 // True for the action types this runtime runs itself.
