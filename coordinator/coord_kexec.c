@@ -514,7 +514,20 @@ kjob_run(void *arg)
 			kjob_free(j);
 			return;
 		}
+		v.reason[0] = '\0';
 		rv = coord_k8s_verify(j->x->k, &t, cm_now_ms(), &v);
+		if (rv < 0 && rv != -ENOENT) {
+			// The API server did not tell: the health is unknown
+			// (a verification that ends so is a timeout), not
+			// failing. A workload that is gone is failing.
+			struct cm_msg_reply r = { .code = rv };
+
+			snprintf(r.message, sizeof(r.message), "API server: %s",
+			    v.reason[0] != '\0' ? v.reason : strerror(-rv));
+			j->done(rv, &r, j->arg);
+			kjob_free(j);
+			return;
+		}
 		finish(j, rv == 0 && v.ok, rv, "%s", v.reason);
 		return;
 	}

@@ -264,5 +264,47 @@ def pages(tap, lab):
         prom.close()
 
 
+def api_errors(tap, lab):
+    """A kubernetes verification poll that gets an error from the API
+    server (here 500 for every read of the deployment, once it was
+    restarted) learns nothing about the workload: its health stays
+    unknown and the verification ends `timeout`, not `failed` (which
+    says the repair did not hold)."""
+    objs = [fixtures.node("node-a")] + fixtures._deploy_set(
+        "ns-v", "app0", "h0", "app:1", 1, 1)
+    with FakeAPIServer(objects=objs, tls=True) as srv:
+        kc = srv.write_kubeconfig(lab.path("kc"), namespace="ns-v")
+        http, agents = free_port(), free_port()
+        url = f"http://127.0.0.1:{http}"
+        cfg = lab.write_file("coordinator.yaml", K8S_CONFIG.format(
+            http=http, agents=agents, journal=lab.path("journal.db"),
+            kc=kc, timeout_ms=int(scaled(2.0) * 1000),
+            vtimeout_ms=int(scaled(1.0) * 1000)))
+        coord = lab.start("coordinator", [
+            reflex_binary("reflex-coordinator"), "-c", cfg],
+            ready_url=url + "/readyz")
+        r = http_post(url + "/api/v1/alerts", k8s_body(1),
+                      {"Content-Type": "application/json"})
+        wait_until(lambda: any(a.get("type") == "restart" and
+                               a.get("state") == "succeeded"
+                               for a in http_json(url + "/api/v1/actions")),
+                   scaled(20), what="the restart")
+        srv.inject(r"/namespaces/ns-v/deployments/app0$", method="GET",
+                   status=500, count=None)
+
+        def rows():
+            return [a for a in http_json(url + "/api/v1/actions")
+                    if a.get("type") == "verify"]
+        wait_until(lambda: rows() and rows()[0].get("state") != "verifying",
+                   scaled(60), what="the verification decided")
+        v = rows()[0]
+        tap.ok(r.status == 200 and v.get("state") == "timeout" and
+               (v.get("detail") or "").startswith("health unknown") and
+               "API server" in (v.get("detail") or ""),
+               "API errors leave the health unknown: timeout, not failed",
+               v)
+        coord.stop()
+
+
 if __name__ == "__main__":
-    labs_main([prometheus, kubernetes, pages])
+    labs_main([prometheus, kubernetes, pages, api_errors])
