@@ -26,32 +26,24 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reflexlab import (free_port, http_json, http_post,  # noqa: E402
-                       labs_main, reflex_binary, scaled, wait_until)
-from fakek8s import FakeAPIServer, fixtures  # noqa: E402
-from test_verify_stop import HangingPrometheus, body, k8s_body  # noqa
+from reflexlab import (http_json, labs_main, scaled,  # noqa: E402
+                       wait_until)
+from fakek8s import FakeAPIServer  # noqa: E402
+from test_verify_stop import (CONFIG, K8S_CONFIG,  # noqa: E402
+                              HangingPrometheus, body, k8s_body,
+                              k8s_objects, post, start_coordinator,
+                              start_fakes, verify_rows)
 
 N = 6
 
-CONFIG = """\
-listen: 127.0.0.1:{http}
-agent_listen: tcp://127.0.0.1:{agents}
-journal: {journal}
-log_level: info
-prometheus_url: http://127.0.0.1:{prom}
-prometheus_timeout: {prom_timeout_ms}ms
-safety: {{ max_concurrent: 100, global_max_actions: 100,
-          service_max_actions: 100, blast_radius_percent: 100,
-          storm_percent: 100, storm_min_targets: 1000 }}
-rules:
-  - name: web
-    matchers: ['alertname = "WebDown"']
-    verify: {{ interval: 100ms, timeout: {vtimeout_ms}ms, health: false,
-              resolved: true,
-              promql: 'up{{instance="{{{{ instance }}}}"}} == 0' }}
-    actions: [ {{ type: restart, service: web,
-                  instance: "{{{{ instance }}}}", retries: 0 }} ]
-"""
+
+def decided(url, n, timeout):
+    """The n verify rows, once none is verifying any more."""
+    wait_until(lambda: len(verify_rows(url)) == n and
+               not verify_rows(url, "verifying"), timeout,
+               what=f"{n} verification(s) decided")
+    return verify_rows(url)
+
 
 
 def prometheus(tap, lab):
@@ -63,34 +55,14 @@ def prometheus(tap, lab):
 
 
 def scenario(tap, lab, prom):
-    http, agents = free_port(), free_port()
-    url = f"http://127.0.0.1:{http}"
-    cfg = lab.write_file("coordinator.yaml", CONFIG.format(
-        http=http, agents=agents, journal=lab.path("journal.db"),
-        prom=prom.port, prom_timeout_ms=min(int(scaled(2.0) * 1000),
-                                            60000),
-        vtimeout_ms=int(scaled(1.0) * 1000)))
-    coord = lab.start("coordinator", [
-        reflex_binary("reflex-coordinator"), "-c", cfg],
-        ready_url=url + "/readyz")
-    lab.start("fake-agents", [
-        reflex_binary("fake-agents"), "--coordinator",
-        f"tcp://127.0.0.1:{agents}", "--port", "0", "--count", str(N),
-        "--heartbeat-ms", "200", "--workload",
-        "web:web-{i}:127.0.0.1:20000"])
-    wait_until(lambda: len(http_json(url + "/api/v1/agents")) == N, 60,
-               what="the fake agents registered")
-    r = http_post(url + "/api/v1/alerts", body(N),
-                  {"Content-Type": "application/json"})
+    coord, url, agents = start_coordinator(
+        lab, CONFIG, prom=prom.port,
+        prom_timeout=f"{min(int(scaled(2.0) * 1000), 60000)}ms",
+        vtimeout=f"{int(scaled(1.0) * 1000)}ms")
+    start_fakes(lab, url, agents, N, "web:web-{i}:127.0.0.1:20000")
+    r = post(url, body(N))
     tap.ok(r.status == 200, "the six firing alerts are taken")
-
-    def rows():
-        return [a for a in http_json(url + "/api/v1/actions")
-                if a.get("type") == "verify"]
-    wait_until(lambda: len(rows()) == N and all(
-        a.get("state") != "verifying" for a in rows()), scaled(60),
-        what="the six verifications decided")
-    got = rows()
+    got = decided(url, N, scaled(60))
     tap.ok(all(a.get("state") == "timeout" for a in got),
            "all six timed out", got)
     skipped = [a for a in got if "not asked" in (a.get("detail") or "")]
@@ -102,33 +74,10 @@ def scenario(tap, lab, prom):
     tap.ok(coord.alive(), "the coordinator keeps running")
 
 
-K8S_CONFIG = """\
-listen: 127.0.0.1:{http}
-agent_listen: tcp://127.0.0.1:{agents}
-journal: {journal}
-log_level: info
-runtime: kubernetes
-kubernetes:
-  client: {{ source: kubeconfig, kubeconfig: "{kc}", qps: 1000,
-            burst: 1000, timeout: {timeout_ms}ms }}
-safety: {{ max_concurrent: 100, global_max_actions: 100,
-          service_max_actions: 100, blast_radius_percent: 100,
-          storm_percent: 100, storm_min_targets: 1000 }}
-rules:
-  - name: app
-    matchers: ['alertname = "AppDown"']
-    verify: {{ interval: 100ms, timeout: {vtimeout_ms}ms, health: true,
-              resolved: false }}
-    actions: [ {{ type: restart, service: "{{{{ service }}}}",
-                  params: {{ namespace: ns-v }} }} ]
-"""
 
 
 def kubernetes(tap, lab):
-    objs = [fixtures.node("node-a")]
-    for i in range(N):
-        objs += fixtures._deploy_set("ns-v", f"app{i}", f"h{i}", "app:1", 1,
-                                     1)
+    objs = k8s_objects(N)
     # A poll lists its deployment's pods after reading it; the API
     # server holds those lists longer than the client's timeout (which
     # tries a GET 4 times): the two polls in flight take 4 timeouts,
@@ -147,26 +96,12 @@ def kubernetes(tap, lab):
             return m
         hold.matches = noting
         kc = srv.write_kubeconfig(lab.path("kc"), namespace="ns-v")
-        http, agents = free_port(), free_port()
-        url = f"http://127.0.0.1:{http}"
-        cfg = lab.write_file("coordinator.yaml", K8S_CONFIG.format(
-            http=http, agents=agents, journal=lab.path("journal.db"),
-            kc=kc, timeout_ms=timeout_ms,
-            vtimeout_ms=int(scaled(1.0) * 1000)))
-        coord = lab.start("coordinator", [
-            reflex_binary("reflex-coordinator"), "-c", cfg],
-            ready_url=url + "/readyz")
-        r = http_post(url + "/api/v1/alerts", k8s_body(N),
-                      {"Content-Type": "application/json"})
+        coord, url, _ = start_coordinator(
+            lab, K8S_CONFIG, kc=kc, timeout_ms=timeout_ms,
+            vtimeout=f"{int(scaled(1.0) * 1000)}ms")
+        r = post(url, k8s_body(N))
         tap.ok(r.status == 200, "six firing alerts are taken")
-
-        def rows():
-            return [a for a in http_json(url + "/api/v1/actions")
-                    if a.get("type") == "verify"]
-        wait_until(lambda: len(rows()) == N and all(
-            a.get("state") != "verifying" for a in rows()), scaled(120),
-            what="the six verifications decided")
-        got = rows()
+        got = decided(url, N, scaled(120))
         skipped = [a for a in got if "not asked" in (a.get("detail") or "")]
         tap.ok(len(skipped) == N - 2, "the four whose poll still waited "
                "for a worker at their timeout were decided without it",
@@ -219,33 +154,20 @@ def pages(tap, lab):
     prom = HangingPrometheus()
     hook = lab.start_webhook_receiver()
     try:
-        http, agents = free_port(), free_port()
-        url = f"http://127.0.0.1:{http}"
-        cfg = lab.write_file("coordinator.yaml", PAGE_CONFIG.format(
-            http=http, agents=agents, journal=lab.path("journal.db"),
-            prom=prom.port, hook=hook.url,
-            vtimeout_ms=int(scaled(1.0) * 1000)))
-        lab.start("coordinator", [reflex_binary("reflex-coordinator"), "-c",
-                                  cfg], ready_url=url + "/readyz")
-        lab.start("fake-agents", [
-            reflex_binary("fake-agents"), "--coordinator",
-            f"tcp://127.0.0.1:{agents}", "--port", "0", "--count", "1",
-            "--heartbeat-ms", "200", "--workload",
-            "web:web-0:127.0.0.1:20000", "--workload",
-            "web:web-1:127.0.0.1:20001", "--workload",
-            "other:other-0:127.0.0.1:20002"])
-        wait_until(lambda: len(http_json(url + "/api/v1/agents")) == 1, 60,
-                   what="the fake agent registered")
-        r = http_post(url + "/api/v1/alerts", body(2),
-                      {"Content-Type": "application/json"})
+        _, url, agents = start_coordinator(
+            lab, PAGE_CONFIG, prom=prom.port, hook=hook.url,
+            vtimeout_ms=int(scaled(1.0) * 1000))
+        start_fakes(lab, url, agents, 1, "web:web-0:127.0.0.1:20000",
+                    "web:web-1:127.0.0.1:20001",
+                    "other:other-0:127.0.0.1:20002")
+        r = post(url, body(2))
         wait_until(lambda: prom.count() >= 2, scaled(20),
                    what="both poll threads waiting on Prometheus")
         other = json.dumps({"version": "4", "status": "firing", "alerts": [{
             "status": "firing", "labels": {"alertname": "OtherDown"},
             "startsAt": "2026-12-04T10:00:00Z",
             "endsAt": "0001-01-01T00:00:00Z"}]}).encode()
-        r2 = http_post(url + "/api/v1/alerts", other,
-                       {"Content-Type": "application/json"})
+        r2 = post(url, other)
         tap.ok(r.status == 200 and r2.status == 200, "the alerts are taken")
         # Well inside the queries' 60 s (the other repair's verification
         # times out after 1 s, 20 s under valgrind).
@@ -270,21 +192,13 @@ def api_errors(tap, lab):
     restarted) learns nothing about the workload: its health stays
     unknown and the verification ends `timeout`, not `failed` (which
     says the repair did not hold)."""
-    objs = [fixtures.node("node-a")] + fixtures._deploy_set(
-        "ns-v", "app0", "h0", "app:1", 1, 1)
+    objs = k8s_objects(1)
     with FakeAPIServer(objects=objs, tls=True) as srv:
         kc = srv.write_kubeconfig(lab.path("kc"), namespace="ns-v")
-        http, agents = free_port(), free_port()
-        url = f"http://127.0.0.1:{http}"
-        cfg = lab.write_file("coordinator.yaml", K8S_CONFIG.format(
-            http=http, agents=agents, journal=lab.path("journal.db"),
-            kc=kc, timeout_ms=int(scaled(2.0) * 1000),
-            vtimeout_ms=int(scaled(1.0) * 1000)))
-        coord = lab.start("coordinator", [
-            reflex_binary("reflex-coordinator"), "-c", cfg],
-            ready_url=url + "/readyz")
-        r = http_post(url + "/api/v1/alerts", k8s_body(1),
-                      {"Content-Type": "application/json"})
+        coord, url, _ = start_coordinator(
+            lab, K8S_CONFIG, kc=kc, timeout_ms=int(scaled(2.0) * 1000),
+            vtimeout=f"{int(scaled(1.0) * 1000)}ms")
+        r = post(url, k8s_body(1))
         wait_until(lambda: any(a.get("type") == "restart" and
                                a.get("state") == "succeeded"
                                for a in http_json(url + "/api/v1/actions")),
@@ -292,12 +206,7 @@ def api_errors(tap, lab):
         srv.inject(r"/namespaces/ns-v/deployments/app0$", method="GET",
                    status=500, count=None)
 
-        def rows():
-            return [a for a in http_json(url + "/api/v1/actions")
-                    if a.get("type") == "verify"]
-        wait_until(lambda: rows() and rows()[0].get("state") != "verifying",
-                   scaled(60), what="the verification decided")
-        v = rows()[0]
+        v = decided(url, 1, scaled(60))[0]
         tap.ok(r.status == 200 and v.get("state") == "timeout" and
                (v.get("detail") or "").startswith("health unknown") and
                "API server" in (v.get("detail") or ""),

@@ -38,14 +38,14 @@ agent_listen: tcp://127.0.0.1:{agents}
 journal: {journal}
 log_level: info
 prometheus_url: http://127.0.0.1:{prom}
-prometheus_timeout: 60s
+prometheus_timeout: {prom_timeout}
 safety: {{ max_concurrent: 100, global_max_actions: 100,
           service_max_actions: 100, blast_radius_percent: 100,
           storm_percent: 100, storm_min_targets: 1000 }}
 rules:
   - name: web
     matchers: ['alertname = "WebDown"']
-    verify: {{ interval: 100ms, timeout: 10m, health: false,
+    verify: {{ interval: 100ms, timeout: {vtimeout}, health: false,
               resolved: true,
               promql: 'up{{instance="{{{{ instance }}}}"}} == 0' }}
     actions: [ {{ type: restart, service: web,
@@ -116,6 +116,45 @@ class HangingPrometheus:
         self.sock.close()
 
 
+def start_coordinator(lab, template, **fmt):
+    """Writes coordinator.yaml from `template` (its {http}, {agents} and
+    {journal} filled in here, the rest from fmt) and starts the
+    coordinator. Returns (process, API URL, agent port)."""
+    http, agents = free_port(), free_port()
+    url = f"http://127.0.0.1:{http}"
+    cfg = lab.write_file("coordinator.yaml", template.format(
+        http=http, agents=agents, journal=lab.path("journal.db"), **fmt))
+    coord = lab.start("coordinator", [
+        reflex_binary("reflex-coordinator"), "-c", cfg],
+        ready_url=url + "/readyz")
+    return coord, url, agents
+
+
+def start_fakes(lab, url, agents, count, *workloads):
+    """fake-agents: `count` agents hosting each of `workloads`
+    (S:I:ADDR, {i} the agent's index), registered before it returns."""
+    argv = [reflex_binary("fake-agents"), "--coordinator",
+            f"tcp://127.0.0.1:{agents}", "--port", "0", "--count",
+            str(count), "--heartbeat-ms", "200"]
+    for w in workloads:
+        argv += ["--workload", w]
+    lab.start("fake-agents", argv)
+    wait_until(lambda: len(http_json(url + "/api/v1/agents")) == count, 60,
+               what="the fake agents registered")
+
+
+def post(url, data):
+    return http_post(url + "/api/v1/alerts", data,
+                     {"Content-Type": "application/json"})
+
+
+def verify_rows(url, state=None):
+    """The verify rows of the history (those in `state`, if given)."""
+    return [a for a in http_json(url + "/api/v1/actions")
+            if a.get("type") == "verify" and
+            (state is None or a.get("state") == state)]
+
+
 def body(n):
     return json.dumps({"version": "4", "status": "firing", "alerts": [{
         "status": "firing", "labels": {"alertname": "WebDown",
@@ -133,30 +172,13 @@ def prometheus(tap, lab):
 
 
 def scenario(tap, lab, prom):
-    http, agents = free_port(), free_port()
-    url = f"http://127.0.0.1:{http}"
-    cfg = lab.write_file("coordinator.yaml", CONFIG.format(
-        http=http, agents=agents, journal=lab.path("journal.db"),
-        prom=prom.port))
-    coord = lab.start("coordinator", [
-        reflex_binary("reflex-coordinator"), "-c", cfg],
-        ready_url=url + "/readyz")
-    lab.start("fake-agents", [
-        reflex_binary("fake-agents"), "--coordinator",
-        f"tcp://127.0.0.1:{agents}", "--port", "0", "--count", str(N),
-        "--heartbeat-ms", "200", "--workload",
-        "web:web-{i}:127.0.0.1:20000"])
-    wait_until(lambda: len(http_json(url + "/api/v1/agents")) == N, 60,
-               what="the fake agents registered")
-    r = http_post(url + "/api/v1/alerts", body(N),
-                  {"Content-Type": "application/json"})
+    coord, url, agents = start_coordinator(lab, CONFIG, prom=prom.port,
+                                           prom_timeout="60s",
+                                           vtimeout="10m")
+    start_fakes(lab, url, agents, N, "web:web-{i}:127.0.0.1:20000")
+    r = post(url, body(N))
     tap.ok(r.status == 200, "the six firing alerts are taken")
-
-    def verifying():
-        return [a for a in http_json(url + "/api/v1/actions")
-                if a.get("type") == "verify" and a.get("state") ==
-                "verifying"]
-    wait_until(lambda: len(verifying()) == N, 60,
+    wait_until(lambda: len(verify_rows(url, "verifying")) == N, 60,
                what="six verifications open")
     # Both worker threads wait on a query; the other four are queued
     # (each verification has one query out at most).
@@ -188,7 +210,7 @@ safety: {{ max_concurrent: 100, global_max_actions: 100,
 rules:
   - name: app
     matchers: ['alertname = "AppDown"']
-    verify: {{ interval: 100ms, timeout: 10m, health: true,
+    verify: {{ interval: 100ms, timeout: {vtimeout}, health: true,
               resolved: false }}
     actions: [ {{ type: restart, service: "{{{{ service }}}}",
                   params: {{ namespace: ns-v }} }} ]
@@ -203,34 +225,29 @@ def k8s_body(n):
         "endsAt": "0001-01-01T00:00:00Z"} for i in range(n)]}).encode()
 
 
-def kubernetes(tap, lab):
+def k8s_objects(n):
+    """A node and n one-replica deployments app0.. in namespace ns-v."""
     objs = [fixtures.node("node-a")]
-    for i in range(N):
+    for i in range(n):
         objs += fixtures._deploy_set("ns-v", f"app{i}", f"h{i}", "app:1", 1,
                                      1)
+    return objs
+
+
+def kubernetes(tap, lab):
+    objs = k8s_objects(N)
     # The client's timeout (it tries a GET 4 times) bounds the two polls
     # in flight at the stop; the API server holds each GET longer.
     timeout_ms = min(int(scaled(1.0) * 1000), 600000)
     with FakeAPIServer(objects=objs, tls=True) as srv:
         kc = srv.write_kubeconfig(lab.path("kc"), namespace="ns-v")
-        http, agents = free_port(), free_port()
-        url = f"http://127.0.0.1:{http}"
-        cfg = lab.write_file("coordinator.yaml", K8S_CONFIG.format(
-            http=http, agents=agents, journal=lab.path("journal.db"),
-            kc=kc, timeout_ms=timeout_ms))
-        coord = lab.start("coordinator", [
-            reflex_binary("reflex-coordinator"), "-c", cfg],
-            ready_url=url + "/readyz")
-        r = http_post(url + "/api/v1/alerts", k8s_body(N),
-                      {"Content-Type": "application/json"})
+        coord, url, _ = start_coordinator(lab, K8S_CONFIG, kc=kc,
+                                          timeout_ms=timeout_ms,
+                                          vtimeout="10m")
+        r = post(url, k8s_body(N))
         tap.ok(r.status == 200, "six firing alerts are taken")
-
-        def verifying():
-            return [a for a in http_json(url + "/api/v1/actions")
-                    if a.get("type") == "verify" and a.get("state") ==
-                    "verifying"]
-        wait_until(lambda: len(verifying()) == N, scaled(60),
-                   what="six verifications open")
+        wait_until(lambda: len(verify_rows(url, "verifying")) == N,
+                   scaled(60), what="six verifications open")
         hold = srv.inject(r"/deployments/app[0-9]+$", method="GET",
                           count=None, delay=timeout_ms / 1000 + 5)
         # The deployments whose GET was held, in order (the client tries
