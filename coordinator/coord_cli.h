@@ -14,10 +14,11 @@
 //   reflex-coordinator approve|reject ID [-c FILE] [--url URL] [--token-file F]
 //   reflex-coordinator simulate [-c FILE] [--json] WEBHOOK_BODY_FILE
 //
-// history/alerts/status/agents/pause/resume talk to a running coordinator's HTTP API (its
-// address from the config's `listen`, or --url). simulate feeds a saved
-// webhook body through the rules and the safety checks of the config
-// and prints the decisions without acting: how a rule change is tested.
+// history/alerts/status/agents/pause/resume talk to a running
+// coordinator's HTTP API (its address from the config's `listen`, or
+// --url). simulate feeds a saved webhook body through the rules and the
+// safety checks of the config and prints the decisions without acting:
+// how a rule change is tested.
 // Each returns the process exit status (0 ok, 1 failed, 2 usage).
 #ifndef COORD_CLI_H
 #define COORD_CLI_H
