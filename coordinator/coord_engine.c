@@ -4065,7 +4065,6 @@ coord_engine_stop(struct coord_engine *e)
 	pthread_cond_signal(&e->cv);
 	pthread_mutex_unlock(&e->mu);
 	// Verification polls still queued are answered without a call.
-	coord_worker_winding_down(e->worker);
 	coord_worker_winding_down(e->polls);
 	pthread_join(e->thread, NULL);
 	e->started = false;

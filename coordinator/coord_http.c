@@ -373,16 +373,19 @@ filter_parse(struct coord_httpd_req *rq, const char *qs, char *q, size_t qn,
 	return true;
 }
 
-// GET /api/v1/actions: the action history (coord_journal_query_actions).
+// GET of a journal list: the query string (filter_parse, `state_key`)
+// through `query` into a JSON array.
 static void
-actions_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
+list_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs,
+    const char *state_key, int (*query)(struct coord_journal *,
+    const struct coord_journal_filter *, char **))
 {
 	struct coord_journal_filter f = { .limit = 100 };
 	char q[1024], *json = NULL;
 
-	if (!filter_parse(rq, qs, q, sizeof(q), "state", &f))
+	if (!filter_parse(rq, qs, q, sizeof(q), state_key, &f))
 		return;
-	if (coord_journal_query_actions(h->d.journal, &f, &json) < 0) {
+	if (query(h->d.journal, &f, &json) < 0) {
 		reply_error(rq, 503, "journal query failed");
 		return;
 	}
@@ -390,22 +393,19 @@ actions_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
 	free(json);
 }
 
-// GET /api/v1/alerts: alerts and what was decided for them
-// (coord_journal_query_alerts), refusals included.
+// GET /api/v1/actions: the action history.
+static void
+actions_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
+{
+	list_run(rq, h, qs, "state", coord_journal_query_actions);
+}
+
+// GET /api/v1/alerts: alerts and what was decided for them, refusals
+// included.
 static void
 alerts_run(struct coord_httpd_req *rq, struct coord_http *h, const char *qs)
 {
-	struct coord_journal_filter f = { .limit = 100 };
-	char q[1024], *json = NULL;
-
-	if (!filter_parse(rq, qs, q, sizeof(q), "outcome", &f))
-		return;
-	if (coord_journal_query_alerts(h->d.journal, &f, &json) < 0) {
-		reply_error(rq, 503, "journal query failed");
-		return;
-	}
-	reply_json(rq, 200, json);
-	free(json);
+	list_run(rq, h, qs, "outcome", coord_journal_query_alerts);
 }
 
 // GET /api/v1/agents[?limit=N&after=NODE]: one page of agents in node

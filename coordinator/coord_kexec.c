@@ -138,18 +138,42 @@ param(const struct kjob *j, const char *key, const char *def)
 static void
 finish(struct kjob *j, bool ok, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+static void
+finish_unknown(struct kjob *j, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
+static void
+vfinish(struct kjob *j, int rv, bool ok, int code, const char *fmt,
+    va_list ap)
+{
+	struct cm_msg_reply r = { .ok = ok, .code = code };
+
+	vsnprintf(r.message, sizeof(r.message), fmt, ap);
+	j->done(rv, &r, j->arg);
+	kjob_free(j);
+}
+
+// The job's answer: done, ok or not.
 static void
 finish(struct kjob *j, bool ok, int code, const char *fmt, ...)
 {
-	struct cm_msg_reply r = { .ok = ok, .code = code };
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(r.message, sizeof(r.message), fmt, ap);
+	vfinish(j, 0, ok, code, fmt, ap);
 	va_end(ap);
-	j->done(0, &r, j->arg);
-	kjob_free(j);
+}
+
+// No answer (code < 0): a verification poll that learnt nothing leaves
+// the health unknown, not failing.
+static void
+finish_unknown(struct kjob *j, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfinish(j, code, false, code, fmt, ap);
+	va_end(ap);
 }
 
 // The largest sample of an instant query, as a number.
@@ -498,34 +522,24 @@ kjob_run(void *arg)
 		// Stopping: the answer would be dropped, and the stop would
 		// wait for each queued poll against a slow API server.
 		if (coord_worker_stopping(j->x->polls)) {
-			finish(j, false, -ECANCELED, "not asked: the coordinator "
-			    "is stopping");
+			finish_unknown(j, -ECANCELED, "not asked: the "
+			    "coordinator is stopping");
 			return;
 		}
 		// Queued behind others (an API server slow to answer) until
 		// the verification's time was up: decided without this poll,
 		// its health unknown (rv < 0), not failing.
 		if (cm_mono_ms() >= j->deadline_mono) {
-			struct cm_msg_reply r = { .code = -ETIMEDOUT };
-
-			snprintf(r.message, sizeof(r.message), "not asked: its "
-			    "turn came after the verification's timeout");
-			j->done(-ETIMEDOUT, &r, j->arg);
-			kjob_free(j);
+			finish_unknown(j, -ETIMEDOUT, "not asked: its turn came "
+			    "after the verification's timeout");
 			return;
 		}
 		v.reason[0] = '\0';
 		rv = coord_k8s_verify(j->x->k, &t, cm_now_ms(), &v);
+		// The API server did not tell (other than "gone"): unknown.
 		if (rv < 0 && rv != -ENOENT) {
-			// The API server did not tell: the health is unknown
-			// (a verification that ends so is a timeout), not
-			// failing. A workload that is gone is failing.
-			struct cm_msg_reply r = { .code = rv };
-
-			snprintf(r.message, sizeof(r.message), "API server: %s",
-			    v.reason[0] != '\0' ? v.reason : strerror(-rv));
-			j->done(rv, &r, j->arg);
-			kjob_free(j);
+			finish_unknown(j, rv, "API server: %s", v.reason[0] !=
+			    '\0' ? v.reason : strerror(-rv));
 			return;
 		}
 		finish(j, rv == 0 && v.ok, rv, "%s", v.reason);
