@@ -58,10 +58,12 @@ cm_thread_start(const char *name, enum cm_thread_class cls)
 	// pthread_setname_np refuses names over 15 bytes: keep their start.
 	strncpy(buf, name, sizeof(buf) - 1);
 	buf[sizeof(buf) - 1] = '\0';
+	// The class first, the name last: whoever sees the name (ps, top,
+	// the tests reading /proc) sees the thread's final class with it.
+	if (cls == CM_THREAD_BULK && atomic_load(&batch_on)) {
+		rv = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+		if (rv != 0)
+			refused(buf, rv);
+	}
 	(void)pthread_setname_np(pthread_self(), buf);
-	if (cls != CM_THREAD_BULK || !atomic_load(&batch_on))
-		return;
-	rv = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
-	if (rv != 0)
-		refused(buf, rv);
 }

@@ -50,6 +50,14 @@ def threads(pid):
     return out
 
 
+def named_threads(pid):
+    """threads() once every bulk thread has named itself: each names
+    itself when it first runs, which may come after /readyz answers
+    (seen in the sanitized build under load)."""
+    return wait_until(lambda: (lambda t: t if BULK <= set(t) else None)(
+        threads(pid)), 15, what="the bulk threads' names")
+
+
 def start(lab, name, extra, env=None):
     http, agents = free_port(), free_port()
     cfg = lab.write_file(f"{name}.yaml", CONFIG.format(
@@ -82,7 +90,7 @@ def webhook_status(url):
 
 def run(tap, lab):
     coord = start(lab, "batch", "")
-    got = threads(coord.pid)
+    got = named_threads(coord.pid)
     tap.ok(BULK <= set(got), "the bulk threads are there by name",
            sorted(got))
     tap.ok(all(p == SCHED_BATCH for n in BULK for p in got.get(n, [None])),
@@ -99,7 +107,7 @@ def run(tap, lab):
     coord.stop()
 
     coord = start(lab, "normal", 'cpu_scheduling: "normal"\n')
-    got = threads(coord.pid)
+    got = named_threads(coord.pid)
     tap.ok(BULK <= set(got) and
            all(p == SCHED_OTHER for ps in got.values() for p in ps),
            "with cpu_scheduling: normal no thread is moved", got)
@@ -120,7 +128,7 @@ def run(tap, lab):
             "LD_PRELOAD": shim, "REFLEX_FAIL_SCHED": trigger,
             "ASAN_OPTIONS": (asan + ":" if asan else "") +
             "verify_asan_link_order=0"})
-        got = threads(coord.pid)
+        got = named_threads(coord.pid)
         tap.ok(BULK <= set(got) and
                all(p == SCHED_OTHER for ps in got.values() for p in ps),
                "refused by the system, every thread keeps the default class",
