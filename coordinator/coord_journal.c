@@ -19,6 +19,8 @@
 // itself still syncs the WAL header when it restarts the log and the WAL
 // and database around every checkpoint.
 #include "coord_journal.h"
+#include "coord_textmemo.h"
+#include "cm_hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +40,8 @@
 
 // PRAGMA user_version of the schema below. A later build that changes the
 // schema migrates from each older version in create_schema().
-#define SCHEMA_VERSION 3 // 2: meta table; 3: outcomes apart from alerts
+#define SCHEMA_VERSION 4 // 2: meta table; 3: outcomes apart from alerts;
+			 // 4: alert texts stored once (alert_texts)
 
 #define DEFAULT_MAX_BATCH 512
 #define DEFAULT_MAX_QUEUE 8192
@@ -82,12 +85,12 @@
 // Outcomes in a row go up to OUTCOME_GROUP to an INSERT (j->wo[k], k rows
 // of W_OUTCOME_PENDING).
 #define OUTCOME_GROUP 8
-// A webhook's alerts go up to ALERT_GROUP to an INSERT (j->wa[k], k rows).
-// Their receiver and group key, the same for all of them, are bound once
-// per statement: ALERT_OWN_COLS parameters per row, then those two.
+// A webhook's alerts go up to ALERT_GROUP to an INSERT (j->wa[k], k rows):
+// ALERT_OWN_COLS parameters per row, then the three text columns the rows
+// with a text_id leave empty, bound once per statement.
 #define ALERT_GROUP 4
-#define ALERT_COLS 12
-#define ALERT_OWN_COLS 10
+#define ALERT_COLS 11
+#define ALERT_OWN_COLS 8
 // The decided-through mark (see "pending alerts" below) is saved at most
 // this often, inside a batch's transaction.
 #define MARK_SAVE_MS 1000
@@ -98,6 +101,12 @@
 // row to set three columns, and keeping an index of pending rows in step,
 // cost more than the insert itself. `alerts` is the view people and tests
 // query: each alert with its outcome, 'pending' until it has one.
+// An alert's texts (labels, annotations, generator URL, receiver, group
+// key: most of its row's bytes) are stored once for all the alerts that
+// repeat them, as a row of alert_texts (Alertmanager sends a group's
+// alerts again with every notification); the alert's row then holds ''
+// and NULL in those columns and text_id, the view joins them back. Rows
+// from before schema version 4 keep their texts (text_id NULL).
 // alerts_in has no index but its id: retention walks it in id order.
 // actions has no index on state, which changes with every update of the
 // row: a history filtered by state reads the newest rows back until it
@@ -116,7 +125,18 @@ static const char schema_sql[] =
 	" annotations TEXT NOT NULL,"	// JSON object
 	" generator_url TEXT NOT NULL,"
 	" receiver TEXT,"
+	" group_key TEXT,"
+	" text_id INTEGER);"		// alert_texts.id, NULL: texts above
+	"CREATE TABLE IF NOT EXISTS alert_texts("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT," // never reused: see retain_texts
+	" labels TEXT NOT NULL,"
+	" annotations TEXT NOT NULL,"
+	" generator_url TEXT NOT NULL,"
+	" receiver TEXT,"
 	" group_key TEXT);"
+	"CREATE TABLE IF NOT EXISTS alert_text_marks("
+	" alert_id INTEGER PRIMARY KEY,"
+	" text_id INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS alert_outcomes("
 	" alert_id INTEGER PRIMARY KEY,"
 	" outcome TEXT NOT NULL,"
@@ -126,12 +146,16 @@ static const char schema_sql[] =
 	" a.received_ms AS received_ms, a.identity AS identity,"
 	" a.fingerprint AS fingerprint, a.status AS status,"
 	" a.starts_ms AS starts_ms, a.ends_ms AS ends_ms,"
-	" a.alertname AS alertname, a.labels AS labels,"
-	" a.annotations AS annotations, a.generator_url AS generator_url,"
-	" a.receiver AS receiver, a.group_key AS group_key,"
+	" a.alertname AS alertname,"
+	" coalesce(t.labels, a.labels) AS labels,"
+	" coalesce(t.annotations, a.annotations) AS annotations,"
+	" coalesce(t.generator_url, a.generator_url) AS generator_url,"
+	" coalesce(t.receiver, a.receiver) AS receiver,"
+	" coalesce(t.group_key, a.group_key) AS group_key,"
 	" coalesce(o.outcome, 'pending') AS outcome, o.detail AS detail,"
 	" o.done_ms AS done_ms"
-	" FROM alerts_in a LEFT JOIN alert_outcomes o ON o.alert_id = a.id;"
+	" FROM alerts_in a LEFT JOIN alert_texts t ON t.id = a.text_id"
+	" LEFT JOIN alert_outcomes o ON o.alert_id = a.id;"
 	"CREATE TABLE IF NOT EXISTS actions("
 	" id INTEGER PRIMARY KEY,"
 	" alert_id INTEGER NOT NULL,"
@@ -174,6 +198,12 @@ static const char migrate_to_3_sql[] =
 	"ALTER TABLE alerts_in DROP COLUMN done_ms;"
 	"DROP INDEX IF EXISTS actions_state;";
 
+// Version 3 kept each alert's texts in its row. Its rows stay as they
+// are (text_id NULL); the view is made again by schema_sql.
+static const char migrate_to_4_sql[] =
+	"ALTER TABLE alerts_in ADD COLUMN text_id INTEGER;"
+	"DROP VIEW IF EXISTS alerts;";
+
 // Statements of the write connection, prepared once.
 enum {
 	W_BEGIN,
@@ -189,6 +219,10 @@ enum {
 	W_RETAIN_ALERTS,
 	W_RETAIN_ACTIONS,
 	W_META_SET,
+	W_TEXT_INSERT,
+	W_TEXT_MARK,
+	W_RETAIN_TEXTS,
+	W_RETAIN_MARKS,
 	W_COUNT,
 };
 
@@ -203,8 +237,8 @@ static const char *const wsql[W_COUNT] = {
 	// transaction had already changed).
 	[W_ALERT_INSERT] = "INSERT OR FAIL INTO alerts_in(received_ms,"
 	    " identity, fingerprint, status, starts_ms, ends_ms, alertname,"
-	    " labels, annotations, generator_url, receiver, group_key)"
-	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	    " text_id, labels, annotations, generator_url)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	// Nothing when the alert's row is gone (update_row: -ENOENT).
 	[W_ALERT_DONE] = "INSERT OR REPLACE INTO alert_outcomes(alert_id,"
 	    " outcome, detail, done_ms) SELECT ?1, ?2, ?3, ?4"
@@ -237,7 +271,26 @@ static const char *const wsql[W_COUNT] = {
 	    " actions WHERE created_ms < ?1 LIMIT ?2)",
 	[W_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
 	    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+	[W_TEXT_INSERT] = "INSERT INTO alert_texts(labels, annotations,"
+	    " generator_url, receiver, group_key) VALUES(?1, ?2, ?3, ?4, ?5)",
+	// Texts and their marks: see retain_texts.
+	[W_TEXT_MARK] = "INSERT OR REPLACE INTO alert_text_marks(alert_id,"
+	    " text_id) SELECT (SELECT coalesce(max(id), 0) FROM alerts_in),"
+	    " (SELECT coalesce(max(id), 0) FROM alert_texts)",
+	[W_RETAIN_TEXTS] = "DELETE FROM alert_texts WHERE id IN (SELECT id"
+	    " FROM alert_texts WHERE id <= (SELECT coalesce(max(text_id), 0)"
+	    " FROM alert_text_marks WHERE alert_id < (SELECT coalesce(min(id),"
+	    " 9223372036854775807) FROM alerts_in)) ORDER BY id LIMIT ?1)",
+	[W_RETAIN_MARKS] = "DELETE FROM alert_text_marks WHERE text_id <"
+	    " (SELECT coalesce(min(id), 9223372036854775807) FROM alert_texts)",
 };
+
+// An alert's labels, annotations and generator URL, from its text row or
+// its own (FROM alerts_in a LEFT JOIN alert_texts t ON t.id = a.text_id).
+#define LABELS "coalesce(t.labels, a.labels)"
+#define ALERT_TEXT_COLS LABELS "," \
+	" coalesce(t.annotations, a.annotations)," \
+	" coalesce(t.generator_url, a.generator_url)"
 
 // Statements of the read connection, prepared once, used under rlock.
 enum {
@@ -249,18 +302,20 @@ enum {
 };
 
 static const char *const rsql[R_COUNT] = {
-	[R_PENDING] = "SELECT id, identity, received_ms, fingerprint, status,"
-	    " starts_ms, ends_ms, labels, annotations, generator_url"
-	    " FROM alerts_in a WHERE id > ?1 AND NOT EXISTS(SELECT 1 FROM"
-	    " alert_outcomes o WHERE o.alert_id = a.id) ORDER BY id LIMIT ?2",
+	[R_PENDING] = "SELECT a.id, a.identity, a.received_ms, a.fingerprint,"
+	    " a.status, a.starts_ms, a.ends_ms, " ALERT_TEXT_COLS
+	    " FROM alerts_in a LEFT JOIN alert_texts t ON t.id = a.text_id"
+	    " WHERE a.id > ?1 AND NOT EXISTS(SELECT 1 FROM alert_outcomes o"
+	    " WHERE o.alert_id = a.id) ORDER BY a.id LIMIT ?2",
 	[R_ACTIONS] = "SELECT id, alert_id, identity, incident_start_ms,"
 	    " rule, type, service, instance, node, state, detail, attempt,"
 	    " created_ms, updated_ms FROM actions"
 	    " WHERE created_ms >= ?1 AND id > ?2 ORDER BY id LIMIT ?3",
 	// The columns of R_PENDING, for row_to_alert.
-	[R_ALERT] = "SELECT id, identity, received_ms, fingerprint, status,"
-	    " starts_ms, ends_ms, labels, annotations, generator_url"
-	    " FROM alerts_in WHERE id = ?1",
+	[R_ALERT] = "SELECT a.id, a.identity, a.received_ms, a.fingerprint,"
+	    " a.status, a.starts_ms, a.ends_ms, " ALERT_TEXT_COLS
+	    " FROM alerts_in a LEFT JOIN alert_texts t ON t.id = a.text_id"
+	    " WHERE a.id = ?1",
 	[R_ACTION_STATE] = "SELECT state FROM actions WHERE id = ?1",
 };
 
@@ -358,8 +413,14 @@ struct coord_journal {
 	// one.
 	int64_t alert_top;
 	int64_t last_retain_mono; // writer thread only
-	char *wbuf;		// writer thread only: JSON of one INSERT's alerts
+	char *wbuf;		// writer thread only: JSON of one alert's sets
 	size_t wbuf_cap;
+	// Writer thread only: the texts stored lately (see retain_texts),
+	// texts stored since the last mark, and the running batch's texts
+	// stored and found (published with its commit).
+	struct coord_textmemo *texts;
+	int64_t texts_since_mark;
+	int64_t batch_texts_new, batch_texts_found;
 	bool retain_more;	  // writer thread only
 	int64_t retain_after;	  // writer thread only: the window's start
 
@@ -444,6 +505,7 @@ struct coord_journal {
 	size_t n_unsent;
 	char *unsent_path;	// NULL for a shared (memory) journal
 	int64_t commits, commit_errors;
+	int64_t texts_new, texts_found;
 	int64_t checkpoints, backstop_checkpoints; // under lock
 	int64_t failing;	// consecutive failed commits
 };
@@ -724,11 +786,13 @@ create_schema(struct coord_journal *j, char *err, size_t errlen)
 	// Version 0: a new file. Older versions migrate here, step by step;
 	// schema_sql then adds what they lack.
 	rc = sqlite3_exec(j->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (rc == SQLITE_OK && version >= 1 && version < 3) {
+	if (rc == SQLITE_OK && version >= 1)
 		cm_notice("journal.migrate", "path=%s from=%lld to=%d",
 		    cm_q(j->path), (long long)version, SCHEMA_VERSION);
+	if (rc == SQLITE_OK && version >= 1 && version < 3)
 		rc = sqlite3_exec(j->wdb, migrate_to_3_sql, NULL, NULL, NULL);
-	}
+	if (rc == SQLITE_OK && version >= 1 && version < 4)
+		rc = sqlite3_exec(j->wdb, migrate_to_4_sql, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(j->wdb, schema_sql, NULL, NULL, NULL);
 	if (rc == SQLITE_OK) {
@@ -898,6 +962,11 @@ init_journal(struct coord_journal *j, const char *path,
 	// The first automatic pass comes one interval after opening, so a
 	// restart does not add a large delete to the first webhook's commit.
 	j->last_retain_mono = cm_mono_ms();
+	j->texts = coord_textmemo_new();
+	if (j->texts == NULL)
+		return -ENOMEM;
+	// The previous process may have stored texts after its last mark.
+	j->texts_since_mark = 1;
 	return 0;
 }
 
@@ -1102,6 +1171,7 @@ coord_journal_close(struct coord_journal *j)
 	free(j->unsent);
 	free(j->unsent_path);
 	free(j->wbuf);
+	coord_textmemo_free(j->texts);
 	free(j->wal_path);
 	free(j->path);
 	free(j);
@@ -1215,31 +1285,37 @@ set_json(const char *own, size_t own_len, const struct coord_kvs *kvs,
 	*ret_len = (size_t)(*o - *ret) - 1;
 }
 
-// Inserts the k alerts' rows (1 <= k <= ALERT_GROUP, the same receiver
-// and group key) with one statement and sets their ids. Labels and
-// annotations go as the alert's own JSON text when the parser found it
-// in the body (what Alertmanager sends); else they are encoded as JSON
-// into the writer's scratch buffer (kept between batches: no allocation
-// per alert once it is large enough), all k at once since the statement
-// binds them all.
-static int
-insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
-    size_t k)
+// The part of t at i: the n bytes at p, or SQL NULL for p NULL.
+static void
+text_part(struct coord_text *t, int i, const char *p, size_t n)
 {
-	sqlite3_stmt *st = k == 1 ? j->w[W_ALERT_INSERT] : j->wa[k];
+	t->part[i] = p;
+	t->len[i] = p != NULL ? n : 0;
+}
+
+// Sets *id to the alert_texts row that holds the alert's texts: one the
+// memo knows holds them, else a new one. Labels and annotations are the
+// alert's own JSON text when the parser found it in the body (what
+// Alertmanager sends); else they are encoded as JSON into the writer's
+// scratch buffer (kept between alerts: no allocation once it is large
+// enough).
+static int
+alert_text(struct coord_journal *j, const struct coord_alert_rec *rec,
+    int64_t *id)
+{
+	const struct coord_alert *a = rec->alert;
+	sqlite3_stmt *st = j->w[W_TEXT_INSERT];
+	struct coord_text t;
+	const char *url = a->generator_url != NULL ? a->generator_url : "";
 	size_t room = 0;
-	int64_t last;
+	uint64_t key;
 	char *o;
 	int rv;
 
-	for (size_t i = 0; i < k; i++) {
-		const struct coord_alert *a = recs[i].alert;
-
-		if (a->labels_json == NULL)
-			room += kvs_room(&a->labels);
-		if (a->annotations_json == NULL)
-			room += kvs_room(&a->annotations);
-	}
+	if (a->labels_json == NULL)
+		room += kvs_room(&a->labels);
+	if (a->annotations_json == NULL)
+		room += kvs_room(&a->annotations);
 	if (room > j->wbuf_cap) {
 		o = realloc(j->wbuf, room);
 		if (o == NULL)
@@ -1248,13 +1324,57 @@ insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
 		j->wbuf_cap = room;
 	}
 	o = j->wbuf;
+	set_json(a->labels_json, a->labels_json_len, &a->labels, &o,
+	    &t.part[0], &t.len[0]);
+	set_json(a->annotations_json, a->annotations_json_len,
+	    &a->annotations, &o, &t.part[1], &t.len[1]);
+	text_part(&t, 2, url, strlen(url));
+	text_part(&t, 3, rec->receiver,
+	    rec->receiver != NULL ? strlen(rec->receiver) : 0);
+	text_part(&t, 4, rec->group_key,
+	    rec->group_key != NULL ? strlen(rec->group_key) : 0);
+	// The slot: Alertmanager's fingerprint is a hash of the whole label
+	// set (the identity leaves out the labels it is told to ignore); an
+	// alert routed to two receivers (continue: true) comes in two groups.
+	key = a->fingerprint != NULL && a->fingerprint[0] != '\0' ?
+	    cm_fnv1a(CM_FNV_OFFSET, a->fingerprint) : rec->identity;
+	key = cm_fnv1a(key, rec->receiver != NULL ? rec->receiver : "");
+	key = cm_fnv1a(key, rec->group_key != NULL ? rec->group_key : "");
+	*id = coord_textmemo_find(j->texts, key, &t);
+	if (*id > 0) {
+		j->batch_texts_found++;
+		return 0;
+	}
+	for (int i = 0; i < COORD_TEXT_PARTS; i++)
+		bind_strn(st, i + 1, t.part[i], t.len[i]);
+	rv = step_rebound(j->wdb, st);
+	if (rv < 0)
+		return rv;
+	*id = sqlite3_last_insert_rowid(j->wdb);
+	coord_textmemo_put(j->texts, key, &t, *id);
+	j->texts_since_mark++;
+	j->batch_texts_new++;
+	return 0;
+}
+
+// Inserts the k alerts' rows (1 <= k <= ALERT_GROUP) with one statement
+// and sets their ids.
+static int
+insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
+    size_t k)
+{
+	sqlite3_stmt *st = k == 1 ? j->w[W_ALERT_INSERT] : j->wa[k];
+	int64_t last, text;
+	int rv;
+
 	for (size_t i = 0; i < k; i++) {
 		const struct coord_alert_rec *rec = &recs[i];
 		const struct coord_alert *a = rec->alert;
-		const char *labels, *annotations;
-		size_t labels_len, annotations_len;
 		int c = (int)i * ALERT_OWN_COLS;
 
+		rv = alert_text(j, rec, &text);
+		if (rv < 0)
+			return rv;
 		sqlite3_bind_int64(st, c + 1, rec->received_ms);
 		sqlite3_bind_int64(st, c + 2, u64_to_i64(rec->identity));
 		bind_str(st, c + 3, a->fingerprint != NULL ? a->fingerprint :
@@ -1266,17 +1386,12 @@ insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
 		bind_time(st, c + 5, a->starts_ms);
 		bind_time(st, c + 6, a->ends_ms);
 		bind_str(st, c + 7, kvs_find(&a->labels, "alertname"));
-		set_json(a->labels_json, a->labels_json_len, &a->labels, &o,
-		    &labels, &labels_len);
-		set_json(a->annotations_json, a->annotations_json_len,
-		    &a->annotations, &o, &annotations, &annotations_len);
-		bind_strn(st, c + 8, labels, labels_len);
-		bind_strn(st, c + 9, annotations, annotations_len);
-		bind_str(st, c + 10, a->generator_url != NULL ?
-		    a->generator_url : "");
+		sqlite3_bind_int64(st, c + 8, text);
 	}
-	bind_str(st, (int)k * ALERT_OWN_COLS + 1, recs[0].receiver);
-	bind_str(st, (int)k * ALERT_OWN_COLS + 2, recs[0].group_key);
+	// The row's own labels, annotations and generator URL: empty.
+	for (int c = ALERT_OWN_COLS; c < ALERT_COLS; c++)
+		bind_strn(st, (int)k * ALERT_OWN_COLS + (c - ALERT_OWN_COLS) +
+		    1, "", 0);
 	rv = step_rebound(j->wdb, st);
 	if (rv < 0)
 		return rv;
@@ -1288,15 +1403,8 @@ insert_alerts(struct coord_journal *j, struct coord_alert_rec *recs,
 	return 0;
 }
 
-static bool
-same_str(const char *a, const char *b)
-{
-	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
 // A webhook's n alerts, up to ALERT_GROUP to a statement (one by one
-// when the ids come near INT64_MAX: see alert_top), a statement's alerts
-// with the same receiver and group key (those of one webhook always).
+// when the ids come near INT64_MAX: see alert_top).
 static int
 insert_alert_set(struct coord_journal *j, struct coord_alert_rec *recs,
     size_t n)
@@ -1308,13 +1416,6 @@ insert_alert_set(struct coord_journal *j, struct coord_alert_rec *recs,
 		k = n - i < ALERT_GROUP ? n - i : ALERT_GROUP;
 		if (j->alert_top >= INT64_MAX - 2 * ALERT_GROUP)
 			k = 1;
-		for (size_t m = 1; m < k; m++)
-			if (!same_str(recs[i].receiver, recs[i + m].receiver) ||
-			    !same_str(recs[i].group_key,
-			    recs[i + m].group_key)) {
-				k = m;
-				break;
-			}
 		rv = insert_alerts(j, recs + i, k);
 		i += k;
 	}
@@ -1775,6 +1876,7 @@ commit_batch(struct coord_journal *j, struct op *batch, int64_t added[2],
 	struct op *o;
 	int rv;
 
+	j->batch_texts_new = j->batch_texts_found = 0;
 	rv = step_rebound(j->wdb, j->w[W_BEGIN]);
 	for (o = batch; o != NULL && rv == 0; o = o->next)
 		rv = exec_op(j, o, added);
@@ -1791,6 +1893,8 @@ commit_batch(struct coord_journal *j, struct op *batch, int64_t added[2],
 		return 0;
 	}
 	snprintf(why, whylen, "%s", sqlite3_errmsg(j->wdb));
+	// The text rows this batch stored go with it.
+	coord_textmemo_clear(j->texts);
 	if (!sqlite3_get_autocommit(j->wdb) &&
 	    step_done(j->wdb, j->w[W_ROLLBACK]) < 0)
 		cm_err("journal.rollback_failed", "err=%s",
@@ -1809,6 +1913,8 @@ note_result(struct coord_journal *j, int rv, const int64_t added[2],
 		j->commits++;
 		j->n_alerts += added[0];
 		j->n_actions += added[1];
+		j->texts_new += j->batch_texts_new;
+		j->texts_found += j->batch_texts_found;
 	} else {
 		j->commit_errors++;
 	}
@@ -2186,14 +2292,42 @@ pend_after_retention(struct coord_journal *j, int64_t top)
 	pend_compact(p);
 }
 
+// Texts no alert refers to any more go with the alerts, in the same
+// transaction. A mark (alert_id A, text_id T) in alert_text_marks says
+// that every alert after A refers to a text after T (or to none): it is
+// written with the memo emptied, A and T the highest ids then, and text
+// ids are never reused (AUTOINCREMENT). So once no alert up to A is left,
+// the texts up to T have no alert and go (RETENTION_ROWS a pass), and a
+// mark whose texts are all gone goes too. Then a new mark, when texts were
+// stored since the last one (the memo is emptied whether or not the
+// transaction commits: it only costs texts stored again).
+static int
+retain_texts(struct coord_journal *j, int64_t *deleted)
+{
+	int rv;
+
+	*deleted = 0;
+	sqlite3_bind_int(j->w[W_RETAIN_TEXTS], 1, RETENTION_ROWS);
+	rv = step_done(j->wdb, j->w[W_RETAIN_TEXTS]);
+	if (rv == 0) {
+		*deleted = sqlite3_changes(j->wdb);
+		rv = step_done(j->wdb, j->w[W_RETAIN_MARKS]);
+	}
+	if (rv == 0 && j->texts_since_mark > 0) {
+		coord_textmemo_clear(j->texts);
+		rv = step_done(j->wdb, j->w[W_TEXT_MARK]);
+	}
+	return rv;
+}
+
 // One retention transaction: deletes at most RETENTION_ROWS alerts and as
-// many actions older than the retention. Returns rows deleted or -errno;
+// many actions older than the retention, and the texts they leave. Returns rows deleted or -errno;
 // *more tells whether a table may hold more old rows.
 static int64_t
 retain_pass(struct coord_journal *j, bool *more)
 {
 	int64_t now = cm_now_ms(), cutoff = now - j->retention_ms;
-	int64_t na = 0, nb = 0, top = 0, last_id = 0, last_ms = 0;
+	int64_t na = 0, nb = 0, nt = 0, top = 0, last_id = 0, last_ms = 0;
 	bool full = false, further = false;
 	sqlite3_stmt *st;
 	int rc, rv;
@@ -2236,6 +2370,8 @@ retain_pass(struct coord_journal *j, bool *more)
 		rv = step_done(j->wdb, j->w[W_RETAIN_ACTIONS]);
 		nb = sqlite3_changes(j->wdb);
 	}
+	if (rv == 0)
+		rv = retain_texts(j, &nt);
 	if (rv == 0 && na > 0)
 		rv = retain_mark(j, &top);
 	if (rv == 0)
@@ -2245,8 +2381,11 @@ retain_pass(struct coord_journal *j, bool *more)
 		    cm_q(sqlite3_errmsg(j->wdb)));
 		if (!sqlite3_get_autocommit(j->wdb))
 			(void)step_done(j->wdb, j->w[W_ROLLBACK]);
-	} else if (na > 0) {
-		pend_after_retention(j, top);
+		coord_textmemo_clear(j->texts);	// its texts may be gone
+	} else {
+		j->texts_since_mark = 0;	// a mark is written
+		if (na > 0)
+			pend_after_retention(j, top);
 	}
 	if (j->shared)
 		pthread_mutex_unlock(&j->rlock);
@@ -2263,10 +2402,10 @@ retain_pass(struct coord_journal *j, bool *more)
 	// at a young row or the end, the next pass starts from the oldest.
 	further = full && (last_ms < cutoff || last_ms > now);
 	j->retain_after = further ? last_id : 0;
-	*more = further || nb == RETENTION_ROWS;
-	if (na + nb > 0)
-		cm_debug("journal.retention", "alerts=%lld actions=%lld",
-		    (long long)na, (long long)nb);
+	*more = further || nb == RETENTION_ROWS || nt == RETENTION_ROWS;
+	if (na + nb + nt > 0)
+		cm_debug("journal.retention", "alerts=%lld actions=%lld "
+		    "texts=%lld", (long long)na, (long long)nb, (long long)nt);
 	return na + nb;
 }
 
@@ -3435,14 +3574,15 @@ run_alerts_query(struct coord_journal *j, const struct coord_journal_filter *f,
 	char sql[1024];
 
 	snprintf(sql, sizeof(sql), "SELECT a.id, a.received_ms, a.alertname,"
-	    " a.status, a.fingerprint, json_extract(a.labels, '$.service'),"
-	    " json_extract(a.labels, '$.instance'),"
-	    " coalesce(o.outcome, 'pending'), o.detail, o.done_ms, a.labels"
-	    " FROM alerts_in a LEFT JOIN alert_outcomes o ON o.alert_id = a.id"
+	    " a.status, a.fingerprint, json_extract(" LABELS ", '$.service'),"
+	    " json_extract(" LABELS ", '$.instance'),"
+	    " coalesce(o.outcome, 'pending'), o.detail, o.done_ms, " LABELS
+	    " FROM alerts_in a LEFT JOIN alert_texts t ON t.id = a.text_id"
+	    " LEFT JOIN alert_outcomes o ON o.alert_id = a.id"
 	    " WHERE a.id > (SELECT coalesce(max(id), 0) FROM alerts_in) - %d"
 	    "%s%s%s%s ORDER BY a.id DESC LIMIT ?5", COORD_JOURNAL_ALERTS_SCAN,
 	    f->service != NULL ?
-	    " AND json_extract(a.labels, '$.service') = ?1" : "",
+	    " AND json_extract(" LABELS ", '$.service') = ?1" : "",
 	    f->alertname != NULL ? " AND a.alertname = ?2" : "",
 	    f->state != NULL ? " AND (coalesce(o.outcome, 'pending') = ?3"
 	    " OR substr(o.outcome, 1, length(?3) + 1) = ?3 || ':')" : "",
@@ -3533,6 +3673,8 @@ coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s)
 	s->syncs = j->syncs;
 	s->linger_timeouts = j->linger_timeouts;
 	s->commit_errors = j->commit_errors;
+	s->texts_new = j->texts_new;
+	s->texts_found = j->texts_found;
 	pthread_mutex_unlock(&j->lock);
 	if (!j->shared) {
 		s->bytes = file_size(j->path) + file_size(j->wal_path);

@@ -362,6 +362,8 @@ struct coord_journal_stats {
 	int64_t syncs;	       // fdatasyncs of the WAL (sync_full file)
 	int64_t linger_timeouts; // syncer waits for holds that ran out
 				 // (see coord_journal_early_fn)
+	int64_t texts_new;     // alert texts stored (alert_texts rows)
+	int64_t texts_found;   // alerts whose texts were stored already
 };
 void coord_journal_stats(struct coord_journal *j, struct coord_journal_stats *s);
 

@@ -74,7 +74,8 @@ def outcomes(journal, instance):
     c = sqlite3.connect(journal)
     try:
         return [tuple(r[:3]) for r in c.execute(
-            "SELECT a.id, o.outcome, o.done_ms, a.labels FROM alerts_in a"
+            "SELECT a.id, o.outcome, o.done_ms, coalesce(t.labels, a.labels)"
+            " FROM alerts_in a LEFT JOIN alert_texts t ON t.id = a.text_id"
             " LEFT JOIN alert_outcomes o ON o.alert_id = a.id ORDER BY a.id")
             if json.loads(r[3]).get("instance") == instance]
     finally:
