@@ -490,6 +490,8 @@ gauges(struct coord_http *h, struct coord_gauges *g,
 	g->journal_checkpoint_waits = js->checkpoint_waits;
 	g->journal_syncs = js->syncs;
 	g->journal_linger_timeouts = js->linger_timeouts;
+	g->journal_texts_new = js->texts_new;
+	g->journal_texts_found = js->texts_found;
 	{
 		struct coord_breaker_state b;
 

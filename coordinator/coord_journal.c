@@ -417,7 +417,7 @@ struct coord_journal {
 	size_t wbuf_cap;
 	// Writer thread only: the texts stored lately (see retain_texts),
 	// texts stored since the last mark, and the running batch's texts
-	// stored and found (published with its commit).
+	// stored and found (see commit_batch).
 	struct coord_textmemo *texts;
 	int64_t texts_since_mark;
 	int64_t batch_texts_new, batch_texts_found;
@@ -448,7 +448,7 @@ struct coord_journal {
 	struct committed {
 		struct op *batch;
 		int rv;
-		int64_t added[2];
+		int64_t added[4];	// see commit_batch
 		size_t nops;
 		char why[256];
 	} syncq[SYNC_QUEUE];
@@ -1868,9 +1868,10 @@ take_batch(struct coord_journal *j)
 
 // Runs the transaction of one batch. Returns 0 or the negative errno of
 // the first failure (the transaction is then rolled back); `why` gets
-// SQLite's message.
+// SQLite's message. Adds to added[] the alerts and actions stored, and
+// sets added[2] and added[3] to the alert texts stored and found.
 static int
-commit_batch(struct coord_journal *j, struct op *batch, int64_t added[2],
+commit_batch(struct coord_journal *j, struct op *batch, int64_t added[4],
     char *why, size_t whylen)
 {
 	struct op *o;
@@ -1885,6 +1886,8 @@ commit_batch(struct coord_journal *j, struct op *batch, int64_t added[2],
 	if (rv == 0)
 		rv = step_rebound(j->wdb, j->w[W_COMMIT]);
 	if (rv == 0) {
+		added[2] = j->batch_texts_new;
+		added[3] = j->batch_texts_found;
 		pend_apply(j, batch);
 		if (j->mark_saving >= 0) {
 			j->mark_saved = j->mark_saving;
@@ -1903,7 +1906,7 @@ commit_batch(struct coord_journal *j, struct op *batch, int64_t added[2],
 }
 
 static void
-note_result(struct coord_journal *j, int rv, const int64_t added[2],
+note_result(struct coord_journal *j, int rv, const int64_t added[4],
     size_t nops, const char *why)
 {
 	int64_t failing;
@@ -1913,8 +1916,8 @@ note_result(struct coord_journal *j, int rv, const int64_t added[2],
 		j->commits++;
 		j->n_alerts += added[0];
 		j->n_actions += added[1];
-		j->texts_new += j->batch_texts_new;
-		j->texts_found += j->batch_texts_found;
+		j->texts_new += added[2];
+		j->texts_found += added[3];
 	} else {
 		j->commit_errors++;
 	}
@@ -1986,7 +1989,7 @@ holds_release(struct coord_journal *j, unsigned n)
 static void
 run_batch(struct coord_journal *j, struct op *batch)
 {
-	int64_t added[2] = { 0, 0 };
+	int64_t added[4] = { 0, 0, 0, 0 };
 	unsigned releases = 0;
 	struct committed *c;
 	bool quiet, taken = false;
@@ -2040,8 +2043,7 @@ run_batch(struct coord_journal *j, struct op *batch)
 	j->sync_n++;
 	c->batch = batch;
 	c->rv = rv;
-	c->added[0] = added[0];
-	c->added[1] = added[1];
+	memcpy(c->added, added, sizeof(c->added));
 	c->nops = nops;
 	snprintf(c->why, sizeof(c->why), "%s", why);
 	pthread_cond_signal(&j->sync_wake);

@@ -415,6 +415,12 @@ coord_metrics_render(const struct coord_gauges *g, char **ret, size_t *ret_len)
 	    "Times the journal's syncer stopped waiting for the engine's rows "
 	    "of just-committed alerts (1 ms) and synced without them.",
 	    g->journal_linger_timeouts);
+	family(&o, "reflex_journal_alert_texts_total", "counter",
+	    "Alerts by whether their texts (labels, annotations, generator "
+	    "URL, receiver, group key) were stored anew or found stored.");
+	outf(&o, "reflex_journal_alert_texts_total{result=\"stored\"} %lld\n"
+	    "reflex_journal_alert_texts_total{result=\"found\"} %lld\n",
+	    (long long)g->journal_texts_new, (long long)g->journal_texts_found);
 	if (o.err) {
 		free(o.buf);
 		return o.err;

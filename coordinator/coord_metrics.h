@@ -76,6 +76,8 @@ struct coord_gauges {
 	int64_t journal_checkpoint_waits; // that waited for a quiet moment
 	int64_t journal_syncs;		  // fdatasyncs of the WAL
 	int64_t journal_linger_timeouts;  // syncer gave up on the engine
+	int64_t journal_texts_new;	  // alert texts stored
+	int64_t journal_texts_found;	  // alerts whose texts were stored
 	int64_t breaker_open;
 	int64_t rollout_percent;
 };

@@ -2,10 +2,12 @@
 // coord_textmemo: see coord_textmemo.h.
 #include "coord_textmemo.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SLOTS 1024		// a power of two
+#define SETS 4096		// a power of two
+#define WAYS 2
 #define NULL_LEN SIZE_MAX	// len[] of a part that is SQL NULL
 
 struct slot {
@@ -16,8 +18,11 @@ struct slot {
 	size_t cap;		// when the slot is emptied or taken again
 };
 
+// A key's slot is one of its set's WAYS: a new text takes the one used
+// least lately.
 struct coord_textmemo {
-	struct slot slot[SLOTS];
+	struct slot slot[SETS][WAYS];
+	uint8_t recent[SETS];	// the way used last
 };
 
 struct coord_textmemo *
@@ -31,17 +36,18 @@ coord_textmemo_free(struct coord_textmemo *m)
 {
 	if (m == NULL)
 		return;
-	for (size_t i = 0; i < SLOTS; i++)
-		free(m->slot[i].buf);
+	for (size_t i = 0; i < SETS; i++)
+		for (int w = 0; w < WAYS; w++)
+			free(m->slot[i][w].buf);
 	free(m);
 }
 
-static struct slot *
-slot_of(struct coord_textmemo *m, uint64_t key)
+static size_t
+set_of(uint64_t key)
 {
 	key ^= key >> 33;
 	key *= 0xff51afd7ed558ccdull;
-	return &m->slot[(key ^ key >> 29) & (SLOTS - 1)];
+	return (size_t)(key ^ key >> 29) & (SETS - 1);
 }
 
 static size_t
@@ -50,36 +56,60 @@ part_len(const struct coord_text *t, int i)
 	return t->part[i] == NULL ? NULL_LEN : t->len[i];
 }
 
-int64_t
-coord_textmemo_find(struct coord_textmemo *m, uint64_t key,
-    const struct coord_text *t)
+static bool
+holds(const struct slot *s, uint64_t key, const struct coord_text *t)
 {
-	struct slot *s = slot_of(m, key);
 	size_t o = 0;
 
 	if (s->id == 0 || s->key != key)
-		return 0;
+		return false;
 	for (int i = 0; i < COORD_TEXT_PARTS; i++)
 		if (s->len[i] != part_len(t, i))
-			return 0;
+			return false;
 	for (int i = 0; i < COORD_TEXT_PARTS; i++) {
 		if (t->part[i] == NULL || t->len[i] == 0)
 			continue;
 		if (memcmp(s->buf + o, t->part[i], t->len[i]) != 0)
-			return 0;
+			return false;
 		o += t->len[i];
 	}
-	return s->id;
+	return true;
+}
+
+int64_t
+coord_textmemo_find(struct coord_textmemo *m, uint64_t key,
+    const struct coord_text *t)
+{
+	size_t set = set_of(key);
+
+	for (int w = 0; w < WAYS; w++) {
+		if (holds(&m->slot[set][w], key, t)) {
+			m->recent[set] = (uint8_t)w;
+			return m->slot[set][w].id;
+		}
+	}
+	return 0;
 }
 
 void
 coord_textmemo_put(struct coord_textmemo *m, uint64_t key,
     const struct coord_text *t, int64_t id)
 {
-	struct slot *s = slot_of(m, key);
-	size_t need = 0, o = 0;
+	size_t set = set_of(key), need = 0, o = 0;
+	struct slot *s;
+	int w;
 	char *b;
 
+	// The way that holds this key (a changed text), else the empty or
+	// the least lately used one.
+	for (w = 0; w < WAYS; w++)
+		if (m->slot[set][w].id != 0 && m->slot[set][w].key == key)
+			break;
+	if (w == WAYS)
+		w = m->slot[set][0].id == 0 ? 0 : m->slot[set][1].id == 0 ? 1 :
+		    1 - m->recent[set];
+	s = &m->slot[set][w];
+	m->recent[set] = (uint8_t)w;
 	s->id = 0;
 	if (id <= 0)
 		return;
@@ -111,6 +141,7 @@ coord_textmemo_put(struct coord_textmemo *m, uint64_t key,
 void
 coord_textmemo_clear(struct coord_textmemo *m)
 {
-	for (size_t i = 0; i < SLOTS; i++)
-		m->slot[i].id = 0;
+	for (size_t i = 0; i < SETS; i++)
+		for (int w = 0; w < WAYS; w++)
+			m->slot[i][w].id = 0;
 }

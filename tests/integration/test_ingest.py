@@ -83,11 +83,14 @@ class Env:
         return [json.loads(line) for line in self.fake.log_text().splitlines()
                 if line.startswith("{") and '"action"' in line]
 
-    def commits(self):
+    def metric(self, name):
         for line in http_get(self.url + "/metrics").text.splitlines():
-            if line.startswith("reflex_journal_commits_total "):
+            if line.startswith(name + " "):
                 return int(float(line.split()[1]))
-        raise AssertionError("no reflex_journal_commits_total")
+        raise AssertionError(f"no {name}")
+
+    def commits(self):
+        return self.metric("reflex_journal_commits_total")
 
     def db(self, sql):
         c = sqlite3.connect(self.journal)
@@ -165,6 +168,32 @@ def test_grouped_commits(tap, lab):
     ids = {r[0] for r in env.db("select id from actions")}
     tap.ok(all(c["action_id"] in ids for c in cmds),
            "every command carries the id of a stored action row")
+
+    # The same webhooks again (Alertmanager's next notification): every
+    # alert is stored again, its texts are not.
+    texts = 'reflex_journal_alert_texts_total{result="%s"}'
+    stored0 = env.metric(texts % "stored")
+    statuses = env.post_all(bodies_for("g"))
+    wait_until(lambda: env.db("select count(*) from alerts where outcome ="
+                              " 'pending'")[0][0] == 0, 20,
+               what="the second round decided")
+    stored, found = env.metric(texts % "stored"), env.metric(texts % "found")
+    n_alerts, n_texts = (env.db("select count(*) from alerts")[0][0],
+                         env.db("select count(*) from alert_texts")[0][0])
+    first = "(select min(id) + %d from alerts)" % (3 * INSTANCES)
+    same = env.db("select count(*) from alerts b where b.id >= " + first +
+                  " and exists(select 1 from alerts a where a.id < " +
+                  first + " and a.labels = b.labels and a.annotations ="
+                  " b.annotations and a.generator_url = b.generator_url"
+                  " and a.receiver = b.receiver and a.group_key ="
+                  " b.group_key)")[0][0]
+    tap.ok(statuses == [200] * INSTANCES and stored0 == 3 * INSTANCES and
+           stored == stored0 and found == 3 * INSTANCES and
+           n_alerts == 6 * INSTANCES and n_texts == 3 * INSTANCES,
+           "sent again, the alerts are stored and their texts found "
+           "stored", (statuses, stored0, stored, found, n_alerts, n_texts))
+    tap.ok(same == 3 * INSTANCES, "and read back the same through the "
+           "alerts view", same)
 
 
 def test_kill_after_2xx(tap, lab):
