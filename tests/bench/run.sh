@@ -15,27 +15,18 @@ build=${REFLEX_BENCH_BUILD:-$root/build-bench}
 tools=$build/bench-tools
 out=$build/bench-results
 
-need() {
-	command -v "$1" >/dev/null 2>&1 || {
-		echo "run.sh: $1 is missing (Debian package: $2)" >&2
-		exit 1
-	}
+# What is missing is installed as the README's two commands do (wrk is
+# the suite's own addition), and the release build is made or brought
+# up to date, with -Werror like every other build.
+setup_log=$(mktemp)
+REFLEX_EXTRA_PACKAGES="wrk ${REFLEX_EXTRA_PACKAGES:-}" \
+    "$root/deploy/bootstrap.sh" "$build" --buildtype=release \
+    >"$setup_log" 2>&1 || {
+	cat "$setup_log" >&2
+	rm -f "$setup_log"
+	exit 1
 }
-need meson meson
-need ninja ninja-build
-need gcc gcc
-need wrk wrk
-need python3 python3
-
-# Release build, with -Werror like every other build.
-if [ ! -f "$build/build.ninja" ]; then
-	mkdir -p "$build"
-	meson setup "$build" "$root" --buildtype=release \
-	    >"$build/bench-setup.log" 2>&1 || {
-		cat "$build/bench-setup.log" >&2
-		exit 1
-	}
-fi
+rm -f "$setup_log"
 echo "run.sh: building reflex (release) in $build"
 ninja -C "$build" coordinator/reflex-coordinator agent/reflex-agent \
     tests/fake-agents coordinator/libreflex-coord.a \
