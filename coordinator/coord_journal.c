@@ -2302,7 +2302,9 @@ pend_after_retention(struct coord_journal *j, int64_t top)
 // the texts up to T have no alert and go (RETENTION_ROWS a pass), and a
 // mark whose texts are all gone goes too. Then a new mark, when texts were
 // stored since the last one (the memo is emptied whether or not the
-// transaction commits: it only costs texts stored again).
+// transaction commits: it only costs texts stored again). An alert that
+// retention keeps while newer ones go (received with a clock ahead) keeps
+// every text stored after it until it goes too.
 static int
 retain_texts(struct coord_journal *j, int64_t *deleted)
 {
