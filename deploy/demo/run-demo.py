@@ -27,6 +27,7 @@ this script are rendered with ${TOKEN} substitution (see README.md and
 
 import argparse
 import os
+import signal
 import string
 import sys
 import time
@@ -423,6 +424,23 @@ def preflight(args):
     return demo_bin
 
 
+def keep_running(lab):
+    """--keep: waits for Ctrl-C, then keeps the work directory (journal,
+    configs, logs: what the operator was looking at). A shell started
+    without job control (a script's `demo.sh --keep &`) hands its
+    background jobs SIGINT ignored, and Python then never raises
+    KeyboardInterrupt: the documented way to stop would do nothing, so
+    SIGINT is taken back here."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    lab.keep = True
+
+
 def run(args, lab, demo_bin):
     insts = make_topology()
     target = next((i for i in insts if i.name == args.fault_instance), None)
@@ -484,8 +502,8 @@ def run(args, lab, demo_bin):
     if args.keep:
         bindir = os.path.dirname(reflex_binary("reflex-coordinator",
                                                args.build))
-        print("--keep: everything keeps running; Ctrl-C stops it. Try:",
-              flush=True)
+        print("--keep: everything keeps running; Ctrl-C (SIGINT) or SIGTERM "
+              "stops it. Try:", flush=True)
         if coord_addr:
             c = f"{bindir}/reflex-coordinator -c {lab.workdir}/coordinator.yml"
             a = os.path.join(os.path.dirname(bindir), "agent",
@@ -499,11 +517,7 @@ def run(args, lab, demo_bin):
                          f"curl -s http://{agent_metrics}/metrics"
                          "    # reflex-agent of node-1"):
                 print(f"  {line}", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        keep_running(lab)
     for a in agents:
         lab.stop(a)
     if agents:
