@@ -490,7 +490,10 @@ socket_path(const struct status_args *a, char *buf, size_t n)
 	rv = agent_conf_load(&conf, a->config ? a->config :
 	    AGENT_CONF_DEFAULT_PATH, err, sizeof(err));
 	if (rv < 0) {
-		fprintf(stderr, "reflex-agent status: %s\n", err);
+		// Without -c the file is only the default: say how to name
+		// the agent's config or its socket instead.
+		fprintf(stderr, "reflex-agent status: %s%s\n", err,
+		    a->config == NULL ? " (give -c FILE or -s SOCKET)" : "");
 		return rv;
 	}
 	snprintf(buf, n, "%s", conf.status_socket);

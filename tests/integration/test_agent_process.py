@@ -229,6 +229,12 @@ def check_cli(work, conf):
     r = run([AGENT, "status", "-s", os.path.join(work, "nothing.sock")])
     T.ok(r.returncode == 1 and "cannot connect" in r.stderr,
          "status without an agent fails clearly", r.stderr)
+    if not os.path.exists("/etc/reflex/agent.yaml"):
+        r = run([AGENT, "status"])
+        T.ok(r.returncode == 1 and "/etc/reflex/agent.yaml" in r.stderr and
+             "give -c FILE or -s SOCKET" in r.stderr,
+             "status without -c, the default file missing, names the file "
+             "and says how to name the config or the socket", r.stderr)
 
 
 def check_startup(agent, ports, sock):
