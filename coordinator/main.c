@@ -469,7 +469,8 @@ main(int argc, char **argv)
 			coord_conf_free(&a.conf);
 			return 1;
 		}
-		printf("%s: ok (%zu rules)\n", path, a.conf.compiled.n);
+		printf("%s: ok (%zu rule%s)\n", path, a.conf.compiled.n,
+		    a.conf.compiled.n == 1 ? "" : "s");
 		coord_conf_free(&a.conf);
 		return 0;
 	}

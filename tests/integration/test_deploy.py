@@ -116,11 +116,35 @@ def run(tap, lab):
            "the DaemonSet tolerates every node and learns its node name")
 
 
+def check_readme_examples(tap, lab):
+    """The main README's YAML examples (a coordinator rule, then a
+    process-runtime agent) are what a new user copies first: they must
+    load as they are."""
+    with open(os.path.join(SRC, "README.md"), encoding="utf-8") as f:
+        blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
+    tap.ok(len(blocks) >= 2, "the README has its two YAML examples",
+           str(len(blocks)))
+    if len(blocks) < 2:
+        return
+    for name, binary, text, want in (
+            ("coordinator", "reflex-coordinator", blocks[0], "ok (1 rule)"),
+            ("agent", "reflex-agent", blocks[1],
+             "ok (node node-1, 1 service, 2 instances)")):
+        path = lab.write_file(f"readme-{name}.yaml", text)
+        r = subprocess.run([reflex_binary(binary), "--check-config", "-c",
+                            path], capture_output=True, text=True,
+                           timeout=20)
+        tap.ok(r.returncode == 0 and want in r.stdout,
+               f"the README's {name} example passes --check-config "
+               f"({want})", r.stdout + r.stderr)
+
+
 def main():
     tap = Tap()
     try:
         with Lab(prefix="reflex-deploy-") as lab:
             run(tap, lab)
+            check_readme_examples(tap, lab)
     except Exception as e:
         import traceback
         tap.ok(False, f"ran to the end: {e}", traceback.format_exc())
