@@ -82,6 +82,13 @@
 // Action ids listed at most in the unsent file (see sync_failed).
 #define UNSENT_MAX 4096
 #define CKPT_BACKSTOP 16384
+// Retention marks texts (see retain_texts) at most this often, or once a
+// retention when that is shorter; each mark empties the writer's memo of
+// texts, so a longer time lets more alerts find theirs (Alertmanager sends
+// a group again every group_interval, 5m by default), and costs only a
+// text kept that much longer after its last alert. OP_RETAIN (an
+// operator's purge) marks every time.
+#define TEXT_MARK_MS (60 * 60 * 1000)
 // Outcomes in a row go up to OUTCOME_GROUP to an INSERT (j->wo[k], k rows
 // of W_OUTCOME_PENDING).
 #define OUTCOME_GROUP 8
@@ -420,6 +427,7 @@ struct coord_journal {
 	// stored and found (see commit_batch).
 	struct coord_textmemo *texts;
 	int64_t texts_since_mark;
+	int64_t text_mark_mono;	// when the last mark was written (or open)
 	int64_t batch_texts_new, batch_texts_found;
 	bool retain_more;	  // writer thread only
 	int64_t retain_after;	  // writer thread only: the window's start
@@ -967,6 +975,7 @@ init_journal(struct coord_journal *j, const char *path,
 		return -ENOMEM;
 	// The previous process may have stored texts after its last mark.
 	j->texts_since_mark = 1;
+	j->text_mark_mono = cm_mono_ms();
 	return 0;
 }
 
@@ -2301,12 +2310,13 @@ pend_after_retention(struct coord_journal *j, int64_t top)
 // ids are never reused (AUTOINCREMENT). So once no alert up to A is left,
 // the texts up to T have no alert and go (RETENTION_ROWS a pass), and a
 // mark whose texts are all gone goes too. Then a new mark, when texts were
-// stored since the last one (the memo is emptied whether or not the
-// transaction commits: it only costs texts stored again). An alert that
+// stored since the last one and `mark` (see TEXT_MARK_MS; the memo is
+// emptied whether or not the transaction commits: it only costs texts
+// stored again). An alert that
 // retention keeps while newer ones go (received with a clock ahead) keeps
 // every text stored after it until it goes too.
 static int
-retain_texts(struct coord_journal *j, int64_t *deleted)
+retain_texts(struct coord_journal *j, bool mark, int64_t *deleted)
 {
 	int rv;
 
@@ -2317,9 +2327,11 @@ retain_texts(struct coord_journal *j, int64_t *deleted)
 		*deleted = sqlite3_changes(j->wdb);
 		rv = step_done(j->wdb, j->w[W_RETAIN_MARKS]);
 	}
-	if (rv == 0 && j->texts_since_mark > 0) {
+	if (rv == 0 && mark && j->texts_since_mark > 0) {
 		coord_textmemo_clear(j->texts);
 		rv = step_done(j->wdb, j->w[W_TEXT_MARK]);
+		if (rv == 0)
+			j->text_mark_mono = cm_mono_ms();
 	}
 	return rv;
 }
@@ -2328,7 +2340,7 @@ retain_texts(struct coord_journal *j, int64_t *deleted)
 // many actions older than the retention, and the texts they leave. Returns rows deleted or -errno;
 // *more tells whether a table may hold more old rows.
 static int64_t
-retain_pass(struct coord_journal *j, bool *more)
+retain_pass(struct coord_journal *j, bool mark, bool *more)
 {
 	int64_t now = cm_now_ms(), cutoff = now - j->retention_ms;
 	int64_t na = 0, nb = 0, nt = 0, top = 0, last_id = 0, last_ms = 0;
@@ -2375,7 +2387,7 @@ retain_pass(struct coord_journal *j, bool *more)
 		nb = sqlite3_changes(j->wdb);
 	}
 	if (rv == 0)
-		rv = retain_texts(j, &nt);
+		rv = retain_texts(j, mark, &nt);
 	if (rv == 0 && na > 0)
 		rv = retain_mark(j, &top);
 	if (rv == 0)
@@ -2387,7 +2399,8 @@ retain_pass(struct coord_journal *j, bool *more)
 			(void)step_done(j->wdb, j->w[W_ROLLBACK]);
 		coord_textmemo_clear(j->texts);	// its texts may be gone
 	} else {
-		j->texts_since_mark = 0;	// a mark is written
+		if (mark)
+			j->texts_since_mark = 0; // a mark is written
 		if (na > 0)
 			pend_after_retention(j, top);
 	}
@@ -2419,6 +2432,7 @@ static void
 maybe_retain(struct coord_journal *j)
 {
 	int64_t now = cm_mono_ms();
+	bool mark;
 
 	if (j->retention_ms <= 0)
 		return;
@@ -2426,7 +2440,9 @@ maybe_retain(struct coord_journal *j)
 	    now - j->last_retain_mono < j->retention_interval_ms)
 		return;
 	j->last_retain_mono = now;
-	if (retain_pass(j, &j->retain_more) < 0)
+	mark = now - j->text_mark_mono >= (j->retention_ms < TEXT_MARK_MS ?
+	    j->retention_ms : TEXT_MARK_MS);
+	if (retain_pass(j, mark, &j->retain_more) < 0)
 		j->retain_more = false;
 }
 
@@ -2439,7 +2455,7 @@ run_retain_op(struct coord_journal *j, struct op *op)
 
 	op->rv = 0;
 	while (more) {
-		n = retain_pass(j, &more);
+		n = retain_pass(j, true, &more);
 		if (n < 0) {
 			op->rv = (int)n;
 			break;

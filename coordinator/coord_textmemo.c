@@ -100,14 +100,10 @@ coord_textmemo_put(struct coord_textmemo *m, uint64_t key,
 	int w;
 	char *b;
 
-	// The way that holds this key (a changed text), else the empty or
-	// the least lately used one.
-	for (w = 0; w < WAYS; w++)
-		if (m->slot[set][w].id != 0 && m->slot[set][w].key == key)
-			break;
-	if (w == WAYS)
-		w = m->slot[set][0].id == 0 ? 0 : m->slot[set][1].id == 0 ? 1 :
-		    1 - m->recent[set];
+	// An empty way, else the one used least lately (a key may hold both:
+	// an alert whose annotations go back and forth, firing and resolved).
+	w = m->slot[set][0].id == 0 ? 0 : m->slot[set][1].id == 0 ? 1 :
+	    1 - m->recent[set];
 	s = &m->slot[set][w];
 	m->recent[set] = (uint8_t)w;
 	s->id = 0;

@@ -8,7 +8,7 @@
 // journal's writer which text row already holds the texts it is about to
 // store. A hit compares every byte, so the key only picks the slot.
 // Two ways a set: a new text takes the place of the one used least
-// lately, or of its own key's older text. Writer thread only.
+// lately. Writer thread only.
 #ifndef COORD_TEXTMEMO_H
 #define COORD_TEXTMEMO_H
 

@@ -3934,9 +3934,15 @@ test_textmemo(void)
 	CHECK_INT(coord_textmemo_find(m, 7, &b), 0);
 	c.part[0] = "{\"a\":\"2\"}";			// same length
 	CHECK_INT(coord_textmemo_find(m, 7, &c), 0);
-	coord_textmemo_put(m, 7, &c, 42);		// takes the slot
+	coord_textmemo_put(m, 7, &c, 42);		// the set's other way
 	CHECK_INT(coord_textmemo_find(m, 7, &c), 42);
-	CHECK_INT(coord_textmemo_find(m, 7, &a), 0);
+	CHECK_INT(coord_textmemo_find(m, 7, &a), 41);	// used last now
+	b = a;
+	b.part[3] = "s";				// a third: c goes
+	coord_textmemo_put(m, 7, &b, 44);
+	CHECK_INT(coord_textmemo_find(m, 7, &b), 44);
+	CHECK_INT(coord_textmemo_find(m, 7, &a), 41);
+	CHECK_INT(coord_textmemo_find(m, 7, &c), 0);
 	memset(big, 'x', COORD_TEXTMEMO_MAX);
 	b = a;
 	b.part[1] = big;
@@ -3944,7 +3950,7 @@ test_textmemo(void)
 	coord_textmemo_put(m, 9, &b, 43);
 	CHECK_INT(coord_textmemo_find(m, 9, &b), 0);	// too long to keep
 	coord_textmemo_clear(m);
-	CHECK_INT(coord_textmemo_find(m, 7, &c), 0);
+	CHECK_INT(coord_textmemo_find(m, 7, &a), 0);
 	// 500 texts in 4,096 sets of two: nearly all are kept (a set takes
 	// a third key about once; one slot a key, as many slots would lose
 	// about 30 to another key's text).
@@ -4111,6 +4117,54 @@ out:
 	tmp_remove(&t);
 }
 
+// Automatic retention passes (here after every batch) mark texts at most
+// once an hour (TEXT_MARK_MS): the memo outlives them, so an alert sent
+// again minutes later (Alertmanager's group_interval) still finds its
+// text. An operator's purge (retain_now) marks at once.
+static void
+test_texts_outlive_passes(void)
+{
+	struct coord_journal_opts o = { .retention_ms = HOUR_MS,
+		.retention_interval_ms = 1 };
+	struct coord_alert *a = mk_alert("Again", 1, "a"),
+	    *b = mk_alert("Other", 2, "b");
+	struct coord_journal_stats js;
+	struct coord_alert_rec rec;
+	struct coord_journal *j;
+	int64_t deleted;
+	char buf[64];
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	for (int i = 0; i < 4; i++) {
+		rec_init(&rec, i % 2 == 0 ? a : b, cm_now_ms());
+		CHECK_INT(submit_wait(j, &rec, 1), 0);
+		usleep(5000);	// past the interval: a pass after each batch
+	}
+	coord_journal_stats(j, &js);
+	CHECK_INT(js.texts_new, 2);
+	CHECK_INT(js.texts_found, 2);
+	db_text(t.db, "SELECT count(*) FROM alert_text_marks", buf,
+	    sizeof(buf));
+	CHECK_STR(buf, "0");
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	db_text(t.db, "SELECT count(*) FROM alert_text_marks", buf,
+	    sizeof(buf));
+	CHECK_STR(buf, "1");
+	rec_init(&rec, a, cm_now_ms());	// the memo was emptied by the mark
+	CHECK_INT(submit_wait(j, &rec, 1), 0);
+	coord_journal_stats(j, &js);
+	CHECK_INT(js.texts_new, 3);
+	coord_journal_close(j);
+out:
+	coord_alert_free(a);
+	coord_alert_free(b);
+	tmp_remove(&t);
+}
+
 // A version 3 journal (texts in each alert's row) opens as version 4:
 // its rows keep their texts and read back through the view and replay;
 // new rows refer to text rows.
@@ -4197,6 +4251,8 @@ static const struct tt_case cases[] = {
 	    test_texts_stored_once },
 	{ "retention keeps a text while an alert refers to it, then drops it",
 	    test_texts_retention },
+	{ "automatic retention passes leave the texts' memo alone for an hour",
+	    test_texts_outlive_passes },
 	{ "a version 2 journal at its size cap migrates",
 	    test_schema_migrates_at_size_cap },
 	{ "retention of pending alerts moves the mark",
