@@ -24,9 +24,14 @@
 #define CLI_TIMEOUT_MS 10000
 
 // The API base URL: --url, else from the config's listen and tls.
+// Returns 0, or the exit status after saying why: 2 for arguments left
+// over (the `rest` after the options) or a --url that is no URL, 1 for a
+// config that does not load (not a usage error: no usage follows).
 static int
-base_url(const char *config, const char *url, char *out, size_t n)
+base_url(const char *config, const char *url, int rest, char *out, size_t n)
 {
+	if (rest > 0)
+		return 2;
 	struct coord_conf c;
 	char err[512];
 
@@ -35,14 +40,14 @@ base_url(const char *config, const char *url, char *out, size_t n)
 		    strncmp(url, "https://", 8) != 0) {
 			fprintf(stderr, "reflex-coordinator: --url must be an "
 			    "http(s) URL\n");
-			return -EINVAL;
+			return 2;
 		}
 		snprintf(out, n, "%s", url);
 		return 0;
 	}
 	if (coord_conf_load(&c, config, err, sizeof(err)) < 0) {
 		fprintf(stderr, "reflex-coordinator: %s (or give --url)\n", err);
-		return -EINVAL;
+		return 1;
 	}
 	snprintf(out, n, "%s://%s", c.tls.cert_file ? "https" : "http",
 	    c.listen);
@@ -56,6 +61,20 @@ str(const cJSON *o, const char *k)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 
 	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+// An API answer other than the one wanted: its "error" when the body is
+// the API's JSON error, else the body as it came.
+static void
+http_failed(const char *what, const struct coord_fetch_reply *r)
+{
+	cJSON *doc = r->body != NULL ? cJSON_Parse(r->body) : NULL;
+	const char *e = str(doc, "error");
+
+	fprintf(stderr, "reflex-coordinator: %s%s%s (HTTP %ld)\n",
+	    what != NULL ? what : "", what != NULL ? ": " : "",
+	    e[0] != '\0' ? e : r->body != NULL ? r->body : "", r->status);
+	cJSON_Delete(doc);
 }
 
 static int
@@ -162,8 +181,9 @@ list_get(const char *config, int argc, char **argv, const char *path,
 		else
 			return 2;
 	}
-	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
-		return 2;
+	rv = base_url(config, url, argc - optind, base, sizeof(base));
+	if (rv != 0)
+		return rv;
 	snprintf(full, sizeof(full), "%s%s%s%s", base, path, q[0] ? "?" : "",
 	    q);
 	rv = coord_fetch("GET", full, NULL, NULL, 0, CLI_TIMEOUT_MS, &r);
@@ -172,8 +192,7 @@ list_get(const char *config, int argc, char **argv, const char *path,
 		return 1;
 	}
 	if (r.status != 200) {
-		fprintf(stderr, "reflex-coordinator: HTTP %ld: %s\n", r.status,
-		    r.body);
+		http_failed(NULL, &r);
 		free(r.body);
 		return 1;
 	}
@@ -280,8 +299,9 @@ cli_get(const char *config, int argc, char **argv, const char *path,
 		else
 			return 2;
 	}
-	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
-		return 2;
+	opt = base_url(config, url, argc - optind, base, sizeof(base));
+	if (opt != 0)
+		return opt;
 	snprintf(full, sizeof(full), "%s%s", base, path);
 	if (coord_fetch("GET", full, NULL, NULL, 0, CLI_TIMEOUT_MS, r) < 0) {
 		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r->error);
@@ -415,13 +435,40 @@ coord_cli_agents(const char *config, int argc, char **argv)
 }
 
 static int operator_post(const char *config, int argc, char **argv,
-    const char *call, const char *body, int min_positional);
+    const char *call, const char *body);
 
 int
 coord_cli_control(const char *config, int argc, char **argv, int pause)
 {
 	return operator_post(config, argc, argv, pause ? "pause" : "resume",
-	    "{}", 0);
+	    "{}");
+}
+
+// The plan id: the one argument that is neither an option nor the value
+// of --url or --token-file (given as a separate argument), wherever it
+// stands. Moves it to the end of argv and returns its index, or -1.
+static int
+take_plan_id(int argc, char **argv)
+{
+	int at = -1;
+	char *id;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--url") == 0 ||
+		    strcmp(argv[i], "--token-file") == 0)
+			i++;
+		else if (argv[i][0] != '-' && at < 0)
+			at = i;
+		else if (argv[i][0] != '-')
+			return -1;	// two of them
+	}
+	if (at < 0)
+		return -1;
+	id = argv[at];
+	memmove(&argv[at], &argv[at + 1], (size_t)(argc - at - 1) *
+	    sizeof(*argv));
+	argv[argc - 1] = id;
+	return argc - 1;
 }
 
 int
@@ -429,27 +476,27 @@ coord_cli_decide(const char *config, int argc, char **argv, int approve)
 {
 	char body[64], *end;
 	long long id;
+	int at = take_plan_id(argc, argv);
 
-	// The id is the last argument; options come before it.
-	if (argc < 2) {
-		fprintf(stderr, "reflex-coordinator: %s needs a plan id\n",
+	if (at < 0) {
+		fprintf(stderr, "reflex-coordinator: %s needs one plan id\n",
 		    approve ? "approve" : "reject");
 		return 2;
 	}
-	id = strtoll(argv[argc - 1], &end, 10);
+	id = strtoll(argv[at], &end, 10);
 	if (*end != '\0' || id < 1) {
 		fprintf(stderr, "reflex-coordinator: \"%.30s\" is not a plan id\n",
-		    argv[argc - 1]);
+		    argv[at]);
 		return 2;
 	}
 	snprintf(body, sizeof(body), "{\"id\":%lld}", id);
 	return operator_post(config, argc - 1, argv, approve ? "approve" :
-	    "reject", body, 0);
+	    "reject", body);
 }
 
 static int
 operator_post(const char *config, int argc, char **argv, const char *call,
-    const char *body, int min_positional)
+    const char *body)
 {
 	static const struct option opts[] = {
 		{ "url", required_argument, NULL, 'u' },
@@ -475,9 +522,9 @@ operator_post(const char *config, int argc, char **argv, const char *call,
 		else
 			return 2;
 	}
-	(void)min_positional;
-	if (optind != argc || base_url(config, url, base, sizeof(base)) < 0)
-		return 2;
+	rv = base_url(config, url, argc - optind, base, sizeof(base));
+	if (rv != 0)
+		return rv;
 	if (token_file == NULL &&
 	    coord_conf_load(&c, config, err, sizeof(err)) == 0) {
 		have_conf = true;
@@ -516,8 +563,7 @@ operator_post(const char *config, int argc, char **argv, const char *call,
 		    str(doc, "status")[0] ? str(doc, "status") : r.body);
 		cJSON_Delete(doc);
 	} else {
-		fprintf(stderr, "reflex-coordinator: %s: HTTP %ld: %s\n", call,
-		    r.status, r.body);
+		http_failed(call, &r);
 	}
 	free(r.body);
 	return r.status == 202 ? 0 : 1;

@@ -441,8 +441,10 @@ main(int argc, char **argv)
 			    "\"%.40s\"\n", cmd);
 			rv = 2;
 		}
+		// The error said what was wrong; the whole usage would bury it.
 		if (rv == 2)
-			usage(stderr);
+			fprintf(stderr, "reflex-coordinator: --help lists the "
+			    "commands and their options\n");
 		return rv;
 	}
 	// From here on SIGHUP, SIGTERM and SIGINT wait for app_run's sigwait

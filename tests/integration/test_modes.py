@@ -166,8 +166,17 @@ def run(tap, lab):
     tap.ok([c["instance"] for c in env.commands("approve-svc")] ==
            ["approve-svc-0"], "after approval the restart runs")
     rc, out = env.cli("approve", "999999")
-    tap.ok(rc == 1 and "404" in out and "no plan 999999" in out,
-           "approving a plan that does not exist: 404, exit 1", (rc, out))
+    tap.ok(rc == 1 and out.strip() == "reflex-coordinator: approve: no plan "
+           "999999 (HTTP 404)",
+           "approving a plan that does not exist: its error, 404, exit 1",
+           (rc, out))
+    # The id may come before the options too.
+    rc2, out2 = env.cli("approve", "999999", "--url", env.url)
+    rc3, out3 = env.cli("approve", "--url", env.url, "1", "2")
+    tap.ok(rc2 == 1 and out2 == out and rc3 == 2 and
+           "approve needs one plan id" in out3 and "usage:" not in out3,
+           "approve ID --url URL works; two ids are a usage error",
+           (rc2, out2, rc3, out3))
     rc, out = env.cli("approve", str(plan["id"]))
     tap.ok(rc == 1 and "409" in out and "not awaiting approval" in out,
            "approving a plan already decided: 409, exit 1", (rc, out))

@@ -184,8 +184,17 @@ def run(tap, lab):
     tap.ok(rc == 0 and json.loads(out) == [],
            "history --since a future RFC 3339 time: nothing", out + err)
     rc, out, err = cli(cfg, "history", "--since", "yesterday")
-    tap.ok(rc == 2 and "duration" in err, "history --since bogus: usage "
-           "error naming both forms", err)
+    tap.ok(rc == 2 and "duration" in err and "usage:" not in err and
+           err.rstrip().endswith("--help lists the commands and their "
+                                 "options"), "history --since bogus: usage "
+           "error naming both forms, then where the usage is", err)
+    r = subprocess.run([reflex_binary("reflex-coordinator"), "-c",
+                        lab.path("missing.yaml"), "history"],
+                       capture_output=True, text=True, timeout=20)
+    tap.ok(r.returncode == 1 and "missing.yaml: cannot open" in r.stderr and
+           "--help" not in r.stderr,
+           "a config that does not load is exit 1, not a usage error",
+           r.stderr)
     rc, out, err = cli(cfg, "history", "--help")
     rc2, out2, err2 = cli(cfg, "alerts", "-h")
     tap.ok(rc == 0 and rc2 == 0 and err == "" and err2 == "" and
