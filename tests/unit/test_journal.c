@@ -4187,6 +4187,192 @@ out:
 	tmp_remove(&t);
 }
 
+// A random model of texts and retention: alerts (sent again or changed,
+// receiver and group key NULL, "" or set, summaries that are prefixes of
+// each other, texts over COORD_TEXTMEMO_MAX) received long ago, now or
+// in the future, retention passes, reopens, in random order. After every
+// step no alert refers to a text that is gone, and every alert reads back
+// through the view with the texts it was sent with (a wrong hit of the
+// memo would show another alert's). At the end, with every alert aged
+// and deleted, no text is left.
+#define MODEL_STEPS 400
+#define MODEL_IDS 4096
+
+struct model_row {
+	int seq, sum;		// -1: no alert with this id
+	int recv, group;	// index into model_strs, 0: NULL
+};
+
+static const char *const model_strs[] = { NULL, "", "r", "rr" };
+
+static void
+model_summary(int sum, char *buf, size_t n)
+{
+	// "", "a", "aa", ... and one long text (not kept by the memo).
+	size_t len = sum < 5 ? (size_t)sum : COORD_TEXTMEMO_MAX + 100;
+
+	if (len >= n)
+		len = n - 1;
+	memset(buf, 'a', len);
+	buf[len] = '\0';
+}
+
+static void
+model_check(const char *path, const struct model_row *rows, int step)
+{
+	static char want[COORD_TEXTMEMO_MAX + 200];
+	sqlite3_stmt *q = NULL;
+	sqlite3 *db = NULL;
+	char buf[32];
+	int bad = 0, n = 0;
+
+	db_text(path, "SELECT count(*) FROM alerts_in a WHERE a.text_id IS"
+	    " NOT NULL AND NOT EXISTS (SELECT 1 FROM alert_texts t WHERE"
+	    " t.id = a.text_id)", buf, sizeof(buf));
+	if (strcmp(buf, "0") != 0)
+		printf("# step %d: %s alerts refer to texts gone\n", step, buf);
+	CHECK_STR(buf, "0");
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT id,"
+	    " json_extract(labels, '$.seq'),"
+	    " json_extract(annotations, '$.summary'), receiver, group_key"
+	    " FROM alerts", -1, &q, NULL), SQLITE_OK);
+	while (q != NULL && sqlite3_step(q) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		const struct model_row *m = id > 0 && id < MODEL_IDS ?
+		    &rows[id] : NULL;
+		const char *seq = (const char *)sqlite3_column_text(q, 1);
+		const char *sum = (const char *)sqlite3_column_text(q, 2);
+		const char *rc = (const char *)sqlite3_column_text(q, 3);
+		const char *gk = (const char *)sqlite3_column_text(q, 4);
+		const char *wr, *wg;
+
+		n++;
+		if (m == NULL || m->seq < 0) {
+			bad++;
+			continue;
+		}
+		snprintf(buf, sizeof(buf), "%d", m->seq);
+		model_summary(m->sum, want, sizeof(want));
+		wr = model_strs[m->recv];
+		wg = model_strs[m->group];
+		if (seq == NULL || strcmp(seq, buf) != 0 || sum == NULL ||
+		    strcmp(sum, want) != 0 || (rc == NULL) != (wr == NULL) ||
+		    (rc != NULL && strcmp(rc, wr) != 0) ||
+		    (gk == NULL) != (wg == NULL) ||
+		    (gk != NULL && strcmp(gk, wg) != 0)) {
+			if (bad++ < 3)
+				printf("# step %d: alert %lld reads seq=%s"
+				    " receiver=%s group_key=%s\n", step,
+				    (long long)id, seq ? seq : "NULL",
+				    rc ? rc : "NULL", gk ? gk : "NULL");
+		}
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	CHECK_INT(bad, 0);
+}
+
+static void
+test_texts_model(void)
+{
+	// A size cap that some webhooks of long texts hit: their batch
+	// rolls back after storing texts (and the memo kept them).
+	struct coord_journal_opts o = { .sync_full = false,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50,
+		.max_bytes = 1024 * 1024 };
+	static struct model_row rows[MODEL_IDS];
+	static char sums[6][COORD_TEXTMEMO_MAX + 200];
+	struct coord_alert *pool[4][6];
+	struct coord_alert_rec recs[8];
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), deleted;
+	unsigned seed = tt_seed();
+	char buf[32];
+	struct tmp t;
+	int step, full = 0, stored = 0;
+
+	for (int s = 0; s < 6; s++)
+		model_summary(s, sums[s], sizeof(sums[s]));
+	for (int q = 0; q < 4; q++)
+		for (int s = 0; s < 6; s++)
+			pool[q][s] = mk_alert("Model", q, sums[s]);
+	for (int i = 0; i < MODEL_IDS; i++)
+		rows[i].seq = -1;
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	for (step = 0; step < MODEL_STEPS && j != NULL; step++) {
+		int op = rand_r(&seed) % 10;
+
+		if (op < 7) {		// a webhook of 1..8 alerts
+			int n = 1 + rand_r(&seed) % 8, when = rand_r(&seed) % 3;
+			int rv;
+			int recv = rand_r(&seed) % 4, group = rand_r(&seed) % 4;
+			int64_t at = when == 0 ? now - 2 * HOUR_MS - step :
+			    when == 1 ? now : now + 2 * HOUR_MS;
+			int seq[8], sum[8];
+
+			for (int i = 0; i < n; i++) {
+				seq[i] = rand_r(&seed) % 4;
+				sum[i] = rand_r(&seed) % 6;
+				rec_init(&recs[i], pool[seq[i]][sum[i]], at);
+				recs[i].receiver = model_strs[recv];
+				recs[i].group_key = model_strs[group];
+			}
+			// Every other 50 steps only old alerts: all of them
+			// go, and ids are handed out again.
+			if (step / 50 % 2 == 1)
+				at = now - 2 * HOUR_MS - step;
+			rv = submit_wait(j, recs, (size_t)n);
+			full += rv == -ENOSPC;
+			if (rv != -ENOSPC)
+				CHECK_INT(rv, 0);
+			for (int i = 0; rv == 0 && i < n; i++) {
+				CHECK(recs[i].id > 0 && recs[i].id < MODEL_IDS);
+				if (recs[i].id <= 0 || recs[i].id >= MODEL_IDS)
+					continue;
+				rows[recs[i].id] = (struct model_row){ seq[i],
+					sum[i], recv, group };
+				stored++;
+			}
+		} else if (op < 9) {
+			CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		} else {
+			coord_journal_close(j);
+			j = open_ok(t.db, &o);
+		}
+		model_check(t.db, rows, step);
+	}
+	printf("# %d alerts stored, %d webhooks refused (size cap)\n", stored,
+	    full);
+	CHECK(full > 0);
+	if (j != NULL)
+		coord_journal_close(j);
+	// Every alert old now: all of them and all texts go.
+	{
+		sqlite3 *db = NULL;
+
+		CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+		CHECK_INT(sqlite3_exec(db, "UPDATE alerts_in SET"
+		    " received_ms = 1", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	j = open_ok(t.db, &o);
+	if (j != NULL) {
+		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		coord_journal_close(j);
+	}
+	db_text(t.db, "SELECT count(*) FROM alerts_in", buf, sizeof(buf));
+	CHECK_STR(buf, "0");
+	db_text(t.db, "SELECT count(*) FROM alert_texts", buf, sizeof(buf));
+	CHECK_STR(buf, "0");
+	for (int q = 0; q < 4; q++)
+		for (int s = 0; s < 6; s++)
+			coord_alert_free(pool[q][s]);
+	tmp_remove(&t);
+}
+
 static const struct tt_case cases[] = {
 	{ "open reports a missing directory", test_open_missing_dir },
 	{ "schema version 2 migrates to 4", test_schema_migrates_from_v2 },
@@ -4197,6 +4383,8 @@ static const struct tt_case cases[] = {
 	    test_texts_stored_once },
 	{ "retention keeps a text while an alert refers to it, then drops it",
 	    test_texts_retention },
+	{ "texts stay whole and go with their alerts over random steps",
+	    test_texts_model },
 	{ "a version 2 journal at its size cap migrates",
 	    test_schema_migrates_at_size_cap },
 	{ "retention of pending alerts moves the mark",
