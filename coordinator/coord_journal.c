@@ -221,6 +221,8 @@ enum {
 	W_META_SET,
 	W_TEXT_INSERT,
 	W_TEXT_MARK,
+	W_TEXT_FLOOR,
+	W_TEXT_UNSHARE,
 	W_RETAIN_TEXTS,
 	W_RETAIN_MARKS,
 	W_COUNT,
@@ -277,10 +279,20 @@ static const char *const wsql[W_COUNT] = {
 	[W_TEXT_MARK] = "INSERT OR REPLACE INTO alert_text_marks(alert_id,"
 	    " text_id) SELECT (SELECT coalesce(max(id), 0) FROM alerts_in),"
 	    " (SELECT coalesce(max(id), 0) FROM alert_texts)",
+	// The first alert not received after ?1 (now), in id order.
+	[W_TEXT_FLOOR] = "SELECT coalesce((SELECT id FROM alerts_in WHERE"
+	    " received_ms <= ?1 ORDER BY id LIMIT 1), 9223372036854775807)",
+	// The alerts before ?1 (the floor) take their texts back.
+	[W_TEXT_UNSHARE] = "UPDATE alerts_in SET (labels, annotations,"
+	    " generator_url, receiver, group_key, text_id) = (SELECT labels,"
+	    " annotations, generator_url, receiver, group_key, NULL FROM"
+	    " alert_texts t WHERE t.id = alerts_in.text_id) WHERE id < ?1"
+	    " AND text_id IS NOT NULL AND EXISTS(SELECT 1 FROM alert_texts t"
+	    " WHERE t.id = alerts_in.text_id)",
 	[W_RETAIN_TEXTS] = "DELETE FROM alert_texts WHERE id IN (SELECT id"
 	    " FROM alert_texts WHERE id <= (SELECT coalesce(max(text_id), 0)"
-	    " FROM alert_text_marks WHERE alert_id < (SELECT coalesce(min(id),"
-	    " 9223372036854775807) FROM alerts_in)) ORDER BY id LIMIT ?1)",
+	    " FROM alert_text_marks WHERE alert_id < ?2) ORDER BY id"
+	    " LIMIT ?1)",
 	[W_RETAIN_MARKS] = "DELETE FROM alert_text_marks WHERE text_id <"
 	    " (SELECT coalesce(min(id), 9223372036854775807) FROM alert_texts)",
 };
@@ -2298,18 +2310,40 @@ pend_after_retention(struct coord_journal *j, int64_t top)
 // transaction. A mark (alert_id A, text_id T) in alert_text_marks says
 // that every alert after A refers to a text after T (or to none): it is
 // written with the memo emptied, A and T the highest ids then, and text
-// ids are never reused (AUTOINCREMENT). So once no alert up to A is left,
-// the texts up to T have no alert and go (RETENTION_ROWS a pass), and a
-// mark whose texts are all gone goes too. Then a new mark, when texts were
-// stored since the last one (the memo is emptied whether or not the
-// transaction commits: it only costs texts stored again).
+// ids are never reused (AUTOINCREMENT). So once no alert up to A refers
+// to a text, the texts up to T have no alert and go (RETENTION_ROWS a
+// pass), and a mark whose texts are all gone goes too. Then a new mark,
+// when texts were stored since the last one (the memo is emptied whether
+// or not the transaction commits: it only costs texts stored again).
+// Alerts before the first one not received after now (the floor) were
+// stored while the clock was ahead; retention keeps them until their
+// time, which may be far off, and past them deletes the alerts behind:
+// they take their texts back into their own rows (as before schema
+// version 4), so as not to keep every text stored meanwhile. In time
+// order (no clock ahead) the floor is the first alert and none moves.
 static int
-retain_texts(struct coord_journal *j, int64_t *deleted)
+retain_texts(struct coord_journal *j, int64_t now, int64_t *deleted)
 {
-	int rv;
+	sqlite3_stmt *st = j->w[W_TEXT_FLOOR];
+	int64_t floor = INT64_MAX;
+	int rc, rv = 0;
 
 	*deleted = 0;
+	sqlite3_bind_int64(st, 1, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		floor = sqlite3_column_int64(st, 0);
+	else
+		rv = sql_errno(j->wdb, rc);
+	sqlite3_reset(st);
+	if (rv == 0) {
+		sqlite3_bind_int64(j->w[W_TEXT_UNSHARE], 1, floor);
+		rv = step_done(j->wdb, j->w[W_TEXT_UNSHARE]);
+	}
+	if (rv < 0)
+		return rv;
 	sqlite3_bind_int(j->w[W_RETAIN_TEXTS], 1, RETENTION_ROWS);
+	sqlite3_bind_int64(j->w[W_RETAIN_TEXTS], 2, floor);
 	rv = step_done(j->wdb, j->w[W_RETAIN_TEXTS]);
 	if (rv == 0) {
 		*deleted = sqlite3_changes(j->wdb);
@@ -2373,7 +2407,7 @@ retain_pass(struct coord_journal *j, bool *more)
 		nb = sqlite3_changes(j->wdb);
 	}
 	if (rv == 0)
-		rv = retain_texts(j, &nt);
+		rv = retain_texts(j, now, &nt);
 	if (rv == 0 && na > 0)
 		rv = retain_mark(j, &top);
 	if (rv == 0)

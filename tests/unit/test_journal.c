@@ -4187,6 +4187,66 @@ out:
 	tmp_remove(&t);
 }
 
+// An alert received while the clock was a day ahead stays a day (see
+// test_retention_past_a_young_alert), the first alert of all. It must not
+// keep the texts of the alerts stored after it, which retention deletes
+// meanwhile: they go (the alert keeps its own texts and reads back whole),
+// or a day of texts would fill the journal up to its size cap.
+static void
+test_texts_past_a_future_alert(void)
+{
+	struct coord_journal_opts o = { .sync_full = false,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_alert *ahead = mk_alert("Ahead", 0, "ahead");
+	struct coord_alert_rec recs[100];
+	struct coord_alert *olda[100];
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), deleted;
+	char buf[256];
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&recs[0], ahead, now + 24 * HOUR_MS);
+	CHECK_INT(submit_wait(j, recs, 1), 0);
+	for (int round = 0; round < 4; round++) {
+		for (int m = 0; m < 100; m++) {	// each with a text of its own
+			olda[m] = mk_alert("Old", 1 + round * 100 + m, "o");
+			rec_init(&recs[m], olda[m], now - 2 * HOUR_MS);
+		}
+		CHECK_INT(submit_wait(j, recs, 100), 0);
+		for (int m = 0; m < 100; m++)
+			coord_alert_free(olda[m]);
+		// The second pass: the texts stored since the first one's
+		// mark.
+		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		CHECK_INT(deleted, 100);
+		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		db_text(t.db, "SELECT count(*) FROM alert_texts", buf,
+		    sizeof(buf));
+		CHECK_STR(buf, "0");
+	}
+	db_text(t.db, "SELECT alertname || ' ' || json_extract(labels,"
+	    " '$.seq') || ' ' || json_extract(annotations, '$.summary') ||"
+	    " ' ' || receiver || ' ' || group_key || ' ' || (SELECT count(*)"
+	    " FROM alerts) FROM alerts", buf, sizeof(buf));
+	CHECK_STR(buf, "Ahead 0 ahead reflex {}:{alertname=\"X\"} 1");
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 1);
+	if (r.n == 1)
+		CHECK(strcmp(label(r.alerts[0], "alertname"), "Ahead") == 0 &&
+		    r.alerts[0]->annotations.n == 1 &&
+		    strcmp(r.alerts[0]->annotations.v[0].val, "ahead") == 0);
+	replayed_free(&r);
+	coord_journal_close(j);
+out:
+	coord_alert_free(ahead);
+	tmp_remove(&t);
+}
+
 // A random model of texts and retention: alerts (sent again or changed,
 // receiver and group key NULL, "" or set, summaries that are prefixes of
 // each other, texts over COORD_TEXTMEMO_MAX) received long ago, now or
@@ -4383,6 +4443,8 @@ static const struct tt_case cases[] = {
 	    test_texts_stored_once },
 	{ "retention keeps a text while an alert refers to it, then drops it",
 	    test_texts_retention },
+	{ "an alert received in the future keeps no other alert's texts",
+	    test_texts_past_a_future_alert },
 	{ "texts stay whole and go with their alerts over random steps",
 	    test_texts_model },
 	{ "a version 2 journal at its size cap migrates",
