@@ -4142,8 +4142,9 @@ test_schema_migrates_from_v3(void)
 	    "CREATE INDEX actions_service ON actions(service, created_ms);"
 	    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	    "INSERT INTO alerts_in VALUES(1, 10, 7, 'fp-1', 'firing', 1, NULL,"
-	    " 'Old', '{\"alertname\":\"Old\"}', '{\"summary\":\"was\"}',"
-	    " 'http://127.0.0.1/old', 'reflex', '{}:{}');"
+	    " 'Old', '{\"alertname\":\"Old\",\"service\":\"legacy\"}',"
+	    " '{\"summary\":\"was\"}', 'http://127.0.0.1/old', 'reflex',"
+	    " '{}:{}');"
 	    "PRAGMA user_version=3;";
 	struct coord_alert *a = mk_alert("New", 2, "n");
 	struct coord_alert_rec rec;
@@ -4172,6 +4173,25 @@ test_schema_migrates_from_v3(void)
 		CHECK_STR(r.alerts[1]->annotations.v[0].val, "n");
 	}
 	replayed_free(&r);
+	// The alerts query (GET /api/v1/alerts, `reflex-coordinator
+	// alerts`) filters both kinds of row by their service label.
+	{
+		struct coord_journal_filter f = { .service = "legacy" };
+		cJSON *arr = query_alerts(j, &f);
+		const cJSON *o = cJSON_GetArrayItem(arr, 0);
+
+		CHECK_STR(str(cJSON_GetObjectItemCaseSensitive(o, "labels"),
+		    "alertname"), "Old");
+		check_ids(arr, (int64_t[]){ 1 }, 1);
+		f.service = "checkout";
+		arr = query_alerts(j, &f);
+		o = cJSON_GetArrayItem(arr, 0);
+		CHECK_STR(str(cJSON_GetObjectItemCaseSensitive(o, "labels"),
+		    "alertname"), "New");
+		CHECK_STR(str(o, "service"), "checkout");
+		check_ids(arr, (int64_t[]){ 2 }, 1);
+		check_ids(query_alerts(j, NULL), (int64_t[]){ 2, 1 }, 2);
+	}
 	coord_journal_close(j);
 	db_text(t.db, "PRAGMA user_version", buf, sizeof(buf));
 	CHECK_STR(buf, "4");
