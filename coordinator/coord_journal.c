@@ -223,6 +223,7 @@ enum {
 	W_TEXT_MARK,
 	W_TEXT_FLOOR,
 	W_TEXT_UNSHARE,
+	W_TEXT_SHARED,
 	W_RETAIN_TEXTS,
 	W_RETAIN_MARKS,
 	W_COUNT,
@@ -282,13 +283,21 @@ static const char *const wsql[W_COUNT] = {
 	// The first alert not received after ?1 (now), in id order.
 	[W_TEXT_FLOOR] = "SELECT coalesce((SELECT id FROM alerts_in WHERE"
 	    " received_ms <= ?1 ORDER BY id LIMIT 1), 9223372036854775807)",
-	// The alerts before ?1 (the floor) take their texts back.
+	// Up to ?2 alerts before ?1 (the floor) take their texts back (one
+	// whose text is gone keeps what it has: what the view shows).
 	[W_TEXT_UNSHARE] = "UPDATE alerts_in SET (labels, annotations,"
-	    " generator_url, receiver, group_key, text_id) = (SELECT labels,"
-	    " annotations, generator_url, receiver, group_key, NULL FROM"
-	    " alert_texts t WHERE t.id = alerts_in.text_id) WHERE id < ?1"
-	    " AND text_id IS NOT NULL AND EXISTS(SELECT 1 FROM alert_texts t"
-	    " WHERE t.id = alerts_in.text_id)",
+	    " generator_url, receiver, group_key, text_id) = (SELECT"
+	    " coalesce(t.labels, alerts_in.labels), coalesce(t.annotations,"
+	    " alerts_in.annotations), coalesce(t.generator_url,"
+	    " alerts_in.generator_url), coalesce(t.receiver,"
+	    " alerts_in.receiver), coalesce(t.group_key, alerts_in.group_key),"
+	    " NULL FROM (SELECT 1) LEFT JOIN alert_texts t"
+	    " ON t.id = alerts_in.text_id) WHERE id IN (SELECT id FROM"
+	    " alerts_in WHERE id < ?1 AND text_id IS NOT NULL ORDER BY id"
+	    " LIMIT ?2)",
+	// The first alert before ?1 that still refers to a text, else ?1.
+	[W_TEXT_SHARED] = "SELECT coalesce((SELECT id FROM alerts_in WHERE"
+	    " id < ?1 AND text_id IS NOT NULL ORDER BY id LIMIT 1), ?1)",
 	[W_RETAIN_TEXTS] = "DELETE FROM alert_texts WHERE id IN (SELECT id"
 	    " FROM alert_texts WHERE id <= (SELECT coalesce(max(text_id), 0)"
 	    " FROM alert_text_marks WHERE alert_id < ?2) ORDER BY id"
@@ -2306,6 +2315,24 @@ pend_after_retention(struct coord_journal *j, int64_t top)
 	pend_compact(p);
 }
 
+// Steps j->w[w], a query of one row of one integer, with arg bound to
+// ?1; sets *ret to the integer. Returns 0 or a negative errno.
+static int
+step_int(struct coord_journal *j, int w, int64_t arg, int64_t *ret)
+{
+	sqlite3_stmt *st = j->w[w];
+	int rc, rv = 0;
+
+	sqlite3_bind_int64(st, 1, arg);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	else
+		rv = rc == SQLITE_DONE ? -EIO : sql_errno(j->wdb, rc);
+	sqlite3_reset(st);
+	return rv;
+}
+
 // Texts no alert refers to any more go with the alerts, in the same
 // transaction. A mark (alert_id A, text_id T) in alert_text_marks says
 // that every alert after A refers to a text after T (or to none): it is
@@ -2319,27 +2346,33 @@ pend_after_retention(struct coord_journal *j, int64_t top)
 // stored while the clock was ahead; retention keeps them until their
 // time, which may be far off, and past them deletes the alerts behind:
 // they take their texts back into their own rows (as before schema
-// version 4), so as not to keep every text stored meanwhile. In time
-// order (no clock ahead) the floor is the first alert and none moves.
+// version 4; RETENTION_ROWS a pass), so as not to keep every text stored
+// meanwhile, and the marks apply up to the first that still refers to a
+// text. In time order (no clock ahead) the floor is the first alert and
+// none moves. At the size cap the rows may not grow: the texts then stay
+// until space is freed, and the alerts still go.
 static int
 retain_texts(struct coord_journal *j, int64_t now, int64_t *deleted)
 {
-	sqlite3_stmt *st = j->w[W_TEXT_FLOOR];
 	int64_t floor = INT64_MAX;
-	int rc, rv = 0;
+	int rv;
 
 	*deleted = 0;
-	sqlite3_bind_int64(st, 1, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		floor = sqlite3_column_int64(st, 0);
-	else
-		rv = sql_errno(j->wdb, rc);
-	sqlite3_reset(st);
+	rv = step_int(j, W_TEXT_FLOOR, now, &floor);
 	if (rv == 0) {
 		sqlite3_bind_int64(j->w[W_TEXT_UNSHARE], 1, floor);
+		sqlite3_bind_int(j->w[W_TEXT_UNSHARE], 2, RETENTION_ROWS);
 		rv = step_done(j->wdb, j->w[W_TEXT_UNSHARE]);
+		// A failed statement is undone; if SQLite undid the whole
+		// transaction instead, the pass fails.
+		if (rv == -ENOSPC && !sqlite3_get_autocommit(j->wdb)) {
+			cm_warn("journal.texts_unshare_failed", "err=%s",
+			    cm_q(sqlite3_errmsg(j->wdb)));
+			rv = 0;
+		}
 	}
+	if (rv == 0)
+		rv = step_int(j, W_TEXT_SHARED, floor, &floor);
 	if (rv < 0)
 		return rv;
 	sqlite3_bind_int(j->w[W_RETAIN_TEXTS], 1, RETENTION_ROWS);

@@ -4267,6 +4267,74 @@ out:
 	tmp_remove(&t);
 }
 
+// Alerts received a day ahead that share a long text take it back into
+// their rows (see retain_texts), which needs room: at the size cap they
+// keep sharing it and retention still deletes the old alerts (else no
+// pass would ever free space); with room, the next pass moves the texts.
+static void
+test_texts_ahead_at_size_cap(void)
+{
+	struct coord_journal_opts o = { .sync_full = false,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50,
+		.max_bytes = 256 * 1024 };
+	char *longs = xcalloc(1, 6001);
+	struct coord_alert *ahead, *more[40];
+	struct coord_alert_rec recs[40];
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), deleted = -1;
+	char buf[64];
+	struct tmp t;
+	int seq = 1, rv = 0, k;
+
+	memset(longs, 'L', 6000);
+	ahead = mk_alert("Ahead", 0, longs);
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	for (int m = 0; m < 20; m++) {
+		more[m] = mk_alert("Old", seq++, "o");
+		rec_init(&recs[m], more[m], now - 2 * HOUR_MS);
+	}
+	CHECK_INT(submit_wait(j, recs, 20), 0);
+	for (int m = 0; m < 20; m++)
+		coord_alert_free(more[m]);
+	for (k = 0; k < 40; k++)	// one text for all 40
+		rec_init(&recs[k], ahead, now + 24 * HOUR_MS + k);
+	CHECK_INT(submit_wait(j, recs, 40), 0);
+	for (k = 0; rv == 0 && k < 1000; k++) {	// young ones up to the cap
+		for (int m = 0; m < 20; m++) {
+			more[m] = mk_alert("Young", seq++, "y");
+			rec_init(&recs[m], more[m], now);
+		}
+		rv = submit_wait(j, recs, 20);
+		for (int m = 0; m < 20; m++)
+			coord_alert_free(more[m]);
+	}
+	CHECK_INT(rv, -ENOSPC);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 20);
+	db_text(t.db, "SELECT count(*) FROM alerts_in WHERE alertname ="
+	    " 'Ahead' AND text_id IS NOT NULL", buf, sizeof(buf));
+	CHECK_STR(buf, "40");
+	coord_journal_close(j);
+	o.max_bytes = 0;
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	coord_journal_close(j);
+	db_text(t.db, "SELECT count(*) FROM alerts WHERE alertname = 'Ahead'"
+	    " AND length(json_extract(annotations, '$.summary')) = 6000 AND"
+	    " receiver = 'reflex' AND id IN (SELECT id FROM alerts_in WHERE"
+	    " text_id IS NULL)", buf, sizeof(buf));
+	CHECK_STR(buf, "40");
+out:
+	coord_alert_free(ahead);
+	free(longs);
+	tmp_remove(&t);
+}
+
 // A random model of texts and retention: alerts (sent again or changed,
 // receiver and group key NULL, "" or set, summaries that are prefixes of
 // each other, texts over COORD_TEXTMEMO_MAX) received long ago, now or
@@ -4465,6 +4533,8 @@ static const struct tt_case cases[] = {
 	    test_texts_retention },
 	{ "an alert received in the future keeps no other alert's texts",
 	    test_texts_past_a_future_alert },
+	{ "alerts ahead at the size cap keep their shared text; old ones go",
+	    test_texts_ahead_at_size_cap },
 	{ "texts stay whole and go with their alerts over random steps",
 	    test_texts_model },
 	{ "a version 2 journal at its size cap migrates",
