@@ -228,6 +228,9 @@ enum {
 	W_META_SET,
 	W_TEXT_INSERT,
 	W_TEXT_MARK,
+	W_TEXT_FLOOR,
+	W_TEXT_UNSHARE,
+	W_TEXT_SHARED,
 	W_RETAIN_TEXTS,
 	W_RETAIN_MARKS,
 	W_COUNT,
@@ -284,10 +287,28 @@ static const char *const wsql[W_COUNT] = {
 	[W_TEXT_MARK] = "INSERT OR REPLACE INTO alert_text_marks(alert_id,"
 	    " text_id) SELECT (SELECT coalesce(max(id), 0) FROM alerts_in),"
 	    " (SELECT coalesce(max(id), 0) FROM alert_texts)",
+	// The first alert not received after ?1 (now), in id order.
+	[W_TEXT_FLOOR] = "SELECT coalesce((SELECT id FROM alerts_in WHERE"
+	    " received_ms <= ?1 ORDER BY id LIMIT 1), 9223372036854775807)",
+	// Up to ?2 alerts before ?1 (the floor) take their texts back (one
+	// whose text is gone keeps what it has: what the view shows).
+	[W_TEXT_UNSHARE] = "UPDATE alerts_in SET (labels, annotations,"
+	    " generator_url, receiver, group_key, text_id) = (SELECT"
+	    " coalesce(t.labels, alerts_in.labels), coalesce(t.annotations,"
+	    " alerts_in.annotations), coalesce(t.generator_url,"
+	    " alerts_in.generator_url), coalesce(t.receiver,"
+	    " alerts_in.receiver), coalesce(t.group_key, alerts_in.group_key),"
+	    " NULL FROM (SELECT 1) LEFT JOIN alert_texts t"
+	    " ON t.id = alerts_in.text_id) WHERE id IN (SELECT id FROM"
+	    " alerts_in WHERE id < ?1 AND text_id IS NOT NULL ORDER BY id"
+	    " LIMIT ?2)",
+	// The first alert before ?1 that still refers to a text, else ?1.
+	[W_TEXT_SHARED] = "SELECT coalesce((SELECT id FROM alerts_in WHERE"
+	    " id < ?1 AND text_id IS NOT NULL ORDER BY id LIMIT 1), ?1)",
 	[W_RETAIN_TEXTS] = "DELETE FROM alert_texts WHERE id IN (SELECT id"
 	    " FROM alert_texts WHERE id <= (SELECT coalesce(max(text_id), 0)"
-	    " FROM alert_text_marks WHERE alert_id < (SELECT coalesce(min(id),"
-	    " 9223372036854775807) FROM alerts_in)) ORDER BY id LIMIT ?1)",
+	    " FROM alert_text_marks WHERE alert_id < ?2) ORDER BY id"
+	    " LIMIT ?1)",
 	[W_RETAIN_MARKS] = "DELETE FROM alert_text_marks WHERE text_id <"
 	    " (SELECT coalesce(min(id), 9223372036854775807) FROM alert_texts)",
 };
@@ -2303,25 +2324,70 @@ pend_after_retention(struct coord_journal *j, int64_t top)
 	pend_compact(p);
 }
 
+// Steps j->w[w], a query of one row of one integer, with arg bound to
+// ?1; sets *ret to the integer. Returns 0 or a negative errno.
+static int
+step_int(struct coord_journal *j, int w, int64_t arg, int64_t *ret)
+{
+	sqlite3_stmt *st = j->w[w];
+	int rc, rv = 0;
+
+	sqlite3_bind_int64(st, 1, arg);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	else
+		rv = rc == SQLITE_DONE ? -EIO : sql_errno(j->wdb, rc);
+	sqlite3_reset(st);
+	return rv;
+}
+
 // Texts no alert refers to any more go with the alerts, in the same
 // transaction. A mark (alert_id A, text_id T) in alert_text_marks says
 // that every alert after A refers to a text after T (or to none): it is
 // written with the memo emptied, A and T the highest ids then, and text
-// ids are never reused (AUTOINCREMENT). So once no alert up to A is left,
-// the texts up to T have no alert and go (RETENTION_ROWS a pass), and a
-// mark whose texts are all gone goes too. Then a new mark, when texts were
-// stored since the last one and `mark` (see TEXT_MARK_MS; the memo is
-// emptied whether or not the transaction commits: it only costs texts
-// stored again). An alert that
-// retention keeps while newer ones go (received with a clock ahead) keeps
-// every text stored after it until it goes too.
+// ids are never reused (AUTOINCREMENT). So once no alert up to A refers
+// to a text, the texts up to T have no alert and go (RETENTION_ROWS a
+// pass), and a mark whose texts are all gone goes too. Then a new mark,
+// when texts were stored since the last one and `mark` (see TEXT_MARK_MS;
+// the memo is emptied whether or not the transaction commits: it only
+// costs texts stored again).
+// Alerts before the first one not received after now (the floor) were
+// stored while the clock was ahead; retention keeps them until their
+// time, which may be far off, and past them deletes the alerts behind:
+// they take their texts back into their own rows (as before schema
+// version 4; RETENTION_ROWS a pass), so as not to keep every text stored
+// meanwhile, and the marks apply up to the first that still refers to a
+// text. In time order (no clock ahead) the floor is the first alert and
+// none moves. At the size cap the rows may not grow: the texts then stay
+// until space is freed, and the alerts still go.
 static int
-retain_texts(struct coord_journal *j, bool mark, int64_t *deleted)
+retain_texts(struct coord_journal *j, int64_t now, bool mark,
+    int64_t *deleted)
 {
+	int64_t floor = INT64_MAX;
 	int rv;
 
 	*deleted = 0;
+	rv = step_int(j, W_TEXT_FLOOR, now, &floor);
+	if (rv == 0) {
+		sqlite3_bind_int64(j->w[W_TEXT_UNSHARE], 1, floor);
+		sqlite3_bind_int(j->w[W_TEXT_UNSHARE], 2, RETENTION_ROWS);
+		rv = step_done(j->wdb, j->w[W_TEXT_UNSHARE]);
+		// A failed statement is undone; if SQLite undid the whole
+		// transaction instead, the pass fails.
+		if (rv == -ENOSPC && !sqlite3_get_autocommit(j->wdb)) {
+			cm_warn("journal.texts_unshare_failed", "err=%s",
+			    cm_q(sqlite3_errmsg(j->wdb)));
+			rv = 0;
+		}
+	}
+	if (rv == 0)
+		rv = step_int(j, W_TEXT_SHARED, floor, &floor);
+	if (rv < 0)
+		return rv;
 	sqlite3_bind_int(j->w[W_RETAIN_TEXTS], 1, RETENTION_ROWS);
+	sqlite3_bind_int64(j->w[W_RETAIN_TEXTS], 2, floor);
 	rv = step_done(j->wdb, j->w[W_RETAIN_TEXTS]);
 	if (rv == 0) {
 		*deleted = sqlite3_changes(j->wdb);
@@ -2387,7 +2453,7 @@ retain_pass(struct coord_journal *j, bool mark, bool *more)
 		nb = sqlite3_changes(j->wdb);
 	}
 	if (rv == 0)
-		rv = retain_texts(j, mark, &nt);
+		rv = retain_texts(j, now, mark, &nt);
 	if (rv == 0 && na > 0)
 		rv = retain_mark(j, &top);
 	if (rv == 0)

@@ -4196,8 +4196,9 @@ test_schema_migrates_from_v3(void)
 	    "CREATE INDEX actions_service ON actions(service, created_ms);"
 	    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	    "INSERT INTO alerts_in VALUES(1, 10, 7, 'fp-1', 'firing', 1, NULL,"
-	    " 'Old', '{\"alertname\":\"Old\"}', '{\"summary\":\"was\"}',"
-	    " 'http://127.0.0.1/old', 'reflex', '{}:{}');"
+	    " 'Old', '{\"alertname\":\"Old\",\"service\":\"legacy\"}',"
+	    " '{\"summary\":\"was\"}', 'http://127.0.0.1/old', 'reflex',"
+	    " '{}:{}');"
 	    "PRAGMA user_version=3;";
 	struct coord_alert *a = mk_alert("New", 2, "n");
 	struct coord_alert_rec rec;
@@ -4226,6 +4227,25 @@ test_schema_migrates_from_v3(void)
 		CHECK_STR(r.alerts[1]->annotations.v[0].val, "n");
 	}
 	replayed_free(&r);
+	// The alerts query (GET /api/v1/alerts, `reflex-coordinator
+	// alerts`) filters both kinds of row by their service label.
+	{
+		struct coord_journal_filter f = { .service = "legacy" };
+		cJSON *arr = query_alerts(j, &f);
+		const cJSON *o = cJSON_GetArrayItem(arr, 0);
+
+		CHECK_STR(str(cJSON_GetObjectItemCaseSensitive(o, "labels"),
+		    "alertname"), "Old");
+		check_ids(arr, (int64_t[]){ 1 }, 1);
+		f.service = "checkout";
+		arr = query_alerts(j, &f);
+		o = cJSON_GetArrayItem(arr, 0);
+		CHECK_STR(str(cJSON_GetObjectItemCaseSensitive(o, "labels"),
+		    "alertname"), "New");
+		CHECK_STR(str(o, "service"), "checkout");
+		check_ids(arr, (int64_t[]){ 2 }, 1);
+		check_ids(query_alerts(j, NULL), (int64_t[]){ 2, 1 }, 2);
+	}
 	coord_journal_close(j);
 	db_text(t.db, "PRAGMA user_version", buf, sizeof(buf));
 	CHECK_STR(buf, "4");
@@ -4241,6 +4261,320 @@ out:
 	tmp_remove(&t);
 }
 
+// An alert received while the clock was a day ahead stays a day (see
+// test_retention_past_a_young_alert), the first alert of all. It must not
+// keep the texts of the alerts stored after it, which retention deletes
+// meanwhile: they go (the alert keeps its own texts and reads back whole),
+// or a day of texts would fill the journal up to its size cap.
+static void
+test_texts_past_a_future_alert(void)
+{
+	struct coord_journal_opts o = { .sync_full = false,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50 };
+	struct coord_alert *ahead = mk_alert("Ahead", 0, "ahead");
+	struct coord_alert_rec recs[100];
+	struct coord_alert *olda[100];
+	struct replayed r = { 0 };
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), deleted;
+	char buf[256];
+	struct tmp t;
+
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	rec_init(&recs[0], ahead, now + 24 * HOUR_MS);
+	CHECK_INT(submit_wait(j, recs, 1), 0);
+	for (int round = 0; round < 4; round++) {
+		for (int m = 0; m < 100; m++) {	// each with a text of its own
+			olda[m] = mk_alert("Old", 1 + round * 100 + m, "o");
+			rec_init(&recs[m], olda[m], now - 2 * HOUR_MS);
+		}
+		CHECK_INT(submit_wait(j, recs, 100), 0);
+		for (int m = 0; m < 100; m++)
+			coord_alert_free(olda[m]);
+		// The second pass: the texts stored since the first one's
+		// mark.
+		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		CHECK_INT(deleted, 100);
+		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		db_text(t.db, "SELECT count(*) FROM alert_texts", buf,
+		    sizeof(buf));
+		CHECK_STR(buf, "0");
+	}
+	db_text(t.db, "SELECT alertname || ' ' || json_extract(labels,"
+	    " '$.seq') || ' ' || json_extract(annotations, '$.summary') ||"
+	    " ' ' || receiver || ' ' || group_key || ' ' || (SELECT count(*)"
+	    " FROM alerts) FROM alerts", buf, sizeof(buf));
+	CHECK_STR(buf, "Ahead 0 ahead reflex {}:{alertname=\"X\"} 1");
+	CHECK_INT(coord_journal_replay_pending(j, replay_cb, &r), 0);
+	CHECK_INT(r.n, 1);
+	if (r.n == 1)
+		CHECK(strcmp(label(r.alerts[0], "alertname"), "Ahead") == 0 &&
+		    r.alerts[0]->annotations.n == 1 &&
+		    strcmp(r.alerts[0]->annotations.v[0].val, "ahead") == 0);
+	replayed_free(&r);
+	coord_journal_close(j);
+out:
+	coord_alert_free(ahead);
+	tmp_remove(&t);
+}
+
+// Alerts received a day ahead that share a long text take it back into
+// their rows (see retain_texts), which needs room: at the size cap they
+// keep sharing it and retention still deletes the old alerts (else no
+// pass would ever free space); with room, the next pass moves the texts.
+static void
+test_texts_ahead_at_size_cap(void)
+{
+	struct coord_journal_opts o = { .sync_full = false,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50,
+		.max_bytes = 256 * 1024 };
+	char *longs = xcalloc(1, 6001);
+	struct coord_alert *ahead, *more[40];
+	struct coord_alert_rec recs[40];
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), deleted = -1;
+	char buf[64];
+	struct tmp t;
+	int seq = 1, rv = 0, k;
+
+	memset(longs, 'L', 6000);
+	ahead = mk_alert("Ahead", 0, longs);
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	for (int m = 0; m < 20; m++) {
+		more[m] = mk_alert("Old", seq++, "o");
+		rec_init(&recs[m], more[m], now - 2 * HOUR_MS);
+	}
+	CHECK_INT(submit_wait(j, recs, 20), 0);
+	for (int m = 0; m < 20; m++)
+		coord_alert_free(more[m]);
+	for (k = 0; k < 40; k++)	// one text for all 40
+		rec_init(&recs[k], ahead, now + 24 * HOUR_MS + k);
+	CHECK_INT(submit_wait(j, recs, 40), 0);
+	for (k = 0; rv == 0 && k < 1000; k++) {	// young ones up to the cap
+		for (int m = 0; m < 20; m++) {
+			more[m] = mk_alert("Young", seq++, "y");
+			rec_init(&recs[m], more[m], now);
+		}
+		rv = submit_wait(j, recs, 20);
+		for (int m = 0; m < 20; m++)
+			coord_alert_free(more[m]);
+	}
+	CHECK_INT(rv, -ENOSPC);
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	CHECK_INT(deleted, 20);
+	db_text(t.db, "SELECT count(*) FROM alerts_in WHERE alertname ="
+	    " 'Ahead' AND text_id IS NOT NULL", buf, sizeof(buf));
+	CHECK_STR(buf, "40");
+	coord_journal_close(j);
+	o.max_bytes = 0;
+	j = open_ok(t.db, &o);
+	if (j == NULL)
+		goto out;
+	CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+	coord_journal_close(j);
+	db_text(t.db, "SELECT count(*) FROM alerts WHERE alertname = 'Ahead'"
+	    " AND length(json_extract(annotations, '$.summary')) = 6000 AND"
+	    " receiver = 'reflex' AND id IN (SELECT id FROM alerts_in WHERE"
+	    " text_id IS NULL)", buf, sizeof(buf));
+	CHECK_STR(buf, "40");
+out:
+	coord_alert_free(ahead);
+	free(longs);
+	tmp_remove(&t);
+}
+
+// A random model of texts and retention: alerts (sent again or changed,
+// receiver and group key NULL, "" or set, summaries that are prefixes of
+// each other, texts over COORD_TEXTMEMO_MAX) received long ago, now or
+// in the future, retention passes, reopens, in random order. After every
+// step no alert refers to a text that is gone, and every alert reads back
+// through the view with the texts it was sent with (a wrong hit of the
+// memo would show another alert's). At the end, with every alert aged
+// and deleted, no text is left.
+#define MODEL_STEPS 400
+#define MODEL_IDS 4096
+
+struct model_row {
+	int seq, sum;		// -1: no alert with this id
+	int recv, group;	// index into model_strs, 0: NULL
+};
+
+static const char *const model_strs[] = { NULL, "", "r", "rr" };
+
+static void
+model_summary(int sum, char *buf, size_t n)
+{
+	// "", "a", "aa", ... and one long text (not kept by the memo).
+	size_t len = sum < 5 ? (size_t)sum : COORD_TEXTMEMO_MAX + 100;
+
+	if (len >= n)
+		len = n - 1;
+	memset(buf, 'a', len);
+	buf[len] = '\0';
+}
+
+static void
+model_check(const char *path, const struct model_row *rows, int step)
+{
+	static char want[COORD_TEXTMEMO_MAX + 200];
+	sqlite3_stmt *q = NULL;
+	sqlite3 *db = NULL;
+	char buf[32];
+	int bad = 0, n = 0;
+
+	db_text(path, "SELECT count(*) FROM alerts_in a WHERE a.text_id IS"
+	    " NOT NULL AND NOT EXISTS (SELECT 1 FROM alert_texts t WHERE"
+	    " t.id = a.text_id)", buf, sizeof(buf));
+	if (strcmp(buf, "0") != 0)
+		printf("# step %d: %s alerts refer to texts gone\n", step, buf);
+	CHECK_STR(buf, "0");
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT id,"
+	    " json_extract(labels, '$.seq'),"
+	    " json_extract(annotations, '$.summary'), receiver, group_key"
+	    " FROM alerts", -1, &q, NULL), SQLITE_OK);
+	while (q != NULL && sqlite3_step(q) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		const struct model_row *m = id > 0 && id < MODEL_IDS ?
+		    &rows[id] : NULL;
+		const char *seq = (const char *)sqlite3_column_text(q, 1);
+		const char *sum = (const char *)sqlite3_column_text(q, 2);
+		const char *rc = (const char *)sqlite3_column_text(q, 3);
+		const char *gk = (const char *)sqlite3_column_text(q, 4);
+		const char *wr, *wg;
+
+		n++;
+		if (m == NULL || m->seq < 0) {
+			bad++;
+			continue;
+		}
+		snprintf(buf, sizeof(buf), "%d", m->seq);
+		model_summary(m->sum, want, sizeof(want));
+		wr = model_strs[m->recv];
+		wg = model_strs[m->group];
+		if (seq == NULL || strcmp(seq, buf) != 0 || sum == NULL ||
+		    strcmp(sum, want) != 0 || (rc == NULL) != (wr == NULL) ||
+		    (rc != NULL && strcmp(rc, wr) != 0) ||
+		    (gk == NULL) != (wg == NULL) ||
+		    (gk != NULL && strcmp(gk, wg) != 0)) {
+			if (bad++ < 3)
+				printf("# step %d: alert %lld reads seq=%s"
+				    " receiver=%s group_key=%s\n", step,
+				    (long long)id, seq ? seq : "NULL",
+				    rc ? rc : "NULL", gk ? gk : "NULL");
+		}
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	CHECK_INT(bad, 0);
+}
+
+static void
+test_texts_model(void)
+{
+	// A size cap that some webhooks of long texts hit: their batch
+	// rolls back after storing texts (and the memo kept them).
+	struct coord_journal_opts o = { .sync_full = false,
+		.retention_ms = HOUR_MS, .retention_interval_ms = 1LL << 50,
+		.max_bytes = 1024 * 1024 };
+	static struct model_row rows[MODEL_IDS];
+	static char sums[6][COORD_TEXTMEMO_MAX + 200];
+	struct coord_alert *pool[4][6];
+	struct coord_alert_rec recs[8];
+	struct coord_journal *j;
+	int64_t now = cm_now_ms(), deleted;
+	unsigned seed = tt_seed();
+	char buf[32];
+	struct tmp t;
+	int step, full = 0, stored = 0;
+
+	for (int s = 0; s < 6; s++)
+		model_summary(s, sums[s], sizeof(sums[s]));
+	for (int q = 0; q < 4; q++)
+		for (int s = 0; s < 6; s++)
+			pool[q][s] = mk_alert("Model", q, sums[s]);
+	for (int i = 0; i < MODEL_IDS; i++)
+		rows[i].seq = -1;
+	tmp_make(&t);
+	j = open_ok(t.db, &o);
+	for (step = 0; step < MODEL_STEPS && j != NULL; step++) {
+		int op = rand_r(&seed) % 10;
+
+		if (op < 7) {		// a webhook of 1..8 alerts
+			int n = 1 + rand_r(&seed) % 8, when = rand_r(&seed) % 3;
+			int rv;
+			int recv = rand_r(&seed) % 4, group = rand_r(&seed) % 4;
+			int64_t at = when == 0 ? now - 2 * HOUR_MS - step :
+			    when == 1 ? now : now + 2 * HOUR_MS;
+			int seq[8], sum[8];
+
+			for (int i = 0; i < n; i++) {
+				seq[i] = rand_r(&seed) % 4;
+				sum[i] = rand_r(&seed) % 6;
+				rec_init(&recs[i], pool[seq[i]][sum[i]], at);
+				recs[i].receiver = model_strs[recv];
+				recs[i].group_key = model_strs[group];
+			}
+			// Every other 50 steps only old alerts: all of them
+			// go, and ids are handed out again.
+			if (step / 50 % 2 == 1)
+				at = now - 2 * HOUR_MS - step;
+			rv = submit_wait(j, recs, (size_t)n);
+			full += rv == -ENOSPC;
+			if (rv != -ENOSPC)
+				CHECK_INT(rv, 0);
+			for (int i = 0; rv == 0 && i < n; i++) {
+				CHECK(recs[i].id > 0 && recs[i].id < MODEL_IDS);
+				if (recs[i].id <= 0 || recs[i].id >= MODEL_IDS)
+					continue;
+				rows[recs[i].id] = (struct model_row){ seq[i],
+					sum[i], recv, group };
+				stored++;
+			}
+		} else if (op < 9) {
+			CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		} else {
+			coord_journal_close(j);
+			j = open_ok(t.db, &o);
+		}
+		model_check(t.db, rows, step);
+	}
+	printf("# %d alerts stored, %d webhooks refused (size cap)\n", stored,
+	    full);
+	CHECK(full > 0);
+	if (j != NULL)
+		coord_journal_close(j);
+	// Every alert old now: all of them and all texts go.
+	{
+		sqlite3 *db = NULL;
+
+		CHECK_INT(sqlite3_open(t.db, &db), SQLITE_OK);
+		CHECK_INT(sqlite3_exec(db, "UPDATE alerts_in SET"
+		    " received_ms = 1", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	j = open_ok(t.db, &o);
+	if (j != NULL) {
+		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		CHECK_INT(coord_journal_retain_now(j, &deleted), 0);
+		coord_journal_close(j);
+	}
+	db_text(t.db, "SELECT count(*) FROM alerts_in", buf, sizeof(buf));
+	CHECK_STR(buf, "0");
+	db_text(t.db, "SELECT count(*) FROM alert_texts", buf, sizeof(buf));
+	CHECK_STR(buf, "0");
+	for (int q = 0; q < 4; q++)
+		for (int s = 0; s < 6; s++)
+			coord_alert_free(pool[q][s]);
+	tmp_remove(&t);
+}
+
 static const struct tt_case cases[] = {
 	{ "open reports a missing directory", test_open_missing_dir },
 	{ "schema version 2 migrates to 4", test_schema_migrates_from_v2 },
@@ -4253,6 +4587,12 @@ static const struct tt_case cases[] = {
 	    test_texts_retention },
 	{ "automatic retention passes leave the texts' memo alone for an hour",
 	    test_texts_outlive_passes },
+	{ "an alert received in the future keeps no other alert's texts",
+	    test_texts_past_a_future_alert },
+	{ "alerts ahead at the size cap keep their shared text; old ones go",
+	    test_texts_ahead_at_size_cap },
+	{ "texts stay whole and go with their alerts over random steps",
+	    test_texts_model },
 	{ "a version 2 journal at its size cap migrates",
 	    test_schema_migrates_at_size_cap },
 	{ "retention of pending alerts moves the mark",
