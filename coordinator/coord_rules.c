@@ -293,15 +293,29 @@ skip_bracket(const char *v, size_t i)
 // a regex whose counts multiply beyond REGEX_MAX_REPEAT along a nesting
 // path; and since side-by-side repeats add up (92 "(a{0,1000})" fit in a
 // matcher and take 800 MB), also one whose atoms, counted once per copy,
-// exceed REGEX_MAX_COPIES.
+// exceed REGEX_MAX_COPIES. A third cost grows with the cube of its
+// count: optional copies of a piece that can itself match nothing
+// ("(a?){0,200}" 48 MB, "(a|b?){0,500}" 2 GB, "(a{0}){0,863}" fails
+// after 4 GB; found by fuzzing), where each copy's closure takes in all
+// those after it; such copies, summed over the regex and multiplied
+// through nesting, may not exceed REGEX_MAX_EMPTY ("(a{0,10}){0,100}":
+// 36 MB). Exact counts of them and optional copies of a piece that
+// cannot match nothing ("a{0,1000}": 17 MB) stay cheap.
 #define REGEX_MAX_REPEAT 1000
 #define REGEX_MAX_COPIES 4000
+#define REGEX_MAX_EMPTY 100
 
 // Cost of a piece of regex: the largest product of counts along a path
-// through it, and its atoms counted once per copy.
+// through it, its atoms counted once per copy, whether it can match the
+// empty string, and its optional copies of pieces that can (see above).
+// A group also keeps, while it is read, whether its current alternative
+// can match nothing so far and whether an earlier one could.
 struct rx_cost {
 	uint64_t path;
 	uint64_t size;
+	uint64_t empty;
+	bool nullable;
+	bool alt_null, any_null;
 };
 
 // Reads the interval "{m}", "{m,}", "{m,n}", "{,n}" or "{,}" at v[*i]
@@ -311,7 +325,7 @@ struct rx_cost {
 // then decides what the '{' is). Counts saturate at 100000, far above
 // both the budget and RE_DUP_MAX.
 static uint64_t
-rx_interval(const char *v, size_t *i)
+rx_interval(const char *v, size_t *i, uint64_t *min)
 {
 	uint64_t num[2] = { 0, 0 };
 	size_t j = *i + 1;
@@ -333,6 +347,7 @@ rx_interval(const char *v, size_t *i)
 	if (digits == 0 && !comma)
 		return 0;
 	*i = j + 1;
+	*min = num[0];
 	if (!comma)
 		return num[0] > 0 ? num[0] : 1;
 	if (v[j - 1] == ',') // {m,}: m copies and a star
@@ -347,9 +362,36 @@ rx_add(struct rx_cost *g, const struct rx_cost *p)
 	if (p->path > g->path)
 		g->path = p->path;
 	g->size += p->size;
+	g->empty += p->empty;
+	g->alt_null = g->alt_null && p->nullable;
 	if (g->size > REGEX_MAX_COPIES)
 		return "regex too large once its repeats are expanded (more "
 		       "than 4000 copies of its atoms)";
+	if (g->empty > REGEX_MAX_EMPTY)
+		return "regex repeats a part that can match nothing too "
+		       "often (more than 100 optional copies)";
+	return NULL;
+}
+
+// Applies a repetition of `copies` copies, `min` of them required, to
+// `p`; `zero`: the whole may match nothing (min 0).
+static const char *
+rx_repeat(struct rx_cost *p, uint64_t copies, uint64_t min)
+{
+	uint64_t optional = copies > min ? copies - min : 0;
+
+	// p->path <= the budget and copies <= 100001: no overflow; nor
+	// for empty (<= REGEX_MAX_EMPTY before).
+	p->path *= copies;
+	p->size *= copies;
+	p->empty = p->empty * copies + (p->nullable ? optional : 0);
+	p->nullable = p->nullable || min == 0;
+	if (p->path > REGEX_MAX_REPEAT)
+		return "regex repeats too much: nested or stacked repetition "
+		       "multiplies to more than 1000 copies";
+	if (p->empty > REGEX_MAX_EMPTY)
+		return "regex repeats a part that can match nothing too "
+		       "often (more than 100 optional copies)";
 	return NULL;
 }
 
@@ -362,46 +404,53 @@ regex_repeat_check(const char *v)
 {
 	// [0] is the whole regex, [d] the innermost open group; every '('
 	// has its ')', so a 1024-byte value opens at most 512.
-	struct rx_cost g[MATCHER_MAX_VALUE / 2 + 2], last = { 0, 0 };
+	// A group as it opens: one copy of itself, nothing read yet.
+	static const struct rx_cost open = { .path = 1, .size = 1,
+		.alt_null = true };
+	// Nothing: adds nothing, and leaves an alternative as it was.
+	static const struct rx_cost none = { .nullable = true };
+	struct rx_cost g[MATCHER_MAX_VALUE / 2 + 2], last = none;
 	const char *why;
 	size_t i = 0, d = 0;
-	uint64_t w;
+	uint64_t w, min;
 
-	g[0] = (struct rx_cost){ 1, 0 };
+	g[0] = open;
+	g[0].size = 0;
 	while (v[i] != '\0') {
 		char c = v[i];
 
+		min = 0;
 		if (c == '*' || c == '+' || c == '?' ||
-		    (c == '{' && (w = rx_interval(v, &i)) > 0)) {
+		    (c == '{' && (w = rx_interval(v, &i, &min)) > 0)) {
 			if (c != '{') {
 				w = c == '?' ? 1 : 2;
+				min = c == '+' ? 1 : 0;
 				i++;
 			}
-			// last.path <= the budget and w <= 100001: no overflow
-			last.path *= w;
-			last.size *= w;
-			if (last.path > REGEX_MAX_REPEAT)
-				return "regex repeats too much: nested or "
-				       "stacked repetition multiplies to more "
-				       "than 1000 copies";
+			why = rx_repeat(&last, w, min);
+			if (why != NULL)
+				return why;
 			continue;
 		}
 		why = rx_add(&g[d], &last);
 		if (why != NULL)
 			return why;
-		last = (struct rx_cost){ 0, 0 };
+		last = none;
 		if (c == '(') {
 			if (d + 1 >= sizeof(g) / sizeof(g[0]))
 				return "regex nests groups too deeply";
-			g[++d] = (struct rx_cost){ 1, 1 };
+			g[++d] = open;
 			i++;
 		} else if (c == ')') {
 			last = g[d--];
+			last.nullable = last.any_null || last.alt_null;
 			i++;
 		} else if (c == '|') {
+			g[d].any_null = g[d].any_null || g[d].alt_null;
+			g[d].alt_null = true;
 			i++;
 		} else {
-			last = (struct rx_cost){ 1, 1 };
+			last = (struct rx_cost){ .path = 1, .size = 1 };
 			if (c == '\\')
 				i += 2;
 			else if (c == '[')

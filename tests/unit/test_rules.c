@@ -121,6 +121,17 @@ static const struct mp_ok mp_ok_cases[] = {
 	{ "a =~ \"x{1000}y{1000}z{1000}[0-9]{999}\"", "a", COORD_MATCH_RE,
 	  "x{1000}y{1000}z{1000}[0-9]{999}" },
 	{ "a =~ \"(x{0}){1000}\"", "a", COORD_MATCH_RE, "(x{0}){1000}" },
+	// Within the budget of optional copies of a part that can match
+	// nothing (100), and pieces that cannot, however optional.
+	{ "a =~ \"(a?){0,100}\"", "a", COORD_MATCH_RE, "(a?){0,100}" },
+	{ "a =~ \"(a?){0,50}(b|){0,50}\"", "a", COORD_MATCH_RE,
+	  "(a?){0,50}(b|){0,50}" },
+	{ "a =~ \"((a?){0,9}){0,9}\"", "a", COORD_MATCH_RE,
+	  "((a?){0,9}){0,9}" },
+	{ "a =~ \"(ab|c){0,1000}\"", "a", COORD_MATCH_RE, "(ab|c){0,1000}" },
+	{ "a =~ \".{0,253}\"", "a", COORD_MATCH_RE, ".{0,253}" },
+	{ "a =~ \"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\"", "a", COORD_MATCH_RE,
+	  "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?" },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -172,7 +183,9 @@ static const struct mp_bad mp_bad_cases[] = {
 	{ "a =~ \"(a{0,200}){0,200}\"", "regex repeats too much" },
 	// glibc reads a missing minimum as 0 (found by fuzzing: 2 GB)
 	{ "a =~ \"(a{,0200}){0,200}\"", "regex repeats too much" },
-	{ "a =~ \"(a{,}){,}{,}{,}{,}{,}{,}{,}{,}{,}\"", "regex repeats too much" },
+	// Here and below, "regex repeats" alone: too much, or a part that
+	// can match nothing too often, whichever budget runs out first.
+	{ "a =~ \"(a{,}){,}{,}{,}{,}{,}{,}{,}{,}{,}\"", "regex repeats" },
 	{ "a =~ \"(a{0,10}){0,101}\"", "regex repeats too much" },
 	{ "a =~ \"((a{0,10}){0,10}){0,11}\"", "regex repeats too much" },
 	{ "a =~ \"x{1001}\"", "regex repeats too much" },
@@ -180,9 +193,9 @@ static const struct mp_bad mp_bad_cases[] = {
 	{ "a =~ \"x{0,1001}\"", "regex repeats too much" },
 	{ "a =~ \"x{99999999999999999999999}\"", "regex repeats too much" },
 	{ "a =~ \"x++++++++++\"", "regex repeats too much" },
-	{ "a =~ \"x*********+\"", "regex repeats too much" },
+	{ "a =~ \"x*********+\"", "regex repeats" },
 	{ "a =~ \"((((((((((x*)*)*)*)*)*)*)*)*)*)*\"",
-	  "regex repeats too much" },
+	  "regex repeats" },
 	{ "a =~ \"(x{501})+\"", "regex repeats too much" },
 	{ "a =~ \"[a-z]{1000}+\"", "regex repeats too much" },
 	{ "a =~ \"\\\\.{1000}?+\"", "regex repeats too much" },
@@ -190,6 +203,19 @@ static const struct mp_bad mp_bad_cases[] = {
 	  "regex too large once its repeats are expanded" },
 	{ "a =~ \"(a{0,1000}|b{0,1000}|c{0,1000}|d{0,1000}|e)\"",
 	  "regex too large once its repeats are expanded" },
+	// Optional copies of a part that can match nothing cost the cube
+	// of their count (tests/fuzz/corpus/coord_conf/oom-regcomp-empty-
+	// copies: "(a{00}){0,863}", 4 GB); 101 is one past the budget.
+	{ "a =~ \"(a{00}){0,863}\"", "can match nothing too often" },
+	{ "a =~ \"(a?){0,101}\"", "can match nothing too often" },
+	{ "a =~ \"(a|b?){0,500}\"", "can match nothing too often" },
+	{ "a =~ \"(|b){0,101}\"", "can match nothing too often" },
+	{ "a =~ \"(){0,101}\"", "can match nothing too often" },
+	{ "a =~ \"((a?){0,31}){0,31}\"", "can match nothing too often" },
+	{ "a =~ \"(a?){0,51}(b?){0,50}\"", "can match nothing too often" },
+	{ "a =~ \"a?{0,101}\"", "can match nothing too often" },
+	{ "a =~ \"(a*)*(b*)*(c{0,2}){0,100}\"",
+	  "can match nothing too often" },
 	{ NULL, NULL },
 };
 
