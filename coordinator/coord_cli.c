@@ -287,7 +287,7 @@ cli_get(const char *config, int argc, char **argv, const char *path,
 	};
 	const char *url = NULL;
 	char base[512], full[600];
-	int opt;
+	int opt, rv;
 
 	*json = false;
 	optind = 1;
@@ -299,9 +299,9 @@ cli_get(const char *config, int argc, char **argv, const char *path,
 		else
 			return 2;
 	}
-	opt = base_url(config, url, argc - optind, base, sizeof(base));
-	if (opt != 0)
-		return opt;
+	rv = base_url(config, url, argc - optind, base, sizeof(base));
+	if (rv != 0)
+		return rv;
 	snprintf(full, sizeof(full), "%s%s", base, path);
 	if (coord_fetch("GET", full, NULL, NULL, 0, CLI_TIMEOUT_MS, r) < 0) {
 		fprintf(stderr, "reflex-coordinator: %s: %s\n", base, r->error);

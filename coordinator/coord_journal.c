@@ -1315,12 +1315,12 @@ set_json(const char *own, size_t own_len, const struct coord_kvs *kvs,
 	*ret_len = (size_t)(*o - *ret) - 1;
 }
 
-// The part of t at i: the n bytes at p, or SQL NULL for p NULL.
+// The part of t at i: the string p, or SQL NULL for p NULL.
 static void
-text_part(struct coord_text *t, int i, const char *p, size_t n)
+text_part(struct coord_text *t, int i, const char *p)
 {
 	t->part[i] = p;
-	t->len[i] = p != NULL ? n : 0;
+	t->len[i] = p != NULL ? strlen(p) : 0;
 }
 
 // Sets *id to the alert_texts row that holds the alert's texts: one the
@@ -1336,7 +1336,6 @@ alert_text(struct coord_journal *j, const struct coord_alert_rec *rec,
 	const struct coord_alert *a = rec->alert;
 	sqlite3_stmt *st = j->w[W_TEXT_INSERT];
 	struct coord_text t;
-	const char *url = a->generator_url != NULL ? a->generator_url : "";
 	size_t room = 0;
 	uint64_t key;
 	char *o;
@@ -1358,11 +1357,9 @@ alert_text(struct coord_journal *j, const struct coord_alert_rec *rec,
 	    &t.part[0], &t.len[0]);
 	set_json(a->annotations_json, a->annotations_json_len,
 	    &a->annotations, &o, &t.part[1], &t.len[1]);
-	text_part(&t, 2, url, strlen(url));
-	text_part(&t, 3, rec->receiver,
-	    rec->receiver != NULL ? strlen(rec->receiver) : 0);
-	text_part(&t, 4, rec->group_key,
-	    rec->group_key != NULL ? strlen(rec->group_key) : 0);
+	text_part(&t, 2, a->generator_url != NULL ? a->generator_url : "");
+	text_part(&t, 3, rec->receiver);
+	text_part(&t, 4, rec->group_key);
 	// The slot: Alertmanager's fingerprint is a hash of the whole label
 	// set (the identity leaves out the labels it is told to ignore); an
 	// alert routed to two receivers (continue: true) comes in two groups.

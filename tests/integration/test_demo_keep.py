@@ -17,7 +17,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("REFLEX_SRC", os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from reflexlab import LabTimeout, Tap, wait_until  # noqa: E402
+from reflexlab import LabTimeout, lab_main, wait_until  # noqa: E402
 
 # The child: a lab of its own, then the --keep wait.
 CHILD = """
@@ -92,15 +92,6 @@ def run(tap):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def main():
-    tap = Tap()
-    try:
-        run(tap)
-    except Exception as e:
-        import traceback
-        tap.ok(False, f"ran to the end: {e}", traceback.format_exc())
-    sys.exit(tap.done())
-
-
 if __name__ == "__main__":
-    main()
+    # The lab is unused: the child makes its own, as the demo does.
+    lab_main(lambda tap, lab: run(tap), "reflex-demo_keep-")
